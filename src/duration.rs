@@ -1,0 +1,50 @@
+//! Durations as people write them in rule and config files: `90s`, `10m`, `1h`, `7d`.
+
+use jiff::SignedDuration;
+
+/// Parses a positive whole number followed by one unit (`s`, `m`, `h`, `d`).
+pub fn parse(text: &str) -> Result<SignedDuration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let bad = || format!("bad duration `{text}`: expected a whole number and a unit s, m, h or d (e.g. `10m`)");
+    if digits.is_empty() {
+        return Err(bad());
+    }
+    let n: i64 = digits.parse().map_err(|_| bad())?;
+    let secs_per_unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    // Anything past a year is a typo, and bounding it keeps window arithmetic far from overflow.
+    let secs = n
+        .checked_mul(secs_per_unit)
+        .filter(|s| (1..=366 * 86_400).contains(s))
+        .ok_or_else(|| format!("duration `{text}` out of range: must be between 1s and 366d"))?;
+    Ok(SignedDuration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units() {
+        assert_eq!(parse("90s"), Ok(SignedDuration::from_secs(90)));
+        assert_eq!(parse("10m"), Ok(SignedDuration::from_secs(600)));
+        assert_eq!(parse("1h"), Ok(SignedDuration::from_secs(3600)));
+        assert_eq!(parse("7d"), Ok(SignedDuration::from_secs(7 * 86_400)));
+    }
+
+    #[test]
+    fn rejects() {
+        for bad in ["", "m", "10", "10 m", "1.5h", "-5m", "10w", "0s", "400d", "99999999999999999999s"] {
+            assert!(parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+}

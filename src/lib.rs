@@ -1,0 +1,9 @@
+//! canhgac: a log-based cyber incident monitor.
+//!
+//! Data flows one way: inputs → matcher ([`rules`]) → detector ([`detect`]) → store.
+
+pub mod category;
+pub mod detect;
+pub mod duration;
+pub mod event;
+pub mod rules;

@@ -1,0 +1,131 @@
+//! Rule files: load, validate, compile, match.
+//!
+//! [`load`] turns YAML into validated [`Rule`]s with positions for every
+//! error; [`matcher`] compiles the patterns of one input type into a single
+//! multi-pattern automaton; [`examples`] checks every rule's examples.
+
+pub mod examples;
+pub mod load;
+pub mod matcher;
+pub mod spec;
+
+mod builtin {
+    include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
+}
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+use crate::category::{Category, Severity};
+use crate::detect::Policy;
+pub use load::{LoadErrors, Position, RuleError};
+
+/// The input types a rule may name. Each is a line format that
+/// [`crate::input::sniff`] can recognise and [`crate::timestamp`] can date.
+/// `nginx` and `apache` access logs share the combined log format; rules
+/// for access logs name both.
+pub const INPUT_TYPES: &[&str] = &["syslog", "nginx", "apache", "nginx-error", "apache-error", "clamav"];
+
+#[derive(Debug)]
+pub struct Rule {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub category: Category,
+    pub severity: Severity,
+    pub types: Vec<String>,
+    pub patterns: Vec<Pattern>,
+    pub policy: Policy,
+    pub tags: Vec<String>,
+    pub examples: Vec<Example>,
+    /// Where the rule's id is written.
+    pub pos: Position,
+}
+
+#[derive(Debug)]
+pub struct Pattern {
+    pub source: String,
+    /// Used for captures once the shared automaton has said this pattern hit.
+    pub regex: regex::bytes::Regex,
+    pub pos: Position,
+}
+
+#[derive(Debug)]
+pub struct Example {
+    pub line: String,
+    /// Fields the match must yield (for `match` examples that list them).
+    pub fields: Option<BTreeMap<String, String>>,
+    pub must_match: bool,
+    pub pos: Position,
+}
+
+/// Every loaded rule, plus a digest that identifies the rule set in metrics and the API.
+#[derive(Debug)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+}
+
+/// Where rules come from.
+#[derive(Clone, Debug, Default)]
+pub struct RuleSources {
+    /// Include the rule files compiled into the binary.
+    pub builtin: bool,
+    /// Local files or directories of `*.yaml` rule files.
+    pub paths: Vec<PathBuf>,
+}
+
+impl RuleSet {
+    pub fn load(sources: &RuleSources) -> Result<RuleSet, LoadErrors> {
+        let mut loader = load::Loader::new();
+        if sources.builtin {
+            loader.add_builtin();
+        }
+        for path in &sources.paths {
+            loader.add_path(path);
+        }
+        Ok(RuleSet {
+            rules: loader.finish()?,
+        })
+    }
+
+    /// SHA-256 over what decides matching (ids, types, patterns, policies),
+    /// so that a change of rules shows up in build info, but a reworded
+    /// description does not.
+    pub fn digest(&self) -> String {
+        let mut h = Sha256::new();
+        for r in &self.rules {
+            h.update(r.id.as_bytes());
+            h.update([0]);
+            h.update(format!("{}|{}|{:?}|{:?}", r.category, r.severity, r.types, r.policy).as_bytes());
+            for p in &r.patterns {
+                h.update([0]);
+                h.update(p.source.as_bytes());
+            }
+            h.update([0xff]);
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn rule(&self, idx: usize) -> &Rule {
+        &self.rules[idx]
+    }
+
+    pub fn by_id(&self, id: &str) -> Option<usize> {
+        self.rules.iter().position(|r| r.id == id)
+    }
+
+    /// Rule indexes that read `input_type`, in load order.
+    pub fn for_type<'a>(&'a self, input_type: &'a str) -> impl Iterator<Item = usize> + 'a {
+        self.rules
+            .iter()
+            .enumerate()
+            .filter(move |(_, r)| r.types.iter().any(|t| t == input_type))
+            .map(|(i, _)| i)
+    }
+
+    pub fn policies(&self) -> Vec<Policy> {
+        self.rules.iter().map(|r| r.policy.clone()).collect()
+    }
+}

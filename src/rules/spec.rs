@@ -1,0 +1,97 @@
+//! The YAML shape of a rule file, as written by people. Positions are kept
+//! (`Spanned`) wherever a later check may need to point at a value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_saphyr::Spanned;
+
+use crate::category::{Category, Severity};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    pub rules: Vec<RuleSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    pub id: Spanned<String>,
+    pub title: String,
+    pub description: String,
+    pub category: Category,
+    pub severity: Severity,
+    pub types: Spanned<Vec<Spanned<String>>>,
+    pub patterns: Spanned<Vec<Spanned<String>>>,
+    pub threshold: Option<ThresholdSpec>,
+    pub cooldown: Option<Spanned<String>>,
+    #[serde(default)]
+    pub tags: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub examples: ExamplesSpec,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdSpec {
+    pub count: Spanned<u32>,
+    pub window: Spanned<String>,
+    pub by: Option<Spanned<String>>,
+    pub distinct: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExamplesSpec {
+    #[serde(rename = "match", default)]
+    pub matching: Vec<Spanned<MatchExample>>,
+    #[serde(default)]
+    pub no_match: Vec<Spanned<String>>,
+}
+
+/// A line that must match, written either as a bare string or as
+/// `{line, fields}` when the captures it yields are asserted too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchExample {
+    pub line: String,
+    pub fields: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DetailedExample {
+    line: String,
+    #[serde(default)]
+    fields: BTreeMap<String, String>,
+}
+
+impl<'de> Deserialize<'de> for MatchExample {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Hand-written rather than `#[serde(untagged)]`: untagged enums swallow
+        // the inner error, and a typo such as `feilds:` must be reported as such.
+        struct ExampleVisitor;
+        impl<'de> Visitor<'de> for ExampleVisitor {
+            type Value = MatchExample;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a log line, or a mapping with `line` and `fields`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<MatchExample, E> {
+                Ok(MatchExample {
+                    line: v.to_owned(),
+                    fields: BTreeMap::new(),
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MatchExample, A::Error> {
+                let d = DetailedExample::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(MatchExample {
+                    line: d.line,
+                    fields: d.fields,
+                })
+            }
+        }
+        deserializer.deserialize_any(ExampleVisitor)
+    }
+}
