@@ -18,10 +18,15 @@ fn main() {
     for name in &names {
         println!("cargo:rerun-if-changed=rules/{name}");
         let path = Path::new(&root).join("rules").join(name);
-        writeln!(out, "    ({name:?}, include_str!({:?})),", path.display().to_string())
-            .expect("write to String");
+        writeln!(
+            out,
+            "    ({name:?}, include_str!({:?})),",
+            path.display().to_string()
+        )
+        .expect("write to String");
     }
     out.push_str("];\n");
-    let dest = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("builtin_rules.rs");
+    let dest =
+        Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("builtin_rules.rs");
     std::fs::write(dest, out).expect("write builtin_rules.rs");
 }

@@ -68,7 +68,9 @@ impl Category {
     pub fn rsit(self) -> &'static str {
         match self {
             Category::Phishing => "fraud:phishing",
-            Category::Deface => "information-content-security:unauthorised-information-modification",
+            Category::Deface => {
+                "information-content-security:unauthorised-information-modification"
+            }
             Category::Malware => "malicious-code:infected-system",
             Category::Bruteforce => "intrusion-attempts:brute-force",
             Category::WebAttack => "intrusion-attempts:exploit",
@@ -159,6 +161,9 @@ mod tests {
         for s in Severity::ALL {
             assert_eq!(s.id().parse::<Severity>(), Ok(s));
         }
-        assert!("webattack".parse::<Category>().unwrap_err().contains("web-attack"));
+        assert!("webattack"
+            .parse::<Category>()
+            .unwrap_err()
+            .contains("web-attack"));
     }
 }

@@ -1,6 +1,1267 @@
-//! PLACEHOLDER until the detector lands.
-use jiff::SignedDuration;
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Threshold { pub count: u32, pub window: SignedDuration, pub by: Option<String>, pub distinct: Option<String> }
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Policy { pub threshold: Option<Threshold>, pub cooldown: SignedDuration }
+//! Turns matched lines into incidents.
+//!
+//! Events are grouped by (rule, key). A rule with a threshold opens an incident
+//! once a key has produced `count` events (or `count` distinct values of one
+//! field) within `window`; a rule without a threshold opens one at its first
+//! event. Once open, the incident absorbs every later event of the key until the
+//! key has been quiet for the rule's cooldown, so a scanner firing a thousand
+//! payloads from one address is a single incident rather than a thousand alerts.
+//!
+//! All times are event times, never the wall clock, so a scan of old files
+//! yields the same incidents as tailing them live. Times may run slightly
+//! backwards (several files, clock skew); that is tolerated, never a panic.
+//!
+//! Memory is bounded by `max_keys`: when a new key would exceed it, the least
+//! recently active key is evicted, its open incident closed and emitted.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
+
+/// The field that keys a rule without an explicit `by`.
+pub const DEFAULT_KEY_FIELD: &str = "src_ip";
+
+/// When repeated events of one key become an incident.
+///
+/// `by` lives here, as in the rule format, which allows `by` only inside
+/// `threshold`: a rule without a threshold is always keyed on `src_ip`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Threshold {
+    /// Events (or distinct values) needed within `window`. 0 is read as 1.
+    pub count: u32,
+    /// How far back from a key's newest event the count looks. Events with
+    /// time > newest - window count. A non-positive window is read as 1ns
+    /// (only simultaneous events count together).
+    pub window: SignedDuration,
+    /// Field whose value is the key; `None` means `src_ip`, or one key for
+    /// the whole rule when the event has no `src_ip`.
+    pub by: Option<String>,
+    /// Count distinct values of this field instead of events.
+    pub distinct: Option<String>,
+}
+
+/// What the detector needs to know of one rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    pub threshold: Option<Threshold>,
+    /// Quiet time (event time) after which a key's incident is over. A
+    /// negative cooldown is read as zero.
+    pub cooldown: SignedDuration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incident {
+    /// Unique within one detector (and across a snapshot/restore), increasing
+    /// in opening order, so a store can upsert by it.
+    pub id: u64,
+    pub rule: usize,
+    pub key: String,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub events: u64,
+    /// The line that opened the incident and its captured fields, for analysts.
+    pub sample: String,
+    pub fields: Vec<(String, String)>,
+}
+
+/// What one event did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Observation {
+    /// Unknown rule, or a distinct-counting rule's event without the distinct
+    /// field before the threshold: attributed to nothing.
+    Ignored,
+    /// Taken into a key's pre-threshold count (possibly already outside the
+    /// window and dropped at once, when its time lags the key's newest).
+    Counted,
+    /// Opened the incident with this id.
+    Opened(u64),
+    /// Joined the open incident with this id.
+    Joined(u64),
+}
+
+/// Per-key state, opaque outside this module but serialisable for snapshots.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyState {
+    phase: Phase,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Phase {
+    /// Below threshold. Never empty while tracked: an empty count is a dead key.
+    Counting(Pending),
+    Open(Incident),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Pending {
+    /// Event times in the window, sorted, so pruning is from the front even
+    /// when events arrive out of order. At most `count - 1` entries between
+    /// events: reaching `count` opens the incident.
+    Events(VecDeque<Timestamp>),
+    /// Distinct values in the window, at most `count - 1` between events.
+    /// A linear list: thresholds are small, and it beats hashing there.
+    Distinct(Vec<DistinctValue>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct DistinctValue {
+    value: String,
+    first: Timestamp,
+    last: Timestamp,
+    /// Repeats of the value. They belong to the incident if it opens: they
+    /// are real attempts, even if they do not advance the distinct count.
+    /// The value leaves the window (with its repeats) once its newest repeat
+    /// does.
+    events: u64,
+}
+
+impl Pending {
+    fn for_threshold(t: &Threshold) -> Self {
+        if t.distinct.is_some() {
+            Pending::Distinct(Vec::new())
+        } else {
+            Pending::Events(VecDeque::new())
+        }
+    }
+
+    fn events(&self) -> u64 {
+        match self {
+            Pending::Events(times) => times.len() as u64,
+            Pending::Distinct(values) => values.iter().map(|v| v.events).sum(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Pending::Events(times) => times.is_empty(),
+            Pending::Distinct(values) => values.is_empty(),
+        }
+    }
+
+    fn newest(&self) -> Option<Timestamp> {
+        match self {
+            Pending::Events(times) => times.back().copied(),
+            Pending::Distinct(values) => values.iter().map(|v| v.last).max(),
+        }
+    }
+
+    fn oldest(&self) -> Option<Timestamp> {
+        match self {
+            Pending::Events(times) => times.front().copied(),
+            Pending::Distinct(values) => values.iter().map(|v| v.first).min(),
+        }
+    }
+
+    /// Forgets everything at or before `cutoff`; returns how many events went.
+    fn prune(&mut self, cutoff: Timestamp) -> u64 {
+        match self {
+            Pending::Events(times) => {
+                let before = times.len();
+                while times.front().is_some_and(|&t| t <= cutoff) {
+                    times.pop_front();
+                }
+                (before - times.len()) as u64
+            }
+            Pending::Distinct(values) => {
+                let mut gone = 0;
+                values.retain(|v| {
+                    let keep = v.last > cutoff;
+                    if !keep {
+                        gone += v.events;
+                    }
+                    keep
+                });
+                gone
+            }
+        }
+    }
+
+    /// Adds one event; returns whether the threshold is reached. `value` is
+    /// the distinct field's value (ignored for plain counting; the caller has
+    /// made sure it is present for distinct counting).
+    fn add(
+        &mut self,
+        time: Timestamp,
+        value: Option<&str>,
+        t: &Threshold,
+        dropped: &mut u64,
+    ) -> bool {
+        let newest = self.newest().map_or(time, |n| n.max(time));
+        let cutoff = sub_sat(newest, t.window);
+        *dropped += self.prune(cutoff);
+        if time <= cutoff {
+            // Lagging behind the key's newest event by more than the window.
+            *dropped += 1;
+            return false;
+        }
+        let count = t.count as usize;
+        match self {
+            Pending::Events(times) => {
+                let at = times.partition_point(|&x| x <= time);
+                times.insert(at, time);
+                times.len() >= count
+            }
+            Pending::Distinct(values) => {
+                let value = value.unwrap_or("");
+                if let Some(v) = values.iter_mut().find(|v| v.value == value) {
+                    v.first = v.first.min(time);
+                    v.last = v.last.max(time);
+                    v.events += 1;
+                } else {
+                    values.push(DistinctValue {
+                        value: value.to_owned(),
+                        first: time,
+                        last: time,
+                        events: 1,
+                    });
+                }
+                values.len() >= count
+            }
+        }
+    }
+}
+
+/// A tracked key. The key text is shared with the LRU queue so that touching
+/// a key on every event costs a reference count, not an allocation.
+#[derive(Debug)]
+struct Slot {
+    key: Arc<str>,
+    /// Matches the LRU queue entry that is this key's current one.
+    generation: u64,
+    state: KeyState,
+}
+
+/// The detector's whole state, for crash recovery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Least recently active first, so a restore rebuilds the eviction order.
+    pub keys: Vec<SavedKey>,
+    /// Closed incidents not yet taken with [`Detector::take_closed`].
+    pub closed: Vec<Incident>,
+    pub watermark: Option<Timestamp>,
+    pub next_id: u64,
+    pub keys_evicted: u64,
+    pub dropped_events: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedKey {
+    pub rule: usize,
+    pub key: String,
+    pub state: KeyState,
+}
+
+pub struct Detector {
+    /// Normalised at construction (count >= 1, window > 0, cooldown >= 0) so
+    /// the hot path need not care.
+    policies: Vec<Policy>,
+    max_keys: usize,
+    /// One map per rule, so lookups go by `&str` without building a key.
+    keys: Vec<HashMap<Arc<str>, Slot>>,
+    tracked: usize,
+    /// Lazy LRU: one entry per touch, oldest first. An entry is live only if
+    /// its generation is still the key's current one; stale entries are
+    /// skipped on eviction and compacted away when they outnumber live keys.
+    lru: VecDeque<(usize, Arc<str>, u64)>,
+    generation: u64,
+    closed: Vec<Incident>,
+    watermark: Option<Timestamp>,
+    next_id: u64,
+    keys_evicted: u64,
+    dropped_events: u64,
+}
+
+impl Detector {
+    /// `policies[i]` is the policy of rule `i`. `max_keys` is read as at least 1.
+    pub fn new(policies: Vec<Policy>, max_keys: usize) -> Self {
+        let policies: Vec<Policy> = policies.into_iter().map(normalise).collect();
+        let keys = policies.iter().map(|_| HashMap::new()).collect();
+        Detector {
+            policies,
+            max_keys: max_keys.max(1),
+            keys,
+            tracked: 0,
+            lru: VecDeque::new(),
+            generation: 0,
+            closed: Vec::new(),
+            watermark: None,
+            next_id: 1,
+            keys_evicted: 0,
+            dropped_events: 0,
+        }
+    }
+
+    /// Feed one event. Returns what changed, so a store can persist it.
+    /// Incidents it closed (cooldown elapsed, eviction) wait in
+    /// [`Detector::take_closed`].
+    pub fn observe(&mut self, ev: &Event) -> Observation {
+        let Some(policy) = self.policies.get(ev.rule) else {
+            return Observation::Ignored;
+        };
+        let rule = ev.rule;
+        let threshold = policy.threshold.as_ref();
+        let cooldown = policy.cooldown;
+        let key = key_of(policy, ev);
+        // `None` when the rule does not count distinct values at all.
+        let distinct = threshold
+            .and_then(|t| t.distinct.as_deref())
+            .map(|f| ev.field(f));
+        self.watermark = Some(self.watermark.map_or(ev.time, |w| w.max(ev.time)));
+
+        if let Some(slot) = self.keys[rule].get_mut(key) {
+            self.generation += 1;
+            let generation = self.generation;
+            if let Phase::Open(inc) = &mut slot.state.phase {
+                if ev.time <= add_sat(inc.last_seen, cooldown) {
+                    inc.events += 1;
+                    inc.last_seen = inc.last_seen.max(ev.time);
+                    inc.first_seen = inc.first_seen.min(ev.time);
+                    let id = inc.id;
+                    slot.generation = generation;
+                    let k = Arc::clone(&slot.key);
+                    self.touch(rule, k, generation);
+                    return Observation::Joined(id);
+                }
+                // Quiet for longer than the cooldown: that attack is over,
+                // this event starts counting afresh.
+                let fresh = Phase::Counting(match threshold {
+                    Some(t) => Pending::for_threshold(t),
+                    None => Pending::Events(VecDeque::new()),
+                });
+                if let Phase::Open(old) = std::mem::replace(&mut slot.state.phase, fresh) {
+                    self.closed.push(old);
+                }
+            }
+            if distinct == Some(None) {
+                // Does not count toward distinct; drop the key if the close
+                // above left it with nothing.
+                let empty = matches!(&slot.state.phase, Phase::Counting(p) if p.is_empty());
+                if empty {
+                    self.keys[rule].remove(key);
+                    self.tracked -= 1;
+                }
+                return Observation::Ignored;
+            }
+            let Some(t) = threshold else {
+                let inc = open(&mut self.next_id, rule, key, ev, ev.time, 1);
+                let id = inc.id;
+                slot.state.phase = Phase::Open(inc);
+                slot.generation = generation;
+                let k = Arc::clone(&slot.key);
+                self.touch(rule, k, generation);
+                return Observation::Opened(id);
+            };
+            let Phase::Counting(pending) = &mut slot.state.phase else {
+                // Handled above: an open phase either joined or was reset.
+                return Observation::Ignored;
+            };
+            let reached = pending.add(ev.time, distinct.flatten(), t, &mut self.dropped_events);
+            let result = if reached {
+                let first = pending.oldest().unwrap_or(ev.time);
+                let last = pending.newest().unwrap_or(ev.time).max(ev.time);
+                let events = pending.events();
+                let mut inc = open(&mut self.next_id, rule, key, ev, first, events);
+                inc.last_seen = last;
+                let id = inc.id;
+                slot.state.phase = Phase::Open(inc);
+                Observation::Opened(id)
+            } else {
+                Observation::Counted
+            };
+            slot.generation = generation;
+            let k = Arc::clone(&slot.key);
+            self.touch(rule, k, generation);
+            return result;
+        }
+
+        // A key not seen (or no longer tracked).
+        if distinct == Some(None) {
+            return Observation::Ignored;
+        }
+        let (phase, result) = match threshold {
+            Some(t) if t.count > 1 => {
+                let mut pending = Pending::for_threshold(t);
+                // A lone event is its key's newest, so always in the window.
+                pending.add(ev.time, distinct.flatten(), t, &mut self.dropped_events);
+                (Phase::Counting(pending), Observation::Counted)
+            }
+            _ => {
+                let inc = open(&mut self.next_id, rule, key, ev, ev.time, 1);
+                let id = inc.id;
+                (Phase::Open(inc), Observation::Opened(id))
+            }
+        };
+        while self.tracked >= self.max_keys {
+            if !self.evict_one() {
+                break;
+            }
+        }
+        self.generation += 1;
+        let generation = self.generation;
+        let k: Arc<str> = Arc::from(key);
+        self.keys[rule].insert(
+            Arc::clone(&k),
+            Slot {
+                key: Arc::clone(&k),
+                generation,
+                state: KeyState { phase },
+            },
+        );
+        self.tracked += 1;
+        self.touch(rule, k, generation);
+        result
+    }
+
+    /// Closes incidents whose key has been quiet for longer than the cooldown
+    /// before `now`, and forgets pre-threshold counts older than the window.
+    /// `now` is event time: pass [`Detector::watermark`] during a scan, or the
+    /// clock while tailing. A `now` behind the events expires nothing.
+    pub fn expire(&mut self, now: Timestamp) {
+        let mut batch = Vec::new();
+        for (rule, map) in self.keys.iter_mut().enumerate() {
+            let Some(policy) = self.policies.get(rule) else {
+                continue;
+            };
+            let mut dead: Vec<Arc<str>> = Vec::new();
+            for slot in map.values_mut() {
+                match &mut slot.state.phase {
+                    Phase::Open(inc) => {
+                        if now > add_sat(inc.last_seen, policy.cooldown) {
+                            dead.push(Arc::clone(&slot.key));
+                        }
+                    }
+                    Phase::Counting(pending) => {
+                        let window = policy
+                            .threshold
+                            .as_ref()
+                            .map_or(SignedDuration::ZERO, |t| t.window);
+                        self.dropped_events += pending.prune(sub_sat(now, window));
+                        if pending.is_empty() {
+                            dead.push(Arc::clone(&slot.key));
+                        }
+                    }
+                }
+            }
+            for k in dead {
+                if let Some(slot) = map.remove(&k) {
+                    self.tracked -= 1;
+                    if let Phase::Open(inc) = slot.state.phase {
+                        batch.push(inc);
+                    }
+                }
+            }
+        }
+        self.close_batch(batch);
+        self.compact();
+    }
+
+    /// Closes every open incident (end of a file scan). Pre-threshold counts
+    /// stay: the next file may continue the same attack.
+    pub fn flush(&mut self) {
+        let mut batch = Vec::new();
+        for map in self.keys.iter_mut() {
+            let open: Vec<Arc<str>> = map
+                .values()
+                .filter(|s| matches!(s.state.phase, Phase::Open(_)))
+                .map(|s| Arc::clone(&s.key))
+                .collect();
+            for k in open {
+                if let Some(slot) = map.remove(&k) {
+                    self.tracked -= 1;
+                    if let Phase::Open(inc) = slot.state.phase {
+                        batch.push(inc);
+                    }
+                }
+            }
+        }
+        self.close_batch(batch);
+        self.compact();
+    }
+
+    /// Incidents closed since the last call (by cooldown, expiry, eviction or
+    /// flush), in close order.
+    pub fn take_closed(&mut self) -> Vec<Incident> {
+        std::mem::take(&mut self.closed)
+    }
+
+    /// Incidents currently open, in no particular order.
+    pub fn open_incidents(&self) -> impl Iterator<Item = &Incident> {
+        self.keys
+            .iter()
+            .flat_map(|m| m.values())
+            .filter_map(|s| match &s.state.phase {
+                Phase::Open(inc) => Some(inc),
+                Phase::Counting(_) => None,
+            })
+    }
+
+    /// The open incident of one key, if any.
+    pub fn incident(&self, rule: usize, key: &str) -> Option<&Incident> {
+        match &self.keys.get(rule)?.get(key)?.state.phase {
+            Phase::Open(inc) => Some(inc),
+            Phase::Counting(_) => None,
+        }
+    }
+
+    pub fn keys_tracked(&self) -> usize {
+        self.tracked
+    }
+
+    pub fn keys_evicted(&self) -> u64 {
+        self.keys_evicted
+    }
+
+    /// Events counted toward a threshold and later forgotten without joining
+    /// an incident (slid out of the window, expired, or evicted).
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped_events
+    }
+
+    /// Events currently held in pre-threshold counts.
+    pub fn pending_events(&self) -> u64 {
+        self.keys
+            .iter()
+            .flat_map(|m| m.values())
+            .map(|s| match &s.state.phase {
+                Phase::Counting(p) => p.events(),
+                Phase::Open(_) => 0,
+            })
+            .sum()
+    }
+
+    /// The newest event time seen: the detector's notion of "now" in a scan.
+    pub fn watermark(&self) -> Option<Timestamp> {
+        self.watermark
+    }
+
+    /// The whole state, for persisting. Allocates; meant for checkpoints,
+    /// not for every event.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut keys: Vec<(u64, SavedKey)> = self
+            .keys
+            .iter()
+            .enumerate()
+            .flat_map(|(rule, m)| {
+                m.values().map(move |s| {
+                    (
+                        s.generation,
+                        SavedKey {
+                            rule,
+                            key: s.key.to_string(),
+                            state: s.state.clone(),
+                        },
+                    )
+                })
+            })
+            .collect();
+        keys.sort_by_key(|(g, _)| *g);
+        Snapshot {
+            keys: keys.into_iter().map(|(_, k)| k).collect(),
+            closed: self.closed.clone(),
+            watermark: self.watermark,
+            next_id: self.next_id,
+            keys_evicted: self.keys_evicted,
+            dropped_events: self.dropped_events,
+        }
+    }
+
+    /// Rebuilds a detector from a snapshot. Keys of rules that no longer
+    /// exist, or whose pre-threshold count no longer fits the rule's
+    /// threshold (rules edited meanwhile), are dropped; open incidents of
+    /// existing rules are kept. If `max_keys` shrank, the least recently
+    /// active keys are evicted as usual.
+    pub fn restore(policies: Vec<Policy>, max_keys: usize, snap: Snapshot) -> Self {
+        let mut d = Detector::new(policies, max_keys);
+        d.closed = snap.closed;
+        d.watermark = snap.watermark;
+        d.next_id = snap.next_id;
+        d.keys_evicted = snap.keys_evicted;
+        d.dropped_events = snap.dropped_events;
+        for saved in snap.keys {
+            let Some(policy) = d.policies.get(saved.rule) else {
+                continue;
+            };
+            if let Phase::Counting(p) = &saved.state.phase {
+                let fits = match (&policy.threshold, p) {
+                    (Some(t), Pending::Events(_)) => t.distinct.is_none(),
+                    (Some(t), Pending::Distinct(_)) => t.distinct.is_some(),
+                    (None, _) => false,
+                };
+                if !fits || p.is_empty() {
+                    d.dropped_events += p.events();
+                    continue;
+                }
+            }
+            while d.tracked >= d.max_keys {
+                if !d.evict_one() {
+                    break;
+                }
+            }
+            d.generation += 1;
+            let generation = d.generation;
+            let k: Arc<str> = Arc::from(saved.key);
+            // A duplicate key in a hand-edited snapshot replaces the earlier one.
+            if let Some(old) = d.keys[saved.rule].insert(
+                Arc::clone(&k),
+                Slot {
+                    key: Arc::clone(&k),
+                    generation,
+                    state: saved.state,
+                },
+            ) {
+                d.tracked -= 1;
+                if let Phase::Open(inc) = old.state.phase {
+                    d.closed.push(inc);
+                }
+            }
+            d.tracked += 1;
+            d.touch(saved.rule, k, generation);
+        }
+        d
+    }
+
+    fn touch(&mut self, rule: usize, key: Arc<str>, generation: u64) {
+        self.lru.push_back((rule, key, generation));
+        // Keeps the queue within a constant factor of the live keys; each
+        // compaction is paid for by the pushes since the previous one.
+        if self.lru.len() > 2 * self.tracked + 64 {
+            self.compact();
+        }
+    }
+
+    fn compact(&mut self) {
+        let keys = &self.keys;
+        self.lru.retain(|(rule, key, generation)| {
+            keys[*rule]
+                .get(key)
+                .is_some_and(|s| s.generation == *generation)
+        });
+    }
+
+    /// Evicts the least recently active key; false if there was none.
+    fn evict_one(&mut self) -> bool {
+        while let Some((rule, key, generation)) = self.lru.pop_front() {
+            let live = self.keys[rule]
+                .get(&key)
+                .is_some_and(|s| s.generation == generation);
+            if !live {
+                continue;
+            }
+            if let Some(slot) = self.keys[rule].remove(&key) {
+                self.tracked -= 1;
+                self.keys_evicted += 1;
+                match slot.state.phase {
+                    Phase::Open(inc) => self.closed.push(inc),
+                    Phase::Counting(p) => self.dropped_events += p.events(),
+                }
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Several incidents closing at once are emitted oldest activity first,
+    /// so output does not depend on hash order.
+    fn close_batch(&mut self, mut batch: Vec<Incident>) {
+        batch.sort_by_key(|i| (i.last_seen, i.id));
+        self.closed.extend(batch);
+    }
+}
+
+fn normalise(mut p: Policy) -> Policy {
+    if p.cooldown.is_negative() {
+        p.cooldown = SignedDuration::ZERO;
+    }
+    if let Some(t) = &mut p.threshold {
+        t.count = t.count.max(1);
+        if t.window <= SignedDuration::ZERO {
+            t.window = SignedDuration::from_nanos(1);
+        }
+    }
+    p
+}
+
+fn key_of<'e>(policy: &Policy, ev: &'e Event) -> &'e str {
+    let field = policy
+        .threshold
+        .as_ref()
+        .and_then(|t| t.by.as_deref())
+        .unwrap_or(DEFAULT_KEY_FIELD);
+    ev.field(field).unwrap_or("")
+}
+
+fn open(
+    next_id: &mut u64,
+    rule: usize,
+    key: &str,
+    ev: &Event,
+    first_seen: Timestamp,
+    events: u64,
+) -> Incident {
+    let id = *next_id;
+    *next_id += 1;
+    Incident {
+        id,
+        rule,
+        key: key.to_owned(),
+        first_seen: first_seen.min(ev.time),
+        last_seen: ev.time,
+        events,
+        sample: ev.line.clone(),
+        fields: ev
+            .fields
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.clone()))
+            .collect(),
+    }
+}
+
+fn add_sat(t: Timestamp, d: SignedDuration) -> Timestamp {
+    t.checked_add(d).unwrap_or(if d.is_negative() {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
+}
+
+fn sub_sat(t: Timestamp, d: SignedDuration) -> Timestamp {
+    t.checked_sub(d).unwrap_or(if d.is_negative() {
+        Timestamp::MAX
+    } else {
+        Timestamp::MIN
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: i64 = 1_700_000_000;
+
+    fn ts(secs: i64) -> Timestamp {
+        Timestamp::from_second(BASE + secs).expect("test time in range")
+    }
+
+    fn secs(s: i64) -> SignedDuration {
+        SignedDuration::from_secs(s)
+    }
+
+    fn ev(rule: usize, at: i64, fields: &[(&str, &str)]) -> Event {
+        Event {
+            rule,
+            time: ts(at),
+            fields: fields
+                .iter()
+                .map(|(n, v)| (Arc::from(*n), v.to_string()))
+                .collect(),
+            line: format!("line at {at}"),
+        }
+    }
+
+    fn ip(rule: usize, at: i64, addr: &str) -> Event {
+        ev(rule, at, &[("src_ip", addr)])
+    }
+
+    fn counting(count: u32, window: i64, cooldown: i64) -> Policy {
+        Policy {
+            threshold: Some(Threshold {
+                count,
+                window: secs(window),
+                by: None,
+                distinct: None,
+            }),
+            cooldown: secs(cooldown),
+        }
+    }
+
+    fn plain(cooldown: i64) -> Policy {
+        Policy {
+            threshold: None,
+            cooldown: secs(cooldown),
+        }
+    }
+
+    #[test]
+    fn threshold_reached_exactly_at_count() {
+        let mut d = Detector::new(vec![counting(5, 60, 300)], 100);
+        for i in 0..4 {
+            assert_eq!(d.observe(&ip(0, i, "1.2.3.4")), Observation::Counted);
+        }
+        assert_eq!(d.open_incidents().count(), 0);
+        assert!(matches!(
+            d.observe(&ip(0, 10, "1.2.3.4")),
+            Observation::Opened(_)
+        ));
+        let inc = d.incident(0, "1.2.3.4").expect("open");
+        // The events that reached the threshold belong to the incident.
+        assert_eq!(inc.events, 5);
+        assert_eq!(inc.first_seen, ts(0));
+        assert_eq!(inc.last_seen, ts(10));
+        assert_eq!(inc.sample, "line at 10");
+        assert_eq!(
+            inc.fields,
+            vec![("src_ip".to_string(), "1.2.3.4".to_string())]
+        );
+    }
+
+    #[test]
+    fn events_outside_the_window_do_not_count() {
+        let mut d = Detector::new(vec![counting(3, 60, 300)], 100);
+        // Spaced exactly one window apart: the older one is on the boundary,
+        // which is outside (time > newest - window counts).
+        for i in 0..10 {
+            assert_eq!(d.observe(&ip(0, i * 60, "a")), Observation::Counted);
+        }
+        assert_eq!(d.open_incidents().count(), 0);
+        assert_eq!(d.pending_events(), 1);
+        assert_eq!(d.dropped_events(), 9);
+        // Two more inside the window of the last reach three.
+        d.observe(&ip(0, 9 * 60 + 1, "a"));
+        assert!(matches!(
+            d.observe(&ip(0, 9 * 60 + 59, "a")),
+            Observation::Opened(_)
+        ));
+        let inc = d.incident(0, "a").expect("open");
+        assert_eq!((inc.events, inc.first_seen), (3, ts(9 * 60)));
+    }
+
+    #[test]
+    fn distinct_counting() {
+        let policy = Policy {
+            threshold: Some(Threshold {
+                count: 3,
+                window: secs(60),
+                by: None,
+                distinct: Some("user".into()),
+            }),
+            cooldown: secs(300),
+        };
+        let mut d = Detector::new(vec![policy], 100);
+        let login = |at, user| ev(0, at, &[("src_ip", "9.9.9.9"), ("user", user)]);
+        for i in 0..20 {
+            assert_eq!(d.observe(&login(i, "root")), Observation::Counted);
+        }
+        assert_eq!(d.open_incidents().count(), 0);
+        // Without the distinct field an event is no evidence of enumeration.
+        assert_eq!(d.observe(&ip(0, 20, "9.9.9.9")), Observation::Ignored);
+        assert_eq!(d.observe(&login(21, "admin")), Observation::Counted);
+        assert!(matches!(
+            d.observe(&login(22, "oracle")),
+            Observation::Opened(_)
+        ));
+        let inc = d.incident(0, "9.9.9.9").expect("open");
+        assert_eq!(inc.events, 22);
+        assert_eq!(inc.first_seen, ts(0));
+        // Once open, events without the field are still part of the attack.
+        assert!(matches!(
+            d.observe(&ip(0, 23, "9.9.9.9")),
+            Observation::Joined(_)
+        ));
+    }
+
+    #[test]
+    fn distinct_values_leave_the_window() {
+        let policy = Policy {
+            threshold: Some(Threshold {
+                count: 3,
+                window: secs(10),
+                by: None,
+                distinct: Some("path".into()),
+            }),
+            cooldown: secs(300),
+        };
+        let mut d = Detector::new(vec![policy], 100);
+        let get = |at, path| ev(0, at, &[("src_ip", "x"), ("path", path)]);
+        d.observe(&get(0, "/a"));
+        d.observe(&get(5, "/b"));
+        // "/a" is 10s old now: out.
+        assert_eq!(d.observe(&get(10, "/c")), Observation::Counted);
+        assert_eq!(d.dropped_events(), 1);
+        assert!(matches!(d.observe(&get(11, "/d")), Observation::Opened(_)));
+    }
+
+    #[test]
+    fn no_threshold_rule_opens_on_first_event() {
+        let mut d = Detector::new(vec![plain(60)], 100);
+        let Observation::Opened(id) = d.observe(&ip(0, 0, "5.5.5.5")) else {
+            panic!("expected an incident at the first event");
+        };
+        assert_eq!(d.observe(&ip(0, 1, "5.5.5.5")), Observation::Joined(id));
+        assert_eq!(d.incident(0, "5.5.5.5").map(|i| i.events), Some(2));
+    }
+
+    #[test]
+    fn thousand_events_within_cooldown_are_one_incident() {
+        let mut d = Detector::new(vec![counting(10, 60, 30)], 100);
+        for i in 0..1000 {
+            d.observe(&ip(0, 100 + i, "6.6.6.6"));
+        }
+        d.flush();
+        let closed = d.take_closed();
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].events, 1000);
+        assert_eq!(closed[0].first_seen, ts(100));
+        assert_eq!(closed[0].last_seen, ts(1099));
+        assert_eq!(d.dropped_events(), 0);
+    }
+
+    #[test]
+    fn quiet_longer_than_cooldown_starts_a_second_incident() {
+        let mut d = Detector::new(vec![plain(60)], 100);
+        d.observe(&ip(0, 0, "a"));
+        // Exactly at last_seen + cooldown still joins.
+        assert!(matches!(d.observe(&ip(0, 60, "a")), Observation::Joined(_)));
+        assert!(d.take_closed().is_empty());
+        assert!(matches!(
+            d.observe(&ip(0, 121, "a")),
+            Observation::Opened(_)
+        ));
+        let closed = d.take_closed();
+        assert_eq!(closed.len(), 1);
+        assert_eq!((closed[0].events, closed[0].last_seen), (2, ts(60)));
+        assert_eq!(d.incident(0, "a").map(|i| i.events), Some(1));
+    }
+
+    #[test]
+    fn after_cooldown_a_threshold_rule_counts_afresh() {
+        let mut d = Detector::new(vec![counting(3, 60, 60)], 100);
+        for i in 0..3 {
+            d.observe(&ip(0, i, "a"));
+        }
+        assert_eq!(d.observe(&ip(0, 500, "a")), Observation::Counted);
+        assert_eq!(d.take_closed().len(), 1);
+        assert_eq!(d.open_incidents().count(), 0);
+        d.observe(&ip(0, 501, "a"));
+        assert!(matches!(
+            d.observe(&ip(0, 502, "a")),
+            Observation::Opened(_)
+        ));
+    }
+
+    #[test]
+    fn different_keys_are_separate_incidents() {
+        let mut d = Detector::new(vec![counting(2, 60, 60), plain(60)], 100);
+        for i in 0..2 {
+            d.observe(&ip(0, i, "a"));
+            d.observe(&ip(0, i, "b"));
+        }
+        // Same key text under another rule is another incident.
+        d.observe(&ip(1, 0, "a"));
+        let mut open: Vec<(usize, &str, u64)> = d
+            .open_incidents()
+            .map(|i| (i.rule, i.key.as_str(), i.events))
+            .collect();
+        open.sort();
+        assert_eq!(open, vec![(0, "a", 2), (0, "b", 2), (1, "a", 1)]);
+    }
+
+    #[test]
+    fn by_field_is_honoured() {
+        let policy = Policy {
+            threshold: Some(Threshold {
+                count: 2,
+                window: secs(60),
+                by: Some("user".into()),
+                distinct: None,
+            }),
+            cooldown: secs(60),
+        };
+        let mut d = Detector::new(vec![policy], 100);
+        // Password spraying against one account from many addresses.
+        d.observe(&ev(0, 0, &[("src_ip", "1.1.1.1"), ("user", "alice")]));
+        d.observe(&ev(0, 1, &[("src_ip", "2.2.2.2"), ("user", "alice")]));
+        let inc = d.incident(0, "alice").expect("keyed on user");
+        assert_eq!(inc.events, 2);
+        assert!(d.incident(0, "1.1.1.1").is_none());
+        // Lacking the `by` field falls back to the rule-wide key, not src_ip.
+        d.observe(&ev(0, 2, &[("src_ip", "3.3.3.3")]));
+        d.observe(&ev(0, 3, &[("src_ip", "4.4.4.4")]));
+        assert_eq!(d.incident(0, "").map(|i| i.events), Some(2));
+    }
+
+    #[test]
+    fn key_is_empty_without_src_ip() {
+        let mut d = Detector::new(vec![counting(3, 60, 60)], 100);
+        d.observe(&ev(0, 0, &[("path", "/etc/passwd")]));
+        d.observe(&ev(0, 1, &[]));
+        d.observe(&ev(0, 2, &[("user", "bob")]));
+        let inc = d.incident(0, "").expect("one key for the rule");
+        assert_eq!(inc.events, 3);
+        assert_eq!(d.keys_tracked(), 1);
+    }
+
+    #[test]
+    fn eviction_closes_and_emits_the_open_incident() {
+        let mut d = Detector::new(vec![plain(3600), counting(5, 60, 60)], 3);
+        d.observe(&ip(0, 0, "victim"));
+        d.observe(&ip(0, 1, "victim"));
+        d.observe(&ip(1, 2, "partial"));
+        d.observe(&ip(1, 3, "partial"));
+        d.observe(&ip(0, 4, "c"));
+        assert_eq!(d.keys_tracked(), 3);
+        d.observe(&ip(0, 5, "d"));
+        assert_eq!(d.keys_tracked(), 3);
+        assert_eq!(d.keys_evicted(), 1);
+        let closed = d.take_closed();
+        assert_eq!(closed.len(), 1);
+        assert_eq!((closed[0].key.as_str(), closed[0].events), ("victim", 2));
+        // The partial count goes next, and is accounted as dropped.
+        d.observe(&ip(0, 6, "e"));
+        assert_eq!(d.keys_evicted(), 2);
+        assert_eq!(d.dropped_events(), 2);
+        assert!(d.take_closed().is_empty());
+        for i in 0..100 {
+            d.observe(&ip(0, 7 + i, &format!("k{i}")));
+            assert!(d.keys_tracked() <= 3);
+        }
+        assert_eq!(d.keys_evicted(), 102);
+    }
+
+    #[test]
+    fn eviction_takes_the_least_recently_active_key() {
+        let mut d = Detector::new(vec![plain(3600)], 2);
+        d.observe(&ip(0, 0, "old"));
+        d.observe(&ip(0, 1, "young"));
+        // Activity makes "old" the most recent again.
+        d.observe(&ip(0, 2, "old"));
+        d.observe(&ip(0, 3, "new"));
+        let closed = d.take_closed();
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].key, "young");
+        assert!(d.incident(0, "old").is_some());
+    }
+
+    #[test]
+    fn lru_queue_stays_bounded_on_a_hot_key() {
+        let mut d = Detector::new(vec![plain(3600)], 10);
+        for i in 0..10_000 {
+            d.observe(&ip(0, i, "hot"));
+        }
+        assert!(d.lru.len() <= 2 * d.keys_tracked() + 65);
+        assert_eq!(d.incident(0, "hot").map(|i| i.events), Some(10_000));
+    }
+
+    #[test]
+    fn expire_drops_dead_keys() {
+        let mut d = Detector::new(vec![plain(60), counting(5, 50, 60)], 100);
+        d.observe(&ip(0, 0, "a"));
+        d.observe(&ip(0, 100, "b"));
+        d.observe(&ip(1, 0, "p"));
+        d.observe(&ip(1, 20, "p"));
+        d.observe(&ip(1, 100, "q"));
+        assert_eq!(d.keys_tracked(), 4);
+        // A clock behind the events expires nothing.
+        d.expire(ts(-1000));
+        assert_eq!(d.keys_tracked(), 4);
+        d.expire(ts(61));
+        let closed = d.take_closed();
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].key, "a");
+        // "p" lost its first event to the window but is still alive.
+        assert_eq!(d.keys_tracked(), 3);
+        assert_eq!(d.dropped_events(), 1);
+        d.expire(ts(200));
+        assert_eq!(d.keys_tracked(), 0);
+        assert_eq!(d.take_closed().len(), 1);
+        assert_eq!(d.dropped_events(), 3);
+        assert!(d.lru.is_empty());
+    }
+
+    #[test]
+    fn out_of_order_times_do_not_panic_and_still_count() {
+        let mut d = Detector::new(vec![counting(3, 60, 60)], 100);
+        d.observe(&ip(0, 50, "a"));
+        d.observe(&ip(0, 40, "a"));
+        assert!(matches!(d.observe(&ip(0, 45, "a")), Observation::Opened(_)));
+        let inc = d.incident(0, "a").expect("open");
+        assert_eq!(
+            (inc.first_seen, inc.last_seen, inc.events),
+            (ts(40), ts(50), 3)
+        );
+        // Joining from the past widens first_seen, never lowers last_seen.
+        d.observe(&ip(0, 30, "a"));
+        let inc = d.incident(0, "a").expect("open");
+        assert_eq!(
+            (inc.first_seen, inc.last_seen, inc.events),
+            (ts(30), ts(50), 4)
+        );
+        assert_eq!(d.watermark(), Some(ts(50)));
+        // Far behind the key's newest: outside its window.
+        d.observe(&ip(0, 1000, "b"));
+        assert_eq!(d.observe(&ip(0, 0, "b")), Observation::Counted);
+        assert_eq!(d.dropped_events(), 1);
+        // Extreme times and durations saturate rather than overflow.
+        let mut d = Detector::new(
+            vec![Policy {
+                threshold: Some(Threshold {
+                    count: 2,
+                    window: SignedDuration::MAX,
+                    by: None,
+                    distinct: None,
+                }),
+                cooldown: SignedDuration::MAX,
+            }],
+            10,
+        );
+        for t in [
+            Timestamp::MAX,
+            Timestamp::MIN,
+            Timestamp::MAX,
+            Timestamp::MIN,
+        ] {
+            let mut e = ip(0, 0, "z");
+            e.time = t;
+            d.observe(&e);
+        }
+        d.expire(Timestamp::MAX);
+        d.expire(Timestamp::MIN);
+        d.flush();
+        // MIN lies on the saturated window's edge, so it is outside.
+        let in_incidents: u64 = d.take_closed().iter().map(|i| i.events).sum();
+        assert_eq!(in_incidents + d.dropped_events(), 4);
+    }
+
+    #[test]
+    fn degenerate_policies_are_read_sensibly() {
+        let policy = Policy {
+            threshold: Some(Threshold {
+                count: 0,
+                window: SignedDuration::ZERO,
+                by: None,
+                distinct: None,
+            }),
+            cooldown: secs(-5),
+        };
+        let mut d = Detector::new(vec![policy], 0);
+        assert!(matches!(d.observe(&ip(0, 0, "a")), Observation::Opened(_)));
+        assert!(matches!(d.observe(&ip(0, 0, "a")), Observation::Joined(_)));
+        assert!(matches!(d.observe(&ip(0, 1, "a")), Observation::Opened(_)));
+        assert_eq!(d.observe(&ip(7, 0, "a")), Observation::Ignored);
+        assert_eq!(d.keys_tracked(), 1);
+    }
+
+    #[test]
+    fn flush_emits_all_open() {
+        let mut d = Detector::new(vec![plain(60), counting(3, 60, 60)], 100);
+        d.observe(&ip(0, 5, "a"));
+        d.observe(&ip(0, 1, "b"));
+        d.observe(&ip(1, 0, "pending"));
+        d.flush();
+        let closed = d.take_closed();
+        let keys: Vec<&str> = closed.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, vec!["b", "a"]);
+        assert_eq!(d.open_incidents().count(), 0);
+        // The partial count survives for the next file.
+        assert_eq!(d.keys_tracked(), 1);
+        assert_eq!(d.pending_events(), 1);
+        assert!(matches!(d.observe(&ip(0, 6, "a")), Observation::Opened(_)));
+    }
+
+    /// xorshift64*: enough randomness for a stream, no dependency.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    #[test]
+    fn random_stream_accounts_for_every_event() {
+        let policies = vec![
+            plain(30),
+            counting(4, 20, 30),
+            Policy {
+                threshold: Some(Threshold {
+                    count: 3,
+                    window: secs(40),
+                    by: None,
+                    distinct: Some("user".into()),
+                }),
+                cooldown: secs(30),
+            },
+        ];
+        for seed in 1..=20u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+            let mut d = Detector::new(policies.clone(), 10);
+            let mut counted = 0u64;
+            let mut in_incidents = 0u64;
+            let mut clock = 0i64;
+            for _ in 0..5_000 {
+                clock += rng.below(3) as i64;
+                // Occasional skew backwards.
+                let at = clock - rng.below(10) as i64 * (rng.below(8) == 0) as i64;
+                let rule = rng.below(3) as usize;
+                let addr = format!("10.0.0.{}", rng.below(50));
+                let user = format!("u{}", rng.below(6));
+                let e = if rng.below(5) == 0 {
+                    ev(rule, at, &[("src_ip", &addr)])
+                } else {
+                    ev(rule, at, &[("src_ip", &addr), ("user", &user)])
+                };
+                match d.observe(&e) {
+                    Observation::Ignored => {}
+                    _ => counted += 1,
+                }
+                assert!(d.keys_tracked() <= 10);
+                if rng.below(500) == 0 {
+                    d.expire(ts(clock));
+                }
+                if rng.below(1000) == 0 {
+                    d.flush();
+                }
+                in_incidents += d.take_closed().iter().map(|i| i.events).sum::<u64>();
+            }
+            d.flush();
+            in_incidents += d.take_closed().iter().map(|i| i.events).sum::<u64>();
+            assert_eq!(
+                in_incidents + d.dropped_events() + d.pending_events(),
+                counted,
+                "seed {seed}"
+            );
+            d.expire(Timestamp::MAX);
+            assert_eq!(d.keys_tracked(), 0);
+            assert_eq!(in_incidents + d.dropped_events(), counted, "seed {seed}");
+            // The stream must exercise all three fates.
+            assert!(d.keys_evicted() > 0 && in_incidents > 0 && d.dropped_events() > 0);
+        }
+    }
+
+    #[test]
+    fn snapshot_round_trips_and_resumes() {
+        let policies = vec![plain(60), counting(3, 60, 60)];
+        let mut d = Detector::new(policies.clone(), 3);
+        d.observe(&ip(0, 0, "a"));
+        d.observe(&ip(1, 1, "p"));
+        d.observe(&ip(0, 2, "b"));
+        d.observe(&ip(0, 3, "a"));
+        let json = serde_json::to_string(&d.snapshot()).expect("serialise");
+        let snap: Snapshot = serde_json::from_str(&json).expect("deserialise");
+        assert_eq!(snap, d.snapshot());
+        let mut r = Detector::restore(policies, 3, snap);
+        assert_eq!(r.keys_tracked(), 3);
+        assert_eq!(r.incident(0, "a").map(|i| i.events), Some(2));
+        // Pending count carried over: two more reach three.
+        r.observe(&ip(1, 2, "p"));
+        let Observation::Opened(id) = r.observe(&ip(1, 3, "p")) else {
+            panic!("pending count was lost");
+        };
+        // Ids continue, and LRU order survived: "p" was least recent, but
+        // was just touched, so "b" goes first.
+        assert!(id > d.incident(0, "b").map_or(0, |i| i.id));
+        r.observe(&ip(0, 4, "new"));
+        assert_eq!(
+            r.take_closed().first().map(|i| i.key.clone()),
+            Some("b".into())
+        );
+    }
+}

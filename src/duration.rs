@@ -9,7 +9,11 @@ pub fn parse(text: &str) -> Result<SignedDuration, String> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let bad = || format!("bad duration `{text}`: expected a whole number and a unit s, m, h or d (e.g. `10m`)");
+    let bad = || {
+        format!(
+            "bad duration `{text}`: expected a whole number and a unit s, m, h or d (e.g. `10m`)"
+        )
+    };
     if digits.is_empty() {
         return Err(bad());
     }
@@ -29,6 +33,19 @@ pub fn parse(text: &str) -> Result<SignedDuration, String> {
     Ok(SignedDuration::from_secs(secs))
 }
 
+/// The inverse of [`parse`]: the largest unit that divides the duration evenly.
+pub fn format(d: SignedDuration) -> String {
+    let secs = d.as_secs();
+    if d.subsec_nanos() != 0 || secs <= 0 {
+        return format!("{d:?}");
+    }
+    [(86_400, "d"), (3600, "h"), (60, "m")]
+        .into_iter()
+        .find(|(unit, _)| secs % unit == 0)
+        .map(|(unit, name)| format!("{}{name}", secs / unit))
+        .unwrap_or_else(|| format!("{secs}s"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,8 +59,26 @@ mod tests {
     }
 
     #[test]
+    fn formats_back() {
+        for text in ["90s", "10m", "1h", "36h", "7d"] {
+            assert_eq!(format(parse(text).expect("valid")), text);
+        }
+    }
+
+    #[test]
     fn rejects() {
-        for bad in ["", "m", "10", "10 m", "1.5h", "-5m", "10w", "0s", "400d", "99999999999999999999s"] {
+        for bad in [
+            "",
+            "m",
+            "10",
+            "10 m",
+            "1.5h",
+            "-5m",
+            "10w",
+            "0s",
+            "400d",
+            "99999999999999999999s",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }

@@ -6,4 +6,7 @@ pub mod category;
 pub mod detect;
 pub mod duration;
 pub mod event;
+pub mod input;
 pub mod rules;
+pub mod scan;
+pub mod timestamp;

@@ -1,1 +1,305 @@
-fn main(){}
+//! The `canhgac` command line: parses arguments and calls into the library.
+
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use canhgac::input::lines::DEFAULT_MAX_LINE;
+use canhgac::rules::{examples, matcher::Matcher, RuleSet, RuleSources, INPUT_TYPES};
+use canhgac::scan::{self, EventRecord, ScanOptions, Scanner};
+use canhgac::timestamp;
+
+#[derive(Parser)]
+#[command(
+    name = "canhgac",
+    version,
+    about = "Log-based cyber incident monitor: matches attack patterns in system logs and records incidents",
+    long_about = "canhgac (\"stand guard\") reads system and web server logs, matches them against a rule set of \
+attack patterns, and turns matched lines into incidents by category (phishing, deface, malware, bruteforce, \
+web-attack, recon, dos, privilege-escalation, policy-violation), as the national cyber security monitoring \
+center counts them."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run log files through the rules and detector and print the incidents found.
+    ///
+    /// Uses the same matcher and detector as the daemon, without a store. The
+    /// last line on stderr gives lines, bytes, seconds and throughput.
+    Scan(ScanArgs),
+    /// Validate rule files; errors are printed as FILE:LINE:COL: MESSAGE.
+    Check {
+        #[command(flatten)]
+        rules: RuleArgs,
+    },
+    /// Work with rule files.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Args)]
+struct RuleArgs {
+    /// A directory of *.yaml rule files (or one file), in addition to the
+    /// built-in rules. May be repeated.
+    #[arg(long = "rules", value_name = "DIR")]
+    paths: Vec<PathBuf>,
+    /// Do not load the rule set built into canhgac.
+    #[arg(long)]
+    no_default_rules: bool,
+}
+
+impl RuleArgs {
+    fn load(&self) -> Result<RuleSet, ExitCode> {
+        load_rules(&RuleSources {
+            builtin: !self.no_default_rules,
+            paths: self.paths.clone(),
+        })
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Args)]
+struct ScanArgs {
+    #[command(flatten)]
+    rules: RuleArgs,
+    /// Input type of every FILE. Without it, each file's type is recognised from its first lines.
+    #[arg(long = "type", value_name = "TYPE", value_parser = clap::builder::PossibleValuesParser::new(INPUT_TYPES))]
+    input_type: Option<String>,
+    /// Print one JSON object per matched line instead of incidents:
+    /// {"file","line","rule","category","severity","time","fields"}.
+    #[arg(long)]
+    events: bool,
+    /// How to print incidents.
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// IANA time zone of log times written without an offset [default: the system's].
+    #[arg(long, value_name = "ZONE")]
+    tz: Option<String>,
+    /// Year of syslog lines that carry none [default: inferred from each file's modification time].
+    #[arg(long, value_name = "YYYY", value_parser = clap::value_parser!(i16).range(1970..=9999))]
+    year: Option<i16>,
+    /// Lines longer than this are cut to it (and counted).
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE)]
+    max_line_bytes: usize,
+    /// Most (rule, key) pairs the detector tracks at once; the least recently active are evicted.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    max_keys: usize,
+    /// Log files to scan; `-` reads standard input.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Check every rule's match and no_match examples.
+    ///
+    /// With DIRs, tests the rule files there; without, the built-in rules.
+    Test {
+        /// Directories of *.yaml rule files (or single files).
+        #[arg(value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+    },
+    /// Print every pattern, one per line (for `rg -f`, `grep -E -f` and the like).
+    Patterns {
+        /// Only the patterns of rules reading this input type.
+        #[arg(long = "type", value_name = "TYPE", value_parser = clap::builder::PossibleValuesParser::new(INPUT_TYPES))]
+        input_type: Option<String>,
+        #[command(flatten)]
+        rules: RuleArgs,
+    },
+    /// List the loaded rules.
+    List {
+        #[command(flatten)]
+        rules: RuleArgs,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Scan(args) => run_scan(args),
+        Command::Check { rules } => run_check(&rules),
+        Command::Rules(RulesCommand::Test { dirs }) => run_rules_test(dirs),
+        Command::Rules(RulesCommand::Patterns { input_type, rules }) => {
+            run_patterns(&rules, input_type.as_deref())
+        }
+        Command::Rules(RulesCommand::List { rules }) => run_list(&rules),
+    };
+    result.unwrap_or_else(|code| code)
+}
+
+fn load_rules(sources: &RuleSources) -> Result<RuleSet, ExitCode> {
+    RuleSet::load(sources).map_err(|errors| {
+        eprintln!("{errors}");
+        eprintln!("canhgac: {} error(s) in rule files", errors.0.len());
+        ExitCode::FAILURE
+    })
+}
+
+fn run_scan(args: ScanArgs) -> Result<ExitCode, ExitCode> {
+    let rules = args.rules.load()?;
+    let time_zone = match &args.tz {
+        Some(name) => timestamp::zone_by_name(name).map_err(|e| {
+            eprintln!("canhgac: {e}");
+            ExitCode::from(2)
+        })?,
+        None => timestamp::system_time_zone(),
+    };
+    let started = Instant::now();
+    let mut scanner = Scanner::new(
+        &rules,
+        ScanOptions {
+            input_type: args.input_type.clone(),
+            time_zone: time_zone.clone(),
+            year: args.year,
+            max_line: args.max_line_bytes,
+            max_keys: args.max_keys,
+        },
+    );
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut write_error: Option<io::Error> = None;
+    let mut failed = false;
+    for file in &args.files {
+        let mut on_event = |file: &str, line: u64, ev: &canhgac::event::Event| {
+            if args.events && write_error.is_none() {
+                let record = EventRecord::new(&rules, file, line, ev);
+                if let Err(e) = serde_json::to_writer(&mut out, &record)
+                    .map_err(io::Error::from)
+                    .and_then(|()| out.write_all(b"\n"))
+                {
+                    write_error = Some(e);
+                }
+            }
+        };
+        if let Err(e) = scanner.scan_path(file, &mut on_event) {
+            eprintln!("canhgac: {}: {}", e.file.display(), e.message);
+            failed = true;
+        }
+    }
+    let (incidents, stats, evicted) = scanner.finish();
+    let written = match write_error {
+        Some(e) => Err(e),
+        None if args.events => Ok(()),
+        None => match args.format {
+            Format::Table => scan::write_incidents_table(&mut out, &rules, &incidents, &time_zone),
+            Format::Json => scan::write_incidents_json(&mut out, &rules, &incidents),
+        },
+    };
+    if let Err(e) = written.and_then(|()| out.flush()) {
+        // A closed pipe (`| head`) is the reader's choice, not an error worth a message.
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            eprintln!("canhgac: cannot write output: {e}");
+        }
+        return Err(ExitCode::FAILURE);
+    }
+    eprintln!(
+        "{}",
+        scan::summary(&stats, incidents.len(), evicted, started)
+    );
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn run_check(args: &RuleArgs) -> Result<ExitCode, ExitCode> {
+    let rules = args.load()?;
+    for t in INPUT_TYPES {
+        Matcher::new(&rules, t).map_err(|e| {
+            eprintln!("canhgac: {e}");
+            ExitCode::FAILURE
+        })?;
+    }
+    println!("ok: {} rules, digest {}", rules.rules.len(), rules.digest());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_rules_test(dirs: Vec<PathBuf>) -> Result<ExitCode, ExitCode> {
+    let rules = load_rules(&RuleSources {
+        builtin: dirs.is_empty(),
+        paths: dirs,
+    })?;
+    let report = examples::check(&rules).map_err(|e| {
+        eprintln!("canhgac: {e}");
+        ExitCode::FAILURE
+    })?;
+    for f in &report.failures {
+        println!("{f}");
+    }
+    println!(
+        "{} rules, {} examples: {} passed, {} failed",
+        rules.rules.len(),
+        report.checked,
+        report.checked.saturating_sub(report.failures.len()),
+        report.failures.len()
+    );
+    Ok(if report.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn run_patterns(args: &RuleArgs, input_type: Option<&str>) -> Result<ExitCode, ExitCode> {
+    let rules = args.load()?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    for rule in &rules.rules {
+        if input_type.is_some_and(|t| !rule.types.iter().any(|rt| rt == t)) {
+            continue;
+        }
+        for p in &rule.patterns {
+            // One pattern per line is what `-f` readers expect.
+            if writeln!(out, "{}", p.source.replace('\n', " ")).is_err() {
+                return Err(ExitCode::FAILURE);
+            }
+        }
+    }
+    out.flush().map_err(|_| ExitCode::FAILURE)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_list(args: &RuleArgs) -> Result<ExitCode, ExitCode> {
+    let rules = args.load()?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    for r in &rules.rules {
+        let threshold = match &r.policy.threshold {
+            Some(t) => format!(
+                "{}{} in {}",
+                t.count,
+                t.distinct
+                    .as_ref()
+                    .map(|d| format!(" distinct {d}"))
+                    .unwrap_or_default(),
+                canhgac::duration::format(t.window)
+            ),
+            None => "first event".into(),
+        };
+        let line = format!(
+            "{:<40} {:<20} {:<8} {:<28} {}",
+            r.id,
+            r.category.id(),
+            r.severity.id(),
+            r.types.join(","),
+            threshold
+        );
+        if writeln!(out, "{}", line.trim_end()).is_err() {
+            return Err(ExitCode::FAILURE);
+        }
+    }
+    out.flush().map_err(|_| ExitCode::FAILURE)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -45,7 +45,11 @@ pub fn check(rules: &RuleSet) -> Result<ExampleReport, String> {
                 let m = &matchers[t.as_str()];
                 let mut scratch = m.scratch();
                 let line = ex.line.as_bytes();
-                let hit = m.match_line(&mut scratch, line).iter().copied().find(|h| h.rule == idx);
+                let hit = m
+                    .match_line(&mut scratch, line)
+                    .iter()
+                    .copied()
+                    .find(|h| h.rule == idx);
                 let fail = |message: String| ExampleFailure {
                     pos: ex.pos.clone(),
                     rule: rule.id.clone(),
@@ -63,7 +67,7 @@ pub fn check(rules: &RuleSet) -> Result<ExampleReport, String> {
                     (true, Some(hit)) => {
                         let Some(want) = &ex.fields else { continue };
                         let got: BTreeMap<String, String> = m
-                            .fields(&mut scratch, hit, line)
+                            .fields(&mut scratch.captures, hit, line)
                             .into_iter()
                             .map(|(k, v)| (k.to_string(), v))
                             .collect();

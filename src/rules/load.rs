@@ -184,7 +184,11 @@ impl Loader {
 
         let mut types = Vec::new();
         if spec.types.value.is_empty() {
-            self.error(file, spec.types.referenced, format!("rule `{id}` has no input types"));
+            self.error(
+                file,
+                spec.types.referenced,
+                format!("rule `{id}` has no input types"),
+            );
         }
         for t in &spec.types.value {
             if INPUT_TYPES.contains(&t.value.as_str()) {
@@ -204,7 +208,11 @@ impl Loader {
 
         let mut patterns = Vec::new();
         if spec.patterns.value.is_empty() {
-            self.error(file, spec.patterns.referenced, format!("rule `{id}` has no patterns"));
+            self.error(
+                file,
+                spec.patterns.referenced,
+                format!("rule `{id}` has no patterns"),
+            );
         }
         for p in &spec.patterns.value {
             match compile_pattern(&p.value) {
@@ -228,7 +236,11 @@ impl Loader {
         if let Some(t) = &spec.threshold {
             let count = t.count.value;
             if count == 0 {
-                self.error(file, t.count.referenced, "threshold count must be at least 1".into());
+                self.error(
+                    file,
+                    t.count.referenced,
+                    "threshold count must be at least 1".into(),
+                );
             }
             let window = self.duration(file, &t.window);
             let mut field = |f: &Option<Spanned<String>>, what: &str| -> Option<String> {
@@ -269,7 +281,10 @@ impl Loader {
                 self.error(
                     file,
                     tag.referenced,
-                    format!("bad ATT&CK tag `{}`: expected a technique id such as T1110 or T1110.001", tag.value),
+                    format!(
+                        "bad ATT&CK tag `{}`: expected a technique id such as T1110 or T1110.001",
+                        tag.value
+                    ),
                 );
             }
         }
@@ -358,7 +373,8 @@ fn valid_id(id: &str) -> bool {
 
 fn valid_attack_id(tag: &str) -> bool {
     let b = tag.as_bytes();
-    let technique = |s: &[u8]| s.len() == 5 && s[0] == b'T' && s[1..].iter().all(u8::is_ascii_digit);
+    let technique =
+        |s: &[u8]| s.len() == 5 && s[0] == b'T' && s[1..].iter().all(u8::is_ascii_digit);
     match b.len() {
         5 => technique(b),
         9 => technique(&b[..5]) && b[5] == b'.' && b[6..].iter().all(u8::is_ascii_digit),
@@ -408,7 +424,8 @@ mod tests {
     fn load(text: &str) -> Result<Vec<Rule>, Vec<String>> {
         let mut l = Loader::new();
         l.add_source("t.yaml", text);
-        l.finish().map_err(|e| e.0.iter().map(|e| e.to_string()).collect())
+        l.finish()
+            .map_err(|e| e.0.iter().map(|e| e.to_string()).collect())
     }
 
     const GOOD: &str = r#"rules:
@@ -453,7 +470,8 @@ mod tests {
 
     #[test]
     fn errors_name_file_line_column() {
-        let e = one_error(&GOOD.replace("    cooldown: 1h\n", "    cooldown: 1h\n    colour: red\n"));
+        let e =
+            one_error(&GOOD.replace("    cooldown: 1h\n", "    cooldown: 1h\n    colour: red\n"));
         assert!(e.starts_with("t.yaml:12:5: unknown field `colour`"), "{e}");
 
         let e = one_error(&GOOD.replace("bruteforce", "brute"));
@@ -466,7 +484,10 @@ mod tests {
         assert!(e.starts_with("t.yaml:9:9: pattern does not compile"), "{e}");
 
         let e = one_error(&GOOD.replace("[syslog]", "[sislog]"));
-        assert!(e.starts_with("t.yaml:7:13: unknown input type `sislog`"), "{e}");
+        assert!(
+            e.starts_with("t.yaml:7:13: unknown input type `sislog`"),
+            "{e}"
+        );
 
         let e = one_error(&GOOD.replace("T1110.001", "X1"));
         assert!(e.starts_with("t.yaml:12:19: bad ATT&CK tag"), "{e}");
@@ -475,7 +496,10 @@ mod tests {
         assert!(e.contains("`distinct: usr` names a field"), "{e}");
 
         let e = one_error(&GOOD.replace("fields: { user: bob }", "fields: { usr: bob }"));
-        assert!(e.starts_with("t.yaml:16:11: example asserts field `usr`"), "{e}");
+        assert!(
+            e.starts_with("t.yaml:16:11: example asserts field `usr`"),
+            "{e}"
+        );
 
         let e = one_error(&GOOD.replace("fields: { user: bob }", "feilds: { user: bob }"));
         assert!(e.contains("unknown field `feilds`"), "{e}");
@@ -483,7 +507,10 @@ mod tests {
 
     #[test]
     fn size_limit_is_an_error() {
-        let e = one_error(&GOOD.replace(r"(?P<user>\S+) from", r"(?P<user>\w{1000}\w{1000}\w{1000}) from"));
+        let e = one_error(&GOOD.replace(
+            r"(?P<user>\S+) from",
+            r"(?P<user>\w{1000}\w{1000}\w{1000}) from",
+        ));
         assert!(e.starts_with("t.yaml:9:9: pattern is too large"), "{e}");
     }
 

@@ -27,6 +27,8 @@ const DFA_CACHE_BYTES: usize = 16 << 20;
 pub struct Hit {
     pub rule: usize,
     pub pattern: usize,
+    /// Position of the pattern in this matcher's tables.
+    slot: usize,
 }
 
 pub struct Matcher {
@@ -51,6 +53,11 @@ pub struct Scratch {
     set_cache: Option<meta::Cache>,
     patset: PatternSet,
     hits: Vec<Hit>,
+    pub captures: CaptureScratch,
+}
+
+/// Capture buffers, one per pattern, reused from line to line.
+pub struct CaptureScratch {
     locs: Vec<regex::bytes::CaptureLocations>,
 }
 
@@ -69,7 +76,11 @@ impl Matcher {
                     .parse(&p.source)
                     .map_err(|e| format!("{}: {e}", p.pos))?;
                 hirs.push(line_only(hir));
-                hits.push(Hit { rule, pattern });
+                hits.push(Hit {
+                    rule,
+                    pattern,
+                    slot: hits.len(),
+                });
                 let names = p
                     .regex
                     .capture_names()
@@ -113,15 +124,17 @@ impl Matcher {
             set_cache: self.set.as_ref().map(|r| r.create_cache()),
             patset: PatternSet::new(self.hits.len()),
             hits: Vec::new(),
-            locs: self
-                .captures
-                .iter()
-                .map(|c| c.regex.capture_locations())
-                .collect(),
+            captures: CaptureScratch {
+                locs: self
+                    .captures
+                    .iter()
+                    .map(|c| c.regex.capture_locations())
+                    .collect(),
+            },
         }
     }
 
-    /// Calls `on_line(offset, line, hits)` for each line of `buf` that some
+    /// Calls `on_line(offset, line, hits, captures)` for each line of `buf` that some
     /// pattern matches, in order. `buf` holds whole lines separated by `\n`
     /// (the last one may lack it); `line` excludes the `\n`. A rule with
     /// several patterns that hit is reported once, with its first pattern.
@@ -129,14 +142,14 @@ impl Matcher {
         &self,
         scratch: &mut Scratch,
         buf: &[u8],
-        mut on_line: impl FnMut(usize, &[u8], &[Hit]),
+        mut on_line: impl FnMut(usize, &[u8], &[Hit], &mut CaptureScratch),
     ) {
         let Scratch {
             scan_cache,
             set_cache,
             patset,
             hits,
-            ..
+            captures,
         } = scratch;
         let (Some(scan), Some(cache)) = (&self.scan, scan_cache.as_mut()) else {
             return;
@@ -152,7 +165,7 @@ impl Matcher {
             let line = &buf[start..end];
             // The buffer-wide search is only a filter: verify on the line alone.
             if self.which(set_cache, patset, hits, line) {
-                on_line(start, line, hits);
+                on_line(start, line, hits, captures);
             }
             pos = end + 1;
         }
@@ -197,12 +210,17 @@ impl Matcher {
     }
 
     /// The named captures of `hit`'s pattern on `line`, lossily decoded.
-    pub fn fields(&self, scratch: &mut Scratch, hit: Hit, line: &[u8]) -> Vec<(Arc<str>, String)> {
-        let Some(idx) = self.hits.iter().position(|h| *h == hit) else {
+    pub fn fields(
+        &self,
+        scratch: &mut CaptureScratch,
+        hit: Hit,
+        line: &[u8],
+    ) -> Vec<(Arc<str>, String)> {
+        let (Some(plan), Some(locs)) =
+            (self.captures.get(hit.slot), scratch.locs.get_mut(hit.slot))
+        else {
             return Vec::new();
         };
-        let plan = &self.captures[idx];
-        let locs = &mut scratch.locs[idx];
         if plan.regex.captures_read(locs, line).is_none() {
             return Vec::new();
         }
@@ -210,7 +228,10 @@ impl Matcher {
             .iter()
             .filter_map(|(group, name)| {
                 let (s, e) = locs.get(*group)?;
-                Some((name.clone(), String::from_utf8_lossy(&line[s..e]).into_owned()))
+                Some((
+                    name.clone(),
+                    String::from_utf8_lossy(&line[s..e]).into_owned(),
+                ))
             })
             .collect()
     }
@@ -235,11 +256,15 @@ fn build(hirs: &[Hir], kind: MatchKind) -> Result<MetaRegex, String> {
 fn line_only(hir: Hir) -> Hir {
     match hir.into_kind() {
         HirKind::Class(Class::Unicode(mut c)) => {
-            c.difference(&hir::ClassUnicode::new([hir::ClassUnicodeRange::new('\n', '\n')]));
+            c.difference(&hir::ClassUnicode::new([hir::ClassUnicodeRange::new(
+                '\n', '\n',
+            )]));
             class_or_fail(Class::Unicode(c))
         }
         HirKind::Class(Class::Bytes(mut c)) => {
-            c.difference(&hir::ClassBytes::new([hir::ClassBytesRange::new(b'\n', b'\n')]));
+            c.difference(&hir::ClassBytes::new([hir::ClassBytesRange::new(
+                b'\n', b'\n',
+            )]));
             class_or_fail(Class::Bytes(c))
         }
         HirKind::Look(look) => Hir::look(match look {
@@ -293,7 +318,7 @@ mod tests {
         let m = Matcher::new(rs, "syslog").expect("compiles");
         let mut s = m.scratch();
         let mut out = Vec::new();
-        m.for_each_match(&mut s, buf, |_, line, hits| {
+        m.for_each_match(&mut s, buf, |_, line, hits, _| {
             out.push((
                 String::from_utf8_lossy(line).into_owned(),
                 hits.iter().map(|h| h.rule).collect(),
@@ -330,10 +355,10 @@ mod tests {
         let line = b"Failed for user bob from 10.0.0.1 port 22";
         let hits = m.match_line(&mut s, line).to_vec();
         assert_eq!(hits.iter().map(|h| h.rule).collect::<Vec<_>>(), vec![0, 1]);
-        let f = m.fields(&mut s, hits[0], line);
+        let f = m.fields(&mut s.captures, hits[0], line);
         assert_eq!(f.len(), 1);
         assert_eq!((&*f[0].0, f[0].1.as_str()), ("src_ip", "10.0.0.1"));
-        let f = m.fields(&mut s, hits[1], line);
+        let f = m.fields(&mut s.captures, hits[1], line);
         assert_eq!((&*f[0].0, f[0].1.as_str()), ("user", "bob"));
     }
 
@@ -351,7 +376,7 @@ mod tests {
         let m = Matcher::new(&rs, "nginx").expect("compiles");
         let mut s = m.scratch();
         let mut n = 0;
-        m.for_each_match(&mut s, b"x\nx\n", |_, _, _| n += 1);
+        m.for_each_match(&mut s, b"x\nx\n", |_, _, _, _| n += 1);
         assert_eq!(n, 0);
         assert!(m.match_line(&mut s, b"x").is_empty());
     }

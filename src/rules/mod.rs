@@ -26,7 +26,14 @@ pub use load::{LoadErrors, Position, RuleError};
 /// [`crate::input::sniff`] can recognise and [`crate::timestamp`] can date.
 /// `nginx` and `apache` access logs share the combined log format; rules
 /// for access logs name both.
-pub const INPUT_TYPES: &[&str] = &["syslog", "nginx", "apache", "nginx-error", "apache-error", "clamav"];
+pub const INPUT_TYPES: &[&str] = &[
+    "syslog",
+    "nginx",
+    "apache",
+    "nginx-error",
+    "apache-error",
+    "clamav",
+];
 
 #[derive(Debug)]
 pub struct Rule {
@@ -98,7 +105,9 @@ impl RuleSet {
         for r in &self.rules {
             h.update(r.id.as_bytes());
             h.update([0]);
-            h.update(format!("{}|{}|{:?}|{:?}", r.category, r.severity, r.types, r.policy).as_bytes());
+            h.update(
+                format!("{}|{}|{:?}|{:?}", r.category, r.severity, r.types, r.policy).as_bytes(),
+            );
             for p in &r.patterns {
                 h.update([0]);
                 h.update(p.source.as_bytes());

@@ -1,0 +1,5 @@
+//! Where lines come from: reading files in chunks of whole lines, and
+//! recognising which log format a file holds. (Tailing joins later.)
+
+pub mod lines;
+pub mod sniff;

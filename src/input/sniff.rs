@@ -1,0 +1,195 @@
+//! Tells which log format a file holds from its first lines, for
+//! `canhgac scan` without `--type`.
+
+/// How many non-empty lines to look at.
+const SAMPLE_LINES: usize = 20;
+
+/// The input type most of the first lines look like, or `None` when no
+/// format is recognised. Combined-format access logs are reported as
+/// `apache`: nginx writes the same format and access-log rules read both.
+pub fn sniff(head: &[u8]) -> Option<&'static str> {
+    let mut votes: Vec<(&'static str, usize)> = Vec::new();
+    for line in head
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .take(SAMPLE_LINES)
+    {
+        if let Some(kind) = classify(line) {
+            match votes.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, n)) => *n += 1,
+                None => votes.push((kind, 1)),
+            }
+        }
+    }
+    votes.into_iter().max_by_key(|(_, n)| *n).map(|(k, _)| k)
+}
+
+fn classify(line: &[u8]) -> Option<&'static str> {
+    if is_apache_error(line) {
+        Some("apache-error")
+    } else if is_nginx_error(line) {
+        Some("nginx-error")
+    } else if is_clamav(line) {
+        Some("clamav")
+    } else if is_access(line) {
+        Some("apache")
+    } else if is_syslog(line) {
+        Some("syslog")
+    } else {
+        None
+    }
+}
+
+fn digits(b: &[u8]) -> bool {
+    !b.is_empty() && b.iter().all(u8::is_ascii_digit)
+}
+
+fn at(line: &[u8], i: usize, len: usize) -> &[u8] {
+    line.get(i..i + len).unwrap_or(&[])
+}
+
+fn month(b: &[u8]) -> bool {
+    const MONTHS: [&[u8]; 12] = [
+        b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov",
+        b"dec",
+    ];
+    b.len() == 3 && MONTHS.iter().any(|m| m.eq_ignore_ascii_case(b))
+}
+
+fn weekday(b: &[u8]) -> bool {
+    const DAYS: [&[u8]; 7] = [b"mon", b"tue", b"wed", b"thu", b"fri", b"sat", b"sun"];
+    b.len() == 3 && DAYS.iter().any(|d| d.eq_ignore_ascii_case(b))
+}
+
+/// `hh:mm:ss` at `i`.
+fn clock(line: &[u8], i: usize) -> bool {
+    let t = at(line, i, 8);
+    t.len() == 8
+        && digits(&t[0..2])
+        && t[2] == b':'
+        && digits(&t[3..5])
+        && t[5] == b':'
+        && digits(&t[6..8])
+}
+
+/// `Www Mmm dd hh:mm:ss` (ctime) at `i`.
+fn ctime(line: &[u8], i: usize) -> bool {
+    weekday(at(line, i, 3))
+        && month(at(line, i + 4, 3))
+        && at(line, i + 8, 2)
+            .iter()
+            .all(|b| b.is_ascii_digit() || *b == b' ')
+        && clock(line, i + 11)
+}
+
+/// `[Sun Dec 04 04:47:44 2005] [error] ...`
+fn is_apache_error(line: &[u8]) -> bool {
+    line.first() == Some(&b'[') && ctime(line, 1) && memchr::memmem::find(line, b"] [").is_some()
+}
+
+/// `2020/10/31 23:30:00 [error] 123#0: ...`
+fn is_nginx_error(line: &[u8]) -> bool {
+    digits(at(line, 0, 4))
+        && at(line, 4, 1) == b"/"
+        && at(line, 7, 1) == b"/"
+        && clock(line, 11)
+        && at(line, 19, 2) == b" ["
+}
+
+/// `Sun Dec  4 04:47:44 2005 -> ...`
+fn is_clamav(line: &[u8]) -> bool {
+    ctime(line, 0) && memchr::memmem::find(line, b" -> ").is_some()
+}
+
+/// `host ident user [31/Oct/2020:23:30:00 +0700] "GET / HTTP/1.1" ...`
+fn is_access(line: &[u8]) -> bool {
+    let Some(open) = memchr::memchr(b'[', &line[..line.len().min(300)]) else {
+        return false;
+    };
+    let stamp = at(line, open + 1, 20);
+    stamp.len() == 20
+        && digits(&stamp[0..2])
+        && stamp[2] == b'/'
+        && month(&stamp[3..6])
+        && stamp[6] == b'/'
+        && digits(&stamp[7..11])
+        && stamp[11] == b':'
+        && memchr::memmem::find(&line[open..], b"] \"").is_some()
+}
+
+/// Classic BSD syslog, RFC 3339-stamped (rsyslog) or RFC 5424, with or without `<PRI>`.
+fn is_syslog(line: &[u8]) -> bool {
+    let mut rest = line;
+    if rest.first() == Some(&b'<') {
+        let Some(close) = rest.iter().take(6).position(|&b| b == b'>') else {
+            return false;
+        };
+        rest = &rest[close + 1..];
+        if rest.starts_with(b"1 ") {
+            rest = &rest[2..];
+        }
+    }
+    let classic = month(at(rest, 0, 3)) && at(rest, 3, 1) == b" " && clock(rest, 7);
+    let rfc3339 = digits(at(rest, 0, 4))
+        && at(rest, 4, 1) == b"-"
+        && at(rest, 7, 1) == b"-"
+        && matches!(at(rest, 10, 1), b"T" | b" ")
+        && clock(rest, 11);
+    classic || rfc3339
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_each_format() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster from 173.234.31.186",
+                "syslog",
+            ),
+            ("Jun  9 06:06:20 combo kernel: Linux version", "syslog"),
+            ("2020-10-31T23:30:00.123456+07:00 host sshd[1]: x", "syslog"),
+            (
+                "<34>Oct 11 22:14:15 mymachine su: 'su root' failed",
+                "syslog",
+            ),
+            (
+                "<165>1 2003-10-11T22:14:15.003Z mymachine evntslog - ID47 - msg",
+                "syslog",
+            ),
+            (
+                r#"83.149.9.216 - - [17/May/2015:10:05:03 +0000] "GET / HTTP/1.1" 200 203 "-" "UA""#,
+                "apache",
+            ),
+            (
+                "[Sun Dec 04 04:47:44 2005] [error] mod_jk child workerEnv in error state 6",
+                "apache-error",
+            ),
+            (
+                "[Wed Oct 11 14:32:52.123456 2000] [core:error] [pid 35708] [client 1.2.3.4:1] AH0",
+                "apache-error",
+            ),
+            (
+                "2020/10/31 23:30:00 [error] 123#0: *1 open() failed",
+                "nginx-error",
+            ),
+            (
+                "Sun Dec  4 04:47:44 2005 -> /tmp/eicar.com: Eicar-Signature FOUND",
+                "clamav",
+            ),
+        ];
+        for (line, kind) in cases {
+            assert_eq!(sniff(line.as_bytes()), Some(*kind), "{line}");
+        }
+    }
+
+    #[test]
+    fn majority_of_first_lines_wins_and_garbage_is_none() {
+        let mixed = "garbage\nDec 10 06:55:46 h sshd[1]: a\nDec 10 06:55:47 h sshd[1]: b\n\n[x]\n";
+        assert_eq!(sniff(mixed.as_bytes()), Some("syslog"));
+        assert_eq!(sniff(b"hello world\n\xff\xfe\0\0\n"), None);
+        assert_eq!(sniff(b""), None);
+    }
+}

@@ -1,0 +1,373 @@
+//! `canhgac scan`: files through the same matcher and detector as the
+//! daemon, without a store.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::detect::{Detector, Incident};
+use crate::event::Event;
+use crate::input::lines::{LineChunks, LineStats};
+use crate::input::sniff::sniff;
+use crate::rules::matcher::Matcher;
+use crate::rules::{RuleSet, INPUT_TYPES};
+use crate::timestamp::TimeParser;
+
+/// Bytes read from the start of a file to recognise its format.
+const SNIFF_BYTES: usize = 64 * 1024;
+
+pub struct ScanOptions {
+    /// Input type for every file; `None` recognises each file's type from its first lines.
+    pub input_type: Option<String>,
+    pub time_zone: TimeZone,
+    /// Year for year-less syslog stamps; `None` infers it from each file's modification time.
+    pub year: Option<i16>,
+    pub max_line: usize,
+    pub max_keys: usize,
+}
+
+/// Totals over a scan.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ScanStats {
+    pub lines: LineStats,
+    pub events: u64,
+    pub files: u64,
+}
+
+/// One matched line as `--events` prints it; the shape is an interface.
+#[derive(Serialize)]
+pub struct EventRecord<'a> {
+    pub file: &'a str,
+    pub line: u64,
+    pub rule: &'a str,
+    pub category: &'a str,
+    pub severity: &'a str,
+    pub time: String,
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A file that could not be scanned; the scan goes on with the others.
+#[derive(Debug)]
+pub struct FileError {
+    pub file: PathBuf,
+    pub message: String,
+}
+
+pub struct Scanner<'r> {
+    rules: &'r RuleSet,
+    opts: ScanOptions,
+    matchers: HashMap<String, Matcher>,
+    detector: Detector,
+    stats: ScanStats,
+    incidents: Vec<Incident>,
+}
+
+impl<'r> Scanner<'r> {
+    pub fn new(rules: &'r RuleSet, opts: ScanOptions) -> Self {
+        let detector = Detector::new(rules.policies(), opts.max_keys);
+        Scanner {
+            rules,
+            opts,
+            matchers: HashMap::new(),
+            detector,
+            stats: ScanStats::default(),
+            incidents: Vec::new(),
+        }
+    }
+
+    /// Runs one file (`-` for standard input) through matcher and detector,
+    /// calling `on_event` for every matched line.
+    pub fn scan_path(
+        &mut self,
+        path: &Path,
+        on_event: &mut dyn FnMut(&str, u64, &Event),
+    ) -> Result<(), FileError> {
+        let err = |message: String| FileError {
+            file: path.to_owned(),
+            message,
+        };
+        let (mut reader, reference): (Box<dyn Read>, Timestamp) = if path == Path::new("-") {
+            (Box::new(io::stdin().lock()), Timestamp::now())
+        } else {
+            let file = File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
+            let meta = file
+                .metadata()
+                .map_err(|e| err(format!("cannot stat: {e}")))?;
+            if meta.is_dir() {
+                return Err(err("is a directory".into()));
+            }
+            // The last line was written no later than the file's mtime: the
+            // right reference for the year of year-less syslog stamps.
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| Timestamp::try_from(t).ok())
+                .unwrap_or_else(Timestamp::now);
+            (Box::new(file), mtime)
+        };
+        let mut head = Vec::with_capacity(SNIFF_BYTES);
+        reader
+            .by_ref()
+            .take(SNIFF_BYTES as u64)
+            .read_to_end(&mut head)
+            .map_err(|e| err(format!("cannot read: {e}")))?;
+        let input_type = match &self.opts.input_type {
+            Some(t) => t.clone(),
+            None => sniff(&head).map(str::to_owned).ok_or_else(|| {
+                err(format!(
+                    "cannot tell the log format from the first lines; pass --type ({})",
+                    INPUT_TYPES.join(", ")
+                ))
+            })?,
+        };
+        if !self.matchers.contains_key(&input_type) {
+            let m = Matcher::new(self.rules, &input_type).map_err(err)?;
+            self.matchers.insert(input_type.clone(), m);
+        }
+        let matcher = &self.matchers[&input_type];
+        let mut scratch = matcher.scratch();
+        let mut times = TimeParser::new(self.opts.time_zone.clone(), reference);
+        times.set_year(self.opts.year);
+
+        let file_name = path.display().to_string();
+        let mut chunks = LineChunks::new(io::Cursor::new(head).chain(reader), self.opts.max_line);
+        let mut line_base = 0u64;
+        let detector = &mut self.detector;
+        let events = &mut self.stats.events;
+        loop {
+            let chunk = match chunks.next_chunk() {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) => return Err(err(format!("cannot read after line {line_base}: {e}"))),
+            };
+            let now = Timestamp::now();
+            // Line numbers are counted only up to matched lines, incrementally.
+            let (mut counted_to, mut counted_lines) = (0usize, line_base);
+            matcher.for_each_match(&mut scratch, chunk.data, |offset, line, hits, caps| {
+                counted_lines +=
+                    memchr::memchr_iter(b'\n', &chunk.data[counted_to..offset]).count() as u64;
+                counted_to = offset;
+                let line_no = counted_lines + 1;
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                let time = times.parse(line).unwrap_or(now);
+                let text = String::from_utf8_lossy(line).into_owned();
+                for &hit in hits {
+                    let ev = Event {
+                        rule: hit.rule,
+                        time,
+                        fields: matcher.fields(caps, hit, line),
+                        line: text.clone(),
+                    };
+                    *events += 1;
+                    on_event(&file_name, line_no, &ev);
+                    detector.observe(&ev);
+                }
+            });
+            line_base += chunk.lines;
+        }
+        let s = chunks.stats();
+        self.stats.lines.lines += s.lines;
+        self.stats.lines.bytes += s.bytes;
+        self.stats.lines.cut_lines += s.cut_lines;
+        self.stats.files += 1;
+        self.incidents.extend(self.detector.take_closed());
+        Ok(())
+    }
+
+    /// Closes every open incident and returns all incidents, oldest first.
+    pub fn finish(mut self) -> (Vec<Incident>, ScanStats, u64) {
+        self.detector.flush();
+        self.incidents.extend(self.detector.take_closed());
+        self.incidents
+            .sort_by(|a, b| (a.first_seen, a.rule, &a.key).cmp(&(b.first_seen, b.rule, &b.key)));
+        (self.incidents, self.stats, self.detector.keys_evicted())
+    }
+}
+
+impl EventRecord<'_> {
+    pub fn new<'a>(rules: &'a RuleSet, file: &'a str, line: u64, ev: &Event) -> EventRecord<'a> {
+        let rule = rules.rule(ev.rule);
+        EventRecord {
+            file,
+            line,
+            rule: &rule.id,
+            category: rule.category.id(),
+            severity: rule.severity.id(),
+            time: ev.time.to_string(),
+            fields: ev
+                .fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
+                .collect(),
+        }
+    }
+}
+
+/// An incident as `scan --format json` prints it.
+#[derive(Serialize)]
+struct IncidentRecord<'a> {
+    rule: &'a str,
+    title: &'a str,
+    category: &'a str,
+    severity: &'a str,
+    key: &'a str,
+    first_seen: String,
+    last_seen: String,
+    events: u64,
+    sample: &'a str,
+    fields: serde_json::Map<String, serde_json::Value>,
+}
+
+pub fn write_incidents_json(
+    out: &mut dyn Write,
+    rules: &RuleSet,
+    incidents: &[Incident],
+) -> io::Result<()> {
+    let records: Vec<IncidentRecord> = incidents
+        .iter()
+        .map(|i| {
+            let rule = rules.rule(i.rule);
+            IncidentRecord {
+                rule: &rule.id,
+                title: &rule.title,
+                category: rule.category.id(),
+                severity: rule.severity.id(),
+                key: &i.key,
+                first_seen: i.first_seen.to_string(),
+                last_seen: i.last_seen.to_string(),
+                events: i.events,
+                sample: &i.sample,
+                fields: i
+                    .fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                    .collect(),
+            }
+        })
+        .collect();
+    serde_json::to_writer_pretty(&mut *out, &records)?;
+    writeln!(out)
+}
+
+/// An aligned table for a terminal. Log content is sanitised: control
+/// characters (escape sequences included) never reach the terminal.
+pub fn write_incidents_table(
+    out: &mut dyn Write,
+    rules: &RuleSet,
+    incidents: &[Incident],
+    tz: &TimeZone,
+) -> io::Result<()> {
+    const SAMPLE_WIDTH: usize = 100;
+    let header = [
+        "RULE",
+        "CATEGORY",
+        "SEVERITY",
+        "KEY",
+        "FIRST SEEN",
+        "LAST SEEN",
+        "EVENTS",
+        "SAMPLE",
+    ];
+    let time = |t: Timestamp| {
+        t.to_zoned(tz.clone())
+            .strftime("%Y-%m-%d %H:%M:%S%:z")
+            .to_string()
+    };
+    let rows: Vec<[String; 8]> = incidents
+        .iter()
+        .map(|i| {
+            let rule = rules.rule(i.rule);
+            [
+                rule.id.clone(),
+                rule.category.id().to_owned(),
+                rule.severity.id().to_owned(),
+                printable(&i.key, 45),
+                time(i.first_seen),
+                time(i.last_seen),
+                i.events.to_string(),
+                printable(&i.sample, SAMPLE_WIDTH),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let write_row = |out: &mut dyn Write, cells: &[&str]| -> io::Result<()> {
+        let mut line = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                line.push_str(cell);
+            } else if i == 6 {
+                line.push_str(&format!("{cell:>w$}  "));
+            } else {
+                line.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())
+    };
+    write_row(out, &header)?;
+    for row in &rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        write_row(out, &cells)?;
+    }
+    Ok(())
+}
+
+/// Replaces control characters with `?` and shortens to `width` characters.
+pub fn printable(s: &str, width: usize) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(width + 1)
+        .collect();
+    if out.chars().count() > width {
+        out = out.chars().take(width.saturating_sub(1)).collect();
+        out.push('…');
+    }
+    out
+}
+
+/// `lines, bytes, seconds and throughput` for the last line on stderr.
+pub fn summary(stats: &ScanStats, incidents: usize, evicted: u64, started: Instant) -> String {
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    let mb = stats.lines.bytes as f64 / 1e6;
+    let mut s = format!(
+        "canhgac: {} files, {} lines, {} bytes in {:.3} s ({:.1} MB/s, {:.0} lines/s); {} events, {} incidents",
+        stats.files,
+        stats.lines.lines,
+        stats.lines.bytes,
+        secs,
+        mb / secs,
+        stats.lines.lines as f64 / secs,
+        stats.events,
+        incidents,
+    );
+    if stats.lines.cut_lines > 0 {
+        s.push_str(&format!("; {} over-long lines cut", stats.lines.cut_lines));
+    }
+    if evicted > 0 {
+        s.push_str(&format!("; {evicted} detector keys evicted"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn printable_strips_escapes_and_shortens() {
+        assert_eq!(printable("a\x1b[31mb\tc", 20), "a?[31mb?c");
+        assert_eq!(printable("abcdef", 4), "abc…");
+        assert_eq!(printable("abcd", 4), "abcd");
+    }
+}
