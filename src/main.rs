@@ -262,8 +262,9 @@ fn run_patterns(args: &RuleArgs, input_type: Option<&str>) -> Result<ExitCode, E
             continue;
         }
         for p in &rule.patterns {
-            // One pattern per line is what `-f` readers expect.
-            if writeln!(out, "{}", p.source.replace('\n', " ")).is_err() {
+            // One pattern per line, without group names that would clash
+            // once joined, is what `-f` readers expect.
+            if writeln!(out, "{}", p.without_names().replace('\n', " ")).is_err() {
                 return Err(ExitCode::FAILURE);
             }
         }

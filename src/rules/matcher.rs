@@ -157,17 +157,21 @@ impl Matcher {
         let mut pos = 0;
         while pos < buf.len() {
             let input = Input::new(buf).span(pos..buf.len());
-            let Some(m) = scan.search_with(cache, &input) else {
+            // Only the end of the match is needed: no match can contain a
+            // newline (see `line_only`), so the end names the line, and the
+            // reverse search for the start would be wasted work.
+            let Some(end) = scan.search_half_with(cache, &input) else {
                 return;
             };
-            let start = memrchr(b'\n', &buf[pos..m.start()]).map_or(pos, |i| pos + i + 1);
-            let end = memchr(b'\n', &buf[m.start()..]).map_or(buf.len(), |i| m.start() + i);
-            let line = &buf[start..end];
+            let end = end.offset();
+            let start = memrchr(b'\n', &buf[pos..end]).map_or(pos, |i| pos + i + 1);
+            let stop = memchr(b'\n', &buf[end..]).map_or(buf.len(), |i| end + i);
+            let line = &buf[start..stop];
             // The buffer-wide search is only a filter: verify on the line alone.
             if self.which(set_cache, patset, hits, line) {
                 on_line(start, line, hits, captures);
             }
-            pos = end + 1;
+            pos = stop + 1;
         }
     }
 
@@ -249,10 +253,11 @@ fn build(hirs: &[Hir], kind: MatchKind) -> Result<MetaRegex, String> {
         .map_err(|e| format!("cannot compile the rule set: {e}"))
 }
 
-/// Rewrites a pattern so that it can never match across a line break when
-/// run over a buffer of many lines: `\n` leaves every class (`\s`, `[^"]`),
-/// and `\A`/`\z` become line anchors. Matching one line alone is unchanged,
-/// which is what makes the buffer search a sound filter.
+/// Rewrites a pattern so that no match can contain a line break when run
+/// over a buffer of many lines: `\n` leaves every class (`\s`, `[^"]`), a
+/// literal with a newline can never match, and `\A`/`\z` become line
+/// anchors. Matching one line alone is unchanged, which is what makes the
+/// buffer search a sound filter, and lets a match's end name its line.
 fn line_only(hir: Hir) -> Hir {
     match hir.into_kind() {
         HirKind::Class(Class::Unicode(mut c)) => {
@@ -282,6 +287,7 @@ fn line_only(hir: Hir) -> Hir {
         }
         HirKind::Concat(subs) => Hir::concat(subs.into_iter().map(line_only).collect()),
         HirKind::Alternation(subs) => Hir::alternation(subs.into_iter().map(line_only).collect()),
+        HirKind::Literal(lit) if lit.0.contains(&b'\n') => Hir::fail(),
         HirKind::Literal(lit) => Hir::literal(lit.0),
         HirKind::Empty => Hir::empty(),
     }
@@ -334,6 +340,20 @@ mod tests {
         let rs = rules(&[("a", r#"x[^"]*y"#), ("b", "^zz$")]);
         let got = matching_lines(&rs, b"x no\nnothing y\nzz\nxay\n");
         assert_eq!(got, vec![("zz".into(), vec![1]), ("xay".into(), vec![0])]);
+    }
+
+    #[test]
+    fn empty_matches_and_line_ends_name_the_right_line() {
+        let rs = rules(&[("a", "^$"), ("b", "z$")]);
+        let got = matching_lines(&rs, b"a\n\nxz\n\n");
+        assert_eq!(
+            got,
+            vec![
+                ("".into(), vec![0]),
+                ("xz".into(), vec![1]),
+                ("".into(), vec![0])
+            ]
+        );
     }
 
     #[test]

@@ -59,6 +59,45 @@ pub struct Pattern {
     pub pos: Position,
 }
 
+impl Pattern {
+    /// The pattern with named groups made non-capturing, so that many
+    /// patterns can be joined into one alternation (as `rg -f` does) without
+    /// clashing group names. Matching is unchanged.
+    pub fn without_names(&self) -> String {
+        use regex_syntax::ast::{self, Ast, GroupKind};
+        let Ok(parsed) = ast::parse::Parser::new().parse(&self.source) else {
+            return self.source.clone();
+        };
+        // (start of `(?P<name>`, start of the group's body), in source order.
+        let mut heads = Vec::new();
+        let mut stack = vec![&parsed];
+        while let Some(node) = stack.pop() {
+            match node {
+                Ast::Group(g) => {
+                    if let GroupKind::CaptureName { .. } = g.kind {
+                        heads.push((g.span.start.offset, g.ast.span().start.offset));
+                    }
+                    stack.push(&g.ast);
+                }
+                Ast::Repetition(r) => stack.push(&r.ast),
+                Ast::Alternation(a) => stack.extend(&a.asts),
+                Ast::Concat(c) => stack.extend(&c.asts),
+                _ => {}
+            }
+        }
+        heads.sort_unstable();
+        let mut out = String::with_capacity(self.source.len());
+        let mut at = 0;
+        for (group, body) in heads {
+            out.push_str(&self.source[at..group]);
+            out.push_str("(?:");
+            at = body;
+        }
+        out.push_str(&self.source[at..]);
+        out
+    }
+}
+
 #[derive(Debug)]
 pub struct Example {
     pub line: String,
@@ -136,5 +175,30 @@ impl RuleSet {
 
     pub fn policies(&self) -> Vec<Policy> {
         self.rules.iter().map(|r| r.policy.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_dropped_and_nothing_else() {
+        let source = r"a(?P<user>\S+) (?<ip>[(?P<x>]+)|(b(?P<n>(?P<m>c)))\(?P<lit>";
+        let p = Pattern {
+            source: source.into(),
+            regex: regex::bytes::Regex::new(source).expect("valid"),
+            pos: Position {
+                file: "t".into(),
+                line: 1,
+                column: 1,
+            },
+        };
+        let out = p.without_names();
+        assert_eq!(out, r"a(?:\S+) (?:[(?P<x>]+)|(b(?:(?:c)))\(?P<lit>");
+        let plain = regex::bytes::Regex::new(&out).expect("still valid");
+        for hay in [&b"abob 1.2"[..], b"bc", b"(?P<lit>", b"zzz"] {
+            assert_eq!(plain.is_match(hay), p.regex.is_match(hay));
+        }
     }
 }
