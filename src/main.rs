@@ -244,8 +244,8 @@ fn run_rules_test(dirs: Vec<PathBuf>) -> Result<ExitCode, ExitCode> {
         "{} rules, {} examples: {} passed, {} failed",
         rules.rules.len(),
         report.checked,
-        report.checked.saturating_sub(report.failures.len()),
-        report.failures.len()
+        report.checked - report.failed,
+        report.failed
     );
     Ok(if report.failures.is_empty() {
         ExitCode::SUCCESS

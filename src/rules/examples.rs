@@ -24,6 +24,8 @@ impl fmt::Display for ExampleFailure {
 #[derive(Debug, Default)]
 pub struct ExampleReport {
     pub checked: usize,
+    /// Examples with at least one failure (one example may fail in several input types).
+    pub failed: usize,
     pub failures: Vec<ExampleFailure>,
 }
 
@@ -41,6 +43,7 @@ pub fn check(rules: &RuleSet) -> Result<ExampleReport, String> {
     for (idx, rule) in rules.rules.iter().enumerate() {
         for ex in &rule.examples {
             report.checked += 1;
+            let failures_before = report.failures.len();
             for t in &rule.types {
                 let m = &matchers[t.as_str()];
                 let mut scratch = m.scratch();
@@ -85,6 +88,9 @@ pub fn check(rules: &RuleSet) -> Result<ExampleReport, String> {
                     }
                     (false, None) => {}
                 }
+            }
+            if report.failures.len() > failures_before {
+                report.failed += 1;
             }
         }
     }

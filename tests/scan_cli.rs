@@ -1,0 +1,414 @@
+//! `canhgac scan`, `check` and `rules test` as a user meets them: the built
+//! binary, real files, rule directories written for the test.
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+use tempfile::TempDir;
+
+fn canhgac() -> Command {
+    let mut cmd = Command::cargo_bin("canhgac").expect("binary built");
+    cmd.env("TZ", "UTC");
+    cmd
+}
+
+const RULES: &str = r#"rules:
+  - id: test-ssh-fail
+    title: SSH failure
+    description: test rule
+    category: bruteforce
+    severity: medium
+    types: [syslog]
+    patterns:
+      - 'sshd\[\d+\]: Failed password for (?:invalid user )?(?P<user>\S+) from (?P<src_ip>[0-9a-fA-F:.]+)'
+    threshold: { count: 3, window: 10m }
+    cooldown: 30m
+    examples:
+      match:
+        - line: 'Oct 31 23:30:00 h sshd[1]: Failed password for root from 10.0.0.1 port 22 ssh2'
+          fields: { user: root, src_ip: 10.0.0.1 }
+        - 'Oct 31 23:30:00 h sshd[1]: Failed password for invalid user x from ::1 port 22 ssh2'
+      no_match:
+        - 'Oct 31 23:30:00 h sshd[1]: Accepted password for root from 10.0.0.1 port 22 ssh2'
+        - 'Oct 31 23:30:00 h sshd[1]: Failed none for root'
+  - id: test-evil
+    title: evil word
+    description: test rule without threshold
+    category: malware
+    severity: high
+    types: [syslog, apache]
+    patterns: ['evil (?P<what>\w+)']
+    examples:
+      match: ['evil thing', 'an evil plan']
+      no_match: ['good thing', 'evilthing']
+"#;
+
+struct Fixture {
+    dir: TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = TempDir::new().expect("tempdir");
+        fs::create_dir(dir.path().join("rules")).expect("mkdir");
+        fs::write(dir.path().join("rules/test.yaml"), RULES).expect("write rules");
+        Fixture { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn write(&self, name: &str, content: &[u8]) -> PathBuf {
+        let p = self.path(name);
+        fs::write(&p, content).expect("write log");
+        p
+    }
+
+    fn scan(&self) -> Command {
+        let mut cmd = canhgac();
+        cmd.arg("scan")
+            .arg("--no-default-rules")
+            .arg("--rules")
+            .arg(self.path("rules"));
+        cmd
+    }
+}
+
+fn failures(n: usize, ip: &str, start_min: u32) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "Oct 31 10:{:02}:{:02} host sshd[{}]: Failed password for root from {ip} port {} ssh2\n",
+                start_min + (i as u32) / 60,
+                i % 60,
+                100 + i,
+                40000 + i
+            )
+        })
+        .collect()
+}
+
+fn json(stdout: &[u8]) -> Value {
+    serde_json::from_slice(stdout).expect("valid JSON")
+}
+
+#[test]
+fn threshold_and_cooldown_make_one_incident_per_attacker() {
+    let f = Fixture::new();
+    let mut log = failures(2, "10.0.0.9", 0); // below the threshold: no incident
+    log.push_str(&failures(500, "203.0.113.5", 1));
+    log.push_str(&failures(4, "2001:db8::7", 20));
+    let path = f.write("auth.log", log.as_bytes());
+    let out = f
+        .scan()
+        .arg("--format")
+        .arg("json")
+        .arg(&path)
+        .assert()
+        .success();
+    let incidents = json(&out.get_output().stdout);
+    let list = incidents.as_array().expect("array");
+    assert_eq!(list.len(), 2, "{incidents:#}");
+    assert_eq!(list[0]["key"], "203.0.113.5");
+    assert_eq!(list[0]["events"], 500);
+    assert_eq!(list[0]["rule"], "test-ssh-fail");
+    assert_eq!(list[0]["category"], "bruteforce");
+    assert_eq!(list[1]["key"], "2001:db8::7");
+    assert_eq!(list[1]["events"], 4);
+    assert_eq!(list[1]["fields"]["user"], "root");
+}
+
+#[test]
+fn events_are_one_json_object_per_matched_line() {
+    let f = Fixture::new();
+    let path = f.write(
+        "auth.log",
+        b"Oct 31 23:30:00 h sshd[1]: Failed password for root from 10.0.0.1 port 22 ssh2\n\
+          Oct 31 23:30:01 h cron[2]: nothing to see\n\
+          Oct 31 23:30:02 h app[3]: evil thing\n",
+    );
+    let out = f
+        .scan()
+        .args(["--events", "--year", "2020", "--tz", "Asia/Ho_Chi_Minh"])
+        .arg(&path)
+        .assert()
+        .success()
+        .stderr(
+            predicate::str::contains("1 files, 3 lines,").and(predicate::str::contains("2 events")),
+        );
+    let stdout = String::from_utf8(out.get_output().stdout.clone()).expect("utf8");
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let first = lines[0].as_object().expect("object");
+    let mut keys: Vec<&str> = first.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["category", "fields", "file", "line", "rule", "severity", "time"]
+    );
+    assert_eq!(first["file"], path.display().to_string());
+    assert_eq!(first["line"], 1);
+    assert_eq!(first["rule"], "test-ssh-fail");
+    assert_eq!(first["severity"], "medium");
+    // 23:30 on 31 October in Ho Chi Minh City is 16:30 UTC.
+    assert_eq!(first["time"], "2020-10-31T16:30:00Z");
+    assert_eq!(first["fields"]["src_ip"], "10.0.0.1");
+    assert_eq!(first["fields"]["user"], "root");
+    assert_eq!(lines[1]["line"], 3);
+    assert_eq!(lines[1]["rule"], "test-evil");
+    assert_eq!(lines[1]["fields"]["what"], "thing");
+}
+
+#[test]
+fn year_comes_from_the_file_modification_time() {
+    let f = Fixture::new();
+    let path = f.write("auth.log", b"Dec 31 23:59:00 h app[3]: evil thing\n");
+    // Written on 2 January 2021: the December line belongs to 2020.
+    let jan_2_2021 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_609_545_600);
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|file| file.set_modified(jan_2_2021))
+        .expect("set mtime");
+    let out = f.scan().arg("--events").arg(&path).assert().success();
+    let ev = json(&out.get_output().stdout);
+    assert_eq!(ev["time"], "2020-12-31T23:59:00Z");
+}
+
+#[test]
+fn bad_bytes_long_lines_and_missing_files_do_not_stop_the_scan() {
+    let f = Fixture::new();
+    let mut data = b"Oct 31 10:00:00 h app[1]: \xff\xfe evil \0thing\n".to_vec();
+    data.extend(b"Oct 31 10:00:01 h app[1]: ");
+    data.extend(std::iter::repeat_n(b'A', 3 << 20));
+    data.extend(b" evil hidden-past-the-cap\n");
+    data.extend(b"Oct 31 10:00:02 h app[1]: evil after\n");
+    let path = f.write("odd.log", &data);
+    let missing = f.path("does-not-exist.log");
+    let out = f
+        .scan()
+        .args(["--events", "--type", "syslog", "--max-line-bytes", "4096"])
+        .arg(&missing)
+        .arg(&path)
+        .assert()
+        .failure()
+        .stderr(
+            predicate::str::contains(format!("{}: cannot open", missing.display()))
+                .and(predicate::str::contains("1 over-long lines cut"))
+                .and(predicate::str::contains("3 lines")),
+        );
+    let stdout = String::from_utf8(out.get_output().stdout.clone()).expect("utf8 output");
+    let events: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    // Line 1 has a NUL right after "evil ", so `evil \w+` cannot match it;
+    // line 2's match lies past the cap and is cut away with its tail.
+    assert_eq!(events.len(), 1, "{stdout}");
+    assert_eq!(events[0]["line"], 3);
+    assert_eq!(events[0]["fields"]["what"], "after");
+}
+
+#[test]
+fn invalid_utf8_is_replaced_not_fatal() {
+    let f = Fixture::new();
+    let path = f.write(
+        "u.log",
+        b"Oct 31 10:00:00 h app[1]: \xc3\x28 evil th\xffng\n",
+    );
+    let out = f
+        .scan()
+        .args(["--events", "--type", "syslog"])
+        .arg(&path)
+        .assert()
+        .success();
+    let ev = json(&out.get_output().stdout);
+    assert_eq!(ev["fields"]["what"], "th");
+}
+
+#[test]
+fn unknown_format_asks_for_type_and_stdin_works() {
+    let f = Fixture::new();
+    let path = f.write("mystery.log", b"hello\nworld\n");
+    f.scan().arg(&path).assert().failure().stderr(
+        predicate::str::contains("cannot tell the log format")
+            .and(predicate::str::contains("--type")),
+    );
+    f.scan()
+        .args(["--events", "--type", "syslog", "-"])
+        .write_stdin("Oct 31 10:00:00 h app[1]: evil stdin\n")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(r#""what":"stdin""#));
+}
+
+#[test]
+fn table_output_has_no_escape_sequences_from_logs() {
+    let f = Fixture::new();
+    let path = f.write(
+        "esc.log",
+        b"Oct 31 10:00:00 h app[1]: evil x\x1b[2Jx \x1b]0;pwned\x07\n",
+    );
+    let out = f
+        .scan()
+        .arg("--type")
+        .arg("syslog")
+        .arg(&path)
+        .assert()
+        .success();
+    let stdout = &out.get_output().stdout;
+    assert!(!stdout.contains(&0x1b), "escape byte reached the terminal");
+    let text = String::from_utf8_lossy(stdout);
+    assert!(text.starts_with("RULE"), "{text}");
+    assert!(text.contains("test-evil"), "{text}");
+}
+
+#[test]
+fn check_reports_every_error_with_file_line_and_column() {
+    let f = Fixture::new();
+    let broken = RULES
+        .replace("category: bruteforce", "category: brute")
+        .replace("window: 10m", "window: ten minutes")
+        .replace(r"'evil (?P<what>\w+)'", r"'evil (?P<what>\w+'");
+    let bad = f.path("bad");
+    fs::create_dir(&bad).expect("mkdir");
+    fs::write(bad.join("broken.yaml"), broken).expect("write");
+    fs::write(bad.join("dup.yaml"), RULES).expect("write");
+    let file = bad.join("broken.yaml").display().to_string();
+    let out = canhgac()
+        .args(["check", "--no-default-rules", "--rules"])
+        .arg(&bad)
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains(&format!("{file}:5:15: unknown variant `brute`")),
+        "{stderr}"
+    );
+    // serde stops at the first error in a file, so the others in broken.yaml
+    // surface once it is fixed; errors in other files are all reported.
+    let fixed = RULES
+        .replace("window: 10m", "window: ten minutes")
+        .replace(r"'evil (?P<what>\w+)'", r"'evil (?P<what>\w+'");
+    fs::write(bad.join("broken.yaml"), fixed).expect("write");
+    let out = canhgac()
+        .args(["check", "--no-default-rules", "--rules"])
+        .arg(&bad)
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains(&format!("{file}:10:36: bad duration `ten minutes`")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{file}:26:16: pattern does not compile")),
+        "{stderr}"
+    );
+    let dup = bad.join("dup.yaml").display().to_string();
+    assert!(
+        stderr.contains(&format!(
+            "{dup}:2:9: duplicate rule id `test-ssh-fail` (first defined at {file}:2:9)"
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_accepts_good_rules_and_the_builtin_set() {
+    let f = Fixture::new();
+    canhgac()
+        .args(["check", "--rules"])
+        .arg(f.path("rules"))
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("ok: ").and(predicate::str::contains("digest")));
+}
+
+#[test]
+fn rules_test_reports_failing_examples_with_position() {
+    let f = Fixture::new();
+    canhgac()
+        .args(["rules", "test"])
+        .arg(f.path("rules"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "2 rules, 8 examples: 8 passed, 0 failed",
+        ));
+
+    let wrong = RULES
+        .replace(
+            "fields: { user: root, src_ip: 10.0.0.1 }",
+            "fields: { user: admin, src_ip: 10.0.0.1 }",
+        )
+        .replace(
+            "no_match: ['good thing', 'evilthing']",
+            "no_match: ['good thing', 'evil thing']",
+        );
+    let dir = f.path("wrong");
+    fs::create_dir(&dir).expect("mkdir");
+    let file = dir.join("w.yaml");
+    fs::write(&file, wrong).expect("write");
+    let out = canhgac()
+        .args(["rules", "test"])
+        .arg(&dir)
+        .assert()
+        .failure();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let file = file.display().to_string();
+    assert!(
+        stdout.contains(&format!(
+            "{file}:14:11: rule `test-ssh-fail`: field `user` is `root`, expected `admin`"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "{file}:29:32: rule `test-evil`: no_match example matches (input type syslog)"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("8 examples: 6 passed, 2 failed"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn builtin_rules_pass_their_own_examples() {
+    canhgac()
+        .args(["rules", "test"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(" 0 failed"));
+}
+
+#[test]
+fn patterns_export_is_one_uncaptured_pattern_per_line() {
+    let f = Fixture::new();
+    let out = canhgac()
+        .args([
+            "rules",
+            "patterns",
+            "--no-default-rules",
+            "--type",
+            "apache",
+            "--rules",
+        ])
+        .arg(f.path("rules"))
+        .assert()
+        .success();
+    assert_eq!(
+        String::from_utf8_lossy(&out.get_output().stdout),
+        "evil (?:\\w+)\n"
+    );
+}
