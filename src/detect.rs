@@ -11,6 +11,14 @@
 //! yields the same incidents as tailing them live. Times may run slightly
 //! backwards (several files, clock skew); that is tolerated, never a panic.
 //!
+//! Rules of one merge class ([`Policy::merge`]) share incidents: several rules
+//! seeing one attacker (sshd's "Failed password" and its PAM line, say) make
+//! one incident per key, not one per rule. Each rule still counts toward its
+//! own threshold; on reaching it, a rule joins the class's incident open for
+//! the key, if there is one still live, and its key stays linked to it until
+//! it closes. A map from (class, key) to the rule holding the incident keeps
+//! that one lookup.
+//!
 //! Memory is bounded by `max_keys`: when a new key would exceed it, the least
 //! recently active key is evicted, its open incident closed and emitted.
 
@@ -51,6 +59,12 @@ pub struct Policy {
     /// Quiet time (event time) after which a key's incident is over. A
     /// negative cooldown is read as zero.
     pub cooldown: SignedDuration,
+    /// Merge class. Rules with the same `Some(class)` share incidents per
+    /// key: a rule whose key reaches its threshold while another rule of the
+    /// class has an incident open and live for that key joins it instead of
+    /// opening its own. `None` never merges.
+    #[serde(default)]
+    pub merge: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,7 +93,8 @@ pub enum Observation {
     Counted,
     /// Opened the incident with this id.
     Opened(u64),
-    /// Joined the open incident with this id.
+    /// Joined the open incident with this id: the key's own, or one that
+    /// another rule of the same merge class opened for the key.
     Joined(u64),
 }
 
@@ -94,6 +109,14 @@ enum Phase {
     /// Below threshold. Never empty while tracked: an empty count is a dead key.
     Counting(Pending),
     Open(Incident),
+    /// Reached the threshold while another rule of its merge class had an
+    /// incident open for the key, and joined it: the incident `id`, held in
+    /// the slot of (`owner`, same key). Later events join it while it is
+    /// open and live; after that the key counts afresh. Holds no events.
+    Linked {
+        owner: usize,
+        id: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,6 +291,12 @@ pub struct Detector {
     /// skipped on eviction and compacted away when they outnumber live keys.
     lru: VecDeque<(usize, Arc<str>, u64)>,
     generation: u64,
+    /// Each rule's merge class, renumbered densely (`None`: never merges).
+    class_of: Vec<Option<usize>>,
+    /// Per merge class, key -> the rule whose slot holds the class's open
+    /// incident for that key: one lookup finds what a rule may join. An entry
+    /// exists exactly while that slot is open (kept so on every close).
+    owners: Vec<HashMap<Arc<str>, usize>>,
     closed: Vec<Incident>,
     watermark: Option<Timestamp>,
     next_id: u64,
@@ -280,6 +309,17 @@ impl Detector {
     pub fn new(policies: Vec<Policy>, max_keys: usize) -> Self {
         let policies: Vec<Policy> = policies.into_iter().map(normalise).collect();
         let keys = policies.iter().map(|_| HashMap::new()).collect();
+        let mut classes: HashMap<u32, usize> = HashMap::new();
+        let class_of = policies
+            .iter()
+            .map(|p| {
+                p.merge.map(|c| {
+                    let next = classes.len();
+                    *classes.entry(c).or_insert(next)
+                })
+            })
+            .collect();
+        let owners = (0..classes.len()).map(|_| HashMap::new()).collect();
         Detector {
             policies,
             max_keys: max_keys.max(1),
@@ -287,6 +327,8 @@ impl Detector {
             tracked: 0,
             lru: VecDeque::new(),
             generation: 0,
+            class_of,
+            owners,
             closed: Vec::new(),
             watermark: None,
             next_id: 1,
@@ -303,19 +345,23 @@ impl Detector {
             return Observation::Ignored;
         };
         let rule = ev.rule;
-        let threshold = policy.threshold.as_ref();
         let cooldown = policy.cooldown;
         let key = key_of(policy, ev);
         // `None` when the rule does not count distinct values at all.
-        let distinct = threshold
+        let distinct = policy
+            .threshold
+            .as_ref()
             .and_then(|t| t.distinct.as_deref())
             .map(|f| ev.field(f));
         self.watermark = Some(self.watermark.map_or(ev.time, |w| w.max(ev.time)));
 
-        if let Some(slot) = self.keys[rule].get_mut(key) {
-            self.generation += 1;
-            let generation = self.generation;
-            if let Phase::Open(inc) = &mut slot.state.phase {
+        let Some(slot) = self.keys[rule].get_mut(key) else {
+            return self.observe_new(rule, key, ev, distinct);
+        };
+        self.generation += 1;
+        let generation = self.generation;
+        match &mut slot.state.phase {
+            Phase::Open(inc) => {
                 if ev.time <= add_sat(inc.last_seen, cooldown) {
                     inc.events += 1;
                     inc.last_seen = inc.last_seen.max(ev.time);
@@ -328,78 +374,87 @@ impl Detector {
                 }
                 // Quiet for longer than the cooldown: that attack is over,
                 // this event starts counting afresh.
-                let fresh = Phase::Counting(match threshold {
-                    Some(t) => Pending::for_threshold(t),
-                    None => Pending::Events(VecDeque::new()),
-                });
+                let fresh = Phase::Counting(fresh_pending(&self.policies[rule]));
                 if let Phase::Open(old) = std::mem::replace(&mut slot.state.phase, fresh) {
+                    unindex(&mut self.owners, self.class_of[rule], &old.key, rule);
                     self.closed.push(old);
                 }
             }
-            if distinct == Some(None) {
-                // Does not count toward distinct; drop the key if the close
-                // above left it with nothing.
-                let empty = matches!(&slot.state.phase, Phase::Counting(p) if p.is_empty());
-                if empty {
-                    self.keys[rule].remove(key);
-                    self.tracked -= 1;
+            Phase::Linked { owner, id } => {
+                let (owner, id) = (*owner, *id);
+                if let Some(id) = self.join_open(owner, Some(id), key, ev.time, ev.time, ev.time, 1)
+                {
+                    self.touch_key(rule, key);
+                    return Observation::Joined(id);
                 }
-                return Observation::Ignored;
+                // That incident is over (or no longer live for this event):
+                // count afresh for this rule, as after a cooldown.
+                if let Some(slot) = self.keys[rule].get_mut(key) {
+                    slot.state.phase = Phase::Counting(fresh_pending(&self.policies[rule]));
+                }
+                // Now a counting slot: no further recursion.
+                return self.observe(ev);
             }
-            let Some(t) = threshold else {
-                let inc = open(&mut self.next_id, rule, key, ev, ev.time, 1);
-                let id = inc.id;
-                slot.state.phase = Phase::Open(inc);
-                slot.generation = generation;
-                let k = Arc::clone(&slot.key);
-                self.touch(rule, k, generation);
-                return Observation::Opened(id);
-            };
-            let Phase::Counting(pending) = &mut slot.state.phase else {
-                // Handled above: an open phase either joined or was reset.
-                return Observation::Ignored;
-            };
-            let reached = pending.add(ev.time, distinct.flatten(), t, &mut self.dropped_events);
-            let result = if reached {
-                let first = pending.oldest().unwrap_or(ev.time);
-                let last = pending.newest().unwrap_or(ev.time).max(ev.time);
-                let events = pending.events();
-                let mut inc = open(&mut self.next_id, rule, key, ev, first, events);
-                inc.last_seen = last;
-                let id = inc.id;
-                slot.state.phase = Phase::Open(inc);
-                Observation::Opened(id)
-            } else {
-                Observation::Counted
-            };
-            slot.generation = generation;
-            let k = Arc::clone(&slot.key);
-            self.touch(rule, k, generation);
-            return result;
+            Phase::Counting(_) => {}
         }
+        if distinct == Some(None) {
+            // Does not count toward distinct; drop the key if the close
+            // above left it with nothing.
+            let empty = matches!(&slot.state.phase, Phase::Counting(p) if p.is_empty());
+            if empty {
+                self.keys[rule].remove(key);
+                self.tracked -= 1;
+            }
+            return Observation::Ignored;
+        }
+        let Some(t) = self.policies[rule].threshold.as_ref() else {
+            // A rule without a threshold, whose incident just closed.
+            return self.settle(rule, key, ev, ev.time, ev.time, 1);
+        };
+        let Phase::Counting(pending) = &mut slot.state.phase else {
+            // Handled above: an open phase either joined or was reset.
+            return Observation::Ignored;
+        };
+        if pending.add(ev.time, distinct.flatten(), t, &mut self.dropped_events) {
+            let first = pending.oldest().unwrap_or(ev.time);
+            let last = pending.newest().unwrap_or(ev.time).max(ev.time);
+            let events = pending.events();
+            return self.settle(rule, key, ev, first, last, events);
+        }
+        slot.generation = generation;
+        let k = Arc::clone(&slot.key);
+        self.touch(rule, k, generation);
+        Observation::Counted
+    }
 
-        // A key not seen (or no longer tracked).
+    /// [`Detector::observe`] for a key the rule does not track (yet, or any
+    /// more).
+    fn observe_new(
+        &mut self,
+        rule: usize,
+        key: &str,
+        ev: &Event,
+        distinct: Option<Option<&str>>,
+    ) -> Observation {
         if distinct == Some(None) {
             return Observation::Ignored;
         }
-        let (phase, result) = match threshold {
+        let pending = match self.policies[rule].threshold.as_ref() {
             Some(t) if t.count > 1 => {
                 let mut pending = Pending::for_threshold(t);
                 // A lone event is its key's newest, so always in the window.
                 pending.add(ev.time, distinct.flatten(), t, &mut self.dropped_events);
-                (Phase::Counting(pending), Observation::Counted)
+                Some(pending)
             }
-            _ => {
-                let inc = open(&mut self.next_id, rule, key, ev, ev.time, 1);
-                let id = inc.id;
-                (Phase::Open(inc), Observation::Opened(id))
-            }
+            _ => None,
         };
         while self.tracked >= self.max_keys {
             if !self.evict_one() {
                 break;
             }
         }
+        let reached = pending.is_none();
+        let pending = pending.unwrap_or_else(|| Pending::Events(VecDeque::new()));
         self.generation += 1;
         let generation = self.generation;
         let k: Arc<str> = Arc::from(key);
@@ -408,18 +463,137 @@ impl Detector {
             Slot {
                 key: Arc::clone(&k),
                 generation,
-                state: KeyState { phase },
+                state: KeyState {
+                    phase: Phase::Counting(pending),
+                },
             },
         );
         self.tracked += 1;
         self.touch(rule, k, generation);
+        if reached {
+            return self.settle(rule, key, ev, ev.time, ev.time, 1);
+        }
+        Observation::Counted
+    }
+
+    /// The tracked key (`rule`, `key`) has reached its rule's threshold with
+    /// `events` events between `first` and `last`: they join the open
+    /// incident of the rule's merge class for this key, if one is live for
+    /// `ev`, and the slot stays linked to it; otherwise they open the rule's
+    /// own incident.
+    fn settle(
+        &mut self,
+        rule: usize,
+        key: &str,
+        ev: &Event,
+        first: Timestamp,
+        last: Timestamp,
+        events: u64,
+    ) -> Observation {
+        let joined = self.class_of[rule].and_then(|class| {
+            let owner = *self.owners[class].get(key)?;
+            if owner == rule {
+                // Cannot be: the rule's own open slot is not counting.
+                return None;
+            }
+            let id = self.join_open(owner, None, key, ev.time, first, last, events);
+            if id.is_none() && self.owners[class].get(key) == Some(&owner) {
+                // Not a live open incident: a stale entry, drop it.
+                self.owners[class].remove(key);
+            }
+            id.map(|id| (owner, id))
+        });
+        let (phase, result) = match joined {
+            Some((owner, id)) => (Phase::Linked { owner, id }, Observation::Joined(id)),
+            None => {
+                let mut inc = open(&mut self.next_id, rule, key, ev, first, events);
+                inc.last_seen = last.max(inc.last_seen);
+                let id = inc.id;
+                (Phase::Open(inc), Observation::Opened(id))
+            }
+        };
+        self.generation += 1;
+        let generation = self.generation;
+        let Some(slot) = self.keys[rule].get_mut(key) else {
+            // Cannot be (joining never removes the joiner's slot); never
+            // lose an incident all the same.
+            if let Phase::Open(inc) = phase {
+                self.closed.push(inc);
+            }
+            return result;
+        };
+        slot.state.phase = phase;
+        slot.generation = generation;
+        let k = Arc::clone(&slot.key);
+        if let (Observation::Opened(_), Some(class)) = (result, self.class_of[rule]) {
+            self.owners[class].insert(Arc::clone(&k), rule);
+        }
+        self.touch(rule, k, generation);
         result
+    }
+
+    /// Adds `events` (between `first` and `last`) to the incident open in
+    /// the slot (`owner`, `key`), if it is incident `id` (any, for `None`)
+    /// and still live at `time` by the owner's cooldown; returns its id. A
+    /// matching incident that is no longer live is closed, as the owner's own
+    /// next event would close it.
+    #[allow(clippy::too_many_arguments)]
+    fn join_open(
+        &mut self,
+        owner: usize,
+        id: Option<u64>,
+        key: &str,
+        time: Timestamp,
+        first: Timestamp,
+        last: Timestamp,
+        events: u64,
+    ) -> Option<u64> {
+        let cooldown = self.policies.get(owner)?.cooldown;
+        let slot = self.keys[owner].get_mut(key)?;
+        let Phase::Open(inc) = &mut slot.state.phase else {
+            return None;
+        };
+        if id.is_some_and(|id| id != inc.id) {
+            return None;
+        }
+        if time <= add_sat(inc.last_seen, cooldown) {
+            inc.events += events;
+            inc.first_seen = inc.first_seen.min(first);
+            inc.last_seen = inc.last_seen.max(last);
+            let id = inc.id;
+            // The attack goes on: the incident's slot is active too.
+            self.generation += 1;
+            slot.generation = self.generation;
+            let k = Arc::clone(&slot.key);
+            self.touch(owner, k, self.generation);
+            return Some(id);
+        }
+        if let Some(slot) = self.keys[owner].remove(key) {
+            self.tracked -= 1;
+            if let Phase::Open(inc) = slot.state.phase {
+                unindex(&mut self.owners, self.class_of[owner], key, owner);
+                self.closed.push(inc);
+            }
+        }
+        None
+    }
+
+    /// Marks a tracked key as just active.
+    fn touch_key(&mut self, rule: usize, key: &str) {
+        self.generation += 1;
+        let generation = self.generation;
+        if let Some(slot) = self.keys[rule].get_mut(key) {
+            slot.generation = generation;
+            let k = Arc::clone(&slot.key);
+            self.touch(rule, k, generation);
+        }
     }
 
     /// Closes incidents whose key has been quiet for longer than the cooldown
     /// before `now`, and forgets pre-threshold counts older than the window.
     /// `now` is event time: pass [`Detector::watermark`] during a scan, or the
     /// clock while tailing. A `now` behind the events expires nothing.
+    /// Linked keys whose incident is over are forgotten too.
     pub fn expire(&mut self, now: Timestamp) {
         let mut batch = Vec::new();
         for (rule, map) in self.keys.iter_mut().enumerate() {
@@ -444,18 +618,22 @@ impl Detector {
                             dead.push(Arc::clone(&slot.key));
                         }
                     }
+                    // Settled below, once the open incidents are.
+                    Phase::Linked { .. } => {}
                 }
             }
             for k in dead {
                 if let Some(slot) = map.remove(&k) {
                     self.tracked -= 1;
                     if let Phase::Open(inc) = slot.state.phase {
+                        unindex(&mut self.owners, self.class_of[rule], &k, rule);
                         batch.push(inc);
                     }
                 }
             }
         }
         self.close_batch(batch);
+        self.drop_dead_links();
         self.compact();
     }
 
@@ -464,12 +642,12 @@ impl Detector {
     pub fn flush(&mut self) {
         let mut batch = Vec::new();
         for map in self.keys.iter_mut() {
-            let open: Vec<Arc<str>> = map
+            let settled: Vec<Arc<str>> = map
                 .values()
-                .filter(|s| matches!(s.state.phase, Phase::Open(_)))
+                .filter(|s| !matches!(s.state.phase, Phase::Counting(_)))
                 .map(|s| Arc::clone(&s.key))
                 .collect();
-            for k in open {
+            for k in settled {
                 if let Some(slot) = map.remove(&k) {
                     self.tracked -= 1;
                     if let Phase::Open(inc) = slot.state.phase {
@@ -477,6 +655,9 @@ impl Detector {
                     }
                 }
             }
+        }
+        for owners in &mut self.owners {
+            owners.clear();
         }
         self.close_batch(batch);
         self.compact();
@@ -488,21 +669,24 @@ impl Detector {
         std::mem::take(&mut self.closed)
     }
 
-    /// Incidents currently open, in no particular order.
+    /// Incidents currently open, in no particular order. A merged incident
+    /// appears once.
     pub fn open_incidents(&self) -> impl Iterator<Item = &Incident> {
         self.keys
             .iter()
             .flat_map(|m| m.values())
             .filter_map(|s| match &s.state.phase {
                 Phase::Open(inc) => Some(inc),
-                Phase::Counting(_) => None,
+                Phase::Counting(_) | Phase::Linked { .. } => None,
             })
     }
 
-    /// The open incident of one key, if any.
+    /// The open incident that one key's events go to, if any: its own, or
+    /// the one of another rule of its merge class that it joined.
     pub fn incident(&self, rule: usize, key: &str) -> Option<&Incident> {
         match &self.keys.get(rule)?.get(key)?.state.phase {
             Phase::Open(inc) => Some(inc),
+            Phase::Linked { owner, id } => linked_target(&self.keys, *owner, key, *id),
             Phase::Counting(_) => None,
         }
     }
@@ -528,7 +712,7 @@ impl Detector {
             .flat_map(|m| m.values())
             .map(|s| match &s.state.phase {
                 Phase::Counting(p) => p.events(),
-                Phase::Open(_) => 0,
+                Phase::Open(_) | Phase::Linked { .. } => 0,
             })
             .sum()
     }
@@ -572,8 +756,10 @@ impl Detector {
     /// Rebuilds a detector from a snapshot. Keys of rules that no longer
     /// exist, or whose pre-threshold count no longer fits the rule's
     /// threshold (rules edited meanwhile), are dropped; open incidents of
-    /// existing rules are kept. If `max_keys` shrank, the least recently
-    /// active keys are evicted as usual.
+    /// existing rules are kept. Links to another rule's incident are kept
+    /// while both rules are still of one merge class and the incident is
+    /// open. If `max_keys` shrank, the least recently active keys are
+    /// evicted as usual.
     pub fn restore(policies: Vec<Policy>, max_keys: usize, snap: Snapshot) -> Self {
         let mut d = Detector::new(policies, max_keys);
         d.closed = snap.closed;
@@ -585,16 +771,29 @@ impl Detector {
             let Some(policy) = d.policies.get(saved.rule) else {
                 continue;
             };
-            if let Phase::Counting(p) = &saved.state.phase {
-                let fits = match (&policy.threshold, p) {
-                    (Some(t), Pending::Events(_)) => t.distinct.is_none(),
-                    (Some(t), Pending::Distinct(_)) => t.distinct.is_some(),
-                    (None, _) => false,
-                };
-                if !fits || p.is_empty() {
-                    d.dropped_events += p.events();
-                    continue;
+            match &saved.state.phase {
+                Phase::Counting(p) => {
+                    let fits = match (&policy.threshold, p) {
+                        (Some(t), Pending::Events(_)) => t.distinct.is_none(),
+                        (Some(t), Pending::Distinct(_)) => t.distinct.is_some(),
+                        (None, _) => false,
+                    };
+                    if !fits || p.is_empty() {
+                        d.dropped_events += p.events();
+                        continue;
+                    }
                 }
+                Phase::Linked { owner, .. } => {
+                    // Holds no events: dropping it loses nothing.
+                    let class = d.class_of[saved.rule];
+                    let same = *owner != saved.rule
+                        && class.is_some()
+                        && d.class_of.get(*owner) == Some(&class);
+                    if !same {
+                        continue;
+                    }
+                }
+                Phase::Open(_) => {}
             }
             while d.tracked >= d.max_keys {
                 if !d.evict_one() {
@@ -621,7 +820,58 @@ impl Detector {
             d.tracked += 1;
             d.touch(saved.rule, k, generation);
         }
+        d.rebuild_owners();
+        d.drop_dead_links();
+        d.compact();
         d
+    }
+
+    /// Indexes every open incident of a merge class. Should two rules of a
+    /// class both hold one for a key (a snapshot from before the rules were
+    /// merged), the most recently active is the one others join; the other
+    /// runs its course alone.
+    fn rebuild_owners(&mut self) {
+        for owners in &mut self.owners {
+            owners.clear();
+        }
+        for (rule, map) in self.keys.iter().enumerate() {
+            let Some(class) = self.class_of.get(rule).copied().flatten() else {
+                continue;
+            };
+            for slot in map.values() {
+                if !matches!(slot.state.phase, Phase::Open(_)) {
+                    continue;
+                }
+                let owners = &mut self.owners[class];
+                let newer = owners.get(&slot.key).is_none_or(|&other| {
+                    self.keys[other]
+                        .get(&slot.key)
+                        .is_none_or(|s| s.generation < slot.generation)
+                });
+                if newer {
+                    owners.insert(Arc::clone(&slot.key), rule);
+                }
+            }
+        }
+    }
+
+    /// Forgets linked keys whose incident is no longer open.
+    fn drop_dead_links(&mut self) {
+        let mut dead: Vec<(usize, Arc<str>)> = Vec::new();
+        for (rule, map) in self.keys.iter().enumerate() {
+            for slot in map.values() {
+                if let Phase::Linked { owner, id } = slot.state.phase {
+                    if linked_target(&self.keys, owner, &slot.key, id).is_none() {
+                        dead.push((rule, Arc::clone(&slot.key)));
+                    }
+                }
+            }
+        }
+        for (rule, k) in dead {
+            if self.keys[rule].remove(&k).is_some() {
+                self.tracked -= 1;
+            }
+        }
     }
 
     fn touch(&mut self, rule: usize, key: Arc<str>, generation: u64) {
@@ -642,7 +892,9 @@ impl Detector {
         });
     }
 
-    /// Evicts the least recently active key; false if there was none.
+    /// Evicts the least recently active key; false if there was none. An
+    /// evicted open incident is closed; keys linked to it count afresh at
+    /// their next event. An evicted linked key held no events of its own.
     fn evict_one(&mut self) -> bool {
         while let Some((rule, key, generation)) = self.lru.pop_front() {
             let live = self.keys[rule]
@@ -655,8 +907,12 @@ impl Detector {
                 self.tracked -= 1;
                 self.keys_evicted += 1;
                 match slot.state.phase {
-                    Phase::Open(inc) => self.closed.push(inc),
+                    Phase::Open(inc) => {
+                        unindex(&mut self.owners, self.class_of[rule], &key, rule);
+                        self.closed.push(inc);
+                    }
                     Phase::Counting(p) => self.dropped_events += p.events(),
+                    Phase::Linked { .. } => {}
                 }
                 return true;
             }
@@ -669,6 +925,37 @@ impl Detector {
     fn close_batch(&mut self, mut batch: Vec<Incident>) {
         batch.sort_by_key(|i| (i.last_seen, i.id));
         self.closed.extend(batch);
+    }
+}
+
+/// An empty count for a rule, as after a cooldown.
+fn fresh_pending(policy: &Policy) -> Pending {
+    match &policy.threshold {
+        Some(t) => Pending::for_threshold(t),
+        None => Pending::Events(VecDeque::new()),
+    }
+}
+
+/// Forgets that `rule` holds its class's open incident for `key` (if the
+/// index says so: after a restore, another rule may be the indexed one).
+fn unindex(owners: &mut [HashMap<Arc<str>, usize>], class: Option<usize>, key: &str, rule: usize) {
+    if let Some(owners) = class.and_then(|c| owners.get_mut(c)) {
+        if owners.get(key) == Some(&rule) {
+            owners.remove(key);
+        }
+    }
+}
+
+/// The incident `id`, if still open in the slot (`owner`, `key`).
+fn linked_target<'a>(
+    keys: &'a [HashMap<Arc<str>, Slot>],
+    owner: usize,
+    key: &str,
+    id: u64,
+) -> Option<&'a Incident> {
+    match &keys.get(owner)?.get(key)?.state.phase {
+        Phase::Open(inc) if inc.id == id => Some(inc),
+        _ => None,
     }
 }
 
@@ -775,6 +1062,7 @@ mod tests {
                 distinct: None,
             }),
             cooldown: secs(cooldown),
+            merge: None,
         }
     }
 
@@ -782,7 +1070,44 @@ mod tests {
         Policy {
             threshold: None,
             cooldown: secs(cooldown),
+            merge: None,
         }
+    }
+
+    fn merged(mut p: Policy, class: u32) -> Policy {
+        p.merge = Some(class);
+        p
+    }
+
+    fn distinct_users(count: u32, window: i64, cooldown: i64) -> Policy {
+        Policy {
+            threshold: Some(Threshold {
+                count,
+                window: secs(window),
+                by: None,
+                distinct: Some("user".into()),
+            }),
+            cooldown: secs(cooldown),
+            merge: None,
+        }
+    }
+
+    /// White-box: the class index names exactly the open slots of merging
+    /// rules, at most one per (class, key), and `tracked` is the slot count.
+    fn assert_index_consistent(d: &Detector) {
+        let mut open_per_class: HashMap<(usize, &str), usize> = HashMap::new();
+        for (rule, map) in d.keys.iter().enumerate() {
+            for slot in map.values() {
+                if let (Phase::Open(_), Some(c)) = (&slot.state.phase, d.class_of[rule]) {
+                    *open_per_class.entry((c, &*slot.key)).or_default() += 1;
+                    assert_eq!(d.owners[c].get(&slot.key), Some(&rule));
+                }
+            }
+        }
+        assert!(open_per_class.values().all(|&n| n == 1));
+        let indexed: usize = d.owners.iter().map(HashMap::len).sum();
+        assert_eq!(indexed, open_per_class.len());
+        assert_eq!(d.keys.iter().map(HashMap::len).sum::<usize>(), d.tracked);
     }
 
     #[test]
@@ -839,6 +1164,7 @@ mod tests {
                 distinct: Some("user".into()),
             }),
             cooldown: secs(300),
+            merge: None,
         };
         let mut d = Detector::new(vec![policy], 100);
         let login = |at, user| ev(0, at, &[("src_ip", "9.9.9.9"), ("user", user)]);
@@ -873,6 +1199,7 @@ mod tests {
                 distinct: Some("path".into()),
             }),
             cooldown: secs(300),
+            merge: None,
         };
         let mut d = Detector::new(vec![policy], 100);
         let get = |at, path| ev(0, at, &[("src_ip", "x"), ("path", path)]);
@@ -969,6 +1296,7 @@ mod tests {
                 distinct: None,
             }),
             cooldown: secs(60),
+            merge: None,
         };
         let mut d = Detector::new(vec![policy], 100);
         // Password spraying against one account from many addresses.
@@ -1104,6 +1432,7 @@ mod tests {
                     distinct: None,
                 }),
                 cooldown: SignedDuration::MAX,
+                merge: None,
             }],
             10,
         );
@@ -1135,6 +1464,7 @@ mod tests {
                 distinct: None,
             }),
             cooldown: secs(-5),
+            merge: None,
         };
         let mut d = Detector::new(vec![policy], 0);
         assert!(matches!(d.observe(&ip(0, 0, "a")), Observation::Opened(_)));
@@ -1177,22 +1507,45 @@ mod tests {
 
     #[test]
     fn random_stream_accounts_for_every_event() {
-        let policies = vec![
-            plain(30),
-            counting(4, 20, 30),
-            Policy {
-                threshold: Some(Threshold {
-                    count: 3,
-                    window: secs(40),
-                    by: None,
-                    distinct: Some("user".into()),
-                }),
-                cooldown: secs(30),
-            },
+        let base = [plain(30), counting(4, 20, 30), distinct_users(3, 40, 30)];
+        // No merging; two kinds sharing a class; all three in one class.
+        let classes = [
+            [None, None, None],
+            [Some(7), Some(7), None],
+            [None, Some(2), Some(2)],
+            [Some(0), Some(0), Some(0)],
         ];
+        for (config, merge) in classes.iter().enumerate() {
+            let policies: Vec<Policy> = base
+                .iter()
+                .zip(merge)
+                .map(|(p, m)| Policy {
+                    merge: *m,
+                    ..p.clone()
+                })
+                .collect();
+            // Many addresses: mostly eviction; few: thresholds are reached.
+            for addrs in [50, 5] {
+                let merges = random_stream(&policies, config as u64, addrs);
+                eprintln!("config {config}, {addrs} addresses: {merges} merged events");
+                if merge.iter().flatten().count() < 2 {
+                    assert_eq!(merges, 0);
+                } else if addrs == 5 {
+                    assert!(merges > 100);
+                }
+            }
+        }
+    }
+
+    /// Runs seeded random streams through a detector, checking that every
+    /// counted event ends in exactly one incident or is dropped; returns how
+    /// many events joined an incident another rule opened.
+    fn random_stream(policies: &[Policy], salt: u64, addrs: u64) -> u64 {
+        let mut merges = 0u64;
         for seed in 1..=20u64 {
-            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-            let mut d = Detector::new(policies.clone(), 10);
+            let mut rng = Rng((seed + 100 * salt + addrs).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+            let mut d = Detector::new(policies.to_vec(), 10);
+            let mut opener: HashMap<u64, usize> = HashMap::new();
             let mut counted = 0u64;
             let mut in_incidents = 0u64;
             let mut clock = 0i64;
@@ -1201,7 +1554,7 @@ mod tests {
                 // Occasional skew backwards.
                 let at = clock - rng.below(10) as i64 * (rng.below(8) == 0) as i64;
                 let rule = rng.below(3) as usize;
-                let addr = format!("10.0.0.{}", rng.below(50));
+                let addr = format!("10.0.0.{}", rng.below(addrs));
                 let user = format!("u{}", rng.below(6));
                 let e = if rng.below(5) == 0 {
                     ev(rule, at, &[("src_ip", &addr)])
@@ -1210,14 +1563,31 @@ mod tests {
                 };
                 match d.observe(&e) {
                     Observation::Ignored => {}
-                    _ => counted += 1,
+                    Observation::Counted => counted += 1,
+                    Observation::Opened(id) => {
+                        counted += 1;
+                        assert!(opener.insert(id, rule).is_none(), "id reused");
+                    }
+                    Observation::Joined(id) => {
+                        counted += 1;
+                        if opener.get(&id) != Some(&rule) {
+                            merges += 1;
+                        }
+                    }
                 }
                 assert!(d.keys_tracked() <= 10);
+                if rng.below(50) == 0 {
+                    assert_index_consistent(&d);
+                }
                 if rng.below(500) == 0 {
                     d.expire(ts(clock));
                 }
                 if rng.below(1000) == 0 {
                     d.flush();
+                }
+                if rng.below(700) == 0 {
+                    d = Detector::restore(policies.to_vec(), 10, d.snapshot());
+                    assert_index_consistent(&d);
                 }
                 in_incidents += d.take_closed().iter().map(|i| i.events).sum::<u64>();
             }
@@ -1230,10 +1600,12 @@ mod tests {
             );
             d.expire(Timestamp::MAX);
             assert_eq!(d.keys_tracked(), 0);
+            assert_index_consistent(&d);
             assert_eq!(in_incidents + d.dropped_events(), counted, "seed {seed}");
             // The stream must exercise all three fates.
             assert!(d.keys_evicted() > 0 && in_incidents > 0 && d.dropped_events() > 0);
         }
+        merges
     }
 
     #[test]
@@ -1263,5 +1635,431 @@ mod tests {
             r.take_closed().first().map(|i| i.key.clone()),
             Some("b".into())
         );
+    }
+
+    const SSH_FAILED: usize = 0;
+    const SSH_PAM: usize = 1;
+    const SSH_INVALID_USER: usize = 2;
+
+    /// failed-password and pam, 5 in 10 minutes, and invalid-user, 3
+    /// distinct users in 10 minutes: all brute force (class 3).
+    fn ssh_rules() -> Vec<Policy> {
+        vec![
+            merged(counting(5, 600, 600), 3),
+            merged(counting(5, 600, 600), 3),
+            merged(distinct_users(3, 600, 600), 3),
+        ]
+    }
+
+    #[test]
+    fn rules_of_one_class_make_one_incident_per_attacker() {
+        let mut d = Detector::new(ssh_rules(), 100);
+        // A pam line long before the attack slides out of pam's window.
+        assert_eq!(
+            d.observe(&ip(SSH_PAM, -700, "1.2.3.4")),
+            Observation::Counted
+        );
+        let mut opened = None;
+        for t in 0..20 {
+            let rule = if t % 2 == 0 { SSH_FAILED } else { SSH_PAM };
+            let got = d.observe(&ip(rule, t, "1.2.3.4"));
+            match t {
+                // failed-password reaches 5 at t=8.
+                0..=7 => assert_eq!(got, Observation::Counted, "t={t}"),
+                8 => {
+                    let Observation::Opened(id) = got else {
+                        panic!("failed-password should open at its fifth event");
+                    };
+                    opened = Some(id);
+                    assert_eq!(d.incident(SSH_FAILED, "1.2.3.4").map(|i| i.events), Some(5));
+                }
+                // pam reaches 5 at t=9 and joins with its 5 pending events.
+                9 => {
+                    assert_eq!(got, Observation::Joined(opened.expect("opened")));
+                    assert_eq!(d.incident(SSH_PAM, "1.2.3.4").map(|i| i.events), Some(10));
+                }
+                _ => assert_eq!(got, Observation::Joined(opened.expect("opened")), "t={t}"),
+            }
+        }
+        assert_eq!(d.open_incidents().count(), 1);
+        assert_eq!(d.pending_events(), 0);
+        assert_eq!(d.dropped_events(), 1);
+        assert_eq!(d.keys_tracked(), 2);
+        d.flush();
+        let closed = d.take_closed();
+        assert_eq!(closed.len(), 1);
+        let inc = &closed[0];
+        assert_eq!(Some(inc.id), opened);
+        assert_eq!(inc.events, 20);
+        assert_eq!((inc.first_seen, inc.last_seen), (ts(0), ts(19)));
+        // Attributed to the rule that reached its threshold first.
+        assert_eq!((inc.rule, inc.sample.as_str()), (SSH_FAILED, "line at 8"));
+        assert_eq!(d.keys_tracked(), 0);
+    }
+
+    #[test]
+    fn the_rule_first_at_its_threshold_owns_the_incident() {
+        let mut d = Detector::new(ssh_rules(), 100);
+        // pam is more talkative early on and gets there first.
+        for t in 0..4 {
+            d.observe(&ip(SSH_FAILED, t, "a"));
+        }
+        for t in 10..15 {
+            d.observe(&ip(SSH_PAM, t, "a"));
+        }
+        let Some(inc) = d.incident(SSH_PAM, "a") else {
+            panic!("pam reached its threshold");
+        };
+        let id = inc.id;
+        assert_eq!((inc.rule, inc.events), (SSH_PAM, 5));
+        assert!(d.incident(SSH_FAILED, "a").is_none());
+        assert_eq!(d.observe(&ip(SSH_FAILED, 20, "a")), Observation::Joined(id));
+        let inc = d.incident(SSH_FAILED, "a").expect("linked");
+        assert_eq!((inc.id, inc.rule, inc.events), (id, SSH_PAM, 10));
+        assert_eq!((inc.first_seen, inc.last_seen), (ts(0), ts(20)));
+    }
+
+    #[test]
+    fn distinct_user_rule_joins_the_open_incident() {
+        let mut d = Detector::new(ssh_rules(), 100);
+        for t in 0..5 {
+            d.observe(&ip(SSH_FAILED, t, "9.9.9.9"));
+        }
+        let id = d.incident(SSH_FAILED, "9.9.9.9").expect("open").id;
+        let user = |at, user| {
+            ev(
+                SSH_INVALID_USER,
+                at,
+                &[("src_ip", "9.9.9.9"), ("user", user)],
+            )
+        };
+        assert_eq!(d.observe(&user(5, "admin")), Observation::Counted);
+        assert_eq!(d.observe(&user(6, "admin")), Observation::Counted);
+        // Lacking the distinct field before the threshold: no evidence.
+        assert_eq!(
+            d.observe(&ip(SSH_INVALID_USER, 7, "9.9.9.9")),
+            Observation::Ignored
+        );
+        assert_eq!(d.observe(&user(8, "oracle")), Observation::Counted);
+        assert_eq!(d.observe(&user(9, "test")), Observation::Joined(id));
+        assert_eq!(d.incident(SSH_FAILED, "9.9.9.9").map(|i| i.events), Some(9));
+        // Linked now: any later event of the rule belongs to the attack.
+        assert_eq!(
+            d.observe(&ip(SSH_INVALID_USER, 10, "9.9.9.9")),
+            Observation::Joined(id)
+        );
+        assert_eq!(d.observe(&user(11, "admin")), Observation::Joined(id));
+        assert_eq!(
+            d.observe(&ip(SSH_FAILED, 12, "9.9.9.9")),
+            Observation::Joined(id)
+        );
+        let inc = d.incident(SSH_INVALID_USER, "9.9.9.9").expect("linked");
+        assert_eq!((inc.id, inc.rule, inc.events), (id, SSH_FAILED, 12));
+        assert_eq!(d.open_incidents().count(), 1);
+        assert_eq!((d.pending_events(), d.dropped_events()), (0, 0));
+    }
+
+    #[test]
+    fn different_keys_classes_or_no_class_never_merge() {
+        let policies = vec![
+            merged(plain(60), 1),
+            merged(plain(60), 1),
+            plain(60),
+            plain(60),
+            merged(plain(60), 2),
+        ];
+        let mut d = Detector::new(policies, 100);
+        let Observation::Opened(a) = d.observe(&ip(0, 0, "a")) else {
+            panic!("first event of a plain rule opens");
+        };
+        // Same class, another key.
+        assert!(matches!(d.observe(&ip(1, 1, "b")), Observation::Opened(_)));
+        // No class, twice.
+        assert!(matches!(d.observe(&ip(2, 2, "a")), Observation::Opened(_)));
+        assert!(matches!(d.observe(&ip(3, 3, "a")), Observation::Opened(_)));
+        // Another class.
+        assert!(matches!(d.observe(&ip(4, 4, "a")), Observation::Opened(_)));
+        // Same class, same key: merges.
+        assert_eq!(d.observe(&ip(1, 5, "a")), Observation::Joined(a));
+        let mut open: Vec<(usize, &str, u64)> = d
+            .open_incidents()
+            .map(|i| (i.rule, i.key.as_str(), i.events))
+            .collect();
+        open.sort();
+        assert_eq!(
+            open,
+            vec![
+                (0, "a", 2),
+                (1, "b", 1),
+                (2, "a", 1),
+                (3, "a", 1),
+                (4, "a", 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_incident_not_live_for_the_event_is_not_joined() {
+        let mut d = Detector::new(
+            vec![merged(plain(10), 0), merged(counting(2, 600, 10), 0)],
+            100,
+        );
+        let Observation::Opened(a) = d.observe(&ip(0, 0, "k")) else {
+            panic!("opens");
+        };
+        d.observe(&ip(1, 5, "k"));
+        // Reaches its threshold at 11 > 0 + 10: the first incident is over.
+        let Observation::Opened(b) = d.observe(&ip(1, 11, "k")) else {
+            panic!("a stale incident must not be joined");
+        };
+        assert_ne!(a, b);
+        let closed = d.take_closed();
+        assert_eq!((closed.len(), closed[0].id, closed[0].events), (1, a, 1));
+        assert_eq!(
+            d.incident(1, "k").map(|i| (i.events, i.first_seen)),
+            Some((2, ts(5)))
+        );
+        // And rule 0 now joins rule 1's incident.
+        assert_eq!(d.observe(&ip(0, 12, "k")), Observation::Joined(b));
+        assert_index_consistent(&d);
+    }
+
+    #[test]
+    fn after_the_merged_incident_closes_a_new_burst_opens_anew() {
+        let policies = vec![
+            merged(counting(3, 60, 60), 0),
+            merged(counting(3, 60, 60), 0),
+        ];
+        let mut d = Detector::new(policies.clone(), 100);
+        for t in 0..3 {
+            d.observe(&ip(0, t, "a"));
+        }
+        let first = d.incident(0, "a").expect("open").id;
+        for t in 3..5 {
+            assert_eq!(d.observe(&ip(1, t, "a")), Observation::Counted);
+        }
+        assert_eq!(d.observe(&ip(1, 5, "a")), Observation::Joined(first));
+        // Quiet, then the linked rule sees a new burst: it counts afresh,
+        // closing the old incident, and opens the new one itself.
+        assert_eq!(d.observe(&ip(1, 500, "a")), Observation::Counted);
+        let closed = d.take_closed();
+        assert_eq!(
+            (closed.len(), closed[0].id, closed[0].events),
+            (1, first, 6)
+        );
+        assert_eq!(d.observe(&ip(1, 501, "a")), Observation::Counted);
+        let Observation::Opened(second) = d.observe(&ip(1, 502, "a")) else {
+            panic!("the linked rule opens the new incident");
+        };
+        assert!(second > first);
+        // The former owner now joins it at its own threshold.
+        assert_eq!(d.observe(&ip(0, 503, "a")), Observation::Counted);
+        assert_eq!(d.observe(&ip(0, 504, "a")), Observation::Counted);
+        assert_eq!(d.observe(&ip(0, 505, "a")), Observation::Joined(second));
+        let inc = d.incident(0, "a").expect("linked");
+        assert_eq!((inc.id, inc.rule, inc.events), (second, 1, 6));
+        assert_index_consistent(&d);
+
+        // Closed by expiry instead: linked slots go with it.
+        let mut d = Detector::new(policies, 100);
+        for t in 0..3 {
+            d.observe(&ip(0, t, "a"));
+            d.observe(&ip(1, t, "a"));
+        }
+        assert_eq!(d.keys_tracked(), 2);
+        assert_eq!(d.open_incidents().count(), 1);
+        d.expire(ts(62));
+        assert!(d.take_closed().is_empty());
+        d.expire(ts(63));
+        let closed = d.take_closed();
+        assert_eq!((closed.len(), closed[0].events), (1, 6));
+        assert_eq!(d.keys_tracked(), 0);
+        assert!(d.lru.is_empty());
+        assert_index_consistent(&d);
+        // Then the linked rule opens a new one.
+        for t in 100..102 {
+            d.observe(&ip(1, t, "a"));
+        }
+        assert!(matches!(
+            d.observe(&ip(1, 102, "a")),
+            Observation::Opened(_)
+        ));
+        assert_eq!(d.incident(1, "a").map(|i| (i.rule, i.events)), Some((1, 3)));
+    }
+
+    #[test]
+    fn a_linked_key_counts_afresh_after_the_owner_reopens() {
+        let mut d = Detector::new(
+            vec![merged(plain(10), 0), merged(counting(2, 600, 10), 0)],
+            100,
+        );
+        d.observe(&ip(0, 0, "k"));
+        d.observe(&ip(1, 1, "k"));
+        assert!(matches!(d.observe(&ip(1, 2, "k")), Observation::Joined(_)));
+        // The owner's own event after the cooldown closes and reopens.
+        let Observation::Opened(reopened) = d.observe(&ip(0, 100, "k")) else {
+            panic!("reopens");
+        };
+        assert_eq!(d.take_closed().len(), 1);
+        // The link was to the closed incident: count afresh, then join.
+        assert_eq!(d.observe(&ip(1, 101, "k")), Observation::Counted);
+        assert_eq!(d.observe(&ip(1, 102, "k")), Observation::Joined(reopened));
+        assert_eq!(d.incident(0, "k").map(|i| i.events), Some(3));
+    }
+
+    #[test]
+    fn evicting_the_owner_of_a_merged_incident_loses_nothing() {
+        let policies = vec![
+            merged(counting(2, 60, 3600), 0),
+            merged(counting(2, 60, 3600), 0),
+            plain(3600),
+        ];
+        let mut d = Detector::new(policies, 3);
+        let mut counted = 0;
+        let mut feed = |d: &mut Detector, rule, at, key: &str| {
+            let got = d.observe(&ip(rule, at, key));
+            if got != Observation::Ignored {
+                counted += 1;
+            }
+            assert!(d.keys_tracked() <= 3);
+            got
+        };
+        feed(&mut d, 0, 0, "v");
+        let Observation::Opened(id) = feed(&mut d, 0, 1, "v") else {
+            panic!("opens");
+        };
+        feed(&mut d, 1, 2, "v");
+        assert_eq!(feed(&mut d, 1, 3, "v"), Observation::Joined(id));
+        // A linked join keeps the owner active too; the linked key is the
+        // most recent, so the owner goes first.
+        feed(&mut d, 2, 4, "x");
+        feed(&mut d, 2, 5, "y");
+        assert_eq!(d.keys_evicted(), 1);
+        let closed = d.take_closed();
+        assert_eq!(closed.len(), 1);
+        assert_eq!((closed[0].id, closed[0].events), (id, 4));
+        assert_eq!(d.keys_tracked(), 3);
+        // The linked key falls back to counting for its own rule.
+        assert_eq!(feed(&mut d, 1, 6, "v"), Observation::Counted);
+        let Observation::Opened(again) = feed(&mut d, 1, 7, "v") else {
+            panic!("the formerly linked rule opens");
+        };
+        assert_ne!(again, id);
+        assert_index_consistent(&d);
+        // Now the owner 1 is recent; link rule 0 to it, then evict the link.
+        feed(&mut d, 0, 8, "v"); // evicts "x"
+        assert_eq!(feed(&mut d, 0, 9, "v"), Observation::Joined(again));
+        feed(&mut d, 1, 10, "v"); // owner most recent, link second
+        feed(&mut d, 2, 11, "z"); // evicts "y"
+        feed(&mut d, 2, 12, "w"); // evicts the link (rule 0, "v")
+        assert!(d.take_closed().iter().all(|i| i.id != again));
+        assert!(!d.keys[0].contains_key("v"));
+        assert_eq!(d.incident(1, "v").map(|i| i.events), Some(5));
+        assert_index_consistent(&d);
+        d.flush();
+        let in_incidents: u64 =
+            closed[0].events + d.take_closed().iter().map(|i| i.events).sum::<u64>() + 2; // "x" and "y", evicted incidents taken above
+        assert_eq!(
+            in_incidents + d.dropped_events() + d.pending_events(),
+            counted
+        );
+    }
+
+    #[test]
+    fn snapshot_restore_keeps_links() {
+        let policies = vec![
+            merged(counting(2, 60, 60), 0),
+            merged(counting(2, 60, 60), 0),
+        ];
+        let mut d = Detector::new(policies.clone(), 10);
+        d.observe(&ip(0, 0, "a"));
+        d.observe(&ip(0, 1, "a"));
+        d.observe(&ip(1, 2, "a"));
+        let Observation::Joined(id) = d.observe(&ip(1, 3, "a")) else {
+            panic!("joins");
+        };
+        d.observe(&ip(1, 4, "b"));
+        let json = serde_json::to_string(&d.snapshot()).expect("serialise");
+        let snap: Snapshot = serde_json::from_str(&json).expect("deserialise");
+        assert_eq!(snap, d.snapshot());
+
+        let mut r = Detector::restore(policies.clone(), 10, snap.clone());
+        assert_index_consistent(&r);
+        assert_eq!(r.keys_tracked(), 3);
+        assert_eq!(r.incident(1, "a").map(|i| i.id), Some(id));
+        // The link continues...
+        assert_eq!(r.observe(&ip(1, 5, "a")), Observation::Joined(id));
+        // ...the class index too: "b" joins the incident of rule 0.
+        assert_eq!(r.observe(&ip(0, 6, "b")), Observation::Counted);
+        let Observation::Opened(b) = r.observe(&ip(0, 7, "b")) else {
+            panic!("rule 0 opens for b");
+        };
+        assert_eq!(r.observe(&ip(1, 8, "b")), Observation::Joined(b));
+        // Rule 1's pending event at 4 and its event at 8 join.
+        assert_eq!(r.incident(1, "b").map(|i| i.events), Some(4));
+        // After the cooldown the linked rule counts afresh.
+        assert_eq!(r.observe(&ip(1, 200, "a")), Observation::Counted);
+        assert!(matches!(
+            r.observe(&ip(1, 201, "a")),
+            Observation::Opened(_)
+        ));
+        r.flush();
+        let events: u64 = r.take_closed().iter().map(|i| i.events).sum();
+        assert_eq!(events, 5 + 4 + 2);
+
+        // Rules no longer merged: the link is dropped (it held no events),
+        // the incident stays.
+        let unmerged: Vec<Policy> = policies
+            .iter()
+            .map(|p| Policy {
+                merge: None,
+                ..p.clone()
+            })
+            .collect();
+        let mut r = Detector::restore(unmerged, 10, snap);
+        assert_eq!(r.keys_tracked(), 2);
+        assert!(r.incident(1, "a").is_none());
+        assert_eq!(r.incident(0, "a").map(|i| i.events), Some(4));
+        assert_eq!(r.observe(&ip(1, 5, "a")), Observation::Counted);
+    }
+
+    #[test]
+    fn restore_of_two_open_incidents_of_one_class_indexes_one() {
+        // A snapshot taken before the rules were merged.
+        let policies = vec![plain(60), plain(60), plain(60)];
+        let mut d = Detector::new(policies.clone(), 10);
+        d.observe(&ip(0, 0, "a"));
+        d.observe(&ip(1, 1, "a"));
+        let newer = d.incident(1, "a").expect("open").id;
+        let merged_now: Vec<Policy> = policies.into_iter().map(|p| merged(p, 4)).collect();
+        let mut r = Detector::restore(merged_now, 10, d.snapshot());
+        assert_index_consistent_allowing_duplicates(&r);
+        // The most recently active is the one a third rule joins.
+        assert_eq!(r.observe(&ip(2, 2, "a")), Observation::Joined(newer));
+        // The other runs its course alone.
+        assert!(matches!(r.observe(&ip(0, 3, "a")), Observation::Joined(_)));
+        r.flush();
+        let mut events: Vec<u64> = r.take_closed().iter().map(|i| i.events).collect();
+        events.sort();
+        assert_eq!(events, vec![2, 2]);
+    }
+
+    fn assert_index_consistent_allowing_duplicates(d: &Detector) {
+        for (c, owners) in d.owners.iter().enumerate() {
+            for (key, &rule) in owners {
+                assert_eq!(d.class_of[rule], Some(c));
+                assert!(matches!(
+                    d.keys[rule].get(key).map(|s| &s.state.phase),
+                    Some(Phase::Open(_))
+                ));
+            }
+        }
+    }
+
+    #[test]
+    fn merge_defaults_to_none_when_absent() {
+        let json = r#"{"threshold":null,"cooldown":"PT1M"}"#;
+        let p: Policy = serde_json::from_str(json).expect("old policy reads");
+        assert_eq!(p.merge, None);
     }
 }

@@ -334,6 +334,8 @@ impl Loader {
             policy: Policy {
                 threshold,
                 cooldown,
+                // Set per category by `RuleSet::policies`.
+                merge: None,
             },
             tags,
             examples,

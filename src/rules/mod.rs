@@ -173,8 +173,20 @@ impl RuleSet {
             .map(|(i, _)| i)
     }
 
+    /// The detector's policy of each rule, in rule order. Rules of one
+    /// category form one merge class: one attacker seen by several
+    /// brute-force rules is one brute-force incident.
     pub fn policies(&self) -> Vec<Policy> {
-        self.rules.iter().map(|r| r.policy.clone()).collect()
+        self.rules
+            .iter()
+            .map(|r| Policy {
+                merge: Category::ALL
+                    .iter()
+                    .position(|c| *c == r.category)
+                    .map(|i| i as u32),
+                ..r.policy.clone()
+            })
+            .collect()
     }
 }
 
