@@ -2,6 +2,7 @@
 //!
 //! Data flows one way: inputs → matcher ([`rules`]) → detector ([`detect`]) → store.
 
+pub mod analyze;
 pub mod category;
 pub mod detect;
 pub mod duration;

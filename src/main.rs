@@ -158,8 +158,9 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, ExitCode> {
         None => timestamp::system_time_zone(),
     };
     let started = Instant::now();
+    let rules = std::sync::Arc::new(rules);
     let mut scanner = Scanner::new(
-        &rules,
+        std::sync::Arc::clone(&rules),
         ScanOptions {
             input_type: args.input_type.clone(),
             time_zone: time_zone.clone(),

@@ -1,21 +1,21 @@
 //! `canhgac scan`: files through the same matcher and detector as the
 //! daemon, without a store.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use serde::Serialize;
 
+use crate::analyze::Analyzer;
 use crate::detect::{Detector, Incident};
 use crate::event::Event;
 use crate::input::lines::{LineChunks, LineStats};
 use crate::input::sniff::sniff;
-use crate::rules::matcher::Matcher;
 use crate::rules::{RuleSet, INPUT_TYPES};
 use crate::timestamp::TimeParser;
 
@@ -59,25 +59,23 @@ pub struct FileError {
     pub message: String,
 }
 
-pub struct Scanner<'r> {
-    rules: &'r RuleSet,
+pub struct Scanner {
     opts: ScanOptions,
-    matchers: HashMap<String, Matcher>,
-    detector: Detector,
-    stats: ScanStats,
+    analyzer: Analyzer,
     incidents: Vec<Incident>,
+    lines: LineStats,
+    files: u64,
 }
 
-impl<'r> Scanner<'r> {
-    pub fn new(rules: &'r RuleSet, opts: ScanOptions) -> Self {
+impl Scanner {
+    pub fn new(rules: Arc<RuleSet>, opts: ScanOptions) -> Self {
         let detector = Detector::new(rules.policies(), opts.max_keys);
         Scanner {
-            rules,
             opts,
-            matchers: HashMap::new(),
-            detector,
-            stats: ScanStats::default(),
+            analyzer: Analyzer::new(rules, detector),
             incidents: Vec::new(),
+            lines: LineStats::default(),
+            files: 0,
         }
     }
 
@@ -126,67 +124,54 @@ impl<'r> Scanner<'r> {
                 ))
             })?,
         };
-        if !self.matchers.contains_key(&input_type) {
-            let m = Matcher::new(self.rules, &input_type).map_err(err)?;
-            self.matchers.insert(input_type.clone(), m);
-        }
-        let matcher = &self.matchers[&input_type];
-        let mut scratch = matcher.scratch();
         let mut times = TimeParser::new(self.opts.time_zone.clone(), reference);
         times.set_year(self.opts.year);
+        let mut source = self.analyzer.source(&input_type, times).map_err(err)?;
 
         let file_name = path.display().to_string();
         let mut chunks = LineChunks::new(io::Cursor::new(head).chain(reader), self.opts.max_line);
-        let mut line_base = 0u64;
-        let detector = &mut self.detector;
-        let events = &mut self.stats.events;
         loop {
             let chunk = match chunks.next_chunk() {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => break,
-                Err(e) => return Err(err(format!("cannot read after line {line_base}: {e}"))),
-            };
-            let now = Timestamp::now();
-            // Line numbers are counted only up to matched lines, incrementally.
-            let (mut counted_to, mut counted_lines) = (0usize, line_base);
-            matcher.for_each_match(&mut scratch, chunk.data, |offset, line, hits, caps| {
-                counted_lines +=
-                    memchr::memchr_iter(b'\n', &chunk.data[counted_to..offset]).count() as u64;
-                counted_to = offset;
-                let line_no = counted_lines + 1;
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                let time = times.parse(line).unwrap_or(now);
-                let text = String::from_utf8_lossy(line).into_owned();
-                for &hit in hits {
-                    let ev = Event {
-                        rule: hit.rule,
-                        time,
-                        fields: matcher.fields(caps, hit, line),
-                        line: text.clone(),
-                    };
-                    *events += 1;
-                    on_event(&file_name, line_no, &ev);
-                    detector.observe(&ev);
+                Err(e) => {
+                    return Err(err(format!(
+                        "cannot read after line {}: {e}",
+                        source.lines()
+                    )))
                 }
-            });
-            line_base += chunk.lines;
+            };
+            self.analyzer.feed(
+                &mut source,
+                chunk.data,
+                Timestamp::now(),
+                &mut |line, ev, _| on_event(&file_name, line, ev),
+            );
         }
         let s = chunks.stats();
-        self.stats.lines.lines += s.lines;
-        self.stats.lines.bytes += s.bytes;
-        self.stats.lines.cut_lines += s.cut_lines;
-        self.stats.files += 1;
-        self.incidents.extend(self.detector.take_closed());
+        self.lines.lines += s.lines;
+        self.lines.bytes += s.bytes;
+        self.lines.cut_lines += s.cut_lines;
+        self.files += 1;
+        self.incidents
+            .extend(self.analyzer.detector_mut().take_closed());
         Ok(())
     }
 
     /// Closes every open incident and returns all incidents, oldest first.
     pub fn finish(mut self) -> (Vec<Incident>, ScanStats, u64) {
-        self.detector.flush();
-        self.incidents.extend(self.detector.take_closed());
+        let detector = self.analyzer.detector_mut();
+        detector.flush();
+        self.incidents.extend(detector.take_closed());
+        let evicted = detector.keys_evicted();
         self.incidents
             .sort_by(|a, b| (a.first_seen, a.rule, &a.key).cmp(&(b.first_seen, b.rule, &b.key)));
-        (self.incidents, self.stats, self.detector.keys_evicted())
+        let stats = ScanStats {
+            lines: self.lines,
+            events: self.analyzer.events(),
+            files: self.files,
+        };
+        (self.incidents, stats, evicted)
     }
 }
 
