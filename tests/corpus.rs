@@ -1,0 +1,195 @@
+//! The default rules against logs that real machines wrote (`../shared/corpus`):
+//! the built binary must find exactly the attackers an analyst finds by reading
+//! the lines, and raise nothing on traffic an analyst calls benign.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+use canhgac::rules::{RuleSet, RuleSources};
+
+fn corpus(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/corpus")
+        .join(name)
+}
+
+/// Incidents of `scan --format json` over one corpus file.
+fn scan(name: &str) -> Vec<Value> {
+    let out = Command::cargo_bin("canhgac")
+        .expect("binary built")
+        .env("TZ", "UTC")
+        .args(["scan", "--format", "json"])
+        .arg(corpus(name))
+        .output()
+        .expect("canhgac runs");
+    assert!(
+        out.status.success(),
+        "scan {name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parsed: Value = serde_json::from_slice(&out.stdout).expect("JSON incidents");
+    parsed.as_array().expect("an array of incidents").clone()
+}
+
+fn keys_of(incidents: &[Value], category: &str) -> BTreeSet<String> {
+    incidents
+        .iter()
+        .filter(|i| i["category"] == category)
+        .map(|i| i["key"].as_str().expect("key is a string").to_owned())
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn openssh_brute_force_sources_are_exactly_the_attackers() {
+    let incidents = scan("openssh_2k.log");
+    // Read off the file: every address with at least five failed logins
+    // (passwords, PAM, invalid users) close together, or slow guessing of
+    // non-existent accounts over hours.
+    assert_eq!(
+        keys_of(&incidents, "bruteforce"),
+        set(&[
+            "183.62.140.253",
+            "187.141.143.180",
+            "103.99.0.122",
+            "112.95.230.3",
+            "5.188.10.180",
+            "185.190.58.151",
+            "123.235.32.19",
+            "119.4.203.64",
+            "60.2.12.12",
+            "52.80.34.196",
+        ])
+    );
+    let top = incidents
+        .iter()
+        .filter(|i| i["key"] == "183.62.140.253")
+        .map(|i| i["events"].as_u64().unwrap_or(0))
+        .sum::<u64>();
+    assert!(
+        top >= 500,
+        "183.62.140.253 sent hundreds of failures, got {top}"
+    );
+    // One attacker seen by several sshd rules is one incident per burst, not one per rule.
+    let per_key: BTreeMap<&str, usize> = incidents
+        .iter()
+        .filter(|i| i["category"] == "bruteforce")
+        .fold(BTreeMap::new(), |mut m, i| {
+            *m.entry(i["key"].as_str().unwrap_or("")).or_insert(0) += 1;
+            m
+        });
+    assert!(
+        per_key.values().all(|&n| n <= 2),
+        "duplicate incidents per attacker: {per_key:?}"
+    );
+}
+
+/// Month and day in a classic syslog stamp to an ordinal, for windows.
+fn syslog_seconds(line: &str) -> Option<i64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| line.starts_with(m))? as i64;
+    let mut parts = line.get(4..15)?.split([' ', ':']).filter(|p| !p.is_empty());
+    let mut next = || parts.next()?.parse::<i64>().ok();
+    let (day, h, m, s) = (next()?, next()?, next()?, next()?);
+    Some((((month * 31 + day) * 24 + h) * 60 + m) * 60 + s)
+}
+
+#[test]
+fn linux_syslog_brute_force_sources_match_an_independent_count() {
+    let incidents = scan("linux_syslog_2k.log");
+    // Independently of the rules: sources with five PAM authentication
+    // failures within ten minutes.
+    let text = std::fs::read(corpus("linux_syslog_2k.log")).expect("corpus readable");
+    let mut times: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&text).lines() {
+        if !line.contains("authentication failure;") {
+            continue;
+        }
+        let Some(rhost) = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("rhost="))
+            .filter(|h| !h.is_empty())
+        else {
+            continue;
+        };
+        if let Some(t) = syslog_seconds(line) {
+            times.entry(rhost.to_owned()).or_default().push(t);
+        }
+    }
+    let expected: BTreeSet<String> = times
+        .into_iter()
+        .filter(|(_, ts)| ts.windows(5).any(|w| w[4] - w[0] < 600))
+        .map(|(host, _)| host)
+        .collect();
+    assert!(expected.len() >= 30, "the corpus has dozens of attackers");
+    assert_eq!(keys_of(&incidents, "bruteforce"), expected);
+    let events_of = |key: &str| -> u64 {
+        incidents
+            .iter()
+            .filter(|i| i["key"] == key && i["category"] == "bruteforce")
+            .map(|i| i["events"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    assert_eq!(events_of("150.183.249.110"), 80);
+}
+
+#[test]
+fn apache_access_raises_only_the_admin_panel_probes() {
+    let incidents = scan("apache_access_10k.log");
+    // Reviewed by hand: each of these requested several admin pages
+    // (/admin.php, /wp-login.php, /phpmyadmin/...) within minutes; the rest
+    // of the file is crawlers and readers.
+    assert_eq!(
+        keys_of(&incidents, "recon"),
+        set(&[
+            "195.250.34.144",
+            "95.78.54.93",
+            "198.245.61.43",
+            "188.165.243.45",
+            "91.236.75.25",
+        ])
+    );
+    assert_eq!(incidents.len(), 5, "no other incidents: {incidents:#?}");
+    assert!(incidents
+        .iter()
+        .all(|i| i["rule"] == "web-admin-panel-probe"));
+}
+
+#[test]
+fn apache_error_log_of_a_healthy_server_raises_nothing() {
+    let incidents = scan("apache_error_2k.log");
+    assert!(incidents.is_empty(), "false positives: {incidents:#?}");
+}
+
+#[test]
+fn every_shipped_rule_documents_itself_with_examples() {
+    let rules = RuleSet::load(&RuleSources {
+        builtin: true,
+        paths: vec![],
+    })
+    .expect("built-in rules load");
+    assert!(rules.rules.len() >= 30);
+    for rule in &rules.rules {
+        let matching = rule.examples.iter().filter(|e| e.must_match).count();
+        let not_matching = rule.examples.len() - matching;
+        assert!(
+            matching >= 2 && not_matching >= 2,
+            "{}: needs at least two match and two no_match examples ({matching}/{not_matching})",
+            rule.id
+        );
+        assert!(
+            rule.examples.iter().any(|e| e.fields.is_some()),
+            "{}: no example says which fields it yields",
+            rule.id
+        );
+        assert!(!rule.tags.is_empty(), "{}: no ATT&CK tag", rule.id);
+    }
+}
