@@ -4,6 +4,7 @@
 
 pub mod analyze;
 pub mod category;
+pub mod config;
 pub mod detect;
 pub mod duration;
 pub mod event;

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use canhgac::config::Config;
 use canhgac::input::lines::DEFAULT_MAX_LINE;
 use canhgac::rules::{examples, matcher::Matcher, RuleSet, RuleSources, INPUT_TYPES};
 use canhgac::scan::{self, EventRecord, ScanOptions, Scanner};
@@ -34,8 +35,12 @@ enum Command {
     /// Uses the same matcher and detector as the daemon, without a store. The
     /// last line on stderr gives lines, bytes, seconds and throughput.
     Scan(ScanArgs),
-    /// Validate rule files; errors are printed as FILE:LINE:COL: MESSAGE.
+    /// Validate the config and the rules it names (or, without --config, rule
+    /// files alone); errors are printed as FILE:LINE:COL: MESSAGE.
     Check {
+        /// The daemon's config file; its rule directories are checked too.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         #[command(flatten)]
         rules: RuleArgs,
     },
@@ -130,7 +135,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Scan(args) => run_scan(args),
-        Command::Check { rules } => run_check(&rules),
+        Command::Check { config, rules } => run_check(config.as_deref(), &rules),
         Command::Rules(RulesCommand::Test { dirs }) => run_rules_test(dirs),
         Command::Rules(RulesCommand::Patterns { input_type, rules }) => {
             run_patterns(&rules, input_type.as_deref())
@@ -217,13 +222,38 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, ExitCode> {
     })
 }
 
-fn run_check(args: &RuleArgs) -> Result<ExitCode, ExitCode> {
-    let rules = args.load()?;
+fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|errors| {
+        eprintln!("{errors}");
+        eprintln!("canhgac: {} error(s) in config", errors.0.len());
+        ExitCode::FAILURE
+    })
+}
+
+fn run_check(config: Option<&std::path::Path>, args: &RuleArgs) -> Result<ExitCode, ExitCode> {
+    let config = config.map(load_config).transpose()?;
+    let rules = match &config {
+        Some(c) => {
+            let mut sources = c.rules.clone();
+            sources.paths.extend(args.paths.iter().cloned());
+            load_rules(&sources)?
+        }
+        None => args.load()?,
+    };
     for t in INPUT_TYPES {
         Matcher::new(&rules, t).map_err(|e| {
             eprintln!("canhgac: {e}");
             ExitCode::FAILURE
         })?;
+    }
+    if let Some(c) = &config {
+        println!(
+            "ok: config {}: agency {}, {} input(s), state in {}",
+            c.file.display(),
+            c.agency,
+            c.inputs.len(),
+            c.state_dir.display()
+        );
     }
     println!("ok: {} rules, digest {}", rules.rules.len(), rules.digest());
     Ok(ExitCode::SUCCESS)

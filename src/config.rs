@@ -1,0 +1,574 @@
+//! The daemon's configuration: one TOML file, validated whole, every problem
+//! reported as `file:line:col: message` so a sysadmin can go straight to it.
+//!
+//! Relative paths (state directory, rule directories, input paths) are taken
+//! relative to the config file's directory, so a config and the logs and rules
+//! beside it can move together (the bundled demo relies on it).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::input::lines::DEFAULT_MAX_LINE;
+use crate::rules::load::Position;
+use crate::rules::{RuleSources, INPUT_TYPES};
+use crate::{duration, timestamp};
+
+pub const DEFAULT_PATH: &str = "/etc/canhgac/canhgac.toml";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/canhgac";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9717";
+/// The store's file name inside the state directory.
+pub const DB_FILE: &str = "canhgac.db";
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub file: PathBuf,
+    pub agency: String,
+    pub time_zone: TimeZone,
+    /// As written, for logs and the API; "system" when not configured.
+    pub time_zone_name: String,
+    pub state_dir: PathBuf,
+    pub rules: RuleSources,
+    pub listen: SocketAddr,
+    pub pipeline: PipelineConfig,
+    pub inputs: Vec<InputConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputConfig {
+    pub name: String,
+    /// An absolute path or glob.
+    pub path: String,
+    pub input_type: String,
+    /// Where to start in a file present when the input first starts with no
+    /// checkpoint. Files that appear later are always read from their start.
+    pub start_at_end: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PipelineConfig {
+    pub max_line: usize,
+    /// A batch is committed after this many lines...
+    pub batch_lines: usize,
+    /// ...or this long after its first line, whichever comes first.
+    pub batch_interval: Duration,
+    pub max_keys: usize,
+    /// Stat sweep of every input: the safety net under inotify.
+    pub sweep_interval: Duration,
+    /// How long a rotated-away file that stopped growing is kept open for
+    /// writers that have not reopened yet.
+    pub rotated_grace: Duration,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            max_line: DEFAULT_MAX_LINE,
+            batch_lines: 20_000,
+            batch_interval: Duration::from_millis(200),
+            max_keys: 100_000,
+            sweep_interval: Duration::from_secs(1),
+            rotated_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Config {
+    pub fn db_path(&self) -> PathBuf {
+        self.state_dir.join(DB_FILE)
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                pos: Position {
+                    file: name.clone(),
+                    line: 1,
+                    column: 1,
+                },
+                message: format!("cannot read config: {e}"),
+            }])
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// `path` names the file in errors and anchors relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        let mut v = Validator {
+            file: path.display().to_string(),
+            text,
+            base: path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf(),
+            errors: Vec::new(),
+        };
+        let raw: RawConfig = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let span = e.span().unwrap_or(0..0);
+                v.error(&span, e.message().trim_end().to_owned());
+                return Err(ConfigErrors(v.errors));
+            }
+        };
+        let config = v.validate(path, raw);
+        if v.errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(v.errors))
+        }
+    }
+}
+
+/// One problem in a config file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub pos: Position,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.pos, self.message)
+    }
+}
+
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    agency: Spanned<String>,
+    time_zone: Option<Spanned<String>>,
+    state_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    rules: RawRules,
+    #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
+    pipeline: RawPipeline,
+    #[serde(default, rename = "input")]
+    inputs: Vec<Spanned<RawInput>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    builtin: Option<bool>,
+    #[serde(default)]
+    dirs: Vec<Spanned<String>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<Spanned<String>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    max_line_bytes: Option<Spanned<u64>>,
+    batch_lines: Option<Spanned<u64>>,
+    batch_interval: Option<Spanned<String>>,
+    max_keys: Option<Spanned<u64>>,
+    sweep_interval: Option<Spanned<String>>,
+    rotated_grace: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInput {
+    name: Spanned<String>,
+    path: Spanned<String>,
+    #[serde(rename = "type")]
+    input_type: Spanned<String>,
+    start: Option<Spanned<String>>,
+}
+
+struct Validator<'t> {
+    file: String,
+    text: &'t str,
+    base: PathBuf,
+    errors: Vec<ConfigError>,
+}
+
+impl Validator<'_> {
+    fn error(&mut self, span: &Range<usize>, message: String) {
+        let pos = position(&self.file, self.text, span.start);
+        self.errors.push(ConfigError { pos, message });
+    }
+
+    fn validate(&mut self, path: &Path, raw: RawConfig) -> Config {
+        let agency = raw.agency.get_ref().clone();
+        if !valid_name(&agency, false) {
+            self.error(
+                &raw.agency.span(),
+                format!("agency id {agency:?}: use lower-case letters, digits and '-' (at most 64), e.g. \"so-tttt-hanoi\""),
+            );
+        }
+        let (time_zone, time_zone_name) = match &raw.time_zone {
+            Some(name) => match timestamp::zone_by_name(name.get_ref()) {
+                Ok(tz) => (tz, name.get_ref().clone()),
+                Err(e) => {
+                    self.error(&name.span(), e);
+                    (TimeZone::UTC, name.get_ref().clone())
+                }
+            },
+            None => (timestamp::system_time_zone(), "system".to_owned()),
+        };
+        let state_dir = raw
+            .state_dir
+            .as_ref()
+            .map_or(PathBuf::from(DEFAULT_STATE_DIR), |d| {
+                self.resolve(d.get_ref())
+            });
+        let rules = RuleSources {
+            builtin: raw.rules.builtin.unwrap_or(true),
+            paths: raw
+                .rules
+                .dirs
+                .iter()
+                .map(|d| self.resolve(d.get_ref()))
+                .collect(),
+        };
+        let listen = match &raw.http.listen {
+            Some(addr) => addr.get_ref().parse().unwrap_or_else(|e| {
+                self.error(
+                    &addr.span(),
+                    format!(
+                        "listen address {:?}: {e} (expected IP:PORT, e.g. \"127.0.0.1:9717\")",
+                        addr.get_ref()
+                    ),
+                );
+                fallback_listen()
+            }),
+            None => fallback_listen(),
+        };
+        let pipeline = self.pipeline(&raw.pipeline);
+        let mut inputs = Vec::new();
+        let mut names: HashMap<String, Range<usize>> = HashMap::new();
+        for input in &raw.inputs {
+            let input = input.get_ref();
+            let name = input.name.get_ref();
+            if !valid_name(name, true) {
+                self.error(
+                    &input.name.span(),
+                    format!(
+                        "input name {name:?}: use letters, digits, '-', '_' and '.' (at most 64)"
+                    ),
+                );
+            }
+            if let Some(first) = names.get(name) {
+                let first = position(&self.file, self.text, first.start);
+                self.error(
+                    &input.name.span(),
+                    format!("input name {name:?} used twice (first at {first})"),
+                );
+            } else {
+                names.insert(name.clone(), input.name.span());
+            }
+            let input_type = input.input_type.get_ref();
+            if !INPUT_TYPES.contains(&input_type.as_str()) {
+                self.error(
+                    &input.input_type.span(),
+                    format!(
+                        "unknown input type {input_type:?}; expected one of {}",
+                        INPUT_TYPES.join(", ")
+                    ),
+                );
+            }
+            let file_path = self.resolve(input.path.get_ref());
+            let file_path = file_path.to_string_lossy().into_owned();
+            if let Err(e) = glob::Pattern::new(&file_path) {
+                self.error(
+                    &input.path.span(),
+                    format!("bad path pattern {file_path:?}: {e}"),
+                );
+            }
+            let start_at_end = match input.start.as_ref().map(|s| s.get_ref().as_str()) {
+                None | Some("end") => true,
+                Some("beginning") => false,
+                Some(other) => {
+                    let span = input.start.as_ref().map(Spanned::span).unwrap_or(0..0);
+                    self.error(
+                        &span,
+                        format!("start {other:?}: expected \"end\" or \"beginning\""),
+                    );
+                    true
+                }
+            };
+            inputs.push(InputConfig {
+                name: name.clone(),
+                path: file_path,
+                input_type: input_type.clone(),
+                start_at_end,
+            });
+        }
+        if raw.inputs.is_empty() {
+            self.error(
+                &raw.agency.span(),
+                "no [[input]] configured: canhgac would watch nothing".to_owned(),
+            );
+        }
+        Config {
+            file: path.to_path_buf(),
+            agency,
+            time_zone,
+            time_zone_name,
+            state_dir,
+            rules,
+            listen,
+            pipeline,
+            inputs,
+        }
+    }
+
+    fn pipeline(&mut self, raw: &RawPipeline) -> PipelineConfig {
+        let d = PipelineConfig::default();
+        let mut count =
+            |v: &Option<Spanned<u64>>, default: usize, min: u64, max: u64, what: &str| {
+                let Some(v) = v else { return default };
+                let n = *v.get_ref();
+                if (min..=max).contains(&n) {
+                    n as usize
+                } else {
+                    self.error(
+                        &v.span(),
+                        format!("{what} {n}: must be between {min} and {max}"),
+                    );
+                    default
+                }
+            };
+        let max_line = count(
+            &raw.max_line_bytes,
+            d.max_line,
+            256,
+            16 << 20,
+            "max_line_bytes",
+        );
+        let batch_lines = count(&raw.batch_lines, d.batch_lines, 1, 1_000_000, "batch_lines");
+        let max_keys = count(&raw.max_keys, d.max_keys, 1, 100_000_000, "max_keys");
+        let mut time =
+            |v: &Option<Spanned<String>>, default: Duration, max: Duration, what: &str| {
+                let Some(v) = v else { return default };
+                match duration::parse(v.get_ref()) {
+                    Ok(d) if d.unsigned_abs() <= max => d.unsigned_abs(),
+                    Ok(_) => {
+                        self.error(&v.span(), format!("{what}: at most {}s", max.as_secs()));
+                        default
+                    }
+                    Err(e) => {
+                        self.error(&v.span(), format!("{what}: {e}"));
+                        default
+                    }
+                }
+            };
+        PipelineConfig {
+            max_line,
+            batch_lines,
+            max_keys,
+            // The latency bar (a line is a stored incident within a fraction
+            // of a second) caps how long a batch may wait.
+            batch_interval: time(
+                &raw.batch_interval,
+                d.batch_interval,
+                Duration::from_secs(1),
+                "batch_interval",
+            ),
+            sweep_interval: time(
+                &raw.sweep_interval,
+                d.sweep_interval,
+                Duration::from_secs(60),
+                "sweep_interval",
+            ),
+            rotated_grace: time(
+                &raw.rotated_grace,
+                d.rotated_grace,
+                Duration::from_secs(3600),
+                "rotated_grace",
+            ),
+        }
+    }
+
+    fn resolve(&self, path: &str) -> PathBuf {
+        let p = Path::new(path);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+}
+
+fn fallback_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9717))
+}
+
+/// Names that end up in metric labels and file names: short and plain.
+fn valid_name(name: &str, allow_upper_and_dots: bool) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || b == b'-'
+                || (allow_upper_and_dots && (b.is_ascii_uppercase() || b == b'_' || b == b'.'))
+        })
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn position(file: &str, text: &str, offset: usize) -> Position {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() as u64 + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() as u64 + 1;
+    Position {
+        file: file.to_owned(),
+        line,
+        column,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, Vec<String>> {
+        Config::parse(Path::new("/etc/canhgac/canhgac.toml"), text)
+            .map_err(|e| e.0.iter().map(ToString::to_string).collect())
+    }
+
+    const MINIMAL: &str = r#"agency = "so-tttt-hanoi"
+
+[[input]]
+name = "auth"
+path = "/var/log/auth.log"
+type = "syslog"
+"#;
+
+    #[test]
+    fn minimal_config_takes_defaults() {
+        let c = parse(MINIMAL).expect("valid");
+        assert_eq!(c.agency, "so-tttt-hanoi");
+        assert_eq!(c.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert!(c.rules.builtin);
+        assert_eq!(c.pipeline, PipelineConfig::default());
+        assert_eq!(
+            c.inputs,
+            vec![InputConfig {
+                name: "auth".into(),
+                path: "/var/log/auth.log".into(),
+                input_type: "syslog".into(),
+                start_at_end: true,
+            }]
+        );
+        assert_eq!(c.db_path(), PathBuf::from("/var/lib/canhgac/canhgac.db"));
+    }
+
+    #[test]
+    fn relative_paths_are_anchored_at_the_config_file() {
+        let c = Config::parse(
+            Path::new("demo/canhgac.toml"),
+            &format!("{MINIMAL}\n[rules]\ndirs = [\"rules.d\"]\n")
+                .replace("/var/log/auth.log", "logs/*.log")
+                .replace("agency", "state_dir = \"state\"\nagency"),
+        )
+        .expect("valid");
+        assert_eq!(c.state_dir, PathBuf::from("demo/state"));
+        assert_eq!(c.rules.paths, vec![PathBuf::from("demo/rules.d")]);
+        assert_eq!(c.inputs[0].path, "demo/logs/*.log");
+    }
+
+    #[test]
+    fn every_error_names_file_line_column() {
+        let text = r#"agency = "Bộ TT"
+time_zone = "Asia/Hanoi_City"
+
+[http]
+listen = "localhost"
+
+[pipeline]
+batch_interval = "5s"
+max_keys = 0
+
+[[input]]
+name = "auth"
+path = "/var/log/auth.log"
+type = "syslog"
+start = "middle"
+
+[[input]]
+name = "auth"
+path = "/var/log/nginx/*.log"
+type = "iis"
+"#;
+        let errors = parse(text).expect_err("invalid");
+        let expected = [
+            "/etc/canhgac/canhgac.toml:1:10: agency id",
+            "/etc/canhgac/canhgac.toml:2:13: unknown time zone",
+            "/etc/canhgac/canhgac.toml:5:10: listen address",
+            "/etc/canhgac/canhgac.toml:9:12: max_keys 0",
+            "/etc/canhgac/canhgac.toml:8:18: batch_interval: at most 1s",
+            "/etc/canhgac/canhgac.toml:15:9: start \"middle\"",
+            "/etc/canhgac/canhgac.toml:18:8: input name \"auth\" used twice (first at /etc/canhgac/canhgac.toml:12:8)",
+            "/etc/canhgac/canhgac.toml:20:8: unknown input type \"iis\"",
+        ];
+        assert_eq!(errors.len(), expected.len(), "{errors:#?}");
+        for want in expected {
+            assert!(
+                errors.iter().any(|e| e.starts_with(want)),
+                "missing {want:?} in {errors:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_syntax_errors_are_positioned() {
+        let errors = parse(&format!("{MINIMAL}colour = \"red\"\n")).expect_err("unknown key");
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].starts_with("/etc/canhgac/canhgac.toml:7:1: unknown field `colour`"),
+            "{errors:?}"
+        );
+        let errors = parse("agency = \"x\"\n[[input]\n").expect_err("syntax");
+        assert!(
+            errors[0].starts_with("/etc/canhgac/canhgac.toml:2:"),
+            "{errors:?}"
+        );
+        let errors = parse("agency = \"x\"\n").expect_err("no inputs");
+        assert!(errors[0].contains("no [[input]]"), "{errors:?}");
+    }
+
+    #[test]
+    fn positions_count_characters() {
+        let p = position("f", "a = 1\nbé = \"x\"\n", 11);
+        assert_eq!((p.line, p.column), (2, 5));
+    }
+}
