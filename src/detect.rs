@@ -278,6 +278,44 @@ pub struct SavedKey {
     pub state: KeyState,
 }
 
+impl Snapshot {
+    /// Rewrites rule indices for another rule set (a reload, or a restart
+    /// with edited rules): `new_index(old)` gives a rule's new index, `None`
+    /// when the rule is gone, and then its state is dropped. (Closed
+    /// incidents are dropped too: a rule index is all they say of their
+    /// rule; the daemon stores closed incidents in the same transaction as
+    /// the snapshot, so its snapshots hold none.)
+    pub fn renumber(&mut self, new_index: impl Fn(usize) -> Option<usize>) {
+        self.keys.retain_mut(|k| {
+            let Some(rule) = new_index(k.rule) else {
+                return false;
+            };
+            k.rule = rule;
+            match &mut k.state.phase {
+                Phase::Open(inc) => {
+                    inc.rule = rule;
+                    true
+                }
+                Phase::Linked { owner, .. } => match new_index(*owner) {
+                    Some(o) => {
+                        *owner = o;
+                        true
+                    }
+                    None => false,
+                },
+                Phase::Counting(_) => true,
+            }
+        });
+        self.closed.retain_mut(|inc| match new_index(inc.rule) {
+            Some(rule) => {
+                inc.rule = rule;
+                true
+            }
+            None => false,
+        });
+    }
+}
+
 pub struct Detector {
     /// Normalised at construction (count >= 1, window > 0, cooldown >= 0) so
     /// the hot path need not care.

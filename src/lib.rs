@@ -5,10 +5,14 @@
 pub mod analyze;
 pub mod category;
 pub mod config;
+pub mod daemon;
 pub mod detect;
 pub mod duration;
 pub mod event;
 pub mod input;
+pub mod logging;
+pub mod output;
 pub mod rules;
 pub mod scan;
+pub mod store;
 pub mod timestamp;

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use canhgac::config::Config;
 use canhgac::input::lines::DEFAULT_MAX_LINE;
+use canhgac::output::{self, IncidentView};
 use canhgac::rules::{examples, matcher::Matcher, RuleSet, RuleSources, INPUT_TYPES};
 use canhgac::scan::{self, EventRecord, ScanOptions, Scanner};
 use canhgac::timestamp;
@@ -47,6 +48,48 @@ enum Command {
     /// Work with rule files.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Run the daemon: tail the configured inputs and record incidents in the store.
+    ///
+    /// Under systemd (Type=notify) it reports READY, STATUS and WATCHDOG.
+    /// SIGHUP reloads config and rules (a broken set is refused and the
+    /// running one stays); SIGTERM commits what was read and exits.
+    Run {
+        /// The config file.
+        #[arg(long, value_name = "FILE", default_value = canhgac::config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// Format of the daemon's own log on stderr.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormatArg,
+    },
+    /// List incidents recorded in the store, oldest first.
+    Incidents(IncidentsArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+struct IncidentsArgs {
+    /// The daemon's config file (the store is in its state directory).
+    #[arg(long, value_name = "FILE", default_value = canhgac::config::DEFAULT_PATH, conflicts_with = "db")]
+    config: PathBuf,
+    /// The store's database file itself, instead of --config.
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// Only incidents of this category.
+    #[arg(long)]
+    category: Option<String>,
+    /// Only incidents first seen at or after this time (RFC 3339, e.g. 2020-10-01T00:00:00+07:00).
+    #[arg(long, value_name = "TIME")]
+    since: Option<jiff::Timestamp>,
+    /// At most this many incidents (the newest are dropped).
+    #[arg(long, value_name = "N")]
+    limit: Option<u32>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
 }
 
 #[derive(Args)]
@@ -141,6 +184,8 @@ fn main() -> ExitCode {
             run_patterns(&rules, input_type.as_deref())
         }
         Command::Rules(RulesCommand::List { rules }) => run_list(&rules),
+        Command::Run { config, log_format } => run_daemon(&config, log_format),
+        Command::Incidents(args) => run_incidents(&args),
     };
     result.unwrap_or_else(|code| code)
 }
@@ -200,8 +245,14 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, ExitCode> {
         Some(e) => Err(e),
         None if args.events => Ok(()),
         None => match args.format {
-            Format::Table => scan::write_incidents_table(&mut out, &rules, &incidents, &time_zone),
-            Format::Json => scan::write_incidents_json(&mut out, &rules, &incidents),
+            Format::Table => {
+                let views: Vec<IncidentView> = incidents.iter().map(|i| IncidentView::detected(&rules, i)).collect();
+                output::write_table(&mut out, &views, &time_zone)
+            }
+            Format::Json => {
+                let views: Vec<IncidentView> = incidents.iter().map(|i| IncidentView::detected(&rules, i)).collect();
+                output::write_json(&mut out, &views)
+            }
         },
     };
     if let Err(e) = written.and_then(|()| out.flush()) {
@@ -333,5 +384,58 @@ fn run_list(args: &RuleArgs) -> Result<ExitCode, ExitCode> {
         }
     }
     out.flush().map_err(|_| ExitCode::FAILURE)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_daemon(config: &std::path::Path, log_format: LogFormatArg) -> Result<ExitCode, ExitCode> {
+    canhgac::logging::init(match log_format {
+        LogFormatArg::Text => canhgac::logging::LogFormat::Text,
+        LogFormatArg::Json => canhgac::logging::LogFormat::Json,
+    });
+    match canhgac::daemon::run(config) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            tracing::error!("{e}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn run_incidents(args: &IncidentsArgs) -> Result<ExitCode, ExitCode> {
+    let (db, tz) = match &args.db {
+        Some(db) => (db.clone(), timestamp::system_time_zone()),
+        None => {
+            let config = load_config(&args.config)?;
+            (config.db_path(), config.time_zone)
+        }
+    };
+    let store = canhgac::store::Store::open_read(&db).map_err(|e| {
+        eprintln!("canhgac: {e}");
+        ExitCode::FAILURE
+    })?;
+    let incidents = store
+        .incidents(&canhgac::store::IncidentQuery {
+            category: args.category.clone(),
+            since: args.since,
+            limit: args.limit,
+            ..Default::default()
+        })
+        .map_err(|e| {
+            eprintln!("canhgac: {e}");
+            ExitCode::FAILURE
+        })?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    let views: Vec<IncidentView> = incidents.iter().map(IncidentView::stored).collect();
+    let written = match args.format {
+        Format::Table => output::write_table(&mut out, &views, &tz),
+        Format::Json => output::write_json(&mut out, &views),
+    };
+    if let Err(e) = written.and_then(|()| out.flush()) {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            eprintln!("canhgac: cannot write output: {e}");
+        }
+        return Err(ExitCode::FAILURE);
+    }
+    eprintln!("canhgac: {} incidents in {}", incidents.len(), db.display());
     Ok(ExitCode::SUCCESS)
 }

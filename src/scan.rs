@@ -2,7 +2,7 @@
 //! daemon, without a store.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -194,133 +194,6 @@ impl EventRecord<'_> {
     }
 }
 
-/// An incident as `scan --format json` prints it.
-#[derive(Serialize)]
-struct IncidentRecord<'a> {
-    rule: &'a str,
-    title: &'a str,
-    category: &'a str,
-    severity: &'a str,
-    key: &'a str,
-    first_seen: String,
-    last_seen: String,
-    events: u64,
-    sample: &'a str,
-    fields: serde_json::Map<String, serde_json::Value>,
-}
-
-pub fn write_incidents_json(
-    out: &mut dyn Write,
-    rules: &RuleSet,
-    incidents: &[Incident],
-) -> io::Result<()> {
-    let records: Vec<IncidentRecord> = incidents
-        .iter()
-        .map(|i| {
-            let rule = rules.rule(i.rule);
-            IncidentRecord {
-                rule: &rule.id,
-                title: &rule.title,
-                category: rule.category.id(),
-                severity: rule.severity.id(),
-                key: &i.key,
-                first_seen: i.first_seen.to_string(),
-                last_seen: i.last_seen.to_string(),
-                events: i.events,
-                sample: &i.sample,
-                fields: i
-                    .fields
-                    .iter()
-                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-                    .collect(),
-            }
-        })
-        .collect();
-    serde_json::to_writer_pretty(&mut *out, &records)?;
-    writeln!(out)
-}
-
-/// An aligned table for a terminal. Log content is sanitised: control
-/// characters (escape sequences included) never reach the terminal.
-pub fn write_incidents_table(
-    out: &mut dyn Write,
-    rules: &RuleSet,
-    incidents: &[Incident],
-    tz: &TimeZone,
-) -> io::Result<()> {
-    const SAMPLE_WIDTH: usize = 100;
-    let header = [
-        "RULE",
-        "CATEGORY",
-        "SEVERITY",
-        "KEY",
-        "FIRST SEEN",
-        "LAST SEEN",
-        "EVENTS",
-        "SAMPLE",
-    ];
-    let time = |t: Timestamp| {
-        t.to_zoned(tz.clone())
-            .strftime("%Y-%m-%d %H:%M:%S%:z")
-            .to_string()
-    };
-    let rows: Vec<[String; 8]> = incidents
-        .iter()
-        .map(|i| {
-            let rule = rules.rule(i.rule);
-            [
-                rule.id.clone(),
-                rule.category.id().to_owned(),
-                rule.severity.id().to_owned(),
-                printable(&i.key, 45),
-                time(i.first_seen),
-                time(i.last_seen),
-                i.events.to_string(),
-                printable(&i.sample, SAMPLE_WIDTH),
-            ]
-        })
-        .collect();
-    let mut widths = header.map(|h| h.chars().count());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let write_row = |out: &mut dyn Write, cells: &[&str]| -> io::Result<()> {
-        let mut line = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i + 1 == cells.len() {
-                line.push_str(cell);
-            } else if i == 6 {
-                line.push_str(&format!("{cell:>w$}  "));
-            } else {
-                line.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        writeln!(out, "{}", line.trim_end())
-    };
-    write_row(out, &header)?;
-    for row in &rows {
-        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        write_row(out, &cells)?;
-    }
-    Ok(())
-}
-
-/// Replaces control characters with `?` and shortens to `width` characters.
-pub fn printable(s: &str, width: usize) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(width + 1)
-        .collect();
-    if out.chars().count() > width {
-        out = out.chars().take(width.saturating_sub(1)).collect();
-        out.push('…');
-    }
-    out
-}
-
 /// `lines, bytes, seconds and throughput` for the last line on stderr.
 pub fn summary(stats: &ScanStats, incidents: usize, evicted: u64, started: Instant) -> String {
     let secs = started.elapsed().as_secs_f64().max(1e-9);
@@ -343,16 +216,4 @@ pub fn summary(stats: &ScanStats, incidents: usize, evicted: u64, started: Insta
         s.push_str(&format!("; {evicted} detector keys evicted"));
     }
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::printable;
-
-    #[test]
-    fn printable_strips_escapes_and_shortens() {
-        assert_eq!(printable("a\x1b[31mb\tc", 20), "a?[31mb?c");
-        assert_eq!(printable("abcdef", 4), "abc…");
-        assert_eq!(printable("abcd", 4), "abcd");
-    }
 }

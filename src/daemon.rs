@@ -1,0 +1,696 @@
+//! `canhgac run`: inputs, analysis and store wired into one pipeline, under
+//! systemd's eye.
+//!
+//! One thread runs the pipeline: it sweeps and reads the inputs, feeds the
+//! [`Analyzer`], and commits a batch (incidents, every input's checkpoints
+//! and the detector's state) in one store transaction after `batch_lines`
+//! lines, `batch_interval`, or as soon as it has caught up with the files.
+//! Being single-threaded is what makes the checkpoints exact: when a batch is
+//! committed, the detector state and the checkpoints describe the same lines.
+//! The main thread only waits for signals (and later serves HTTP).
+//!
+//! Exactly once: checkpoints move only in a successful commit, together with
+//! the incidents and detector state of the lines before them. A restart
+//! restores the detector and reads from the checkpoints, so it sees exactly
+//! the lines after the last commit, with exactly the state they would have
+//! met. A failed commit is retried with the same (grown) batch and reading
+//! pauses meanwhile: backpressure instead of memory.
+//!
+//! Determinism: the detector runs on the time written in the lines, never the
+//! wall clock. Incidents whose key has been quiet for longer than the
+//! cooldown are closed when the newest line is [`EXPIRY_LAG`] past it, which
+//! changes nothing for lines arriving in time order (a later event of the key
+//! would close it anyway), and keeps the detector's state to recent keys.
+//!
+//! Watchdog: `WATCHDOG=1` goes out from the pipeline loop itself, and only
+//! while the pipeline is healthy: nothing waits to be stored, or a commit
+//! succeeded within half the watchdog interval. A pipeline stuck in a read or
+//! unable to commit stops the pings, and systemd restarts it; nothing is lost
+//! by the restart, since checkpoints never passed uncommitted lines.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use tracing::{error, info, warn};
+
+use crate::analyze::{Analyzer, LineSource};
+use crate::config::{Config, InputConfig};
+use crate::detect::{Detector, Incident, Observation, Snapshot};
+use crate::input::checkpoint::FileCheckpoint;
+use crate::input::tail::{FileTail, TailOptions};
+use crate::input::watch::Wakeup;
+use crate::rules::matcher::Matcher;
+use crate::rules::RuleSet;
+use crate::store::{Batch, IncidentRecord, Store, StoreError};
+use crate::timestamp::TimeParser;
+
+/// How far behind the newest line an incident's quiet time is judged; see
+/// the module docs. Lines arriving later than this out of order may open a
+/// new incident where an uninterrupted scan would have joined the old one.
+pub const EXPIRY_LAG: SignedDuration = SignedDuration::from_secs(3600);
+
+/// Bytes read from one input before the loop looks at signals and batches.
+const READ_BUDGET: usize = 1 << 20;
+
+/// Longest pause between commit attempts while the store refuses them.
+const MAX_RETRY: Duration = Duration::from_secs(5);
+
+/// How long SIGTERM may spend committing the last batch.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+const STATUS_EVERY: Duration = Duration::from_secs(5);
+
+/// What the main thread asks of the pipeline.
+#[derive(Debug)]
+pub enum Control {
+    Reload,
+    Stop,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT. Errors that stop it from
+/// starting (config, rules, store) come back as one message.
+pub fn run(config_path: &Path) -> Result<(), String> {
+    let config = Config::load(config_path).map_err(|e| e.to_string())?;
+    let rules = load_rules(&config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+        let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+
+        let pipeline = Pipeline::start(config, rules)?;
+        let waker = pipeline.wakeup.waker();
+        let (control_tx, control_rx) = mpsc::channel();
+        let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
+        let worker = std::thread::Builder::new()
+            .name("pipeline".into())
+            .spawn(move || {
+                let result = pipeline.run(control_rx);
+                let _ = done_tx.send(());
+                result
+            })
+            .map_err(|e| format!("cannot start the pipeline thread: {e}"))?;
+        let send = |c: Control, tx: &Sender<Control>| {
+            // The pipeline may have ended already; its result says why.
+            let _ = tx.send(c);
+            waker.wake();
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => send(Control::Reload, &control_tx),
+                _ = term.recv() => { send(Control::Stop, &control_tx); break; }
+                _ = int.recv() => { send(Control::Stop, &control_tx); break; }
+                _ = &mut done_rx => break,
+            }
+        }
+        let joined = tokio::task::spawn_blocking(move || worker.join())
+            .await
+            .map_err(|e| format!("pipeline thread: {e}"))?;
+        joined.map_err(|_| "the pipeline thread panicked".to_string())?
+    })
+}
+
+fn load_rules(config: &Config) -> Result<Arc<RuleSet>, String> {
+    let rules = RuleSet::load(&config.rules).map_err(|e| e.to_string())?;
+    // Compile every input type's matcher now, so a pattern that only fails
+    // once combined (size limits) is refused here, not mid-run.
+    let mut types: Vec<&str> = config.inputs.iter().map(|i| i.input_type.as_str()).collect();
+    types.sort_unstable();
+    types.dedup();
+    for t in types {
+        Matcher::new(&rules, t)?;
+    }
+    Ok(Arc::new(rules))
+}
+
+/// The detector as stored: with the rule ids its indices refer to, so a
+/// restart or reload with another rule set can renumber it.
+#[derive(Serialize, Deserialize)]
+struct DetectorState {
+    rules: Vec<String>,
+    snapshot: Snapshot,
+}
+
+fn empty_snapshot(next_id: u64) -> Snapshot {
+    Snapshot {
+        keys: Vec::new(),
+        closed: Vec::new(),
+        watermark: None,
+        next_id,
+        keys_evicted: 0,
+        dropped_events: 0,
+    }
+}
+
+/// A detector for `rules` from a stored or live snapshot taken under the
+/// rule ids `old_ids`, never numbering incidents at or below `floor`.
+fn rebuild_detector(
+    rules: &RuleSet,
+    max_keys: usize,
+    old_ids: &[String],
+    mut snapshot: Snapshot,
+    floor: u64,
+) -> Detector {
+    snapshot.renumber(|old| old_ids.get(old).and_then(|id| rules.by_id(id)));
+    snapshot.next_id = snapshot.next_id.max(floor + 1);
+    Detector::restore(rules.policies(), max_keys, snapshot)
+}
+
+struct Input {
+    config: InputConfig,
+    tail: FileTail,
+    source: LineSource,
+}
+
+/// What has happened since the last commit.
+#[derive(Default)]
+struct Pending {
+    lines: u64,
+    since: Option<Instant>,
+    /// Open incidents opened or grown.
+    dirty: HashSet<u64>,
+    /// Closed incidents not yet stored (kept across failed commits).
+    closed: Vec<Incident>,
+    /// Input of the line that opened each new incident.
+    opened_by: HashMap<u64, String>,
+}
+
+#[derive(Default)]
+struct Counters {
+    lines: u64,
+    bytes: u64,
+    incidents_opened: u64,
+    commits: u64,
+    commit_failures: u64,
+}
+
+struct Pipeline {
+    config: Config,
+    store: Store,
+    analyzer: Analyzer,
+    inputs: Vec<Input>,
+    wakeup: Wakeup,
+    pending: Pending,
+    counters: Counters,
+    last_commit: Instant,
+    notifier: Notifier,
+}
+
+impl Pipeline {
+    fn start(config: Config, rules: Arc<RuleSet>) -> Result<Pipeline, String> {
+        let db = config.db_path();
+        let store = Store::open(&db, &config.agency)
+            .map_err(|e| format!("cannot open the store {}: {e}", db.display()))?;
+        let recovery = store
+            .recovery()
+            .map_err(|e| format!("cannot read the store {}: {e}", db.display()))?;
+        let floor = recovery.max_detector_id.unwrap_or(0);
+        let max_keys = config.pipeline.max_keys;
+        let detector = match recovery.detector.as_deref().map(serde_json::from_slice) {
+            Some(Ok(DetectorState { rules: ids, snapshot })) => {
+                rebuild_detector(&rules, max_keys, &ids, snapshot, floor)
+            }
+            Some(Err(e)) => {
+                warn!("stored detector state unreadable ({e}); starting with none: keys below their threshold start counting afresh");
+                rebuild_detector(&rules, max_keys, &[], empty_snapshot(0), floor)
+            }
+            None => rebuild_detector(&rules, max_keys, &[], empty_snapshot(0), floor),
+        };
+        let mut analyzer = Analyzer::new(rules, detector);
+        let mut inputs = Vec::new();
+        for input in &config.inputs {
+            inputs.push(open_input(
+                &config,
+                &mut analyzer,
+                input,
+                checkpoints_of(&recovery.checkpoints, &input.name),
+            )?);
+        }
+        info!(
+            agency = %config.agency,
+            rules = analyzer.rules().rules.len(),
+            digest = %analyzer.rules().digest(),
+            inputs = inputs.len(),
+            store = %db.display(),
+            commits = recovery.commits,
+            "canhgac starting"
+        );
+        Ok(Pipeline {
+            config,
+            store,
+            analyzer,
+            inputs,
+            wakeup: Wakeup::new(),
+            pending: Pending::default(),
+            counters: Counters::default(),
+            last_commit: Instant::now(),
+            notifier: Notifier::from_env(),
+        })
+    }
+
+    fn run(mut self, control: Receiver<Control>) -> Result<(), String> {
+        self.sweep();
+        self.notifier.ready(&self.status());
+        info!("ready: {}", self.status());
+        let sweep_every = self.config.pipeline.sweep_interval;
+        let mut next_sweep = Instant::now() + sweep_every;
+        let mut retry: Option<(Instant, Duration)> = None;
+        loop {
+            let mut stop = false;
+            while let Ok(c) = control.try_recv() {
+                match c {
+                    Control::Reload => self.reload(),
+                    Control::Stop => stop = true,
+                }
+            }
+            if stop {
+                break;
+            }
+            let now = Instant::now();
+            if now >= next_sweep {
+                self.sweep();
+                next_sweep = now + sweep_every;
+            }
+            // While the store refuses commits, reading more would only grow
+            // what waits in memory.
+            let read = if retry.is_none() { self.read() } else { 0 };
+            let batch = &self.pending;
+            let due = batch.lines > 0
+                && (read == 0
+                    || batch.lines >= self.config.pipeline.batch_lines as u64
+                    || batch
+                        .since
+                        .is_some_and(|s| s.elapsed() >= self.config.pipeline.batch_interval));
+            if due && retry.is_none_or(|(at, _)| Instant::now() >= at) {
+                match self.commit() {
+                    Ok(()) => retry = None,
+                    Err(e) => {
+                        self.counters.commit_failures += 1;
+                        let pause = retry.map_or(Duration::from_millis(200), |(_, p)| {
+                            (p * 2).min(MAX_RETRY)
+                        });
+                        if e.is_retryable() {
+                            warn!("commit failed, retrying in {pause:?}: {e}");
+                        } else {
+                            error!("commit failed, retrying in {pause:?}: {e}");
+                        }
+                        retry = Some((Instant::now() + pause, pause));
+                    }
+                }
+            }
+            let healthy = self.pending.lines == 0
+                || self.notifier.watchdog.is_some_and(|w| self.last_commit.elapsed() < w / 2);
+            self.notifier.watchdog(healthy);
+            if self.notifier.status_due() {
+                let status = self.status();
+                self.notifier.status(&status);
+            }
+            if read == 0 || retry.is_some() {
+                let mut until = next_sweep;
+                if let Some((at, _)) = retry {
+                    until = until.min(at);
+                }
+                if let Some(w) = self.notifier.watchdog {
+                    until = until.min(Instant::now() + w / 4);
+                }
+                if self.wakeup.wait(until.saturating_duration_since(Instant::now())) {
+                    next_sweep = Instant::now();
+                }
+            }
+        }
+        self.drain()
+    }
+
+    /// SIGTERM: commit what was read, then stop.
+    fn drain(mut self) -> Result<(), String> {
+        self.notifier.stopping();
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        while self.pending.lines > 0 {
+            match self.commit() {
+                Ok(()) => break,
+                Err(e) if Instant::now() < deadline => {
+                    warn!("final commit failed, retrying: {e}");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => {
+                    // Checkpoints did not move: the next start reads these lines again.
+                    return Err(format!("stopping without the last batch stored: {e}"));
+                }
+            }
+        }
+        info!(
+            lines = self.counters.lines,
+            commits = self.counters.commits,
+            "stopped"
+        );
+        Ok(())
+    }
+
+    fn sweep(&mut self) {
+        let mut dirs = Vec::new();
+        for input in &mut self.inputs {
+            for n in input.tail.sweep() {
+                if n.kind.is_problem() {
+                    warn!(input = %input.config.name, "{n}");
+                } else {
+                    info!(input = %input.config.name, "{n}");
+                }
+            }
+            dirs.extend(input.tail.watch_dirs());
+        }
+        dirs.sort();
+        dirs.dedup();
+        for n in self.wakeup.set_dirs(&dirs) {
+            warn!("{n}");
+        }
+    }
+
+    /// One read from every input; bytes handed to the analyzer.
+    fn read(&mut self) -> usize {
+        let Pipeline {
+            analyzer,
+            inputs,
+            pending,
+            counters,
+            ..
+        } = self;
+        let mut total = 0;
+        for input in inputs.iter_mut() {
+            let Input {
+                config,
+                tail,
+                source,
+            } = input;
+            let now = Timestamp::now();
+            source.times().set_reference(now);
+            let before = source.lines();
+            let mut on_event = |_line: u64, _ev: &crate::event::Event, seen: Observation| {
+                match seen {
+                    Observation::Opened(id) => {
+                        pending.dirty.insert(id);
+                        pending.opened_by.insert(id, config.name.clone());
+                        counters.incidents_opened += 1;
+                    }
+                    Observation::Joined(id) => {
+                        pending.dirty.insert(id);
+                    }
+                    Observation::Counted | Observation::Ignored => {}
+                }
+            };
+            let n = tail.read(READ_BUDGET, &mut |_path, lines| {
+                analyzer.feed(source, lines, now, &mut on_event);
+            });
+            if n > 0 {
+                let lines = source.lines() - before;
+                pending.lines += lines;
+                pending.since.get_or_insert_with(Instant::now);
+                counters.lines += lines;
+                counters.bytes += n as u64;
+                total += n;
+            }
+        }
+        total
+    }
+
+    /// Stores the batch: incidents, checkpoints and detector state in one
+    /// transaction. On error the batch stays pending, whole.
+    fn commit(&mut self) -> Result<(), StoreError> {
+        let detector = self.analyzer.detector_mut();
+        if let Some(newest) = detector.watermark() {
+            detector.expire(newest.saturating_sub(EXPIRY_LAG).unwrap_or(newest));
+        }
+        self.pending.closed.extend(detector.take_closed());
+        let rules = Arc::clone(self.analyzer.rules());
+        let detector = self.analyzer.detector();
+        let mut records: Vec<IncidentRecord> = self
+            .pending
+            .closed
+            .iter()
+            .map(|inc| record(&rules, inc, false, &self.pending.opened_by))
+            .collect();
+        records.extend(
+            detector
+                .open_incidents()
+                .filter(|inc| self.pending.dirty.contains(&inc.id))
+                .map(|inc| record(&rules, inc, true, &self.pending.opened_by)),
+        );
+        let state = DetectorState {
+            rules: rules.rules.iter().map(|r| r.id.clone()).collect(),
+            snapshot: detector.snapshot(),
+        };
+        let blob = serde_json::to_vec(&state)
+            .map_err(|e| StoreError::Invalid(format!("cannot serialise detector state: {e}")))?;
+        let names: Vec<String> = self.inputs.iter().map(|i| i.config.name.clone()).collect();
+        let checkpoints: Vec<FileCheckpoint> =
+            self.inputs.iter().flat_map(|i| i.tail.checkpoints()).collect();
+        self.store.commit(&Batch {
+            incidents: &records,
+            inputs: &names,
+            checkpoints: &checkpoints,
+            detector: Some(&blob),
+        })?;
+        self.pending = Pending::default();
+        self.counters.commits += 1;
+        self.last_commit = Instant::now();
+        Ok(())
+    }
+
+    /// SIGHUP: the config and rules again. Anything wrong with them is
+    /// logged, as `check` would print it, and the running set stays.
+    fn reload(&mut self) {
+        self.notifier.reloading();
+        match self.try_reload() {
+            Ok(()) => info!(
+                rules = self.analyzer.rules().rules.len(),
+                digest = %self.analyzer.rules().digest(),
+                inputs = self.inputs.len(),
+                "reloaded"
+            ),
+            Err(e) => error!("reload refused, the running config and rules stay:\n{e}"),
+        }
+        let status = self.status();
+        self.notifier.ready(&status);
+    }
+
+    fn try_reload(&mut self) -> Result<(), String> {
+        let config = Config::load(&self.config.file).map_err(|e| e.to_string())?;
+        let rules = load_rules(&config)?;
+        for (what, old, new) in [
+            ("agency", self.config.agency.clone(), config.agency.clone()),
+            (
+                "state_dir",
+                self.config.state_dir.display().to_string(),
+                config.state_dir.display().to_string(),
+            ),
+            ("listen", self.config.listen.to_string(), config.listen.to_string()),
+        ] {
+            if old != new {
+                warn!("{what} changed from {old} to {new}: takes effect at the next restart");
+            }
+        }
+        // Store what was read under the old rules, so the new detector
+        // starts from stored state; a failure here is not fatal: the batch
+        // keeps its ids through the snapshot below.
+        if self.pending.lines > 0 {
+            if let Err(e) = self.commit() {
+                warn!("commit before reload failed, the batch stays pending: {e}");
+            }
+        }
+        let old_ids: Vec<String> = self.analyzer.rules().rules.iter().map(|r| r.id.clone()).collect();
+        let detector = rebuild_detector(
+            &rules,
+            config.pipeline.max_keys,
+            &old_ids,
+            self.analyzer.detector().snapshot(),
+            0,
+        );
+        let mut analyzer = Analyzer::new(rules, detector);
+        let mut old: HashMap<String, Input> = self
+            .inputs
+            .drain(..)
+            .map(|i| (i.config.name.clone(), i))
+            .collect();
+        let stored = self.store.recovery().map(|r| r.checkpoints).unwrap_or_default();
+        let mut inputs = Vec::new();
+        for cfg in &config.inputs {
+            let input = match old.remove(&cfg.name) {
+                Some(i) if i.config == *cfg => Input {
+                    source: analyzer
+                        .source(&cfg.input_type, TimeParser::new(config.time_zone.clone(), Timestamp::now()))?,
+                    config: i.config,
+                    tail: i.tail,
+                },
+                Some(i) => open_input(&config, &mut analyzer, cfg, i.tail.checkpoints())?,
+                None => open_input(&config, &mut analyzer, cfg, checkpoints_of(&stored, &cfg.name))?,
+            };
+            inputs.push(input);
+        }
+        self.inputs = inputs;
+        self.analyzer = analyzer;
+        self.config = Config {
+            // Settings that need a restart keep their running values.
+            agency: self.config.agency.clone(),
+            state_dir: self.config.state_dir.clone(),
+            listen: self.config.listen,
+            ..config
+        };
+        self.sweep();
+        Ok(())
+    }
+
+    fn status(&self) -> String {
+        let files: u64 = self.inputs.iter().map(|i| i.tail.stats().files_open).sum();
+        let behind: u64 = self.inputs.iter().map(|i| i.tail.stats().bytes_behind).sum();
+        format!(
+            "{} inputs, {} files; {} lines read, {} incidents opened, {} commits, {} bytes behind",
+            self.inputs.len(),
+            files,
+            self.counters.lines,
+            self.counters.incidents_opened,
+            self.counters.commits,
+            behind
+        )
+    }
+}
+
+fn checkpoints_of(all: &[FileCheckpoint], input: &str) -> Vec<FileCheckpoint> {
+    all.iter().filter(|c| c.input == input).cloned().collect()
+}
+
+fn open_input(
+    config: &Config,
+    analyzer: &mut Analyzer,
+    input: &InputConfig,
+    checkpoints: Vec<FileCheckpoint>,
+) -> Result<Input, String> {
+    let opts = TailOptions {
+        input: input.name.clone(),
+        pattern: input.path.clone(),
+        start_at_end: input.start_at_end,
+        max_line: config.pipeline.max_line,
+        rotated_grace: config.pipeline.rotated_grace,
+    };
+    let tail = FileTail::new(opts, checkpoints).map_err(|e| format!("input {}: {e}", input.name))?;
+    let source = analyzer.source(
+        &input.input_type,
+        TimeParser::new(config.time_zone.clone(), Timestamp::now()),
+    )?;
+    Ok(Input {
+        config: input.clone(),
+        tail,
+        source,
+    })
+}
+
+fn record(
+    rules: &RuleSet,
+    inc: &Incident,
+    open: bool,
+    opened_by: &HashMap<u64, String>,
+) -> IncidentRecord {
+    let rule = rules.rule(inc.rule);
+    IncidentRecord {
+        detector_id: inc.id,
+        rule: rule.id.clone(),
+        category: rule.category.id().to_owned(),
+        severity: rule.severity.id().to_owned(),
+        key: inc.key.clone(),
+        src_ip: inc
+            .fields
+            .iter()
+            .find(|(k, _)| k == "src_ip")
+            .map(|(_, v)| v.clone()),
+        input: opened_by.get(&inc.id).cloned(),
+        first_seen: inc.first_seen,
+        last_seen: inc.last_seen,
+        events: inc.events,
+        open,
+        sample: inc.sample.clone(),
+        fields: inc.fields.clone(),
+    }
+}
+
+/// sd_notify(3), when `NOTIFY_SOCKET` is set; silent otherwise.
+struct Notifier {
+    enabled: bool,
+    watchdog: Option<Duration>,
+    last_ping: Option<Instant>,
+    last_status: Instant,
+}
+
+impl Notifier {
+    fn from_env() -> Self {
+        Notifier {
+            enabled: std::env::var_os("NOTIFY_SOCKET").is_some(),
+            watchdog: sd_notify::watchdog_enabled(),
+            last_ping: None,
+            last_status: Instant::now(),
+        }
+    }
+
+    fn send(&self, states: &[sd_notify::NotifyState<'_>]) {
+        if self.enabled {
+            if let Err(e) = sd_notify::notify(states) {
+                warn!("sd_notify: {e}");
+            }
+        }
+    }
+
+    fn ready(&mut self, status: &str) {
+        self.send(&[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(status),
+        ]);
+        self.last_status = Instant::now();
+    }
+
+    fn reloading(&self) {
+        self.send(&[
+            sd_notify::NotifyState::Reloading,
+            sd_notify::NotifyState::Status("reloading config and rules"),
+        ]);
+    }
+
+    fn stopping(&self) {
+        self.send(&[
+            sd_notify::NotifyState::Stopping,
+            sd_notify::NotifyState::Status("stopping: committing the last batch"),
+        ]);
+    }
+
+    fn status_due(&self) -> bool {
+        self.enabled && self.last_status.elapsed() >= STATUS_EVERY
+    }
+
+    fn status(&mut self, status: &str) {
+        self.send(&[sd_notify::NotifyState::Status(status)]);
+        self.last_status = Instant::now();
+    }
+
+    /// Pings at a quarter of the interval, and only when `healthy`.
+    fn watchdog(&mut self, healthy: bool) {
+        let Some(interval) = self.watchdog else {
+            return;
+        };
+        if healthy && self.last_ping.is_none_or(|t| t.elapsed() >= interval / 4) {
+            self.send(&[sd_notify::NotifyState::Watchdog]);
+            self.last_ping = Some(Instant::now());
+        }
+    }
+}
+
+/// Where the demo and tests look for the database of a config.
+pub fn db_path(config: &Path) -> Result<PathBuf, String> {
+    Config::load(config)
+        .map(|c| c.db_path())
+        .map_err(|e| e.to_string())
+}

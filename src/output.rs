@@ -1,0 +1,184 @@
+//! Incidents for people and programs: an aligned terminal table and JSON,
+//! for `scan` (incidents straight from the detector) and `incidents`
+//! (incidents from the store) alike.
+
+use std::io::{self, Write};
+
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::detect::Incident;
+use crate::rules::RuleSet;
+use crate::store::StoredIncident;
+
+/// One incident as printed. The JSON shape is an interface: fields are only
+/// ever added. `uid`, `input` and `open` exist only for stored incidents.
+#[derive(Serialize)]
+pub struct IncidentView<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<&'a str>,
+    pub rule: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<&'a str>,
+    pub category: &'a str,
+    pub severity: &'a str,
+    pub key: &'a str,
+    #[serde(serialize_with = "rfc3339")]
+    pub first_seen: Timestamp,
+    #[serde(serialize_with = "rfc3339")]
+    pub last_seen: Timestamp,
+    pub events: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open: Option<bool>,
+    pub sample: &'a str,
+    #[serde(serialize_with = "field_map")]
+    pub fields: &'a [(String, String)],
+}
+
+impl<'a> IncidentView<'a> {
+    pub fn detected(rules: &'a RuleSet, i: &'a Incident) -> Self {
+        let rule = rules.rule(i.rule);
+        IncidentView {
+            uid: None,
+            rule: &rule.id,
+            title: Some(&rule.title),
+            category: rule.category.id(),
+            severity: rule.severity.id(),
+            key: &i.key,
+            first_seen: i.first_seen,
+            last_seen: i.last_seen,
+            events: i.events,
+            input: None,
+            open: None,
+            sample: &i.sample,
+            fields: &i.fields,
+        }
+    }
+
+    pub fn stored(i: &'a StoredIncident) -> Self {
+        let r = &i.record;
+        IncidentView {
+            uid: Some(&i.uid),
+            rule: &r.rule,
+            title: None,
+            category: &r.category,
+            severity: &r.severity,
+            key: &r.key,
+            first_seen: r.first_seen,
+            last_seen: r.last_seen,
+            events: r.events,
+            input: r.input.as_deref(),
+            open: Some(r.open),
+            sample: &r.sample,
+            fields: &r.fields,
+        }
+    }
+}
+
+fn rfc3339<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(t)
+}
+
+fn field_map<S: serde::Serializer>(fields: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(fields.iter().map(|(k, v)| (k, v)))
+}
+
+pub fn write_json(out: &mut dyn Write, incidents: &[IncidentView<'_>]) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, incidents)?;
+    writeln!(out)
+}
+
+/// An aligned table for a terminal. Log content is sanitised: control
+/// characters (escape sequences included) never reach the terminal.
+pub fn write_table(
+    out: &mut dyn Write,
+    incidents: &[IncidentView<'_>],
+    tz: &TimeZone,
+) -> io::Result<()> {
+    const SAMPLE_WIDTH: usize = 100;
+    const EVENTS_COLUMN: usize = 6;
+    let header = [
+        "RULE",
+        "CATEGORY",
+        "SEVERITY",
+        "KEY",
+        "FIRST SEEN",
+        "LAST SEEN",
+        "EVENTS",
+        "SAMPLE",
+    ];
+    let time = |t: Timestamp| {
+        t.to_zoned(tz.clone())
+            .strftime("%Y-%m-%d %H:%M:%S%:z")
+            .to_string()
+    };
+    let rows: Vec<[String; 8]> = incidents
+        .iter()
+        .map(|i| {
+            [
+                printable(i.rule, 60),
+                i.category.to_owned(),
+                i.severity.to_owned(),
+                printable(i.key, 45),
+                time(i.first_seen),
+                time(i.last_seen),
+                i.events.to_string(),
+                printable(i.sample, SAMPLE_WIDTH),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let write_row = |out: &mut dyn Write, cells: &[&str]| -> io::Result<()> {
+        let mut line = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                line.push_str(cell);
+            } else if i == EVENTS_COLUMN {
+                line.push_str(&format!("{cell:>w$}  "));
+            } else {
+                line.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())
+    };
+    write_row(out, &header)?;
+    for row in &rows {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        write_row(out, &cells)?;
+    }
+    Ok(())
+}
+
+/// Replaces control characters with `?` and shortens to `width` characters.
+pub fn printable(s: &str, width: usize) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(width + 1)
+        .collect();
+    if out.chars().count() > width {
+        out = out.chars().take(width.saturating_sub(1)).collect();
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn printable_strips_escapes_and_shortens() {
+        assert_eq!(printable("a\x1b[31mb\tc", 20), "a?[31mb?c");
+        assert_eq!(printable("abcdef", 4), "abc…");
+        assert_eq!(printable("abcd", 4), "abcd");
+    }
+}
