@@ -9,4 +9,5 @@ pub mod event;
 pub mod input;
 pub mod rules;
 pub mod scan;
+pub mod store;
 pub mod timestamp;
