@@ -1153,11 +1153,13 @@ impl FileTail {
         self.files[..i].iter().any(|p| {
             p.place != Place::Active
                 && p.origin == f.origin
-                && match p.file.metadata() {
-                    Ok(m) => p.pos < m.len(),
-                    // Its own read reports the error; do not block on it.
-                    Err(_) => false,
-                }
+                // A closing file still has its unfinished line to flush.
+                && (p.closing
+                    || match p.file.metadata() {
+                        Ok(m) => p.pos < m.len(),
+                        // Its own read reports the error; do not block on it.
+                        Err(_) => false,
+                    })
         })
     }
 
