@@ -590,9 +590,27 @@ impl FileTail {
     /// lines included: 0 means every file is at its end for now.
     pub fn read(&mut self, max_bytes: usize, sink: &mut dyn FnMut(&Path, &[u8])) -> usize {
         let budget = max_bytes.max(1);
+        let mut total = 0;
+        // Files closed or reset by a truncation in one pass may let others
+        // (their successors, themselves) be read in the next: returning 0
+        // before that would wrongly say all is read. Bounded, in case a
+        // file keeps changing under us.
+        for _ in 0..4 {
+            let (read, changed) = self.read_pass(budget - total, sink);
+            total += read;
+            if !changed || total >= budget {
+                break;
+            }
+        }
+        total
+    }
+
+    /// One turn over the files; also says whether files were closed or
+    /// reset.
+    fn read_pass(&mut self, budget: usize, sink: &mut dyn FnMut(&Path, &[u8])) -> (usize, bool) {
         let n = self.files.len();
         if n == 0 {
-            return 0;
+            return (0, false);
         }
         let start = self.cursor % n;
         self.cursor = self.cursor.wrapping_add(1);
@@ -660,7 +678,7 @@ impl FileTail {
             self.handle_truncations(&shift, &mut pending);
             self.pending = pending;
         }
-        total
+        (total, !closed.is_empty() || !truncated.is_empty())
     }
 
     /// One checkpoint per file still tracked, its offset just past the last
