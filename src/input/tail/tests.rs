@@ -1,0 +1,458 @@
+use super::*;
+use std::io::Write;
+
+fn append(path: &Path, data: &[u8]) {
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open for append");
+    f.write_all(data).expect("append");
+}
+
+fn opts(pattern: &Path) -> TailOptions {
+    let mut o = TailOptions::new("test", pattern.to_string_lossy());
+    o.rotated_grace = Duration::from_secs(3600);
+    o
+}
+
+/// Everything `read` hands out now, checking each buffer holds whole lines.
+fn drain(tail: &mut FileTail, budget: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut calls = 0;
+    loop {
+        let n = tail.read(budget, &mut |_, data| {
+            assert!(!data.is_empty());
+            assert_eq!(data.last(), Some(&b'\n'), "buffer ends inside a line");
+            out.extend_from_slice(data);
+        });
+        if n == 0 {
+            break;
+        }
+        calls += 1;
+        assert!(calls < 1_000_000, "read never reaches the end");
+    }
+    out
+}
+
+fn kinds(notices: &[Notice]) -> Vec<NoticeKind> {
+    notices.iter().map(|n| n.kind).collect()
+}
+
+#[test]
+fn final_line_waits_for_its_newline() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = tmp.path().join("a.log");
+    append(&log, b"one\ntw");
+    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
+    tail.sweep();
+    assert_eq!(drain(&mut tail, 1 << 20), b"one\n");
+    assert_eq!(tail.checkpoints()[0].offset, 4);
+    append(&log, b"o");
+    tail.sweep();
+    assert_eq!(drain(&mut tail, 1 << 20), b"");
+    append(&log, b"\nthree\n");
+    tail.sweep();
+    assert_eq!(drain(&mut tail, 1 << 20), b"two\nthree\n");
+    assert_eq!(tail.checkpoints()[0].offset, 14);
+    let s = tail.stats();
+    assert_eq!((s.lines, s.bytes, s.bytes_behind), (3, 14, 0));
+}
+
+#[test]
+fn long_lines_are_cut_whatever_the_reads() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = tmp.path().join("a.log");
+    let mut data = b"short\n".to_vec();
+    data.extend(std::iter::repeat_n(b'x', 1000));
+    data.extend(b"\nexactly8\nafter\n");
+    data.extend(std::iter::repeat_n(b'y', 30));
+    data.extend(b"\n");
+    let want = b"short\nxxxxxxxx\nexactly8\nafter\nyyyyyyyy\n";
+    for chunk in [1, 3, 7, 8, 9, 64, 4096] {
+        for budget in [1, 5, 100, 1 << 20] {
+            let _ = fs::remove_file(&log);
+            append(&log, &data);
+            let mut o = opts(&log);
+            o.max_line = 8;
+            let mut tail = FileTail::new(o, Vec::new()).expect("tail");
+            tail.chunk = chunk;
+            tail.sweep();
+            let got = drain(&mut tail, budget);
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(want),
+                "chunk {chunk} budget {budget}"
+            );
+            let s = tail.stats();
+            assert_eq!(s.cut_lines, 2, "chunk {chunk} budget {budget}");
+            assert_eq!(s.lines, 5);
+            assert_eq!(s.bytes, data.len() as u64);
+            assert_eq!(tail.checkpoints()[0].offset, data.len() as u64);
+        }
+    }
+}
+
+#[test]
+fn an_endless_line_does_not_move_the_checkpoint_or_grow_memory() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = tmp.path().join("a.log");
+    append(&log, b"first\n");
+    let mut o = opts(&log);
+    o.max_line = 16;
+    let mut tail = FileTail::new(o, Vec::new()).expect("tail");
+    tail.chunk = 1024;
+    tail.sweep();
+    assert_eq!(drain(&mut tail, 4096), b"first\n");
+    let block = vec![b'z'; 100_000];
+    for _ in 0..20 {
+        append(&log, &block);
+        tail.sweep();
+        assert_eq!(drain(&mut tail, 4096), b"");
+        // Reads are bounded by the budget, not by the line.
+        assert!(tail.buf.len() <= 4096 + 16 + 1024, "{}", tail.buf.len());
+        assert!(tail.files[0].carry.len() <= 16);
+    }
+    assert_eq!(tail.checkpoints()[0].offset, 6);
+    append(&log, b"\nnext\n");
+    tail.sweep();
+    assert_eq!(drain(&mut tail, 4096), b"zzzzzzzzzzzzzzzz\nnext\n");
+    assert_eq!(tail.stats().cut_lines, 1);
+}
+
+#[test]
+fn bytes_pass_through_untouched() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = tmp.path().join("a.log");
+    let data = b"caf\xe9 \xff\xfe\n\0\0nul\0\n\r\n\xc3\x28 end\n";
+    append(&log, data);
+    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
+    tail.sweep();
+    assert_eq!(drain(&mut tail, 1 << 20), data);
+    assert_eq!(tail.stats().lines, 4);
+}
+
+#[test]
+fn big_buffers_of_many_lines() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = tmp.path().join("a.log");
+    let mut data = Vec::new();
+    for i in 0..50_000 {
+        data.extend(format!("line {i:06} some text\n").as_bytes());
+    }
+    append(&log, &data);
+    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
+    tail.sweep();
+    let mut calls = 0;
+    let mut got = Vec::new();
+    while tail.read(1 << 20, &mut |_, d| {
+        calls += 1;
+        got.extend_from_slice(d);
+    }) > 0
+    {}
+    assert_eq!(got, data);
+    // ~1.1 MB in 1 MiB budgets: a couple of sink calls, not one per line.
+    assert!(calls <= 3, "{calls} sink calls");
+}
+
+#[test]
+fn start_at_end_only_on_first_start() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let a = tmp.path().join("a.log");
+    let b = tmp.path().join("b.log");
+    append(&a, b"old 1\nold 2\npart");
+    append(&b, b"old b\n");
+    let mut o = opts(&tmp.path().join("*.log"));
+    o.start_at_end = true;
+    let mut tail = FileTail::new(o.clone(), Vec::new()).expect("tail");
+    tail.sweep();
+    assert_eq!(drain(&mut tail, 1 << 20), b"");
+    // The line being written at start is read once complete.
+    append(&a, b"ial\nnew\n");
+    let c = tmp.path().join("c.log");
+    append(&c, b"c from the start\n");
+    tail.sweep();
+    let got = drain(&mut tail, 1 << 20);
+    let mut lines: Vec<&[u8]> = got.split_inclusive(|&b| b == b'\n').collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        vec![&b"c from the start\n"[..], b"new\n", b"partial\n"]
+    );
+
+    // Restart: a file without checkpoint is new, whatever start_at_end says.
+    let cps: Vec<FileCheckpoint> = tail
+        .checkpoints()
+        .into_iter()
+        .filter(|c| !c.path.ends_with("c.log"))
+        .collect();
+    drop(tail);
+    append(&c, b"c more\n");
+    let mut tail = FileTail::new(o, cps).expect("tail");
+    let notices = tail.sweep();
+    assert!(kinds(&notices).contains(&NoticeKind::Resumed), "{notices:?}");
+    assert_eq!(drain(&mut tail, 1 << 20), b"c from the start\nc more\n");
+}
+
+#[test]
+fn start_at_end_in_a_huge_partial_line_skips_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = tmp.path().join("a.log");
+    append(&log, b"old\n");
+    append(&log, &[b'q'; 100]);
+    let mut o = opts(&log);
+    o.start_at_end = true;
+    o.max_line = 10;
+    let mut tail = FileTail::new(o, Vec::new()).expect("tail");
+    tail.sweep();
+    append(&log, b"qq\nnew\n");
+    tail.sweep();
+    assert_eq!(drain(&mut tail, 1 << 20), b"new\n");
+}
+
+#[test]
+fn rotated_file_closes_after_grace_with_its_partial_line() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = tmp.path().join("a.log");
+    append(&log, b"one\nunfinished");
+    let mut o = opts(&log);
+    o.rotated_grace = Duration::ZERO;
+    let mut tail = FileTail::new(o, Vec::new()).expect("tail");
+    tail.sweep();
+    assert_eq!(drain(&mut tail, 1 << 20), b"one\n");
+    fs::rename(&log, tmp.path().join("a.log.1")).expect("rename");
+    append(&log, b"new\n");
+    let notices = tail.sweep();
+    assert!(kinds(&notices).contains(&NoticeKind::Rotated), "{notices:?}");
+    assert!(notices.iter().any(|n| n.message.contains("a.log.1")));
+    // The rotated file is read to its end (the unfinished line is handed
+    // out, newline added) and closed before its successor is read.
+    assert_eq!(drain(&mut tail, 1 << 20), b"unfinished\nnew\n");
+    let notices = tail.sweep();
+    assert!(kinds(&notices).contains(&NoticeKind::Closed), "{notices:?}");
+    assert_eq!(tail.checkpoints().len(), 1);
+    assert_eq!(tail.stats().rotations, 1);
+}
+
+#[test]
+fn rotated_file_stays_open_while_it_grows() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = tmp.path().join("a.log");
+    let rotated = tmp.path().join("a.log.1");
+    append(&log, b"one\n");
+    let mut o = opts(&log);
+    o.rotated_grace = Duration::from_millis(50);
+    let mut tail = FileTail::new(o, Vec::new()).expect("tail");
+    tail.sweep();
+    drain(&mut tail, 1 << 20);
+    fs::rename(&log, &rotated).expect("rename");
+    tail.sweep();
+    for i in 0..5 {
+        std::thread::sleep(Duration::from_millis(30));
+        append(&rotated, format!("late {i}\n").as_bytes());
+        tail.sweep();
+        assert_eq!(
+            drain(&mut tail, 1 << 20),
+            format!("late {i}\n").as_bytes()
+        );
+    }
+    assert_eq!(tail.stats().files_open, 1);
+}
+
+#[test]
+fn unreadable_file_is_reported_counted_and_retried() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = tmp.path().join("a.log");
+    append(&log, b"before start\n");
+    let mut o = opts(&log);
+    o.start_at_end = true;
+    // Not opened in `new`, so the denial is set up before the first sweep
+    // by building the tail by hand.
+    let mut tail = FileTail::new(
+        TailOptions {
+            pattern: tmp.path().join("nothing-yet").to_string_lossy().into(),
+            ..o.clone()
+        },
+        Vec::new(),
+    )
+    .expect("tail");
+    tail.opts = o.clone();
+    tail.deny_open.insert(log.clone());
+    // As on a first start: remember where its end is.
+    let mut n = Vec::new();
+    let found = tail.expand(&mut n);
+    tail.open_found(&found[0], Start::End(13), &mut n);
+    assert_eq!(kinds(&n), vec![NoticeKind::Unreadable]);
+    assert_eq!(tail.stats().read_errors, 1);
+    assert_eq!(tail.stats().files_unreadable, 1);
+    append(&log, b"while unreadable\n");
+    let notices = tail.sweep();
+    assert!(notices.is_empty(), "reported once: {notices:?}");
+    assert_eq!(tail.stats().read_errors, 2);
+    assert_eq!(drain(&mut tail, 1 << 20), b"");
+
+    tail.deny_open.clear();
+    let notices = tail.sweep();
+    assert_eq!(
+        kinds(&notices),
+        vec![NoticeKind::Readable, NoticeKind::Opened]
+    );
+    // Starts where the end was when the input started.
+    assert_eq!(drain(&mut tail, 1 << 20), b"while unreadable\n");
+    assert_eq!(tail.stats().files_unreadable, 0);
+}
+
+#[test]
+fn truncation_then_regrowth_is_not_read_as_continuation() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = tmp.path().join("a.log");
+    let mut old = Vec::new();
+    for i in 0..100 {
+        old.extend(format!("old {i:03}\n").as_bytes());
+    }
+    append(&log, &old);
+    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
+    tail.sweep();
+    assert_eq!(drain(&mut tail, 1 << 20), old);
+    // Truncated and regrown past our offset before any sweep.
+    let f = fs::OpenOptions::new().write(true).open(&log).expect("open");
+    f.set_len(0).expect("truncate");
+    let mut new = Vec::new();
+    for i in 0..200 {
+        new.extend(format!("new {i:03}\n").as_bytes());
+    }
+    append(&log, &new);
+    // The read itself notices: nothing from the middle of the new content,
+    // all of it from its start.
+    assert_eq!(
+        String::from_utf8_lossy(&drain(&mut tail, 1 << 20)),
+        String::from_utf8_lossy(&new)
+    );
+    let notices = tail.sweep();
+    assert!(kinds(&notices).contains(&NoticeKind::Truncated), "{notices:?}");
+    assert_eq!(tail.stats().truncations, 1);
+}
+
+#[test]
+fn copytruncate_reads_the_copy_tail_first() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = tmp.path().join("a.log");
+    let lines = |r: std::ops::Range<usize>| {
+        let mut v = Vec::new();
+        for i in r {
+            v.extend(format!("seq={i:06}\n").as_bytes());
+        }
+        v
+    };
+    append(&log, &lines(0..100));
+    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
+    tail.sweep();
+    assert_eq!(drain(&mut tail, 1 << 20), lines(0..100));
+    append(&log, &lines(100..150));
+    // An older copy with other content must not be taken for the copy.
+    fs::write(tmp.path().join("a.log.2"), lines(1000..1200)).expect("old copy");
+    fs::copy(&log, tmp.path().join("a.log.1")).expect("copy");
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .and_then(|f| f.set_len(0))
+        .expect("truncate");
+    append(&log, &lines(150..160));
+    let notices = tail.sweep();
+    assert!(kinds(&notices).contains(&NoticeKind::CopyFound), "{notices:?}");
+    let mut want = lines(100..150);
+    want.extend(lines(150..160));
+    assert_eq!(drain(&mut tail, 7), want);
+}
+
+#[test]
+fn checkpoints_that_match_nothing_are_dropped() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = tmp.path().join("a.log");
+    append(&log, b"one\ntwo\n");
+    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
+    tail.sweep();
+    drain(&mut tail, 1 << 20);
+    let cps = tail.checkpoints();
+    drop(tail);
+
+    let mut other = cps[0].clone();
+    other.input = "other".into();
+    let mut gone = cps[0].clone();
+    gone.ino = gone.ino.wrapping_add(1_000_000);
+    gone.path = tmp.path().join("gone.log").to_string_lossy().into();
+    let mut tail = FileTail::new(opts(&log), vec![other, gone]).expect("tail");
+    let notices = tail.sweep();
+    assert_eq!(
+        kinds(&notices)
+            .iter()
+            .filter(|k| **k == NoticeKind::CheckpointDropped)
+            .count(),
+        2,
+        "{notices:?}"
+    );
+    // a.log has no usable checkpoint: new, from the beginning.
+    assert_eq!(drain(&mut tail, 1 << 20), b"one\ntwo\n");
+
+    // Same inode, other content (rewritten in place while stopped).
+    fs::write(&log, b"ONE\nTWO\nTHREE\n").expect("rewrite");
+    let mut tail = FileTail::new(opts(&log), cps).expect("tail");
+    let notices = tail.sweep();
+    assert!(kinds(&notices).contains(&NoticeKind::Truncated), "{notices:?}");
+    assert_eq!(drain(&mut tail, 1 << 20), b"ONE\nTWO\nTHREE\n");
+}
+
+#[test]
+fn fingerprint_covers_the_first_bytes_as_the_file_grows() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = tmp.path().join("a.log");
+    append(&log, b"short\n");
+    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
+    tail.sweep();
+    drain(&mut tail, 1 << 20);
+    let cp = &tail.checkpoints()[0];
+    assert_eq!(cp.fingerprint_len, 6);
+    assert_eq!(cp.fingerprint, <[u8; 32]>::from(Sha256::digest(b"short\n")));
+    append(&log, &[b'a'; 2000]);
+    append(&log, b"\n");
+    tail.sweep();
+    drain(&mut tail, 1 << 20);
+    let cp = &tail.checkpoints()[0];
+    assert_eq!(cp.fingerprint_len, FINGERPRINT_BYTES);
+    let content = fs::read(&log).expect("read");
+    assert_eq!(
+        cp.fingerprint,
+        <[u8; 32]>::from(Sha256::digest(&content[..HEAD]))
+    );
+}
+
+#[test]
+fn watch_dirs_cover_pattern_and_files() {
+    assert_eq!(base_dir("/var/log/auth.log"), PathBuf::from("/var/log"));
+    assert_eq!(
+        base_dir("/var/log/nginx/*access.log"),
+        PathBuf::from("/var/log/nginx")
+    );
+    assert_eq!(base_dir("/var/log/*/access.log"), PathBuf::from("/var/log"));
+    assert_eq!(base_dir("auth.log"), PathBuf::from("."));
+    assert_eq!(base_dir("*.log"), PathBuf::from("."));
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let sub = tmp.path().join("a");
+    fs::create_dir(&sub).expect("mkdir");
+    append(&sub.join("x.log"), b"x\n");
+    let tail = FileTail::new(opts(&tmp.path().join("*/x.log")), Vec::new()).expect("tail");
+    let mut want = vec![tmp.path().to_path_buf(), sub];
+    want.sort();
+    let mut got = tail.watch_dirs();
+    got.sort();
+    // found_dirs is filled by sweeps; the open file's dir is there already.
+    assert_eq!(got, want);
+}
+
+#[test]
+fn invalid_pattern_is_an_error() {
+    assert!(check_pattern("/var/log/[").is_err());
+    assert!(FileTail::new(TailOptions::new("x", "/var/log/[a"), Vec::new()).is_err());
+    assert!(check_pattern("/var/log/*.log").is_ok());
+}

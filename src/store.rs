@@ -1,0 +1,1851 @@
+//! The SQLite store: incidents, input checkpoints and the detector's state.
+//!
+//! # One transaction per batch
+//!
+//! [`Store::commit`] writes a batch of incidents, the checkpoints of the inputs
+//! that produced them and the detector's snapshot in one `IMMEDIATE`
+//! transaction. Either all of it is in the database or none of it is, so a
+//! restart resumes reading exactly after the last line whose incidents are
+//! stored: nothing lost, nothing counted twice. A failed commit (busy, disk
+//! full, ...) leaves the database exactly as it was; the caller keeps the
+//! batch and retries it, and must not move its checkpoints on meanwhile.
+//!
+//! # Connections
+//!
+//! A [`Store`] from [`Store::open`] owns the one writer connection. Reports,
+//! the API and tests open their own connections with [`Store::open_read`]
+//! (`query_only`, never migrates). The database runs in WAL mode, so readers
+//! see the last committed batch and never block the writer, nor it them.
+//!
+//! # Representation
+//!
+//! * Times are UTC microseconds since the Unix epoch (`INTEGER`), in columns
+//!   suffixed `_us`. Microseconds keep the sub-second order of log lines that
+//!   carry fractions (RFC 5424, ISO stamps) and still span years ±9999 in an
+//!   `i64`; nanoseconds are floored away. Bounds are compared the same way.
+//! * `fields` is a JSON object in capture order (`{"src_ip":"…","user":"…"}`),
+//!   so analysts can `json_extract(fields, '$.user')`.
+//! * `dev` and `ino` of checkpoints are stored as the `i64` with the same bits
+//!   as the `u64` (some filesystems hand out inode numbers above `i64::MAX`).
+//! * Every incident has a `uid`, `{agency}-{UUIDv7}`, assigned at its first
+//!   insert and never changed: the id by which the national center will
+//!   deduplicate incidents that later travel through an outbox.
+//!
+//! # Schema versions
+//!
+//! `PRAGMA user_version` holds the number of [`MIGRATIONS`] applied; the
+//! writer applies the missing ones in one transaction when it opens the
+//! database. A database from a newer canhgac is refused, never guessed at.
+//! `PRAGMA application_id` marks the file as ours, so a misconfigured path
+//! never gets our tables added to someone else's database.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rusqlite::types::Value;
+use rusqlite::{ffi, params, params_from_iter, Connection, OpenFlags, Row, TransactionBehavior};
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uuid::Uuid;
+
+use crate::input::checkpoint::FileCheckpoint;
+
+/// `PRAGMA application_id` of a canhgac database: "cgac" in ASCII.
+pub const APPLICATION_ID: i32 = 0x6367_6163;
+
+/// Schema migrations, in order: `MIGRATIONS[i]` takes the schema from version
+/// `i` to `i + 1`. Append only; never edit one that has shipped.
+const MIGRATIONS: &[&str] = &[MIGRATION_V1];
+
+/// The schema version this binary writes and reads.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// How long a connection waits for another one's lock before giving up with
+/// [`StoreError::Busy`]. The daemon is normally the only writer; this covers
+/// a concurrent `canhgac import`, WAL checkpoints and WAL recovery.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The WAL file is truncated back to this size after a checkpoint, so a burst
+/// (or a reader that held a checkpoint back) does not leave a large file.
+const JOURNAL_SIZE_LIMIT: i64 = 32 * 1024 * 1024;
+
+/// Statements kept prepared per connection: the fixed ones plus the filter
+/// combinations of [`Store::incidents`] that are in use.
+const STATEMENT_CACHE: usize = 64;
+
+/// Longest agency id accepted. It prefixes every uid, which travels to the
+/// national center with each incident.
+const MAX_AGENCY_LEN: usize = 64;
+
+const MIGRATION_V1: &str = "
+CREATE TABLE meta (
+    id              INTEGER PRIMARY KEY CHECK (id = 1),
+    agency          TEXT    NOT NULL,
+    created_us      INTEGER NOT NULL,
+    commits         INTEGER NOT NULL DEFAULT 0,
+    last_commit_us  INTEGER,
+    -- Highest detector id ever committed, kept even if incidents are purged
+    -- later, so a detector started afresh never reuses an id.
+    max_detector_id INTEGER
+) STRICT;
+
+CREATE TABLE incidents (
+    id            INTEGER PRIMARY KEY,
+    uid           TEXT    NOT NULL UNIQUE,
+    detector_id   INTEGER NOT NULL UNIQUE,
+    rule          TEXT    NOT NULL,
+    category      TEXT    NOT NULL,
+    severity      TEXT    NOT NULL,
+    key           TEXT    NOT NULL,
+    src_ip        TEXT,
+    input         TEXT,
+    first_seen_us INTEGER NOT NULL,
+    last_seen_us  INTEGER NOT NULL,
+    events        INTEGER NOT NULL CHECK (events >= 0),
+    open          INTEGER NOT NULL CHECK (open IN (0, 1)),
+    sample        TEXT    NOT NULL,
+    fields        TEXT    NOT NULL CHECK (json_valid(fields)),
+    created_us    INTEGER NOT NULL,
+    updated_us    INTEGER NOT NULL
+) STRICT;
+
+-- Every index ends in first_seen_us (and implicitly the rowid), the order in
+-- which queries return incidents and in which monthly figures bound them.
+CREATE INDEX incidents_first_seen ON incidents (first_seen_us);
+CREATE INDEX incidents_category   ON incidents (category, first_seen_us);
+CREATE INDEX incidents_rule       ON incidents (rule, first_seen_us);
+CREATE INDEX incidents_src_ip     ON incidents (src_ip, first_seen_us);
+
+CREATE TABLE checkpoints (
+    input           TEXT    NOT NULL,
+    dev             INTEGER NOT NULL,
+    ino             INTEGER NOT NULL,
+    path            TEXT    NOT NULL,
+    fingerprint_len INTEGER NOT NULL CHECK (fingerprint_len >= 0),
+    fingerprint     BLOB    NOT NULL CHECK (length(fingerprint) = 32),
+    byte_offset     INTEGER NOT NULL CHECK (byte_offset >= 0),
+    updated_us      INTEGER NOT NULL,
+    PRIMARY KEY (input, dev, ino)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE detector_state (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    state      BLOB    NOT NULL,
+    updated_us INTEGER NOT NULL
+) STRICT;
+";
+
+/// Why a store operation failed. The daemon retries [`StoreError::Busy`] and
+/// [`StoreError::DiskFull`] with the same batch (see
+/// [`StoreError::is_retryable`]); the others need a person.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another connection held the lock longer than the busy timeout
+    /// (`SQLITE_BUSY` / `SQLITE_LOCKED`).
+    #[error("database is busy: another connection holds its lock ({0})")]
+    Busy(rusqlite::Error),
+    /// The filesystem is full (`SQLITE_FULL`).
+    #[error("disk full: cannot write the database ({0})")]
+    DiskFull(rusqlite::Error),
+    /// The file is damaged or not an SQLite database at all.
+    #[error("database is corrupt or not an SQLite database ({0})")]
+    Corrupt(rusqlite::Error),
+    #[error("{}: schema version {found} is newer than this canhgac knows ({known}); run a newer canhgac", path.display())]
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    /// Only a reader reports this: it never migrates.
+    #[error("{}: schema version {found} is older than this canhgac reads ({known}); start the daemon once to upgrade it", path.display())]
+    SchemaTooOld {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    /// A reader found no database, or an empty one no daemon has set up yet.
+    #[error("{}: no canhgac database there yet (the daemon creates it on its first start)", path.display())]
+    Missing { path: PathBuf },
+    /// An SQLite database of some other program (or a negative version).
+    #[error("{}: not a canhgac database (application_id {app_id:#x}, schema version {version}); check the state directory", path.display())]
+    NotOurs {
+        path: PathBuf,
+        app_id: i32,
+        version: i64,
+    },
+    /// Creating the state directory or inspecting the file failed.
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    /// A value that cannot be stored or read back as it is (an id above
+    /// `i64::MAX`, a checkpoint of an input the batch does not list, a reused
+    /// detector id, a stored value out of range, an unknown cursor, ...).
+    #[error("{0}")]
+    Invalid(String),
+    /// A write on a store opened with [`Store::open_read`].
+    #[error("the store was opened read-only")]
+    ReadOnly,
+    /// Any other SQLite error.
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
+}
+
+impl StoreError {
+    /// Whether retrying the same operation later may succeed: the lock may be
+    /// released, space may be freed. The database is unchanged either way.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Busy(_) | StoreError::DiskFull(_))
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(ffi::ErrorCode::DatabaseBusy | ffi::ErrorCode::DatabaseLocked) => {
+                StoreError::Busy(e)
+            }
+            Some(ffi::ErrorCode::DiskFull) => StoreError::DiskFull(e),
+            Some(ffi::ErrorCode::DatabaseCorrupt | ffi::ErrorCode::NotADatabase) => {
+                StoreError::Corrupt(e)
+            }
+            _ => StoreError::Sqlite(e),
+        }
+    }
+}
+
+/// One incident as the daemon hands it to the store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IncidentRecord {
+    /// The detector's id ([`crate::detect::Incident::id`]): the upsert key.
+    pub detector_id: u64,
+    pub rule: String,
+    pub category: String,
+    pub severity: String,
+    pub key: String,
+    pub src_ip: Option<String>,
+    /// Name of the configured input the opening line came from.
+    pub input: Option<String>,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub events: u64,
+    pub open: bool,
+    pub sample: String,
+    pub fields: Vec<(String, String)>,
+}
+
+/// An incident as stored. After the first insert, upserts change only
+/// `last_seen`, `events` and `open`: `record` keeps the opening's `rule`,
+/// `key`, `first_seen`, `sample`, `fields` and so on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredIncident {
+    /// `{agency}-{UUIDv7}`, assigned at the first insert, never changed.
+    pub uid: String,
+    pub record: IncidentRecord,
+}
+
+/// What one [`Store::commit`] writes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Batch<'a> {
+    /// Upserted by `detector_id`; a later record of the same id in the batch
+    /// wins.
+    pub incidents: &'a [IncidentRecord],
+    /// Inputs whose checkpoints this batch replaces entirely: a file of one
+    /// of these inputs without a checkpoint in `checkpoints` is forgotten.
+    pub inputs: &'a [String],
+    /// Every checkpoint's `input` must be listed in `inputs`.
+    pub checkpoints: &'a [FileCheckpoint],
+    /// The detector's serialised state; `None` keeps the stored one.
+    pub detector: Option<&'a [u8]>,
+}
+
+/// What a successful commit did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// Commits made to this database so far, this one included.
+    pub commit: u64,
+    pub committed_at: Timestamp,
+    /// `(detector_id, uid)` of the incidents this commit inserted.
+    pub inserted: Vec<(u64, String)>,
+    /// How many incident records updated an already stored incident.
+    pub updated: usize,
+}
+
+/// What the daemon needs to resume, read in one snapshot: checkpoints and
+/// detector state come from the same commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    /// Ordered by input, then path.
+    pub checkpoints: Vec<FileCheckpoint>,
+    /// The detector blob of the last commit that carried one.
+    pub detector: Option<Vec<u8>>,
+    /// Highest detector id ever committed: a detector started without the
+    /// blob must number its incidents above it.
+    pub max_detector_id: Option<u64>,
+    pub commits: u64,
+    pub last_commit: Option<Timestamp>,
+}
+
+/// Filters of [`Store::incidents`]; `Default` selects everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IncidentQuery {
+    /// `first_seen >= since`.
+    pub since: Option<Timestamp>,
+    /// `first_seen < until`.
+    pub until: Option<Timestamp>,
+    pub category: Option<String>,
+    pub severity: Option<String>,
+    pub rule: Option<String>,
+    pub src_ip: Option<String>,
+    /// Page size; `None` returns every match.
+    pub limit: Option<u32>,
+    /// Cursor: the `uid` of the last incident of the previous page. Results
+    /// continue strictly after it in (first_seen, insertion) order, which
+    /// never changes for a stored incident, so pages neither repeat nor skip
+    /// while new incidents arrive.
+    pub after: Option<String>,
+}
+
+/// A connection to the store: the writer from [`Store::open`], or a reader
+/// from [`Store::open_read`].
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    /// The agency id prefixing new uids; `None` for a reader.
+    agency: Option<String>,
+}
+
+impl Store {
+    /// Opens (creating file and parent directory if needed) the database as
+    /// its writer, and brings its schema up to date.
+    ///
+    /// Durability: WAL with `synchronous=FULL`, i.e. one fsync of the WAL per
+    /// commit. `NORMAL` would survive `kill -9` (a committed transaction is in
+    /// the WAL file, i.e. in the OS's hands) but may lose the last commits on
+    /// power loss or a kernel crash. Losing them would be consistent (the
+    /// checkpoints roll back with the incidents), yet not harmless: lines from
+    /// sources that cannot be re-read (syslog over the network, planned) would
+    /// be gone, and a re-detected incident gets a new uid, so one that the
+    /// planned outbox had already delivered would be counted twice by the
+    /// national center. The daemon commits per batch, a few times a second at
+    /// most, so one fsync each is cheap (see the commit timings in the tests).
+    pub fn open(path: &Path, agency: &str) -> Result<Store, StoreError> {
+        validate_agency(agency)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        // No SQLITE_OPEN_URI: a configured path is a path, even if it starts
+        // with "file:".
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+            agency: Some(agency.to_owned()),
+        };
+        store.configure()?;
+        // Refuse a newer or foreign database before changing anything in it,
+        // not even its journal mode.
+        check_header(&store.conn, path, false)?;
+
+        let mode: String =
+            store
+                .conn
+                .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Invalid(format!(
+                "{}: SQLite cannot use WAL mode here (journal mode stays {mode}); \
+                 put the state directory on a local filesystem",
+                path.display()
+            )));
+        }
+        store.conn.pragma_update(None, "synchronous", "FULL")?;
+        store
+            .conn
+            .pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Opens an existing database for reading only (`query_only`). Never
+    /// creates or migrates: a missing database, or one whose schema is older
+    /// or newer than this binary's, is an error.
+    pub fn open_read(path: &Path) -> Result<Store, StoreError> {
+        match fs::metadata(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::Missing {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        }
+        // Read-write without CREATE, plus query_only: a WAL reader needs to
+        // write the shared-memory index (-shm), which SQLITE_OPEN_READ_ONLY
+        // makes fragile; query_only refuses every change to the database.
+        // SQLite falls back to read-only by itself where file permissions
+        // deny writing.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        let store = Store {
+            conn,
+            path: path.to_path_buf(),
+            agency: None,
+        };
+        store.configure()?;
+        store.conn.pragma_update(None, "query_only", true)?;
+        check_header(&store.conn, path, true)?;
+        Ok(store)
+    }
+
+    /// Changes how long this connection waits for a lock before a write (or,
+    /// rarely, a read) fails with [`StoreError::Busy`].
+    pub fn set_busy_timeout(&self, timeout: Duration) -> Result<(), StoreError> {
+        self.conn.busy_timeout(timeout)?;
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The agency id of new uids; `None` for a reader.
+    pub fn agency(&self) -> Option<&str> {
+        self.agency.as_deref()
+    }
+
+    /// Reads everything the daemon resumes from, in one read transaction.
+    pub fn recovery(&self) -> Result<Recovery, StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let mut checkpoints = Vec::new();
+        {
+            let mut stmt = tx.prepare_cached(
+                "SELECT input, path, dev, ino, fingerprint_len, fingerprint, byte_offset
+                 FROM checkpoints ORDER BY input, path, dev, ino",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                checkpoints.push(checkpoint_from_row(row)?);
+            }
+        }
+        let detector: Option<Vec<u8>> = tx
+            .prepare_cached("SELECT state FROM detector_state WHERE id = 1")?
+            .query_map([], |r| r.get(0))?
+            .next()
+            .transpose()?;
+        let (commits, last_commit_us, meta_max): (i64, Option<i64>, Option<i64>) = tx
+            .prepare_cached(
+                "SELECT commits, last_commit_us, max_detector_id FROM meta WHERE id = 1",
+            )?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        // The meta high-water mark is authoritative; the table's maximum is
+        // a second opinion that costs one index lookup.
+        let table_max: Option<i64> = tx
+            .prepare_cached("SELECT MAX(detector_id) FROM incidents")?
+            .query_row([], |r| r.get(0))?;
+        tx.commit()?;
+        let max_detector_id = match meta_max.max(table_max) {
+            Some(id) => Some(to_u64(id, "detector id")?),
+            None => None,
+        };
+        Ok(Recovery {
+            checkpoints,
+            detector,
+            max_detector_id,
+            commits: to_u64(commits, "commit count")?,
+            last_commit: last_commit_us.map(from_us).transpose()?,
+        })
+    }
+
+    /// Writes a batch in one `IMMEDIATE` transaction (see the module docs).
+    /// On error nothing of the batch is stored.
+    pub fn commit(&mut self, batch: &Batch<'_>) -> Result<CommitInfo, StoreError> {
+        let Store { conn, agency, .. } = self;
+        let agency = agency.as_deref().ok_or(StoreError::ReadOnly)?;
+        // A checkpoint of an unlisted input would survive next to the old
+        // checkpoints of its input instead of replacing them.
+        if let Some(cp) = batch
+            .checkpoints
+            .iter()
+            .find(|cp| !batch.inputs.contains(&cp.input))
+        {
+            return Err(StoreError::Invalid(format!(
+                "checkpoint of {} for input {:?}, which the batch does not list in its inputs",
+                cp.path, cp.input
+            )));
+        }
+        let committed_at = Timestamp::now();
+        let now_us = to_us(committed_at)?;
+
+        // IMMEDIATE takes the write lock at BEGIN, so a busy database fails
+        // here (after busy_timeout), before any work, and never half-way
+        // through as a deferred transaction upgrading its lock could.
+        // Dropping `tx` on any error below rolls everything back.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut inserted = Vec::new();
+        let mut updated = 0;
+        let mut max_id: Option<i64> = None;
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE incidents SET last_seen_us = ?2, events = ?3, open = ?4, updated_us = ?5
+                 WHERE detector_id = ?1 AND rule = ?6 AND key = ?7",
+            )?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO incidents (uid, detector_id, rule, category, severity, key, src_ip,
+                     input, first_seen_us, last_seen_us, events, open, sample, fields,
+                     created_us, updated_us)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
+            )?;
+            for rec in batch.incidents {
+                let id = to_i64(rec.detector_id, "detector id")?;
+                let last_us = to_us(rec.last_seen)?;
+                let events = to_i64(rec.events, "event count")?;
+                max_id = max_id.max(Some(id));
+                // Updating first makes the common case (a known incident
+                // growing) one statement and generates a uid only for new
+                // ones. Matching rule and key as well catches a detector that
+                // reuses an id for another incident: its insert then hits the
+                // UNIQUE detector_id instead of silently merging the two.
+                if update.execute(params![
+                    id, last_us, events, rec.open, now_us, rec.rule, rec.key
+                ])? == 1
+                {
+                    updated += 1;
+                    continue;
+                }
+                let uid = format!("{agency}-{}", Uuid::now_v7());
+                let fields = serde_json::to_string(&FieldsRef(&rec.fields))
+                    .map_err(|e| StoreError::Invalid(format!("fields of incident {id}: {e}")))?;
+                let result = insert.execute(params![
+                    uid,
+                    id,
+                    rec.rule,
+                    rec.category,
+                    rec.severity,
+                    rec.key,
+                    rec.src_ip,
+                    rec.input,
+                    to_us(rec.first_seen)?,
+                    last_us,
+                    events,
+                    rec.open,
+                    rec.sample,
+                    fields,
+                    now_us,
+                ]);
+                match result {
+                    Err(e) if is_unique_violation(&e) => {
+                        return Err(StoreError::Invalid(format!(
+                            "detector id {id} is already stored for another incident \
+                             (rule {:?}, key {:?} differ): was the detector started \
+                             without its stored state and max_detector_id?",
+                            rec.rule, rec.key
+                        )))
+                    }
+                    other => other?,
+                };
+                inserted.push((rec.detector_id, uid));
+            }
+        }
+        {
+            let mut delete = tx.prepare_cached("DELETE FROM checkpoints WHERE input = ?1")?;
+            for input in batch.inputs {
+                delete.execute([input])?;
+            }
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO checkpoints (input, dev, ino, path, fingerprint_len, fingerprint,
+                     byte_offset, updated_us)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for cp in batch.checkpoints {
+                let result = insert.execute(params![
+                    cp.input,
+                    u64_bits(cp.dev),
+                    u64_bits(cp.ino),
+                    cp.path,
+                    to_i64(cp.fingerprint_len, "fingerprint length")?,
+                    &cp.fingerprint[..],
+                    to_i64(cp.offset, "checkpoint offset")?,
+                    now_us,
+                ]);
+                match result {
+                    Err(e) if is_unique_violation(&e) => {
+                        return Err(StoreError::Invalid(format!(
+                            "two checkpoints of input {:?} for one file (dev {}, ino {}, {})",
+                            cp.input, cp.dev, cp.ino, cp.path
+                        )))
+                    }
+                    other => other?,
+                };
+            }
+        }
+        if let Some(state) = batch.detector {
+            tx.prepare_cached(
+                "INSERT INTO detector_state (id, state, updated_us) VALUES (1, ?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET state = excluded.state,
+                     updated_us = excluded.updated_us",
+            )?
+            .execute(params![state, now_us])?;
+        }
+        let commit: i64 = tx
+            .prepare_cached(
+                "UPDATE meta SET commits = commits + 1, last_commit_us = ?1,
+                     max_detector_id = CASE
+                         WHEN ?2 IS NULL THEN max_detector_id
+                         WHEN max_detector_id IS NULL OR ?2 > max_detector_id THEN ?2
+                         ELSE max_detector_id END
+                 WHERE id = 1
+                 RETURNING commits",
+            )?
+            .query_row(params![now_us, max_id], |r| r.get(0))?;
+        // Should COMMIT itself fail, `tx` is dropped still open and rolls back.
+        tx.commit()?;
+        Ok(CommitInfo {
+            commit: to_u64(commit, "commit count")?,
+            committed_at,
+            inserted,
+            updated,
+        })
+    }
+
+    /// Incidents matching `q`, ordered by first_seen, then insertion order.
+    pub fn incidents(&self, q: &IncidentQuery) -> Result<Vec<StoredIncident>, StoreError> {
+        // One read transaction: the cursor lookup and the page see the same
+        // snapshot.
+        let tx = self.conn.unchecked_transaction()?;
+        // Only the filters in use go into the SQL, so each combination gets
+        // its own plan on the right index (`?1 IS NULL OR col = ?1` would
+        // defeat them). Values are always bound, never spliced in.
+        let mut sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE 1");
+        let mut args: Vec<Value> = Vec::new();
+        if let Some(since) = q.since {
+            sql.push_str(" AND first_seen_us >= ?");
+            args.push(Value::Integer(to_us(since)?));
+        }
+        if let Some(until) = q.until {
+            sql.push_str(" AND first_seen_us < ?");
+            args.push(Value::Integer(to_us(until)?));
+        }
+        for (column, value) in [
+            ("category", &q.category),
+            ("severity", &q.severity),
+            ("rule", &q.rule),
+            ("src_ip", &q.src_ip),
+        ] {
+            if let Some(value) = value {
+                sql.push_str(" AND ");
+                sql.push_str(column);
+                sql.push_str(" = ?");
+                args.push(Value::Text(value.clone()));
+            }
+        }
+        if let Some(after) = &q.after {
+            let position: Option<(i64, i64)> = tx
+                .prepare_cached("SELECT first_seen_us, id FROM incidents WHERE uid = ?1")?
+                .query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .next()
+                .transpose()?;
+            let Some((first_seen_us, id)) = position else {
+                return Err(StoreError::Invalid(format!(
+                    "unknown cursor: no incident has uid {after:?}"
+                )));
+            };
+            sql.push_str(" AND (first_seen_us, id) > (?, ?)");
+            args.push(Value::Integer(first_seen_us));
+            args.push(Value::Integer(id));
+        }
+        sql.push_str(" ORDER BY first_seen_us, id");
+        if let Some(limit) = q.limit {
+            sql.push_str(" LIMIT ?");
+            args.push(Value::Integer(i64::from(limit)));
+        }
+        let mut out = Vec::new();
+        {
+            let mut stmt = tx.prepare_cached(&sql)?;
+            let mut rows = stmt.query(params_from_iter(args))?;
+            while let Some(row) = rows.next()? {
+                out.push(incident_from_row(row)?);
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// The incident with this uid.
+    pub fn incident(&self, uid: &str) -> Result<Option<StoredIncident>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE uid = ?1"
+        ))?;
+        let mut rows = stmt.query([uid])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(incident_from_row(row)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Incidents per category whose first_seen lies in `[from, to)`, ordered
+    /// by category; categories without incidents are absent.
+    pub fn count_by_category(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT category, COUNT(*) FROM incidents
+             WHERE first_seen_us >= ?1 AND first_seen_us < ?2
+             GROUP BY category ORDER BY category",
+        )?;
+        let mut rows = stmt.query(params![to_us(from)?, to_us(to)?])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let count: i64 = row.get(1)?;
+            out.push((row.get(0)?, to_u64(count, "incident count")?));
+        }
+        Ok(out)
+    }
+
+    /// Connection settings shared by writer and readers.
+    fn configure(&self) -> Result<(), StoreError> {
+        self.conn.busy_timeout(DEFAULT_BUSY_TIMEOUT)?;
+        self.conn
+            .set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(())
+    }
+
+    /// Applies the missing migrations and records the agency, in one
+    /// IMMEDIATE transaction: a second process opening the database at the
+    /// same moment waits, then finds the schema current.
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let agency = self.agency.clone().ok_or(StoreError::ReadOnly)?;
+        // The header is checked again under the lock: another process may
+        // have created or upgraded the database since open() looked.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        check_header(&tx, &self.path, false)?;
+        let (version, _) = read_header(&tx)?;
+        let applied = usize::try_from(version).unwrap_or(0);
+        for (version_after, migration) in (1_i64..).zip(MIGRATIONS).skip(applied) {
+            tx.execute_batch(migration)?;
+            tx.pragma_update(None, "user_version", version_after)?;
+        }
+        tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+        // The agency of new uids is the configured one; uids already given
+        // keep theirs, being stable ids.
+        tx.execute(
+            "INSERT INTO meta (id, agency, created_us) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET agency = excluded.agency",
+            params![agency, to_us(Timestamp::now())?],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+const INCIDENT_COLUMNS: &str = "uid, detector_id, rule, category, severity, key, src_ip, input, \
+     first_seen_us, last_seen_us, events, open, sample, fields";
+
+fn incident_from_row(row: &Row<'_>) -> Result<StoredIncident, StoreError> {
+    let fields_json: String = row.get(13)?;
+    let fields = serde_json::from_str::<FieldsOwned>(&fields_json)
+        .map_err(|e| StoreError::Invalid(format!("stored fields are not a JSON object: {e}")))?
+        .0;
+    Ok(StoredIncident {
+        uid: row.get(0)?,
+        record: IncidentRecord {
+            detector_id: to_u64(row.get(1)?, "detector id")?,
+            rule: row.get(2)?,
+            category: row.get(3)?,
+            severity: row.get(4)?,
+            key: row.get(5)?,
+            src_ip: row.get(6)?,
+            input: row.get(7)?,
+            first_seen: from_us(row.get(8)?)?,
+            last_seen: from_us(row.get(9)?)?,
+            events: to_u64(row.get(10)?, "event count")?,
+            open: row.get(11)?,
+            sample: row.get(12)?,
+            fields,
+        },
+    })
+}
+
+fn checkpoint_from_row(row: &Row<'_>) -> Result<FileCheckpoint, StoreError> {
+    let fingerprint: Vec<u8> = row.get(5)?;
+    let fingerprint: [u8; 32] = fingerprint.try_into().map_err(|v: Vec<u8>| {
+        StoreError::Invalid(format!("stored fingerprint has {} bytes, not 32", v.len()))
+    })?;
+    Ok(FileCheckpoint {
+        input: row.get(0)?,
+        path: row.get(1)?,
+        dev: bits_u64(row.get(2)?),
+        ino: bits_u64(row.get(3)?),
+        fingerprint_len: to_u64(row.get(4)?, "fingerprint length")?,
+        fingerprint,
+        offset: to_u64(row.get(6)?, "checkpoint offset")?,
+    })
+}
+
+/// Checks `user_version` and `application_id`. A writer accepts an empty
+/// database (it creates the schema) and older versions; a reader only the
+/// current version.
+fn check_header(conn: &Connection, path: &Path, reader: bool) -> Result<(), StoreError> {
+    let (version, app_id) = read_header(conn)?;
+    let path = path.to_path_buf();
+    if app_id == 0 && version == 0 && !has_tables(conn)? {
+        // A fresh file (SQLite creates the header on the first write).
+        return if reader {
+            Err(StoreError::Missing { path })
+        } else {
+            Ok(())
+        };
+    }
+    if app_id != APPLICATION_ID || version < 0 {
+        return Err(StoreError::NotOurs {
+            path,
+            app_id,
+            version,
+        });
+    }
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            path,
+            found: version,
+            known: SCHEMA_VERSION,
+        });
+    }
+    if reader && version < SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooOld {
+            path,
+            found: version,
+            known: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}
+
+fn read_header(conn: &Connection) -> Result<(i64, i32), StoreError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let app_id: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+    Ok((version, app_id))
+}
+
+fn has_tables(conn: &Connection) -> Result<bool, StoreError> {
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM sqlite_schema", [], |r| r.get(0))?;
+    Ok(n > 0)
+}
+
+/// The agency id goes into every uid and travels to the national center:
+/// keep it to characters that need no escaping anywhere.
+fn validate_agency(agency: &str) -> Result<(), StoreError> {
+    let ok = !agency.is_empty()
+        && agency.len() <= MAX_AGENCY_LEN
+        && agency
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "agency id {agency:?} must be 1 to {MAX_AGENCY_LEN} characters of A-Z, a-z, 0-9, '-', '_', '.'"
+        )))
+    }
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error(),
+        Some(err) if err.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE
+            || err.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
+
+/// Microseconds since the epoch, rounded down (also before 1970), so an
+/// instant stays on the same side of any whole-microsecond bound.
+fn to_us(ts: Timestamp) -> Result<i64, StoreError> {
+    let us = ts.as_nanosecond().div_euclid(1_000);
+    i64::try_from(us).map_err(|_| StoreError::Invalid(format!("time {ts} out of range")))
+}
+
+fn from_us(us: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_microsecond(us)
+        .map_err(|e| StoreError::Invalid(format!("stored time {us} out of range: {e}")))
+}
+
+fn to_i64(v: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| {
+        StoreError::Invalid(format!("{what} {v} exceeds the database's integer range"))
+    })
+}
+
+fn to_u64(v: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Invalid(format!("stored {what} is negative: {v}")))
+}
+
+/// Device and inode numbers are identities, not quantities: stored as the
+/// `i64` with the same bits, so all of `u64` round-trips.
+fn u64_bits(v: u64) -> i64 {
+    i64::from_ne_bytes(v.to_ne_bytes())
+}
+
+fn bits_u64(v: i64) -> u64 {
+    u64::from_ne_bytes(v.to_ne_bytes())
+}
+
+/// Serialises fields as a JSON object in their order (serde's default for a
+/// `Vec` of pairs is an array of arrays, which SQL's JSON functions cannot
+/// address by name).
+struct FieldsRef<'a>(&'a [(String, String)]);
+
+impl Serialize for FieldsRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// Reads the object back in document order.
+struct FieldsOwned(Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for FieldsOwned {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct FieldsVisitor;
+        impl<'de> Visitor<'de> for FieldsVisitor {
+            type Value = FieldsOwned;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object of strings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FieldsOwned, A::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(entry) = map.next_entry::<String, String>()? {
+                    fields.push(entry);
+                }
+                Ok(FieldsOwned(fields))
+            }
+        }
+        d.deserialize_map(FieldsVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+    use tempfile::TempDir;
+
+    const AGENCY: &str = "bo-tt-tt";
+    /// 2020-10-01T00:00:00Z: a month boundary, as monthly figures use.
+    const OCT_2020: i64 = 1_601_510_400;
+
+    fn ts(secs: i64) -> Timestamp {
+        Timestamp::from_second(OCT_2020 + secs).expect("test time in range")
+    }
+
+    fn rec(detector_id: u64, first: i64, category: &str) -> IncidentRecord {
+        IncidentRecord {
+            detector_id,
+            rule: format!("rule-{category}"),
+            category: category.to_owned(),
+            severity: "high".to_owned(),
+            key: format!("10.0.0.{}", detector_id % 250),
+            src_ip: Some(format!("10.0.0.{}", detector_id % 250)),
+            input: Some("auth".to_owned()),
+            first_seen: ts(first),
+            last_seen: ts(first + 5),
+            events: 3,
+            open: true,
+            sample: format!("Failed password for root from 10.0.0.{detector_id}"),
+            fields: vec![
+                ("src_ip".to_owned(), format!("10.0.0.{}", detector_id % 250)),
+                ("user".to_owned(), "root".to_owned()),
+            ],
+        }
+    }
+
+    fn cp(input: &str, ino: u64, offset: u64) -> FileCheckpoint {
+        FileCheckpoint {
+            input: input.to_owned(),
+            path: format!("/var/log/{input}.{ino}"),
+            dev: 2049,
+            ino,
+            fingerprint_len: 1024,
+            fingerprint: [ino as u8; 32],
+            offset,
+        }
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn db(dir: &TempDir) -> PathBuf {
+        dir.path().join("state").join("canhgac.db")
+    }
+
+    fn fresh() -> (TempDir, PathBuf, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = db(&dir);
+        let store = Store::open(&path, AGENCY).expect("open");
+        (dir, path, store)
+    }
+
+    fn commit_incidents(store: &mut Store, incidents: &[IncidentRecord]) -> CommitInfo {
+        store
+            .commit(&Batch {
+                incidents,
+                ..Batch::default()
+            })
+            .expect("commit")
+    }
+
+    /// Every row of every table, for "exactly as before" comparisons.
+    fn dump(path: &Path) -> Vec<Vec<Value>> {
+        let conn = Connection::open(path).expect("raw open");
+        let mut out = Vec::new();
+        for table in ["meta", "incidents", "checkpoints", "detector_state"] {
+            let mut stmt = conn
+                .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2, 3"))
+                .expect("prepare dump");
+            let n = stmt.column_count();
+            let rows = stmt
+                .query_map([], |r| (0..n).map(|i| r.get::<_, Value>(i)).collect())
+                .expect("dump query");
+            for row in rows {
+                out.push(row.expect("dump row"));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn migrations_from_empty() {
+        let (_dir, path, store) = fresh();
+        assert!(path.exists(), "file and parent dir are created");
+        let (version, app_id) = read_header(&store.conn).expect("header");
+        assert_eq!((version, app_id), (SCHEMA_VERSION, APPLICATION_ID));
+        let mode: String = store
+            .conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .expect("journal_mode");
+        assert_eq!(mode, "wal");
+        let sync: i64 = store
+            .conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .expect("synchronous");
+        assert_eq!(sync, 2, "synchronous=FULL");
+        let mut names: Vec<String> = store
+            .conn
+            .prepare("SELECT name FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY name")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("names");
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "checkpoints",
+                "detector_state",
+                "incidents",
+                "incidents_category",
+                "incidents_first_seen",
+                "incidents_rule",
+                "incidents_src_ip",
+                "meta"
+            ]
+        );
+        let recovery = store.recovery().expect("recovery");
+        assert_eq!(
+            recovery,
+            Recovery {
+                checkpoints: vec![],
+                detector: None,
+                max_detector_id: None,
+                commits: 0,
+                last_commit: None
+            }
+        );
+        // The migration is applied once: a second open finds nothing to do.
+        drop(store);
+        let again = Store::open(&path, AGENCY).expect("reopen");
+        assert_eq!(read_header(&again.conn).expect("header").0, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn reopen_keeps_data() {
+        let (_dir, path, mut store) = fresh();
+        let incidents = [rec(1, 0, "bruteforce"), rec(2, 10, "web-attack")];
+        let inputs = strings(&["auth", "nginx"]);
+        let checkpoints = [cp("auth", 11, 4096), cp("nginx", 12, 77)];
+        let info = store
+            .commit(&Batch {
+                incidents: &incidents,
+                inputs: &inputs,
+                checkpoints: &checkpoints,
+                detector: Some(b"detector state"),
+            })
+            .expect("commit");
+        assert_eq!(info.commit, 1);
+        assert_eq!(info.inserted.len(), 2);
+        let before = store.incidents(&IncidentQuery::default()).expect("query");
+        drop(store);
+
+        let store = Store::open(&path, AGENCY).expect("reopen");
+        assert_eq!(
+            store.incidents(&IncidentQuery::default()).expect("query"),
+            before
+        );
+        let recovery = store.recovery().expect("recovery");
+        assert_eq!(recovery.checkpoints, checkpoints);
+        assert_eq!(recovery.detector.as_deref(), Some(&b"detector state"[..]));
+        assert_eq!(recovery.max_detector_id, Some(2));
+        assert_eq!(recovery.commits, 1);
+        assert_eq!(
+            recovery.last_commit,
+            Some(info.committed_at).map(|t| { from_us(to_us(t).expect("us")).expect("ts") })
+        );
+        let stored: Vec<IncidentRecord> = before.into_iter().map(|s| s.record).collect();
+        assert_eq!(stored, incidents, "every field round-trips");
+    }
+
+    #[test]
+    fn upsert_keeps_uid_first_seen_and_sample() {
+        let (_dir, _path, mut store) = fresh();
+        let first = rec(7, 100, "bruteforce");
+        let info = commit_incidents(&mut store, std::slice::from_ref(&first));
+        let [(7, uid)] = info.inserted.as_slice() else {
+            panic!("one insert expected: {info:?}");
+        };
+        let (prefix, uuid) = uid.split_at(AGENCY.len() + 1);
+        assert_eq!(prefix, format!("{AGENCY}-"));
+        let uuid = Uuid::parse_str(uuid).expect("uuid");
+        assert_eq!(uuid.get_version_num(), 7);
+
+        let mut later = first.clone();
+        later.first_seen = ts(50);
+        later.last_seen = ts(900);
+        later.events = 250;
+        later.open = false;
+        later.sample = "a later line".to_owned();
+        later.fields = vec![("src_ip".to_owned(), "changed".to_owned())];
+        later.category = "changed".to_owned();
+        let info = commit_incidents(&mut store, &[later]);
+        assert_eq!((info.inserted.len(), info.updated), (0, 1));
+
+        let stored = store.incident(uid).expect("get").expect("present");
+        assert_eq!(&stored.uid, uid);
+        let mut expected = first.clone();
+        expected.last_seen = ts(900);
+        expected.events = 250;
+        expected.open = false;
+        assert_eq!(stored.record, expected);
+        assert_eq!(
+            store
+                .incidents(&IncidentQuery::default())
+                .expect("all")
+                .len(),
+            1
+        );
+        assert!(store.incident("bo-tt-tt-nope").expect("get").is_none());
+    }
+
+    #[test]
+    fn uids_are_unique_and_time_ordered() {
+        let (_dir, _path, mut store) = fresh();
+        let incidents: Vec<_> = (1..=200).map(|i| rec(i, 0, "recon")).collect();
+        let info = commit_incidents(&mut store, &incidents);
+        let uids: Vec<&String> = info.inserted.iter().map(|(_, u)| u).collect();
+        let mut sorted = uids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted, uids, "unique and increasing in insertion order");
+    }
+
+    #[test]
+    fn reused_detector_id_for_another_incident_is_refused() {
+        let (_dir, path, mut store) = fresh();
+        commit_incidents(&mut store, &[rec(1, 0, "bruteforce")]);
+        let before = dump(&path);
+        let mut other = rec(1, 60, "web-attack");
+        other.key = "10.9.9.9".to_owned();
+        let batch = [rec(2, 1, "recon"), other];
+        let err = store
+            .commit(&Batch {
+                incidents: &batch,
+                ..Batch::default()
+            })
+            .expect_err("must fail");
+        assert!(
+            matches!(err, StoreError::Invalid(ref m) if m.contains("detector id 1")),
+            "{err}"
+        );
+        assert_eq!(dump(&path), before);
+    }
+
+    #[test]
+    fn checkpoints_replace_per_input() {
+        let (_dir, _path, mut store) = fresh();
+        let all = strings(&["auth", "nginx"]);
+        store
+            .commit(&Batch {
+                inputs: &all,
+                checkpoints: &[cp("auth", 1, 10), cp("auth", 2, 20), cp("nginx", 3, 30)],
+                ..Batch::default()
+            })
+            .expect("first");
+        // auth's file 1 was rotated away and is no longer tracked; file 2 moved on.
+        let auth = strings(&["auth"]);
+        store
+            .commit(&Batch {
+                inputs: &auth,
+                checkpoints: &[cp("auth", 2, 25), cp("auth", 4, 0)],
+                ..Batch::default()
+            })
+            .expect("second");
+        assert_eq!(
+            store.recovery().expect("recovery").checkpoints,
+            [cp("auth", 2, 25), cp("auth", 4, 0), cp("nginx", 3, 30)]
+        );
+        // An input listed without checkpoints loses them all (input removed).
+        let nginx = strings(&["nginx"]);
+        store
+            .commit(&Batch {
+                inputs: &nginx,
+                ..Batch::default()
+            })
+            .expect("third");
+        assert_eq!(
+            store.recovery().expect("recovery").checkpoints,
+            [cp("auth", 2, 25), cp("auth", 4, 0)]
+        );
+        // Identities outside i64 round-trip.
+        let mut big = cp("nginx", u64::MAX, u64::MAX >> 1);
+        big.dev = u64::MAX - 1;
+        store
+            .commit(&Batch {
+                inputs: &nginx,
+                checkpoints: std::slice::from_ref(&big),
+                ..Batch::default()
+            })
+            .expect("big");
+        assert!(store
+            .recovery()
+            .expect("recovery")
+            .checkpoints
+            .contains(&big));
+    }
+
+    #[test]
+    fn checkpoint_of_unlisted_input_is_refused() {
+        let (_dir, path, mut store) = fresh();
+        let before = dump(&path);
+        let auth = strings(&["auth"]);
+        let err = store
+            .commit(&Batch {
+                incidents: &[rec(1, 0, "bruteforce")],
+                inputs: &auth,
+                checkpoints: &[cp("auth", 1, 10), cp("nginx", 3, 30)],
+                detector: None,
+            })
+            .expect_err("must fail");
+        assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+        assert_eq!(dump(&path), before);
+    }
+
+    /// A commit that fails midway (the 600th incident of 1000 reuses an id,
+    /// or two checkpoints name one file, both after incidents were written)
+    /// leaves every table exactly as it was; the corrected batch then lands.
+    #[test]
+    fn failed_commit_changes_nothing() {
+        let (_dir, path, mut store) = fresh();
+        let auth = strings(&["auth"]);
+        store
+            .commit(&Batch {
+                incidents: &[rec(1, 0, "bruteforce")],
+                inputs: &auth,
+                checkpoints: &[cp("auth", 1, 100)],
+                detector: Some(b"v1"),
+            })
+            .expect("first");
+        let before = dump(&path);
+        let recovery_before = store.recovery().expect("recovery");
+
+        let mut incidents: Vec<_> = (2..=1001).map(|i| rec(i, i as i64, "recon")).collect();
+        let original_id = incidents[600].detector_id;
+        incidents[600].detector_id = 1; // conflicts with the stored incident 1
+        let checkpoints = [cp("auth", 1, 5000)];
+        let base = Batch {
+            incidents: &[],
+            inputs: &auth,
+            checkpoints: &checkpoints,
+            detector: Some(b"v2"),
+        };
+        let err = store
+            .commit(&Batch {
+                incidents: &incidents,
+                ..base
+            })
+            .expect_err("conflict");
+        assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+        assert!(!err.is_retryable());
+        assert_eq!(dump(&path), before);
+        assert_eq!(store.recovery().expect("recovery"), recovery_before);
+        assert!(store.conn.is_autocommit(), "no transaction left open");
+
+        incidents[600].detector_id = original_id;
+        let dup = [cp("auth", 1, 5000), cp("auth", 1, 6000)];
+        let batch = Batch {
+            incidents: &incidents,
+            ..base
+        };
+        let err = store
+            .commit(&Batch {
+                checkpoints: &dup,
+                ..batch
+            })
+            .expect_err("duplicate checkpoint");
+        assert!(
+            matches!(err, StoreError::Invalid(ref m) if m.contains("two checkpoints")),
+            "{err}"
+        );
+        assert_eq!(dump(&path), before);
+
+        let info = store.commit(&batch).expect("corrected batch");
+        assert_eq!((info.inserted.len(), info.updated), (1000, 0));
+        let recovery = store.recovery().expect("recovery");
+        assert_eq!(recovery.checkpoints, checkpoints);
+        assert_eq!(recovery.detector.as_deref(), Some(&b"v2"[..]));
+        assert_eq!(recovery.commits, 2);
+    }
+
+    /// SQLITE_FULL, simulated with max_page_count (SQLite's own cap on the
+    /// file's size), is reported as DiskFull, changes nothing, and the same
+    /// batch lands once there is room.
+    #[test]
+    fn disk_full_is_reported_and_changes_nothing() {
+        let (_dir, path, mut store) = fresh();
+        commit_incidents(&mut store, &[rec(1, 0, "malware")]);
+        let before = dump(&path);
+        let pages: i64 = store
+            .conn
+            .pragma_query_value(None, "page_count", |r| r.get(0))
+            .expect("page_count");
+        store
+            .conn
+            .pragma_update(None, "max_page_count", pages + 2)
+            .expect("cap");
+        let incidents: Vec<_> = (2..=50).map(|i| rec(i, i as i64, "malware")).collect();
+        let blob = vec![7_u8; 256 * 1024];
+        let batch = Batch {
+            incidents: &incidents,
+            detector: Some(&blob),
+            ..Batch::default()
+        };
+        let err = store.commit(&batch).expect_err("full");
+        assert!(matches!(err, StoreError::DiskFull(_)), "{err}");
+        assert!(err.is_retryable());
+        assert_eq!(dump(&path), before);
+
+        store
+            .conn
+            .pragma_update(None, "max_page_count", 1_i64 << 30)
+            .expect("uncap");
+        store.commit(&batch).expect("retry");
+        assert_eq!(store.recovery().expect("recovery").detector, Some(blob));
+    }
+
+    /// Another connection holding the write lock makes a commit fail with
+    /// Busy after the busy timeout, without a trace; readers still read.
+    #[test]
+    fn locked_database_is_busy() {
+        let (_dir, path, mut store) = fresh();
+        commit_incidents(&mut store, &[rec(1, 0, "dos")]);
+        let before = dump(&path);
+        store
+            .set_busy_timeout(Duration::from_millis(50))
+            .expect("timeout");
+
+        let other = Connection::open(&path).expect("other");
+        other
+            .execute_batch("BEGIN EXCLUSIVE; UPDATE meta SET agency = 'other' WHERE id = 1;")
+            .expect("lock");
+        let incidents = [rec(2, 1, "dos")];
+        let auth = strings(&["auth"]);
+        let batch = Batch {
+            incidents: &incidents,
+            inputs: &auth,
+            checkpoints: &[cp("auth", 1, 1)],
+            detector: Some(b"x"),
+        };
+        let started = Instant::now();
+        let err = store.commit(&batch).expect_err("busy");
+        assert!(matches!(err, StoreError::Busy(_)), "{err}");
+        assert!(err.is_retryable());
+        assert!(
+            started.elapsed() >= Duration::from_millis(50),
+            "waited for the lock"
+        );
+
+        // WAL: a reader is not blocked by the writer's lock.
+        let reader = Store::open_read(&path).expect("reader");
+        assert_eq!(
+            reader
+                .incidents(&IncidentQuery::default())
+                .expect("read")
+                .len(),
+            1
+        );
+
+        other.execute_batch("ROLLBACK").expect("release");
+        assert_eq!(dump(&path), before);
+        store.commit(&batch).expect("retry after release");
+        assert_eq!(
+            reader
+                .incidents(&IncidentQuery::default())
+                .expect("read")
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let (_dir, path, store) = fresh();
+        drop(store);
+        Connection::open(&path)
+            .expect("raw")
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .expect("bump");
+        let err = Store::open(&path, AGENCY).err().expect("writer refuses");
+        assert!(
+            matches!(err, StoreError::SchemaTooNew { found, known, .. } if found == SCHEMA_VERSION + 1 && known == SCHEMA_VERSION),
+            "{err}"
+        );
+        assert!(err.to_string().contains("newer"), "{err}");
+        let err = Store::open_read(&path).err().expect("reader refuses");
+        assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{err}");
+        // Nothing was changed by the refused open.
+        let version: i64 = Connection::open(&path)
+            .expect("raw")
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, SCHEMA_VERSION + 1);
+    }
+
+    #[test]
+    fn reader_never_creates_or_migrates() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = db(&dir);
+        let err = Store::open_read(&path).err().expect("missing");
+        assert!(matches!(err, StoreError::Missing { .. }), "{err}");
+        assert!(!path.exists());
+
+        // An empty file (never set up by a writer) is reported as missing too.
+        fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        fs::write(&path, b"").expect("touch");
+        let err = Store::open_read(&path).err().expect("empty");
+        assert!(matches!(err, StoreError::Missing { .. }), "{err}");
+
+        // An older schema is left for the writer to upgrade.
+        let raw = Connection::open(&path).expect("raw");
+        raw.pragma_update(None, "application_id", APPLICATION_ID)
+            .expect("app id");
+        raw.execute_batch("CREATE TABLE older (x)").expect("table");
+        drop(raw);
+        let err = Store::open_read(&path).err().expect("older");
+        assert!(
+            matches!(err, StoreError::SchemaTooOld { found: 0, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn foreign_and_garbage_files_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let foreign = dir.path().join("other.db");
+        Connection::open(&foreign)
+            .expect("raw")
+            .execute_batch("CREATE TABLE users (name TEXT)")
+            .expect("table");
+        let err = Store::open(&foreign, AGENCY).err().expect("foreign");
+        assert!(matches!(err, StoreError::NotOurs { .. }), "{err}");
+        let tables: i64 = Connection::open(&foreign)
+            .expect("raw")
+            .query_row("SELECT COUNT(*) FROM sqlite_schema", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(tables, 1, "nothing added to a foreign database");
+
+        let garbage = dir.path().join("garbage.db");
+        fs::write(&garbage, vec![0xAB_u8; 8192]).expect("write");
+        let err = Store::open(&garbage, AGENCY).err().expect("garbage");
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+        let err = Store::open_read(&garbage).err().expect("garbage");
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+    }
+
+    #[test]
+    fn bad_agency_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for agency in ["", "has space", "ấp", &"x".repeat(65)] {
+            let err = Store::open(&db(&dir), agency).err().expect("refused");
+            assert!(matches!(err, StoreError::Invalid(_)), "{agency:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn pagination_cursor_walks_every_incident_once() {
+        let (_dir, _path, mut store) = fresh();
+        // Committed out of time order, with ties on first_seen.
+        let incidents: Vec<_> = (1..=25)
+            .map(|i| {
+                rec(
+                    i,
+                    ((i * 7) % 10) as i64,
+                    if i % 3 == 0 { "recon" } else { "dos" },
+                )
+            })
+            .collect();
+        commit_incidents(&mut store, &incidents[..12]);
+        commit_incidents(&mut store, &incidents[12..]);
+        let all = store.incidents(&IncidentQuery::default()).expect("all");
+        assert_eq!(all.len(), 25);
+        assert!(all
+            .windows(2)
+            .all(|w| w[0].record.first_seen <= w[1].record.first_seen));
+
+        for filter in [None, Some("recon")] {
+            let mut q = IncidentQuery {
+                category: filter.map(str::to_owned),
+                limit: Some(4),
+                ..IncidentQuery::default()
+            };
+            let mut walked = Vec::new();
+            loop {
+                let page = store.incidents(&q).expect("page");
+                assert!(page.len() <= 4);
+                let Some(last) = page.last() else { break };
+                q.after = Some(last.uid.clone());
+                walked.extend(page);
+            }
+            let expected: Vec<_> = all
+                .iter()
+                .filter(|s| filter.is_none_or(|c| s.record.category == c))
+                .cloned()
+                .collect();
+            assert_eq!(walked, expected, "filter {filter:?}");
+        }
+
+        let err = store
+            .incidents(&IncidentQuery {
+                after: Some("bo-tt-tt-unknown".to_owned()),
+                ..IncidentQuery::default()
+            })
+            .expect_err("unknown cursor");
+        assert!(
+            matches!(err, StoreError::Invalid(ref m) if m.contains("cursor")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn query_filters() {
+        let (_dir, _path, mut store) = fresh();
+        let mut a = rec(1, 0, "bruteforce");
+        a.src_ip = Some("192.0.2.1".to_owned());
+        let mut b = rec(2, 60, "web-attack");
+        b.severity = "critical".to_owned();
+        b.src_ip = None;
+        let c = rec(3, 120, "bruteforce");
+        commit_incidents(&mut store, &[a, b, c]);
+        let ids = |q: IncidentQuery| -> Vec<u64> {
+            store
+                .incidents(&q)
+                .expect("query")
+                .into_iter()
+                .map(|s| s.record.detector_id)
+                .collect()
+        };
+        let q = IncidentQuery::default;
+        assert_eq!(ids(q()), [1, 2, 3]);
+        assert_eq!(
+            ids(IncidentQuery {
+                since: Some(ts(60)),
+                ..q()
+            }),
+            [2, 3]
+        );
+        assert_eq!(
+            ids(IncidentQuery {
+                until: Some(ts(60)),
+                ..q()
+            }),
+            [1]
+        );
+        assert_eq!(
+            ids(IncidentQuery {
+                since: Some(ts(1)),
+                until: Some(ts(121)),
+                ..q()
+            }),
+            [2, 3]
+        );
+        assert_eq!(
+            ids(IncidentQuery {
+                category: Some("bruteforce".into()),
+                ..q()
+            }),
+            [1, 3]
+        );
+        assert_eq!(
+            ids(IncidentQuery {
+                severity: Some("critical".into()),
+                ..q()
+            }),
+            [2]
+        );
+        assert_eq!(
+            ids(IncidentQuery {
+                rule: Some("rule-web-attack".into()),
+                ..q()
+            }),
+            [2]
+        );
+        assert_eq!(
+            ids(IncidentQuery {
+                src_ip: Some("192.0.2.1".into()),
+                ..q()
+            }),
+            [1]
+        );
+        assert_eq!(
+            ids(IncidentQuery {
+                category: Some("bruteforce".into()),
+                since: Some(ts(1)),
+                ..q()
+            }),
+            [3]
+        );
+        assert_eq!(
+            ids(IncidentQuery {
+                limit: Some(0),
+                ..q()
+            }),
+            Vec::<u64>::new()
+        );
+        // Values are bound, never spliced into the SQL.
+        assert!(ids(IncidentQuery {
+            category: Some("x' OR '1'='1".into()),
+            ..q()
+        })
+        .is_empty());
+    }
+
+    #[test]
+    fn count_by_category_bounds_are_half_open() {
+        let (_dir, _path, mut store) = fresh();
+        let from = ts(0);
+        let to = ts(31 * 86_400); // 2020-11-01
+        let us = |t: Timestamp, delta_us: i64| {
+            Timestamp::from_microsecond(to_us(t).expect("us") + delta_us).expect("ts")
+        };
+        let mut records = Vec::new();
+        for (id, (at, category)) in [
+            (us(from, -1), "phishing"), // just before: out
+            (us(from, 0), "phishing"),  // at from: in
+            (us(to, -1), "deface"),     // last microsecond: in
+            (us(to, 0), "deface"),      // at to: out
+            (us(from, 5_000_000), "phishing"),
+            (us(to, 10), "malware"), // after: out
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut r = rec(id as u64 + 1, 0, category);
+            r.first_seen = at;
+            records.push(r);
+        }
+        commit_incidents(&mut store, &records);
+        assert_eq!(
+            store.count_by_category(from, to).expect("count"),
+            [("deface".to_owned(), 1), ("phishing".to_owned(), 2)]
+        );
+        assert!(store.count_by_category(to, from).expect("empty").is_empty());
+        // Sub-microsecond parts are floored on both sides alike.
+        let late = Timestamp::from_nanosecond(to.as_nanosecond() - 1).expect("ts");
+        assert_eq!(to_us(late).expect("us"), to_us(to).expect("us") - 1);
+    }
+
+    #[test]
+    fn reader_sees_commits_while_writer_is_open() {
+        let (_dir, path, mut store) = fresh();
+        let mut reader = Store::open_read(&path).expect("reader");
+        assert!(reader
+            .incidents(&IncidentQuery::default())
+            .expect("empty")
+            .is_empty());
+        commit_incidents(&mut store, &[rec(1, 0, "phishing")]);
+        let seen = reader.incidents(&IncidentQuery::default()).expect("read");
+        assert_eq!(seen.len(), 1);
+        assert_eq!(
+            reader.incident(&seen[0].uid).expect("get"),
+            Some(seen[0].clone())
+        );
+        assert_eq!(reader.recovery().expect("recovery").commits, 1);
+        assert_eq!(
+            reader.count_by_category(ts(-1), ts(1)).expect("count"),
+            [("phishing".to_owned(), 1)]
+        );
+        // The reader cannot write, whichever way it tries.
+        let err = reader.commit(&Batch::default()).expect_err("read-only");
+        assert!(matches!(err, StoreError::ReadOnly), "{err}");
+        assert!(reader.conn.execute("DELETE FROM incidents", []).is_err());
+        assert_eq!(reader.agency(), None);
+        assert_eq!(store.agency(), Some(AGENCY));
+    }
+
+    #[test]
+    fn fields_are_a_json_object_in_order() {
+        let (_dir, path, mut store) = fresh();
+        let mut r = rec(1, 0, "web-attack");
+        r.fields = vec![
+            ("url".to_owned(), "/?q=\"'<script>".to_owned()),
+            ("src_ip".to_owned(), "2001:db8::1".to_owned()),
+            ("agent".to_owned(), "sqlmap/1.7 \u{1F600}".to_owned()),
+        ];
+        let uid = commit_incidents(&mut store, std::slice::from_ref(&r)).inserted[0]
+            .1
+            .clone();
+        assert_eq!(
+            store
+                .incident(&uid)
+                .expect("get")
+                .expect("some")
+                .record
+                .fields,
+            r.fields
+        );
+        let agent: String = Connection::open(&path)
+            .expect("raw")
+            .query_row(
+                "SELECT json_extract(fields, '$.agent') FROM incidents",
+                [],
+                |row| row.get(0),
+            )
+            .expect("json_extract");
+        assert_eq!(agent, r.fields[2].1);
+    }
+
+    #[test]
+    fn max_detector_id_is_a_high_water_mark() {
+        let (_dir, _path, mut store) = fresh();
+        commit_incidents(&mut store, &[rec(5, 0, "recon")]);
+        commit_incidents(&mut store, &[rec(3, 0, "recon")]);
+        store.commit(&Batch::default()).expect("empty batch");
+        let recovery = store.recovery().expect("recovery");
+        assert_eq!(recovery.max_detector_id, Some(5));
+        assert_eq!(recovery.commits, 3);
+        let err = store
+            .commit(&Batch {
+                incidents: &[rec(u64::MAX, 0, "recon")],
+                ..Batch::default()
+            })
+            .expect_err("out of range");
+        assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+    }
+
+    /// Prints commit times (run with --nocapture); asserts nothing about them.
+    #[test]
+    fn commit_timing() {
+        let (_dir, path, mut store) = fresh();
+        let inputs = strings(&["auth", "nginx", "apache"]);
+        let checkpoints = [
+            cp("auth", 1, 10),
+            cp("nginx", 2, 20),
+            cp("apache", 3, 30),
+            cp("auth", 4, 0),
+        ];
+        let blob: Vec<u8> = (0..1_048_576_u32).map(|i| (i % 251) as u8).collect();
+        let mut report = Vec::new();
+        for sync in ["FULL", "NORMAL"] {
+            store
+                .conn
+                .pragma_update(None, "synchronous", sync)
+                .expect("sync");
+            let base = if sync == "FULL" { 0 } else { 1_000_000 };
+            let mut insert_ms = Vec::new();
+            let mut update_ms = Vec::new();
+            for round in 0..5_u64 {
+                let mut incidents: Vec<_> = (1..=1000)
+                    .map(|i| rec(base + round * 1000 + i, i as i64, "bruteforce"))
+                    .collect();
+                let batch = Batch {
+                    incidents: &[],
+                    inputs: &inputs,
+                    checkpoints: &checkpoints,
+                    detector: Some(&blob),
+                };
+                let started = Instant::now();
+                let info = store
+                    .commit(&Batch {
+                        incidents: &incidents,
+                        ..batch
+                    })
+                    .expect("insert batch");
+                insert_ms.push(started.elapsed().as_secs_f64() * 1e3);
+                assert_eq!(info.inserted.len(), 1000);
+                for r in &mut incidents {
+                    r.events += 10;
+                    r.last_seen = ts(99_999);
+                }
+                let started = Instant::now();
+                let info = store
+                    .commit(&Batch {
+                        incidents: &incidents,
+                        ..batch
+                    })
+                    .expect("update batch");
+                update_ms.push(started.elapsed().as_secs_f64() * 1e3);
+                assert_eq!(info.updated, 1000);
+            }
+            let fmt = |v: &[f64]| {
+                v.iter()
+                    .map(|ms| format!("{ms:.1}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            report.push(format!(
+                "synchronous={sync}: 1000 new incidents + 4 checkpoints + 1 MiB blob: [{}] ms; \
+                 1000 updated + same: [{}] ms",
+                fmt(&insert_ms),
+                fmt(&update_ms)
+            ));
+        }
+        let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        eprintln!(
+            "commit timing ({} build, db {} KiB):\n  {}",
+            if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            },
+            size / 1024,
+            report.join("\n  ")
+        );
+    }
+}
