@@ -123,7 +123,11 @@ fn load_rules(config: &Config) -> Result<Arc<RuleSet>, String> {
     let rules = RuleSet::load(&config.rules).map_err(|e| e.to_string())?;
     // Compile every input type's matcher now, so a pattern that only fails
     // once combined (size limits) is refused here, not mid-run.
-    let mut types: Vec<&str> = config.inputs.iter().map(|i| i.input_type.as_str()).collect();
+    let mut types: Vec<&str> = config
+        .inputs
+        .iter()
+        .map(|i| i.input_type.as_str())
+        .collect();
     types.sort_unstable();
     types.dedup();
     for t in types {
@@ -216,9 +220,10 @@ impl Pipeline {
         let floor = recovery.max_detector_id.unwrap_or(0);
         let max_keys = config.pipeline.max_keys;
         let detector = match recovery.detector.as_deref().map(serde_json::from_slice) {
-            Some(Ok(DetectorState { rules: ids, snapshot })) => {
-                rebuild_detector(&rules, max_keys, &ids, snapshot, floor)
-            }
+            Some(Ok(DetectorState {
+                rules: ids,
+                snapshot,
+            })) => rebuild_detector(&rules, max_keys, &ids, snapshot, floor),
             Some(Err(e)) => {
                 warn!("stored detector state unreadable ({e}); starting with none: keys below their threshold start counting afresh");
                 rebuild_detector(&rules, max_keys, &[], empty_snapshot(0), floor)
@@ -295,9 +300,8 @@ impl Pipeline {
                     Ok(()) => retry = None,
                     Err(e) => {
                         self.counters.commit_failures += 1;
-                        let pause = retry.map_or(Duration::from_millis(200), |(_, p)| {
-                            (p * 2).min(MAX_RETRY)
-                        });
+                        let pause = retry
+                            .map_or(Duration::from_millis(200), |(_, p)| (p * 2).min(MAX_RETRY));
                         if e.is_retryable() {
                             warn!("commit failed, retrying in {pause:?}: {e}");
                         } else {
@@ -308,7 +312,10 @@ impl Pipeline {
                 }
             }
             let healthy = self.pending.lines == 0
-                || self.notifier.watchdog.is_some_and(|w| self.last_commit.elapsed() < w / 2);
+                || self
+                    .notifier
+                    .watchdog
+                    .is_some_and(|w| self.last_commit.elapsed() < w / 2);
             self.notifier.watchdog(healthy);
             if self.notifier.status_due() {
                 let status = self.status();
@@ -322,7 +329,10 @@ impl Pipeline {
                 if let Some(w) = self.notifier.watchdog {
                     until = until.min(Instant::now() + w / 4);
                 }
-                if self.wakeup.wait(until.saturating_duration_since(Instant::now())) {
+                if self
+                    .wakeup
+                    .wait(until.saturating_duration_since(Instant::now()))
+                {
                     next_sweep = Instant::now();
                 }
             }
@@ -393,18 +403,17 @@ impl Pipeline {
             let now = Timestamp::now();
             source.times().set_reference(now);
             let before = source.lines();
-            let mut on_event = |_line: u64, _ev: &crate::event::Event, seen: Observation| {
-                match seen {
-                    Observation::Opened(id) => {
-                        pending.dirty.insert(id);
-                        pending.opened_by.insert(id, config.name.clone());
-                        counters.incidents_opened += 1;
-                    }
-                    Observation::Joined(id) => {
-                        pending.dirty.insert(id);
-                    }
-                    Observation::Counted | Observation::Ignored => {}
+            let mut on_event = |_line: u64, _ev: &crate::event::Event, seen: Observation| match seen
+            {
+                Observation::Opened(id) => {
+                    pending.dirty.insert(id);
+                    pending.opened_by.insert(id, config.name.clone());
+                    counters.incidents_opened += 1;
                 }
+                Observation::Joined(id) => {
+                    pending.dirty.insert(id);
+                }
+                Observation::Counted | Observation::Ignored => {}
             };
             let n = tail.read(READ_BUDGET, &mut |_path, lines| {
                 analyzer.feed(source, lines, now, &mut on_event);
@@ -450,8 +459,11 @@ impl Pipeline {
         let blob = serde_json::to_vec(&state)
             .map_err(|e| StoreError::Invalid(format!("cannot serialise detector state: {e}")))?;
         let names: Vec<String> = self.inputs.iter().map(|i| i.config.name.clone()).collect();
-        let checkpoints: Vec<FileCheckpoint> =
-            self.inputs.iter().flat_map(|i| i.tail.checkpoints()).collect();
+        let checkpoints: Vec<FileCheckpoint> = self
+            .inputs
+            .iter()
+            .flat_map(|i| i.tail.checkpoints())
+            .collect();
         self.store.commit(&Batch {
             incidents: &records,
             inputs: &names,
@@ -491,7 +503,11 @@ impl Pipeline {
                 self.config.state_dir.display().to_string(),
                 config.state_dir.display().to_string(),
             ),
-            ("listen", self.config.listen.to_string(), config.listen.to_string()),
+            (
+                "listen",
+                self.config.listen.to_string(),
+                config.listen.to_string(),
+            ),
         ] {
             if old != new {
                 warn!("{what} changed from {old} to {new}: takes effect at the next restart");
@@ -505,7 +521,13 @@ impl Pipeline {
                 warn!("commit before reload failed, the batch stays pending: {e}");
             }
         }
-        let old_ids: Vec<String> = self.analyzer.rules().rules.iter().map(|r| r.id.clone()).collect();
+        let old_ids: Vec<String> = self
+            .analyzer
+            .rules()
+            .rules
+            .iter()
+            .map(|r| r.id.clone())
+            .collect();
         let detector = rebuild_detector(
             &rules,
             config.pipeline.max_keys,
@@ -519,18 +541,29 @@ impl Pipeline {
             .drain(..)
             .map(|i| (i.config.name.clone(), i))
             .collect();
-        let stored = self.store.recovery().map(|r| r.checkpoints).unwrap_or_default();
+        let stored = self
+            .store
+            .recovery()
+            .map(|r| r.checkpoints)
+            .unwrap_or_default();
         let mut inputs = Vec::new();
         for cfg in &config.inputs {
             let input = match old.remove(&cfg.name) {
                 Some(i) if i.config == *cfg => Input {
-                    source: analyzer
-                        .source(&cfg.input_type, TimeParser::new(config.time_zone.clone(), Timestamp::now()))?,
+                    source: analyzer.source(
+                        &cfg.input_type,
+                        TimeParser::new(config.time_zone.clone(), Timestamp::now()),
+                    )?,
                     config: i.config,
                     tail: i.tail,
                 },
                 Some(i) => open_input(&config, &mut analyzer, cfg, i.tail.checkpoints())?,
-                None => open_input(&config, &mut analyzer, cfg, checkpoints_of(&stored, &cfg.name))?,
+                None => open_input(
+                    &config,
+                    &mut analyzer,
+                    cfg,
+                    checkpoints_of(&stored, &cfg.name),
+                )?,
             };
             inputs.push(input);
         }
@@ -549,7 +582,11 @@ impl Pipeline {
 
     fn status(&self) -> String {
         let files: u64 = self.inputs.iter().map(|i| i.tail.stats().files_open).sum();
-        let behind: u64 = self.inputs.iter().map(|i| i.tail.stats().bytes_behind).sum();
+        let behind: u64 = self
+            .inputs
+            .iter()
+            .map(|i| i.tail.stats().bytes_behind)
+            .sum();
         format!(
             "{} inputs, {} files; {} lines read, {} incidents opened, {} commits, {} bytes behind",
             self.inputs.len(),
@@ -579,7 +616,8 @@ fn open_input(
         max_line: config.pipeline.max_line,
         rotated_grace: config.pipeline.rotated_grace,
     };
-    let tail = FileTail::new(opts, checkpoints).map_err(|e| format!("input {}: {e}", input.name))?;
+    let tail =
+        FileTail::new(opts, checkpoints).map_err(|e| format!("input {}: {e}", input.name))?;
     let source = analyzer.source(
         &input.input_type,
         TimeParser::new(config.time_zone.clone(), Timestamp::now()),

@@ -246,11 +246,17 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, ExitCode> {
         None if args.events => Ok(()),
         None => match args.format {
             Format::Table => {
-                let views: Vec<IncidentView> = incidents.iter().map(|i| IncidentView::detected(&rules, i)).collect();
+                let views: Vec<IncidentView> = incidents
+                    .iter()
+                    .map(|i| IncidentView::detected(&rules, i))
+                    .collect();
                 output::write_table(&mut out, &views, &time_zone)
             }
             Format::Json => {
-                let views: Vec<IncidentView> = incidents.iter().map(|i| IncidentView::detected(&rules, i)).collect();
+                let views: Vec<IncidentView> = incidents
+                    .iter()
+                    .map(|i| IncidentView::detected(&rules, i))
+                    .collect();
                 output::write_json(&mut out, &views)
             }
         },

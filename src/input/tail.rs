@@ -506,8 +506,7 @@ impl FileTail {
         }
         self.handle_truncations(&truncated, &mut notices);
 
-        let by_id: HashMap<Ident, &Path> =
-            found.iter().map(|f| (f.id, f.path.as_path())).collect();
+        let by_id: HashMap<Ident, &Path> = found.iter().map(|f| (f.id, f.path.as_path())).collect();
         for f in &mut self.files {
             if let Some(&path) = by_id.get(&f.id) {
                 if f.path != path {
@@ -844,7 +843,11 @@ impl FileTail {
                     Start::Beginning => "from the beginning".to_string(),
                     _ => format!("from offset {}", t.offset),
                 };
-                notices.push(notice(path, NoticeKind::Opened, format!("following {from}")));
+                notices.push(notice(
+                    path,
+                    NoticeKind::Opened,
+                    format!("following {from}"),
+                ));
                 self.insert(t);
             }
             // Replaced between the listing and the open: next sweep.
@@ -1054,7 +1057,10 @@ impl FileTail {
                 notices.push(notice(
                     &f.path,
                     NoticeKind::Truncated,
-                    format!("truncated (we were at offset {}); reading it from 0", f.offset),
+                    format!(
+                        "truncated (we were at offset {}); reading it from 0",
+                        f.offset
+                    ),
                 ));
                 (
                     parent_dir(&f.path),
