@@ -1,0 +1,283 @@
+//! The durability guarantee, tested as it would fail in production: the
+//! daemon is killed with SIGKILL at random moments while a writer appends
+//! real attack logs (with a rotation in the middle), restarted each time,
+//! and at the end the incidents in the store must be exactly those that
+//! `canhgac scan` finds in the same lines: nothing lost, nothing twice.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use serde_json::Value;
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_canhgac");
+
+fn corpus(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/corpus")
+        .join(name);
+    let mut data = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // A last line without its newline is never complete for a tailer.
+    if data.last() != Some(&b'\n') {
+        data.push(b'\n');
+    }
+    data
+}
+
+/// Kills the daemon if a test fails half-way.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(config: &Path, log: &Path) -> Daemon {
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("daemon log file");
+    let child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(config)
+        .env("TZ", "UTC")
+        .env("CANHGAC_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("daemon starts");
+    Daemon(child)
+}
+
+/// xorshift: reproducible random moments; the seed is printed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn append(path: &Path, data: &[u8]) {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("log opens");
+    f.write_all(data).expect("log written");
+}
+
+/// (rule, key, first seen in µs, events), sorted: a multiset, so a
+/// duplicate incident shows.
+type Facts = Vec<(String, String, i64, u64)>;
+
+fn stored(db: &Path) -> Facts {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("db opens");
+    let mut stmt = conn
+        .prepare("SELECT rule, key, first_seen_us, events FROM incidents")
+        .expect("query");
+    let mut facts: Facts = stmt
+        .query_map([], |r| {
+            let events: i64 = r.get(3)?;
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, events as u64))
+        })
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("row values");
+    facts.sort();
+    facts
+}
+
+fn scanned(files: &[PathBuf]) -> Facts {
+    let out = Command::new(BIN)
+        .env("TZ", "UTC")
+        .args(["scan", "--format", "json"])
+        .args(files)
+        .output()
+        .expect("scan runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let incidents: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let mut facts: Facts = incidents
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|i| {
+            let first: Timestamp = i["first_seen"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .expect("first_seen is RFC 3339");
+            (
+                i["rule"].as_str().unwrap_or_default().to_owned(),
+                i["key"].as_str().unwrap_or_default().to_owned(),
+                first.as_microsecond() as i64,
+                i["events"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    facts.sort();
+    facts
+}
+
+/// Sum of checkpoint offsets per path, as the daemon last committed them.
+fn committed_offsets(db: &Path) -> Vec<(String, i64)> {
+    let Ok(conn) =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    else {
+        return Vec::new();
+    };
+    let Ok(mut stmt) = conn.prepare("SELECT path, byte_offset FROM checkpoints ORDER BY path")
+    else {
+        return Vec::new();
+    };
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map(|rows| rows.filter_map(Result::ok).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice() {
+    let dir = TempDir::new().expect("tempdir");
+    let logs = dir.path().join("logs");
+    fs::create_dir(&logs).expect("logs dir");
+    let config = dir.path().join("canhgac.toml");
+    fs::write(
+        &config,
+        r#"agency = "test"
+state_dir = "state"
+
+[pipeline]
+batch_interval = "50ms"
+batch_lines = 500
+
+[[input]]
+name = "auth"
+path = "logs/auth.log"
+type = "syslog"
+start = "beginning"
+
+[[input]]
+name = "web"
+path = "logs/access.log"
+type = "apache"
+start = "beginning"
+"#,
+    )
+    .expect("config written");
+    let db = dir.path().join("state/canhgac.db");
+    let daemon_log = dir.path().join("daemon.log");
+    let auth_log = logs.join("auth.log");
+    let access_log = logs.join("access.log");
+
+    let auth = corpus("openssh_2k.log");
+    let access = corpus("apache_access_10k.log");
+    let auth_lines: Vec<&[u8]> = auth.split_inclusive(|&b| b == b'\n').collect();
+    let access_lines: Vec<&[u8]> = access.split_inclusive(|&b| b == b'\n').collect();
+
+    let seed = Timestamp::now().as_nanosecond() as u64 | 1;
+    println!("seed {seed}");
+    let mut rng = Rng(seed);
+
+    // The writer: a thread appending both logs in small steps over a few
+    // seconds, rotating auth.log (rename, then a new file) half-way.
+    let writer = {
+        let (auth_log, access_log) = (auth_log.clone(), access_log.clone());
+        let auth_lines: Vec<Vec<u8>> = auth_lines.iter().map(|l| l.to_vec()).collect();
+        let access_lines: Vec<Vec<u8>> = access_lines.iter().map(|l| l.to_vec()).collect();
+        std::thread::spawn(move || {
+            const STEPS: usize = 200;
+            let auth_step = auth_lines.len().div_ceil(STEPS);
+            let access_step = access_lines.len().div_ceil(STEPS);
+            for step in 0..STEPS {
+                if step == STEPS / 2 {
+                    fs::rename(&auth_log, auth_log.with_extension("log.1")).expect("rotate");
+                }
+                let chunk = |lines: &[Vec<u8>], n: usize| -> Vec<u8> {
+                    lines
+                        .iter()
+                        .skip(step * n)
+                        .take(n)
+                        .flatten()
+                        .copied()
+                        .collect()
+                };
+                append(&auth_log, &chunk(&auth_lines, auth_step));
+                append(&access_log, &chunk(&access_lines, access_step));
+                std::thread::sleep(Duration::from_millis(30));
+            }
+        })
+    };
+
+    // The killer: SIGKILL at random moments until the writer is done
+    // (bounded in count), then one last uninterrupted run.
+    let mut kills = 0;
+    while !writer.is_finished() && kills < 40 {
+        let mut daemon = start(&config, &daemon_log);
+        std::thread::sleep(Duration::from_millis(20 + rng.below(300)));
+        daemon.0.kill().expect("SIGKILL");
+        daemon.0.wait().expect("reaped");
+        kills += 1;
+    }
+    writer.join().expect("writer finished");
+    assert!(kills >= 5, "only {kills} kills: the writer ran too briefly");
+
+    let rotated = logs.join("auth.log.1");
+    let sizes = |p: &Path| fs::metadata(p).map(|m| m.len() as i64).unwrap_or(0);
+    let mut daemon = start(&config, &daemon_log);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let offsets = committed_offsets(&db);
+        let at = |p: &Path| {
+            offsets
+                .iter()
+                .find(|(path, _)| Path::new(path).file_name() == p.file_name())
+                .map_or(0, |(_, o)| *o)
+        };
+        if at(&auth_log) == sizes(&auth_log) && at(&access_log) == sizes(&access_log) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "daemon did not catch up: {offsets:?}; log:\n{}",
+            fs::read_to_string(&daemon_log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Command::new("kill")
+        .args(["-TERM", &daemon.0.id().to_string()])
+        .status()
+        .expect("kill runs");
+    let status = daemon.0.wait().expect("daemon exits");
+    assert!(status.success(), "SIGTERM exit: {status}");
+
+    let expected = scanned(&[rotated, auth_log, access_log]);
+    let got = stored(&db);
+    println!(
+        "{kills} kills; {} incidents stored, {} expected",
+        got.len(),
+        expected.len()
+    );
+    assert!(expected.len() >= 15, "the corpus holds many incidents");
+    let missing: Vec<_> = expected.iter().filter(|f| !got.contains(f)).collect();
+    let extra: Vec<_> = got.iter().filter(|f| !expected.contains(f)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty() && got.len() == expected.len(),
+        "seed {seed}: missing {missing:#?}\nextra {extra:#?}\ndaemon log:\n{}",
+        fs::read_to_string(&daemon_log).unwrap_or_default()
+    );
+}
