@@ -23,7 +23,7 @@
 #    --create) and must succeed without warnings; the tmpfiles step needs root
 #    and is skipped otherwise.
 #
-# Needs systemd >= 250 (`--offline`, `--threshold`): Debian 12 / Ubuntu 22.04
+# Needs systemd >= 250 (`--offline`, `--threshold`): Debian 12, Ubuntu 24.04
 # or newer, package `systemd` (it provides systemd-analyze, systemd-sysusers
 # and systemd-tmpfiles), plus `procps` for /bin/kill. No running systemd is
 # needed: it works in containers and CI.
