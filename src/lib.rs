@@ -11,6 +11,7 @@ pub mod duration;
 pub mod event;
 pub mod input;
 pub mod logging;
+pub mod months;
 pub mod output;
 pub mod rules;
 pub mod scan;
