@@ -506,8 +506,7 @@ impl FileTail {
         }
         self.handle_truncations(&truncated, &mut notices);
 
-        let by_id: HashMap<Ident, &Path> =
-            found.iter().map(|f| (f.id, f.path.as_path())).collect();
+        let by_id: HashMap<Ident, &Path> = found.iter().map(|f| (f.id, f.path.as_path())).collect();
         for f in &mut self.files {
             if let Some(&path) = by_id.get(&f.id) {
                 if f.path != path {
@@ -844,7 +843,11 @@ impl FileTail {
                     Start::Beginning => "from the beginning".to_string(),
                     _ => format!("from offset {}", t.offset),
                 };
-                notices.push(notice(path, NoticeKind::Opened, format!("following {from}")));
+                notices.push(notice(
+                    path,
+                    NoticeKind::Opened,
+                    format!("following {from}"),
+                ));
                 self.insert(t);
             }
             // Replaced between the listing and the open: next sweep.
@@ -981,12 +984,15 @@ impl FileTail {
                 ));
                 continue;
             };
+            let origin = self
+                .lineage_origin(&path)
+                .unwrap_or_else(|| cp_path.clone());
             let resumed = self.open(&path).and_then(|file| {
                 if checkpoint_holds(&file, &cp)? {
                     Tracked::open(
                         file,
                         &path,
-                        &cp_path,
+                        &origin,
                         Start::At(cp.offset),
                         Place::Moved,
                         0,
@@ -1028,7 +1034,11 @@ impl FileTail {
                 }
             }
         }
-        for mut t in before.into_iter().chain(active) {
+        let mut known: HashSet<Ident> = claimed.clone();
+        known.extend(found.iter().map(|f| f.id));
+        known.extend(before.iter().chain(&active).map(|t| t.id));
+        let between = self.rotated_while_stopped(&before, &known, notices);
+        for mut t in before.into_iter().chain(between).chain(active) {
             t.seq = self.take_seq();
             self.files.push(t);
         }
@@ -1037,6 +1047,92 @@ impl FileTail {
                 self.open_found(f, Start::Beginning, notices);
             }
         }
+    }
+
+    /// The pattern path a rotated file came from: the longest start of its
+    /// name, cut before a `.`, `-` or `_`, that the pattern matches
+    /// (`auth.log.2` → `auth.log`, `site.access.log-20240101.1` →
+    /// `site.access.log`).
+    fn lineage_origin(&self, path: &Path) -> Option<PathBuf> {
+        let pattern = glob::Pattern::new(&self.opts.pattern).ok()?;
+        let dir = path.parent()?;
+        let name = path.file_name()?.to_str()?;
+        name.char_indices()
+            .rev()
+            .filter(|&(i, c)| i > 0 && matches!(c, '.' | '-' | '_'))
+            .map(|(i, _)| dir.join(&name[..i]))
+            .find(|p| pattern.matches_path(p))
+    }
+
+    /// Files written and rotated away entirely while we were stopped (two
+    /// or more rotations during the downtime): no checkpoint names them and
+    /// the pattern no longer matches them. Found, for each lineage resumed
+    /// from a rotated file, as the other uncompressed rotated files of that
+    /// lineage last written after it; read from the beginning, oldest
+    /// first, after it and before the current file.
+    fn rotated_while_stopped(
+        &mut self,
+        resumed: &[Tracked],
+        known: &HashSet<Ident>,
+        notices: &mut Vec<Notice>,
+    ) -> Vec<Tracked> {
+        let Ok(pattern) = glob::Pattern::new(&self.opts.pattern) else {
+            return Vec::new();
+        };
+        // Newest resumed rotated file of each lineage.
+        let mut newest: HashMap<PathBuf, (i64, i64)> = HashMap::new();
+        for t in resumed.iter().filter(|t| t.place == Place::Moved) {
+            if self.lineage_origin(&t.path).as_ref() != Some(&t.origin) {
+                continue;
+            }
+            let m = newest.entry(t.origin.clone()).or_insert(t.mtime);
+            *m = (*m).max(t.mtime);
+        }
+        let mut out = Vec::new();
+        for (origin, after) in newest {
+            let Ok(entries) = fs::read_dir(parent_dir(&origin)) else {
+                continue;
+            };
+            let mut between: Vec<((i64, i64), PathBuf)> = entries
+                .flatten()
+                .filter_map(|e| {
+                    let meta = e.metadata().ok()?;
+                    let path = e.path();
+                    let mtime = (meta.mtime(), meta.mtime_nsec());
+                    (meta.is_file()
+                        && mtime > after
+                        && !known.contains(&Ident::of(&meta))
+                        && !pattern.matches_path(&path)
+                        && !is_compressed(&path)
+                        && self.lineage_origin(&path).as_ref() == Some(&origin))
+                    .then_some((mtime, path))
+                })
+                .collect();
+            between.sort();
+            for (_, path) in between {
+                let Ok(file) = self.open(&path) else { continue };
+                if let Ok(Some(t)) = Tracked::open(
+                    file,
+                    &path,
+                    &origin,
+                    Start::Beginning,
+                    Place::Moved,
+                    0,
+                    self.opts.max_line.max(1),
+                ) {
+                    notices.push(notice(
+                        &path,
+                        NoticeKind::Resumed,
+                        format!(
+                            "written and rotated away from {} while stopped; reading it from the beginning",
+                            origin.display()
+                        ),
+                    ));
+                    out.push(t);
+                }
+            }
+        }
+        out
     }
 
     /// Resets truncated files to offset 0, reading first the copy of their
@@ -1054,7 +1150,10 @@ impl FileTail {
                 notices.push(notice(
                     &f.path,
                     NoticeKind::Truncated,
-                    format!("truncated (we were at offset {}); reading it from 0", f.offset),
+                    format!(
+                        "truncated (we were at offset {}); reading it from 0",
+                        f.offset
+                    ),
                 ));
                 (
                     parent_dir(&f.path),
@@ -1479,6 +1578,16 @@ fn line_start_before(file: &File, p: u64, max_line: usize) -> io::Result<(u64, L
         // Longer than a line may be: it would be cut anyway; skip it.
         None => (p, LineState::Discarding),
     })
+}
+
+/// Whether a name says compressed: such rotated files are not text to us.
+fn is_compressed(path: &Path) -> bool {
+    const SUFFIXES: [&str; 10] = [
+        "gz", "bz2", "xz", "zst", "lz4", "lzma", "lz", "Z", "zip", "br",
+    ];
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| SUFFIXES.contains(&e))
 }
 
 /// The regular file in `dir` with identity `id`, if any.

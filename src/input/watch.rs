@@ -137,8 +137,7 @@ impl Wakeup {
                 }
                 Err(e) => {
                     let message = if e.kind() == std::io::ErrorKind::NotFound {
-                        "directory does not exist (yet); watching for it on every sweep"
-                            .to_string()
+                        "directory does not exist (yet); watching for it on every sweep".to_string()
                     } else {
                         format!("cannot watch: {e}; relying on the periodic sweep")
                     };
@@ -241,7 +240,10 @@ mod tests {
         assert_eq!(w.watched(), vec![dir.clone()]);
         settle(&w, Duration::from_millis(100));
         fs::write(dir.join("b.log"), b"two\n").expect("write");
-        assert!(w.wait(Duration::from_secs(10)), "no wakeup in recreated dir");
+        assert!(
+            w.wait(Duration::from_secs(10)),
+            "no wakeup in recreated dir"
+        );
     }
 
     #[test]

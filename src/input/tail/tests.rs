@@ -190,7 +190,10 @@ fn start_at_end_only_on_first_start() {
     append(&c, b"c more\n");
     let mut tail = FileTail::new(o, cps).expect("tail");
     let notices = tail.sweep();
-    assert!(kinds(&notices).contains(&NoticeKind::Resumed), "{notices:?}");
+    assert!(
+        kinds(&notices).contains(&NoticeKind::Resumed),
+        "{notices:?}"
+    );
     assert_eq!(drain(&mut tail, 1 << 20), b"c from the start\nc more\n");
 }
 
@@ -223,7 +226,10 @@ fn rotated_file_closes_after_grace_with_its_partial_line() {
     fs::rename(&log, tmp.path().join("a.log.1")).expect("rename");
     append(&log, b"new\n");
     let notices = tail.sweep();
-    assert!(kinds(&notices).contains(&NoticeKind::Rotated), "{notices:?}");
+    assert!(
+        kinds(&notices).contains(&NoticeKind::Rotated),
+        "{notices:?}"
+    );
     assert!(notices.iter().any(|n| n.message.contains("a.log.1")));
     // The rotated file is read to its end (the unfinished line is handed
     // out, newline added) and closed before its successor is read.
@@ -251,10 +257,7 @@ fn rotated_file_stays_open_while_it_grows() {
         std::thread::sleep(Duration::from_millis(30));
         append(&rotated, format!("late {i}\n").as_bytes());
         tail.sweep();
-        assert_eq!(
-            drain(&mut tail, 1 << 20),
-            format!("late {i}\n").as_bytes()
-        );
+        assert_eq!(drain(&mut tail, 1 << 20), format!("late {i}\n").as_bytes());
     }
     assert_eq!(tail.stats().files_open, 1);
 }
@@ -329,7 +332,10 @@ fn truncation_then_regrowth_is_not_read_as_continuation() {
         String::from_utf8_lossy(&new)
     );
     let notices = tail.sweep();
-    assert!(kinds(&notices).contains(&NoticeKind::Truncated), "{notices:?}");
+    assert!(
+        kinds(&notices).contains(&NoticeKind::Truncated),
+        "{notices:?}"
+    );
     assert_eq!(tail.stats().truncations, 1);
 }
 
@@ -359,7 +365,10 @@ fn copytruncate_reads_the_copy_tail_first() {
         .expect("truncate");
     append(&log, &lines(150..160));
     let notices = tail.sweep();
-    assert!(kinds(&notices).contains(&NoticeKind::CopyFound), "{notices:?}");
+    assert!(
+        kinds(&notices).contains(&NoticeKind::CopyFound),
+        "{notices:?}"
+    );
     let mut want = lines(100..150);
     want.extend(lines(150..160));
     assert_eq!(drain(&mut tail, 7), want);
@@ -398,7 +407,10 @@ fn checkpoints_that_match_nothing_are_dropped() {
     fs::write(&log, b"ONE\nTWO\nTHREE\n").expect("rewrite");
     let mut tail = FileTail::new(opts(&log), cps).expect("tail");
     let notices = tail.sweep();
-    assert!(kinds(&notices).contains(&NoticeKind::Truncated), "{notices:?}");
+    assert!(
+        kinds(&notices).contains(&NoticeKind::Truncated),
+        "{notices:?}"
+    );
     assert_eq!(drain(&mut tail, 1 << 20), b"ONE\nTWO\nTHREE\n");
 }
 
