@@ -635,6 +635,7 @@ fn copytruncate_loss_is_bounded_and_measured() {
     let ctl = Arc::new(Control::default());
     let mut reader = Reader::new(opts(&log), Vec::new());
     let total = 20_000;
+    let started = Instant::now();
     let writer = spawn_writer(log.clone(), 0..total, Arc::clone(&ctl));
     let rotations = 20;
     let rotator = {
@@ -666,6 +667,7 @@ fn copytruncate_loss_is_bounded_and_measured() {
         wakeup.wait(Duration::from_secs(1));
     }
     join(writer);
+    let rate = total as f64 / started.elapsed().as_secs_f64();
     let copies = rotator
         .join()
         .expect("rotator panicked")
@@ -699,7 +701,7 @@ fn copytruncate_loss_is_bounded_and_measured() {
     let missing = reader.seen.missing(0..total);
     let unexplained: Vec<u64> = missing.iter().copied().filter(|&s| !in_window(s)).collect();
     println!(
-        "copytruncate: {} rotations, {} lines written, {} written between copy and truncation, {} of those lost ({:.3}% of all lines); copy found and read {} times",
+        "copytruncate: {} rotations, {} lines written at {rate:.0}/s, {} written between copy and truncation, {} of those lost ({:.3}% of all lines); copy found and read {} times",
         generations.len() - 1,
         total,
         window_lines,
