@@ -697,8 +697,8 @@ impl FileTail {
             ));
         }
         if !truncated.is_empty() {
-            // Indexes are still valid: files that are closed are never
-            // truncated in the same call (their read succeeded).
+            // Closed files were removed above: shift the truncated files'
+            // indexes past them (a file is never both).
             let mut pending = std::mem::take(&mut self.pending);
             let shift: Vec<usize> = truncated
                 .iter()
@@ -1324,6 +1324,8 @@ impl FileTail {
         self.files[..i].iter().any(|p| {
             p.place != Place::Active
                 && p.origin == f.origin
+                // One that cannot be read must not stall its successors.
+                && !p.failing
                 // A closing file still has its unfinished line to flush.
                 && (p.closing
                     || match p.file.metadata() {
