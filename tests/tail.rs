@@ -194,9 +194,23 @@ fn spawn_writer(
     seqs: std::ops::Range<u64>,
     ctl: Arc<Control>,
 ) -> JoinHandle<io::Result<()>> {
+    spawn_writer_on(None, path, seqs, ctl)
+}
+
+/// As [`spawn_writer`], starting on `file` if given (opened beforehand,
+/// e.g. before its mode is taken away).
+fn spawn_writer_on(
+    file: Option<File>,
+    path: PathBuf,
+    seqs: std::ops::Range<u64>,
+    ctl: Arc<Control>,
+) -> JoinHandle<io::Result<()>> {
     thread::spawn(move || {
         let result = (|| {
-            let mut file = append_open(&path)?;
+            let mut file = match file {
+                Some(f) => f,
+                None => append_open(&path)?,
+            };
             let mut seq = seqs.start;
             let mut burst = String::new();
             while seq < seqs.end {
@@ -496,12 +510,14 @@ fn unreadable_file_is_retried_until_readable() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let log = tmp.path().join("secure.log");
     fs::write(&log, format!("{}{}", line(0), line(1))).expect("write");
+    // The writer holds its file open, as a daemon does.
+    let held = append_open(&log).expect("open for the writer");
     fs::set_permissions(&log, fs::Permissions::from_mode(0o000)).expect("chmod 000");
     // Root (CAP_DAC_OVERRIDE) reads whatever the mode says.
     let blocked = File::open(&log).is_err();
     let mut reader = Reader::new(opts(&log), Vec::new());
     let ctl = Arc::new(Control::default());
-    let writer = spawn_writer(log.clone(), 2..3000, Arc::clone(&ctl));
+    let writer = spawn_writer_on(Some(held), log.clone(), 2..3000, Arc::clone(&ctl));
     ctl.wait_lines(500);
     for _ in 0..3 {
         reader.pump();
