@@ -269,29 +269,17 @@ fn unreadable_file_is_reported_counted_and_retried() {
     append(&log, b"before start\n");
     let mut o = opts(&log);
     o.start_at_end = true;
-    // Not opened in `new`, so the denial is set up before the first sweep
-    // by building the tail by hand.
-    let mut tail = FileTail::new(
-        TailOptions {
-            pattern: tmp.path().join("nothing-yet").to_string_lossy().into(),
-            ..o.clone()
-        },
-        Vec::new(),
-    )
-    .expect("tail");
-    tail.opts = o.clone();
+    let mut tail = FileTail::unstarted(o).expect("tail");
     tail.deny_open.insert(log.clone());
-    // As on a first start: remember where its end is.
-    let mut n = Vec::new();
-    let found = tail.expand(&mut n);
-    tail.open_found(&found[0], Start::End(13), &mut n);
+    tail.start(Vec::new());
+    let n = tail.sweep();
     assert_eq!(kinds(&n), vec![NoticeKind::Unreadable]);
-    assert_eq!(tail.stats().read_errors, 1);
+    assert_eq!(tail.stats().read_errors, 2, "the start and one sweep");
     assert_eq!(tail.stats().files_unreadable, 1);
     append(&log, b"while unreadable\n");
     let notices = tail.sweep();
     assert!(notices.is_empty(), "reported once: {notices:?}");
-    assert_eq!(tail.stats().read_errors, 2);
+    assert_eq!(tail.stats().read_errors, 3);
     assert_eq!(drain(&mut tail, 1 << 20), b"");
 
     tail.deny_open.clear();
@@ -467,4 +455,86 @@ fn invalid_pattern_is_an_error() {
     assert!(check_pattern("/var/log/[").is_err());
     assert!(FileTail::new(TailOptions::new("x", "/var/log/[a"), Vec::new()).is_err());
     assert!(check_pattern("/var/log/*.log").is_ok());
+}
+
+#[test]
+fn unreadable_at_restart_resumes_at_its_checkpoint() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = tmp.path().join("a.log");
+    append(&log, b"one\ntwo\n");
+    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
+    tail.sweep();
+    assert_eq!(drain(&mut tail, 1 << 20), b"one\ntwo\n");
+    let cps = tail.checkpoints();
+    drop(tail);
+    append(&log, b"three\n");
+    let mut tail = FileTail::unstarted(opts(&log)).expect("tail");
+    tail.deny_open.insert(log.clone());
+    tail.start(cps);
+    assert_eq!(kinds(&tail.sweep()), vec![NoticeKind::Unreadable]);
+    assert!(tail.sweep().is_empty());
+    assert_eq!(drain(&mut tail, 1 << 20), b"");
+    tail.deny_open.clear();
+    let notices = tail.sweep();
+    assert_eq!(
+        kinds(&notices),
+        vec![NoticeKind::Readable, NoticeKind::Opened],
+        "{notices:?}"
+    );
+    assert_eq!(drain(&mut tail, 1 << 20), b"three\n");
+}
+
+#[test]
+fn lineage_of_rotated_names() {
+    let tail =
+        FileTail::unstarted(TailOptions::new("t", "/var/log/nginx/*access.log")).expect("tail");
+    let origin = |p: &str| tail.lineage_origin(Path::new(p));
+    assert_eq!(
+        origin("/var/log/nginx/site.access.log-20240101.1"),
+        Some(PathBuf::from("/var/log/nginx/site.access.log"))
+    );
+    assert_eq!(
+        origin("/var/log/nginx/access.log.2"),
+        Some(PathBuf::from("/var/log/nginx/access.log"))
+    );
+    assert_eq!(origin("/var/log/nginx/error.log.1"), None);
+    assert_eq!(origin("/var/log/nginx/access.log"), None);
+    assert!(is_compressed(Path::new("/var/log/auth.log.2.gz")));
+    assert!(!is_compressed(Path::new("/var/log/auth.log.2")));
+}
+
+#[test]
+fn generations_rotated_away_while_stopped_are_read() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = tmp.path().join("auth.log");
+    let name = |n: u32| tmp.path().join(format!("auth.log.{n}"));
+    append(&log, b"a1\n");
+    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
+    tail.sweep();
+    assert_eq!(drain(&mut tail, 1 << 20), b"a1\n");
+    let cps = tail.checkpoints();
+    drop(tail);
+    // Older generations, already read long ago.
+    fs::write(name(3), b"old\n").expect("old");
+    let sleep = || std::thread::sleep(Duration::from_millis(20));
+    sleep();
+    append(&log, b"a2\n");
+    fs::rename(&log, name(1)).expect("rotate");
+    sleep();
+    append(&log, b"b1\n");
+    fs::rename(name(1), name(2)).expect("shift");
+    fs::rename(&log, name(1)).expect("rotate");
+    sleep();
+    append(&log, b"c1\n");
+    // Compressed generations are not text.
+    fs::write(tmp.path().join("auth.log.1.gz"), b"b1\n").expect("gz");
+    let mut tail = FileTail::new(opts(&log), cps).expect("tail");
+    let notices = tail.sweep();
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.path == name(1) && n.message.contains("while stopped")),
+        "{notices:?}"
+    );
+    assert_eq!(drain(&mut tail, 1), b"a2\nb1\nc1\n");
 }
