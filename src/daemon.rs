@@ -30,20 +30,24 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
+use prometheus::IntCounter;
 use serde::{Deserialize, Serialize};
 use tracing::{error, info, warn};
 
 use crate::analyze::{Analyzer, LineSource};
 use crate::config::{Config, InputConfig};
 use crate::detect::{Detector, Incident, Observation, Snapshot};
+use crate::http;
 use crate::input::checkpoint::FileCheckpoint;
-use crate::input::tail::{FileTail, TailOptions};
+use crate::input::tail::{FileTail, TailOptions, TailStats};
 use crate::input::watch::Wakeup;
+use crate::metrics::Metrics;
 use crate::rules::matcher::Matcher;
 use crate::rules::RuleSet;
 use crate::store::{Batch, IncidentRecord, Store, StoreError};
@@ -87,7 +91,20 @@ pub fn run(config_path: &Path) -> Result<(), String> {
         let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
         let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
 
-        let pipeline = Pipeline::start(config, rules)?;
+        let metrics = Arc::new(
+            Metrics::new(config.db_path(), config.time_zone.clone())
+                .map_err(|e| format!("cannot set up metrics: {e}"))?,
+        );
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let listen = config.listen;
+        let pipeline = Pipeline::start(config, rules, Arc::clone(&metrics))?;
+        let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(http::serve(listener, metrics, async move {
+            let _ = http_stopped.await;
+        }));
+        info!("serving /metrics, /healthz and /readyz on http://{listen}");
         let waker = pipeline.wakeup.waker();
         let (control_tx, control_rx) = mpsc::channel();
         let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
@@ -115,6 +132,12 @@ pub fn run(config_path: &Path) -> Result<(), String> {
         let joined = tokio::task::spawn_blocking(move || worker.join())
             .await
             .map_err(|e| format!("pipeline thread: {e}"))?;
+        let _ = http_stop.send(());
+        match tokio::time::timeout(Duration::from_secs(2), server).await {
+            Ok(Ok(Err(e))) => warn!("HTTP server: {e}"),
+            Ok(_) => {}
+            Err(_) => warn!("HTTP server did not stop within 2 s"),
+        }
         joined.map_err(|_| "the pipeline thread panicked".to_string())?
     })
 }
@@ -173,6 +196,8 @@ struct Input {
     config: InputConfig,
     tail: FileTail,
     source: LineSource,
+    /// Tail counters already added to the metrics.
+    published: TailStats,
 }
 
 /// What has happened since the last commit.
@@ -207,16 +232,30 @@ struct Pipeline {
     counters: Counters,
     last_commit: Instant,
     notifier: Notifier,
+    metrics: Arc<Metrics>,
+    /// `canhgac_rule_events_total` per rule index, resolved once per rule set.
+    rule_events: Vec<IntCounter>,
+    /// Evictions already added to the metrics.
+    evicted_published: u64,
 }
 
 impl Pipeline {
-    fn start(config: Config, rules: Arc<RuleSet>) -> Result<Pipeline, String> {
+    fn start(
+        config: Config,
+        rules: Arc<RuleSet>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Pipeline, String> {
         let db = config.db_path();
         let store = Store::open(&db, &config.agency)
             .map_err(|e| format!("cannot open the store {}: {e}", db.display()))?;
         let recovery = store
             .recovery()
             .map_err(|e| format!("cannot read the store {}: {e}", db.display()))?;
+        metrics.restore_incidents(
+            &store
+                .totals()
+                .map_err(|e| format!("cannot read the store {}: {e}", db.display()))?,
+        );
         let floor = recovery.max_detector_id.unwrap_or(0);
         let max_keys = config.pipeline.max_keys;
         let detector = match recovery.detector.as_deref().map(serde_json::from_slice) {
@@ -249,7 +288,7 @@ impl Pipeline {
             commits = recovery.commits,
             "canhgac starting"
         );
-        Ok(Pipeline {
+        let mut pipeline = Pipeline {
             config,
             store,
             analyzer,
@@ -259,11 +298,66 @@ impl Pipeline {
             counters: Counters::default(),
             last_commit: Instant::now(),
             notifier: Notifier::from_env(),
-        })
+            metrics,
+            rule_events: Vec::new(),
+            evicted_published: 0,
+        };
+        pipeline.rules_changed();
+        Ok(pipeline)
+    }
+
+    /// Metrics that follow the rule set and inputs.
+    fn rules_changed(&mut self) {
+        let rules = self.analyzer.rules();
+        self.metrics.set_rules(rules.rules.len(), &rules.digest());
+        self.rule_events = rules
+            .rules
+            .iter()
+            .map(|r| self.metrics.rule_events.with_label_values(&[&r.id]))
+            .collect();
+        for input in &self.inputs {
+            let name = [input.config.name.as_str()];
+            // Series exist from the start, at 0, so rates work from the first scrape.
+            self.metrics.input_lines.with_label_values(&name);
+            self.metrics.input_bytes.with_label_values(&name);
+            self.metrics.input_read_errors.with_label_values(&name);
+            self.metrics.input_lines_cut.with_label_values(&name);
+        }
+    }
+
+    fn publish_input_stats(&mut self) {
+        let m = &self.metrics;
+        for input in &mut self.inputs {
+            let now = input.tail.stats();
+            let was = input.published;
+            let name = [input.config.name.as_str()];
+            // A tail recreated by a reload starts its counters from zero.
+            let delta = |n: u64, w: u64| if n >= w { n - w } else { n };
+            m.input_lines
+                .with_label_values(&name)
+                .inc_by(delta(now.lines, was.lines));
+            m.input_bytes
+                .with_label_values(&name)
+                .inc_by(delta(now.bytes, was.bytes));
+            m.input_read_errors
+                .with_label_values(&name)
+                .inc_by(delta(now.read_errors, was.read_errors));
+            m.input_lines_cut
+                .with_label_values(&name)
+                .inc_by(delta(now.cut_lines, was.cut_lines));
+            m.input_behind
+                .with_label_values(&name)
+                .set(now.bytes_behind as i64);
+            m.input_files
+                .with_label_values(&name)
+                .set(now.files_open as i64);
+            input.published = now;
+        }
     }
 
     fn run(mut self, control: Receiver<Control>) -> Result<(), String> {
         self.sweep();
+        self.metrics.ready.store(true, Ordering::Relaxed);
         self.notifier.ready(&self.status());
         info!("ready: {}", self.status());
         let sweep_every = self.config.pipeline.sweep_interval;
@@ -300,6 +394,8 @@ impl Pipeline {
                     Ok(()) => retry = None,
                     Err(e) => {
                         self.counters.commit_failures += 1;
+                        self.metrics.commit_failures.inc();
+                        self.metrics.store_ok.store(false, Ordering::Relaxed);
                         let pause = retry
                             .map_or(Duration::from_millis(200), |(_, p)| (p * 2).min(MAX_RETRY));
                         if e.is_retryable() {
@@ -382,6 +478,7 @@ impl Pipeline {
         for n in self.wakeup.set_dirs(&dirs) {
             warn!("{n}");
         }
+        self.publish_input_stats();
     }
 
     /// One read from every input; bytes handed to the analyzer.
@@ -391,6 +488,7 @@ impl Pipeline {
             inputs,
             pending,
             counters,
+            rule_events,
             ..
         } = self;
         let mut total = 0;
@@ -399,21 +497,26 @@ impl Pipeline {
                 config,
                 tail,
                 source,
+                ..
             } = input;
             let now = Timestamp::now();
             source.times().set_reference(now);
             let before = source.lines();
-            let mut on_event = |_line: u64, _ev: &crate::event::Event, seen: Observation| match seen
-            {
-                Observation::Opened(id) => {
-                    pending.dirty.insert(id);
-                    pending.opened_by.insert(id, config.name.clone());
-                    counters.incidents_opened += 1;
+            let mut on_event = |_line: u64, ev: &crate::event::Event, seen: Observation| {
+                if let Some(c) = rule_events.get(ev.rule) {
+                    c.inc();
                 }
-                Observation::Joined(id) => {
-                    pending.dirty.insert(id);
+                match seen {
+                    Observation::Opened(id) => {
+                        pending.dirty.insert(id);
+                        pending.opened_by.insert(id, config.name.clone());
+                        counters.incidents_opened += 1;
+                    }
+                    Observation::Joined(id) => {
+                        pending.dirty.insert(id);
+                    }
+                    Observation::Counted | Observation::Ignored => {}
                 }
-                Observation::Counted | Observation::Ignored => {}
             };
             let n = tail.read(READ_BUDGET, &mut |_path, lines| {
                 analyzer.feed(source, lines, now, &mut on_event);
@@ -427,12 +530,16 @@ impl Pipeline {
                 total += n;
             }
         }
+        if total > 0 {
+            self.publish_input_stats();
+        }
         total
     }
 
     /// Stores the batch: incidents, checkpoints and detector state in one
     /// transaction. On error the batch stays pending, whole.
     fn commit(&mut self) -> Result<(), StoreError> {
+        let started = Instant::now();
         let detector = self.analyzer.detector_mut();
         if let Some(newest) = detector.watermark() {
             detector.expire(newest.saturating_sub(EXPIRY_LAG).unwrap_or(newest));
@@ -464,12 +571,29 @@ impl Pipeline {
             .iter()
             .flat_map(|i| i.tail.checkpoints())
             .collect();
-        self.store.commit(&Batch {
+        let info = self.store.commit(&Batch {
             incidents: &records,
             inputs: &names,
             checkpoints: &checkpoints,
             detector: Some(&blob),
         })?;
+        self.metrics.committed(started.elapsed().as_secs_f64());
+        let new: HashSet<u64> = info.inserted.iter().map(|(id, _)| *id).collect();
+        for r in records.iter().filter(|r| new.contains(&r.detector_id)) {
+            self.metrics
+                .incidents
+                .with_label_values(&[&r.category, &r.severity])
+                .inc();
+        }
+        let detector = self.analyzer.detector();
+        self.metrics
+            .detector_keys
+            .set(detector.keys_tracked() as i64);
+        let evicted = detector.keys_evicted();
+        self.metrics
+            .detector_evicted
+            .inc_by(evicted.saturating_sub(self.evicted_published));
+        self.evicted_published = evicted;
         self.pending = Pending::default();
         self.counters.commits += 1;
         self.last_commit = Instant::now();
@@ -480,7 +604,12 @@ impl Pipeline {
     /// logged, as `check` would print it, and the running set stays.
     fn reload(&mut self) {
         self.notifier.reloading();
-        match self.try_reload() {
+        let result = self.try_reload();
+        self.metrics
+            .reloads
+            .with_label_values(&[if result.is_ok() { "success" } else { "failure" }])
+            .inc();
+        match result {
             Ok(()) => info!(
                 rules = self.analyzer.rules().rules.len(),
                 digest = %self.analyzer.rules().digest(),
@@ -556,6 +685,7 @@ impl Pipeline {
                     )?,
                     config: i.config,
                     tail: i.tail,
+                    published: i.published,
                 },
                 Some(i) => open_input(&config, &mut analyzer, cfg, i.tail.checkpoints())?,
                 None => open_input(
@@ -569,6 +699,8 @@ impl Pipeline {
         }
         self.inputs = inputs;
         self.analyzer = analyzer;
+        self.evicted_published = 0;
+        self.rules_changed();
         self.config = Config {
             // Settings that need a restart keep their running values.
             agency: self.config.agency.clone(),
@@ -626,6 +758,7 @@ fn open_input(
         config: input.clone(),
         tail,
         source,
+        published: TailStats::default(),
     })
 }
 

@@ -716,6 +716,22 @@ impl Store {
         Ok(out)
     }
 
+    /// Every stored incident counted per (category, severity): what the
+    /// incident counters start from, so a restart does not reset them.
+    pub fn totals(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT category, severity, COUNT(*) FROM incidents
+             GROUP BY category, severity ORDER BY category, severity",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let count: i64 = row.get(2)?;
+            out.push((row.get(0)?, row.get(1)?, to_u64(count, "incident count")?));
+        }
+        Ok(out)
+    }
+
     /// Connection settings shared by writer and readers.
     fn configure(&self) -> Result<(), StoreError> {
         self.conn.busy_timeout(DEFAULT_BUSY_TIMEOUT)?;

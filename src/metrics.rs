@@ -1,0 +1,368 @@
+//! What `/metrics` serves: incidents for the national monitoring center,
+//! and the health of the pipeline for the agency's sysadmin.
+//!
+//! Names follow DESIGN.md: prefix `canhgac_`, counters end in `_total`, base
+//! units in the name, and label values only from bounded sets (categories,
+//! severities, rule ids, input names, fixed period names), never from log
+//! content: a flood of attacker addresses cannot grow the number of series.
+//!
+//! Incident figures come from the store, so a restart neither resets nor
+//! distorts them: `canhgac_incidents_total` starts from the stored counts,
+//! and the calendar-month figures are counted in the store at scrape time
+//! (cached until the next commit, and for at most a minute so that "this
+//! month" and "the same period last year" move with the clock and a month
+//! rolls over at local midnight without a restart).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::category::{Category, Severity};
+use crate::months::{change, LiveWindows, Window};
+use crate::store::Store;
+
+/// How long monthly figures are reused when nothing was committed.
+const MONTHLY_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// The pipeline's instruments. Cheap to update from the pipeline thread
+/// (atomics); the HTTP side only reads.
+pub struct Metrics {
+    registry: Registry,
+    pub incidents: IntCounterVec,
+    pub input_lines: IntCounterVec,
+    pub input_bytes: IntCounterVec,
+    pub input_behind: IntGaugeVec,
+    pub input_files: IntGaugeVec,
+    pub input_read_errors: IntCounterVec,
+    pub input_lines_cut: IntCounterVec,
+    pub rule_events: IntCounterVec,
+    pub detector_keys: IntGauge,
+    pub detector_evicted: IntCounter,
+    pub commit_duration: Histogram,
+    pub commit_failures: IntCounter,
+    pub commits: IntCounter,
+    pub last_commit: Gauge,
+    pub rules_loaded: IntGauge,
+    pub reloads: IntCounterVec,
+    build_info: IntGaugeVec,
+    /// Inputs open and the first sweep done.
+    pub ready: AtomicBool,
+    /// The last commit attempt succeeded (or none failed yet).
+    pub store_ok: AtomicBool,
+    /// Commits so far, the monthly cache's key.
+    commit_seq: std::sync::Arc<AtomicU64>,
+}
+
+impl Metrics {
+    pub fn new(db: PathBuf, tz: TimeZone) -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels)
+        };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            IntGaugeVec::new(Opts::new(name, help), labels)
+        };
+        let m = Metrics {
+            incidents: counter_vec(
+                "canhgac_incidents_total",
+                "Incidents recorded in the store, by category and severity (restored from the store at start).",
+                &["category", "severity"],
+            )?,
+            input_lines: counter_vec(
+                "canhgac_input_lines_total",
+                "Lines read, per configured input.",
+                &["input"],
+            )?,
+            input_bytes: counter_vec(
+                "canhgac_input_bytes_total",
+                "Bytes read, per configured input.",
+                &["input"],
+            )?,
+            input_behind: gauge_vec(
+                "canhgac_input_behind_bytes",
+                "Bytes written to the input's files and not yet read (file size minus offset).",
+                &["input"],
+            )?,
+            input_files: gauge_vec(
+                "canhgac_input_files",
+                "Files tailed (held open), per input.",
+                &["input"],
+            )?,
+            input_read_errors: counter_vec(
+                "canhgac_input_read_errors_total",
+                "Failed attempts to open, stat or read a file of the input (retried).",
+                &["input"],
+            )?,
+            input_lines_cut: counter_vec(
+                "canhgac_input_lines_cut_total",
+                "Lines longer than max_line_bytes, cut to it.",
+                &["input"],
+            )?,
+            rule_events: counter_vec(
+                "canhgac_rule_events_total",
+                "Lines matched, per rule.",
+                &["rule"],
+            )?,
+            detector_keys: IntGauge::new(
+                "canhgac_detector_keys",
+                "(rule, key) pairs the detector tracks.",
+            )?,
+            detector_evicted: IntCounter::new(
+                "canhgac_detector_keys_evicted_total",
+                "Keys evicted because max_keys was reached (their open incidents are closed, not lost).",
+            )?,
+            commit_duration: Histogram::with_opts(
+                HistogramOpts::new(
+                    "canhgac_store_commit_duration_seconds",
+                    "Time to commit one batch (incidents, checkpoints, detector state) to the store.",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ]),
+            )?,
+            commit_failures: IntCounter::new(
+                "canhgac_store_commit_failures_total",
+                "Batch commits that failed (database busy, disk full, ...) and were retried.",
+            )?,
+            commits: IntCounter::new(
+                "canhgac_store_commits_total",
+                "Batches committed to the store.",
+            )?,
+            last_commit: Gauge::new(
+                "canhgac_store_last_commit_timestamp_seconds",
+                "Unix time of the last successful commit.",
+            )?,
+            rules_loaded: IntGauge::new("canhgac_rules_loaded", "Rules loaded.")?,
+            reloads: counter_vec(
+                "canhgac_reloads_total",
+                "Reloads of config and rules (SIGHUP), by result.",
+                &["result"],
+            )?,
+            build_info: gauge_vec(
+                "canhgac_build_info",
+                "Always 1: the version of canhgac and the digest of its loaded rule set.",
+                &["version", "rules_digest"],
+            )?,
+            ready: AtomicBool::new(false),
+            store_ok: AtomicBool::new(true),
+            commit_seq: std::sync::Arc::new(AtomicU64::new(0)),
+            registry,
+        };
+        for c in Category::ALL {
+            for s in Severity::ALL {
+                m.incidents.with_label_values(&[c.id(), s.id()]);
+            }
+        }
+        for result in ["success", "failure"] {
+            m.reloads.with_label_values(&[result]);
+        }
+        let monthly = MonthlyCollector::new(db, tz, std::sync::Arc::clone(&m.commit_seq))?;
+        let r = &m.registry;
+        r.register(Box::new(m.incidents.clone()))?;
+        r.register(Box::new(m.input_lines.clone()))?;
+        r.register(Box::new(m.input_bytes.clone()))?;
+        r.register(Box::new(m.input_behind.clone()))?;
+        r.register(Box::new(m.input_files.clone()))?;
+        r.register(Box::new(m.input_read_errors.clone()))?;
+        r.register(Box::new(m.input_lines_cut.clone()))?;
+        r.register(Box::new(m.rule_events.clone()))?;
+        r.register(Box::new(m.detector_keys.clone()))?;
+        r.register(Box::new(m.detector_evicted.clone()))?;
+        r.register(Box::new(m.commit_duration.clone()))?;
+        r.register(Box::new(m.commit_failures.clone()))?;
+        r.register(Box::new(m.commits.clone()))?;
+        r.register(Box::new(m.last_commit.clone()))?;
+        r.register(Box::new(m.rules_loaded.clone()))?;
+        r.register(Box::new(m.reloads.clone()))?;
+        r.register(Box::new(m.build_info.clone()))?;
+        r.register(Box::new(monthly))?;
+        Ok(m)
+    }
+
+    /// The rule set's identity, replaced on reload.
+    pub fn set_rules(&self, count: usize, digest: &str) {
+        self.rules_loaded.set(count as i64);
+        self.build_info.reset();
+        self.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), digest])
+            .set(1);
+    }
+
+    /// Starts `canhgac_incidents_total` from what the store holds.
+    pub fn restore_incidents(&self, totals: &[(String, String, u64)]) {
+        for (category, severity, n) in totals {
+            let c = self.incidents.with_label_values(&[category, severity]);
+            c.reset();
+            c.inc_by(*n);
+        }
+    }
+
+    pub fn committed(&self, seconds: f64) {
+        self.commits.inc();
+        self.commit_duration.observe(seconds);
+        self.last_commit
+            .set(Timestamp::now().as_millisecond() as f64 / 1000.0);
+        self.commit_seq.fetch_add(1, Ordering::Relaxed);
+        self.store_ok.store(true, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail on I/O; a family the encoder
+        // rejects would be a bug in this module, and an empty page says so
+        // more clearly than half a page.
+        if TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .is_err()
+        {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// The calendar-month figures per category, counted in the store.
+struct MonthlyCollector {
+    db: PathBuf,
+    tz: TimeZone,
+    commit_seq: std::sync::Arc<AtomicU64>,
+    period: IntGaugeVec,
+    change: GaugeVec,
+    descs: Vec<Desc>,
+    state: Mutex<MonthlyState>,
+}
+
+#[derive(Default)]
+struct MonthlyState {
+    reader: Option<Store>,
+    /// (commit sequence, month, when) of the figures now in the gauges.
+    computed: Option<(u64, crate::months::Month, Instant)>,
+}
+
+impl MonthlyCollector {
+    fn new(
+        db: PathBuf,
+        tz: TimeZone,
+        commit_seq: std::sync::Arc<AtomicU64>,
+    ) -> Result<Self, prometheus::Error> {
+        let period = IntGaugeVec::new(
+            Opts::new(
+                "canhgac_incidents_period",
+                "Incidents first seen in a calendar period, in the configured time zone: this_month (so far), last_month, same_month_last_year, year_to_date, same_period_last_year (January 1 to this instant a year ago).",
+            ),
+            &["category", "period"],
+        )?;
+        let change = GaugeVec::new(
+            Opts::new(
+                "canhgac_incidents_change_ratio",
+                "Change of incidents as a ratio (0.1107 is +11.07%): month_over_month (this month so far against last month), year_over_year (against the same month last year), year_to_date (against the same period last year). Absent where the base is zero.",
+            ),
+            &["category", "comparison"],
+        )?;
+        let descs = period
+            .desc()
+            .into_iter()
+            .chain(change.desc())
+            .cloned()
+            .collect();
+        Ok(MonthlyCollector {
+            db,
+            tz,
+            commit_seq,
+            period,
+            change,
+            descs,
+            state: Mutex::new(MonthlyState::default()),
+        })
+    }
+
+    fn refresh(&self, state: &mut MonthlyState) -> Result<(), String> {
+        let now = Timestamp::now();
+        let windows = LiveWindows::at(now, &self.tz);
+        let seq = self.commit_seq.load(Ordering::Relaxed);
+        if let Some((s, month, at)) = state.computed {
+            if s == seq && month == windows.month && at.elapsed() < MONTHLY_MAX_AGE {
+                return Ok(());
+            }
+        }
+        if state.reader.is_none() {
+            state.reader = Some(Store::open_read(&self.db).map_err(|e| e.to_string())?);
+        }
+        let Some(reader) = &state.reader else {
+            return Ok(());
+        };
+        let count = |w: Window| -> Result<Vec<(String, u64)>, String> {
+            reader
+                .count_by_category(w.start, w.end)
+                .map_err(|e| e.to_string())
+        };
+        let periods = [
+            ("this_month", count(windows.this_month)?),
+            ("last_month", count(windows.last_month)?),
+            ("same_month_last_year", count(windows.same_month_last_year)?),
+            ("year_to_date", count(windows.year_to_date)?),
+            (
+                "same_period_last_year",
+                count(windows.same_period_last_year)?,
+            ),
+        ];
+        self.period.reset();
+        self.change.reset();
+        for category in Category::ALL {
+            let id = category.id();
+            let n = |i: usize| -> u64 {
+                periods[i]
+                    .1
+                    .iter()
+                    .find(|(c, _)| c == id)
+                    .map_or(0, |(_, n)| *n)
+            };
+            for (i, (name, _)) in periods.iter().enumerate() {
+                self.period.with_label_values(&[id, name]).set(n(i) as i64);
+            }
+            for (name, cur, base) in [
+                ("month_over_month", n(0), n(1)),
+                ("year_over_year", n(0), n(2)),
+                ("year_to_date", n(3), n(4)),
+            ] {
+                if let Some(r) = change(cur, base) {
+                    self.change.with_label_values(&[id, name]).set(r);
+                }
+            }
+        }
+        state.computed = Some((seq, windows.month, Instant::now()));
+        Ok(())
+    }
+}
+
+impl Collector for MonthlyCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = self.refresh(&mut state) {
+            // Before the first commit there is no database to read; later,
+            // a failing read keeps the last figures rather than none.
+            state.reader = None;
+            if state.computed.is_some() {
+                tracing::warn!("monthly figures not refreshed: {e}");
+            }
+        }
+        let mut families = self.period.collect();
+        families.extend(self.change.collect());
+        families
+    }
+}
