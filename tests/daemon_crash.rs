@@ -125,7 +125,7 @@ fn scanned(files: &[PathBuf]) -> Facts {
             (
                 i["rule"].as_str().unwrap_or_default().to_owned(),
                 i["key"].as_str().unwrap_or_default().to_owned(),
-                first.as_microsecond() as i64,
+                first.as_microsecond(),
                 i["events"].as_u64().unwrap_or_default(),
             )
         })
