@@ -272,10 +272,15 @@ impl Pipeline {
         let mut analyzer = Analyzer::new(rules, detector);
         let mut inputs = Vec::new();
         for input in &config.inputs {
+            let mut input = input.clone();
+            // "end" is for an input's very first start only: one that ran
+            // before reads files that appeared while it was down from their
+            // beginning.
+            input.start_at_end &= !recovery.known_inputs.contains(&input.name);
             inputs.push(open_input(
                 &config,
                 &mut analyzer,
-                input,
+                &input,
                 checkpoints_of(&recovery.checkpoints, &input.name),
             )?);
         }

@@ -59,7 +59,20 @@ pub const APPLICATION_ID: i32 = 0x6367_6163;
 
 /// Schema migrations, in order: `MIGRATIONS[i]` takes the schema from version
 /// `i` to `i + 1`. Append only; never edit one that has shipped.
-const MIGRATIONS: &[&str] = &[MIGRATION_V1];
+const MIGRATIONS: &[&str] = &[MIGRATION_V1, MIGRATION_V2];
+
+/// v2: the inputs that have ever committed, so that an input that has run
+/// before but had no file yet does not skip, at its next start, the lines of
+/// a file that appeared while the daemon was down (`start = "end"` applies
+/// only to an input's very first start).
+const MIGRATION_V2: &str = "
+CREATE TABLE inputs (
+    name     TEXT    PRIMARY KEY,
+    first_us INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+INSERT OR IGNORE INTO inputs (name, first_us)
+    SELECT input, MIN(updated_us) FROM checkpoints GROUP BY input;
+";
 
 /// The schema version this binary writes and reads.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -277,6 +290,8 @@ pub struct CommitInfo {
 /// detector state come from the same commit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recovery {
+    /// Inputs named in some committed batch: they have started before.
+    pub known_inputs: Vec<String>,
     /// Ordered by input, then path.
     pub checkpoints: Vec<FileCheckpoint>,
     /// The detector blob of the last commit that carried one.
@@ -440,6 +455,10 @@ impl Store {
                 checkpoints.push(checkpoint_from_row(row)?);
             }
         }
+        let known_inputs: Vec<String> = tx
+            .prepare_cached("SELECT name FROM inputs ORDER BY name")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
         let detector: Option<Vec<u8>> = tx
             .prepare_cached("SELECT state FROM detector_state WHERE id = 1")?
             .query_map([], |r| r.get(0))?
@@ -462,6 +481,7 @@ impl Store {
         };
         Ok(Recovery {
             checkpoints,
+            known_inputs,
             detector,
             max_detector_id,
             commits: to_u64(commits, "commit count")?,
@@ -561,8 +581,12 @@ impl Store {
         }
         {
             let mut delete = tx.prepare_cached("DELETE FROM checkpoints WHERE input = ?1")?;
+            let mut known =
+                tx.prepare_cached("INSERT OR IGNORE INTO inputs (name, first_us) VALUES (?1, ?2)")?;
+            let now_us = to_us(Timestamp::now())?;
             for input in batch.inputs {
                 delete.execute([input])?;
+                known.execute(params![input, now_us])?;
             }
             let mut insert = tx.prepare_cached(
                 "INSERT INTO checkpoints (input, dev, ino, path, fingerprint_len, fingerprint,
@@ -1083,6 +1107,7 @@ mod tests {
                 "incidents_first_seen",
                 "incidents_rule",
                 "incidents_src_ip",
+                "inputs",
                 "meta"
             ]
         );
@@ -1091,6 +1116,7 @@ mod tests {
             recovery,
             Recovery {
                 checkpoints: vec![],
+                known_inputs: vec![],
                 detector: None,
                 max_detector_id: None,
                 commits: 0,
