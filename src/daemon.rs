@@ -340,9 +340,14 @@ impl Pipeline {
         self.drain()
     }
 
-    /// SIGTERM: commit what was read, then stop.
+    /// SIGTERM: read what the files hold already (for up to
+    /// [`DRAIN_TIMEOUT`]), commit it, then stop. Lines written just before
+    /// the stop are stored, not left for the next start: the stop request
+    /// often wins the race against the wakeup for them.
     fn drain(mut self) -> Result<(), String> {
         self.notifier.stopping();
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        while Instant::now() < deadline && self.read() > 0 {}
         let deadline = Instant::now() + DRAIN_TIMEOUT;
         while self.pending.lines > 0 {
             match self.commit() {
