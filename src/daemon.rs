@@ -696,11 +696,21 @@ impl Notifier {
         self.last_status = Instant::now();
     }
 
+    /// With `MONOTONIC_USEC=` in the same message: `Type=notify-reload`
+    /// (systemd 253+) ignores a `RELOADING=1` without it, and its reload
+    /// hangs until it times out.
     fn reloading(&self) {
-        self.send(&[
-            sd_notify::NotifyState::Reloading,
-            sd_notify::NotifyState::Status("reloading config and rules"),
-        ]);
+        if !self.enabled {
+            return;
+        }
+        let status = sd_notify::NotifyState::Status("reloading config and rules");
+        match sd_notify::NotifyState::monotonic_usec_now() {
+            Ok(now) => self.send(&[sd_notify::NotifyState::Reloading, now, status]),
+            Err(e) => {
+                warn!("sd_notify: no monotonic time for RELOADING=1: {e}");
+                self.send(&[sd_notify::NotifyState::Reloading, status]);
+            }
+        }
     }
 
     fn stopping(&self) {
