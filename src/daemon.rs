@@ -441,9 +441,14 @@ impl Pipeline {
         self.drain()
     }
 
-    /// SIGTERM: commit what was read, then stop.
+    /// SIGTERM: read what the files hold already (for up to
+    /// [`DRAIN_TIMEOUT`]), commit it, then stop. Lines written just before
+    /// the stop are stored, not left for the next start: the stop request
+    /// often wins the race against the wakeup for them.
     fn drain(mut self) -> Result<(), String> {
         self.notifier.stopping();
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        while Instant::now() < deadline && self.read() > 0 {}
         let deadline = Instant::now() + DRAIN_TIMEOUT;
         while self.pending.lines > 0 {
             match self.commit() {
@@ -829,11 +834,21 @@ impl Notifier {
         self.last_status = Instant::now();
     }
 
+    /// With `MONOTONIC_USEC=` in the same message: `Type=notify-reload`
+    /// (systemd 253+) ignores a `RELOADING=1` without it, and its reload
+    /// hangs until it times out.
     fn reloading(&self) {
-        self.send(&[
-            sd_notify::NotifyState::Reloading,
-            sd_notify::NotifyState::Status("reloading config and rules"),
-        ]);
+        if !self.enabled {
+            return;
+        }
+        let status = sd_notify::NotifyState::Status("reloading config and rules");
+        match sd_notify::NotifyState::monotonic_usec_now() {
+            Ok(now) => self.send(&[sd_notify::NotifyState::Reloading, now, status]),
+            Err(e) => {
+                warn!("sd_notify: no monotonic time for RELOADING=1: {e}");
+                self.send(&[sd_notify::NotifyState::Reloading, status]);
+            }
+        }
     }
 
     fn stopping(&self) {

@@ -6,6 +6,7 @@
 //! log shippers. `RUST_LOG` (or `CANHGAC_LOG`) filters, default `info`.
 
 use std::fmt;
+use std::io::IsTerminal;
 
 use tracing::{Level, Subscriber};
 use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields};
@@ -28,8 +29,12 @@ pub fn init(format: LogFormat) {
         .or_else(|| EnvFilter::try_from_default_env().ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
     let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    // Colours only for a person at a terminal: journald, files and pipes
+    // would keep the escape sequences as text.
+    let ansi = !under_journald && std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match (format, under_journald) {
         (LogFormat::Json, _) => builder.json().flatten_event(true).try_init(),
@@ -38,7 +43,8 @@ pub fn init(format: LogFormat) {
     };
 }
 
-/// `<3>message key=value`: sd-daemon(3) priority prefixes, no timestamp.
+/// `<3>message key=value`: sd-daemon(3) priority prefixes, no timestamp,
+/// no colours.
 struct Journald;
 
 impl<S, N> FormatEvent<S, N> for Journald
@@ -58,8 +64,15 @@ where
             Level::INFO => 6,
             Level::DEBUG | Level::TRACE => 7,
         };
-        write!(writer, "<{priority}>")?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+        // journald makes each line a record of its own: a message of
+        // several lines (a reload refused with its config errors) carries
+        // the prefix on every line, or its details would be filed as info.
+        let mut text = String::new();
+        ctx.field_format()
+            .format_fields(format::Writer::new(&mut text), event)?;
+        for line in text.trim_end_matches('\n').split('\n') {
+            writeln!(writer, "<{priority}>{line}")?;
+        }
+        Ok(())
     }
 }
