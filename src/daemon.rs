@@ -17,10 +17,20 @@
 //! pauses meanwhile: backpressure instead of memory.
 //!
 //! Determinism: the detector runs on the time written in the lines, never the
-//! wall clock. Incidents whose key has been quiet for longer than the
-//! cooldown are closed when the newest line is [`EXPIRY_LAG`] past it, which
-//! changes nothing for lines arriving in time order (a later event of the key
-//! would close it anyway), and keeps the detector's state to recent keys.
+//! wall clock, and is never expired by time: an incident closes when its key
+//! comes back after the cooldown, or when the key is evicted as the least
+//! recently active of `max_keys`, exactly as in `canhgac scan`. (Expiring by
+//! the newest time seen would depend on how inputs interleave: one input
+//! catching up on old lines while another is live would lose its counts.)
+//! Incidents that stay open in the store simply mean "may still grow".
+//!
+//! Cost: the detector state is written whole with every commit, which costs
+//! in proportion to the keys tracked (about 25 MB at 100,000 keys). Commits
+//! are therefore paced: at least [`COMMIT_GAP_FACTOR`] times the last
+//! commit's own duration apart, so that committing never takes more than a
+//! small share of the pipeline. With few keys that is milliseconds and a
+//! line is a stored incident almost at once; with a full key table it is
+//! seconds.
 //!
 //! Watchdog: `WATCHDOG=1` goes out from the pipeline loop itself, and only
 //! while the pipeline is healthy: nothing waits to be stored, or a commit
@@ -35,7 +45,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use prometheus::IntCounter;
 use serde::{Deserialize, Serialize};
 use tracing::{error, info, warn};
@@ -53,10 +63,11 @@ use crate::rules::RuleSet;
 use crate::store::{Batch, IncidentRecord, Store, StoreError};
 use crate::timestamp::TimeParser;
 
-/// How far behind the newest line an incident's quiet time is judged; see
-/// the module docs. Lines arriving later than this out of order may open a
-/// new incident where an uninterrupted scan would have joined the old one.
-pub const EXPIRY_LAG: SignedDuration = SignedDuration::from_secs(3600);
+/// Commits are at least this many times their own duration apart.
+const COMMIT_GAP_FACTOR: u32 = 10;
+
+/// ... and never further apart than this (while lines wait).
+const MAX_COMMIT_GAP: Duration = Duration::from_secs(5);
 
 /// Bytes read from one input before the loop looks at signals and batches.
 const READ_BUDGET: usize = 1 << 20;
@@ -231,6 +242,9 @@ struct Pipeline {
     pending: Pending,
     counters: Counters,
     last_commit: Instant,
+    /// Least time from one commit to the next; see the module docs.
+    commit_gap: Duration,
+    state_buf: Vec<u8>,
     notifier: Notifier,
     metrics: Arc<Metrics>,
     /// `canhgac_rule_events_total` per rule index, resolved once per rule set.
@@ -302,6 +316,8 @@ impl Pipeline {
             pending: Pending::default(),
             counters: Counters::default(),
             last_commit: Instant::now(),
+            commit_gap: Duration::ZERO,
+            state_buf: Vec::new(),
             notifier: Notifier::from_env(),
             metrics,
             rule_events: Vec::new(),
@@ -389,6 +405,7 @@ impl Pipeline {
             let read = if retry.is_none() { self.read() } else { 0 };
             let batch = &self.pending;
             let due = batch.lines > 0
+                && self.last_commit.elapsed() >= self.commit_gap
                 && (read == 0
                     || batch.lines >= self.config.pipeline.batch_lines as u64
                     || batch
@@ -426,6 +443,9 @@ impl Pipeline {
                 let mut until = next_sweep;
                 if let Some((at, _)) = retry {
                     until = until.min(at);
+                }
+                if self.pending.lines > 0 {
+                    until = until.min(self.last_commit + self.commit_gap);
                 }
                 if let Some(w) = self.notifier.watchdog {
                     until = until.min(Instant::now() + w / 4);
@@ -550,11 +570,9 @@ impl Pipeline {
     /// transaction. On error the batch stays pending, whole.
     fn commit(&mut self) -> Result<(), StoreError> {
         let started = Instant::now();
-        let detector = self.analyzer.detector_mut();
-        if let Some(newest) = detector.watermark() {
-            detector.expire(newest.saturating_sub(EXPIRY_LAG).unwrap_or(newest));
-        }
-        self.pending.closed.extend(detector.take_closed());
+        self.pending
+            .closed
+            .extend(self.analyzer.detector_mut().take_closed());
         let rules = Arc::clone(self.analyzer.rules());
         let detector = self.analyzer.detector();
         let mut records: Vec<IncidentRecord> = self
@@ -573,7 +591,10 @@ impl Pipeline {
             rules: rules.rules.iter().map(|r| r.id.clone()).collect(),
             snapshot: detector.snapshot(),
         };
-        let blob = serde_json::to_vec(&state)
+        // One buffer kept across commits: a state of tens of MB allocated
+        // afresh each time leaves the allocator holding far more.
+        self.state_buf.clear();
+        serde_json::to_writer(&mut self.state_buf, &state)
             .map_err(|e| StoreError::Invalid(format!("cannot serialise detector state: {e}")))?;
         let names: Vec<String> = self.inputs.iter().map(|i| i.config.name.clone()).collect();
         let checkpoints: Vec<FileCheckpoint> = self
@@ -585,7 +606,7 @@ impl Pipeline {
             incidents: &records,
             inputs: &names,
             checkpoints: &checkpoints,
-            detector: Some(&blob),
+            detector: Some(&self.state_buf),
         })?;
         self.metrics.committed(started.elapsed().as_secs_f64());
         let new: HashSet<u64> = info.inserted.iter().map(|(id, _)| *id).collect();
@@ -607,6 +628,7 @@ impl Pipeline {
         self.pending = Pending::default();
         self.counters.commits += 1;
         self.last_commit = Instant::now();
+        self.commit_gap = (started.elapsed() * COMMIT_GAP_FACTOR).min(MAX_COMMIT_GAP);
         Ok(())
     }
 

@@ -233,6 +233,7 @@ impl From<rusqlite::Error> for StoreError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IncidentRecord {
     /// The detector's id ([`crate::detect::Incident::id`]): the upsert key.
+    /// 0 for a stored incident whose id the detector has since reused.
     pub detector_id: u64,
     pub rule: String,
     pub category: String,
@@ -250,8 +251,8 @@ pub struct IncidentRecord {
 }
 
 /// An incident as stored. After the first insert, upserts change only
-/// `last_seen`, `events` and `open`: `record` keeps the opening's `rule`,
-/// `key`, `first_seen`, `sample`, `fields` and so on.
+/// `last_seen`, `events`, `open` and (only ever earlier) `first_seen`:
+/// `record` keeps the opening's `rule`, `key`, `sample`, `fields` and so on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredIncident {
     /// `{agency}-{UUIDv7}`, assigned at the first insert, never changed.
@@ -262,8 +263,9 @@ pub struct StoredIncident {
 /// What one [`Store::commit`] writes.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Batch<'a> {
-    /// Upserted by `detector_id`; a later record of the same id in the batch
-    /// wins.
+    /// Upserted by `detector_id` (with the same rule and key; a stored
+    /// incident whose id now names another one is kept under a negative id);
+    /// a later record of the same id in the batch wins.
     pub incidents: &'a [IncidentRecord],
     /// Inputs whose checkpoints this batch replaces entirely: a file of one
     /// of these inputs without a checkpoint in `checkpoints` is forgotten.
@@ -518,10 +520,20 @@ impl Store {
         let mut updated = 0;
         let mut max_id: Option<i64> = None;
         {
+            // first_seen only ever moves earlier: a merged incident takes the
+            // first event of a rule that joins it later.
             let mut update = tx.prepare_cached(
-                "UPDATE incidents SET last_seen_us = ?2, events = ?3, open = ?4, updated_us = ?5
+                "UPDATE incidents SET last_seen_us = ?2, events = ?3, open = ?4, updated_us = ?5,
+                     first_seen_us = MIN(first_seen_us, ?8)
                  WHERE detector_id = ?1 AND rule = ?6 AND key = ?7",
             )?;
+            // An incident stored under an id that the detector, restarted
+            // from an older snapshot, now gives to another incident: the
+            // lines that made the stored one are gone (a file deleted while
+            // the daemon was down). It stays, as a fact, under a negative id
+            // (minus its row id) that no detector ever uses.
+            let mut detach =
+                tx.prepare_cached("UPDATE incidents SET detector_id = -id WHERE detector_id = ?1")?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO incidents (uid, detector_id, rule, category, severity, key, src_ip,
                      input, first_seen_us, last_seen_us, events, open, sample, fields,
@@ -530,6 +542,7 @@ impl Store {
             )?;
             for rec in batch.incidents {
                 let id = to_i64(rec.detector_id, "detector id")?;
+                let first_us = to_us(rec.first_seen)?;
                 let last_us = to_us(rec.last_seen)?;
                 let events = to_i64(rec.events, "event count")?;
                 max_id = max_id.max(Some(id));
@@ -539,11 +552,19 @@ impl Store {
                 // reuses an id for another incident: its insert then hits the
                 // UNIQUE detector_id instead of silently merging the two.
                 if update.execute(params![
-                    id, last_us, events, rec.open, now_us, rec.rule, rec.key
+                    id, last_us, events, rec.open, now_us, rec.rule, rec.key, first_us
                 ])? == 1
                 {
                     updated += 1;
                     continue;
+                }
+                if detach.execute([id])? == 1 {
+                    tracing::warn!(
+                        "incident with detector id {id} was derived from lines no longer \
+                         readable; kept, and the id goes to ({}, {})",
+                        rec.rule,
+                        rec.key
+                    );
                 }
                 let uid = format!("{agency}-{}", Uuid::now_v7());
                 let fields = serde_json::to_string(&FieldsRef(&rec.fields))
@@ -557,7 +578,7 @@ impl Store {
                     rec.key,
                     rec.src_ip,
                     rec.input,
-                    to_us(rec.first_seen)?,
+                    first_us,
                     last_us,
                     events,
                     rec.open,
@@ -565,17 +586,7 @@ impl Store {
                     fields,
                     now_us,
                 ]);
-                match result {
-                    Err(e) if is_unique_violation(&e) => {
-                        return Err(StoreError::Invalid(format!(
-                            "detector id {id} is already stored for another incident \
-                             (rule {:?}, key {:?} differ): was the detector started \
-                             without its stored state and max_detector_id?",
-                            rec.rule, rec.key
-                        )))
-                    }
-                    other => other?,
-                };
+                result?;
                 inserted.push((rec.detector_id, uid));
             }
         }
@@ -805,7 +816,8 @@ fn incident_from_row(row: &Row<'_>) -> Result<StoredIncident, StoreError> {
     Ok(StoredIncident {
         uid: row.get(0)?,
         record: IncidentRecord {
-            detector_id: to_u64(row.get(1)?, "detector id")?,
+            // Negative: detached from the detector (see commit); 0 says so.
+            detector_id: to_u64(row.get::<_, i64>(1)?.max(0), "detector id")?,
             rule: row.get(2)?,
             category: row.get(3)?,
             severity: row.get(4)?,
@@ -1044,6 +1056,26 @@ mod tests {
         (dir, path, store)
     }
 
+    #[test]
+    fn inputs_are_known_once_committed_even_without_files() {
+        let (_dir, path, mut store) = fresh();
+        assert!(store.recovery().expect("recovery").known_inputs.is_empty());
+        let inputs = strings(&["auth", "web"]);
+        store
+            .commit(&Batch {
+                inputs: &inputs,
+                checkpoints: &[cp("auth", 7, 100)],
+                ..Batch::default()
+            })
+            .expect("commit");
+        drop(store);
+        let store = Store::open(&path, AGENCY).expect("reopen");
+        let rec = store.recovery().expect("recovery");
+        // "web" had no file: it is still an input that has run.
+        assert_eq!(rec.known_inputs, inputs);
+        assert_eq!(rec.checkpoints.len(), 1);
+    }
+
     fn commit_incidents(store: &mut Store, incidents: &[IncidentRecord]) -> CommitInfo {
         store
             .commit(&Batch {
@@ -1057,9 +1089,15 @@ mod tests {
     fn dump(path: &Path) -> Vec<Vec<Value>> {
         let conn = Connection::open(path).expect("raw open");
         let mut out = Vec::new();
-        for table in ["meta", "incidents", "checkpoints", "detector_state"] {
+        for table in [
+            "meta",
+            "incidents",
+            "checkpoints",
+            "detector_state",
+            "inputs",
+        ] {
             let mut stmt = conn
-                .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2, 3"))
+                .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))
                 .expect("prepare dump");
             let n = stmt.column_count();
             let rows = stmt
@@ -1167,7 +1205,7 @@ mod tests {
     }
 
     #[test]
-    fn upsert_keeps_uid_first_seen_and_sample() {
+    fn upsert_keeps_uid_and_sample_and_moves_first_seen_only_earlier() {
         let (_dir, _path, mut store) = fresh();
         let first = rec(7, 100, "bruteforce");
         let info = commit_incidents(&mut store, std::slice::from_ref(&first));
@@ -1193,6 +1231,8 @@ mod tests {
         let stored = store.incident(uid).expect("get").expect("present");
         assert_eq!(&stored.uid, uid);
         let mut expected = first.clone();
+        // A rule joining a merged incident brings its earlier first event.
+        expected.first_seen = ts(50);
         expected.last_seen = ts(900);
         expected.events = 250;
         expected.open = false;
@@ -1220,24 +1260,23 @@ mod tests {
     }
 
     #[test]
-    fn reused_detector_id_for_another_incident_is_refused() {
-        let (_dir, path, mut store) = fresh();
-        commit_incidents(&mut store, &[rec(1, 0, "bruteforce")]);
-        let before = dump(&path);
+    fn reused_detector_id_for_another_incident_detaches_the_old_one() {
+        let (_dir, _path, mut store) = fresh();
+        let info = commit_incidents(&mut store, &[rec(1, 0, "bruteforce")]);
+        let old_uid = info.inserted[0].1.clone();
         let mut other = rec(1, 60, "web-attack");
         other.key = "10.9.9.9".to_owned();
-        let batch = [rec(2, 1, "recon"), other];
-        let err = store
-            .commit(&Batch {
-                incidents: &batch,
-                ..Batch::default()
-            })
-            .expect_err("must fail");
-        assert!(
-            matches!(err, StoreError::Invalid(ref m) if m.contains("detector id 1")),
-            "{err}"
-        );
-        assert_eq!(dump(&path), before);
+        let info = commit_incidents(&mut store, &[rec(2, 1, "recon"), other.clone()]);
+        assert_eq!(info.inserted.len(), 2);
+        let all = store.incidents(&IncidentQuery::default()).expect("all");
+        assert_eq!(all.len(), 3, "nothing stored is lost");
+        let old = store.incident(&old_uid).expect("get").expect("kept");
+        assert_eq!(old.record.rule, "rule-bruteforce");
+        assert!(all
+            .iter()
+            .any(|i| i.record.detector_id == 1 && i.record.key == other.key));
+        // The high-water mark still covers every id handed out.
+        assert_eq!(store.recovery().expect("recovery").max_detector_id, Some(2));
     }
 
     #[test]
@@ -1329,8 +1368,8 @@ mod tests {
         let recovery_before = store.recovery().expect("recovery");
 
         let mut incidents: Vec<_> = (2..=1001).map(|i| rec(i, i as i64, "recon")).collect();
-        let original_id = incidents[600].detector_id;
-        incidents[600].detector_id = 1; // conflicts with the stored incident 1
+        // Unstorable (beyond i64), found only after 600 incidents are written.
+        incidents[600].events = u64::MAX;
         let checkpoints = [cp("auth", 1, 5000)];
         let base = Batch {
             incidents: &[],
@@ -1343,14 +1382,14 @@ mod tests {
                 incidents: &incidents,
                 ..base
             })
-            .expect_err("conflict");
+            .expect_err("out of range");
         assert!(matches!(err, StoreError::Invalid(_)), "{err}");
         assert!(!err.is_retryable());
         assert_eq!(dump(&path), before);
         assert_eq!(store.recovery().expect("recovery"), recovery_before);
         assert!(store.conn.is_autocommit(), "no transaction left open");
 
-        incidents[600].detector_id = original_id;
+        incidents[600].events = 3;
         let dup = [cp("auth", 1, 5000), cp("auth", 1, 6000)];
         let batch = Batch {
             incidents: &incidents,
@@ -1834,7 +1873,13 @@ mod tests {
             let mut update_ms = Vec::new();
             for round in 0..5_u64 {
                 let mut incidents: Vec<_> = (1..=1000)
-                    .map(|i| rec(base + round * 1000 + i, i as i64, "bruteforce"))
+                    .map(|i| {
+                        let id = base + round * 1000 + i;
+                        IncidentRecord {
+                            key: format!("key-{id}"),
+                            ..rec(id, i as i64, "bruteforce")
+                        }
+                    })
                     .collect();
                 let batch = Batch {
                     incidents: &[],

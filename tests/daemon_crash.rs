@@ -48,7 +48,7 @@ fn start(config: &Path, log: &Path) -> Daemon {
         .args(["run", "--config"])
         .arg(config)
         .env("TZ", "UTC")
-        .env("CANHGAC_LOG", "warn")
+        .env("CANHGAC_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -161,6 +161,9 @@ fn kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice() {
         r#"agency = "test"
 state_dir = "state"
 
+[http]
+listen = "127.0.0.1:0"
+
 [pipeline]
 batch_interval = "50ms"
 batch_lines = 500
@@ -238,8 +241,18 @@ start = "beginning"
 
     let rotated = logs.join("auth.log.1");
     let sizes = |p: &Path| fs::metadata(p).map(|m| m.len() as i64).unwrap_or(0);
+    let log_len = fs::metadata(&daemon_log).map_or(0, |m| m.len() as usize);
     let mut daemon = start(&config, &daemon_log);
     let deadline = Instant::now() + Duration::from_secs(60);
+    // SIGTERM before the daemon has its handlers would just kill it.
+    while !fs::read_to_string(&daemon_log)
+        .unwrap_or_default()
+        .get(log_len..)
+        .is_some_and(|new| new.contains("ready:"))
+    {
+        assert!(Instant::now() < deadline, "daemon never got ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     loop {
         let offsets = committed_offsets(&db);
         let at = |p: &Path| {

@@ -87,6 +87,10 @@ name = "auth"
 path = "auth.log"
 type = "syslog"
 start = "beginning"
+
+# Tests run in parallel: any free port.
+[http]
+listen = "127.0.0.1:0"
 "#
         ));
     }
