@@ -360,6 +360,8 @@ impl Daemon {
                 ),
             )
             .expect("config written");
+            // What this attempt logs starts here (earlier attempts append too).
+            let logged = fs::metadata(&log).map_or(0, |m| m.len() as usize);
             let stderr = OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -380,7 +382,9 @@ impl Daemon {
                 if let Some(status) = proc.exited() {
                     let text = read_log(&log);
                     assert!(
-                        text.contains("cannot listen"),
+                        text.get(logged..)
+                            .unwrap_or_default()
+                            .contains("cannot listen"),
                         "daemon exited ({status}) at start:\n{text}"
                     );
                     break true;
