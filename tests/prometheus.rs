@@ -1,0 +1,984 @@
+//! `/metrics` as the national monitoring center sees it: scraped by a real
+//! Prometheus server and queried through its HTTP API, linted by
+//! `promtool check metrics`, and kept to a bounded number of series however
+//! many attackers write to the logs. Also `/healthz` and `/readyz`.
+//!
+//! Each test runs the built daemon on its own free loopback port, with its
+//! state and logs in a temporary directory, and kills it (and Prometheus)
+//! when it ends, even half-way. Waits are polls with generous deadlines; no
+//! assertion depends on how fast the machine is. The tests that need
+//! Prometheus's tools skip with a note when they are not installed (CI
+//! installs Debian's `prometheus` package, see `.ci/run`).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt::Write as _;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan, Zoned};
+use serde_json::Value;
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_canhgac");
+
+/// How long anything may take to happen: far more than it needs, so that a
+/// machine busy compiling does not fail the tests.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The same for reading and recording the 200,000-line flood (about 5 s of
+/// CPU; 20 s here while two compilers share the two cores).
+const FLOOD_DEADLINE: Duration = Duration::from_secs(180);
+
+/// Port conflicts (another process taking the port between our probe and
+/// the server's bind) are retried this many times.
+const PORT_ATTEMPTS: usize = 5;
+
+// ---------------------------------------------------------------------------
+// Processes
+
+/// Kills the child when a test ends, passed or failed.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.0.try_wait().ok().flatten()
+    }
+}
+
+/// A loopback port nobody listened on a moment ago. Another process may
+/// take it before our server binds it: callers retry on conflict.
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// Whether `program` can be run (for skipping when a tool is missing).
+fn installed(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+fn read_log(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------
+// HTTP: a minimal HTTP/1.1 GET over std's TcpStream (one request per
+// connection), enough for /metrics and Prometheus's query API.
+
+struct Response {
+    status: u16,
+    body: String,
+}
+
+fn http_get(port: u16, path: &str) -> io::Result<Response> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: canhgac-tests\r\n\
+         Accept: */*\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    parse_response(&raw)
+}
+
+fn bad(what: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.into())
+}
+
+fn parse_response(raw: &[u8]) -> io::Result<Response> {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no end of headers"))?;
+    let head = std::str::from_utf8(&raw[..end]).map_err(|_| bad("headers not UTF-8"))?;
+    let rest = &raw[end + 4..];
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad(format!("status line {status_line:?}")))?;
+    let mut chunked = false;
+    let mut length = None;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
+        if name == "transfer-encoding" && value.to_ascii_lowercase().contains("chunked") {
+            chunked = true;
+        } else if name == "content-length" {
+            length = Some(value.parse::<usize>().map_err(|_| bad("content-length"))?);
+        }
+    }
+    let body = if chunked {
+        dechunk(rest)?
+    } else if let Some(n) = length {
+        rest.get(..n)
+            .ok_or_else(|| bad(format!("body cut short: {} of {n} bytes", rest.len())))?
+            .to_vec()
+    } else {
+        rest.to_vec()
+    };
+    let body = String::from_utf8(body).map_err(|_| bad("body not UTF-8"))?;
+    Ok(Response { status, body })
+}
+
+fn dechunk(mut data: &[u8]) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = data
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| bad("chunk size line"))?;
+        let size_text = std::str::from_utf8(&data[..eol]).map_err(|_| bad("chunk size"))?;
+        let size_text = size_text.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| bad("chunk size"))?;
+        data = &data[eol + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        let chunk = data.get(..size).ok_or_else(|| bad("chunk cut short"))?;
+        out.extend_from_slice(chunk);
+        data = data.get(size + 2..).ok_or_else(|| bad("chunk end"))?;
+    }
+}
+
+/// Percent-encoding for a query string value.
+fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// Polls `probe` until it returns Some, or fails with `what` and `context()`.
+fn wait_for<T>(
+    what: &str,
+    mut probe: impl FnMut() -> Option<T>,
+    context: impl Fn() -> String,
+) -> T {
+    wait_until(DEADLINE, what, &mut probe, context)
+}
+
+fn wait_until<T>(
+    limit: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> Option<T>,
+    context: impl Fn() -> String,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The text exposition format
+
+/// One sample line: metric name, labels, value.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+impl Sample {
+    /// Name and labels: what makes a series.
+    fn series(&self) -> String {
+        let labels: Vec<String> = self
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect();
+        format!("{}{{{}}}", self.name, labels.join(","))
+    }
+}
+
+/// Every sample line of a `/metrics` page (comments and blank lines are not
+/// series); panics on a line it cannot read, which promtool would reject too.
+fn samples(page: &str) -> Vec<Sample> {
+    page.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| parse_sample(l).unwrap_or_else(|| panic!("unreadable sample line {l:?}")))
+        .collect()
+}
+
+fn parse_sample(line: &str) -> Option<Sample> {
+    let name_end = line.find(['{', ' '])?;
+    let name = line[..name_end].to_owned();
+    let mut labels = BTreeMap::new();
+    let mut rest = &line[name_end..];
+    if let Some(inner) = rest.strip_prefix('{') {
+        let mut chars = inner.char_indices();
+        let mut key = String::new();
+        loop {
+            let (i, c) = chars.next()?;
+            match c {
+                '}' => {
+                    rest = &inner[i + 1..];
+                    break;
+                }
+                ',' | ' ' => {}
+                '=' => {
+                    if chars.next()?.1 != '"' {
+                        return None;
+                    }
+                    let mut value = String::new();
+                    loop {
+                        match chars.next()?.1 {
+                            '"' => break,
+                            '\\' => match chars.next()?.1 {
+                                'n' => value.push('\n'),
+                                c => value.push(c),
+                            },
+                            c => value.push(c),
+                        }
+                    }
+                    labels.insert(std::mem::take(&mut key), value);
+                }
+                c => key.push(c),
+            }
+        }
+    }
+    let value = rest.split_whitespace().next()?;
+    let value = match value {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v.parse().ok()?,
+    };
+    Some(Sample {
+        name,
+        labels,
+        value,
+    })
+}
+
+/// Sum of the samples of `name` whose labels include all of `want`.
+fn sum(page: &str, name: &str, want: &[(&str, &str)]) -> f64 {
+    samples(page)
+        .iter()
+        .filter(|s| s.name == name)
+        .filter(|s| {
+            want.iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
+        .sum()
+}
+
+// ---------------------------------------------------------------------------
+// The daemon
+
+struct Input {
+    name: &'static str,
+    kind: &'static str,
+    file: &'static str,
+}
+
+const AUTH: Input = Input {
+    name: "auth",
+    kind: "syslog",
+    file: "auth.log",
+};
+const WEB: Input = Input {
+    name: "web",
+    kind: "nginx",
+    file: "access.log",
+};
+
+/// Fields drop in order: the daemon is killed before its directory goes.
+struct Daemon {
+    _proc: Proc,
+    dir: TempDir,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `canhgac run` on a free port with `inputs` (empty files in a
+    /// fresh directory, read from the beginning) and waits until `/healthz`
+    /// answers.
+    fn start(inputs: &[Input]) -> Daemon {
+        let dir = TempDir::new().expect("tempdir");
+        let mut inputs_toml = String::new();
+        for i in inputs {
+            File::create(dir.path().join(i.file)).expect("input file");
+            let _ = write!(
+                inputs_toml,
+                "\n[[input]]\nname = \"{}\"\npath = \"{}\"\ntype = \"{}\"\nstart = \"beginning\"\n",
+                i.name, i.file, i.kind
+            );
+        }
+        let config = dir.path().join("canhgac.toml");
+        let log = dir.path().join("daemon.log");
+        for attempt in 1..=PORT_ATTEMPTS {
+            let port = free_port();
+            fs::write(
+                &config,
+                format!(
+                    "agency = \"test\"\ntime_zone = \"UTC\"\nstate_dir = \"state\"\n\n\
+                     [http]\nlisten = \"127.0.0.1:{port}\"\n{inputs_toml}"
+                ),
+            )
+            .expect("config written");
+            // What this attempt logs starts here (earlier attempts append too).
+            let logged = fs::metadata(&log).map_or(0, |m| m.len() as usize);
+            let stderr = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .expect("daemon log");
+            let child = Command::new(BIN)
+                .args(["run", "--config"])
+                .arg(&config)
+                .env("TZ", "UTC")
+                .env("CANHGAC_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(stderr)
+                .spawn()
+                .expect("daemon starts");
+            let mut proc = Proc(child);
+            let deadline = Instant::now() + DEADLINE;
+            let conflict = loop {
+                if let Some(status) = proc.exited() {
+                    let text = read_log(&log);
+                    assert!(
+                        text.get(logged..)
+                            .unwrap_or_default()
+                            .contains("cannot listen"),
+                        "daemon exited ({status}) at start:\n{text}"
+                    );
+                    break true;
+                }
+                if let Ok(r) = http_get(port, "/healthz") {
+                    if r.status == 200 && r.body.trim() == "ok" {
+                        break false;
+                    }
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "daemon never answered /healthz on port {port}:\n{}",
+                    read_log(&log)
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            if !conflict {
+                return Daemon {
+                    dir,
+                    port,
+                    log,
+                    _proc: proc,
+                };
+            }
+            eprintln!("port {port} taken (attempt {attempt}), retrying with another");
+        }
+        panic!("no free port after {PORT_ATTEMPTS} attempts");
+    }
+
+    fn path(&self, input: &Input) -> PathBuf {
+        self.dir.path().join(input.file)
+    }
+
+    fn append(&self, input: &Input, lines: &[String]) {
+        let file = OpenOptions::new()
+            .append(true)
+            .open(self.path(input))
+            .expect("input opens");
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        for l in lines {
+            w.write_all(l.as_bytes()).expect("line written");
+            w.write_all(b"\n").expect("line written");
+        }
+        w.flush().expect("input flushed");
+    }
+
+    /// The current `/metrics` page, or None while it cannot be fetched.
+    fn try_metrics(&self) -> Option<String> {
+        http_get(self.port, "/metrics")
+            .ok()
+            .filter(|r| r.status == 200)
+            .map(|r| r.body)
+    }
+
+    /// What to print when a wait fails.
+    fn context(&self) -> String {
+        format!(
+            "daemon log:\n{}\n/metrics:\n{}",
+            read_log(&self.log),
+            self.try_metrics().unwrap_or_else(|| "(unavailable)".into())
+        )
+    }
+
+    /// Waits until the daemon has read `lines` lines of each input, nothing
+    /// is left behind in the files, and `done` holds on the page; returns
+    /// that page.
+    fn wait_read(
+        &self,
+        what: &str,
+        lines: &[(&Input, usize)],
+        done: impl Fn(&str) -> bool,
+    ) -> String {
+        self.wait_read_within(DEADLINE, what, lines, done)
+    }
+
+    fn wait_read_within(
+        &self,
+        limit: Duration,
+        what: &str,
+        lines: &[(&Input, usize)],
+        done: impl Fn(&str) -> bool,
+    ) -> String {
+        wait_until(
+            limit,
+            what,
+            || {
+                let page = self.try_metrics()?;
+                lines
+                    .iter()
+                    .all(|(input, n)| {
+                        let want = [("input", input.name)];
+                        sum(&page, "canhgac_input_lines_total", &want) == *n as f64
+                            && sum(&page, "canhgac_input_behind_bytes", &want) == 0.0
+                    })
+                    .then_some(())?;
+                done(&page).then_some(page)
+            },
+            || self.context(),
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Log lines, stamped now
+
+fn now_utc() -> Zoned {
+    Timestamp::now().to_zoned(TimeZone::UTC)
+}
+
+/// Classic syslog, as sshd writes to auth.log: `Nov 23 12:00:00 host sshd[123]: ...`.
+fn syslog(at: &Zoned, pid: u32, message: &str) -> String {
+    format!(
+        "{} gov-web01 sshd[{pid}]: {message}",
+        at.strftime("%b %e %H:%M:%S")
+    )
+}
+
+/// nginx's combined format.
+fn nginx(at: &Zoned, ip: &str, url: &str, agent: &str) -> String {
+    format!(
+        "{ip} - - [{}] \"GET {url} HTTP/1.1\" 200 512 \"-\" \"{agent}\"",
+        at.strftime("%d/%b/%Y:%H:%M:%S %z")
+    )
+}
+
+/// `per` failed root passwords from each of `ips`, interleaved as bots do.
+fn ssh_bruteforce(at: &Zoned, ips: &[&str], per: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for round in 0..per {
+        for (k, ip) in ips.iter().enumerate() {
+            let port = 40000 + round * 10 + k;
+            lines.push(syslog(
+                at,
+                1000 + (round * ips.len() + k) as u32,
+                &format!("Failed password for root from {ip} port {port} ssh2"),
+            ));
+        }
+    }
+    lines
+}
+
+/// A quote-tautology SQL injection: the `web-sql-injection` rule, which
+/// opens an incident at its first event.
+fn sql_injection(at: &Zoned, ip: &str, tag: &str) -> String {
+    nginx(
+        at,
+        ip,
+        &format!("/news.php?id=1%27%20OR%20%271%27%3D%271&ref={tag}"),
+        &format!("Mozilla/5.0 (X11; Linux x86_64) {tag}"),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Prometheus
+
+struct Prometheus {
+    port: u16,
+    log: PathBuf,
+    _proc: Proc,
+}
+
+impl Prometheus {
+    /// Starts a Prometheus server scraping `target` every second, with its
+    /// config, TSDB and log in `dir`, and waits until it is ready.
+    fn start(dir: &Path, target: u16) -> Prometheus {
+        let config = dir.join("prometheus.yml");
+        fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+                 scrape_configs:\n  - job_name: canhgac\n    static_configs:\n      \
+                 - targets: ['127.0.0.1:{target}']\n"
+            ),
+        )
+        .expect("prometheus.yml written");
+        for attempt in 1..=PORT_ATTEMPTS {
+            let port = free_port();
+            let log = dir.join(format!("prometheus-{attempt}.log"));
+            let child = Command::new("prometheus")
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.join("data").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .arg("--log.level=warn")
+                .stdout(Stdio::null())
+                .stderr(File::create(&log).expect("prometheus log"))
+                .spawn()
+                .expect("prometheus starts");
+            let mut proc = Proc(child);
+            let deadline = Instant::now() + DEADLINE;
+            let conflict = loop {
+                if let Some(status) = proc.exited() {
+                    let text = read_log(&log);
+                    assert!(
+                        text.contains("address already in use"),
+                        "prometheus exited ({status}) at start:\n{text}"
+                    );
+                    break true;
+                }
+                if let Ok(r) = http_get(port, "/-/ready") {
+                    if r.status == 200 {
+                        break false;
+                    }
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "prometheus not ready on port {port}:\n{}",
+                    read_log(&log)
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            };
+            if !conflict {
+                return Prometheus {
+                    port,
+                    log,
+                    _proc: proc,
+                };
+            }
+            eprintln!("prometheus: port {port} taken (attempt {attempt}), retrying");
+        }
+        panic!("prometheus: no free port after {PORT_ATTEMPTS} attempts");
+    }
+
+    /// An instant query: each result's labels and value, or None while
+    /// Prometheus cannot answer.
+    fn query(&self, promql: &str) -> Option<Vec<(Value, f64)>> {
+        let r = http_get(
+            self.port,
+            &format!("/api/v1/query?query={}", urlencode(promql)),
+        )
+        .ok()?;
+        if r.status != 200 {
+            return None;
+        }
+        let v: Value = serde_json::from_str(&r.body).ok()?;
+        if v["status"] != "success" {
+            return None;
+        }
+        v["data"]["result"]
+            .as_array()?
+            .iter()
+            .map(|s| {
+                let value = s["value"][1].as_str()?.parse().ok()?;
+                Some((s["metric"].clone(), value))
+            })
+            .collect()
+    }
+
+    /// The single value of a query returning one series; None when it
+    /// returns none (not scraped yet) or cannot be run.
+    fn value(&self, promql: &str) -> Option<f64> {
+        match self.query(promql)?.as_slice() {
+            [(_, v)] => Some(*v),
+            [] => None,
+            more => panic!("{promql}: expected one series, got {more:?}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The tests
+
+/// The national center's view: Prometheus scrapes the daemon, and its query
+/// API returns the incidents the daemon recorded, including the
+/// calendar-month figure.
+#[test]
+fn prometheus_scrapes_incident_counts() {
+    if !installed("prometheus") {
+        println!("SKIPPED: `prometheus` is not installed (apt-get install prometheus)");
+        return;
+    }
+    let daemon = Daemon::start(&[AUTH]);
+    let prom = Prometheus::start(daemon.dir.path(), daemon.port);
+    let context = || {
+        format!(
+            "{}\nprometheus log:\n{}",
+            daemon.context(),
+            read_log(&prom.log)
+        )
+    };
+    // The target is up and its (still zero) incident counters are stored.
+    wait_for(
+        "Prometheus to scrape the daemon",
+        || {
+            (prom.value("up{job=\"canhgac\"}")? == 1.0
+                && prom.value("sum(canhgac_incidents_total{category=\"bruteforce\"})")? == 0.0)
+                .then_some(())
+        },
+        context,
+    );
+
+    // Three addresses, six failed root passwords each: three brute forces.
+    let at = now_utc();
+    let ips = ["203.0.113.7", "203.0.113.8", "203.0.113.9"];
+    daemon.append(&AUTH, &ssh_bruteforce(&at, &ips, 6));
+
+    let (total, month) = wait_for(
+        "Prometheus to report 3 brute-force incidents",
+        || {
+            let total = prom.value("sum(canhgac_incidents_total{category=\"bruteforce\"})")?;
+            // The lines are "this month" unless the month turned since.
+            let period = if now_utc().month() == at.month() {
+                "this_month"
+            } else {
+                "last_month"
+            };
+            let month = prom.value(&format!(
+                "canhgac_incidents_period{{category=\"bruteforce\",period=\"{period}\"}}"
+            ))?;
+            (total == 3.0 && month == 3.0).then_some((total, month))
+        },
+        context,
+    );
+    assert_eq!((total, month), (3.0, 3.0));
+
+    // The labels Prometheus stored are the daemon's bounded ones plus the
+    // scrape's own (job, instance), never an address from the logs.
+    let series = prom
+        .query("{job=\"canhgac\"}")
+        .expect("query of every series");
+    assert!(!series.is_empty());
+    for (labels, _) in &series {
+        let text = labels.to_string();
+        for ip in ips {
+            assert!(!text.contains(ip), "address {ip} in labels {text}");
+        }
+    }
+    println!(
+        "Prometheus on port {} stored {} series of the daemon on port {}",
+        prom.port,
+        series.len(),
+        daemon.port
+    );
+}
+
+/// `promtool check metrics` on a live page with incidents recorded: no
+/// errors, no lint warnings.
+#[test]
+fn promtool_check_metrics_passes() {
+    if !installed("promtool") {
+        println!("SKIPPED: `promtool` is not installed (apt-get install prometheus)");
+        return;
+    }
+    let daemon = Daemon::start(&[AUTH, WEB]);
+    let at = now_utc();
+    let ssh = ssh_bruteforce(&at, &["198.51.100.20", "198.51.100.21"], 6);
+    // Web attacks a year ago, a month ago and now (in time order), so the
+    // page also carries the month-over-month and year-over-year changes.
+    let year_ago = at.checked_sub(1.year()).expect("a year ago");
+    let month_ago = at.checked_sub(1.month()).expect("a month ago");
+    let mut web = vec![
+        sql_injection(&year_ago, "192.0.2.1", "probe"),
+        sql_injection(&month_ago, "192.0.2.2", "probe"),
+    ];
+    web.extend((3..=5).map(|i| sql_injection(&at, &format!("192.0.2.{i}"), "probe")));
+    daemon.append(&AUTH, &ssh);
+    daemon.append(&WEB, &web);
+    let page = daemon.wait_read(
+        "incidents recorded",
+        &[(&AUTH, ssh.len()), (&WEB, web.len())],
+        |page| {
+            sum(
+                page,
+                "canhgac_incidents_total",
+                &[("category", "bruteforce")],
+            ) == 2.0
+                && sum(
+                    page,
+                    "canhgac_incidents_total",
+                    &[("category", "web-attack")],
+                ) == 5.0
+        },
+    );
+    let changes = samples(&page)
+        .iter()
+        .filter(|s| s.name == "canhgac_incidents_change_ratio")
+        .count();
+    assert!(changes >= 2, "change ratios missing from the page:\n{page}");
+
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(page.as_bytes())
+        .expect("page piped to promtool");
+    let out = child.wait_with_output().expect("promtool runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!(
+        "promtool check metrics: {} on {} lines; stdout {:?}, stderr {:?}",
+        out.status,
+        page.lines().count(),
+        stdout,
+        stderr
+    );
+    // Lint problems come out as text (with exit code 3 in current versions,
+    // 0 in some older ones): any output at all is a failure.
+    assert!(
+        out.status.success() && stdout.trim().is_empty() && stderr.trim().is_empty(),
+        "promtool check metrics: {}\nstdout:\n{stdout}\nstderr:\n{stderr}\npage:\n{page}",
+        out.status
+    );
+}
+
+/// Addresses and user names come from attackers: 100,000 of each must not
+/// add series (or label values) to `/metrics`.
+#[test]
+fn series_do_not_grow_with_attackers() {
+    const FLOOD: u32 = 100_000;
+    let daemon = Daemon::start(&[AUTH, WEB]);
+
+    // Warm-up: a few attackers, so the series that appear with the first
+    // events are already there.
+    let at = now_utc();
+    let warm_ssh = ssh_bruteforce(&at, &["198.51.100.30", "198.51.100.31", "198.51.100.32"], 6);
+    let warm_web: Vec<String> = (1..=3)
+        .map(|i| sql_injection(&at, &format!("192.0.2.{}", 10 + i), "warmup"))
+        .collect();
+    daemon.append(&AUTH, &warm_ssh);
+    daemon.append(&WEB, &warm_web);
+    let before = daemon.wait_read(
+        "the warm-up read and recorded",
+        &[(&AUTH, warm_ssh.len()), (&WEB, warm_web.len())],
+        |page| {
+            sum(
+                page,
+                "canhgac_incidents_total",
+                &[("category", "bruteforce")],
+            ) == 3.0
+                && sum(
+                    page,
+                    "canhgac_incidents_total",
+                    &[("category", "web-attack")],
+                ) == 3.0
+        },
+    );
+
+    // The flood: 100,000 addresses guessing 100,000 user names over SSH,
+    // and 100,000 other addresses sending SQL injection (each its own
+    // incident) with distinct URLs and user agents.
+    let ssh_ip = |i: u32| format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+    let web_ip = |i: u32| {
+        format!(
+            "100.{}.{}.{}",
+            64 + ((i >> 16) & 63),
+            (i >> 8) & 255,
+            i & 255
+        )
+    };
+    let user = |i: u32| format!("floodusr{i:06}");
+    let at = now_utc();
+    let flood_ssh: Vec<String> = (1..=FLOOD)
+        .map(|i| {
+            syslog(
+                &at,
+                20_000 + i,
+                &format!(
+                    "Failed password for invalid user {} from {} port 22 ssh2",
+                    user(i),
+                    ssh_ip(i)
+                ),
+            )
+        })
+        .collect();
+    let flood_web: Vec<String> = (1..=FLOOD)
+        .map(|i| sql_injection(&at, &web_ip(i), &format!("floodweb{i:06}")))
+        .collect();
+    let started = Instant::now();
+    daemon.append(&AUTH, &flood_ssh);
+    daemon.append(&WEB, &flood_web);
+    let after = daemon.wait_read_within(
+        FLOOD_DEADLINE,
+        "the flood read and recorded",
+        &[
+            (&AUTH, warm_ssh.len() + flood_ssh.len()),
+            (&WEB, warm_web.len() + flood_web.len()),
+        ],
+        |page| {
+            sum(
+                page,
+                "canhgac_incidents_total",
+                &[("category", "web-attack")],
+            ) == 3.0 + f64::from(FLOOD)
+        },
+    );
+
+    let series =
+        |page: &str| -> BTreeSet<String> { samples(page).iter().map(Sample::series).collect() };
+    let (before_set, after_set) = (series(&before), series(&after));
+    let added: Vec<&String> = after_set.difference(&before_set).collect();
+    let removed: Vec<&String> = before_set.difference(&after_set).collect();
+    let rules = sum(&after, "canhgac_rules_loaded", &[]) as usize;
+    println!(
+        "flood of {} lines read and recorded in {:.1} s: {} incidents, {} detector keys, \
+         {} keys evicted",
+        flood_ssh.len() + flood_web.len(),
+        started.elapsed().as_secs_f64(),
+        sum(&after, "canhgac_incidents_total", &[]),
+        sum(&after, "canhgac_detector_keys", &[]),
+        sum(&after, "canhgac_detector_keys_evicted_total", &[]),
+    );
+    println!(
+        "series before the flood: {}, after: {} (added {added:?}, removed {removed:?}); \
+         {rules} rules loaded",
+        before_set.len(),
+        after_set.len()
+    );
+    // Series are fixed by the config and rule set: at most a rule's first
+    // event may add its series, never an attacker.
+    assert!(
+        added.len() <= rules && removed.len() <= rules,
+        "series changed with the flood: added {added:#?}\nremoved {removed:#?}"
+    );
+
+    // Labels come from bounded sets only...
+    let allowed = [
+        "category",
+        "severity",
+        "rule",
+        "input",
+        "result",
+        "period",
+        "comparison",
+        "version",
+        "rules_digest",
+        "le",
+    ];
+    for s in samples(&after) {
+        for k in s.labels.keys() {
+            assert!(
+                allowed.contains(&k.as_str()),
+                "unexpected label {k} in {s:?}"
+            );
+        }
+    }
+    // ...and nothing from the flood appears anywhere on the page: no user
+    // name, URL or agent text, and no address as a dotted-quad token.
+    for marker in ["floodusr", "floodweb", "warmup"] {
+        assert!(!after.contains(marker), "{marker}… on the /metrics page");
+    }
+    let flood_ips: HashSet<String> = (1..=FLOOD).flat_map(|i| [ssh_ip(i), web_ip(i)]).collect();
+    for token in after.split(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        assert!(
+            !flood_ips.contains(token),
+            "address {token} on the /metrics page"
+        );
+    }
+    for ip in ["198.51.100.30", "192.0.2.11"] {
+        assert!(
+            !after.contains(ip),
+            "warm-up address {ip} on the /metrics page"
+        );
+    }
+}
+
+/// `/healthz` answers as soon as the process serves; `/readyz` once the
+/// inputs are open and the store accepts commits.
+#[test]
+fn healthz_and_readyz() {
+    let daemon = Daemon::start(&[AUTH]);
+    let r = http_get(daemon.port, "/healthz").expect("GET /healthz");
+    assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
+    let ready = wait_for(
+        "/readyz to say ready",
+        || {
+            http_get(daemon.port, "/readyz")
+                .ok()
+                .filter(|r| r.status == 200)
+        },
+        || daemon.context(),
+    );
+    assert_eq!(ready.body.trim(), "ready");
+    // Still healthy and ready after some work.
+    daemon.append(&AUTH, &ssh_bruteforce(&now_utc(), &["203.0.113.50"], 6));
+    daemon.wait_read("the lines read", &[(&AUTH, 6)], |page| {
+        sum(
+            page,
+            "canhgac_incidents_total",
+            &[("category", "bruteforce")],
+        ) == 1.0
+    });
+    for path in ["/healthz", "/readyz"] {
+        let r = http_get(daemon.port, path).expect("GET");
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+    }
+    let r = http_get(daemon.port, "/nonexistent").expect("GET /nonexistent");
+    assert_eq!(r.status, 404);
+}
