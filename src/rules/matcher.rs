@@ -1,18 +1,46 @@
 //! One automaton per input type over the patterns of every rule that reads it.
 //!
-//! Two passes, as ripgrep does: a leftmost-first search over a whole buffer
-//! of lines finds the next line that *any* pattern may match, so lines that
-//! match nothing (nearly all of them) cost only the DFA walk; then the same
-//! patterns, compiled as a set (`MatchKind::All`, what `regex::RegexSet` is
-//! made of), say which patterns hit that one line, and only those run their
-//! captures. Caches and buffers live in [`Scratch`], so the common path does
-//! not allocate.
+//! A line that matches nothing is read once, at DFA speed; a matched line
+//! once more, by the captures of the rules that hit it:
+//!
+//! 1. One forward walk of a lazy DFA over a whole buffer of lines finds the
+//!    lines that some pattern matches *and* names the patterns. Each pattern
+//!    is extended to the end of its line (`P[^\n]*$`) and all are compiled
+//!    together with `MatchKind::All`, so every match ends at a line end and
+//!    the DFA state after a line's `\n` holds exactly the patterns that
+//!    match that line. (The first version found a candidate line with a
+//!    leftmost-first search and then ran a `RegexSet` over it: three walks
+//!    of a matched line instead of one.)
+//! 2. Only the rules that hit run their captures, on the line alone, with a
+//!    bounded backtracker that a prefilter starts at the pattern's literal
+//!    prefix.
+//!
+//! Both steps run ASCII-only automata. Unicode classes (`\s`, `\w`, `.`,
+//! `(?i)k`) compile to many UTF-8 states, which the lazy DFA and above all
+//! the backtracker pay for on every byte. On an ASCII line a Unicode class
+//! can only match its ASCII members, so there the ASCII automata are exact;
+//! the DFA stops at the first byte >= 0x80, and that line (only that line)
+//! is matched with the patterns as written, as are its captures. Results
+//! therefore never depend on the path a line took, and log lines, nearly
+//! all ASCII, take the fast one. (Compiling the patterns ASCII-only for all
+//! input would also be faster, but would change what `\s`, `\w` or `.`
+//! match in a line with non-ASCII text: a user name with a non-breaking
+//! space or an invalid byte would be captured differently.)
+//!
+//! Caches and buffers live in [`Scratch`], so the common path does not
+//! allocate.
 
 use std::sync::Arc;
 
 use memchr::{memchr, memrchr};
+use regex_automata::hybrid::dfa::{Cache as DfaCache, DFA};
+use regex_automata::hybrid::LazyStateID;
 use regex_automata::meta::{self, Regex as MetaRegex};
-use regex_automata::{Input, MatchKind, PatternSet};
+use regex_automata::nfa::thompson::backtrack::{self, BoundedBacktracker};
+use regex_automata::nfa::thompson::{self, WhichCaptures};
+use regex_automata::util::captures::Captures;
+use regex_automata::util::prefilter::Prefilter;
+use regex_automata::{Input, MatchKind, PatternID, PatternSet, Span};
 use regex_syntax::hir::{self, Class, Hir, HirKind, Look};
 
 use super::RuleSet;
@@ -34,22 +62,35 @@ pub struct Hit {
 pub struct Matcher {
     input_type: String,
     /// `None` when no rule reads this input type.
-    scan: Option<MetaRegex>,
+    lines: Option<LineAutomaton>,
+    /// The patterns as written, as a set: which of them match a line with
+    /// non-ASCII bytes.
     set: Option<MetaRegex>,
     /// Set pattern id -> the hit it stands for.
     hits: Vec<Hit>,
-    /// For each hit's pattern: regex for captures and (group index, field name).
+    /// For each hit's pattern: regexes for captures and (group index, field name).
     captures: Vec<CapturePlan>,
+}
+
+/// Step 1: all patterns, ASCII-only, each extended to the end of its line.
+struct LineAutomaton {
+    dfa: DFA,
+    /// Prefix literals of every pattern (as written), when they make a fast
+    /// filter: lines without one are skipped without running the DFA.
+    prefilter: Option<Prefilter>,
 }
 
 struct CapturePlan {
     regex: regex::bytes::Regex,
+    /// The same pattern, ASCII-only, for ASCII lines; `None` if it cannot be
+    /// built (it is an optimisation, never needed for correctness).
+    ascii: Option<BoundedBacktracker>,
     names: Vec<(usize, Arc<str>)>,
 }
 
 /// Per-thread mutable state for a [`Matcher`].
 pub struct Scratch {
-    scan_cache: Option<meta::Cache>,
+    dfa_cache: Option<DfaCache>,
     set_cache: Option<meta::Cache>,
     patset: PatternSet,
     hits: Vec<Hit>,
@@ -59,6 +100,7 @@ pub struct Scratch {
 /// Capture buffers, one per pattern, reused from line to line.
 pub struct CaptureScratch {
     locs: Vec<regex::bytes::CaptureLocations>,
+    ascii: Vec<Option<(backtrack::Cache, Captures)>>,
 }
 
 impl Matcher {
@@ -81,29 +123,27 @@ impl Matcher {
                     pattern,
                     slot: hits.len(),
                 });
-                let names = p
+                let names: Vec<(usize, Arc<str>)> = p
                     .regex
                     .capture_names()
                     .enumerate()
                     .filter_map(|(i, n)| n.map(|n| (i, Arc::<str>::from(n))))
                     .collect();
                 captures.push(CapturePlan {
+                    ascii: ascii_backtracker(&p.source, &names),
                     regex: p.regex.clone(),
                     names,
                 });
             }
         }
-        let (scan, set) = if hirs.is_empty() {
+        let (lines, set) = if hirs.is_empty() {
             (None, None)
         } else {
-            (
-                Some(build(&hirs, MatchKind::LeftmostFirst)?),
-                Some(build(&hirs, MatchKind::All)?),
-            )
+            (Some(LineAutomaton::new(&hirs)?), Some(build_set(&hirs)?))
         };
         Ok(Matcher {
             input_type: input_type.to_owned(),
-            scan,
+            lines,
             set,
             hits,
             captures,
@@ -120,7 +160,7 @@ impl Matcher {
 
     pub fn scratch(&self) -> Scratch {
         Scratch {
-            scan_cache: self.scan.as_ref().map(|r| r.create_cache()),
+            dfa_cache: self.lines.as_ref().map(|l| DfaCache::new(&l.dfa)),
             set_cache: self.set.as_ref().map(|r| r.create_cache()),
             patset: PatternSet::new(self.hits.len()),
             hits: Vec::new(),
@@ -129,6 +169,15 @@ impl Matcher {
                     .captures
                     .iter()
                     .map(|c| c.regex.capture_locations())
+                    .collect(),
+                ascii: self
+                    .captures
+                    .iter()
+                    .map(|c| {
+                        c.ascii
+                            .as_ref()
+                            .map(|bt| (bt.create_cache(), bt.create_captures()))
+                    })
                     .collect(),
             },
         }
@@ -144,65 +193,191 @@ impl Matcher {
         buf: &[u8],
         mut on_line: impl FnMut(usize, &[u8], &[Hit], &mut CaptureScratch),
     ) {
+        let Some(auto) = &self.lines else {
+            return;
+        };
         let Scratch {
-            scan_cache,
+            dfa_cache,
             set_cache,
             patset,
             hits,
             captures,
         } = scratch;
-        let (Some(scan), Some(cache)) = (&self.scan, scan_cache.as_mut()) else {
+        let Some(cache) = dfa_cache.as_mut() else {
             return;
         };
-        let mut pos = 0;
-        while pos < buf.len() {
-            let input = Input::new(buf).span(pos..buf.len());
-            // Only the end of the match is needed: no match can contain a
-            // newline (see `line_only`), so the end names the line, and the
-            // reverse search for the start would be wasted work.
-            let Some(end) = scan.search_half_with(cache, &input) else {
-                return;
-            };
-            let end = end.offset();
-            let start = memrchr(b'\n', &buf[pos..end]).map_or(pos, |i| pos + i + 1);
-            let stop = memchr(b'\n', &buf[end..]).map_or(buf.len(), |i| end + i);
-            let line = &buf[start..stop];
-            // The buffer-wide search is only a filter: verify on the line alone.
-            if self.which(set_cache, patset, hits, line) {
-                on_line(start, line, hits, captures);
+        let mut report = |start: usize, stop: usize, patset: &PatternSet| {
+            if self.hits_of(patset, hits) {
+                on_line(start, &buf[start..stop], hits, captures);
             }
+        };
+        let Some(pre) = &auto.prefilter else {
+            self.run(cache, set_cache, patset, buf, &mut report);
+            return;
+        };
+        // Few lines hold a candidate: find each, then match its line alone.
+        let mut pos = 0;
+        while let Some(found) = pre.find(buf, Span::from(pos..buf.len())) {
+            let (start, stop) = line_around(buf, pos, found.start);
+            self.run(
+                cache,
+                set_cache,
+                patset,
+                &buf[start..stop],
+                &mut |_, _, p| report(start, stop, p),
+            );
             pos = stop + 1;
+            if pos >= buf.len() {
+                break;
+            }
         }
     }
 
     /// The rules whose patterns match one line (without its `\n`).
     pub fn match_line<'s>(&self, scratch: &'s mut Scratch, line: &[u8]) -> &'s [Hit] {
         let Scratch {
+            dfa_cache,
             set_cache,
             patset,
             hits,
             ..
         } = scratch;
-        if self.which(set_cache, patset, hits, line) {
+        let Some(cache) = dfa_cache.as_mut() else {
+            return &[];
+        };
+        let mut found = false;
+        self.run(cache, set_cache, patset, line, &mut |_, _, p| {
+            found = self.hits_of(p, hits)
+        });
+        if found {
             hits
         } else {
             &[]
         }
     }
 
-    fn which(
+    /// Runs the line automaton over `buf` (whole lines, as for
+    /// [`Matcher::for_each_match`]) and calls `report(start, stop, patterns)`
+    /// for each line `buf[start..stop]` that some pattern matches.
+    ///
+    /// This is the hot loop. It walks the lazy DFA itself, rather than
+    /// through an overlapping search, because the DFA state that follows a
+    /// line's `\n` holds exactly the patterns that match that line: one
+    /// pass finds the lines and names the patterns, and each step outside
+    /// a match costs one table lookup. (Measured on the bench corpus: 12%
+    /// faster than an overlapping search on the access log, 15% on auth.)
+    fn run(
+        &self,
+        cache: &mut DfaCache,
+        set_cache: &mut Option<meta::Cache>,
+        patset: &mut PatternSet,
+        buf: &[u8],
+        report: &mut dyn FnMut(usize, usize, &PatternSet),
+    ) {
+        let Some(auto) = &self.lines else {
+            return;
+        };
+        let dfa = &auto.dfa;
+        // Where the walk (re)starts: always a line start.
+        let mut from = 0;
+        'walk: while from < buf.len() {
+            let Ok(mut sid) =
+                dfa.start_state_forward(cache, &Input::new(buf).span(from..buf.len()))
+            else {
+                return self.run_unicode(set_cache, patset, buf, from, report);
+            };
+            for (at, &byte) in buf.iter().enumerate().skip(from) {
+                if !sid.is_tagged() {
+                    let next = dfa.next_state_untagged(cache, sid, byte);
+                    if !next.is_tagged() {
+                        sid = next;
+                        continue;
+                    }
+                }
+                // Not yet computed, a match, or the end of the fast path.
+                sid = match dfa.next_state(cache, sid, byte) {
+                    Ok(sid) => sid,
+                    Err(_) => {
+                        let start = line_start(buf, from, at);
+                        return self.run_unicode(set_cache, patset, buf, start, report);
+                    }
+                };
+                if sid.is_match() {
+                    // Matches are seen one byte late: this one ends at
+                    // `at`, the `\n` of the line the patterns match.
+                    matched_patterns(dfa, cache, sid, patset);
+                    report(line_start(buf, from, at), at, patset);
+                } else if sid.is_quit() {
+                    // A byte >= 0x80: match this line with the patterns as
+                    // written, then walk on from the next one.
+                    let (start, stop) = line_around(buf, from, at);
+                    self.which_unicode(set_cache, patset, &buf[start..stop]);
+                    report(start, stop, patset);
+                    from = stop + 1;
+                    continue 'walk;
+                } else if sid.is_dead() {
+                    // Cannot be (an unanchored search never dies), but it
+                    // would mean that nothing further can match.
+                    return;
+                }
+            }
+            // The end of the last line, when no `\n` ends it: the walk has
+            // not seen it yet. (After a final `\n` there is no line.)
+            if buf.last() != Some(&b'\n') {
+                match dfa.next_eoi_state(cache, sid) {
+                    Ok(sid) if sid.is_match() => {
+                        matched_patterns(dfa, cache, sid, patset);
+                        report(line_start(buf, from, buf.len()), buf.len(), patset);
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        let start = line_start(buf, from, buf.len());
+                        self.run_unicode(set_cache, patset, buf, start, report);
+                    }
+                }
+            }
+            return;
+        }
+    }
+
+    /// [`Matcher::run`] on `buf[from..]` with the patterns as written, line by
+    /// line: slow, and only reached if the lazy DFA gives up, which its
+    /// configuration rules out.
+    fn run_unicode(
         &self,
         set_cache: &mut Option<meta::Cache>,
         patset: &mut PatternSet,
-        hits: &mut Vec<Hit>,
+        buf: &[u8],
+        from: usize,
+        report: &mut dyn FnMut(usize, usize, &PatternSet),
+    ) {
+        let mut start = from;
+        while start < buf.len() {
+            let stop = memchr(b'\n', &buf[start..]).map_or(buf.len(), |i| start + i);
+            self.which_unicode(set_cache, patset, &buf[start..stop]);
+            if !patset.is_empty() {
+                report(start, stop, patset);
+            }
+            start = stop + 1;
+        }
+    }
+
+    /// Fills `patset` with the patterns, as written, that match `line` alone.
+    fn which_unicode(
+        &self,
+        set_cache: &mut Option<meta::Cache>,
+        patset: &mut PatternSet,
         line: &[u8],
-    ) -> bool {
-        hits.clear();
-        let (Some(set), Some(cache)) = (&self.set, set_cache.as_mut()) else {
-            return false;
-        };
+    ) {
         patset.clear();
-        set.which_overlapping_matches_with(cache, &Input::new(line), patset);
+        if let (Some(set), Some(cache)) = (&self.set, set_cache.as_mut()) {
+            set.which_overlapping_matches_with(cache, &Input::new(line), patset);
+        }
+    }
+
+    /// The hits of the patterns in `patset`, one per rule; false if none.
+    fn hits_of(&self, patset: &PatternSet, hits: &mut Vec<Hit>) -> bool {
+        hits.clear();
         for id in patset.iter() {
             let hit = self.hits[id.as_usize()];
             // Patterns of one rule are adjacent, so a repeat is the previous hit.
@@ -220,9 +395,34 @@ impl Matcher {
         hit: Hit,
         line: &[u8],
     ) -> Vec<(Arc<str>, String)> {
-        let (Some(plan), Some(locs)) =
-            (self.captures.get(hit.slot), scratch.locs.get_mut(hit.slot))
-        else {
+        let Some(plan) = self.captures.get(hit.slot) else {
+            return Vec::new();
+        };
+        if plan.names.is_empty() {
+            return Vec::new();
+        }
+        let field = |(_, name): &(usize, Arc<str>), span: Option<Span>| {
+            let span = span?;
+            let text = String::from_utf8_lossy(line.get(span.range())?).into_owned();
+            Some((name.clone(), text))
+        };
+        if let (Some(bt), Some(Some((cache, caps)))) =
+            (&plan.ascii, scratch.ascii.get_mut(hit.slot))
+        {
+            // An error means a line too long for the backtracker's budget:
+            // the regex below takes it.
+            if line.is_ascii() && bt.try_search(cache, &Input::new(line), caps).is_ok() {
+                if !caps.is_match() {
+                    return Vec::new();
+                }
+                return plan
+                    .names
+                    .iter()
+                    .filter_map(|g| field(g, caps.get_group(g.0)))
+                    .collect();
+            }
+        }
+        let Some(locs) = scratch.locs.get_mut(hit.slot) else {
             return Vec::new();
         };
         if plan.regex.captures_read(locs, line).is_none() {
@@ -230,22 +430,61 @@ impl Matcher {
         }
         plan.names
             .iter()
-            .filter_map(|(group, name)| {
-                let (s, e) = locs.get(*group)?;
-                Some((
-                    name.clone(),
-                    String::from_utf8_lossy(&line[s..e]).into_owned(),
-                ))
-            })
+            .filter_map(|g| field(g, locs.get(g.0).map(|(s, e)| Span::from(s..e))))
             .collect()
     }
 }
 
-fn build(hirs: &[Hir], kind: MatchKind) -> Result<MetaRegex, String> {
+impl LineAutomaton {
+    /// `hirs` are the patterns as written, after [`line_only`].
+    fn new(hirs: &[Hir]) -> Result<LineAutomaton, String> {
+        let to_line_end = Hir::concat(vec![
+            Hir::repetition(hir::Repetition {
+                min: 0,
+                max: None,
+                greedy: true,
+                sub: Box::new(Hir::class(Class::Bytes(hir::ClassBytes::new([
+                    hir::ClassBytesRange::new(0, b'\n' - 1),
+                    hir::ClassBytesRange::new(b'\n' + 1, 0x7f),
+                ])))),
+            }),
+            Hir::look(Look::EndLF),
+        ]);
+        let extended: Vec<Hir> = hirs
+            .iter()
+            .map(|h| Hir::concat(vec![ascii_only(h.clone()), to_line_end.clone()]))
+            .collect();
+        let nfa = thompson::Compiler::new()
+            .configure(
+                thompson::Config::new()
+                    .utf8(false)
+                    .which_captures(WhichCaptures::None),
+            )
+            .build_many_from_hir(&extended)
+            .map_err(|e| format!("cannot compile the rule set: {e}"))?;
+        let mut config = DFA::config()
+            .match_kind(MatchKind::All)
+            .cache_capacity(DFA_CACHE_BYTES);
+        for byte in 0x80..=0xff {
+            config = config.quit(byte, true);
+        }
+        let dfa = DFA::builder()
+            .configure(config)
+            .build_from_nfa(nfa)
+            .map_err(|e| format!("cannot compile the rule set: {e}"))?;
+        // From the patterns as written, so that it is sound for every line,
+        // ASCII or not: a line without a candidate matches nothing.
+        let prefilter =
+            Prefilter::from_hirs_prefix(MatchKind::All, hirs).filter(Prefilter::is_fast);
+        Ok(LineAutomaton { dfa, prefilter })
+    }
+}
+
+fn build_set(hirs: &[Hir]) -> Result<MetaRegex, String> {
     meta::Builder::new()
         .configure(
             MetaRegex::config()
-                .match_kind(kind)
+                .match_kind(MatchKind::All)
                 .utf8_empty(false)
                 .hybrid_cache_capacity(DFA_CACHE_BYTES),
         )
@@ -253,11 +492,61 @@ fn build(hirs: &[Hir], kind: MatchKind) -> Result<MetaRegex, String> {
         .map_err(|e| format!("cannot compile the rule set: {e}"))
 }
 
+/// The ASCII-only capture engine of a pattern, parsed as `regex::bytes`
+/// parses it; `None` if it cannot be built or would not name the same
+/// groups.
+fn ascii_backtracker(source: &str, names: &[(usize, Arc<str>)]) -> Option<BoundedBacktracker> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(source)
+        .ok()?;
+    let hir = ascii_only(hir);
+    let nfa = thompson::Compiler::new()
+        .configure(thompson::Config::new().utf8(false))
+        .build_from_hir(&hir)
+        .ok()?;
+    // Without one, the backtracker starts a search at every offset of the
+    // line before the one where the pattern's literal prefix ("sshd",
+    // "ftpd[") is.
+    let prefilter = Prefilter::from_hir_prefix(MatchKind::LeftmostFirst, &hir);
+    let bt = BoundedBacktracker::builder()
+        .configure(BoundedBacktracker::config().prefilter(prefilter))
+        .build_from_nfa(nfa)
+        .ok()?;
+    let info = bt.get_nfa().group_info();
+    let same = (0..info.group_len(PatternID::ZERO)).all(|i| {
+        let name = info.to_name(PatternID::ZERO, i);
+        name == names.iter().find(|(g, _)| *g == i).map(|(_, n)| &**n)
+    });
+    same.then_some(bt)
+}
+
+/// Fills `patset` with the patterns of the match state `sid`.
+fn matched_patterns(dfa: &DFA, cache: &DfaCache, sid: LazyStateID, patset: &mut PatternSet) {
+    patset.clear();
+    for i in 0..dfa.match_len(cache, sid) {
+        patset.insert(dfa.match_pattern(cache, sid, i));
+    }
+}
+
+/// The start and end (exclusive, at its `\n` or the end of `buf`) of the
+/// line holding `at`, which is not before `from`, a line start.
+fn line_around(buf: &[u8], from: usize, at: usize) -> (usize, usize) {
+    let stop = memchr(b'\n', &buf[at..]).map_or(buf.len(), |i| at + i);
+    (line_start(buf, from, at), stop)
+}
+
+/// The start of the line holding `at`, which is not before `from`, a line start.
+fn line_start(buf: &[u8], from: usize, at: usize) -> usize {
+    memrchr(b'\n', &buf[from..at]).map_or(from, |i| from + i + 1)
+}
+
 /// Rewrites a pattern so that no match can contain a line break when run
 /// over a buffer of many lines: `\n` leaves every class (`\s`, `[^"]`), a
 /// literal with a newline can never match, and `\A`/`\z` become line
-/// anchors. Matching one line alone is unchanged, which is what makes the
-/// buffer search a sound filter, and lets a match's end name its line.
+/// anchors. Matching one line alone is unchanged, which is what lets a
+/// buffer-wide search stand for one search per line.
 fn line_only(hir: Hir) -> Hir {
     match hir.into_kind() {
         HirKind::Class(Class::Unicode(mut c)) => {
@@ -288,6 +577,59 @@ fn line_only(hir: Hir) -> Hir {
         HirKind::Concat(subs) => Hir::concat(subs.into_iter().map(line_only).collect()),
         HirKind::Alternation(subs) => Hir::alternation(subs.into_iter().map(line_only).collect()),
         HirKind::Literal(lit) if lit.0.contains(&b'\n') => Hir::fail(),
+        HirKind::Literal(lit) => Hir::literal(lit.0),
+        HirKind::Empty => Hir::empty(),
+    }
+}
+
+/// Rewrites a pattern to what it can match in an ASCII haystack: classes
+/// keep their ASCII members (as single bytes, so `\S` is one NFA state, not
+/// a UTF-8 automaton), literals with other bytes never match, and Unicode
+/// word boundaries become ASCII ones (they agree when both neighbours are
+/// ASCII). On a haystack of bytes < 0x80 the result matches exactly where
+/// the original does, with the same groups; on any other it may not.
+fn ascii_only(hir: Hir) -> Hir {
+    fn ascii_ranges(ranges: impl Iterator<Item = (u32, u32)>) -> Hir {
+        let ranges: Vec<_> = ranges
+            .filter(|&(start, _)| start < 0x80)
+            .map(|(start, end)| {
+                // Both bounds are < 0x80 here, so the casts are exact.
+                hir::ClassBytesRange::new(start as u8, end.min(0x7f) as u8)
+            })
+            .collect();
+        class_or_fail(Class::Bytes(hir::ClassBytes::new(ranges)))
+    }
+    match hir.into_kind() {
+        HirKind::Class(Class::Unicode(c)) => ascii_ranges(
+            c.ranges()
+                .iter()
+                .map(|r| (u32::from(r.start()), u32::from(r.end()))),
+        ),
+        HirKind::Class(Class::Bytes(c)) => ascii_ranges(
+            c.ranges()
+                .iter()
+                .map(|r| (u32::from(r.start()), u32::from(r.end()))),
+        ),
+        HirKind::Look(look) => Hir::look(match look {
+            Look::WordUnicode => Look::WordAscii,
+            Look::WordUnicodeNegate => Look::WordAsciiNegate,
+            Look::WordStartUnicode => Look::WordStartAscii,
+            Look::WordEndUnicode => Look::WordEndAscii,
+            Look::WordStartHalfUnicode => Look::WordStartHalfAscii,
+            Look::WordEndHalfUnicode => Look::WordEndHalfAscii,
+            other => other,
+        }),
+        HirKind::Repetition(mut r) => {
+            r.sub = Box::new(ascii_only(*r.sub));
+            Hir::repetition(r)
+        }
+        HirKind::Capture(mut c) => {
+            c.sub = Box::new(ascii_only(*c.sub));
+            Hir::capture(c)
+        }
+        HirKind::Concat(subs) => Hir::concat(subs.into_iter().map(ascii_only).collect()),
+        HirKind::Alternation(subs) => Hir::alternation(subs.into_iter().map(ascii_only).collect()),
+        HirKind::Literal(lit) if !lit.0.is_ascii() => Hir::fail(),
         HirKind::Literal(lit) => Hir::literal(lit.0),
         HirKind::Empty => Hir::empty(),
     }
@@ -399,5 +741,187 @@ mod tests {
         m.for_each_match(&mut s, b"x\nx\n", |_, _, _, _| n += 1);
         assert_eq!(n, 0);
         assert!(m.match_line(&mut s, b"x").is_empty());
+    }
+
+    /// A rule that hit and its captures.
+    type Found = (usize, Vec<(String, String)>);
+
+    /// What the matcher must find in one line: the rules whose patterns, as
+    /// written, match it (first pattern of each), with their captures.
+    fn reference(rs: &RuleSet, line: &[u8]) -> Vec<Found> {
+        let mut out = Vec::new();
+        for rule in rs.for_type("syslog") {
+            for p in &rs.rule(rule).patterns {
+                if let Some(c) = p.regex.captures(line) {
+                    let fields = p
+                        .regex
+                        .capture_names()
+                        .enumerate()
+                        .filter_map(|(i, n)| {
+                            let m = c.get(i)?;
+                            Some((n?.to_owned(), String::from_utf8_lossy(m.as_bytes()).into()))
+                        })
+                        .collect();
+                    out.push((rule, fields));
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// Every matched line of `buf`, with each hit's rule and captures.
+    fn found(m: &Matcher, buf: &[u8]) -> Vec<(Vec<u8>, Vec<Found>)> {
+        let mut s = m.scratch();
+        let mut out = Vec::new();
+        m.for_each_match(&mut s, buf, |offset, line, hits, caps| {
+            assert_eq!(&buf[offset..offset + line.len()], line);
+            let hits = hits
+                .iter()
+                .map(|&h| {
+                    let f = m.fields(caps, h, line);
+                    (
+                        h.rule,
+                        f.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                    )
+                })
+                .collect();
+            out.push((line.to_vec(), hits));
+        });
+        out
+    }
+
+    fn check_against_reference(rs: &RuleSet, lines: &[Vec<u8>]) {
+        let m = Matcher::new(rs, "syslog").expect("compiles");
+        let want: Vec<_> = lines
+            .iter()
+            .filter_map(|l| {
+                let r = reference(rs, l);
+                (!r.is_empty()).then(|| (l.clone(), r))
+            })
+            .collect();
+        let buf = lines.join(&b"\n"[..]);
+        assert_eq!(found(&m, &buf), want, "one buffer");
+        let mut with_end = buf.clone();
+        with_end.push(b'\n');
+        assert_eq!(found(&m, &with_end), want, "one buffer, final newline");
+        let mut s = m.scratch();
+        for (line, hits) in &want {
+            let got: Vec<usize> = m.match_line(&mut s, line).iter().map(|h| h.rule).collect();
+            let want: Vec<usize> = hits.iter().map(|h| h.0).collect();
+            assert_eq!(got, want, "line alone: {:?}", String::from_utf8_lossy(line));
+        }
+    }
+
+    #[test]
+    fn non_ascii_lines_match_as_the_patterns_are_written() {
+        // Each line is one where an ASCII-only reading of the pattern would
+        // differ: the Kelvin sign is `k` under (?i), a non-breaking space
+        // is `\s` (so not `\S`), `é` is a word character.
+        let rs = rules(&[
+            ("kelvin", r"(?i)user k(?P<rest>\w+)"),
+            ("nbsp", r"from (?P<src_ip>\S+) port"),
+            ("word", r"\bsu(?P<tail>\w*)\b"),
+            ("any", r"id=(?P<id>.)$"),
+        ]);
+        let lines: Vec<Vec<u8>> = [
+            "user kelvin",
+            "user \u{212a}elvin",
+            "from 10.0.0.1 port 22",
+            "from 10.0.0.1\u{a0}x port 22",
+            "from 10.0.0.1\u{a0}port 22",
+            "su: ok",
+            "\u{e9}su: no word boundary before su",
+            "sudo",
+            "sudo\u{e9}",
+            "id=\u{e9}",
+            "id=x",
+            "id=\u{e9}\u{e9}",
+        ]
+        .iter()
+        .map(|l| l.as_bytes().to_vec())
+        .chain([b"from 1.2.3.4\xff port 1".to_vec(), b"id=\xff".to_vec()])
+        .collect();
+        check_against_reference(&rs, &lines);
+    }
+
+    #[test]
+    fn random_lines_match_as_the_patterns_are_written() {
+        let rs = rules(&[
+            (
+                "a",
+                r"sshd\[\d+\]: Failed password for (?:invalid user )?(?P<user>.*) from (?P<src_ip>[0-9a-f:.]+) port \d+\s*$",
+            ),
+            ("b", r"(?i)\buser=(?P<user>\S+)"),
+            ("c", r"^\w+ \s*(?P<word>[^ ]*)$"),
+            ("d", r"(?P<x>k+)\b"),
+        ]);
+        // Pieces that make the patterns nearly match, and bytes they read
+        // differently in ASCII and Unicode.
+        let pieces: &[&[u8]] = &[
+            b"sshd[12]: Failed password for ",
+            b"invalid user ",
+            b"root",
+            b" from ",
+            b"10.0.0.1",
+            b" port 22",
+            b" ",
+            b"user=",
+            b"USER=",
+            b"k",
+            b"K",
+            "\u{212a}".as_bytes(),
+            "\u{a0}".as_bytes(),
+            "\u{e9}".as_bytes(),
+            b"\xff",
+            b"\t",
+            b"x",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let lines: Vec<Vec<u8>> = (0..3000)
+            .map(|_| {
+                let n = next() % 9;
+                (0..n)
+                    .flat_map(|_| {
+                        pieces[(next() % pieces.len() as u64) as usize]
+                            .iter()
+                            .copied()
+                    })
+                    .collect()
+            })
+            .collect();
+        check_against_reference(&rs, &lines);
+    }
+
+    #[test]
+    fn lines_found_through_the_prefilter_match_as_written() {
+        // A literal prefix shared by every pattern: candidate lines are
+        // found with memmem, then matched alone.
+        let rs = rules(&[
+            ("a", r"\[client (?P<ip>\S+)\] denied"),
+            ("b", r"\[client [^\]]*\] (?i)k(?P<w>\w*)$"),
+        ]);
+        let m = Matcher::new(&rs, "syslog").expect("compiles");
+        assert!(m.lines.as_ref().is_some_and(|l| l.prefilter.is_some()));
+        let lines: Vec<Vec<u8>> = [
+            "[client 1.2.3.4] denied",
+            "x [client 1.2.3.4\u{a0}] denied",
+            "[client 1.2.3.4\u{a0}x] denied",
+            "nothing here",
+            "[client ::1] kelvin",
+            "[client ::1] \u{212a}elvin",
+            "[client ::1] \u{212a}elvin\u{e9}",
+            "[client [client ::1] k",
+        ]
+        .iter()
+        .map(|l| l.as_bytes().to_vec())
+        .collect();
+        check_against_reference(&rs, &lines);
     }
 }
