@@ -44,6 +44,7 @@ use regex_automata::{Input, MatchKind, PatternID, PatternSet, Span};
 use regex_syntax::hir::{self, Class, Hir, HirKind, Look};
 
 use super::RuleSet;
+use crate::event::Fields;
 
 /// Bound on the lazy DFA's memory per automaton. Large enough that the full
 /// default rule set runs without cache thrashing; small enough to keep the
@@ -388,23 +389,20 @@ impl Matcher {
         !hits.is_empty()
     }
 
-    /// The named captures of `hit`'s pattern on `line`, lossily decoded.
-    pub fn fields(
-        &self,
-        scratch: &mut CaptureScratch,
-        hit: Hit,
-        line: &[u8],
-    ) -> Vec<(Arc<str>, String)> {
+    /// Puts into `out` the named captures of `hit`'s pattern on `line`,
+    /// lossily decoded (nothing if it does not match).
+    pub fn fields(&self, scratch: &mut CaptureScratch, hit: Hit, line: &[u8], out: &mut Fields) {
+        out.clear();
         let Some(plan) = self.captures.get(hit.slot) else {
-            return Vec::new();
+            return;
         };
         if plan.names.is_empty() {
-            return Vec::new();
+            return;
         }
-        let field = |(_, name): &(usize, Arc<str>), span: Option<Span>| {
-            let span = span?;
-            let text = String::from_utf8_lossy(line.get(span.range())?).into_owned();
-            Some((name.clone(), text))
+        let mut push = |(_, name): &(usize, Arc<str>), span: Option<Span>| {
+            if let Some(value) = span.and_then(|s| line.get(s.range())) {
+                out.push(name, value);
+            }
         };
         if let (Some(bt), Some(Some((cache, caps)))) =
             (&plan.ascii, scratch.ascii.get_mut(hit.slot))
@@ -412,26 +410,22 @@ impl Matcher {
             // An error means a line too long for the backtracker's budget:
             // the regex below takes it.
             if line.is_ascii() && bt.try_search(cache, &Input::new(line), caps).is_ok() {
-                if !caps.is_match() {
-                    return Vec::new();
+                if caps.is_match() {
+                    for g in &plan.names {
+                        push(g, caps.get_group(g.0));
+                    }
                 }
-                return plan
-                    .names
-                    .iter()
-                    .filter_map(|g| field(g, caps.get_group(g.0)))
-                    .collect();
+                return;
             }
         }
         let Some(locs) = scratch.locs.get_mut(hit.slot) else {
-            return Vec::new();
+            return;
         };
-        if plan.regex.captures_read(locs, line).is_none() {
-            return Vec::new();
+        if plan.regex.captures_read(locs, line).is_some() {
+            for g in &plan.names {
+                push(g, locs.get(g.0).map(|(s, e)| Span::from(s..e)));
+            }
         }
-        plan.names
-            .iter()
-            .filter_map(|g| field(g, locs.get(g.0).map(|(s, e)| Span::from(s..e))))
-            .collect()
     }
 }
 
@@ -717,11 +711,11 @@ mod tests {
         let line = b"Failed for user bob from 10.0.0.1 port 22";
         let hits = m.match_line(&mut s, line).to_vec();
         assert_eq!(hits.iter().map(|h| h.rule).collect::<Vec<_>>(), vec![0, 1]);
-        let f = m.fields(&mut s.captures, hits[0], line);
-        assert_eq!(f.len(), 1);
-        assert_eq!((&*f[0].0, f[0].1.as_str()), ("src_ip", "10.0.0.1"));
-        let f = m.fields(&mut s.captures, hits[1], line);
-        assert_eq!((&*f[0].0, f[0].1.as_str()), ("user", "bob"));
+        let mut f = Fields::default();
+        m.fields(&mut s.captures, hits[0], line, &mut f);
+        assert_eq!(f.iter().collect::<Vec<_>>(), vec![("src_ip", "10.0.0.1")]);
+        m.fields(&mut s.captures, hits[1], line, &mut f);
+        assert_eq!(f.iter().collect::<Vec<_>>(), vec![("user", "bob")]);
     }
 
     #[test]
@@ -779,10 +773,11 @@ mod tests {
             let hits = hits
                 .iter()
                 .map(|&h| {
-                    let f = m.fields(caps, h, line);
+                    let mut f = Fields::default();
+                    m.fields(caps, h, line, &mut f);
                     (
                         h.rule,
-                        f.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                        f.iter().map(|(k, v)| (k.into(), v.into())).collect(),
                     )
                 })
                 .collect();
