@@ -30,7 +30,7 @@
 //! Caches and buffers live in [`Scratch`], so the common path does not
 //! allocate.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use memchr::{memchr, memrchr};
 use regex_automata::hybrid::dfa::{Cache as DfaCache, DFA};
@@ -65,8 +65,9 @@ pub struct Matcher {
     /// `None` when no rule reads this input type.
     lines: Option<LineAutomaton>,
     /// The patterns as written, as a set: which of them match a line with
-    /// non-ASCII bytes.
-    set: Option<MetaRegex>,
+    /// non-ASCII bytes. Built at the first such line (`None` if it cannot
+    /// be: then each pattern's own regex answers), as many inputs have none.
+    set: OnceLock<Option<MetaRegex>>,
     /// Set pattern id -> the hit it stands for.
     hits: Vec<Hit>,
     /// For each hit's pattern: regexes for captures and (group index, field name).
@@ -82,10 +83,14 @@ struct LineAutomaton {
 }
 
 struct CapturePlan {
+    source: String,
     regex: regex::bytes::Regex,
     /// The same pattern, ASCII-only, for ASCII lines; `None` if it cannot be
-    /// built (it is an optimisation, never needed for correctness).
-    ascii: Option<BoundedBacktracker>,
+    /// built (it is an optimisation, never needed for correctness). Built
+    /// when the pattern first hits: most patterns of a type hit nothing in a
+    /// given log, and compiling them all would cost more than reading
+    /// thousands of lines.
+    ascii: OnceLock<Option<BoundedBacktracker>>,
     names: Vec<(usize, Arc<str>)>,
 }
 
@@ -98,7 +103,8 @@ pub struct Scratch {
     pub captures: CaptureScratch,
 }
 
-/// Capture buffers, one per pattern, reused from line to line.
+/// Capture buffers, one per pattern, reused from line to line (those of
+/// the ASCII backtrackers made with them).
 pub struct CaptureScratch {
     locs: Vec<regex::bytes::CaptureLocations>,
     ascii: Vec<Option<(backtrack::Cache, Captures)>>,
@@ -118,7 +124,7 @@ impl Matcher {
                     .build()
                     .parse(&p.source)
                     .map_err(|e| format!("{}: {e}", p.pos))?;
-                hirs.push(line_only(hir));
+                hirs.push(hir);
                 hits.push(Hit {
                     rule,
                     pattern,
@@ -131,21 +137,22 @@ impl Matcher {
                     .filter_map(|(i, n)| n.map(|n| (i, Arc::<str>::from(n))))
                     .collect();
                 captures.push(CapturePlan {
-                    ascii: ascii_backtracker(&p.source, &names),
+                    source: p.source.clone(),
                     regex: p.regex.clone(),
+                    ascii: OnceLock::new(),
                     names,
                 });
             }
         }
-        let (lines, set) = if hirs.is_empty() {
-            (None, None)
+        let lines = if hirs.is_empty() {
+            None
         } else {
-            (Some(LineAutomaton::new(&hirs)?), Some(build_set(&hirs)?))
+            Some(LineAutomaton::new(&hirs)?)
         };
         Ok(Matcher {
             input_type: input_type.to_owned(),
             lines,
-            set,
+            set: OnceLock::new(),
             hits,
             captures,
         })
@@ -162,7 +169,7 @@ impl Matcher {
     pub fn scratch(&self) -> Scratch {
         Scratch {
             dfa_cache: self.lines.as_ref().map(|l| DfaCache::new(&l.dfa)),
-            set_cache: self.set.as_ref().map(|r| r.create_cache()),
+            set_cache: None,
             patset: PatternSet::new(self.hits.len()),
             hits: Vec::new(),
             captures: CaptureScratch {
@@ -171,15 +178,7 @@ impl Matcher {
                     .iter()
                     .map(|c| c.regex.capture_locations())
                     .collect(),
-                ascii: self
-                    .captures
-                    .iter()
-                    .map(|c| {
-                        c.ascii
-                            .as_ref()
-                            .map(|bt| (bt.create_cache(), bt.create_captures()))
-                    })
-                    .collect(),
+                ascii: self.captures.iter().map(|_| None).collect(),
             },
         }
     }
@@ -371,8 +370,19 @@ impl Matcher {
         line: &[u8],
     ) {
         patset.clear();
-        if let (Some(set), Some(cache)) = (&self.set, set_cache.as_mut()) {
+        let set = self.set.get_or_init(|| {
+            let sources = self.captures.iter().map(|c| c.source.as_str());
+            build_set(sources).ok()
+        });
+        if let Some(set) = set {
+            let cache = set_cache.get_or_insert_with(|| set.create_cache());
             set.which_overlapping_matches_with(cache, &Input::new(line), patset);
+            return;
+        }
+        for (slot, plan) in self.captures.iter().enumerate() {
+            if let (true, Ok(id)) = (plan.regex.is_match(line), PatternID::new(slot)) {
+                patset.insert(id);
+            }
         }
     }
 
@@ -404,12 +414,19 @@ impl Matcher {
                 out.push(name, value);
             }
         };
-        if let (Some(bt), Some(Some((cache, caps)))) =
-            (&plan.ascii, scratch.ascii.get_mut(hit.slot))
-        {
+        let ascii = line
+            .is_ascii()
+            .then(|| {
+                plan.ascii
+                    .get_or_init(|| ascii_backtracker(&plan.source, &plan.names))
+            })
+            .and_then(Option::as_ref);
+        if let (Some(bt), Some(scratch)) = (ascii, scratch.ascii.get_mut(hit.slot)) {
+            let (cache, caps) =
+                scratch.get_or_insert_with(|| (bt.create_cache(), bt.create_captures()));
             // An error means a line too long for the backtracker's budget:
             // the regex below takes it.
-            if line.is_ascii() && bt.try_search(cache, &Input::new(line), caps).is_ok() {
+            if bt.try_search(cache, &Input::new(line), caps).is_ok() {
                 if caps.is_match() {
                     for g in &plan.names {
                         push(g, caps.get_group(g.0));
@@ -430,7 +447,7 @@ impl Matcher {
 }
 
 impl LineAutomaton {
-    /// `hirs` are the patterns as written, after [`line_only`].
+    /// `hirs` are the patterns as written.
     fn new(hirs: &[Hir]) -> Result<LineAutomaton, String> {
         let to_line_end = Hir::concat(vec![
             Hir::repetition(hir::Repetition {
@@ -446,7 +463,7 @@ impl LineAutomaton {
         ]);
         let extended: Vec<Hir> = hirs
             .iter()
-            .map(|h| Hir::concat(vec![ascii_only(h.clone()), to_line_end.clone()]))
+            .map(|h| Hir::concat(vec![ascii_only(h, true), to_line_end.clone()]))
             .collect();
         let nfa = thompson::Compiler::new()
             .configure(
@@ -467,14 +484,28 @@ impl LineAutomaton {
             .build_from_nfa(nfa)
             .map_err(|e| format!("cannot compile the rule set: {e}"))?;
         // From the patterns as written, so that it is sound for every line,
-        // ASCII or not: a line without a candidate matches nothing.
+        // ASCII or not: a line without a candidate matches nothing. (Not
+        // from the line_only forms: those differ only in what they say of
+        // `\n`, which no line holds, and in anchors, which have no literals.)
         let prefilter =
             Prefilter::from_hirs_prefix(MatchKind::All, hirs).filter(Prefilter::is_fast);
         Ok(LineAutomaton { dfa, prefilter })
     }
 }
 
-fn build_set(hirs: &[Hir]) -> Result<MetaRegex, String> {
+/// The patterns as written, as a set over lines alone.
+fn build_set<'a>(sources: impl Iterator<Item = &'a str>) -> Result<MetaRegex, String> {
+    let hirs = sources
+        .map(|source| {
+            let hir = regex_syntax::ParserBuilder::new()
+                .multi_line(true)
+                .utf8(false)
+                .build()
+                .parse(source)
+                .map_err(|e| e.to_string())?;
+            Ok(line_only(hir))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     meta::Builder::new()
         .configure(
             MetaRegex::config()
@@ -482,7 +513,7 @@ fn build_set(hirs: &[Hir]) -> Result<MetaRegex, String> {
                 .utf8_empty(false)
                 .hybrid_cache_capacity(DFA_CACHE_BYTES),
         )
-        .build_many_from_hir(hirs)
+        .build_many_from_hir(&hirs)
         .map_err(|e| format!("cannot compile the rule set: {e}"))
 }
 
@@ -495,7 +526,7 @@ fn ascii_backtracker(source: &str, names: &[(usize, Arc<str>)]) -> Option<Bounde
         .build()
         .parse(source)
         .ok()?;
-    let hir = ascii_only(hir);
+    let hir = ascii_only(&hir, false);
     let nfa = thompson::Compiler::new()
         .configure(thompson::Config::new().utf8(false))
         .build_from_hir(&hir)
@@ -582,49 +613,67 @@ fn line_only(hir: Hir) -> Hir {
 /// word boundaries become ASCII ones (they agree when both neighbours are
 /// ASCII). On a haystack of bytes < 0x80 the result matches exactly where
 /// the original does, with the same groups; on any other it may not.
-fn ascii_only(hir: Hir) -> Hir {
-    fn ascii_ranges(ranges: impl Iterator<Item = (u32, u32)>) -> Hir {
-        let ranges: Vec<_> = ranges
-            .filter(|&(start, _)| start < 0x80)
-            .map(|(start, end)| {
+///
+/// With `lines`, also rewrites as [`line_only`] does, in the same pass
+/// (each pass over the large web patterns costs milliseconds at start-up).
+fn ascii_only(hir: &Hir, lines: bool) -> Hir {
+    let class = |ranges: &mut dyn Iterator<Item = (u32, u32)>| {
+        let mut class = hir::ClassBytes::new(
+            ranges
+                .filter(|&(start, _)| start < 0x80)
                 // Both bounds are < 0x80 here, so the casts are exact.
-                hir::ClassBytesRange::new(start as u8, end.min(0x7f) as u8)
-            })
-            .collect();
-        class_or_fail(Class::Bytes(hir::ClassBytes::new(ranges)))
-    }
-    match hir.into_kind() {
-        HirKind::Class(Class::Unicode(c)) => ascii_ranges(
-            c.ranges()
+                .map(|(start, end)| hir::ClassBytesRange::new(start as u8, end.min(0x7f) as u8)),
+        );
+        if lines {
+            class.difference(&hir::ClassBytes::new([hir::ClassBytesRange::new(
+                b'\n', b'\n',
+            )]));
+        }
+        class_or_fail(Class::Bytes(class))
+    };
+    match hir.kind() {
+        HirKind::Class(Class::Unicode(c)) => class(
+            &mut c
+                .ranges()
                 .iter()
                 .map(|r| (u32::from(r.start()), u32::from(r.end()))),
         ),
-        HirKind::Class(Class::Bytes(c)) => ascii_ranges(
-            c.ranges()
+        HirKind::Class(Class::Bytes(c)) => class(
+            &mut c
+                .ranges()
                 .iter()
                 .map(|r| (u32::from(r.start()), u32::from(r.end()))),
         ),
-        HirKind::Look(look) => Hir::look(match look {
+        HirKind::Look(look) => Hir::look(match *look {
             Look::WordUnicode => Look::WordAscii,
             Look::WordUnicodeNegate => Look::WordAsciiNegate,
             Look::WordStartUnicode => Look::WordStartAscii,
             Look::WordEndUnicode => Look::WordEndAscii,
             Look::WordStartHalfUnicode => Look::WordStartHalfAscii,
             Look::WordEndHalfUnicode => Look::WordEndHalfAscii,
+            Look::Start if lines => Look::StartLF,
+            Look::End if lines => Look::EndLF,
             other => other,
         }),
-        HirKind::Repetition(mut r) => {
-            r.sub = Box::new(ascii_only(*r.sub));
-            Hir::repetition(r)
+        HirKind::Repetition(r) => Hir::repetition(hir::Repetition {
+            min: r.min,
+            max: r.max,
+            greedy: r.greedy,
+            sub: Box::new(ascii_only(&r.sub, lines)),
+        }),
+        HirKind::Capture(c) => Hir::capture(hir::Capture {
+            index: c.index,
+            name: c.name.clone(),
+            sub: Box::new(ascii_only(&c.sub, lines)),
+        }),
+        HirKind::Concat(subs) => Hir::concat(subs.iter().map(|h| ascii_only(h, lines)).collect()),
+        HirKind::Alternation(subs) => {
+            Hir::alternation(subs.iter().map(|h| ascii_only(h, lines)).collect())
         }
-        HirKind::Capture(mut c) => {
-            c.sub = Box::new(ascii_only(*c.sub));
-            Hir::capture(c)
+        HirKind::Literal(lit) if !lit.0.is_ascii() || (lines && lit.0.contains(&b'\n')) => {
+            Hir::fail()
         }
-        HirKind::Concat(subs) => Hir::concat(subs.into_iter().map(ascii_only).collect()),
-        HirKind::Alternation(subs) => Hir::alternation(subs.into_iter().map(ascii_only).collect()),
-        HirKind::Literal(lit) if !lit.0.is_ascii() => Hir::fail(),
-        HirKind::Literal(lit) => Hir::literal(lit.0),
+        HirKind::Literal(lit) => Hir::literal(lit.0.clone()),
         HirKind::Empty => Hir::empty(),
     }
 }
