@@ -13,7 +13,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use crate::detect::{Detector, Observation};
-use crate::event::{Event, Fields};
+use crate::event::{lossy, Event, Fields};
 use crate::rules::matcher::{Matcher, Scratch};
 use crate::rules::RuleSet;
 use crate::timestamp::TimeParser;
@@ -129,7 +129,7 @@ impl Analyzer {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             let time = times.parse(line).unwrap_or(now);
             // Borrowed, not copied, when the line is valid UTF-8.
-            let text = String::from_utf8_lossy(line);
+            let text = lossy(line);
             for &hit in hits {
                 matcher.fields(caps, hit, line, fields);
                 let ev = Event {

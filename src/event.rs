@@ -46,7 +46,7 @@ impl Fields {
 
     /// Appends a value, invalid UTF-8 replaced.
     pub fn push(&mut self, name: &Arc<str>, value: &[u8]) {
-        self.text.push_str(&String::from_utf8_lossy(value));
+        self.text.push_str(&lossy(value));
         self.ends.push((Arc::clone(name), self.text.len()));
     }
 
@@ -80,6 +80,16 @@ impl<'s> FromIterator<(&'s str, &'s str)> for Fields {
             fields.push(&Arc::from(name), value.as_bytes());
         }
         fields
+    }
+}
+
+/// `String::from_utf8_lossy`, but several times faster on valid UTF-8
+/// (its decoder goes chunk by chunk; `from_utf8` checks ASCII a word at a
+/// time), which nearly every log line is.
+pub fn lossy(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 
