@@ -6,13 +6,14 @@
 //! time parser and line count), the analyzer what is shared between files
 //! (the rule set and the detector, since one attacker spans files).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
 
 use crate::detect::{Detector, Observation};
-use crate::event::Event;
+use crate::event::{lossy, Event, Fields};
 use crate::rules::matcher::{Matcher, Scratch};
 use crate::rules::RuleSet;
 use crate::timestamp::TimeParser;
@@ -31,6 +32,8 @@ pub struct Analyzer {
 pub struct LineSource {
     matcher: Arc<Matcher>,
     scratch: Scratch,
+    /// The captures of the event being built.
+    fields: Fields,
     times: TimeParser,
     /// Lines before the next run, for 1-based line numbers in events.
     lines: u64,
@@ -90,6 +93,7 @@ impl Analyzer {
         };
         Ok(LineSource {
             scratch: matcher.scratch(),
+            fields: Fields::default(),
             matcher,
             times,
             lines: 0,
@@ -110,6 +114,7 @@ impl Analyzer {
         let LineSource {
             matcher,
             scratch,
+            fields,
             times,
             lines,
         } = src;
@@ -123,13 +128,15 @@ impl Analyzer {
             let line_no = *lines + 1;
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             let time = times.parse(line).unwrap_or(now);
-            let text = String::from_utf8_lossy(line).into_owned();
+            // Borrowed, not copied, when the line is valid UTF-8.
+            let text = lossy(line);
             for &hit in hits {
+                matcher.fields(caps, hit, line, fields);
                 let ev = Event {
                     rule: hit.rule,
                     time,
-                    fields: matcher.fields(caps, hit, line),
-                    line: text.clone(),
+                    fields: Cow::Borrowed(fields),
+                    line: Cow::Borrowed(&text),
                 };
                 *events += 1;
                 let seen = detector.observe(&ev);

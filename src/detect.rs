@@ -1036,11 +1036,11 @@ fn open(
         first_seen: first_seen.min(ev.time),
         last_seen: ev.time,
         events,
-        sample: ev.line.clone(),
+        sample: ev.line.to_string(),
         fields: ev
             .fields
             .iter()
-            .map(|(n, v)| (n.to_string(), v.clone()))
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
             .collect(),
     }
 }
@@ -1063,6 +1063,8 @@ fn sub_sat(t: Timestamp, d: SignedDuration) -> Timestamp {
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
     use super::*;
 
     const BASE: i64 = 1_700_000_000;
@@ -1075,19 +1077,16 @@ mod tests {
         SignedDuration::from_secs(s)
     }
 
-    fn ev(rule: usize, at: i64, fields: &[(&str, &str)]) -> Event {
+    fn ev(rule: usize, at: i64, fields: &[(&str, &str)]) -> Event<'static> {
         Event {
             rule,
             time: ts(at),
-            fields: fields
-                .iter()
-                .map(|(n, v)| (Arc::from(*n), v.to_string()))
-                .collect(),
-            line: format!("line at {at}"),
+            fields: Cow::Owned(fields.iter().copied().collect()),
+            line: Cow::Owned(format!("line at {at}")),
         }
     }
 
-    fn ip(rule: usize, at: i64, addr: &str) -> Event {
+    fn ip(rule: usize, at: i64, addr: &str) -> Event<'static> {
         ev(rule, at, &[("src_ip", addr)])
     }
 

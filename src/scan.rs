@@ -188,7 +188,7 @@ impl EventRecord<'_> {
             fields: ev
                 .fields
                 .iter()
-                .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
+                .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
                 .collect(),
         }
     }

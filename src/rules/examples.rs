@@ -7,6 +7,7 @@ use std::fmt;
 
 use super::matcher::Matcher;
 use super::{Position, RuleSet};
+use crate::event::Fields;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExampleFailure {
@@ -69,14 +70,12 @@ pub fn check(rules: &RuleSet) -> Result<ExampleReport, String> {
                     ))),
                     (true, Some(hit)) => {
                         let Some(want) = &ex.fields else { continue };
-                        let got: BTreeMap<String, String> = m
-                            .fields(&mut scratch.captures, hit, line)
-                            .into_iter()
-                            .map(|(k, v)| (k.to_string(), v))
-                            .collect();
+                        let mut fields = Fields::default();
+                        m.fields(&mut scratch.captures, hit, line, &mut fields);
+                        let got: BTreeMap<&str, &str> = fields.iter().collect();
                         for (name, value) in want {
-                            match got.get(name) {
-                                Some(v) if v == value => {}
+                            match got.get(name.as_str()) {
+                                Some(&v) if v == value => {}
                                 Some(v) => report.failures.push(fail(format!(
                                     "field `{name}` is `{v}`, expected `{value}`"
                                 ))),
