@@ -73,7 +73,7 @@ impl Default for PipelineConfig {
             max_line: DEFAULT_MAX_LINE,
             batch_lines: 20_000,
             batch_interval: Duration::from_millis(200),
-            max_keys: 100_000,
+            max_keys: 20_000,
             sweep_interval: Duration::from_secs(1),
             rotated_grace: Duration::from_secs(30),
         }
