@@ -190,6 +190,8 @@ pub fn periods(month: Month, tz: &TimeZone, now: Timestamp) -> Option<(Periods, 
 
 /// The summary of `month` in `tz`, counted in `store` now.
 pub fn monthly(store: &Store, month: Month, tz: &TimeZone) -> Result<Summary, SummaryError> {
+    // Not rounded to the second: log times are whole seconds, and a period
+    // ending at the start of this second would leave out its incidents.
     monthly_at(store, month, tz, Timestamp::now())
 }
 

@@ -645,4 +645,29 @@ type = "syslog"
         )),
         "{stderr}"
     );
+
+    // Fixed, `check` says what will be served.
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    fs::write(dir.path().join("missing.pem"), cert.cert.pem()).expect("cert");
+    fs::write(
+        dir.path().join("missing-key.pem"),
+        cert.key_pair.serialize_pem(),
+    )
+    .expect("key");
+    fs::write(dir.path().join("short.tokens"), format!("{API_TOKEN}\n")).expect("tokens");
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("check runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("ok: http https://127.0.0.1:9717: /metrics open; API on, 1 token"),
+        "{stdout}"
+    );
 }
