@@ -109,13 +109,17 @@ pub fn run(config_path: &Path) -> Result<(), String> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-        let listen = config.listen;
-        let pipeline = Pipeline::start(config, rules, Arc::clone(&metrics))?;
+        let http_shared = http::Shared::new(&config, Arc::clone(&rules))?;
+        let pipeline = Pipeline::start(
+            config,
+            rules,
+            Arc::clone(&metrics),
+            Arc::clone(&http_shared),
+        )?;
         let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(http::serve(listener, metrics, async move {
+        let server = tokio::spawn(http::serve(listener, metrics, http_shared, async move {
             let _ = http_stopped.await;
         }));
-        info!("serving /metrics, /healthz and /readyz on http://{listen}");
         let waker = pipeline.wakeup.waker();
         let (control_tx, control_rx) = mpsc::channel();
         let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
@@ -247,6 +251,8 @@ struct Pipeline {
     state_buf: Vec<u8>,
     notifier: Notifier,
     metrics: Arc<Metrics>,
+    /// The HTTP side's view of the rule set and credentials.
+    http: Arc<http::Shared>,
     /// `canhgac_rule_events_total` per rule index, resolved once per rule set.
     rule_events: Vec<IntCounter>,
     /// Evictions already added to the metrics.
@@ -258,6 +264,7 @@ impl Pipeline {
         config: Config,
         rules: Arc<RuleSet>,
         metrics: Arc<Metrics>,
+        http: Arc<http::Shared>,
     ) -> Result<Pipeline, String> {
         let db = config.db_path();
         let store = Store::open(&db, &config.agency)
@@ -320,6 +327,7 @@ impl Pipeline {
             state_buf: Vec::new(),
             notifier: Notifier::from_env(),
             metrics,
+            http,
             rule_events: Vec::new(),
             evicted_published: 0,
         };
@@ -331,6 +339,7 @@ impl Pipeline {
     fn rules_changed(&mut self) {
         let rules = self.analyzer.rules();
         self.metrics.set_rules(rules.rules.len(), &rules.digest());
+        self.http.set_rules(Arc::clone(rules));
         self.rule_events = rules
             .rules
             .iter()
@@ -733,6 +742,7 @@ impl Pipeline {
         self.analyzer = analyzer;
         self.evicted_published = 0;
         self.rules_changed();
+        self.http.reload(&config);
         self.config = Config {
             // Settings that need a restart keep their running values.
             agency: self.config.agency.clone(),

@@ -3,6 +3,7 @@
 //! Data flows one way: inputs → matcher ([`rules`]) → detector ([`detect`]) → store.
 
 pub mod analyze;
+pub mod auth;
 pub mod category;
 pub mod config;
 pub mod daemon;
@@ -18,4 +19,6 @@ pub mod output;
 pub mod rules;
 pub mod scan;
 pub mod store;
+pub mod summary;
 pub mod timestamp;
+pub mod tls;

@@ -311,9 +311,34 @@ fn run_check(config: Option<&std::path::Path>, args: &RuleArgs) -> Result<ExitCo
             c.inputs.len(),
             c.state_dir.display()
         );
+        println!("ok: {}", http_summary(c));
     }
     println!("ok: {} rules, digest {}", rules.rules.len(), rules.digest());
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `check` says of `[http]`: scheme, address and credentials.
+fn http_summary(c: &Config) -> String {
+    use canhgac::config::MetricsAuth;
+    let scheme = if c.http.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let tokens = |n: usize| format!("{n} token{}", if n == 1 { "" } else { "s" });
+    let metrics = match &c.http.metrics_auth {
+        MetricsAuth::None => "open".to_owned(),
+        MetricsAuth::Bearer(f) => format!("bearer, {}", tokens(f.tokens.len())),
+        MetricsAuth::Basic { user, .. } => format!("basic, user {user}"),
+    };
+    let api = match &c.http.api_tokens {
+        Some(f) => format!("on, {}", tokens(f.tokens.len())),
+        None => "off".to_owned(),
+    };
+    format!(
+        "http {scheme}://{}: /metrics {metrics}; API {api}",
+        c.listen
+    )
 }
 
 fn run_rules_test(dirs: Vec<PathBuf>) -> Result<ExitCode, ExitCode> {

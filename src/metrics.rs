@@ -54,6 +54,9 @@ pub struct Metrics {
     pub last_commit: Gauge,
     pub rules_loaded: IntGauge,
     pub reloads: IntCounterVec,
+    /// Requests refused for missing or wrong credentials, by endpoint
+    /// (`metrics`, `api`).
+    pub http_auth_failures: IntCounterVec,
     build_info: IntGaugeVec,
     /// Inputs open and the first sweep done.
     pub ready: AtomicBool,
@@ -148,6 +151,11 @@ impl Metrics {
                 "Reloads of config and rules (SIGHUP), by result.",
                 &["result"],
             )?,
+            http_auth_failures: counter_vec(
+                "canhgac_http_auth_failures_total",
+                "HTTP requests refused for missing or wrong credentials, by endpoint (metrics, api).",
+                &["endpoint"],
+            )?,
             build_info: gauge_vec(
                 "canhgac_build_info",
                 "Always 1: the version of canhgac and the digest of its loaded rule set.",
@@ -165,6 +173,9 @@ impl Metrics {
         }
         for result in ["success", "failure"] {
             m.reloads.with_label_values(&[result]);
+        }
+        for endpoint in ["metrics", "api"] {
+            m.http_auth_failures.with_label_values(&[endpoint]);
         }
         let monthly = MonthlyCollector::new(db, tz, std::sync::Arc::clone(&m.commit_seq))?;
         let r = &m.registry;
@@ -184,6 +195,7 @@ impl Metrics {
         r.register(Box::new(m.last_commit.clone()))?;
         r.register(Box::new(m.rules_loaded.clone()))?;
         r.register(Box::new(m.reloads.clone()))?;
+        r.register(Box::new(m.http_auth_failures.clone()))?;
         r.register(Box::new(m.build_info.clone()))?;
         r.register(Box::new(monthly))?;
         Ok(m)

@@ -1,0 +1,470 @@
+//! The monthly summary: the figures of the national center's bulletins for
+//! one calendar month, per category and in total. `GET /api/v1/summary`
+//! serves it, and `canhgac report --month` renders the same document.
+//!
+//! # The JSON document (stable: fields are only ever added)
+//!
+//! ```json
+//! {
+//!   "month": "2020-10",
+//!   "time_zone": "Asia/Ho_Chi_Minh",
+//!   "as_of": "2020-10-15T05:00:00Z",
+//!   "complete": false,
+//!   "periods": {
+//!     "this_month":            {"start": "2020-09-30T17:00:00Z", "end": "2020-10-15T05:00:00Z"},
+//!     "last_month":            {"start": "2020-08-31T17:00:00Z", "end": "2020-09-30T17:00:00Z"},
+//!     "same_month_last_year":  {"start": "2019-09-30T17:00:00Z", "end": "2019-10-31T17:00:00Z"},
+//!     "year_to_date":          {"start": "2019-12-31T17:00:00Z", "end": "2020-10-15T05:00:00Z"},
+//!     "same_period_last_year": {"start": "2018-12-31T17:00:00Z", "end": "2019-10-15T05:00:00Z"}
+//!   },
+//!   "total": {
+//!     "this_month": 582, "last_month": 524, "same_month_last_year": 580,
+//!     "year_to_date": 4161, "same_period_last_year": 4514,
+//!     "change": {"month_over_month": 0.1107, "year_over_year": 0.0034, "year_to_date": -0.0782}
+//!   },
+//!   "categories": [
+//!     {"category": "phishing", "label_vi": "Lừa đảo (Phishing)", "this_month": 3, "...": "...",
+//!      "change": {"month_over_month": null, "year_over_year": 0.5, "year_to_date": -0.25}}
+//!   ]
+//! }
+//! ```
+//!
+//! - Counts are incidents whose first event lies in the period, each period
+//!   half-open `[start, end)`, months in the configured time zone (times
+//!   are printed in UTC).
+//! - A month that is over (`complete: true`) compares whole months, and the
+//!   year to date runs from January 1 to the end of the month. For the month
+//!   in progress the periods end at `as_of` (this month so far, year to date
+//!   so far, and the same period last year: January 1 to the same local date
+//!   and time a year ago), as in `/metrics`. Last month and the same month
+//!   last year are always whole.
+//! - `change` holds ratios, `current / base - 1` (0.1107 is +11.07 %), `null`
+//!   where the base is zero: month over month compares `this_month` with
+//!   `last_month`, year over year with `same_month_last_year`, and year to
+//!   date `year_to_date` with `same_period_last_year`.
+//! - `categories` lists every category of the taxonomy, in its fixed order,
+//!   with zeros where nothing was recorded; `total` is their sum.
+
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::category::Category;
+use crate::months::{change, LiveWindows, Month, Window};
+use crate::store::{Store, StoreError};
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    #[serde(serialize_with = "display")]
+    pub month: Month,
+    pub time_zone: String,
+    #[serde(serialize_with = "display")]
+    pub as_of: Timestamp,
+    /// The month is over: its figures will not change any more (unless
+    /// older logs are imported).
+    pub complete: bool,
+    pub periods: Periods,
+    pub total: Figures,
+    pub categories: Vec<CategoryFigures>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Periods {
+    pub this_month: Period,
+    pub last_month: Period,
+    pub same_month_last_year: Period,
+    pub year_to_date: Period,
+    pub same_period_last_year: Period,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Period {
+    #[serde(serialize_with = "display")]
+    pub start: Timestamp,
+    #[serde(serialize_with = "display")]
+    pub end: Timestamp,
+}
+
+impl From<Window> for Period {
+    fn from(w: Window) -> Period {
+        Period {
+            start: w.start,
+            end: w.end,
+        }
+    }
+}
+
+impl Period {
+    fn window(self) -> Window {
+        Window {
+            start: self.start,
+            end: self.end,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Figures {
+    pub this_month: u64,
+    pub last_month: u64,
+    pub same_month_last_year: u64,
+    pub year_to_date: u64,
+    pub same_period_last_year: u64,
+    pub change: Changes,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Changes {
+    pub month_over_month: Option<f64>,
+    pub year_over_year: Option<f64>,
+    pub year_to_date: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CategoryFigures {
+    pub category: &'static str,
+    pub label_vi: &'static str,
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SummaryError {
+    #[error("month {0} has not begun yet")]
+    Future(Month),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Figures {
+    fn from_counts(counts: [u64; 5]) -> Figures {
+        let [this_month, last_month, same_month_last_year, year_to_date, same_period_last_year] =
+            counts;
+        Figures {
+            this_month,
+            last_month,
+            same_month_last_year,
+            year_to_date,
+            same_period_last_year,
+            change: Changes {
+                month_over_month: change(this_month, last_month),
+                year_over_year: change(this_month, same_month_last_year),
+                year_to_date: change(year_to_date, same_period_last_year),
+            },
+        }
+    }
+}
+
+/// The periods of `month` as seen at `now`; `None` for a month that has
+/// not begun.
+pub fn periods(month: Month, tz: &TimeZone, now: Timestamp) -> Option<(Periods, bool)> {
+    let window = month.window(tz);
+    if now < window.start {
+        return None;
+    }
+    if now < window.end {
+        let live = LiveWindows::at(now, tz);
+        return Some((
+            Periods {
+                this_month: live.this_month.into(),
+                last_month: live.last_month.into(),
+                same_month_last_year: live.same_month_last_year.into(),
+                year_to_date: live.year_to_date.into(),
+                same_period_last_year: live.same_period_last_year.into(),
+            },
+            false,
+        ));
+    }
+    let year_ago = month.year_before();
+    Some((
+        Periods {
+            this_month: window.into(),
+            last_month: month.previous().window(tz).into(),
+            same_month_last_year: year_ago.window(tz).into(),
+            year_to_date: month.year_to_date(tz).into(),
+            same_period_last_year: year_ago.year_to_date(tz).into(),
+        },
+        true,
+    ))
+}
+
+/// The summary of `month` in `tz`, counted in `store` now.
+pub fn monthly(store: &Store, month: Month, tz: &TimeZone) -> Result<Summary, SummaryError> {
+    // Not rounded to the second: log times are whole seconds, and a period
+    // ending at the start of this second would leave out its incidents.
+    monthly_at(store, month, tz, Timestamp::now())
+}
+
+/// [`monthly`] as seen at `now`.
+pub fn monthly_at(
+    store: &Store,
+    month: Month,
+    tz: &TimeZone,
+    now: Timestamp,
+) -> Result<Summary, SummaryError> {
+    let (periods, complete) = periods(month, tz, now).ok_or(SummaryError::Future(month))?;
+    let windows = [
+        periods.this_month,
+        periods.last_month,
+        periods.same_month_last_year,
+        periods.year_to_date,
+        periods.same_period_last_year,
+    ];
+    let mut counts: Vec<Vec<(String, u64)>> = Vec::with_capacity(windows.len());
+    for p in windows {
+        let w = p.window();
+        counts.push(store.count_by_category(w.start, w.end)?);
+    }
+    let of = |i: usize, id: &str| -> u64 {
+        counts[i]
+            .iter()
+            .find(|(c, _)| c == id)
+            .map_or(0, |(_, n)| *n)
+    };
+    let categories: Vec<CategoryFigures> = Category::ALL
+        .iter()
+        .map(|c| CategoryFigures {
+            category: c.id(),
+            label_vi: c.label_vi(),
+            figures: Figures::from_counts(std::array::from_fn(|i| of(i, c.id()))),
+        })
+        .collect();
+    // Every stored category is one of the taxonomy's (rules are validated
+    // against it), but the total counts what the store holds regardless.
+    let total = Figures::from_counts(std::array::from_fn(|i| {
+        counts[i].iter().map(|(_, n)| n).sum()
+    }));
+    Ok(Summary {
+        month,
+        time_zone: tz.iana_name().unwrap_or("system").to_owned(),
+        as_of: now,
+        complete,
+        periods,
+        total,
+        categories,
+    })
+}
+
+fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Batch, IncidentRecord};
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().expect("timestamp")
+    }
+
+    fn month(s: &str) -> Month {
+        Month::parse(s).expect("month")
+    }
+
+    fn record(id: u64, first: Timestamp, category: &str) -> IncidentRecord {
+        IncidentRecord {
+            detector_id: id,
+            rule: format!("rule-{category}"),
+            category: category.into(),
+            severity: "medium".into(),
+            key: format!("198.51.100.{}", id % 250),
+            src_ip: None,
+            input: None,
+            first_seen: first,
+            last_seen: first,
+            events: 1,
+            open: false,
+            sample: "line".into(),
+            fields: Vec::new(),
+        }
+    }
+
+    /// A store with incidents at these local (Hanoi) times.
+    fn store_with(dir: &std::path::Path, incidents: &[(&str, &str)]) -> Store {
+        let path = dir.join("canhgac.db");
+        let mut store = Store::open(&path, "test").expect("store");
+        let records: Vec<IncidentRecord> = (1..)
+            .zip(incidents)
+            .map(|(id, (t, c))| record(id, ts(t), c))
+            .collect();
+        store
+            .commit(&Batch {
+                incidents: &records,
+                inputs: &[],
+                checkpoints: &[],
+                detector: None,
+            })
+            .expect("commit");
+        Store::open_read(&path).expect("reader")
+    }
+
+    fn category<'a>(s: &'a Summary, id: &str) -> &'a Figures {
+        &s.categories
+            .iter()
+            .find(|c| c.category == id)
+            .expect("category listed")
+            .figures
+    }
+
+    #[test]
+    fn a_complete_month_in_local_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store_with(
+            dir.path(),
+            &[
+                // October 2020 in Hanoi, the last one 23:30 on the 31st.
+                ("2020-10-01T00:00:00+07:00", "phishing"),
+                ("2020-10-15T12:00:00+07:00", "phishing"),
+                ("2020-10-31T23:30:00+07:00", "malware"),
+                // November in Hanoi, still October in UTC.
+                ("2020-11-01T00:30:00+07:00", "phishing"),
+                // September 2020.
+                ("2020-09-30T23:59:59+07:00", "phishing"),
+                // October 2019, and earlier in 2019.
+                ("2019-10-10T10:00:00+07:00", "phishing"),
+                ("2019-10-11T10:00:00+07:00", "deface"),
+                ("2019-03-01T10:00:00+07:00", "phishing"),
+                // November 2019: after the same period last year.
+                ("2019-11-01T00:00:00+07:00", "phishing"),
+                // 2020 before September.
+                ("2020-01-01T00:00:00+07:00", "malware"),
+                // 2018: in no window.
+                ("2018-10-10T10:00:00+07:00", "phishing"),
+            ],
+        );
+        let tz = TimeZone::get("Asia/Ho_Chi_Minh").expect("zone");
+        let s =
+            monthly_at(&store, month("2020-10"), &tz, ts("2021-02-01T00:00:00Z")).expect("summary");
+        assert!(s.complete);
+        assert_eq!(s.time_zone, "Asia/Ho_Chi_Minh");
+        assert_eq!(s.periods.this_month.start, ts("2020-09-30T17:00:00Z"));
+        assert_eq!(s.periods.this_month.end, ts("2020-10-31T17:00:00Z"));
+        assert_eq!(s.periods.year_to_date.start, ts("2019-12-31T17:00:00Z"));
+        assert_eq!(
+            s.periods.same_period_last_year.end,
+            ts("2019-10-31T17:00:00Z")
+        );
+        let p = category(&s, "phishing");
+        assert_eq!(
+            (
+                p.this_month,
+                p.last_month,
+                p.same_month_last_year,
+                p.year_to_date,
+                p.same_period_last_year
+            ),
+            (2, 1, 1, 3, 2)
+        );
+        assert_eq!(p.change.month_over_month, Some(1.0));
+        assert_eq!(p.change.year_over_year, Some(1.0));
+        assert_eq!(p.change.year_to_date, Some(0.5));
+        let m = category(&s, "malware");
+        assert_eq!((m.this_month, m.year_to_date), (1, 2));
+        assert_eq!(m.change.month_over_month, None);
+        assert_eq!(m.change.year_to_date, None);
+        let d = category(&s, "deface");
+        assert_eq!((d.this_month, d.same_month_last_year), (0, 1));
+        assert_eq!(d.change.year_over_year, Some(-1.0));
+        assert_eq!(s.categories.len(), Category::ALL.len());
+        assert_eq!(s.categories[0].category, "phishing");
+        let t = &s.total;
+        assert_eq!(
+            (
+                t.this_month,
+                t.last_month,
+                t.same_month_last_year,
+                t.year_to_date,
+                t.same_period_last_year
+            ),
+            (3, 1, 2, 5, 3)
+        );
+        assert_eq!(t.change.month_over_month, Some(2.0));
+    }
+
+    #[test]
+    fn the_month_in_progress_ends_now() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store_with(
+            dir.path(),
+            &[
+                ("2020-10-10T00:00:00Z", "recon"),
+                // After `now`: not yet counted (imports may add such).
+                ("2020-10-20T00:00:00Z", "recon"),
+                ("2019-10-14T00:00:00Z", "recon"),
+                ("2019-10-16T00:00:00Z", "recon"),
+            ],
+        );
+        let now = ts("2020-10-15T00:00:00Z");
+        let s = monthly_at(&store, month("2020-10"), &TimeZone::UTC, now).expect("summary");
+        assert!(!s.complete);
+        assert_eq!(s.as_of, now);
+        assert_eq!(s.periods.this_month.end, now);
+        assert_eq!(
+            s.periods.same_period_last_year.end,
+            ts("2019-10-15T00:00:00Z")
+        );
+        let r = category(&s, "recon");
+        assert_eq!(
+            (
+                r.this_month,
+                r.same_month_last_year,
+                r.year_to_date,
+                r.same_period_last_year
+            ),
+            (1, 2, 1, 1)
+        );
+        assert_eq!(r.change.year_over_year, Some(-0.5));
+        assert_eq!(r.change.year_to_date, Some(0.0));
+        assert!(matches!(
+            monthly_at(&store, month("2020-11"), &TimeZone::UTC, now),
+            Err(SummaryError::Future(_))
+        ));
+    }
+
+    #[test]
+    fn json_shape() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store_with(dir.path(), &[("2020-10-10T00:00:00Z", "dos")]);
+        let s = monthly_at(
+            &store,
+            month("2020-10"),
+            &TimeZone::UTC,
+            ts("2020-12-01T00:00:00Z"),
+        )
+        .expect("summary");
+        let v = serde_json::to_value(&s).expect("json");
+        assert_eq!(v["month"], "2020-10");
+        assert_eq!(v["time_zone"], "UTC");
+        assert_eq!(v["as_of"], "2020-12-01T00:00:00Z");
+        assert_eq!(v["complete"], true);
+        assert_eq!(v["periods"]["last_month"]["start"], "2020-09-01T00:00:00Z");
+        assert_eq!(v["periods"]["last_month"]["end"], "2020-10-01T00:00:00Z");
+        assert_eq!(v["total"]["this_month"], 1);
+        assert!(v["total"]["change"]["month_over_month"].is_null());
+        let dos = &v["categories"][6];
+        assert_eq!(dos["category"], "dos");
+        assert_eq!(dos["label_vi"], "Từ chối dịch vụ");
+        assert_eq!(dos["this_month"], 1);
+        assert_eq!(dos["year_to_date"], 1);
+        assert!(dos["change"]["year_over_year"].is_null());
+        let keys: Vec<&str> = v
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "as_of",
+                "categories",
+                "complete",
+                "month",
+                "periods",
+                "time_zone",
+                "total"
+            ]
+        );
+    }
+}
