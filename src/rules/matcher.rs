@@ -10,10 +10,11 @@
 //!    the DFA state after a line's `\n` holds exactly the patterns that
 //!    match that line. (The first version found a candidate line with a
 //!    leftmost-first search and then ran a `RegexSet` over it: three walks
-//!    of a matched line instead of one.)
+//!    of a matched line instead of one.) A long buffer is walked as several
+//!    runs of lines in lockstep, see [`Pass`].
 //! 2. Only the rules that hit run their captures, on the line alone, with a
-//!    bounded backtracker that a prefilter starts at the pattern's literal
-//!    prefix.
+//!    one-pass DFA where the pattern allows, else a bounded backtracker,
+//!    both started by a prefilter at the pattern's literal prefix.
 //!
 //! Both steps run ASCII-only automata. Unicode classes (`\s`, `\w`, `.`,
 //! `(?i)k`) compile to many UTF-8 states, which the lazy DFA and above all
@@ -173,7 +174,7 @@ pub struct Scratch {
 }
 
 /// Capture buffers, one per pattern, reused from line to line (those of
-/// the ASCII backtrackers made with them).
+/// the ASCII engines made at their first use).
 pub struct CaptureScratch {
     locs: Vec<regex::bytes::CaptureLocations>,
     ascii: Vec<Option<AsciiScratch>>,
@@ -326,6 +327,16 @@ impl Matcher {
         let (Some(auto), Some(cache)) = (&self.lines, dfa_cache.as_mut()) else {
             return &[];
         };
+        if line.is_empty() {
+            // A walk sees lines by their bytes and an empty buffer has
+            // none; this one is a line all the same.
+            self.which_unicode(set_cache, patset, line);
+            return if self.hits_of(patset, hits) {
+                hits
+            } else {
+                &[]
+            };
+        }
         let mut pass = Pass {
             matcher: self,
             dfa: &auto.dfa,
@@ -334,9 +345,14 @@ impl Matcher {
             patset,
             buf: line,
         };
-        let mut matched = false;
-        pass.run(found, &mut |_, _, p| matched = self.hits_of(p, hits));
-        if matched {
+        // A `\n` inside makes several lines: the hits of any of them.
+        let mut all = PatternSet::new(self.hits.len());
+        pass.run(found, &mut |_, _, p| {
+            for id in p.iter() {
+                all.insert(id);
+            }
+        });
+        if self.hits_of(&all, hits) {
             hits
         } else {
             &[]
@@ -1012,6 +1028,16 @@ mod tests {
                 ("".into(), vec![0])
             ]
         );
+        assert_eq!(matching_lines(&rs, b"\n"), vec![("".into(), vec![0])]);
+        assert!(matching_lines(&rs, b"").is_empty(), "no line at all");
+        let m = Matcher::new(&rs, "syslog").expect("compiles");
+        let mut s = m.scratch();
+        let rules_of = |hits: &[Hit]| hits.iter().map(|h| h.rule).collect::<Vec<_>>();
+        assert_eq!(rules_of(m.match_line(&mut s, b"")), vec![0]);
+        assert_eq!(rules_of(m.match_line(&mut s, b"xz")), vec![1]);
+        // Not one line after all: the hits of any of its lines.
+        assert_eq!(rules_of(m.match_line(&mut s, b"xz\na")), vec![1]);
+        assert_eq!(rules_of(m.match_line(&mut s, b"a\n\nb")), vec![0]);
     }
 
     #[test]
