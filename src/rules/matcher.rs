@@ -530,7 +530,7 @@ impl Pass<'_> {
             end[k] = if k + 1 == WALKS {
                 body
             } else {
-                let cut = (body * (k + 1) / WALKS).max(seg[k]);
+                let cut = (body / WALKS * (k + 1)).max(seg[k]);
                 memchr(b'\n', &buf[cut..body]).map_or(body, |i| cut + i + 1)
             };
         }
