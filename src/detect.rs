@@ -913,6 +913,15 @@ impl Detector {
     }
 
     fn touch(&mut self, rule: usize, key: Arc<str>, generation: u64) {
+        // Already the most recent (half the events of an attack log repeat
+        // the previous event's rule and key): renew that entry in place.
+        // The key's slot still holds this Arc, so the entry is its live one.
+        if let Some(back) = self.lru.back_mut() {
+            if back.0 == rule && Arc::ptr_eq(&back.1, &key) {
+                back.2 = generation;
+                return;
+            }
+        }
         self.lru.push_back((rule, key, generation));
         // Keeps the queue within a constant factor of the live keys; each
         // compaction is paid for by the pushes since the previous one.
@@ -1398,6 +1407,35 @@ mod tests {
         assert_eq!(closed.len(), 1);
         assert_eq!(closed[0].key, "young");
         assert!(d.incident(0, "old").is_some());
+    }
+
+    #[test]
+    fn eviction_order_is_exact_lru_with_repeated_keys() {
+        // Repeats of the last key renew its queue entry in place; the order
+        // of evictions must still be that of a plain LRU list.
+        let mut d = Detector::new(vec![plain(1_000_000)], 3);
+        let mut lru: Vec<String> = Vec::new();
+        let mut evicted = Vec::new();
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut key = String::from("k0");
+        for at in 0..5000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            if seed % 2 == 0 {
+                key = format!("k{}", (seed >> 8) % 7);
+            }
+            d.observe(&ip(0, at, &key));
+            if let Some(i) = lru.iter().position(|k| *k == key) {
+                lru.remove(i);
+            } else if lru.len() == 3 {
+                evicted.push(lru.remove(0));
+            }
+            lru.push(key.clone());
+        }
+        let closed: Vec<String> = d.take_closed().into_iter().map(|i| i.key).collect();
+        assert!(closed.len() > 1000);
+        assert_eq!(closed, evicted);
     }
 
     #[test]

@@ -10,10 +10,11 @@
 //!    the DFA state after a line's `\n` holds exactly the patterns that
 //!    match that line. (The first version found a candidate line with a
 //!    leftmost-first search and then ran a `RegexSet` over it: three walks
-//!    of a matched line instead of one.)
+//!    of a matched line instead of one.) A long buffer is walked as several
+//!    runs of lines in lockstep, see [`Pass`].
 //! 2. Only the rules that hit run their captures, on the line alone, with a
-//!    bounded backtracker that a prefilter starts at the pattern's literal
-//!    prefix.
+//!    one-pass DFA where the pattern allows, else a bounded backtracker,
+//!    both started by a prefilter at the pattern's literal prefix.
 //!
 //! Both steps run ASCII-only automata. Unicode classes (`\s`, `\w`, `.`,
 //! `(?i)k`) compile to many UTF-8 states, which the lazy DFA and above all
@@ -33,6 +34,7 @@
 use std::sync::{Arc, OnceLock};
 
 use memchr::{memchr, memrchr};
+use regex_automata::dfa::onepass;
 use regex_automata::hybrid::dfa::{Cache as DfaCache, DFA};
 use regex_automata::hybrid::LazyStateID;
 use regex_automata::meta::{self, Regex as MetaRegex};
@@ -40,7 +42,7 @@ use regex_automata::nfa::thompson::backtrack::{self, BoundedBacktracker};
 use regex_automata::nfa::thompson::{self, WhichCaptures};
 use regex_automata::util::captures::Captures;
 use regex_automata::util::prefilter::Prefilter;
-use regex_automata::{Input, MatchKind, PatternID, PatternSet, Span};
+use regex_automata::{Anchored, Input, MatchKind, PatternID, PatternSet, Span};
 use regex_syntax::hir::{self, Class, Hir, HirKind, Look};
 
 use super::RuleSet;
@@ -90,8 +92,75 @@ struct CapturePlan {
     /// when the pattern first hits: most patterns of a type hit nothing in a
     /// given log, and compiling them all would cost more than reading
     /// thousands of lines.
-    ascii: OnceLock<Option<BoundedBacktracker>>,
+    ascii: OnceLock<Option<AsciiEngine>>,
     names: Vec<(usize, Arc<str>)>,
+}
+
+/// How a pattern's captures are taken on an ASCII line.
+enum AsciiEngine {
+    /// A one-pass DFA (one step a byte, no backtracking) run anchored at
+    /// each candidate start in turn, which finds what the backtracker
+    /// would: 11 of the 29 syslog patterns are one-pass, among them the
+    /// FTP connection rule, a third of the bench auth log's events.
+    OnePass(Box<onepass::DFA>, Option<Prefilter>),
+    /// Anything else, started by the prefilter at each candidate.
+    Backtrack(BoundedBacktracker),
+}
+
+enum AsciiScratch {
+    OnePass(onepass::Cache, Captures),
+    Backtrack(backtrack::Cache, Captures),
+}
+
+impl AsciiEngine {
+    fn scratch(&self) -> AsciiScratch {
+        match self {
+            AsciiEngine::OnePass(dfa, _) => {
+                AsciiScratch::OnePass(dfa.create_cache(), dfa.create_captures())
+            }
+            AsciiEngine::Backtrack(bt) => {
+                AsciiScratch::Backtrack(bt.create_cache(), bt.create_captures())
+            }
+        }
+    }
+
+    /// The leftmost-first match of the pattern in `line`, with its groups;
+    /// `None` if this engine cannot tell (a line too long for the
+    /// backtracker's budget).
+    fn captures<'c>(&self, scratch: &'c mut AsciiScratch, line: &[u8]) -> Option<&'c Captures> {
+        match (self, scratch) {
+            (AsciiEngine::OnePass(dfa, pre), AsciiScratch::OnePass(cache, caps)) => {
+                // The leftmost start with a match, in order, as the
+                // backtracker tries them.
+                let mut at = 0;
+                loop {
+                    let start = match pre {
+                        Some(pre) => match pre.find(line, Span::from(at..line.len())) {
+                            Some(candidate) => candidate.start,
+                            None => {
+                                caps.set_pattern(None);
+                                return Some(caps);
+                            }
+                        },
+                        None => at,
+                    };
+                    let input = Input::new(line)
+                        .span(start..line.len())
+                        .anchored(Anchored::Yes);
+                    dfa.try_search(cache, &input, caps).ok()?;
+                    if caps.is_match() || start >= line.len() {
+                        return Some(caps);
+                    }
+                    at = start + 1;
+                }
+            }
+            (AsciiEngine::Backtrack(bt), AsciiScratch::Backtrack(cache, caps)) => {
+                bt.try_search(cache, &Input::new(line), caps).ok()?;
+                Some(caps)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Per-thread mutable state for a [`Matcher`].
@@ -105,10 +174,10 @@ pub struct Scratch {
 }
 
 /// Capture buffers, one per pattern, reused from line to line (those of
-/// the ASCII backtrackers made with them).
+/// the ASCII engines made at their first use).
 pub struct CaptureScratch {
     locs: Vec<regex::bytes::CaptureLocations>,
-    ascii: Vec<Option<(backtrack::Cache, Captures)>>,
+    ascii: Vec<Option<AsciiScratch>>,
 }
 
 impl Matcher {
@@ -258,6 +327,16 @@ impl Matcher {
         let (Some(auto), Some(cache)) = (&self.lines, dfa_cache.as_mut()) else {
             return &[];
         };
+        if line.is_empty() {
+            // A walk sees lines by their bytes and an empty buffer has
+            // none; this one is a line all the same.
+            self.which_unicode(set_cache, patset, line);
+            return if self.hits_of(patset, hits) {
+                hits
+            } else {
+                &[]
+            };
+        }
         let mut pass = Pass {
             matcher: self,
             dfa: &auto.dfa,
@@ -266,9 +345,14 @@ impl Matcher {
             patset,
             buf: line,
         };
-        let mut matched = false;
-        pass.run(found, &mut |_, _, p| matched = self.hits_of(p, hits));
-        if matched {
+        // A `\n` inside makes several lines: the hits of any of them.
+        let mut all = PatternSet::new(self.hits.len());
+        pass.run(found, &mut |_, _, p| {
+            for id in p.iter() {
+                all.insert(id);
+            }
+        });
+        if self.hits_of(&all, hits) {
             hits
         } else {
             &[]
@@ -331,15 +415,13 @@ impl Matcher {
             .is_ascii()
             .then(|| {
                 plan.ascii
-                    .get_or_init(|| ascii_backtracker(&plan.source, &plan.names))
+                    .get_or_init(|| ascii_engine(&plan.source, &plan.names))
             })
             .and_then(Option::as_ref);
-        if let (Some(bt), Some(scratch)) = (ascii, scratch.ascii.get_mut(hit.slot)) {
-            let (cache, caps) =
-                scratch.get_or_insert_with(|| (bt.create_cache(), bt.create_captures()));
-            // An error means a line too long for the backtracker's budget:
-            // the regex below takes it.
-            if bt.try_search(cache, &Input::new(line), caps).is_ok() {
+        if let (Some(engine), Some(scratch)) = (ascii, scratch.ascii.get_mut(hit.slot)) {
+            let scratch = scratch.get_or_insert_with(|| engine.scratch());
+            // `None`: the regex below takes the line.
+            if let Some(caps) = engine.captures(scratch, line) {
                 if caps.is_match() {
                     for g in &plan.names {
                         push(g, caps.get_group(g.0));
@@ -407,7 +489,7 @@ type Report<'r> = &'r mut dyn FnMut(usize, usize, &PatternSet);
 /// auth). Each step waits for the previous one's lookup, so a long buffer is
 /// cut into [`WALKS`] runs of lines walked in lockstep: independent chains
 /// of lookups that the CPU overlaps (the DFA walk of the access log takes
-/// 45% of the time it takes in one piece).
+/// 35% of the time it takes in one piece).
 struct Pass<'p> {
     matcher: &'p Matcher,
     dfa: &'p DFA,
@@ -417,9 +499,10 @@ struct Pass<'p> {
     buf: &'p [u8],
 }
 
-/// Walks in lockstep over one buffer; more than 3 measured slower (the
-/// bookkeeping outgrows the overlap).
-const WALKS: usize = 3;
+/// Walks in lockstep over one buffer. The DFA walk of the bench access log
+/// (thread CPU time, standalone driver): 1 walk 295 ms, 2 walks 155 ms, 3
+/// 115 ms, 4 104 ms, 5 130 ms (the bookkeeping outgrows the overlap).
+const WALKS: usize = 4;
 
 /// Buffers shorter than this are walked in one piece.
 const MIN_SPLIT: usize = 16 << 10;
@@ -447,7 +530,7 @@ impl Pass<'_> {
             end[k] = if k + 1 == WALKS {
                 body
             } else {
-                let cut = (body * (k + 1) / WALKS).max(seg[k]);
+                let cut = (body / WALKS * (k + 1)).max(seg[k]);
                 memchr(b'\n', &buf[cut..body]).map_or(body, |i| cut + i + 1)
             };
         }
@@ -469,22 +552,25 @@ impl Pass<'_> {
         ok &= self.cache.clear_count() == clears;
         while ok {
             // Every walk takes a step while all stay on untagged states.
-            while (0..WALKS).all(|k| pos[k] < end[k] && !sid[k].is_tagged()) {
-                let mut next = sid;
-                for k in 0..WALKS {
-                    next[k] = dfa.next_state_untagged(self.cache, sid[k], buf[pos[k]]);
-                }
-                let mut tagged = false;
-                for k in 0..WALKS {
-                    if next[k].is_tagged() {
-                        tagged = true;
-                    } else {
-                        sid[k] = next[k];
-                        pos[k] += 1;
+            if sid.iter().all(|s| !s.is_tagged()) {
+                let n = (0..WALKS).map(|k| end[k] - pos[k]).min().unwrap_or(0);
+                let runs: [&[u8]; WALKS] = std::array::from_fn(|k| &buf[pos[k]..pos[k] + n]);
+                let mut i = 0;
+                while i < n {
+                    let mut next = sid;
+                    let mut tagged = false;
+                    for k in 0..WALKS {
+                        next[k] = dfa.next_state_untagged(self.cache, sid[k], runs[k][i]);
+                        tagged |= next[k].is_tagged();
                     }
+                    if tagged {
+                        break;
+                    }
+                    sid = next;
+                    i += 1;
                 }
-                if tagged {
-                    break;
+                for p in &mut pos {
+                    *p += i;
                 }
             }
             // Then each takes one step with every case handled.
@@ -718,7 +804,7 @@ fn build_set<'a>(sources: impl Iterator<Item = &'a str>) -> Result<MetaRegex, St
 /// The ASCII-only capture engine of a pattern, parsed as `regex::bytes`
 /// parses it; `None` if it cannot be built or would not name the same
 /// groups.
-fn ascii_backtracker(source: &str, names: &[(usize, Arc<str>)]) -> Option<BoundedBacktracker> {
+fn ascii_engine(source: &str, names: &[(usize, Arc<str>)]) -> Option<AsciiEngine> {
     let hir = regex_syntax::ParserBuilder::new()
         .utf8(false)
         .build()
@@ -729,20 +815,25 @@ fn ascii_backtracker(source: &str, names: &[(usize, Arc<str>)]) -> Option<Bounde
         .configure(thompson::Config::new().utf8(false))
         .build_from_hir(&hir)
         .ok()?;
-    // Without one, the backtracker starts a search at every offset of the
-    // line before the one where the pattern's literal prefix ("sshd",
-    // "ftpd[") is.
-    let prefilter = Prefilter::from_hir_prefix(MatchKind::LeftmostFirst, &hir);
-    let bt = BoundedBacktracker::builder()
-        .configure(BoundedBacktracker::config().prefilter(prefilter))
-        .build_from_nfa(nfa)
-        .ok()?;
-    let info = bt.get_nfa().group_info();
+    let info = nfa.group_info();
     let same = (0..info.group_len(PatternID::ZERO)).all(|i| {
         let name = info.to_name(PatternID::ZERO, i);
         name == names.iter().find(|(g, _)| *g == i).map(|(_, n)| &**n)
     });
-    same.then_some(bt)
+    if !same {
+        return None;
+    }
+    // Without one, a search starts at every offset of the line before the
+    // one where the pattern's literal prefix ("sshd", "ftpd[") is.
+    let prefilter = Prefilter::from_hir_prefix(MatchKind::LeftmostFirst, &hir);
+    if let Ok(dfa) = onepass::DFA::new_from_nfa(nfa.clone()) {
+        return Some(AsciiEngine::OnePass(Box::new(dfa), prefilter));
+    }
+    let bt = BoundedBacktracker::builder()
+        .configure(BoundedBacktracker::config().prefilter(prefilter))
+        .build_from_nfa(nfa)
+        .ok()?;
+    Some(AsciiEngine::Backtrack(bt))
 }
 
 /// Fills `patset` with the patterns of the match state `sid`.
@@ -937,6 +1028,16 @@ mod tests {
                 ("".into(), vec![0])
             ]
         );
+        assert_eq!(matching_lines(&rs, b"\n"), vec![("".into(), vec![0])]);
+        assert!(matching_lines(&rs, b"").is_empty(), "no line at all");
+        let m = Matcher::new(&rs, "syslog").expect("compiles");
+        let mut s = m.scratch();
+        let rules_of = |hits: &[Hit]| hits.iter().map(|h| h.rule).collect::<Vec<_>>();
+        assert_eq!(rules_of(m.match_line(&mut s, b"")), vec![0]);
+        assert_eq!(rules_of(m.match_line(&mut s, b"xz")), vec![1]);
+        // Not one line after all: the hits of any of its lines.
+        assert_eq!(rules_of(m.match_line(&mut s, b"xz\na")), vec![1]);
+        assert_eq!(rules_of(m.match_line(&mut s, b"a\n\nb")), vec![0]);
     }
 
     #[test]
@@ -1100,6 +1201,8 @@ mod tests {
             ("b", r"(?i)\buser=(?P<user>\S+)"),
             ("c", r"^\w+ \s*(?P<word>[^ ]*)$"),
             ("d", r"(?P<x>k+)\b"),
+            // One-pass, and without a literal prefix to start from.
+            ("e", r"[a-z]+=(?P<v>[0-9]*)"),
         ])
     }
 
@@ -1117,6 +1220,7 @@ mod tests {
             b" ",
             b"user=",
             b"USER=",
+            b"id=12",
             b"k",
             b"K",
             "\u{212a}".as_bytes(),
@@ -1150,6 +1254,29 @@ mod tests {
                     .collect()
             })
             .collect()
+    }
+
+    #[test]
+    fn one_pass_patterns_get_the_one_pass_engine() {
+        let engine = |p: &str| {
+            let names = regex::bytes::Regex::new(p)
+                .expect("valid")
+                .capture_names()
+                .enumerate()
+                .filter_map(|(i, n)| Some((i, Arc::from(n?))))
+                .collect::<Vec<_>>();
+            match ascii_engine(p, &names) {
+                Some(AsciiEngine::OnePass(_, pre)) => Some(pre.is_some()),
+                Some(AsciiEngine::Backtrack(_)) => None,
+                None => panic!("no engine for {p}"),
+            }
+        };
+        assert_eq!(engine(r"[a-z]+=(?P<v>[0-9]*)"), Some(false));
+        assert_eq!(
+            engine(r"\bftpd\[\d+\]: connection from (?P<ip>[0-9a-f:.]+)"),
+            Some(true)
+        );
+        assert_eq!(engine(r"Invalid user (?P<user>.*) from (?P<ip>\S+)"), None);
     }
 
     #[test]
