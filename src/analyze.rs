@@ -14,6 +14,7 @@ use jiff::Timestamp;
 
 use crate::detect::{Detector, Observation};
 use crate::event::{lossy, Event, Fields};
+use crate::integrity::flagged::FlaggedScripts;
 use crate::rules::matcher::{Matcher, Scratch};
 use crate::rules::RuleSet;
 use crate::timestamp::TimeParser;
@@ -25,6 +26,8 @@ pub struct Analyzer {
     matchers: HashMap<String, Arc<Matcher>>,
     detector: Detector,
     events: u64,
+    /// What rules with `flagged_script` check (empty outside the daemon).
+    flagged: FlaggedScripts,
 }
 
 /// One stream of lines (a file, standard input): where its state lives
@@ -61,7 +64,13 @@ impl Analyzer {
             matchers: HashMap::new(),
             detector,
             events: 0,
+            flagged: FlaggedScripts::default(),
         }
+    }
+
+    /// The flagged scripts that `flagged_script` rules check against.
+    pub fn set_flagged_scripts(&mut self, flagged: FlaggedScripts) {
+        self.flagged = flagged;
     }
 
     pub fn rules(&self) -> &Arc<RuleSet> {
@@ -120,6 +129,8 @@ impl Analyzer {
         } = src;
         let detector = &mut self.detector;
         let events = &mut self.events;
+        let rules = &*self.rules;
+        let flagged = &self.flagged;
         // Line numbers are counted only up to matched lines, incrementally.
         let mut counted_to = 0usize;
         matcher.for_each_match(scratch, data, |offset, line, hits, caps| {
@@ -132,6 +143,11 @@ impl Analyzer {
             let text = lossy(line);
             for &hit in hits {
                 matcher.fields(caps, hit, line, fields);
+                if let Some(field) = &rules.rule(hit.rule).flagged_script {
+                    if !fields.get(field).is_some_and(|v| flagged.contains_target(v)) {
+                        continue;
+                    }
+                }
                 let ev = Event {
                     rule: hit.rule,
                     time,

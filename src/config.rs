@@ -42,6 +42,52 @@ pub struct Config {
     pub http: HttpConfig,
     pub pipeline: PipelineConfig,
     pub inputs: Vec<InputConfig>,
+    /// Web-root integrity: `[integrity]` and the `[[webroot]]`s.
+    pub integrity: IntegrityConfig,
+}
+
+/// `[integrity]`: settings shared by every web root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntegrityConfig {
+    /// A burst of changes ends when a root has been quiet this long...
+    pub debounce: Duration,
+    /// ...or has lasted this long.
+    pub max_burst: Duration,
+    /// Full re-scan (one `lstat` a file), the safety net under `notify`.
+    pub rescan_interval: Duration,
+    /// Files larger than this are not read: compared by size and times.
+    pub max_file_bytes: u64,
+    /// Extra defacement signatures (regexes), besides the built-in ones.
+    pub signatures: Vec<String>,
+    pub roots: Vec<WebRootConfig>,
+}
+
+impl Default for IntegrityConfig {
+    fn default() -> Self {
+        IntegrityConfig {
+            debounce: Duration::from_secs(2),
+            max_burst: Duration::from_secs(60),
+            rescan_interval: Duration::from_secs(600),
+            max_file_bytes: 64 << 20,
+            signatures: Vec::new(),
+            roots: Vec::new(),
+        }
+    }
+}
+
+/// One `[[webroot]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebRootConfig {
+    pub name: String,
+    pub path: PathBuf,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub upload_dirs: Vec<String>,
+    pub index_names: Vec<String>,
+    pub script_extensions: Vec<String>,
+    /// Where the root is served in URLs, for the flagged-script rule.
+    pub url_prefix: String,
+    pub deploy: crate::integrity::deploy::Deploy,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -222,6 +268,37 @@ struct RawConfig {
     pipeline: RawPipeline,
     #[serde(default, rename = "input")]
     inputs: Vec<Spanned<RawInput>>,
+    #[serde(default)]
+    integrity: RawIntegrity,
+    #[serde(default, rename = "webroot")]
+    webroots: Vec<Spanned<RawWebRoot>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIntegrity {
+    debounce: Option<Spanned<String>>,
+    max_burst: Option<Spanned<String>>,
+    rescan_interval: Option<Spanned<String>>,
+    max_file_bytes: Option<Spanned<u64>>,
+    #[serde(default)]
+    signatures: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebRoot {
+    name: Spanned<String>,
+    path: Spanned<String>,
+    include: Option<Spanned<Vec<String>>>,
+    exclude: Option<Spanned<Vec<String>>>,
+    upload_dirs: Option<Spanned<Vec<String>>>,
+    index_names: Option<Vec<String>>,
+    script_extensions: Option<Vec<String>>,
+    url_prefix: Option<Spanned<String>>,
+    deploy_marker: Option<Spanned<String>>,
+    #[serde(default)]
+    deploy_windows: Vec<Spanned<String>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -386,10 +463,11 @@ impl Validator<'_> {
                 start_at_end,
             });
         }
-        if raw.inputs.is_empty() {
+        let integrity = self.integrity(&raw, &names);
+        if raw.inputs.is_empty() && raw.webroots.is_empty() {
             self.error(
                 &raw.agency.span(),
-                "no [[input]] configured: canhgac would watch nothing".to_owned(),
+                "no [[input]] nor [[webroot]] configured: canhgac would watch nothing".to_owned(),
             );
         }
         Config {
@@ -403,6 +481,138 @@ impl Validator<'_> {
             http,
             pipeline,
             inputs,
+            integrity,
+        }
+    }
+
+    /// `[integrity]` and `[[webroot]]`. Web root names share the namespace
+    /// of input names: incidents name either in their `input`.
+    fn integrity(
+        &mut self,
+        raw: &RawConfig,
+        input_names: &HashMap<String, Range<usize>>,
+    ) -> IntegrityConfig {
+        use crate::integrity::deploy::{Deploy, DeployWindow};
+        use crate::integrity::select::{self, Classifier, Selection, Signatures};
+        let d = IntegrityConfig::default();
+        let r = &raw.integrity;
+        let mut time = |v: &Option<Spanned<String>>, default: Duration, max: Duration, what: &str| {
+            let Some(v) = v else { return default };
+            match duration::parse(v.get_ref()) {
+                Ok(t) if t.unsigned_abs() <= max => t.unsigned_abs(),
+                Ok(_) => {
+                    self.error(&v.span(), format!("{what}: at most {}s", max.as_secs()));
+                    default
+                }
+                Err(e) => {
+                    self.error(&v.span(), format!("{what}: {e}"));
+                    default
+                }
+            }
+        };
+        let debounce = time(&r.debounce, d.debounce, Duration::from_secs(60), "debounce");
+        let max_burst = time(&r.max_burst, d.max_burst, Duration::from_secs(3600), "max_burst");
+        let rescan_interval = time(
+            &r.rescan_interval,
+            d.rescan_interval,
+            Duration::from_secs(7 * 86_400),
+            "rescan_interval",
+        );
+        let max_file_bytes = match &r.max_file_bytes {
+            Some(v) if *v.get_ref() == 0 => {
+                self.error(&v.span(), "max_file_bytes: must be at least 1".into());
+                d.max_file_bytes
+            }
+            Some(v) => *v.get_ref(),
+            None => d.max_file_bytes,
+        };
+        let mut signatures = Vec::new();
+        for sig in &r.signatures {
+            match Signatures::new(std::slice::from_ref(sig.get_ref())) {
+                Ok(_) => signatures.push(sig.get_ref().clone()),
+                Err(e) => self.error(&sig.span(), e),
+            }
+        }
+        let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let mut roots = Vec::new();
+        let mut names: HashMap<String, Range<usize>> = HashMap::new();
+        for root in &raw.webroots {
+            let root = root.get_ref();
+            let name = root.name.get_ref();
+            if !valid_name(name, true) {
+                self.error(
+                    &root.name.span(),
+                    format!("web root name {name:?}: use letters, digits, '-', '_' and '.' (at most 64)"),
+                );
+            }
+            if let Some(first) = names.get(name).or_else(|| input_names.get(name)) {
+                let first = position(&self.file, self.text, first.start);
+                self.error(
+                    &root.name.span(),
+                    format!("web root name {name:?} already used (first at {first}); web roots and inputs need distinct names"),
+                );
+            } else {
+                names.insert(name.clone(), root.name.span());
+            }
+            let path = self.resolve(root.path.get_ref());
+            let include = root.include.as_ref().map_or_else(Vec::new, |v| v.get_ref().clone());
+            let exclude = root.exclude.as_ref().map_or_else(Vec::new, |v| v.get_ref().clone());
+            if let Err(e) = Selection::new(&include, &exclude) {
+                let which = if e.starts_with("include") { &root.include } else { &root.exclude };
+                let span = which.as_ref().map_or(root.name.span(), Spanned::span);
+                self.error(&span, e);
+            }
+            let upload_dirs = root
+                .upload_dirs
+                .as_ref()
+                .map_or_else(|| strings(select::DEFAULT_UPLOAD_DIRS), |u| u.get_ref().clone());
+            let index_names = root
+                .index_names
+                .clone()
+                .unwrap_or_else(|| strings(select::DEFAULT_INDEX_NAMES));
+            let script_extensions = root
+                .script_extensions
+                .clone()
+                .unwrap_or_else(|| strings(select::DEFAULT_SCRIPT_EXTENSIONS));
+            if let Err(e) = Classifier::new(&upload_dirs, &index_names, &script_extensions) {
+                let span = root.upload_dirs.as_ref().map_or(root.name.span(), Spanned::span);
+                self.error(&span, e);
+            }
+            let url_prefix = match &root.url_prefix {
+                Some(u) if !u.get_ref().starts_with('/') => {
+                    self.error(&u.span(), format!("url_prefix {:?}: must start with '/'", u.get_ref()));
+                    "/".to_owned()
+                }
+                Some(u) => u.get_ref().clone(),
+                None => "/".to_owned(),
+            };
+            let mut windows = Vec::new();
+            for w in &root.deploy_windows {
+                match DeployWindow::parse(w.get_ref()) {
+                    Ok(w) => windows.push(w),
+                    Err(e) => self.error(&w.span(), e),
+                }
+            }
+            let marker = root.deploy_marker.as_ref().map(|m| self.resolve(m.get_ref()));
+            roots.push(WebRootConfig {
+                name: name.clone(),
+                path,
+                include,
+                exclude,
+                upload_dirs,
+                index_names,
+                script_extensions,
+                url_prefix,
+                deploy: Deploy { windows, marker },
+            });
+        }
+        IntegrityConfig {
+            debounce,
+            max_burst,
+            rescan_interval,
+            max_file_bytes,
+            signatures,
+            roots,
         }
     }
 

@@ -57,10 +57,13 @@ use crate::http;
 use crate::input::checkpoint::FileCheckpoint;
 use crate::input::tail::{FileTail, TailOptions, TailStats};
 use crate::input::watch::Wakeup;
+use crate::integrity::flagged::FlaggedScripts;
+use crate::integrity::watch::Watcher;
+use crate::integrity::Finding;
 use crate::metrics::Metrics;
 use crate::rules::matcher::Matcher;
 use crate::rules::RuleSet;
-use crate::store::{Batch, IncidentRecord, Store, StoreError};
+use crate::store::{Batch, IncidentRecord, IntegrityOp, Store, StoreError};
 use crate::timestamp::TimeParser;
 
 /// Commits are at least this many times their own duration apart.
@@ -226,6 +229,17 @@ struct Pending {
     closed: Vec<Incident>,
     /// Input of the line that opened each new incident.
     opened_by: HashMap<u64, String>,
+    /// Web-root integrity: incidents (complete, numbered) and baseline
+    /// changes from the watcher.
+    integrity_incidents: Vec<IncidentRecord>,
+    integrity_ops: Vec<IntegrityOp>,
+}
+
+impl Pending {
+    /// Something waits to be committed.
+    fn any(&self) -> bool {
+        self.lines > 0 || !self.integrity_ops.is_empty() || !self.integrity_incidents.is_empty()
+    }
 }
 
 #[derive(Default)]
@@ -257,6 +271,13 @@ struct Pipeline {
     rule_events: Vec<IntCounter>,
     /// Evictions already added to the metrics.
     evicted_published: u64,
+    /// The web-root integrity watcher, when web roots are configured.
+    integrity: Option<Watcher>,
+    /// Scripts it flagged, for `flagged_script` rules.
+    flagged: FlaggedScripts,
+    /// A reload changed `[integrity]`: the watcher starts again once what
+    /// the old one found is committed (it loads its state from the store).
+    integrity_restart: bool,
 }
 
 impl Pipeline {
@@ -291,6 +312,8 @@ impl Pipeline {
             None => rebuild_detector(&rules, max_keys, &[], empty_snapshot(0), floor),
         };
         let mut analyzer = Analyzer::new(rules, detector);
+        let flagged = FlaggedScripts::new();
+        analyzer.set_flagged_scripts(flagged.clone());
         let mut inputs = Vec::new();
         for input in &config.inputs {
             let mut input = input.clone();
@@ -330,9 +353,68 @@ impl Pipeline {
             http,
             rule_events: Vec::new(),
             evicted_published: 0,
+            integrity: None,
+            flagged,
+            integrity_restart: false,
         };
         pipeline.rules_changed();
+        pipeline.start_integrity()?;
         Ok(pipeline)
+    }
+
+    /// Starts the integrity watcher for the configured web roots.
+    fn start_integrity(&mut self) -> Result<(), String> {
+        self.integrity_restart = false;
+        let roots = &self.config.integrity.roots;
+        for r in roots {
+            let name = [r.name.as_str()];
+            for m in [&self.metrics.integrity_files, &self.metrics.integrity_flagged] {
+                m.with_label_values(&name);
+            }
+            self.metrics.integrity_errors.with_label_values(&name);
+            self.metrics.integrity_hashed.with_label_values(&name);
+            for outcome in ["raised", "expected", "restored"] {
+                self.metrics
+                    .integrity_changes
+                    .with_label_values(&[&r.name, outcome]);
+            }
+        }
+        if roots.is_empty() {
+            return Ok(());
+        }
+        self.integrity = Some(Watcher::start(
+            self.config.integrity.clone(),
+            self.config.time_zone.clone(),
+            self.config.db_path(),
+            self.flagged.clone(),
+            Arc::clone(&self.metrics),
+            self.wakeup.waker(),
+        )?);
+        Ok(())
+    }
+
+    /// Takes what the integrity watcher found into the pending batch.
+    fn take_findings(&mut self) {
+        let mut found = Vec::new();
+        if let Some(w) = &self.integrity {
+            while let Some(f) = w.try_recv() {
+                found.push(f);
+            }
+        }
+        for f in found {
+            self.pending_finding(f);
+        }
+    }
+
+    fn pending_finding(&mut self, mut finding: Finding) {
+        let detector = self.analyzer.detector_mut();
+        finding.number(|| detector.reserve_id());
+        if !finding.incidents.is_empty() {
+            self.counters.incidents_opened += finding.incidents.len() as u64;
+        }
+        self.pending.since.get_or_insert_with(Instant::now);
+        self.pending.integrity_incidents.extend(finding.incidents);
+        self.pending.integrity_ops.extend(finding.ops);
     }
 
     /// Metrics that follow the rule set and inputs.
@@ -412,8 +494,9 @@ impl Pipeline {
             // While the store refuses commits, reading more would only grow
             // what waits in memory.
             let read = if retry.is_none() { self.read() } else { 0 };
+            self.take_findings();
             let batch = &self.pending;
-            let due = batch.lines > 0
+            let due = batch.any()
                 && self.last_commit.elapsed() >= self.commit_gap
                 && (read == 0
                     || batch.lines >= self.config.pipeline.batch_lines as u64
@@ -438,7 +521,12 @@ impl Pipeline {
                     }
                 }
             }
-            let healthy = self.pending.lines == 0
+            if self.integrity_restart && !self.pending.any() {
+                if let Err(e) = self.start_integrity() {
+                    error!("integrity watcher not restarted: {e}");
+                }
+            }
+            let healthy = !self.pending.any()
                 || self
                     .notifier
                     .watchdog
@@ -453,7 +541,7 @@ impl Pipeline {
                 if let Some((at, _)) = retry {
                     until = until.min(at);
                 }
-                if self.pending.lines > 0 {
+                if self.pending.any() {
                     until = until.min(self.last_commit + self.commit_gap);
                 }
                 if let Some(w) = self.notifier.watchdog {
@@ -478,8 +566,13 @@ impl Pipeline {
         self.notifier.stopping();
         let deadline = Instant::now() + DRAIN_TIMEOUT;
         while Instant::now() < deadline && self.read() > 0 {}
+        if let Some(w) = self.integrity.take() {
+            for f in w.stop() {
+                self.pending_finding(f);
+            }
+        }
         let deadline = Instant::now() + DRAIN_TIMEOUT;
-        while self.pending.lines > 0 {
+        while self.pending.any() {
             match self.commit() {
                 Ok(()) => break,
                 Err(e) if Instant::now() < deadline => {
@@ -596,6 +689,7 @@ impl Pipeline {
                 .filter(|inc| self.pending.dirty.contains(&inc.id))
                 .map(|inc| record(&rules, inc, true, &self.pending.opened_by)),
         );
+        records.extend(self.pending.integrity_incidents.iter().cloned());
         let state = DetectorState {
             rules: rules.rules.iter().map(|r| r.id.clone()).collect(),
             snapshot: detector.snapshot(),
@@ -616,6 +710,7 @@ impl Pipeline {
             inputs: &names,
             checkpoints: &checkpoints,
             detector: Some(&self.state_buf),
+            integrity: &self.pending.integrity_ops,
         })?;
         self.metrics.committed(started.elapsed().as_secs_f64());
         let new: HashSet<u64> = info.inserted.iter().map(|(id, _)| *id).collect();
@@ -683,10 +778,22 @@ impl Pipeline {
                 warn!("{what} changed from {old} to {new}: takes effect at the next restart");
             }
         }
+        let integrity_changed = config.integrity != self.config.integrity
+            || config.time_zone_name != self.config.time_zone_name;
+        if integrity_changed {
+            // What the old watcher found goes into this commit; the new one
+            // starts once it is stored (see `integrity_restart`).
+            if let Some(w) = self.integrity.take() {
+                for f in w.stop() {
+                    self.pending_finding(f);
+                }
+            }
+            self.integrity_restart = true;
+        }
         // Store what was read under the old rules, so the new detector
         // starts from stored state; a failure here is not fatal: the batch
         // keeps its ids through the snapshot below.
-        if self.pending.lines > 0 {
+        if self.pending.any() {
             if let Err(e) = self.commit() {
                 warn!("commit before reload failed, the batch stays pending: {e}");
             }
@@ -706,6 +813,7 @@ impl Pipeline {
             0,
         );
         let mut analyzer = Analyzer::new(rules, detector);
+        analyzer.set_flagged_scripts(self.flagged.clone());
         let mut old: HashMap<String, Input> = self
             .inputs
             .drain(..)

@@ -701,6 +701,15 @@ impl Detector {
         self.compact();
     }
 
+    /// An id from the detector's own sequence for an incident made outside
+    /// it (web-root integrity): stored with the snapshot, so it is never
+    /// given to another incident, across restarts too.
+    pub fn reserve_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
     /// Incidents closed since the last call (by cooldown, expiry, eviction or
     /// flush), in close order.
     pub fn take_closed(&mut self) -> Vec<Incident> {

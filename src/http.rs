@@ -607,7 +607,8 @@ fn view<'a>(rules: &'a RuleSet, incident: &'a crate::store::StoredIncident) -> I
     let mut v = IncidentView::stored(incident);
     v.title = rules
         .by_id(&incident.record.rule)
-        .map(|i| rules.rule(i).title.as_str());
+        .map(|i| rules.rule(i).title.as_str())
+        .or_else(|| crate::integrity::rule_title(&incident.record.rule));
     v
 }
 

@@ -12,6 +12,7 @@ pub mod duration;
 pub mod event;
 pub mod http;
 pub mod input;
+pub mod integrity;
 pub mod logging;
 pub mod metrics;
 pub mod months;

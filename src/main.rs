@@ -63,6 +63,38 @@ enum Command {
     },
     /// List incidents recorded in the store, oldest first.
     Incidents(IncidentsArgs),
+    /// Web-root integrity: accept legitimate changes, list flagged files.
+    #[command(subcommand)]
+    Integrity(IntegrityCommand),
+}
+
+#[derive(Subcommand)]
+enum IntegrityCommand {
+    /// Make the current content of PATH the baseline after a legitimate
+    /// change made outside a deploy, and clear its flags.
+    ///
+    /// PATH is a file or directory inside a configured [[webroot]] (or the
+    /// root itself: everything in it). Reads the files and writes the store
+    /// directly; a running daemon picks the change up within a second. Run it
+    /// as the daemon's user (`sudo -u canhgac canhgac integrity accept ...`),
+    /// who can read the web root and write the store.
+    Accept {
+        #[arg(long, value_name = "FILE", default_value = canhgac::config::DEFAULT_PATH)]
+        config: PathBuf,
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// List the files changed outside a deploy and not accepted yet: the
+    /// change, its class and the incident that raised it.
+    Status {
+        #[arg(long, value_name = "FILE", default_value = canhgac::config::DEFAULT_PATH)]
+        config: PathBuf,
+        /// Only this web root.
+        #[arg(long, value_name = "NAME")]
+        root: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -186,6 +218,14 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::List { rules }) => run_list(&rules),
         Command::Run { config, log_format } => run_daemon(&config, log_format),
         Command::Incidents(args) => run_incidents(&args),
+        Command::Integrity(IntegrityCommand::Accept { config, paths }) => {
+            run_accept(&config, &paths)
+        }
+        Command::Integrity(IntegrityCommand::Status {
+            config,
+            root,
+            format,
+        }) => run_integrity_status(&config, root.as_deref(), format),
     };
     result.unwrap_or_else(|code| code)
 }
@@ -468,5 +508,92 @@ fn run_incidents(args: &IncidentsArgs) -> Result<ExitCode, ExitCode> {
         return Err(ExitCode::FAILURE);
     }
     eprintln!("canhgac: {} incidents in {}", incidents.len(), db.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_accept(config: &std::path::Path, paths: &[PathBuf]) -> Result<ExitCode, ExitCode> {
+    let config = load_config(config)?;
+    let mut failed = false;
+    for path in paths {
+        match canhgac::integrity::accept::accept(&config, path) {
+            Ok(a) => println!(
+                "accepted {} (web root {}): {} file(s) in the baseline, {} gone file(s) forgotten, {} flag(s) cleared",
+                a.path.display(),
+                a.root,
+                a.info.baselined,
+                a.info.forgotten,
+                a.info.unflagged
+            ),
+            Err(e) => {
+                eprintln!("canhgac: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn run_integrity_status(
+    config: &std::path::Path,
+    root: Option<&str>,
+    format: Format,
+) -> Result<ExitCode, ExitCode> {
+    let config = load_config(config)?;
+    let flags = canhgac::integrity::accept::status(&config, root).map_err(|e| {
+        eprintln!("canhgac: {e}");
+        ExitCode::FAILURE
+    })?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    let written = (|| -> io::Result<()> {
+        match format {
+            Format::Json => {
+                for f in &flags {
+                    let row = serde_json::json!({
+                        "root": f.root,
+                        "path": String::from_utf8_lossy(&f.path),
+                        "change": f.flag.kind.id(),
+                        "class": f.flag.class.id(),
+                        "signature": f.flag.state.as_ref().and_then(|s| s.signature.clone()),
+                        "incident": f.incident_uid,
+                        "flagged_at": f.flagged_at.to_string(),
+                    });
+                    serde_json::to_writer(&mut out, &row)?;
+                    writeln!(out)?;
+                }
+            }
+            Format::Table => {
+                writeln!(
+                    out,
+                    "{:<16} {:<10} {:<9} {:<21} {:<50} PATH",
+                    "ROOT", "CLASS", "CHANGE", "FLAGGED", "INCIDENT"
+                )?;
+                for f in &flags {
+                    let path = String::from_utf8_lossy(&f.path);
+                    writeln!(
+                        out,
+                        "{:<16} {:<10} {:<9} {:<21} {:<50} {}",
+                        f.root,
+                        f.flag.class.id(),
+                        f.flag.kind.id(),
+                        f.flagged_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        f.incident_uid.as_deref().unwrap_or("-"),
+                        output::printable(&path, 4096)
+                    )?;
+                }
+            }
+        }
+        out.flush()
+    })();
+    if let Err(e) = written {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            eprintln!("canhgac: cannot write output: {e}");
+        }
+        return Err(ExitCode::FAILURE);
+    }
+    eprintln!("canhgac: {} flagged file(s)", flags.len());
     Ok(ExitCode::SUCCESS)
 }

@@ -57,6 +57,13 @@ pub struct Metrics {
     /// Requests refused for missing or wrong credentials, by endpoint
     /// (`metrics`, `api`).
     pub http_auth_failures: IntCounterVec,
+    /// Web-root integrity, per configured web root.
+    pub integrity_files: IntGaugeVec,
+    pub integrity_flagged: IntGaugeVec,
+    pub integrity_scan_seconds: GaugeVec,
+    pub integrity_hashed: IntCounterVec,
+    pub integrity_errors: IntCounterVec,
+    pub integrity_changes: IntCounterVec,
     build_info: IntGaugeVec,
     /// Inputs open and the first sweep done.
     pub ready: AtomicBool,
@@ -156,6 +163,38 @@ impl Metrics {
                 "HTTP requests refused for missing or wrong credentials, by endpoint (metrics, api).",
                 &["endpoint"],
             )?,
+            integrity_files: gauge_vec(
+                "canhgac_integrity_files",
+                "Files in the baseline of each web root.",
+                &["root"],
+            )?,
+            integrity_flagged: gauge_vec(
+                "canhgac_integrity_flagged_files",
+                "Files changed outside a deploy, raised and not yet accepted (canhgac integrity status).",
+                &["root"],
+            )?,
+            integrity_scan_seconds: GaugeVec::new(
+                Opts::new(
+                    "canhgac_integrity_scan_duration_seconds",
+                    "Duration of the last full scan of each web root.",
+                ),
+                &["root"],
+            )?,
+            integrity_hashed: counter_vec(
+                "canhgac_integrity_files_hashed_total",
+                "Files read and hashed (new, or their size or times changed), per web root.",
+                &["root"],
+            )?,
+            integrity_errors: counter_vec(
+                "canhgac_integrity_read_errors_total",
+                "Files or directories of a web root that could not be read.",
+                &["root"],
+            )?,
+            integrity_changes: counter_vec(
+                "canhgac_integrity_changes_total",
+                "Changes seen in web roots: raised (outside a deploy), expected (deploy, uploads, first scan) or restored.",
+                &["root", "outcome"],
+            )?,
             build_info: gauge_vec(
                 "canhgac_build_info",
                 "Always 1: the version of canhgac and the digest of its loaded rule set.",
@@ -196,6 +235,12 @@ impl Metrics {
         r.register(Box::new(m.rules_loaded.clone()))?;
         r.register(Box::new(m.reloads.clone()))?;
         r.register(Box::new(m.http_auth_failures.clone()))?;
+        r.register(Box::new(m.integrity_files.clone()))?;
+        r.register(Box::new(m.integrity_flagged.clone()))?;
+        r.register(Box::new(m.integrity_scan_seconds.clone()))?;
+        r.register(Box::new(m.integrity_hashed.clone()))?;
+        r.register(Box::new(m.integrity_errors.clone()))?;
+        r.register(Box::new(m.integrity_changes.clone()))?;
         r.register(Box::new(m.build_info.clone()))?;
         r.register(Box::new(monthly))?;
         Ok(m)

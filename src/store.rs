@@ -54,12 +54,15 @@ use uuid::Uuid;
 
 use crate::input::checkpoint::FileCheckpoint;
 
+mod integrity;
+pub use integrity::{AcceptInfo, AcceptRow, FlagRow, IntegrityOp};
+
 /// `PRAGMA application_id` of a canhgac database: "cgac" in ASCII.
 pub const APPLICATION_ID: i32 = 0x6367_6163;
 
 /// Schema migrations, in order: `MIGRATIONS[i]` takes the schema from version
 /// `i` to `i + 1`. Append only; never edit one that has shipped.
-const MIGRATIONS: &[&str] = &[MIGRATION_V1, MIGRATION_V2];
+const MIGRATIONS: &[&str] = &[MIGRATION_V1, MIGRATION_V2, integrity::MIGRATION_V3];
 
 /// v2: the inputs that have ever committed, so that an input that has run
 /// before but had no file yet does not skip, at its next start, the lines of
@@ -274,6 +277,9 @@ pub struct Batch<'a> {
     pub checkpoints: &'a [FileCheckpoint],
     /// The detector's serialised state; `None` keeps the stored one.
     pub detector: Option<&'a [u8]>,
+    /// Web-root baseline and flag changes, applied after the incidents (a
+    /// flag names the incident that raised it by detector id).
+    pub integrity: &'a [IntegrityOp],
 }
 
 /// What a successful commit did.
@@ -626,6 +632,7 @@ impl Store {
                 };
             }
         }
+        integrity::apply(&tx, batch.integrity, now_us)?;
         if let Some(state) = batch.detector {
             tx.prepare_cached(
                 "INSERT INTO detector_state (id, state, updated_us) VALUES (1, ?1, ?2)
@@ -1146,6 +1153,10 @@ mod tests {
                 "incidents_rule",
                 "incidents_src_ip",
                 "inputs",
+                "integrity_accepts",
+                "integrity_files",
+                "integrity_flags",
+                "integrity_roots",
                 "meta"
             ]
         );
@@ -1179,6 +1190,7 @@ mod tests {
                 inputs: &inputs,
                 checkpoints: &checkpoints,
                 detector: Some(b"detector state"),
+                integrity: &[],
             })
             .expect("commit");
         assert_eq!(info.commit, 1);
@@ -1343,6 +1355,7 @@ mod tests {
                 inputs: &auth,
                 checkpoints: &[cp("auth", 1, 10), cp("nginx", 3, 30)],
                 detector: None,
+                integrity: &[],
             })
             .expect_err("must fail");
         assert!(matches!(err, StoreError::Invalid(_)), "{err}");
@@ -1362,6 +1375,7 @@ mod tests {
                 inputs: &auth,
                 checkpoints: &[cp("auth", 1, 100)],
                 detector: Some(b"v1"),
+                integrity: &[],
             })
             .expect("first");
         let before = dump(&path);
@@ -1376,6 +1390,7 @@ mod tests {
             inputs: &auth,
             checkpoints: &checkpoints,
             detector: Some(b"v2"),
+            integrity: &[],
         };
         let err = store
             .commit(&Batch {
@@ -1473,6 +1488,7 @@ mod tests {
             inputs: &auth,
             checkpoints: &[cp("auth", 1, 1)],
             detector: Some(b"x"),
+            integrity: &[],
         };
         let started = Instant::now();
         let err = store.commit(&batch).expect_err("busy");
@@ -1886,6 +1902,7 @@ mod tests {
                     inputs: &inputs,
                     checkpoints: &checkpoints,
                     detector: Some(&blob),
+                    integrity: &[],
                 };
                 let started = Instant::now();
                 let info = store

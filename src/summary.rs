@@ -294,6 +294,7 @@ mod tests {
                 inputs: &[],
                 checkpoints: &[],
                 detector: None,
+                integrity: &[],
             })
             .expect("commit");
         Store::open_read(&path).expect("reader")

@@ -268,6 +268,19 @@ impl Loader {
             }
         }
 
+        let flagged_script = spec.flagged_script.as_ref().map(|f| {
+            if patterns.len() == spec.patterns.value.len() && !captured_by_all(&f.value) {
+                self.errors.push(RuleError {
+                    pos: Position::at(file, f.referenced),
+                    message: format!(
+                        "`flagged_script: {}` names a field that not every pattern of rule `{id}` captures",
+                        f.value
+                    ),
+                });
+            }
+            f.value.clone()
+        });
+
         let cooldown = match &spec.cooldown {
             Some(c) => self.duration(file, c).unwrap_or(DEFAULT_COOLDOWN),
             None => DEFAULT_COOLDOWN,
@@ -340,6 +353,7 @@ impl Loader {
             tags,
             examples,
             pos,
+            flagged_script,
         })
     }
 

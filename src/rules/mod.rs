@@ -49,6 +49,10 @@ pub struct Rule {
     pub examples: Vec<Example>,
     /// Where the rule's id is written.
     pub pos: Position,
+    /// The event happens only when this captured field names a script the
+    /// integrity watcher flagged ([`crate::integrity::flagged`]): the
+    /// patterns find candidate requests, the flags decide.
+    pub flagged_script: Option<String>,
 }
 
 #[derive(Debug)]
@@ -147,6 +151,9 @@ impl RuleSet {
             h.update(
                 format!("{}|{}|{:?}|{:?}", r.category, r.severity, r.types, r.policy).as_bytes(),
             );
+            if let Some(f) = &r.flagged_script {
+                h.update(format!("|flagged_script={f}").as_bytes());
+            }
             for p in &r.patterns {
                 h.update([0]);
                 h.update(p.source.as_bytes());

@@ -28,6 +28,9 @@ pub struct RuleSpec {
     pub patterns: Spanned<Vec<Spanned<String>>>,
     pub threshold: Option<ThresholdSpec>,
     pub cooldown: Option<Spanned<String>>,
+    /// A captured field that must name a script the web-root integrity
+    /// watcher flagged (see `crate::integrity::flagged`).
+    pub flagged_script: Option<Spanned<String>>,
     #[serde(default)]
     pub tags: Vec<Spanned<String>>,
     #[serde(default)]
