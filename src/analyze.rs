@@ -144,7 +144,10 @@ impl Analyzer {
             for &hit in hits {
                 matcher.fields(caps, hit, line, fields);
                 if let Some(field) = &rules.rule(hit.rule).flagged_script {
-                    if !fields.get(field).is_some_and(|v| flagged.contains_target(v)) {
+                    if !fields
+                        .get(field)
+                        .is_some_and(|v| flagged.contains_target(v))
+                    {
                         continue;
                     }
                 }

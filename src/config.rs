@@ -496,22 +496,28 @@ impl Validator<'_> {
         use crate::integrity::select::{self, Classifier, Selection, Signatures};
         let d = IntegrityConfig::default();
         let r = &raw.integrity;
-        let mut time = |v: &Option<Spanned<String>>, default: Duration, max: Duration, what: &str| {
-            let Some(v) = v else { return default };
-            match duration::parse(v.get_ref()) {
-                Ok(t) if t.unsigned_abs() <= max => t.unsigned_abs(),
-                Ok(_) => {
-                    self.error(&v.span(), format!("{what}: at most {}s", max.as_secs()));
-                    default
+        let mut time =
+            |v: &Option<Spanned<String>>, default: Duration, max: Duration, what: &str| {
+                let Some(v) = v else { return default };
+                match duration::parse(v.get_ref()) {
+                    Ok(t) if t.unsigned_abs() <= max => t.unsigned_abs(),
+                    Ok(_) => {
+                        self.error(&v.span(), format!("{what}: at most {}s", max.as_secs()));
+                        default
+                    }
+                    Err(e) => {
+                        self.error(&v.span(), format!("{what}: {e}"));
+                        default
+                    }
                 }
-                Err(e) => {
-                    self.error(&v.span(), format!("{what}: {e}"));
-                    default
-                }
-            }
-        };
+            };
         let debounce = time(&r.debounce, d.debounce, Duration::from_secs(60), "debounce");
-        let max_burst = time(&r.max_burst, d.max_burst, Duration::from_secs(3600), "max_burst");
+        let max_burst = time(
+            &r.max_burst,
+            d.max_burst,
+            Duration::from_secs(3600),
+            "max_burst",
+        );
         let rescan_interval = time(
             &r.rescan_interval,
             d.rescan_interval,
@@ -555,17 +561,27 @@ impl Validator<'_> {
                 names.insert(name.clone(), root.name.span());
             }
             let path = self.resolve(root.path.get_ref());
-            let include = root.include.as_ref().map_or_else(Vec::new, |v| v.get_ref().clone());
-            let exclude = root.exclude.as_ref().map_or_else(Vec::new, |v| v.get_ref().clone());
+            let include = root
+                .include
+                .as_ref()
+                .map_or_else(Vec::new, |v| v.get_ref().clone());
+            let exclude = root
+                .exclude
+                .as_ref()
+                .map_or_else(Vec::new, |v| v.get_ref().clone());
             if let Err(e) = Selection::new(&include, &exclude) {
-                let which = if e.starts_with("include") { &root.include } else { &root.exclude };
+                let which = if e.starts_with("include") {
+                    &root.include
+                } else {
+                    &root.exclude
+                };
                 let span = which.as_ref().map_or(root.name.span(), Spanned::span);
                 self.error(&span, e);
             }
-            let upload_dirs = root
-                .upload_dirs
-                .as_ref()
-                .map_or_else(|| strings(select::DEFAULT_UPLOAD_DIRS), |u| u.get_ref().clone());
+            let upload_dirs = root.upload_dirs.as_ref().map_or_else(
+                || strings(select::DEFAULT_UPLOAD_DIRS),
+                |u| u.get_ref().clone(),
+            );
             let index_names = root
                 .index_names
                 .clone()
@@ -575,12 +591,18 @@ impl Validator<'_> {
                 .clone()
                 .unwrap_or_else(|| strings(select::DEFAULT_SCRIPT_EXTENSIONS));
             if let Err(e) = Classifier::new(&upload_dirs, &index_names, &script_extensions) {
-                let span = root.upload_dirs.as_ref().map_or(root.name.span(), Spanned::span);
+                let span = root
+                    .upload_dirs
+                    .as_ref()
+                    .map_or(root.name.span(), Spanned::span);
                 self.error(&span, e);
             }
             let url_prefix = match &root.url_prefix {
                 Some(u) if !u.get_ref().starts_with('/') => {
-                    self.error(&u.span(), format!("url_prefix {:?}: must start with '/'", u.get_ref()));
+                    self.error(
+                        &u.span(),
+                        format!("url_prefix {:?}: must start with '/'", u.get_ref()),
+                    );
                     "/".to_owned()
                 }
                 Some(u) => u.get_ref().clone(),
@@ -593,7 +615,10 @@ impl Validator<'_> {
                     Err(e) => self.error(&w.span(), e),
                 }
             }
-            let marker = root.deploy_marker.as_ref().map(|m| self.resolve(m.get_ref()));
+            let marker = root
+                .deploy_marker
+                .as_ref()
+                .map(|m| self.resolve(m.get_ref()));
             roots.push(WebRootConfig {
                 name: name.clone(),
                 path,

@@ -368,7 +368,10 @@ impl Pipeline {
         let roots = &self.config.integrity.roots;
         for r in roots {
             let name = [r.name.as_str()];
-            for m in [&self.metrics.integrity_files, &self.metrics.integrity_flagged] {
+            for m in [
+                &self.metrics.integrity_files,
+                &self.metrics.integrity_flagged,
+            ] {
                 m.with_label_values(&name);
             }
             self.metrics.integrity_errors.with_label_values(&name);

@@ -25,8 +25,7 @@ pub struct Accepted {
 /// configured web root, or the root itself) the baseline, and drops the
 /// flags there.
 pub fn accept(config: &Config, path: &Path) -> Result<Accepted, String> {
-    let absolute =
-        std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let absolute = std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let found = locate(&config.integrity, &absolute).or_else(|| {
         // The root may be configured through a symbolic link, or the path
         // given through one.
@@ -70,12 +69,8 @@ pub fn accept(config: &Config, path: &Path) -> Result<Accepted, String> {
             rc.name
         ));
     }
-    let states = current_states(rc, &config.integrity, &rel).map_err(|errors| {
-        format!(
-            "nothing accepted: cannot read\n  {}",
-            errors.join("\n  ")
-        )
-    })?;
+    let states = current_states(rc, &config.integrity, &rel)
+        .map_err(|errors| format!("nothing accepted: cannot read\n  {}", errors.join("\n  ")))?;
     let info = store
         .integrity_accept(&rc.name, &rel, &states)
         .map_err(|e| format!("cannot write the store {}: {e}", db.display()))?;

@@ -56,9 +56,7 @@ impl DeployWindow {
                 }
             }
         }
-        let (start, end) = times
-            .split_once('-')
-            .ok_or_else(|| bad("no time range"))?;
+        let (start, end) = times.split_once('-').ok_or_else(|| bad("no time range"))?;
         let start = minutes(start).ok_or_else(|| bad(&format!("bad time {start:?}")))?;
         let end = minutes(end).ok_or_else(|| bad(&format!("bad time {end:?}")))?;
         if start == end {
@@ -168,7 +166,10 @@ mod tests {
         assert!(w.contains(at("2026-11-22T01:59"), &tz()), "Sunday morning");
         assert!(!w.contains(at("2026-11-22T02:00"), &tz()));
         assert!(!w.contains(at("2026-11-22T22:30"), &tz()), "Sunday evening");
-        assert!(!w.contains(at("2026-11-21T01:00"), &tz()), "Saturday morning");
+        assert!(
+            !w.contains(at("2026-11-21T01:00"), &tz()),
+            "Saturday morning"
+        );
 
         let w = DeployWindow::parse("Mon-Fri 12:00-12:30").expect("valid");
         assert!(w.contains(at("2026-11-23T12:10"), &tz()), "Monday");

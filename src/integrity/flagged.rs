@@ -63,10 +63,7 @@ pub fn url_of(url_prefix: &str, rel: &[u8]) -> Vec<u8> {
 /// fragment, percent-decoded, with `//`, `/./` and `/../` resolved, so
 /// `/up%6Coads//./x.php?a=1` is `/uploads/x.php`.
 pub fn normalize(target: &str) -> Vec<u8> {
-    let path = target
-        .split(['?', '#'])
-        .next()
-        .unwrap_or_default();
+    let path = target.split(['?', '#']).next().unwrap_or_default();
     let bytes = path.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;

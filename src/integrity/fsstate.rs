@@ -118,7 +118,12 @@ impl<'a> Reader<'a> {
 
     /// Reads the state of the file at `path`, whose `lstat` was `meta`;
     /// `text` asks for a signature search.
-    pub fn read(&mut self, path: &Path, meta: &Metadata, text: bool) -> Result<FileState, ReadError> {
+    pub fn read(
+        &mut self,
+        path: &Path,
+        meta: &Metadata,
+        text: bool,
+    ) -> Result<FileState, ReadError> {
         if self.stopping() {
             return Err(ReadError::Stopped);
         }
@@ -168,7 +173,11 @@ impl<'a> Reader<'a> {
     /// SHA-256 of the whole file and, for text, the first signature. Chunks
     /// overlap by [`Signatures::CARRY`] bytes for the search, so a signature
     /// across a chunk boundary is found.
-    fn hash(&mut self, file: &mut File, text: bool) -> Result<([u8; 32], Option<String>), ReadError> {
+    fn hash(
+        &mut self,
+        file: &mut File,
+        text: bool,
+    ) -> Result<([u8; 32], Option<String>), ReadError> {
         let mut hasher = Sha256::new();
         let mut signature = None;
         self.buf.clear();
@@ -363,8 +372,12 @@ mod tests {
         });
         assert_eq!(seen, [b"sub/deep/d.php".to_vec()]);
         let mut seen = Vec::new();
-        walk(root, b"a.html", &|_| false, &mut |rel, _| seen.push(rel.to_vec()));
+        walk(root, b"a.html", &|_| false, &mut |rel, _| {
+            seen.push(rel.to_vec())
+        });
         assert_eq!(seen, [b"a.html".to_vec()]);
-        walk(root, b"missing", &|_| false, &mut |_, _| panic!("nothing to visit"));
+        walk(root, b"missing", &|_| false, &mut |_, _| {
+            panic!("nothing to visit")
+        });
     }
 }

@@ -49,7 +49,9 @@ pub const RULE_WEBSHELL: &str = "integrity-webshell";
 pub fn rule_title(rule: &str) -> Option<&'static str> {
     match rule {
         RULE_DEFACE => Some("Web content changed outside a deploy"),
-        RULE_WEBSHELL => Some("Script file new or changed in an upload directory (likely webshell)"),
+        RULE_WEBSHELL => {
+            Some("Script file new or changed in an upload directory (likely webshell)")
+        }
         _ => None,
     }
 }
@@ -258,7 +260,10 @@ fn record(
     let mut fields = vec![
         ("root".to_owned(), root.to_owned()),
         ("dir".to_owned(), root_path.to_owned()),
-        ("path".to_owned(), String::from_utf8_lossy(&files[0].path).into_owned()),
+        (
+            "path".to_owned(),
+            String::from_utf8_lossy(&files[0].path).into_owned(),
+        ),
         ("changes".to_owned(), files.len().to_string()),
         ("files".to_owned(), list.join("\n")),
     ];

@@ -146,7 +146,10 @@ impl RootState {
     }
 
     pub fn files(&self) -> usize {
-        self.entries.values().filter(|e| e.baseline.is_some()).count()
+        self.entries
+            .values()
+            .filter(|e| e.baseline.is_some())
+            .count()
     }
 
     pub fn flagged(&self) -> impl Iterator<Item = (&Vec<u8>, &Flag)> {
@@ -193,7 +196,13 @@ impl RootState {
     /// Compares the disk under `prefix` (a file, a directory, or the whole
     /// root when empty) with what is known, and decides about every change;
     /// `deploy` says a deploy is under way.
-    pub fn reconcile(&mut self, prefix: &[u8], deploy: bool, reader: &mut Reader, out: &mut Outcome) {
+    pub fn reconcile(
+        &mut self,
+        prefix: &[u8],
+        deploy: bool,
+        reader: &mut Reader,
+        out: &mut Outcome,
+    ) {
         let root = self.path.clone();
         let mut seen: Vec<Vec<u8>> = Vec::new();
         let mut current: Vec<(Vec<u8>, Metadata)> = Vec::new();
@@ -361,10 +370,7 @@ impl RootState {
             .filter(|_| baseline.as_ref().is_none_or(|b| b.signature.is_none()));
         let newly_watched = baseline.is_none()
             && entry.flag.is_none()
-            && self
-                .previous
-                .as_ref()
-                .is_some_and(|prev| !prev.file(&name));
+            && self.previous.as_ref().is_some_and(|prev| !prev.file(&name));
         let expected = self.first
             || self.silent_next.remove(&rel)
             || deploy

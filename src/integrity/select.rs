@@ -157,7 +157,8 @@ impl Classifier {
     }
 
     pub fn is_index(&self, rel: &str) -> bool {
-        self.index_names.contains(&file_name(rel).to_ascii_lowercase())
+        self.index_names
+            .contains(&file_name(rel).to_ascii_lowercase())
     }
 
     /// A file the server may execute, or one that changes what it executes.
@@ -284,7 +285,13 @@ mod tests {
         assert!(c.is_index("INDEX.HTML"));
         assert!(c.is_index("news/index.php"));
         assert!(!c.is_index("news/indexes.php"));
-        for script in ["a.php", "x/shell.PHP", "a.php.jpg", "up/.htaccess", "b.aspx"] {
+        for script in [
+            "a.php",
+            "x/shell.PHP",
+            "a.php.jpg",
+            "up/.htaccess",
+            "b.aspx",
+        ] {
             assert!(c.is_script(script), "{script}");
         }
         for other in ["a.jpg", "jquery.min.js", ".env", "php", "style.css"] {

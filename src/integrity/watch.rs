@@ -214,7 +214,10 @@ impl Context {
         }) {
             Ok(w) => Some(w),
             Err(e) => {
-                warn!("integrity: no file change notifications ({e}); re-scanning every {:?} only", self.config.rescan_interval);
+                warn!(
+                    "integrity: no file change notifications ({e}); re-scanning every {:?} only",
+                    self.config.rescan_interval
+                );
                 None
             }
         };
@@ -263,7 +266,10 @@ impl Context {
                 for live in &mut roots {
                     let active = live.config.deploy.active(Timestamp::now(), &self.tz);
                     if live.deploying && !active {
-                        info!("integrity: web root {}: deploy over, re-scanning it into the baseline", live.config.name);
+                        info!(
+                            "integrity: web root {}: deploy over, re-scanning it into the baseline",
+                            live.config.name
+                        );
                         live.mark(Vec::new(), true);
                     }
                     live.deploying = active;
@@ -283,7 +289,8 @@ impl Context {
                 if due {
                     if live.state.is_none() && !self.load(&store, live) {
                         live.urgent = false;
-                        live.next_rescan = Instant::now() + self.config.rescan_interval.min(Duration::from_secs(60));
+                        live.next_rescan = Instant::now()
+                            + self.config.rescan_interval.min(Duration::from_secs(60));
                         continue;
                     }
                     // An accept made during the burst counts.
@@ -327,8 +334,10 @@ impl Context {
 
     /// Sleeps, unless told to stop (then returns true).
     fn sleep(&self, rx: &Receiver<Msg>, d: Duration) -> bool {
-        matches!(rx.recv_timeout(d), Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected))
-            || self.stop.load(Ordering::Relaxed)
+        matches!(
+            rx.recv_timeout(d),
+            Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected)
+        ) || self.stop.load(Ordering::Relaxed)
     }
 
     /// A notification: mark the paths it names.
@@ -374,12 +383,12 @@ impl Context {
                     continue;
                 };
                 let rel = std::os::unix::ffi::OsStrExt::as_bytes(rel.as_os_str()).to_vec();
-                let wanted = live
-                    .state
-                    .as_ref()
-                    .map_or(true, |s| s.wants(&rel));
+                let wanted = live.state.as_ref().map_or(true, |s| s.wants(&rel));
                 if wanted {
                     let d = deploy(i, live);
+                    // Seen at work: its end triggers the closing re-scan
+                    // even if it ended before the next tick.
+                    live.deploying |= d;
                     live.mark(rel, d);
                 }
             }
@@ -420,7 +429,9 @@ impl Context {
                     );
                 }
                 if !ops.is_empty() {
-                    warn!("integrity: web root {name}: its path changed; the baseline starts afresh");
+                    warn!(
+                        "integrity: web root {name}: its path changed; the baseline starts afresh"
+                    );
                     self.send(Finding {
                         ops,
                         incidents: Vec::new(),
@@ -484,7 +495,10 @@ impl Context {
             if live.errors_logged.insert(msg.clone()) {
                 warn!("{msg}");
             }
-            self.metrics.integrity_errors.with_label_values(&[&name]).inc();
+            self.metrics
+                .integrity_errors
+                .with_label_values(&[&name])
+                .inc();
             live.dirty.clear();
             live.burst_started = None;
             live.urgent = false;
@@ -492,7 +506,10 @@ impl Context {
             return;
         }
         let started = Instant::now();
-        let (_, first_seen) = live.burst_started.take().unwrap_or((started, Timestamp::now()));
+        let (_, first_seen) = live
+            .burst_started
+            .take()
+            .unwrap_or((started, Timestamp::now()));
         let dirty = std::mem::take(&mut live.dirty);
         live.urgent = false;
         let mut out = Outcome::default();
@@ -522,7 +539,10 @@ impl Context {
                 .set(started.elapsed().as_secs_f64());
         }
         let m = &self.metrics;
-        m.integrity_hashed.with_label_values(&[&name]).inc_by(out.hashed);
+        let out_hashed = out.hashed;
+        m.integrity_hashed
+            .with_label_values(&[&name])
+            .inc_by(out.hashed);
         m.integrity_errors
             .with_label_values(&[&name])
             .inc_by(out.errors.len() as u64);
@@ -536,7 +556,8 @@ impl Context {
                 .inc_by(n as u64);
         }
         for e in &out.errors {
-            if live.errors_logged.len() < MAX_ERRORS_LOGGED && live.errors_logged.insert(e.clone()) {
+            if live.errors_logged.len() < MAX_ERRORS_LOGGED && live.errors_logged.insert(e.clone())
+            {
                 warn!("integrity: web root {name}: cannot read {e}");
             }
         }
@@ -555,7 +576,12 @@ impl Context {
         let root_path = live.config.path.display().to_string();
         let incidents = incidents(&name, &root_path, &out.raised, first_seen, Timestamp::now());
         if !out.raised.is_empty() {
-            let worst = out.raised.iter().map(|r| r.class).max().unwrap_or(ChangeClass::Content);
+            let worst = out
+                .raised
+                .iter()
+                .map(|r| r.class)
+                .max()
+                .unwrap_or(ChangeClass::Content);
             warn!(
                 "integrity: web root {name}: {} file(s) changed outside a deploy (worst: {worst}); incident recorded",
                 out.raised.len()
@@ -577,6 +603,15 @@ impl Context {
             .with_label_values(&[&name])
             .set(files as i64);
         self.publish_flags(live);
+        if full {
+            // After the finding went to the pipeline: whoever reads this
+            // line knows the scan's results are on their way to the store.
+            info!(
+                "integrity: web root {name}: scanned, {files} file(s) known, {} read, in {:.3}s",
+                out_hashed,
+                started.elapsed().as_secs_f64()
+            );
+        }
     }
 
     /// The flagged scripts of a root, as URLs, and the flag count.
@@ -635,7 +670,9 @@ pub fn current_states(
         errors.push(format!("{}: {}", e.path.display(), e.error));
     }
     for (rel, meta) in files {
-        let abs: PathBuf = rc.path.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&rel));
+        let abs: PathBuf = rc
+            .path
+            .join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&rel));
         let text = live.classifier.is_text(&String::from_utf8_lossy(&rel));
         // A file being written is read again, a few times.
         let mut tries = 0;

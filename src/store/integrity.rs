@@ -205,8 +205,9 @@ impl Store {
             .query_row([root], |r| r.get(0))
             .optional()?;
         json.map(|j| {
-            serde_json::from_str(&j)
-                .map_err(|e| StoreError::Invalid(format!("stored settings of web root {root}: {e}")))
+            serde_json::from_str(&j).map_err(|e| {
+                StoreError::Invalid(format!("stored settings of web root {root}: {e}"))
+            })
         })
         .transpose()
     }
@@ -386,7 +387,11 @@ fn upsert_baseline(
 }
 
 /// Applies a batch's integrity operations, after its incidents are in.
-pub(super) fn apply(tx: &Transaction<'_>, ops: &[IntegrityOp], now_us: i64) -> Result<(), StoreError> {
+pub(super) fn apply(
+    tx: &Transaction<'_>,
+    ops: &[IntegrityOp],
+    now_us: i64,
+) -> Result<(), StoreError> {
     for op in ops {
         match op {
             IntegrityOp::Root { root, settings } => {
@@ -402,7 +407,11 @@ pub(super) fn apply(tx: &Transaction<'_>, ops: &[IntegrityOp], now_us: i64) -> R
             }
             IntegrityOp::Reset { root } => {
                 for table in ["integrity_files", "integrity_flags", "integrity_roots"] {
-                    let column = if table == "integrity_roots" { "name" } else { "root" };
+                    let column = if table == "integrity_roots" {
+                        "name"
+                    } else {
+                        "root"
+                    };
                     tx.execute(&format!("DELETE FROM {table} WHERE {column} = ?1"), [root])?;
                 }
             }
