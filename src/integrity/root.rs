@@ -55,6 +55,9 @@ pub struct StoredSettings {
     pub exclude: Vec<String>,
 }
 
+/// A root's baseline as the store has it: its settings and entries.
+pub type StoredRoot = (StoredSettings, Vec<(Vec<u8>, Entry)>);
+
 /// One change raised as (part of) an incident.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Raised {
@@ -107,7 +110,7 @@ impl RootState {
         selection: Selection,
         classifier: Classifier,
         settings: StoredSettings,
-        stored: Option<(StoredSettings, Vec<(Vec<u8>, Entry)>)>,
+        stored: Option<StoredRoot>,
     ) -> Result<(RootState, Vec<IntegrityOp>), String> {
         let mut ops = Vec::new();
         let (first, previous, entries) = match stored {

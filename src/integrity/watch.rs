@@ -383,7 +383,7 @@ impl Context {
                     continue;
                 };
                 let rel = std::os::unix::ffi::OsStrExt::as_bytes(rel.as_os_str()).to_vec();
-                let wanted = live.state.as_ref().map_or(true, |s| s.wants(&rel));
+                let wanted = live.state.as_ref().is_none_or(|s| s.wants(&rel));
                 if wanted {
                     let d = deploy(i, live);
                     // Seen at work: its end triggers the closing re-scan
