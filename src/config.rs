@@ -1158,6 +1158,40 @@ type = "iis"
     }
 
     #[test]
+    fn web_roots_and_their_errors() {
+        let c = parse(&format!(
+            "{MINIMAL}\n[integrity]\ndebounce = \"500ms\"\n\n[[webroot]]\nname = \"portal\"\npath = \"/var/www/portal\"\nexclude = [\"cache/**\"]\ndeploy_marker = \"/var/www/.deploying\"\ndeploy_windows = [\"Sat 22:00-02:00\"]\n"
+        ))
+        .expect("valid");
+        assert_eq!(c.integrity.debounce, Duration::from_millis(500));
+        let r = &c.integrity.roots[0];
+        assert_eq!(r.path, PathBuf::from("/var/www/portal"));
+        assert_eq!(r.exclude, ["cache/**"]);
+        assert_eq!(r.url_prefix, "/");
+        assert!(r.upload_dirs.iter().any(|u| u == "**/uploads"), "defaults");
+        assert_eq!(r.deploy.windows.len(), 1);
+        // A web root alone is enough to run.
+        let only = "agency = \"a\"\n[[webroot]]\nname = \"w\"\npath = \"/srv/www\"\n";
+        assert!(parse(only).is_ok());
+        let errors = parse(&format!(
+            "{MINIMAL}\n[[webroot]]\nname = \"auth\"\npath = \"/w\"\nexclude = [\"a/***\"]\nurl_prefix = \"x\"\ndeploy_windows = [\"Funday 01:00-02:00\"]\n[integrity]\nsignatures = [\"(unclosed\"]\n"
+        ))
+        .expect_err("invalid");
+        for want in [
+            ":9:8: web root name \"auth\" already used",
+            ":11:11: exclude glob",
+            ":12:14: url_prefix \"x\"",
+            ":13:19: deploy window \"Funday",
+            ":15:15: signature",
+        ] {
+            assert!(
+                errors.iter().any(|e| e.contains(want)),
+                "missing {want:?} in {errors:#?}"
+            );
+        }
+    }
+
+    #[test]
     fn positions_count_characters() {
         let p = position("f", "a = 1\nbé = \"x\"\n", 11);
         assert_eq!((p.line, p.column), (2, 5));
