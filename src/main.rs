@@ -352,6 +352,23 @@ fn run_check(config: Option<&std::path::Path>, args: &RuleArgs) -> Result<ExitCo
             c.state_dir.display()
         );
         println!("ok: {}", http_summary(c));
+        for r in &c.integrity.roots {
+            let state = match std::fs::metadata(&r.path) {
+                Ok(m) if m.is_dir() => "readable".to_owned(),
+                Ok(_) => "not a directory".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            println!(
+                "ok: web root {} at {} ({state}), {} deploy window(s), deploy marker {}",
+                r.name,
+                r.path.display(),
+                r.deploy.windows.len(),
+                r.deploy
+                    .marker
+                    .as_ref()
+                    .map_or("none".to_owned(), |m| m.display().to_string())
+            );
+        }
     }
     println!("ok: {} rules, digest {}", rules.rules.len(), rules.digest());
     Ok(ExitCode::SUCCESS)
