@@ -650,6 +650,7 @@ impl Pipeline {
             .reloads
             .with_label_values(&[if result.is_ok() { "success" } else { "failure" }])
             .inc();
+        self.metrics.reload_ok.set(i64::from(result.is_ok()));
         match result {
             Ok(()) => info!(
                 rules = self.analyzer.rules().rules.len(),

@@ -54,6 +54,10 @@ pub struct Metrics {
     pub last_commit: Gauge,
     pub rules_loaded: IntGauge,
     pub reloads: IntCounterVec,
+    /// 1 while the config and rules in force are those on disk as of the
+    /// last reload, 0 after a refused reload (the alert's condition: a
+    /// counter would forget a failure once its window passed).
+    pub reload_ok: IntGauge,
     /// Requests refused for missing or wrong credentials, by endpoint
     /// (`metrics`, `api`).
     pub http_auth_failures: IntCounterVec,
@@ -151,6 +155,10 @@ impl Metrics {
                 "Reloads of config and rules (SIGHUP), by result.",
                 &["result"],
             )?,
+            reload_ok: IntGauge::new(
+                "canhgac_config_last_reload_successful",
+                "1 if the last reload of config and rules (or the start) succeeded, 0 if it was refused and the previous set still runs.",
+            )?,
             http_auth_failures: counter_vec(
                 "canhgac_http_auth_failures_total",
                 "HTTP requests refused for missing or wrong credentials, by endpoint (metrics, api).",
@@ -174,6 +182,7 @@ impl Metrics {
         for result in ["success", "failure"] {
             m.reloads.with_label_values(&[result]);
         }
+        m.reload_ok.set(1);
         for endpoint in ["metrics", "api"] {
             m.http_auth_failures.with_label_values(&[endpoint]);
         }
@@ -195,6 +204,7 @@ impl Metrics {
         r.register(Box::new(m.last_commit.clone()))?;
         r.register(Box::new(m.rules_loaded.clone()))?;
         r.register(Box::new(m.reloads.clone()))?;
+        r.register(Box::new(m.reload_ok.clone()))?;
         r.register(Box::new(m.http_auth_failures.clone()))?;
         r.register(Box::new(m.build_info.clone()))?;
         r.register(Box::new(monthly))?;
