@@ -59,7 +59,7 @@ pub const APPLICATION_ID: i32 = 0x6367_6163;
 
 /// Schema migrations, in order: `MIGRATIONS[i]` takes the schema from version
 /// `i` to `i + 1`. Append only; never edit one that has shipped.
-const MIGRATIONS: &[&str] = &[MIGRATION_V1, MIGRATION_V2];
+const MIGRATIONS: &[&str] = &[MIGRATION_V1, MIGRATION_V2, MIGRATION_V3];
 
 /// v2: the inputs that have ever committed, so that an input that has run
 /// before but had no file yet does not skip, at its next start, the lines of
@@ -150,6 +150,62 @@ CREATE TABLE detector_state (
     state      BLOB    NOT NULL,
     updated_us INTEGER NOT NULL
 ) STRICT;
+";
+
+/// Microseconds in one bucket of `incident_tally`.
+const TALLY_BUCKET_US: i64 = 3_600_000_000;
+
+/// v3: incidents counted per category and UTC hour of their first event,
+/// kept by triggers in the transaction that writes the incident (whoever
+/// writes: daemon, import, a later tool), so that monthly figures cost a sum
+/// over at most 8,784 hours a year per category instead of a pass over
+/// every incident (a scrape with a year of 120,000 incidents spent 135 ms
+/// of CPU counting them). Hours, not days: a month starts at local
+/// midnight, which is a whole UTC hour in all but a few zones; bounds
+/// inside an hour are counted from the incidents themselves (see
+/// [`Store::count_by_category`]). Buckets are floored, also before 1970.
+const MIGRATION_V3: &str = "
+CREATE TABLE incident_tally (
+    category TEXT    NOT NULL,
+    hour     INTEGER NOT NULL,
+    n        INTEGER NOT NULL CHECK (n >= 0),
+    PRIMARY KEY (hour, category)
+) STRICT, WITHOUT ROWID;
+
+INSERT INTO incident_tally (category, hour, n)
+    SELECT category,
+           (first_seen_us - (((first_seen_us % 3600000000) + 3600000000) % 3600000000)) / 3600000000,
+           COUNT(*)
+    FROM incidents GROUP BY 1, 2;
+
+CREATE TRIGGER incident_tally_insert AFTER INSERT ON incidents BEGIN
+    INSERT INTO incident_tally (category, hour, n)
+        VALUES (NEW.category,
+                (NEW.first_seen_us - (((NEW.first_seen_us % 3600000000) + 3600000000) % 3600000000)) / 3600000000,
+                1)
+        ON CONFLICT (hour, category) DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER incident_tally_delete AFTER DELETE ON incidents BEGIN
+    UPDATE incident_tally SET n = n - 1
+        WHERE category = OLD.category
+          AND hour = (OLD.first_seen_us - (((OLD.first_seen_us % 3600000000) + 3600000000) % 3600000000)) / 3600000000;
+END;
+
+CREATE TRIGGER incident_tally_update AFTER UPDATE OF category, first_seen_us ON incidents
+WHEN OLD.category IS NOT NEW.category
+  OR (OLD.first_seen_us - (((OLD.first_seen_us % 3600000000) + 3600000000) % 3600000000))
+     != (NEW.first_seen_us - (((NEW.first_seen_us % 3600000000) + 3600000000) % 3600000000))
+BEGIN
+    UPDATE incident_tally SET n = n - 1
+        WHERE category = OLD.category
+          AND hour = (OLD.first_seen_us - (((OLD.first_seen_us % 3600000000) + 3600000000) % 3600000000)) / 3600000000;
+    INSERT INTO incident_tally (category, hour, n)
+        VALUES (NEW.category,
+                (NEW.first_seen_us - (((NEW.first_seen_us % 3600000000) + 3600000000) % 3600000000)) / 3600000000,
+                1)
+        ON CONFLICT (hour, category) DO UPDATE SET n = n + 1;
+END;
 ";
 
 /// Why a store operation failed. The daemon retries [`StoreError::Busy`] and
@@ -737,18 +793,43 @@ impl Store {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<(String, u64)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT category, COUNT(*) FROM incidents
-             WHERE first_seen_us >= ?1 AND first_seen_us < ?2
-             GROUP BY category ORDER BY category",
-        )?;
-        let mut rows = stmt.query(params![to_us(from)?, to_us(to)?])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let count: i64 = row.get(1)?;
-            out.push((row.get(0)?, to_u64(count, "incident count")?));
+        let (from, to) = (to_us(from)?, to_us(to)?);
+        let mut counts = std::collections::BTreeMap::<String, i64>::new();
+        if from < to {
+            // Whole hours from the tally; the ragged ends (a bound inside an
+            // hour: "so far", or a zone with a half-hour offset) from the
+            // incidents, at most an hour's worth on each side.
+            let first_hour =
+                from.div_euclid(TALLY_BUCKET_US) + i64::from(from.rem_euclid(TALLY_BUCKET_US) != 0);
+            let end_hour = to.div_euclid(TALLY_BUCKET_US);
+            let mut add = |rows: &mut rusqlite::Rows<'_>| -> Result<(), StoreError> {
+                while let Some(row) = rows.next()? {
+                    *counts.entry(row.get(0)?).or_default() += row.get::<_, i64>(1)?;
+                }
+                Ok(())
+            };
+            let mut raw = self.conn.prepare_cached(
+                "SELECT category, COUNT(*) FROM incidents
+                 WHERE first_seen_us >= ?1 AND first_seen_us < ?2
+                 GROUP BY category",
+            )?;
+            if first_hour < end_hour {
+                let mut tally = self.conn.prepare_cached(
+                    "SELECT category, SUM(n) FROM incident_tally
+                     WHERE hour >= ?1 AND hour < ?2 GROUP BY category",
+                )?;
+                add(&mut tally.query(params![first_hour, end_hour])?)?;
+                add(&mut raw.query(params![from, first_hour * TALLY_BUCKET_US])?)?;
+                add(&mut raw.query(params![end_hour * TALLY_BUCKET_US, to])?)?;
+            } else {
+                add(&mut raw.query(params![from, to])?)?;
+            }
         }
-        Ok(out)
+        counts
+            .into_iter()
+            .filter(|(_, n)| *n != 0)
+            .map(|(category, n)| Ok((category, to_u64(n, "incident count")?)))
+            .collect()
     }
 
     /// Every stored incident counted per (category, severity): what the
@@ -1140,6 +1221,10 @@ mod tests {
             [
                 "checkpoints",
                 "detector_state",
+                "incident_tally",
+                "incident_tally_delete",
+                "incident_tally_insert",
+                "incident_tally_update",
                 "incidents",
                 "incidents_category",
                 "incidents_first_seen",
@@ -1770,6 +1855,139 @@ mod tests {
         // Sub-microsecond parts are floored on both sides alike.
         let late = Timestamp::from_nanosecond(to.as_nanosecond() - 1).expect("ts");
         assert_eq!(to_us(late).expect("us"), to_us(to).expect("us") - 1);
+    }
+
+    /// The tally answers exactly what counting the incidents answers: for
+    /// bounds on and off hour boundaries, within one hour and across many,
+    /// before 1970, after first_seen moved earlier (a merge) or an incident
+    /// was deleted.
+    #[test]
+    fn count_by_category_agrees_with_counting_every_incident() {
+        let (_dir, _path, mut store) = fresh();
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        const HOUR: i64 = 3_600_000_000;
+        // Times within three days either side of OCT_2020, half of them on
+        // or a microsecond off an hour boundary, and a few before 1970.
+        let at = |next: &mut dyn FnMut(u64) -> u64| -> i64 {
+            let base = match next(10) {
+                0 => -5 * HOUR,
+                _ => OCT_2020 * 1_000_000,
+            };
+            let hours = next(144) as i64 - 72;
+            let within = match next(4) {
+                0 => 0,
+                1 => 1,
+                2 => HOUR - 1,
+                _ => next(HOUR as u64) as i64,
+            };
+            base + hours * HOUR + within
+        };
+        let categories = ["phishing", "deface", "malware"];
+        let mut records = Vec::new();
+        for id in 1..=600u64 {
+            let mut r = rec(id, 0, categories[next(3) as usize]);
+            r.first_seen = Timestamp::from_microsecond(at(&mut next)).expect("ts");
+            r.last_seen = r.first_seen;
+            records.push(r);
+        }
+        commit_incidents(&mut store, &records);
+        // A third of them get an earlier first event (a rule joined the
+        // incident), some by less than an hour, some by days.
+        let mut moved = Vec::new();
+        for r in records.iter().filter(|r| r.detector_id % 3 == 0) {
+            let mut r = r.clone();
+            let back = if r.detector_id % 2 == 0 { 1 } else { 49 * HOUR };
+            r.first_seen =
+                Timestamp::from_microsecond(to_us(r.first_seen).expect("us") - back).expect("ts");
+            moved.push(r);
+        }
+        commit_incidents(&mut store, &moved);
+        store
+            .conn
+            .execute("DELETE FROM incidents WHERE detector_id % 7 = 0", [])
+            .expect("delete");
+
+        let naive = |from: i64, to: i64| -> Vec<(String, u64)> {
+            let mut stmt = store
+                .conn
+                .prepare(
+                    "SELECT category, COUNT(*) FROM incidents
+                     WHERE first_seen_us >= ?1 AND first_seen_us < ?2
+                     GROUP BY category ORDER BY category",
+                )
+                .expect("prepare");
+            stmt.query_map(params![from, to], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+        };
+        let mut checked = 0;
+        for _ in 0..400 {
+            let (a, b) = (at(&mut next), at(&mut next));
+            let (from, to) = (a.min(b), a.max(b) + i64::from(next(2) == 0));
+            let got = store
+                .count_by_category(
+                    Timestamp::from_microsecond(from).expect("ts"),
+                    Timestamp::from_microsecond(to).expect("ts"),
+                )
+                .expect("count");
+            assert_eq!(got, naive(from, to), "[{from}, {to})");
+            checked += got.iter().map(|(_, n)| n).sum::<u64>();
+        }
+        assert!(
+            checked > 10_000,
+            "the bounds caught too few incidents: {checked}"
+        );
+    }
+
+    /// A v2 database with incidents gains its tally when the writer opens
+    /// it, and counts as before.
+    #[test]
+    fn migration_to_v3_tallies_existing_incidents() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = db(&dir);
+        fs::create_dir_all(path.parent().expect("state dir")).expect("state dir");
+        {
+            let conn = Connection::open(&path).expect("raw open");
+            conn.execute_batch(MIGRATION_V1).expect("v1");
+            conn.execute_batch(MIGRATION_V2).expect("v2");
+            conn.pragma_update(None, "user_version", 2)
+                .expect("version");
+            conn.pragma_update(None, "application_id", APPLICATION_ID)
+                .expect("application id");
+            for (i, (category, secs)) in [("phishing", 0), ("phishing", 3_599), ("deface", 3_600)]
+                .into_iter()
+                .enumerate()
+            {
+                let first = (OCT_2020 + secs) * 1_000_000;
+                conn.execute(
+                    "INSERT INTO incidents (uid, detector_id, rule, category, severity, key,
+                         first_seen_us, last_seen_us, events, open, sample, fields,
+                         created_us, updated_us)
+                     VALUES (?1, ?2, 'r', ?3, 'high', 'k', ?4, ?4, 1, 0, 's', '{}', ?4, ?4)",
+                    params![format!("{AGENCY}-{i}"), i as i64 + 1, category, first],
+                )
+                .expect("v2 incident");
+            }
+        }
+        let store = Store::open(&path, AGENCY).expect("migrated");
+        assert_eq!(
+            store.count_by_category(ts(0), ts(7_200)).expect("count"),
+            [("deface".to_owned(), 1), ("phishing".to_owned(), 2)]
+        );
+        let tally: i64 = store
+            .conn
+            .query_row("SELECT SUM(n) FROM incident_tally", [], |r| r.get(0))
+            .expect("tally");
+        assert_eq!(tally, 3);
     }
 
     #[test]
