@@ -375,10 +375,27 @@ pub struct IncidentQuery {
     /// Page size; `None` returns every match.
     pub limit: Option<u32>,
     /// Cursor: the `uid` of the last incident of the previous page. Results
-    /// continue strictly after it in (first_seen, insertion) order, which
-    /// never changes for a stored incident, so pages neither repeat nor skip
-    /// while new incidents arrive.
+    /// continue strictly after it in `order`.
     pub after: Option<String>,
+    pub order: IncidentOrder,
+}
+
+/// The order of [`Store::incidents`], and so what a cursor promises.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IncidentOrder {
+    /// By first event, then insertion: for reading a period. Pages do not
+    /// repeat or skip while incidents arrive in time order (a tailing
+    /// daemon), but an incident recorded later with an earlier first event
+    /// (a backfill, late log lines, a rule joining an incident with an
+    /// older event) falls behind a client's cursor and that client does not
+    /// see it.
+    #[default]
+    FirstSeen,
+    /// In the order incidents were recorded: for a client that must see
+    /// every incident (a SIEM pulling them). A stored incident's place
+    /// never changes and new ones always come last, so pages never repeat
+    /// or skip, whatever arrives.
+    Recorded,
 }
 
 /// A connection to the store: the writer from [`Store::open`], or a reader
@@ -753,11 +770,19 @@ impl Store {
                     "unknown cursor: no incident has uid {after:?}"
                 )));
             };
-            sql.push_str(" AND (first_seen_us, id) > (?, ?)");
-            args.push(Value::Integer(first_seen_us));
+            match q.order {
+                IncidentOrder::FirstSeen => {
+                    sql.push_str(" AND (first_seen_us, id) > (?, ?)");
+                    args.push(Value::Integer(first_seen_us));
+                }
+                IncidentOrder::Recorded => sql.push_str(" AND id > ?"),
+            }
             args.push(Value::Integer(id));
         }
-        sql.push_str(" ORDER BY first_seen_us, id");
+        sql.push_str(match q.order {
+            IncidentOrder::FirstSeen => " ORDER BY first_seen_us, id",
+            IncidentOrder::Recorded => " ORDER BY id",
+        });
         if let Some(limit) = q.limit {
             sql.push_str(" LIMIT ?");
             args.push(Value::Integer(i64::from(limit)));
