@@ -559,9 +559,10 @@ impl Store {
             )?
             .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         // The meta high-water mark is authoritative; the table's maximum is
-        // a second opinion that costs one index lookup.
+        // a second opinion that costs one index lookup. Negative ids (rows
+        // detached from the detector, imported incidents) are no detector's.
         let table_max: Option<i64> = tx
-            .prepare_cached("SELECT MAX(detector_id) FROM incidents")?
+            .prepare_cached("SELECT MAX(detector_id) FROM incidents WHERE detector_id > 0")?
             .query_row([], |r| r.get(0))?;
         tx.commit()?;
         let max_detector_id = match meta_max.max(table_max) {
