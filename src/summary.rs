@@ -84,6 +84,9 @@ use crate::category::{Category, Severity};
 use crate::months::{change, LiveWindows, Month, Window};
 use crate::store::{GroupBy, GroupCount, Store, StoreError};
 
+/// (category, severity, incidents) from the store.
+type CategorySeverityCount = (String, String, u64);
+
 /// Rows of `top_rules` and `top_sources`.
 pub const TOP_LIMIT: u32 = 10;
 
@@ -301,8 +304,8 @@ pub fn monthly_at(
     let (periods, complete) = periods(month, tz, now).ok_or(SummaryError::Future(month))?;
     // Counts per (category, severity) for each window asked for; the series
     // shares its whole months with the periods.
-    let mut counted: HashMap<(Timestamp, Timestamp), Vec<(String, String, u64)>> = HashMap::new();
-    let mut counts_in = |w: Window| -> Result<Vec<(String, String, u64)>, StoreError> {
+    let mut counted: HashMap<(Timestamp, Timestamp), Vec<CategorySeverityCount>> = HashMap::new();
+    let mut counts_in = |w: Window| -> Result<Vec<CategorySeverityCount>, StoreError> {
         if let Some(c) = counted.get(&(w.start, w.end)) {
             return Ok(c.clone());
         }
@@ -317,7 +320,7 @@ pub fn monthly_at(
         periods.year_to_date,
         periods.same_period_last_year,
     ];
-    let mut counts: Vec<Vec<(String, String, u64)>> = Vec::with_capacity(windows.len());
+    let mut counts: Vec<Vec<CategorySeverityCount>> = Vec::with_capacity(windows.len());
     for p in windows {
         counts.push(counts_in(p.window())?);
     }

@@ -129,7 +129,7 @@ fn write_log(path: &Path, data: &[u8], gz: bool, mtime: Option<Timestamp>) {
     let bytes = if gz { gzip(data) } else { data.to_vec() };
     fs::write(path, bytes).expect("log written");
     if let Some(t) = mtime {
-        let when = std::time::SystemTime::try_from(t).expect("system time");
+        let when = std::time::SystemTime::from(t);
         fs::File::options()
             .write(true)
             .open(path)

@@ -160,11 +160,11 @@ fn chart(s: &Summary, lang: Lang) -> String {
     let legend_rows = used.len().div_ceil(3).max(1);
     let height = base + 30.0 + 18.0 * legend_rows as f64 + 6.0;
     let mut svg = String::new();
-    let _ = write!(
+    let _ = writeln!(
         svg,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {height}\" \
          role=\"img\" aria-label=\"{}\" font-size=\"11\" \
-         font-family=\"DejaVu Sans, Noto Sans, Arial, sans-serif\">\n",
+         font-family=\"DejaVu Sans, Noto Sans, Arial, sans-serif\">",
         esc(lang.words().series)
     );
     // Grid and y labels.
