@@ -731,3 +731,75 @@ fn bars_in_screenshot(path: &Path) -> Vec<u32> {
     }
     bars
 }
+
+/// Text from outside (here an input name given to `import --input`, as a
+/// user rule id or a configured input name could be) is made harmless in
+/// every format: no escape sequence reaches a terminal, no markup an HTML
+/// page or Markdown, no formula a spreadsheet.
+#[test]
+fn hostile_text_is_neutralised_in_every_format() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(
+        dir.path().join("canhgac.toml"),
+        format!(
+            "agency = \"hostile\"\ntime_zone = \"{ZONE}\"\nstate_dir = \"state\"\n\
+             [[input]]\nname = \"web\"\npath = \"/var/log/nginx/access.log\"\ntype = \"nginx\"\n"
+        ),
+    )
+    .expect("config");
+    let log = dir.path().join("access.log");
+    fs::write(
+        &log,
+        "203.0.113.9 - - [15/Oct/2020:10:00:00 +0700] \"GET /uploads/wso.php HTTP/1.1\" 200 512 \"-\" \"Mozilla/5.0\"\n",
+    )
+    .expect("log");
+    let hostile = "=HYPERLINK(\"http://evil\")<script>alert(1)</script>\u{1b}[31m|*x*";
+    let config = dir.path().join("canhgac.toml");
+    let config = config.to_str().expect("path");
+    let (ok, out, err) = run(&[
+        "import",
+        "--config",
+        config,
+        "--type",
+        "nginx",
+        "--input",
+        hostile,
+        log.to_str().expect("path"),
+    ]);
+    assert!(ok, "{out}{err}");
+    let render = |format: &str| {
+        let (ok, out, err) = run(&[
+            "report", "--config", config, "--month", "2020-10", "--format", format,
+        ]);
+        assert!(ok, "{err}");
+        out
+    };
+    let table = render("table");
+    assert!(!table.contains('\u{1b}'), "{table:?}");
+    assert!(
+        table.contains("=HYPERLINK"),
+        "the name is still shown: {table}"
+    );
+    let html = render("html");
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{html}"
+    );
+    assert!(!html.contains('\u{1b}'));
+    let md = render("markdown");
+    assert!(md.contains("\\<script\\>"), "{md}");
+    assert!(md.contains("\\|\\*x\\*"), "{md}");
+    assert!(!md.contains('\u{1b}'));
+    let csv = render("csv");
+    let row = csv
+        .split("\r\n")
+        .find(|l| l.starts_with("input,"))
+        .expect("input row");
+    assert!(
+        row.starts_with("input,\"'=HYPERLINK(\"\"http://evil\"\")<script>"),
+        "{row}"
+    );
+    let json: Value = serde_json::from_str(&render("json")).expect("json");
+    assert_eq!(json["inputs"][0]["input"], hostile);
+}
