@@ -63,6 +63,82 @@ enum Command {
     },
     /// List incidents recorded in the store, oldest first.
     Incidents(IncidentsArgs),
+    /// The monthly report: incidents per category this month, last month and
+    /// the same month last year, year to date against the same period last
+    /// year, per severity, top rules and source addresses, per input, and
+    /// the last 13 months.
+    ///
+    /// Months are calendar months in the configured time zone. `--format json`
+    /// prints the document `GET /api/v1/summary` serves.
+    Report(ReportArgs),
+    /// Backfill: run historical log files (plain or gzip) through the rules
+    /// and detector into the store, using the time written in each line.
+    ///
+    /// A file whose content was imported before (under any name, compressed
+    /// or not) is skipped. The daemon may keep running meanwhile. Exits with
+    /// status 1 if any file could not be imported; the others are stored.
+    Import(ImportArgs),
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// The daemon's config file (the store is in its state directory; months
+    /// are in its time zone).
+    #[arg(long, value_name = "FILE", default_value = canhgac::config::DEFAULT_PATH, conflicts_with = "db")]
+    config: PathBuf,
+    /// The store's database file itself, instead of --config.
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// IANA time zone of the calendar months [default: the config's; with --db, the system's].
+    #[arg(long, value_name = "ZONE")]
+    tz: Option<String>,
+    /// The month, YYYY-MM [default: the last complete month].
+    #[arg(long, value_name = "YYYY-MM", value_parser = canhgac::months::Month::parse)]
+    month: Option<canhgac::months::Month>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: ReportFormat,
+    /// Language of labels, numbers and the summary sentence.
+    #[arg(long, value_enum, default_value = "en")]
+    lang: LangArg,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Table,
+    Json,
+    Csv,
+    Markdown,
+    Html,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LangArg {
+    En,
+    Vi,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The daemon's config file: store, agency, time zone, rules and inputs.
+    #[arg(long, value_name = "FILE", default_value = canhgac::config::DEFAULT_PATH)]
+    config: PathBuf,
+    /// Input type of every FILE [default: that of the configured input whose
+    /// path matches the file, else recognised from its first lines].
+    #[arg(long = "type", value_name = "TYPE", value_parser = clap::builder::PossibleValuesParser::new(INPUT_TYPES))]
+    input_type: Option<String>,
+    /// Input name recorded with the incidents [default: the configured input
+    /// whose path matches the file, rotation suffixes such as .1 or .2.gz removed].
+    #[arg(long, value_name = "NAME")]
+    input: Option<String>,
+    /// Year of syslog lines that carry none [default: inferred from each file's modification time].
+    #[arg(long, value_name = "YYYY", value_parser = clap::value_parser!(i16).range(1970..=9999))]
+    year: Option<i16>,
+    /// Log files, plain or gzip-compressed.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -186,6 +262,8 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::List { rules }) => run_list(&rules),
         Command::Run { config, log_format } => run_daemon(&config, log_format),
         Command::Incidents(args) => run_incidents(&args),
+        Command::Report(args) => run_report(&args),
+        Command::Import(args) => run_import(&args),
     };
     result.unwrap_or_else(|code| code)
 }
@@ -469,4 +547,193 @@ fn run_incidents(args: &IncidentsArgs) -> Result<ExitCode, ExitCode> {
     }
     eprintln!("canhgac: {} incidents in {}", incidents.len(), db.display());
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_report(args: &ReportArgs) -> Result<ExitCode, ExitCode> {
+    use canhgac::report::{self, Format as F, Lang};
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("canhgac: {e}");
+        ExitCode::FAILURE
+    };
+    let (db, config_tz) = match &args.db {
+        Some(db) => (db.clone(), None),
+        None => {
+            let config = load_config(&args.config)?;
+            (config.db_path(), Some(config.time_zone))
+        }
+    };
+    let tz = match &args.tz {
+        Some(name) => timestamp::zone_by_name(name).map_err(|e| {
+            eprintln!("canhgac: {e}");
+            ExitCode::from(2)
+        })?,
+        None => config_tz.unwrap_or_else(timestamp::system_time_zone),
+    };
+    let month = args.month.unwrap_or_else(|| {
+        canhgac::months::Month::containing(jiff::Timestamp::now(), &tz).previous()
+    });
+    let store = canhgac::store::Store::open_read(&db).map_err(|e| fail(&e))?;
+    let summary = canhgac::summary::monthly(&store, month, &tz).map_err(|e| fail(&e))?;
+    let format = match args.format {
+        ReportFormat::Table => F::Table,
+        ReportFormat::Json => F::Json,
+        ReportFormat::Csv => F::Csv,
+        ReportFormat::Markdown => F::Markdown,
+        ReportFormat::Html => F::Html,
+    };
+    let lang = match args.lang {
+        LangArg::En => Lang::En,
+        LangArg::Vi => Lang::Vi,
+    };
+    let mut buf = Vec::with_capacity(64 * 1024);
+    report::render(&mut buf, &summary, format, lang).map_err(|e| fail(&e))?;
+    let written = match &args.output {
+        Some(path) => std::fs::write(path, &buf)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+        None => {
+            let mut out = io::stdout().lock();
+            out.write_all(&buf).and_then(|()| out.flush())
+        }
+    };
+    if let Err(e) = written {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            eprintln!("canhgac: cannot write the report: {e}");
+        }
+        return Err(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_import(args: &ImportArgs) -> Result<ExitCode, ExitCode> {
+    use canhgac::import::{FileOutcome, ImportOptions, Importer};
+    use std::io::IsTerminal;
+    let config = load_config(&args.config)?;
+    let rules = std::sync::Arc::new(load_rules(&config.rules)?);
+    let db = config.db_path();
+    let store = canhgac::store::Store::open(&db, &config.agency).map_err(|e| {
+        eprintln!("canhgac: cannot open the store {}: {e}", db.display());
+        ExitCode::FAILURE
+    })?;
+    let mut importer = Importer::new(
+        store,
+        rules,
+        config.inputs.clone(),
+        ImportOptions {
+            input_type: args.input_type.clone(),
+            input: args.input.clone(),
+            time_zone: config.time_zone.clone(),
+            year: args.year,
+            max_line: config.pipeline.max_line,
+            // An import holds one file's keys; the daemon's cap is about the
+            // daemon's steady memory, not a one-off run.
+            max_keys: config.pipeline.max_keys.max(100_000),
+        },
+    )
+    .map_err(|e| {
+        eprintln!("canhgac: {e}");
+        ExitCode::FAILURE
+    })?;
+    let started = Instant::now();
+    let terminal = io::stderr().is_terminal();
+    let (mut imported, mut skipped, mut failed) = (0u64, 0u64, 0u64);
+    let (mut lines, mut bytes, mut incidents) = (0u64, 0u64, 0u64);
+    for file in &args.files {
+        let name = file.display().to_string();
+        let mut bar = ProgressBar::new(terminal, &name);
+        let result = importer.import_path(file, &mut |read, total| bar.update(read, total));
+        bar.clear();
+        match result {
+            Ok(FileOutcome::Imported(s)) => {
+                imported += 1;
+                lines += s.lines;
+                bytes += s.bytes;
+                incidents += s.incidents as u64;
+                println!(
+                    "imported {name}: {} lines ({}, input {}), {} events, {} incidents",
+                    s.lines,
+                    s.input_type,
+                    s.input.as_deref().unwrap_or("-"),
+                    s.events,
+                    s.incidents
+                );
+            }
+            Ok(FileOutcome::AlreadyImported(earlier)) => {
+                skipped += 1;
+                println!(
+                    "skipped {name}: already imported (as {}, {} lines, {} incidents, at {})",
+                    output::printable(&earlier.path, 200),
+                    earlier.lines,
+                    earlier.incidents,
+                    earlier.imported_at
+                );
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("canhgac: {e}");
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    eprintln!(
+        "canhgac: {imported} files imported, {skipped} already imported, {failed} failed; \
+         {lines} lines, {bytes} bytes in {secs:.3} s ({:.1} MB/s, {:.0} lines/s); {incidents} incidents stored",
+        bytes as f64 / 1e6 / secs,
+        lines as f64 / secs
+    );
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// A one-line progress bar on stderr, drawn only when stderr is a terminal
+/// and at most ten times a second.
+struct ProgressBar<'a> {
+    enabled: bool,
+    name: &'a str,
+    last: Option<Instant>,
+    drawn: bool,
+}
+
+impl<'a> ProgressBar<'a> {
+    fn new(enabled: bool, name: &'a str) -> Self {
+        ProgressBar {
+            enabled,
+            name,
+            last: None,
+            drawn: false,
+        }
+    }
+
+    fn update(&mut self, read: u64, total: u64) {
+        if !self.enabled || self.last.is_some_and(|t| t.elapsed().as_millis() < 100) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let share = if total == 0 {
+            1.0
+        } else {
+            (read as f64 / total as f64).min(1.0)
+        };
+        const WIDTH: usize = 30;
+        let done = (share * WIDTH as f64) as usize;
+        let name: String = output::printable(self.name, 40);
+        eprint!(
+            "\r[{}{}] {:>5.1}% {name} ({:.1}/{:.1} MB)",
+            "#".repeat(done),
+            ".".repeat(WIDTH - done),
+            share * 100.0,
+            read as f64 / 1e6,
+            total as f64 / 1e6
+        );
+        self.drawn = true;
+    }
+
+    fn clear(&mut self) {
+        if self.drawn {
+            // Back to the line's start and erase it, for the next message.
+            eprint!("\r\x1b[2K");
+        }
+    }
 }

@@ -59,7 +59,7 @@ pub const APPLICATION_ID: i32 = 0x6367_6163;
 
 /// Schema migrations, in order: `MIGRATIONS[i]` takes the schema from version
 /// `i` to `i + 1`. Append only; never edit one that has shipped.
-const MIGRATIONS: &[&str] = &[MIGRATION_V1, MIGRATION_V2, MIGRATION_V3];
+const MIGRATIONS: &[&str] = &[MIGRATION_V1, MIGRATION_V2, MIGRATION_V3, MIGRATION_V4];
 
 /// v2: the inputs that have ever committed, so that an input that has run
 /// before but had no file yet does not skip, at its next start, the lines of
@@ -72,6 +72,34 @@ CREATE TABLE inputs (
 ) STRICT, WITHOUT ROWID;
 INSERT OR IGNORE INTO inputs (name, first_us)
     SELECT input, MIN(updated_us) FROM checkpoints GROUP BY input;
+";
+
+/// v4: backfill and reports.
+///
+/// `imports` records every file `canhgac import` has stored, by the SHA-256
+/// of its decompressed content, in the same transaction as its incidents:
+/// a file imported again (or its compressed copy after rotation) is
+/// recognised and skipped. `first_id` / `last_id` bound the rows it
+/// inserted, so a bad import can be found (and removed) by hand.
+///
+/// `incidents_period` covers the monthly counts by category and severity:
+/// the report's year-to-date windows read hundreds of thousands of index
+/// entries and no table row.
+const MIGRATION_V4: &str = "
+CREATE TABLE imports (
+    digest      BLOB    PRIMARY KEY CHECK (length(digest) = 32),
+    bytes       INTEGER NOT NULL CHECK (bytes >= 0),
+    path        TEXT    NOT NULL,
+    input_type  TEXT    NOT NULL,
+    input       TEXT,
+    lines       INTEGER NOT NULL CHECK (lines >= 0),
+    incidents   INTEGER NOT NULL CHECK (incidents >= 0),
+    first_id    INTEGER,
+    last_id     INTEGER,
+    rules       TEXT    NOT NULL,
+    imported_us INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX incidents_period ON incidents (first_seen_us, category, severity);
 ";
 
 /// The schema version this binary writes and reads.
@@ -361,6 +389,65 @@ pub struct Recovery {
     pub last_commit: Option<Timestamp>,
 }
 
+/// What [`Store::count_by`] groups incidents by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupBy {
+    Rule,
+    SrcIp,
+    Input,
+}
+
+/// One group of [`Store::count_by`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupCount {
+    pub value: Option<String>,
+    pub incidents: u64,
+    /// Events (matched lines) of those incidents.
+    pub events: u64,
+    /// The category of the group's incidents (the first in id order when
+    /// they differ, as they may for a source address or an input).
+    pub category: String,
+}
+
+/// One file's incidents for [`Store::import`].
+#[derive(Clone, Copy, Debug)]
+pub struct ImportFile<'a> {
+    /// SHA-256 of the file's content, decompressed: its identity.
+    pub digest: [u8; 32],
+    /// Decompressed bytes.
+    pub bytes: u64,
+    pub path: &'a str,
+    pub input_type: &'a str,
+    pub input: Option<&'a str>,
+    pub lines: u64,
+    /// The digest of the rule set the file was analysed with.
+    pub rules: &'a str,
+    /// Closed incidents; `detector_id` and `open` are ignored.
+    pub incidents: &'a [IncidentRecord],
+}
+
+/// An earlier import, as recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportRecord {
+    pub bytes: u64,
+    pub path: String,
+    pub input_type: String,
+    pub input: Option<String>,
+    pub lines: u64,
+    pub incidents: u64,
+    pub rules: String,
+    pub imported_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImportOutcome {
+    Stored {
+        incidents: usize,
+    },
+    /// The same content was imported before; nothing was written.
+    AlreadyImported(ImportRecord),
+}
+
 /// Filters of [`Store::incidents`]; `Default` selects everything.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IncidentQuery {
@@ -545,9 +632,10 @@ impl Store {
             )?
             .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         // The meta high-water mark is authoritative; the table's maximum is
-        // a second opinion that costs one index lookup.
+        // a second opinion that costs one index lookup. Negative ids (rows
+        // detached from the detector, imported incidents) are no detector's.
         let table_max: Option<i64> = tx
-            .prepare_cached("SELECT MAX(detector_id) FROM incidents")?
+            .prepare_cached("SELECT MAX(detector_id) FROM incidents WHERE detector_id > 0")?
             .query_row([], |r| r.get(0))?;
         tx.commit()?;
         let max_detector_id = match meta_max.max(table_max) {
@@ -857,6 +945,174 @@ impl Store {
             .collect()
     }
 
+    /// Incidents per (category, severity) whose first_seen lies in
+    /// `[from, to)`, ordered by category then severity; absent pairs have
+    /// none. Read from the covering `incidents_period` index alone.
+    pub fn count_by_category_severity(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT category, severity, COUNT(*) FROM incidents INDEXED BY incidents_period
+             WHERE first_seen_us >= ?1 AND first_seen_us < ?2
+             GROUP BY category, severity ORDER BY category, severity",
+        )?;
+        let mut rows = stmt.query(params![to_us(from)?, to_us(to)?])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let count: i64 = row.get(2)?;
+            out.push((row.get(0)?, row.get(1)?, to_u64(count, "incident count")?));
+        }
+        Ok(out)
+    }
+
+    /// Incidents and their events in `[from, to)` grouped by `by`, most
+    /// incidents first (ties by value), at most `limit` groups (`None`: all).
+    /// Incidents without a value (no `src_ip`, no input) form no group when
+    /// grouping by source address, and the `None` group otherwise.
+    pub fn count_by(
+        &self,
+        by: GroupBy,
+        from: Timestamp,
+        to: Timestamp,
+        limit: Option<u32>,
+    ) -> Result<Vec<GroupCount>, StoreError> {
+        // The column comes from the enum, never from input.
+        let (column, filter) = match by {
+            GroupBy::Rule => ("rule", ""),
+            GroupBy::SrcIp => ("src_ip", " AND src_ip IS NOT NULL"),
+            GroupBy::Input => ("input", ""),
+        };
+        let sql = format!(
+            "SELECT {column}, COUNT(*), SUM(events), MIN(category) FROM incidents
+             WHERE first_seen_us >= ?1 AND first_seen_us < ?2{filter}
+             GROUP BY {column} ORDER BY 2 DESC, 1 LIMIT ?3"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let limit = limit.map_or(-1, i64::from);
+        let mut rows = stmt.query(params![to_us(from)?, to_us(to)?, limit])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(GroupCount {
+                value: row.get(0)?,
+                incidents: to_u64(row.get(1)?, "incident count")?,
+                events: to_u64(row.get::<_, Option<i64>>(2)?.unwrap_or(0), "event count")?,
+                category: row.get(3)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Whether some import recorded a file of exactly `bytes` decompressed
+    /// bytes (the table is small: one row per imported file).
+    pub fn imports_with_size(&self, bytes: u64) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM imports WHERE bytes = ?1)")?
+            .query_row([to_i64(bytes, "byte count")?], |r| r.get(0))?)
+    }
+
+    /// The import of the file whose decompressed content has this SHA-256.
+    pub fn import_of(&self, digest: &[u8; 32]) -> Result<Option<ImportRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {IMPORT_COLUMNS} FROM imports WHERE digest = ?1"
+        ))?;
+        let mut rows = stmt.query([&digest[..]])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(import_from_row(row)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores the incidents of one imported file and the record of its
+    /// import in one `IMMEDIATE` transaction, unless a file with the same
+    /// digest was imported before (by this or a concurrent import): then
+    /// nothing is written and that earlier import comes back.
+    ///
+    /// Imported incidents are closed facts that no detector will ever grow:
+    /// each is stored under the negative of its own row id as detector id,
+    /// the space [`Store::commit`] already uses for incidents detached from
+    /// the detector. The daemon only ever updates positive ids and numbers
+    /// its own above `max_detector_id`, which imports leave alone, so an
+    /// import running beside the daemon can neither collide with nor
+    /// overwrite the daemon's rows. Row ids are assigned here, under the
+    /// write lock, so they cannot race either.
+    pub fn import(&mut self, file: &ImportFile<'_>) -> Result<ImportOutcome, StoreError> {
+        let Store { conn, agency, .. } = self;
+        let agency = agency.as_deref().ok_or(StoreError::ReadOnly)?;
+        let now_us = to_us(Timestamp::now())?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let existing = tx
+            .prepare_cached(&format!(
+                "SELECT {IMPORT_COLUMNS} FROM imports WHERE digest = ?1"
+            ))?
+            .query_map([&file.digest[..]], |row| Ok(import_from_row(row)))?
+            .next()
+            .transpose()?
+            .transpose()?;
+        if let Some(earlier) = existing {
+            return Ok(ImportOutcome::AlreadyImported(earlier));
+        }
+        let mut next_id: i64 = tx
+            .prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents")?
+            .query_row([], |r| r.get(0))?;
+        let first_id = next_id;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO incidents (id, uid, detector_id, rule, category, severity, key,
+                     src_ip, input, first_seen_us, last_seen_us, events, open, sample, fields,
+                     created_us, updated_us)
+                 VALUES (?1, ?2, -?1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, ?12, ?13, ?14, ?14)",
+            )?;
+            for rec in file.incidents {
+                let fields = serde_json::to_string(&FieldsRef(&rec.fields)).map_err(|e| {
+                    StoreError::Invalid(format!("fields of incident {}: {e}", rec.key))
+                })?;
+                insert.execute(params![
+                    next_id,
+                    format!("{agency}-{}", Uuid::now_v7()),
+                    rec.rule,
+                    rec.category,
+                    rec.severity,
+                    rec.key,
+                    rec.src_ip,
+                    rec.input,
+                    to_us(rec.first_seen)?,
+                    to_us(rec.last_seen)?,
+                    to_i64(rec.events, "event count")?,
+                    rec.sample,
+                    fields,
+                    now_us,
+                ])?;
+                next_id += 1;
+            }
+        }
+        let ids = (!file.incidents.is_empty()).then_some((first_id, next_id - 1));
+        tx.prepare_cached(
+            "INSERT INTO imports (digest, bytes, path, input_type, input, lines, incidents,
+                 first_id, last_id, rules, imported_us)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?
+        .execute(params![
+            &file.digest[..],
+            to_i64(file.bytes, "byte count")?,
+            file.path,
+            file.input_type,
+            file.input,
+            to_i64(file.lines, "line count")?,
+            to_i64(file.incidents.len() as u64, "incident count")?,
+            ids.map(|(a, _)| a),
+            ids.map(|(_, b)| b),
+            file.rules,
+            now_us,
+        ])?;
+        tx.commit()?;
+        Ok(ImportOutcome::Stored {
+            incidents: file.incidents.len(),
+        })
+    }
+
     /// Every stored incident counted per (category, severity): what the
     /// incident counters start from, so a restart does not reset them.
     pub fn totals(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
@@ -909,6 +1165,21 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+}
+
+const IMPORT_COLUMNS: &str = "bytes, path, input_type, input, lines, incidents, rules, imported_us";
+
+fn import_from_row(row: &Row<'_>) -> Result<ImportRecord, StoreError> {
+    Ok(ImportRecord {
+        bytes: to_u64(row.get(0)?, "byte count")?,
+        path: row.get(1)?,
+        input_type: row.get(2)?,
+        input: row.get(3)?,
+        lines: to_u64(row.get(4)?, "line count")?,
+        incidents: to_u64(row.get(5)?, "incident count")?,
+        rules: row.get(6)?,
+        imported_at: from_us(row.get(7)?)?,
+    })
 }
 
 const INCIDENT_COLUMNS: &str = "uid, detector_id, rule, category, severity, key, src_ip, input, \
@@ -1246,6 +1517,7 @@ mod tests {
             [
                 "checkpoints",
                 "detector_state",
+                "imports",
                 "incident_tally",
                 "incident_tally_delete",
                 "incident_tally_insert",
@@ -1253,6 +1525,7 @@ mod tests {
                 "incidents",
                 "incidents_category",
                 "incidents_first_seen",
+                "incidents_period",
                 "incidents_rule",
                 "incidents_src_ip",
                 "inputs",
