@@ -293,6 +293,7 @@ mod tests {
                 incidents: &records,
                 inputs: &[],
                 checkpoints: &[],
+                cursors: &[],
                 detector: None,
             })
             .expect("commit");
