@@ -41,7 +41,7 @@ fn write_entries(dir: &Path, entries: &[(u64, &str, &[u8])]) {
             )
             .as_bytes(),
         );
-        if message.iter().all(|&b| b >= 0x20 && b < 0x7f) {
+        if message.iter().all(|b| (0x20..0x7f).contains(b)) {
             export.extend_from_slice(b"MESSAGE=");
             export.extend_from_slice(message);
         } else {
