@@ -14,12 +14,18 @@ use jiff::Timestamp;
 
 use crate::detect::{Detector, Observation};
 use crate::event::{lossy, Event, Fields};
+use crate::input::source::Origin;
 use crate::rules::matcher::{Matcher, Scratch};
 use crate::rules::RuleSet;
 use crate::timestamp::TimeParser;
 
+/// The field that carries the address a network input received a line
+/// from, added after the captures of every event from such a line.
+pub const SENDER_FIELD: &str = "sender";
+
 pub struct Analyzer {
     rules: Arc<RuleSet>,
+    sender_field: Arc<str>,
     /// Built on first use per input type: compiling a type's patterns costs
     /// milliseconds and most deployments read two or three types.
     matchers: HashMap<String, Arc<Matcher>>,
@@ -58,6 +64,7 @@ impl Analyzer {
     pub fn new(rules: Arc<RuleSet>, detector: Detector) -> Self {
         Analyzer {
             rules,
+            sender_field: Arc::from(SENDER_FIELD),
             matchers: HashMap::new(),
             detector,
             events: 0,
@@ -111,6 +118,23 @@ impl Analyzer {
         now: Timestamp,
         on_event: &mut dyn FnMut(u64, &Event, Observation),
     ) {
+        self.feed_from(src, data, now, &Origin::LOCAL, on_event);
+    }
+
+    /// [`Analyzer::feed`] for lines that came from `origin`: a rule with
+    /// `senders` sees only lines from those senders, and the sender's
+    /// address is added to the fields of every event as `sender`.
+    pub fn feed_from(
+        &mut self,
+        src: &mut LineSource,
+        data: &[u8],
+        now: Timestamp,
+        origin: &Origin,
+        on_event: &mut dyn FnMut(u64, &Event, Observation),
+    ) {
+        let sender = origin.sender.map(|ip| (ip, ip.to_string()));
+        let rules = &self.rules;
+        let sender_field = &self.sender_field;
         let LineSource {
             matcher,
             scratch,
@@ -131,7 +155,16 @@ impl Analyzer {
             // Borrowed, not copied, when the line is valid UTF-8.
             let text = lossy(line);
             for &hit in hits {
+                if let Some(allowed) = &rules.rule(hit.rule).senders {
+                    let from = sender.as_ref().map(|(ip, _)| *ip);
+                    if !from.is_some_and(|ip| allowed.iter().any(|n| n.contains(ip))) {
+                        continue;
+                    }
+                }
                 matcher.fields(caps, hit, line, fields);
+                if let Some((_, text)) = &sender {
+                    fields.push(sender_field, text.as_bytes());
+                }
                 let ev = Event {
                     rule: hit.rule,
                     time,

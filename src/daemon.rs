@@ -51,12 +51,15 @@ use serde::{Deserialize, Serialize};
 use tracing::{error, info, warn};
 
 use crate::analyze::{Analyzer, LineSource};
-use crate::config::{Config, InputConfig};
+use crate::config::{Config, InputConfig, SourceConfig};
 use crate::detect::{Detector, Incident, Observation, Snapshot};
 use crate::http;
 use crate::input::checkpoint::FileCheckpoint;
-use crate::input::tail::{FileTail, TailOptions, TailStats};
-use crate::input::watch::Wakeup;
+use crate::input::journal::{JournalOptions, JournalSource};
+use crate::input::source::{Position, Source, SourceStats};
+use crate::input::syslog::{Bound, ReceiverOptions, SyslogSource};
+use crate::input::tail::{FileTail, TailOptions};
+use crate::input::watch::{Waker, Wakeup};
 use crate::metrics::Metrics;
 use crate::rules::matcher::Matcher;
 use crate::rules::RuleSet;
@@ -209,10 +212,55 @@ fn rebuild_detector(
 
 struct Input {
     config: InputConfig,
-    tail: FileTail,
+    /// Where its lines come from.
+    reader: Box<dyn Source>,
+    /// Where the analyzer keeps its state for them.
     source: LineSource,
-    /// Tail counters already added to the metrics.
-    published: TailStats,
+    /// Counters already added to the metrics.
+    published: SourceStats,
+}
+
+/// Where an input resumes: the stored (or, across a reload, the running)
+/// position.
+#[derive(Default)]
+struct Resume {
+    checkpoints: Vec<FileCheckpoint>,
+    cursor: Option<String>,
+}
+
+impl Resume {
+    fn stored(recovery: &crate::store::Recovery, input: &str) -> Resume {
+        Resume {
+            checkpoints: checkpoints_of(&recovery.checkpoints, input),
+            cursor: recovery
+                .cursors
+                .iter()
+                .find(|(i, _)| i == input)
+                .map(|(_, c)| c.clone()),
+        }
+    }
+
+    fn from_position(p: Position) -> Resume {
+        match p {
+            Position::Files(checkpoints) => Resume {
+                checkpoints,
+                cursor: None,
+            },
+            Position::Cursor(cursor) => Resume {
+                checkpoints: Vec::new(),
+                cursor,
+            },
+            Position::Unresumable => Resume::default(),
+        }
+    }
+}
+
+/// What opening an input needs besides its config.
+struct Opener<'a> {
+    config: &'a Config,
+    waker: Waker,
+    /// Sockets systemd passed us (socket activation).
+    inherited: &'a [Bound],
 }
 
 /// What has happened since the last commit.
@@ -243,6 +291,8 @@ struct Pipeline {
     analyzer: Analyzer,
     inputs: Vec<Input>,
     wakeup: Wakeup,
+    /// Sockets from systemd, kept for inputs that a reload reopens.
+    inherited: Vec<Bound>,
     pending: Pending,
     counters: Counters,
     last_commit: Instant,
@@ -291,19 +341,29 @@ impl Pipeline {
             None => rebuild_detector(&rules, max_keys, &[], empty_snapshot(0), floor),
         };
         let mut analyzer = Analyzer::new(rules, detector);
+        let wakeup = Wakeup::new();
+        let inherited = crate::input::syslog::activation::inherited();
         let mut inputs = Vec::new();
-        for input in &config.inputs {
-            let mut input = input.clone();
-            // "end" is for an input's very first start only: one that ran
-            // before reads files that appeared while it was down from their
-            // beginning.
-            input.start_at_end &= !recovery.known_inputs.contains(&input.name);
-            inputs.push(open_input(
-                &config,
-                &mut analyzer,
-                &input,
-                checkpoints_of(&recovery.checkpoints, &input.name),
-            )?);
+        {
+            let opener = Opener {
+                config: &config,
+                waker: wakeup.waker(),
+                inherited: &inherited,
+            };
+            for input in &config.inputs {
+                let mut input = input.clone();
+                // "end" is for an input's very first start only: one that ran
+                // before reads files that appeared while it was down from their
+                // beginning.
+                if recovery.known_inputs.contains(&input.name) {
+                    input.source.not_first_start();
+                }
+                inputs.push(opener.open(
+                    &mut analyzer,
+                    &input,
+                    Resume::stored(&recovery, &input.name),
+                )?);
+            }
         }
         info!(
             agency = %config.agency,
@@ -319,7 +379,8 @@ impl Pipeline {
             store,
             analyzer,
             inputs,
-            wakeup: Wakeup::new(),
+            wakeup,
+            inherited,
             pending: Pending::default(),
             counters: Counters::default(),
             last_commit: Instant::now(),
@@ -348,17 +409,33 @@ impl Pipeline {
         for input in &self.inputs {
             let name = [input.config.name.as_str()];
             // Series exist from the start, at 0, so rates work from the first scrape.
-            self.metrics.input_lines.with_label_values(&name);
-            self.metrics.input_bytes.with_label_values(&name);
-            self.metrics.input_read_errors.with_label_values(&name);
-            self.metrics.input_lines_cut.with_label_values(&name);
+            let m = &self.metrics;
+            m.input_lines.with_label_values(&name);
+            m.input_bytes.with_label_values(&name);
+            m.input_read_errors.with_label_values(&name);
+            m.input_lines_cut.with_label_values(&name);
+            match &input.config.source {
+                SourceConfig::Files { .. } => {}
+                SourceConfig::Journal { .. } => {
+                    m.input_restarts.with_label_values(&name);
+                    m.input_position_lost.with_label_values(&name);
+                }
+                SourceConfig::Syslog { transport, .. } => {
+                    for reason in crate::input::source::Drops::REASONS {
+                        m.input_dropped.with_label_values(&[name[0], reason]);
+                    }
+                    if *transport == crate::config::Transport::Tcp {
+                        m.input_connections.with_label_values(&name);
+                    }
+                }
+            }
         }
     }
 
     fn publish_input_stats(&mut self) {
         let m = &self.metrics;
         for input in &mut self.inputs {
-            let now = input.tail.stats();
+            let now = input.reader.stats();
             let was = input.published;
             let name = [input.config.name.as_str()];
             // A tail recreated by a reload starts its counters from zero.
@@ -375,12 +452,44 @@ impl Pipeline {
             m.input_lines_cut
                 .with_label_values(&name)
                 .inc_by(delta(now.cut_lines, was.cut_lines));
-            m.input_behind
-                .with_label_values(&name)
-                .set(now.bytes_behind as i64);
-            m.input_files
-                .with_label_values(&name)
-                .set(now.files_open as i64);
+            if matches!(input.config.source, SourceConfig::Files { .. }) {
+                m.input_behind
+                    .with_label_values(&name)
+                    .set(now.bytes_behind as i64);
+            }
+            let is_files = matches!(input.config.source, SourceConfig::Files { .. });
+            if is_files {
+                m.input_files
+                    .with_label_values(&name)
+                    .set(now.files_open as i64);
+            }
+            if let SourceConfig::Syslog { transport, .. } = &input.config.source {
+                for ((reason, n), (_, w)) in now
+                    .dropped
+                    .by_reason()
+                    .into_iter()
+                    .zip(was.dropped.by_reason())
+                {
+                    if n != w {
+                        m.input_dropped
+                            .with_label_values(&[name[0], reason])
+                            .inc_by(delta(n, w));
+                    }
+                }
+                if *transport == crate::config::Transport::Tcp {
+                    m.input_connections
+                        .with_label_values(&name)
+                        .set(now.connections as i64);
+                }
+            }
+            if matches!(input.config.source, SourceConfig::Journal { .. }) {
+                m.input_restarts
+                    .with_label_values(&name)
+                    .inc_by(delta(now.restarts, was.restarts));
+                m.input_position_lost
+                    .with_label_values(&name)
+                    .inc_by(delta(now.position_lost, was.position_lost));
+            }
             input.published = now;
         }
     }
@@ -503,14 +612,14 @@ impl Pipeline {
     fn sweep(&mut self) {
         let mut dirs = Vec::new();
         for input in &mut self.inputs {
-            for n in input.tail.sweep() {
-                if n.kind.is_problem() {
-                    warn!(input = %input.config.name, "{n}");
+            for n in input.reader.sweep() {
+                if n.problem {
+                    warn!(input = %input.config.name, "{}", n.message);
                 } else {
-                    info!(input = %input.config.name, "{n}");
+                    info!(input = %input.config.name, "{}", n.message);
                 }
             }
-            dirs.extend(input.tail.watch_dirs());
+            dirs.extend(input.reader.watch_dirs());
         }
         dirs.sort();
         dirs.dedup();
@@ -534,7 +643,7 @@ impl Pipeline {
         for input in inputs.iter_mut() {
             let Input {
                 config,
-                tail,
+                reader,
                 source,
                 ..
             } = input;
@@ -557,8 +666,8 @@ impl Pipeline {
                     Observation::Counted | Observation::Ignored => {}
                 }
             };
-            let n = tail.read(READ_BUDGET, &mut |_path, lines| {
-                analyzer.feed(source, lines, now, &mut on_event);
+            let n = reader.read(READ_BUDGET, &mut |origin, lines| {
+                analyzer.feed_from(source, lines, now, origin, &mut on_event);
             });
             if n > 0 {
                 let lines = source.lines() - before;
@@ -606,17 +715,25 @@ impl Pipeline {
         serde_json::to_writer(&mut self.state_buf, &state)
             .map_err(|e| StoreError::Invalid(format!("cannot serialise detector state: {e}")))?;
         let names: Vec<String> = self.inputs.iter().map(|i| i.config.name.clone()).collect();
-        let checkpoints: Vec<FileCheckpoint> = self
-            .inputs
-            .iter()
-            .flat_map(|i| i.tail.checkpoints())
-            .collect();
+        let mut checkpoints: Vec<FileCheckpoint> = Vec::new();
+        let mut cursors: Vec<(String, String)> = Vec::new();
+        for input in &self.inputs {
+            match input.reader.position() {
+                Position::Files(cps) => checkpoints.extend(cps),
+                Position::Cursor(Some(c)) => cursors.push((input.config.name.clone(), c)),
+                Position::Cursor(None) | Position::Unresumable => {}
+            }
+        }
         let info = self.store.commit(&Batch {
             incidents: &records,
             inputs: &names,
             checkpoints: &checkpoints,
+            cursors: &cursors,
             detector: Some(&self.state_buf),
         })?;
+        for input in &mut self.inputs {
+            input.reader.committed();
+        }
         self.metrics.committed(started.elapsed().as_secs_f64());
         let new: HashSet<u64> = info.inserted.iter().map(|(id, _)| *id).collect();
         for r in records.iter().filter(|r| new.contains(&r.detector_id)) {
@@ -707,35 +824,45 @@ impl Pipeline {
             0,
         );
         let mut analyzer = Analyzer::new(rules, detector);
-        let mut old: HashMap<String, Input> = self
-            .inputs
-            .drain(..)
-            .map(|i| (i.config.name.clone(), i))
-            .collect();
-        let stored = self
-            .store
-            .recovery()
-            .map(|r| r.checkpoints)
-            .unwrap_or_default();
+        // Inputs that change or go are closed before any is opened, so a
+        // receiver moved to another input can bind its address again.
+        let mut kept: HashMap<String, Input> = HashMap::new();
+        let mut running: HashMap<String, Position> = HashMap::new();
+        for i in self.inputs.drain(..) {
+            if config.inputs.contains(&i.config) {
+                kept.insert(i.config.name.clone(), i);
+            } else {
+                running.insert(i.config.name.clone(), i.reader.position());
+            }
+        }
+        let stored = self.store.recovery().ok();
+        let opener = Opener {
+            config: &config,
+            waker: self.wakeup.waker(),
+            inherited: &self.inherited,
+        };
         let mut inputs = Vec::new();
         for cfg in &config.inputs {
-            let input = match old.remove(&cfg.name) {
-                Some(i) if i.config == *cfg => Input {
+            let input = match kept.remove(&cfg.name) {
+                Some(i) => Input {
                     source: analyzer.source(
                         &cfg.input_type,
                         TimeParser::new(config.time_zone.clone(), Timestamp::now()),
                     )?,
                     config: i.config,
-                    tail: i.tail,
+                    reader: i.reader,
                     published: i.published,
                 },
-                Some(i) => open_input(&config, &mut analyzer, cfg, i.tail.checkpoints())?,
-                None => open_input(
-                    &config,
-                    &mut analyzer,
-                    cfg,
-                    checkpoints_of(&stored, &cfg.name),
-                )?,
+                None => {
+                    let resume = match running.remove(&cfg.name) {
+                        Some(p) => Resume::from_position(p),
+                        None => stored
+                            .as_ref()
+                            .map(|r| Resume::stored(r, &cfg.name))
+                            .unwrap_or_default(),
+                    };
+                    opener.open(&mut analyzer, cfg, resume)?
+                }
             };
             inputs.push(input);
         }
@@ -756,12 +883,9 @@ impl Pipeline {
     }
 
     fn status(&self) -> String {
-        let files: u64 = self.inputs.iter().map(|i| i.tail.stats().files_open).sum();
-        let behind: u64 = self
-            .inputs
-            .iter()
-            .map(|i| i.tail.stats().bytes_behind)
-            .sum();
+        let stats: Vec<SourceStats> = self.inputs.iter().map(|i| i.reader.stats()).collect();
+        let files: u64 = stats.iter().map(|s| s.files_open).sum();
+        let behind: u64 = stats.iter().map(|s| s.bytes_behind).sum();
         format!(
             "{} inputs, {} files; {} lines read, {} incidents opened, {} commits, {} bytes behind",
             self.inputs.len(),
@@ -778,31 +902,97 @@ fn checkpoints_of(all: &[FileCheckpoint], input: &str) -> Vec<FileCheckpoint> {
     all.iter().filter(|c| c.input == input).cloned().collect()
 }
 
-fn open_input(
-    config: &Config,
-    analyzer: &mut Analyzer,
-    input: &InputConfig,
-    checkpoints: Vec<FileCheckpoint>,
-) -> Result<Input, String> {
-    let opts = TailOptions {
-        input: input.name.clone(),
-        pattern: input.path.clone(),
-        start_at_end: input.start_at_end,
-        max_line: config.pipeline.max_line,
-        rotated_grace: config.pipeline.rotated_grace,
-    };
-    let tail =
-        FileTail::new(opts, checkpoints).map_err(|e| format!("input {}: {e}", input.name))?;
-    let source = analyzer.source(
-        &input.input_type,
-        TimeParser::new(config.time_zone.clone(), Timestamp::now()),
-    )?;
-    Ok(Input {
-        config: input.clone(),
-        tail,
-        source,
-        published: TailStats::default(),
-    })
+impl Opener<'_> {
+    fn open(
+        &self,
+        analyzer: &mut Analyzer,
+        input: &InputConfig,
+        resume: Resume,
+    ) -> Result<Input, String> {
+        let config = self.config;
+        let name = &input.name;
+        let reader: Box<dyn Source> = match &input.source {
+            SourceConfig::Files { path, start_at_end } => {
+                let opts = TailOptions {
+                    input: name.clone(),
+                    pattern: path.clone(),
+                    start_at_end: *start_at_end,
+                    max_line: config.pipeline.max_line,
+                    rotated_grace: config.pipeline.rotated_grace,
+                };
+                Box::new(
+                    FileTail::new(opts, resume.checkpoints)
+                        .map_err(|e| format!("input {name}: {e}"))?,
+                )
+            }
+            SourceConfig::Journal {
+                directory,
+                matches,
+                start_at_end,
+            } => {
+                let opts = JournalOptions {
+                    directory: directory.clone(),
+                    matches: matches.clone(),
+                    start_at_end: *start_at_end,
+                    max_line: config.pipeline.max_line,
+                    time_zone: config.time_zone.clone(),
+                    ..JournalOptions::new(name.clone())
+                };
+                Box::new(
+                    JournalSource::start(opts, resume.cursor, self.waker.clone())
+                        .map_err(|e| format!("input {name}: cannot follow the journal: {e}"))?,
+                )
+            }
+            SourceConfig::Syslog {
+                transport,
+                listen,
+                max_message,
+                queue_bytes,
+            } => {
+                let inherited = self
+                    .inherited
+                    .iter()
+                    .find(|b| b.transport() == *transport && b.local_addr().ok() == Some(*listen));
+                let bound = match inherited {
+                    Some(b) => b.try_clone(),
+                    None => Bound::bind(*transport, *listen),
+                }
+                .map_err(|e| {
+                    let hint = if listen.port() < 1024 && e.kind() == std::io::ErrorKind::PermissionDenied {
+                        " (ports below 1024 need CAP_NET_BIND_SERVICE or systemd socket activation: see docs/install.md)"
+                    } else {
+                        ""
+                    };
+                    format!(
+                        "input {name}: cannot listen on {} {listen}: {e}{hint}",
+                        transport.name()
+                    )
+                })?;
+                let opts = ReceiverOptions {
+                    input: name.clone(),
+                    transport: *transport,
+                    listen: *listen,
+                    max_message: *max_message,
+                    queue_bytes: *queue_bytes,
+                    time_zone: config.time_zone.clone(),
+                };
+                Box::new(
+                    SyslogSource::start(opts, bound, self.waker.clone())
+                        .map_err(|e| format!("input {name}: cannot start the receiver: {e}"))?,
+                )
+            }
+        };
+        let source = analyzer.source(
+            &input.input_type,
+            TimeParser::new(config.time_zone.clone(), Timestamp::now()),
+        )?;
+        Ok(Input {
+            config: input.clone(),
+            reader,
+            source,
+            published: SourceStats::default(),
+        })
+    }
 }
 
 fn record(

@@ -59,7 +59,7 @@ use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
 use crate::analyze::Analyzer;
-use crate::config::InputConfig;
+use crate::config::{InputConfig, SourceConfig};
 use crate::detect::{Detector, Incident};
 use crate::input::lines::LineChunks;
 use crate::input::sniff::sniff;
@@ -356,10 +356,17 @@ impl Importer {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())?;
         self.inputs.iter().find(|i| {
-            let Ok(pattern) = glob::Pattern::new(&i.path) else {
+            // Only file inputs have paths a historical file can belong to.
+            let SourceConfig::Files {
+                path: input_path, ..
+            } = &i.source
+            else {
                 return false;
             };
-            let pattern_name = Path::new(&i.path)
+            let Ok(pattern) = glob::Pattern::new(input_path) else {
+                return false;
+            };
+            let pattern_name = Path::new(input_path)
                 .file_name()
                 .and_then(|n| glob::Pattern::new(&n.to_string_lossy()).ok());
             pattern.matches(&full)

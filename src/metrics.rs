@@ -45,6 +45,14 @@ pub struct Metrics {
     pub input_files: IntGaugeVec,
     pub input_read_errors: IntCounterVec,
     pub input_lines_cut: IntCounterVec,
+    /// Syslog receivers: messages dropped, by reason.
+    pub input_dropped: IntCounterVec,
+    /// Syslog TCP receivers: open connections.
+    pub input_connections: IntGaugeVec,
+    /// Journal inputs: restarts of `journalctl`.
+    pub input_restarts: IntCounterVec,
+    /// Journal inputs: stored cursors no longer in the journal.
+    pub input_position_lost: IntCounterVec,
     pub rule_events: IntCounterVec,
     pub detector_keys: IntGauge,
     pub detector_evicted: IntCounter,
@@ -113,6 +121,26 @@ impl Metrics {
             input_lines_cut: counter_vec(
                 "canhgac_input_lines_cut_total",
                 "Lines longer than max_line_bytes, cut to it.",
+                &["input"],
+            )?,
+            input_dropped: counter_vec(
+                "canhgac_input_dropped_total",
+                "Syslog messages received and dropped, by reason: oversized (max_message_bytes), malformed, queue_full (UDP while the store is behind), socket_buffer (dropped by the kernel before we read them).",
+                &["input", "reason"],
+            )?,
+            input_connections: gauge_vec(
+                "canhgac_input_connections",
+                "Open TCP connections of a syslog receiver.",
+                &["input"],
+            )?,
+            input_restarts: counter_vec(
+                "canhgac_input_restarts_total",
+                "Restarts of a journal input's journalctl after it ended or failed.",
+                &["input"],
+            )?,
+            input_position_lost: counter_vec(
+                "canhgac_input_position_lost_total",
+                "Stored journal cursors no longer in the journal (vacuumed): reading resumed at the oldest entry.",
                 &["input"],
             )?,
             rule_events: counter_vec(
@@ -195,6 +223,10 @@ impl Metrics {
         r.register(Box::new(m.input_files.clone()))?;
         r.register(Box::new(m.input_read_errors.clone()))?;
         r.register(Box::new(m.input_lines_cut.clone()))?;
+        r.register(Box::new(m.input_dropped.clone()))?;
+        r.register(Box::new(m.input_connections.clone()))?;
+        r.register(Box::new(m.input_restarts.clone()))?;
+        r.register(Box::new(m.input_position_lost.clone()))?;
         r.register(Box::new(m.rule_events.clone()))?;
         r.register(Box::new(m.detector_keys.clone()))?;
         r.register(Box::new(m.detector_evicted.clone()))?;

@@ -59,7 +59,24 @@ pub const APPLICATION_ID: i32 = 0x6367_6163;
 
 /// Schema migrations, in order: `MIGRATIONS[i]` takes the schema from version
 /// `i` to `i + 1`. Append only; never edit one that has shipped.
-const MIGRATIONS: &[&str] = &[MIGRATION_V1, MIGRATION_V2, MIGRATION_V3, MIGRATION_V4];
+const MIGRATIONS: &[&str] = &[
+    MIGRATION_V1,
+    MIGRATION_V2,
+    MIGRATION_V3,
+    MIGRATION_V4,
+    MIGRATION_V5,
+];
+
+/// v5: the position of inputs that resume from an opaque cursor rather than
+/// file offsets (the journal's `__CURSOR`), one per input, replaced with the
+/// input's checkpoints in every commit.
+const MIGRATION_V5: &str = "
+CREATE TABLE input_cursors (
+    input      TEXT    PRIMARY KEY,
+    cursor     TEXT    NOT NULL,
+    updated_us INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+";
 
 /// v2: the inputs that have ever committed, so that an input that has run
 /// before but had no file yet does not skip, at its next start, the lines of
@@ -356,6 +373,9 @@ pub struct Batch<'a> {
     pub inputs: &'a [String],
     /// Every checkpoint's `input` must be listed in `inputs`.
     pub checkpoints: &'a [FileCheckpoint],
+    /// `(input, cursor)` of inputs that resume from a cursor; each input
+    /// must be listed in `inputs`, at most once.
+    pub cursors: &'a [(String, String)],
     /// The detector's serialised state; `None` keeps the stored one.
     pub detector: Option<&'a [u8]>,
 }
@@ -380,6 +400,8 @@ pub struct Recovery {
     pub known_inputs: Vec<String>,
     /// Ordered by input, then path.
     pub checkpoints: Vec<FileCheckpoint>,
+    /// `(input, cursor)`, ordered by input.
+    pub cursors: Vec<(String, String)>,
     /// The detector blob of the last commit that carried one.
     pub detector: Option<Vec<u8>>,
     /// Highest detector id ever committed: a detector started without the
@@ -617,6 +639,10 @@ impl Store {
                 checkpoints.push(checkpoint_from_row(row)?);
             }
         }
+        let cursors: Vec<(String, String)> = tx
+            .prepare_cached("SELECT input, cursor FROM input_cursors ORDER BY input")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
         let known_inputs: Vec<String> = tx
             .prepare_cached("SELECT name FROM inputs ORDER BY name")?
             .query_map([], |r| r.get(0))?
@@ -644,6 +670,7 @@ impl Store {
         };
         Ok(Recovery {
             checkpoints,
+            cursors,
             known_inputs,
             detector,
             max_detector_id,
@@ -667,6 +694,15 @@ impl Store {
             return Err(StoreError::Invalid(format!(
                 "checkpoint of {} for input {:?}, which the batch does not list in its inputs",
                 cp.path, cp.input
+            )));
+        }
+        if let Some((input, _)) = batch
+            .cursors
+            .iter()
+            .find(|(input, _)| !batch.inputs.contains(input))
+        {
+            return Err(StoreError::Invalid(format!(
+                "cursor for input {input:?}, which the batch does not list in its inputs"
             )));
         }
         let committed_at = Timestamp::now();
@@ -753,12 +789,28 @@ impl Store {
         }
         {
             let mut delete = tx.prepare_cached("DELETE FROM checkpoints WHERE input = ?1")?;
+            let mut delete_cursor =
+                tx.prepare_cached("DELETE FROM input_cursors WHERE input = ?1")?;
             let mut known =
                 tx.prepare_cached("INSERT OR IGNORE INTO inputs (name, first_us) VALUES (?1, ?2)")?;
             let now_us = to_us(Timestamp::now())?;
             for input in batch.inputs {
                 delete.execute([input])?;
+                delete_cursor.execute([input])?;
                 known.execute(params![input, now_us])?;
+            }
+            let mut cursor = tx.prepare_cached(
+                "INSERT INTO input_cursors (input, cursor, updated_us) VALUES (?1, ?2, ?3)",
+            )?;
+            for (input, c) in batch.cursors {
+                match cursor.execute(params![input, c, now_us]) {
+                    Err(e) if is_unique_violation(&e) => {
+                        return Err(StoreError::Invalid(format!(
+                            "two cursors for input {input:?}"
+                        )))
+                    }
+                    other => other?,
+                };
             }
             let mut insert = tx.prepare_cached(
                 "INSERT INTO checkpoints (input, dev, ino, path, fingerprint_len, fingerprint,
@@ -1453,6 +1505,62 @@ mod tests {
         assert_eq!(rec.checkpoints.len(), 1);
     }
 
+    #[test]
+    fn cursors_replace_per_input_and_survive_reopening() {
+        let (_dir, path, mut store) = fresh();
+        let inputs = strings(&["journal", "auth"]);
+        let cursor = |c: &str| vec![("journal".to_string(), c.to_string())];
+        store
+            .commit(&Batch {
+                inputs: &inputs,
+                cursors: &cursor("s=1;i=5"),
+                ..Batch::default()
+            })
+            .expect("commit");
+        store
+            .commit(&Batch {
+                inputs: &inputs,
+                cursors: &cursor("s=1;i=9"),
+                ..Batch::default()
+            })
+            .expect("commit");
+        drop(store);
+        let mut store = Store::open(&path, AGENCY).expect("reopen");
+        assert_eq!(
+            store.recovery().expect("recovery").cursors,
+            cursor("s=1;i=9")
+        );
+        // An input listed without a cursor loses it (removed, or not yet read).
+        store
+            .commit(&Batch {
+                inputs: &inputs,
+                ..Batch::default()
+            })
+            .expect("commit");
+        assert!(store.recovery().expect("recovery").cursors.is_empty());
+        let err = store
+            .commit(&Batch {
+                inputs: &strings(&["auth"]),
+                cursors: &cursor("s=1;i=10"),
+                ..Batch::default()
+            })
+            .expect_err("unlisted input");
+        assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+        let mut twice = cursor("a");
+        twice.extend(cursor("b"));
+        let err = store
+            .commit(&Batch {
+                inputs: &inputs,
+                cursors: &twice,
+                ..Batch::default()
+            })
+            .expect_err("two cursors");
+        assert!(
+            matches!(err, StoreError::Invalid(ref m) if m.contains("two cursors")),
+            "{err}"
+        );
+    }
+
     fn commit_incidents(store: &mut Store, incidents: &[IncidentRecord]) -> CommitInfo {
         store
             .commit(&Batch {
@@ -1472,6 +1580,7 @@ mod tests {
             "checkpoints",
             "detector_state",
             "inputs",
+            "input_cursors",
         ] {
             let mut stmt = conn
                 .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))
@@ -1528,6 +1637,7 @@ mod tests {
                 "incidents_period",
                 "incidents_rule",
                 "incidents_src_ip",
+                "input_cursors",
                 "inputs",
                 "meta"
             ]
@@ -1537,6 +1647,7 @@ mod tests {
             recovery,
             Recovery {
                 checkpoints: vec![],
+                cursors: vec![],
                 known_inputs: vec![],
                 detector: None,
                 max_detector_id: None,
@@ -1561,6 +1672,7 @@ mod tests {
                 incidents: &incidents,
                 inputs: &inputs,
                 checkpoints: &checkpoints,
+                cursors: &[],
                 detector: Some(b"detector state"),
             })
             .expect("commit");
@@ -1725,6 +1837,7 @@ mod tests {
                 incidents: &[rec(1, 0, "bruteforce")],
                 inputs: &auth,
                 checkpoints: &[cp("auth", 1, 10), cp("nginx", 3, 30)],
+                cursors: &[],
                 detector: None,
             })
             .expect_err("must fail");
@@ -1744,6 +1857,7 @@ mod tests {
                 incidents: &[rec(1, 0, "bruteforce")],
                 inputs: &auth,
                 checkpoints: &[cp("auth", 1, 100)],
+                cursors: &[],
                 detector: Some(b"v1"),
             })
             .expect("first");
@@ -1758,6 +1872,7 @@ mod tests {
             incidents: &[],
             inputs: &auth,
             checkpoints: &checkpoints,
+            cursors: &[],
             detector: Some(b"v2"),
         };
         let err = store
@@ -1855,6 +1970,7 @@ mod tests {
             incidents: &incidents,
             inputs: &auth,
             checkpoints: &[cp("auth", 1, 1)],
+            cursors: &[],
             detector: Some(b"x"),
         };
         let started = Instant::now();
@@ -2401,6 +2517,7 @@ mod tests {
                     incidents: &[],
                     inputs: &inputs,
                     checkpoints: &checkpoints,
+                    cursors: &[],
                     detector: Some(&blob),
                 };
                 let started = Instant::now();

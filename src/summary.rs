@@ -509,6 +509,7 @@ mod tests {
                 incidents: &records,
                 inputs: &[],
                 checkpoints: &[],
+                cursors: &[],
                 detector: None,
             })
             .expect("commit");

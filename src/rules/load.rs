@@ -225,11 +225,35 @@ impl Loader {
             }
         }
 
+        let senders = spec.senders.as_ref().map(|list| {
+            if list.value.is_empty() {
+                self.error(
+                    file,
+                    list.referenced,
+                    format!(
+                        "rule `{id}`: `senders` is empty; leave it out to read lines from anywhere"
+                    ),
+                );
+            }
+            let mut nets = Vec::new();
+            for s in &list.value {
+                match s.value.parse::<super::senders::Network>() {
+                    Ok(n) => nets.push(n),
+                    Err(message) => {
+                        self.error(file, s.referenced, format!("bad sender: {message}"))
+                    }
+                }
+            }
+            nets
+        });
+
         let captured_by_all = |name: &str| {
-            !patterns.is_empty()
-                && patterns
-                    .iter()
-                    .all(|p: &Pattern| p.regex.capture_names().flatten().any(|n| n == name))
+            // `sender` is added to every line received over the network.
+            name == crate::analyze::SENDER_FIELD
+                || (!patterns.is_empty()
+                    && patterns
+                        .iter()
+                        .all(|p: &Pattern| p.regex.capture_names().flatten().any(|n| n == name)))
         };
 
         let mut threshold = None;
@@ -331,6 +355,7 @@ impl Loader {
             severity: spec.severity,
             types,
             patterns,
+            senders,
             policy: Policy {
                 threshold,
                 cooldown,

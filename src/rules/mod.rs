@@ -7,6 +7,7 @@
 pub mod examples;
 pub mod load;
 pub mod matcher;
+pub mod senders;
 pub mod spec;
 
 mod builtin {
@@ -44,6 +45,9 @@ pub struct Rule {
     pub severity: Severity,
     pub types: Vec<String>,
     pub patterns: Vec<Pattern>,
+    /// Only lines received over the network from these senders; `None`:
+    /// lines from anywhere.
+    pub senders: Option<Vec<senders::Network>>,
     pub policy: Policy,
     pub tags: Vec<String>,
     pub examples: Vec<Example>,
@@ -150,6 +154,14 @@ impl RuleSet {
             for p in &r.patterns {
                 h.update([0]);
                 h.update(p.source.as_bytes());
+            }
+            // Only when set, so the digests of rule sets without it stay.
+            if let Some(senders) = &r.senders {
+                h.update([1]);
+                for s in senders {
+                    h.update(s.to_string().as_bytes());
+                    h.update([0]);
+                }
             }
             h.update([0xff]);
         }

@@ -26,6 +26,8 @@ pub struct RuleSpec {
     pub severity: Severity,
     pub types: Spanned<Vec<Spanned<String>>>,
     pub patterns: Spanned<Vec<Spanned<String>>>,
+    /// Only lines received from these addresses or networks.
+    pub senders: Option<Spanned<Vec<Spanned<String>>>>,
     pub threshold: Option<ThresholdSpec>,
     pub cooldown: Option<Spanned<String>>,
     #[serde(default)]
