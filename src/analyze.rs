@@ -20,6 +20,8 @@ use crate::timestamp::TimeParser;
 
 pub struct Analyzer {
     rules: Arc<RuleSet>,
+    /// Names of the fields a feed hit adds.
+    ioc_names: [Arc<str>; 2],
     /// Built on first use per input type: compiling a type's patterns costs
     /// milliseconds and most deployments read two or three types.
     matchers: HashMap<String, Arc<Matcher>>,
@@ -34,6 +36,10 @@ pub struct LineSource {
     scratch: Scratch,
     /// The captures of the event being built.
     fields: Fields,
+    /// The value a feed check looks up, copied out of `fields`.
+    ioc_value: String,
+    /// Rules a line already gave an event to, through feeds.
+    ioc_emitted: Vec<usize>,
     times: TimeParser,
     /// Lines before the next run, for 1-based line numbers in events.
     lines: u64,
@@ -58,6 +64,7 @@ impl Analyzer {
     pub fn new(rules: Arc<RuleSet>, detector: Detector) -> Self {
         Analyzer {
             rules,
+            ioc_names: crate::rules::load::IOC_FIELDS.map(Arc::from),
             matchers: HashMap::new(),
             detector,
             events: 0,
@@ -94,6 +101,8 @@ impl Analyzer {
         Ok(LineSource {
             scratch: matcher.scratch(),
             fields: Fields::default(),
+            ioc_value: String::new(),
+            ioc_emitted: Vec::new(),
             matcher,
             times,
             lines: 0,
@@ -115,11 +124,15 @@ impl Analyzer {
             matcher,
             scratch,
             fields,
+            ioc_value,
+            ioc_emitted,
             times,
             lines,
         } = src;
         let detector = &mut self.detector;
         let events = &mut self.events;
+        let rules = &*self.rules;
+        let [feed_name, indicator_name] = &self.ioc_names;
         // Line numbers are counted only up to matched lines, incrementally.
         let mut counted_to = 0usize;
         matcher.for_each_match(scratch, data, |offset, line, hits, caps| {
@@ -130,10 +143,9 @@ impl Analyzer {
             let time = times.parse(line).unwrap_or(now);
             // Borrowed, not copied, when the line is valid UTF-8.
             let text = lossy(line);
-            for &hit in hits {
-                matcher.fields(caps, hit, line, fields);
+            let mut emit = |rule: usize, fields: &Fields| {
                 let ev = Event {
-                    rule: hit.rule,
+                    rule,
                     time,
                     fields: Cow::Borrowed(fields),
                     line: Cow::Borrowed(&text),
@@ -141,6 +153,41 @@ impl Analyzer {
                 *events += 1;
                 let seen = detector.observe(&ev);
                 on_event(line_no, &ev, seen);
+            };
+            for &hit in hits {
+                matcher.fields(caps, hit, line, fields);
+                let checks = &rules.rule(hit.rule).ioc;
+                if checks.is_empty() {
+                    emit(hit.rule, fields);
+                    continue;
+                }
+                // A rule with feed checks: an event per feed that holds a
+                // checked field, of the rule bound to that feed.
+                let captured = fields.len();
+                ioc_emitted.clear();
+                for check in checks {
+                    ioc_value.clear();
+                    match fields.get(&check.field) {
+                        Some(v) => ioc_value.push_str(v),
+                        None => continue,
+                    }
+                    for b in &check.bound {
+                        if ioc_emitted.contains(&b.rule) {
+                            continue;
+                        }
+                        let Some(feed) = rules.feeds.get(b.feed) else {
+                            continue;
+                        };
+                        let Some(indicator) = feed.lookup(ioc_value) else {
+                            continue;
+                        };
+                        ioc_emitted.push(b.rule);
+                        fields.truncate(captured);
+                        fields.push(feed_name, feed.name().as_bytes());
+                        fields.push(indicator_name, indicator.as_bytes());
+                        emit(b.rule, fields);
+                    }
+                }
             }
         });
         *lines += memchr::memchr_iter(b'\n', &data[counted_to..]).count() as u64;
