@@ -1041,6 +1041,47 @@ type = "iis"
     }
 
     #[test]
+    fn feeds_are_declared_and_their_errors_positioned() {
+        let c = parse(&format!(
+            "{MINIMAL}\n[[feed]]\nname = \"c2\"\npath = \"feeds/c2.csv\"\nkind = \"ip\"\ncategory = \"malware\"\nseverity = \"critical\"\ncolumn = \"value\"\n"
+        ))
+        .expect("valid");
+        let f = &c.feeds[0];
+        assert_eq!(
+            (f.name.as_str(), f.kind, f.category, f.severity),
+            ("c2", FeedKind::Ip, Category::Malware, Severity::Critical)
+        );
+        let FeedSource::File(spec) = &f.source else {
+            panic!("a file feed: {f:?}");
+        };
+        assert_eq!(spec.path, PathBuf::from("/etc/canhgac/feeds/c2.csv"));
+        assert_eq!(
+            (spec.format, spec.column.clone(), spec.header),
+            (Format::Csv, Some(Column::Name("value".into())), true)
+        );
+
+        let text = format!(
+            "{MINIMAL}\n[[feed]]\nname = \"Bad Name\"\npath = \"x.txt\"\nkind = \"ipv4\"\ncategory = \"spam\"\nseverity = \"high\"\nkey = \"ioc\"\n\n[[feed]]\nname = \"a\"\npath = \"a.json\"\nkind = \"url\"\ncategory = \"phishing\"\nseverity = \"low\"\ncolumn = 0\n"
+        );
+        let errors = parse(&text).expect_err("invalid");
+        let expected = [
+            "/etc/canhgac/canhgac.toml:9:8: feed name \"Bad Name\"",
+            "/etc/canhgac/canhgac.toml:11:8: unknown feed kind `ipv4`",
+            "/etc/canhgac/canhgac.toml:12:12: unknown category `spam`",
+            "/etc/canhgac/canhgac.toml:14:7: key is only read for format \"json\"",
+            "/etc/canhgac/canhgac.toml:22:10: column numbers start at 1",
+            "/etc/canhgac/canhgac.toml:22:10: column is only read for format \"csv\"",
+        ];
+        assert_eq!(errors.len(), expected.len(), "{errors:#?}");
+        for want in expected {
+            assert!(
+                errors.iter().any(|e| e.starts_with(want)),
+                "missing {want:?} in {errors:#?}"
+            );
+        }
+    }
+
+    #[test]
     fn positions_count_characters() {
         let p = position("f", "a = 1\nbé = \"x\"\n", 11);
         assert_eq!((p.line, p.column), (2, 5));

@@ -362,6 +362,7 @@ fn run_check(config: Option<&std::path::Path>, args: &RuleArgs) -> Result<ExitCo
         }
         None => args.load()?,
     };
+    let mut feed_lines = Vec::new();
     if let Some(c) = &config {
         let feeds = std::sync::Arc::new(canhgac::feeds::FeedSet::new(c.feeds.clone(), None));
         rules.bind_feeds(feeds).map_err(|errors| {
@@ -397,9 +398,7 @@ fn run_check(config: Option<&std::path::Path>, args: &RuleArgs) -> Result<ExitCo
             eprintln!("canhgac: {bad} feed file(s) with errors");
             return Err(ExitCode::FAILURE);
         }
-        for l in lines {
-            println!("{l}");
-        }
+        feed_lines = lines;
     }
     for t in INPUT_TYPES {
         Matcher::new(&rules, t).map_err(|e| {
@@ -416,6 +415,9 @@ fn run_check(config: Option<&std::path::Path>, args: &RuleArgs) -> Result<ExitCo
             c.state_dir.display()
         );
         println!("ok: {}", http_summary(c));
+        for l in &feed_lines {
+            println!("{l}");
+        }
     }
     let checking = rules.rules.iter().filter(|r| !r.ioc.is_empty());
     let (active, inactive): (Vec<_>, Vec<_>) = checking.partition(|r| r.is_active());

@@ -351,6 +351,98 @@ impl RuleSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::feeds::{FeedDecl, FeedSource};
+
+    fn feed(name: &str, kind: FeedKind, category: Category) -> FeedDecl {
+        FeedDecl {
+            name: name.into(),
+            kind,
+            category,
+            severity: Severity::High,
+            source: FeedSource::Memory,
+        }
+    }
+
+    const IOC_RULE: &str = r#"rules:
+  - id: q
+    title: t
+    description: d
+    category: malware
+    severity: low
+    types: [syslog]
+    patterns: ['query (?P<name>\S+) from (?P<src_ip>\S+)']
+    ioc:
+      - { field: name, kind: domain }
+      - { field: name, kind: domain, feeds: [FEEDS] }
+"#;
+
+    fn ioc_rules(feeds: &str) -> RuleSet {
+        let mut l = load::Loader::new();
+        l.add_source("t.yaml", &IOC_RULE.replace("FEEDS", feeds));
+        RuleSet {
+            rules: l.finish().expect("valid"),
+            feeds: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn feeds_bind_as_rules_of_their_own() {
+        let mut rs = ioc_rules("phish");
+        assert!(!rs.rules[0].is_active(), "no feed bound yet");
+        let feeds = Arc::new(FeedSet::new(
+            vec![
+                feed("phish", FeedKind::Domain, Category::Phishing),
+                feed("bad-ips", FeedKind::Ip, Category::Recon),
+                feed("c2", FeedKind::Domain, Category::Malware),
+            ],
+            None,
+        ));
+        rs.bind_feeds(Arc::clone(&feeds)).expect("binds");
+        let ids: Vec<&str> = rs.rules.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["q", "q@phish", "q@c2"]);
+        assert!(rs.rules[0].is_active());
+        assert_eq!(
+            (rs.rules[1].category, rs.rules[1].severity),
+            (Category::Phishing, Severity::High)
+        );
+        assert_eq!(rs.rules[2].category, Category::Malware);
+        assert!(rs.rules[1].patterns.is_empty());
+        // Both checks find `phish`: one rule for the pair, bound twice.
+        assert_eq!(rs.rules[0].ioc[1].bound, vec![Binding { feed: 0, rule: 1 }]);
+        let policies = rs.policies();
+        assert_ne!(
+            policies[1].merge, policies[2].merge,
+            "merge classes follow the feed's category"
+        );
+        // Binding again (a reload) replaces the rules made before.
+        rs.bind_feeds(feeds).expect("binds again");
+        assert_eq!(rs.rules.len(), 3);
+
+        let mut unknown = ioc_rules("fish");
+        let e = unknown
+            .bind_feeds(Arc::new(FeedSet::new(
+                vec![feed("phish", FeedKind::Domain, Category::Phishing)],
+                None,
+            )))
+            .expect_err("unknown feed");
+        assert!(
+            e.to_string()
+                .starts_with("t.yaml:11:9: rule `q` names feed `fish`, which is not declared"),
+            "{e}"
+        );
+        let mut wrong = ioc_rules("bad-ips");
+        let e = wrong
+            .bind_feeds(Arc::new(FeedSet::new(
+                vec![feed("bad-ips", FeedKind::Ip, Category::Recon)],
+                None,
+            )))
+            .expect_err("kind mismatch");
+        assert!(
+            e.to_string()
+                .contains("against feed `bad-ips`, which holds ip indicators"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn names_are_dropped_and_nothing_else() {
