@@ -26,6 +26,8 @@ pub const SENDER_FIELD: &str = "sender";
 pub struct Analyzer {
     rules: Arc<RuleSet>,
     sender_field: Arc<str>,
+    /// Names of the fields a feed hit adds.
+    ioc_names: [Arc<str>; 2],
     /// Built on first use per input type: compiling a type's patterns costs
     /// milliseconds and most deployments read two or three types.
     matchers: HashMap<String, Arc<Matcher>>,
@@ -40,6 +42,10 @@ pub struct LineSource {
     scratch: Scratch,
     /// The captures of the event being built.
     fields: Fields,
+    /// The value a feed check looks up, copied out of `fields`.
+    ioc_value: String,
+    /// Rules a line already gave an event to, through feeds.
+    ioc_emitted: Vec<usize>,
     times: TimeParser,
     /// Lines before the next run, for 1-based line numbers in events.
     lines: u64,
@@ -65,6 +71,7 @@ impl Analyzer {
         Analyzer {
             rules,
             sender_field: Arc::from(SENDER_FIELD),
+            ioc_names: crate::rules::load::IOC_FIELDS.map(Arc::from),
             matchers: HashMap::new(),
             detector,
             events: 0,
@@ -101,6 +108,8 @@ impl Analyzer {
         Ok(LineSource {
             scratch: matcher.scratch(),
             fields: Fields::default(),
+            ioc_value: String::new(),
+            ioc_emitted: Vec::new(),
             matcher,
             times,
             lines: 0,
@@ -133,17 +142,20 @@ impl Analyzer {
         on_event: &mut dyn FnMut(u64, &Event, Observation),
     ) {
         let sender = origin.sender.map(|ip| (ip, ip.to_string()));
-        let rules = &self.rules;
         let sender_field = &self.sender_field;
         let LineSource {
             matcher,
             scratch,
             fields,
+            ioc_value,
+            ioc_emitted,
             times,
             lines,
         } = src;
         let detector = &mut self.detector;
         let events = &mut self.events;
+        let rules = &*self.rules;
+        let [feed_name, indicator_name] = &self.ioc_names;
         // Line numbers are counted only up to matched lines, incrementally.
         let mut counted_to = 0usize;
         matcher.for_each_match(scratch, data, |offset, line, hits, caps| {
@@ -154,8 +166,20 @@ impl Analyzer {
             let time = times.parse(line).unwrap_or(now);
             // Borrowed, not copied, when the line is valid UTF-8.
             let text = lossy(line);
+            let mut emit = |rule: usize, fields: &Fields| {
+                let ev = Event {
+                    rule,
+                    time,
+                    fields: Cow::Borrowed(fields),
+                    line: Cow::Borrowed(&text),
+                };
+                *events += 1;
+                let seen = detector.observe(&ev);
+                on_event(line_no, &ev, seen);
+            };
             for &hit in hits {
-                if let Some(allowed) = &rules.rule(hit.rule).senders {
+                let rule = rules.rule(hit.rule);
+                if let Some(allowed) = &rule.senders {
                     let from = sender.as_ref().map(|(ip, _)| *ip);
                     if !from.is_some_and(|ip| allowed.iter().any(|n| n.contains(ip))) {
                         continue;
@@ -165,15 +189,38 @@ impl Analyzer {
                 if let Some((_, text)) = &sender {
                     fields.push(sender_field, text.as_bytes());
                 }
-                let ev = Event {
-                    rule: hit.rule,
-                    time,
-                    fields: Cow::Borrowed(fields),
-                    line: Cow::Borrowed(&text),
-                };
-                *events += 1;
-                let seen = detector.observe(&ev);
-                on_event(line_no, &ev, seen);
+                let checks = &rule.ioc;
+                if checks.is_empty() {
+                    emit(hit.rule, fields);
+                    continue;
+                }
+                // A rule with feed checks: an event per feed that holds a
+                // checked field, of the rule bound to that feed.
+                let captured = fields.len();
+                ioc_emitted.clear();
+                for check in checks {
+                    ioc_value.clear();
+                    match fields.get(&check.field) {
+                        Some(v) => ioc_value.push_str(v),
+                        None => continue,
+                    }
+                    for b in &check.bound {
+                        if ioc_emitted.contains(&b.rule) {
+                            continue;
+                        }
+                        let Some(feed) = rules.feeds.get(b.feed) else {
+                            continue;
+                        };
+                        let Some(indicator) = feed.lookup(ioc_value) else {
+                            continue;
+                        };
+                        ioc_emitted.push(b.rule);
+                        fields.truncate(captured);
+                        fields.push(feed_name, feed.name().as_bytes());
+                        fields.push(indicator_name, indicator.as_bytes());
+                        emit(b.rule, fields);
+                    }
+                }
             }
         });
         *lines += memchr::memchr_iter(b'\n', &data[counted_to..]).count() as u64;

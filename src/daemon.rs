@@ -53,6 +53,8 @@ use tracing::{error, info, warn};
 use crate::analyze::{Analyzer, LineSource};
 use crate::config::{Config, InputConfig, SourceConfig};
 use crate::detect::{Detector, Incident, Observation, Snapshot};
+use crate::feeds::reload::Reloader;
+use crate::feeds::{Feed, FeedSet, Outcome};
 use crate::http;
 use crate::input::checkpoint::FileCheckpoint;
 use crate::input::journal::{JournalOptions, JournalSource};
@@ -94,7 +96,7 @@ pub enum Control {
 /// starting (config, rules, store) come back as one message.
 pub fn run(config_path: &Path) -> Result<(), String> {
     let config = Config::load(config_path).map_err(|e| e.to_string())?;
-    let rules = load_rules(&config)?;
+    let rules = load_rules(&config, None)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -160,8 +162,15 @@ pub fn run(config_path: &Path) -> Result<(), String> {
     })
 }
 
-fn load_rules(config: &Config) -> Result<Arc<RuleSet>, String> {
-    let rules = RuleSet::load(&config.rules).map_err(|e| e.to_string())?;
+/// The rule set of `config`, bound to its feeds (their files not read
+/// yet: see [`load_feeds`]); feeds declared as in `previous` keep their
+/// indicators.
+fn load_rules(config: &Config, previous: Option<&FeedSet>) -> Result<Arc<RuleSet>, String> {
+    let mut rules = RuleSet::load(&config.rules).map_err(|e| e.to_string())?;
+    let feeds = FeedSet::new(config.feeds.clone(), previous);
+    rules
+        .bind_feeds(Arc::new(feeds))
+        .map_err(|e| e.to_string())?;
     // Compile every input type's matcher now, so a pattern that only fails
     // once combined (size limits) is refused here, not mid-run.
     let mut types: Vec<&str> = config
@@ -175,6 +184,95 @@ fn load_rules(config: &Config) -> Result<Arc<RuleSet>, String> {
         Matcher::new(&rules, t)?;
     }
     Ok(Arc::new(rules))
+}
+
+/// Reads every feed file that changed, now, reporting as the reloader does.
+fn load_feeds(feeds: &FeedSet, metrics: &Metrics) {
+    for (i, outcome) in feeds.refresh(true) {
+        if let Some(feed) = feeds.get(i) {
+            report_feed(metrics, feed, &outcome);
+        }
+    }
+}
+
+/// A feed file's news, in the log and the metrics. Refused files are
+/// logged with every bad line as `file:line:col: message`, as `check`
+/// prints them.
+fn report_feed(metrics: &Metrics, feed: &Feed, outcome: &Outcome) {
+    let name = feed.name();
+    let result = match outcome {
+        Outcome::Loaded {
+            indicators,
+            skipped,
+            elapsed,
+        } => {
+            info!(
+                feed = name,
+                indicators,
+                skipped,
+                seconds = elapsed.as_secs_f64(),
+                "feed loaded"
+            );
+            metrics
+                .feed_last_load
+                .with_label_values(&[name])
+                .set(Timestamp::now().as_millisecond() as f64 / 1000.0);
+            "success"
+        }
+        Outcome::Invalid {
+            errors,
+            bad_lines,
+            kept,
+        } => {
+            for e in errors {
+                error!("{e}");
+            }
+            error!(
+                feed = name,
+                bad_lines, "feed file refused; the {kept} indicators loaded before stay in use"
+            );
+            "failure"
+        }
+        Outcome::Unreadable { message, kept } => {
+            error!(
+                feed = name,
+                "{message}; the {kept} indicators loaded before stay in use"
+            );
+            "failure"
+        }
+        Outcome::Incomplete { reason, kept } => {
+            warn!(
+                feed = name,
+                "{reason}; the {kept} indicators loaded before stay in use"
+            );
+            "incomplete"
+        }
+    };
+    metrics.feed_loads.with_label_values(&[name, result]).inc();
+    metrics
+        .feed_indicators
+        .with_label_values(&[name])
+        .set(feed.len() as i64);
+}
+
+fn start_reloader(
+    feeds: &Arc<FeedSet>,
+    metrics: &Arc<Metrics>,
+    every: Duration,
+) -> Result<Option<Reloader>, String> {
+    if feeds
+        .feeds()
+        .iter()
+        .all(|f| !matches!(f.decl().source, crate::feeds::FeedSource::File(_)))
+    {
+        return Ok(None);
+    }
+    let m = Arc::clone(metrics);
+    Reloader::start(Arc::clone(feeds), every, move |feed, outcome| {
+        report_feed(&m, feed, outcome)
+    })
+    .map(Some)
+    .map_err(|e| format!("cannot start the feed reloader: {e}"))
 }
 
 /// The detector as stored: with the rule ids its indices refer to, so a
@@ -307,6 +405,10 @@ struct Pipeline {
     rule_events: Vec<IntCounter>,
     /// Evictions already added to the metrics.
     evicted_published: u64,
+    /// Watches the feed files; `None` without file feeds.
+    feed_reloader: Option<Reloader>,
+    /// Feed names with series in the metrics.
+    feed_names: Vec<String>,
 }
 
 impl Pipeline {
@@ -340,6 +442,8 @@ impl Pipeline {
             }
             None => rebuild_detector(&rules, max_keys, &[], empty_snapshot(0), floor),
         };
+        load_feeds(&rules.feeds, &metrics);
+        let feed_reloader = start_reloader(&rules.feeds, &metrics, config.pipeline.sweep_interval)?;
         let mut analyzer = Analyzer::new(rules, detector);
         let wakeup = Wakeup::new();
         let inherited = crate::input::syslog::activation::inherited();
@@ -391,6 +495,8 @@ impl Pipeline {
             http,
             rule_events: Vec::new(),
             evicted_published: 0,
+            feed_reloader,
+            feed_names: Vec::new(),
         };
         pipeline.rules_changed();
         Ok(pipeline)
@@ -406,6 +512,27 @@ impl Pipeline {
             .iter()
             .map(|r| self.metrics.rule_events.with_label_values(&[&r.id]))
             .collect();
+        let names: Vec<String> = rules
+            .feeds
+            .feeds()
+            .iter()
+            .map(|f| f.name().to_owned())
+            .collect();
+        let dropped: Vec<String> = self
+            .feed_names
+            .iter()
+            .filter(|n| !names.contains(n))
+            .cloned()
+            .collect();
+        let current: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.metrics.set_feeds(&current, &dropped);
+        for feed in rules.feeds.feeds() {
+            self.metrics
+                .feed_indicators
+                .with_label_values(&[feed.name()])
+                .set(feed.len() as i64);
+        }
+        self.feed_names = names;
         for input in &self.inputs {
             let name = [input.config.name.as_str()];
             // Series exist from the start, at 0, so rates work from the first scrape.
@@ -585,6 +712,9 @@ impl Pipeline {
     /// often wins the race against the wakeup for them.
     fn drain(mut self) -> Result<(), String> {
         self.notifier.stopping();
+        if let Some(r) = self.feed_reloader.take() {
+            r.stop();
+        }
         let deadline = Instant::now() + DRAIN_TIMEOUT;
         while Instant::now() < deadline && self.read() > 0 {}
         let deadline = Instant::now() + DRAIN_TIMEOUT;
@@ -783,7 +913,12 @@ impl Pipeline {
 
     fn try_reload(&mut self) -> Result<(), String> {
         let config = Config::load(&self.config.file).map_err(|e| e.to_string())?;
-        let rules = load_rules(&config)?;
+        let rules = load_rules(&config, Some(&self.analyzer.rules().feeds))?;
+        // Feeds taken over are shared with the running reloader; each
+        // feed's own lock keeps the two from loading one file at once.
+        load_feeds(&rules.feeds, &self.metrics);
+        let feed_reloader =
+            start_reloader(&rules.feeds, &self.metrics, config.pipeline.sweep_interval)?;
         for (what, old, new) in [
             ("agency", self.config.agency.clone(), config.agency.clone()),
             (
@@ -868,6 +1003,9 @@ impl Pipeline {
         }
         self.inputs = inputs;
         self.analyzer = analyzer;
+        if let Some(r) = std::mem::replace(&mut self.feed_reloader, feed_reloader) {
+            r.stop();
+        }
         self.evicted_published = 0;
         self.rules_changed();
         self.http.reload(&config);

@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod detect;
 pub mod duration;
 pub mod event;
+pub mod feeds;
 pub mod http;
 pub mod import;
 pub mod input;

@@ -198,6 +198,10 @@ enum Format {
 struct ScanArgs {
     #[command(flatten)]
     rules: RuleArgs,
+    /// Take the rule directories and the IoC feeds ([[feed]]) of this
+    /// daemon config too; the feed files are read before the scan.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Input type of every FILE. Without it, each file's type is recognised from its first lines.
     #[arg(long = "type", value_name = "TYPE", value_parser = clap::builder::PossibleValuesParser::new(INPUT_TYPES))]
     input_type: Option<String>,
@@ -276,8 +280,69 @@ fn load_rules(sources: &RuleSources) -> Result<RuleSet, ExitCode> {
     })
 }
 
+/// Rules bound to the feeds of `config`, the feed files read (every bad
+/// line printed as `file:line:col: message`; any makes it fail).
+fn bind_feeds(rules: &mut RuleSet, config: &Config) -> Result<(), ExitCode> {
+    let feeds = std::sync::Arc::new(canhgac::feeds::FeedSet::new(config.feeds.clone(), None));
+    rules
+        .bind_feeds(std::sync::Arc::clone(&feeds))
+        .map_err(|errors| {
+            eprintln!("{errors}");
+            eprintln!("canhgac: {} error(s) in rule files", errors.0.len());
+            ExitCode::FAILURE
+        })?;
+    let mut failed = 0;
+    for (i, outcome) in feeds.refresh(true) {
+        use canhgac::feeds::Outcome;
+        let name = feeds
+            .get(i)
+            .map(|f| f.name().to_owned())
+            .unwrap_or_default();
+        match outcome {
+            Outcome::Loaded { .. } => {}
+            Outcome::Invalid {
+                errors, bad_lines, ..
+            } => {
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                if bad_lines > errors.len() {
+                    eprintln!(
+                        "feed {name}: and {} more bad lines",
+                        bad_lines - errors.len()
+                    );
+                }
+                failed += 1;
+            }
+            Outcome::Unreadable { message, .. }
+            | Outcome::Incomplete {
+                reason: message, ..
+            } => {
+                eprintln!("feed {name}: {message}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("canhgac: {failed} feed(s) could not be loaded");
+        return Err(ExitCode::FAILURE);
+    }
+    Ok(())
+}
+
 fn run_scan(args: ScanArgs) -> Result<ExitCode, ExitCode> {
-    let rules = args.rules.load()?;
+    let rules = match &args.config {
+        Some(path) => {
+            let config = load_config(path)?;
+            let mut sources = config.rules.clone();
+            sources.builtin &= !args.rules.no_default_rules;
+            sources.paths.extend(args.rules.paths.iter().cloned());
+            let mut rules = load_rules(&sources)?;
+            bind_feeds(&mut rules, &config)?;
+            rules
+        }
+        None => args.rules.load()?,
+    };
     let time_zone = match &args.tz {
         Some(name) => timestamp::zone_by_name(name).map_err(|e| {
             eprintln!("canhgac: {e}");
@@ -367,7 +432,7 @@ fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
 
 fn run_check(config: Option<&std::path::Path>, args: &RuleArgs) -> Result<ExitCode, ExitCode> {
     let config = config.map(load_config).transpose()?;
-    let rules = match &config {
+    let mut rules = match &config {
         Some(c) => {
             let mut sources = c.rules.clone();
             sources.paths.extend(args.paths.iter().cloned());
@@ -375,6 +440,44 @@ fn run_check(config: Option<&std::path::Path>, args: &RuleArgs) -> Result<ExitCo
         }
         None => args.load()?,
     };
+    let mut feed_lines = Vec::new();
+    if let Some(c) = &config {
+        let feeds = std::sync::Arc::new(canhgac::feeds::FeedSet::new(c.feeds.clone(), None));
+        rules.bind_feeds(feeds).map_err(|errors| {
+            eprintln!("{errors}");
+            eprintln!("canhgac: {} error(s) in rule files", errors.0.len());
+            ExitCode::FAILURE
+        })?;
+        let mut bad = 0;
+        let mut lines = Vec::new();
+        for decl in &c.feeds {
+            match canhgac::feeds::check_file(decl) {
+                Ok((n, skipped)) => lines.push(format!(
+                    "ok: feed {} ({} -> {}, {}): {n} indicators{}",
+                    decl.name,
+                    decl.kind,
+                    decl.category.id(),
+                    decl.severity.id(),
+                    if skipped > 0 {
+                        format!(", {skipped} entries of other kinds skipped")
+                    } else {
+                        String::new()
+                    }
+                )),
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("{e}");
+                    }
+                    bad += 1;
+                }
+            }
+        }
+        if bad > 0 {
+            eprintln!("canhgac: {bad} feed file(s) with errors");
+            return Err(ExitCode::FAILURE);
+        }
+        feed_lines = lines;
+    }
     for t in INPUT_TYPES {
         Matcher::new(&rules, t).map_err(|e| {
             eprintln!("canhgac: {e}");
@@ -390,6 +493,36 @@ fn run_check(config: Option<&std::path::Path>, args: &RuleArgs) -> Result<ExitCo
             c.state_dir.display()
         );
         println!("ok: {}", http_summary(c));
+        for l in &feed_lines {
+            println!("{l}");
+        }
+    }
+    let checking = rules.rules.iter().filter(|r| !r.ioc.is_empty());
+    let (active, inactive): (Vec<_>, Vec<_>) = checking.partition(|r| r.is_active());
+    if config.is_some() && !(active.is_empty() && inactive.is_empty()) {
+        let names = |v: &[&canhgac::rules::Rule]| {
+            v.iter()
+                .map(|r| r.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "ok: {} rule(s) check feeds{}{}",
+            active.len(),
+            if active.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", names(&active))
+            },
+            if inactive.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; inactive without a feed of their kind: {}",
+                    names(&inactive)
+                )
+            }
+        );
     }
     println!("ok: {} rules, digest {}", rules.rules.len(), rules.digest());
     Ok(ExitCode::SUCCESS)
@@ -449,7 +582,11 @@ fn run_patterns(args: &RuleArgs, input_type: Option<&str>) -> Result<ExitCode, E
     let rules = args.load()?;
     let mut out = BufWriter::new(io::stdout().lock());
     for rule in &rules.rules {
-        if input_type.is_some_and(|t| !rule.types.iter().any(|rt| rt == t)) {
+        // A rule with feed checks matches through its feeds, which `-f`
+        // readers do not have: its patterns alone would match every line
+        // of a kind (every DNS query, every access).
+        if input_type.is_some_and(|t| !rule.types.iter().any(|rt| rt == t)) || !rule.ioc.is_empty()
+        {
             continue;
         }
         for p in &rule.patterns {
@@ -479,6 +616,16 @@ fn run_list(args: &RuleArgs) -> Result<ExitCode, ExitCode> {
                 canhgac::duration::format(t.window)
             ),
             None => "first event".into(),
+        };
+        let threshold = if r.ioc.is_empty() {
+            threshold
+        } else {
+            let checks: Vec<String> = r
+                .ioc
+                .iter()
+                .map(|c| format!("{} in {} feeds", c.field, c.kind))
+                .collect();
+            format!("{threshold}; {}", checks.join(", "))
         };
         let line = format!(
             "{:<40} {:<20} {:<8} {:<28} {}",

@@ -66,6 +66,13 @@ pub struct Metrics {
     /// last reload, 0 after a refused reload (the alert's condition: a
     /// counter would forget a failure once its window passed).
     pub reload_ok: IntGauge,
+    /// Indicators in use, per feed.
+    pub feed_indicators: IntGaugeVec,
+    /// Looks at a changed feed file, per feed and result (`success`,
+    /// `failure`: invalid or unreadable, the old set kept; `incomplete`:
+    /// still being written, waited for).
+    pub feed_loads: IntCounterVec,
+    pub feed_last_load: GaugeVec,
     /// Requests refused for missing or wrong credentials, by endpoint
     /// (`metrics`, `api`).
     pub http_auth_failures: IntCounterVec,
@@ -187,6 +194,23 @@ impl Metrics {
                 "canhgac_config_last_reload_successful",
                 "1 if the last reload of config and rules (or the start) succeeded, 0 if it was refused and the previous set still runs.",
             )?,
+            feed_indicators: gauge_vec(
+                "canhgac_feed_indicators",
+                "Indicators in use, per IoC feed.",
+                &["feed"],
+            )?,
+            feed_loads: counter_vec(
+                "canhgac_feed_loads_total",
+                "Loads of a new version of a feed file, by result: success, failure (bad lines or unreadable; the previous indicators stay in use), incomplete (still being written; waited for).",
+                &["feed", "result"],
+            )?,
+            feed_last_load: GaugeVec::new(
+                Opts::new(
+                    "canhgac_feed_last_load_timestamp_seconds",
+                    "Unix time of the feed's last successful load.",
+                ),
+                &["feed"],
+            )?,
             http_auth_failures: counter_vec(
                 "canhgac_http_auth_failures_total",
                 "HTTP requests refused for missing or wrong credentials, by endpoint (metrics, api).",
@@ -238,6 +262,9 @@ impl Metrics {
         r.register(Box::new(m.reloads.clone()))?;
         r.register(Box::new(m.reload_ok.clone()))?;
         r.register(Box::new(m.http_auth_failures.clone()))?;
+        r.register(Box::new(m.feed_indicators.clone()))?;
+        r.register(Box::new(m.feed_loads.clone()))?;
+        r.register(Box::new(m.feed_last_load.clone()))?;
         r.register(Box::new(m.build_info.clone()))?;
         r.register(Box::new(monthly))?;
         Ok(m)
@@ -250,6 +277,24 @@ impl Metrics {
         self.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION"), digest])
             .set(1);
+    }
+
+    /// Series of the declared feeds (at 0 until something happens), and
+    /// none of feeds no longer declared.
+    pub fn set_feeds(&self, names: &[&str], dropped: &[String]) {
+        for name in dropped {
+            let _ = self.feed_indicators.remove_label_values(&[name]);
+            let _ = self.feed_last_load.remove_label_values(&[name]);
+            for result in ["success", "failure", "incomplete"] {
+                let _ = self.feed_loads.remove_label_values(&[name, result]);
+            }
+        }
+        for name in names {
+            self.feed_indicators.with_label_values(&[name]);
+            for result in ["success", "failure", "incomplete"] {
+                self.feed_loads.with_label_values(&[name, result]);
+            }
+        }
     }
 
     /// Starts `canhgac_incidents_total` from what the store holds.
