@@ -78,8 +78,6 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use std::collections::HashMap;
-
 use crate::category::{Category, Severity};
 use crate::months::{change, LiveWindows, Month, Window};
 use crate::store::{GroupBy, GroupCount, Store, StoreError};
@@ -302,17 +300,6 @@ pub fn monthly_at(
     now: Timestamp,
 ) -> Result<Summary, SummaryError> {
     let (periods, complete) = periods(month, tz, now).ok_or(SummaryError::Future(month))?;
-    // Counts per (category, severity) for each window asked for; the series
-    // shares its whole months with the periods.
-    let mut counted: HashMap<(Timestamp, Timestamp), Vec<CategorySeverityCount>> = HashMap::new();
-    let mut counts_in = |w: Window| -> Result<Vec<CategorySeverityCount>, StoreError> {
-        if let Some(c) = counted.get(&(w.start, w.end)) {
-            return Ok(c.clone());
-        }
-        let c = store.count_by_category_severity(w.start, w.end)?;
-        counted.insert((w.start, w.end), c.clone());
-        Ok(c)
-    };
     let windows = [
         periods.this_month,
         periods.last_month,
@@ -320,10 +307,43 @@ pub fn monthly_at(
         periods.year_to_date,
         periods.same_period_last_year,
     ];
-    let mut counts: Vec<Vec<CategorySeverityCount>> = Vec::with_capacity(windows.len());
-    for p in windows {
-        counts.push(counts_in(p.window())?);
+    let mut series = Vec::with_capacity(SERIES_MONTHS);
+    let mut m = month;
+    for _ in 1..SERIES_MONTHS {
+        m = m.previous();
     }
+    for _ in 0..SERIES_MONTHS {
+        let mut w = m.window(tz);
+        w.end = w.end.min(periods.this_month.end);
+        series.push((m, w));
+        m = m.next();
+    }
+    // Every window is a run of the intervals between all windows' edges:
+    // the store counts those in one pass, and each window sums its own.
+    let mut edges: Vec<Timestamp> = windows
+        .iter()
+        .map(|p| p.window())
+        .chain(series.iter().map(|(_, w)| *w))
+        .flat_map(|w| [w.start, w.end])
+        .collect();
+    edges.sort_unstable();
+    edges.dedup();
+    let tally = store.count_by_category_severity_in(&edges)?;
+    let counts_in = |w: Window| -> Vec<CategorySeverityCount> {
+        let mut out: Vec<CategorySeverityCount> = Vec::new();
+        for (i, c, s, n) in &tally {
+            if edges[*i] < w.start || edges[*i + 1] > w.end {
+                continue;
+            }
+            match out.iter_mut().find(|(oc, os, _)| oc == c && os == s) {
+                Some(entry) => entry.2 += n,
+                None => out.push((c.clone(), s.clone(), *n)),
+            }
+        }
+        out
+    };
+    let counts: Vec<Vec<CategorySeverityCount>> =
+        windows.iter().map(|p| counts_in(p.window())).collect();
     let sum = |i: usize, keep: &dyn Fn(&str, &str) -> bool| -> u64 {
         counts[i]
             .iter()
@@ -351,30 +371,25 @@ pub fn monthly_at(
     // against it), but the total counts what the store holds regardless.
     let total = Figures::from_counts(std::array::from_fn(|i| sum(i, &|_, _| true)));
 
-    let mut months = Vec::with_capacity(SERIES_MONTHS);
-    let mut m = month;
-    for _ in 1..SERIES_MONTHS {
-        m = m.previous();
-    }
-    for _ in 0..SERIES_MONTHS {
-        let mut w = m.window(tz);
-        w.end = w.end.min(periods.this_month.end);
-        let c = counts_in(w)?;
-        let of = |id: &str| -> u64 {
-            c.iter()
-                .filter(|(cat, _, _)| cat == id)
-                .map(|(_, _, n)| n)
-                .sum()
-        };
-        months.push(MonthFigures {
-            month: m,
-            start: w.start,
-            end: w.end,
-            total: c.iter().map(|(_, _, n)| n).sum(),
-            categories: Category::ALL.iter().map(|c| (c.id(), of(c.id()))).collect(),
-        });
-        m = m.next();
-    }
+    let months: Vec<MonthFigures> = series
+        .iter()
+        .map(|&(m, w)| {
+            let c = counts_in(w);
+            let of = |id: &str| -> u64 {
+                c.iter()
+                    .filter(|(cat, _, _)| cat == id)
+                    .map(|(_, _, n)| n)
+                    .sum()
+            };
+            MonthFigures {
+                month: m,
+                start: w.start,
+                end: w.end,
+                total: c.iter().map(|(_, _, n)| n).sum(),
+                categories: Category::ALL.iter().map(|c| (c.id(), of(c.id()))).collect(),
+            }
+        })
+        .collect();
 
     let this = periods.this_month.window();
     let last = periods.last_month.window();
