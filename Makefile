@@ -58,6 +58,7 @@ install: $(BIN)
 	    -e 's|/etc/canhgac|$(SYSCONFDIR)/canhgac|g' \
 	    systemd/canhgac.service > $(DESTDIR)$(UNITDIR)/canhgac.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/canhgac.service
+	$(INSTALL) -m 0644 systemd/canhgac-syslog.socket $(DESTDIR)$(UNITDIR)/canhgac-syslog.socket
 	$(INSTALL) -D -m 0644 systemd/canhgac.sysusers $(DESTDIR)$(SYSUSERSDIR)/canhgac.conf
 	$(INSTALL) -D -m 0644 systemd/canhgac.tmpfiles $(DESTDIR)$(TMPFILESDIR)/canhgac.conf
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(RULESDIR)

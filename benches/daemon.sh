@@ -43,7 +43,9 @@ SSH_POOL=${SSH_POOL:-1000000}
 FULL_LAT_LINES=${FULL_LAT_LINES:-20}
 CATCHUP_TIMEOUT=${CATCHUP_TIMEOUT:-600}
 PERF=${PERF:-0}
-PHASES=${PHASES:-throughput,latency,push}
+YEAR_INCIDENTS=${YEAR_INCIDENTS:-120000}
+SCRAPE_INTERVAL=${SCRAPE_INTERVAL:-0.5}
+PHASES=${PHASES:-throughput,latency,push,scrape}
 BENCH_DIR=${BENCH_DIR:-$ROOT/target/bench}
 CORPUS_SRC=${CORPUS_SRC:-$ROOT/../shared/corpus}
 BUILD=${BUILD:-1}
@@ -52,10 +54,10 @@ BIN=$ROOT/target/release/canhgac
 die() { echo "daemon.sh: error: $*" >&2; exit 1; }
 note() { echo "daemon.sh: $*" >&2; }
 
-for v in RUNS LAT_LINES LAT_SPACING_MS PUSH_MB WEB_POOL SSH_POOL CATCHUP_TIMEOUT; do
+for v in RUNS LAT_LINES LAT_SPACING_MS PUSH_MB WEB_POOL SSH_POOL CATCHUP_TIMEOUT YEAR_INCIDENTS; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
 done
-for v in THROUGHPUT_MB LOAD_MBPS; do
+for v in THROUGHPUT_MB LOAD_MBPS SCRAPE_INTERVAL; do
     [[ ${!v} =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$v must be a number (got '${!v}')"
 done
 for v in PUSH_MAX_KEYS FULL_LAT_LINES PERF; do
@@ -130,7 +132,8 @@ python3 "$HERE/daemon_bench.py" \
     --lat-lines "$LAT_LINES" --lat-spacing "$(python3 -c "print($LAT_SPACING_MS / 1000)")" \
     --load-mbps "$LOAD_MBPS" --push-mb "$PUSH_MB" --max-keys "$PUSH_MAX_KEYS" \
     --web-pool "$WEB_POOL" --ssh-pool "$SSH_POOL" --full-lat-lines "$FULL_LAT_LINES" \
-    --catchup-timeout "$CATCHUP_TIMEOUT" --perf "$PERF" &
+    --catchup-timeout "$CATCHUP_TIMEOUT" --perf "$PERF" \
+    --year-incidents "$YEAR_INCIDENTS" --scrape-interval "$SCRAPE_INTERVAL" &
 HELPER=$!
 status=0
 wait "$HELPER" || status=$?

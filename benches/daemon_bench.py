@@ -21,6 +21,7 @@ Python 3 standard library only. Progress goes to stderr, figures to stdout, raw 
 import argparse
 import ctypes
 import datetime as dt
+import http.client
 import json
 import os
 import random
@@ -668,6 +669,164 @@ def phase_latency(args, out):
     print()
 
 
+# ----------------------------------------------------------------------------------- scrape
+
+def http_port(d, timeout=30):
+    """The port the daemon serves HTTP on, from its `serving ... on http://ADDR` log line."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        m = re.search(r"serving /metrics.* on https?://[0-9.]+:(\d+)", d.tail_err(200))
+        if m:
+            return int(m.group(1))
+        time.sleep(0.05)
+    raise SystemExit(f"the daemon logged no HTTP address within {timeout} s; see {d.stderr.name}")
+
+
+def scrape(port):
+    """One GET /metrics as Prometheus makes it. Returns (seconds, body bytes)."""
+    t0 = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", "/metrics", headers={"Accept": "text/plain;version=0.0.4"})
+        r = conn.getresponse()
+        body = r.read()
+        if r.status != 200:
+            raise SystemExit(f"/metrics answered {r.status}")
+    finally:
+        conn.close()
+    return time.perf_counter() - t0, body
+
+
+class Scraper(threading.Thread):
+    """Scrapes /metrics every `interval` seconds until stopped, as Prometheus would."""
+
+    def __init__(self, port, interval):
+        super().__init__(daemon=True)
+        self.port, self.interval, self.times = port, interval, []
+        self.stop_flag = threading.Event()
+
+    def run(self):
+        while not self.stop_flag.is_set():
+            t, _ = scrape(self.port)
+            self.times.append(t)
+            self.stop_flag.wait(self.interval)
+
+
+def year_of_attacks(path, n, now):
+    """n web attacks from n distinct addresses (100.64.0.0/10), evenly spread over the 365 days
+    before `now`, in time order: n incidents a year."""
+    span = 365 * 86400
+    with open(path, "w") as f:
+        for i in range(n):
+            ip = f"100.{64 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}"
+            f.write(attack_line(ip, i, now - span + span * i // n))
+    return os.path.getsize(path)
+
+
+def phase_scrape(args, out):
+    """Scrape size and time with a year of incidents in the store and the full default rules,
+    and the pipeline's throughput with Prometheus-like scrapes against without."""
+    d = start_daemon(args, "scrape", [("web", "apache"), ("auth", "syslog")])
+    port = http_port(d)
+    year = os.path.join(args.results, "year.log")
+    size = year_of_attacks(year, args.year_incidents, time.time() - 60)
+    log(f"scrape: loading a year of incidents ({args.year_incidents:,} lines, {size / 1e6:.1f} MB)")
+    t0 = time.time()
+    with open(year, "rb") as src, open(d.logs["web"], "ab") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    wait_caught_up(d, {"web": size, "auth": 0}, args.catchup_timeout)
+    load_s = time.time() - t0
+    incidents = d.query("SELECT count(*) FROM incidents")[0][0]
+    db_bytes = os.path.getsize(d.db_path)
+    _, body = scrape(port)
+    text = body.decode()
+    samples = sum(1 for l in text.splitlines() if l and not l.startswith("#"))
+    families = sum(1 for l in text.splitlines() if l.startswith("# TYPE "))
+
+    # Warm: nothing committed between scrapes, the monthly figures come from the cache.
+    warm, cpu0 = [], d.cpu()
+    for _ in range(args.scrapes):
+        warm.append(scrape(port)[0])
+    warm_cpu = (d.cpu() - cpu0) / args.scrapes
+    # Cold: a commit before each scrape, so the monthly figures are counted in the store again
+    # (what every scrape costs while the pipeline is busy).
+    cold, cold_cpu = [], []
+    ips = IpCounter()
+    for i in range(args.cold_scrapes):
+        _, commits, _ = d.progress()
+        with open(d.logs["web"], "a") as f:
+            f.write(attack_line(ips.next(), i, time.time()))
+        while d.progress()[1] == commits:
+            d.check_alive()
+            time.sleep(0.01)
+        time.sleep(0.05)  # let the pipeline go quiet so its CPU is not counted below
+        c0 = d.cpu()
+        cold.append(scrape(port)[0])
+        cold_cpu.append(d.cpu() - c0)
+    out["scrape"] = {"incidents": incidents, "db_bytes": db_bytes, "load_s": load_s, "bytes": len(body),
+                     "samples": samples, "families": families, "warm_s": warm, "warm_cpu_s": warm_cpu,
+                     "cold_s": cold, "cold_cpu_s": cold_cpu}
+    print(f"4. Scrapes with a year of incidents in the store ({incidents:,} incidents, database "
+          f"{db_bytes / 1e6:.1f} MB, loaded through the daemon in {load_s:.1f} s) and the full default rules")
+    print()
+    print(f"  page: {len(body):,} bytes, {samples} samples in {families} families")
+    fmt = "  {:<52} {:>9} {:>9} {:>9} {:>13}"
+    print(fmt.format("", "median ms", "p99 ms", "max ms", "daemon CPU ms"))
+    print(fmt.format(f"cached monthly figures ({args.scrapes} scrapes)", f"{pct(warm, 50) * 1e3:.2f}",
+                     f"{pct(warm, 99) * 1e3:.2f}", f"{max(warm) * 1e3:.2f}", f"{warm_cpu * 1e3:.2f}"))
+    print(fmt.format(f"after a commit: counted in the store ({args.cold_scrapes} scrapes)",
+                     f"{pct(cold, 50) * 1e3:.2f}", f"{pct(cold, 99) * 1e3:.2f}", f"{max(cold) * 1e3:.2f}",
+                     f"{statistics.median(cold_cpu) * 1e3:.2f}"))
+    per_15s = statistics.median(cold_cpu) / 15
+    print(f"  worst case at the center's 15 s interval (every scrape after a commit): "
+          f"{per_15s * 100:.3f} % of one CPU")
+    print()
+
+    # Throughput: the bench corpus pushed into the same daemon (year still in its store), with
+    # no scrapes and with scrapes every SCRAPE_INTERVAL s, alternating.
+    with open(os.path.join(args.corpus, "corpus.json")) as f:
+        manifest = json.load(f)
+    src = {"auth": os.path.join(args.corpus, "auth.log"), "web": os.path.join(args.corpus, "access.log")}
+    nbytes = sum(os.path.getsize(p) for p in src.values())
+    nlines = manifest["files"]["auth.log"]["lines"] + manifest["files"]["access.log"]["lines"]
+    runs = {0: [], args.scrape_interval: []}
+    for r in range(args.runs):
+        for interval in (0, args.scrape_interval):
+            sizes = {n: os.path.getsize(d.logs[n]) + os.path.getsize(p) for n, p in src.items()}
+            scraper = Scraper(port, interval) if interval else None
+            cpu0, t0 = d.cpu(), time.time()
+            if scraper:
+                scraper.start()
+            copy_interleaved([(src[n], d.logs[n]) for n in src])
+            _, last_us, _ = wait_caught_up(d, sizes, args.catchup_timeout)
+            wall, cpu = last_us / 1e6 - t0, d.cpu() - cpu0
+            n_scrapes = 0
+            if scraper:
+                scraper.stop_flag.set()
+                scraper.join()
+                n_scrapes = len(scraper.times)
+            runs[interval].append({"wall": wall, "cpu": cpu, "scrapes": n_scrapes})
+            log(f"  run {r + 1}, scrapes every {interval or '-'} s: {wall:.3f} s wall, {cpu:.2f} s CPU, "
+                f"{n_scrapes} scrapes")
+    finish_daemon(d)
+    out["scrape"]["throughput"] = {"bytes": nbytes, "lines": nlines, "interval": args.scrape_interval,
+                                   "runs": {str(k): v for k, v in runs.items()}}
+    print(f"  throughput of the same daemon on the bench corpus ({nbytes / 1e6:.1f} MB, {nlines:,} lines), "
+          f"best of {args.runs}:")
+    fmt = "    {:<34} {:>8} {:>8} {:>11} {:>7} {:>8}"
+    print(fmt.format("", "wall s", "MB/s", "lines/s", "CPU s", "scrapes"))
+    best = {}
+    for interval, label in ((0, "no scrapes"), (args.scrape_interval, f"a scrape every {args.scrape_interval} s")):
+        b = min(runs[interval], key=lambda x: x["wall"])
+        c = min(x["cpu"] for x in runs[interval])
+        best[interval] = (b["wall"], c)
+        print(fmt.format(label, f"{b['wall']:.3f}", f"{nbytes / 1e6 / b['wall']:.1f}", f"{nlines / b['wall']:,.0f}",
+                         f"{c:.2f}", sum(x["scrapes"] for x in runs[interval])))
+    (w0, c0), (w1, c1) = best[0], best[args.scrape_interval]
+    print(f"    with scrapes: {(w1 / w0 - 1) * 100:+.1f} % wall, {(c1 / c0 - 1) * 100:+.1f} % CPU "
+          f"(scrapes {15 / args.scrape_interval:.0f}x as often as the center's 15 s)")
+    print()
+
 # ------------------------------------------------------------------------------------- push
 
 def make_push_corpus(args, templates):
@@ -761,6 +920,7 @@ def make_push_corpus(args, templates):
         json.dump(meta, f, indent=2)
     log(f"push corpus: done in {time.time() - t_start:.1f} s")
     return files, meta
+
 
 
 def phase_push(args, out):
@@ -987,6 +1147,10 @@ def main():
     ap.add_argument("--full-lat-lines", type=int, default=20, help="latency lines after the push (0: none)")
     ap.add_argument("--full-lat-spacing", type=float, default=0.3, help="seconds")
     ap.add_argument("--catchup-timeout", type=float, default=600)
+    ap.add_argument("--year-incidents", type=int, default=120000, help="incidents in the scrape phase's year")
+    ap.add_argument("--scrapes", type=int, default=200, help="scrapes timed with cached monthly figures")
+    ap.add_argument("--cold-scrapes", type=int, default=30, help="scrapes timed right after a commit")
+    ap.add_argument("--scrape-interval", type=float, default=0.5, help="seconds between scrapes under load")
     ap.add_argument("--perf", type=int, default=0, help="seconds of `perf record` on the daemon during the push")
     args = ap.parse_args()
     if not (0 < args.ssh_pool <= 1 << 22 and 0 < args.web_pool <= 1 << 16):
@@ -1006,7 +1170,8 @@ def main():
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     try:
         for p in phases:
-            {"throughput": phase_throughput, "latency": phase_latency, "push": phase_push}[p](args, out)
+            {"throughput": phase_throughput, "latency": phase_latency, "push": phase_push,
+             "scrape": phase_scrape}[p](args, out)
     finally:
         stop_all()
         out["loadavg_end"] = loadavg()

@@ -14,13 +14,21 @@ use jiff::Timestamp;
 
 use crate::detect::{Detector, Observation};
 use crate::event::{lossy, Event, Fields};
+use crate::input::source::Origin;
 use crate::integrity::flagged::FlaggedScripts;
 use crate::rules::matcher::{Matcher, Scratch};
 use crate::rules::RuleSet;
 use crate::timestamp::TimeParser;
 
+/// The field that carries the address a network input received a line
+/// from, added after the captures of every event from such a line.
+pub const SENDER_FIELD: &str = "sender";
+
 pub struct Analyzer {
     rules: Arc<RuleSet>,
+    sender_field: Arc<str>,
+    /// Names of the fields a feed hit adds.
+    ioc_names: [Arc<str>; 2],
     /// Built on first use per input type: compiling a type's patterns costs
     /// milliseconds and most deployments read two or three types.
     matchers: HashMap<String, Arc<Matcher>>,
@@ -37,6 +45,10 @@ pub struct LineSource {
     scratch: Scratch,
     /// The captures of the event being built.
     fields: Fields,
+    /// The value a feed check looks up, copied out of `fields`.
+    ioc_value: String,
+    /// Rules a line already gave an event to, through feeds.
+    ioc_emitted: Vec<usize>,
     times: TimeParser,
     /// Lines before the next run, for 1-based line numbers in events.
     lines: u64,
@@ -61,6 +73,8 @@ impl Analyzer {
     pub fn new(rules: Arc<RuleSet>, detector: Detector) -> Self {
         Analyzer {
             rules,
+            sender_field: Arc::from(SENDER_FIELD),
+            ioc_names: crate::rules::load::IOC_FIELDS.map(Arc::from),
             matchers: HashMap::new(),
             detector,
             events: 0,
@@ -103,6 +117,8 @@ impl Analyzer {
         Ok(LineSource {
             scratch: matcher.scratch(),
             fields: Fields::default(),
+            ioc_value: String::new(),
+            ioc_emitted: Vec::new(),
             matcher,
             times,
             lines: 0,
@@ -120,10 +136,28 @@ impl Analyzer {
         now: Timestamp,
         on_event: &mut dyn FnMut(u64, &Event, Observation),
     ) {
+        self.feed_from(src, data, now, &Origin::LOCAL, on_event);
+    }
+
+    /// [`Analyzer::feed`] for lines that came from `origin`: a rule with
+    /// `senders` sees only lines from those senders, and the sender's
+    /// address is added to the fields of every event as `sender`.
+    pub fn feed_from(
+        &mut self,
+        src: &mut LineSource,
+        data: &[u8],
+        now: Timestamp,
+        origin: &Origin,
+        on_event: &mut dyn FnMut(u64, &Event, Observation),
+    ) {
+        let sender = origin.sender.map(|ip| (ip, ip.to_string()));
+        let sender_field = &self.sender_field;
         let LineSource {
             matcher,
             scratch,
             fields,
+            ioc_value,
+            ioc_emitted,
             times,
             lines,
         } = src;
@@ -131,6 +165,7 @@ impl Analyzer {
         let events = &mut self.events;
         let rules = &*self.rules;
         let flagged = &self.flagged;
+        let [feed_name, indicator_name] = &self.ioc_names;
         // Line numbers are counted only up to matched lines, incrementally.
         let mut counted_to = 0usize;
         matcher.for_each_match(scratch, data, |offset, line, hits, caps| {
@@ -141,18 +176,9 @@ impl Analyzer {
             let time = times.parse(line).unwrap_or(now);
             // Borrowed, not copied, when the line is valid UTF-8.
             let text = lossy(line);
-            for &hit in hits {
-                matcher.fields(caps, hit, line, fields);
-                if let Some(field) = &rules.rule(hit.rule).flagged_script {
-                    if !fields
-                        .get(field)
-                        .is_some_and(|v| flagged.contains_target(v))
-                    {
-                        continue;
-                    }
-                }
+            let mut emit = |rule: usize, fields: &Fields| {
                 let ev = Event {
-                    rule: hit.rule,
+                    rule,
                     time,
                     fields: Cow::Borrowed(fields),
                     line: Cow::Borrowed(&text),
@@ -160,6 +186,59 @@ impl Analyzer {
                 *events += 1;
                 let seen = detector.observe(&ev);
                 on_event(line_no, &ev, seen);
+            };
+            for &hit in hits {
+                let rule = rules.rule(hit.rule);
+                if let Some(allowed) = &rule.senders {
+                    let from = sender.as_ref().map(|(ip, _)| *ip);
+                    if !from.is_some_and(|ip| allowed.iter().any(|n| n.contains(ip))) {
+                        continue;
+                    }
+                }
+                matcher.fields(caps, hit, line, fields);
+                if let Some(field) = &rule.flagged_script {
+                    if !fields
+                        .get(field)
+                        .is_some_and(|v| flagged.contains_target(v))
+                    {
+                        continue;
+                    }
+                }
+                if let Some((_, text)) = &sender {
+                    fields.push(sender_field, text.as_bytes());
+                }
+                let checks = &rule.ioc;
+                if checks.is_empty() {
+                    emit(hit.rule, fields);
+                    continue;
+                }
+                // A rule with feed checks: an event per feed that holds a
+                // checked field, of the rule bound to that feed.
+                let captured = fields.len();
+                ioc_emitted.clear();
+                for check in checks {
+                    ioc_value.clear();
+                    match fields.get(&check.field) {
+                        Some(v) => ioc_value.push_str(v),
+                        None => continue,
+                    }
+                    for b in &check.bound {
+                        if ioc_emitted.contains(&b.rule) {
+                            continue;
+                        }
+                        let Some(feed) = rules.feeds.get(b.feed) else {
+                            continue;
+                        };
+                        let Some(indicator) = feed.lookup(ioc_value) else {
+                            continue;
+                        };
+                        ioc_emitted.push(b.rule);
+                        fields.truncate(captured);
+                        fields.push(feed_name, feed.name().as_bytes());
+                        fields.push(indicator_name, indicator.as_bytes());
+                        emit(b.rule, fields);
+                    }
+                }
             }
         });
         *lines += memchr::memchr_iter(b'\n', &data[counted_to..]).count() as u64;

@@ -64,6 +64,21 @@ impl Category {
         }
     }
 
+    /// Label used in English reports.
+    pub fn label_en(self) -> &'static str {
+        match self {
+            Category::Phishing => "Phishing",
+            Category::Deface => "Defacement",
+            Category::Malware => "Malware",
+            Category::Bruteforce => "Password brute force",
+            Category::WebAttack => "Web application attack",
+            Category::Recon => "Reconnaissance / scanning",
+            Category::Dos => "Denial of service",
+            Category::PrivilegeEscalation => "Privilege escalation",
+            Category::PolicyViolation => "Security policy violation",
+        }
+    }
+
     /// ENISA Reference Security Incident Taxonomy class.
     pub fn rsit(self) -> &'static str {
         match self {
@@ -127,6 +142,26 @@ impl Severity {
             Severity::Medium => "medium",
             Severity::High => "high",
             Severity::Critical => "critical",
+        }
+    }
+
+    pub fn label_en(self) -> &'static str {
+        match self {
+            Severity::Info => "Info",
+            Severity::Low => "Low",
+            Severity::Medium => "Medium",
+            Severity::High => "High",
+            Severity::Critical => "Critical",
+        }
+    }
+
+    pub fn label_vi(self) -> &'static str {
+        match self {
+            Severity::Info => "Thông tin",
+            Severity::Low => "Thấp",
+            Severity::Medium => "Trung bình",
+            Severity::High => "Cao",
+            Severity::Critical => "Nghiêm trọng",
         }
     }
 }

@@ -17,6 +17,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::auth::{PasswordHash, Tokens};
+use crate::category::{Category, Severity};
+use crate::feeds::{Column, FeedDecl, FeedKind, FeedSource, FileSpec, Format};
 use crate::input::lines::DEFAULT_MAX_LINE;
 use crate::rules::load::Position;
 use crate::rules::{RuleSources, INPUT_TYPES};
@@ -42,6 +44,9 @@ pub struct Config {
     pub http: HttpConfig,
     pub pipeline: PipelineConfig,
     pub inputs: Vec<InputConfig>,
+    /// IoC feeds (`[[feed]]`), in order. Their files are read by the
+    /// daemon and `check`, not here: loading a config must stay cheap.
+    pub feeds: Vec<FeedDecl>,
     /// Web-root integrity: `[integrity]` and the `[[webroot]]`s.
     pub integrity: IntegrityConfig,
 }
@@ -93,13 +98,80 @@ pub struct WebRootConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InputConfig {
     pub name: String,
-    /// An absolute path or glob.
-    pub path: String,
+    /// The line format, i.e. which rules read the input's lines: as written
+    /// for files, `syslog` for the journal and the syslog receivers (their
+    /// lines are written in syslog's format).
     pub input_type: String,
-    /// Where to start in a file present when the input first starts with no
-    /// checkpoint. Files that appear later are always read from their start.
-    pub start_at_end: bool,
+    pub source: SourceConfig,
 }
+
+/// Where an input's lines come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceConfig {
+    Files {
+        /// An absolute path or glob.
+        path: String,
+        /// Where to start in a file present when the input first starts with
+        /// no checkpoint. Files that appear later are always read from their
+        /// start.
+        start_at_end: bool,
+    },
+    Journal {
+        /// Read the journal files in this directory (`journalctl
+        /// --directory`) instead of the system journal.
+        directory: Option<PathBuf>,
+        /// `journalctl` matches (`FIELD=value`, or `+` between groups).
+        matches: Vec<String>,
+        /// On the input's very first start: only entries from now on.
+        start_at_end: bool,
+    },
+    Syslog {
+        transport: Transport,
+        listen: SocketAddr,
+        /// Longer messages are counted and dropped.
+        max_message: usize,
+        /// Bytes received and not yet committed to the store, at most.
+        queue_bytes: usize,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+impl SourceConfig {
+    /// Starts at the end on a first start only: an input that has committed
+    /// before starts where it left off, or at the beginning.
+    pub fn not_first_start(&mut self) {
+        match self {
+            SourceConfig::Files { start_at_end, .. }
+            | SourceConfig::Journal { start_at_end, .. } => *start_at_end = false,
+            SourceConfig::Syslog { .. } => {}
+        }
+    }
+}
+
+/// Input `type`s that are not a line format of files but a source of
+/// syslog-format lines.
+pub const SOURCE_TYPES: &[&str] = &["journal", "syslog-udp", "syslog-tcp"];
+
+/// Default of `queue_bytes` for syslog receivers.
+pub const DEFAULT_QUEUE_BYTES: usize = 4 << 20;
+
+/// Default of `max_message_bytes` for syslog receivers: RFC 5425's 8192
+/// with room for the long lines of web appliances.
+pub const DEFAULT_MAX_MESSAGE: usize = 16 * 1024;
 
 /// TLS and authentication of `/metrics` and the API. Secrets are held only
 /// as digests or hashes, and `Debug` prints none of them.
@@ -268,6 +340,8 @@ struct RawConfig {
     pipeline: RawPipeline,
     #[serde(default, rename = "input")]
     inputs: Vec<Spanned<RawInput>>,
+    #[serde(default, rename = "feed")]
+    feeds: Vec<Spanned<RawFeed>>,
     #[serde(default)]
     integrity: RawIntegrity,
     #[serde(default, rename = "webroot")]
@@ -299,6 +373,27 @@ struct RawWebRoot {
     deploy_marker: Option<Spanned<String>>,
     #[serde(default)]
     deploy_windows: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFeed {
+    name: Spanned<String>,
+    path: Spanned<String>,
+    kind: Spanned<String>,
+    category: Spanned<String>,
+    severity: Spanned<String>,
+    format: Option<Spanned<String>>,
+    column: Option<Spanned<RawColumn>>,
+    header: Option<Spanned<bool>>,
+    key: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawColumn {
+    Number(u64),
+    Name(String),
 }
 
 #[derive(Default, Deserialize)]
@@ -337,10 +432,19 @@ struct RawPipeline {
 #[serde(deny_unknown_fields)]
 struct RawInput {
     name: Spanned<String>,
-    path: Spanned<String>,
+    path: Option<Spanned<String>>,
     #[serde(rename = "type")]
     input_type: Spanned<String>,
     start: Option<Spanned<String>>,
+    /// Journal: a directory of journal files.
+    directory: Option<Spanned<String>>,
+    /// Journal: `FIELD=value` matches.
+    #[serde(rename = "match")]
+    matches: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Syslog receivers.
+    listen: Option<Spanned<String>>,
+    max_message_bytes: Option<Spanned<u64>>,
+    queue_bytes: Option<Spanned<u64>>,
 }
 
 struct Validator<'t> {
@@ -406,8 +510,9 @@ impl Validator<'_> {
         let pipeline = self.pipeline(&raw.pipeline);
         let mut inputs = Vec::new();
         let mut names: HashMap<String, Range<usize>> = HashMap::new();
-        for input in &raw.inputs {
-            let input = input.get_ref();
+        let mut listeners: HashMap<(Transport, SocketAddr), Range<usize>> = HashMap::new();
+        for spanned in &raw.inputs {
+            let input = spanned.get_ref();
             let name = input.name.get_ref();
             if !valid_name(name, true) {
                 self.error(
@@ -426,42 +531,36 @@ impl Validator<'_> {
             } else {
                 names.insert(name.clone(), input.name.span());
             }
-            let input_type = input.input_type.get_ref();
-            if !INPUT_TYPES.contains(&input_type.as_str()) {
-                self.error(
-                    &input.input_type.span(),
-                    format!(
-                        "unknown input type {input_type:?}; expected one of {}",
-                        INPUT_TYPES.join(", ")
-                    ),
-                );
-            }
-            let file_path = self.resolve(input.path.get_ref());
-            let file_path = file_path.to_string_lossy().into_owned();
-            if let Err(e) = glob::Pattern::new(&file_path) {
-                self.error(
-                    &input.path.span(),
-                    format!("bad path pattern {file_path:?}: {e}"),
-                );
-            }
-            let start_at_end = match input.start.as_ref().map(|s| s.get_ref().as_str()) {
-                None | Some("end") => true,
-                Some("beginning") => false,
-                Some(other) => {
-                    let span = input.start.as_ref().map(Spanned::span).unwrap_or(0..0);
-                    self.error(
-                        &span,
-                        format!("start {other:?}: expected \"end\" or \"beginning\""),
-                    );
-                    true
+            let input_span = spanned.span();
+            if let Some(source) = self.source(input, input_span.clone()) {
+                if let SourceConfig::Syslog {
+                    transport, listen, ..
+                } = &source
+                {
+                    if let Some(first) = listeners.get(&(*transport, *listen)) {
+                        let first = position(&self.file, self.text, first.start);
+                        self.error(
+                            &input_span,
+                            format!(
+                                "{} {listen} is already the listen address of another input (at {first})",
+                                transport.name()
+                            ),
+                        );
+                    } else {
+                        listeners.insert((*transport, *listen), input_span.clone());
+                    }
                 }
-            };
-            inputs.push(InputConfig {
-                name: name.clone(),
-                path: file_path,
-                input_type: input_type.clone(),
-                start_at_end,
-            });
+                let input_type = input.input_type.get_ref();
+                inputs.push(InputConfig {
+                    name: name.clone(),
+                    input_type: if SOURCE_TYPES.contains(&input_type.as_str()) {
+                        "syslog".to_owned()
+                    } else {
+                        input_type.clone()
+                    },
+                    source,
+                });
+            }
         }
         let integrity = self.integrity(&raw, &names);
         if raw.inputs.is_empty() && raw.webroots.is_empty() {
@@ -470,6 +569,7 @@ impl Validator<'_> {
                 "no [[input]] nor [[webroot]] configured: canhgac would watch nothing".to_owned(),
             );
         }
+        let feeds = self.feeds(&raw.feeds);
         Config {
             file: path.to_path_buf(),
             agency,
@@ -481,6 +581,7 @@ impl Validator<'_> {
             http,
             pipeline,
             inputs,
+            feeds,
             integrity,
         }
     }
@@ -639,6 +740,94 @@ impl Validator<'_> {
             signatures,
             roots,
         }
+    }
+
+    fn feeds(&mut self, raw: &[Spanned<RawFeed>]) -> Vec<FeedDecl> {
+        let mut feeds = Vec::new();
+        let mut names: HashMap<String, Range<usize>> = HashMap::new();
+        for feed in raw {
+            let feed = feed.get_ref();
+            let name = feed.name.get_ref();
+            if !valid_name(name, false) {
+                self.error(
+                    &feed.name.span(),
+                    format!("feed name {name:?}: use lower-case letters, digits and '-' (at most 64); it appears in rule ids and metric labels"),
+                );
+            }
+            if let Some(first) = names.get(name) {
+                let first = position(&self.file, self.text, first.start);
+                self.error(
+                    &feed.name.span(),
+                    format!("feed name {name:?} used twice (first at {first})"),
+                );
+            } else {
+                names.insert(name.clone(), feed.name.span());
+            }
+            let kind = feed
+                .kind
+                .get_ref()
+                .parse::<FeedKind>()
+                .map_err(|e| self.error(&feed.kind.span(), e))
+                .ok();
+            let category = feed
+                .category
+                .get_ref()
+                .parse::<Category>()
+                .map_err(|e| self.error(&feed.category.span(), e))
+                .ok();
+            let severity = feed
+                .severity
+                .get_ref()
+                .parse::<Severity>()
+                .map_err(|e| self.error(&feed.severity.span(), e))
+                .ok();
+            let file_path = self.resolve(feed.path.get_ref());
+            let format = match &feed.format {
+                Some(f) => Format::parse(f.get_ref())
+                    .map_err(|e| self.error(&f.span(), e))
+                    .ok(),
+                None => Some(Format::from_path(&file_path)),
+            };
+            let column = feed.column.as_ref().and_then(|c| match c.get_ref() {
+                RawColumn::Number(0) => {
+                    self.error(&c.span(), "column numbers start at 1".into());
+                    None
+                }
+                RawColumn::Number(n) => Some(Column::Number(*n as usize)),
+                RawColumn::Name(n) => Some(Column::Name(n.clone())),
+            });
+            if format != Some(Format::Csv) {
+                if let Some(c) = &feed.column {
+                    self.error(&c.span(), "column is only read for format \"csv\"".into());
+                }
+                if let Some(h) = &feed.header {
+                    self.error(&h.span(), "header is only read for format \"csv\"".into());
+                }
+            }
+            if format != Some(Format::Json) {
+                if let Some(k) = &feed.key {
+                    self.error(&k.span(), "key is only read for format \"json\"".into());
+                }
+            }
+            if let (Some(kind), Some(category), Some(severity), Some(format)) =
+                (kind, category, severity, format)
+            {
+                feeds.push(FeedDecl {
+                    name: name.clone(),
+                    kind,
+                    category,
+                    severity,
+                    source: FeedSource::File(FileSpec {
+                        path: file_path,
+                        format,
+                        column,
+                        header: feed.header.as_ref().is_none_or(|h| *h.get_ref()),
+                        key: feed.key.as_ref().map(|k| k.get_ref().clone()),
+                    }),
+                });
+            }
+        }
+        feeds
     }
 
     /// `[http]` besides `listen`. Files are read now, so `check` reports a
@@ -812,6 +1001,184 @@ impl Validator<'_> {
         }
     }
 
+    /// What an `[[input]]` reads, with every key that its type does not
+    /// read refused (a `path` on a journal input is a mistake, not a no-op).
+    fn source(&mut self, input: &RawInput, span: Range<usize>) -> Option<SourceConfig> {
+        let input_type = input.input_type.get_ref().as_str();
+        let stray = |v: Option<Range<usize>>, key: &str| v.map(|s| (s, key.to_owned()));
+        let mut strays = Vec::new();
+        let is_file = INPUT_TYPES.contains(&input_type);
+        let is_journal = input_type == "journal";
+        let is_syslog = input_type == "syslog-udp" || input_type == "syslog-tcp";
+        if !is_file && !is_journal && !is_syslog {
+            self.error(
+                &input.input_type.span(),
+                format!(
+                    "unknown input type {input_type:?}; expected one of {}, {}",
+                    INPUT_TYPES.join(", "),
+                    SOURCE_TYPES.join(", ")
+                ),
+            );
+            return None;
+        }
+        if !is_file {
+            strays.extend(stray(input.path.as_ref().map(Spanned::span), "path"));
+        }
+        if !is_journal {
+            strays.extend(stray(
+                input.directory.as_ref().map(Spanned::span),
+                "directory",
+            ));
+            strays.extend(stray(input.matches.as_ref().map(Spanned::span), "match"));
+        }
+        if !is_syslog {
+            strays.extend(stray(input.listen.as_ref().map(Spanned::span), "listen"));
+            strays.extend(stray(
+                input.max_message_bytes.as_ref().map(Spanned::span),
+                "max_message_bytes",
+            ));
+            strays.extend(stray(
+                input.queue_bytes.as_ref().map(Spanned::span),
+                "queue_bytes",
+            ));
+        } else {
+            strays.extend(stray(input.start.as_ref().map(Spanned::span), "start"));
+        }
+        for (s, key) in strays {
+            self.error(
+                &s,
+                format!("{key} is not read by inputs of type {input_type:?}"),
+            );
+        }
+        let start_at_end = match input.start.as_ref().map(|s| s.get_ref().as_str()) {
+            None | Some("end") => true,
+            Some("beginning") => false,
+            Some(other) => {
+                let span = input.start.as_ref().map(Spanned::span).unwrap_or(0..0);
+                self.error(
+                    &span,
+                    format!("start {other:?}: expected \"end\" or \"beginning\""),
+                );
+                true
+            }
+        };
+        if is_file {
+            let Some(path) = &input.path else {
+                self.error(&span, format!("input of type {input_type:?} needs a path"));
+                return None;
+            };
+            let file_path = self.resolve(path.get_ref());
+            let file_path = file_path.to_string_lossy().into_owned();
+            if let Err(e) = glob::Pattern::new(&file_path) {
+                self.error(&path.span(), format!("bad path pattern {file_path:?}: {e}"));
+            }
+            return Some(SourceConfig::Files {
+                path: file_path,
+                start_at_end,
+            });
+        }
+        if is_journal {
+            let directory = input.directory.as_ref().map(|d| self.resolve(d.get_ref()));
+            let mut matches = Vec::new();
+            for m in input.matches.iter().flat_map(|m| m.get_ref()) {
+                let text = m.get_ref();
+                if valid_journal_match(text) {
+                    matches.push(text.clone());
+                } else {
+                    self.error(
+                        &m.span(),
+                        format!(
+                            "journal match {text:?}: expected FIELD=value (FIELD in upper-case letters, digits and '_', not starting with a digit, e.g. \"_SYSTEMD_UNIT=ssh.service\") or \"+\""
+                        ),
+                    );
+                }
+            }
+            return Some(SourceConfig::Journal {
+                directory,
+                matches,
+                start_at_end,
+            });
+        }
+        let transport = if input_type == "syslog-udp" {
+            Transport::Udp
+        } else {
+            Transport::Tcp
+        };
+        let Some(listen) = &input.listen else {
+            self.error(
+                &span,
+                format!(
+                    "input of type {input_type:?} needs listen = \"IP:PORT\" (e.g. \"0.0.0.0:514\")"
+                ),
+            );
+            return None;
+        };
+        let listen = match listen.get_ref().parse::<SocketAddr>() {
+            Ok(addr) if addr.port() != 0 => addr,
+            Ok(_) => {
+                self.error(
+                    &listen.span(),
+                    "listen: port 0 is not a port to give to senders".into(),
+                );
+                return None;
+            }
+            Err(e) => {
+                self.error(
+                    &listen.span(),
+                    format!(
+                        "listen address {:?}: {e} (expected IP:PORT, e.g. \"0.0.0.0:514\")",
+                        listen.get_ref()
+                    ),
+                );
+                return None;
+            }
+        };
+        let mut size =
+            |v: &Option<Spanned<u64>>, default: usize, min: u64, max: u64, what: &str| {
+                let Some(v) = v else { return default };
+                let n = *v.get_ref();
+                if (min..=max).contains(&n) {
+                    n as usize
+                } else {
+                    self.error(
+                        &v.span(),
+                        format!("{what} {n}: must be between {min} and {max}"),
+                    );
+                    default
+                }
+            };
+        let max_message = size(
+            &input.max_message_bytes,
+            DEFAULT_MAX_MESSAGE,
+            480,
+            1 << 20,
+            "max_message_bytes",
+        );
+        let queue_bytes = size(
+            &input.queue_bytes,
+            DEFAULT_QUEUE_BYTES,
+            64 * 1024,
+            1 << 30,
+            "queue_bytes",
+        );
+        if queue_bytes < 2 * max_message {
+            let span = input
+                .queue_bytes
+                .as_ref()
+                .map_or(span.clone(), Spanned::span);
+            self.error(
+                &span,
+                format!("queue_bytes {queue_bytes} must hold at least two messages of max_message_bytes ({max_message})"),
+            );
+        }
+        Some(SourceConfig::Syslog {
+            transport,
+            listen,
+            max_message,
+            queue_bytes,
+        })
+    }
+
     fn pipeline(&mut self, raw: &RawPipeline) -> PipelineConfig {
         let d = PipelineConfig::default();
         let mut count =
@@ -905,6 +1272,24 @@ fn valid_name(name: &str, allow_upper_and_dots: bool) -> bool {
         })
 }
 
+/// A `journalctl` match: `FIELD=value` with a field name as journald
+/// accepts it, or `+` (OR between groups). Nothing else reaches the command
+/// line: no option can be smuggled in.
+fn valid_journal_match(m: &str) -> bool {
+    if m == "+" {
+        return true;
+    }
+    let Some((field, _)) = m.split_once('=') else {
+        return false;
+    };
+    !field.is_empty()
+        && field.len() <= 64
+        && !field.as_bytes()[0].is_ascii_digit()
+        && field
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
 /// 1-based line and column (in characters) of a byte offset.
 fn position(file: &str, text: &str, offset: usize) -> Position {
     let offset = offset.min(text.len());
@@ -948,9 +1333,11 @@ type = "syslog"
             c.inputs,
             vec![InputConfig {
                 name: "auth".into(),
-                path: "/var/log/auth.log".into(),
                 input_type: "syslog".into(),
-                start_at_end: true,
+                source: SourceConfig::Files {
+                    path: "/var/log/auth.log".into(),
+                    start_at_end: true,
+                },
             }]
         );
         assert_eq!(c.db_path(), PathBuf::from("/var/lib/canhgac/canhgac.db"));
@@ -967,7 +1354,13 @@ type = "syslog"
         .expect("valid");
         assert_eq!(c.state_dir, PathBuf::from("demo/state"));
         assert_eq!(c.rules.paths, vec![PathBuf::from("demo/rules.d")]);
-        assert_eq!(c.inputs[0].path, "demo/logs/*.log");
+        assert_eq!(
+            c.inputs[0].source,
+            SourceConfig::Files {
+                path: "demo/logs/*.log".into(),
+                start_at_end: true
+            }
+        );
     }
 
     #[test]
@@ -1186,6 +1579,47 @@ type = "iis"
         ] {
             assert!(
                 errors.iter().any(|e| e.contains(want)),
+                "missing {want:?} in {errors:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn feeds_are_declared_and_their_errors_positioned() {
+        let c = parse(&format!(
+            "{MINIMAL}\n[[feed]]\nname = \"c2\"\npath = \"feeds/c2.csv\"\nkind = \"ip\"\ncategory = \"malware\"\nseverity = \"critical\"\ncolumn = \"value\"\n"
+        ))
+        .expect("valid");
+        let f = &c.feeds[0];
+        assert_eq!(
+            (f.name.as_str(), f.kind, f.category, f.severity),
+            ("c2", FeedKind::Ip, Category::Malware, Severity::Critical)
+        );
+        let FeedSource::File(spec) = &f.source else {
+            panic!("a file feed: {f:?}");
+        };
+        assert_eq!(spec.path, PathBuf::from("/etc/canhgac/feeds/c2.csv"));
+        assert_eq!(
+            (spec.format, spec.column.clone(), spec.header),
+            (Format::Csv, Some(Column::Name("value".into())), true)
+        );
+
+        let text = format!(
+            "{MINIMAL}\n[[feed]]\nname = \"Bad Name\"\npath = \"x.txt\"\nkind = \"ipv4\"\ncategory = \"spam\"\nseverity = \"high\"\nkey = \"ioc\"\n\n[[feed]]\nname = \"a\"\npath = \"a.json\"\nkind = \"url\"\ncategory = \"phishing\"\nseverity = \"low\"\ncolumn = 0\n"
+        );
+        let errors = parse(&text).expect_err("invalid");
+        let expected = [
+            "/etc/canhgac/canhgac.toml:9:8: feed name \"Bad Name\"",
+            "/etc/canhgac/canhgac.toml:11:8: unknown feed kind `ipv4`",
+            "/etc/canhgac/canhgac.toml:12:12: unknown category `spam`",
+            "/etc/canhgac/canhgac.toml:14:7: key is only read for format \"json\"",
+            "/etc/canhgac/canhgac.toml:22:10: column numbers start at 1",
+            "/etc/canhgac/canhgac.toml:22:10: column is only read for format \"csv\"",
+        ];
+        assert_eq!(errors.len(), expected.len(), "{errors:#?}");
+        for want in expected {
+            assert!(
+                errors.iter().any(|e| e.starts_with(want)),
                 "missing {want:?} in {errors:#?}"
             );
         }

@@ -51,12 +51,17 @@ use serde::{Deserialize, Serialize};
 use tracing::{error, info, warn};
 
 use crate::analyze::{Analyzer, LineSource};
-use crate::config::{Config, InputConfig};
+use crate::config::{Config, InputConfig, SourceConfig};
 use crate::detect::{Detector, Incident, Observation, Snapshot};
+use crate::feeds::reload::Reloader;
+use crate::feeds::{Feed, FeedSet, Outcome};
 use crate::http;
 use crate::input::checkpoint::FileCheckpoint;
-use crate::input::tail::{FileTail, TailOptions, TailStats};
-use crate::input::watch::Wakeup;
+use crate::input::journal::{JournalOptions, JournalSource};
+use crate::input::source::{Position, Source, SourceStats};
+use crate::input::syslog::{Bound, ReceiverOptions, SyslogSource};
+use crate::input::tail::{FileTail, TailOptions};
+use crate::input::watch::{Waker, Wakeup};
 use crate::integrity::flagged::FlaggedScripts;
 use crate::integrity::watch::Watcher;
 use crate::integrity::Finding;
@@ -94,7 +99,7 @@ pub enum Control {
 /// starting (config, rules, store) come back as one message.
 pub fn run(config_path: &Path) -> Result<(), String> {
     let config = Config::load(config_path).map_err(|e| e.to_string())?;
-    let rules = load_rules(&config)?;
+    let rules = load_rules(&config, None)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -160,8 +165,15 @@ pub fn run(config_path: &Path) -> Result<(), String> {
     })
 }
 
-fn load_rules(config: &Config) -> Result<Arc<RuleSet>, String> {
-    let rules = RuleSet::load(&config.rules).map_err(|e| e.to_string())?;
+/// The rule set of `config`, bound to its feeds (their files not read
+/// yet: see [`load_feeds`]); feeds declared as in `previous` keep their
+/// indicators.
+fn load_rules(config: &Config, previous: Option<&FeedSet>) -> Result<Arc<RuleSet>, String> {
+    let mut rules = RuleSet::load(&config.rules).map_err(|e| e.to_string())?;
+    let feeds = FeedSet::new(config.feeds.clone(), previous);
+    rules
+        .bind_feeds(Arc::new(feeds))
+        .map_err(|e| e.to_string())?;
     // Compile every input type's matcher now, so a pattern that only fails
     // once combined (size limits) is refused here, not mid-run.
     let mut types: Vec<&str> = config
@@ -175,6 +187,95 @@ fn load_rules(config: &Config) -> Result<Arc<RuleSet>, String> {
         Matcher::new(&rules, t)?;
     }
     Ok(Arc::new(rules))
+}
+
+/// Reads every feed file that changed, now, reporting as the reloader does.
+fn load_feeds(feeds: &FeedSet, metrics: &Metrics) {
+    for (i, outcome) in feeds.refresh(true) {
+        if let Some(feed) = feeds.get(i) {
+            report_feed(metrics, feed, &outcome);
+        }
+    }
+}
+
+/// A feed file's news, in the log and the metrics. Refused files are
+/// logged with every bad line as `file:line:col: message`, as `check`
+/// prints them.
+fn report_feed(metrics: &Metrics, feed: &Feed, outcome: &Outcome) {
+    let name = feed.name();
+    let result = match outcome {
+        Outcome::Loaded {
+            indicators,
+            skipped,
+            elapsed,
+        } => {
+            info!(
+                feed = name,
+                indicators,
+                skipped,
+                seconds = elapsed.as_secs_f64(),
+                "feed loaded"
+            );
+            metrics
+                .feed_last_load
+                .with_label_values(&[name])
+                .set(Timestamp::now().as_millisecond() as f64 / 1000.0);
+            "success"
+        }
+        Outcome::Invalid {
+            errors,
+            bad_lines,
+            kept,
+        } => {
+            for e in errors {
+                error!("{e}");
+            }
+            error!(
+                feed = name,
+                bad_lines, "feed file refused; the {kept} indicators loaded before stay in use"
+            );
+            "failure"
+        }
+        Outcome::Unreadable { message, kept } => {
+            error!(
+                feed = name,
+                "{message}; the {kept} indicators loaded before stay in use"
+            );
+            "failure"
+        }
+        Outcome::Incomplete { reason, kept } => {
+            warn!(
+                feed = name,
+                "{reason}; the {kept} indicators loaded before stay in use"
+            );
+            "incomplete"
+        }
+    };
+    metrics.feed_loads.with_label_values(&[name, result]).inc();
+    metrics
+        .feed_indicators
+        .with_label_values(&[name])
+        .set(feed.len() as i64);
+}
+
+fn start_reloader(
+    feeds: &Arc<FeedSet>,
+    metrics: &Arc<Metrics>,
+    every: Duration,
+) -> Result<Option<Reloader>, String> {
+    if feeds
+        .feeds()
+        .iter()
+        .all(|f| !matches!(f.decl().source, crate::feeds::FeedSource::File(_)))
+    {
+        return Ok(None);
+    }
+    let m = Arc::clone(metrics);
+    Reloader::start(Arc::clone(feeds), every, move |feed, outcome| {
+        report_feed(&m, feed, outcome)
+    })
+    .map(Some)
+    .map_err(|e| format!("cannot start the feed reloader: {e}"))
 }
 
 /// The detector as stored: with the rule ids its indices refer to, so a
@@ -212,10 +313,55 @@ fn rebuild_detector(
 
 struct Input {
     config: InputConfig,
-    tail: FileTail,
+    /// Where its lines come from.
+    reader: Box<dyn Source>,
+    /// Where the analyzer keeps its state for them.
     source: LineSource,
-    /// Tail counters already added to the metrics.
-    published: TailStats,
+    /// Counters already added to the metrics.
+    published: SourceStats,
+}
+
+/// Where an input resumes: the stored (or, across a reload, the running)
+/// position.
+#[derive(Default)]
+struct Resume {
+    checkpoints: Vec<FileCheckpoint>,
+    cursor: Option<String>,
+}
+
+impl Resume {
+    fn stored(recovery: &crate::store::Recovery, input: &str) -> Resume {
+        Resume {
+            checkpoints: checkpoints_of(&recovery.checkpoints, input),
+            cursor: recovery
+                .cursors
+                .iter()
+                .find(|(i, _)| i == input)
+                .map(|(_, c)| c.clone()),
+        }
+    }
+
+    fn from_position(p: Position) -> Resume {
+        match p {
+            Position::Files(checkpoints) => Resume {
+                checkpoints,
+                cursor: None,
+            },
+            Position::Cursor(cursor) => Resume {
+                checkpoints: Vec::new(),
+                cursor,
+            },
+            Position::Unresumable => Resume::default(),
+        }
+    }
+}
+
+/// What opening an input needs besides its config.
+struct Opener<'a> {
+    config: &'a Config,
+    waker: Waker,
+    /// Sockets systemd passed us (socket activation).
+    inherited: &'a [Bound],
 }
 
 /// What has happened since the last commit.
@@ -257,6 +403,8 @@ struct Pipeline {
     analyzer: Analyzer,
     inputs: Vec<Input>,
     wakeup: Wakeup,
+    /// Sockets from systemd, kept for inputs that a reload reopens.
+    inherited: Vec<Bound>,
     pending: Pending,
     counters: Counters,
     last_commit: Instant,
@@ -278,6 +426,10 @@ struct Pipeline {
     /// A reload changed `[integrity]`: the watcher starts again once what
     /// the old one found is committed (it loads its state from the store).
     integrity_restart: bool,
+    /// Watches the feed files; `None` without file feeds.
+    feed_reloader: Option<Reloader>,
+    /// Feed names with series in the metrics.
+    feed_names: Vec<String>,
 }
 
 impl Pipeline {
@@ -311,22 +463,34 @@ impl Pipeline {
             }
             None => rebuild_detector(&rules, max_keys, &[], empty_snapshot(0), floor),
         };
+        load_feeds(&rules.feeds, &metrics);
+        let feed_reloader = start_reloader(&rules.feeds, &metrics, config.pipeline.sweep_interval)?;
         let mut analyzer = Analyzer::new(rules, detector);
         let flagged = FlaggedScripts::new();
         analyzer.set_flagged_scripts(flagged.clone());
+        let wakeup = Wakeup::new();
+        let inherited = crate::input::syslog::activation::inherited();
         let mut inputs = Vec::new();
-        for input in &config.inputs {
-            let mut input = input.clone();
-            // "end" is for an input's very first start only: one that ran
-            // before reads files that appeared while it was down from their
-            // beginning.
-            input.start_at_end &= !recovery.known_inputs.contains(&input.name);
-            inputs.push(open_input(
-                &config,
-                &mut analyzer,
-                &input,
-                checkpoints_of(&recovery.checkpoints, &input.name),
-            )?);
+        {
+            let opener = Opener {
+                config: &config,
+                waker: wakeup.waker(),
+                inherited: &inherited,
+            };
+            for input in &config.inputs {
+                let mut input = input.clone();
+                // "end" is for an input's very first start only: one that ran
+                // before reads files that appeared while it was down from their
+                // beginning.
+                if recovery.known_inputs.contains(&input.name) {
+                    input.source.not_first_start();
+                }
+                inputs.push(opener.open(
+                    &mut analyzer,
+                    &input,
+                    Resume::stored(&recovery, &input.name),
+                )?);
+            }
         }
         info!(
             agency = %config.agency,
@@ -342,7 +506,8 @@ impl Pipeline {
             store,
             analyzer,
             inputs,
-            wakeup: Wakeup::new(),
+            wakeup,
+            inherited,
             pending: Pending::default(),
             counters: Counters::default(),
             last_commit: Instant::now(),
@@ -356,6 +521,8 @@ impl Pipeline {
             integrity: None,
             flagged,
             integrity_restart: false,
+            feed_reloader,
+            feed_names: Vec::new(),
         };
         pipeline.rules_changed();
         pipeline.start_integrity()?;
@@ -430,20 +597,57 @@ impl Pipeline {
             .iter()
             .map(|r| self.metrics.rule_events.with_label_values(&[&r.id]))
             .collect();
+        let names: Vec<String> = rules
+            .feeds
+            .feeds()
+            .iter()
+            .map(|f| f.name().to_owned())
+            .collect();
+        let dropped: Vec<String> = self
+            .feed_names
+            .iter()
+            .filter(|n| !names.contains(n))
+            .cloned()
+            .collect();
+        let current: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.metrics.set_feeds(&current, &dropped);
+        for feed in rules.feeds.feeds() {
+            self.metrics
+                .feed_indicators
+                .with_label_values(&[feed.name()])
+                .set(feed.len() as i64);
+        }
+        self.feed_names = names;
         for input in &self.inputs {
             let name = [input.config.name.as_str()];
             // Series exist from the start, at 0, so rates work from the first scrape.
-            self.metrics.input_lines.with_label_values(&name);
-            self.metrics.input_bytes.with_label_values(&name);
-            self.metrics.input_read_errors.with_label_values(&name);
-            self.metrics.input_lines_cut.with_label_values(&name);
+            let m = &self.metrics;
+            m.input_lines.with_label_values(&name);
+            m.input_bytes.with_label_values(&name);
+            m.input_read_errors.with_label_values(&name);
+            m.input_lines_cut.with_label_values(&name);
+            match &input.config.source {
+                SourceConfig::Files { .. } => {}
+                SourceConfig::Journal { .. } => {
+                    m.input_restarts.with_label_values(&name);
+                    m.input_position_lost.with_label_values(&name);
+                }
+                SourceConfig::Syslog { transport, .. } => {
+                    for reason in crate::input::source::Drops::REASONS {
+                        m.input_dropped.with_label_values(&[name[0], reason]);
+                    }
+                    if *transport == crate::config::Transport::Tcp {
+                        m.input_connections.with_label_values(&name);
+                    }
+                }
+            }
         }
     }
 
     fn publish_input_stats(&mut self) {
         let m = &self.metrics;
         for input in &mut self.inputs {
-            let now = input.tail.stats();
+            let now = input.reader.stats();
             let was = input.published;
             let name = [input.config.name.as_str()];
             // A tail recreated by a reload starts its counters from zero.
@@ -460,12 +664,44 @@ impl Pipeline {
             m.input_lines_cut
                 .with_label_values(&name)
                 .inc_by(delta(now.cut_lines, was.cut_lines));
-            m.input_behind
-                .with_label_values(&name)
-                .set(now.bytes_behind as i64);
-            m.input_files
-                .with_label_values(&name)
-                .set(now.files_open as i64);
+            if matches!(input.config.source, SourceConfig::Files { .. }) {
+                m.input_behind
+                    .with_label_values(&name)
+                    .set(now.bytes_behind as i64);
+            }
+            let is_files = matches!(input.config.source, SourceConfig::Files { .. });
+            if is_files {
+                m.input_files
+                    .with_label_values(&name)
+                    .set(now.files_open as i64);
+            }
+            if let SourceConfig::Syslog { transport, .. } = &input.config.source {
+                for ((reason, n), (_, w)) in now
+                    .dropped
+                    .by_reason()
+                    .into_iter()
+                    .zip(was.dropped.by_reason())
+                {
+                    if n != w {
+                        m.input_dropped
+                            .with_label_values(&[name[0], reason])
+                            .inc_by(delta(n, w));
+                    }
+                }
+                if *transport == crate::config::Transport::Tcp {
+                    m.input_connections
+                        .with_label_values(&name)
+                        .set(now.connections as i64);
+                }
+            }
+            if matches!(input.config.source, SourceConfig::Journal { .. }) {
+                m.input_restarts
+                    .with_label_values(&name)
+                    .inc_by(delta(now.restarts, was.restarts));
+                m.input_position_lost
+                    .with_label_values(&name)
+                    .inc_by(delta(now.position_lost, was.position_lost));
+            }
             input.published = now;
         }
     }
@@ -567,6 +803,9 @@ impl Pipeline {
     /// often wins the race against the wakeup for them.
     fn drain(mut self) -> Result<(), String> {
         self.notifier.stopping();
+        if let Some(r) = self.feed_reloader.take() {
+            r.stop();
+        }
         let deadline = Instant::now() + DRAIN_TIMEOUT;
         while Instant::now() < deadline && self.read() > 0 {}
         if let Some(w) = self.integrity.take() {
@@ -599,14 +838,14 @@ impl Pipeline {
     fn sweep(&mut self) {
         let mut dirs = Vec::new();
         for input in &mut self.inputs {
-            for n in input.tail.sweep() {
-                if n.kind.is_problem() {
-                    warn!(input = %input.config.name, "{n}");
+            for n in input.reader.sweep() {
+                if n.problem {
+                    warn!(input = %input.config.name, "{}", n.message);
                 } else {
-                    info!(input = %input.config.name, "{n}");
+                    info!(input = %input.config.name, "{}", n.message);
                 }
             }
-            dirs.extend(input.tail.watch_dirs());
+            dirs.extend(input.reader.watch_dirs());
         }
         dirs.sort();
         dirs.dedup();
@@ -630,7 +869,7 @@ impl Pipeline {
         for input in inputs.iter_mut() {
             let Input {
                 config,
-                tail,
+                reader,
                 source,
                 ..
             } = input;
@@ -653,8 +892,8 @@ impl Pipeline {
                     Observation::Counted | Observation::Ignored => {}
                 }
             };
-            let n = tail.read(READ_BUDGET, &mut |_path, lines| {
-                analyzer.feed(source, lines, now, &mut on_event);
+            let n = reader.read(READ_BUDGET, &mut |origin, lines| {
+                analyzer.feed_from(source, lines, now, origin, &mut on_event);
             });
             if n > 0 {
                 let lines = source.lines() - before;
@@ -703,18 +942,26 @@ impl Pipeline {
         serde_json::to_writer(&mut self.state_buf, &state)
             .map_err(|e| StoreError::Invalid(format!("cannot serialise detector state: {e}")))?;
         let names: Vec<String> = self.inputs.iter().map(|i| i.config.name.clone()).collect();
-        let checkpoints: Vec<FileCheckpoint> = self
-            .inputs
-            .iter()
-            .flat_map(|i| i.tail.checkpoints())
-            .collect();
+        let mut checkpoints: Vec<FileCheckpoint> = Vec::new();
+        let mut cursors: Vec<(String, String)> = Vec::new();
+        for input in &self.inputs {
+            match input.reader.position() {
+                Position::Files(cps) => checkpoints.extend(cps),
+                Position::Cursor(Some(c)) => cursors.push((input.config.name.clone(), c)),
+                Position::Cursor(None) | Position::Unresumable => {}
+            }
+        }
         let info = self.store.commit(&Batch {
             incidents: &records,
             inputs: &names,
             checkpoints: &checkpoints,
+            cursors: &cursors,
             detector: Some(&self.state_buf),
             integrity: &self.pending.integrity_ops,
         })?;
+        for input in &mut self.inputs {
+            input.reader.committed();
+        }
         self.metrics.committed(started.elapsed().as_secs_f64());
         let new: HashSet<u64> = info.inserted.iter().map(|(id, _)| *id).collect();
         for r in records.iter().filter(|r| new.contains(&r.detector_id)) {
@@ -748,6 +995,7 @@ impl Pipeline {
             .reloads
             .with_label_values(&[if result.is_ok() { "success" } else { "failure" }])
             .inc();
+        self.metrics.reload_ok.set(i64::from(result.is_ok()));
         match result {
             Ok(()) => info!(
                 rules = self.analyzer.rules().rules.len(),
@@ -763,7 +1011,12 @@ impl Pipeline {
 
     fn try_reload(&mut self) -> Result<(), String> {
         let config = Config::load(&self.config.file).map_err(|e| e.to_string())?;
-        let rules = load_rules(&config)?;
+        let rules = load_rules(&config, Some(&self.analyzer.rules().feeds))?;
+        // Feeds taken over are shared with the running reloader; each
+        // feed's own lock keeps the two from loading one file at once.
+        load_feeds(&rules.feeds, &self.metrics);
+        let feed_reloader =
+            start_reloader(&rules.feeds, &self.metrics, config.pipeline.sweep_interval)?;
         for (what, old, new) in [
             ("agency", self.config.agency.clone(), config.agency.clone()),
             (
@@ -817,40 +1070,53 @@ impl Pipeline {
         );
         let mut analyzer = Analyzer::new(rules, detector);
         analyzer.set_flagged_scripts(self.flagged.clone());
-        let mut old: HashMap<String, Input> = self
-            .inputs
-            .drain(..)
-            .map(|i| (i.config.name.clone(), i))
-            .collect();
-        let stored = self
-            .store
-            .recovery()
-            .map(|r| r.checkpoints)
-            .unwrap_or_default();
+        // Inputs that change or go are closed before any is opened, so a
+        // receiver moved to another input can bind its address again.
+        let mut kept: HashMap<String, Input> = HashMap::new();
+        let mut running: HashMap<String, Position> = HashMap::new();
+        for i in self.inputs.drain(..) {
+            if config.inputs.contains(&i.config) {
+                kept.insert(i.config.name.clone(), i);
+            } else {
+                running.insert(i.config.name.clone(), i.reader.position());
+            }
+        }
+        let stored = self.store.recovery().ok();
+        let opener = Opener {
+            config: &config,
+            waker: self.wakeup.waker(),
+            inherited: &self.inherited,
+        };
         let mut inputs = Vec::new();
         for cfg in &config.inputs {
-            let input = match old.remove(&cfg.name) {
-                Some(i) if i.config == *cfg => Input {
+            let input = match kept.remove(&cfg.name) {
+                Some(i) => Input {
                     source: analyzer.source(
                         &cfg.input_type,
                         TimeParser::new(config.time_zone.clone(), Timestamp::now()),
                     )?,
                     config: i.config,
-                    tail: i.tail,
+                    reader: i.reader,
                     published: i.published,
                 },
-                Some(i) => open_input(&config, &mut analyzer, cfg, i.tail.checkpoints())?,
-                None => open_input(
-                    &config,
-                    &mut analyzer,
-                    cfg,
-                    checkpoints_of(&stored, &cfg.name),
-                )?,
+                None => {
+                    let resume = match running.remove(&cfg.name) {
+                        Some(p) => Resume::from_position(p),
+                        None => stored
+                            .as_ref()
+                            .map(|r| Resume::stored(r, &cfg.name))
+                            .unwrap_or_default(),
+                    };
+                    opener.open(&mut analyzer, cfg, resume)?
+                }
             };
             inputs.push(input);
         }
         self.inputs = inputs;
         self.analyzer = analyzer;
+        if let Some(r) = std::mem::replace(&mut self.feed_reloader, feed_reloader) {
+            r.stop();
+        }
         self.evicted_published = 0;
         self.rules_changed();
         self.http.reload(&config);
@@ -866,12 +1132,9 @@ impl Pipeline {
     }
 
     fn status(&self) -> String {
-        let files: u64 = self.inputs.iter().map(|i| i.tail.stats().files_open).sum();
-        let behind: u64 = self
-            .inputs
-            .iter()
-            .map(|i| i.tail.stats().bytes_behind)
-            .sum();
+        let stats: Vec<SourceStats> = self.inputs.iter().map(|i| i.reader.stats()).collect();
+        let files: u64 = stats.iter().map(|s| s.files_open).sum();
+        let behind: u64 = stats.iter().map(|s| s.bytes_behind).sum();
         format!(
             "{} inputs, {} files; {} lines read, {} incidents opened, {} commits, {} bytes behind",
             self.inputs.len(),
@@ -888,31 +1151,97 @@ fn checkpoints_of(all: &[FileCheckpoint], input: &str) -> Vec<FileCheckpoint> {
     all.iter().filter(|c| c.input == input).cloned().collect()
 }
 
-fn open_input(
-    config: &Config,
-    analyzer: &mut Analyzer,
-    input: &InputConfig,
-    checkpoints: Vec<FileCheckpoint>,
-) -> Result<Input, String> {
-    let opts = TailOptions {
-        input: input.name.clone(),
-        pattern: input.path.clone(),
-        start_at_end: input.start_at_end,
-        max_line: config.pipeline.max_line,
-        rotated_grace: config.pipeline.rotated_grace,
-    };
-    let tail =
-        FileTail::new(opts, checkpoints).map_err(|e| format!("input {}: {e}", input.name))?;
-    let source = analyzer.source(
-        &input.input_type,
-        TimeParser::new(config.time_zone.clone(), Timestamp::now()),
-    )?;
-    Ok(Input {
-        config: input.clone(),
-        tail,
-        source,
-        published: TailStats::default(),
-    })
+impl Opener<'_> {
+    fn open(
+        &self,
+        analyzer: &mut Analyzer,
+        input: &InputConfig,
+        resume: Resume,
+    ) -> Result<Input, String> {
+        let config = self.config;
+        let name = &input.name;
+        let reader: Box<dyn Source> = match &input.source {
+            SourceConfig::Files { path, start_at_end } => {
+                let opts = TailOptions {
+                    input: name.clone(),
+                    pattern: path.clone(),
+                    start_at_end: *start_at_end,
+                    max_line: config.pipeline.max_line,
+                    rotated_grace: config.pipeline.rotated_grace,
+                };
+                Box::new(
+                    FileTail::new(opts, resume.checkpoints)
+                        .map_err(|e| format!("input {name}: {e}"))?,
+                )
+            }
+            SourceConfig::Journal {
+                directory,
+                matches,
+                start_at_end,
+            } => {
+                let opts = JournalOptions {
+                    directory: directory.clone(),
+                    matches: matches.clone(),
+                    start_at_end: *start_at_end,
+                    max_line: config.pipeline.max_line,
+                    time_zone: config.time_zone.clone(),
+                    ..JournalOptions::new(name.clone())
+                };
+                Box::new(
+                    JournalSource::start(opts, resume.cursor, self.waker.clone())
+                        .map_err(|e| format!("input {name}: cannot follow the journal: {e}"))?,
+                )
+            }
+            SourceConfig::Syslog {
+                transport,
+                listen,
+                max_message,
+                queue_bytes,
+            } => {
+                let inherited = self
+                    .inherited
+                    .iter()
+                    .find(|b| b.transport() == *transport && b.local_addr().ok() == Some(*listen));
+                let bound = match inherited {
+                    Some(b) => b.try_clone(),
+                    None => Bound::bind(*transport, *listen),
+                }
+                .map_err(|e| {
+                    let hint = if listen.port() < 1024 && e.kind() == std::io::ErrorKind::PermissionDenied {
+                        " (ports below 1024 need CAP_NET_BIND_SERVICE or systemd socket activation: see docs/install.md)"
+                    } else {
+                        ""
+                    };
+                    format!(
+                        "input {name}: cannot listen on {} {listen}: {e}{hint}",
+                        transport.name()
+                    )
+                })?;
+                let opts = ReceiverOptions {
+                    input: name.clone(),
+                    transport: *transport,
+                    listen: *listen,
+                    max_message: *max_message,
+                    queue_bytes: *queue_bytes,
+                    time_zone: config.time_zone.clone(),
+                };
+                Box::new(
+                    SyslogSource::start(opts, bound, self.waker.clone())
+                        .map_err(|e| format!("input {name}: cannot start the receiver: {e}"))?,
+                )
+            }
+        };
+        let source = analyzer.source(
+            &input.input_type,
+            TimeParser::new(config.time_zone.clone(), Timestamp::now()),
+        )?;
+        Ok(Input {
+            config: input.clone(),
+            reader,
+            source,
+            published: SourceStats::default(),
+        })
+    }
 }
 
 fn record(

@@ -44,6 +44,15 @@ impl Fields {
         self.ends.clear();
     }
 
+    /// Keeps the first `len` values.
+    pub fn truncate(&mut self, len: usize) {
+        if len < self.ends.len() {
+            let end = if len == 0 { 0 } else { self.ends[len - 1].1 };
+            self.ends.truncate(len);
+            self.text.truncate(end);
+        }
+    }
+
     /// Appends a value, invalid UTF-8 replaced.
     pub fn push(&mut self, name: &Arc<str>, value: &[u8]) {
         self.text.push_str(&lossy(value));
@@ -110,6 +119,10 @@ mod tests {
             f.iter().collect::<Vec<_>>(),
             vec![("src_ip", "10.0.0.1"), ("user", ""), ("user", "bob")]
         );
+        f.truncate(1);
+        assert_eq!(f.iter().collect::<Vec<_>>(), vec![("src_ip", "10.0.0.1")]);
+        f.push(&Arc::from("feed"), b"x");
+        assert_eq!(f.get("feed"), Some("x"));
         f.clear();
         assert!(f.is_empty());
         f.push(&Arc::from("x"), b"a\xffb");

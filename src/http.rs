@@ -48,7 +48,7 @@ use crate::metrics::Metrics;
 use crate::months::Month;
 use crate::output::IncidentView;
 use crate::rules::RuleSet;
-use crate::store::{IncidentQuery, Store, StoreError};
+use crate::store::{IncidentOrder, IncidentQuery, Store, StoreError};
 use crate::summary::{self, SummaryError};
 
 /// What Prometheus expects of the classic text format.
@@ -548,7 +548,7 @@ fn text_param(name: &str, value: String) -> Result<String, ApiError> {
 }
 
 const INCIDENT_PARAMS: &[&str] = &[
-    "since", "until", "category", "severity", "rule", "src_ip", "limit", "after",
+    "since", "until", "category", "severity", "rule", "src_ip", "limit", "after", "order",
 ];
 
 fn incident_query(pairs: Vec<(String, String)>) -> Result<(IncidentQuery, u32), ApiError> {
@@ -590,6 +590,18 @@ fn incident_query(pairs: Vec<(String, String)>) -> Result<(IncidentQuery, u32), 
                     })?
             }
             "after" => q.after = Some(text_param(&name, value)?),
+            "order" => {
+                q.order = match value.as_str() {
+                    "first_seen" => IncidentOrder::FirstSeen,
+                    "recorded" => IncidentOrder::Recorded,
+                    _ => {
+                        return Err(ApiError::bad_param(
+                            &name,
+                            format!("{value:?}: expected first_seen or recorded"),
+                        ))
+                    }
+                }
+            }
             _ => {}
         }
     }

@@ -63,6 +63,21 @@ enum Command {
     },
     /// List incidents recorded in the store, oldest first.
     Incidents(IncidentsArgs),
+    /// The monthly report: incidents per category this month, last month and
+    /// the same month last year, year to date against the same period last
+    /// year, per severity, top rules and source addresses, per input, and
+    /// the last 13 months.
+    ///
+    /// Months are calendar months in the configured time zone. `--format json`
+    /// prints the document `GET /api/v1/summary` serves.
+    Report(ReportArgs),
+    /// Backfill: run historical log files (plain or gzip) through the rules
+    /// and detector into the store, using the time written in each line.
+    ///
+    /// A file whose content was imported before (under any name, compressed
+    /// or not) is skipped. The daemon may keep running meanwhile. Exits with
+    /// status 1 if any file could not be imported; the others are stored.
+    Import(ImportArgs),
     /// Web-root integrity: accept legitimate changes, list flagged files.
     #[command(subcommand)]
     Integrity(IntegrityCommand),
@@ -95,6 +110,67 @@ enum IntegrityCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// The daemon's config file (the store is in its state directory; months
+    /// are in its time zone).
+    #[arg(long, value_name = "FILE", default_value = canhgac::config::DEFAULT_PATH, conflicts_with = "db")]
+    config: PathBuf,
+    /// The store's database file itself, instead of --config.
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// IANA time zone of the calendar months [default: the config's; with --db, the system's].
+    #[arg(long, value_name = "ZONE")]
+    tz: Option<String>,
+    /// The month, YYYY-MM [default: the last complete month].
+    #[arg(long, value_name = "YYYY-MM", value_parser = canhgac::months::Month::parse)]
+    month: Option<canhgac::months::Month>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: ReportFormat,
+    /// Language of labels, numbers and the summary sentence.
+    #[arg(long, value_enum, default_value = "en")]
+    lang: LangArg,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportFormat {
+    Table,
+    Json,
+    Csv,
+    Markdown,
+    Html,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LangArg {
+    En,
+    Vi,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The daemon's config file: store, agency, time zone, rules and inputs.
+    #[arg(long, value_name = "FILE", default_value = canhgac::config::DEFAULT_PATH)]
+    config: PathBuf,
+    /// Input type of every FILE [default: that of the configured input whose
+    /// path matches the file, else recognised from its first lines].
+    #[arg(long = "type", value_name = "TYPE", value_parser = clap::builder::PossibleValuesParser::new(INPUT_TYPES))]
+    input_type: Option<String>,
+    /// Input name recorded with the incidents [default: the configured input
+    /// whose path matches the file, rotation suffixes such as .1 or .2.gz removed].
+    #[arg(long, value_name = "NAME")]
+    input: Option<String>,
+    /// Year of syslog lines that carry none [default: inferred from each file's modification time].
+    #[arg(long, value_name = "YYYY", value_parser = clap::value_parser!(i16).range(1970..=9999))]
+    year: Option<i16>,
+    /// Log files, plain or gzip-compressed.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -154,6 +230,10 @@ enum Format {
 struct ScanArgs {
     #[command(flatten)]
     rules: RuleArgs,
+    /// Take the rule directories and the IoC feeds ([[feed]]) of this
+    /// daemon config too; the feed files are read before the scan.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Input type of every FILE. Without it, each file's type is recognised from its first lines.
     #[arg(long = "type", value_name = "TYPE", value_parser = clap::builder::PossibleValuesParser::new(INPUT_TYPES))]
     input_type: Option<String>,
@@ -226,6 +306,8 @@ fn main() -> ExitCode {
             root,
             format,
         }) => run_integrity_status(&config, root.as_deref(), format),
+        Command::Report(args) => run_report(&args),
+        Command::Import(args) => run_import(&args),
     };
     result.unwrap_or_else(|code| code)
 }
@@ -238,8 +320,69 @@ fn load_rules(sources: &RuleSources) -> Result<RuleSet, ExitCode> {
     })
 }
 
+/// Rules bound to the feeds of `config`, the feed files read (every bad
+/// line printed as `file:line:col: message`; any makes it fail).
+fn bind_feeds(rules: &mut RuleSet, config: &Config) -> Result<(), ExitCode> {
+    let feeds = std::sync::Arc::new(canhgac::feeds::FeedSet::new(config.feeds.clone(), None));
+    rules
+        .bind_feeds(std::sync::Arc::clone(&feeds))
+        .map_err(|errors| {
+            eprintln!("{errors}");
+            eprintln!("canhgac: {} error(s) in rule files", errors.0.len());
+            ExitCode::FAILURE
+        })?;
+    let mut failed = 0;
+    for (i, outcome) in feeds.refresh(true) {
+        use canhgac::feeds::Outcome;
+        let name = feeds
+            .get(i)
+            .map(|f| f.name().to_owned())
+            .unwrap_or_default();
+        match outcome {
+            Outcome::Loaded { .. } => {}
+            Outcome::Invalid {
+                errors, bad_lines, ..
+            } => {
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                if bad_lines > errors.len() {
+                    eprintln!(
+                        "feed {name}: and {} more bad lines",
+                        bad_lines - errors.len()
+                    );
+                }
+                failed += 1;
+            }
+            Outcome::Unreadable { message, .. }
+            | Outcome::Incomplete {
+                reason: message, ..
+            } => {
+                eprintln!("feed {name}: {message}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("canhgac: {failed} feed(s) could not be loaded");
+        return Err(ExitCode::FAILURE);
+    }
+    Ok(())
+}
+
 fn run_scan(args: ScanArgs) -> Result<ExitCode, ExitCode> {
-    let rules = args.rules.load()?;
+    let rules = match &args.config {
+        Some(path) => {
+            let config = load_config(path)?;
+            let mut sources = config.rules.clone();
+            sources.builtin &= !args.rules.no_default_rules;
+            sources.paths.extend(args.rules.paths.iter().cloned());
+            let mut rules = load_rules(&sources)?;
+            bind_feeds(&mut rules, &config)?;
+            rules
+        }
+        None => args.rules.load()?,
+    };
     let time_zone = match &args.tz {
         Some(name) => timestamp::zone_by_name(name).map_err(|e| {
             eprintln!("canhgac: {e}");
@@ -329,7 +472,7 @@ fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
 
 fn run_check(config: Option<&std::path::Path>, args: &RuleArgs) -> Result<ExitCode, ExitCode> {
     let config = config.map(load_config).transpose()?;
-    let rules = match &config {
+    let mut rules = match &config {
         Some(c) => {
             let mut sources = c.rules.clone();
             sources.paths.extend(args.paths.iter().cloned());
@@ -337,6 +480,44 @@ fn run_check(config: Option<&std::path::Path>, args: &RuleArgs) -> Result<ExitCo
         }
         None => args.load()?,
     };
+    let mut feed_lines = Vec::new();
+    if let Some(c) = &config {
+        let feeds = std::sync::Arc::new(canhgac::feeds::FeedSet::new(c.feeds.clone(), None));
+        rules.bind_feeds(feeds).map_err(|errors| {
+            eprintln!("{errors}");
+            eprintln!("canhgac: {} error(s) in rule files", errors.0.len());
+            ExitCode::FAILURE
+        })?;
+        let mut bad = 0;
+        let mut lines = Vec::new();
+        for decl in &c.feeds {
+            match canhgac::feeds::check_file(decl) {
+                Ok((n, skipped)) => lines.push(format!(
+                    "ok: feed {} ({} -> {}, {}): {n} indicators{}",
+                    decl.name,
+                    decl.kind,
+                    decl.category.id(),
+                    decl.severity.id(),
+                    if skipped > 0 {
+                        format!(", {skipped} entries of other kinds skipped")
+                    } else {
+                        String::new()
+                    }
+                )),
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("{e}");
+                    }
+                    bad += 1;
+                }
+            }
+        }
+        if bad > 0 {
+            eprintln!("canhgac: {bad} feed file(s) with errors");
+            return Err(ExitCode::FAILURE);
+        }
+        feed_lines = lines;
+    }
     for t in INPUT_TYPES {
         Matcher::new(&rules, t).map_err(|e| {
             eprintln!("canhgac: {e}");
@@ -369,6 +550,36 @@ fn run_check(config: Option<&std::path::Path>, args: &RuleArgs) -> Result<ExitCo
                     .map_or("none".to_owned(), |m| m.display().to_string())
             );
         }
+        for l in &feed_lines {
+            println!("{l}");
+        }
+    }
+    let checking = rules.rules.iter().filter(|r| !r.ioc.is_empty());
+    let (active, inactive): (Vec<_>, Vec<_>) = checking.partition(|r| r.is_active());
+    if config.is_some() && !(active.is_empty() && inactive.is_empty()) {
+        let names = |v: &[&canhgac::rules::Rule]| {
+            v.iter()
+                .map(|r| r.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "ok: {} rule(s) check feeds{}{}",
+            active.len(),
+            if active.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", names(&active))
+            },
+            if inactive.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; inactive without a feed of their kind: {}",
+                    names(&inactive)
+                )
+            }
+        );
     }
     println!("ok: {} rules, digest {}", rules.rules.len(), rules.digest());
     Ok(ExitCode::SUCCESS)
@@ -428,7 +639,11 @@ fn run_patterns(args: &RuleArgs, input_type: Option<&str>) -> Result<ExitCode, E
     let rules = args.load()?;
     let mut out = BufWriter::new(io::stdout().lock());
     for rule in &rules.rules {
-        if input_type.is_some_and(|t| !rule.types.iter().any(|rt| rt == t)) {
+        // A rule with feed checks matches through its feeds, which `-f`
+        // readers do not have: its patterns alone would match every line
+        // of a kind (every DNS query, every access).
+        if input_type.is_some_and(|t| !rule.types.iter().any(|rt| rt == t)) || !rule.ioc.is_empty()
+        {
             continue;
         }
         for p in &rule.patterns {
@@ -458,6 +673,16 @@ fn run_list(args: &RuleArgs) -> Result<ExitCode, ExitCode> {
                 canhgac::duration::format(t.window)
             ),
             None => "first event".into(),
+        };
+        let threshold = if r.ioc.is_empty() {
+            threshold
+        } else {
+            let checks: Vec<String> = r
+                .ioc
+                .iter()
+                .map(|c| format!("{} in {} feeds", c.field, c.kind))
+                .collect();
+            format!("{threshold}; {}", checks.join(", "))
         };
         let line = format!(
             "{:<40} {:<20} {:<8} {:<28} {}",
@@ -554,6 +779,144 @@ fn run_accept(config: &std::path::Path, paths: &[PathBuf]) -> Result<ExitCode, E
     })
 }
 
+fn run_report(args: &ReportArgs) -> Result<ExitCode, ExitCode> {
+    use canhgac::report::{self, Format as F, Lang};
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("canhgac: {e}");
+        ExitCode::FAILURE
+    };
+    let (db, config_tz) = match &args.db {
+        Some(db) => (db.clone(), None),
+        None => {
+            let config = load_config(&args.config)?;
+            (config.db_path(), Some(config.time_zone))
+        }
+    };
+    let tz = match &args.tz {
+        Some(name) => timestamp::zone_by_name(name).map_err(|e| {
+            eprintln!("canhgac: {e}");
+            ExitCode::from(2)
+        })?,
+        None => config_tz.unwrap_or_else(timestamp::system_time_zone),
+    };
+    let month = args.month.unwrap_or_else(|| {
+        canhgac::months::Month::containing(jiff::Timestamp::now(), &tz).previous()
+    });
+    let store = canhgac::store::Store::open_read(&db).map_err(|e| fail(&e))?;
+    let summary = canhgac::summary::monthly(&store, month, &tz).map_err(|e| fail(&e))?;
+    let format = match args.format {
+        ReportFormat::Table => F::Table,
+        ReportFormat::Json => F::Json,
+        ReportFormat::Csv => F::Csv,
+        ReportFormat::Markdown => F::Markdown,
+        ReportFormat::Html => F::Html,
+    };
+    let lang = match args.lang {
+        LangArg::En => Lang::En,
+        LangArg::Vi => Lang::Vi,
+    };
+    let mut buf = Vec::with_capacity(64 * 1024);
+    report::render(&mut buf, &summary, format, lang).map_err(|e| fail(&e))?;
+    let written = match &args.output {
+        Some(path) => std::fs::write(path, &buf)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+        None => {
+            let mut out = io::stdout().lock();
+            out.write_all(&buf).and_then(|()| out.flush())
+        }
+    };
+    if let Err(e) = written {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            eprintln!("canhgac: cannot write the report: {e}");
+        }
+        return Err(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_import(args: &ImportArgs) -> Result<ExitCode, ExitCode> {
+    use canhgac::import::{FileOutcome, ImportOptions, Importer};
+    use std::io::IsTerminal;
+    let config = load_config(&args.config)?;
+    let rules = std::sync::Arc::new(load_rules(&config.rules)?);
+    let db = config.db_path();
+    let store = canhgac::store::Store::open(&db, &config.agency).map_err(|e| {
+        eprintln!("canhgac: cannot open the store {}: {e}", db.display());
+        ExitCode::FAILURE
+    })?;
+    let mut importer = Importer::new(
+        store,
+        rules,
+        config.inputs.clone(),
+        ImportOptions {
+            input_type: args.input_type.clone(),
+            input: args.input.clone(),
+            time_zone: config.time_zone.clone(),
+            year: args.year,
+            max_line: config.pipeline.max_line,
+            // An import holds one file's keys; the daemon's cap is about the
+            // daemon's steady memory, not a one-off run.
+            max_keys: config.pipeline.max_keys.max(100_000),
+        },
+    )
+    .map_err(|e| {
+        eprintln!("canhgac: {e}");
+        ExitCode::FAILURE
+    })?;
+    let started = Instant::now();
+    let terminal = io::stderr().is_terminal();
+    let (mut imported, mut skipped, mut failed) = (0u64, 0u64, 0u64);
+    let (mut lines, mut bytes, mut incidents) = (0u64, 0u64, 0u64);
+    for file in &args.files {
+        let name = file.display().to_string();
+        let mut bar = ProgressBar::new(terminal, &name);
+        let result = importer.import_path(file, &mut |read, total| bar.update(read, total));
+        bar.clear();
+        match result {
+            Ok(FileOutcome::Imported(s)) => {
+                imported += 1;
+                lines += s.lines;
+                bytes += s.bytes;
+                incidents += s.incidents as u64;
+                println!(
+                    "imported {name}: {} lines ({}, input {}), {} events, {} incidents",
+                    s.lines,
+                    s.input_type,
+                    s.input.as_deref().unwrap_or("-"),
+                    s.events,
+                    s.incidents
+                );
+            }
+            Ok(FileOutcome::AlreadyImported(earlier)) => {
+                skipped += 1;
+                println!(
+                    "skipped {name}: already imported (as {}, {} lines, {} incidents, at {})",
+                    output::printable(&earlier.path, 200),
+                    earlier.lines,
+                    earlier.incidents,
+                    earlier.imported_at
+                );
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("canhgac: {e}");
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    eprintln!(
+        "canhgac: {imported} files imported, {skipped} already imported, {failed} failed; \
+         {lines} lines, {bytes} bytes in {secs:.3} s ({:.1} MB/s, {:.0} lines/s); {incidents} incidents stored",
+        bytes as f64 / 1e6 / secs,
+        lines as f64 / secs
+    );
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 fn run_integrity_status(
     config: &std::path::Path,
     root: Option<&str>,
@@ -613,4 +976,55 @@ fn run_integrity_status(
     }
     eprintln!("canhgac: {} flagged file(s)", flags.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// A one-line progress bar on stderr, drawn only when stderr is a terminal
+/// and at most ten times a second.
+struct ProgressBar<'a> {
+    enabled: bool,
+    name: &'a str,
+    last: Option<Instant>,
+    drawn: bool,
+}
+
+impl<'a> ProgressBar<'a> {
+    fn new(enabled: bool, name: &'a str) -> Self {
+        ProgressBar {
+            enabled,
+            name,
+            last: None,
+            drawn: false,
+        }
+    }
+
+    fn update(&mut self, read: u64, total: u64) {
+        if !self.enabled || self.last.is_some_and(|t| t.elapsed().as_millis() < 100) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let share = if total == 0 {
+            1.0
+        } else {
+            (read as f64 / total as f64).min(1.0)
+        };
+        const WIDTH: usize = 30;
+        let done = (share * WIDTH as f64) as usize;
+        let name: String = output::printable(self.name, 40);
+        eprint!(
+            "\r[{}{}] {:>5.1}% {name} ({:.1}/{:.1} MB)",
+            "#".repeat(done),
+            ".".repeat(WIDTH - done),
+            share * 100.0,
+            read as f64 / 1e6,
+            total as f64 / 1e6
+        );
+        self.drawn = true;
+    }
+
+    fn clear(&mut self) {
+        if self.drawn {
+            // Back to the line's start and erase it, for the next message.
+            eprint!("\r\x1b[2K");
+        }
+    }
 }

@@ -45,6 +45,14 @@ pub struct Metrics {
     pub input_files: IntGaugeVec,
     pub input_read_errors: IntCounterVec,
     pub input_lines_cut: IntCounterVec,
+    /// Syslog receivers: messages dropped, by reason.
+    pub input_dropped: IntCounterVec,
+    /// Syslog TCP receivers: open connections.
+    pub input_connections: IntGaugeVec,
+    /// Journal inputs: restarts of `journalctl`.
+    pub input_restarts: IntCounterVec,
+    /// Journal inputs: stored cursors no longer in the journal.
+    pub input_position_lost: IntCounterVec,
     pub rule_events: IntCounterVec,
     pub detector_keys: IntGauge,
     pub detector_evicted: IntCounter,
@@ -54,6 +62,17 @@ pub struct Metrics {
     pub last_commit: Gauge,
     pub rules_loaded: IntGauge,
     pub reloads: IntCounterVec,
+    /// 1 while the config and rules in force are those on disk as of the
+    /// last reload, 0 after a refused reload (the alert's condition: a
+    /// counter would forget a failure once its window passed).
+    pub reload_ok: IntGauge,
+    /// Indicators in use, per feed.
+    pub feed_indicators: IntGaugeVec,
+    /// Looks at a changed feed file, per feed and result (`success`,
+    /// `failure`: invalid or unreadable, the old set kept; `incomplete`:
+    /// still being written, waited for).
+    pub feed_loads: IntCounterVec,
+    pub feed_last_load: GaugeVec,
     /// Requests refused for missing or wrong credentials, by endpoint
     /// (`metrics`, `api`).
     pub http_auth_failures: IntCounterVec,
@@ -118,6 +137,26 @@ impl Metrics {
                 "Lines longer than max_line_bytes, cut to it.",
                 &["input"],
             )?,
+            input_dropped: counter_vec(
+                "canhgac_input_dropped_total",
+                "Syslog messages received and dropped, by reason: oversized (max_message_bytes), malformed, queue_full (UDP while the store is behind), socket_buffer (dropped by the kernel before we read them).",
+                &["input", "reason"],
+            )?,
+            input_connections: gauge_vec(
+                "canhgac_input_connections",
+                "Open TCP connections of a syslog receiver.",
+                &["input"],
+            )?,
+            input_restarts: counter_vec(
+                "canhgac_input_restarts_total",
+                "Restarts of a journal input's journalctl after it ended or failed.",
+                &["input"],
+            )?,
+            input_position_lost: counter_vec(
+                "canhgac_input_position_lost_total",
+                "Stored journal cursors no longer in the journal (vacuumed): reading resumed at the oldest entry.",
+                &["input"],
+            )?,
             rule_events: counter_vec(
                 "canhgac_rule_events_total",
                 "Lines matched, per rule.",
@@ -157,6 +196,27 @@ impl Metrics {
                 "canhgac_reloads_total",
                 "Reloads of config and rules (SIGHUP), by result.",
                 &["result"],
+            )?,
+            reload_ok: IntGauge::new(
+                "canhgac_config_last_reload_successful",
+                "1 if the last reload of config and rules (or the start) succeeded, 0 if it was refused and the previous set still runs.",
+            )?,
+            feed_indicators: gauge_vec(
+                "canhgac_feed_indicators",
+                "Indicators in use, per IoC feed.",
+                &["feed"],
+            )?,
+            feed_loads: counter_vec(
+                "canhgac_feed_loads_total",
+                "Loads of a new version of a feed file, by result: success, failure (bad lines or unreadable; the previous indicators stay in use), incomplete (still being written; waited for).",
+                &["feed", "result"],
+            )?,
+            feed_last_load: GaugeVec::new(
+                Opts::new(
+                    "canhgac_feed_last_load_timestamp_seconds",
+                    "Unix time of the feed's last successful load.",
+                ),
+                &["feed"],
             )?,
             http_auth_failures: counter_vec(
                 "canhgac_http_auth_failures_total",
@@ -213,6 +273,7 @@ impl Metrics {
         for result in ["success", "failure"] {
             m.reloads.with_label_values(&[result]);
         }
+        m.reload_ok.set(1);
         for endpoint in ["metrics", "api"] {
             m.http_auth_failures.with_label_values(&[endpoint]);
         }
@@ -225,6 +286,10 @@ impl Metrics {
         r.register(Box::new(m.input_files.clone()))?;
         r.register(Box::new(m.input_read_errors.clone()))?;
         r.register(Box::new(m.input_lines_cut.clone()))?;
+        r.register(Box::new(m.input_dropped.clone()))?;
+        r.register(Box::new(m.input_connections.clone()))?;
+        r.register(Box::new(m.input_restarts.clone()))?;
+        r.register(Box::new(m.input_position_lost.clone()))?;
         r.register(Box::new(m.rule_events.clone()))?;
         r.register(Box::new(m.detector_keys.clone()))?;
         r.register(Box::new(m.detector_evicted.clone()))?;
@@ -234,6 +299,7 @@ impl Metrics {
         r.register(Box::new(m.last_commit.clone()))?;
         r.register(Box::new(m.rules_loaded.clone()))?;
         r.register(Box::new(m.reloads.clone()))?;
+        r.register(Box::new(m.reload_ok.clone()))?;
         r.register(Box::new(m.http_auth_failures.clone()))?;
         r.register(Box::new(m.integrity_files.clone()))?;
         r.register(Box::new(m.integrity_flagged.clone()))?;
@@ -241,6 +307,9 @@ impl Metrics {
         r.register(Box::new(m.integrity_hashed.clone()))?;
         r.register(Box::new(m.integrity_errors.clone()))?;
         r.register(Box::new(m.integrity_changes.clone()))?;
+        r.register(Box::new(m.feed_indicators.clone()))?;
+        r.register(Box::new(m.feed_loads.clone()))?;
+        r.register(Box::new(m.feed_last_load.clone()))?;
         r.register(Box::new(m.build_info.clone()))?;
         r.register(Box::new(monthly))?;
         Ok(m)
@@ -253,6 +322,24 @@ impl Metrics {
         self.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION"), digest])
             .set(1);
+    }
+
+    /// Series of the declared feeds (at 0 until something happens), and
+    /// none of feeds no longer declared.
+    pub fn set_feeds(&self, names: &[&str], dropped: &[String]) {
+        for name in dropped {
+            let _ = self.feed_indicators.remove_label_values(&[name]);
+            let _ = self.feed_last_load.remove_label_values(&[name]);
+            for result in ["success", "failure", "incomplete"] {
+                let _ = self.feed_loads.remove_label_values(&[name, result]);
+            }
+        }
+        for name in names {
+            self.feed_indicators.with_label_values(&[name]);
+            for result in ["success", "failure", "incomplete"] {
+                self.feed_loads.with_label_values(&[name, result]);
+            }
+        }
     }
 
     /// Starts `canhgac_incidents_total` from what the store holds.

@@ -44,14 +44,53 @@
 //!   date `year_to_date` with `same_period_last_year`.
 //! - `categories` lists every category of the taxonomy, in its fixed order,
 //!   with zeros where nothing was recorded; `total` is their sum.
+//!
+//! Added for `canhgac report` (the API serves them too):
+//!
+//! ```json
+//! {
+//!   "severities": [{"severity": "critical", "this_month": 4, "...": "...", "change": {"...": null}}],
+//!   "top_rules": [{"rule": "ssh-failed-password", "category": "bruteforce", "this_month": 211,
+//!                  "events": 4410, "last_month": 190, "change": {"month_over_month": 0.1105}}],
+//!   "top_sources": [{"src_ip": "203.0.113.45", "this_month": 3, "events": 61}],
+//!   "inputs": [{"input": "auth", "this_month": 300, "events": 5120, "last_month": 280,
+//!               "change": {"month_over_month": 0.0714}}],
+//!   "months": [{"month": "2019-10", "start": "2019-09-30T17:00:00Z", "end": "2019-10-31T17:00:00Z",
+//!               "total": 580, "categories": {"phishing": 0, "deface": 2, "...": 0}}],
+//!   "top_limit": 10
+//! }
+//! ```
+//!
+//! - `severities`: every severity, most severe first, with the same figures
+//!   as a category.
+//! - `top_rules`, `top_sources`: the `top_limit` rules and source addresses
+//!   (`src_ip`, for incidents whose rule captures one) with the most
+//!   incidents this month, most first, then by name; `events` counts their
+//!   matched lines; rules also carry last month's count and its change.
+//! - `inputs`: every input that recorded something this month or last
+//!   month, most this month first; `input` is `null` for incidents whose
+//!   input is unknown.
+//! - `months`: the 13 months ending with this one, oldest first, per
+//!   category in taxonomy order and in total; for the month in progress the
+//!   last one ends at `as_of`.
 
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::category::Category;
+use crate::category::{Category, Severity};
 use crate::months::{change, LiveWindows, Month, Window};
-use crate::store::{Store, StoreError};
+use crate::store::{GroupBy, GroupCount, Store, StoreError};
+
+/// (category, severity, incidents) from the store.
+type CategorySeverityCount = (String, String, u64);
+
+/// Rows of `top_rules` and `top_sources`.
+pub const TOP_LIMIT: u32 = 10;
+
+/// Months in the `months` series: a year and the month itself, so every
+/// month of the chart can be compared with the same month a year before.
+pub const SERIES_MONTHS: usize = 13;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Summary {
@@ -66,6 +105,64 @@ pub struct Summary {
     pub periods: Periods,
     pub total: Figures,
     pub categories: Vec<CategoryFigures>,
+    pub severities: Vec<SeverityFigures>,
+    pub top_rules: Vec<RuleFigures>,
+    pub top_sources: Vec<SourceFigures>,
+    pub inputs: Vec<InputFigures>,
+    pub months: Vec<MonthFigures>,
+    pub top_limit: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SeverityFigures {
+    pub severity: &'static str,
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RuleFigures {
+    pub rule: String,
+    pub category: String,
+    pub this_month: u64,
+    pub events: u64,
+    pub last_month: u64,
+    pub change: MonthChange,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SourceFigures {
+    pub src_ip: String,
+    pub this_month: u64,
+    pub events: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InputFigures {
+    pub input: Option<String>,
+    pub this_month: u64,
+    pub events: u64,
+    pub last_month: u64,
+    pub change: MonthChange,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct MonthChange {
+    pub month_over_month: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MonthFigures {
+    #[serde(serialize_with = "display")]
+    pub month: Month,
+    #[serde(serialize_with = "display")]
+    pub start: Timestamp,
+    #[serde(serialize_with = "display")]
+    pub end: Timestamp,
+    pub total: u64,
+    /// Per category, in taxonomy order.
+    #[serde(serialize_with = "ordered_map")]
+    pub categories: Vec<(&'static str, u64)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -210,30 +307,141 @@ pub fn monthly_at(
         periods.year_to_date,
         periods.same_period_last_year,
     ];
-    let mut counts: Vec<Vec<(String, u64)>> = Vec::with_capacity(windows.len());
-    for p in windows {
-        let w = p.window();
-        counts.push(store.count_by_category(w.start, w.end)?);
+    let mut series = Vec::with_capacity(SERIES_MONTHS);
+    let mut m = month;
+    for _ in 1..SERIES_MONTHS {
+        m = m.previous();
     }
-    let of = |i: usize, id: &str| -> u64 {
+    for _ in 0..SERIES_MONTHS {
+        let mut w = m.window(tz);
+        w.end = w.end.min(periods.this_month.end);
+        series.push((m, w));
+        m = m.next();
+    }
+    // Every window is a run of the intervals between all windows' edges:
+    // the store counts those in one pass, and each window sums its own.
+    let mut edges: Vec<Timestamp> = windows
+        .iter()
+        .map(|p| p.window())
+        .chain(series.iter().map(|(_, w)| *w))
+        .flat_map(|w| [w.start, w.end])
+        .collect();
+    edges.sort_unstable();
+    edges.dedup();
+    let tally = store.count_by_category_severity_in(&edges)?;
+    let counts_in = |w: Window| -> Vec<CategorySeverityCount> {
+        let mut out: Vec<CategorySeverityCount> = Vec::new();
+        for (i, c, s, n) in &tally {
+            if edges[*i] < w.start || edges[*i + 1] > w.end {
+                continue;
+            }
+            match out.iter_mut().find(|(oc, os, _)| oc == c && os == s) {
+                Some(entry) => entry.2 += n,
+                None => out.push((c.clone(), s.clone(), *n)),
+            }
+        }
+        out
+    };
+    let counts: Vec<Vec<CategorySeverityCount>> =
+        windows.iter().map(|p| counts_in(p.window())).collect();
+    let sum = |i: usize, keep: &dyn Fn(&str, &str) -> bool| -> u64 {
         counts[i]
             .iter()
-            .find(|(c, _)| c == id)
-            .map_or(0, |(_, n)| *n)
+            .filter(|(c, s, _)| keep(c, s))
+            .map(|(_, _, n)| n)
+            .sum()
     };
     let categories: Vec<CategoryFigures> = Category::ALL
         .iter()
         .map(|c| CategoryFigures {
             category: c.id(),
             label_vi: c.label_vi(),
-            figures: Figures::from_counts(std::array::from_fn(|i| of(i, c.id()))),
+            figures: Figures::from_counts(std::array::from_fn(|i| sum(i, &|cat, _| cat == c.id()))),
+        })
+        .collect();
+    let severities: Vec<SeverityFigures> = Severity::ALL
+        .iter()
+        .rev()
+        .map(|s| SeverityFigures {
+            severity: s.id(),
+            figures: Figures::from_counts(std::array::from_fn(|i| sum(i, &|_, sev| sev == s.id()))),
         })
         .collect();
     // Every stored category is one of the taxonomy's (rules are validated
     // against it), but the total counts what the store holds regardless.
-    let total = Figures::from_counts(std::array::from_fn(|i| {
-        counts[i].iter().map(|(_, n)| n).sum()
-    }));
+    let total = Figures::from_counts(std::array::from_fn(|i| sum(i, &|_, _| true)));
+
+    let months: Vec<MonthFigures> = series
+        .iter()
+        .map(|&(m, w)| {
+            let c = counts_in(w);
+            let of = |id: &str| -> u64 {
+                c.iter()
+                    .filter(|(cat, _, _)| cat == id)
+                    .map(|(_, _, n)| n)
+                    .sum()
+            };
+            MonthFigures {
+                month: m,
+                start: w.start,
+                end: w.end,
+                total: c.iter().map(|(_, _, n)| n).sum(),
+                categories: Category::ALL.iter().map(|c| (c.id(), of(c.id()))).collect(),
+            }
+        })
+        .collect();
+
+    let this = periods.this_month.window();
+    let last = periods.last_month.window();
+    let top_rules = with_last_month(
+        store.count_by(GroupBy::Rule, this.start, this.end, Some(TOP_LIMIT))?,
+        &store.count_by(GroupBy::Rule, last.start, last.end, None)?,
+    )
+    .into_iter()
+    .map(|(g, last_month)| RuleFigures {
+        rule: g.value.unwrap_or_default(),
+        category: g.category,
+        this_month: g.incidents,
+        events: g.events,
+        last_month,
+        change: MonthChange {
+            month_over_month: change(g.incidents, last_month),
+        },
+    })
+    .collect();
+    let top_sources = store
+        .count_by(GroupBy::SrcIp, this.start, this.end, Some(TOP_LIMIT))?
+        .into_iter()
+        .map(|g| SourceFigures {
+            src_ip: g.value.unwrap_or_default(),
+            this_month: g.incidents,
+            events: g.events,
+        })
+        .collect();
+    let mut inputs_now = store.count_by(GroupBy::Input, this.start, this.end, None)?;
+    let inputs_before = store.count_by(GroupBy::Input, last.start, last.end, None)?;
+    // Inputs silent this month but not last month belong in the table too.
+    for g in &inputs_before {
+        if !inputs_now.iter().any(|n| n.value == g.value) {
+            inputs_now.push(GroupCount {
+                incidents: 0,
+                events: 0,
+                ..g.clone()
+            });
+        }
+    }
+    let inputs = with_last_month(inputs_now, &inputs_before)
+        .into_iter()
+        .map(|(g, last_month)| InputFigures {
+            input: g.value,
+            this_month: g.incidents,
+            events: g.events,
+            last_month,
+            change: MonthChange {
+                month_over_month: change(g.incidents, last_month),
+            },
+        })
+        .collect();
     Ok(Summary {
         month,
         time_zone: tz.iana_name().unwrap_or("system").to_owned(),
@@ -242,7 +450,30 @@ pub fn monthly_at(
         periods,
         total,
         categories,
+        severities,
+        top_rules,
+        top_sources,
+        inputs,
+        months,
+        top_limit: TOP_LIMIT,
     })
+}
+
+/// Pairs each group with its count in `before` (0 when absent).
+fn with_last_month(now: Vec<GroupCount>, before: &[GroupCount]) -> Vec<(GroupCount, u64)> {
+    now.into_iter()
+        .map(|g| {
+            let last = before
+                .iter()
+                .find(|b| b.value == g.value)
+                .map_or(0, |b| b.incidents);
+            (g, last)
+        })
+        .collect()
+}
+
+fn ordered_map<S: serde::Serializer>(v: &[(&'static str, u64)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(v.iter().map(|(k, n)| (k, n)))
 }
 
 fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -293,6 +524,7 @@ mod tests {
                 incidents: &records,
                 inputs: &[],
                 checkpoints: &[],
+                cursors: &[],
                 detector: None,
                 integrity: &[],
             })
@@ -461,11 +693,37 @@ mod tests {
                 "as_of",
                 "categories",
                 "complete",
+                "inputs",
                 "month",
+                "months",
                 "periods",
+                "severities",
                 "time_zone",
+                "top_limit",
+                "top_rules",
+                "top_sources",
                 "total"
             ]
         );
+        let months = v["months"].as_array().expect("months");
+        assert_eq!(months.len(), SERIES_MONTHS);
+        assert_eq!(months[0]["month"], "2019-10");
+        assert_eq!(months[12]["month"], "2020-10");
+        assert_eq!(months[12]["total"], 1);
+        assert_eq!(months[12]["categories"]["dos"], 1);
+        let order: Vec<&str> = months[12]["categories"]
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(order.len(), Category::ALL.len());
+        assert_eq!(v["severities"][0]["severity"], "critical");
+        assert_eq!(v["severities"][2]["this_month"], 1, "medium");
+        assert_eq!(v["top_rules"][0]["rule"], "rule-dos");
+        assert_eq!(v["top_rules"][0]["this_month"], 1);
+        assert!(v["top_rules"][0]["change"]["month_over_month"].is_null());
+        assert_eq!(v["inputs"][0]["input"], serde_json::Value::Null);
+        assert_eq!(v["top_sources"], serde_json::json!([]));
     }
 }

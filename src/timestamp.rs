@@ -347,8 +347,10 @@ fn parse_head(b: &[u8]) -> Option<(Fields, usize)> {
         b'0'..=b'9' => match *b.get(4)? {
             b'-' => parse_iso(b),
             b'/' => parse_nginx(b),
+            _ if b.get(2) == Some(&b'-') => parse_bind(b),
             _ => None,
         },
+        b'[' if b.get(1).is_some_and(u8::is_ascii_digit) => parse_epoch(b),
         b'[' => {
             let (fields, close) = parse_ctime(b, 1)?;
             (b.get(close) == Some(&b']')).then_some((fields, close + 1))
@@ -445,6 +447,53 @@ fn parse_nginx(b: &[u8]) -> Option<(Fields, usize)> {
             offset: None,
         },
         end + 1,
+    ))
+}
+
+/// `dd-Mon-yyyy hh:mm:ss[.frac]` (BIND's own log files, `print-time yes`).
+fn parse_bind(b: &[u8]) -> Option<(Fields, usize)> {
+    let day = num(b, 0, 2)? as i8;
+    expect(b, 2, b'-')?;
+    let month = month_at(b, 3)?;
+    expect(b, 6, b'-')?;
+    let year = num(b, 7, 4)? as i16;
+    expect(b, 11, b' ')?;
+    let (hour, minute, second, nano, end) = parse_time(b, 12, false)?;
+    at_boundary(b, end).then_some((
+        Fields {
+            year: Some(year),
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            nano,
+            offset: None,
+        },
+        end + 1,
+    ))
+}
+
+/// `[seconds since the epoch]` (Unbound's own log file).
+fn parse_epoch(b: &[u8]) -> Option<(Fields, usize)> {
+    let close = b.iter().take(13).position(|&c| c == b']')?;
+    let secs: i64 = std::str::from_utf8(&b[1..close]).ok()?.parse().ok()?;
+    let dt = Timestamp::from_second(secs)
+        .ok()?
+        .to_zoned(TimeZone::UTC)
+        .datetime();
+    Some((
+        Fields {
+            year: Some(dt.year()),
+            month: dt.month(),
+            day: dt.day(),
+            hour: dt.hour(),
+            minute: dt.minute(),
+            second: dt.second(),
+            nano: 0,
+            offset: Some(0),
+        },
+        close + 1,
     ))
 }
 
@@ -1004,6 +1053,28 @@ mod tests {
     }
 
     // --- 8. ClamAV ---
+
+    #[test]
+    fn bind_and_unbound_files() {
+        let mut p = TimeParser::new(zone("Asia/Ho_Chi_Minh"), ts("2020-11-15T00:00:00Z"));
+        check(
+            &mut p,
+            "31-Oct-2020 23:30:00.123 client @0x7f1b2c0a1b20 192.0.2.10#53214 (evil.example): query: evil.example IN A +E(0) (192.0.2.53)",
+            "2020-10-31T16:30:00.123Z",
+        );
+        check(
+            &mut p,
+            "01-Nov-2020 00:00:01.000 queries: info: client 192.0.2.10#1 (x): query: x IN A +",
+            "2020-10-31T17:00:01Z",
+        );
+        check(
+            &mut p,
+            "[1604161800] unbound[1234:0] info: 192.0.2.10 evil.example. A IN",
+            "2020-10-31T16:30:00Z",
+        );
+        assert_eq!(p.parse(b"31-Oct-20 23:30:00 x"), None);
+        assert_eq!(p.parse(b"[12x] unbound"), None);
+    }
 
     #[test]
     fn clamav() {

@@ -4,7 +4,8 @@
 #
 #   systemd/check.sh [--bin PATH] [--max-exposure N.N]
 #
-# 1. `systemd-analyze verify` on systemd/canhgac.service must print nothing.
+# 1. `systemd-analyze verify` on systemd/canhgac.service and
+#    systemd/canhgac-syslog.socket must print nothing.
 #    verify insists that every Exec*= binary exists. Rather than requiring
 #    /usr/bin/canhgac on the machine, the script builds a throwaway root in a
 #    temporary directory holding this system's unit files (for sysinit.target
@@ -87,13 +88,14 @@ if [ -d /lib/systemd/system ] && [ ! /lib/systemd/system -ef /usr/lib/systemd/sy
     cp -a /lib/systemd/system "$root/lib/systemd/system"
 fi
 install -m 0644 "$unit" "$root/usr/lib/systemd/system/canhgac.service"
+install -m 0644 "$here/canhgac-syslog.socket" "$root/usr/lib/systemd/system/canhgac-syslog.socket"
 install -m 0755 "$bin" "$root/usr/bin/canhgac"
 cp -L /bin/kill "$root/bin/kill"
 
 echo "== systemd-analyze verify (binary: $bin) =="
 verify_out="$tmp/verify.out"
 set +e
-systemd-analyze verify --root="$root" canhgac.service >"$verify_out" 2>&1
+systemd-analyze verify --root="$root" canhgac.service canhgac-syslog.socket >"$verify_out" 2>&1
 verify_rc=$?
 set -e
 if [ -s "$verify_out" ]; then cat "$verify_out"; fi
@@ -151,6 +153,9 @@ if systemd-sysusers --root="$root" "$sysusers" >"$sysusers_out" 2>&1; then
     fi
     if ! grep -qE '^adm:[^:]*:[^:]*:(.*,)?canhgac(,|$)' "$root/etc/group"; then
         fail "canhgac is not a member of adm"
+    fi
+    if ! grep -qE '^systemd-journal:[^:]*:[^:]*:(.*,)?canhgac(,|$)' "$root/etc/group"; then
+        fail "canhgac is not a member of systemd-journal"
     fi
 else
     cat "$sysusers_out"

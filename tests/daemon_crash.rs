@@ -229,12 +229,15 @@ start = "beginning"
                     // logrotate runs long after the daemon first saw the
                     // file; a file rotated away before the daemon ever
                     // committed a checkpoint of it is unknown to it.
-                    let until = Instant::now() + Duration::from_secs(60);
-                    while Instant::now() < until
-                        && !committed_offsets(&db_for_writer)
-                            .iter()
-                            .any(|(p, o)| p.ends_with("/auth.log") && *o > 0)
+                    let until = Instant::now() + Duration::from_secs(120);
+                    while !committed_offsets(&db_for_writer)
+                        .iter()
+                        .any(|(p, o)| p.ends_with("/auth.log") && *o > 0)
                     {
+                        assert!(
+                            Instant::now() < until,
+                            "no checkpoint of auth.log within 120 s: cannot rotate it"
+                        );
                         std::thread::sleep(Duration::from_millis(20));
                     }
                     fs::rename(&auth_log, auth_log.with_extension("log.1")).expect("rotate");
@@ -264,6 +267,13 @@ start = "beginning"
         // Random moments of the daemon's work, not of its start-up (slow in
         // a debug build): startup cannot commit anything anyway.
         wait_ready(&daemon_log, from);
+        // Until the first commit, let the daemon make it: on a loaded
+        // machine a debug daemon killed within 300 ms of READY might never
+        // commit, and the writer waits for a checkpoint before rotating.
+        let first = Instant::now() + Duration::from_secs(120);
+        while committed_offsets(&db).is_empty() && Instant::now() < first {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         std::thread::sleep(Duration::from_millis(20 + rng.below(300)));
         daemon.0.kill().expect("SIGKILL");
         daemon.0.wait().expect("reaped");

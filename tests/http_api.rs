@@ -16,7 +16,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use jiff::tz::TimeZone;
-use jiff::{Timestamp, ToSpan};
+use jiff::{SignedDuration, Timestamp, ToSpan};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -183,8 +183,14 @@ impl Daemon {
 /// Five failed SSH passwords from each address (a bruteforce incident
 /// each), stamped now in UTC.
 fn attack_lines(addresses: &[String], failures: usize) -> String {
-    let now = Timestamp::now().to_zoned(TimeZone::UTC);
-    let stamp = now.strftime("%b %e %H:%M:%S").to_string();
+    attack_lines_at(addresses, failures, Timestamp::now())
+}
+
+fn attack_lines_at(addresses: &[String], failures: usize, at: Timestamp) -> String {
+    let stamp = at
+        .to_zoned(TimeZone::UTC)
+        .strftime("%b %e %H:%M:%S")
+        .to_string();
     let mut out = String::new();
     for ip in addresses {
         for port in 0..failures {
@@ -310,10 +316,53 @@ fn metrics_bearer_and_the_json_api() {
     }
     assert_eq!(paged, everything, "pages repeat or skip");
     assert_eq!(pages, everything.len().div_ceil(3));
+
+    // An incident recorded while clients page, whose first event is two
+    // days old: a client paging in recording order gets it on a later page;
+    // one paging by first event has passed its place and does not.
+    let next_of = |path: &str| -> String {
+        let (status, page) = d.api(path);
+        assert_eq!(status, 200, "{page}");
+        page["next"].as_str().expect("a next page").to_owned()
+    };
+    let by_first_seen = next_of("/api/v1/incidents?limit=2");
+    let by_recording = next_of("/api/v1/incidents?limit=2&order=recorded");
+    let late = "192.0.2.200".to_owned();
+    d.append(&attack_lines_at(
+        std::slice::from_ref(&late),
+        5,
+        Timestamp::now() - SignedDuration::from_hours(48),
+    ));
+    d.wait_for("the late incident", || {
+        uids(&d.api("/api/v1/incidents?limit=1000").1).len() == everything.len() + 1
+    });
+    let rest = |order: &str, mut after: String| -> Vec<Value> {
+        let mut out = Vec::new();
+        loop {
+            let (status, page) = d.api(&format!(
+                "/api/v1/incidents?limit=2&order={order}&after={after}"
+            ));
+            assert_eq!(status, 200, "{page}");
+            out.extend(page["incidents"].as_array().expect("array").iter().cloned());
+            match page["next"].as_str() {
+                Some(next) => after = next.to_owned(),
+                None => return out,
+            }
+        }
+    };
+    let recorded = rest("recorded", by_recording);
+    assert_eq!(recorded.len(), everything.len() - 2 + 1);
+    assert_eq!(
+        recorded.last().map(|i| &i["key"]),
+        Some(&Value::from(late.clone()))
+    );
+    let chronological = rest("first_seen", by_first_seen);
+    assert_eq!(chronological.len(), everything.len() - 2);
+    assert!(chronological.iter().all(|i| i["key"] != late.as_str()));
     // The default page size.
     assert_eq!(
         uids(&d.api("/api/v1/incidents").1).len(),
-        everything.len().min(100)
+        (everything.len() + 1).min(100)
     );
 
     // Filters.
@@ -360,7 +409,8 @@ fn metrics_bearer_and_the_json_api() {
             .1
         )
         .len(),
-        7
+        8,
+        "the seven of the last hour and the late one"
     );
 
     // Bad parameters: 400, naming the parameter.
@@ -377,6 +427,7 @@ fn metrics_bearer_and_the_json_api() {
         ("after=no-such-incident", "after"),
         ("colour=red", "colour"),
         ("limit=5&limit=6", "limit"),
+        ("order=newest", "order"),
     ] {
         let (status, v) = d.api(&format!("/api/v1/incidents?{query}"));
         assert_eq!(status, 400, "{query}: {v}");

@@ -26,6 +26,17 @@ use tempfile::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_canhgac");
 
+/// What the repository ships for the monitoring center, under `contrib/`.
+const ALERTS: &str = "prometheus/alerts.yml";
+const ALERTS_TEST: &str = "prometheus/alerts_test.yml";
+const DASHBOARD: &str = "grafana/canhgac.json";
+
+fn contrib(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("contrib")
+        .join(file)
+}
+
 /// How long anything may take to happen: far more than it needs, so that a
 /// machine busy compiling does not fail the tests.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -547,16 +558,19 @@ struct Prometheus {
 }
 
 impl Prometheus {
-    /// Starts a Prometheus server scraping `target` every second, with its
-    /// config, TSDB and log in `dir`, and waits until it is ready.
+    /// Starts a Prometheus server scraping `target` every second and
+    /// evaluating the shipped alerting rules, with its config, TSDB and log in
+    /// `dir`, and waits until it is ready.
     fn start(dir: &Path, target: u16) -> Prometheus {
         let config = dir.join("prometheus.yml");
         fs::write(
             &config,
             format!(
                 "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+                 rule_files:\n  - {rules}\n\
                  scrape_configs:\n  - job_name: canhgac\n    static_configs:\n      \
-                 - targets: ['127.0.0.1:{target}']\n"
+                 - targets: ['127.0.0.1:{target}']\n",
+                rules = contrib(ALERTS).display()
             ),
         )
         .expect("prometheus.yml written");
@@ -722,19 +736,12 @@ fn prometheus_scrapes_incident_counts() {
     );
 }
 
-/// `promtool check metrics` on a live page with incidents recorded: no
-/// errors, no lint warnings.
-#[test]
-fn promtool_check_metrics_passes() {
-    if !installed("promtool") {
-        println!("SKIPPED: `promtool` is not installed (apt-get install prometheus)");
-        return;
-    }
-    let daemon = Daemon::start(&[AUTH, WEB]);
+/// Two brute forces now, and web attacks a year ago, a month ago and now (in
+/// time order), so that every family carries data, the month-over-month and
+/// year-over-year changes included. Returns the page once all are recorded.
+fn record_attacks(daemon: &Daemon) -> String {
     let at = now_utc();
     let ssh = ssh_bruteforce(&at, &["198.51.100.20", "198.51.100.21"], 6);
-    // Web attacks a year ago, a month ago and now (in time order), so the
-    // page also carries the month-over-month and year-over-year changes.
     let year_ago = at.checked_sub(1.year()).expect("a year ago");
     let month_ago = at.checked_sub(1.month()).expect("a month ago");
     let mut web = vec![
@@ -765,6 +772,84 @@ fn promtool_check_metrics_passes() {
         .filter(|s| s.name == "canhgac_incidents_change_ratio")
         .count();
     assert!(changes >= 2, "change ratios missing from the page:\n{page}");
+    page
+}
+
+/// Every name a `/metrics` page serves, as PromQL sees them (a histogram
+/// `h` is queried as `h_bucket`, `h_sum` and `h_count`).
+fn served_names(page: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for line in page.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let mut words = rest.split_whitespace();
+        let (Some(name), Some(kind)) = (words.next(), words.next()) else {
+            panic!("unreadable TYPE line {line:?}");
+        };
+        let suffixes: &[&str] = match kind {
+            "histogram" => &["_bucket", "_sum", "_count"],
+            "summary" => &["", "_sum", "_count"],
+            _ => &[""],
+        };
+        names.extend(suffixes.iter().map(|s| format!("{name}{s}")));
+    }
+    names
+}
+
+/// The `canhgac_...` metric names a query or rule file mentions.
+fn canhgac_names(text: &str) -> BTreeSet<&str> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("canhgac_") {
+        let tail = &rest[at..];
+        let len = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.insert(&tail[..len]);
+        rest = &tail[len..];
+    }
+    names
+}
+
+/// Every query of a Grafana dashboard: panel targets' `expr` and template
+/// variables' `definition`.
+fn dashboard_queries(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("expr" | "definition", Value::String(q)) => out.push(q.clone()),
+                    _ => dashboard_queries(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| dashboard_queries(v, out)),
+        _ => {}
+    }
+}
+
+/// A dashboard query as Grafana sends it with every agency and category
+/// selected, over a one-hour range.
+fn as_grafana_sends(query: &str) -> String {
+    query
+        .replace("$job", "canhgac")
+        .replace("$instance", ".*")
+        .replace("$category", ".*")
+        .replace("$__rate_interval", "1m")
+        .replace("$__range", "1h")
+}
+
+/// `promtool check metrics` on a live page with incidents recorded: no
+/// errors, no lint warnings.
+#[test]
+fn promtool_check_metrics_passes() {
+    if !installed("promtool") {
+        println!("SKIPPED: `promtool` is not installed (apt-get install prometheus)");
+        return;
+    }
+    let daemon = Daemon::start(&[AUTH, WEB]);
+    let page = record_attacks(&daemon);
 
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
@@ -983,4 +1068,149 @@ fn healthz_and_readyz() {
     }
     let r = http_get(daemon.port, "/nonexistent").expect("GET /nonexistent");
     assert_eq!(r.status, 404);
+}
+
+/// The alerting rules shipped for the monitoring center are valid and pass
+/// their unit tests (each alert fires where it should, and look-alike
+/// situations stay quiet).
+#[test]
+fn shipped_alert_rules_pass_promtool() {
+    if !installed("promtool") {
+        println!("SKIPPED: `promtool` is not installed (apt-get install prometheus)");
+        return;
+    }
+    for (verb, file) in [("check", ALERTS), ("test", ALERTS_TEST)] {
+        let out = Command::new("promtool")
+            .args([verb, "rules"])
+            .arg(contrib(file))
+            .output()
+            .expect("promtool runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!("promtool {verb} rules {file}: {}\n{text}", out.status);
+        assert!(
+            out.status.success(),
+            "promtool {verb} rules {file}:\n{text}"
+        );
+        assert!(
+            text.contains("SUCCESS"),
+            "promtool {verb} rules {file}:\n{text}"
+        );
+    }
+}
+
+/// The alerting rules and the Grafana dashboard against a real Prometheus
+/// scraping a real daemon: every metric name they use is one the daemon
+/// serves, every rule evaluates without error, and every dashboard query
+/// runs and returns data.
+#[test]
+fn shipped_alerts_and_dashboard_work_on_real_data() {
+    if !installed("prometheus") {
+        println!("SKIPPED: `prometheus` is not installed (apt-get install prometheus)");
+        return;
+    }
+    let alerts = fs::read_to_string(contrib(ALERTS)).expect("alerts.yml");
+    let dashboard: Value =
+        serde_json::from_str(&fs::read_to_string(contrib(DASHBOARD)).expect("dashboard"))
+            .expect("the dashboard is JSON");
+    let mut queries = Vec::new();
+    dashboard_queries(&dashboard, &mut queries);
+    assert!(queries.len() >= 20, "dashboard queries: {queries:?}");
+
+    let daemon = Daemon::start(&[AUTH, WEB]);
+    let page = record_attacks(&daemon);
+    let served = served_names(&page);
+    for text in queries.iter().chain([&alerts]) {
+        for name in canhgac_names(text) {
+            assert!(
+                served.contains(name),
+                "{name} (in {text:?}) is not served; the daemon serves {served:?}"
+            );
+        }
+    }
+
+    let prom = Prometheus::start(daemon.dir.path(), daemon.port);
+    let context = || {
+        format!(
+            "{}\nprometheus log:\n{}",
+            daemon.context(),
+            read_log(&prom.log)
+        )
+    };
+    wait_for(
+        "Prometheus to store the incidents",
+        || {
+            (prom.value("sum(canhgac_incidents_total{category=\"web-attack\"})")? == 5.0)
+                .then_some(())
+        },
+        context,
+    );
+
+    let expected_rules = alerts.matches("- alert:").count();
+    let evaluated = wait_for(
+        "every alerting rule evaluated without error",
+        || {
+            let r = http_get(prom.port, "/api/v1/rules").ok()?;
+            let v: Value = serde_json::from_str(&r.body).ok()?;
+            let rules: Vec<&Value> = v["data"]["groups"]
+                .as_array()?
+                .iter()
+                .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+                .collect();
+            for rule in &rules {
+                assert_ne!(rule["health"], "err", "rule failed on real data: {rule}");
+            }
+            let done = rules.len() == expected_rules
+                && rules.iter().all(|r| {
+                    r["health"] == "ok"
+                        && !r["lastEvaluation"]
+                            .as_str()
+                            .unwrap_or("0001")
+                            .starts_with("0001")
+                });
+            done.then_some(rules.len())
+        },
+        context,
+    );
+    assert_eq!(evaluated, expected_rules);
+
+    for query in &queries {
+        if let Some(args) = query
+            .strip_prefix("label_values(")
+            .and_then(|q| q.strip_suffix(')'))
+        {
+            // A template variable: the label's values among the series.
+            let (selector, label) = args.rsplit_once(", ").expect("label_values(m, l)");
+            let selector = as_grafana_sends(selector);
+            let values = wait_for(
+                &format!("values of variable query {query}"),
+                || {
+                    let r = http_get(
+                        prom.port,
+                        &format!(
+                            "/api/v1/label/{label}/values?match[]={}",
+                            urlencode(&selector)
+                        ),
+                    )
+                    .ok()?;
+                    let v: Value = serde_json::from_str(&r.body).ok()?;
+                    let values = v["data"].as_array()?.clone();
+                    (!values.is_empty()).then_some(values)
+                },
+                context,
+            );
+            println!("variable {query}: {values:?}");
+            continue;
+        }
+        let sent = as_grafana_sends(query);
+        let result = wait_for(
+            &format!("dashboard query {sent} to return data"),
+            || prom.query(&sent).filter(|r| !r.is_empty()),
+            context,
+        );
+        println!("{} series: {sent}", result.len());
+    }
 }

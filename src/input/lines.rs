@@ -30,6 +30,21 @@ pub struct LineStats {
     pub cut_lines: u64,
 }
 
+/// Appends `text` with control characters (but tab) written `#ooo` in
+/// octal, as rsyslog writes them: a message with a newline inside stays one
+/// line, and rules see what they would see in a file rsyslog wrote.
+pub fn escape_control(text: &[u8], out: &mut Vec<u8>) {
+    let mut from = 0;
+    for (i, &c) in text.iter().enumerate() {
+        if (c < 0x20 && c != b'\t') || c == 0x7f {
+            out.extend_from_slice(&text[from..i]);
+            out.extend_from_slice(&[b'#', b'0' + (c >> 6), b'0' + ((c >> 3) & 7), b'0' + (c & 7)]);
+            from = i + 1;
+        }
+    }
+    out.extend_from_slice(&text[from..]);
+}
+
 pub struct LineChunks<R> {
     reader: R,
     buf: Vec<u8>,

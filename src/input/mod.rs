@@ -1,9 +1,14 @@
-//! Where lines come from: reading files in chunks of whole lines, following
-//! files as they grow ([`tail`], woken by [`watch`]), and recognising which
-//! log format a file holds.
+//! Where lines come from. Every kind of input is a [`source::Source`]:
+//! files followed as they grow ([`tail`], woken by [`watch`]), the systemd
+//! journal ([`journal`]) and syslog receivers ([`syslog`]). Also: reading
+//! files in chunks of whole lines, and recognising which log format a file
+//! holds.
 
 pub mod checkpoint;
+pub mod journal;
 pub mod lines;
 pub mod sniff;
+pub mod source;
+pub mod syslog;
 pub mod tail;
 pub mod watch;

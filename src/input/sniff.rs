@@ -31,6 +31,10 @@ fn classify(line: &[u8]) -> Option<&'static str> {
         Some("nginx-error")
     } else if is_clamav(line) {
         Some("clamav")
+    } else if is_bind(line) {
+        Some("bind")
+    } else if is_unbound(line) {
+        Some("unbound")
     } else if is_access(line) {
         Some("apache")
     } else if is_syslog(line) {
@@ -99,6 +103,27 @@ fn is_nginx_error(line: &[u8]) -> bool {
 /// `Sun Dec  4 04:47:44 2005 -> ...`
 fn is_clamav(line: &[u8]) -> bool {
     ctime(line, 0) && memchr::memmem::find(line, b" -> ").is_some()
+}
+
+/// `31-Oct-2020 23:30:00.123 ...` (BIND's own channel files).
+fn is_bind(line: &[u8]) -> bool {
+    digits(at(line, 0, 2))
+        && at(line, 2, 1) == b"-"
+        && month(at(line, 3, 3))
+        && at(line, 6, 1) == b"-"
+        && digits(at(line, 7, 4))
+        && clock(line, 12)
+}
+
+/// `[1604161800] unbound[1234:0] info: ...`
+fn is_unbound(line: &[u8]) -> bool {
+    let Some(close) = line.iter().take(13).position(|&b| b == b']') else {
+        return false;
+    };
+    line.first() == Some(&b'[')
+        && close > 1
+        && digits(&line[1..close])
+        && line[close..].starts_with(b"] unbound[")
 }
 
 /// `host ident user [31/Oct/2020:23:30:00 +0700] "GET / HTTP/1.1" ...`
@@ -178,6 +203,14 @@ mod tests {
             (
                 "Sun Dec  4 04:47:44 2005 -> /tmp/eicar.com: Eicar-Signature FOUND",
                 "clamav",
+            ),
+            (
+                "31-Oct-2020 23:30:00.123 client @0x7f1b2c0a1b20 192.0.2.10#53214 (evil.example): query: evil.example IN A +E(0) (192.0.2.53)",
+                "bind",
+            ),
+            (
+                "[1604161800] unbound[1234:0] info: 192.0.2.10 evil.example. A IN",
+                "unbound",
             ),
         ];
         for (line, kind) in cases {

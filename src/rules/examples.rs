@@ -5,9 +5,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
+use std::sync::Arc;
+
 use super::matcher::Matcher;
-use super::{Position, RuleSet};
+use super::{Position, Rule, RuleSet};
 use crate::event::Fields;
+use crate::feeds::{FeedKind, IndicatorSet};
+
+/// The feed name examples of rules with `ioc` are checked against.
+pub const EXAMPLE_FEED: &str = "example";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExampleFailure {
@@ -30,18 +36,62 @@ pub struct ExampleReport {
     pub failures: Vec<ExampleFailure>,
 }
 
-/// Runs each rule's examples through the matcher of every input type the rule reads.
+/// The rule's example indicators, by kind.
+fn example_sets(rule: &Rule) -> Vec<(FeedKind, IndicatorSet)> {
+    rule.example_indicators
+        .iter()
+        .map(|(kind, entries)| {
+            let mut set = IndicatorSet::new(*kind);
+            for e in entries {
+                // Validated when the rule was loaded.
+                let _ = set.insert(e);
+            }
+            set.finish();
+            (*kind, set)
+        })
+        .collect()
+}
+
+/// For a rule with feed checks: whether the captured `fields` hit the
+/// example indicators, adding `feed` and `indicator` to them as the
+/// analyzer does. Rules without checks always hit.
+fn feed_hit(rule: &Rule, sets: &[(FeedKind, IndicatorSet)], fields: &mut Fields) -> bool {
+    if rule.ioc.is_empty() {
+        return true;
+    }
+    for check in &rule.ioc {
+        let Some(value) = fields.get(&check.field) else {
+            continue;
+        };
+        let found = sets
+            .iter()
+            .filter(|(k, _)| *k == check.kind)
+            .find_map(|(_, s)| s.lookup(value));
+        if let Some(indicator) = found {
+            let [feed, ind] = super::load::IOC_FIELDS.map(Arc::<str>::from);
+            fields.push(&feed, EXAMPLE_FEED.as_bytes());
+            fields.push(&ind, indicator.as_bytes());
+            return true;
+        }
+    }
+    false
+}
+
+/// Runs each rule's examples through the matcher of every input type the
+/// rule reads; the examples of a rule with feed checks against its
+/// `examples.indicators`.
 pub fn check(rules: &RuleSet) -> Result<ExampleReport, String> {
     let mut matchers: HashMap<&str, Matcher> = HashMap::new();
     for rule in &rules.rules {
         for t in &rule.types {
             if !matchers.contains_key(t.as_str()) {
-                matchers.insert(t, Matcher::new(rules, t)?);
+                matchers.insert(t, Matcher::with_inactive(rules, t)?);
             }
         }
     }
     let mut report = ExampleReport::default();
     for (idx, rule) in rules.rules.iter().enumerate() {
+        let sets = example_sets(rule);
         for ex in &rule.examples {
             report.checked += 1;
             let failures_before = report.failures.len();
@@ -54,6 +104,11 @@ pub fn check(rules: &RuleSet) -> Result<ExampleReport, String> {
                     .iter()
                     .copied()
                     .find(|h| h.rule == idx);
+                let mut fields = Fields::default();
+                let hit = hit.filter(|&h| {
+                    m.fields(&mut scratch.captures, h, line, &mut fields);
+                    feed_hit(rule, &sets, &mut fields)
+                });
                 let fail = |message: String| ExampleFailure {
                     pos: ex.pos.clone(),
                     rule: rule.id.clone(),
@@ -68,10 +123,8 @@ pub fn check(rules: &RuleSet) -> Result<ExampleReport, String> {
                         "no_match example matches (input type {t}): {}",
                         ex.line
                     ))),
-                    (true, Some(hit)) => {
+                    (true, Some(_)) => {
                         let Some(want) = &ex.fields else { continue };
-                        let mut fields = Fields::default();
-                        m.fields(&mut scratch.captures, hit, line, &mut fields);
                         let got: BTreeMap<&str, &str> = fields.iter().collect();
                         for (name, value) in want {
                             match got.get(name.as_str()) {

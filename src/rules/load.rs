@@ -9,8 +9,9 @@ use jiff::SignedDuration;
 use serde_saphyr::{Location, Spanned};
 
 use super::spec::{RuleFile, RuleSpec};
-use super::{Example, Pattern, Rule, INPUT_TYPES};
+use super::{Example, IocCheck, Pattern, Rule, INPUT_TYPES};
 use crate::detect::{Policy, Threshold};
+use crate::feeds::{FeedKind, IndicatorSet};
 
 /// Compiled size cap per pattern: a rule that needs more is almost certainly
 /// a mistake (or a hostile rule file), and it would slow every line.
@@ -18,6 +19,10 @@ pub const PATTERN_SIZE_LIMIT: usize = 1 << 20;
 /// Rule files are small; anything bigger is not a rule file.
 const MAX_RULE_FILE_BYTES: u64 = 8 << 20;
 const DEFAULT_COOLDOWN: SignedDuration = SignedDuration::from_secs(600);
+
+/// Fields a feed hit adds to an event: the feed's name and the indicator
+/// that matched. Thresholds and examples of rules with `ioc` may name them.
+pub const IOC_FIELDS: [&str; 2] = ["feed", "indicator"];
 
 /// Where something was written: `file:line:col`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -225,12 +230,114 @@ impl Loader {
             }
         }
 
+        let senders = spec.senders.as_ref().map(|list| {
+            if list.value.is_empty() {
+                self.error(
+                    file,
+                    list.referenced,
+                    format!(
+                        "rule `{id}`: `senders` is empty; leave it out to read lines from anywhere"
+                    ),
+                );
+            }
+            let mut nets = Vec::new();
+            for s in &list.value {
+                match s.value.parse::<super::senders::Network>() {
+                    Ok(n) => nets.push(n),
+                    Err(message) => {
+                        self.error(file, s.referenced, format!("bad sender: {message}"))
+                    }
+                }
+            }
+            nets
+        });
+
+        // Fields that feed checks add to every event of the rule.
+        let ioc_field = |name: &str| !spec.ioc.is_empty() && IOC_FIELDS.contains(&name);
         let captured_by_all = |name: &str| {
-            !patterns.is_empty()
-                && patterns
-                    .iter()
-                    .all(|p: &Pattern| p.regex.capture_names().flatten().any(|n| n == name))
+            // `sender` is added to every line received over the network.
+            name == crate::analyze::SENDER_FIELD
+                || ioc_field(name)
+                || (!patterns.is_empty()
+                    && patterns
+                        .iter()
+                        .all(|p: &Pattern| p.regex.capture_names().flatten().any(|n| n == name)))
         };
+
+        let mut ioc = Vec::new();
+        for check in &spec.ioc {
+            let c = &check.value;
+            let kind = match c.kind.value.parse::<FeedKind>() {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    self.error(file, c.kind.referenced, e);
+                    None
+                }
+            };
+            if patterns.len() == spec.patterns.value.len()
+                && !patterns.iter().all(|p| {
+                    p.regex
+                        .capture_names()
+                        .flatten()
+                        .any(|n| n == c.field.value)
+                })
+            {
+                self.error(
+                    file,
+                    c.field.referenced,
+                    format!(
+                        "ioc field `{}` is not captured by every pattern of rule `{id}`",
+                        c.field.value
+                    ),
+                );
+            }
+            for name in &c.feeds {
+                if !valid_id(&name.value) || name.value.contains('.') {
+                    self.error(
+                        file,
+                        name.referenced,
+                        format!(
+                            "bad feed name `{}`: feed names use lowercase letters, digits and `-`",
+                            name.value
+                        ),
+                    );
+                }
+            }
+            if let Some(kind) = kind {
+                ioc.push(IocCheck {
+                    field: c.field.value.clone(),
+                    kind,
+                    feeds: c.feeds.iter().map(|f| f.value.clone()).collect(),
+                    pos: Position::at(file, check.referenced),
+                    bound: Vec::new(),
+                });
+            }
+        }
+        let mut example_indicators = Vec::new();
+        for (kind_name, entries) in &spec.examples.indicators {
+            let at = entries.first().map_or(spec.id.referenced, |e| e.referenced);
+            let kind = match kind_name.parse::<FeedKind>() {
+                Ok(k) => k,
+                Err(e) => {
+                    self.error(file, at, format!("examples.indicators: {e}"));
+                    continue;
+                }
+            };
+            let mut set = IndicatorSet::new(kind);
+            for e in entries {
+                if let Err(message) = set.insert(&e.value) {
+                    self.error(file, e.referenced, message);
+                }
+            }
+            example_indicators.push((kind, entries.iter().map(|e| e.value.clone()).collect()));
+        }
+        if spec.ioc.is_empty() && !spec.examples.indicators.is_empty() {
+            self.error(
+                file,
+                spec.id.referenced,
+                format!("rule `{id}` has examples.indicators but no ioc checks"),
+            );
+        }
 
         let mut threshold = None;
         if let Some(t) = &spec.threshold {
@@ -306,6 +413,7 @@ impl Loader {
         for ex in &spec.examples.matching {
             for name in ex.value.fields.keys() {
                 if patterns.len() == spec.patterns.value.len()
+                    && !ioc_field(name)
                     && !patterns
                         .iter()
                         .any(|p| p.regex.capture_names().flatten().any(|n| n == name))
@@ -344,6 +452,7 @@ impl Loader {
             severity: spec.severity,
             types,
             patterns,
+            senders,
             policy: Policy {
                 threshold,
                 cooldown,
@@ -354,6 +463,9 @@ impl Loader {
             examples,
             pos,
             flagged_script,
+            ioc,
+            example_indicators,
+            via: None,
         })
     }
 

@@ -183,16 +183,37 @@ pub struct CaptureScratch {
 impl Matcher {
     /// Compiles every pattern of the rules reading `input_type`.
     pub fn new(rules: &RuleSet, input_type: &str) -> Result<Matcher, String> {
-        Self::with_cache(rules, input_type, DFA_CACHE_BYTES)
+        Self::build(rules, input_type, DFA_CACHE_BYTES, false)
+    }
+
+    /// [`Matcher::new`] that also runs the patterns of rules whose feed
+    /// checks found no feed to bind to, as their examples need.
+    pub fn with_inactive(rules: &RuleSet, input_type: &str) -> Result<Matcher, String> {
+        Self::build(rules, input_type, DFA_CACHE_BYTES, true)
     }
 
     /// [`Matcher::new`] with `dfa_cache` bytes for the lazy DFA (tests make
     /// it small, to have it cleared often).
+    #[cfg(test)]
     fn with_cache(rules: &RuleSet, input_type: &str, dfa_cache: usize) -> Result<Matcher, String> {
+        Self::build(rules, input_type, dfa_cache, false)
+    }
+
+    fn build(
+        rules: &RuleSet,
+        input_type: &str,
+        dfa_cache: usize,
+        inactive: bool,
+    ) -> Result<Matcher, String> {
         let mut hirs = Vec::new();
         let mut hits = Vec::new();
         let mut captures = Vec::new();
-        for rule in rules.for_type(input_type) {
+        let selected: Vec<usize> = if inactive {
+            rules.for_type_all(input_type).collect()
+        } else {
+            rules.for_type(input_type).collect()
+        };
+        for rule in selected {
             for (pattern, p) in rules.rule(rule).patterns.iter().enumerate() {
                 let hir = regex_syntax::ParserBuilder::new()
                     .multi_line(true)
@@ -991,6 +1012,7 @@ mod tests {
         l.add_source("t.yaml", &text);
         RuleSet {
             rules: l.finish().expect("valid"),
+            feeds: Default::default(),
         }
     }
 

@@ -3,10 +3,22 @@
 //! [`load`] turns YAML into validated [`Rule`]s with positions for every
 //! error; [`matcher`] compiles the patterns of one input type into a single
 //! multi-pattern automaton; [`examples`] checks every rule's examples.
+//!
+//! A rule with `ioc` checks captured fields against feeds
+//! ([`crate::feeds`]). [`RuleSet::bind_feeds`] resolves those checks
+//! against the configured feeds and adds, for each (rule, feed) pair, a
+//! rule of its own, `RULE@FEED`, with the feed's category and severity and
+//! no patterns: the rule as written finds and captures the lines, a hit in
+//! the feed becomes an event of `RULE@FEED`. Everything downstream (the
+//! detector's merge classes, the store, metrics, the API) therefore sees an
+//! ordinary rule with a fixed category, while one DNS rule serves a
+//! phishing feed and a malware feed alike. A rule whose checks select no
+//! feed is left out of the matcher entirely: without feeds it costs nothing.
 
 pub mod examples;
 pub mod load;
 pub mod matcher;
+pub mod senders;
 pub mod spec;
 
 mod builtin {
@@ -18,14 +30,18 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
+use std::sync::Arc;
+
 use crate::category::{Category, Severity};
 use crate::detect::Policy;
+use crate::feeds::{FeedKind, FeedSet};
 pub use load::{LoadErrors, Position, RuleError};
 
 /// The input types a rule may name. Each is a line format that
 /// [`crate::input::sniff`] can recognise and [`crate::timestamp`] can date.
 /// `nginx` and `apache` access logs share the combined log format; rules
-/// for access logs name both.
+/// for access logs name both. `bind` and `unbound` are the query logs these
+/// DNS servers write to files of their own (through syslog they are `syslog`).
 pub const INPUT_TYPES: &[&str] = &[
     "syslog",
     "nginx",
@@ -33,6 +49,8 @@ pub const INPUT_TYPES: &[&str] = &[
     "nginx-error",
     "apache-error",
     "clamav",
+    "bind",
+    "unbound",
 ];
 
 #[derive(Debug)]
@@ -44,6 +62,9 @@ pub struct Rule {
     pub severity: Severity,
     pub types: Vec<String>,
     pub patterns: Vec<Pattern>,
+    /// Only lines received over the network from these senders; `None`:
+    /// lines from anywhere.
+    pub senders: Option<Vec<senders::Network>>,
     pub policy: Policy,
     pub tags: Vec<String>,
     pub examples: Vec<Example>,
@@ -53,6 +74,47 @@ pub struct Rule {
     /// integrity watcher flagged ([`crate::integrity::flagged`]): the
     /// patterns find candidate requests, the flags decide.
     pub flagged_script: Option<String>,
+    /// Feed checks (`ioc:`); empty for a rule decided by its patterns alone.
+    pub ioc: Vec<IocCheck>,
+    /// The indicators its examples are checked against, by kind.
+    pub example_indicators: Vec<(FeedKind, Vec<String>)>,
+    /// Set on a rule made by [`RuleSet::bind_feeds`].
+    pub via: Option<Via>,
+}
+
+impl Rule {
+    /// Whether the matcher runs the rule's patterns: always, unless the
+    /// rule checks feeds and none was bound to it.
+    pub fn is_active(&self) -> bool {
+        self.ioc.is_empty() || self.ioc.iter().any(|c| !c.bound.is_empty())
+    }
+}
+
+/// One `ioc:` entry of a rule.
+#[derive(Clone, Debug)]
+pub struct IocCheck {
+    /// The captured field looked up.
+    pub field: String,
+    pub kind: FeedKind,
+    /// Feed names; empty selects every feed of `kind`.
+    pub feeds: Vec<String>,
+    pub pos: Position,
+    /// Filled by [`RuleSet::bind_feeds`].
+    pub bound: Vec<Binding>,
+}
+
+/// A feed an [`IocCheck`] looks in, and the rule its hits are events of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Binding {
+    pub feed: usize,
+    pub rule: usize,
+}
+
+/// What a `RULE@FEED` rule stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Via {
+    pub parent: usize,
+    pub feed: usize,
 }
 
 #[derive(Debug)]
@@ -115,6 +177,8 @@ pub struct Example {
 #[derive(Debug)]
 pub struct RuleSet {
     pub rules: Vec<Rule>,
+    /// The feeds bound by [`RuleSet::bind_feeds`] (none until then).
+    pub feeds: Arc<FeedSet>,
 }
 
 /// Where rules come from.
@@ -137,7 +201,97 @@ impl RuleSet {
         }
         Ok(RuleSet {
             rules: loader.finish()?,
+            feeds: Arc::default(),
         })
+    }
+
+    /// Resolves every rule's feed checks against `feeds` and adds the
+    /// `RULE@FEED` rules (see the module docs). A check naming a feed that
+    /// is not declared, or one of another kind, is an error at the check.
+    pub fn bind_feeds(&mut self, feeds: Arc<FeedSet>) -> Result<(), LoadErrors> {
+        let mut errors = Vec::new();
+        let mut variants: Vec<Rule> = Vec::new();
+        // Bound again (a config reload): the previous `RULE@FEED`s go.
+        self.rules.retain(|r| r.via.is_none());
+        let base = self.rules.len();
+        for (parent, rule) in self.rules.iter_mut().enumerate() {
+            for check in &mut rule.ioc {
+                check.bound.clear();
+                let mut selected = Vec::new();
+                if check.feeds.is_empty() {
+                    selected.extend(
+                        feeds
+                            .feeds()
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, f)| f.decl().kind == check.kind)
+                            .map(|(i, _)| i),
+                    );
+                }
+                for name in &check.feeds {
+                    let found = feeds.feeds().iter().position(|f| f.name() == name);
+                    match found {
+                        Some(i) if feeds.feeds()[i].decl().kind == check.kind => selected.push(i),
+                        Some(i) => errors.push(RuleError {
+                            pos: check.pos.clone(),
+                            message: format!(
+                                "rule `{}` checks field `{}` as {} against feed `{name}`, which holds {} indicators",
+                                rule.id,
+                                check.field,
+                                check.kind,
+                                feeds.feeds()[i].decl().kind
+                            ),
+                        }),
+                        None => errors.push(RuleError {
+                            pos: check.pos.clone(),
+                            message: format!(
+                                "rule `{}` names feed `{name}`, which is not declared (a [[feed]] in the config)",
+                                rule.id
+                            ),
+                        }),
+                    }
+                }
+                for feed in selected {
+                    let existing = variants
+                        .iter()
+                        .position(|v| v.via == Some(Via { parent, feed }));
+                    let idx = match existing {
+                        Some(i) => base + i,
+                        None => {
+                            let decl = feeds.feeds()[feed].decl();
+                            variants.push(Rule {
+                                id: format!("{}@{}", rule.id, decl.name),
+                                title: format!("{} (feed {})", rule.title, decl.name),
+                                description: rule.description.clone(),
+                                category: decl.category,
+                                severity: decl.severity,
+                                types: rule.types.clone(),
+                                patterns: Vec::new(),
+                                senders: rule.senders.clone(),
+                                flagged_script: rule.flagged_script.clone(),
+                                policy: rule.policy.clone(),
+                                tags: rule.tags.clone(),
+                                examples: Vec::new(),
+                                pos: rule.pos.clone(),
+                                ioc: Vec::new(),
+                                example_indicators: Vec::new(),
+                                via: Some(Via { parent, feed }),
+                            });
+                            base + variants.len() - 1
+                        }
+                    };
+                    if !check.bound.iter().any(|b| b.rule == idx) {
+                        check.bound.push(Binding { feed, rule: idx });
+                    }
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(LoadErrors(errors));
+        }
+        self.rules.extend(variants);
+        self.feeds = feeds;
+        Ok(())
     }
 
     /// SHA-256 over what decides matching (ids, types, patterns, policies),
@@ -154,9 +308,20 @@ impl RuleSet {
             if let Some(f) = &r.flagged_script {
                 h.update(format!("|flagged_script={f}").as_bytes());
             }
+            for c in &r.ioc {
+                h.update(format!("|{}:{}:{:?}:{:?}", c.field, c.kind, c.feeds, c.bound).as_bytes());
+            }
             for p in &r.patterns {
                 h.update([0]);
                 h.update(p.source.as_bytes());
+            }
+            // Only when set, so the digests of rule sets without it stay.
+            if let Some(senders) = &r.senders {
+                h.update([1]);
+                for s in senders {
+                    h.update(s.to_string().as_bytes());
+                    h.update([0]);
+                }
             }
             h.update([0xff]);
         }
@@ -171,8 +336,15 @@ impl RuleSet {
         self.rules.iter().position(|r| r.id == id)
     }
 
-    /// Rule indexes that read `input_type`, in load order.
+    /// Indexes of the active rules (see [`Rule::is_active`]) that read
+    /// `input_type`, in load order.
     pub fn for_type<'a>(&'a self, input_type: &'a str) -> impl Iterator<Item = usize> + 'a {
+        self.for_type_all(input_type)
+            .filter(|&i| self.rules[i].is_active())
+    }
+
+    /// Every rule that reads `input_type`, active or not (for examples).
+    pub fn for_type_all<'a>(&'a self, input_type: &'a str) -> impl Iterator<Item = usize> + 'a {
         self.rules
             .iter()
             .enumerate()
@@ -200,6 +372,98 @@ impl RuleSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::feeds::{FeedDecl, FeedSource};
+
+    fn feed(name: &str, kind: FeedKind, category: Category) -> FeedDecl {
+        FeedDecl {
+            name: name.into(),
+            kind,
+            category,
+            severity: Severity::High,
+            source: FeedSource::Memory,
+        }
+    }
+
+    const IOC_RULE: &str = r#"rules:
+  - id: q
+    title: t
+    description: d
+    category: malware
+    severity: low
+    types: [syslog]
+    patterns: ['query (?P<name>\S+) from (?P<src_ip>\S+)']
+    ioc:
+      - { field: name, kind: domain }
+      - { field: name, kind: domain, feeds: [FEEDS] }
+"#;
+
+    fn ioc_rules(feeds: &str) -> RuleSet {
+        let mut l = load::Loader::new();
+        l.add_source("t.yaml", &IOC_RULE.replace("FEEDS", feeds));
+        RuleSet {
+            rules: l.finish().expect("valid"),
+            feeds: Arc::default(),
+        }
+    }
+
+    #[test]
+    fn feeds_bind_as_rules_of_their_own() {
+        let mut rs = ioc_rules("phish");
+        assert!(!rs.rules[0].is_active(), "no feed bound yet");
+        let feeds = Arc::new(FeedSet::new(
+            vec![
+                feed("phish", FeedKind::Domain, Category::Phishing),
+                feed("bad-ips", FeedKind::Ip, Category::Recon),
+                feed("c2", FeedKind::Domain, Category::Malware),
+            ],
+            None,
+        ));
+        rs.bind_feeds(Arc::clone(&feeds)).expect("binds");
+        let ids: Vec<&str> = rs.rules.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["q", "q@phish", "q@c2"]);
+        assert!(rs.rules[0].is_active());
+        assert_eq!(
+            (rs.rules[1].category, rs.rules[1].severity),
+            (Category::Phishing, Severity::High)
+        );
+        assert_eq!(rs.rules[2].category, Category::Malware);
+        assert!(rs.rules[1].patterns.is_empty());
+        // Both checks find `phish`: one rule for the pair, bound twice.
+        assert_eq!(rs.rules[0].ioc[1].bound, vec![Binding { feed: 0, rule: 1 }]);
+        let policies = rs.policies();
+        assert_ne!(
+            policies[1].merge, policies[2].merge,
+            "merge classes follow the feed's category"
+        );
+        // Binding again (a reload) replaces the rules made before.
+        rs.bind_feeds(feeds).expect("binds again");
+        assert_eq!(rs.rules.len(), 3);
+
+        let mut unknown = ioc_rules("fish");
+        let e = unknown
+            .bind_feeds(Arc::new(FeedSet::new(
+                vec![feed("phish", FeedKind::Domain, Category::Phishing)],
+                None,
+            )))
+            .expect_err("unknown feed");
+        assert!(
+            e.to_string()
+                .starts_with("t.yaml:11:9: rule `q` names feed `fish`, which is not declared"),
+            "{e}"
+        );
+        let mut wrong = ioc_rules("bad-ips");
+        let e = wrong
+            .bind_feeds(Arc::new(FeedSet::new(
+                vec![feed("bad-ips", FeedKind::Ip, Category::Recon)],
+                None,
+            )))
+            .expect_err("kind mismatch");
+        assert!(
+            e.to_string()
+                .contains("against feed `bad-ips`, which holds ip indicators"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn names_are_dropped_and_nothing_else() {

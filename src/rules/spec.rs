@@ -26,6 +26,11 @@ pub struct RuleSpec {
     pub severity: Severity,
     pub types: Spanned<Vec<Spanned<String>>>,
     pub patterns: Spanned<Vec<Spanned<String>>>,
+    /// Only lines received from these addresses or networks.
+    pub senders: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Feed checks: the rule hits a line only if one of them finds its field in a feed.
+    #[serde(default)]
+    pub ioc: Vec<Spanned<IocSpec>>,
     pub threshold: Option<ThresholdSpec>,
     pub cooldown: Option<Spanned<String>>,
     /// A captured field that must name a script the web-root integrity
@@ -35,6 +40,16 @@ pub struct RuleSpec {
     pub tags: Vec<Spanned<String>>,
     #[serde(default)]
     pub examples: ExamplesSpec,
+}
+
+/// `{field: query, kind: domain}`, optionally `feeds: [name, ...]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IocSpec {
+    pub field: Spanned<String>,
+    pub kind: Spanned<String>,
+    #[serde(default)]
+    pub feeds: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -53,6 +68,9 @@ pub struct ExamplesSpec {
     pub matching: Vec<Spanned<MatchExample>>,
     #[serde(default)]
     pub no_match: Vec<Spanned<String>>,
+    /// For rules with `ioc`: the feed the examples are checked against, by kind.
+    #[serde(default)]
+    pub indicators: BTreeMap<String, Vec<Spanned<String>>>,
 }
 
 /// A line that must match, written either as a bare string or as

@@ -15,8 +15,8 @@ use crate::integrity::root::{Entry, StoredSettings};
 use crate::integrity::{ChangeClass, ChangeKind, Flag};
 use jiff::Timestamp;
 
-/// v3: web-root integrity.
-pub(super) const MIGRATION_V3: &str = "
+/// v6: web-root integrity.
+pub(super) const MIGRATION_V6: &str = "
 CREATE TABLE integrity_roots (
     name         TEXT    PRIMARY KEY,
     settings     TEXT    NOT NULL CHECK (json_valid(settings)),

@@ -1,0 +1,562 @@
+//! Syslog receivers: `type = "syslog-udp"` and `"syslog-tcp"` inputs.
+//!
+//! Each receiver runs its sockets on a thread of its own with a
+//! single-threaded tokio runtime (one task per TCP connection, so hundreds
+//! of senders cost tasks, not threads). Messages are split into frames
+//! ([`frame`]), turned into syslog-format lines ([`message`]), grouped into
+//! chunks of lines from one sender, and handed to the pipeline through a
+//! channel that wakes it.
+//!
+//! # The queue, backpressure and drops
+//!
+//! The channel is bounded in bytes, and the bound reaches past the channel
+//! up to the store: a receiver takes `n` bytes of budget (a semaphore of
+//! `queue_bytes` permits) for every `n` bytes it takes from a socket, and
+//! the budget comes back only when the pipeline has *committed* the lines
+//! made of them. So what has been received and is not yet stored is never
+//! more than `queue_bytes` (plus one read per TCP connection), whatever the
+//! store does:
+//!
+//! - **TCP**: a connection whose next read finds no budget waits, so its
+//!   socket buffer fills and TCP's flow control stops the sender. Nothing is
+//!   dropped while the store is slow or refuses commits; senders block (or
+//!   spool, as rsyslog's action queues do).
+//! - **UDP** cannot push back: a datagram that finds no budget is dropped
+//!   and counted (`queue_full`), and so, as the kernel counts them for our
+//!   socket in `/proc/self/net/udp`, are datagrams the kernel dropped
+//!   because we did not read fast enough (`socket_buffer`).
+//! - Oversized (`max_message_bytes`) and malformed messages are counted and
+//!   dropped, on both; the connection goes on with the next frame.
+//!
+//! # What a crash can lose
+//!
+//! Plain syslog has no acknowledgement of its own, and TCP acknowledges
+//! bytes once they are in our kernel's receive buffer, before we have read
+//! them. There is no position to resume from: the sender has forgotten what
+//! it sent. After `kill -9` or a power cut these are lost: what the kernel
+//! had acknowledged and we had not read (the connections' receive buffers),
+//! and what we had read and not committed, which the budget above bounds to
+//! `queue_bytes`. Making the budget small narrows that window, at the cost of
+//! throughput: each commit then frees little. Avoiding the loss altogether
+//! takes an acknowledging protocol (RELP), where the sender keeps a message
+//! until the receiver says it is stored; over plain syslog the remedy is a
+//! sender with a disk queue and a short `queue_bytes`. A clean stop
+//! (SIGTERM) loses nothing that was read: the pipeline drains the channel
+//! and commits it before exiting.
+
+pub mod activation;
+pub mod frame;
+pub mod message;
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use tokio::io::AsyncReadExt;
+use tokio::sync::Semaphore;
+
+use super::source::{Drops, Note, Origin, Position, Source, SourceStats};
+use super::watch::Waker;
+use crate::config::Transport;
+use frame::{Frame, Framer};
+
+/// Lines from one sender are handed over in chunks of about this size.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// Bytes asked of a TCP connection per read.
+const TCP_READ: usize = 64 * 1024;
+
+/// Connections accepted at once; more are closed at once and counted as
+/// read errors. Bounds memory (one read buffer each) against a flood.
+pub const MAX_CONNECTIONS: u64 = 1024;
+
+/// What the receiver needs to know.
+#[derive(Clone, Debug)]
+pub struct ReceiverOptions {
+    pub input: String,
+    pub transport: Transport,
+    pub listen: SocketAddr,
+    pub max_message: usize,
+    pub queue_bytes: usize,
+    /// Zone of the receipt time written into lines that carry no time.
+    pub time_zone: TimeZone,
+}
+
+/// A socket bound (or inherited from systemd) for a receiver.
+pub enum Bound {
+    Udp(std::net::UdpSocket),
+    Tcp(std::net::TcpListener),
+}
+
+impl Bound {
+    /// Binds `transport` on `addr`, non-blocking.
+    pub fn bind(transport: Transport, addr: SocketAddr) -> io::Result<Bound> {
+        let bound = match transport {
+            Transport::Udp => Bound::Udp(std::net::UdpSocket::bind(addr)?),
+            Transport::Tcp => Bound::Tcp(std::net::TcpListener::bind(addr)?),
+        };
+        bound.set_nonblocking()?;
+        Ok(bound)
+    }
+
+    fn set_nonblocking(&self) -> io::Result<()> {
+        match self {
+            Bound::Udp(s) => s.set_nonblocking(true),
+            Bound::Tcp(s) => s.set_nonblocking(true),
+        }
+    }
+
+    /// Where it listens.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Bound::Udp(s) => s.local_addr(),
+            Bound::Tcp(s) => s.local_addr(),
+        }
+    }
+
+    pub fn transport(&self) -> Transport {
+        match self {
+            Bound::Udp(_) => Transport::Udp,
+            Bound::Tcp(_) => Transport::Tcp,
+        }
+    }
+
+    pub fn try_clone(&self) -> io::Result<Bound> {
+        Ok(match self {
+            Bound::Udp(s) => Bound::Udp(s.try_clone()?),
+            Bound::Tcp(s) => Bound::Tcp(s.try_clone()?),
+        })
+    }
+
+    /// The socket's inode, by which the kernel's tables name it.
+    fn inode(&self) -> Option<u64> {
+        let fd = match self {
+            Bound::Udp(s) => s.as_raw_fd(),
+            Bound::Tcp(s) => s.as_raw_fd(),
+        };
+        std::fs::metadata(format!("/proc/self/fd/{fd}"))
+            .ok()
+            .map(|m| m.ino())
+    }
+}
+
+/// Lines from one sender.
+struct Chunk {
+    sender: IpAddr,
+    data: Vec<u8>,
+    lines: u64,
+    /// Budget taken for the bytes received; returned after the commit.
+    permits: usize,
+}
+
+/// Counters the receiver thread keeps for the pipeline.
+#[derive(Default)]
+struct Counters {
+    oversized: AtomicU64,
+    malformed: AtomicU64,
+    queue_full: AtomicU64,
+    read_errors: AtomicU64,
+    connections: AtomicU64,
+}
+
+struct Context {
+    opts: ReceiverOptions,
+    budget: Arc<Semaphore>,
+    counters: Arc<Counters>,
+    chunks: Sender<Chunk>,
+    waker: Waker,
+}
+
+impl Context {
+    fn send(&self, chunk: Chunk) {
+        if chunk.lines == 0 {
+            self.budget.add_permits(chunk.permits);
+            return;
+        }
+        // The pipeline gone means we are being stopped.
+        if self.chunks.send(chunk).is_ok() {
+            self.waker.wake();
+        }
+    }
+
+    /// The receipt time as written into lines without a time of their own.
+    fn now_text(&self) -> String {
+        Timestamp::now()
+            .to_zoned(self.opts.time_zone.clone())
+            .strftime("%Y-%m-%dT%H:%M:%S%.6f%:z")
+            .to_string()
+    }
+}
+
+/// A running receiver; dropping it closes its sockets and stops its thread.
+pub struct SyslogSource {
+    opts: ReceiverOptions,
+    chunks: Receiver<Chunk>,
+    budget: Arc<Semaphore>,
+    counters: Arc<Counters>,
+    /// Budget of the chunks handed out since the last commit.
+    uncommitted: usize,
+    lines: u64,
+    bytes: u64,
+    inode: Option<u64>,
+    /// Kernel drops of the socket when we got it, and as last seen.
+    kernel_drops: Option<(u64, u64)>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl SyslogSource {
+    /// Starts receiving on `bound` (see [`Bound::bind`]).
+    pub fn start(opts: ReceiverOptions, bound: Bound, waker: Waker) -> io::Result<SyslogSource> {
+        bound.set_nonblocking()?;
+        let inode = bound.inode();
+        let (tx, rx) = mpsc::channel();
+        let budget = Arc::new(Semaphore::new(opts.queue_bytes));
+        let counters = Arc::new(Counters::default());
+        let ctx = Arc::new(Context {
+            opts: opts.clone(),
+            budget: Arc::clone(&budget),
+            counters: Arc::clone(&counters),
+            chunks: tx,
+            waker,
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("syslog-{}", opts.transport.name()))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let serve = async {
+                        match bound {
+                            Bound::Udp(s) => match tokio::net::UdpSocket::from_std(s) {
+                                Ok(s) => udp(s, ctx).await,
+                                Err(e) => tracing::error!("syslog receiver: {e}"),
+                            },
+                            Bound::Tcp(l) => match tokio::net::TcpListener::from_std(l) {
+                                Ok(l) => tcp(l, ctx).await,
+                                Err(e) => tracing::error!("syslog receiver: {e}"),
+                            },
+                        }
+                    };
+                    tokio::select! {
+                        _ = stopped => {}
+                        () = serve => {}
+                    }
+                });
+                // Dropping the runtime here drops every connection task and
+                // closes the sockets before `Drop` returns.
+            })?;
+        let kernel_drops = inode
+            .filter(|_| opts.transport == Transport::Udp)
+            .and_then(udp_drops)
+            .map(|d| (d, d));
+        Ok(SyslogSource {
+            opts,
+            chunks: rx,
+            budget,
+            counters,
+            uncommitted: 0,
+            lines: 0,
+            bytes: 0,
+            inode,
+            kernel_drops,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn options(&self) -> &ReceiverOptions {
+        &self.opts
+    }
+}
+
+impl Drop for SyslogSource {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Source for SyslogSource {
+    fn sweep(&mut self) -> Vec<Note> {
+        if let (Some((base, _)), Some(inode)) = (self.kernel_drops, self.inode) {
+            if let Some(now) = udp_drops(inode) {
+                self.kernel_drops = Some((base, now));
+            }
+        }
+        Vec::new()
+    }
+
+    fn read(&mut self, max_bytes: usize, sink: &mut dyn FnMut(&Origin, &[u8])) -> usize {
+        let mut total = 0;
+        while total < max_bytes {
+            match self.chunks.try_recv() {
+                Ok(chunk) => {
+                    let origin = Origin {
+                        sender: Some(chunk.sender),
+                    };
+                    sink(&origin, &chunk.data);
+                    total += chunk.data.len();
+                    self.lines += chunk.lines;
+                    self.bytes += chunk.permits as u64;
+                    self.uncommitted += chunk.permits;
+                }
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        total
+    }
+
+    fn position(&self) -> Position {
+        Position::Unresumable
+    }
+
+    fn committed(&mut self) {
+        self.budget
+            .add_permits(std::mem::take(&mut self.uncommitted));
+    }
+
+    fn stats(&self) -> SourceStats {
+        let c = &self.counters;
+        SourceStats {
+            lines: self.lines,
+            bytes: self.bytes,
+            read_errors: c.read_errors.load(Ordering::Relaxed),
+            dropped: Drops {
+                oversized: c.oversized.load(Ordering::Relaxed),
+                malformed: c.malformed.load(Ordering::Relaxed),
+                queue_full: c.queue_full.load(Ordering::Relaxed),
+                socket_buffer: self
+                    .kernel_drops
+                    .map_or(0, |(base, now)| now.saturating_sub(base)),
+            },
+            connections: c.connections.load(Ordering::Relaxed),
+            ..SourceStats::default()
+        }
+    }
+}
+
+/// Grows a chunk for one sender, handing it over when full or when the
+/// sender changes.
+struct Batcher {
+    chunk: Option<Chunk>,
+    sender_text: String,
+}
+
+impl Batcher {
+    fn new() -> Self {
+        Batcher {
+            chunk: None,
+            sender_text: String::new(),
+        }
+    }
+
+    /// Adds one message from `sender`, which took `permits` of budget.
+    fn take(&mut self, ctx: &Context, sender: IpAddr, msg: &[u8], permits: usize, now: &str) {
+        if self.chunk.as_ref().is_some_and(|c| c.sender != sender) {
+            self.flush(ctx);
+        }
+        let Batcher { chunk, sender_text } = self;
+        let chunk = chunk.get_or_insert_with(|| {
+            *sender_text = sender.to_string();
+            Chunk {
+                sender,
+                data: Vec::with_capacity(CHUNK_BYTES + 1024),
+                lines: 0,
+                permits: 0,
+            }
+        });
+        chunk.permits += permits;
+        take_message(ctx, msg, sender_text, now, chunk);
+        if chunk.data.len() >= CHUNK_BYTES {
+            self.flush(ctx);
+        }
+    }
+
+    fn flush(&mut self, ctx: &Context) {
+        if let Some(chunk) = self.chunk.take() {
+            ctx.send(chunk);
+        }
+    }
+}
+
+/// Turns one message into a line of `chunk`, counting what is refused.
+fn take_message(ctx: &Context, msg: &[u8], sender: &str, now: &str, chunk: &mut Chunk) {
+    match message::to_line(msg, sender, now, &mut chunk.data) {
+        Ok(()) => chunk.lines += 1,
+        Err(_) => {
+            ctx.counters.malformed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn udp(socket: tokio::net::UdpSocket, ctx: Arc<Context>) {
+    let max = ctx.opts.max_message;
+    // One byte more than allowed: a datagram that fills it is too long.
+    let mut buf = vec![0u8; max + 1];
+    let mut batch = Batcher::new();
+    loop {
+        if let Err(e) = socket.readable().await {
+            ctx.counters.read_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(input = %ctx.opts.input, "syslog UDP socket: {e}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        let now = ctx.now_text();
+        loop {
+            let (n, peer) = match socket.try_recv_from(&mut buf) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    ctx.counters.read_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(input = %ctx.opts.input, "syslog UDP receive: {e}");
+                    break;
+                }
+            };
+            if n > max {
+                ctx.counters.oversized.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            // No budget: the store is behind and UDP cannot wait.
+            match ctx.budget.try_acquire_many(n.max(1) as u32) {
+                Ok(permit) => permit.forget(),
+                Err(_) => {
+                    ctx.counters.queue_full.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            }
+            batch.take(&ctx, peer.ip().to_canonical(), &buf[..n], n.max(1), &now);
+        }
+        batch.flush(&ctx);
+    }
+}
+
+async fn tcp(listener: tokio::net::TcpListener, ctx: Arc<Context>) {
+    let mut refused_logged = false;
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors and the like: pause rather than spin.
+                ctx.counters.read_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(input = %ctx.opts.input, "syslog TCP accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if ctx.counters.connections.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+            ctx.counters.read_errors.fetch_add(1, Ordering::Relaxed);
+            if !refused_logged {
+                tracing::warn!(
+                    input = %ctx.opts.input,
+                    "syslog TCP: {MAX_CONNECTIONS} connections open, closing new ones until some end"
+                );
+                refused_logged = true;
+            }
+            drop(stream);
+            continue;
+        }
+        refused_logged = false;
+        ctx.counters.connections.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(connection(
+            stream,
+            peer.ip().to_canonical(),
+            Arc::clone(&ctx),
+        ));
+    }
+}
+
+/// Counts a connection down when its task ends, however it ends.
+struct Open(Arc<Context>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.counters.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn connection(mut stream: tokio::net::TcpStream, sender: IpAddr, ctx: Arc<Context>) {
+    let _open = Open(Arc::clone(&ctx));
+    let sender_text = sender.to_string();
+    let mut framer = Framer::new(ctx.opts.max_message);
+    let mut buf = vec![0u8; TCP_READ];
+    let new_chunk = |permits: usize| Chunk {
+        sender,
+        data: Vec::new(),
+        lines: 0,
+        permits,
+    };
+    loop {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::debug!(input = %ctx.opts.input, %sender, "syslog TCP connection: {e}");
+                break;
+            }
+        };
+        // Backpressure: no budget, no further reads; the socket buffer
+        // fills and TCP holds the sender.
+        match ctx.budget.acquire_many(n as u32).await {
+            Ok(permit) => permit.forget(),
+            Err(_) => return,
+        }
+        let now = ctx.now_text();
+        let mut chunk = new_chunk(n);
+        framer.push(&buf[..n], &mut |frame| {
+            frame_into(&ctx, frame, &sender_text, &now, &mut chunk)
+        });
+        ctx.send(chunk);
+    }
+    let now = ctx.now_text();
+    let mut chunk = new_chunk(0);
+    framer.finish(&mut |frame| frame_into(&ctx, frame, &sender_text, &now, &mut chunk));
+    ctx.send(chunk);
+}
+
+fn frame_into(ctx: &Context, frame: Frame<'_>, sender: &str, now: &str, chunk: &mut Chunk) {
+    match frame {
+        Frame::Message(msg) => take_message(ctx, msg, sender, now, chunk),
+        Frame::Oversized => {
+            ctx.counters.oversized.fetch_add(1, Ordering::Relaxed);
+        }
+        Frame::Truncated => {
+            ctx.counters.malformed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Datagrams the kernel dropped for the UDP socket with this inode (the
+/// last column of `/proc/net/udp` and `udp6`).
+fn udp_drops(inode: u64) -> Option<u64> {
+    let inode = inode.to_string();
+    for table in ["/proc/self/net/udp", "/proc/self/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.get(9) == Some(&inode.as_str()) {
+                return cols.last().and_then(|d| d.parse().ok());
+            }
+        }
+    }
+    None
+}

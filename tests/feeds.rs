@@ -1,0 +1,698 @@
+//! IoC feeds with real parts: the built daemon tailing real files, feed
+//! files replaced on disk while it runs (renamed over, written in place
+//! half-way, replaced by garbage), its store read back with `canhgac
+//! incidents` and its metrics over HTTP; `check` and `scan` on feeds with
+//! bad lines. Waits are polls with generous deadlines, never sleeps that a
+//! slow machine could outlast.
+
+use std::collections::BTreeSet;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_canhgac");
+const DEADLINE: Duration = Duration::from_secs(90);
+
+fn samples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The daemon on a config in a temporary directory, killed when dropped.
+struct Daemon {
+    child: Child,
+    dir: TempDir,
+    port: u16,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    /// `body`: the config after `agency`, `state_dir` and `[http]`; `files`
+    /// are written into the directory first.
+    fn start(body: &str, files: &[(&str, &[u8])]) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (name, data) in files {
+            fs::write(dir.path().join(name), data).expect("file written");
+        }
+        let port = free_port();
+        let config = format!(
+            "agency = \"test-feeds\"\ntime_zone = \"UTC\"\nstate_dir = \"state\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n\n[pipeline]\nsweep_interval = \"200ms\"\n\n{body}"
+        );
+        fs::write(dir.path().join("canhgac.toml"), config).expect("config");
+        let log = fs::File::create(dir.path().join("daemon.log")).expect("daemon log");
+        let child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(dir.path().join("canhgac.toml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("daemon starts");
+        let d = Daemon { child, dir, port };
+        d.wait("/readyz answers 200", || {
+            d.http("/readyz").is_some_and(|(status, _)| status == 200)
+        });
+        d
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
+    }
+
+    fn http(&self, path: &str) -> Option<(u16, String)> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(20)))
+            .build()
+            .into();
+        let mut r = agent
+            .get(format!("http://127.0.0.1:{}{path}", self.port))
+            .call()
+            .ok()?;
+        let status = r.status().as_u16();
+        Some((status, r.body_mut().read_to_string().ok()?))
+    }
+
+    /// The value of one sample line of /metrics (`name{labels}`), 0 if absent.
+    fn metric(&self, series: &str) -> f64 {
+        let Some((200, page)) = self.http("/metrics") else {
+            return 0.0;
+        };
+        page.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    fn wait(&self, what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + DEADLINE;
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\n--- daemon log ---\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn wait_metric(&self, series: &str, at_least: f64) {
+        self.wait(&format!("{series} >= {at_least}"), || {
+            self.metric(series) >= at_least
+        });
+    }
+
+    /// Incidents in the store, through `canhgac incidents`.
+    fn incidents(&self) -> Vec<Value> {
+        let out = Command::new(BIN)
+            .args(["incidents", "--format", "json", "--config"])
+            .arg(self.path("canhgac.toml"))
+            .output()
+            .expect("incidents runs");
+        if !out.status.success() {
+            return Vec::new();
+        }
+        serde_json::from_slice::<Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    fn incident(&self, rule: &str, key: &str) -> Option<Value> {
+        self.incidents()
+            .into_iter()
+            .find(|i| i["rule"] == rule && i["key"] == key)
+    }
+
+    fn wait_incident(&self, rule: &str, key: &str) -> Value {
+        let mut found = None;
+        self.wait(&format!("incident {rule} {key}"), || {
+            found = self.incident(rule, key);
+            found.is_some()
+        });
+        found.expect("found")
+    }
+
+    fn append(&self, file: &str, lines: &[&str]) {
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(self.path(file))
+            .expect("log opens");
+        for l in lines {
+            writeln!(f, "{l}").expect("line written");
+        }
+    }
+}
+
+/// A captured field of a stored incident.
+fn field<'a>(incident: &'a Value, name: &str) -> Option<&'a str> {
+    incident["fields"][name].as_str()
+}
+
+fn sample(name: &str) -> Vec<u8> {
+    fs::read(samples().join("feeds").join(name)).expect("sample feed")
+}
+
+fn bind_query(client: &str, name: &str) -> String {
+    format!("31-Oct-2020 09:10:02.480 client @0x7f1b2c0a1b20 {client}#53215 ({name}): query: {name} IN A +E(0)K (10.20.0.53)")
+}
+
+#[test]
+fn ioc_matches_through_the_daemon_on_dns_firewall_and_mail_lines() {
+    let phishing = sample("phishing-domains.txt");
+    let c2 = sample("c2-addresses.csv");
+    let malware = sample("malware-domains.json");
+    let d = Daemon::start(
+        r#"
+[[input]]
+name = "dns"
+path = "query.log"
+type = "bind"
+start = "beginning"
+
+[[input]]
+name = "dnsmasq"
+path = "dnsmasq.log"
+type = "syslog"
+start = "beginning"
+
+[[input]]
+name = "firewall"
+path = "kern.log"
+type = "syslog"
+start = "beginning"
+
+[[input]]
+name = "mail"
+path = "mail.log"
+type = "syslog"
+start = "beginning"
+
+[[feed]]
+name = "phishing-domains"
+path = "phishing-domains.txt"
+kind = "domain"
+category = "phishing"
+severity = "high"
+
+[[feed]]
+name = "malware-domains"
+path = "malware-domains.json"
+kind = "domain"
+category = "malware"
+severity = "high"
+
+[[feed]]
+name = "c2-addresses"
+path = "c2-addresses.csv"
+kind = "ip"
+category = "malware"
+severity = "critical"
+"#,
+        &[
+            ("phishing-domains.txt", &phishing),
+            ("malware-domains.json", &malware),
+            ("c2-addresses.csv", &c2),
+            ("query.log", b""),
+            ("dnsmasq.log", b""),
+            ("kern.log", b""),
+            ("mail.log", b""),
+        ],
+    );
+    // Loaded at start, before READY: the feed metrics say how many.
+    assert_eq!(
+        d.metric("canhgac_feed_indicators{feed=\"phishing-domains\"}"),
+        5.0
+    );
+    assert_eq!(
+        d.metric("canhgac_feed_indicators{feed=\"c2-addresses\"}"),
+        3.0
+    );
+
+    d.append(
+        "query.log",
+        &[
+            &bind_query("10.20.0.30", "www.gov.vn"),
+            &bind_query("10.20.0.31", "login.vcb-xacthuc.example"),
+            &bind_query("10.20.0.32", "notvcb-xacthuc.example"),
+            &bind_query("10.20.0.44", "c2.update-check.example"),
+        ],
+    );
+    d.append(
+        "dnsmasq.log",
+        &["Oct 31 09:10:03 dnsmasq[911]: query[A] portal.dichvucong-gov.example from 10.20.0.33"],
+    );
+    d.append(
+        "kern.log",
+        &[
+            "Oct 31 09:12:41 gw kernel: [81234.567890] [UFW ALLOW] IN=eth1 OUT=eth0 SRC=10.20.0.45 DST=198.51.100.66 LEN=60 TOS=0x00 PREC=0x00 TTL=63 ID=40111 DF PROTO=TCP SPT=49822 DPT=443 WINDOW=64240 RES=0x00 SYN URGP=0",
+            "Oct 31 09:12:42 gw kernel: [81235.000000] [UFW ALLOW] IN=eth1 OUT=eth0 SRC=10.20.0.46 DST=198.51.100.67 LEN=60 TOS=0x00 PREC=0x00 TTL=63 ID=40112 DF PROTO=TCP SPT=49823 DPT=443 WINDOW=64240 RES=0x00 SYN URGP=0",
+            "Oct 31 09:12:43 gw kernel: [UFW BLOCK] IN= OUT=eth0 SRC=10.20.0.47 DST=2001:0db8:0bad:0000:0000:0000:0000:0001 LEN=80 TC=0 HOPLIMIT=64 FLOWLBL=0 PROTO=TCP SPT=40000 DPT=443 WINDOW=64800 RES=0x00 SYN URGP=0",
+        ],
+    );
+    d.append(
+        "mail.log",
+        &[
+            "Oct 31 09:30:01 mx1 postfix/qmgr[812]: 7A1B2C3D4E: from=<hr-notice@mail.example>, size=48211, nrcpt=25 (queue active)",
+            "Oct 31 09:30:02 mx1 postfix/qmgr[812]: 7A1B2C3D4F: from=<other@mail.example>, size=48211, nrcpt=1 (queue active)",
+            "Oct 31 09:31:10 mx1 postfix/qmgr[812]: 8B2C3D4E5F: from=<staff@agency.gov.vn>, size=2211, nrcpt=1 (queue active)",
+        ],
+    );
+
+    let dns = d.wait_incident("dns-query-ioc-domain@phishing-domains", "10.20.0.31");
+    assert_eq!(
+        (dns["category"].as_str(), dns["severity"].as_str()),
+        (Some("phishing"), Some("high"))
+    );
+    assert_eq!(field(&dns, "indicator"), Some("vcb-xacthuc.example"));
+    assert_eq!(field(&dns, "feed"), Some("phishing-domains"));
+    assert_eq!(field(&dns, "query"), Some("login.vcb-xacthuc.example"));
+    let c2dns = d.wait_incident("dns-query-ioc-domain@malware-domains", "10.20.0.44");
+    assert_eq!(c2dns["category"], "malware");
+    let fw = d.wait_incident("firewall-ioc-destination@c2-addresses", "10.20.0.45");
+    assert_eq!(
+        (fw["category"].as_str(), fw["severity"].as_str()),
+        (Some("malware"), Some("critical"))
+    );
+    assert_eq!(field(&fw, "dst_ip"), Some("198.51.100.66"));
+    let v6 = d.wait_incident("firewall-ioc-destination@c2-addresses", "10.20.0.47");
+    assert_eq!(field(&v6, "indicator"), Some("2001:db8:bad::/48"));
+    let mail = d.wait_incident("mail-sender-ioc@phishing-domains", "hr-notice@mail.example");
+    assert_eq!(field(&mail, "sender"), Some("hr-notice@mail.example"));
+    d.wait_incident("dns-query-ioc-domain@phishing-domains", "10.20.0.33");
+
+    // Exactly these: benign names, a look-alike that is not a subdomain,
+    // an unlisted address and unlisted senders raised nothing.
+    let got: BTreeSet<(String, String)> = d
+        .incidents()
+        .iter()
+        .map(|i| {
+            (
+                i["rule"].as_str().unwrap_or_default().to_owned(),
+                i["key"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let want: BTreeSet<(String, String)> = [
+        ("dns-query-ioc-domain@phishing-domains", "10.20.0.31"),
+        ("dns-query-ioc-domain@phishing-domains", "10.20.0.33"),
+        ("dns-query-ioc-domain@malware-domains", "10.20.0.44"),
+        ("firewall-ioc-destination@c2-addresses", "10.20.0.45"),
+        ("firewall-ioc-destination@c2-addresses", "10.20.0.47"),
+        ("mail-sender-ioc@phishing-domains", "hr-notice@mail.example"),
+    ]
+    .iter()
+    .map(|(r, k)| (r.to_string(), k.to_string()))
+    .collect();
+    assert_eq!(got, want, "{}", d.log());
+    let (_, page) = d.http("/metrics").expect("metrics");
+    assert!(
+        page.contains(
+            "canhgac_rule_events_total{rule=\"dns-query-ioc-domain@phishing-domains\"} 2"
+        ),
+        "{page}"
+    );
+}
+
+#[test]
+fn a_feed_replaced_on_disk_is_reloaded_atomically() {
+    let d = Daemon::start(
+        r#"
+[[input]]
+name = "dns"
+path = "query.log"
+type = "bind"
+start = "beginning"
+
+[[feed]]
+name = "phish"
+path = "feed.txt"
+kind = "domain"
+category = "phishing"
+severity = "high"
+"#,
+        &[("feed.txt", b"a.example\n"), ("query.log", b"")],
+    );
+    let rule = "dns-query-ioc-domain@phish";
+    let loads =
+        |result: &str| format!("canhgac_feed_loads_total{{feed=\"phish\",result=\"{result}\"}}");
+    d.wait_metric(&loads("success"), 1.0);
+    d.append("query.log", &[&bind_query("10.0.0.1", "www.a.example")]);
+    d.wait_incident(rule, "10.0.0.1");
+
+    // Renamed over: the new list replaces the old one whole.
+    fs::write(d.path("feed.tmp"), "b.example\n").expect("write");
+    fs::rename(d.path("feed.tmp"), d.path("feed.txt")).expect("rename");
+    d.wait_metric(&loads("success"), 2.0);
+    d.append(
+        "query.log",
+        &[
+            &bind_query("10.0.0.2", "a.example"),
+            &bind_query("10.0.0.3", "b.example"),
+        ],
+    );
+    d.wait_incident(rule, "10.0.0.3");
+    assert!(
+        d.incident(rule, "10.0.0.2").is_none(),
+        "a.example left the feed"
+    );
+
+    // Written in place, half-way (the last line cut): not used; the
+    // previous list stays in force.
+    fs::write(d.path("feed.txt"), "c.example\nd.exa").expect("write");
+    d.wait_metric(&loads("incomplete"), 1.0);
+    d.append(
+        "query.log",
+        &[
+            &bind_query("10.0.0.4", "c.example"),
+            &bind_query("10.0.0.5", "b.example"),
+        ],
+    );
+    d.wait_incident(rule, "10.0.0.5");
+    assert!(
+        d.incident(rule, "10.0.0.4").is_none(),
+        "the half-written list was used"
+    );
+    assert_eq!(d.metric("canhgac_feed_indicators{feed=\"phish\"}"), 1.0);
+
+    // The writer finishes: the whole new list is loaded.
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(d.path("feed.txt"))
+        .expect("feed opens");
+    f.write_all(b"mple\n").expect("rest written");
+    drop(f);
+    d.wait_metric(&loads("success"), 3.0);
+    d.append(
+        "query.log",
+        &[
+            &bind_query("10.0.0.6", "d.example"),
+            &bind_query("10.0.0.7", "x.c.example"),
+        ],
+    );
+    d.wait_incident(rule, "10.0.0.6");
+    d.wait_incident(rule, "10.0.0.7");
+
+    // Garbage renamed over: refused, reported with file:line, counted; the
+    // list in force stays.
+    fs::write(d.path("feed.tmp"), "e.example\nnot a domain\n").expect("write");
+    fs::rename(d.path("feed.tmp"), d.path("feed.txt")).expect("rename");
+    d.wait_metric(&loads("failure"), 1.0);
+    let feed = d.path("feed.txt").display().to_string();
+    assert!(
+        d.log().contains(&format!(
+            "{feed}:2:1: feed phish: unexpected text after the indicator `not`"
+        )),
+        "{}",
+        d.log()
+    );
+    d.append(
+        "query.log",
+        &[
+            &bind_query("10.0.0.8", "e.example"),
+            &bind_query("10.0.0.9", "d.example"),
+        ],
+    );
+    d.wait_incident(rule, "10.0.0.9");
+    assert!(
+        d.incident(rule, "10.0.0.8").is_none(),
+        "the refused list was used"
+    );
+    assert_eq!(d.metric("canhgac_feed_indicators{feed=\"phish\"}"), 2.0);
+    assert_eq!(d.metric(&loads("success")), 3.0);
+}
+
+/// A config with feeds holding garbage lines, in each format.
+fn garbage_config(dir: &Path) -> PathBuf {
+    fs::write(dir.join("auth.log"), "").expect("log");
+    fs::write(
+        dir.join("bad.txt"),
+        "# a comment\nevil.example\nhttp://evil.example/login\n\nok.example\nbad_ domain!\n",
+    )
+    .expect("feed");
+    fs::write(
+        dir.join("bad.csv"),
+        "indicator,first_seen\n203.0.113.5,2020-10-01\n203.0.113.300,2020-10-02\n198.51.100.0/24,2020-10-03\n",
+    )
+    .expect("feed");
+    fs::write(
+        dir.join("bad.json"),
+        "[\n  \"44d88612fea8a8f36de82e1278abb02f\",\n  \"not-a-hash\"\n]\n",
+    )
+    .expect("feed");
+    let config = dir.join("canhgac.toml");
+    fs::write(
+        &config,
+        r#"agency = "test-feeds"
+state_dir = "state"
+
+[[input]]
+name = "auth"
+path = "auth.log"
+type = "syslog"
+
+[[feed]]
+name = "bad-text"
+path = "bad.txt"
+kind = "domain"
+category = "phishing"
+severity = "high"
+
+[[feed]]
+name = "bad-csv"
+path = "bad.csv"
+kind = "ip"
+category = "malware"
+severity = "critical"
+
+[[feed]]
+name = "bad-json"
+path = "bad.json"
+kind = "hash"
+category = "malware"
+severity = "high"
+"#,
+    )
+    .expect("config");
+    config
+}
+
+#[test]
+fn check_names_file_and_line_of_every_bad_feed_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = garbage_config(dir.path());
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("check runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let at = |file: &str| dir.path().join(file).display().to_string();
+    for want in [
+        format!("{}:3:1: feed bad-text: `http://evil.example/login` looks like a URL, not a domain: put it in a url feed", at("bad.txt")),
+        format!("{}:6:1: feed bad-text: unexpected text after the indicator `bad_`", at("bad.txt")),
+        format!("{}:3:1: feed bad-csv: `203.0.113.300` is not an IP address or CIDR range", at("bad.csv")),
+        format!("{}:3:3: feed bad-json: `not-a-hash` is not an MD5, SHA-1, SHA-256 or SHA-512 digest in hex", at("bad.json")),
+    ] {
+        assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    }
+    assert!(err.contains("3 feed file(s) with errors"), "{err}");
+
+    // A good feed reads as ok, with its count.
+    fs::write(dir.path().join("bad.txt"), "evil.example\nok.example\n").expect("fixed");
+    fs::write(dir.path().join("bad.csv"), "indicator\n203.0.113.5\n").expect("fixed");
+    fs::write(
+        dir.path().join("bad.json"),
+        "[\"44d88612fea8a8f36de82e1278abb02f\"]",
+    )
+    .expect("fixed");
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("check runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("ok: feed bad-text (domain -> phishing, high): 2 indicators"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn the_daemon_starts_with_a_bad_feed_and_takes_the_fixed_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = garbage_config(dir.path());
+    let text = fs::read_to_string(&config).expect("config");
+    let port = free_port();
+    fs::write(
+        &config,
+        text.replace(
+            "state_dir = \"state\"\n",
+            &format!("state_dir = \"state\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n[pipeline]\nsweep_interval = \"200ms\"\n"),
+        ),
+    )
+    .expect("config");
+    let log = fs::File::create(dir.path().join("daemon.log")).expect("log");
+    let child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("daemon starts");
+    // Only the harness, so the Drop of Daemon kills it.
+    let d = Daemon { child, dir, port };
+    d.wait("/readyz answers 200", || {
+        d.http("/readyz").is_some_and(|(status, _)| status == 200)
+    });
+    assert_eq!(
+        d.metric("canhgac_feed_loads_total{feed=\"bad-text\",result=\"failure\"}"),
+        1.0
+    );
+    assert_eq!(d.metric("canhgac_feed_indicators{feed=\"bad-text\"}"), 0.0);
+    assert!(
+        d.log().contains("bad.txt:3:1: feed bad-text:"),
+        "{}",
+        d.log()
+    );
+    fs::write(d.path("bad.tmp"), "evil.example\n").expect("fixed");
+    fs::rename(d.path("bad.tmp"), d.path("bad.txt")).expect("renamed");
+    d.wait_metric("canhgac_feed_indicators{feed=\"bad-text\"}", 1.0);
+}
+
+#[test]
+fn scan_checks_file_hashes_with_a_local_rule() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = |name: &str| dir.path().join(name);
+    fs::create_dir(p("rules.d")).expect("dir");
+    fs::write(
+        p("rules.d/uploads.yaml"),
+        r#"rules:
+  - id: upload-known-malware
+    title: Upload of a file with a known malware digest
+    description: The upload scanner logged a digest that a hash feed lists.
+    category: malware
+    severity: high
+    types: [syslog]
+    patterns:
+      - 'uploadscan\[[0-9]+\]: file=(?P<path>[^ ]+) sha256=(?P<sha256>[0-9a-fA-F]{64}) client=(?P<src_ip>[0-9A-Fa-f:.]+)'
+    ioc:
+      - { field: sha256, kind: hash }
+    tags: [T1105]
+    examples:
+      indicators:
+        hash: [275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f]
+      match:
+        - line: 'Oct 31 23:30:00 web1 uploadscan[42]: file=/srv/up/a.com sha256=275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f client=203.0.113.5'
+          fields: { path: /srv/up/a.com, indicator: 275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f }
+      no_match:
+        - 'Oct 31 23:30:00 web1 uploadscan[42]: file=/srv/up/b.pdf sha256=0000000000000000000000000000000000000000000000000000000000000000 client=203.0.113.5'
+"#,
+    )
+    .expect("rule");
+    fs::copy(samples().join("feeds/malware-hashes.txt"), p("hashes.txt")).expect("feed");
+    fs::write(
+        p("uploads.log"),
+        "Oct 31 23:30:00 web1 uploadscan[42]: file=/srv/up/a.com sha256=275A021BBFB6489E54D471899F7DB9D1663FC695EC2FE2A2C4538AABF651FD0F client=203.0.113.5\n\
+         Oct 31 23:30:01 web1 uploadscan[42]: file=/srv/up/b.pdf sha256=1111111111111111111111111111111111111111111111111111111111111111 client=203.0.113.6\n",
+    )
+    .expect("log");
+    fs::write(
+        p("canhgac.toml"),
+        r#"agency = "test-feeds"
+[rules]
+dirs = ["rules.d"]
+[[input]]
+name = "uploads"
+path = "uploads.log"
+type = "syslog"
+[[feed]]
+name = "malware-hashes"
+path = "hashes.txt"
+kind = "hash"
+category = "malware"
+severity = "critical"
+"#,
+    )
+    .expect("config");
+    let tested = Command::new(BIN)
+        .args(["rules", "test"])
+        .arg(p("rules.d"))
+        .output()
+        .expect("rules test runs");
+    assert!(
+        tested.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tested.stdout)
+    );
+    let out = Command::new(BIN)
+        .args([
+            "scan", "--events", "--year", "2020", "--tz", "UTC", "--config",
+        ])
+        .arg(p("canhgac.toml"))
+        .arg(p("uploads.log"))
+        .output()
+        .expect("scan runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let e = &events[0];
+    assert_eq!(e["rule"], "upload-known-malware@malware-hashes");
+    assert_eq!(
+        (e["category"].as_str(), e["severity"].as_str()),
+        (Some("malware"), Some("critical"))
+    );
+    assert_eq!(e["line"], 1);
+    assert_eq!(
+        e["fields"]["indicator"],
+        "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
+    );
+    assert_eq!(e["fields"]["feed"], "malware-hashes");
+
+    // Without the config (no feeds), the rule is inactive and scan finds nothing.
+    let out = Command::new(BIN)
+        .args(["scan", "--events", "--rules"])
+        .arg(p("rules.d"))
+        .arg(p("uploads.log"))
+        .output()
+        .expect("scan runs");
+    assert!(out.status.success());
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

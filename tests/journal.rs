@@ -1,0 +1,331 @@
+//! The journal input with real parts: journal files built for the test by
+//! `systemd-journal-remote` from export format (no journald runs in CI),
+//! read by the daemon through a real `journalctl`; `kill -9` and restart
+//! resume after the stored cursor (nothing lost, nothing twice), and a
+//! vacuumed cursor resumes at the oldest entry with a warning and a metric.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_canhgac");
+const DEADLINE: Duration = Duration::from_secs(90);
+
+fn journal_remote() -> PathBuf {
+    [
+        "/usr/lib/systemd/systemd-journal-remote",
+        "/lib/systemd/systemd-journal-remote",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+    .expect("systemd-journal-remote (Debian package systemd-journal-remote; .ci/run installs it)")
+}
+
+/// Appends entries to `dir/test.journal`; `seq` numbers them (time and
+/// monotonic clock grow with it).
+fn write_entries(dir: &Path, entries: &[(u64, &str, &[u8])]) {
+    let mut export = Vec::new();
+    for (seq, ident, message) in entries {
+        let t = 1_700_000_000_000_000u64 + seq * 1_000_000;
+        export.extend_from_slice(
+            format!(
+                "__REALTIME_TIMESTAMP={t}\n__MONOTONIC_TIMESTAMP={}\n_BOOT_ID=0123456789abcdef0123456789abcdef\n_HOSTNAME=web01\nSYSLOG_IDENTIFIER={ident}\n_PID={seq}\n",
+                1000 + seq
+            )
+            .as_bytes(),
+        );
+        if message.iter().all(|b| (0x20..0x7f).contains(b)) {
+            export.extend_from_slice(b"MESSAGE=");
+            export.extend_from_slice(message);
+        } else {
+            // Binary-safe field: name, newline, little-endian length, bytes.
+            export.extend_from_slice(b"MESSAGE\n");
+            export.extend_from_slice(&(message.len() as u64).to_le_bytes());
+            export.extend_from_slice(message);
+        }
+        export.extend_from_slice(b"\n\n");
+    }
+    let mut child = Command::new(journal_remote())
+        .arg(format!("--output={}", dir.join("test.journal").display()))
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("systemd-journal-remote runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&export)
+        .expect("export written");
+    let out = child.wait_with_output().expect("journal-remote ends");
+    assert!(
+        out.status.success(),
+        "journal-remote: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn failed(attacker: &str) -> Vec<u8> {
+    format!("Failed password for root from {attacker} port 22 ssh2").into_bytes()
+}
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    http: u16,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::create_dir(dir.path().join("journal")).expect("journal dir");
+        let http = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("port")
+            .port();
+        let config = format!(
+            r#"agency = "test-journal"
+time_zone = "UTC"
+state_dir = "state"
+
+[http]
+listen = "127.0.0.1:{http}"
+
+[[input]]
+name = "journal"
+type = "journal"
+directory = "journal"
+match = ["SYSLOG_IDENTIFIER=sshd"]
+start = "beginning"
+"#
+        );
+        fs::write(dir.path().join("canhgac.toml"), config).expect("config");
+        Setup { dir, http }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
+    }
+
+    fn start(&self) -> Daemon {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path("daemon.log"))
+            .expect("daemon log");
+        let from = self.log().len();
+        let child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(self.path("canhgac.toml"))
+            .env("CANHGAC_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("daemon starts");
+        let d = Daemon(child);
+        self.wait_for("ready", || self.log()[from..].contains("ready:"));
+        d
+    }
+
+    fn wait_for(&self, what: &str, mut done: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "timed out waiting for {what}; daemon log:\n{}",
+                self.log()
+            );
+            sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Events per incident key.
+    fn events(&self) -> Vec<(String, u64)> {
+        let out = Command::new(BIN)
+            .args(["incidents", "--format", "json", "--config"])
+            .arg(self.path("canhgac.toml"))
+            .output()
+            .expect("incidents");
+        let all: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let mut got: Vec<(String, u64)> = all
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|i| {
+                        (
+                            i["key"].as_str().unwrap_or("").to_owned(),
+                            i["events"].as_u64().unwrap_or(0),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        got.sort();
+        got
+    }
+
+    fn stored_cursor(&self) -> Option<String> {
+        let conn = rusqlite::Connection::open(self.path("state/canhgac.db")).ok()?;
+        conn.query_row(
+            "SELECT cursor FROM input_cursors WHERE input = 'journal'",
+            [],
+            |r| r.get(0),
+        )
+        .ok()
+    }
+
+    /// The cursor of the newest sshd entry, as journalctl reads the files.
+    fn last_cursor(&self) -> String {
+        let out = Command::new("journalctl")
+            .args(["--output=json", "--no-pager", "--lines=1", "--directory"])
+            .arg(self.path("journal"))
+            .arg("SYSLOG_IDENTIFIER=sshd")
+            .output()
+            .expect("journalctl");
+        let entry: Value = serde_json::from_slice(&out.stdout).expect("entry");
+        entry["__CURSOR"].as_str().expect("cursor").to_owned()
+    }
+
+    fn metric(&self, series: &str) -> u64 {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.http)) else {
+            return 0;
+        };
+        let _ = write!(s, "GET /metrics HTTP/1.0\r\n\r\n");
+        let mut body = String::new();
+        let _ = s.read_to_string(&mut body);
+        body.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    }
+
+    /// `journalctl` children still reading our directory.
+    fn followers(&self) -> usize {
+        let dir = self.path("journal").display().to_string();
+        fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                let cmdline = fs::read(e.path().join("cmdline")).unwrap_or_default();
+                let stat = fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+                // Zombies have exited: only the living count.
+                String::from_utf8_lossy(&cmdline).contains(&dir) && !stat.contains(") Z ")
+            })
+            .count()
+    }
+}
+
+fn pairs(p: &[(&str, u64)]) -> Vec<(String, u64)> {
+    p.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect()
+}
+
+#[test]
+fn kill_9_resumes_after_the_stored_cursor_and_a_vacuumed_cursor_restarts_at_the_oldest() {
+    let s = Setup::new();
+    let journal = s.path("journal");
+    let a = "203.0.113.1";
+    let b = "203.0.113.2";
+    let mut seq = 0u64;
+    let mut next = || {
+        seq += 1;
+        seq
+    };
+    let mut entries: Vec<(u64, &str, Vec<u8>)> = Vec::new();
+    for _ in 0..7 {
+        entries.push((next(), "sshd", failed(a)));
+    }
+    // Not sshd: filtered out by the input's match.
+    entries.push((next(), "cron", failed(b)));
+    // A message journald stores as bytes (not UTF-8, a newline inside).
+    entries.push((next(), "sshd", b"bin\xff\nary".to_vec()));
+    let refs: Vec<(u64, &str, &[u8])> = entries.iter().map(|(n, i, m)| (*n, *i, &m[..])).collect();
+    write_entries(&journal, &refs);
+
+    let daemon = s.start();
+    s.wait_for("A's incident", || s.events() == pairs(&[(a, 7)]));
+    s.wait_for("the cursor stored", || {
+        s.stored_cursor() == Some(s.last_cursor())
+    });
+    assert_eq!(s.metric("canhgac_input_lines_total{input=\"journal\"}"), 8);
+    drop(daemon); // SIGKILL
+    s.wait_for("journalctl to end with the daemon", || s.followers() == 0);
+
+    // While it is down: more from A and a new attacker B.
+    let mut more = Vec::new();
+    for _ in 0..3 {
+        more.push((next(), "sshd", failed(a)));
+    }
+    for _ in 0..6 {
+        more.push((next(), "sshd", failed(b)));
+    }
+    let refs: Vec<(u64, &str, &[u8])> = more.iter().map(|(n, i, m)| (*n, *i, &m[..])).collect();
+    write_entries(&journal, &refs);
+    let daemon = s.start();
+    s.wait_for("B's incident", || {
+        s.events().iter().any(|(k, n)| k == b && *n == 6)
+    });
+    s.wait_for("the cursor stored", || {
+        s.stored_cursor() == Some(s.last_cursor())
+    });
+    // Exactly: A's 7 + 3, not 17.
+    assert_eq!(s.events(), pairs(&[(a, 10), (b, 6)]));
+    // Entries appended while it runs are followed.
+    let c = "203.0.113.3";
+    let live: Vec<(u64, &str, Vec<u8>)> = (0..5).map(|_| (next(), "sshd", failed(c))).collect();
+    let refs: Vec<(u64, &str, &[u8])> = live.iter().map(|(n, i, m)| (*n, *i, &m[..])).collect();
+    write_entries(&journal, &refs);
+    s.wait_for("C's incident, live", || {
+        s.events().iter().any(|(k, n)| k == c && *n == 5)
+    });
+    drop(daemon);
+    s.wait_for("journalctl to end with the daemon", || s.followers() == 0);
+
+    // Vacuumed: the journal is replaced by a new one (new sequence id) that
+    // no longer holds the stored cursor.
+    fs::remove_file(journal.join("test.journal")).expect("vacuum");
+    let d = "203.0.113.4";
+    let fresh: Vec<(u64, &str, Vec<u8>)> = (0..5).map(|_| (next(), "sshd", failed(d))).collect();
+    let refs: Vec<(u64, &str, &[u8])> = fresh.iter().map(|(n, i, m)| (*n, *i, &m[..])).collect();
+    write_entries(&journal, &refs);
+    let _daemon = s.start();
+    s.wait_for("D's incident from the oldest entry", || {
+        s.events().iter().any(|(k, n)| k == d && *n == 5)
+    });
+    s.wait_for("the lost cursor counted", || {
+        s.metric("canhgac_input_position_lost_total{input=\"journal\"}") == 1
+    });
+    assert!(
+        s.log().contains("is no longer in the journal"),
+        "{}",
+        s.log()
+    );
+    assert_eq!(
+        s.metric("canhgac_input_restarts_total{input=\"journal\"}"),
+        0
+    );
+    s.wait_for("the new cursor stored", || {
+        s.stored_cursor() == Some(s.last_cursor())
+    });
+}

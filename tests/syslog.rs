@@ -1,0 +1,417 @@
+//! The syslog receivers with real parts: the built daemon listening on
+//! loopback, real `logger` (util-linux) sending RFC 5424 over TCP and RFC
+//! 3164 over UDP, raw messages from many senders at once (each from its
+//! own 127.0.0.x address), malformed and oversized ones, a rule restricted
+//! to one sender, and a store held locked by another connection to see
+//! TCP wait and UDP count its drops.
+
+use std::fs;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_canhgac");
+const DEADLINE: Duration = Duration::from_secs(90);
+
+struct Daemon {
+    child: Child,
+    dir: TempDir,
+    http: u16,
+    port: u16,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    // Free for both: the receivers share one port number.
+    loop {
+        let tcp = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = tcp.local_addr().expect("addr").port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A rule that reads only what 127.0.0.5 sends: firewall deny lines.
+const FIREWALL_RULE: &str = r#"rules:
+  - id: fw-deny-from-edge
+    title: Edge firewall denied a connection
+    description: Deny lines count only when the edge firewall itself sent them.
+    category: recon
+    severity: low
+    types: [syslog]
+    senders: [127.0.0.5/32]
+    patterns:
+      - 'FW DENY src=(?P<src_ip>[0-9.]+)'
+    examples:
+      match:
+        - 'Oct 31 23:30:00 fw1 kernel: FW DENY src=198.51.100.77'
+        - 'Oct 31 23:30:00 fw1 kernel: FW DENY src=198.51.100.78 dst=10.0.0.1'
+      no_match:
+        - 'Oct 31 23:30:00 fw1 kernel: FW ALLOW src=198.51.100.77'
+        - 'Oct 31 23:30:00 fw1 kernel: FW DENY'
+"#;
+
+fn start(extra: &str) -> Daemon {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::create_dir(dir.path().join("rules.d")).expect("rules dir");
+    fs::write(dir.path().join("rules.d/firewall.yaml"), FIREWALL_RULE).expect("rule");
+    let http = free_port();
+    let port = free_port();
+    let config = format!(
+        r#"agency = "test-syslog"
+time_zone = "UTC"
+state_dir = "state"
+
+[rules]
+dirs = ["rules.d"]
+
+[http]
+listen = "127.0.0.1:{http}"
+
+[[input]]
+name = "net-udp"
+type = "syslog-udp"
+listen = "127.0.0.1:{port}"
+{extra}
+
+[[input]]
+name = "net-tcp"
+type = "syslog-tcp"
+listen = "127.0.0.1:{port}"
+{extra}
+"#
+    );
+    fs::write(dir.path().join("canhgac.toml"), config).expect("config");
+    let log = fs::File::create(dir.path().join("daemon.log")).expect("daemon log");
+    let child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(dir.path().join("canhgac.toml"))
+        .env("CANHGAC_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("daemon starts");
+    let d = Daemon {
+        child,
+        dir,
+        http,
+        port,
+    };
+    d.wait_for("ready", || d.log().contains("ready:"));
+    d
+}
+
+impl Daemon {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
+    }
+
+    fn wait_for(&self, what: &str, mut done: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "timed out waiting for {what}; daemon log:\n{}",
+                self.log()
+            );
+            sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn metrics(&self) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.http)).expect("metrics connect");
+        write!(
+            s,
+            "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .expect("request");
+        let mut body = String::new();
+        std::io::Read::read_to_string(&mut s, &mut body).expect("response");
+        body
+    }
+
+    /// The value of one series, 0 if absent.
+    fn metric(&self, series: &str) -> u64 {
+        self.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    }
+
+    fn incidents(&self) -> Vec<Value> {
+        let out = Command::new(BIN)
+            .args(["incidents", "--format", "json", "--config"])
+            .arg(self.path("canhgac.toml"))
+            .output()
+            .expect("incidents runs");
+        serde_json::from_slice::<Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    fn incident(&self, key: &str) -> Option<Value> {
+        self.incidents().into_iter().find(|i| i["key"] == key)
+    }
+
+    fn udp_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+fn logger(port: u16, transport: &str, format: &str, message: &str) {
+    let status = Command::new("logger")
+        .args(["--server", "127.0.0.1", "--port", &port.to_string()])
+        .args([transport, format, "--tag", "sshd", "--id=4242"])
+        .arg(message)
+        .status()
+        .expect("logger (util-linux) runs");
+    assert!(status.success(), "logger failed");
+}
+
+fn failed(attacker: &str) -> String {
+    format!("Failed password for root from {attacker} port 22 ssh2")
+}
+
+#[test]
+fn logger_and_raw_senders_over_tcp_and_udp() {
+    let d = start("");
+    let port = d.port;
+
+    // Real logger: RFC 5424 over TCP, RFC 3164 over UDP.
+    for _ in 0..6 {
+        logger(port, "--tcp", "--rfc5424", &failed("203.0.113.10"));
+        logger(port, "--udp", "--rfc3164", &failed("203.0.113.11"));
+    }
+    d.wait_for("logger's incidents", || {
+        ["203.0.113.10", "203.0.113.11"]
+            .iter()
+            .all(|k| d.incident(k).is_some_and(|i| i["events"] == 6))
+    });
+    let tcp = d.incident("203.0.113.10").expect("tcp incident");
+    assert_eq!(tcp["input"], "net-tcp");
+    assert_eq!(tcp["fields"]["sender"], "127.0.0.1");
+    assert!(
+        tcp["sample"]
+            .as_str()
+            .is_some_and(|s| s.contains(" sshd[4242]: Failed password for root from 203.0.113.10")),
+        "{tcp}"
+    );
+    assert_eq!(d.incident("203.0.113.11").expect("udp")["input"], "net-udp");
+
+    // Many senders at once (a UDP datagram each from its own address, std
+    // cannot choose a TCP client's address), each TCP connection mixing octet-counted and newline-framed messages, RFC 3164 and 5424.
+    let senders: Vec<u8> = (2..=21).collect();
+    let threads: Vec<_> = senders
+        .iter()
+        .map(|&last| {
+            std::thread::spawn(move || {
+                let attacker = format!("198.51.100.{last}");
+                let mut out = Vec::new();
+                for i in 0..6 {
+                    let msg = if i % 2 == 0 {
+                        format!(
+                            "<38>1 2026-11-23T01:00:0{i}Z web{last} sshd {i} - - {}",
+                            failed(&attacker)
+                        )
+                    } else {
+                        format!(
+                            "<38>Nov 23 01:00:0{i} web{last} sshd[{i}]: {}",
+                            failed(&attacker)
+                        )
+                    };
+                    if i % 3 == 0 {
+                        out.extend_from_slice(format!("{} {msg}", msg.len()).as_bytes());
+                    } else {
+                        out.extend_from_slice(msg.as_bytes());
+                        out.push(b'\n');
+                    }
+                }
+                let socket =
+                    UdpSocket::bind(SocketAddr::from(([127, 0, 0, last], 0))).expect("udp bind");
+                // Over UDP from the same address: a datagram per message.
+                socket
+                    .send_to(
+                        format!("<38>Nov 23 01:00:09 web{last} sshd[9]: FW DENY src=198.51.100.77")
+                            .as_bytes(),
+                        ("127.0.0.1", port),
+                    )
+                    .expect("udp send");
+                let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+                // Written in small pieces, so frames straddle reads.
+                for piece in out.chunks(37) {
+                    s.write_all(piece).expect("send");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("sender");
+    }
+    d.wait_for("an incident per attacker", || {
+        let incidents = d.incidents();
+        senders.iter().all(|last| {
+            incidents
+                .iter()
+                .any(|i| i["key"] == format!("198.51.100.{last}") && i["events"] == 6)
+        })
+    });
+    // The sender-restricted rule: only 127.0.0.5's deny line counts.
+    d.wait_for("the edge firewall's incident", || {
+        d.incidents()
+            .iter()
+            .any(|i| i["rule"] == "fw-deny-from-edge")
+    });
+    let fw: Vec<Value> = d
+        .incidents()
+        .into_iter()
+        .filter(|i| i["rule"] == "fw-deny-from-edge")
+        .collect();
+    assert_eq!(fw.len(), 1, "{fw:?}");
+    assert_eq!(fw[0]["events"], 1, "{fw:?}");
+    assert_eq!(fw[0]["fields"]["sender"], "127.0.0.5");
+    assert_eq!(
+        d.metric("canhgac_input_lines_total{input=\"net-udp\"}"),
+        6 + 20
+    );
+
+    // Malformed and oversized: counted, dropped, and the connection goes on.
+    let big = "x".repeat(20_000);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.write_all(b"<999>Oct 11 22:14:15 h a: bad priority\n")
+        .expect("send");
+    s.write_all(b"<13>1 yesterday h a - - - bad time\n")
+        .expect("send");
+    s.write_all(format!("<13>Oct 11 22:14:15 h a: {big}\n").as_bytes())
+        .expect("send");
+    // Octet-counted, over the limit: skipped by its count, exactly.
+    s.write_all(format!("{} <13>{big}", big.len() + 4).as_bytes())
+        .expect("send");
+    // An endless line: skipped to its newline.
+    s.write_all(&[b'y'; 20_000]).expect("send");
+    s.write_all(
+        format!(
+            "\n<13>Oct 11 22:14:15 h sshd[1]: {}\n",
+            failed("192.0.2.99")
+        )
+        .as_bytes(),
+    )
+    .expect("send");
+    drop(s);
+    let udp = UdpSocket::bind("127.0.0.1:0").expect("udp");
+    udp.send_to(b"<13>", d.udp_addr()).expect("send");
+    udp.send_to(
+        format!("<13>Oct 11 22:14:15 h a: {big}").as_bytes(),
+        d.udp_addr(),
+    )
+    .expect("send");
+    d.wait_for("drops counted", || {
+        d.metric("canhgac_input_dropped_total{input=\"net-tcp\",reason=\"malformed\"}") == 2
+            && d.metric("canhgac_input_dropped_total{input=\"net-tcp\",reason=\"oversized\"}") == 3
+            && d.metric("canhgac_input_dropped_total{input=\"net-udp\",reason=\"malformed\"}") == 1
+            && d.metric("canhgac_input_dropped_total{input=\"net-udp\",reason=\"oversized\"}") == 1
+    });
+    // The line after the junk arrived.
+    let metrics = d.metrics();
+    let tcp_lines = 6 + 20 * 6 + 1;
+    d.wait_for("the message after the junk", || {
+        d.metric("canhgac_input_lines_total{input=\"net-tcp\"}") == tcp_lines
+    });
+    assert!(metrics.contains("canhgac_input_connections{input=\"net-tcp\"}"));
+    // Sender addresses never become labels.
+    assert!(!metrics.contains("127.0.0.5\""), "{metrics}");
+}
+
+/// Holds the store's write lock, as a long backup or a stuck disk would.
+fn lock_store(db: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(db).expect("db opens");
+    conn.execute_batch("BEGIN IMMEDIATE").expect("write lock");
+    conn
+}
+
+#[test]
+fn a_stalled_store_holds_tcp_senders_and_counts_udp_drops() {
+    let d = start("queue_bytes = 65536\nmax_message_bytes = 1024");
+    let port = d.port;
+    d.wait_for("the store", || d.path("state/canhgac.db").exists());
+    let lock = lock_store(&d.path("state/canhgac.db"));
+
+    // 20 MB over TCP: far more than the 64 KiB the receiver may hold
+    // uncommitted plus what loopback socket buffers hold (a few MB), so it
+    // must stop reading and let TCP hold the sender.
+    let messages = 100_000u64;
+    let sender = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let mut sent = 0u64;
+        for i in 0..messages {
+            let line = format!(
+                "<13>Nov 23 01:00:00 web sshd[{i}]: session opened for user u{i} by (uid=0) {}\n",
+                "p".repeat(120)
+            );
+            s.write_all(line.as_bytes()).expect("send");
+            sent += 1;
+        }
+        sent
+    });
+    // UDP meanwhile: 2,000 datagrams of about 200 bytes, six times the queue.
+    let udp = UdpSocket::bind("127.0.0.1:0").expect("udp");
+    let datagrams = 2_000u64;
+    for i in 0..datagrams {
+        let msg = format!("<13>Nov 23 01:00:00 web app[{i}]: {}", "d".repeat(170));
+        udp.send_to(msg.as_bytes(), d.udp_addr()).expect("send");
+        if i % 100 == 0 {
+            sleep(Duration::from_millis(5));
+        }
+    }
+    // While the store refuses commits, the TCP input cannot have read more
+    // than the queue allows (plus one read).
+    let read_while_locked = d.metric("canhgac_input_bytes_total{input=\"net-tcp\"}");
+    assert!(
+        read_while_locked <= 65_536 + 65_536,
+        "{read_while_locked} bytes taken while the store was locked"
+    );
+    assert!(!sender.is_finished(), "the sender was never held back");
+
+    lock.execute_batch("ROLLBACK").expect("unlock");
+    drop(lock);
+    let sent = sender.join().expect("sender");
+    assert_eq!(sent, messages);
+    d.wait_for("every TCP message", || {
+        d.metric("canhgac_input_lines_total{input=\"net-tcp\"}") == messages
+    });
+    assert_eq!(
+        d.metric("canhgac_input_dropped_total{input=\"net-tcp\",reason=\"queue_full\"}"),
+        0
+    );
+    // Every datagram is either read or counted as dropped.
+    d.wait_for("UDP accounted for", || {
+        let read = d.metric("canhgac_input_lines_total{input=\"net-udp\"}");
+        let queue =
+            d.metric("canhgac_input_dropped_total{input=\"net-udp\",reason=\"queue_full\"}");
+        let kernel =
+            d.metric("canhgac_input_dropped_total{input=\"net-udp\",reason=\"socket_buffer\"}");
+        read + queue + kernel == datagrams
+    });
+    assert!(
+        d.metric("canhgac_input_dropped_total{input=\"net-udp\",reason=\"queue_full\"}") > 0,
+        "UDP beyond the queue must be dropped and counted"
+    );
+}
