@@ -349,8 +349,19 @@ impl Daemon {
     /// fresh directory, read from the beginning) and waits until `/healthz`
     /// answers.
     fn start(inputs: &[Input]) -> Daemon {
+        Daemon::start_with(inputs, &[], "")
+    }
+
+    /// [`Daemon::start`] with `files` (relative path, content) written into
+    /// its directory first and `extra` appended to its config.
+    fn start_with(inputs: &[Input], files: &[(&str, &str)], extra: &str) -> Daemon {
         let dir = TempDir::new().expect("tempdir");
-        let mut inputs_toml = String::new();
+        for (path, content) in files {
+            let path = dir.path().join(path);
+            fs::create_dir_all(path.parent().expect("a parent")).expect("directory");
+            fs::write(path, content).expect("file written");
+        }
+        let mut inputs_toml = extra.to_owned();
         for i in inputs {
             File::create(dir.path().join(i.file)).expect("input file");
             let _ = write!(
@@ -1120,7 +1131,25 @@ fn shipped_alerts_and_dashboard_work_on_real_data() {
     dashboard_queries(&dashboard, &mut queries);
     assert!(queries.len() >= 20, "dashboard queries: {queries:?}");
 
-    let daemon = Daemon::start(&[AUTH, WEB]);
+    // Every kind of part the rules watch: files, a syslog receiver, a feed
+    // and a web root, so that their families are on the page.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free UDP port")
+        .port();
+    let daemon = Daemon::start_with(
+        &[AUTH, WEB],
+        &[
+            ("feeds/c2.txt", "# test feed\n192.0.2.250\n"),
+            ("www/index.html", "<h1>portal</h1>\n"),
+        ],
+        &format!(
+            "\n[[input]]\nname = \"devices\"\ntype = \"syslog-udp\"\nlisten = \"127.0.0.1:{udp}\"\n\
+         \n[[feed]]\nname = \"c2\"\npath = \"feeds/c2.txt\"\nkind = \"ip\"\n\
+         category = \"malware\"\nseverity = \"critical\"\n\
+         \n[[webroot]]\nname = \"www\"\npath = \"www\"\n"
+        ),
+    );
     let page = record_attacks(&daemon);
     let served = served_names(&page);
     for text in queries.iter().chain([&alerts]) {
