@@ -460,6 +460,52 @@ impl Validator<'_> {
         self.errors.push(ConfigError { pos, message });
     }
 
+    /// A count in `[min, max]`, `default` when absent or out of range (the
+    /// error recorded).
+    fn count(
+        &mut self,
+        v: &Option<Spanned<u64>>,
+        default: usize,
+        min: u64,
+        max: u64,
+        what: &str,
+    ) -> usize {
+        let Some(v) = v else { return default };
+        let n = *v.get_ref();
+        if (min..=max).contains(&n) {
+            n as usize
+        } else {
+            self.error(
+                &v.span(),
+                format!("{what} {n}: must be between {min} and {max}"),
+            );
+            default
+        }
+    }
+
+    /// A duration of at most `max`, `default` when absent or invalid (the
+    /// error recorded).
+    fn duration(
+        &mut self,
+        v: &Option<Spanned<String>>,
+        default: Duration,
+        max: Duration,
+        what: &str,
+    ) -> Duration {
+        let Some(v) = v else { return default };
+        match duration::parse(v.get_ref()) {
+            Ok(t) if t.unsigned_abs() <= max => t.unsigned_abs(),
+            Ok(_) => {
+                self.error(&v.span(), format!("{what}: at most {}s", max.as_secs()));
+                default
+            }
+            Err(e) => {
+                self.error(&v.span(), format!("{what}: {e}"));
+                default
+            }
+        }
+    }
+
     fn validate(&mut self, path: &Path, raw: RawConfig) -> Config {
         let agency = raw.agency.get_ref().clone();
         if !valid_name(&agency, false) {
@@ -597,29 +643,14 @@ impl Validator<'_> {
         use crate::integrity::select::{self, Classifier, Selection, Signatures};
         let d = IntegrityConfig::default();
         let r = &raw.integrity;
-        let mut time =
-            |v: &Option<Spanned<String>>, default: Duration, max: Duration, what: &str| {
-                let Some(v) = v else { return default };
-                match duration::parse(v.get_ref()) {
-                    Ok(t) if t.unsigned_abs() <= max => t.unsigned_abs(),
-                    Ok(_) => {
-                        self.error(&v.span(), format!("{what}: at most {}s", max.as_secs()));
-                        default
-                    }
-                    Err(e) => {
-                        self.error(&v.span(), format!("{what}: {e}"));
-                        default
-                    }
-                }
-            };
-        let debounce = time(&r.debounce, d.debounce, Duration::from_secs(60), "debounce");
-        let max_burst = time(
+        let debounce = self.duration(&r.debounce, d.debounce, Duration::from_secs(60), "debounce");
+        let max_burst = self.duration(
             &r.max_burst,
             d.max_burst,
             Duration::from_secs(3600),
             "max_burst",
         );
-        let rescan_interval = time(
+        let rescan_interval = self.duration(
             &r.rescan_interval,
             d.rescan_interval,
             Duration::from_secs(7 * 86_400),
@@ -1133,28 +1164,14 @@ impl Validator<'_> {
                 return None;
             }
         };
-        let mut size =
-            |v: &Option<Spanned<u64>>, default: usize, min: u64, max: u64, what: &str| {
-                let Some(v) = v else { return default };
-                let n = *v.get_ref();
-                if (min..=max).contains(&n) {
-                    n as usize
-                } else {
-                    self.error(
-                        &v.span(),
-                        format!("{what} {n}: must be between {min} and {max}"),
-                    );
-                    default
-                }
-            };
-        let max_message = size(
+        let max_message = self.count(
             &input.max_message_bytes,
             DEFAULT_MAX_MESSAGE,
             480,
             1 << 20,
             "max_message_bytes",
         );
-        let queue_bytes = size(
+        let queue_bytes = self.count(
             &input.queue_bytes,
             DEFAULT_QUEUE_BYTES,
             64 * 1024,
@@ -1181,63 +1198,34 @@ impl Validator<'_> {
 
     fn pipeline(&mut self, raw: &RawPipeline) -> PipelineConfig {
         let d = PipelineConfig::default();
-        let mut count =
-            |v: &Option<Spanned<u64>>, default: usize, min: u64, max: u64, what: &str| {
-                let Some(v) = v else { return default };
-                let n = *v.get_ref();
-                if (min..=max).contains(&n) {
-                    n as usize
-                } else {
-                    self.error(
-                        &v.span(),
-                        format!("{what} {n}: must be between {min} and {max}"),
-                    );
-                    default
-                }
-            };
-        let max_line = count(
+        let max_line = self.count(
             &raw.max_line_bytes,
             d.max_line,
             256,
             16 << 20,
             "max_line_bytes",
         );
-        let batch_lines = count(&raw.batch_lines, d.batch_lines, 1, 1_000_000, "batch_lines");
-        let max_keys = count(&raw.max_keys, d.max_keys, 1, 100_000_000, "max_keys");
-        let mut time =
-            |v: &Option<Spanned<String>>, default: Duration, max: Duration, what: &str| {
-                let Some(v) = v else { return default };
-                match duration::parse(v.get_ref()) {
-                    Ok(d) if d.unsigned_abs() <= max => d.unsigned_abs(),
-                    Ok(_) => {
-                        self.error(&v.span(), format!("{what}: at most {}s", max.as_secs()));
-                        default
-                    }
-                    Err(e) => {
-                        self.error(&v.span(), format!("{what}: {e}"));
-                        default
-                    }
-                }
-            };
+        let batch_lines = self.count(&raw.batch_lines, d.batch_lines, 1, 1_000_000, "batch_lines");
+        let max_keys = self.count(&raw.max_keys, d.max_keys, 1, 100_000_000, "max_keys");
         PipelineConfig {
             max_line,
             batch_lines,
             max_keys,
             // The latency bar (a line is a stored incident within a fraction
             // of a second) caps how long a batch may wait.
-            batch_interval: time(
+            batch_interval: self.duration(
                 &raw.batch_interval,
                 d.batch_interval,
                 Duration::from_secs(1),
                 "batch_interval",
             ),
-            sweep_interval: time(
+            sweep_interval: self.duration(
                 &raw.sweep_interval,
                 d.sweep_interval,
                 Duration::from_secs(60),
                 "sweep_interval",
             ),
-            rotated_grace: time(
+            rotated_grace: self.duration(
                 &raw.rotated_grace,
                 d.rotated_grace,
                 Duration::from_secs(3600),
