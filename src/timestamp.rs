@@ -222,6 +222,23 @@ struct Fields {
     offset: Option<i32>,
 }
 
+impl Fields {
+    /// A date and time of day without an offset: local to the configured zone.
+    fn local(year: Option<i16>, month: i8, day: i8, time: (i8, i8, i8, i32)) -> Fields {
+        let (hour, minute, second, nano) = time;
+        Fields {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            nano,
+            offset: None,
+        }
+    }
+}
+
 /// For which references a cached inferred year still holds: the reference year (which fixes
 /// the candidate years) must be the same, and the limit must not have moved before the chosen
 /// instant nor reached the next later candidate.
@@ -391,16 +408,7 @@ fn parse_bsd(b: &[u8]) -> Option<(Fields, usize)> {
     };
     let (hour, minute, second, nano, end) = parse_time(b, i, false)?;
     at_boundary(b, end).then_some((
-        Fields {
-            year,
-            month,
-            day: day as i8,
-            hour,
-            minute,
-            second,
-            nano,
-            offset: None,
-        },
+        Fields::local(year, month, day as i8, (hour, minute, second, nano)),
         end + 1,
     ))
 }
@@ -417,16 +425,7 @@ fn parse_ctime(b: &[u8], start: usize) -> Option<(Fields, usize)> {
     let (hour, minute, second, nano, i) = parse_time(b, start + 11, false)?;
     expect(b, i, b' ')?;
     let year = num(b, i + 1, 4)? as i16;
-    let fields = Fields {
-        year: Some(year),
-        month,
-        day,
-        hour,
-        minute,
-        second,
-        nano,
-        offset: None,
-    };
+    let fields = Fields::local(Some(year), month, day, (hour, minute, second, nano));
     Some((fields, i + 5))
 }
 
@@ -436,16 +435,7 @@ fn parse_nginx(b: &[u8]) -> Option<(Fields, usize)> {
     expect(b, 10, b' ')?;
     let (hour, minute, second, nano, end) = parse_time(b, 11, false)?;
     at_boundary(b, end).then_some((
-        Fields {
-            year: Some(year),
-            month,
-            day,
-            hour,
-            minute,
-            second,
-            nano,
-            offset: None,
-        },
+        Fields::local(Some(year), month, day, (hour, minute, second, nano)),
         end + 1,
     ))
 }
@@ -460,16 +450,7 @@ fn parse_bind(b: &[u8]) -> Option<(Fields, usize)> {
     expect(b, 11, b' ')?;
     let (hour, minute, second, nano, end) = parse_time(b, 12, false)?;
     at_boundary(b, end).then_some((
-        Fields {
-            year: Some(year),
-            month,
-            day,
-            hour,
-            minute,
-            second,
-            nano,
-            offset: None,
-        },
+        Fields::local(Some(year), month, day, (hour, minute, second, nano)),
         end + 1,
     ))
 }
@@ -506,16 +487,7 @@ fn parse_iso(b: &[u8]) -> Option<(Fields, usize)> {
         return None;
     }
     let (hour, minute, second, nano, i) = parse_time(b, 11, true)?;
-    let mut fields = Fields {
-        year: Some(year),
-        month,
-        day,
-        hour,
-        minute,
-        second,
-        nano,
-        offset: None,
-    };
+    let mut fields = Fields::local(Some(year), month, day, (hour, minute, second, nano));
     match b.get(i) {
         Some(b'Z' | b'z') => {
             fields.offset = Some(0);
