@@ -559,6 +559,11 @@ fn sql_injection(at: &Zoned, ip: &str, tag: &str) -> String {
     )
 }
 
+/// `canhgac_incidents_total` of one category, all severities.
+fn incidents(page: &str, category: &str) -> f64 {
+    sum(page, "canhgac_incidents_total", &[("category", category)])
+}
+
 // ---------------------------------------------------------------------------
 // Prometheus
 
@@ -765,18 +770,7 @@ fn record_attacks(daemon: &Daemon) -> String {
     let page = daemon.wait_read(
         "incidents recorded",
         &[(&AUTH, ssh.len()), (&WEB, web.len())],
-        |page| {
-            sum(
-                page,
-                "canhgac_incidents_total",
-                &[("category", "bruteforce")],
-            ) == 2.0
-                && sum(
-                    page,
-                    "canhgac_incidents_total",
-                    &[("category", "web-attack")],
-                ) == 5.0
-        },
+        |page| incidents(page, "bruteforce") == 2.0 && incidents(page, "web-attack") == 5.0,
     );
     let changes = samples(&page)
         .iter()
@@ -913,18 +907,7 @@ fn series_do_not_grow_with_attackers() {
     let before = daemon.wait_read(
         "the warm-up read and recorded",
         &[(&AUTH, warm_ssh.len()), (&WEB, warm_web.len())],
-        |page| {
-            sum(
-                page,
-                "canhgac_incidents_total",
-                &[("category", "bruteforce")],
-            ) == 3.0
-                && sum(
-                    page,
-                    "canhgac_incidents_total",
-                    &[("category", "web-attack")],
-                ) == 3.0
-        },
+        |page| incidents(page, "bruteforce") == 3.0 && incidents(page, "web-attack") == 3.0,
     );
 
     // The flood: 100,000 addresses guessing 100,000 user names over SSH,
@@ -967,13 +950,7 @@ fn series_do_not_grow_with_attackers() {
             (&AUTH, warm_ssh.len() + flood_ssh.len()),
             (&WEB, warm_web.len() + flood_web.len()),
         ],
-        |page| {
-            sum(
-                page,
-                "canhgac_incidents_total",
-                &[("category", "web-attack")],
-            ) == 3.0 + f64::from(FLOOD)
-        },
+        |page| incidents(page, "web-attack") == 3.0 + f64::from(FLOOD),
     );
 
     let series =
@@ -1067,11 +1044,7 @@ fn healthz_and_readyz() {
     // Still healthy and ready after some work.
     daemon.append(&AUTH, &ssh_bruteforce(&now_utc(), &["203.0.113.50"], 6));
     daemon.wait_read("the lines read", &[(&AUTH, 6)], |page| {
-        sum(
-            page,
-            "canhgac_incidents_total",
-            &[("category", "bruteforce")],
-        ) == 1.0
+        incidents(page, "bruteforce") == 1.0
     });
     for path in ["/healthz", "/readyz"] {
         let r = http_get(daemon.port, path).expect("GET");
