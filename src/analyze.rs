@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
+use crate::client::{ClientCheck, Verdict};
 use crate::detect::{Detector, Observation};
 use crate::event::{lossy, Event, Fields};
 use crate::input::source::Origin;
@@ -23,6 +24,10 @@ use crate::timestamp::TimeParser;
 /// The field that carries the address a network input received a line
 /// from, added after the captures of every event from such a line.
 pub const SENDER_FIELD: &str = "sender";
+
+/// Fields of an event of a `follows` rule: the rule whose incident it
+/// follows, and when that incident began (with the key, it names it).
+pub const FOLLOWS_FIELDS: [&str; 2] = ["follows", "follows_since"];
 
 pub struct Analyzer {
     rules: Arc<RuleSet>,
@@ -36,6 +41,12 @@ pub struct Analyzer {
     events: u64,
     /// What rules with `flagged_script` check (empty outside the daemon).
     flagged: FlaggedScripts,
+    /// Makes every event's `src_ip` an address, or rejects the event.
+    client: ClientCheck,
+    /// Matched lines whose captured client was no address nor host name.
+    rejected_clients: u64,
+    /// Names of the fields a `follows` rule adds: the incident it follows.
+    follows_names: [Arc<str>; 2],
 }
 
 /// One stream of lines (a file, standard input): where its state lives
@@ -79,7 +90,22 @@ impl Analyzer {
             detector,
             events: 0,
             flagged: FlaggedScripts::default(),
+            client: ClientCheck::default(),
+            rejected_clients: 0,
+            follows_names: FOLLOWS_FIELDS.map(Arc::from),
         }
+    }
+
+    /// Reverse proxies whose `X-Forwarded-For` names the client of an
+    /// access-log line (see [`crate::client`]).
+    pub fn set_trusted_proxies(&mut self, proxies: Vec<crate::rules::senders::Network>) {
+        self.client = ClientCheck::new(proxies);
+    }
+
+    /// Matched lines dropped because what they named as the client was no
+    /// address nor host name (forged or garbled).
+    pub fn rejected_clients(&self) -> u64 {
+        self.rejected_clients
     }
 
     /// The flagged scripts that `flagged_script` rules check against.
@@ -165,6 +191,11 @@ impl Analyzer {
         let events = &mut self.events;
         let rules = &*self.rules;
         let flagged = &self.flagged;
+        let client = &mut self.client;
+        let rejected_clients = &mut self.rejected_clients;
+        let [follows_name, since_name] = &self.follows_names;
+        let access_log = matches!(matcher.input_type(), "nginx" | "apache");
+        let mut since = String::new();
         let [feed_name, indicator_name] = &self.ioc_names;
         // Line numbers are counted only up to matched lines, incrementally.
         let mut counted_to = 0usize;
@@ -176,7 +207,7 @@ impl Analyzer {
             let time = times.parse(line).unwrap_or(now);
             // Borrowed, not copied, when the line is valid UTF-8.
             let text = lossy(line);
-            let mut emit = |rule: usize, fields: &Fields| {
+            let mut emit = |detector: &mut Detector, rule: usize, fields: &Fields| {
                 let ev = Event {
                     rule,
                     time,
@@ -204,12 +235,26 @@ impl Analyzer {
                         continue;
                     }
                 }
+                if client.settle(fields, line, access_log) == Verdict::Rejected {
+                    *rejected_clients += 1;
+                    continue;
+                }
+                if let Some(target) = rule.follows {
+                    let Some(inc) = detector.open_incident(target, fields, time) else {
+                        continue;
+                    };
+                    since.clear();
+                    since.push_str(&inc.first_seen.to_string());
+                    let target_id = rules.rule(inc.rule).id.as_str();
+                    fields.push(follows_name, target_id.as_bytes());
+                    fields.push(since_name, since.as_bytes());
+                }
                 if let Some((_, text)) = &sender {
                     fields.push(sender_field, text.as_bytes());
                 }
                 let checks = &rule.ioc;
                 if checks.is_empty() {
-                    emit(hit.rule, fields);
+                    emit(detector, hit.rule, fields);
                     continue;
                 }
                 // A rule with feed checks: an event per feed that holds a
@@ -236,7 +281,7 @@ impl Analyzer {
                         fields.truncate(captured);
                         fields.push(feed_name, feed.name().as_bytes());
                         fields.push(indicator_name, indicator.as_bytes());
-                        emit(b.rule, fields);
+                        emit(detector, b.rule, fields);
                     }
                 }
             }

@@ -39,6 +39,9 @@ pub struct Config {
     pub time_zone_name: String,
     pub state_dir: PathBuf,
     pub rules: RuleSources,
+    /// Reverse proxies in front of the web servers: for an access-log line
+    /// from one of them, the client is the one `X-Forwarded-For` names.
+    pub trusted_proxies: Vec<crate::rules::senders::Network>,
     pub listen: SocketAddr,
     /// TLS and credentials of the HTTP side (`[http]` besides `listen`).
     pub http: HttpConfig,
@@ -332,6 +335,12 @@ struct RawConfig {
     agency: Spanned<String>,
     time_zone: Option<Spanned<String>>,
     state_dir: Option<Spanned<String>>,
+    /// Rule or group ids to leave out (also accepted inside `[rules]`).
+    #[serde(default)]
+    disable_rules: Vec<Spanned<String>>,
+    /// Proxies whose `X-Forwarded-For` names the real client.
+    #[serde(default)]
+    trusted_proxies: Vec<Spanned<String>>,
     #[serde(default)]
     rules: RawRules,
     #[serde(default)]
@@ -402,6 +411,8 @@ struct RawRules {
     builtin: Option<bool>,
     #[serde(default)]
     dirs: Vec<Spanned<String>>,
+    #[serde(default)]
+    disable_rules: Vec<Spanned<String>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -538,7 +549,20 @@ impl Validator<'_> {
                 .iter()
                 .map(|d| self.resolve(d.get_ref()))
                 .collect(),
+            disabled: raw
+                .disable_rules
+                .iter()
+                .chain(&raw.rules.disable_rules)
+                .map(|id| id.get_ref().clone())
+                .collect(),
         };
+        let mut trusted_proxies = Vec::new();
+        for net in &raw.trusted_proxies {
+            match net.get_ref().parse::<crate::rules::senders::Network>() {
+                Ok(n) => trusted_proxies.push(n),
+                Err(e) => self.error(&net.span(), format!("bad trusted proxy: {e}")),
+            }
+        }
         let listen = match &raw.http.listen {
             Some(addr) => addr.get_ref().parse().unwrap_or_else(|e| {
                 self.error(
@@ -623,6 +647,7 @@ impl Validator<'_> {
             time_zone_name,
             state_dir,
             rules,
+            trusted_proxies,
             listen,
             http,
             pipeline,

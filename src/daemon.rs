@@ -466,6 +466,7 @@ impl Pipeline {
         load_feeds(&rules.feeds, &metrics);
         let feed_reloader = start_reloader(&rules.feeds, &metrics, config.pipeline.sweep_interval)?;
         let mut analyzer = Analyzer::new(rules, detector);
+        analyzer.set_trusted_proxies(config.trusted_proxies.clone());
         let flagged = FlaggedScripts::new();
         analyzer.set_flagged_scripts(flagged.clone());
         let wakeup = Wakeup::new();
@@ -1069,6 +1070,7 @@ impl Pipeline {
             0,
         );
         let mut analyzer = Analyzer::new(rules, detector);
+        analyzer.set_trusted_proxies(config.trusted_proxies.clone());
         analyzer.set_flagged_scripts(self.flagged.clone());
         // Inputs that change or go are closed before any is opened, so a
         // receiver moved to another input can bind its address again.

@@ -22,16 +22,37 @@
 //! Memory is bounded by `max_keys`: when a new key would exceed it, the least
 //! recently active key is evicted, its open incident closed and emitted.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::event::Event;
+use crate::event::{Event, Fields};
 
 /// The field that keys a rule without an explicit `by`.
 pub const DEFAULT_KEY_FIELD: &str = "src_ip";
+/// The key of a rule without an explicit `by` when the line names its
+/// client only by a host name.
+pub const HOST_KEY_FIELD: &str = "src_host";
+/// A number in the line saying how many attempts it reports (`message
+/// repeated 5 times`, `3 incorrect password attempts`): the event counts
+/// that many. Absent, empty or not a number: one.
+pub const ATTEMPTS_FIELD: &str = "attempts";
+/// The process that wrote the line; with a rule's `evidence` kind it tells
+/// which lines describe the same attempts.
+pub const PID_FIELD: &str = "pid";
+/// Most attempts one line may claim: the number is the log's word, and a
+/// forged line must not make one event worth millions.
+const MAX_ATTEMPTS_PER_LINE: u64 = 1000;
+/// How long a process's evidence counts are remembered after its last line
+/// (event time): sshd writes an attempt's lines within seconds, and a
+/// connection lives at most `LoginGraceTime` (2 minutes by default).
+const PROCESS_MEMORY: SignedDuration = SignedDuration::from_secs(600);
+/// Processes remembered per key; the oldest goes first. An attacker runs a
+/// few connections at a time, each its own process.
+const MAX_PROCESSES_PER_KEY: usize = 16;
 
 /// When repeated events of one key become an incident.
 ///
@@ -45,9 +66,9 @@ pub struct Threshold {
     /// time > newest - window count. A non-positive window is read as 1ns
     /// (only simultaneous events count together).
     pub window: SignedDuration,
-    /// Field whose value is the key; `None` means `src_ip`, or one key for
-    /// the whole rule when the event has no `src_ip`.
-    pub by: Option<String>,
+    /// Fields whose values, together, are the key. Empty means `src_ip`,
+    /// or `src_host` for an event whose log names the client only by name.
+    pub by: Vec<String>,
     /// Count distinct values of this field instead of events.
     pub distinct: Option<String>,
 }
@@ -65,6 +86,15 @@ pub struct Policy {
     /// opening its own. `None` never merges.
     #[serde(default)]
     pub merge: Option<u32>,
+    /// The rule (a group) whose counter and incidents this rule's events go
+    /// to, under that rule's policy; `None`: the rule's own.
+    #[serde(default)]
+    pub counts_toward: Option<usize>,
+    /// The kind of evidence this rule's lines are (see [`ATTEMPTS_FIELD`]
+    /// and [`PID_FIELD`]): within one process and key, the attempts counted
+    /// are the most of any one kind, not the sum over kinds.
+    #[serde(default)]
+    pub evidence: Option<u8>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +132,67 @@ pub enum Observation {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyState {
     phase: Phase,
+    /// Evidence counts per process, for counting each attempt once
+    /// whatever number of lines it was logged as.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    processes: Vec<ProcessEvidence>,
+}
+
+/// How many lines of each evidence kind one process wrote for one key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct ProcessEvidence {
+    pid: String,
+    /// (kind, attempts), a handful of kinds at most.
+    kinds: Vec<(u8, u64)>,
+    last: Timestamp,
+}
+
+impl ProcessEvidence {
+    fn attempts(&self) -> u64 {
+        self.kinds.iter().map(|&(_, n)| n).max().unwrap_or(0)
+    }
+}
+
+/// The attempts an event adds, given what its process already logged: the
+/// growth of the largest per-kind count. sshd's `Failed password` and the
+/// PAM line of the same try are two kinds, so the second adds nothing;
+/// two tries of one kind add two.
+fn new_attempts(
+    processes: &mut Vec<ProcessEvidence>,
+    pid: &str,
+    kind: u8,
+    attempts: u64,
+    time: Timestamp,
+) -> u64 {
+    let forget = sub_sat(time, PROCESS_MEMORY);
+    processes.retain(|p| p.last > forget);
+    let at = match processes.iter().position(|p| p.pid == pid) {
+        Some(at) => at,
+        None => {
+            if processes.len() >= MAX_PROCESSES_PER_KEY {
+                let oldest = processes
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, p)| p.last)
+                    .map_or(0, |(i, _)| i);
+                processes.swap_remove(oldest);
+            }
+            processes.push(ProcessEvidence {
+                pid: pid.to_owned(),
+                kinds: Vec::new(),
+                last: time,
+            });
+            processes.len() - 1
+        }
+    };
+    let p = &mut processes[at];
+    let before = p.attempts();
+    match p.kinds.iter_mut().find(|(k, _)| *k == kind) {
+        Some((_, n)) => *n = n.saturating_add(attempts),
+        None => p.kinds.push((kind, attempts)),
+    }
+    p.last = p.last.max(time);
+    p.attempts() - before
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,46 +294,53 @@ impl Pending {
         }
     }
 
-    /// Adds one event; returns whether the threshold is reached. `value` is
-    /// the distinct field's value (ignored for plain counting; the caller has
-    /// made sure it is present for distinct counting).
+    /// Adds an event worth `weight` attempts (at least 1); returns the
+    /// events of the incident to open when the threshold is reached. `value`
+    /// is the distinct field's value (ignored for plain counting; the caller
+    /// has made sure it is present for distinct counting).
     fn add(
         &mut self,
         time: Timestamp,
         value: Option<&str>,
+        weight: u64,
         t: &Threshold,
         dropped: &mut u64,
-    ) -> bool {
+    ) -> Option<u64> {
         let newest = self.newest().map_or(time, |n| n.max(time));
         let cutoff = sub_sat(newest, t.window);
         *dropped += self.prune(cutoff);
         if time <= cutoff {
             // Lagging behind the key's newest event by more than the window.
-            *dropped += 1;
-            return false;
+            *dropped += weight;
+            return None;
         }
         let count = t.count as usize;
         match self {
             Pending::Events(times) => {
+                // More copies than the threshold would only be held to be
+                // counted: the surplus goes straight to the incident.
+                let held = weight.min(count as u64);
                 let at = times.partition_point(|&x| x <= time);
-                times.insert(at, time);
-                times.len() >= count
+                for _ in 0..held {
+                    times.insert(at, time);
+                }
+                (times.len() >= count).then(|| times.len() as u64 + (weight - held))
             }
             Pending::Distinct(values) => {
                 let value = value.unwrap_or("");
                 if let Some(v) = values.iter_mut().find(|v| v.value == value) {
                     v.first = v.first.min(time);
                     v.last = v.last.max(time);
-                    v.events += 1;
+                    v.events += weight;
                 } else {
                     values.push(DistinctValue {
                         value: value.to_owned(),
                         first: time,
                         last: time,
-                        events: 1,
+                        events: weight,
                     });
                 }
-                values.len() >= count
+                (values.len() >= count).then(|| self.events())
             }
         }
     }
@@ -379,12 +477,21 @@ impl Detector {
     /// Incidents it closed (cooldown elapsed, eviction) wait in
     /// [`Detector::take_closed`].
     pub fn observe(&mut self, ev: &Event) -> Observation {
-        let Some(policy) = self.policies.get(ev.rule) else {
+        let Some(own) = self.policies.get(ev.rule) else {
             return Observation::Ignored;
         };
-        let rule = ev.rule;
-        let cooldown = policy.cooldown;
-        let key = key_of(policy, ev);
+        let rule = own
+            .counts_toward
+            .filter(|&group| group < self.policies.len())
+            .unwrap_or(ev.rule);
+        let process = own.evidence.and_then(|kind| {
+            ev.field(PID_FIELD)
+                .filter(|pid| !pid.is_empty())
+                .map(|pid| (kind, pid))
+        });
+        let policy = &self.policies[rule];
+        let key = key_of(policy, &ev.fields);
+        let attempts = attempts_of(ev);
         // `None` when the rule does not count distinct values at all.
         let distinct = policy
             .threshold
@@ -393,15 +500,22 @@ impl Detector {
             .map(|f| ev.field(f));
         self.watermark = Some(self.watermark.map_or(ev.time, |w| w.max(ev.time)));
 
-        let Some(slot) = self.keys[rule].get_mut(key) else {
-            return self.observe_new(rule, key, ev, distinct);
+        let Some(slot) = self.keys[rule].get_mut(&*key) else {
+            return self.observe_new(rule, &key, ev, distinct, attempts, process);
+        };
+        let weight = match process {
+            Some((kind, pid)) => {
+                new_attempts(&mut slot.state.processes, pid, kind, attempts, ev.time)
+            }
+            None => attempts,
         };
         self.generation += 1;
         let generation = self.generation;
+        let cooldown = self.policies[rule].cooldown;
         match &mut slot.state.phase {
             Phase::Open(inc) => {
                 if ev.time <= add_sat(inc.last_seen, cooldown) {
-                    inc.events += 1;
+                    inc.events += weight;
                     inc.last_seen = inc.last_seen.max(ev.time);
                     inc.first_seen = inc.first_seen.min(ev.time);
                     let id = inc.id;
@@ -420,44 +534,56 @@ impl Detector {
             }
             Phase::Linked { owner, id } => {
                 let (owner, id) = (*owner, *id);
-                if let Some(id) = self.join_open(owner, Some(id), key, ev.time, ev.time, ev.time, 1)
+                if let Some(id) =
+                    self.join_open(owner, Some(id), &key, ev.time, ev.time, ev.time, weight)
                 {
-                    self.touch_key(rule, key);
+                    self.touch_key(rule, &key);
                     return Observation::Joined(id);
                 }
                 // That incident is over (or no longer live for this event):
                 // count afresh for this rule, as after a cooldown.
-                if let Some(slot) = self.keys[rule].get_mut(key) {
-                    slot.state.phase = Phase::Counting(fresh_pending(&self.policies[rule]));
+                let fresh = Phase::Counting(fresh_pending(&self.policies[rule]));
+                match self.keys[rule].get_mut(&*key) {
+                    Some(slot) => slot.state.phase = fresh,
+                    None => return Observation::Ignored,
                 }
-                // Now a counting slot: no further recursion.
-                return self.observe(ev);
             }
             Phase::Counting(_) => {}
         }
+        let Some(slot) = self.keys[rule].get_mut(&*key) else {
+            return Observation::Ignored;
+        };
         if distinct == Some(None) {
             // Does not count toward distinct; drop the key if the close
             // above left it with nothing.
             let empty = matches!(&slot.state.phase, Phase::Counting(p) if p.is_empty());
             if empty {
-                self.keys[rule].remove(key);
+                self.keys[rule].remove(&*key);
                 self.tracked -= 1;
             }
             return Observation::Ignored;
         }
-        let Some(t) = self.policies[rule].threshold.as_ref() else {
-            // A rule without a threshold, whose incident just closed.
-            return self.settle(rule, key, ev, ev.time, ev.time, 1);
-        };
-        let Phase::Counting(pending) = &mut slot.state.phase else {
-            // Handled above: an open phase either joined or was reset.
-            return Observation::Ignored;
-        };
-        if pending.add(ev.time, distinct.flatten(), t, &mut self.dropped_events) {
-            let first = pending.oldest().unwrap_or(ev.time);
-            let last = pending.newest().unwrap_or(ev.time).max(ev.time);
-            let events = pending.events();
-            return self.settle(rule, key, ev, first, last, events);
+        if weight > 0 {
+            let Some(t) = self.policies[rule].threshold.as_ref() else {
+                // A rule without a threshold, whose incident just closed.
+                return self.settle(rule, &key, ev, ev.time, ev.time, weight);
+            };
+            let Phase::Counting(pending) = &mut slot.state.phase else {
+                // Handled above: an open phase either joined or was reset.
+                return Observation::Ignored;
+            };
+            let added = pending.add(
+                ev.time,
+                distinct.flatten(),
+                weight,
+                t,
+                &mut self.dropped_events,
+            );
+            if let Some(events) = added {
+                let first = pending.oldest().unwrap_or(ev.time);
+                let last = pending.newest().unwrap_or(ev.time).max(ev.time);
+                return self.settle(rule, &key, ev, first, last, events);
+            }
         }
         slot.generation = generation;
         let k = Arc::clone(&slot.key);
@@ -473,26 +599,36 @@ impl Detector {
         key: &str,
         ev: &Event,
         distinct: Option<Option<&str>>,
+        attempts: u64,
+        process: Option<(u8, &str)>,
     ) -> Observation {
         if distinct == Some(None) {
             return Observation::Ignored;
         }
-        let pending = match self.policies[rule].threshold.as_ref() {
+        let mut processes = Vec::new();
+        if let Some((kind, pid)) = process {
+            new_attempts(&mut processes, pid, kind, attempts, ev.time);
+        }
+        let (pending, reached) = match self.policies[rule].threshold.as_ref() {
             Some(t) if t.count > 1 => {
                 let mut pending = Pending::for_threshold(t);
                 // A lone event is its key's newest, so always in the window.
-                pending.add(ev.time, distinct.flatten(), t, &mut self.dropped_events);
-                Some(pending)
+                let reached = pending.add(
+                    ev.time,
+                    distinct.flatten(),
+                    attempts,
+                    t,
+                    &mut self.dropped_events,
+                );
+                (pending, reached)
             }
-            _ => None,
+            _ => (Pending::Events(VecDeque::new()), Some(attempts)),
         };
         while self.tracked >= self.max_keys {
             if !self.evict_one() {
                 break;
             }
         }
-        let reached = pending.is_none();
-        let pending = pending.unwrap_or_else(|| Pending::Events(VecDeque::new()));
         self.generation += 1;
         let generation = self.generation;
         let k: Arc<str> = Arc::from(key);
@@ -503,13 +639,14 @@ impl Detector {
                 generation,
                 state: KeyState {
                     phase: Phase::Counting(pending),
+                    processes,
                 },
             },
         );
         self.tracked += 1;
         self.touch(rule, k, generation);
-        if reached {
-            return self.settle(rule, key, ev, ev.time, ev.time, 1);
+        if let Some(events) = reached {
+            return self.settle(rule, key, ev, ev.time, ev.time, events);
         }
         Observation::Counted
     }
@@ -736,6 +873,28 @@ impl Detector {
             Phase::Linked { owner, id } => linked_target(&self.keys, *owner, key, *id),
             Phase::Counting(_) => None,
         }
+    }
+
+    /// The incident of `rule` open and live at `time` for the key that
+    /// `fields` give under that rule's policy (its own, or the one of its
+    /// merge class it joined), if any.
+    pub fn open_incident(
+        &self,
+        rule: usize,
+        fields: &Fields,
+        time: Timestamp,
+    ) -> Option<&Incident> {
+        let policy = self.policies.get(rule)?;
+        let key = key_of(policy, fields);
+        if key.is_empty() {
+            return None;
+        }
+        let inc = self.incident(rule, &key)?;
+        let cooldown = self
+            .policies
+            .get(inc.rule)
+            .map_or(policy.cooldown, |p| p.cooldown);
+        (time <= add_sat(inc.last_seen, cooldown)).then_some(inc)
     }
 
     pub fn keys_tracked(&self) -> usize {
@@ -1028,13 +1187,33 @@ fn normalise(mut p: Policy) -> Policy {
     p
 }
 
-fn key_of<'e>(policy: &Policy, ev: &'e Event) -> &'e str {
-    let field = policy
-        .threshold
-        .as_ref()
-        .and_then(|t| t.by.as_deref())
-        .unwrap_or(DEFAULT_KEY_FIELD);
-    ev.field(field).unwrap_or("")
+/// The key of an event under `policy`: its `by` fields joined by a space
+/// (the first field's value alone, borrowed, when there is one), or the
+/// client's address, or its host name when the log gives only that.
+fn key_of<'e>(policy: &Policy, fields: &'e Fields) -> Cow<'e, str> {
+    let by = policy.threshold.as_ref().map_or(&[][..], |t| &t.by[..]);
+    match by {
+        [] => Cow::Borrowed(
+            fields
+                .get(DEFAULT_KEY_FIELD)
+                .filter(|v| !v.is_empty())
+                .or_else(|| fields.get(HOST_KEY_FIELD))
+                .unwrap_or(""),
+        ),
+        [one] => Cow::Borrowed(fields.get(one).unwrap_or("")),
+        many => {
+            let values: Vec<&str> = many.iter().map(|f| fields.get(f).unwrap_or("")).collect();
+            Cow::Owned(values.join(" "))
+        }
+    }
+}
+
+/// How many attempts an event stands for: its `attempts` field, within
+/// reason, or one.
+fn attempts_of(ev: &Event) -> u64 {
+    ev.field(ATTEMPTS_FIELD)
+        .and_then(|n| n.parse::<u64>().ok())
+        .map_or(1, |n| n.clamp(1, MAX_ATTEMPTS_PER_LINE))
 }
 
 fn open(
@@ -1113,11 +1292,13 @@ mod tests {
             threshold: Some(Threshold {
                 count,
                 window: secs(window),
-                by: None,
+                by: Vec::new(),
                 distinct: None,
             }),
             cooldown: secs(cooldown),
             merge: None,
+            counts_toward: None,
+            evidence: None,
         }
     }
 
@@ -1126,6 +1307,8 @@ mod tests {
             threshold: None,
             cooldown: secs(cooldown),
             merge: None,
+            counts_toward: None,
+            evidence: None,
         }
     }
 
@@ -1139,11 +1322,13 @@ mod tests {
             threshold: Some(Threshold {
                 count,
                 window: secs(window),
-                by: None,
+                by: Vec::new(),
                 distinct: Some("user".into()),
             }),
             cooldown: secs(cooldown),
             merge: None,
+            counts_toward: None,
+            evidence: None,
         }
     }
 
@@ -1215,11 +1400,13 @@ mod tests {
             threshold: Some(Threshold {
                 count: 3,
                 window: secs(60),
-                by: None,
+                by: Vec::new(),
                 distinct: Some("user".into()),
             }),
             cooldown: secs(300),
             merge: None,
+            counts_toward: None,
+            evidence: None,
         };
         let mut d = Detector::new(vec![policy], 100);
         let login = |at, user| ev(0, at, &[("src_ip", "9.9.9.9"), ("user", user)]);
@@ -1250,11 +1437,13 @@ mod tests {
             threshold: Some(Threshold {
                 count: 3,
                 window: secs(10),
-                by: None,
+                by: Vec::new(),
                 distinct: Some("path".into()),
             }),
             cooldown: secs(300),
             merge: None,
+            counts_toward: None,
+            evidence: None,
         };
         let mut d = Detector::new(vec![policy], 100);
         let get = |at, path| ev(0, at, &[("src_ip", "x"), ("path", path)]);
@@ -1347,11 +1536,13 @@ mod tests {
             threshold: Some(Threshold {
                 count: 2,
                 window: secs(60),
-                by: Some("user".into()),
+                by: vec!["user".into()],
                 distinct: None,
             }),
             cooldown: secs(60),
             merge: None,
+            counts_toward: None,
+            evidence: None,
         };
         let mut d = Detector::new(vec![policy], 100);
         // Password spraying against one account from many addresses.
@@ -1512,11 +1703,13 @@ mod tests {
                 threshold: Some(Threshold {
                     count: 2,
                     window: SignedDuration::MAX,
-                    by: None,
+                    by: Vec::new(),
                     distinct: None,
                 }),
                 cooldown: SignedDuration::MAX,
                 merge: None,
+                counts_toward: None,
+                evidence: None,
             }],
             10,
         );
@@ -1544,11 +1737,13 @@ mod tests {
             threshold: Some(Threshold {
                 count: 0,
                 window: SignedDuration::ZERO,
-                by: None,
+                by: Vec::new(),
                 distinct: None,
             }),
             cooldown: secs(-5),
             merge: None,
+            counts_toward: None,
+            evidence: None,
         };
         let mut d = Detector::new(vec![policy], 0);
         assert!(matches!(d.observe(&ip(0, 0, "a")), Observation::Opened(_)));
@@ -1605,6 +1800,8 @@ mod tests {
                 .zip(merge)
                 .map(|(p, m)| Policy {
                     merge: *m,
+                    counts_toward: None,
+                    evidence: None,
                     ..p.clone()
                 })
                 .collect();
@@ -2097,6 +2294,8 @@ mod tests {
             .iter()
             .map(|p| Policy {
                 merge: None,
+                counts_toward: None,
+                evidence: None,
                 ..p.clone()
             })
             .collect();
@@ -2138,6 +2337,181 @@ mod tests {
                 ));
             }
         }
+    }
+
+    /// Rule 0 a group (5 in 10 minutes); rules 1 and 2 its members with
+    /// evidence kinds 0 and 1 (sshd's own line, its PAM line); rule 3 a
+    /// member without a kind.
+    fn group_rules() -> Vec<Policy> {
+        let member = |evidence| Policy {
+            counts_toward: Some(0),
+            evidence,
+            ..plain(0)
+        };
+        vec![
+            counting(5, 600, 1800),
+            member(Some(0)),
+            member(Some(1)),
+            member(None),
+        ]
+    }
+
+    fn attempt(rule: usize, at: i64, addr: &str, pid: &str) -> Event<'static> {
+        ev(rule, at, &[("src_ip", addr), ("pid", pid)])
+    }
+
+    #[test]
+    fn every_kind_of_a_group_counts_toward_one_threshold() {
+        let mut d = Detector::new(group_rules(), 100);
+        // Five failures of three kinds from five connections: no rule of
+        // its own would reach five, the group does.
+        let kinds = [1, 2, 3, 1, 3];
+        let mut seen = Vec::new();
+        for (i, rule) in kinds.into_iter().enumerate() {
+            seen.push(d.observe(&attempt(rule, i as i64, "203.0.113.5", &format!("{i}"))));
+        }
+        assert_eq!(&seen[..4], [Observation::Counted; 4]);
+        let Observation::Opened(id) = seen[4] else {
+            panic!("the fifth attempt opens: {seen:?}");
+        };
+        let inc = d.incident(0, "203.0.113.5").expect("the group's incident");
+        assert_eq!((inc.id, inc.rule, inc.events), (id, 0, 5));
+        assert_eq!(d.incident(1, "203.0.113.5"), None, "members hold nothing");
+        // A later member event joins the group's incident.
+        assert_eq!(
+            d.observe(&attempt(2, 10, "203.0.113.5", "9")),
+            Observation::Joined(id)
+        );
+        assert_eq!(d.incident(0, "203.0.113.5").map(|i| i.events), Some(6));
+    }
+
+    #[test]
+    fn one_attempt_logged_twice_by_one_process_counts_once() {
+        let mut d = Detector::new(group_rules(), 100);
+        // sshd with PAM: for each try a PAM line and sshd's own line, one
+        // process; four tries are four attempts, not eight.
+        for t in 0..4 {
+            assert_eq!(
+                d.observe(&attempt(2, t * 2, "198.51.100.7", "77")),
+                Observation::Counted
+            );
+            assert_eq!(
+                d.observe(&attempt(1, t * 2 + 1, "198.51.100.7", "77")),
+                Observation::Counted
+            );
+        }
+        assert_eq!(d.pending_events(), 4);
+        // The fifth try's first line opens; its echo joins without counting.
+        let Observation::Opened(id) = d.observe(&attempt(1, 9, "198.51.100.7", "77")) else {
+            panic!("fifth attempt opens");
+        };
+        assert_eq!(
+            d.observe(&attempt(2, 9, "198.51.100.7", "77")),
+            Observation::Joined(id)
+        );
+        assert_eq!(d.incident(0, "198.51.100.7").map(|i| i.events), Some(5));
+        // Another process is other attempts, even with the same kinds.
+        assert_eq!(
+            d.observe(&attempt(1, 10, "198.51.100.7", "78")),
+            Observation::Joined(id)
+        );
+        assert_eq!(d.incident(0, "198.51.100.7").map(|i| i.events), Some(6));
+        // Without a pid nothing tells lines apart: each counts.
+        let mut d = Detector::new(group_rules(), 100);
+        for t in 0..4 {
+            d.observe(&ip(1, t, "192.0.2.9"));
+        }
+        assert!(matches!(
+            d.observe(&ip(2, 5, "192.0.2.9")),
+            Observation::Opened(_)
+        ));
+    }
+
+    #[test]
+    fn a_line_reporting_several_attempts_counts_them_all() {
+        let mut d = Detector::new(group_rules(), 100);
+        let repeated = |at, n: &str| ev(3, at, &[("src_ip", "203.0.113.9"), ("attempts", n)]);
+        assert_eq!(d.observe(&repeated(0, "3")), Observation::Counted);
+        assert_eq!(d.pending_events(), 3);
+        let Observation::Opened(_) = d.observe(&repeated(1, "40")) else {
+            panic!("3 + 40 attempts reach five");
+        };
+        assert_eq!(d.incident(0, "203.0.113.9").map(|i| i.events), Some(43));
+        // Forged or absurd numbers: one event is worth at most 1000.
+        let mut d = Detector::new(group_rules(), 100);
+        d.observe(&ev(
+            3,
+            0,
+            &[("src_ip", "192.0.2.1"), ("attempts", "99999999999")],
+        ));
+        assert_eq!(
+            d.incident(0, "192.0.2.1").map(|i| i.events),
+            Some(MAX_ATTEMPTS_PER_LINE)
+        );
+        for junk in ["", "x", "-3", "0"] {
+            let mut d = Detector::new(group_rules(), 100);
+            d.observe(&ev(3, 0, &[("src_ip", "192.0.2.1"), ("attempts", junk)]));
+            assert_eq!(d.pending_events(), 1, "{junk:?} counts as one");
+        }
+        // A summary line after the per-try lines of one process (sudo's
+        // "3 incorrect password attempts" after three PAM failures) adds
+        // nothing.
+        let mut d = Detector::new(group_rules(), 100);
+        for t in 0..3 {
+            d.observe(&attempt(2, t, "192.0.2.2", "5"));
+        }
+        d.observe(&ev(
+            1,
+            4,
+            &[("src_ip", "192.0.2.2"), ("pid", "5"), ("attempts", "3")],
+        ));
+        assert_eq!(d.pending_events(), 3);
+    }
+
+    #[test]
+    fn host_names_key_events_that_name_no_address_and_keys_may_join_fields() {
+        let mut d = Detector::new(vec![counting(2, 60, 60)], 100);
+        d.observe(&ev(0, 0, &[("src_host", "bad.example")]));
+        assert!(matches!(
+            d.observe(&ev(0, 1, &[("src_host", "bad.example")])),
+            Observation::Opened(_)
+        ));
+        assert!(d.incident(0, "bad.example").is_some());
+        let mut by_two = counting(1, 60, 60);
+        if let Some(t) = &mut by_two.threshold {
+            t.by = vec!["user".into(), "host".into()];
+        }
+        let mut d = Detector::new(vec![by_two], 100);
+        d.observe(&ev(0, 0, &[("user", "bob"), ("host", "web01")]));
+        d.observe(&ev(0, 1, &[("user", "bob"), ("host", "web02")]));
+        assert!(d.incident(0, "bob web01").is_some());
+        assert!(d.incident(0, "bob web02").is_some());
+    }
+
+    #[test]
+    fn process_evidence_survives_a_snapshot() {
+        let mut d = Detector::new(group_rules(), 100);
+        d.observe(&attempt(2, 0, "203.0.113.5", "1"));
+        let snap = d.snapshot();
+        let json = serde_json::to_string(&snap).expect("serialises");
+        let back: Snapshot = serde_json::from_str(&json).expect("reads back");
+        let mut r = Detector::restore(group_rules(), 100, back);
+        // The echo of the restored attempt still counts once.
+        assert_eq!(
+            r.observe(&attempt(1, 1, "203.0.113.5", "1")),
+            Observation::Counted
+        );
+        assert_eq!(r.pending_events(), 1);
+        // A snapshot from before process evidence reads.
+        let mut old: serde_json::Value = serde_json::from_str(&json).expect("json");
+        let state = &mut old["keys"][0]["state"];
+        assert!(state.get("processes").is_some(), "{state}");
+        state.as_object_mut().map(|o| o.remove("processes"));
+        let old: Snapshot = serde_json::from_value(old).expect("old snapshot reads");
+        assert_eq!(
+            Detector::restore(group_rules(), 100, old).pending_events(),
+            1
+        );
     }
 
     #[test]

@@ -59,6 +59,23 @@ impl Fields {
         self.ends.push((Arc::clone(name), self.text.len()));
     }
 
+    /// Replaces the first value named `name` by `value`, named `new_name`,
+    /// in its place. Rebuilds the buffer: meant for the rare event whose
+    /// capture needs correcting, not for every event.
+    pub fn rewrite(&mut self, name: &str, new_name: &Arc<str>, value: &str) {
+        let Some(at) = self.ends.iter().position(|(n, _)| &**n == name) else {
+            return;
+        };
+        let start = if at == 0 { 0 } else { self.ends[at - 1].1 };
+        let end = self.ends[at].1;
+        self.text.replace_range(start..end, value);
+        let shift = value.len() as isize - (end - start) as isize;
+        self.ends[at].0 = Arc::clone(new_name);
+        for e in &mut self.ends[at..] {
+            e.1 = (e.1 as isize + shift) as usize;
+        }
+    }
+
     /// The first value named `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)

@@ -63,6 +63,7 @@ use crate::config::{InputConfig, SourceConfig};
 use crate::detect::{Detector, Incident};
 use crate::input::lines::LineChunks;
 use crate::input::sniff::sniff;
+use crate::rules::senders::Network;
 use crate::rules::{RuleSet, INPUT_TYPES};
 use crate::store::{ImportFile, ImportOutcome, ImportRecord, IncidentRecord, Store, StoreError};
 use crate::timestamp::TimeParser;
@@ -89,6 +90,8 @@ pub struct ImportOptions {
     pub year: Option<i16>,
     pub max_line: usize,
     pub max_keys: usize,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (see [`crate::client`]).
+    pub trusted_proxies: Vec<Network>,
 }
 
 /// What became of one file.
@@ -142,9 +145,12 @@ impl Importer {
     ) -> Result<Importer, StoreError> {
         store.set_busy_timeout(BUSY_TIMEOUT)?;
         let detector = Detector::new(rules.policies(), opts.max_keys);
+        let rules_digest = rules.digest();
+        let mut analyzer = Analyzer::new(rules, detector);
+        analyzer.set_trusted_proxies(opts.trusted_proxies.clone());
         Ok(Importer {
-            rules_digest: rules.digest(),
-            analyzer: Analyzer::new(rules, detector),
+            rules_digest,
+            analyzer,
             store,
             inputs,
             opts,

@@ -5,6 +5,7 @@
 pub mod analyze;
 pub mod auth;
 pub mod category;
+pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod detect;

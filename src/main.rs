@@ -216,6 +216,7 @@ impl RuleArgs {
         load_rules(&RuleSources {
             builtin: !self.no_default_rules,
             paths: self.paths.clone(),
+            disabled: Vec::new(),
         })
     }
 }
@@ -313,11 +314,15 @@ fn main() -> ExitCode {
 }
 
 fn load_rules(sources: &RuleSources) -> Result<RuleSet, ExitCode> {
-    RuleSet::load(sources).map_err(|errors| {
+    let rules = RuleSet::load(sources).map_err(|errors| {
         eprintln!("{errors}");
         eprintln!("canhgac: {} error(s) in rule files", errors.0.len());
         ExitCode::FAILURE
-    })
+    })?;
+    for warning in &rules.warnings {
+        eprintln!("canhgac: warning: {warning}");
+    }
+    Ok(rules)
 }
 
 /// Rules bound to the feeds of `config`, the feed files read (every bad
@@ -371,7 +376,7 @@ fn bind_feeds(rules: &mut RuleSet, config: &Config) -> Result<(), ExitCode> {
 }
 
 fn run_scan(args: ScanArgs) -> Result<ExitCode, ExitCode> {
-    let rules = match &args.config {
+    let (rules, trusted_proxies) = match &args.config {
         Some(path) => {
             let config = load_config(path)?;
             let mut sources = config.rules.clone();
@@ -379,9 +384,9 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, ExitCode> {
             sources.paths.extend(args.rules.paths.iter().cloned());
             let mut rules = load_rules(&sources)?;
             bind_feeds(&mut rules, &config)?;
-            rules
+            (rules, config.trusted_proxies.clone())
         }
-        None => args.rules.load()?,
+        None => (args.rules.load()?, Vec::new()),
     };
     let time_zone = match &args.tz {
         Some(name) => timestamp::zone_by_name(name).map_err(|e| {
@@ -400,6 +405,7 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, ExitCode> {
             year: args.year,
             max_line: args.max_line_bytes,
             max_keys: args.max_keys,
+            trusted_proxies,
         },
     );
     let stdout = io::stdout();
@@ -613,6 +619,7 @@ fn run_rules_test(dirs: Vec<PathBuf>) -> Result<ExitCode, ExitCode> {
     let rules = load_rules(&RuleSources {
         builtin: dirs.is_empty(),
         paths: dirs,
+        disabled: Vec::new(),
     })?;
     let report = examples::check(&rules).map_err(|e| {
         eprintln!("canhgac: {e}");
@@ -857,6 +864,7 @@ fn run_import(args: &ImportArgs) -> Result<ExitCode, ExitCode> {
             // An import holds one file's keys; the daemon's cap is about the
             // daemon's steady memory, not a one-off run.
             max_keys: config.pipeline.max_keys.max(100_000),
+            trusted_proxies: config.trusted_proxies.clone(),
         },
     )
     .map_err(|e| {

@@ -16,6 +16,7 @@ use crate::detect::{Detector, Incident};
 use crate::event::Event;
 use crate::input::lines::{LineChunks, LineStats};
 use crate::input::sniff::sniff;
+use crate::rules::senders::Network;
 use crate::rules::{RuleSet, INPUT_TYPES};
 use crate::timestamp::TimeParser;
 
@@ -30,6 +31,8 @@ pub struct ScanOptions {
     pub year: Option<i16>,
     pub max_line: usize,
     pub max_keys: usize,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (see [`crate::client`]).
+    pub trusted_proxies: Vec<Network>,
 }
 
 /// Totals over a scan.
@@ -70,9 +73,11 @@ pub struct Scanner {
 impl Scanner {
     pub fn new(rules: Arc<RuleSet>, opts: ScanOptions) -> Self {
         let detector = Detector::new(rules.policies(), opts.max_keys);
+        let mut analyzer = Analyzer::new(rules, detector);
+        analyzer.set_trusted_proxies(opts.trusted_proxies.clone());
         Scanner {
             opts,
-            analyzer: Analyzer::new(rules, detector),
+            analyzer,
             incidents: Vec::new(),
             lines: LineStats::default(),
             files: 0,

@@ -174,6 +174,7 @@ fn every_shipped_rule_documents_itself_with_examples() {
     let rules = RuleSet::load(&RuleSources {
         builtin: true,
         paths: vec![],
+        disabled: Vec::new(),
     })
     .expect("built-in rules load");
     assert!(rules.rules.len() >= 30);

@@ -63,6 +63,7 @@ fn resuming_from_a_snapshot_after_any_line_changes_nothing() {
         RuleSet::load(&RuleSources {
             builtin: true,
             paths: vec![],
+            disabled: Vec::new(),
         })
         .expect("rules"),
     );
@@ -91,6 +92,7 @@ fn chunking_changes_nothing() {
         RuleSet::load(&RuleSources {
             builtin: true,
             paths: vec![],
+            disabled: Vec::new(),
         })
         .expect("rules"),
     );
@@ -125,6 +127,7 @@ fn interleaving_inputs_changes_nothing() {
         RuleSet::load(&RuleSources {
             builtin: true,
             paths: vec![],
+            disabled: Vec::new(),
         })
         .expect("rules"),
     );

@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use jiff::SignedDuration;
 use serde_saphyr::{Location, Spanned};
 
-use super::spec::{RuleFile, RuleSpec};
-use super::{Example, IocCheck, Pattern, Rule, INPUT_TYPES};
-use crate::detect::{Policy, Threshold};
+use super::spec::{GroupSpec, RuleFile, RuleSpec, ThresholdSpec};
+use super::{Example, IocCheck, Pattern, Role, Rule, INPUT_TYPES};
+use crate::category::{Category, Severity};
+use crate::detect::{Policy, Threshold, DEFAULT_KEY_FIELD, HOST_KEY_FIELD};
 use crate::feeds::{FeedKind, IndicatorSet};
 
 /// Compiled size cap per pattern: a rule that needs more is almost certainly
@@ -79,12 +80,34 @@ impl fmt::Display for LoadErrors {
 
 impl std::error::Error for LoadErrors {}
 
+/// Something worth telling that is not an error: a local rule that
+/// replaces a shipped one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    pub pos: Position,
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.pos, self.message)
+    }
+}
+
 /// Accumulates rules from several sources and checks ids across all of them.
+/// A local rule (or group) with the id of a shipped one replaces it, so a
+/// sysadmin can copy a shipped file into the rules directory and edit it.
 #[derive(Default)]
 pub struct Loader {
     rules: Vec<Rule>,
     errors: Vec<RuleError>,
+    notes: Vec<Warning>,
+    warnings: Vec<Warning>,
     ids: HashMap<String, Position>,
+    /// Ids named by `group:` and `follows:`, resolved once every file is in:
+    /// (rule id, what it names, where).
+    groups: Vec<(String, String, Position)>,
+    follows: Vec<(String, String, Position)>,
 }
 
 impl Loader {
@@ -132,6 +155,7 @@ impl Loader {
     }
 
     pub fn add_source(&mut self, file: &str, text: &str) {
+        let builtin = file.starts_with("<builtin>/");
         let parsed: RuleFile = match serde_saphyr::from_str(text) {
             Ok(parsed) => parsed,
             Err(e) => {
@@ -147,19 +171,329 @@ impl Loader {
                 return;
             }
         };
+        for spec in parsed.groups {
+            if let Some(mut group) = self.validate_group(file, spec) {
+                group.builtin = builtin;
+                self.rules.push(group);
+            }
+        }
         for spec in parsed.rules {
-            if let Some(rule) = self.validate(file, spec) {
+            if let Some(mut rule) = self.validate(file, spec) {
+                rule.builtin = builtin;
                 self.rules.push(rule);
             }
         }
     }
 
-    pub fn finish(self) -> Result<Vec<Rule>, LoadErrors> {
+    /// What replaced what, for the log.
+    pub fn notes(&self) -> &[Warning] {
+        &self.notes
+    }
+
+    /// [`Loader::finish`], with the doubts about rules that still load (a
+    /// rule without a key).
+    pub fn finish_with_warnings(mut self) -> Result<(Vec<Rule>, Vec<Warning>), LoadErrors> {
+        self.resolve();
         if self.errors.is_empty() {
-            Ok(self.rules)
+            Ok((self.rules, self.warnings))
         } else {
             Err(LoadErrors(self.errors))
         }
+    }
+
+    /// The rules, less those in `disabled`; groups and `follows` resolved.
+    pub fn finish(self) -> Result<Vec<Rule>, LoadErrors> {
+        self.finish_with_warnings().map(|(rules, _)| rules)
+    }
+
+    /// Takes out the rules with these ids (the config's `disable_rules`);
+    /// an id that names no rule is an error at `pos`. A disabled group
+    /// disables its members and the rules that follow it.
+    pub fn disable(&mut self, ids: &[String], pos: &Position) {
+        for id in ids {
+            if !self.rules.iter().any(|r| &r.id == id) {
+                self.errors.push(RuleError {
+                    pos: pos.clone(),
+                    message: format!("disable_rules names `{id}`, which is no loaded rule"),
+                });
+            }
+        }
+        let off = |id: &str| ids.iter().any(|d| d == id);
+        // Members count toward a disabled group, followers wait for its
+        // incidents: neither means anything without it.
+        let groups_off: Vec<String> = self
+            .groups
+            .iter()
+            .chain(&self.follows)
+            .filter(|(_, group, _)| off(group))
+            .map(|(member, _, _)| member.clone())
+            .collect();
+        self.rules
+            .retain(|r| !off(&r.id) && !groups_off.contains(&r.id));
+    }
+
+    /// Groups and `follows` by id to index, a member's category, severity
+    /// and policy from its group, and the check that every rule has a key.
+    fn resolve(&mut self) {
+        let index: HashMap<&str, usize> = self
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.as_str(), i))
+            .collect();
+        let mut errors = Vec::new();
+        let mut members = Vec::new();
+        for (member, group, pos) in &self.groups {
+            let (Some(&m), found) = (index.get(member.as_str()), index.get(group.as_str())) else {
+                continue;
+            };
+            match found {
+                Some(&g) if self.rules[g].role == Role::Group => members.push((m, g)),
+                Some(_) => errors.push(RuleError {
+                    pos: pos.clone(),
+                    message: format!("rule `{member}` names `{group}` as its group, but that is a rule, not a group"),
+                }),
+                None => errors.push(RuleError {
+                    pos: pos.clone(),
+                    message: format!("rule `{member}` names group `{group}`, which is not defined (a `groups:` entry)"),
+                }),
+            }
+        }
+        let mut follows = Vec::new();
+        for (rule, target, pos) in &self.follows {
+            let Some(&r) = index.get(rule.as_str()) else {
+                continue;
+            };
+            match index.get(target.as_str()) {
+                Some(&t) if !self.groups.iter().any(|(member, _, _)| member == target) => {
+                    follows.push((r, t))
+                }
+                Some(_) => errors.push(RuleError {
+                    pos: pos.clone(),
+                    message: format!("rule `{rule}` follows `{target}`, a member of a group: follow the group, whose incidents they are"),
+                }),
+                None => errors.push(RuleError {
+                    pos: pos.clone(),
+                    message: format!("rule `{rule}` follows `{target}`, which is no loaded rule or group"),
+                }),
+            }
+        }
+        drop(index);
+        for (m, g) in members {
+            let (category, severity, policy) = {
+                let group = &self.rules[g];
+                (group.category, group.severity, group.policy.clone())
+            };
+            let member = &mut self.rules[m];
+            member.role = Role::Member(g);
+            member.category = category;
+            member.severity = severity;
+            member.policy = policy;
+        }
+        for (r, t) in follows {
+            self.rules[r].follows = Some(t);
+        }
+        for rule in &self.rules {
+            if rule.role == Role::Group || rule.patterns.is_empty() {
+                continue;
+            }
+            let by = rule
+                .policy
+                .threshold
+                .as_ref()
+                .map_or(&[][..], |t| &t.by[..]);
+            let captures =
+                |p: &Pattern, name: &str| p.regex.capture_names().flatten().any(|n| n == name);
+            let keyed = if by.is_empty() {
+                rule.patterns
+                    .iter()
+                    .all(|p| captures(p, DEFAULT_KEY_FIELD) || captures(p, HOST_KEY_FIELD))
+            } else {
+                by.iter().all(|f| {
+                    f == crate::analyze::SENDER_FIELD
+                        || (!rule.ioc.is_empty() && IOC_FIELDS.contains(&f.as_str()))
+                        || rule.patterns.iter().all(|p| captures(p, f))
+                })
+            };
+            if !keyed {
+                let what = if by.is_empty() {
+                    format!("`{DEFAULT_KEY_FIELD}` (or `{HOST_KEY_FIELD}`)")
+                } else {
+                    format!("`{}`", by.join("`, `"))
+                };
+                // A warning, not an error: a local rule for one log of one
+                // host may mean "one incident for everything it matches".
+                self.warnings.push(Warning {
+                    pos: rule.pos.clone(),
+                    message: format!(
+                        "rule `{}` has no key: not every pattern captures {what}, so events without it share one incident; capture it, or set `threshold: by:` to fields every pattern captures",
+                        rule.id
+                    ),
+                });
+            }
+        }
+        self.errors.extend(errors);
+    }
+
+    /// Checks a new id. A local rule replacing a shipped one takes its
+    /// place (the shipped one is dropped, with a note); any other repeat is
+    /// an error. Returns whether the id may be used.
+    fn claim_id(&mut self, file: &str, id: &str, at: Location) -> bool {
+        let pos = Position::at(file, at);
+        if !valid_id(id) {
+            self.error(
+                file,
+                at,
+                format!("bad rule id `{id}`: use lowercase letters, digits, `-` and `.`, starting with a letter or digit"),
+            );
+            return false;
+        }
+        if let Some(first) = self.ids.get(id).cloned() {
+            let shipped = first.file.starts_with("<builtin>/") && !file.starts_with("<builtin>/");
+            if !shipped {
+                let message = format!("duplicate rule id `{id}` (first defined at {first})");
+                self.error(file, at, message);
+                return false;
+            }
+            self.rules.retain(|r| r.id != id);
+            self.groups.retain(|(member, _, _)| member != id);
+            self.follows.retain(|(rule, _, _)| rule != id);
+            self.notes.push(Warning {
+                pos: pos.clone(),
+                message: format!("rule `{id}` replaces the shipped one ({first})"),
+            });
+        }
+        self.ids.insert(id.to_owned(), pos);
+        true
+    }
+
+    fn validate_group(&mut self, file: &str, spec: GroupSpec) -> Option<Rule> {
+        let before = self.errors.len();
+        let id = spec.id.value.clone();
+        let pos = Position::at(file, spec.id.referenced);
+        self.claim_id(file, &id, spec.id.referenced);
+        let threshold = spec
+            .threshold
+            .as_ref()
+            .and_then(|t| self.threshold(file, t, &id, &|_| true));
+        let cooldown = self.cooldown(file, spec.cooldown.as_ref());
+        let tags = self.tags(file, &spec.tags);
+        if self.errors.len() > before {
+            return None;
+        }
+        Some(Rule {
+            id,
+            title: spec.title,
+            description: spec.description,
+            category: spec.category,
+            severity: spec.severity,
+            types: Vec::new(),
+            patterns: Vec::new(),
+            senders: None,
+            policy: Policy {
+                threshold,
+                cooldown,
+                merge: None,
+                counts_toward: None,
+                evidence: None,
+            },
+            tags,
+            examples: Vec::new(),
+            pos,
+            flagged_script: None,
+            ioc: Vec::new(),
+            example_indicators: Vec::new(),
+            via: None,
+            role: Role::Group,
+            evidence: None,
+            follows: None,
+            builtin: false,
+        })
+    }
+
+    fn cooldown(&mut self, file: &str, text: Option<&Spanned<String>>) -> SignedDuration {
+        match text {
+            Some(c) => self.duration(file, c).unwrap_or(DEFAULT_COOLDOWN),
+            None => DEFAULT_COOLDOWN,
+        }
+    }
+
+    fn tags(&mut self, file: &str, spec: &[Spanned<String>]) -> Vec<String> {
+        let mut tags = Vec::new();
+        for tag in spec {
+            if valid_attack_id(&tag.value) {
+                tags.push(tag.value.clone());
+            } else {
+                self.error(
+                    file,
+                    tag.referenced,
+                    format!(
+                        "bad ATT&CK tag `{}`: expected a technique id such as T1110 or T1110.001",
+                        tag.value
+                    ),
+                );
+            }
+        }
+        tags
+    }
+
+    /// A threshold, its fields checked by `captured` (every pattern of the
+    /// rule captures the name).
+    fn threshold(
+        &mut self,
+        file: &str,
+        t: &ThresholdSpec,
+        id: &str,
+        captured: &dyn Fn(&str) -> bool,
+    ) -> Option<Threshold> {
+        let count = t.count.value;
+        if count == 0 {
+            self.error(
+                file,
+                t.count.referenced,
+                "threshold count must be at least 1".into(),
+            );
+        }
+        let window = self.duration(file, &t.window);
+        let mut by = Vec::new();
+        if let Some(fields) = &t.by {
+            if fields.value.0.is_empty() {
+                self.error(
+                    file,
+                    fields.referenced,
+                    format!("threshold `by` of `{id}` names no field"),
+                );
+            }
+            for f in &fields.value.0 {
+                if !captured(f) {
+                    self.error(
+                        file,
+                        fields.referenced,
+                        format!("threshold `by: {f}` names a field that not every pattern of rule `{id}` captures"),
+                    );
+                }
+                by.push(f.clone());
+            }
+        }
+        let distinct = t.distinct.as_ref().map(|f| {
+            if !captured(&f.value) {
+                self.error(
+                    file,
+                    f.referenced,
+                    format!(
+                        "threshold `distinct: {}` names a field that not every pattern of rule `{id}` captures",
+                        f.value
+                    ),
+                );
+            }
+            f.value.clone()
+        });
+        Some(Threshold {
+            count,
+            window: window?,
+            by,
+            distinct,
+        })
     }
 
     fn error(&mut self, file: &str, loc: Location, message: String) {
@@ -174,18 +508,34 @@ impl Loader {
         let id = spec.id.value.clone();
         let pos = Position::at(file, spec.id.referenced);
 
-        if !valid_id(&id) {
-            self.error(
-                file,
-                spec.id.referenced,
-                format!("bad rule id `{id}`: use lowercase letters, digits, `-` and `.`, starting with a letter or digit"),
-            );
-        } else if let Some(first) = self.ids.get(&id) {
-            let message = format!("duplicate rule id `{id}` (first defined at {first})");
-            self.error(file, spec.id.referenced, message);
-        } else {
-            self.ids.insert(id.clone(), pos.clone());
+        self.claim_id(file, &id, spec.id.referenced);
+        let (category, severity) = self.rule_class(file, &spec, &id);
+        if let Some(group) = &spec.group {
+            self.groups.push((
+                id.clone(),
+                group.value.clone(),
+                Position::at(file, group.referenced),
+            ));
         }
+        if let Some(target) = &spec.follows {
+            self.follows.push((
+                id.clone(),
+                target.value.clone(),
+                Position::at(file, target.referenced),
+            ));
+        }
+        let evidence = spec.evidence.as_ref().map(|e| {
+            if spec.group.is_none() {
+                self.error(
+                    file,
+                    e.referenced,
+                    format!("rule `{id}` has `evidence` but no `group`: evidence kinds tell a group's lines apart"),
+                );
+            } else if !valid_id(&e.value) {
+                self.error(file, e.referenced, format!("bad evidence kind `{}`: use lowercase letters, digits and `-`", e.value));
+            }
+            e.value.clone()
+        });
 
         let mut types = Vec::new();
         if spec.types.value.is_empty() {
@@ -339,42 +689,12 @@ impl Loader {
             );
         }
 
-        let mut threshold = None;
-        if let Some(t) = &spec.threshold {
-            let count = t.count.value;
-            if count == 0 {
-                self.error(
-                    file,
-                    t.count.referenced,
-                    "threshold count must be at least 1".into(),
-                );
-            }
-            let window = self.duration(file, &t.window);
-            let mut field = |f: &Option<Spanned<String>>, what: &str| -> Option<String> {
-                let f = f.as_ref()?;
-                if patterns.len() == spec.patterns.value.len() && !captured_by_all(&f.value) {
-                    self.errors.push(RuleError {
-                        pos: Position::at(file, f.referenced),
-                        message: format!(
-                            "threshold `{what}: {}` names a field that not every pattern of rule `{id}` captures",
-                            f.value
-                        ),
-                    });
-                }
-                Some(f.value.clone())
-            };
-            let by = field(&t.by, "by");
-            let distinct = field(&t.distinct, "distinct");
-            if let Some(window) = window {
-                threshold = Some(Threshold {
-                    count,
-                    window,
-                    by,
-                    distinct,
-                });
-            }
-        }
-
+        let captured: &dyn Fn(&str) -> bool =
+            &|name: &str| patterns.len() != spec.patterns.value.len() || captured_by_all(name);
+        let threshold = spec
+            .threshold
+            .as_ref()
+            .and_then(|t| self.threshold(file, t, &id, captured));
         let flagged_script = spec.flagged_script.as_ref().map(|f| {
             if patterns.len() == spec.patterns.value.len() && !captured_by_all(&f.value) {
                 self.errors.push(RuleError {
@@ -388,26 +708,8 @@ impl Loader {
             f.value.clone()
         });
 
-        let cooldown = match &spec.cooldown {
-            Some(c) => self.duration(file, c).unwrap_or(DEFAULT_COOLDOWN),
-            None => DEFAULT_COOLDOWN,
-        };
-
-        let mut tags = Vec::new();
-        for tag in &spec.tags {
-            if valid_attack_id(&tag.value) {
-                tags.push(tag.value.clone());
-            } else {
-                self.error(
-                    file,
-                    tag.referenced,
-                    format!(
-                        "bad ATT&CK tag `{}`: expected a technique id such as T1110 or T1110.001",
-                        tag.value
-                    ),
-                );
-            }
-        }
+        let cooldown = self.cooldown(file, spec.cooldown.as_ref());
+        let tags = self.tags(file, &spec.tags);
 
         let mut examples = Vec::new();
         for ex in &spec.examples.matching {
@@ -448,8 +750,8 @@ impl Loader {
             id,
             title: spec.title,
             description: spec.description,
-            category: spec.category,
-            severity: spec.severity,
+            category,
+            severity,
             types,
             patterns,
             senders,
@@ -458,6 +760,8 @@ impl Loader {
                 cooldown,
                 // Set per category by `RuleSet::policies`.
                 merge: None,
+                counts_toward: None,
+                evidence: None,
             },
             tags,
             examples,
@@ -466,7 +770,54 @@ impl Loader {
             ioc,
             example_indicators,
             via: None,
+            role: Role::Rule,
+            evidence,
+            follows: None,
+            builtin: false,
         })
+    }
+
+    /// A rule's category and severity: its own, or (for now a placeholder
+    /// that [`Loader::resolve`] replaces) its group's, which a member may
+    /// not restate.
+    fn rule_class(&mut self, file: &str, spec: &RuleSpec, id: &str) -> (Category, Severity) {
+        if spec.group.is_some() {
+            let own = [
+                spec.category.as_ref().map(|c| ("category", c.referenced)),
+                spec.severity.as_ref().map(|s| ("severity", s.referenced)),
+                spec.cooldown.as_ref().map(|c| ("cooldown", c.referenced)),
+                spec.threshold
+                    .as_ref()
+                    .map(|t| ("threshold", t.count.referenced)),
+            ];
+            for (what, at) in own.into_iter().flatten() {
+                self.error(
+                    file,
+                    at,
+                    format!("rule `{id}` counts toward a group: its {what} is the group's"),
+                );
+            }
+            return (Category::ALL[0], Severity::Info);
+        }
+        let mut missing = |what: &str| {
+            self.error(
+                file,
+                spec.id.referenced,
+                format!("rule `{id}` has no {what} (only members of a group take the group's)"),
+            )
+        };
+        let category = spec.category.as_ref().map(|c| c.value);
+        let severity = spec.severity.as_ref().map(|s| s.value);
+        if category.is_none() {
+            missing("category");
+        }
+        if severity.is_none() {
+            missing("severity");
+        }
+        (
+            category.unwrap_or(Category::ALL[0]),
+            severity.unwrap_or(Severity::Info),
+        )
     }
 
     fn duration(&mut self, file: &str, text: &Spanned<String>) -> Option<SignedDuration> {
@@ -655,10 +1006,150 @@ mod tests {
         );
     }
 
+    const GROUPED: &str = r#"groups:
+  - id: ssh-bf
+    title: SSH brute force
+    description: d
+    category: bruteforce
+    severity: medium
+    threshold: { count: 5, window: 10m }
+    cooldown: 30m
+rules:
+  - id: ssh-pw
+    title: t
+    description: d
+    group: ssh-bf
+    evidence: password
+    types: [syslog]
+    patterns: ['sshd\[(?P<pid>\d+)\]: Failed password for \S+ from (?P<src_ip>\S+)']
+  - id: ssh-after
+    title: t
+    description: d
+    category: policy-violation
+    severity: high
+    follows: ssh-bf
+    types: [syslog]
+    patterns: ['Accepted password for \S+ from (?P<src_ip>\S+)']
+"#;
+
+    #[test]
+    fn members_take_their_group_and_follows_resolves() {
+        let rules = load(GROUPED).expect("valid");
+        let ids: Vec<&str> = rules.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["ssh-bf", "ssh-pw", "ssh-after"]);
+        assert_eq!(rules[0].role, Role::Group);
+        assert!(rules[0].patterns.is_empty() && rules[0].types.is_empty());
+        assert_eq!(rules[1].role, Role::Member(0));
+        assert_eq!(rules[1].category, Category::Bruteforce);
+        assert_eq!(rules[1].severity, Severity::Medium);
+        assert_eq!(rules[1].policy.threshold, rules[0].policy.threshold);
+        assert_eq!(rules[1].evidence.as_deref(), Some("password"));
+        assert_eq!(rules[2].follows, Some(0));
+    }
+
+    #[test]
+    fn group_mistakes_are_errors_with_positions() {
+        let own = GROUPED.replace(
+            "    group: ssh-bf\n",
+            "    group: ssh-bf\n    severity: low\n",
+        );
+        let e = load(&own).expect_err("a member restates severity");
+        assert!(
+            e[0].starts_with("t.yaml:")
+                && e[0].contains("counts toward a group: its severity is the group's"),
+            "{e:?}"
+        );
+        let unknown = GROUPED.replace("group: ssh-bf", "group: ssh-bff");
+        let e = load(&unknown).expect_err("unknown group");
+        assert!(
+            e[0].contains("names group `ssh-bff`, which is not defined"),
+            "{e:?}"
+        );
+        let not_group = GROUPED.replace("group: ssh-bf", "group: ssh-after");
+        let e = load(&not_group).expect_err("a rule is no group");
+        assert!(e[0].contains("that is a rule, not a group"), "{e:?}");
+        let follows_member = GROUPED.replace("follows: ssh-bf", "follows: ssh-pw");
+        let e = load(&follows_member).expect_err("follows a member");
+        assert!(e[0].contains("a member of a group"), "{e:?}");
+        let no_class = GROUPED.replace("    category: policy-violation\n", "");
+        let e = load(&no_class).expect_err("a plain rule needs a category");
+        assert!(e[0].contains("rule `ssh-after` has no category"), "{e:?}");
+        let stray = GROUPED.replace("    follows: ssh-bf\n", "    evidence: pam\n");
+        let e = load(&stray).expect_err("evidence without a group");
+        assert!(e[0].contains("has `evidence` but no `group`"), "{e:?}");
+    }
+
+    #[test]
+    fn a_local_rule_replaces_a_shipped_one_and_rules_can_be_disabled() {
+        let mut l = Loader::new();
+        l.add_source("<builtin>/ssh.yaml", GROUPED);
+        let local = GROUPED.replace("count: 5", "count: 3");
+        l.add_source("/etc/canhgac/rules.d/ssh.yaml", &local);
+        assert_eq!(
+            l.notes().len(),
+            3,
+            "each shipped id replaced: {:?}",
+            l.notes()
+        );
+        assert!(l.notes()[0]
+            .to_string()
+            .starts_with("/etc/canhgac/rules.d/ssh.yaml:2:9: rule `ssh-bf` replaces the shipped one (<builtin>/ssh.yaml:2:9)"));
+        let rules = l.finish().expect("copying the shipped file works");
+        assert_eq!(rules.len(), 3);
+        assert_eq!(rules[1].role, Role::Member(0));
+        assert_eq!(rules[0].policy.threshold.as_ref().map(|t| t.count), Some(3));
+        // Two local definitions of one id are still an error.
+        let mut l = Loader::new();
+        l.add_source("a.yaml", GROUPED);
+        l.add_source("b.yaml", GROUPED);
+        assert!(l.finish().is_err());
+        // Disabling a group disables its members; an unknown id is an error.
+        let mut l = Loader::new();
+        l.add_source("<builtin>/ssh.yaml", GROUPED);
+        let at = Position {
+            file: "c.toml".into(),
+            line: 0,
+            column: 0,
+        };
+        l.disable(&["ssh-bf".into()], &at);
+        let left: Vec<String> = l
+            .finish()
+            .expect("valid")
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(
+            left,
+            Vec::<String>::new(),
+            "members and followers go with their group"
+        );
+        let mut l = Loader::new();
+        l.add_source("<builtin>/ssh.yaml", GROUPED);
+        l.disable(&["nope".into()], &at);
+        assert!(l.finish().is_err());
+    }
+
+    #[test]
+    fn keys_may_join_fields_and_a_keyless_rule_is_a_warning() {
+        let two = GOOD.replace("by: src_ip", "by: [src_ip, user]");
+        let rules = load(&two).expect("a list of key fields");
+        let by = rules[0].policy.threshold.as_ref().map(|t| t.by.clone());
+        assert_eq!(by, Some(vec!["src_ip".to_string(), "user".to_string()]));
+        let keyless = "rules:\n  - id: k\n    title: t\n    description: d\n    category: recon\n    severity: low\n    types: [syslog]\n    patterns: ['kernel: x']\n";
+        let mut l = Loader::new();
+        l.add_source("t.yaml", keyless);
+        let (_, warnings) = l.finish_with_warnings().expect("loads");
+        assert!(
+            warnings[0].to_string().contains("rule `k` has no key"),
+            "{warnings:?}"
+        );
+    }
+
     #[test]
     fn builtin_rules_load() {
         let mut l = Loader::new();
         l.add_builtin();
-        l.finish().expect("shipped rules are valid");
+        let (_, warnings) = l.finish_with_warnings().expect("shipped rules are valid");
+        assert_eq!(warnings, [], "every shipped rule has a key");
     }
 }

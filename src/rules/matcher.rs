@@ -1013,6 +1013,7 @@ mod tests {
         RuleSet {
             rules: l.finish().expect("valid"),
             feeds: Default::default(),
+            warnings: Vec::new(),
         }
     }
 

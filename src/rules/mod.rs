@@ -35,7 +35,7 @@ use std::sync::Arc;
 use crate::category::{Category, Severity};
 use crate::detect::Policy;
 use crate::feeds::{FeedKind, FeedSet};
-pub use load::{LoadErrors, Position, RuleError};
+pub use load::{LoadErrors, Position, RuleError, Warning};
 
 /// The input types a rule may name. Each is a line format that
 /// [`crate::input::sniff`] can recognise and [`crate::timestamp`] can date.
@@ -80,6 +80,28 @@ pub struct Rule {
     pub example_indicators: Vec<(FeedKind, Vec<String>)>,
     /// Set on a rule made by [`RuleSet::bind_feeds`].
     pub via: Option<Via>,
+    /// What kind of rule this is: an ordinary one, a group, or a member of
+    /// a group (whose category, severity and policy are the group's).
+    pub role: Role,
+    /// The kind of evidence a member's lines are (see [`crate::detect::Policy::evidence`]).
+    pub evidence: Option<String>,
+    /// The rule or group whose open incident for the same key this rule's
+    /// lines need: resolved to its index when the rules are loaded.
+    pub follows: Option<usize>,
+    /// Whether it came from the rule files built into canhgac.
+    pub builtin: bool,
+}
+
+/// A rule's part in counting evidence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Matches lines and counts its own events.
+    Rule,
+    /// Matches no lines: its members' events count toward its threshold
+    /// together, one counter per key, and its incidents are the group's.
+    Group,
+    /// Matches lines whose events count toward this group (its index).
+    Member(usize),
 }
 
 impl Rule {
@@ -179,6 +201,8 @@ pub struct RuleSet {
     pub rules: Vec<Rule>,
     /// The feeds bound by [`RuleSet::bind_feeds`] (none until then).
     pub feeds: Arc<FeedSet>,
+    /// Doubts about rules that loaded all the same (see [`load::Warning`]).
+    pub warnings: Vec<Warning>,
 }
 
 /// Where rules come from.
@@ -188,6 +212,8 @@ pub struct RuleSources {
     pub builtin: bool,
     /// Local files or directories of `*.yaml` rule files.
     pub paths: Vec<PathBuf>,
+    /// Ids of rules (or groups, with their members) to leave out.
+    pub disabled: Vec<String>,
 }
 
 impl RuleSet {
@@ -199,9 +225,25 @@ impl RuleSet {
         for path in &sources.paths {
             loader.add_path(path);
         }
+        for note in loader.notes() {
+            tracing::info!("{note}");
+        }
+        if !sources.disabled.is_empty() {
+            let config = Position {
+                file: "disable_rules".into(),
+                line: 0,
+                column: 0,
+            };
+            loader.disable(&sources.disabled, &config);
+        }
+        let (rules, warnings) = loader.finish_with_warnings()?;
+        for warning in &warnings {
+            tracing::warn!("{warning}");
+        }
         Ok(RuleSet {
-            rules: loader.finish()?,
+            rules,
             feeds: Arc::default(),
+            warnings,
         })
     }
 
@@ -276,6 +318,10 @@ impl RuleSet {
                                 ioc: Vec::new(),
                                 example_indicators: Vec::new(),
                                 via: Some(Via { parent, feed }),
+                                role: Role::Rule,
+                                evidence: None,
+                                follows: rule.follows,
+                                builtin: rule.builtin,
                             });
                             base + variants.len() - 1
                         }
@@ -314,6 +360,10 @@ impl RuleSet {
             for p in &r.patterns {
                 h.update([0]);
                 h.update(p.source.as_bytes());
+            }
+            // Only when set, so the digests of rule sets without them stay.
+            if r.role != Role::Rule || r.evidence.is_some() || r.follows.is_some() {
+                h.update(format!("|{:?}|{:?}|{:?}", r.role, r.evidence, r.follows).as_bytes());
             }
             // Only when set, so the digests of rule sets without it stay.
             if let Some(senders) = &r.senders {
@@ -354,16 +404,33 @@ impl RuleSet {
 
     /// The detector's policy of each rule, in rule order. Rules of one
     /// category form one merge class: one attacker seen by several
-    /// brute-force rules is one brute-force incident.
+    /// brute-force rules is one brute-force incident. A group member's
+    /// events go to its group, each evidence kind numbered in order of
+    /// first use.
     pub fn policies(&self) -> Vec<Policy> {
+        let mut kinds: Vec<&str> = Vec::new();
         self.rules
             .iter()
-            .map(|r| Policy {
-                merge: Category::ALL
-                    .iter()
-                    .position(|c| *c == r.category)
-                    .map(|i| i as u32),
-                ..r.policy.clone()
+            .map(|r| {
+                let evidence = r.evidence.as_deref().map(|kind| {
+                    let at = kinds.iter().position(|k| *k == kind).unwrap_or_else(|| {
+                        kinds.push(kind);
+                        kinds.len() - 1
+                    });
+                    u8::try_from(at).unwrap_or(u8::MAX)
+                });
+                Policy {
+                    merge: Category::ALL
+                        .iter()
+                        .position(|c| *c == r.category)
+                        .map(|i| i as u32),
+                    counts_toward: match r.role {
+                        Role::Member(group) => Some(group),
+                        Role::Rule | Role::Group => None,
+                    },
+                    evidence,
+                    ..r.policy.clone()
+                }
             })
             .collect()
     }
@@ -403,6 +470,7 @@ mod tests {
         RuleSet {
             rules: l.finish().expect("valid"),
             feeds: Arc::default(),
+            warnings: Vec::new(),
         }
     }
 

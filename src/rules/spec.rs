@@ -13,7 +13,27 @@ use crate::category::{Category, Severity};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleFile {
+    /// Incidents that several rules' evidence counts toward together.
+    #[serde(default)]
+    pub groups: Vec<GroupSpec>,
+    #[serde(default)]
     pub rules: Vec<RuleSpec>,
+}
+
+/// A group: what opens an incident from the evidence of its member rules
+/// (one counter per key for all of them).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    pub id: Spanned<String>,
+    pub title: String,
+    pub description: String,
+    pub category: Category,
+    pub severity: Severity,
+    pub threshold: Option<ThresholdSpec>,
+    pub cooldown: Option<Spanned<String>>,
+    #[serde(default)]
+    pub tags: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -22,8 +42,17 @@ pub struct RuleSpec {
     pub id: Spanned<String>,
     pub title: String,
     pub description: String,
-    pub category: Category,
-    pub severity: Severity,
+    /// Required unless the rule counts toward a group, whose they are.
+    pub category: Option<Spanned<Category>>,
+    pub severity: Option<Spanned<Severity>>,
+    /// The group whose threshold this rule's events count toward.
+    pub group: Option<Spanned<String>>,
+    /// The kind of evidence a line is, so that one attempt logged as several
+    /// lines of one process (sshd's own line and its PAM line) counts once.
+    pub evidence: Option<Spanned<String>>,
+    /// A rule or group id: this rule's lines are events only while an
+    /// incident of that one is open for the same key.
+    pub follows: Option<Spanned<String>>,
     pub types: Spanned<Vec<Spanned<String>>>,
     pub patterns: Spanned<Vec<Spanned<String>>>,
     /// Only lines received from these addresses or networks.
@@ -57,7 +86,7 @@ pub struct IocSpec {
 pub struct ThresholdSpec {
     pub count: Spanned<u32>,
     pub window: Spanned<String>,
-    pub by: Option<Spanned<String>>,
+    pub by: Option<Spanned<KeyFields>>,
     pub distinct: Option<Spanned<String>>,
 }
 
@@ -114,5 +143,32 @@ impl<'de> Deserialize<'de> for MatchExample {
             }
         }
         deserializer.deserialize_any(ExampleVisitor)
+    }
+}
+
+/// `by: src_ip` or `by: [user, host]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFields(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for KeyFields {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = KeyFields;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name, or a list of field names")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyFields, E> {
+                Ok(KeyFields(vec![v.to_owned()]))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<KeyFields, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    names.push(name);
+                }
+                Ok(KeyFields(names))
+            }
+        }
+        deserializer.deserialize_any(KeyVisitor)
     }
 }
