@@ -15,6 +15,7 @@ use jiff::Timestamp;
 use crate::client::{ClientCheck, Verdict};
 use crate::detect::{Detector, Observation};
 use crate::event::{lossy, Event, Fields};
+use crate::input::shape::{BadLine, Shaper};
 use crate::input::source::Origin;
 use crate::integrity::flagged::FlaggedScripts;
 use crate::rules::matcher::{Matcher, Scratch};
@@ -63,6 +64,11 @@ pub struct LineSource {
     times: TimeParser,
     /// Lines before the next run, for 1-based line numbers in events.
     lines: u64,
+    /// Variants of the type made canonical; lines of another type counted.
+    shaper: Shaper,
+    /// For a syslog source, where access-log lines carried as messages go
+    /// (made at the first such line).
+    embedded: Option<Box<LineSource>>,
 }
 
 impl LineSource {
@@ -77,6 +83,16 @@ impl LineSource {
 
     pub fn input_type(&self) -> &str {
         self.matcher.input_type()
+    }
+
+    /// Lines read that are not of the source's type (see [`crate::input::shape`]).
+    pub fn unrecognised(&self) -> u64 {
+        self.shaper.unrecognised()
+    }
+
+    /// The first of them.
+    pub fn first_bad(&self) -> Option<&BadLine> {
+        self.shaper.first_bad()
     }
 }
 
@@ -106,6 +122,12 @@ impl Analyzer {
     /// address nor host name (forged or garbled).
     pub fn rejected_clients(&self) -> u64 {
         self.rejected_clients
+    }
+
+    /// Takes over the counters of the analyzer this one replaces (a
+    /// reload), so that they keep counting up.
+    pub fn continue_counts(&mut self, old: &Analyzer) {
+        self.rejected_clients += old.rejected_clients;
     }
 
     /// The flagged scripts that `flagged_script` rules check against.
@@ -145,9 +167,11 @@ impl Analyzer {
             fields: Fields::default(),
             ioc_value: String::new(),
             ioc_emitted: Vec::new(),
+            shaper: Shaper::new(input_type),
             matcher,
             times,
             lines: 0,
+            embedded: None,
         })
     }
 
@@ -176,6 +200,15 @@ impl Analyzer {
         origin: &Origin,
         on_event: &mut dyn FnMut(u64, &Event, Observation),
     ) {
+        let lines_before = src.lines;
+        let reshaped = src.shaper.reshape(data, lines_before);
+        let data = reshaped.lines;
+        if !reshaped.access.is_empty() && src.embedded.is_none() {
+            let times = TimeParser::new(src.times.time_zone().clone(), now);
+            if let Ok(inner) = self.source("apache", times) {
+                src.embedded = Some(Box::new(inner));
+            }
+        }
         let sender = origin.sender.map(|ip| (ip, ip.to_string()));
         let sender_field = &self.sender_field;
         let LineSource {
@@ -186,6 +219,8 @@ impl Analyzer {
             ioc_emitted,
             times,
             lines,
+            embedded,
+            shaper: _,
         } = src;
         let detector = &mut self.detector;
         let events = &mut self.events;
@@ -289,6 +324,14 @@ impl Analyzer {
         *lines += memchr::memchr_iter(b'\n', &data[counted_to..]).count() as u64;
         if data.last().is_some_and(|&b| b != b'\n') {
             *lines += 1;
+        }
+        // Access lines that came as syslog messages, each under its own
+        // line number, through the access-log rules.
+        if let Some(inner) = embedded {
+            for (i, line) in reshaped.access {
+                inner.lines = lines_before + *i as u64;
+                self.feed_from(inner, line, now, origin, on_event);
+            }
         }
     }
 }

@@ -319,6 +319,10 @@ struct Input {
     source: LineSource,
     /// Counters already added to the metrics.
     published: SourceStats,
+    /// Lines not of the input's type already added to the metrics.
+    unrecognised_published: u64,
+    /// Whether the first such line has been logged.
+    unrecognised_warned: bool,
 }
 
 /// Where an input resumes: the stored (or, across a reload, the running)
@@ -627,6 +631,7 @@ impl Pipeline {
             m.input_bytes.with_label_values(&name);
             m.input_read_errors.with_label_values(&name);
             m.input_lines_cut.with_label_values(&name);
+            m.input_lines_unrecognised.with_label_values(&name);
             match &input.config.source {
                 SourceConfig::Files { .. } => {}
                 SourceConfig::Journal { .. } => {
@@ -704,7 +709,28 @@ impl Pipeline {
                     .inc_by(delta(now.position_lost, was.position_lost));
             }
             input.published = now;
+            let bad = input.source.unrecognised();
+            m.input_lines_unrecognised
+                .with_label_values(&name)
+                .inc_by(bad.saturating_sub(input.unrecognised_published));
+            input.unrecognised_published = bad;
+            if let (false, Some(first)) = (input.unrecognised_warned, input.source.first_bad()) {
+                input.unrecognised_warned = true;
+                warn!(
+                    "input {}: line {} read since start is not a {} line, so no {} rule can match it; check the input's type (canhgac_input_lines_unrecognised_total counts such lines): {:?}",
+                    input.config.name,
+                    first.line,
+                    input.config.input_type,
+                    input.config.input_type,
+                    first.excerpt
+                );
+            }
         }
+        let rejected = self.analyzer.rejected_clients();
+        let published = self.metrics.events_rejected.get();
+        self.metrics
+            .events_rejected
+            .inc_by(rejected.saturating_sub(published));
     }
 
     fn run(mut self, control: Receiver<Control>) -> Result<(), String> {
@@ -1072,6 +1098,7 @@ impl Pipeline {
         let mut analyzer = Analyzer::new(rules, detector);
         analyzer.set_trusted_proxies(config.trusted_proxies.clone());
         analyzer.set_flagged_scripts(self.flagged.clone());
+        analyzer.continue_counts(&self.analyzer);
         // Inputs that change or go are closed before any is opened, so a
         // receiver moved to another input can bind its address again.
         let mut kept: HashMap<String, Input> = HashMap::new();
@@ -1100,6 +1127,8 @@ impl Pipeline {
                     config: i.config,
                     reader: i.reader,
                     published: i.published,
+                    unrecognised_published: 0,
+                    unrecognised_warned: i.unrecognised_warned,
                 },
                 None => {
                     let resume = match running.remove(&cfg.name) {
@@ -1242,6 +1271,8 @@ impl Opener<'_> {
             reader,
             source,
             published: SourceStats::default(),
+            unrecognised_published: 0,
+            unrecognised_warned: false,
         })
     }
 }

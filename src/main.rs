@@ -428,6 +428,9 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, ExitCode> {
             eprintln!("canhgac: {}: {}", e.file.display(), e.message);
             failed = true;
         }
+        for warning in scanner.take_warnings() {
+            eprintln!("canhgac: warning: {warning}");
+        }
     }
     let (incidents, stats, evicted) = scanner.finish();
     let written = match write_error {
@@ -559,6 +562,9 @@ fn run_check(config: Option<&std::path::Path>, args: &RuleArgs) -> Result<ExitCo
         for l in &feed_lines {
             println!("{l}");
         }
+        for input in &c.inputs {
+            check_input_files(input);
+        }
     }
     let checking = rules.rules.iter().filter(|r| !r.ioc.is_empty());
     let (active, inactive): (Vec<_>, Vec<_>) = checking.partition(|r| r.is_active());
@@ -589,6 +595,49 @@ fn run_check(config: Option<&std::path::Path>, args: &RuleArgs) -> Result<ExitCo
     }
     println!("ok: {} rules, digest {}", rules.rules.len(), rules.digest());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the start of every file an input names (those it can read) and
+/// warns about lines that are not of the input's type: an input whose
+/// every line is read and none can ever match is worse than an error.
+fn check_input_files(input: &canhgac::config::InputConfig) {
+    use canhgac::config::SourceConfig;
+    use canhgac::input::shape::{Shaper, FULL_CHECK_BYTES};
+    use std::io::Read;
+    let SourceConfig::Files { path, .. } = &input.source else {
+        return;
+    };
+    let Ok(found) = glob::glob(path) else {
+        return;
+    };
+    for file in found.flatten() {
+        let Ok(f) = std::fs::File::open(&file) else {
+            continue;
+        };
+        let mut head = Vec::new();
+        if f.take(FULL_CHECK_BYTES).read_to_end(&mut head).is_err() {
+            continue;
+        }
+        // Whole lines only: a cut last line is no evidence.
+        if head.len() as u64 == FULL_CHECK_BYTES {
+            let end = head.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            head.truncate(end);
+        }
+        let mut shaper = Shaper::new(&input.input_type);
+        shaper.reshape(&head, 0);
+        if let Some(bad) = shaper.first_bad() {
+            eprintln!(
+                "canhgac: warning: input {}: {}",
+                input.name,
+                canhgac::scan::unrecognised_warning(
+                    &file.display().to_string(),
+                    &input.input_type,
+                    shaper.unrecognised(),
+                    bad
+                )
+            );
+        }
+    }
 }
 
 /// What `check` says of `[http]`: scheme, address and credentials.

@@ -45,6 +45,10 @@ pub struct Metrics {
     pub input_files: IntGaugeVec,
     pub input_read_errors: IntCounterVec,
     pub input_lines_cut: IntCounterVec,
+    /// Lines checked and found not to be of the input's type.
+    pub input_lines_unrecognised: IntCounterVec,
+    /// Matched lines whose client was no address nor host name.
+    pub events_rejected: IntCounter,
     /// Syslog receivers: messages dropped, by reason.
     pub input_dropped: IntCounterVec,
     /// Syslog TCP receivers: open connections.
@@ -136,6 +140,15 @@ impl Metrics {
                 "canhgac_input_lines_cut_total",
                 "Lines longer than max_line_bytes, cut to it.",
                 &["input"],
+            )?,
+            input_lines_unrecognised: counter_vec(
+                "canhgac_input_lines_unrecognised_total",
+                "Lines checked and found not to be of the input's type (a wrong `type`, or a log format canhgac does not read): every line of each source's first 64 KiB, then the first line of every read.",
+                &["input"],
+            )?,
+            events_rejected: IntCounter::new(
+                "canhgac_events_rejected_total",
+                "Matched lines not counted because the client address they name is neither an IP address nor a host name (garbled or forged).",
             )?,
             input_dropped: counter_vec(
                 "canhgac_input_dropped_total",
@@ -286,6 +299,8 @@ impl Metrics {
         r.register(Box::new(m.input_files.clone()))?;
         r.register(Box::new(m.input_read_errors.clone()))?;
         r.register(Box::new(m.input_lines_cut.clone()))?;
+        r.register(Box::new(m.input_lines_unrecognised.clone()))?;
+        r.register(Box::new(m.events_rejected.clone()))?;
         r.register(Box::new(m.input_dropped.clone()))?;
         r.register(Box::new(m.input_connections.clone()))?;
         r.register(Box::new(m.input_restarts.clone()))?;

@@ -15,6 +15,7 @@ use crate::analyze::Analyzer;
 use crate::detect::{Detector, Incident};
 use crate::event::Event;
 use crate::input::lines::{LineChunks, LineStats};
+use crate::input::shape::BadLine;
 use crate::input::sniff::sniff;
 use crate::rules::senders::Network;
 use crate::rules::{RuleSet, INPUT_TYPES};
@@ -68,6 +69,8 @@ pub struct Scanner {
     incidents: Vec<Incident>,
     lines: LineStats,
     files: u64,
+    /// Files whose lines are not of their type, said as `FILE:LINE:COL: message`.
+    warnings: Vec<String>,
 }
 
 impl Scanner {
@@ -81,6 +84,7 @@ impl Scanner {
             incidents: Vec::new(),
             lines: LineStats::default(),
             files: 0,
+            warnings: Vec::new(),
         }
     }
 
@@ -158,9 +162,22 @@ impl Scanner {
         self.lines.bytes += s.bytes;
         self.lines.cut_lines += s.cut_lines;
         self.files += 1;
+        if let Some(bad) = source.first_bad() {
+            self.warnings.push(unrecognised_warning(
+                &file_name,
+                &input_type,
+                source.unrecognised(),
+                bad,
+            ));
+        }
         self.incidents
             .extend(self.analyzer.detector_mut().take_closed());
         Ok(())
+    }
+
+    /// Warnings about the files scanned since the last call.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
     }
 
     /// Closes every open incident and returns all incidents, oldest first.
@@ -197,6 +214,14 @@ impl EventRecord<'_> {
                 .collect(),
         }
     }
+}
+
+/// `FILE:LINE:COL: message` for a file whose lines are not of its type.
+pub fn unrecognised_warning(file: &str, input_type: &str, count: u64, bad: &BadLine) -> String {
+    format!(
+        "{file}:{}:1: not a {input_type} line, so no {input_type} rule can match it ({count} such line(s) among those checked; is the type right?): {:?}",
+        bad.line, bad.excerpt
+    )
 }
 
 /// `lines, bytes, seconds and throughput` for the last line on stderr.

@@ -365,9 +365,16 @@ fn parse_head(b: &[u8]) -> Option<(Fields, usize)> {
             b'-' => parse_iso(b),
             b'/' => parse_nginx(b),
             _ if b.get(2) == Some(&b'-') => parse_bind(b),
+            _ if b.get(6) == Some(&b' ') => parse_mysql(b),
             _ => None,
         },
-        b'[' if b.get(1).is_some_and(u8::is_ascii_digit) => parse_epoch(b),
+        b'[' if b.get(1).is_some_and(u8::is_ascii_digit) => {
+            if b.get(3) == Some(&b'-') {
+                parse_php(b)
+            } else {
+                parse_epoch(b)
+            }
+        }
         b'[' => {
             let (fields, close) = parse_ctime(b, 1)?;
             (b.get(close) == Some(&b']')).then_some((fields, close + 1))
@@ -453,6 +460,62 @@ fn parse_bind(b: &[u8]) -> Option<(Fields, usize)> {
         Fields::local(Some(year), month, day, (hour, minute, second, nano)),
         end + 1,
     ))
+}
+
+/// `yymmdd hh:mm:ss`, the hour space-padded (MySQL 5.x and MariaDB error logs:
+/// `190906  1:45:18 [Warning] ...`).
+fn parse_mysql(b: &[u8]) -> Option<(Fields, usize)> {
+    let year = 2000 + num(b, 0, 2)? as i16;
+    let month = num(b, 2, 2)?;
+    let day = num(b, 4, 2)?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    expect(b, 6, b' ')?;
+    // ` 1:45:18` or `11:45:18`: made two digits for parse_time.
+    let hour_at = 7;
+    let mut clock = [0u8; 8];
+    clock.copy_from_slice(b.get(hour_at..hour_at + 8)?);
+    if clock[0] == b' ' {
+        clock[0] = b'0';
+    }
+    let (hour, minute, second, _, _) = parse_time(&clock, 0, false)?;
+    let end = hour_at + 8;
+    at_boundary(b, end).then_some((
+        Fields::local(
+            Some(year),
+            month as i8,
+            day as i8,
+            (hour, minute, second, 0),
+        ),
+        end + 1,
+    ))
+}
+
+/// `[dd-Mon-yyyy hh:mm:ss ZONE]`, the stamp of PHP's error log and of the
+/// applications that copy it (Roundcube): ZONE is an offset (`+0200`), `UTC`,
+/// or a zone name, read as the configured zone (the usual case: PHP's
+/// `date.timezone` is the host's).
+fn parse_php(b: &[u8]) -> Option<(Fields, usize)> {
+    let (mut fields, end) = parse_bind(&b[1..])?;
+    // parse_bind's end is one past the byte after the time.
+    let i = end;
+    expect(b, i, b' ')?;
+    let close = i + 1 + b.get(i + 1..)?.iter().take(40).position(|&c| c == b']')?;
+    let zone = &b[i + 1..close];
+    if zone == b"UTC" || zone == b"GMT" {
+        fields.offset = Some(0);
+    } else if matches!(zone.first(), Some(b'+' | b'-')) {
+        let (offset, after) = parse_offset(b, i + 1)?;
+        (after == close).then_some(())?;
+        fields.offset = Some(offset);
+    } else if !zone
+        .iter()
+        .all(|c| c.is_ascii_alphanumeric() || b"/_-+".contains(c))
+    {
+        return None;
+    }
+    Some((fields, close + 1))
 }
 
 /// `[seconds since the epoch]` (Unbound's own log file).
@@ -1046,6 +1109,49 @@ mod tests {
         );
         assert_eq!(p.parse(b"31-Oct-20 23:30:00 x"), None);
         assert_eq!(p.parse(b"[12x] unbound"), None);
+    }
+
+    #[test]
+    fn application_logs_of_their_own() {
+        let mut p = TimeParser::new(zone("Asia/Ho_Chi_Minh"), ts("2020-11-15T00:00:00Z"));
+        // MySQL / MariaDB 5.x error log, hour space-padded; 8.0 writes RFC 3339.
+        check(
+            &mut p,
+            "201031  1:45:18 [Warning] Access denied for user 'root'@'203.0.113.5' (using password: YES)",
+            "2020-10-30T18:45:18Z",
+        );
+        check(&mut p, "201031 23:30:00 [Note] x", "2020-10-31T16:30:00Z");
+        check(
+            &mut p,
+            "2020-10-31T01:45:18.920566Z 2 [Note] Access denied for user 'root'@'203.0.113.5'",
+            "2020-10-31T01:45:18.920566Z",
+        );
+        // Roundcube / PHP: an offset, UTC, or a zone name (the configured zone).
+        check(
+            &mut p,
+            "[31-Oct-2020 23:30:00 +0200]: IMAP Error: Login failed for admin from 203.0.113.5.",
+            "2020-10-31T21:30:00Z",
+        );
+        check(
+            &mut p,
+            "[31-Oct-2020 23:30:00 UTC] PHP Warning: x",
+            "2020-10-31T23:30:00Z",
+        );
+        check(
+            &mut p,
+            "[31-Oct-2020 23:30:00 Asia/Ho_Chi_Minh] PHP Warning: x",
+            "2020-10-31T16:30:00Z",
+        );
+        // vsftpd's own log: ctime.
+        check(
+            &mut p,
+            "Sat Oct 31 23:30:00 2020 [pid 1234] [admin] FAIL LOGIN: Client \"203.0.113.5\"",
+            "2020-10-31T16:30:00Z",
+        );
+        assert_eq!(p.parse(b"201331  1:45:18 [Note] x"), None, "month 13");
+        assert_eq!(p.parse(b"201031 1:45:18 x"), None);
+        assert_eq!(p.parse(b"[31-Oct-2020 23:30:00 <b>] x"), None);
+        assert_eq!(p.parse(b"[31-Oct-2020 23:30:00 +0200 x"), None);
     }
 
     #[test]

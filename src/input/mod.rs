@@ -7,6 +7,7 @@
 pub mod checkpoint;
 pub mod journal;
 pub mod lines;
+pub mod shape;
 pub mod sniff;
 pub mod source;
 pub mod syslog;

@@ -24,6 +24,26 @@ pub fn sniff(head: &[u8]) -> Option<&'static str> {
     votes.into_iter().max_by_key(|(_, n)| *n).map(|(k, _)| k)
 }
 
+/// Whether `line` is written in the format of `input_type`, as an input of
+/// that type reads it (a syslog input also holds lines of programs that log
+/// an access-log line as their message). Lines of a type that has no shape
+/// of its own count as recognised.
+pub fn recognised(input_type: &str, line: &[u8]) -> bool {
+    match input_type {
+        "syslog" => is_syslog(line),
+        "nginx" | "apache" => is_access(line),
+        "nginx-error" => is_nginx_error(line),
+        "apache-error" => is_apache_error(line),
+        "clamav" => is_clamav(line),
+        "bind" => is_bind(line),
+        "unbound" => is_unbound(line),
+        "vsftpd" => is_vsftpd(line),
+        "mysql" => is_mysql(line),
+        "roundcube" => is_roundcube(line),
+        _ => true,
+    }
+}
+
 fn classify(line: &[u8]) -> Option<&'static str> {
     if is_apache_error(line) {
         Some("apache-error")
@@ -31,6 +51,12 @@ fn classify(line: &[u8]) -> Option<&'static str> {
         Some("nginx-error")
     } else if is_clamav(line) {
         Some("clamav")
+    } else if is_vsftpd(line) {
+        Some("vsftpd")
+    } else if is_mysql(line) {
+        Some("mysql")
+    } else if is_roundcube(line) {
+        Some("roundcube")
     } else if is_bind(line) {
         Some("bind")
     } else if is_unbound(line) {
@@ -115,6 +141,43 @@ fn is_bind(line: &[u8]) -> bool {
         && clock(line, 12)
 }
 
+/// `Sat Oct 31 23:30:00 2020 [pid 1234] ...` (vsftpd's own log file).
+fn is_vsftpd(line: &[u8]) -> bool {
+    ctime(line, 0) && at(line, 24, 6) == b" [pid "
+}
+
+/// MySQL / MariaDB error log: `201031  1:45:18 [Warning] ...` (5.x) or
+/// `2020-10-31T01:45:18.920566Z 2 [Note] ...` (8.0: thread id, then the level).
+fn is_mysql(line: &[u8]) -> bool {
+    let old = digits(at(line, 0, 6))
+        && at(line, 6, 1) == b" "
+        && at(line, 9, 1) == b":"
+        && memchr::memmem::find(&line[..line.len().min(40)], b" [").is_some();
+    if old {
+        return true;
+    }
+    let Some(space) = line.iter().take(40).position(|&b| b == b' ') else {
+        return false;
+    };
+    let rest = &line[space + 1..];
+    let thread = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    digits(at(line, 0, 4))
+        && at(line, 4, 1) == b"-"
+        && at(line, 10, 1) == b"T"
+        && thread > 0
+        && rest[thread..].starts_with(b" [")
+}
+
+/// `[31-Oct-2020 23:30:00 +0200]: ...` (Roundcube's logs; PHP's error log).
+fn is_roundcube(line: &[u8]) -> bool {
+    line.first() == Some(&b'[')
+        && digits(at(line, 1, 2))
+        && at(line, 3, 1) == b"-"
+        && month(at(line, 4, 3))
+        && at(line, 7, 1) == b"-"
+        && clock(line, 13)
+}
+
 /// `[1604161800] unbound[1234:0] info: ...`
 fn is_unbound(line: &[u8]) -> bool {
     let Some(close) = line.iter().take(13).position(|&b| b == b']') else {
@@ -161,6 +224,34 @@ fn is_syslog(line: &[u8]) -> bool {
         && matches!(at(rest, 10, 1), b"T" | b" ")
         && clock(rest, 11);
     classic || rfc3339
+}
+
+/// Length of a syslog line's header up to its message: stamp, host, tag
+/// and `": "` (`Oct 31 23:30:00 web01 nginx[12]: `), or `None` if `line`
+/// does not start with one.
+pub fn syslog_header_len(line: &[u8]) -> Option<usize> {
+    if !is_syslog(line) {
+        return None;
+    }
+    let mut i = 0;
+    if line.first() == Some(&b'<') {
+        i = line.iter().take(6).position(|&b| b == b'>')? + 1;
+        if line[i..].starts_with(b"1 ") {
+            i += 2;
+        }
+    }
+    // The stamp: classic (`Oct 31 23:30:00`, 15 bytes) or RFC 3339 (a word).
+    if month(at(line, i, 3)) {
+        i += 15;
+    } else {
+        i += line[i..].iter().position(|&b| b == b' ')?;
+    }
+    let rest = line.get(i..)?.strip_prefix(b" ")?;
+    let host = rest.iter().take(256).position(|&b| b == b' ')?;
+    let tag_start = i + 1 + host + 1;
+    let tag = line.get(tag_start..)?;
+    let colon = tag.iter().take(64).position(|&b| b == b':' || b == b' ')?;
+    (tag.get(colon..colon + 2) == Some(b": ")).then_some(tag_start + colon + 2)
 }
 
 #[cfg(test)]
@@ -212,10 +303,68 @@ mod tests {
                 "[1604161800] unbound[1234:0] info: 192.0.2.10 evil.example. A IN",
                 "unbound",
             ),
+            (
+                r#"Sat Oct 31 23:30:00 2020 [pid 1234] [admin] FAIL LOGIN: Client "203.0.113.5""#,
+                "vsftpd",
+            ),
+            (
+                "201031  1:45:18 [Warning] Access denied for user 'root'@'203.0.113.5' (using password: YES)",
+                "mysql",
+            ),
+            (
+                "2020-10-31T01:45:18.920566Z 2 [Note] Access denied for user 'root'@'203.0.113.5'",
+                "mysql",
+            ),
+            (
+                "[31-Oct-2020 23:30:00 +0200]: IMAP Error: Login failed for admin from 203.0.113.5.",
+                "roundcube",
+            ),
         ];
         for (line, kind) in cases {
             assert_eq!(sniff(line.as_bytes()), Some(*kind), "{line}");
         }
+    }
+
+    #[test]
+    fn lines_are_recognised_as_their_input_type_or_not() {
+        let ssh = b"Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster from 173.234.31.186";
+        let access =
+            br#"83.149.9.216 - - [17/May/2015:10:05:03 +0000] "GET / HTTP/1.1" 200 203 "-" "UA""#;
+        assert!(recognised("syslog", ssh));
+        assert!(recognised(
+            "syslog",
+            b"<165>1 2003-10-11T22:14:15.003Z host app - - - msg"
+        ));
+        assert!(!recognised("syslog", access));
+        assert!(recognised("nginx", access));
+        assert!(!recognised("nginx", ssh));
+        assert!(!recognised("apache-error", ssh));
+        assert!(recognised("unknown-type", b"anything"));
+    }
+
+    #[test]
+    fn syslog_headers_end_at_the_tag() {
+        fn len(l: &str) -> Option<&str> {
+            syslog_header_len(l.as_bytes()).map(|n| &l[n..])
+        }
+        assert_eq!(
+            len("Oct 31 23:30:00 web01 nginx: 1.2.3.4 - -"),
+            Some("1.2.3.4 - -")
+        );
+        assert_eq!(len("Oct  1 23:30:00 web01 nginx[12]: x"), Some("x"));
+        assert_eq!(
+            len("2020-10-31T23:30:00+07:00 web01 httpd[1]: x"),
+            Some("x")
+        );
+        assert_eq!(len("<190>Oct 31 23:30:00 web01 nginx: x"), Some("x"));
+        assert_eq!(
+            len("Oct 31 23:30:00 web01 kernel message without tag"),
+            None
+        );
+        assert_eq!(
+            len("1.2.3.4 - - [31/Oct/2020:23:30:00 +0700] \"GET / HTTP/1.1\""),
+            None
+        );
     }
 
     #[test]

@@ -41,7 +41,9 @@ pub use load::{LoadErrors, Position, RuleError, Warning};
 /// [`crate::input::sniff`] can recognise and [`crate::timestamp`] can date.
 /// `nginx` and `apache` access logs share the combined log format; rules
 /// for access logs name both. `bind` and `unbound` are the query logs these
-/// DNS servers write to files of their own (through syslog they are `syslog`).
+/// DNS servers write to files of their own (through syslog they are `syslog`);
+/// `vsftpd`, `mysql` (the MySQL/MariaDB error log) and `roundcube` likewise
+/// the log files of these servers.
 pub const INPUT_TYPES: &[&str] = &[
     "syslog",
     "nginx",
@@ -51,6 +53,9 @@ pub const INPUT_TYPES: &[&str] = &[
     "clamav",
     "bind",
     "unbound",
+    "vsftpd",
+    "mysql",
+    "roundcube",
 ];
 
 #[derive(Debug)]
