@@ -280,10 +280,16 @@ enum RulesCommand {
         #[command(flatten)]
         rules: RuleArgs,
     },
-    /// List the loaded rules.
+    /// List the loaded rules and groups, with the file each comes from.
+    ///
+    /// A group member's line names its group (`-> GROUP`), whose threshold
+    /// its events count toward.
     List {
         #[command(flatten)]
         rules: RuleArgs,
+        /// The rule directories and `disable_rules` of this daemon config too.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -296,7 +302,7 @@ fn main() -> ExitCode {
         Command::Rules(RulesCommand::Patterns { input_type, rules }) => {
             run_patterns(&rules, input_type.as_deref())
         }
-        Command::Rules(RulesCommand::List { rules }) => run_list(&rules),
+        Command::Rules(RulesCommand::List { rules, config }) => run_list(&rules, config.as_deref()),
         Command::Run { config, log_format } => run_daemon(&config, log_format),
         Command::Incidents(args) => run_incidents(&args),
         Command::Integrity(IntegrityCommand::Accept { config, paths }) => {
@@ -714,8 +720,17 @@ fn run_patterns(args: &RuleArgs, input_type: Option<&str>) -> Result<ExitCode, E
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_list(args: &RuleArgs) -> Result<ExitCode, ExitCode> {
-    let rules = args.load()?;
+fn run_list(args: &RuleArgs, config: Option<&std::path::Path>) -> Result<ExitCode, ExitCode> {
+    let rules = match config {
+        Some(path) => {
+            let config = load_config(path)?;
+            let mut sources = config.rules.clone();
+            sources.builtin &= !args.no_default_rules;
+            sources.paths.extend(args.paths.iter().cloned());
+            load_rules(&sources)?
+        }
+        None => args.load()?,
+    };
     let mut out = BufWriter::new(io::stdout().lock());
     for r in &rules.rules {
         let threshold = match &r.policy.threshold {
@@ -740,13 +755,23 @@ fn run_list(args: &RuleArgs) -> Result<ExitCode, ExitCode> {
                 .collect();
             format!("{threshold}; {}", checks.join(", "))
         };
+        let threshold = match r.role {
+            canhgac::rules::Role::Member(group) => format!("-> {}", rules.rule(group).id),
+            canhgac::rules::Role::Group => format!("group: {threshold}"),
+            canhgac::rules::Role::Rule => threshold,
+        };
+        let threshold = match r.follows {
+            Some(target) => format!("{threshold}; while {} is open", rules.rule(target).id),
+            None => threshold,
+        };
         let line = format!(
-            "{:<40} {:<20} {:<8} {:<28} {}",
+            "{:<40} {:<20} {:<8} {:<28} {:<36} {}",
             r.id,
             r.category.id(),
             r.severity.id(),
             r.types.join(","),
-            threshold
+            threshold,
+            r.pos.file
         );
         if writeln!(out, "{}", line.trim_end()).is_err() {
             return Err(ExitCode::FAILURE);
