@@ -1,0 +1,456 @@
+//! How evidence becomes incidents, through the built binary as a sysadmin
+//! meets it: rule files with groups, evidence kinds and `follows`, a config
+//! that replaces or disables shipped rules and trusts a reverse proxy, and
+//! log variants (RFC 5424 files, virtual hosts, access lines through
+//! syslog) that must not read as silence.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+use tempfile::TempDir;
+
+fn canhgac() -> Command {
+    let mut c = Command::cargo_bin("canhgac").expect("binary built");
+    c.env("TZ", "UTC");
+    c
+}
+
+struct Dir(TempDir);
+
+impl Dir {
+    fn new() -> Self {
+        Dir(tempfile::tempdir().expect("temp dir"))
+    }
+
+    fn write(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.0.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("dirs");
+        }
+        std::fs::write(&path, content).expect("write");
+        path
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+/// `scan --format json` with only the rules in `rules` (a file or directory).
+fn scan_with(rules: &Path, files: &[&Path], extra: &[&str]) -> (Vec<Value>, String) {
+    let mut cmd = canhgac();
+    cmd.args(["scan", "--no-default-rules", "--format", "json", "--rules"])
+        .arg(rules)
+        .args(extra)
+        .args(files);
+    let out = cmd.output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "scan failed: {stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    (v.as_array().cloned().unwrap_or_default(), stderr)
+}
+
+const SSH_GROUP: &str = r#"groups:
+  - id: ssh-bf
+    title: SSH brute force
+    description: d
+    category: bruteforce
+    severity: medium
+    threshold: { count: 5, window: 10m }
+    cooldown: 30m
+    tags: [T1110]
+rules:
+  - id: ssh-pw
+    title: t
+    description: d
+    group: ssh-bf
+    evidence: password
+    types: [syslog]
+    patterns: ['sshd\[(?P<pid>\d+)\]: (?:message repeated (?P<attempts>\d+) times: \[ )?Failed password for (?:invalid user )?.* from (?P<src_ip>[0-9A-Fa-f:.]+) port \d+ ssh2\]?$']
+  - id: ssh-pam
+    title: t
+    description: d
+    group: ssh-bf
+    evidence: pam
+    types: [syslog]
+    patterns: ['sshd\[(?P<pid>\d+)\]: pam_unix\(sshd:auth\): authentication failure; .* rhost=(?P<src_ip>\S+)(?:  user=\S+)?$']
+  - id: ssh-invalid
+    title: t
+    description: d
+    group: ssh-bf
+    evidence: user
+    types: [syslog]
+    patterns: ['sshd\[(?P<pid>\d+)\]: Invalid user .* from (?P<src_ip>[0-9A-Fa-f:.]+) port \d+$']
+  - id: ssh-after
+    title: Login after brute force
+    description: d
+    category: policy-violation
+    severity: high
+    follows: ssh-bf
+    types: [syslog]
+    patterns: ['sshd\[\d+\]: Accepted password for \S+ from (?P<src_ip>[0-9A-Fa-f:.]+) port \d+ ssh2$']
+"#;
+
+/// A config in `d`: its lines `head` (top-level keys) and `tail` (tables),
+/// with one input so that it is a valid daemon config.
+fn write_config(d: &Dir, name: &str, head: &str, tail: &str) -> PathBuf {
+    let log = d.path().join("input.log");
+    d.write(
+        name,
+        &format!(
+            "agency = \"test-agency\"\nstate_dir = \"{}\"\n{head}\n{tail}\n[[input]]\nname = \"auth\"\npath = \"{}\"\ntype = \"syslog\"\n",
+            d.path().join("state").display(),
+            log.display()
+        ),
+    )
+}
+
+fn by_rule<'a>(incidents: &'a [Value], rule: &str) -> Vec<&'a Value> {
+    incidents.iter().filter(|i| i["rule"] == rule).collect()
+}
+
+#[test]
+fn failures_of_every_kind_from_one_attacker_reach_one_threshold() {
+    let d = Dir::new();
+    let rules = d.write("rules/ssh.yaml", SSH_GROUP);
+    // Nine lines in eleven seconds, four kinds, four processes: five
+    // attempts (a PAM line and its sshd line are one), which no kind
+    // reaches alone.
+    let log = d.write(
+        "auth.log",
+        "Oct 31 23:30:00 web01 sshd[101]: Invalid user oracle from 203.0.113.5 port 40001\n\
+         Oct 31 23:30:01 web01 sshd[101]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.5\n\
+         Oct 31 23:30:02 web01 sshd[101]: Failed password for invalid user oracle from 203.0.113.5 port 40001 ssh2\n\
+         Oct 31 23:30:04 web01 sshd[102]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.5  user=root\n\
+         Oct 31 23:30:05 web01 sshd[102]: Failed password for root from 203.0.113.5 port 40002 ssh2\n\
+         Oct 31 23:30:07 web01 sshd[103]: Failed password for root from 203.0.113.5 port 40003 ssh2\n\
+         Oct 31 23:30:08 web01 sshd[104]: Invalid user test from 203.0.113.5 port 40004\n\
+         Oct 31 23:30:10 web01 sshd[105]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.5  user=root\n\
+         Oct 31 23:30:11 web01 sshd[105]: Failed password for root from 203.0.113.5 port 40005 ssh2\n",
+    );
+    let (incidents, _) = scan_with(&rules, &[&log], &["--year", "2020"]);
+    let bf = by_rule(&incidents, "ssh-bf");
+    assert_eq!(bf.len(), 1, "{incidents:#?}");
+    assert_eq!(bf[0]["key"], "203.0.113.5");
+    assert_eq!(bf[0]["category"], "bruteforce");
+    assert_eq!(bf[0]["events"], 5, "attempts, not lines");
+
+    // A legitimate user mistyping twice (each try a PAM line and an sshd
+    // line) stays below the threshold: four lines, two attempts.
+    let typo = d.write(
+        "typo.log",
+        "Oct 31 08:00:00 web01 sshd[201]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.10  user=alice\n\
+         Oct 31 08:00:02 web01 sshd[201]: Failed password for alice from 192.0.2.10 port 50000 ssh2\n\
+         Oct 31 08:00:05 web01 sshd[201]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.10  user=alice\n\
+         Oct 31 08:00:07 web01 sshd[201]: Failed password for alice from 192.0.2.10 port 50000 ssh2\n\
+         Oct 31 08:00:09 web01 sshd[201]: Accepted password for alice from 192.0.2.10 port 50000 ssh2\n",
+    );
+    let (incidents, _) = scan_with(&rules, &[&typo], &["--year", "2020"]);
+    assert!(incidents.is_empty(), "{incidents:#?}");
+}
+
+#[test]
+fn repeated_lines_count_their_attempts_and_a_login_after_the_attack_is_raised() {
+    let d = Dir::new();
+    let rules = d.write("ssh.yaml", SSH_GROUP);
+    let log = d.write(
+        "auth.log",
+        "Oct 31 23:30:00 web01 sshd[301]: Failed password for root from 198.51.100.7 port 41000 ssh2\n\
+         Oct 31 23:30:06 web01 sshd[301]: message repeated 5 times: [ Failed password for root from 198.51.100.7 port 41000 ssh2]\n\
+         Oct 31 23:31:00 web01 sshd[302]: Accepted password for root from 198.51.100.7 port 41002 ssh2\n\
+         Oct 31 23:31:30 web01 sshd[303]: Accepted password for bob from 192.0.2.44 port 41003 ssh2\n",
+    );
+    let (incidents, _) = scan_with(&rules, &[&log], &["--year", "2020"]);
+    let bf = by_rule(&incidents, "ssh-bf");
+    assert_eq!(bf.len(), 1);
+    assert_eq!(bf[0]["events"], 6);
+    let after = by_rule(&incidents, "ssh-after");
+    assert_eq!(
+        after.len(),
+        1,
+        "only the login from the attacker: {incidents:#?}"
+    );
+    assert_eq!(after[0]["key"], "198.51.100.7");
+    assert_eq!(after[0]["severity"], "high");
+    let fields = &after[0]["fields"];
+    assert_eq!(fields["follows"], "ssh-bf", "{fields}");
+    assert_eq!(fields["follows_since"], "2020-10-31T23:30:00Z", "{fields}");
+}
+
+#[test]
+fn the_blamed_client_is_an_address_or_a_named_host_never_text() {
+    let d = Dir::new();
+    let rules = d.write(
+        "pam.yaml",
+        r#"rules:
+  - id: pam-fail
+    title: t
+    description: d
+    category: bruteforce
+    severity: medium
+    types: [syslog]
+    patterns: ['pam_unix\(\w+:auth\): authentication failure; .* rhost=(?P<src_ip>.*?)(?:  user=\S+)?$']
+    threshold: { count: 2, window: 10m }
+"#,
+    );
+    let line = |rhost: &str, s: u32| {
+        format!("Oct 31 23:30:0{s} web01 login[1]: pam_unix(login:auth): authentication failure; logname= uid=0 euid=0 tty=x ruser= rhost={rhost}  user=root\n")
+    };
+    let text = [
+        line("::ffff:203.0.113.9", 0),
+        line("203.0.113.9", 1),
+        line("bad.example.net", 2),
+        line("bad.example.net", 3),
+        line("<script>alert(1)</script>", 4),
+        line("<script>alert(1)</script>", 5),
+        line("\x1b[31mred", 6),
+        line("\x1b[31mred", 7),
+    ]
+    .concat();
+    let log = d.write("auth.log", &text);
+    let (incidents, _) = scan_with(&rules, &[&log], &["--year", "2020"]);
+    let keys: Vec<&str> = incidents.iter().filter_map(|i| i["key"].as_str()).collect();
+    assert_eq!(keys, ["203.0.113.9", "bad.example.net"], "{incidents:#?}");
+    let named = &incidents[1]["fields"];
+    assert_eq!(named["src_host"], "bad.example.net", "{named}");
+    assert!(named.get("src_ip").is_none(), "{named}");
+}
+
+#[test]
+fn a_copied_shipped_rule_replaces_it_and_disable_rules_takes_rules_out() {
+    let d = Dir::new();
+    // What a sysadmin does: copy every shipped file into rules.d, edit one.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let local = d.path().join("rules.d");
+    std::fs::create_dir_all(&local).expect("dir");
+    for entry in std::fs::read_dir(&shipped).expect("rules dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let to = local.join(path.file_name().expect("name"));
+            std::fs::copy(&path, to).expect("copy");
+        }
+    }
+    let config = write_config(
+        &d,
+        "canhgac.toml",
+        "disable_rules = [\"web-admin-panel-probe\"]",
+        &format!("[rules]\ndirs = [\"{}\"]\n", local.display()),
+    );
+    canhgac()
+        .args(["check", "--config"])
+        .arg(&config)
+        .assert()
+        .success();
+    let out = canhgac()
+        .args(["rules", "list", "--config"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !list.contains("<builtin>"),
+        "every shipped rule replaced:\n{list}"
+    );
+    assert!(list.contains("rules.d/openssh.yaml"), "{list}");
+    assert!(!list.contains("web-admin-panel-probe"), "disabled:\n{list}");
+    // The real access log's only incidents came from the disabled rule.
+    let corpus =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/apache_access_10k.log");
+    let out = canhgac()
+        .args(["scan", "--format", "json", "--config"])
+        .arg(&config)
+        .arg(&corpus)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let incidents: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        incidents
+            .as_array()
+            .is_some_and(|a| a.iter().all(|i| i["rule"] != "web-admin-panel-probe")),
+        "{incidents:#}"
+    );
+    // An id that names nothing is refused with its place.
+    let typo = write_config(&d, "typo.toml", "disable_rules = [\"no-such-rule\"]", "");
+    let out = canhgac()
+        .args(["check", "--config"])
+        .arg(&typo)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("disable_rules names `no-such-rule`"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const PROBE: &str = r#"rules:
+  - id: env-probe
+    title: t
+    description: d
+    category: recon
+    severity: low
+    types: [nginx, apache]
+    patterns: ['^(?P<src_ip>[0-9A-Fa-f:.]+) \S+ \S+ \[[^\]]*\] "GET /\.env HTTP/[0-9.]+" (?P<status>[0-9]{3})']
+"#;
+
+#[test]
+fn behind_a_trusted_proxy_the_client_comes_from_x_forwarded_for() {
+    let d = Dir::new();
+    let rules = d.write("probe.yaml", PROBE);
+    let line = |client: &str, xff: &str| {
+        format!("{client} - - [31/Oct/2020:23:30:00 +0700] \"GET /.env HTTP/1.1\" 404 0 \"-\" \"curl/8\" \"{xff}\"\n")
+    };
+    let log = d.write(
+        "access.log",
+        &[
+            line("127.0.0.1", "203.0.113.5"),
+            line("127.0.0.1", "6.6.6.6, 198.51.100.8"),
+            line("192.0.2.77", "1.1.1.1"),
+        ]
+        .concat(),
+    );
+    // Without trusted proxies the proxy is the client, and loopback is not
+    // skipped: a probe through a local proxy is still seen.
+    let (incidents, _) = scan_with(&rules, &[&log], &[]);
+    let keys: Vec<&str> = incidents.iter().filter_map(|i| i["key"].as_str()).collect();
+    assert_eq!(keys, ["127.0.0.1", "192.0.2.77"]);
+    let trusting = write_config(
+        &d,
+        "c.toml",
+        "trusted_proxies = [\"127.0.0.0/8\"]",
+        "[rules]\nbuiltin = false\n",
+    );
+    let (incidents, _) = scan_with(
+        &rules,
+        &[&log],
+        &["--config", trusting.to_str().expect("utf-8")],
+    );
+    let mut keys: Vec<&str> = incidents.iter().filter_map(|i| i["key"].as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["192.0.2.77", "198.51.100.8", "203.0.113.5"],
+        "the rightmost untrusted hop; an untrusted client's header is ignored"
+    );
+    let via = incidents
+        .iter()
+        .find(|i| i["key"] == "203.0.113.5")
+        .expect("found");
+    assert_eq!(via["fields"]["proxy"], "127.0.0.1");
+    let bad = write_config(&d, "bad.toml", "trusted_proxies = [\"localhost\"]", "");
+    let out = canhgac()
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad trusted proxy"));
+}
+
+#[test]
+fn log_variants_are_read_as_what_they_are_and_wrong_types_are_said() {
+    let d = Dir::new();
+    let rules = d.write("rules/probe.yaml", PROBE);
+    d.write(
+        "rules/ssh.yaml",
+        r#"rules:
+  - id: ssh-pw
+    title: t
+    description: d
+    category: bruteforce
+    severity: medium
+    types: [syslog]
+    patterns: ['sshd\[\d+\]: Failed password for \S+ from (?P<src_ip>[0-9A-Fa-f:.]+) port']
+"#,
+    );
+    let rules = rules.parent().expect("dir").to_path_buf();
+    let access = |prefix: &str, ip: &str| {
+        format!("{prefix}{ip} - - [31/Oct/2020:23:30:00 +0700] \"GET /.env HTTP/1.1\" 404 0 \"-\" \"curl/8\"\n")
+    };
+    let vhost = d.write(
+        "vhost.log",
+        &[
+            access("www.example.gov:443 ", "203.0.113.1"),
+            access("www.example.gov ", "203.0.113.2"),
+        ]
+        .concat(),
+    );
+    let wrapped = d.write(
+        "wrapped.log",
+        &access("Oct 31 23:30:00 web01 nginx: ", "203.0.113.3"),
+    );
+    let mixed = d.write(
+        "syslog.log",
+        &[
+            "Oct 31 23:29:00 web01 sshd[1]: Accepted publickey for a from 192.0.2.1 port 1 ssh2\n"
+                .to_string(),
+            access("Oct 31 23:30:00 web01 nginx[2]: ", "203.0.113.4"),
+        ]
+        .concat(),
+    );
+    let rfc5424 = d.write(
+        "5424.log",
+        "<38>1 2020-10-31T23:30:00Z web01 sshd 4242 - - Failed password for root from 203.0.113.5 port 22 ssh2\n",
+    );
+    let mut keys = Vec::new();
+    for (file, ty) in [
+        (&vhost, "nginx"),
+        (&wrapped, "nginx"),
+        (&mixed, "syslog"),
+        (&rfc5424, "syslog"),
+    ] {
+        let (incidents, stderr) = scan_with(&rules, &[file], &["--type", ty, "--year", "2020"]);
+        assert!(!stderr.contains("warning"), "{stderr}");
+        keys.extend(
+            incidents
+                .iter()
+                .filter_map(|i| i["key"].as_str().map(str::to_owned)),
+        );
+    }
+    assert_eq!(
+        keys,
+        [
+            "203.0.113.1",
+            "203.0.113.2",
+            "203.0.113.3",
+            "203.0.113.4",
+            "203.0.113.5"
+        ]
+    );
+
+    // A syslog file configured as an access log: zero events, and said so.
+    let (incidents, stderr) = scan_with(&rules, &[&rfc5424], &["--type", "nginx"]);
+    assert!(incidents.is_empty());
+    let file = rfc5424.display().to_string();
+    assert!(
+        stderr.contains(&format!("{file}:1:1: not a nginx line")),
+        "{stderr}"
+    );
+    // `check` reads the configured files and says the same.
+    let config = d.write(
+        "c.toml",
+        &format!(
+            "agency = \"test-agency\"\nstate_dir = \"{}\"\n\n[[input]]\nname = \"web\"\npath = \"{file}\"\ntype = \"nginx\"\n",
+            d.path().join("state").display()
+        ),
+    );
+    let out = canhgac()
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "a warning, not an error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("input web: {file}:1:1: not a nginx line")),
+        "{stderr}"
+    );
+}
