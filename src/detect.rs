@@ -484,11 +484,12 @@ impl Detector {
             .counts_toward
             .filter(|&group| group < self.policies.len())
             .unwrap_or(ev.rule);
-        let process = own.evidence.and_then(|kind| {
-            ev.field(PID_FIELD)
-                .filter(|pid| !pid.is_empty())
-                .map(|pid| (kind, pid))
-        });
+        // Without a process id, a kind's lines are told apart within the
+        // key as a whole (one scope for the source): daemons whose own
+        // line and PAM line come from different processes.
+        let process = own
+            .evidence
+            .map(|kind| (kind, ev.field(PID_FIELD).unwrap_or("")));
         let policy = &self.policies[rule];
         let key = key_of(policy, &ev.fields);
         let attempts = attempts_of(ev);
@@ -1193,19 +1194,24 @@ fn normalise(mut p: Policy) -> Policy {
 fn key_of<'e>(policy: &Policy, fields: &'e Fields) -> Cow<'e, str> {
     let by = policy.threshold.as_ref().map_or(&[][..], |t| &t.by[..]);
     match by {
-        [] => Cow::Borrowed(
-            fields
-                .get(DEFAULT_KEY_FIELD)
-                .filter(|v| !v.is_empty())
-                .or_else(|| fields.get(HOST_KEY_FIELD))
-                .unwrap_or(""),
-        ),
+        [] => Cow::Borrowed(client_key(fields)),
+        [one] if one == DEFAULT_KEY_FIELD => Cow::Borrowed(client_key(fields)),
         [one] => Cow::Borrowed(fields.get(one).unwrap_or("")),
         many => {
             let values: Vec<&str> = many.iter().map(|f| fields.get(f).unwrap_or("")).collect();
             Cow::Owned(values.join(" "))
         }
     }
+}
+
+/// The client an event names: its address, or its host name when the log
+/// names it only so.
+fn client_key(fields: &Fields) -> &str {
+    fields
+        .get(DEFAULT_KEY_FIELD)
+        .filter(|v| !v.is_empty())
+        .or_else(|| fields.get(HOST_KEY_FIELD))
+        .unwrap_or("")
 }
 
 /// How many attempts an event stands for: its `attempts` field, within
@@ -2416,15 +2422,20 @@ mod tests {
             Observation::Joined(id)
         );
         assert_eq!(d.incident(0, "198.51.100.7").map(|i| i.events), Some(6));
-        // Without a pid nothing tells lines apart: each counts.
+        // Without a pid the source as a whole is the scope: vsftpd's own
+        // line and its PAM line (other processes) are still one attempt.
         let mut d = Detector::new(group_rules(), 100);
         for t in 0..4 {
-            d.observe(&ip(1, t, "192.0.2.9"));
+            assert_eq!(d.observe(&ip(1, t, "192.0.2.9")), Observation::Counted);
+            assert_eq!(d.observe(&ip(2, t, "192.0.2.9")), Observation::Counted);
         }
-        assert!(matches!(
-            d.observe(&ip(2, 5, "192.0.2.9")),
-            Observation::Opened(_)
-        ));
+        assert!(matches!(d.observe(&ip(1, 5, "192.0.2.9")), Observation::Opened(_)));
+        // A member without an evidence kind counts every line.
+        let mut d = Detector::new(group_rules(), 100);
+        for t in 0..4 {
+            d.observe(&ip(3, t, "192.0.2.9"));
+        }
+        assert!(matches!(d.observe(&ip(3, 5, "192.0.2.9")), Observation::Opened(_)));
     }
 
     #[test]

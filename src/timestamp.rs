@@ -427,9 +427,19 @@ fn parse_ctime(b: &[u8], start: usize) -> Option<(Fields, usize)> {
     expect(b, start + 3, b' ')?;
     let month = month_at(b, start + 4)?;
     expect(b, start + 7, b' ')?;
-    let day = padded2(b, start + 8)?;
-    expect(b, start + 10, b' ')?;
-    let (hour, minute, second, nano, i) = parse_time(b, start + 11, false)?;
+    // `Jun  8` as asctime pads it, or `Jun 8` as some daemons write it.
+    let (day, clock) = match (b.get(start + 8), b.get(start + 9)) {
+        (Some(d), Some(b' ')) if d.is_ascii_digit() => (num(b, start + 8, 1)? as i8, start + 10),
+        _ => {
+            let day = padded2(b, start + 8)?;
+            expect(b, start + 10, b' ')?;
+            (day, start + 11)
+        }
+    };
+    if day == 0 {
+        return None;
+    }
+    let (hour, minute, second, nano, i) = parse_time(b, clock, false)?;
     expect(b, i, b' ')?;
     let year = num(b, i + 1, 4)? as i16;
     let fields = Fields::local(Some(year), month, day, (hour, minute, second, nano));
@@ -548,6 +558,16 @@ fn parse_iso(b: &[u8]) -> Option<(Fields, usize)> {
     let sep = *b.get(10)?;
     if !matches!(sep, b'T' | b't' | b' ') {
         return None;
+    }
+    // MariaDB pads a one-digit hour with a space: `2015-10-07  8:25:38`.
+    if sep == b' ' && b.get(11) == Some(&b' ') && b.get(13) == Some(&b':') {
+        let mut clock = [0u8; 8];
+        clock.copy_from_slice(b.get(11..19)?);
+        clock[0] = b'0';
+        let (hour, minute, second, _, end) = parse_time(&clock, 0, false)?;
+        let end = 11 + end;
+        let fields = Fields::local(Some(year), month, day, (hour, minute, second, 0));
+        return at_boundary(b, end).then_some((fields, end + 1));
     }
     let (hour, minute, second, nano, i) = parse_time(b, 11, true)?;
     let mut fields = Fields::local(Some(year), month, day, (hour, minute, second, nano));
@@ -1147,6 +1167,16 @@ mod tests {
             &mut p,
             "Sat Oct 31 23:30:00 2020 [pid 1234] [admin] FAIL LOGIN: Client \"203.0.113.5\"",
             "2020-10-31T16:30:00Z",
+        );
+        check(
+            &mut p,
+            "2020-10-31  8:25:38 139845 [Warning] Access denied for user 'root'@'203.0.113.5'",
+            "2020-10-31T01:25:38Z",
+        );
+        check(
+            &mut p,
+            "Sat Oct 3 23:30:00 2020 [pid 1234] [admin] FAIL LOGIN: Client \"203.0.113.5\"",
+            "2020-10-03T16:30:00Z",
         );
         assert_eq!(p.parse(b"201331  1:45:18 [Note] x"), None, "month 13");
         assert_eq!(p.parse(b"201031 1:45:18 x"), None);

@@ -143,7 +143,14 @@ fn is_bind(line: &[u8]) -> bool {
 
 /// `Sat Oct 31 23:30:00 2020 [pid 1234] ...` (vsftpd's own log file).
 fn is_vsftpd(line: &[u8]) -> bool {
-    ctime(line, 0) && at(line, 24, 6) == b" [pid "
+    let padded = ctime(line, 0) && at(line, 24, 6) == b" [pid ";
+    // Some builds write the day unpadded: `Mon Jun 8 12:08:53 2020`.
+    let unpadded = weekday(at(line, 0, 3))
+        && month(at(line, 4, 3))
+        && at(line, 9, 1) == b" "
+        && clock(line, 10)
+        && at(line, 23, 6) == b" [pid ";
+    padded || unpadded
 }
 
 /// MySQL / MariaDB error log: `201031  1:45:18 [Warning] ...` (5.x) or
@@ -156,16 +163,25 @@ fn is_mysql(line: &[u8]) -> bool {
     if old {
         return true;
     }
-    let Some(space) = line.iter().take(40).position(|&b| b == b' ') else {
+    // `2020-10-31T01:45:18Z 2 [Note]` (8.0), `2015-10-07 06:09:42 5907 [Warning]`
+    // (5.6, MariaDB 10), `2015-10-07  8:25:38 139845 [Warning]` (MariaDB).
+    let iso = digits(at(line, 0, 4)) && at(line, 4, 1) == b"-" && at(line, 7, 1) == b"-";
+    let clock_at = match at(line, 10, 2) {
+        b"T0" | b"T1" | b"T2" => 11,
+        [b' ', b' '] => 12,
+        [b' ', _] => 11,
+        _ => return false,
+    };
+    if !iso || at(line, clock_at + if clock_at == 12 { 1 } else { 2 }, 1) != b":" {
+        return false;
+    }
+    let after_time = &line[clock_at..];
+    let Some(space) = after_time.iter().take(40).position(|&b| b == b' ') else {
         return false;
     };
-    let rest = &line[space + 1..];
+    let rest = &after_time[space + 1..];
     let thread = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    digits(at(line, 0, 4))
-        && at(line, 4, 1) == b"-"
-        && at(line, 10, 1) == b"T"
-        && thread > 0
-        && rest[thread..].starts_with(b" [")
+    thread > 0 && rest[thread..].starts_with(b" [")
 }
 
 /// `[31-Oct-2020 23:30:00 +0200]: ...` (Roundcube's logs; PHP's error log).
@@ -318,6 +334,18 @@ mod tests {
             (
                 "[31-Oct-2020 23:30:00 +0200]: IMAP Error: Login failed for admin from 203.0.113.5.",
                 "roundcube",
+            ),
+            (
+                "2015-10-07 06:09:42 5907 [Warning] Access denied for user 'root'@'203.0.113.5'",
+                "mysql",
+            ),
+            (
+                "2015-10-07  8:25:38 139845 [Warning] Access denied for user 'root'@'203.0.113.5'",
+                "mysql",
+            ),
+            (
+                r#"Mon Jun 8 12:08:53 2020 [pid 1234] [admin] FAIL LOGIN: Client "203.0.113.5""#,
+                "vsftpd",
             ),
         ];
         for (line, kind) in cases {

@@ -304,7 +304,7 @@ impl Loader {
                 .map_or(&[][..], |t| &t.by[..]);
             let captures =
                 |p: &Pattern, name: &str| p.regex.capture_names().flatten().any(|n| n == name);
-            let keyed = if by.is_empty() {
+            let keyed = if by.is_empty() || by == [DEFAULT_KEY_FIELD] {
                 rule.patterns
                     .iter()
                     .all(|p| captures(p, DEFAULT_KEY_FIELD) || captures(p, HOST_KEY_FIELD))
@@ -465,7 +465,9 @@ impl Loader {
                 );
             }
             for f in &fields.value.0 {
-                if !captured(f) {
+                // `src_ip` may be `src_host` in some patterns: checked,
+                // pattern by pattern, with the other keys in `resolve`.
+                if f != DEFAULT_KEY_FIELD && !captured(f) {
                     self.error(
                         file,
                         fields.referenced,
