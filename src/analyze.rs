@@ -238,6 +238,7 @@ impl Analyzer {
             *lines += memchr::memchr_iter(b'\n', &data[counted_to..offset]).count() as u64;
             counted_to = offset;
             let line_no = *lines + 1;
+            detector.begin_line();
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             let time = times.parse(line).unwrap_or(now);
             // Borrowed, not copied, when the line is valid UTF-8.

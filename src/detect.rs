@@ -438,6 +438,10 @@ pub struct Detector {
     next_id: u64,
     keys_evicted: u64,
     dropped_events: u64,
+    /// Incidents that an event of the current line already added to (see
+    /// [`Detector::begin_line`]; `None` until it is first called): another
+    /// rule's event of the same line joins without adding its attempts again.
+    joined_this_line: Option<Vec<u64>>,
 }
 
 impl Detector {
@@ -470,7 +474,16 @@ impl Detector {
             next_id: 1,
             keys_evicted: 0,
             dropped_events: 0,
+            joined_this_line: None,
         }
+    }
+
+    /// Marks the start of the events of one line. Rules of one merge class
+    /// that both match a line (a fast and a slow brute-force group) feed one
+    /// incident: the line's attempts count once. Without calls, every event
+    /// stands alone.
+    pub fn begin_line(&mut self) {
+        self.joined_this_line.get_or_insert_with(Vec::new).clear();
     }
 
     /// Feed one event. Returns what changed, so a store can persist it.
@@ -516,7 +529,7 @@ impl Detector {
         match &mut slot.state.phase {
             Phase::Open(inc) => {
                 if ev.time <= add_sat(inc.last_seen, cooldown) {
-                    inc.events += weight;
+                    inc.events += once_per_line(&mut self.joined_this_line, inc.id, weight);
                     inc.last_seen = inc.last_seen.max(ev.time);
                     inc.first_seen = inc.first_seen.min(ev.time);
                     let id = inc.id;
@@ -685,6 +698,7 @@ impl Detector {
                 let mut inc = open(&mut self.next_id, rule, key, ev, first, events);
                 inc.last_seen = last.max(inc.last_seen);
                 let id = inc.id;
+                once_per_line(&mut self.joined_this_line, id, 0);
                 (Phase::Open(inc), Observation::Opened(id))
             }
         };
@@ -733,7 +747,7 @@ impl Detector {
             return None;
         }
         if time <= add_sat(inc.last_seen, cooldown) {
-            inc.events += events;
+            inc.events += once_per_line(&mut self.joined_this_line, inc.id, events);
             inc.first_seen = inc.first_seen.min(first);
             inc.last_seen = inc.last_seen.max(last);
             let id = inc.id;
@@ -1141,6 +1155,19 @@ impl Detector {
     fn close_batch(&mut self, mut batch: Vec<Incident>) {
         batch.sort_by_key(|i| (i.last_seen, i.id));
         self.closed.extend(batch);
+    }
+}
+
+/// The attempts an event adds to incident `id`: none if another event of
+/// the same line already added to it (when lines are marked at all).
+fn once_per_line(joined: &mut Option<Vec<u64>>, id: u64, attempts: u64) -> u64 {
+    match joined {
+        Some(ids) if ids.contains(&id) => 0,
+        Some(ids) => {
+            ids.push(id);
+            attempts
+        }
+        None => attempts,
     }
 }
 
@@ -2429,13 +2456,19 @@ mod tests {
             assert_eq!(d.observe(&ip(1, t, "192.0.2.9")), Observation::Counted);
             assert_eq!(d.observe(&ip(2, t, "192.0.2.9")), Observation::Counted);
         }
-        assert!(matches!(d.observe(&ip(1, 5, "192.0.2.9")), Observation::Opened(_)));
+        assert!(matches!(
+            d.observe(&ip(1, 5, "192.0.2.9")),
+            Observation::Opened(_)
+        ));
         // A member without an evidence kind counts every line.
         let mut d = Detector::new(group_rules(), 100);
         for t in 0..4 {
             d.observe(&ip(3, t, "192.0.2.9"));
         }
-        assert!(matches!(d.observe(&ip(3, 5, "192.0.2.9")), Observation::Opened(_)));
+        assert!(matches!(
+            d.observe(&ip(3, 5, "192.0.2.9")),
+            Observation::Opened(_)
+        ));
     }
 
     #[test]
@@ -2523,6 +2556,41 @@ mod tests {
             Detector::restore(group_rules(), 100, old).pending_events(),
             1
         );
+    }
+
+    #[test]
+    fn a_line_matched_by_two_merged_rules_adds_its_attempts_once() {
+        // A fast and a slow brute-force rule of one class, both matching
+        // every line.
+        let policies = vec![
+            merged(counting(2, 600, 1800), 1),
+            merged(counting(3, 21600, 1800), 1),
+        ];
+        let mut d = Detector::new(policies, 100);
+        for t in 0..6 {
+            d.begin_line();
+            d.observe(&ip(0, t, "203.0.113.5"));
+            d.observe(&ip(1, t, "203.0.113.5"));
+        }
+        d.flush();
+        let closed = d.take_closed();
+        assert_eq!(closed.len(), 1);
+        // Six lines, six attempts: the slow rule links at its threshold on
+        // a line the fast rule's incident already took.
+        assert_eq!(closed[0].events, 6, "{closed:?}");
+        // Without line marks each event stands alone (callers that feed
+        // events, not lines).
+        let policies = vec![
+            merged(counting(2, 600, 1800), 1),
+            merged(counting(3, 21600, 1800), 1),
+        ];
+        let mut d = Detector::new(policies, 100);
+        for t in 0..6 {
+            d.observe(&ip(0, t, "203.0.113.5"));
+            d.observe(&ip(1, t, "203.0.113.5"));
+        }
+        d.flush();
+        assert_eq!(d.take_closed()[0].events, 12);
     }
 
     #[test]
