@@ -47,7 +47,7 @@ use crate::config::{Config, HttpConfig, MetricsAuth};
 use crate::metrics::Metrics;
 use crate::months::Month;
 use crate::output::IncidentView;
-use crate::rules::RuleSet;
+use crate::rules::{Role, RuleSet};
 use crate::store::{IncidentOrder, IncidentQuery, Store, StoreError};
 use crate::summary::{self, SummaryError};
 
@@ -724,6 +724,11 @@ struct RuleView<'a> {
     severity: &'static str,
     types: &'a [String],
     tags: &'a [String],
+    /// `rule`, `group` (opens incidents from its members' evidence) or
+    /// `member` (its events count toward `group`).
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group: Option<&'a str>,
 }
 
 /// `GET /api/v1/rules`: the rule set the daemon runs now.
@@ -742,6 +747,15 @@ async fn api_rules(_: ApiAccess, State(app): State<AppState>) -> Response {
                 severity: r.severity.id(),
                 types: &r.types,
                 tags: &r.tags,
+                kind: match r.role {
+                    Role::Rule => "rule",
+                    Role::Group => "group",
+                    Role::Member(_) => "member",
+                },
+                group: match r.role {
+                    Role::Member(g) => Some(rules.rule(g).id.as_str()),
+                    Role::Rule | Role::Group => None,
+                },
             })
             .collect(),
     };

@@ -46,7 +46,7 @@ const SYSTEMD_ENV: [&str; 6] = [
 ];
 
 /// `n` failed SSH passwords for root from `ip`, one second apart from
-/// `Oct 31 23:30:<start>`: `ssh-failed-password` opens an incident at the
+/// `Oct 31 23:30:<start>`: `ssh-bruteforce` opens an incident at the
 /// fifth within ten minutes.
 fn attack(ip: &str, n: usize, start: usize) -> String {
     (start..start + n)
@@ -566,7 +566,7 @@ fn notify_ready_status_watchdog_and_stopping() {
 
     // The commit goes through; healthy again, the pings resume.
     notify.wait_for(&mut daemon, "WATCHDOG=1");
-    let inc = f.wait_incident(&mut daemon, "ssh-failed-password", "203.0.113.7", 5);
+    let inc = f.wait_incident(&mut daemon, "ssh-bruteforce", "203.0.113.7", 5);
     assert_eq!(inc["category"], "bruteforce");
     assert_eq!(inc["input"], "auth");
 
@@ -590,7 +590,7 @@ fn sigterm_stores_every_line_written_before_it() {
         "exit status {status}\n{}",
         daemon.log_text()
     );
-    let stored = f.incidents_of("ssh-failed-password", "203.0.113.7");
+    let stored = f.incidents_of("ssh-bruteforce", "203.0.113.7");
     assert_eq!(stored.len(), 1, "{stored:#?}\n{}", daemon.log_text());
     assert_eq!(stored[0]["events"], lines as u64, "{:#}", stored[0]);
 
@@ -599,7 +599,7 @@ fn sigterm_stores_every_line_written_before_it() {
     f.append("auth.log", &attack("203.0.113.7", 2, lines));
     f.wait_incident(
         &mut daemon,
-        "ssh-failed-password",
+        "ssh-bruteforce",
         "203.0.113.7",
         lines as u64 + 2,
     );
@@ -624,7 +624,7 @@ fn sigterm_racing_fresh_lines_still_stores_them() {
         "exit status {status}\n{}",
         daemon.log_text()
     );
-    let stored = f.incidents_of("ssh-failed-password", "198.51.100.9");
+    let stored = f.incidents_of("ssh-bruteforce", "198.51.100.9");
     assert_eq!(stored.len(), 1, "{stored:#?}\n{}", daemon.log_text());
     assert_eq!(stored[0]["events"], 7);
 }
@@ -725,7 +725,7 @@ fn sighup_refuses_a_broken_rule_and_takes_a_fixed_one() {
     f.append("auth.log", &canary("10.0.0.4"));
     f.append("auth.log", &attack("203.0.113.8", 5, 0));
     f.wait_incident(&mut daemon, "local-canary-login", "10.0.0.4", 1);
-    f.wait_incident(&mut daemon, "ssh-failed-password", "203.0.113.8", 5);
+    f.wait_incident(&mut daemon, "ssh-bruteforce", "203.0.113.8", 5);
     assert!(daemon.stop().success());
 }
 
@@ -862,6 +862,6 @@ fn an_unreadable_input_is_reported_and_read_once_readable() {
 
     f.append_unreadable(&attack("203.0.113.7", 5, 0));
     fs::set_permissions(&log_path, fs::Permissions::from_mode(0o644)).expect("chmod");
-    f.wait_incident(&mut daemon, "ssh-failed-password", "203.0.113.7", 5);
+    f.wait_incident(&mut daemon, "ssh-bruteforce", "203.0.113.7", 5);
     assert!(daemon.stop().success());
 }

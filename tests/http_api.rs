@@ -268,15 +268,15 @@ fn metrics_bearer_and_the_json_api() {
     d.append(&attack_lines(&["198.51.100.99".to_owned()], 4));
     let mut all = Value::Null;
     d.wait_for("7 incidents through the API", || {
-        let (status, v) = d.api("/api/v1/incidents?rule=ssh-failed-password&limit=1000");
+        let (status, v) = d.api("/api/v1/incidents?rule=ssh-bruteforce&limit=1000");
         assert_eq!(status, 200, "{v}");
         all = v;
         all["incidents"].as_array().map_or(0, Vec::len) == 7
     });
     assert!(all["next"].is_null());
     let first = &all["incidents"][0];
-    assert_eq!(first["rule"], "ssh-failed-password");
-    assert_eq!(first["title"], "SSH password brute force");
+    assert_eq!(first["rule"], "ssh-bruteforce");
+    assert_eq!(first["title"], "SSH brute force");
     assert_eq!(first["category"], "bruteforce");
     assert!(first["uid"]
         .as_str()
@@ -379,7 +379,7 @@ fn metrics_bearer_and_the_json_api() {
     assert!(uids(&v).len() >= 7);
     assert_eq!(
         uids(
-            &d.api("/api/v1/incidents?severity=critical&rule=ssh-failed-password")
+            &d.api("/api/v1/incidents?severity=critical&rule=ssh-bruteforce")
                 .1
         )
         .len(),
@@ -388,7 +388,7 @@ fn metrics_bearer_and_the_json_api() {
     let hour_ago = Timestamp::now() - 1.hour();
     let in_an_hour = Timestamp::now() + 1.hour();
     let (_, v) = d.api(&format!(
-        "/api/v1/incidents?rule=ssh-failed-password&since={hour_ago}&until={in_an_hour}"
+        "/api/v1/incidents?rule=ssh-bruteforce&since={hour_ago}&until={in_an_hour}"
     ));
     assert_eq!(uids(&v).len(), 7);
     assert_eq!(
@@ -404,7 +404,7 @@ fn metrics_bearer_and_the_json_api() {
     assert_eq!(
         uids(
             &d.api(&format!(
-                "/api/v1/incidents?until={local}&rule=ssh-failed-password"
+                "/api/v1/incidents?until={local}&rule=ssh-bruteforce"
             ))
             .1
         )
@@ -513,12 +513,25 @@ fn metrics_bearer_and_the_json_api() {
     assert_eq!(rules["count"].as_u64(), Some(list.len() as u64));
     let ssh = list
         .iter()
-        .find(|r| r["id"] == "ssh-failed-password")
-        .expect("ssh rule listed");
+        .find(|r| r["id"] == "ssh-bruteforce")
+        .expect("ssh group listed");
     assert_eq!(ssh["category"], "bruteforce");
     assert_eq!(ssh["severity"], "medium");
-    assert_eq!(ssh["types"], serde_json::json!(["syslog"]));
-    assert_eq!(ssh["title"], "SSH password brute force");
+    assert_eq!(ssh["kind"], "group");
+    assert_eq!(
+        ssh["types"],
+        serde_json::json!([]),
+        "a group reads no lines"
+    );
+    assert_eq!(ssh["title"], "SSH brute force");
+    let member = list
+        .iter()
+        .find(|r| r["id"] == "ssh-failed-password")
+        .expect("its member listed");
+    assert_eq!(member["kind"], "member");
+    assert_eq!(member["group"], "ssh-bruteforce");
+    assert_eq!(member["category"], "bruteforce", "the group's");
+    assert_eq!(member["types"], serde_json::json!(["syslog"]));
 
     // Unknown paths and methods under /api: JSON.
     let (status, v) = d.api("/api/v1/nothing");

@@ -404,7 +404,7 @@ fn golden_figures_in_every_format_and_language() {
         // Every burst came from its own address: one incident each.
         let top = &v["top_sources"].as_array().expect("sources")[0];
         assert_eq!(top["this_month"], 1);
-        assert_eq!(v["top_rules"][0]["rule"], "ssh-failed-password");
+        assert_eq!(v["top_rules"][0]["rule"], "ssh-bruteforce");
     }
 
     let table_en = report("table", "en");

@@ -280,15 +280,23 @@ impl Loader {
         }
         drop(index);
         for (m, g) in members {
-            let (category, severity, policy) = {
+            let (category, severity, policy, tags) = {
                 let group = &self.rules[g];
-                (group.category, group.severity, group.policy.clone())
+                (
+                    group.category,
+                    group.severity,
+                    group.policy.clone(),
+                    group.tags.clone(),
+                )
             };
             let member = &mut self.rules[m];
             member.role = Role::Member(g);
             member.category = category;
             member.severity = severity;
             member.policy = policy;
+            if member.tags.is_empty() {
+                member.tags = tags;
+            }
         }
         for (r, t) in follows {
             self.rules[r].follows = Some(t);
