@@ -69,6 +69,10 @@ fn openssh_brute_force_sources_are_exactly_the_attackers() {
             "52.80.34.196",
             "5.36.59.76",
             "106.5.5.195",
+            // Three default accounts each (support, uucp, admin) in ten
+            // seconds: a bot's list, not a person mistyping.
+            "103.207.39.16",
+            "103.207.39.212",
         ])
     );
     let top = incidents
@@ -84,7 +88,13 @@ fn openssh_brute_force_sources_are_exactly_the_attackers() {
         .filter(|l| l.contains("Failed password") && l.contains("from 183.62.140.253 "))
         .count() as u64;
     assert!(attempts >= 250, "the corpus has hundreds: {attempts}");
-    assert_eq!(top, attempts, "183.62.140.253's attempts");
+    // Its incident is one of the merged bruteforce groups (the account
+    // spray reached three accounts first); the attempt group's own count
+    // before it joined adds at most its threshold again.
+    assert!(
+        (attempts..=attempts + 10).contains(&top),
+        "183.62.140.253: {top} events for {attempts} attempts"
+    );
     // One attacker seen by several sshd rules is one incident per burst, not one per rule.
     let per_key: BTreeMap<&str, usize> = incidents
         .iter()
