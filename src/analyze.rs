@@ -19,7 +19,7 @@ use crate::input::shape::{BadLine, Shaper};
 use crate::input::source::Origin;
 use crate::integrity::flagged::FlaggedScripts;
 use crate::rules::matcher::{Matcher, Scratch};
-use crate::rules::RuleSet;
+use crate::rules::{Rate, RuleSet};
 use crate::timestamp::TimeParser;
 
 /// The field that carries the address a network input received a line
@@ -69,7 +69,32 @@ pub struct LineSource {
     /// For a syslog source, where access-log lines carried as messages go
     /// (made at the first such line).
     embedded: Option<Box<LineSource>>,
+    /// Request-rate rules of an access-log source, and what they count with.
+    requests: Requests,
 }
+
+/// Per access-log source: the request-rate rules and the last client seen.
+#[derive(Default)]
+struct Requests {
+    rules: Vec<(usize, Rate)>,
+    /// The time of requests, read from one line in [`REQUEST_TIME_EVERY`].
+    time: Option<Timestamp>,
+    /// Lines until the time is read again.
+    until_time: u32,
+    /// The first word of the previous line and the client it named
+    /// (consecutive lines are often one client's).
+    last_word: Vec<u8>,
+    /// Empty when the word named no client to count.
+    last_client: String,
+    /// Scratch for the fields of an event.
+    fields: Fields,
+}
+
+/// A request's time is read from one access-log line in this many: a
+/// burst of 300 requests in 20 s is far coarser than the stamps of 64
+/// consecutive lines, and reading every stamp would cost more than the
+/// rest of the counting.
+const REQUEST_TIME_EVERY: u32 = 64;
 
 impl LineSource {
     /// Lines fed so far.
@@ -172,6 +197,10 @@ impl Analyzer {
             times,
             lines: 0,
             embedded: None,
+            requests: Requests {
+                rules: self.rules.rates_for(input_type),
+                ..Requests::default()
+            },
         })
     }
 
@@ -209,6 +238,19 @@ impl Analyzer {
                 src.embedded = Some(Box::new(inner));
             }
         }
+        if !src.requests.rules.is_empty() {
+            count_requests(
+                &mut self.detector,
+                &mut self.events,
+                &self.client,
+                &mut src.requests,
+                &mut src.times,
+                data,
+                lines_before,
+                now,
+                on_event,
+            );
+        }
         let sender = origin.sender.map(|ip| (ip, ip.to_string()));
         let sender_field = &self.sender_field;
         let LineSource {
@@ -221,6 +263,7 @@ impl Analyzer {
             lines,
             embedded,
             shaper: _,
+            requests: _,
         } = src;
         let detector = &mut self.detector;
         let events = &mut self.events;
@@ -239,6 +282,7 @@ impl Analyzer {
             counted_to = offset;
             let line_no = *lines + 1;
             detector.begin_line();
+            caps.new_line();
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             let time = times.parse(line).unwrap_or(now);
             // Borrowed, not copied, when the line is valid UTF-8.
@@ -333,6 +377,87 @@ impl Analyzer {
                 inner.lines = lines_before + *i as u64;
                 self.feed_from(inner, line, now, origin, on_event);
             }
+        }
+    }
+}
+
+/// Counts every access-log line of `data` for its client toward the
+/// request-rate rules, and observes an event for a client that reaches a
+/// rule's rate. Runs on every line, so it reads only the first word of each
+/// (the client) and one time stamp in [`REQUEST_TIME_EVERY`] lines.
+#[allow(clippy::too_many_arguments)]
+fn count_requests(
+    detector: &mut Detector,
+    events: &mut u64,
+    client: &ClientCheck,
+    requests: &mut Requests,
+    times: &mut TimeParser,
+    data: &[u8],
+    lines_before: u64,
+    now: Timestamp,
+    on_event: &mut dyn FnMut(u64, &Event, Observation),
+) {
+    let src_ip: Arc<str> = Arc::from(crate::detect::DEFAULT_KEY_FIELD);
+    let attempts: Arc<str> = Arc::from(crate::detect::ATTEMPTS_FIELD);
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len()));
+    for (i, end) in ends.enumerate() {
+        let line = &data[start..end];
+        start = end + 1;
+        let Some(space) = memchr::memchr(b' ', &line[..line.len().min(64)]) else {
+            continue;
+        };
+        if requests.until_time == 0 || requests.time.is_none() {
+            requests.time = times.parse(line).or(requests.time);
+            requests.until_time = REQUEST_TIME_EVERY;
+        }
+        requests.until_time -= 1;
+        let word = &line[..space];
+        // Behind a trusted proxy the client is in the rest of the line.
+        if word != requests.last_word.as_slice() || client.has_proxies() {
+            requests.last_word.clear();
+            requests.last_word.extend_from_slice(word);
+            requests.last_client.clear();
+            let found = std::str::from_utf8(word)
+                .ok()
+                .and_then(|w| Some((w, client.request_client(w, line)?)));
+            match found {
+                // Written canonically already (dotted IPv4 parses only
+                // without leading zeros): no formatting, the usual case.
+                Some((w, addr)) if addr.is_ipv4() && !w.contains(':') => {
+                    requests.last_client.push_str(w)
+                }
+                Some((_, addr)) => {
+                    use std::fmt::Write as _;
+                    let _ = write!(requests.last_client, "{addr}");
+                }
+                None => {}
+            }
+        }
+        let who = requests.last_client.as_str();
+        if who.is_empty() {
+            continue;
+        }
+        let time = requests.time.unwrap_or(now);
+        for &(rule, rate) in &requests.rules {
+            let Some(n) = detector.count_request(rule, who, time, rate.count, rate.window) else {
+                continue;
+            };
+            let fields = &mut requests.fields;
+            fields.clear();
+            fields.push(&src_ip, who.as_bytes());
+            fields.push(&attempts, n.to_string().as_bytes());
+            let text = lossy(line);
+            let ev = Event {
+                rule,
+                time,
+                fields: Cow::Borrowed(fields),
+                line: Cow::Borrowed(text.strip_suffix('\r').unwrap_or(&text)),
+            };
+            *events += 1;
+            detector.begin_line();
+            let seen = detector.observe(&ev);
+            on_event(lines_before + i as u64 + 1, &ev, seen);
         }
     }
 }

@@ -105,6 +105,26 @@ impl ClientCheck {
     }
 }
 
+impl ClientCheck {
+    /// The client of an access-log line whose first word is `first`, for
+    /// counting its requests: `None` for no address, and for a loopback or
+    /// trusted-proxy client whose line names no client behind it (a local
+    /// reverse proxy or monitor is not a flood; configure `trusted_proxies`
+    /// to see through it).
+    /// Whether a line's client may depend on more than its first word.
+    pub fn has_proxies(&self) -> bool {
+        !self.proxies.is_empty()
+    }
+
+    pub fn request_client(&self, first: &str, line: &[u8]) -> Option<IpAddr> {
+        let addr = parse_addr(first)?;
+        if self.proxies.iter().any(|n| n.contains(addr)) {
+            return forwarded_client(line, &self.proxies);
+        }
+        (!addr.is_loopback()).then_some(addr)
+    }
+}
+
 /// The field that names the trusted proxy a client came through.
 pub const PROXY_FIELD: &str = "proxy";
 

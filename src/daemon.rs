@@ -294,6 +294,7 @@ fn empty_snapshot(next_id: u64) -> Snapshot {
         next_id,
         keys_evicted: 0,
         dropped_events: 0,
+        rates: Vec::new(),
     }
 }
 

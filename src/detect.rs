@@ -367,6 +367,20 @@ pub struct Snapshot {
     pub next_id: u64,
     pub keys_evicted: u64,
     pub dropped_events: u64,
+    /// Request counts of request-rate rules: (rule, client, count).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rates: Vec<(usize, String, RateCount)>,
+}
+
+/// One client's requests for a request-rate rule: the counts of the
+/// current fixed window (`slot`, of the rule's length) and the one before,
+/// whose weighted sum estimates the sliding window (the estimate rate
+/// limiters use: two numbers a client, whatever the rate).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateCount {
+    slot: i64,
+    current: u64,
+    previous: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -411,6 +425,14 @@ impl Snapshot {
             }
             None => false,
         });
+        self.rates
+            .retain_mut(|(rule, _, _)| match new_index(*rule) {
+                Some(r) => {
+                    *rule = r;
+                    true
+                }
+                None => false,
+            });
     }
 }
 
@@ -438,6 +460,11 @@ pub struct Detector {
     next_id: u64,
     keys_evicted: u64,
     dropped_events: u64,
+    /// Request counts of request-rate rules, per rule, by client (a faster
+    /// hash than the std one: this is looked up on every access-log line).
+    rates: Vec<hashbrown::HashMap<String, RateCount>>,
+    /// Clients in `rates`, all rules together (bounded by `max_keys`).
+    rate_clients: usize,
     /// Incidents that an event of the current line already added to (see
     /// [`Detector::begin_line`]; `None` until it is first called): another
     /// rule's event of the same line joins without adding its attempts again.
@@ -475,7 +502,79 @@ impl Detector {
             keys_evicted: 0,
             dropped_events: 0,
             joined_this_line: None,
+            rates: Vec::new(),
+            rate_clients: 0,
         }
+    }
+
+    /// Counts one request of `client` for the request-rate rule `rule`
+    /// (`count` requests within `window`). Returns the attempts of an event
+    /// to observe when the client has reached `count` (`count`: the
+    /// requests it stands for), and starts counting afresh. Cheap: it runs
+    /// on every access-log line.
+    pub fn count_request(
+        &mut self,
+        rule: usize,
+        client: &str,
+        time: Timestamp,
+        count: u32,
+        window: SignedDuration,
+    ) -> Option<u64> {
+        // Nanoseconds fit an i64 until 2262; beyond, the window's clamped.
+        let width = i64::try_from(window.as_nanos()).unwrap_or(i64::MAX).max(1);
+        let at = i64::try_from(time.as_nanosecond()).unwrap_or(i64::MAX);
+        let slot = at.div_euclid(width);
+        let into = (at - slot * width) as f64 / width as f64;
+        if self.rates.len() <= rule {
+            self.rates.resize_with(rule + 1, hashbrown::HashMap::new);
+        }
+        if self.rate_clients >= self.max_keys
+            && !self.rates[rule].contains_key(client)
+            && !self.forget_idle_rates(slot)
+        {
+            // Every tracked client is active: this one is not counted.
+            self.dropped_events += 1;
+            return None;
+        }
+        let c = match self.rates[rule].entry_ref(client) {
+            hashbrown::hash_map::EntryRef::Occupied(o) => o.into_mut(),
+            hashbrown::hash_map::EntryRef::Vacant(v) => {
+                self.rate_clients += 1;
+                v.insert(RateCount::default())
+            }
+        };
+        match slot - c.slot {
+            0 => c.current += 1,
+            1 => {
+                c.previous = c.current;
+                c.current = 1;
+            }
+            // Out of order (several files): counted in its window.
+            d if d < 0 => {}
+            _ => {
+                c.previous = 0;
+                c.current = 1;
+            }
+        }
+        c.slot = c.slot.max(slot);
+        let estimate = c.previous as f64 * (1.0 - into) + c.current as f64;
+        if estimate >= f64::from(count) {
+            c.previous = 0;
+            c.current = 0;
+            return Some(u64::from(count));
+        }
+        None
+    }
+
+    /// Forgets clients whose counts are older than the window before
+    /// `slot` (they estimate zero); whether any went.
+    fn forget_idle_rates(&mut self, slot: i64) -> bool {
+        let before = self.rate_clients;
+        for map in &mut self.rates {
+            map.retain(|_, c| c.slot >= slot - 1);
+        }
+        self.rate_clients = self.rates.iter().map(hashbrown::HashMap::len).sum();
+        self.rate_clients < before
     }
 
     /// Marks the start of the events of one line. Rules of one merge class
@@ -971,6 +1070,16 @@ impl Detector {
             next_id: self.next_id,
             keys_evicted: self.keys_evicted,
             dropped_events: self.dropped_events,
+            rates: {
+                let mut rates: Vec<(usize, String, RateCount)> = self
+                    .rates
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(rule, m)| m.iter().map(move |(k, c)| (rule, k.clone(), c.clone())))
+                    .collect();
+                rates.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+                rates
+            },
         }
     }
 
@@ -988,6 +1097,17 @@ impl Detector {
         d.next_id = snap.next_id;
         d.keys_evicted = snap.keys_evicted;
         d.dropped_events = snap.dropped_events;
+        for (rule, client, count) in snap.rates {
+            if rule >= d.policies.len() || d.rate_clients >= d.max_keys {
+                continue;
+            }
+            if d.rates.len() <= rule {
+                d.rates.resize_with(rule + 1, hashbrown::HashMap::new);
+            }
+            if d.rates[rule].insert(client, count).is_none() {
+                d.rate_clients += 1;
+            }
+        }
         for saved in snap.keys {
             let Some(policy) = d.policies.get(saved.rule) else {
                 continue;

@@ -1,5 +1,6 @@
 //! `canhgac rules test`: every example runs through the same compiled
-//! matcher as real logs, so an example that passes proves the shipped
+//! matcher as real logs (after the same reshaping of variants, see
+//! [`crate::input::shape`]), so an example that passes proves the shipped
 //! automaton, not just the rule's own regex.
 
 use std::collections::{BTreeMap, HashMap};
@@ -11,6 +12,7 @@ use super::matcher::Matcher;
 use super::{Position, Rule, RuleSet};
 use crate::event::Fields;
 use crate::feeds::{FeedKind, IndicatorSet};
+use crate::input::shape::Shaper;
 
 /// The feed name examples of rules with `ioc` are checked against.
 pub const EXAMPLE_FEED: &str = "example";
@@ -98,7 +100,11 @@ pub fn check(rules: &RuleSet) -> Result<ExampleReport, String> {
             for t in &rule.types {
                 let m = &matchers[t.as_str()];
                 let mut scratch = m.scratch();
-                let line = ex.line.as_bytes();
+                // As the analyzer hands it over: a virtual host or a syslog
+                // header before an access line, RFC 5424, made canonical.
+                let mut shaper = Shaper::new(t);
+                let shaped = shaper.reshape(ex.line.as_bytes(), 0).lines.to_vec();
+                let line = shaped.as_slice();
                 let hit = m
                     .match_line(&mut scratch, line)
                     .iter()

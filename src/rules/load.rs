@@ -416,6 +416,71 @@ impl Loader {
             evidence: None,
             follows: None,
             builtin: false,
+            rate: None,
+        })
+    }
+
+    /// A request-rate rule: no patterns and no threshold of its own (every
+    /// line counts), access-log types only (the client is the line's first
+    /// word).
+    fn rate(
+        &mut self,
+        file: &str,
+        r: &Spanned<super::spec::RateSpec>,
+        spec: &RuleSpec,
+        id: &str,
+    ) -> Option<super::Rate> {
+        let at = r.referenced;
+        if !spec.patterns.value.is_empty() {
+            self.error(
+                file,
+                at,
+                format!("rule `{id}` has `rate`: every line counts, so it has no patterns"),
+            );
+        }
+        if spec.threshold.is_some() || spec.group.is_some() {
+            self.error(
+                file,
+                at,
+                format!(
+                    "rule `{id}` has `rate`, which is its threshold: no `threshold` or `group`"
+                ),
+            );
+        }
+        if let Some(t) = spec
+            .types
+            .value
+            .iter()
+            .find(|t| !matches!(t.value.as_str(), "nginx" | "apache"))
+        {
+            self.error(
+                file,
+                t.referenced,
+                format!(
+                    "rule `{id}` has `rate`, which counts access-log lines: type `{}` has none",
+                    t.value
+                ),
+            );
+        }
+        if r.value.count.value == 0 {
+            self.error(
+                file,
+                r.value.count.referenced,
+                "rate count must be at least 1".into(),
+            );
+        }
+        let window = self.duration(file, &r.value.window)?;
+        if window <= SignedDuration::ZERO {
+            self.error(
+                file,
+                r.value.window.referenced,
+                "rate window must be positive".into(),
+            );
+            return None;
+        }
+        Some(super::Rate {
+            count: r.value.count.value,
+            window,
         })
     }
 
@@ -571,11 +636,15 @@ impl Loader {
             }
         }
 
+        let rate = spec
+            .rate
+            .as_ref()
+            .and_then(|r| self.rate(file, r, &spec, &id));
         let mut patterns = Vec::new();
-        if spec.patterns.value.is_empty() {
+        if spec.patterns.value.is_empty() && spec.rate.is_none() {
             self.error(
                 file,
-                spec.patterns.referenced,
+                spec.id.referenced,
                 format!("rule `{id}` has no patterns"),
             );
         }
@@ -784,6 +853,7 @@ impl Loader {
             evidence,
             follows: None,
             builtin: false,
+            rate,
         })
     }
 

@@ -94,6 +94,12 @@ struct CapturePlan {
     /// thousands of lines.
     ascii: OnceLock<Option<AsciiEngine>>,
     names: Vec<(usize, Arc<str>)>,
+    /// The first slot with the same pattern, when another rule has it too
+    /// (a group member and its slow counterpart): one line's captures of
+    /// it are taken once, see [`CaptureScratch::new_line`].
+    shared: Option<usize>,
+    /// Whether later slots share this one's pattern.
+    twinned: bool,
 }
 
 /// How a pattern's captures are taken on an ASCII line.
@@ -178,6 +184,17 @@ pub struct Scratch {
 pub struct CaptureScratch {
     locs: Vec<regex::bytes::CaptureLocations>,
     ascii: Vec<Option<AsciiScratch>>,
+    /// The captures of a shared pattern on the current line: its first
+    /// slot and the fields.
+    memo: Option<(usize, Fields)>,
+}
+
+impl CaptureScratch {
+    /// Forgets the captures remembered for the previous line; call before
+    /// taking the fields of a new line.
+    pub fn new_line(&mut self) {
+        self.memo = None;
+    }
 }
 
 impl Matcher {
@@ -233,12 +250,22 @@ impl Matcher {
                     .enumerate()
                     .filter_map(|(i, n)| n.map(|n| (i, Arc::<str>::from(n))))
                     .collect();
+                let shared = captures
+                    .iter()
+                    .position(|c: &CapturePlan| c.source == p.source && c.names == names);
                 captures.push(CapturePlan {
                     source: p.source.clone(),
                     regex: p.regex.clone(),
                     ascii: OnceLock::new(),
                     names,
+                    shared,
+                    twinned: false,
                 });
+            }
+        }
+        for i in 0..captures.len() {
+            if let Some(first) = captures[i].shared {
+                captures[first].twinned = true;
             }
         }
         let lines = if hirs.is_empty() {
@@ -277,6 +304,7 @@ impl Matcher {
                     .map(|c| c.regex.capture_locations())
                     .collect(),
                 ascii: self.captures.iter().map(|_| None).collect(),
+                memo: None,
             },
         }
     }
@@ -427,6 +455,34 @@ impl Matcher {
         if plan.names.is_empty() {
             return;
         }
+        let first = plan.shared.unwrap_or(hit.slot);
+        let shared = plan.shared.is_some() || plan.twinned;
+        if let Some((slot, fields)) = &scratch.memo {
+            if *slot == first {
+                out.clone_from(fields);
+                return;
+            }
+        }
+        self.take_fields(scratch, hit.slot, plan, line, out);
+        if shared {
+            match &mut scratch.memo {
+                Some((slot, fields)) => {
+                    *slot = first;
+                    fields.clone_from(out);
+                }
+                None => scratch.memo = Some((first, out.clone())),
+            }
+        }
+    }
+
+    fn take_fields(
+        &self,
+        scratch: &mut CaptureScratch,
+        slot: usize,
+        plan: &CapturePlan,
+        line: &[u8],
+        out: &mut Fields,
+    ) {
         let mut push = |(_, name): &(usize, Arc<str>), span: Option<Span>| {
             if let Some(value) = span.and_then(|s| line.get(s.range())) {
                 out.push(name, value);
@@ -439,7 +495,7 @@ impl Matcher {
                     .get_or_init(|| ascii_engine(&plan.source, &plan.names))
             })
             .and_then(Option::as_ref);
-        if let (Some(engine), Some(scratch)) = (ascii, scratch.ascii.get_mut(hit.slot)) {
+        if let (Some(engine), Some(scratch)) = (ascii, scratch.ascii.get_mut(slot)) {
             let scratch = scratch.get_or_insert_with(|| engine.scratch());
             // `None`: the regex below takes the line.
             if let Some(caps) = engine.captures(scratch, line) {
@@ -451,7 +507,7 @@ impl Matcher {
                 return;
             }
         }
-        let Some(locs) = scratch.locs.get_mut(hit.slot) else {
+        let Some(locs) = scratch.locs.get_mut(slot) else {
             return;
         };
         if plan.regex.captures_read(locs, line).is_some() {

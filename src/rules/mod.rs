@@ -95,6 +95,16 @@ pub struct Rule {
     pub follows: Option<usize>,
     /// Whether it came from the rule files built into canhgac.
     pub builtin: bool,
+    /// For a request-rate rule (no patterns): how many access-log lines of
+    /// one client within how long make an event (see [`crate::detect::Detector::count_request`]).
+    pub rate: Option<Rate>,
+}
+
+/// `rate: { count, window }` of a rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub window: jiff::SignedDuration,
 }
 
 /// A rule's part in counting evidence.
@@ -327,6 +337,7 @@ impl RuleSet {
                                 evidence: None,
                                 follows: rule.follows,
                                 builtin: rule.builtin,
+                                rate: None,
                             });
                             base + variants.len() - 1
                         }
@@ -370,6 +381,9 @@ impl RuleSet {
             if r.role != Role::Rule || r.evidence.is_some() || r.follows.is_some() {
                 h.update(format!("|{:?}|{:?}|{:?}", r.role, r.evidence, r.follows).as_bytes());
             }
+            if let Some(rate) = &r.rate {
+                h.update(format!("|rate {rate:?}").as_bytes());
+            }
             // Only when set, so the digests of rule sets without it stay.
             if let Some(senders) = &r.senders {
                 h.update([1]);
@@ -389,6 +403,13 @@ impl RuleSet {
 
     pub fn by_id(&self, id: &str) -> Option<usize> {
         self.rules.iter().position(|r| r.id == id)
+    }
+
+    /// The request-rate rules that read `input_type`: (index, rate).
+    pub fn rates_for(&self, input_type: &str) -> Vec<(usize, Rate)> {
+        self.for_type(input_type)
+            .filter_map(|i| self.rules[i].rate.map(|r| (i, r)))
+            .collect()
     }
 
     /// Indexes of the active rules (see [`Rule::is_active`]) that read

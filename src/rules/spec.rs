@@ -54,6 +54,7 @@ pub struct RuleSpec {
     /// incident of that one is open for the same key.
     pub follows: Option<Spanned<String>>,
     pub types: Spanned<Vec<Spanned<String>>>,
+    #[serde(default = "no_patterns")]
     pub patterns: Spanned<Vec<Spanned<String>>>,
     /// Only lines received from these addresses or networks.
     pub senders: Option<Spanned<Vec<Spanned<String>>>>,
@@ -61,6 +62,8 @@ pub struct RuleSpec {
     #[serde(default)]
     pub ioc: Vec<Spanned<IocSpec>>,
     pub threshold: Option<ThresholdSpec>,
+    /// Requests per client in access logs: every line counts, no patterns.
+    pub rate: Option<Spanned<RateSpec>>,
     pub cooldown: Option<Spanned<String>>,
     /// A captured field that must name a script the web-root integrity
     /// watcher flagged (see `crate::integrity::flagged`).
@@ -79,6 +82,22 @@ pub struct IocSpec {
     pub kind: Spanned<String>,
     #[serde(default)]
     pub feeds: Vec<Spanned<String>>,
+}
+
+/// `rate: { count: 300, window: 20s }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateSpec {
+    pub count: Spanned<u32>,
+    pub window: Spanned<String>,
+}
+
+fn no_patterns() -> Spanned<Vec<Spanned<String>>> {
+    Spanned {
+        value: Vec::new(),
+        referenced: serde_saphyr::Location::UNKNOWN,
+        defined: serde_saphyr::Location::UNKNOWN,
+    }
 }
 
 #[derive(Debug, Deserialize)]
