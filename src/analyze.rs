@@ -8,6 +8,8 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -84,8 +86,10 @@ struct Requests {
     /// The first word of the previous line and the client it named
     /// (consecutive lines are often one client's).
     last_word: Vec<u8>,
-    /// Empty when the word named no client to count.
-    last_client: String,
+    /// `None` when the word named no client to count.
+    last_client: Option<IpAddr>,
+    /// Its text, for an event.
+    last_text: String,
     /// Scratch for the fields of an event.
     fields: Fields,
 }
@@ -417,35 +421,23 @@ fn count_requests(
         if word != requests.last_word.as_slice() || client.has_proxies() {
             requests.last_word.clear();
             requests.last_word.extend_from_slice(word);
-            requests.last_client.clear();
-            let found = std::str::from_utf8(word)
+            requests.last_client = std::str::from_utf8(word)
                 .ok()
-                .and_then(|w| Some((w, client.request_client(w, line)?)));
-            match found {
-                // Written canonically already (dotted IPv4 parses only
-                // without leading zeros): no formatting, the usual case.
-                Some((w, addr)) if addr.is_ipv4() && !w.contains(':') => {
-                    requests.last_client.push_str(w)
-                }
-                Some((_, addr)) => {
-                    use std::fmt::Write as _;
-                    let _ = write!(requests.last_client, "{addr}");
-                }
-                None => {}
-            }
+                .and_then(|w| client.request_client(w, line));
         }
-        let who = requests.last_client.as_str();
-        if who.is_empty() {
+        let Some(who) = requests.last_client else {
             continue;
-        }
+        };
         let time = requests.time.unwrap_or(now);
         for &(rule, rate) in &requests.rules {
             let Some(n) = detector.count_request(rule, who, time, rate.count, rate.window) else {
                 continue;
             };
+            requests.last_text.clear();
+            let _ = write!(requests.last_text, "{who}");
             let fields = &mut requests.fields;
             fields.clear();
-            fields.push(&src_ip, who.as_bytes());
+            fields.push(&src_ip, requests.last_text.as_bytes());
             fields.push(&attempts, n.to_string().as_bytes());
             let text = lossy(line);
             let ev = Event {

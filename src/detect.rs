@@ -462,7 +462,9 @@ pub struct Detector {
     dropped_events: u64,
     /// Request counts of request-rate rules, per rule, by client (a faster
     /// hash than the std one: this is looked up on every access-log line).
-    rates: Vec<hashbrown::HashMap<String, RateCount>>,
+    /// Keyed by the address's bits (IPv4 as IPv4-mapped IPv6): hashing
+    /// and comparing an integer, not a string.
+    rates: Vec<hashbrown::HashMap<u128, RateCount>>,
     /// Clients in `rates`, all rules together (bounded by `max_keys`).
     rate_clients: usize,
     /// Incidents that an event of the current line already added to (see
@@ -515,7 +517,7 @@ impl Detector {
     pub fn count_request(
         &mut self,
         rule: usize,
-        client: &str,
+        client: std::net::IpAddr,
         time: Timestamp,
         count: u32,
         window: SignedDuration,
@@ -528,17 +530,18 @@ impl Detector {
         if self.rates.len() <= rule {
             self.rates.resize_with(rule + 1, hashbrown::HashMap::new);
         }
+        let client = address_bits(client);
         if self.rate_clients >= self.max_keys
-            && !self.rates[rule].contains_key(client)
+            && !self.rates[rule].contains_key(&client)
             && !self.forget_idle_rates(slot)
         {
             // Every tracked client is active: this one is not counted.
             self.dropped_events += 1;
             return None;
         }
-        let c = match self.rates[rule].entry_ref(client) {
-            hashbrown::hash_map::EntryRef::Occupied(o) => o.into_mut(),
-            hashbrown::hash_map::EntryRef::Vacant(v) => {
+        let c = match self.rates[rule].entry(client) {
+            hashbrown::hash_map::Entry::Occupied(o) => o.into_mut(),
+            hashbrown::hash_map::Entry::Vacant(v) => {
                 self.rate_clients += 1;
                 v.insert(RateCount::default())
             }
@@ -1075,7 +1078,12 @@ impl Detector {
                     .rates
                     .iter()
                     .enumerate()
-                    .flat_map(|(rule, m)| m.iter().map(move |(k, c)| (rule, k.clone(), c.clone())))
+                    .flat_map(|(rule, m)| {
+                        m.iter().map(move |(k, c)| {
+                            let addr = std::net::Ipv6Addr::from(*k).to_canonical();
+                            (rule, addr.to_string(), c.clone())
+                        })
+                    })
                     .collect();
                 rates.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
                 rates
@@ -1101,6 +1109,10 @@ impl Detector {
             if rule >= d.policies.len() || d.rate_clients >= d.max_keys {
                 continue;
             }
+            let Ok(client) = client.parse::<std::net::IpAddr>() else {
+                continue;
+            };
+            let client = address_bits(client);
             if d.rates.len() <= rule {
                 d.rates.resize_with(rule + 1, hashbrown::HashMap::new);
             }
@@ -1288,6 +1300,14 @@ fn once_per_line(joined: &mut Option<Vec<u64>>, id: u64, attempts: u64) -> u64 {
             attempts
         }
         None => attempts,
+    }
+}
+
+/// An address as one number: IPv6 bits, IPv4 as IPv4-mapped IPv6.
+fn address_bits(addr: std::net::IpAddr) -> u128 {
+    match addr {
+        std::net::IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        std::net::IpAddr::V6(v6) => u128::from(v6),
     }
 }
 
