@@ -310,8 +310,7 @@ impl Loader {
                 .threshold
                 .as_ref()
                 .map_or(&[][..], |t| &t.by[..]);
-            let captures =
-                |p: &Pattern, name: &str| p.regex.capture_names().flatten().any(|n| n == name);
+            let captures = |p: &Pattern, name: &str| p.captures(name);
             let keyed = if by.is_empty() || by == [DEFAULT_KEY_FIELD] {
                 rule.patterns
                     .iter()
@@ -649,12 +648,20 @@ impl Loader {
             );
         }
         for p in &spec.patterns.value {
-            match compile_pattern(&p.value) {
-                Ok(regex) => patterns.push(Pattern {
-                    source: p.value.clone(),
-                    regex,
-                    pos: Position::at(file, p.referenced),
-                }),
+            // The shipped rules are compiled by the test suite; compiling
+            // every one of them at each start (all input types, Unicode)
+            // would cost more than the scan of a small file. Their syntax
+            // and names are still read here; local rules compile at once,
+            // so a mistake is reported with its place.
+            let pattern = if file.starts_with("<builtin>/") {
+                Pattern::parse(&p.value, Position::at(file, p.referenced))
+            } else {
+                compile_pattern(&p.value).and_then(|regex| {
+                    Pattern::compiled(&p.value, regex, Position::at(file, p.referenced))
+                })
+            };
+            match pattern {
+                Ok(pattern) => patterns.push(pattern),
                 Err(message) => self.error(file, p.referenced, message),
             }
         }
@@ -687,10 +694,7 @@ impl Loader {
             // `sender` is added to every line received over the network.
             name == crate::analyze::SENDER_FIELD
                 || ioc_field(name)
-                || (!patterns.is_empty()
-                    && patterns
-                        .iter()
-                        .all(|p: &Pattern| p.regex.capture_names().flatten().any(|n| n == name)))
+                || (!patterns.is_empty() && patterns.iter().all(|p: &Pattern| p.captures(name)))
         };
 
         let mut ioc = Vec::new();
@@ -704,12 +708,7 @@ impl Loader {
                 }
             };
             if patterns.len() == spec.patterns.value.len()
-                && !patterns.iter().all(|p| {
-                    p.regex
-                        .capture_names()
-                        .flatten()
-                        .any(|n| n == c.field.value)
-                })
+                && !patterns.iter().all(|p| p.captures(&c.field.value))
             {
                 self.error(
                     file,
@@ -795,9 +794,7 @@ impl Loader {
             for name in ex.value.fields.keys() {
                 if patterns.len() == spec.patterns.value.len()
                     && !ioc_field(name)
-                    && !patterns
-                        .iter()
-                        .any(|p| p.regex.capture_names().flatten().any(|n| n == name))
+                    && !patterns.iter().any(|p| p.captures(name))
                 {
                     self.error(
                         file,
@@ -911,7 +908,7 @@ impl Loader {
     }
 }
 
-fn compile_pattern(source: &str) -> Result<regex::bytes::Regex, String> {
+pub(super) fn compile_pattern(source: &str) -> Result<regex::bytes::Regex, String> {
     regex::bytes::RegexBuilder::new(source)
         .size_limit(PATTERN_SIZE_LIMIT)
         .build()
@@ -1229,7 +1226,21 @@ rules:
     fn builtin_rules_load() {
         let mut l = Loader::new();
         l.add_builtin();
-        let (_, warnings) = l.finish_with_warnings().expect("shipped rules are valid");
+        let (rules, warnings) = l.finish_with_warnings().expect("shipped rules are valid");
         assert_eq!(warnings, [], "every shipped rule has a key");
+        // Shipped patterns compile at first use: every one must, within
+        // the size limit, as local ones are checked at load.
+        for rule in &rules {
+            for p in &rule.patterns {
+                if let Err(e) = compile_pattern(&p.source) {
+                    panic!("{}: {e}", p.pos);
+                }
+                assert!(
+                    p.regex().capture_names().flatten().all(|n| p.captures(n)),
+                    "{}: names read from the syntax",
+                    p.pos
+                );
+            }
+        }
     }
 }

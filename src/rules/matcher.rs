@@ -245,7 +245,7 @@ impl Matcher {
                     slot: hits.len(),
                 });
                 let names: Vec<(usize, Arc<str>)> = p
-                    .regex
+                    .regex()
                     .capture_names()
                     .enumerate()
                     .filter_map(|(i, n)| n.map(|n| (i, Arc::<str>::from(n))))
@@ -255,7 +255,7 @@ impl Matcher {
                     .position(|c: &CapturePlan| c.source == p.source && c.names == names);
                 captures.push(CapturePlan {
                     source: p.source.clone(),
-                    regex: p.regex.clone(),
+                    regex: p.regex().clone(),
                     ascii: OnceLock::new(),
                     names,
                     shared,
@@ -1173,9 +1173,9 @@ mod tests {
         let mut out = Vec::new();
         for rule in rs.for_type("syslog") {
             for p in &rs.rule(rule).patterns {
-                if let Some(c) = p.regex.captures(line) {
+                if let Some(c) = p.regex().captures(line) {
                     let fields = p
-                        .regex
+                        .regex()
                         .capture_names()
                         .enumerate()
                         .filter_map(|(i, n)| {

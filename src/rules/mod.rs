@@ -157,12 +157,62 @@ pub struct Via {
 #[derive(Debug)]
 pub struct Pattern {
     pub source: String,
-    /// Used for captures once the shared automaton has said this pattern hit.
-    pub regex: regex::bytes::Regex,
+    /// Used for captures once the shared automaton has said this pattern
+    /// hit; compiled when first needed (see [`Pattern::regex`]).
+    regex: std::sync::OnceLock<regex::bytes::Regex>,
+    /// Its named groups, in no particular order.
+    names: Vec<String>,
     pub pos: Position,
 }
 
 impl Pattern {
+    /// A pattern whose syntax is checked and names read now, and which is
+    /// compiled at first use.
+    pub fn parse(source: &str, pos: Position) -> Result<Pattern, String> {
+        let hir = regex_syntax::ParserBuilder::new()
+            .utf8(false)
+            .build()
+            .parse(source)
+            .map_err(|e| format!("pattern does not compile: {e}"))?;
+        Ok(Pattern {
+            source: source.to_owned(),
+            regex: std::sync::OnceLock::new(),
+            names: hir_names(&hir),
+            pos,
+        })
+    }
+
+    /// A pattern compiled already.
+    pub fn compiled(
+        source: &str,
+        regex: regex::bytes::Regex,
+        pos: Position,
+    ) -> Result<Pattern, String> {
+        let names = regex.capture_names().flatten().map(str::to_owned).collect();
+        let lock = std::sync::OnceLock::new();
+        let _ = lock.set(regex);
+        Ok(Pattern {
+            source: source.to_owned(),
+            regex: lock,
+            names,
+            pos,
+        })
+    }
+
+    /// The regex, compiled now if it was not yet. A pattern that does not
+    /// compile (only a shipped one can get here, and the test suite
+    /// compiles every one) matches nothing.
+    pub fn regex(&self) -> &regex::bytes::Regex {
+        self.regex.get_or_init(|| {
+            load::compile_pattern(&self.source).unwrap_or_else(|_| never_matching())
+        })
+    }
+
+    /// Whether the pattern has a group named `name`.
+    pub fn captures(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+
     /// The pattern with named groups made non-capturing, so that many
     /// patterns can be joined into one alternation (as `rg -f` does) without
     /// clashing group names. Matching is unchanged.
@@ -208,6 +258,34 @@ pub struct Example {
     pub fields: Option<BTreeMap<String, String>>,
     pub must_match: bool,
     pub pos: Position,
+}
+
+/// The names of the capture groups of `hir`.
+fn hir_names(hir: &regex_syntax::hir::Hir) -> Vec<String> {
+    use regex_syntax::hir::HirKind;
+    let mut names = Vec::new();
+    let mut stack = vec![hir];
+    while let Some(h) = stack.pop() {
+        match h.kind() {
+            HirKind::Capture(c) => {
+                if let Some(n) = &c.name {
+                    names.push(n.to_string());
+                }
+                stack.push(&c.sub);
+            }
+            HirKind::Repetition(r) => stack.push(&r.sub),
+            HirKind::Concat(v) | HirKind::Alternation(v) => stack.extend(v),
+            _ => {}
+        }
+    }
+    names
+}
+
+/// A regex that matches no line.
+fn never_matching() -> regex::bytes::Regex {
+    // `$` then a byte: nothing follows the end of a line. Compiling a
+    // constant cannot fail; the fallback is the same regex again.
+    regex::bytes::Regex::new(r"$.^").unwrap_or_else(|_| never_matching())
 }
 
 /// Every loaded rule, plus a digest that identifies the rule set in metrics and the API.
@@ -562,20 +640,20 @@ mod tests {
     #[test]
     fn names_are_dropped_and_nothing_else() {
         let source = r"a(?P<user>\S+) (?<ip>[(?P<x>]+)|(b(?P<n>(?P<m>c)))\(?P<lit>";
-        let p = Pattern {
-            source: source.into(),
-            regex: regex::bytes::Regex::new(source).expect("valid"),
-            pos: Position {
-                file: "t".into(),
-                line: 1,
-                column: 1,
-            },
+        let pos = Position {
+            file: "t".into(),
+            line: 1,
+            column: 1,
         };
+        let p = Pattern::parse(source, pos).expect("valid");
+        let mut names = p.names.clone();
+        names.sort();
+        assert_eq!(names, ["ip", "m", "n", "user"], "read from the syntax");
         let out = p.without_names();
         assert_eq!(out, r"a(?:\S+) (?:[(?P<x>]+)|(b(?:(?:c)))\(?P<lit>");
         let plain = regex::bytes::Regex::new(&out).expect("still valid");
         for hay in [&b"abob 1.2"[..], b"bc", b"(?P<lit>", b"zzz"] {
-            assert_eq!(plain.is_match(hay), p.regex.is_match(hay));
+            assert_eq!(plain.is_match(hay), p.regex().is_match(hay));
         }
     }
 }
