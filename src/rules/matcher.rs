@@ -86,7 +86,9 @@ struct LineAutomaton {
 
 struct CapturePlan {
     source: String,
-    regex: regex::bytes::Regex,
+    /// The pattern as written, for lines with non-ASCII bytes: compiled at
+    /// the first such line (Unicode classes make it the costliest to build).
+    regex: OnceLock<regex::bytes::Regex>,
     /// The same pattern, ASCII-only, for ASCII lines; `None` if it cannot be
     /// built (it is an optimisation, never needed for correctness). Built
     /// when the pattern first hits: most patterns of a type hit nothing in a
@@ -100,6 +102,13 @@ struct CapturePlan {
     shared: Option<usize>,
     /// Whether later slots share this one's pattern.
     twinned: bool,
+}
+
+impl CapturePlan {
+    fn regex(&self) -> &regex::bytes::Regex {
+        self.regex
+            .get_or_init(|| super::Pattern::compile_or_never(&self.source))
+    }
 }
 
 /// How a pattern's captures are taken on an ASCII line.
@@ -182,7 +191,8 @@ pub struct Scratch {
 /// Capture buffers, one per pattern, reused from line to line (those of
 /// the ASCII engines made at their first use).
 pub struct CaptureScratch {
-    locs: Vec<regex::bytes::CaptureLocations>,
+    /// Made at a pattern's first non-ASCII line.
+    locs: Vec<Option<regex::bytes::CaptureLocations>>,
     ascii: Vec<Option<AsciiScratch>>,
     /// The captures of a shared pattern on the current line: its first
     /// slot and the fields.
@@ -245,17 +255,16 @@ impl Matcher {
                     slot: hits.len(),
                 });
                 let names: Vec<(usize, Arc<str>)> = p
-                    .regex()
-                    .capture_names()
-                    .enumerate()
-                    .filter_map(|(i, n)| n.map(|n| (i, Arc::<str>::from(n))))
+                    .groups()
+                    .iter()
+                    .map(|(i, n)| (*i, Arc::<str>::from(n.as_str())))
                     .collect();
                 let shared = captures
                     .iter()
                     .position(|c: &CapturePlan| c.source == p.source && c.names == names);
                 captures.push(CapturePlan {
                     source: p.source.clone(),
-                    regex: p.regex().clone(),
+                    regex: OnceLock::new(),
                     ascii: OnceLock::new(),
                     names,
                     shared,
@@ -298,11 +307,7 @@ impl Matcher {
             found: Default::default(),
             hits: Vec::new(),
             captures: CaptureScratch {
-                locs: self
-                    .captures
-                    .iter()
-                    .map(|c| c.regex.capture_locations())
-                    .collect(),
+                locs: self.captures.iter().map(|_| None).collect(),
                 ascii: self.captures.iter().map(|_| None).collect(),
                 memo: None,
             },
@@ -426,7 +431,7 @@ impl Matcher {
             return;
         }
         for (slot, plan) in self.captures.iter().enumerate() {
-            if let (true, Ok(id)) = (plan.regex.is_match(line), PatternID::new(slot)) {
+            if let (true, Ok(id)) = (plan.regex().is_match(line), PatternID::new(slot)) {
                 patset.insert(id);
             }
         }
@@ -510,7 +515,9 @@ impl Matcher {
         let Some(locs) = scratch.locs.get_mut(slot) else {
             return;
         };
-        if plan.regex.captures_read(locs, line).is_some() {
+        let regex = plan.regex();
+        let locs = locs.get_or_insert_with(|| regex.capture_locations());
+        if regex.captures_read(locs, line).is_some() {
             for g in &plan.names {
                 push(g, locs.get(g.0).map(|(s, e)| Span::from(s..e)));
             }

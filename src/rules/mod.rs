@@ -160,8 +160,8 @@ pub struct Pattern {
     /// Used for captures once the shared automaton has said this pattern
     /// hit; compiled when first needed (see [`Pattern::regex`]).
     regex: std::sync::OnceLock<regex::bytes::Regex>,
-    /// Its named groups, in no particular order.
-    names: Vec<String>,
+    /// Its named groups: (group index, name).
+    names: Vec<(usize, String)>,
     pub pos: Position,
 }
 
@@ -188,7 +188,11 @@ impl Pattern {
         regex: regex::bytes::Regex,
         pos: Position,
     ) -> Result<Pattern, String> {
-        let names = regex.capture_names().flatten().map(str::to_owned).collect();
+        let names = regex
+            .capture_names()
+            .enumerate()
+            .filter_map(|(i, n)| Some((i, n?.to_owned())))
+            .collect();
         let lock = std::sync::OnceLock::new();
         let _ = lock.set(regex);
         Ok(Pattern {
@@ -203,14 +207,24 @@ impl Pattern {
     /// compile (only a shipped one can get here, and the test suite
     /// compiles every one) matches nothing.
     pub fn regex(&self) -> &regex::bytes::Regex {
-        self.regex.get_or_init(|| {
-            load::compile_pattern(&self.source).unwrap_or_else(|_| never_matching())
-        })
+        self.regex
+            .get_or_init(|| Self::compile_or_never(&self.source))
+    }
+
+    /// `source` compiled, or a regex that matches nothing if it does not
+    /// compile (see [`Pattern::regex`]).
+    pub(crate) fn compile_or_never(source: &str) -> regex::bytes::Regex {
+        load::compile_pattern(source).unwrap_or_else(|_| never_matching())
     }
 
     /// Whether the pattern has a group named `name`.
     pub fn captures(&self, name: &str) -> bool {
-        self.names.iter().any(|n| n == name)
+        self.names.iter().any(|(_, n)| n == name)
+    }
+
+    /// Its named groups: (group index, name), in index order.
+    pub fn groups(&self) -> &[(usize, String)] {
+        &self.names
     }
 
     /// The pattern with named groups made non-capturing, so that many
@@ -260,8 +274,8 @@ pub struct Example {
     pub pos: Position,
 }
 
-/// The names of the capture groups of `hir`.
-fn hir_names(hir: &regex_syntax::hir::Hir) -> Vec<String> {
+/// The named capture groups of `hir`: (group index, name), in index order.
+fn hir_names(hir: &regex_syntax::hir::Hir) -> Vec<(usize, String)> {
     use regex_syntax::hir::HirKind;
     let mut names = Vec::new();
     let mut stack = vec![hir];
@@ -269,7 +283,7 @@ fn hir_names(hir: &regex_syntax::hir::Hir) -> Vec<String> {
         match h.kind() {
             HirKind::Capture(c) => {
                 if let Some(n) = &c.name {
-                    names.push(n.to_string());
+                    names.push((c.index as usize, n.to_string()));
                 }
                 stack.push(&c.sub);
             }
@@ -278,6 +292,7 @@ fn hir_names(hir: &regex_syntax::hir::Hir) -> Vec<String> {
             _ => {}
         }
     }
+    names.sort_unstable();
     names
 }
 
