@@ -661,9 +661,17 @@ mod tests {
             column: 1,
         };
         let p = Pattern::parse(source, pos).expect("valid");
-        let mut names = p.names.clone();
-        names.sort();
-        assert_eq!(names, ["ip", "m", "n", "user"], "read from the syntax");
+        let compiled = regex::bytes::Regex::new(source).expect("compiles");
+        let expected: Vec<(usize, String)> = compiled
+            .capture_names()
+            .enumerate()
+            .filter_map(|(i, n)| Some((i, n?.to_owned())))
+            .collect();
+        assert_eq!(
+            p.groups(),
+            expected,
+            "read from the syntax, with their indices"
+        );
         let out = p.without_names();
         assert_eq!(out, r"a(?:\S+) (?:[(?P<x>]+)|(b(?:(?:c)))\(?P<lit>");
         let plain = regex::bytes::Regex::new(&out).expect("still valid");
