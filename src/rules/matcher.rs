@@ -70,8 +70,12 @@ pub struct Matcher {
     /// non-ASCII bytes. Built at the first such line (`None` if it cannot
     /// be: then each pattern's own regex answers), as many inputs have none.
     set: OnceLock<Option<MetaRegex>>,
-    /// Set pattern id -> the hit it stands for.
+    /// Slot -> the hit it stands for.
     hits: Vec<Hit>,
+    /// Automaton pattern id -> the slots it stands for: a pattern that
+    /// several rules share (a group member and its slow and account-spray
+    /// counterparts) is compiled once and hits them all.
+    twins: Vec<Vec<usize>>,
     /// For each hit's pattern: regexes for captures and (group index, field name).
     captures: Vec<CapturePlan>,
 }
@@ -235,6 +239,7 @@ impl Matcher {
         let mut hirs = Vec::new();
         let mut hits = Vec::new();
         let mut captures = Vec::new();
+        let mut twins: Vec<Vec<usize>> = Vec::new();
         let selected: Vec<usize> = if inactive {
             rules.for_type_all(input_type).collect()
         } else {
@@ -248,7 +253,6 @@ impl Matcher {
                     .build()
                     .parse(&p.source)
                     .map_err(|e| format!("{}: {e}", p.pos))?;
-                hirs.push(hir);
                 hits.push(Hit {
                     rule,
                     pattern,
@@ -262,6 +266,15 @@ impl Matcher {
                 let shared = captures
                     .iter()
                     .position(|c: &CapturePlan| c.source == p.source && c.names == names);
+                let slot = captures.len();
+                match shared.and_then(|first| twins.iter().position(|t: &Vec<usize>| t[0] == first))
+                {
+                    Some(id) => twins[id].push(slot),
+                    None => {
+                        hirs.push(hir);
+                        twins.push(vec![slot]);
+                    }
+                }
                 captures.push(CapturePlan {
                     source: p.source.clone(),
                     regex: OnceLock::new(),
@@ -287,6 +300,7 @@ impl Matcher {
             lines,
             set: OnceLock::new(),
             hits,
+            twins,
             captures,
         })
     }
@@ -303,7 +317,7 @@ impl Matcher {
         Scratch {
             dfa_cache: self.lines.as_ref().map(|l| DfaCache::new(&l.dfa)),
             set_cache: None,
-            patset: PatternSet::new(self.hits.len()),
+            patset: PatternSet::new(self.twins.len()),
             found: Default::default(),
             hits: Vec::new(),
             captures: CaptureScratch {
@@ -400,7 +414,7 @@ impl Matcher {
             buf: line,
         };
         // A `\n` inside makes several lines: the hits of any of them.
-        let mut all = PatternSet::new(self.hits.len());
+        let mut all = PatternSet::new(self.twins.len());
         pass.run(found, &mut |_, _, p| {
             for id in p.iter() {
                 all.insert(id);
@@ -422,7 +436,10 @@ impl Matcher {
     ) {
         patset.clear();
         let set = self.set.get_or_init(|| {
-            let sources = self.captures.iter().map(|c| c.source.as_str());
+            let sources = self
+                .twins
+                .iter()
+                .map(|t| self.captures[t[0]].source.as_str());
             build_set(sources).ok()
         });
         if let Some(set) = set {
@@ -430,8 +447,9 @@ impl Matcher {
             set.which_overlapping_matches_with(cache, &Input::new(line), patset);
             return;
         }
-        for (slot, plan) in self.captures.iter().enumerate() {
-            if let (true, Ok(id)) = (plan.regex().is_match(line), PatternID::new(slot)) {
+        for (id, slots) in self.twins.iter().enumerate() {
+            let plan = &self.captures[slots[0]];
+            if let (true, Ok(id)) = (plan.regex().is_match(line), PatternID::new(id)) {
                 patset.insert(id);
             }
         }
@@ -440,13 +458,18 @@ impl Matcher {
     /// The hits of the patterns in `patset`, one per rule; false if none.
     fn hits_of(&self, patset: &PatternSet, hits: &mut Vec<Hit>) -> bool {
         hits.clear();
+        let mut twinned = false;
         for id in patset.iter() {
-            let hit = self.hits[id.as_usize()];
-            // Patterns of one rule are adjacent, so a repeat is the previous hit.
-            if hits.last().map(|h| h.rule) != Some(hit.rule) {
-                hits.push(hit);
-            }
+            let slots = &self.twins[id.as_usize()];
+            twinned |= slots.len() > 1;
+            hits.extend(slots.iter().map(|&slot| self.hits[slot]));
         }
+        // Slots of one rule are adjacent: in slot order, a rule's repeats
+        // follow each other. Already in order unless a pattern is shared.
+        if twinned {
+            hits.sort_unstable_by_key(|h| h.slot);
+        }
+        hits.dedup_by_key(|h| h.rule);
         !hits.is_empty()
     }
 
@@ -1150,6 +1173,41 @@ mod tests {
         assert_eq!(f.iter().collect::<Vec<_>>(), vec![("src_ip", "10.0.0.1")]);
         m.fields(&mut s.captures, hits[1], line, &mut f);
         assert_eq!(f.iter().collect::<Vec<_>>(), vec![("user", "bob")]);
+    }
+
+    #[test]
+    fn a_pattern_of_several_rules_is_compiled_once_and_hits_each() {
+        let rs = rules(&[
+            ("a", r"from (?P<src_ip>\S+)"),
+            ("b", r"user (?P<user>\w+)"),
+            ("c", r"from (?P<src_ip>\S+)"),
+            ("d", r"user (?P<user>\w+)"),
+        ]);
+        let m = Matcher::new(&rs, "syslog").expect("compiles");
+        assert_eq!(m.twins, vec![vec![0, 2], vec![1, 3]]);
+        let mut s = m.scratch();
+        let line = b"Failed for user bob from 10.0.0.1 port 22";
+        let hits = m.match_line(&mut s, line).to_vec();
+        assert_eq!(
+            hits.iter().map(|h| h.rule).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3]
+        );
+        let mut f = Fields::default();
+        for (hit, want) in hits
+            .iter()
+            .zip([("src_ip", "10.0.0.1"), ("user", "bob")].iter().cycle())
+        {
+            s.captures.new_line();
+            m.fields(&mut s.captures, *hit, line, &mut f);
+            assert_eq!(f.iter().collect::<Vec<_>>(), vec![*want]);
+        }
+        // Non-ASCII lines go through the set of patterns as written.
+        let line = "user bób from 10.0.0.2".as_bytes();
+        let hits = m.match_line(&mut s, line).to_vec();
+        assert_eq!(
+            hits.iter().map(|h| h.rule).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3]
+        );
     }
 
     #[test]
