@@ -526,7 +526,6 @@ impl Detector {
         let width = i64::try_from(window.as_nanos()).unwrap_or(i64::MAX).max(1);
         let at = i64::try_from(time.as_nanosecond()).unwrap_or(i64::MAX);
         let slot = at.div_euclid(width);
-        let into = (at - slot * width) as f64 / width as f64;
         if self.rates.len() <= rule {
             self.rates.resize_with(rule + 1, hashbrown::HashMap::new);
         }
@@ -560,6 +559,11 @@ impl Detector {
             }
         }
         c.slot = c.slot.max(slot);
+        if c.previous + c.current < u64::from(count) {
+            // Cannot reach the rate whatever the weighting: the usual case.
+            return None;
+        }
+        let into = (at - slot * width) as f64 / width as f64;
         let estimate = c.previous as f64 * (1.0 - into) + c.current as f64;
         if estimate >= f64::from(count) {
             c.previous = 0;
