@@ -80,19 +80,9 @@ impl fmt::Display for LoadErrors {
 
 impl std::error::Error for LoadErrors {}
 
-/// Something worth telling that is not an error: a local rule that
-/// replaces a shipped one.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Warning {
-    pub pos: Position,
-    pub message: String,
-}
-
-impl fmt::Display for Warning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.pos, self.message)
-    }
-}
+/// Something worth telling that does not stop the load (a local rule that
+/// replaces a shipped one, a rule without a key): said as an error is.
+pub type Warning = RuleError;
 
 /// Accumulates rules from several sources and checks ids across all of them.
 /// A local rule (or group) with the id of a shipped one replaces it, so a
