@@ -12,6 +12,10 @@
 #   CORPUS_SRC=<repo>/../shared/corpus   the real logs the corpus repeats
 #   F2B_FILTER=/etc/fail2ban/filter.d/sshd.conf
 #   BUILD=1           0 skips `cargo build --release` (uses the existing binary)
+#   BIN=<repo>/target/release/canhgac   the binary measured (with BUILD=0: any build, e.g. an
+#                     older commit's, to compare two binaries on the same rules)
+#   RULES_DIR=        a rules directory used instead of the built-in rules (canhgac and rg both);
+#                     with BIN, the matcher's own cost on a fixed rule set
 #
 # Exits 0 whatever the numbers are (it is a measurement, not a test); non-zero only when a tool
 # cannot be built, installed or run.
@@ -28,7 +32,13 @@ BENCH_DIR=${BENCH_DIR:-$ROOT/target/bench}
 CORPUS_SRC=${CORPUS_SRC:-$ROOT/../shared/corpus}
 F2B_FILTER=${F2B_FILTER:-/etc/fail2ban/filter.d/sshd.conf}
 BUILD=${BUILD:-1}
-BIN=$ROOT/target/release/canhgac
+BIN=${BIN:-$ROOT/target/release/canhgac}
+RULE_ARGS=()
+RULES_NOTE="all default rules"
+if [[ -n ${RULES_DIR:-} ]]; then
+    RULE_ARGS=(--no-default-rules --rules "$RULES_DIR")
+    RULES_NOTE="the rules of $RULES_DIR"
+fi
 TIME=/usr/bin/time
 
 die() { echo "compare.sh: error: $*" >&2; exit 1; }
@@ -115,7 +125,7 @@ record() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >> "$RESULTS"; }
 
 # ---------------------------------------------------------------- patterns for rg
 PATTERNS=$OUT/patterns.txt
-"$BIN" rules patterns > "$OUT/patterns.all" || die "canhgac rules patterns failed"
+"$BIN" rules patterns "${RULE_ARGS[@]}" > "$OUT/patterns.all" || die "canhgac rules patterns failed"
 n_all=$(grep -c '' "$OUT/patterns.all" || true)
 ((n_all > 0)) || die "canhgac rules patterns printed no patterns"
 if grep -q '^$' "$OUT/patterns.all"; then
@@ -173,9 +183,9 @@ ALL_LINES=$(lines_of "${FILES[@]}")
 
 note "canhgac scan (all files, best of $RUNS)"
 warm "${FILES[@]}"
-measure canhgac 0 /dev/null "$BIN" scan "${FILES[@]}"
+measure canhgac 0 /dev/null "$BIN" scan "${RULE_ARGS[@]}" "${FILES[@]}"
 CANHGAC_SUMMARY=$(grep '^canhgac: ' "$OUT/canhgac.err" | tail -n 1 || true)
-record "canhgac scan" "$ALL_BYTES" "$ALL_LINES" "$M_SECS" "$M_RSS" "1 thread, all default rules, 3 files in one run"
+record "canhgac scan" "$ALL_BYTES" "$ALL_LINES" "$M_SECS" "$M_RSS" "1 thread, $RULES_NOTE, 3 files in one run"
 
 note "rg -j1 (best of $RUNS)"
 warm "${FILES[@]}"
@@ -203,8 +213,8 @@ F2B_SUMMARY=$(grep '^Lines: ' "$OUT/fail2ban.out" | tail -n 1 || true)
 record "fail2ban-regex" "$F2B_BYTES" "$F2B_N" "$M_SECS" "$M_RSS" "sshd filter, prefix of auth.log, best of $F2B_RUNS"
 note "canhgac scan on the same lines as fail2ban-regex (best of $RUNS)"
 warm "$F2B_IN"
-measure canhgac-prefix 0 /dev/null "$BIN" scan --type syslog "$F2B_IN"
-record "canhgac, fail2ban's lines" "$F2B_BYTES" "$F2B_N" "$M_SECS" "$M_RSS" "scan --type syslog, all default rules, same prefix of auth.log"
+measure canhgac-prefix 0 /dev/null "$BIN" scan "${RULE_ARGS[@]}" --type syslog "$F2B_IN"
+record "canhgac, fail2ban's lines" "$F2B_BYTES" "$F2B_N" "$M_SECS" "$M_RSS" "scan --type syslog, $RULES_NOTE, same prefix of auth.log"
 
 # ---------------------------------------------------------------- per file
 if [[ $PER_FILE != 0 ]]; then
@@ -213,9 +223,9 @@ if [[ $PER_FILE != 0 ]]; then
         b=$(bytes_of "$f") l=$(lines_of "$f")
         warm "$f"
         note "per file: $name"
-        measure "canhgac-$t" 0 /dev/null "$BIN" scan --type "$t" "$f"
+        measure "canhgac-$t" 0 /dev/null "$BIN" scan "${RULE_ARGS[@]}" --type "$t" "$f"
         record "  canhgac --type $t" "$b" "$l" "$M_SECS" "$M_RSS" "$name"
-        "$BIN" rules patterns --type "$t" > "$OUT/patterns.$t.all" || die "canhgac rules patterns --type $t failed"
+        "$BIN" rules patterns "${RULE_ARGS[@]}" --type "$t" > "$OUT/patterns.$t.all" || die "canhgac rules patterns --type $t failed"
         # same treatment as the full list: rewritten patterns in their rg form, rejected ones out
         python3 - "$OUT/patterns.$t.all" "$REWRITTEN" "$REJECTED" > "$OUT/patterns.$t" <<'PY' || die "filtering $t patterns failed"
 import sys
