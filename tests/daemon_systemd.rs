@@ -865,3 +865,54 @@ fn an_unreadable_input_is_reported_and_read_once_readable() {
     f.wait_incident(&mut daemon, "ssh-bruteforce", "203.0.113.7", 5);
     assert!(daemon.stop().success());
 }
+
+#[test]
+fn lines_of_another_type_are_said_once_and_counted() {
+    let f = Fixture::new("");
+    let (mut daemon, _notify, _) = spawn_notified(&f);
+    let serving = daemon.wait_log(0, "serving /metrics");
+    let base = serving
+        .rsplit(" on ")
+        .next()
+        .map(str::trim)
+        .expect("the address it serves on")
+        .to_owned();
+    // Access-log lines in an input configured as syslog: read, and no
+    // syslog rule can ever match them.
+    let access = "203.0.113.5 - - [31/Oct/2020:23:30:00 +0700] \"GET /.env HTTP/1.1\" 404 0 \"-\" \"curl/8\"\n";
+    f.append("auth.log", &access.repeat(3));
+    let warning = daemon.wait_log(0, "is not a syslog line");
+    assert!(warning.contains("input auth"), "{warning}");
+    assert!(warning.contains("GET /.env"), "names the line: {warning}");
+    let counted = daemon.wait("the unrecognised lines on /metrics", || {
+        let body = ureq::get(&format!("{base}/metrics"))
+            .call()
+            .ok()?
+            .body_mut()
+            .read_to_string()
+            .ok()?;
+        body.lines()
+            .find(|l| l.starts_with("canhgac_input_lines_unrecognised_total{input=\"auth\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .filter(|&n| n == 3)
+    });
+    assert_eq!(counted, 3);
+    // Said once: more such lines are counted, not logged again.
+    f.append("auth.log", access);
+    daemon.wait("the fourth line counted", || {
+        let body = ureq::get(&format!("{base}/metrics"))
+            .call()
+            .ok()?
+            .body_mut()
+            .read_to_string()
+            .ok()?;
+        body.contains("canhgac_input_lines_unrecognised_total{input=\"auth\"} 4")
+            .then_some(())
+    });
+    let said = daemon
+        .log()
+        .iter()
+        .filter(|l| l.contains("is not a syslog line"))
+        .count();
+    assert_eq!(said, 1, "{}", daemon.log_text());
+}
