@@ -32,6 +32,12 @@ pub const SENDER_FIELD: &str = "sender";
 /// follows, and when that incident began (with the key, it names it).
 pub const FOLLOWS_FIELDS: [&str; 2] = ["follows", "follows_since"];
 
+/// How far ahead of the clock a line may be dated before it is taken as
+/// read now, unless configured otherwise: clocks of machines that log to
+/// one another drift by seconds, and a log written ahead by more is either
+/// misconfigured or forged.
+pub const DEFAULT_CLOCK_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(5 * 60);
+
 pub struct Analyzer {
     rules: Arc<RuleSet>,
     sender_field: Arc<str>,
@@ -50,6 +56,10 @@ pub struct Analyzer {
     rejected_clients: u64,
     /// Names of the fields a `follows` rule adds: the incident it follows.
     follows_names: [Arc<str>; 2],
+    /// How far past the clock (`now` of a feed) a line's date may be.
+    clock_skew: jiff::SignedDuration,
+    /// Matched lines dated beyond it, taken as read at `now`.
+    future_lines: u64,
 }
 
 /// One stream of lines (a file, standard input): where its state lives
@@ -73,6 +83,8 @@ pub struct LineSource {
     embedded: Option<Box<LineSource>>,
     /// Request-rate rules of an access-log source, and what they count with.
     requests: Requests,
+    /// The latest time of an event from this source.
+    newest: Option<Timestamp>,
 }
 
 /// Per access-log source: the request-rate rules and the last client seen.
@@ -104,6 +116,12 @@ impl LineSource {
     /// Lines fed so far.
     pub fn lines(&self) -> u64 {
         self.lines
+    }
+
+    /// The latest time of an event from this source: how far its reading
+    /// has come in event time.
+    pub fn newest(&self) -> Option<Timestamp> {
+        self.newest
     }
 
     pub fn times(&mut self) -> &mut TimeParser {
@@ -138,7 +156,22 @@ impl Analyzer {
             client: ClientCheck::default(),
             rejected_clients: 0,
             follows_names: FOLLOWS_FIELDS.map(Arc::from),
+            clock_skew: DEFAULT_CLOCK_SKEW,
+            future_lines: 0,
         }
+    }
+
+    /// How far past the clock a line may be dated; see [`DEFAULT_CLOCK_SKEW`].
+    pub fn set_clock_skew(&mut self, skew: jiff::SignedDuration) {
+        self.clock_skew = skew.max(jiff::SignedDuration::ZERO);
+    }
+
+    /// Matched lines dated further ahead of the clock than the skew
+    /// allows, whose events took the time they were read instead: one
+    /// spoofed datagram dated 2099 must not move an attacker's count (and
+    /// so hide the real attempts after it) into the future.
+    pub fn future_lines(&self) -> u64 {
+        self.future_lines
     }
 
     /// Reverse proxies whose `X-Forwarded-For` names the client of an
@@ -157,6 +190,7 @@ impl Analyzer {
     /// reload), so that they keep counting up.
     pub fn continue_counts(&mut self, old: &Analyzer) {
         self.rejected_clients += old.rejected_clients;
+        self.future_lines += old.future_lines;
     }
 
     /// The flagged scripts that `flagged_script` rules check against.
@@ -200,6 +234,7 @@ impl Analyzer {
             matcher,
             times,
             lines: 0,
+            newest: None,
             embedded: None,
             requests: Requests {
                 rules: self.rules.rates_for(input_type),
@@ -242,6 +277,10 @@ impl Analyzer {
                 src.embedded = Some(Box::new(inner));
             }
         }
+        let clock = Clock {
+            now,
+            limit: now.saturating_add(self.clock_skew).unwrap_or(now),
+        };
         if !src.requests.rules.is_empty() {
             count_requests(
                 &mut self.detector,
@@ -251,7 +290,8 @@ impl Analyzer {
                 &mut src.times,
                 data,
                 lines_before,
-                now,
+                &clock,
+                &mut self.future_lines,
                 on_event,
             );
         }
@@ -266,6 +306,7 @@ impl Analyzer {
             times,
             lines,
             embedded,
+            newest,
             shaper: _,
             requests: _,
         } = src;
@@ -275,6 +316,7 @@ impl Analyzer {
         let flagged = &self.flagged;
         let client = &mut self.client;
         let rejected_clients = &mut self.rejected_clients;
+        let future_lines = &mut self.future_lines;
         let [follows_name, since_name] = &self.follows_names;
         let access_log = matches!(matcher.input_type(), "nginx" | "apache");
         let mut since = String::new();
@@ -288,7 +330,8 @@ impl Analyzer {
             detector.begin_line();
             caps.new_line();
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let time = times.parse(line).unwrap_or(now);
+            let time = clock.time_of(times.parse(line), future_lines);
+            *newest = Some(newest.map_or(time, |n| n.max(time)));
             // Borrowed, not copied, when the line is valid UTF-8.
             let text = lossy(line);
             let mut emit = |detector: &mut Detector, rule: usize, fields: &Fields| {
@@ -385,6 +428,28 @@ impl Analyzer {
     }
 }
 
+/// The time events of a feed are read at, and the latest date a line may
+/// carry (the time plus the allowed clock skew).
+struct Clock {
+    now: Timestamp,
+    limit: Timestamp,
+}
+
+impl Clock {
+    /// The time of an event from a line dated `parsed`: its date, or the
+    /// time it was read when it has none or one beyond the limit.
+    fn time_of(&self, parsed: Option<Timestamp>, future_lines: &mut u64) -> Timestamp {
+        match parsed {
+            Some(t) if t > self.limit => {
+                *future_lines += 1;
+                self.now
+            }
+            Some(t) => t,
+            None => self.now,
+        }
+    }
+}
+
 /// Counts every access-log line of `data` for its client toward the
 /// request-rate rules, and observes an event for a client that reaches a
 /// rule's rate. Runs on every line, so it reads only the first word of each
@@ -398,7 +463,8 @@ fn count_requests(
     times: &mut TimeParser,
     data: &[u8],
     lines_before: u64,
-    now: Timestamp,
+    clock: &Clock,
+    future_lines: &mut u64,
     on_event: &mut dyn FnMut(u64, &Event, Observation),
 ) {
     let src_ip: Arc<str> = Arc::from(crate::detect::DEFAULT_KEY_FIELD);
@@ -412,7 +478,9 @@ fn count_requests(
             continue;
         };
         if requests.until_time == 0 || requests.time.is_none() {
-            requests.time = times.parse(line).or(requests.time);
+            if let Some(t) = times.parse(line) {
+                requests.time = Some(clock.time_of(Some(t), future_lines));
+            }
             requests.until_time = REQUEST_TIME_EVERY;
         }
         requests.until_time -= 1;
@@ -428,7 +496,7 @@ fn count_requests(
         let Some(who) = requests.last_client else {
             continue;
         };
-        let time = requests.time.unwrap_or(now);
+        let time = requests.time.unwrap_or(clock.now);
         for &(rule, rate) in &requests.rules {
             let Some(n) = detector.count_request(rule, who, time, rate.count, rate.window) else {
                 continue;

@@ -235,6 +235,13 @@ pub struct PipelineConfig {
     /// How long a rotated-away file that stopped growing is kept open for
     /// writers that have not reopened yet.
     pub rotated_grace: Duration,
+    /// How far behind its attacker's newest event an event may arrive and
+    /// still count (see [`crate::detect::Detector::set_lateness`]).
+    pub max_lateness: Duration,
+    /// How far ahead of the clock a line may be dated: a later date is
+    /// taken as the time the line was read, so that a forged or mis-set
+    /// date cannot move an attacker's clock into the future.
+    pub max_clock_skew: Duration,
 }
 
 impl Default for PipelineConfig {
@@ -246,6 +253,8 @@ impl Default for PipelineConfig {
             max_keys: 20_000,
             sweep_interval: Duration::from_secs(1),
             rotated_grace: Duration::from_secs(30),
+            max_lateness: crate::detect::DEFAULT_LATENESS.unsigned_abs(),
+            max_clock_skew: crate::analyze::DEFAULT_CLOCK_SKEW.unsigned_abs(),
         }
     }
 }
@@ -436,6 +445,8 @@ struct RawPipeline {
     batch_interval: Option<Spanned<String>>,
     max_keys: Option<Spanned<u64>>,
     sweep_interval: Option<Spanned<String>>,
+    max_lateness: Option<Spanned<String>>,
+    max_clock_skew: Option<Spanned<String>>,
     rotated_grace: Option<Spanned<String>>,
 }
 
@@ -1255,6 +1266,18 @@ impl Validator<'_> {
                 d.rotated_grace,
                 Duration::from_secs(3600),
                 "rotated_grace",
+            ),
+            max_lateness: self.duration(
+                &raw.max_lateness,
+                d.max_lateness,
+                Duration::from_secs(24 * 3600),
+                "max_lateness",
+            ),
+            max_clock_skew: self.duration(
+                &raw.max_clock_skew,
+                d.max_clock_skew,
+                Duration::from_secs(24 * 3600),
+                "max_clock_skew",
             ),
         }
     }

@@ -45,14 +45,15 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use prometheus::IntCounter;
 use serde::{Deserialize, Serialize};
 use tracing::{error, info, warn};
 
 use crate::analyze::{Analyzer, LineSource};
+use crate::config::PipelineConfig;
 use crate::config::{Config, InputConfig, SourceConfig};
-use crate::detect::{Detector, Incident, Observation, Snapshot};
+use crate::detect::{Changes, Detector, Incident, Observation, RateCount, SavedKey, Snapshot};
 use crate::feeds::reload::Reloader;
 use crate::feeds::{Feed, FeedSet, Outcome};
 use crate::http;
@@ -68,7 +69,9 @@ use crate::integrity::Finding;
 use crate::metrics::Metrics;
 use crate::rules::matcher::Matcher;
 use crate::rules::RuleSet;
-use crate::store::{Batch, IncidentRecord, IntegrityOp, Store, StoreError};
+use crate::store::{
+    Batch, DetectorWrite, IncidentRecord, IntegrityOp, StateRow, Store, StoreError,
+};
 use crate::timestamp::TimeParser;
 
 /// Commits are at least this many times their own duration apart.
@@ -284,32 +287,134 @@ fn start_reloader(
 struct DetectorState {
     rules: Vec<String>,
     snapshot: Snapshot,
+    /// The keys are in the store's key rows, not in `snapshot` (which then
+    /// holds everything else). A state from before key rows holds them all.
+    #[serde(default)]
+    keyed: bool,
 }
 
-fn empty_snapshot(next_id: u64) -> Snapshot {
-    Snapshot {
-        keys: Vec::new(),
-        closed: Vec::new(),
-        watermark: None,
-        next_id,
-        keys_evicted: 0,
-        dropped_events: 0,
-        rates: Vec::new(),
+/// The stored rows hold more than this many times the live keys (plus
+/// [`COMPACT_SLACK`]) before a commit rewrites them from the live keys:
+/// each rewrite is paid for by as many changed keys as it writes.
+const COMPACT_FACTOR: u64 = 2;
+const COMPACT_SLACK: u64 = 10_000;
+
+/// A key row's state: the key's place in the eviction order and its state.
+type KeyRow = (u64, crate::detect::KeyState);
+
+/// A stored detector: the header and its key rows, taken together. Rows
+/// that cannot be read are left out (and counted).
+fn stored_snapshot(header: &[u8], rows: &[StateRow]) -> Result<(DetectorState, usize), String> {
+    let mut state: DetectorState = serde_json::from_slice(header).map_err(|e| e.to_string())?;
+    let mut unreadable = 0;
+    if state.keyed {
+        for row in rows {
+            let Some(blob) = &row.state else { continue };
+            let rule = row.rule as usize;
+            let read = match row.kind {
+                0 => serde_json::from_slice::<KeyRow>(blob).map(|(generation, s)| {
+                    state.snapshot.keys.push(SavedKey {
+                        rule,
+                        key: row.key.clone(),
+                        state: s,
+                        generation,
+                    })
+                }),
+                _ => serde_json::from_slice::<RateCount>(blob)
+                    .map(|c| state.snapshot.rates.push((rule, row.key.clone(), c))),
+            };
+            if read.is_err() {
+                unreadable += 1;
+            }
+        }
     }
+    Ok((state, unreadable))
+}
+
+/// Rows for `changes`: each key or client with its state, or none to say
+/// it is gone.
+fn state_rows(changes: Changes) -> Result<Vec<StateRow>, StoreError> {
+    let mut rows = Vec::with_capacity(changes.keys.len() + changes.rates.len());
+    let rule_no = |rule: usize| {
+        u32::try_from(rule).map_err(|_| StoreError::Invalid(format!("rule index {rule}")))
+    };
+    let json =
+        |e: serde_json::Error| StoreError::Invalid(format!("cannot serialise detector state: {e}"));
+    for (rule, key, saved) in changes.keys {
+        let state = match saved {
+            Some(k) => Some(serde_json::to_vec(&(k.generation, &k.state)).map_err(json)?),
+            None => None,
+        };
+        rows.push(StateRow {
+            kind: 0,
+            rule: rule_no(rule)?,
+            key,
+            state,
+        });
+    }
+    for (rule, client, count) in changes.rates {
+        let state = match count {
+            Some(c) => Some(serde_json::to_vec(&c).map_err(json)?),
+            None => None,
+        };
+        rows.push(StateRow {
+            kind: 1,
+            rule: rule_no(rule)?,
+            key: client,
+            state,
+        });
+    }
+    Ok(rows)
+}
+
+/// Every key of a snapshot, as the rows that replace all stored ones.
+fn all_rows(snapshot: Snapshot) -> Result<Vec<StateRow>, StoreError> {
+    state_rows(Changes {
+        keys: snapshot
+            .keys
+            .into_iter()
+            .map(|k| (k.rule, k.key.clone(), Some(k)))
+            .collect(),
+        rates: snapshot
+            .rates
+            .into_iter()
+            .map(|(rule, client, c)| (rule, client, Some(c)))
+            .collect(),
+    })
 }
 
 /// A detector for `rules` from a stored or live snapshot taken under the
 /// rule ids `old_ids`, never numbering incidents at or below `floor`.
 fn rebuild_detector(
     rules: &RuleSet,
-    max_keys: usize,
+    pipeline: &PipelineConfig,
     old_ids: &[String],
     mut snapshot: Snapshot,
     floor: u64,
 ) -> Detector {
     snapshot.renumber(|old| old_ids.get(old).and_then(|id| rules.by_id(id)));
     snapshot.next_id = snapshot.next_id.max(floor + 1);
-    Detector::restore(rules.policies(), max_keys, snapshot)
+    let mut d = Detector::restore(rules.policies(), pipeline.max_keys, snapshot);
+    d.set_lateness(signed(pipeline.max_lateness));
+    d
+}
+
+fn signed(d: Duration) -> SignedDuration {
+    SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
+}
+
+/// The analyzer of the daemon, as `config` sets it up.
+fn new_analyzer(
+    config: &Config,
+    rules: Arc<RuleSet>,
+    detector: Detector,
+    flagged: &FlaggedScripts,
+) -> Analyzer {
+    let mut analyzer = Analyzer::new(rules, detector);
+    analyzer.set_trusted_proxies(config.trusted_proxies.clone());
+    analyzer.set_flagged_scripts(flagged.clone());
+    analyzer.set_clock_skew(signed(config.pipeline.max_clock_skew));
+    analyzer
 }
 
 struct Input {
@@ -384,13 +489,33 @@ struct Pending {
     /// changes from the watcher.
     integrity_incidents: Vec<IncidentRecord>,
     integrity_ops: Vec<IntegrityOp>,
+    /// Expiry changed the detector's keys.
+    expired: bool,
 }
 
 impl Pending {
     /// Something waits to be committed.
     fn any(&self) -> bool {
-        self.lines > 0 || !self.integrity_ops.is_empty() || !self.integrity_incidents.is_empty()
+        self.lines > 0
+            || self.expired
+            || !self.integrity_ops.is_empty()
+            || !self.integrity_incidents.is_empty()
     }
+
+    /// Something an analyst waits for: a new incident. Other changes
+    /// (counts, grown incidents, checkpoints) wait for the batch interval,
+    /// so that a trickle of lines is not a commit, and a page write, each.
+    fn urgent(&self) -> bool {
+        !self.opened_by.is_empty() || !self.integrity_incidents.is_empty()
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct DetectorCounts {
+    evicted: u64,
+    expired: u64,
+    late: u64,
+    future: u64,
 }
 
 #[derive(Default)]
@@ -415,15 +540,22 @@ struct Pipeline {
     last_commit: Instant,
     /// Least time from one commit to the next; see the module docs.
     commit_gap: Duration,
+    /// The detector header, serialised (the buffer kept across commits).
     state_buf: Vec<u8>,
+    /// The next commit rewrites the stored keys whole (after a start from
+    /// another rule set or an older state, a reload, ...).
+    state_compact: bool,
+    /// Key rows stored, superseded ones included.
+    state_rows: u64,
     notifier: Notifier,
     metrics: Arc<Metrics>,
     /// The HTTP side's view of the rule set and credentials.
     http: Arc<http::Shared>,
     /// `canhgac_rule_events_total` per rule index, resolved once per rule set.
     rule_events: Vec<IntCounter>,
-    /// Evictions already added to the metrics.
-    evicted_published: u64,
+    /// Detector counters already added to the metrics (they carry over a
+    /// reload, with the detector's state).
+    detector_published: DetectorCounts,
     /// The web-root integrity watcher, when web roots are configured.
     integrity: Option<Watcher>,
     /// Scripts it flagged, for `flagged_script` rules.
@@ -456,24 +588,42 @@ impl Pipeline {
                 .map_err(|e| format!("cannot read the store {}: {e}", db.display()))?,
         );
         let floor = recovery.max_detector_id.unwrap_or(0);
-        let max_keys = config.pipeline.max_keys;
-        let detector = match recovery.detector.as_deref().map(serde_json::from_slice) {
-            Some(Ok(DetectorState {
-                rules: ids,
-                snapshot,
-            })) => rebuild_detector(&rules, max_keys, &ids, snapshot, floor),
+        let pipeline = &config.pipeline;
+        let stored = recovery
+            .detector
+            .as_deref()
+            .map(|h| stored_snapshot(h, &recovery.detector_rows));
+        let ids: Vec<String> = rules.rules.iter().map(|r| r.id.clone()).collect();
+        // The stored rows are rewritten whole at the first commit when they
+        // are not exactly the keys the detector now holds.
+        let (detector, compact) = match stored {
+            Some(Ok((state, unreadable))) => {
+                if unreadable > 0 {
+                    warn!(
+                        "{unreadable} stored detector keys unreadable; they start counting afresh"
+                    );
+                }
+                let same_rules = state.rules == ids;
+                let keyed = state.keyed;
+                let d = rebuild_detector(&rules, pipeline, &state.rules, state.snapshot, floor);
+                let live = d.keys_tracked() + d.rate_clients();
+                let exact = keyed && same_rules && live == recovery.detector_rows.len();
+                (d, !exact)
+            }
             Some(Err(e)) => {
                 warn!("stored detector state unreadable ({e}); starting with none: keys below their threshold start counting afresh");
-                rebuild_detector(&rules, max_keys, &[], empty_snapshot(0), floor)
+                let d = rebuild_detector(&rules, pipeline, &[], Snapshot::default(), floor);
+                (d, true)
             }
-            None => rebuild_detector(&rules, max_keys, &[], empty_snapshot(0), floor),
+            None => {
+                let d = rebuild_detector(&rules, pipeline, &[], Snapshot::default(), floor);
+                (d, true)
+            }
         };
         load_feeds(&rules.feeds, &metrics);
         let feed_reloader = start_reloader(&rules.feeds, &metrics, config.pipeline.sweep_interval)?;
-        let mut analyzer = Analyzer::new(rules, detector);
-        analyzer.set_trusted_proxies(config.trusted_proxies.clone());
         let flagged = FlaggedScripts::new();
-        analyzer.set_flagged_scripts(flagged.clone());
+        let mut analyzer = new_analyzer(&config, rules, detector, &flagged);
         let wakeup = Wakeup::new();
         let inherited = crate::input::syslog::activation::inherited();
         let mut inputs = Vec::new();
@@ -519,11 +669,13 @@ impl Pipeline {
             last_commit: Instant::now(),
             commit_gap: Duration::ZERO,
             state_buf: Vec::new(),
+            state_compact: compact,
+            state_rows: recovery.detector_rows_stored,
             notifier: Notifier::from_env(),
             metrics,
             http,
             rule_events: Vec::new(),
-            evicted_published: 0,
+            detector_published: DetectorCounts::default(),
             integrity: None,
             flagged,
             integrity_restart: false,
@@ -763,13 +915,12 @@ impl Pipeline {
             let read = if retry.is_none() { self.read() } else { 0 };
             self.take_findings();
             let batch = &self.pending;
+            let batch_interval = self.config.pipeline.batch_interval;
             let due = batch.any()
                 && self.last_commit.elapsed() >= self.commit_gap
-                && (read == 0
+                && ((read == 0 && batch.urgent())
                     || batch.lines >= self.config.pipeline.batch_lines as u64
-                    || batch
-                        .since
-                        .is_some_and(|s| s.elapsed() >= self.config.pipeline.batch_interval));
+                    || batch.since.is_none_or(|s| s.elapsed() >= batch_interval));
             if due && retry.is_none_or(|(at, _)| Instant::now() >= at) {
                 match self.commit() {
                     Ok(()) => retry = None,
@@ -809,7 +960,13 @@ impl Pipeline {
                     until = until.min(at);
                 }
                 if self.pending.any() {
-                    until = until.min(self.last_commit + self.commit_gap);
+                    let mut at = self.last_commit + self.commit_gap;
+                    if !self.pending.urgent() {
+                        if let Some(since) = self.pending.since {
+                            at = at.max(since + batch_interval);
+                        }
+                    }
+                    until = until.min(at);
                 }
                 if let Some(w) = self.notifier.watchdog {
                     until = until.min(Instant::now() + w / 4);
@@ -864,6 +1021,7 @@ impl Pipeline {
     }
 
     fn sweep(&mut self) {
+        self.expire_keys();
         let mut dirs = Vec::new();
         for input in &mut self.inputs {
             for n in input.reader.sweep() {
@@ -894,48 +1052,121 @@ impl Pipeline {
             ..
         } = self;
         let mut total = 0;
-        for input in inputs.iter_mut() {
-            let Input {
-                config,
-                reader,
-                source,
-                ..
-            } = input;
-            let now = Timestamp::now();
-            source.times().set_reference(now);
-            let before = source.lines();
-            let mut on_event = |_line: u64, ev: &crate::event::Event, seen: Observation| {
-                if let Some(c) = rule_events.get(ev.rule) {
-                    c.inc();
+        // A backlog is read in event-time order across inputs, within a
+        // bound: an input whose reading is ahead of another that is behind
+        // waits for it, so that one attacker's lines in two inputs meet in
+        // the detector as they would live, within its lateness.
+        let stats: Vec<(u64, Option<Timestamp>)> = inputs
+            .iter()
+            .map(|i| (i.reader.stats().bytes_behind, i.source.newest()))
+            .collect();
+        let slowest = stats
+            .iter()
+            .filter(|(behind, _)| *behind > 0)
+            .filter_map(|(_, newest)| *newest)
+            .min();
+        let ahead_by = signed(self.config.pipeline.max_lateness) / 2;
+        let waits: Vec<bool> = stats
+            .iter()
+            .map(|&(behind, newest)| match (slowest, newest) {
+                (Some(slowest), Some(newest)) if behind > 0 => {
+                    newest.duration_since(slowest) > ahead_by
                 }
-                match seen {
-                    Observation::Opened(id) => {
-                        pending.dirty.insert(id);
-                        pending.opened_by.insert(id, config.name.clone());
-                        counters.incidents_opened += 1;
-                    }
-                    Observation::Joined(id) => {
-                        pending.dirty.insert(id);
-                    }
-                    Observation::Counted | Observation::Ignored => {}
+                _ => false,
+            })
+            .collect();
+        // Should the inputs that hold the others back give nothing (their
+        // size was stale), the others are read all the same: waiting must
+        // never stop reading.
+        let passes = [false, true];
+        for second in passes {
+            if second && (total > 0 || !waits.contains(&true)) {
+                break;
+            }
+            for (input, &wait) in inputs.iter_mut().zip(&waits) {
+                if wait != second {
+                    continue;
                 }
-            };
-            let n = reader.read(READ_BUDGET, &mut |origin, lines| {
-                analyzer.feed_from(source, lines, now, origin, &mut on_event);
-            });
-            if n > 0 {
-                let lines = source.lines() - before;
-                pending.lines += lines;
-                pending.since.get_or_insert_with(Instant::now);
-                counters.lines += lines;
-                counters.bytes += n as u64;
-                total += n;
+                let Input {
+                    config,
+                    reader,
+                    source,
+                    ..
+                } = input;
+                let now = Timestamp::now();
+                source.times().set_reference(now);
+                let before = source.lines();
+                let mut on_event = |_line: u64, ev: &crate::event::Event, seen: Observation| {
+                    if let Some(c) = rule_events.get(ev.rule) {
+                        c.inc();
+                    }
+                    match seen {
+                        Observation::Opened(id) => {
+                            pending.dirty.insert(id);
+                            pending.opened_by.insert(id, config.name.clone());
+                            counters.incidents_opened += 1;
+                        }
+                        Observation::Joined(id) => {
+                            pending.dirty.insert(id);
+                        }
+                        Observation::Counted | Observation::Ignored => {}
+                    }
+                };
+                let n = reader.read(READ_BUDGET, &mut |origin, lines| {
+                    analyzer.feed_from(source, lines, now, origin, &mut on_event);
+                });
+                if n > 0 {
+                    let lines = source.lines() - before;
+                    pending.lines += lines;
+                    pending.since.get_or_insert_with(Instant::now);
+                    counters.lines += lines;
+                    counters.bytes += n as u64;
+                    total += n;
+                }
             }
         }
         if total > 0 {
             self.publish_input_stats();
         }
         total
+    }
+
+    /// The detector's gauges and counters to the metrics.
+    fn publish_detector(&mut self) {
+        let d = self.analyzer.detector();
+        let now = DetectorCounts {
+            evicted: d.keys_evicted(),
+            expired: d.expired_keys(),
+            late: d.late_events(),
+            future: self.analyzer.future_lines(),
+        };
+        let was = self.detector_published;
+        let m = &self.metrics;
+        m.detector_keys.set(d.keys_tracked() as i64);
+        m.detector_state_rows.set(self.state_rows as i64);
+        m.detector_evicted
+            .inc_by(now.evicted.saturating_sub(was.evicted));
+        m.detector_expired
+            .inc_by(now.expired.saturating_sub(was.expired));
+        m.events_late.inc_by(now.late.saturating_sub(was.late));
+        m.lines_future_dated
+            .inc_by(now.future.saturating_sub(was.future));
+        self.detector_published = now;
+    }
+
+    /// Forgets keys whose window and cooldown have passed, in event time:
+    /// behind the newest event seen by more than the lateness, so that no
+    /// event the detector would still count can need them.
+    fn expire_keys(&mut self) {
+        let d = self.analyzer.detector_mut();
+        let Some(newest) = d.watermark() else { return };
+        let now = newest.checked_sub(d.lateness()).unwrap_or(Timestamp::MIN);
+        let before = d.expired_keys();
+        d.expire(now);
+        if d.expired_keys() != before {
+            self.pending.expired = true;
+            self.pending.since.get_or_insert_with(Instant::now);
+        }
     }
 
     /// Stores the batch: incidents, checkpoints and detector state in one
@@ -962,13 +1193,20 @@ impl Pipeline {
         records.extend(self.pending.integrity_incidents.iter().cloned());
         let state = DetectorState {
             rules: rules.rules.iter().map(|r| r.id.clone()).collect(),
-            snapshot: detector.snapshot(),
+            snapshot: detector.header(),
+            keyed: true,
         };
-        // One buffer kept across commits: a state of tens of MB allocated
-        // afresh each time leaves the allocator holding far more.
         self.state_buf.clear();
         serde_json::to_writer(&mut self.state_buf, &state)
             .map_err(|e| StoreError::Invalid(format!("cannot serialise detector state: {e}")))?;
+        let live = (detector.keys_tracked() + detector.rate_clients()) as u64;
+        let compact = self.state_compact
+            || self.state_rows + detector.changed() as u64 > COMPACT_FACTOR * live + COMPACT_SLACK;
+        let rows = if compact {
+            all_rows(detector.snapshot())?
+        } else {
+            state_rows(detector.changes())?
+        };
         let names: Vec<String> = self.inputs.iter().map(|i| i.config.name.clone()).collect();
         let mut checkpoints: Vec<FileCheckpoint> = Vec::new();
         let mut cursors: Vec<(String, String)> = Vec::new();
@@ -984,12 +1222,23 @@ impl Pipeline {
             inputs: &names,
             checkpoints: &checkpoints,
             cursors: &cursors,
-            detector: Some(&self.state_buf),
+            detector: Some(DetectorWrite {
+                header: &self.state_buf,
+                rows: &rows,
+                compact,
+            }),
             integrity: &self.pending.integrity_ops,
         })?;
         for input in &mut self.inputs {
             input.reader.committed();
         }
+        self.analyzer.detector_mut().persisted();
+        self.state_rows = if compact {
+            live
+        } else {
+            self.state_rows + rows.len() as u64
+        };
+        self.state_compact = false;
         self.metrics.committed(started.elapsed().as_secs_f64());
         let new: HashSet<u64> = info.inserted.iter().map(|(id, _)| *id).collect();
         for r in records.iter().filter(|r| new.contains(&r.detector_id)) {
@@ -998,15 +1247,7 @@ impl Pipeline {
                 .with_label_values(&[&r.category, &r.severity])
                 .inc();
         }
-        let detector = self.analyzer.detector();
-        self.metrics
-            .detector_keys
-            .set(detector.keys_tracked() as i64);
-        let evicted = detector.keys_evicted();
-        self.metrics
-            .detector_evicted
-            .inc_by(evicted.saturating_sub(self.evicted_published));
-        self.evicted_published = evicted;
+        self.publish_detector();
         self.pending = Pending::default();
         self.counters.commits += 1;
         self.last_commit = Instant::now();
@@ -1091,14 +1332,14 @@ impl Pipeline {
             .collect();
         let detector = rebuild_detector(
             &rules,
-            config.pipeline.max_keys,
+            &config.pipeline,
             &old_ids,
             self.analyzer.detector().snapshot(),
             0,
         );
-        let mut analyzer = Analyzer::new(rules, detector);
-        analyzer.set_trusted_proxies(config.trusted_proxies.clone());
-        analyzer.set_flagged_scripts(self.flagged.clone());
+        // Rule indices may have moved: the stored keys are rewritten.
+        self.state_compact = true;
+        let mut analyzer = new_analyzer(&config, rules, detector, &self.flagged);
         analyzer.continue_counts(&self.analyzer);
         // Inputs that change or go are closed before any is opened, so a
         // receiver moved to another input can bind its address again.
@@ -1149,7 +1390,6 @@ impl Pipeline {
         if let Some(r) = std::mem::replace(&mut self.feed_reloader, feed_reloader) {
             r.stop();
         }
-        self.evicted_published = 0;
         self.rules_changed();
         self.http.reload(&config);
         self.config = Config {

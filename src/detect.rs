@@ -23,7 +23,7 @@
 //! recently active key is evicted, its open incident closed and emitted.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
@@ -53,6 +53,11 @@ const PROCESS_MEMORY: SignedDuration = SignedDuration::from_secs(600);
 /// Processes remembered per key; the oldest goes first. An attacker runs a
 /// few connections at a time, each its own process.
 const MAX_PROCESSES_PER_KEY: usize = 16;
+/// How far behind its key's newest event an event may come and still count
+/// (see [`Detector::set_lateness`]), unless configured otherwise: a backlog
+/// read one input after another is as far out of order as one read of an
+/// input spans, and a clock that drifted minutes is common.
+pub const DEFAULT_LATENESS: SignedDuration = SignedDuration::from_secs(30 * 60);
 
 /// When repeated events of one key become an incident.
 ///
@@ -263,13 +268,6 @@ impl Pending {
         }
     }
 
-    fn oldest(&self) -> Option<Timestamp> {
-        match self {
-            Pending::Events(times) => times.front().copied(),
-            Pending::Distinct(values) => values.iter().map(|v| v.first).min(),
-        }
-    }
-
     /// Forgets everything at or before `cutoff`; returns how many events went.
     fn prune(&mut self, cutoff: Timestamp) -> u64 {
         match self {
@@ -295,23 +293,29 @@ impl Pending {
     }
 
     /// Adds an event worth `weight` attempts (at least 1); returns the
-    /// events of the incident to open when the threshold is reached. `value`
-    /// is the distinct field's value (ignored for plain counting; the caller
-    /// has made sure it is present for distinct counting).
+    /// events of the incident to open, and its first event, when the
+    /// threshold is reached within one window that holds this event.
+    /// `value` is the distinct field's value (ignored for plain counting;
+    /// the caller has made sure it is present for distinct counting).
+    ///
+    /// Events arrive out of order (several inputs, a backlog read one file
+    /// after another, a line dated ahead of its neighbours): the count
+    /// keeps what lies within `window + lateness` of the key's newest
+    /// event, so that an event up to `lateness` behind still meets the
+    /// events of its own window. An event further behind is `late`.
     fn add(
         &mut self,
         time: Timestamp,
         value: Option<&str>,
         weight: u64,
         t: &Threshold,
-        dropped: &mut u64,
-    ) -> Option<u64> {
+        tally: &mut Tally,
+    ) -> Option<(u64, Timestamp)> {
         let newest = self.newest().map_or(time, |n| n.max(time));
-        let cutoff = sub_sat(newest, t.window);
-        *dropped += self.prune(cutoff);
-        if time <= cutoff {
-            // Lagging behind the key's newest event by more than the window.
-            *dropped += weight;
+        let horizon = sub_sat(sub_sat(newest, t.window), tally.lateness);
+        tally.dropped += self.prune(horizon);
+        if time <= horizon {
+            tally.late += weight;
             return None;
         }
         let count = t.count as usize;
@@ -319,12 +323,37 @@ impl Pending {
             Pending::Events(times) => {
                 // More copies than the threshold would only be held to be
                 // counted: the surplus goes straight to the incident.
-                let held = weight.min(count as u64);
+                let held = weight.min(count as u64) as usize;
                 let at = times.partition_point(|&x| x <= time);
                 for _ in 0..held {
                     times.insert(at, time);
                 }
-                (times.len() >= count).then(|| times.len() as u64 + (weight - held))
+                // The first `count` consecutive events within one window
+                // that take in one of the new copies.
+                let lowest = (at + held).saturating_sub(count);
+                let start = (lowest..at + held).find(|&i| {
+                    times
+                        .get(i + count - 1)
+                        .is_some_and(|&last| last.duration_since(times[i]) < t.window)
+                });
+                if let Some(start) = start {
+                    // The incident takes every event within the window that
+                    // ends where the threshold was reached, and those held
+                    // after it (which arrived before these late ones);
+                    // held events before it never met enough others.
+                    let end = times[start + count - 1];
+                    let from = times.partition_point(|&x| end.duration_since(x) >= t.window);
+                    tally.dropped += from as u64;
+                    let first = times[from];
+                    let events = (times.len() - from) as u64 + (weight - held as u64);
+                    return Some((events, first));
+                }
+                // Bounded: what no window can reach any more goes first.
+                while times.len() > max_held(count) {
+                    times.pop_front();
+                    tally.dropped += 1;
+                }
+                None
             }
             Pending::Distinct(values) => {
                 let value = value.unwrap_or("");
@@ -340,8 +369,59 @@ impl Pending {
                         events: weight,
                     });
                 }
-                (values.len() >= count).then(|| self.events())
+                // The window ending at the key's newest event, and the one
+                // ending at this event (when it came late).
+                for end in [newest, time] {
+                    let from = sub_sat(end, t.window);
+                    let inside = |v: &DistinctValue| v.last > from && v.first <= end;
+                    if values.iter().filter(|v| inside(v)).count() >= count {
+                        let mut events = 0;
+                        let mut first = end;
+                        values.retain(|v| {
+                            if inside(v) {
+                                events += v.events;
+                                first = first.min(v.first);
+                                true
+                            } else {
+                                tally.dropped += v.events;
+                                false
+                            }
+                        });
+                        return Some((events, first));
+                    }
+                }
+                if values.len() > max_held(count) {
+                    values.sort_by_key(|v| v.last);
+                    let surplus = values.len() - max_held(count);
+                    tally.dropped += values.drain(..surplus).map(|v| v.events).sum::<u64>();
+                }
+                None
             }
+        }
+    }
+}
+
+/// Most events (or distinct values) a count holds: those of one window
+/// open an incident before there are `count`, so more than this only ever
+/// accumulate from events spread wider than a window.
+fn max_held(count: usize) -> usize {
+    2 * count + 16
+}
+
+/// What adding to a count tells the detector's counters, and how far
+/// behind an event may come.
+struct Tally {
+    lateness: SignedDuration,
+    dropped: u64,
+    late: u64,
+}
+
+impl Tally {
+    fn new(lateness: SignedDuration) -> Self {
+        Tally {
+            lateness,
+            dropped: 0,
+            late: 0,
         }
     }
 }
@@ -357,7 +437,7 @@ struct Slot {
 }
 
 /// The detector's whole state, for crash recovery.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// Least recently active first, so a restore rebuilds the eviction order.
     pub keys: Vec<SavedKey>,
@@ -367,6 +447,10 @@ pub struct Snapshot {
     pub next_id: u64,
     pub keys_evicted: u64,
     pub dropped_events: u64,
+    #[serde(default)]
+    pub late_events: u64,
+    #[serde(default)]
+    pub expired_keys: u64,
     /// Request counts of request-rate rules: (rule, client, count).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rates: Vec<(usize, String, RateCount)>,
@@ -388,6 +472,18 @@ pub struct SavedKey {
     pub rule: usize,
     pub key: String,
     pub state: KeyState,
+    /// Its place in the eviction order (higher: more recently active);
+    /// 0 in snapshots from before it was kept, whose order is their list's.
+    #[serde(default)]
+    pub generation: u64,
+}
+
+/// What changed since the last [`Detector::persisted`]: each key and
+/// request-rate client with its state now, or `None` once it is gone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub keys: Vec<(usize, String, Option<SavedKey>)>,
+    pub rates: Vec<(usize, String, Option<RateCount>)>,
 }
 
 impl Snapshot {
@@ -471,6 +567,15 @@ pub struct Detector {
     /// [`Detector::begin_line`]; `None` until it is first called): another
     /// rule's event of the same line joins without adding its attempts again.
     joined_this_line: Option<Vec<u64>>,
+    /// How far behind its key's newest event an event may come and still
+    /// count (see [`Detector::set_lateness`]).
+    lateness: SignedDuration,
+    late_events: u64,
+    expired_keys: u64,
+    /// Keys and request-rate clients changed since the last
+    /// [`Detector::persisted`], so that a store writes only those.
+    dirty_keys: HashSet<(usize, Arc<str>)>,
+    dirty_rates: hashbrown::HashSet<(usize, u128)>,
 }
 
 impl Detector {
@@ -506,7 +611,36 @@ impl Detector {
             joined_this_line: None,
             rates: Vec::new(),
             rate_clients: 0,
+            lateness: DEFAULT_LATENESS,
+            late_events: 0,
+            expired_keys: 0,
+            dirty_keys: HashSet::new(),
+            dirty_rates: hashbrown::HashSet::new(),
         }
+    }
+
+    /// How far behind the newest event of its key an event may arrive and
+    /// still be counted with the events of its own window: the disorder
+    /// that several inputs (or a backlog read file after file) bring. An
+    /// event later than that is counted in [`Detector::late_events`].
+    pub fn set_lateness(&mut self, lateness: SignedDuration) {
+        self.lateness = lateness.max(SignedDuration::ZERO);
+    }
+
+    pub fn lateness(&self) -> SignedDuration {
+        self.lateness
+    }
+
+    /// Events that came more than the lateness behind their key's newest
+    /// event, and so were not counted.
+    pub fn late_events(&self) -> u64 {
+        self.late_events
+    }
+
+    /// Keys forgotten by [`Detector::expire`]: their window and cooldown
+    /// had passed.
+    pub fn expired_keys(&self) -> u64 {
+        self.expired_keys
     }
 
     /// Counts one request of `client` for the request-rate rule `rule`
@@ -538,6 +672,7 @@ impl Detector {
             self.dropped_events += 1;
             return None;
         }
+        self.dirty_rates.insert((rule, client));
         let c = match self.rates[rule].entry(client) {
             hashbrown::hash_map::Entry::Occupied(o) => o.into_mut(),
             hashbrown::hash_map::Entry::Vacant(v) => {
@@ -577,8 +712,14 @@ impl Detector {
     /// `slot` (they estimate zero); whether any went.
     fn forget_idle_rates(&mut self, slot: i64) -> bool {
         let before = self.rate_clients;
-        for map in &mut self.rates {
-            map.retain(|_, c| c.slot >= slot - 1);
+        for (rule, map) in self.rates.iter_mut().enumerate() {
+            map.retain(|&client, c| {
+                let keep = c.slot >= slot - 1;
+                if !keep {
+                    self.dirty_rates.insert((rule, client));
+                }
+                keep
+            });
         }
         self.rate_clients = self.rates.iter().map(hashbrown::HashMap::len).sum();
         self.rate_clients < before
@@ -677,10 +818,12 @@ impl Detector {
             // Does not count toward distinct; drop the key if the close
             // above left it with nothing.
             let empty = matches!(&slot.state.phase, Phase::Counting(p) if p.is_empty());
+            let k = Arc::clone(&slot.key);
             if empty {
                 self.keys[rule].remove(&*key);
                 self.tracked -= 1;
             }
+            self.dirty_keys.insert((rule, k));
             return Observation::Ignored;
         }
         if weight > 0 {
@@ -692,16 +835,12 @@ impl Detector {
                 // Handled above: an open phase either joined or was reset.
                 return Observation::Ignored;
             };
-            let added = pending.add(
-                ev.time,
-                distinct.flatten(),
-                weight,
-                t,
-                &mut self.dropped_events,
-            );
-            if let Some(events) = added {
-                let first = pending.oldest().unwrap_or(ev.time);
-                let last = pending.newest().unwrap_or(ev.time).max(ev.time);
+            let mut tally = Tally::new(self.lateness);
+            let added = pending.add(ev.time, distinct.flatten(), weight, t, &mut tally);
+            let last = pending.newest().unwrap_or(ev.time).max(ev.time);
+            self.dropped_events += tally.dropped;
+            self.late_events += tally.late;
+            if let Some((events, first)) = added {
                 return self.settle(rule, &key, ev, first, last, events);
             }
         }
@@ -733,16 +872,11 @@ impl Detector {
             Some(t) if t.count > 1 => {
                 let mut pending = Pending::for_threshold(t);
                 // A lone event is its key's newest, so always in the window.
-                let reached = pending.add(
-                    ev.time,
-                    distinct.flatten(),
-                    attempts,
-                    t,
-                    &mut self.dropped_events,
-                );
+                let mut tally = Tally::new(self.lateness);
+                let reached = pending.add(ev.time, distinct.flatten(), attempts, t, &mut tally);
                 (pending, reached)
             }
-            _ => (Pending::Events(VecDeque::new()), Some(attempts)),
+            _ => (Pending::Events(VecDeque::new()), Some((attempts, ev.time))),
         };
         while self.tracked >= self.max_keys {
             if !self.evict_one() {
@@ -765,7 +899,7 @@ impl Detector {
         );
         self.tracked += 1;
         self.touch(rule, k, generation);
-        if let Some(events) = reached {
+        if let Some((events, _)) = reached {
             return self.settle(rule, key, ev, ev.time, ev.time, events);
         }
         Observation::Counted
@@ -866,6 +1000,7 @@ impl Detector {
         }
         if let Some(slot) = self.keys[owner].remove(key) {
             self.tracked -= 1;
+            self.dirty_keys.insert((owner, slot.key));
             if let Phase::Open(inc) = slot.state.phase {
                 unindex(&mut self.owners, self.class_of[owner], key, owner);
                 self.closed.push(inc);
@@ -909,7 +1044,11 @@ impl Detector {
                             .threshold
                             .as_ref()
                             .map_or(SignedDuration::ZERO, |t| t.window);
-                        self.dropped_events += pending.prune(sub_sat(now, window));
+                        let gone = pending.prune(sub_sat(now, window));
+                        if gone > 0 {
+                            self.dropped_events += gone;
+                            self.dirty_keys.insert((rule, Arc::clone(&slot.key)));
+                        }
                         if pending.is_empty() {
                             dead.push(Arc::clone(&slot.key));
                         }
@@ -921,6 +1060,8 @@ impl Detector {
             for k in dead {
                 if let Some(slot) = map.remove(&k) {
                     self.tracked -= 1;
+                    self.expired_keys += 1;
+                    self.dirty_keys.insert((rule, k.clone()));
                     if let Phase::Open(inc) = slot.state.phase {
                         unindex(&mut self.owners, self.class_of[rule], &k, rule);
                         batch.push(inc);
@@ -937,7 +1078,7 @@ impl Detector {
     /// stay: the next file may continue the same attack.
     pub fn flush(&mut self) {
         let mut batch = Vec::new();
-        for map in self.keys.iter_mut() {
+        for (rule, map) in self.keys.iter_mut().enumerate() {
             let settled: Vec<Arc<str>> = map
                 .values()
                 .filter(|s| !matches!(s.state.phase, Phase::Counting(_)))
@@ -946,6 +1087,7 @@ impl Detector {
             for k in settled {
                 if let Some(slot) = map.remove(&k) {
                     self.tracked -= 1;
+                    self.dirty_keys.insert((rule, k));
                     if let Phase::Open(inc) = slot.state.phase {
                         batch.push(inc);
                     }
@@ -1064,6 +1206,7 @@ impl Detector {
                             rule,
                             key: s.key.to_string(),
                             state: s.state.clone(),
+                            generation: s.generation,
                         },
                     )
                 })
@@ -1077,22 +1220,78 @@ impl Detector {
             next_id: self.next_id,
             keys_evicted: self.keys_evicted,
             dropped_events: self.dropped_events,
+            late_events: self.late_events,
+            expired_keys: self.expired_keys,
             rates: {
                 let mut rates: Vec<(usize, String, RateCount)> = self
                     .rates
                     .iter()
                     .enumerate()
                     .flat_map(|(rule, m)| {
-                        m.iter().map(move |(k, c)| {
-                            let addr = std::net::Ipv6Addr::from(*k).to_canonical();
-                            (rule, addr.to_string(), c.clone())
-                        })
+                        m.iter()
+                            .map(move |(k, c)| (rule, client_text(*k), c.clone()))
                     })
                     .collect();
                 rates.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
                 rates
             },
         }
+    }
+
+    /// The snapshot without its keys and request counts: what a store
+    /// writes with every batch, next to the [`Detector::changes`].
+    pub fn header(&self) -> Snapshot {
+        Snapshot {
+            keys: Vec::new(),
+            closed: self.closed.clone(),
+            watermark: self.watermark,
+            next_id: self.next_id,
+            keys_evicted: self.keys_evicted,
+            dropped_events: self.dropped_events,
+            late_events: self.late_events,
+            expired_keys: self.expired_keys,
+            rates: Vec::new(),
+        }
+    }
+
+    /// Keys and request-rate clients changed since the last
+    /// [`Detector::persisted`], with their state now. Together with the
+    /// [`Detector::header`], written over the stored state, they make the
+    /// [`Detector::snapshot`].
+    pub fn changes(&self) -> Changes {
+        let keys = self
+            .dirty_keys
+            .iter()
+            .map(|(rule, key)| {
+                let saved = self.keys[*rule].get(key).map(|s| SavedKey {
+                    rule: *rule,
+                    key: key.to_string(),
+                    state: s.state.clone(),
+                    generation: s.generation,
+                });
+                (*rule, key.to_string(), saved)
+            })
+            .collect();
+        let rates = self
+            .dirty_rates
+            .iter()
+            .map(|&(rule, client)| {
+                let count = self.rates.get(rule).and_then(|m| m.get(&client)).cloned();
+                (rule, client_text(client), count)
+            })
+            .collect();
+        Changes { keys, rates }
+    }
+
+    /// How many keys and clients [`Detector::changes`] would return.
+    pub fn changed(&self) -> usize {
+        self.dirty_keys.len() + self.dirty_rates.len()
+    }
+
+    /// The changes so far are stored: forget them.
+    pub fn persisted(&mut self) {
+        self.dirty_keys.clear();
+        self.dirty_rates.clear();
     }
 
     /// Rebuilds a detector from a snapshot. Keys of rules that no longer
@@ -1109,6 +1308,11 @@ impl Detector {
         d.next_id = snap.next_id;
         d.keys_evicted = snap.keys_evicted;
         d.dropped_events = snap.dropped_events;
+        d.late_events = snap.late_events;
+        d.expired_keys = snap.expired_keys;
+        let mut keys = snap.keys;
+        // Stable: snapshots without generations keep their list's order.
+        keys.sort_by_key(|k| k.generation);
         for (rule, client, count) in snap.rates {
             if rule >= d.policies.len() || d.rate_clients >= d.max_keys {
                 continue;
@@ -1124,7 +1328,7 @@ impl Detector {
                 d.rate_clients += 1;
             }
         }
-        for saved in snap.keys {
+        for saved in keys {
             let Some(policy) = d.policies.get(saved.rule) else {
                 continue;
             };
@@ -1157,7 +1361,9 @@ impl Detector {
                     break;
                 }
             }
-            d.generation += 1;
+            // Kept as saved, so that the keys a store does not rewrite keep
+            // their place among those it does.
+            d.generation = d.generation.max(saved.generation.saturating_sub(1)) + 1;
             let generation = d.generation;
             let k: Arc<str> = Arc::from(saved.key);
             // A duplicate key in a hand-edited snapshot replaces the earlier one.
@@ -1180,7 +1386,15 @@ impl Detector {
         d.rebuild_owners();
         d.drop_dead_links();
         d.compact();
+        // Restored as stored: nothing to write. (What restoring dropped,
+        // the caller sees in the counts and rewrites whole.)
+        d.persisted();
         d
+    }
+
+    /// Clients tracked by request-rate rules.
+    pub fn rate_clients(&self) -> usize {
+        self.rate_clients
     }
 
     /// Indexes every open incident of a merge class. Should two rules of a
@@ -1227,11 +1441,13 @@ impl Detector {
         for (rule, k) in dead {
             if self.keys[rule].remove(&k).is_some() {
                 self.tracked -= 1;
+                self.dirty_keys.insert((rule, k));
             }
         }
     }
 
     fn touch(&mut self, rule: usize, key: Arc<str>, generation: u64) {
+        self.dirty_keys.insert((rule, Arc::clone(&key)));
         // Already the most recent (half the events of an attack log repeat
         // the previous event's rule and key): renew that entry in place.
         // The key's slot still holds this Arc, so the entry is its live one.
@@ -1272,6 +1488,7 @@ impl Detector {
             if let Some(slot) = self.keys[rule].remove(&key) {
                 self.tracked -= 1;
                 self.keys_evicted += 1;
+                self.dirty_keys.insert((rule, Arc::clone(&key)));
                 match slot.state.phase {
                     Phase::Open(inc) => {
                         unindex(&mut self.owners, self.class_of[rule], &key, rule);
@@ -1308,6 +1525,11 @@ fn once_per_line(joined: &mut Option<Vec<u64>>, id: u64, attempts: u64) -> u64 {
 }
 
 /// An address as one number: IPv6 bits, IPv4 as IPv4-mapped IPv6.
+/// A request-rate client's address as text, as [`address_bits`] took it.
+fn client_text(bits: u128) -> String {
+    std::net::Ipv6Addr::from(bits).to_canonical().to_string()
+}
+
 fn address_bits(addr: std::net::IpAddr) -> u128 {
     match addr {
         std::net::IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
@@ -1553,6 +1775,8 @@ mod tests {
     #[test]
     fn events_outside_the_window_do_not_count() {
         let mut d = Detector::new(vec![counting(3, 60, 300)], 100);
+        // Window semantics alone: no event is held for a late one.
+        d.set_lateness(SignedDuration::ZERO);
         // Spaced exactly one window apart: the older one is on the boundary,
         // which is outside (time > newest - window counts).
         for i in 0..10 {
@@ -1623,6 +1847,7 @@ mod tests {
             evidence: None,
         };
         let mut d = Detector::new(vec![policy], 100);
+        d.set_lateness(SignedDuration::ZERO);
         let get = |at, path| ev(0, at, &[("src_ip", "x"), ("path", path)]);
         d.observe(&get(0, "/a"));
         d.observe(&get(5, "/b"));
@@ -1870,10 +2095,21 @@ mod tests {
             (ts(30), ts(50), 4)
         );
         assert_eq!(d.watermark(), Some(ts(50)));
-        // Far behind the key's newest: outside its window.
+        // Far behind the key's newest, but within the lateness: held, for
+        // events of its own window that may come later still.
         d.observe(&ip(0, 1000, "b"));
         assert_eq!(d.observe(&ip(0, 0, "b")), Observation::Counted);
-        assert_eq!(d.dropped_events(), 1);
+        assert_eq!((d.dropped_events(), d.late_events()), (0, 0));
+        assert!(matches!(d.observe(&ip(0, 30, "b")), Observation::Counted));
+        assert!(matches!(d.observe(&ip(0, 20, "b")), Observation::Opened(_)));
+        // The events held after that window came first; they are the same
+        // attacker's and join it.
+        let inc = d.incident(0, "b").expect("open");
+        assert_eq!((inc.first_seen, inc.last_seen, inc.events), (ts(0), ts(1000), 4));
+        // Beyond the lateness: late, and counted as such.
+        d.observe(&ip(0, 100_000, "c"));
+        assert_eq!(d.observe(&ip(0, 0, "c")), Observation::Counted);
+        assert_eq!(d.late_events(), 1);
         // Extreme times and durations saturate rather than overflow.
         let mut d = Detector::new(
             vec![Policy {
@@ -1905,7 +2141,48 @@ mod tests {
         d.flush();
         // MIN lies on the saturated window's edge, so it is outside.
         let in_incidents: u64 = d.take_closed().iter().map(|i| i.events).sum();
-        assert_eq!(in_incidents + d.dropped_events(), 4);
+        assert_eq!(in_incidents + d.dropped_events() + d.late_events(), 4);
+    }
+
+    /// The incidents a stream of (time, key) events makes, as (key, first
+    /// seen, events), closed or open.
+    fn incidents_of(policy: Policy, events: &[(i64, &str)]) -> Vec<(String, Timestamp, u64)> {
+        let mut d = Detector::new(vec![policy], 100);
+        for &(at, key) in events {
+            d.observe(&ip(0, at, key));
+        }
+        d.flush();
+        let mut found: Vec<_> = d
+            .take_closed()
+            .into_iter()
+            .map(|i| (i.key, i.first_seen, i.events))
+            .collect();
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn a_backlog_read_input_by_input_makes_the_incidents_of_live_reading() {
+        // One attacker in two logs, a failure every two minutes: five
+        // within ten minutes only when both logs are taken together.
+        let a = [(0, "x"), (240, "x"), (480, "x"), (720, "x")];
+        let b = [(120, "x"), (360, "x"), (600, "x")];
+        let mut live: Vec<(i64, &str)> = a.iter().chain(&b).copied().collect();
+        live.sort();
+        let backlog: Vec<(i64, &str)> = a.iter().chain(&b).copied().collect();
+        let reversed: Vec<(i64, &str)> = b.iter().chain(&a).copied().collect();
+        let want = incidents_of(counting(5, 600, 300), &live);
+        assert_eq!(want, vec![("x".to_string(), ts(0), 7)]);
+        assert_eq!(incidents_of(counting(5, 600, 300), &backlog), want);
+        assert_eq!(incidents_of(counting(5, 600, 300), &reversed), want);
+    }
+
+    #[test]
+    fn a_line_dated_ahead_does_not_hide_the_attempts_after_it() {
+        let mut events = vec![(660, "x")];
+        events.extend((0..20).map(|i| (i, "x")));
+        let found = incidents_of(counting(5, 600, 300), &events);
+        assert_eq!(found, vec![("x".to_string(), ts(0), 21)]);
     }
 
     #[test]
@@ -2003,6 +2280,8 @@ mod tests {
         for seed in 1..=20u64 {
             let mut rng = Rng((seed + 100 * salt + addrs).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
             let mut d = Detector::new(policies.to_vec(), 10);
+            // The keys as a store holds them, kept by the changes alone.
+            let mut stored: HashMap<(usize, String), SavedKey> = HashMap::new();
             let mut opener: HashMap<u64, usize> = HashMap::new();
             let mut counted = 0u64;
             let mut in_incidents = 0u64;
@@ -2043,8 +2322,18 @@ mod tests {
                 if rng.below(1000) == 0 {
                     d.flush();
                 }
+                if rng.below(100) == 0 {
+                    persist(&mut stored, &mut d);
+                }
                 if rng.below(700) == 0 {
-                    d = Detector::restore(policies.to_vec(), 10, d.snapshot());
+                    persist(&mut stored, &mut d);
+                    let mut snap = d.header();
+                    snap.keys = stored.values().cloned().collect();
+                    assert_eq!(by_key(snap.keys.clone()), by_key(d.snapshot().keys));
+                    let whole = Detector::restore(policies.to_vec(), 10, d.snapshot());
+                    d = Detector::restore(policies.to_vec(), 10, snap);
+                    assert_eq!(d.snapshot(), whole.snapshot(), "seed {seed}");
+                    assert_eq!(d.changed(), 0);
                     assert_index_consistent(&d);
                 }
                 in_incidents += d.take_closed().iter().map(|i| i.events).sum::<u64>();
@@ -2064,6 +2353,22 @@ mod tests {
             assert!(d.keys_evicted() > 0 && in_incidents > 0 && d.dropped_events() > 0);
         }
         merges
+    }
+
+    /// Applies a detector's changes to a store of its keys.
+    fn persist(stored: &mut HashMap<(usize, String), SavedKey>, d: &mut Detector) {
+        for (rule, key, saved) in d.changes().keys {
+            match saved {
+                Some(k) => stored.insert((rule, key), k),
+                None => stored.remove(&(rule, key)),
+            };
+        }
+        d.persisted();
+    }
+
+    fn by_key(mut keys: Vec<SavedKey>) -> Vec<SavedKey> {
+        keys.sort_by(|a, b| (a.rule, &a.key).cmp(&(b.rule, &b.key)));
+        keys
     }
 
     #[test]

@@ -60,6 +60,10 @@ pub struct Metrics {
     pub rule_events: IntCounterVec,
     pub detector_keys: IntGauge,
     pub detector_evicted: IntCounter,
+    pub detector_expired: IntCounter,
+    pub events_late: IntCounter,
+    pub lines_future_dated: IntCounter,
+    pub detector_state_rows: IntGauge,
     pub commit_duration: Histogram,
     pub commit_failures: IntCounter,
     pub commits: IntCounter,
@@ -182,6 +186,22 @@ impl Metrics {
             detector_evicted: IntCounter::new(
                 "canhgac_detector_keys_evicted_total",
                 "Keys evicted because max_keys was reached (their open incidents are closed, not lost).",
+            )?,
+            detector_expired: IntCounter::new(
+                "canhgac_detector_keys_expired_total",
+                "Keys forgotten because their window and cooldown had passed in event time (their open incidents are closed).",
+            )?,
+            events_late: IntCounter::new(
+                "canhgac_detector_events_late_total",
+                "Events not counted because they came more than max_lateness behind their key's newest event.",
+            )?,
+            lines_future_dated: IntCounter::new(
+                "canhgac_lines_future_dated_total",
+                "Matched lines dated more than max_clock_skew ahead of the clock, taken as read when they were read.",
+            )?,
+            detector_state_rows: IntGauge::new(
+                "canhgac_detector_state_rows",
+                "Detector key rows in the store, superseded ones included (rewritten from the live keys once they outnumber them).",
             )?,
             commit_duration: Histogram::with_opts(
                 HistogramOpts::new(
@@ -308,6 +328,14 @@ impl Metrics {
         r.register(Box::new(m.rule_events.clone()))?;
         r.register(Box::new(m.detector_keys.clone()))?;
         r.register(Box::new(m.detector_evicted.clone()))?;
+        r.register(Box::new(m.detector_expired.clone()))?;
+        r.register(Box::new(m.events_late.clone()))?;
+        r.register(Box::new(m.lines_future_dated.clone()))?;
+        r.register(Box::new(m.detector_state_rows.clone()))?;
+        // process_resident_memory_bytes and the rest, for the unit's MemoryMax.
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         r.register(Box::new(m.commit_duration.clone()))?;
         r.register(Box::new(m.commit_failures.clone()))?;
         r.register(Box::new(m.commits.clone()))?;
