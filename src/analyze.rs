@@ -162,6 +162,7 @@ impl Analyzer {
     }
 
     /// How far past the clock a line may be dated; see [`DEFAULT_CLOCK_SKEW`].
+    /// Set before making sources: their year inference follows it.
     pub fn set_clock_skew(&mut self, skew: jiff::SignedDuration) {
         self.clock_skew = skew.max(jiff::SignedDuration::ZERO);
     }
@@ -216,7 +217,14 @@ impl Analyzer {
     }
 
     /// A new source of lines of `input_type`, its times read by `times`.
-    pub fn source(&mut self, input_type: &str, times: TimeParser) -> Result<LineSource, String> {
+    pub fn source(
+        &mut self,
+        input_type: &str,
+        mut times: TimeParser,
+    ) -> Result<LineSource, String> {
+        // A year-less stamp further ahead than a dated line may be is
+        // last year's, not a date to take as read now.
+        times.set_slack(self.clock_skew);
         let matcher = match self.matchers.get(input_type) {
             Some(m) => Arc::clone(m),
             None => {

@@ -2105,7 +2105,10 @@ mod tests {
         // The events held after that window came first; they are the same
         // attacker's and join it.
         let inc = d.incident(0, "b").expect("open");
-        assert_eq!((inc.first_seen, inc.last_seen, inc.events), (ts(0), ts(1000), 4));
+        assert_eq!(
+            (inc.first_seen, inc.last_seen, inc.events),
+            (ts(0), ts(1000), 4)
+        );
         // Beyond the lateness: late, and counted as such.
         d.observe(&ip(0, 100_000, "c"));
         assert_eq!(d.observe(&ip(0, 0, "c")), Observation::Counted);

@@ -1336,7 +1336,9 @@ const IMPORT_COLUMNS: &str = "bytes, path, input_type, input, lines, incidents, 
 /// The latest row of every detector key still there, in write order, and
 /// how many rows are stored.
 fn latest_rows(conn: &Connection) -> Result<(Vec<StateRow>, u64), StoreError> {
-    let mut latest: HashMap<(u8, u32, String), (i64, Option<Vec<u8>>)> = HashMap::new();
+    /// (kind, rule, key) -> (seq, state) of its latest row.
+    type Latest = HashMap<(u8, u32, String), (i64, Option<Vec<u8>>)>;
+    let mut latest = Latest::new();
     let mut stored = 0u64;
     let mut stmt =
         conn.prepare_cached("SELECT seq, kind, rule, key, state FROM detector_keys ORDER BY seq")?;
@@ -1689,7 +1691,10 @@ mod tests {
         assert_eq!(again.detector_rows_stored, 3);
         // A batch without detector state keeps the stored rows.
         store.commit(&Batch::default()).expect("commit");
-        assert_eq!(store.recovery().expect("recovery").detector_rows, r.detector_rows);
+        assert_eq!(
+            store.recovery().expect("recovery").detector_rows,
+            r.detector_rows
+        );
     }
 
     fn db(dir: &TempDir) -> PathBuf {

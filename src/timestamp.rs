@@ -30,8 +30,12 @@ pub struct TimeParser {
     /// reference that moves within the year costs no zone conversion.
     ref_year: i16,
     ref_year_span: (Timestamp, Timestamp),
-    /// `reference + YEAR_INFERENCE_SLACK`: the latest instant a year-less stamp may denote.
+    /// `reference + slack`: the latest instant a year-less stamp may denote.
     limit: Timestamp,
+    reference: Timestamp,
+    /// How far ahead of the reference a year-less stamp may lie and still be of the
+    /// reference's year (see [`TimeParser::set_slack`]).
+    slack: SignedDuration,
     forced_year: Option<i16>,
     /// Stamps at the start of the line (after any syslog priority and version).
     head: Cache,
@@ -48,6 +52,8 @@ impl TimeParser {
             ref_year: 0,
             ref_year_span: (Timestamp::MAX, Timestamp::MIN),
             limit: reference,
+            reference,
+            slack: YEAR_INFERENCE_SLACK,
             forced_year: None,
             head: Cache::default(),
             bracket: Cache::default(),
@@ -58,8 +64,9 @@ impl TimeParser {
 
     /// Moves "now" for year inference. Cheap when the year (in the parser's zone) stays the same.
     pub fn set_reference(&mut self, reference: Timestamp) {
+        self.reference = reference;
         self.limit = reference
-            .saturating_add(YEAR_INFERENCE_SLACK)
+            .saturating_add(self.slack)
             .unwrap_or(Timestamp::MAX);
         let (start, end) = self.ref_year_span;
         if reference < start || reference >= end {
@@ -68,6 +75,16 @@ impl TimeParser {
         }
         // The head cache need not be cleared: a year-less entry records the range of
         // references for which its inferred year holds, and is checked on every hit.
+    }
+
+    /// How far ahead of the reference a year-less stamp may lie before it is taken as the
+    /// previous year's. Where the reference is when lines were read (a daemon) or written
+    /// (a file's mtime), a stamp beyond the clock skew allowed for dated lines is more likely
+    /// last year's than this year's; the default, a week, suits a reference that is only
+    /// roughly "now".
+    pub fn set_slack(&mut self, slack: SignedDuration) {
+        self.slack = slack.max(SignedDuration::ZERO);
+        self.set_reference(self.reference);
     }
 
     /// Force the year for year-less stamps (historical import with --year); None = infer.
