@@ -16,21 +16,27 @@
 //! met. A failed commit is retried with the same (grown) batch and reading
 //! pauses meanwhile: backpressure instead of memory.
 //!
-//! Determinism: the detector runs on the time written in the lines, never the
-//! wall clock, and is never expired by time: an incident closes when its key
-//! comes back after the cooldown, or when the key is evicted as the least
-//! recently active of `max_keys`, exactly as in `canhgac scan`. (Expiring by
-//! the newest time seen would depend on how inputs interleave: one input
-//! catching up on old lines while another is live would lose its counts.)
-//! Incidents that stay open in the store simply mean "may still grow".
+//! Event time: the detector runs on the time written in the lines, never the
+//! wall clock, with two guards. A line dated more than `max_clock_skew` ahead
+//! of the clock is taken as read now (and counted), so a forged or mis-set
+//! date cannot move an attacker's count into the future and hide the real
+//! attempts after it. And events may arrive out of order by up to
+//! `max_lateness` (several inputs, a backlog): they still meet the events of
+//! their own window. A backlog is read across inputs in event-time order
+//! within half that bound, so a restart that finds lines waiting in several
+//! inputs makes the incidents that reading them live made. Keys expire at
+//! each sweep, once the newest event seen is past their window or cooldown by
+//! the lateness: no event the detector would still count can need them.
 //!
-//! Cost: the detector state is written whole with every commit, which costs
-//! in proportion to the keys tracked (about 25 MB at 100,000 keys). Commits
-//! are therefore paced: at least [`COMMIT_GAP_FACTOR`] times the last
-//! commit's own duration apart, so that committing never takes more than a
-//! small share of the pipeline. With few keys that is milliseconds and a
-//! line is a stored incident almost at once; with a full key table it is
-//! seconds.
+//! Cost: a commit writes the keys that changed since the last one, appended
+//! as rows of `detector_keys` (see [`crate::store`]), never the whole state;
+//! the rows are rewritten from the live keys once they outnumber them
+//! [`COMPACT_FACTOR`] to one, which each changed key pays for once. Commits
+//! are paced: at least [`COMMIT_GAP_FACTOR`] times the last commit's own
+//! duration apart, and only as soon as the files are caught up when a new
+//! incident waits; counts, grown incidents and checkpoints wait for the
+//! batch interval, so a trickle of lines is not a commit (and a page
+//! written) each.
 //!
 //! Watchdog: `WATCHDOG=1` goes out from the pipeline loop itself, and only
 //! while the pipeline is healthy: nothing waits to be stored, or a commit
@@ -429,6 +435,8 @@ struct Input {
     unrecognised_published: u64,
     /// Whether the first such line has been logged.
     unrecognised_warned: bool,
+    /// The newest event time of its lines, and when it was read.
+    clock: Option<(Timestamp, Instant)>,
 }
 
 /// Where an input resumes: the stored (or, across a reload, the running)
@@ -1091,6 +1099,7 @@ impl Pipeline {
                     config,
                     reader,
                     source,
+                    clock,
                     ..
                 } = input;
                 let now = Timestamp::now();
@@ -1115,6 +1124,11 @@ impl Pipeline {
                 let n = reader.read(READ_BUDGET, &mut |origin, lines| {
                     analyzer.feed_from(source, lines, now, origin, &mut on_event);
                 });
+                if let Some(newest) = source.newest() {
+                    if clock.is_none_or(|(t, _)| t < newest) {
+                        *clock = Some((newest, Instant::now()));
+                    }
+                }
                 if n > 0 {
                     let lines = source.lines() - before;
                     pending.lines += lines;
@@ -1154,13 +1168,30 @@ impl Pipeline {
         self.detector_published = now;
     }
 
-    /// Forgets keys whose window and cooldown have passed, in event time:
-    /// behind the newest event seen by more than the lateness, so that no
-    /// event the detector would still count can need them.
+    /// Forgets keys whose window and cooldown have passed, in event time,
+    /// by more than the lateness before the time every input has reached,
+    /// so that no event the detector would still count can need them.
+    ///
+    /// An input's time is that of its newest event, moved on by the time
+    /// it has been quiet since: one whose clock runs hours behind (a host
+    /// in the wrong zone) holds expiry back while it logs, so its attackers'
+    /// counts are not cut every sweep; a quiet one does not hold it back
+    /// for ever.
     fn expire_keys(&mut self) {
+        let reached = self
+            .inputs
+            .iter()
+            .filter_map(|i| i.clock)
+            .map(|(t, at)| t.saturating_add(signed(at.elapsed())).unwrap_or(t))
+            .min();
         let d = self.analyzer.detector_mut();
-        let Some(newest) = d.watermark() else { return };
-        let now = newest.checked_sub(d.lateness()).unwrap_or(Timestamp::MIN);
+        let (Some(reached), Some(newest)) = (reached, d.watermark()) else {
+            return;
+        };
+        let now = reached
+            .min(newest)
+            .checked_sub(d.lateness())
+            .unwrap_or(Timestamp::MIN);
         let before = d.expired_keys();
         d.expire(now);
         if d.expired_keys() != before {
@@ -1371,6 +1402,7 @@ impl Pipeline {
                     published: i.published,
                     unrecognised_published: 0,
                     unrecognised_warned: i.unrecognised_warned,
+                    clock: i.clock,
                 },
                 None => {
                     let resume = match running.remove(&cfg.name) {
@@ -1514,6 +1546,7 @@ impl Opener<'_> {
             published: SourceStats::default(),
             unrecognised_published: 0,
             unrecognised_warned: false,
+            clock: None,
         })
     }
 }

@@ -169,6 +169,28 @@ fn committed_offsets(db: &Path) -> Vec<(String, i64)> {
 
 #[test]
 fn kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice() {
+    let _serial = SERIAL.lock();
+    kill_9_run(0, Duration::from_millis(30));
+}
+
+/// The tests of this file one at a time: each needs the machine's CPUs for
+/// its daemon to keep pace with its writer.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The same with a large detector state: tens of thousands of addresses
+/// that failed once, each a live key below its threshold, which every
+/// restart must bring back exactly from the rows of the keys that changed.
+#[test]
+fn kill_9_with_fifty_thousand_live_keys() {
+    let _serial = SERIAL.lock();
+    // Each start restores the keys: the writer takes its time.
+    let keys = kill_9_run(50_000, Duration::from_millis(120));
+    assert!(keys >= 50_000, "only {keys} live keys stored");
+}
+
+/// Kills the daemon at random moments while the corpus is written, after
+/// `prefill` lines of distinct addresses; returns the live keys stored.
+fn kill_9_run(prefill: u32, pause: Duration) -> u64 {
     let dir = TempDir::new().expect("tempdir");
     let logs = dir.path().join("logs");
     fs::create_dir(&logs).expect("logs dir");
@@ -184,6 +206,7 @@ listen = "127.0.0.1:0"
 [pipeline]
 batch_interval = "50ms"
 batch_lines = 500
+max_keys = 400000
 
 [[input]]
 name = "auth"
@@ -204,6 +227,19 @@ start = "beginning"
     let auth_log = logs.join("auth.log");
     let access_log = logs.join("access.log");
 
+    // Before the corpus's first line (Dec 10 06:55:46), one failure from
+    // each address: the keys stay live while the corpus is read.
+    let mut fill = Vec::new();
+    for i in 0..prefill {
+        let [_, a, b, c] = i.to_be_bytes();
+        writeln!(
+            fill,
+            "Dec 10 06:50:00 LabSZ sshd[{}]: Failed password for root from 10.{a}.{b}.{c} port 22 ssh2",
+            1000 + i % 30000
+        )
+        .expect("fill line");
+    }
+    append(&auth_log, &fill);
     let auth = corpus("openssh_2k.log");
     let access = corpus("apache_access_10k.log");
     let auth_lines: Vec<&[u8]> = auth.split_inclusive(|&b| b == b'\n').collect();
@@ -253,7 +289,7 @@ start = "beginning"
                 };
                 append(&auth_log, &chunk(&auth_lines, auth_step));
                 append(&access_log, &chunk(&access_lines, access_step));
-                std::thread::sleep(Duration::from_millis(30));
+                std::thread::sleep(pause);
             }
         })
     };
@@ -329,4 +365,151 @@ start = "beginning"
         "seed {seed}: missing {missing:#?}\nextra {extra:#?}\ndaemon log:\n{}",
         fs::read_to_string(&daemon_log).unwrap_or_default()
     );
+    live_keys(&db)
+}
+
+/// Detector keys the store holds (their latest rows, the gone ones not).
+fn live_keys(db: &Path) -> u64 {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("db opens");
+    conn.query_row(
+        // SQLite takes a bare column from the row holding the MAX().
+        "SELECT COUNT(*) FROM (SELECT state, MAX(seq) FROM detector_keys
+             WHERE kind = 0 GROUP BY rule, key) WHERE state IS NOT NULL",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map_or(0, |n| n as u64)
+}
+
+/// One attacker in two logs, a failure every two minutes between them:
+/// five within ten minutes only when both logs are read together.
+fn two_logs(base: Timestamp) -> (Vec<u8>, Vec<u8>, Vec<(u32, bool)>) {
+    let (mut a, mut b, mut order) = (Vec::new(), Vec::new(), Vec::new());
+    for minute in (0..=20u32).step_by(2) {
+        let at = base + jiff::SignedDuration::from_secs(i64::from(minute) * 60);
+        let stamp = at
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .strftime("%b %e %H:%M:%S");
+        let line = format!(
+            "{stamp} web sshd[{}]: Failed password for root from 203.0.113.50 port {} ssh2\n",
+            4000 + minute,
+            50000 + minute
+        );
+        let in_a = minute % 4 == 0;
+        if in_a { &mut a } else { &mut b }.extend_from_slice(line.as_bytes());
+        order.push((minute, in_a));
+    }
+    (a, b, order)
+}
+
+/// Runs a daemon over two syslog files until it has read `sizes` bytes of
+/// each, feeding them live with `feed` (or finding them whole at start),
+/// then stops it; returns what it stored.
+fn two_inputs_run(live: bool, base: Timestamp) -> Facts {
+    let dir = TempDir::new().expect("tempdir");
+    let logs = dir.path().join("logs");
+    fs::create_dir(&logs).expect("logs dir");
+    let config = dir.path().join("canhgac.toml");
+    fs::write(
+        &config,
+        r#"agency = "test"
+state_dir = "state"
+time_zone = "UTC"
+
+[http]
+listen = "127.0.0.1:0"
+
+[[input]]
+name = "a"
+path = "logs/a.log"
+type = "syslog"
+start = "beginning"
+
+[[input]]
+name = "b"
+path = "logs/b.log"
+type = "syslog"
+start = "beginning"
+"#,
+    )
+    .expect("config written");
+    let db = dir.path().join("state/canhgac.db");
+    let daemon_log = dir.path().join("daemon.log");
+    let (a_log, b_log) = (logs.join("a.log"), logs.join("b.log"));
+    let (a, b, order) = two_logs(base);
+    if !live {
+        append(&a_log, &a);
+        append(&b_log, &b);
+    }
+    let mut daemon = start(&config, &daemon_log);
+    wait_ready(&daemon_log, 0);
+    if live {
+        let lines = |data: &[u8]| -> Vec<Vec<u8>> {
+            data.split_inclusive(|&c| c == b'\n')
+                .map(<[u8]>::to_vec)
+                .collect()
+        };
+        let (mut a_lines, mut b_lines) = (lines(&a).into_iter(), lines(&b).into_iter());
+        for (_, in_a) in order {
+            let (path, line) = if in_a {
+                (&a_log, a_lines.next())
+            } else {
+                (&b_log, b_lines.next())
+            };
+            append(path, &line.expect("a line of that log"));
+            // Each line read before the next is written, as when tailing.
+            let size = |p: &Path| fs::metadata(p).map(|m| m.len() as i64).unwrap_or(0);
+            let until = Instant::now() + Duration::from_secs(60);
+            while committed_offsets(&db)
+                .iter()
+                .find(|(p, _)| Path::new(p) == path.as_path())
+                .is_none_or(|(_, o)| *o < size(path))
+            {
+                assert!(Instant::now() < until, "line not read within 60 s");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let offsets = committed_offsets(&db);
+        let at = |p: &Path| {
+            offsets
+                .iter()
+                .find(|(q, _)| Path::new(q) == p)
+                .map_or(0, |(_, o)| *o)
+        };
+        if at(&a_log) == a.len() as i64 && at(&b_log) == b.len() as i64 {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "daemon did not catch up: {offsets:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Command::new("kill")
+        .args(["-TERM", &daemon.0.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(daemon.0.wait().expect("daemon exits").success());
+    stored(&db)
+}
+
+#[test]
+fn a_backlog_in_two_inputs_makes_the_incidents_of_reading_them_live() {
+    let _serial = SERIAL.lock();
+    let base = Timestamp::now() - jiff::SignedDuration::from_hours(3);
+    let live = two_inputs_run(true, base);
+    assert!(
+        live.iter()
+            .any(|(rule, key, _, events)| rule == "ssh-bruteforce"
+                && key == "203.0.113.50"
+                && *events == 11),
+        "{live:#?}"
+    );
+    let backlog = two_inputs_run(false, base);
+    assert_eq!(backlog, live);
 }

@@ -412,3 +412,23 @@ fn patterns_export_is_one_uncaptured_pattern_per_line() {
         "evil (?:\\w+)\n"
     );
 }
+
+#[test]
+fn a_line_dated_ahead_of_its_neighbours_does_not_hide_the_failures_after_it() {
+    let f = Fixture::new();
+    // Eleven minutes ahead: more than the rule's window of ten.
+    let mut log = failures(1, "203.0.113.77", 11);
+    log.push_str(&failures(20, "203.0.113.77", 0));
+    let path = f.write("auth.log", log.as_bytes());
+    let out = f
+        .scan()
+        .args(["--format", "json"])
+        .arg(&path)
+        .assert()
+        .success();
+    let incidents = json(&out.get_output().stdout);
+    let list = incidents.as_array().expect("array");
+    assert_eq!(list.len(), 1, "{incidents:#}");
+    assert_eq!(list[0]["key"], "203.0.113.77");
+    assert_eq!(list[0]["events"], 21);
+}

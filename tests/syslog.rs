@@ -415,3 +415,42 @@ fn a_stalled_store_holds_tcp_senders_and_counts_udp_drops() {
         "UDP beyond the queue must be dropped and counted"
     );
 }
+
+#[test]
+fn a_datagram_dated_far_ahead_cannot_hide_the_attempts_after_it() {
+    let d = start("");
+    let socket = UdpSocket::bind(("127.0.0.1", 0)).expect("udp bind");
+    let send = |stamp: &str| {
+        let msg = format!("<38>1 {stamp} web sshd 77 - - {}", failed("198.51.100.99"));
+        socket
+            .send_to(msg.as_bytes(), d.udp_addr())
+            .expect("udp send");
+    };
+    // One spoofed datagram dated 2099 naming the address, then twenty real
+    // failures from it: the forged date must not move the address's count
+    // past the real ones.
+    send("2099-01-01T00:00:00Z");
+    sleep(Duration::from_millis(200));
+    for _ in 0..20 {
+        send(&jiff::Timestamp::now().to_string());
+    }
+    d.wait_for("the incident of the real failures", || {
+        d.incident("198.51.100.99")
+            .is_some_and(|i| i["events"].as_u64().is_some_and(|n| n >= 20))
+    });
+    let inc = d.incident("198.51.100.99").expect("incident");
+    let first: jiff::Timestamp = inc["first_seen"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("first_seen");
+    let last: jiff::Timestamp = inc["last_seen"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("last_seen");
+    let now = jiff::Timestamp::now();
+    assert!(
+        last <= now && now.duration_since(first) < jiff::SignedDuration::from_secs(300),
+        "the incident lies where the attempts were made: {inc}"
+    );
+    assert_eq!(d.metric("canhgac_lines_future_dated_total"), 1);
+}
