@@ -78,9 +78,9 @@ pub struct LineSource {
     lines: u64,
     /// Variants of the type made canonical; lines of another type counted.
     shaper: Shaper,
-    /// For a syslog source, where access-log lines carried as messages go
-    /// (made at the first such line).
-    embedded: Option<Box<LineSource>>,
+    /// Where lines of another type found among the source's own go (see
+    /// [`crate::input::shape`]), made at the first such line.
+    foreign: Option<Box<LineSource>>,
     /// Request-rate rules of an access-log source, and what they count with.
     requests: Requests,
     /// The latest time of an event from this source.
@@ -243,7 +243,7 @@ impl Analyzer {
             times,
             lines: 0,
             newest: None,
-            embedded: None,
+            foreign: None,
             requests: Requests {
                 rules: self.rules.rates_for(input_type),
                 ..Requests::default()
@@ -279,10 +279,14 @@ impl Analyzer {
         let lines_before = src.lines;
         let reshaped = src.shaper.reshape(data, lines_before);
         let data = reshaped.lines;
-        if !reshaped.access.is_empty() && src.embedded.is_none() {
+        if let (false, None, Some(kind)) = (
+            reshaped.foreign.is_empty(),
+            &src.foreign,
+            reshaped.foreign_type,
+        ) {
             let times = TimeParser::new(src.times.time_zone().clone(), now);
-            if let Ok(inner) = self.source("apache", times) {
-                src.embedded = Some(Box::new(inner));
+            if let Ok(inner) = self.source(kind, times) {
+                src.foreign = Some(Box::new(inner));
             }
         }
         let clock = Clock {
@@ -313,7 +317,7 @@ impl Analyzer {
             ioc_emitted,
             times,
             lines,
-            embedded,
+            foreign,
             newest,
             shaper: _,
             requests: _,
@@ -425,10 +429,10 @@ impl Analyzer {
         if data.last().is_some_and(|&b| b != b'\n') {
             *lines += 1;
         }
-        // Access lines that came as syslog messages, each under its own
-        // line number, through the access-log rules.
-        if let Some(inner) = embedded {
-            for (i, line) in reshaped.access {
+        // Lines of another type, each under its own line number, through
+        // the rules of that type.
+        if let Some(inner) = foreign {
+            for (i, line) in reshaped.foreign {
                 inner.lines = lines_before + *i as u64;
                 self.feed_from(inner, line, now, origin, on_event);
             }

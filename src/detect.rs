@@ -576,6 +576,8 @@ pub struct Detector {
     /// [`Detector::persisted`], so that a store writes only those.
     dirty_keys: HashSet<(usize, Arc<str>)>,
     dirty_rates: hashbrown::HashSet<(usize, u128)>,
+    /// Whether to keep the two above (see [`Detector::track_changes`]).
+    tracking: bool,
 }
 
 impl Detector {
@@ -616,7 +618,15 @@ impl Detector {
             expired_keys: 0,
             dirty_keys: HashSet::new(),
             dirty_rates: hashbrown::HashSet::new(),
+            tracking: false,
         }
+    }
+
+    /// Keeps the keys that change, for [`Detector::changes`]: a store that
+    /// writes only those needs it; a scan would pay a hash insert an event
+    /// for nothing.
+    pub fn track_changes(&mut self) {
+        self.tracking = true;
     }
 
     /// How far behind the newest event of its key an event may arrive and
@@ -672,7 +682,9 @@ impl Detector {
             self.dropped_events += 1;
             return None;
         }
-        self.dirty_rates.insert((rule, client));
+        if self.tracking {
+            self.dirty_rates.insert((rule, client));
+        }
         let c = match self.rates[rule].entry(client) {
             hashbrown::hash_map::Entry::Occupied(o) => o.into_mut(),
             hashbrown::hash_map::Entry::Vacant(v) => {
@@ -716,7 +728,9 @@ impl Detector {
             map.retain(|&client, c| {
                 let keep = c.slot >= slot - 1;
                 if !keep {
-                    self.dirty_rates.insert((rule, client));
+                    if self.tracking {
+                        self.dirty_rates.insert((rule, client));
+                    }
                 }
                 keep
             });
@@ -823,7 +837,9 @@ impl Detector {
                 self.keys[rule].remove(&*key);
                 self.tracked -= 1;
             }
-            self.dirty_keys.insert((rule, k));
+            if self.tracking {
+                self.dirty_keys.insert((rule, k));
+            }
             return Observation::Ignored;
         }
         if weight > 0 {
@@ -1000,7 +1016,9 @@ impl Detector {
         }
         if let Some(slot) = self.keys[owner].remove(key) {
             self.tracked -= 1;
-            self.dirty_keys.insert((owner, slot.key));
+            if self.tracking {
+                self.dirty_keys.insert((owner, slot.key));
+            }
             if let Phase::Open(inc) = slot.state.phase {
                 unindex(&mut self.owners, self.class_of[owner], key, owner);
                 self.closed.push(inc);
@@ -1047,7 +1065,9 @@ impl Detector {
                         let gone = pending.prune(sub_sat(now, window));
                         if gone > 0 {
                             self.dropped_events += gone;
-                            self.dirty_keys.insert((rule, Arc::clone(&slot.key)));
+                            if self.tracking {
+                                self.dirty_keys.insert((rule, Arc::clone(&slot.key)));
+                            }
                         }
                         if pending.is_empty() {
                             dead.push(Arc::clone(&slot.key));
@@ -1061,7 +1081,9 @@ impl Detector {
                 if let Some(slot) = map.remove(&k) {
                     self.tracked -= 1;
                     self.expired_keys += 1;
-                    self.dirty_keys.insert((rule, k.clone()));
+                    if self.tracking {
+                        self.dirty_keys.insert((rule, k.clone()));
+                    }
                     if let Phase::Open(inc) = slot.state.phase {
                         unindex(&mut self.owners, self.class_of[rule], &k, rule);
                         batch.push(inc);
@@ -1087,7 +1109,9 @@ impl Detector {
             for k in settled {
                 if let Some(slot) = map.remove(&k) {
                     self.tracked -= 1;
-                    self.dirty_keys.insert((rule, k));
+                    if self.tracking {
+                        self.dirty_keys.insert((rule, k));
+                    }
                     if let Phase::Open(inc) = slot.state.phase {
                         batch.push(inc);
                     }
@@ -1255,7 +1279,8 @@ impl Detector {
     }
 
     /// Keys and request-rate clients changed since the last
-    /// [`Detector::persisted`], with their state now. Together with the
+    /// [`Detector::persisted`] (with [`Detector::track_changes`]), with
+    /// their state now. Together with the
     /// [`Detector::header`], written over the stored state, they make the
     /// [`Detector::snapshot`].
     pub fn changes(&self) -> Changes {
@@ -1441,13 +1466,17 @@ impl Detector {
         for (rule, k) in dead {
             if self.keys[rule].remove(&k).is_some() {
                 self.tracked -= 1;
-                self.dirty_keys.insert((rule, k));
+                if self.tracking {
+                    self.dirty_keys.insert((rule, k));
+                }
             }
         }
     }
 
     fn touch(&mut self, rule: usize, key: Arc<str>, generation: u64) {
-        self.dirty_keys.insert((rule, Arc::clone(&key)));
+        if self.tracking {
+            self.dirty_keys.insert((rule, Arc::clone(&key)));
+        }
         // Already the most recent (half the events of an attack log repeat
         // the previous event's rule and key): renew that entry in place.
         // The key's slot still holds this Arc, so the entry is its live one.
@@ -1488,7 +1517,9 @@ impl Detector {
             if let Some(slot) = self.keys[rule].remove(&key) {
                 self.tracked -= 1;
                 self.keys_evicted += 1;
-                self.dirty_keys.insert((rule, Arc::clone(&key)));
+                if self.tracking {
+                    self.dirty_keys.insert((rule, Arc::clone(&key)));
+                }
                 match slot.state.phase {
                     Phase::Open(inc) => {
                         unindex(&mut self.owners, self.class_of[rule], &key, rule);
@@ -2283,6 +2314,7 @@ mod tests {
         for seed in 1..=20u64 {
             let mut rng = Rng((seed + 100 * salt + addrs).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
             let mut d = Detector::new(policies.to_vec(), 10);
+            d.track_changes();
             // The keys as a store holds them, kept by the changes alone.
             let mut stored: HashMap<(usize, String), SavedKey> = HashMap::new();
             let mut opener: HashMap<u64, usize> = HashMap::new();
@@ -2335,6 +2367,7 @@ mod tests {
                     assert_eq!(by_key(snap.keys.clone()), by_key(d.snapshot().keys));
                     let whole = Detector::restore(policies.to_vec(), 10, d.snapshot());
                     d = Detector::restore(policies.to_vec(), 10, snap);
+                    d.track_changes();
                     assert_eq!(d.snapshot(), whole.snapshot(), "seed {seed}");
                     assert_eq!(d.changed(), 0);
                     assert_index_consistent(&d);

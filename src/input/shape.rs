@@ -16,9 +16,12 @@
 //!   access log lose the syslog header.
 //!
 //! Each of these is one line in, one line out, so line numbers hold. A
-//! syslog input may also carry access lines among other programs' lines;
-//! those are handed back separately ([`Reshaped::access`]) for the access-log
-//! rules, while the syslog rules still see the whole line.
+//! syslog input may also carry access lines among other programs' lines
+//! (wrapped in a syslog header, or raw, as `/var/log/messages` can), and an
+//! access log may carry syslog lines: those are handed back separately
+//! ([`Reshaped::foreign`]) for the rules of the type they are, while the
+//! input type's rules still see the whole line. A mixed file is read line
+//! by line as what each line is, not as what its first lines were.
 //!
 //! Checking a type costs little: a whole read is copied only when its first
 //! line needs it (files are written in one format), RFC 5424 is looked for
@@ -53,9 +56,11 @@ pub struct Reshaped<'a> {
     /// The lines for the input type's rules: the run itself, or the
     /// rewritten copy.
     pub lines: &'a [u8],
-    /// For a syslog source: the access-log lines found as messages, each
-    /// with its 0-based line index within the run.
-    pub access: &'a [(usize, Vec<u8>)],
+    /// Lines of [`Reshaped::foreign_type`] found among the source's own:
+    /// for a syslog source, access-log lines (as messages, or raw); for an
+    /// access log, syslog lines. Each with its 0-based index in the run.
+    pub foreign: &'a [(usize, Vec<u8>)],
+    pub foreign_type: Option<&'static str>,
 }
 
 /// Per source: the type, how much has been checked, and buffers.
@@ -63,7 +68,7 @@ pub struct Shaper {
     input_type: String,
     check: TypeCheck,
     out: Vec<u8>,
-    access: Vec<(usize, Vec<u8>)>,
+    foreign: Vec<(usize, Vec<u8>)>,
 }
 
 /// How much of a source was checked against its type, and what failed.
@@ -80,7 +85,7 @@ impl Shaper {
             input_type: input_type.to_owned(),
             check: TypeCheck::default(),
             out: Vec::new(),
-            access: Vec::new(),
+            foreign: Vec::new(),
         }
     }
 
@@ -97,7 +102,7 @@ impl Shaper {
     /// `data` holds whole lines; `lines_before` is how many lines the
     /// source had before them.
     pub fn reshape<'a>(&'a mut self, data: &'a [u8], lines_before: u64) -> Reshaped<'a> {
-        self.access.clear();
+        self.foreign.clear();
         let access_type = matches!(self.input_type.as_str(), "nginx" | "apache");
         let syslog_type = self.input_type == "syslog";
         let first = data.split(|&b| b == b'\n').next().unwrap_or(&[]);
@@ -120,24 +125,49 @@ impl Shaper {
         } else {
             data
         };
+        let foreign_type = if syslog_type {
+            Some("apache")
+        } else if access_type {
+            Some("syslog")
+        } else {
+            None
+        };
         if syslog_type && memchr::memmem::find(lines, b"] \"").is_some() {
             for (i, line) in split_lines(lines).enumerate() {
                 let body = line.strip_suffix(b"\n").unwrap_or(line);
                 if let Some(inner) = embedded_access(body) {
-                    self.access.push((i, inner.to_vec()));
+                    self.foreign.push((i, inner.to_vec()));
+                } else if recognised("apache", body) && !recognised("syslog", body) {
+                    self.foreign.push((i, access_line(body).to_vec()));
                 }
             }
         }
-        self.check.check(&self.input_type, lines, lines_before);
+        // Every access line holds `] "`: a run with fewer of those than
+        // lines holds something else, and only then are lines looked at.
+        if access_type
+            && memchr::memmem::find_iter(lines, b"] \"").count()
+                < memchr::memchr_iter(b'\n', lines).count()
+        {
+            for (i, line) in split_lines(lines).enumerate() {
+                let body = line.strip_suffix(b"\n").unwrap_or(line);
+                if !recognised(&self.input_type, body) && recognised("syslog", body) {
+                    self.foreign.push((i, body.to_vec()));
+                }
+            }
+        }
+        self.check
+            .check(&self.input_type, foreign_type, lines, lines_before);
         Reshaped {
             lines,
-            access: &self.access,
+            foreign: &self.foreign,
+            foreign_type,
         }
     }
 }
 
 impl TypeCheck {
-    fn check(&mut self, input_type: &str, lines: &[u8], lines_before: u64) {
+    /// Lines of `foreign` type are read as what they are, not counted.
+    fn check(&mut self, input_type: &str, foreign: Option<&str>, lines: &[u8], lines_before: u64) {
         for (i, line) in split_lines(lines).enumerate() {
             let full = self.checked_bytes < FULL_CHECK_BYTES;
             if i > 0 && !full {
@@ -146,7 +176,10 @@ impl TypeCheck {
             self.checked_bytes += line.len() as u64;
             let body = line.strip_suffix(b"\n").unwrap_or(line);
             let body = body.strip_suffix(b"\r").unwrap_or(body);
-            if body.iter().all(u8::is_ascii_whitespace) || recognised(input_type, body) {
+            if body.iter().all(u8::is_ascii_whitespace)
+                || recognised(input_type, body)
+                || foreign.is_some_and(|t| recognised(t, body))
+            {
                 continue;
             }
             self.unrecognised += 1;
@@ -253,7 +286,7 @@ mod tests {
         let r = s.reshape(text.as_bytes(), 0);
         let lines = String::from_utf8_lossy(r.lines).into_owned();
         let access = r
-            .access
+            .foreign
             .iter()
             .map(|(i, l)| (*i, String::from_utf8_lossy(l).into_owned()))
             .collect();
@@ -278,6 +311,28 @@ mod tests {
         let ipv6 = ACCESS.replace("203.0.113.5", "2001:db8::5");
         let (lines, _, _) = reshaped("apache", &format!("site:443 {ipv6}"));
         assert_eq!(lines, ipv6);
+    }
+
+    #[test]
+    fn a_mixed_file_is_read_line_by_line_as_what_each_line_is() {
+        let ssh = "Oct 31 23:30:01 web01 sshd[4243]: Failed password for root from 203.0.113.5 port 22 ssh2";
+        let text = format!("{ssh}\n{ACCESS}\nOct 31 23:30:02 web01 nginx: {ACCESS}\n{ssh}\n");
+        let (_, foreign, bad) = reshaped("syslog", &text);
+        assert_eq!(
+            foreign,
+            vec![(1, ACCESS.to_string()), (2, ACCESS.to_string())]
+        );
+        assert_eq!(bad, 0);
+        // An access log that syslog lines got into: those go to the syslog
+        // rules, and none is taken for a wrong type.
+        let text = format!("{ACCESS}\n{ssh}\n{ACCESS}\n{ssh}\n");
+        let (lines, foreign, bad) = reshaped("nginx", &text);
+        assert_eq!(lines, text);
+        assert_eq!(foreign, vec![(1, ssh.to_string()), (3, ssh.to_string())]);
+        assert_eq!(bad, 0);
+        // A plain access log is not looked at line by line.
+        let (_, foreign, _) = reshaped("nginx", &format!("{ACCESS}\n{ACCESS}\n"));
+        assert!(foreign.is_empty());
     }
 
     #[test]
@@ -310,19 +365,21 @@ mod tests {
 
     #[test]
     fn lines_of_another_type_are_counted_and_the_first_kept() {
-        let syslog = "Oct 31 23:30:00 web01 sshd[1]: x\n";
+        // An nginx error line: neither access nor syslog.
+        let other = "2020/10/31 23:30:00 [error] 12#12: *1 open() failed\n";
         let mut s = Shaper::new("nginx");
-        s.reshape(format!("{ACCESS}\n{syslog}{syslog}").as_bytes(), 10);
+        s.reshape(format!("{ACCESS}\n{other}{other}").as_bytes(), 10);
         assert_eq!(s.unrecognised(), 2);
         let bad = s.first_bad().expect("kept");
-        assert_eq!((bad.line, bad.excerpt.as_str()), (12, syslog.trim_end()));
+        assert_eq!((bad.line, bad.excerpt.as_str()), (12, other.trim_end()));
         // Past the first 64 KiB only each read's first line is checked.
+        let syslog = "Oct 31 23:30:00 web01 sshd[1]: x\n";
         let mut s = Shaper::new("syslog");
         let many = syslog.repeat((FULL_CHECK_BYTES as usize / syslog.len()) + 10);
         s.reshape(many.as_bytes(), 0);
-        s.reshape(format!("{syslog}{ACCESS}\n").as_bytes(), 0);
+        s.reshape(format!("{syslog}{other}").as_bytes(), 0);
         assert_eq!(s.unrecognised(), 0);
-        s.reshape(format!("{ACCESS}\n{syslog}").as_bytes(), 0);
+        s.reshape(format!("{other}{syslog}").as_bytes(), 0);
         assert_eq!(s.unrecognised(), 1);
     }
 }
