@@ -727,10 +727,8 @@ impl Detector {
         for (rule, map) in self.rates.iter_mut().enumerate() {
             map.retain(|&client, c| {
                 let keep = c.slot >= slot - 1;
-                if !keep {
-                    if self.tracking {
-                        self.dirty_rates.insert((rule, client));
-                    }
+                if !keep && self.tracking {
+                    self.dirty_rates.insert((rule, client));
                 }
                 keep
             });
