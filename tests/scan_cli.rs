@@ -2,7 +2,7 @@
 //! binary, real files, rule directories written for the test.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use assert_cmd::Command;
@@ -431,4 +431,61 @@ fn a_line_dated_ahead_of_its_neighbours_does_not_hide_the_failures_after_it() {
     assert_eq!(list.len(), 1, "{incidents:#}");
     assert_eq!(list[0]["key"], "203.0.113.77");
     assert_eq!(list[0]["events"], 21);
+}
+
+/// The incidents of `scan --format json` over `files`, as (rule, key,
+/// events), sorted.
+fn scanned(files: &[PathBuf]) -> Vec<(String, String, u64)> {
+    let out = canhgac()
+        .args(["scan", "--format", "json"])
+        .args(files)
+        .assert()
+        .success();
+    let mut found: Vec<_> = json(&out.get_output().stdout)
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|i| {
+            (
+                i["rule"].as_str().unwrap_or_default().to_owned(),
+                i["key"].as_str().unwrap_or_default().to_owned(),
+                i["events"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn a_file_mixing_access_and_syslog_lines_is_read_as_what_each_line_is() {
+    let f = Fixture::new();
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    let read = |name: &str| fs::read_to_string(corpus.join(name)).expect("corpus log");
+    let (ssh, web) = (read("openssh_2k.log"), read("apache_access_10k.log"));
+    // As /var/log/messages can hold them: one program's lines between
+    // another's, whichever comes first.
+    for (first, second) in [(&ssh, &web), (&web, &ssh)] {
+        let mut mixed = String::new();
+        let mut b = second.lines();
+        for a in first.lines() {
+            mixed.push_str(a);
+            mixed.push('\n');
+            for line in b.by_ref().take(3) {
+                mixed.push_str(line);
+                mixed.push('\n');
+            }
+        }
+        for line in b {
+            mixed.push_str(line);
+            mixed.push('\n');
+        }
+        let apart = [
+            f.write("auth.log", ssh.as_bytes()),
+            f.write("access.log", web.as_bytes()),
+        ];
+        let want = scanned(&apart);
+        assert!(want.len() >= 15, "{want:?}");
+        assert_eq!(scanned(&[f.write("messages", mixed.as_bytes())]), want);
+    }
 }

@@ -142,15 +142,13 @@ impl Shaper {
                 }
             }
         }
-        // Every access line holds `] "`: a run with fewer of those than
-        // lines holds something else, and only then are lines looked at.
-        if access_type
-            && memchr::memmem::find_iter(lines, b"] \"").count()
-                < memchr::memchr_iter(b'\n', lines).count()
-        {
+        if access_type {
+            // The syslog test looks at a line's first bytes (a month, a
+            // year, `<`), where an access line has its client: it rejects
+            // an access line at once.
             for (i, line) in split_lines(lines).enumerate() {
                 let body = line.strip_suffix(b"\n").unwrap_or(line);
-                if !recognised(&self.input_type, body) && recognised("syslog", body) {
+                if recognised("syslog", body) && !recognised(&self.input_type, body) {
                     self.foreign.push((i, body.to_vec()));
                 }
             }
@@ -229,13 +227,19 @@ fn rfc5424(line: &[u8], out: &mut Vec<u8>) -> bool {
 }
 
 /// The access-log line within `line`: after a syslog header, and without a
-/// leading virtual host. A line that is neither comes back whole.
+/// leading virtual host. A line that is neither, or whose rest is no
+/// access line (another program's syslog line), comes back whole.
 pub fn access_line(line: &[u8]) -> &[u8] {
     let rest = match syslog_header_len(line) {
         Some(len) => &line[len..],
         None => line,
     };
-    strip_vhost(rest)
+    let inner = strip_vhost(rest);
+    if inner.len() == line.len() || recognised("apache", inner) {
+        inner
+    } else {
+        line
+    }
 }
 
 /// `vhost[:port] CLIENT ...` to `CLIENT ...`, when the first word is no
