@@ -89,6 +89,10 @@ const MAX_COMMIT_GAP: Duration = Duration::from_secs(5);
 /// Bytes read from one input before the loop looks at signals and batches.
 const READ_BUDGET: usize = 1 << 20;
 
+/// Grown incidents written with every commit; more wait for the interval.
+const GROWN_EVERY_COMMIT: usize = 64;
+const GROWN_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Bytes read (a burst) after which an idle pipeline gives freed memory back.
 const RELEASE_AFTER: u64 = 16 << 20;
 
@@ -491,7 +495,7 @@ struct Opener<'a> {
 struct Pending {
     lines: u64,
     since: Option<Instant>,
-    /// Open incidents opened or grown.
+    /// Incidents opened.
     dirty: HashSet<u64>,
     /// Closed incidents not yet stored (kept across failed commits).
     closed: Vec<Incident>,
@@ -501,15 +505,16 @@ struct Pending {
     /// changes from the watcher.
     integrity_incidents: Vec<IncidentRecord>,
     integrity_ops: Vec<IntegrityOp>,
-    /// Expiry changed the detector's keys.
-    expired: bool,
+    /// The detector's state changed without lines (expiry), or incident
+    /// rows wait to be written (a stop).
+    state_changed: bool,
 }
 
 impl Pending {
     /// Something waits to be committed.
     fn any(&self) -> bool {
         self.lines > 0
-            || self.expired
+            || self.state_changed
             || !self.integrity_ops.is_empty()
             || !self.integrity_incidents.is_empty()
     }
@@ -562,6 +567,15 @@ struct Pipeline {
     next_expiry: Instant,
     /// Bytes read since memory was last given back to the system.
     read_since_release: u64,
+    /// Open incidents grown since their row was last written. A few are
+    /// written with every commit; many (a scan spread over thousands of
+    /// addresses, each incident a row on its own page) wait for
+    /// [`GROWN_FLUSH_INTERVAL`]: their counts are in the detector's key
+    /// rows meanwhile, so nothing is lost, and the incident rows lag.
+    grown: HashSet<u64>,
+    grown_flushed: Instant,
+    /// Write every grown incident at the next commit (stop, reload).
+    flush_grown: bool,
     notifier: Notifier,
     metrics: Arc<Metrics>,
     /// The HTTP side's view of the rule set and credentials.
@@ -688,6 +702,9 @@ impl Pipeline {
             state_rows: recovery.detector_rows_stored,
             next_expiry: Instant::now(),
             read_since_release: 0,
+            grown: HashSet::new(),
+            grown_flushed: Instant::now(),
+            flush_grown: false,
             notifier: Notifier::from_env(),
             metrics,
             http,
@@ -699,6 +716,14 @@ impl Pipeline {
             feed_reloader,
             feed_names: Vec::new(),
         };
+        // A crash may have lost the rows of incidents grown since they were
+        // last written (their counts are in the detector's keys).
+        pipeline.grown = pipeline
+            .analyzer
+            .detector()
+            .open_incidents()
+            .map(|i| i.id)
+            .collect();
         pipeline.rules_changed();
         pipeline.start_integrity()?;
         Ok(pipeline)
@@ -1016,6 +1041,11 @@ impl Pipeline {
         }
         let deadline = Instant::now() + DRAIN_TIMEOUT;
         while Instant::now() < deadline && self.read() > 0 {}
+        self.flush_grown = true;
+        if !self.grown.is_empty() {
+            self.pending.since.get_or_insert_with(Instant::now);
+            self.pending.state_changed = true;
+        }
         if let Some(w) = self.integrity.take() {
             for f in w.stop() {
                 self.pending_finding(f);
@@ -1078,6 +1108,7 @@ impl Pipeline {
             counters,
             rule_events,
             read_since_release,
+            grown,
             ..
         } = self;
         let mut total = 0;
@@ -1137,7 +1168,7 @@ impl Pipeline {
                             counters.incidents_opened += 1;
                         }
                         Observation::Joined(id) => {
-                            pending.dirty.insert(id);
+                            grown.insert(id);
                         }
                         Observation::Counted | Observation::Ignored => {}
                     }
@@ -1236,7 +1267,7 @@ impl Pipeline {
         let before = d.expired_keys();
         d.expire(now);
         if d.expired_keys() != before {
-            self.pending.expired = true;
+            self.pending.state_changed = true;
             self.pending.since.get_or_insert_with(Instant::now);
         }
     }
@@ -1256,10 +1287,16 @@ impl Pipeline {
             .iter()
             .map(|inc| record(&rules, inc, false, &self.pending.opened_by))
             .collect();
+        let flush_grown = self.flush_grown
+            || self.grown.len() <= GROWN_EVERY_COMMIT
+            || self.grown_flushed.elapsed() >= GROWN_FLUSH_INTERVAL;
         records.extend(
             detector
                 .open_incidents()
-                .filter(|inc| self.pending.dirty.contains(&inc.id))
+                .filter(|inc| {
+                    self.pending.dirty.contains(&inc.id)
+                        || (flush_grown && self.grown.contains(&inc.id))
+                })
                 .map(|inc| record(&rules, inc, true, &self.pending.opened_by)),
         );
         records.extend(self.pending.integrity_incidents.iter().cloned());
@@ -1320,6 +1357,15 @@ impl Pipeline {
                 .inc();
         }
         self.publish_detector();
+        if flush_grown {
+            self.grown.clear();
+            self.grown_flushed = Instant::now();
+            self.flush_grown = false;
+        } else {
+            for inc in &self.pending.closed {
+                self.grown.remove(&inc.id);
+            }
+        }
         self.pending = Pending::default();
         self.counters.commits += 1;
         self.last_commit = Instant::now();
@@ -1390,7 +1436,8 @@ impl Pipeline {
         // Store what was read under the old rules, so the new detector
         // starts from stored state; a failure here is not fatal: the batch
         // keeps its ids through the snapshot below.
-        if self.pending.any() {
+        self.flush_grown = true;
+        if self.pending.any() || !self.grown.is_empty() {
             if let Err(e) = self.commit() {
                 warn!("commit before reload failed, the batch stays pending: {e}");
             }

@@ -778,12 +778,16 @@ impl Store {
         let mut updated = 0;
         let mut max_id: Option<i64> = None;
         {
-            // first_seen only ever moves earlier: a merged incident takes the
-            // first event of a rule that joins it later.
             let mut update = tx.prepare_cached(
-                "UPDATE incidents SET last_seen_us = ?2, events = ?3, open = ?4, updated_us = ?5,
-                     first_seen_us = MIN(first_seen_us, ?8)
+                "UPDATE incidents SET last_seen_us = ?2, events = ?3, open = ?4, updated_us = ?5
                  WHERE detector_id = ?1 AND rule = ?6 AND key = ?7",
+            )?;
+            // first_seen only ever moves earlier: a merged incident takes the
+            // first event of a rule that joins it later. Apart, because
+            // setting an indexed column rewrites its index entries (five
+            // indexes hold first_seen) even when the value stays.
+            let mut earlier = tx.prepare_cached(
+                "UPDATE incidents SET first_seen_us = ?2 WHERE detector_id = ?1 AND first_seen_us > ?2",
             )?;
             // An incident stored under an id that the detector, restarted
             // from an older snapshot, now gives to another incident: the
@@ -810,9 +814,10 @@ impl Store {
                 // reuses an id for another incident: its insert then hits the
                 // UNIQUE detector_id instead of silently merging the two.
                 if update.execute(params![
-                    id, last_us, events, rec.open, now_us, rec.rule, rec.key, first_us
+                    id, last_us, events, rec.open, now_us, rec.rule, rec.key
                 ])? == 1
                 {
+                    earlier.execute(params![id, first_us])?;
                     updated += 1;
                     continue;
                 }

@@ -877,13 +877,17 @@ fn lines_of_another_type_are_said_once_and_counted() {
         .map(str::trim)
         .expect("the address it serves on")
         .to_owned();
-    // Access-log lines in an input configured as syslog: read, and no
-    // syslog rule can ever match them.
-    let access = "203.0.113.5 - - [31/Oct/2020:23:30:00 +0700] \"GET /.env HTTP/1.1\" 404 0 \"-\" \"curl/8\"\n";
+    // Error-log lines in an input configured as syslog: read, and no
+    // syslog rule can ever match them. (Access lines would be read as
+    // access lines: a file may mix the two.)
+    let access = "2020/10/31 23:30:00 [error] 12#12: *1 open() \"/srv/www/.env\" failed (2: No such file or directory), client: 203.0.113.5\n";
     f.append("auth.log", &access.repeat(3));
     let warning = daemon.wait_log(0, "is not a syslog line");
     assert!(warning.contains("input auth"), "{warning}");
-    assert!(warning.contains("GET /.env"), "names the line: {warning}");
+    assert!(
+        warning.contains("/srv/www/.env"),
+        "names the line: {warning}"
+    );
     let counted = daemon.wait("the unrecognised lines on /metrics", || {
         let body = ureq::get(&format!("{base}/metrics"))
             .call()

@@ -426,10 +426,20 @@ fn log_variants_are_read_as_what_they_are_and_wrong_types_are_said() {
         ]
     );
 
-    // A syslog file configured as an access log: zero events, and said so.
-    let (incidents, stderr) = scan_with(&rules, &[&rfc5424], &["--type", "nginx"]);
+    // A syslog file configured as an access log: its lines are read as
+    // what they are.
+    let (incidents, stderr) =
+        scan_with(&rules, &[&rfc5424], &["--type", "nginx", "--year", "2020"]);
+    assert_eq!(incidents.len(), 1, "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    // An error log configured as an access log: zero events, and said so.
+    let errors = d.write(
+        "error.log",
+        "2020/10/31 23:30:00 [error] 12#12: *1 open() \"/srv/www/.env\" failed (2: No such file or directory), client: 203.0.113.6\n",
+    );
+    let (incidents, stderr) = scan_with(&rules, &[&errors], &["--type", "nginx"]);
     assert!(incidents.is_empty());
-    let file = rfc5424.display().to_string();
+    let file = errors.display().to_string();
     assert!(
         stderr.contains(&format!("{file}:1:1: not a nginx line")),
         "{stderr}"
