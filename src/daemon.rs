@@ -958,13 +958,14 @@ impl Pipeline {
             self.take_findings();
             let batch = &self.pending;
             let batch_interval = self.config.pipeline.batch_interval;
+            let held = self.inputs.iter().any(|i| i.reader.holding_back());
             // A full batch is committed whatever the pacing: what waits
             // in memory stays bounded by the batch, and a commit costs in
             // proportion to what changed.
             let due = batch.any()
                 && (batch.lines >= self.config.pipeline.batch_lines as u64
                     || (self.last_commit.elapsed() >= self.commit_gap
-                        && ((read == 0 && batch.urgent())
+                        && ((read == 0 && (batch.urgent() || held))
                             || batch.since.is_none_or(|s| s.elapsed() >= batch_interval))));
             if due && retry.is_none_or(|(at, _)| Instant::now() >= at) {
                 match self.commit() {
@@ -1009,7 +1010,7 @@ impl Pipeline {
                 }
                 if self.pending.any() {
                     let mut at = self.last_commit + self.commit_gap;
-                    if !self.pending.urgent() {
+                    if !self.pending.urgent() && !held {
                         if let Some(since) = self.pending.since {
                             at = at.max(since + batch_interval);
                         }

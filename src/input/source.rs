@@ -134,6 +134,13 @@ pub trait Source: Send {
     /// Everything handed out so far is stored.
     fn committed(&mut self) {}
 
+    /// Whether the source holds its senders back until the next commit
+    /// (its queue is largely taken by lines not yet stored): then a commit
+    /// is due at once, however little else waits.
+    fn holding_back(&self) -> bool {
+        false
+    }
+
     fn stats(&self) -> SourceStats;
 }
 

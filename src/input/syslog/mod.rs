@@ -331,6 +331,10 @@ impl Source for SyslogSource {
             .add_permits(std::mem::take(&mut self.uncommitted));
     }
 
+    fn holding_back(&self) -> bool {
+        self.uncommitted >= self.opts.queue_bytes / 2
+    }
+
     fn stats(&self) -> SourceStats {
         let c = &self.counters;
         SourceStats {
