@@ -118,6 +118,16 @@ impl LineSource {
         self.lines
     }
 
+    /// Drops the matcher's caches (the lazy DFA's states grow to megabytes
+    /// in a burst of varied lines): an idle daemon gives them back, and
+    /// they grow again as lines come.
+    pub fn shrink(&mut self) {
+        self.scratch = self.matcher.scratch();
+        if let Some(foreign) = &mut self.foreign {
+            foreign.shrink();
+        }
+    }
+
     /// The latest time of an event from this source: how far its reading
     /// has come in event time.
     pub fn newest(&self) -> Option<Timestamp> {

@@ -89,6 +89,10 @@ const MAX_COMMIT_GAP: Duration = Duration::from_secs(5);
 /// Bytes read from one input before the loop looks at signals and batches.
 const READ_BUDGET: usize = 1 << 20;
 
+/// Batches' worth of lines after which a commit is due however recent
+/// the last one was.
+const MAX_BATCHES: u64 = 4;
+
 /// Grown incidents written with every commit; more wait for the interval.
 const GROWN_EVERY_COMMIT: usize = 64;
 const GROWN_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
@@ -344,6 +348,32 @@ fn stored_snapshot(header: &[u8], rows: &[StateRow]) -> Result<(DetectorState, u
     Ok((state, unreadable))
 }
 
+/// Puts back the sample and fields of open incidents that their key rows
+/// leave to the incident rows.
+fn fill_details(store: &Store, snapshot: &mut Snapshot) -> Result<(), StoreError> {
+    let ids: Vec<u64> = snapshot
+        .keys
+        .iter_mut()
+        .filter_map(|k| k.state.open_incident_mut())
+        .filter(|inc| inc.sample.is_empty())
+        .map(|inc| inc.id)
+        .collect();
+    let details = store.incident_details(&ids)?;
+    for inc in snapshot
+        .keys
+        .iter_mut()
+        .filter_map(|k| k.state.open_incident_mut())
+    {
+        if let Some((sample, fields)) = details.get(&inc.id) {
+            if inc.sample.is_empty() {
+                inc.sample.clone_from(sample);
+                inc.fields.clone_from(fields);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Rows for `changes`: each key or client with its state, or none to say
 /// it is gone.
 fn state_rows(changes: Changes) -> Result<Vec<StateRow>, StoreError> {
@@ -355,7 +385,15 @@ fn state_rows(changes: Changes) -> Result<Vec<StateRow>, StoreError> {
         |e: serde_json::Error| StoreError::Invalid(format!("cannot serialise detector state: {e}"));
     for (rule, key, saved) in changes.keys {
         let state = match saved {
-            Some(k) => Some(serde_json::to_vec(&(k.generation, &k.state)).map_err(json)?),
+            Some(mut k) => {
+                // Stored with the incident's row, written when it opened:
+                // a key row of an open incident stays as small as a count's.
+                if let Some(inc) = k.state.open_incident_mut() {
+                    inc.sample = String::new();
+                    inc.fields = Vec::new();
+                }
+                Some(serde_json::to_vec(&(k.generation, &k.state)).map_err(json)?)
+            }
             None => None,
         };
         rows.push(StateRow {
@@ -626,7 +664,9 @@ impl Pipeline {
         // The stored rows are rewritten whole at the first commit when they
         // are not exactly the keys the detector now holds.
         let (detector, compact) = match stored {
-            Some(Ok((state, unreadable))) => {
+            Some(Ok((mut state, unreadable))) => {
+                fill_details(&store, &mut state.snapshot)
+                    .map_err(|e| format!("cannot read the store {}: {e}", db.display()))?;
                 if unreadable > 0 {
                     warn!(
                         "{unreadable} stored detector keys unreadable; they start counting afresh"
@@ -959,13 +999,14 @@ impl Pipeline {
             let batch = &self.pending;
             let batch_interval = self.config.pipeline.batch_interval;
             let held = self.inputs.iter().any(|i| i.reader.holding_back());
-            // A full batch is committed whatever the pacing: what waits
-            // in memory stays bounded by the batch, and a commit costs in
-            // proportion to what changed.
+            // Past a few batches' worth a commit is due whatever the
+            // pacing: what waits in memory stays bounded.
+            let batch_lines = self.config.pipeline.batch_lines as u64;
             let due = batch.any()
-                && (batch.lines >= self.config.pipeline.batch_lines as u64
+                && (batch.lines >= MAX_BATCHES * batch_lines
                     || (self.last_commit.elapsed() >= self.commit_gap
                         && ((read == 0 && (batch.urgent() || held))
+                            || batch.lines >= batch_lines
                             || batch.since.is_none_or(|s| s.elapsed() >= batch_interval))));
             if due && retry.is_none_or(|(at, _)| Instant::now() >= at) {
                 match self.commit() {
@@ -1208,6 +1249,12 @@ impl Pipeline {
             return;
         }
         self.read_since_release = 0;
+        for input in &mut self.inputs {
+            input.source.shrink();
+        }
+        self.analyzer.detector_mut().shrink();
+        self.grown.shrink_to_fit();
+        self.state_buf = Vec::new();
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         // SAFETY: malloc_trim takes no pointers and has no preconditions;
         // glibc locks each arena while it trims it, so other threads may

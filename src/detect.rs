@@ -143,6 +143,18 @@ pub struct KeyState {
     processes: Vec<ProcessEvidence>,
 }
 
+impl KeyState {
+    /// The incident the key holds open, if it holds one. Its sample and
+    /// fields never change once open: a store that keeps them with the
+    /// incident may leave them out of the key's state and put them back.
+    pub fn open_incident_mut(&mut self) -> Option<&mut Incident> {
+        match &mut self.phase {
+            Phase::Open(inc) => Some(inc),
+            Phase::Counting(_) | Phase::Linked { .. } => None,
+        }
+    }
+}
+
 /// How many lines of each evidence kind one process wrote for one key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct ProcessEvidence {
@@ -1413,6 +1425,25 @@ impl Detector {
         // the caller sees in the counts and rewrites whole.)
         d.persisted();
         d
+    }
+
+    /// Gives back what maps and queues grew to in a burst beyond what the
+    /// keys now tracked need.
+    pub fn shrink(&mut self) {
+        for map in &mut self.keys {
+            map.shrink_to_fit();
+        }
+        for map in &mut self.owners {
+            map.shrink_to_fit();
+        }
+        for map in &mut self.rates {
+            map.shrink_to_fit();
+        }
+        self.compact();
+        self.lru.shrink_to_fit();
+        self.dirty_keys.shrink_to_fit();
+        self.dirty_rates.shrink_to_fit();
+        self.closed.shrink_to_fit();
     }
 
     /// Clients tracked by request-rate rules.
