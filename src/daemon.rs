@@ -118,6 +118,7 @@ pub enum Control {
 /// Runs the daemon until SIGTERM or SIGINT. Errors that stop it from
 /// starting (config, rules, store) come back as one message.
 pub fn run(config_path: &Path) -> Result<(), String> {
+    tune_allocator();
     let config = Config::load(config_path).map_err(|e| e.to_string())?;
     let rules = load_rules(&config, None)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -296,6 +297,22 @@ fn start_reloader(
     })
     .map(Some)
     .map_err(|e| format!("cannot start the feed reloader: {e}"))
+}
+
+/// Keeps glibc's heap from holding what a burst freed. By default it
+/// raises its mmap threshold as large blocks are freed, so that later read
+/// buffers and batches come from the heap, and each thread that allocates
+/// gets an arena of its own: after a 1 GB burst that left 300 MB resident.
+/// A fixed threshold returns every block of 256 KiB or more to the system
+/// when it is freed; two arenas serve the daemon's few threads.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt takes two integers and no pointers; called before the
+    // daemon starts any thread, it only changes glibc's allocation policy.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
 }
 
 /// The detector as stored: with the rule ids its indices refer to, so a
