@@ -1019,11 +1019,14 @@ impl Pipeline {
             // Past a few batches' worth a commit is due whatever the
             // pacing: what waits in memory stays bounded.
             let batch_lines = self.config.pipeline.batch_lines as u64;
+            // Caught up, a new incident (or a held-back sender) is committed
+            // at once: the pacing only keeps commits from crowding out
+            // reading while there is reading to do.
             let due = batch.any()
                 && (batch.lines >= MAX_BATCHES * batch_lines
+                    || (read == 0 && (batch.urgent() || held))
                     || (self.last_commit.elapsed() >= self.commit_gap
-                        && ((read == 0 && (batch.urgent() || held))
-                            || batch.lines >= batch_lines
+                        && (batch.lines >= batch_lines
                             || batch.since.is_none_or(|s| s.elapsed() >= batch_interval))));
             if due && retry.is_none_or(|(at, _)| Instant::now() >= at) {
                 match self.commit() {
@@ -1068,10 +1071,8 @@ impl Pipeline {
                 }
                 if self.pending.any() {
                     let mut at = self.last_commit + self.commit_gap;
-                    if !self.pending.urgent() && !held {
-                        if let Some(since) = self.pending.since {
-                            at = at.max(since + batch_interval);
-                        }
+                    if let Some(since) = self.pending.since {
+                        at = at.max(since + batch_interval);
                     }
                     until = until.min(at);
                 }

@@ -23,7 +23,7 @@
 //! recently active key is evicted, its open incident closed and emitted.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
@@ -586,7 +586,7 @@ pub struct Detector {
     expired_keys: u64,
     /// Keys and request-rate clients changed since the last
     /// [`Detector::persisted`], so that a store writes only those.
-    dirty_keys: HashSet<(usize, Arc<str>)>,
+    dirty_keys: hashbrown::HashSet<(usize, Arc<str>)>,
     dirty_rates: hashbrown::HashSet<(usize, u128)>,
     /// Whether to keep the two above (see [`Detector::track_changes`]).
     tracking: bool,
@@ -628,7 +628,7 @@ impl Detector {
             lateness: DEFAULT_LATENESS,
             late_events: 0,
             expired_keys: 0,
-            dirty_keys: HashSet::new(),
+            dirty_keys: hashbrown::HashSet::new(),
             dirty_rates: hashbrown::HashSet::new(),
             tracking: false,
         }

@@ -147,6 +147,9 @@ impl Shaper {
             // year, `<`), where an access line has its client: it rejects
             // an access line at once.
             for (i, line) in split_lines(lines).enumerate() {
+                if !may_be_syslog(line) {
+                    continue;
+                }
                 let body = line.strip_suffix(b"\n").unwrap_or(line);
                 if recognised("syslog", body) && !recognised(&self.input_type, body) {
                     self.foreign.push((i, body.to_vec()));
@@ -189,6 +192,18 @@ impl TypeCheck {
                 });
             }
         }
+    }
+}
+
+/// Whether a line may start as syslog does (`<PRI>`, a month, a year and
+/// `-`), by its first bytes alone: an access line starts with its client,
+/// an address (whose first dot comes before a fifth byte) or a host name
+/// in lower case.
+fn may_be_syslog(line: &[u8]) -> bool {
+    match line.first() {
+        Some(b'<' | b'A'..=b'Z') => true,
+        Some(b'0'..=b'9') => line.get(4) == Some(&b'-'),
+        _ => false,
     }
 }
 
