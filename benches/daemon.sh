@@ -12,7 +12,10 @@
 #   7. memory: RSS idle, peak during a PUSH_MB burst and settled after it, default max_keys,
 #   8. catchup: a backlog written while the daemon is stopped, read on restart, against scan,
 #   9. import: `canhgac import` of attack-heavy history, incidents/s and bytes written (per file
-#      with strace), against scan.
+#      with strace), against scan,
+# and what a hostile network costs the matcher:
+#  10. hostile: benches/hostile.sh (`scan` of files of web attacks and of pathological lines,
+#      beside `rg -j1` on the same bytes); its own settings (HOSTILE_MB, ATTACK_LINES, ...) apply.
 # The work is done by daemon_bench.py (Python 3 stdlib); see benches/README.md.
 #
 # Environment:
@@ -48,8 +51,8 @@
 #   IMPORT_INCIDENTS=300000  phase 9: attacking addresses (five failed passwords each)
 #   IMPORT_STRACE=20000 phase 9: addresses of the prefix imported again under `strace -f`, for
 #                       the writes per file (0: skip)
-#   PHASES=throughput,latency,push,scrape,keys,amplification,memory,catchup,import
-#                       (aliases: state = the last five, all = every phase)
+#   PHASES=throughput,latency,push,scrape,keys,amplification,memory,catchup,import,hostile
+#                       (aliases: state = keys to import, all = every phase)
 #   BENCH_DIR=<repo>/target/bench   corpus, push corpus, scratch and results
 #   CORPUS_SRC=<repo>/../shared/corpus   the real logs make_corpus.py repeats
 #   BUILD=1             0 skips `cargo build --release`
@@ -92,7 +95,11 @@ CATCHUP_MB=${CATCHUP_MB:-200}
 CATCHUP_RUNS=${CATCHUP_RUNS:-2}
 IMPORT_INCIDENTS=${IMPORT_INCIDENTS:-300000}
 IMPORT_STRACE=${IMPORT_STRACE:-20000}
-PHASES=${PHASES:-throughput,latency,push,scrape,keys,amplification,memory,catchup,import}
+PHASES=${PHASES:-throughput,latency,push,scrape,keys,amplification,memory,catchup,import,hostile}
+# Phase 10 is benches/hostile.sh, run after the others; daemon_bench.py gets the rest.
+HOSTILE=0
+[[ ,$PHASES, =~ ,(hostile|all), ]] && HOSTILE=1
+PHASES=$( (tr "," "\n" <<<"$PHASES" | grep -vx hostile || true) | paste -sd, -)
 BENCH_DIR=${BENCH_DIR:-$ROOT/target/bench}
 CORPUS_SRC=${CORPUS_SRC:-$ROOT/../shared/corpus}
 BUILD=${BUILD:-1}
@@ -198,22 +205,28 @@ echo "                CPU-time columns, which load does not inflate, as well as 
 echo
 
 # ---------------------------------------------------------------- run
-python3 "$HERE/daemon_bench.py" \
-    --bin "$BIN" --corpus "$BENCH_DIR/corpus" --bench-dir "$BENCH_DIR" --work "$WORK" \
-    --results "$OUT" --pidfile "$PIDFILE" --phases "$PHASES" --runs "$RUNS" \
-    --lat-lines "$LAT_LINES" --lat-spacing "$(python3 -c "print($LAT_SPACING_MS / 1000)")" \
-    --load-mbps "$LOAD_MBPS" --push-mb "$PUSH_MB" --max-keys "$PUSH_MAX_KEYS" \
-    --web-pool "$WEB_POOL" --ssh-pool "$SSH_POOL" --full-lat-lines "$FULL_LAT_LINES" \
-    --catchup-timeout "$CATCHUP_TIMEOUT" --perf "$PERF" \
-    --year-incidents "$YEAR_INCIDENTS" --scrape-interval "$SCRAPE_INTERVAL" \
-    --keys "$KEYS" --keys-max-keys "$KEYS_MAX_KEYS" --keys-rate "$KEYS_RATE" --keys-seconds "$KEYS_SECONDS" \
-    --amp-seconds "$AMP_SECONDS" --amp-mbps "$AMP_MBPS" --amp-attacks "$AMP_ATTACKS" \
-    --sqli-pool "$SQLI_POOL" --sqli-rate "$SQLI_RATE" --mem-idle "$MEM_IDLE_S" --mem-settle "$MEM_SETTLE_S" \
-    --catchup-corpus "$CATCHUP_CORPUS" --catchup-runs "$CATCHUP_RUNS" \
-    --import-incidents "$IMPORT_INCIDENTS" --import-strace "$IMPORT_STRACE" &
-HELPER=$!
-status=0
-wait "$HELPER" || status=$?
-HELPER=
-((status == 0)) || die "daemon_bench.py failed (status $status); daemon logs in $WORK/*/daemon.err"
-note "raw figures in $OUT/daemon.json; daemon logs in $WORK/*/daemon.err"
+if [[ -n $PHASES ]]; then
+    python3 "$HERE/daemon_bench.py" \
+        --bin "$BIN" --corpus "$BENCH_DIR/corpus" --bench-dir "$BENCH_DIR" --work "$WORK" \
+        --results "$OUT" --pidfile "$PIDFILE" --phases "$PHASES" --runs "$RUNS" \
+        --lat-lines "$LAT_LINES" --lat-spacing "$(python3 -c "print($LAT_SPACING_MS / 1000)")" \
+        --load-mbps "$LOAD_MBPS" --push-mb "$PUSH_MB" --max-keys "$PUSH_MAX_KEYS" \
+        --web-pool "$WEB_POOL" --ssh-pool "$SSH_POOL" --full-lat-lines "$FULL_LAT_LINES" \
+        --catchup-timeout "$CATCHUP_TIMEOUT" --perf "$PERF" \
+        --year-incidents "$YEAR_INCIDENTS" --scrape-interval "$SCRAPE_INTERVAL" \
+        --keys "$KEYS" --keys-max-keys "$KEYS_MAX_KEYS" --keys-rate "$KEYS_RATE" --keys-seconds "$KEYS_SECONDS" \
+        --amp-seconds "$AMP_SECONDS" --amp-mbps "$AMP_MBPS" --amp-attacks "$AMP_ATTACKS" \
+        --sqli-pool "$SQLI_POOL" --sqli-rate "$SQLI_RATE" --mem-idle "$MEM_IDLE_S" --mem-settle "$MEM_SETTLE_S" \
+        --catchup-corpus "$CATCHUP_CORPUS" --catchup-runs "$CATCHUP_RUNS" \
+        --import-incidents "$IMPORT_INCIDENTS" --import-strace "$IMPORT_STRACE" &
+    HELPER=$!
+    status=0
+    wait "$HELPER" || status=$?
+    HELPER=
+    ((status == 0)) || die "daemon_bench.py failed (status $status); daemon logs in $WORK/*/daemon.err"
+    note "raw figures in $OUT/daemon.json; daemon logs in $WORK/*/daemon.err"
+fi
+if ((HOSTILE)); then
+    note "phase 10: benches/hostile.sh"
+    BUILD=0 BIN=$BIN bash "$HERE/hostile.sh" || die "hostile.sh failed"
+fi

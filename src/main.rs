@@ -412,6 +412,7 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, ExitCode> {
             max_line: args.max_line_bytes,
             max_keys: args.max_keys,
             trusted_proxies,
+            keep_incidents: !args.events,
         },
     );
     let stdout = io::stdout();
@@ -438,25 +439,13 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, ExitCode> {
             eprintln!("canhgac: warning: {warning}");
         }
     }
-    let (incidents, stats, evicted) = scanner.finish();
+    let (mut incidents, stats, evicted) = scanner.finish();
     let written = match write_error {
         Some(e) => Err(e),
         None if args.events => Ok(()),
         None => match args.format {
-            Format::Table => {
-                let views: Vec<IncidentView> = incidents
-                    .iter()
-                    .map(|i| IncidentView::detected(&rules, i))
-                    .collect();
-                output::write_table(&mut out, &views, &time_zone)
-            }
-            Format::Json => {
-                let views: Vec<IncidentView> = incidents
-                    .iter()
-                    .map(|i| IncidentView::detected(&rules, i))
-                    .collect();
-                output::write_json(&mut out, &views)
-            }
+            Format::Table => incidents.write_table(&mut out, &rules, &time_zone),
+            Format::Json => incidents.write_json(&mut out, &rules),
         },
     };
     if let Err(e) = written.and_then(|()| out.flush()) {

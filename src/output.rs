@@ -98,47 +98,84 @@ pub fn write_table(
     incidents: &[IncidentView<'_>],
     tz: &TimeZone,
 ) -> io::Result<()> {
-    const SAMPLE_WIDTH: usize = 100;
-    const EVENTS_COLUMN: usize = 6;
-    let header = [
-        "RULE",
-        "CATEGORY",
-        "SEVERITY",
-        "KEY",
-        "FIRST SEEN",
-        "LAST SEEN",
-        "EVENTS",
-        "SAMPLE",
-    ];
-    let time = |t: Timestamp| {
-        t.to_zoned(tz.clone())
-            .strftime("%Y-%m-%d %H:%M:%S%:z")
-            .to_string()
-    };
-    let rows: Vec<[String; 8]> = incidents
-        .iter()
-        .map(|i| {
-            [
-                printable(i.rule, 60),
-                i.category.to_owned(),
-                i.severity.to_owned(),
-                printable(i.key, 45),
-                time(i.first_seen),
-                time(i.last_seen),
-                i.events.to_string(),
-                printable(i.sample, SAMPLE_WIDTH),
-            ]
-        })
-        .collect();
-    let mut widths = header.map(|h| h.chars().count());
+    let mut table = Table::new(tz);
+    let rows: Vec<[String; 8]> = incidents.iter().map(|i| table.row(i)).collect();
     for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
+        table.fit(row);
+    }
+    table.write_header(out)?;
+    for row in &rows {
+        table.write_row(out, row)?;
+    }
+    Ok(())
+}
+
+/// [`write_table`] in steps, for incidents that are not all in memory:
+/// every row is fitted before the first is written.
+pub struct Table<'t> {
+    tz: &'t TimeZone,
+    widths: [usize; 8],
+}
+
+const TABLE_HEADER: [&str; 8] = [
+    "RULE",
+    "CATEGORY",
+    "SEVERITY",
+    "KEY",
+    "FIRST SEEN",
+    "LAST SEEN",
+    "EVENTS",
+    "SAMPLE",
+];
+
+impl<'t> Table<'t> {
+    pub fn new(tz: &'t TimeZone) -> Self {
+        Table {
+            tz,
+            widths: TABLE_HEADER.map(|h| h.chars().count()),
+        }
+    }
+
+    /// The cells of an incident's row.
+    pub fn row(&self, i: &IncidentView<'_>) -> [String; 8] {
+        const SAMPLE_WIDTH: usize = 100;
+        let time = |t: Timestamp| {
+            t.to_zoned(self.tz.clone())
+                .strftime("%Y-%m-%d %H:%M:%S%:z")
+                .to_string()
+        };
+        [
+            printable(i.rule, 60),
+            i.category.to_owned(),
+            i.severity.to_owned(),
+            printable(i.key, 45),
+            time(i.first_seen),
+            time(i.last_seen),
+            i.events.to_string(),
+            printable(i.sample, SAMPLE_WIDTH),
+        ]
+    }
+
+    /// Widens the columns to hold `row`.
+    pub fn fit(&mut self, row: &[String; 8]) {
+        for (w, cell) in self.widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let write_row = |out: &mut dyn Write, cells: &[&str]| -> io::Result<()> {
+
+    pub fn write_header(&self, out: &mut dyn Write) -> io::Result<()> {
+        self.write_cells(out, &TABLE_HEADER)
+    }
+
+    pub fn write_row(&self, out: &mut dyn Write, row: &[String; 8]) -> io::Result<()> {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        self.write_cells(out, &cells)
+    }
+
+    fn write_cells(&self, out: &mut dyn Write, cells: &[&str]) -> io::Result<()> {
+        const EVENTS_COLUMN: usize = 6;
         let mut line = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+        for (i, (cell, w)) in cells.iter().zip(self.widths).enumerate() {
             if i + 1 == cells.len() {
                 line.push_str(cell);
             } else if i == EVENTS_COLUMN {
@@ -148,13 +185,7 @@ pub fn write_table(
             }
         }
         writeln!(out, "{}", line.trim_end())
-    };
-    write_row(out, &header)?;
-    for row in &rows {
-        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        write_row(out, &cells)?;
     }
-    Ok(())
 }
 
 /// Replaces control characters with `?` and shortens to `width` characters.

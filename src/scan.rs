@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::analyze::Analyzer;
-use crate::detect::{Detector, Incident};
+use crate::detect::Detector;
 use crate::event::Event;
 use crate::input::lines::{LineChunks, LineStats};
 use crate::input::shape::BadLine;
@@ -20,6 +20,9 @@ use crate::input::sniff::sniff;
 use crate::rules::senders::Network;
 use crate::rules::{RuleSet, INPUT_TYPES};
 use crate::timestamp::TimeParser;
+
+mod incidents;
+pub use incidents::Incidents;
 
 /// Bytes read from the start of a file to recognise its format.
 const SNIFF_BYTES: usize = 64 * 1024;
@@ -34,6 +37,9 @@ pub struct ScanOptions {
     pub max_keys: usize,
     /// Reverse proxies whose `X-Forwarded-For` is believed (see [`crate::client`]).
     pub trusted_proxies: Vec<Network>,
+    /// Whether the incidents are wanted at the end (not with `--events`):
+    /// if not, they are only counted.
+    pub keep_incidents: bool,
 }
 
 /// Totals over a scan.
@@ -66,7 +72,7 @@ pub struct FileError {
 pub struct Scanner {
     opts: ScanOptions,
     analyzer: Analyzer,
-    incidents: Vec<Incident>,
+    incidents: Incidents,
     lines: LineStats,
     files: u64,
     /// Files whose lines are not of their type, said as `FILE:LINE:COL: message`.
@@ -78,10 +84,11 @@ impl Scanner {
         let detector = Detector::new(rules.policies(), opts.max_keys);
         let mut analyzer = Analyzer::new(rules, detector);
         analyzer.set_trusted_proxies(opts.trusted_proxies.clone());
+        let incidents = Incidents::new(opts.keep_incidents);
         Scanner {
             opts,
             analyzer,
-            incidents: Vec::new(),
+            incidents,
             lines: LineStats::default(),
             files: 0,
             warnings: Vec::new(),
@@ -156,6 +163,10 @@ impl Scanner {
                 Timestamp::now(),
                 &mut |line, ev, _| on_event(&file_name, line, ev),
             );
+            // As they close: a flood from many addresses closes an incident
+            // for each, and the detector would hold them to the file's end.
+            self.incidents
+                .add(self.analyzer.detector_mut().take_closed());
         }
         let s = chunks.stats();
         self.lines.lines += s.lines;
@@ -171,7 +182,7 @@ impl Scanner {
             ));
         }
         self.incidents
-            .extend(self.analyzer.detector_mut().take_closed());
+            .add(self.analyzer.detector_mut().take_closed());
         Ok(())
     }
 
@@ -180,14 +191,13 @@ impl Scanner {
         std::mem::take(&mut self.warnings)
     }
 
-    /// Closes every open incident and returns all incidents, oldest first.
-    pub fn finish(mut self) -> (Vec<Incident>, ScanStats, u64) {
+    /// Closes every open incident and returns all incidents.
+    pub fn finish(mut self) -> (Incidents, ScanStats, u64) {
         let detector = self.analyzer.detector_mut();
         detector.flush();
-        self.incidents.extend(detector.take_closed());
+        let closed = detector.take_closed();
         let evicted = detector.keys_evicted();
-        self.incidents
-            .sort_by(|a, b| (a.first_seen, a.rule, &a.key).cmp(&(b.first_seen, b.rule, &b.key)));
+        self.incidents.add(closed);
         let stats = ScanStats {
             lines: self.lines,
             events: self.analyzer.events(),

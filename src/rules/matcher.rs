@@ -12,21 +12,32 @@
 //!    leftmost-first search and then ran a `RegexSet` over it: three walks
 //!    of a matched line instead of one.) A long buffer is walked as several
 //!    runs of lines in lockstep, see [`Pass`].
-//! 2. Only the rules that hit run their captures, on the line alone, with a
-//!    one-pass DFA where the pattern allows, else a bounded backtracker,
-//!    both started by a prefilter at the pattern's literal prefix.
+//! 2. Only the rules that hit run their captures, on the line alone: a
+//!    one-pass DFA for a pattern anchored at the line start that allows one,
+//!    else a [`PinEngine`], which places the groups with lazy DFAs alone,
+//!    in time linear in the line, and takes exactly the groups that the
+//!    leftmost-first engines would. The backtracker it replaced cost 55% of
+//!    a scan of web attacks (one 5,000-state pattern walked `[^"]*` back
+//!    and forth at every byte of the URL), and 1 MB/s on `..%2f` repeated:
+//!    its visited set is states x bytes. It remains for the rare line where
+//!    a group's place is a tie that only backtracking settles, and for
+//!    patterns with groups inside a repetition.
 //!
 //! Both steps run ASCII-only automata. Unicode classes (`\s`, `\w`, `.`,
-//! `(?i)k`) compile to many UTF-8 states, which the lazy DFA and above all
-//! the backtracker pay for on every byte. On an ASCII line a Unicode class
-//! can only match its ASCII members, so there the ASCII automata are exact;
-//! the DFA stops at the first byte >= 0x80, and that line (only that line)
-//! is matched with the patterns as written, as are its captures. Results
+//! `(?i)k`) compile to many UTF-8 states, which every automaton pays for on
+//! every byte. On an ASCII line a Unicode class can only match its ASCII
+//! members, so there the ASCII automata are exact; the DFA stops at the
+//! first byte >= 0x80, and that line (only that line) is matched with the
+//! patterns as written (another lazy DFA, see [`UnicodeLines`], and
+//! [`PinEngine`]s of the patterns as written for the captures). Results
 //! therefore never depend on the path a line took, and log lines, nearly
-//! all ASCII, take the fast one. (Compiling the patterns ASCII-only for all
-//! input would also be faster, but would change what `\s`, `\w` or `.`
-//! match in a line with non-ASCII text: a user name with a non-breaking
-//! space or an invalid byte would be captured differently.)
+//! all ASCII, take the fast one.
+//!
+//! A line that is not UTF-8 is matched (and its groups taken) as its lossy
+//! decoding, the text that its events show: each invalid sequence is
+//! U+FFFD, which `.`, `\S`, `[^:]` and `[^"]` match. Read byte by byte, as
+//! it was, `(?P<user>.*)` or `(?:[^"\\]|\\.)*` stopped at an invalid byte,
+//! and an attacker who put one in a user name or URL escaped the rule.
 //!
 //! Caches and buffers live in [`Scratch`], so the common path does not
 //! allocate.
@@ -45,6 +56,7 @@ use regex_automata::util::prefilter::Prefilter;
 use regex_automata::{Anchored, Input, MatchKind, PatternID, PatternSet, Span};
 use regex_syntax::hir::{self, Class, Hir, HirKind, Look};
 
+use super::pin::{PinEngine, PinScratch};
 use super::RuleSet;
 use crate::event::Fields;
 
@@ -66,9 +78,13 @@ pub struct Matcher {
     input_type: String,
     /// `None` when no rule reads this input type.
     lines: Option<LineAutomaton>,
-    /// The patterns as written, as a set: which of them match a line with
-    /// non-ASCII bytes. Built at the first such line (`None` if it cannot
-    /// be: then each pattern's own regex answers), as many inputs have none.
+    /// The patterns as written in one lazy DFA: which of them match a line
+    /// with non-ASCII bytes. Built at the first such line, as many inputs
+    /// have none.
+    unicode_lines: OnceLock<UnicodeLines>,
+    /// The same as a set, when the DFA cannot answer. (A meta regex, which
+    /// gives up its lazy DFA when the cache fills, for the PikeVM: on the
+    /// web patterns, 0.2 MB/s.)
     set: OnceLock<Option<MetaRegex>>,
     /// Slot -> the hit it stands for.
     hits: Vec<Hit>,
@@ -99,6 +115,10 @@ struct CapturePlan {
     /// given log, and compiling them all would cost more than reading
     /// thousands of lines.
     ascii: OnceLock<Option<AsciiEngine>>,
+    /// The pattern as written in a [`PinEngine`], for lines with non-ASCII
+    /// bytes (built at the pattern's first such line); `None` if it cannot
+    /// be, and then the regex takes them.
+    unicode: OnceLock<Option<PinEngine>>,
     names: Vec<(usize, Arc<str>)>,
     /// The first slot with the same pattern, when another rule has it too
     /// (a group member and its slow counterpart): one line's captures of
@@ -117,65 +137,84 @@ impl CapturePlan {
 
 /// How a pattern's captures are taken on an ASCII line.
 enum AsciiEngine {
-    /// A one-pass DFA (one step a byte, no backtracking) run anchored at
-    /// each candidate start in turn, which finds what the backtracker
-    /// would: 11 of the 29 syslog patterns are one-pass, among them the
-    /// FTP connection rule, a third of the bench auth log's events.
-    OnePass(Box<onepass::DFA>, Option<Prefilter>),
+    /// A one-pass DFA (one step a byte, no backtracking), for a pattern
+    /// anchored at the line start: one search from there. (Not for others:
+    /// a one-pass DFA is anchored, and restarting it at each candidate
+    /// start costs the square of the line on hostile lines.)
+    OnePass(Box<onepass::DFA>),
+    /// Boundaries placed by lazy DFAs ([`PinEngine`]), linear in the line;
+    /// the backtracker takes the rare line where they leave a choice.
+    Pin(Box<PinEngine>, BoundedBacktracker),
     /// Anything else, started by the prefilter at each candidate.
     Backtrack(BoundedBacktracker),
 }
 
 enum AsciiScratch {
     OnePass(onepass::Cache, Captures),
+    Pin(Box<PinScratch>, Option<(backtrack::Cache, Captures)>),
     Backtrack(backtrack::Cache, Captures),
+}
+
+/// The groups of a match, as one of the engines holds them.
+enum Groups<'c> {
+    Captures(&'c Captures),
+    Spans(&'c [(Option<usize>, Option<usize>)]),
+}
+
+impl Groups<'_> {
+    fn get(&self, group: usize) -> Option<Span> {
+        match self {
+            Groups::Captures(caps) => caps.get_group(group),
+            Groups::Spans(spans) => match spans.get(group) {
+                Some(&(Some(start), Some(end))) if start <= end => Some(Span::from(start..end)),
+                _ => None,
+            },
+        }
+    }
 }
 
 impl AsciiEngine {
     fn scratch(&self) -> AsciiScratch {
         match self {
-            AsciiEngine::OnePass(dfa, _) => {
+            AsciiEngine::OnePass(dfa) => {
                 AsciiScratch::OnePass(dfa.create_cache(), dfa.create_captures())
             }
+            AsciiEngine::Pin(pin, _) => AsciiScratch::Pin(Box::new(pin.scratch()), None),
             AsciiEngine::Backtrack(bt) => {
                 AsciiScratch::Backtrack(bt.create_cache(), bt.create_captures())
             }
         }
     }
 
-    /// The leftmost-first match of the pattern in `line`, with its groups;
-    /// `None` if this engine cannot tell (a line too long for the
-    /// backtracker's budget).
-    fn captures<'c>(&self, scratch: &'c mut AsciiScratch, line: &[u8]) -> Option<&'c Captures> {
+    /// The groups of the leftmost-first match of the pattern in `line`
+    /// (`Some(None)`: no match); `None` if this engine cannot tell (a line
+    /// too long for the backtracker's budget).
+    fn captures<'c>(
+        &self,
+        scratch: &'c mut AsciiScratch,
+        line: &[u8],
+    ) -> Option<Option<Groups<'c>>> {
+        let found = |caps: &'c Captures| Some(caps.is_match().then_some(Groups::Captures(caps)));
         match (self, scratch) {
-            (AsciiEngine::OnePass(dfa, pre), AsciiScratch::OnePass(cache, caps)) => {
-                // The leftmost start with a match, in order, as the
-                // backtracker tries them.
-                let mut at = 0;
-                loop {
-                    let start = match pre {
-                        Some(pre) => match pre.find(line, Span::from(at..line.len())) {
-                            Some(candidate) => candidate.start,
-                            None => {
-                                caps.set_pattern(None);
-                                return Some(caps);
-                            }
-                        },
-                        None => at,
-                    };
-                    let input = Input::new(line)
-                        .span(start..line.len())
-                        .anchored(Anchored::Yes);
-                    dfa.try_search(cache, &input, caps).ok()?;
-                    if caps.is_match() || start >= line.len() {
-                        return Some(caps);
-                    }
-                    at = start + 1;
+            (AsciiEngine::OnePass(dfa), AsciiScratch::OnePass(cache, caps)) => {
+                let input = Input::new(line).anchored(Anchored::Yes);
+                dfa.try_search(cache, &input, caps).ok()?;
+                found(caps)
+            }
+            (AsciiEngine::Pin(pin, bt), AsciiScratch::Pin(pins, fallback)) => {
+                match pin.captures(pins, line) {
+                    Some(true) => return Some(Some(Groups::Spans(pins.spans()))),
+                    Some(false) => return Some(None),
+                    None => {}
                 }
+                let (cache, caps) =
+                    fallback.get_or_insert_with(|| (bt.create_cache(), bt.create_captures()));
+                bt.try_search(cache, &Input::new(line), caps).ok()?;
+                found(caps)
             }
             (AsciiEngine::Backtrack(bt), AsciiScratch::Backtrack(cache, caps)) => {
                 bt.try_search(cache, &Input::new(line), caps).ok()?;
-                Some(caps)
+                found(caps)
             }
             _ => None,
         }
@@ -185,11 +224,32 @@ impl AsciiEngine {
 /// Per-thread mutable state for a [`Matcher`].
 pub struct Scratch {
     dfa_cache: Option<DfaCache>,
-    set_cache: Option<meta::Cache>,
+    unicode: UnicodeScratch,
     patset: PatternSet,
     found: [Found; WALKS],
     hits: Vec<Hit>,
     pub captures: CaptureScratch,
+}
+
+/// Which patterns match a line with non-ASCII bytes: a lazy DFA of the
+/// patterns, where those with a Unicode word boundary (which a DFA cannot
+/// tell next to a non-ASCII byte) are in without it, a looser pattern whose
+/// matches their own regex confirms.
+struct UnicodeLines {
+    /// `None` if it cannot be built: then the set answers for all.
+    dfa: Option<DFA>,
+    /// DFA pattern -> pattern of the matcher, and whether its regex must
+    /// confirm the match.
+    ids: Vec<(PatternID, bool)>,
+}
+
+/// What matching a line with non-ASCII bytes needs.
+#[derive(Default)]
+struct UnicodeScratch {
+    dfa: Option<(DfaCache, PatternSet)>,
+    set: Option<meta::Cache>,
+    /// A line that is not UTF-8, decoded (lossily) as events show it.
+    text: Vec<u8>,
 }
 
 /// Capture buffers, one per pattern, reused from line to line (those of
@@ -198,6 +258,9 @@ pub struct CaptureScratch {
     /// Made at a pattern's first non-ASCII line.
     locs: Vec<Option<regex::bytes::CaptureLocations>>,
     ascii: Vec<Option<AsciiScratch>>,
+    unicode: Vec<Option<PinScratch>>,
+    /// A line that is not UTF-8, decoded (lossily) as events show it.
+    text: Vec<u8>,
     /// The captures of a shared pattern on the current line: its first
     /// slot and the fields.
     memo: Option<(usize, Fields)>,
@@ -279,6 +342,7 @@ impl Matcher {
                     source: p.source.clone(),
                     regex: OnceLock::new(),
                     ascii: OnceLock::new(),
+                    unicode: OnceLock::new(),
                     names,
                     shared,
                     twinned: false,
@@ -298,6 +362,7 @@ impl Matcher {
         Ok(Matcher {
             input_type: input_type.to_owned(),
             lines,
+            unicode_lines: OnceLock::new(),
             set: OnceLock::new(),
             hits,
             twins,
@@ -316,13 +381,15 @@ impl Matcher {
     pub fn scratch(&self) -> Scratch {
         Scratch {
             dfa_cache: self.lines.as_ref().map(|l| DfaCache::new(&l.dfa)),
-            set_cache: None,
+            unicode: UnicodeScratch::default(),
             patset: PatternSet::new(self.twins.len()),
             found: Default::default(),
             hits: Vec::new(),
             captures: CaptureScratch {
                 locs: self.captures.iter().map(|_| None).collect(),
                 ascii: self.captures.iter().map(|_| None).collect(),
+                unicode: self.captures.iter().map(|_| None).collect(),
+                text: Vec::new(),
                 memo: None,
             },
         }
@@ -343,7 +410,7 @@ impl Matcher {
         };
         let Scratch {
             dfa_cache,
-            set_cache,
+            unicode,
             patset,
             found,
             hits,
@@ -361,7 +428,7 @@ impl Matcher {
             matcher: self,
             dfa: &auto.dfa,
             cache,
-            set_cache,
+            unicode,
             patset,
             buf,
         };
@@ -386,7 +453,7 @@ impl Matcher {
     pub fn match_line<'s>(&self, scratch: &'s mut Scratch, line: &[u8]) -> &'s [Hit] {
         let Scratch {
             dfa_cache,
-            set_cache,
+            unicode,
             patset,
             found,
             hits,
@@ -398,7 +465,7 @@ impl Matcher {
         if line.is_empty() {
             // A walk sees lines by their bytes and an empty buffer has
             // none; this one is a line all the same.
-            self.which_unicode(set_cache, patset, line);
+            self.which_unicode(unicode, patset, line);
             return if self.hits_of(patset, hits) {
                 hits
             } else {
@@ -409,7 +476,7 @@ impl Matcher {
             matcher: self,
             dfa: &auto.dfa,
             cache,
-            set_cache,
+            unicode,
             patset,
             buf: line,
         };
@@ -428,13 +495,40 @@ impl Matcher {
     }
 
     /// Fills `patset` with the patterns, as written, that match `line` alone.
-    fn which_unicode(
-        &self,
-        set_cache: &mut Option<meta::Cache>,
-        patset: &mut PatternSet,
-        line: &[u8],
-    ) {
+    /// A line that is not UTF-8 is matched as its lossy decoding: the text
+    /// that events show, in which each invalid sequence is U+FFFD, which
+    /// `.`, `\S` and `[^:]` match (read byte by byte, an invalid byte in a
+    /// user name or URL would stop `(?P<user>.*)` or `[^"]*` short, and
+    /// the line would escape the rule).
+    fn which_unicode(&self, scratch: &mut UnicodeScratch, patset: &mut PatternSet, line: &[u8]) {
         patset.clear();
+        let UnicodeScratch {
+            dfa: dfa_cache,
+            set: set_cache,
+            text,
+        } = scratch;
+        let line = utf8_or_lossy(line, text);
+        let lines = self.unicode_lines.get_or_init(|| self.unicode_lines());
+        if let Some(dfa) = &lines.dfa {
+            let (cache, found) = dfa_cache
+                .get_or_insert_with(|| (DfaCache::new(dfa), PatternSet::new(dfa.pattern_len())));
+            if which_in_line(dfa, cache, line, found).is_some() {
+                for id in found.iter() {
+                    let Some(&(id, confirm)) = lines.ids.get(id.as_usize()) else {
+                        continue;
+                    };
+                    let plan = self
+                        .twins
+                        .get(id.as_usize())
+                        .and_then(|t| self.captures.get(t[0]));
+                    if !confirm || plan.is_some_and(|p| p.regex().is_match(line)) {
+                        patset.insert(id);
+                    }
+                }
+                return;
+            }
+            patset.clear();
+        }
         let set = self.set.get_or_init(|| {
             let sources = self
                 .twins
@@ -453,6 +547,38 @@ impl Matcher {
                 patset.insert(id);
             }
         }
+    }
+
+    /// See [`UnicodeLines`].
+    fn unicode_lines(&self) -> UnicodeLines {
+        let mut lines = UnicodeLines {
+            dfa: None,
+            ids: Vec::new(),
+        };
+        let mut hirs = Vec::new();
+        for (id, slots) in self.twins.iter().enumerate() {
+            let (Ok(id), Some(plan)) = (PatternID::new(id), self.captures.get(slots[0])) else {
+                continue;
+            };
+            let parsed = regex_syntax::ParserBuilder::new()
+                .multi_line(true)
+                .utf8(false)
+                .build()
+                .parse(&plan.source);
+            let Ok(hir) = parsed else {
+                // Cannot be (it was parsed at load): the set answers.
+                return lines;
+            };
+            let confirm = hir.properties().look_set().contains_word_unicode();
+            hirs.push(if confirm {
+                without_word_boundaries(&hir)
+            } else {
+                hir
+            });
+            lines.ids.push((id, confirm));
+        }
+        lines.dfa = unicode_line_dfa(hirs).ok();
+        lines
     }
 
     /// The hits of the patterns in `patset`, one per rule; false if none.
@@ -511,41 +637,84 @@ impl Matcher {
         line: &[u8],
         out: &mut Fields,
     ) {
-        let mut push = |(_, name): &(usize, Arc<str>), span: Option<Span>| {
-            if let Some(value) = span.and_then(|s| line.get(s.range())) {
-                out.push(name, value);
+        let CaptureScratch {
+            locs,
+            ascii,
+            unicode,
+            text,
+            ..
+        } = scratch;
+        let push = |out: &mut Fields, text: &[u8], group: &dyn Fn(usize) -> Option<Span>| {
+            for (g, name) in &plan.names {
+                if let Some(value) = group(*g).and_then(|s| text.get(s.range())) {
+                    out.push(name, value);
+                }
             }
         };
-        let ascii = line
-            .is_ascii()
-            .then(|| {
-                plan.ascii
-                    .get_or_init(|| ascii_engine(&plan.source, &plan.names))
-            })
-            .and_then(Option::as_ref);
-        if let (Some(engine), Some(scratch)) = (ascii, scratch.ascii.get_mut(slot)) {
-            let scratch = scratch.get_or_insert_with(|| engine.scratch());
-            // `None`: the regex below takes the line.
-            if let Some(caps) = engine.captures(scratch, line) {
-                if caps.is_match() {
-                    for g in &plan.names {
-                        push(g, caps.get_group(g.0));
+        let text: &[u8] = if line.is_ascii() {
+            let engine = plan
+                .ascii
+                .get_or_init(|| ascii_engine(&plan.source, &plan.names));
+            if let (Some(engine), Some(scratch)) = (engine, ascii.get_mut(slot)) {
+                let scratch = scratch.get_or_insert_with(|| engine.scratch());
+                // `None`: the regex below takes the line.
+                if let Some(groups) = engine.captures(scratch, line) {
+                    if let Some(groups) = groups {
+                        push(out, line, &|g| groups.get(g));
                     }
+                    return;
                 }
-                return;
             }
-        }
-        let Some(locs) = scratch.locs.get_mut(slot) else {
+            line
+        } else {
+            // A line that is not UTF-8 is read as its lossy decoding, as
+            // the line matched it (see [`Matcher::which_unicode`]).
+            let text = utf8_or_lossy(line, text);
+            let engine = plan
+                .unicode
+                .get_or_init(|| unicode_engine(&plan.source, &plan.names));
+            if let (Some(engine), Some(scratch)) = (engine, unicode.get_mut(slot)) {
+                let scratch = scratch.get_or_insert_with(|| engine.scratch());
+                match engine.captures(scratch, text) {
+                    Some(true) => {
+                        let groups = Groups::Spans(scratch.spans());
+                        return push(out, text, &|g| groups.get(g));
+                    }
+                    Some(false) => return,
+                    None => {}
+                }
+            }
+            text
+        };
+        let Some(locs) = locs.get_mut(slot) else {
             return;
         };
         let regex = plan.regex();
         let locs = locs.get_or_insert_with(|| regex.capture_locations());
-        if regex.captures_read(locs, line).is_some() {
-            for g in &plan.names {
-                push(g, locs.get(g.0).map(|(s, e)| Span::from(s..e)));
-            }
+        if regex.captures_read(locs, text).is_some() {
+            push(out, text, &|g| locs.get(g).map(|(s, e)| Span::from(s..e)));
         }
     }
+}
+
+/// `line` if it is UTF-8, else its lossy decoding (each invalid sequence
+/// made U+FFFD, as `String::from_utf8_lossy` does) in `buf`.
+fn utf8_or_lossy<'a>(line: &'a [u8], buf: &'a mut Vec<u8>) -> &'a [u8] {
+    if std::str::from_utf8(line).is_ok() {
+        return line;
+    }
+    buf.clear();
+    for chunk in line.utf8_chunks() {
+        buf.extend_from_slice(chunk.valid().as_bytes());
+        if !chunk.invalid().is_empty() {
+            buf.extend_from_slice(
+                char::REPLACEMENT_CHARACTER
+                    .encode_utf8(&mut [0; 4])
+                    .as_bytes(),
+            );
+        }
+    }
+    buf
 }
 
 /// Lines that one walk found, kept until the walks before it have reported.
@@ -601,7 +770,7 @@ struct Pass<'p> {
     matcher: &'p Matcher,
     dfa: &'p DFA,
     cache: &'p mut DfaCache,
-    set_cache: &'p mut Option<meta::Cache>,
+    unicode: &'p mut UnicodeScratch,
     patset: &'p mut PatternSet,
     buf: &'p [u8],
 }
@@ -737,7 +906,7 @@ impl Pass<'_> {
             // A byte >= 0x80: match this line with the patterns as written.
             let (start, stop) = line_around(buf, seg, *pos);
             self.matcher
-                .which_unicode(self.set_cache, self.patset, &buf[start..stop]);
+                .which_unicode(self.unicode, self.patset, &buf[start..stop]);
             if !self.patset.is_empty() {
                 found.push(start, stop, self.patset.iter());
             }
@@ -790,7 +959,7 @@ impl Pass<'_> {
                     // written, then walk on from the next one.
                     let (start, stop) = line_around(buf, from, at);
                     self.matcher
-                        .which_unicode(self.set_cache, self.patset, &buf[start..stop]);
+                        .which_unicode(self.unicode, self.patset, &buf[start..stop]);
                     report(start, stop, self.patset);
                     from = stop + 1;
                     continue 'walk;
@@ -825,7 +994,7 @@ impl Pass<'_> {
         while start < to {
             let stop = memchr(b'\n', &self.buf[start..to]).map_or(to, |i| start + i);
             self.matcher
-                .which_unicode(self.set_cache, self.patset, &self.buf[start..stop]);
+                .which_unicode(self.unicode, self.patset, &self.buf[start..stop]);
             if !self.patset.is_empty() {
                 report(start, stop, self.patset);
             }
@@ -878,10 +1047,141 @@ impl LineAutomaton {
         // ASCII or not: a line without a candidate matches nothing. (Not
         // from the line_only forms: those differ only in what they say of
         // `\n`, which no line holds, and in anchors, which have no literals.)
-        let prefilter =
-            Prefilter::from_hirs_prefix(MatchKind::All, hirs).filter(Prefilter::is_fast);
+        // It runs on the raw bytes, and a line that is not UTF-8 is matched
+        // as its lossy decoding, which holds the same literals plus U+FFFD:
+        // not sound for a pattern whose literals have that character.
+        let prefilter = Prefilter::from_hirs_prefix(MatchKind::All, hirs)
+            .filter(Prefilter::is_fast)
+            .filter(|_| !hirs.iter().any(mentions_replacement));
         Ok(LineAutomaton { dfa, prefilter })
     }
+}
+
+/// `hir` without its Unicode word boundaries: a looser pattern (dropping
+/// an assertion only adds matches) that a DFA can run on any text.
+fn without_word_boundaries(hir: &Hir) -> Hir {
+    match hir.kind() {
+        HirKind::Look(
+            Look::WordUnicode
+            | Look::WordUnicodeNegate
+            | Look::WordStartUnicode
+            | Look::WordEndUnicode
+            | Look::WordStartHalfUnicode
+            | Look::WordEndHalfUnicode,
+        ) => Hir::empty(),
+        HirKind::Repetition(r) => Hir::repetition(hir::Repetition {
+            min: r.min,
+            max: r.max,
+            greedy: r.greedy,
+            sub: Box::new(without_word_boundaries(&r.sub)),
+        }),
+        HirKind::Capture(c) => Hir::capture(hir::Capture {
+            index: c.index,
+            name: c.name.clone(),
+            sub: Box::new(without_word_boundaries(&c.sub)),
+        }),
+        HirKind::Concat(subs) => Hir::concat(subs.iter().map(without_word_boundaries).collect()),
+        HirKind::Alternation(subs) => {
+            Hir::alternation(subs.iter().map(without_word_boundaries).collect())
+        }
+        _ => hir.clone(),
+    }
+}
+
+/// Whether a literal or a small class (one that prefix literals may be
+/// drawn from) of `hir` holds U+FFFD or a byte of its encoding.
+fn mentions_replacement(hir: &Hir) -> bool {
+    const SMALL: u32 = 64;
+    let encoding = |b: &u8| matches!(b, 0xef | 0xbf | 0xbd);
+    match hir.kind() {
+        HirKind::Literal(lit) => lit.0.iter().any(encoding),
+        HirKind::Class(Class::Unicode(c)) => {
+            let size: u32 = c
+                .ranges()
+                .iter()
+                .map(|r| u32::from(r.end()) - u32::from(r.start()) + 1)
+                .sum();
+            size <= SMALL
+                && c.ranges()
+                    .iter()
+                    .any(|r| (r.start()..=r.end()).contains(&char::REPLACEMENT_CHARACTER))
+        }
+        HirKind::Class(Class::Bytes(c)) => c
+            .ranges()
+            .iter()
+            .any(|r| (r.start()..=r.end()).any(|b| encoding(&b))),
+        HirKind::Repetition(r) => mentions_replacement(&r.sub),
+        HirKind::Capture(c) => mentions_replacement(&c.sub),
+        HirKind::Concat(subs) | HirKind::Alternation(subs) => subs.iter().any(mentions_replacement),
+        HirKind::Empty | HirKind::Look(_) => false,
+    }
+}
+
+/// The patterns as written, each followed by anything, in one lazy DFA
+/// over one line: the state after its end holds the patterns that match it.
+fn unicode_line_dfa(hirs: Vec<Hir>) -> Result<DFA, String> {
+    let any = Hir::repetition(hir::Repetition {
+        min: 0,
+        max: None,
+        greedy: true,
+        sub: Box::new(Hir::class(Class::Bytes(hir::ClassBytes::new([
+            hir::ClassBytesRange::new(0, 0xff),
+        ])))),
+    });
+    let hirs: Vec<Hir> = hirs
+        .into_iter()
+        .map(|hir| Hir::concat(vec![line_only(hir), any.clone()]))
+        .collect();
+    let nfa = thompson::Compiler::new()
+        .configure(
+            thompson::Config::new()
+                .utf8(false)
+                .which_captures(WhichCaptures::None),
+        )
+        .build_many_from_hir(&hirs)
+        .map_err(|e| e.to_string())?;
+    DFA::builder()
+        .configure(
+            DFA::config()
+                .match_kind(MatchKind::All)
+                .cache_capacity(DFA_CACHE_BYTES)
+                .skip_cache_capacity_check(true),
+        )
+        .build_from_nfa(nfa)
+        .map_err(|e| e.to_string())
+}
+
+/// Fills `patset` with the patterns of [`unicode_line_dfa`] that match
+/// `line`; `None` if the DFA gives up.
+fn which_in_line(
+    dfa: &DFA,
+    cache: &mut DfaCache,
+    line: &[u8],
+    patset: &mut PatternSet,
+) -> Option<()> {
+    patset.clear();
+    let mut sid = dfa.start_state_forward(cache, &Input::new(line)).ok()?;
+    for &byte in line {
+        if !sid.is_tagged() {
+            let next = dfa.next_state_untagged(cache, sid, byte);
+            if !next.is_tagged() {
+                sid = next;
+                continue;
+            }
+        }
+        sid = dfa.next_state(cache, sid, byte).ok()?;
+        if sid.is_dead() {
+            return Some(());
+        }
+        if sid.is_quit() {
+            return None;
+        }
+    }
+    sid = dfa.next_eoi_state(cache, sid).ok()?;
+    if sid.is_match() {
+        matched_patterns(dfa, cache, sid, patset);
+    }
+    Some(())
 }
 
 /// The patterns as written, as a set over lines alone.
@@ -930,17 +1230,35 @@ fn ascii_engine(source: &str, names: &[(usize, Arc<str>)]) -> Option<AsciiEngine
     if !same {
         return None;
     }
+    if nfa.is_always_start_anchored() {
+        if let Ok(dfa) = onepass::DFA::new_from_nfa(nfa.clone()) {
+            return Some(AsciiEngine::OnePass(Box::new(dfa)));
+        }
+    }
     // Without one, a search starts at every offset of the line before the
     // one where the pattern's literal prefix ("sshd", "ftpd[") is.
     let prefilter = Prefilter::from_hir_prefix(MatchKind::LeftmostFirst, &hir);
-    if let Ok(dfa) = onepass::DFA::new_from_nfa(nfa.clone()) {
-        return Some(AsciiEngine::OnePass(Box::new(dfa), prefilter));
-    }
     let bt = BoundedBacktracker::builder()
         .configure(BoundedBacktracker::config().prefilter(prefilter))
         .build_from_nfa(nfa)
         .ok()?;
-    Some(AsciiEngine::Backtrack(bt))
+    let wanted: Vec<usize> = names.iter().map(|(g, _)| *g).collect();
+    Some(match PinEngine::new(&hir, &wanted) {
+        Some(pin) => AsciiEngine::Pin(Box::new(pin), bt),
+        None => AsciiEngine::Backtrack(bt),
+    })
+}
+
+/// The pattern as written (parsed as `regex::bytes` parses it) in a
+/// [`PinEngine`] of the groups `names`, for lines that are not ASCII.
+fn unicode_engine(source: &str, names: &[(usize, Arc<str>)]) -> Option<PinEngine> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(source)
+        .ok()?;
+    let wanted: Vec<usize> = names.iter().map(|(g, _)| *g).collect();
+    PinEngine::new(&hir, &wanted)
 }
 
 /// Fills `patset` with the patterns of the match state `sid`.
@@ -1012,7 +1330,7 @@ fn line_only(hir: Hir) -> Hir {
 ///
 /// With `lines`, also rewrites as [`line_only`] does, in the same pass
 /// (each pass over the large web patterns costs milliseconds at start-up).
-fn ascii_only(hir: &Hir, lines: bool) -> Hir {
+pub(super) fn ascii_only(hir: &Hir, lines: bool) -> Hir {
     let class = |ranges: &mut dyn Iterator<Item = (u32, u32)>| {
         let mut class = hir::ClassBytes::new(
             ranges
@@ -1233,12 +1551,14 @@ mod tests {
     type Found = (usize, Vec<(String, String)>);
 
     /// What the matcher must find in one line: the rules whose patterns, as
-    /// written, match it (first pattern of each), with their captures.
+    /// written, match it (first pattern of each), with their captures; a
+    /// line that is not UTF-8 is read as its lossy decoding.
     fn reference(rs: &RuleSet, line: &[u8]) -> Vec<Found> {
+        let text = String::from_utf8_lossy(line);
         let mut out = Vec::new();
         for rule in rs.for_type("syslog") {
             for p in &rs.rule(rule).patterns {
-                if let Some(c) = p.regex().captures(line) {
+                if let Some(c) = p.regex().captures(text.as_bytes()) {
                     let fields = p
                         .regex()
                         .capture_names()
@@ -1401,7 +1721,7 @@ mod tests {
     }
 
     #[test]
-    fn one_pass_patterns_get_the_one_pass_engine() {
+    fn engines_follow_the_shape_of_the_pattern() {
         let engine = |p: &str| {
             let names = regex::bytes::Regex::new(p)
                 .expect("valid")
@@ -1410,17 +1730,67 @@ mod tests {
                 .filter_map(|(i, n)| Some((i, Arc::from(n?))))
                 .collect::<Vec<_>>();
             match ascii_engine(p, &names) {
-                Some(AsciiEngine::OnePass(_, pre)) => Some(pre.is_some()),
-                Some(AsciiEngine::Backtrack(_)) => None,
+                Some(AsciiEngine::OnePass(_)) => "one-pass",
+                Some(AsciiEngine::Pin(..)) => "pin",
+                Some(AsciiEngine::Backtrack(_)) => "backtrack",
                 None => panic!("no engine for {p}"),
             }
         };
-        assert_eq!(engine(r"[a-z]+=(?P<v>[0-9]*)"), Some(false));
+        assert_eq!(engine(r"^(?P<k>[a-z]+)=(?P<v>[0-9]*)"), "one-pass");
+        // One-pass, but restarting it at each candidate start would cost
+        // the square of a hostile line.
+        assert_eq!(engine(r"[a-z]+=(?P<v>[0-9]*)"), "pin");
         assert_eq!(
             engine(r"\bftpd\[\d+\]: connection from (?P<ip>[0-9a-f:.]+)"),
-            Some(true)
+            "pin"
         );
-        assert_eq!(engine(r"Invalid user (?P<user>.*) from (?P<ip>\S+)"), None);
+        assert_eq!(engine(r"Invalid user (?P<user>.*) from (?P<ip>\S+)"), "pin");
+        assert_eq!(engine(r"(?:(?P<x>a)|b)+$"), "backtrack");
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_user_name_does_not_hide_a_failed_password() {
+        let rs = RuleSet::load(&crate::rules::RuleSources {
+            builtin: true,
+            ..Default::default()
+        })
+        .expect("shipped rules load");
+        let rule = rs.by_id("ssh-failed-password").expect("shipped rule");
+        let m = Matcher::new(&rs, "syslog").expect("compiles");
+        let mut s = m.scratch();
+        let line: &[u8] = b"Dec 10 09:11:20 host sshd[24472]: Failed password for invalid user ab\xff\xfecd from 1.2.3.4 port 22 ssh2";
+        let mut found = None;
+        m.for_each_match(&mut s, line, |_, line, hits, caps| {
+            caps.new_line();
+            let hit = hits.iter().find(|h| h.rule == rule).copied();
+            found = hit.map(|hit| {
+                let mut f = Fields::default();
+                m.fields(caps, hit, line, &mut f);
+                f.iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect::<Vec<_>>()
+            });
+        });
+        let fields = found.expect("ssh-failed-password matches");
+        let get = |name: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("user"), Some("ab\u{fffd}\u{fffd}cd"));
+        assert_eq!(get("src_ip"), Some("1.2.3.4"));
+        assert_eq!(get("pid"), Some("24472"));
+    }
+
+    #[test]
+    fn a_non_ascii_line_after_a_matching_one_matches_alone() {
+        let rs = rules(&[("a", r"x(?P<v>.)"), ("b", r"y$")]);
+        let lines: Vec<Vec<u8>> = ["x\u{e9}", "\u{e9}", "\u{e9} y", "\u{e9}x", "x\u{e9}"]
+            .iter()
+            .map(|l| l.as_bytes().to_vec())
+            .collect();
+        check_against_reference(&rs, &lines);
     }
 
     #[test]
@@ -1428,6 +1798,22 @@ mod tests {
         let lines = random_lines(3000, false);
         assert!(lines.iter().map(|l| l.len() + 1).sum::<usize>() > 2 * MIN_SPLIT);
         check_against_reference(&random_rules(), &lines);
+    }
+
+    #[test]
+    fn random_lines_match_through_the_unicode_dfa() {
+        // The lazy DFA of the patterns as written takes every line with
+        // non-ASCII bytes, `\b` included (it is checked by the regex).
+        let rs = random_rules();
+        let m = Matcher::new(&rs, "syslog").expect("compiles");
+        let mut s = m.scratch();
+        let mut patset = PatternSet::new(m.twins.len());
+        m.which_unicode(&mut s.unicode, &mut patset, "user=\u{e9}".as_bytes());
+        assert!(s.unicode.dfa.is_some() && s.unicode.set.is_none());
+        let lines = random_lines(3000, false);
+        check_matcher(&m, &rs, &lines);
+        m.for_each_match(&mut s, &lines.join(&b"\n"[..]), |_, _, _, _| {});
+        assert!(s.unicode.set.is_none(), "the DFA never gave up");
     }
 
     #[test]

@@ -18,6 +18,7 @@
 pub mod examples;
 pub mod load;
 pub mod matcher;
+mod pin;
 pub mod senders;
 pub mod spec;
 
