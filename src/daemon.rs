@@ -68,7 +68,7 @@ use crate::input::journal::{JournalOptions, JournalSource};
 use crate::input::source::{Position, Source, SourceStats};
 use crate::input::syslog::{Bound, ReceiverOptions, SyslogSource};
 use crate::input::tail::{FileTail, TailOptions};
-use crate::input::watch::{Waker, Wakeup};
+use crate::input::watch::{Waker, Wakeup, Woken};
 use crate::integrity::flagged::FlaggedScripts;
 use crate::integrity::watch::Watcher;
 use crate::integrity::Finding;
@@ -1079,10 +1079,12 @@ impl Pipeline {
                 if let Some(w) = self.notifier.watchdog {
                     until = until.min(Instant::now() + w / 4);
                 }
-                if self
+                // New content is read by the next turn; only a change of
+                // files brings the sweep forward (not every datagram).
+                let woken = self
                     .wakeup
-                    .wait(until.saturating_duration_since(Instant::now()))
-                {
+                    .wait(until.saturating_duration_since(Instant::now()));
+                if woken == Woken::Changed {
                     next_sweep = Instant::now();
                 }
             }

@@ -2,12 +2,17 @@
 //!
 //! A [`Wakeup`] watches a set of directories (not recursively) with the
 //! platform's notification API and lets one thread sleep until something
-//! changes in them or a timeout passes. It carries no event details: the
-//! caller's answer to any wakeup is a [`sweep`](super::tail::FileTail::sweep)
-//! and a read, so a lost, merged or overflowed event costs nothing but the
-//! latency until the periodic sweep. Watching directories rather than files
-//! sees creations and renames, and a directory watch survives the rotation of
-//! the files in it.
+//! changes in them or a timeout passes. It carries one bit of detail: whether
+//! the set of files may have changed ([`Woken::Changed`]: a creation, a
+//! rename, a deletion, an error or a queue overflow), which the caller answers
+//! with a [`sweep`](super::tail::FileTail::sweep), or only their content
+//! ([`Woken::Data`]: a write, or a [`Waker`] of a network or journal input),
+//! which a read answers: a read also notices a truncation. Sweeping at every
+//! write would stat every followed file, and read the kernel's drop counters,
+//! at every datagram. A lost, merged or overflowed event costs nothing but
+//! the latency until the periodic sweep. Watching directories rather than
+//! files sees creations and renames, and a directory watch survives the
+//! rotation of the files in it.
 
 use std::collections::HashMap;
 use std::fs;
@@ -16,21 +21,41 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+use notify::event::ModifyKind;
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 use super::tail::{Notice, NoticeKind};
 
+/// Why [`Wakeup::wait`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Woken {
+    /// The timeout passed.
+    #[default]
+    TimedOut,
+    /// New content: read.
+    Data,
+    /// The files in a watched directory may have changed: sweep, then read.
+    Changed,
+}
+
+impl Woken {
+    pub fn is_woken(self) -> bool {
+        self != Woken::TimedOut
+    }
+}
+
 #[derive(Default)]
 struct Signal {
-    woken: Mutex<bool>,
+    /// The strongest reason since the last wait.
+    woken: Mutex<Woken>,
     cv: Condvar,
 }
 
 impl Signal {
-    fn wake(&self) {
+    fn wake(&self, why: Woken) {
         // A poisoned flag is still a flag.
         let mut woken = self.woken.lock().unwrap_or_else(|e| e.into_inner());
-        *woken = true;
+        *woken = (*woken).max(why);
         self.cv.notify_all();
     }
 }
@@ -41,8 +66,9 @@ impl Signal {
 pub struct Waker(Arc<Signal>);
 
 impl Waker {
+    /// New data to read (not a change of files).
     pub fn wake(&self) {
-        self.0.wake();
+        self.0.wake(Woken::Data);
     }
 }
 
@@ -77,8 +103,12 @@ impl Wakeup {
             // Opens and closes, ours included (every sweep opens files):
             // waking on them would spin. Writes come as modifications.
             Ok(event) if matches!(event.kind, EventKind::Access(_)) => {}
+            // Appended (or truncated): the open files have it.
+            Ok(event) if matches!(event.kind, EventKind::Modify(ModifyKind::Data(_))) => {
+                s.wake(Woken::Data)
+            }
             // Anything else, errors and queue overflows included: look.
-            _ => s.wake(),
+            _ => s.wake(Woken::Changed),
         };
         let (watcher, startup_error) = match notify::recommended_watcher(handler) {
             Ok(w) => (Some(w), None),
@@ -132,7 +162,7 @@ impl Wakeup {
                     self.watched.insert(dir.clone(), id);
                     if self.missing.remove(dir).is_some() {
                         // Files may have appeared before the watch.
-                        self.signal.wake();
+                        self.signal.wake(Woken::Changed);
                     }
                 }
                 Err(e) => {
@@ -163,16 +193,16 @@ impl Wakeup {
     }
 
     /// Sleeps until a change in a watched directory, a [`Waker::wake`], or
-    /// `timeout`. Returns whether it was woken (rather than timed out).
-    /// Wakeups that came while not waiting are kept, merged into one.
-    pub fn wait(&self, timeout: Duration) -> bool {
+    /// `timeout`, and says which. Wakeups that came while not waiting are
+    /// kept, merged into the strongest.
+    pub fn wait(&self, timeout: Duration) -> Woken {
         let woken = self.signal.woken.lock().unwrap_or_else(|e| e.into_inner());
         let (mut woken, _) = self
             .signal
             .cv
-            .wait_timeout_while(woken, timeout, |w| !*w)
+            .wait_timeout_while(woken, timeout, |w| !w.is_woken())
             .unwrap_or_else(|e| e.into_inner());
-        std::mem::replace(&mut *woken, false)
+        std::mem::take(&mut *woken)
     }
 
     pub fn waker(&self) -> Waker {
@@ -199,7 +229,7 @@ mod tests {
     /// Waits until no event came for `quiet`, bounded.
     fn settle(w: &Wakeup, quiet: Duration) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while w.wait(quiet) && Instant::now() < deadline {}
+        while w.wait(quiet).is_woken() && Instant::now() < deadline {}
     }
 
     #[test]
@@ -217,17 +247,35 @@ mod tests {
         assert!(w.set_dirs(std::slice::from_ref(&dir)).is_empty());
         assert_eq!(w.watched(), vec![dir.clone()]);
         // Appearing directory: woken once to look at what it holds.
-        assert!(w.wait(Duration::from_secs(5)));
+        assert_eq!(w.wait(Duration::from_secs(5)), Woken::Changed);
 
         let file = dir.join("a.log");
         fs::write(&file, b"one\n").expect("write");
-        assert!(w.wait(Duration::from_secs(10)), "no wakeup after a write");
+        assert_eq!(
+            w.wait(Duration::from_secs(10)),
+            Woken::Changed,
+            "a new file is a change"
+        );
+        settle(&w, Duration::from_millis(200));
+
+        // Appending is content only: no sweep needed.
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(&file)
+            .expect("open");
+        std::io::Write::write_all(&mut f, b"more\n").expect("append");
+        assert_eq!(w.wait(Duration::from_secs(10)), Woken::Data);
+        drop(f);
         settle(&w, Duration::from_millis(200));
 
         // Our own opening and reading must not wake us, or we would spin.
         let content = fs::read(&file).expect("read");
         assert_eq!(content, b"one\n");
-        assert!(!w.wait(Duration::from_millis(300)), "woken by a read");
+        assert_eq!(
+            w.wait(Duration::from_millis(300)),
+            Woken::TimedOut,
+            "woken by a read"
+        );
 
         // Deleted and recreated: a new watch on the new directory.
         fs::remove_file(&file).expect("rm");
@@ -240,8 +288,9 @@ mod tests {
         assert_eq!(w.watched(), vec![dir.clone()]);
         settle(&w, Duration::from_millis(100));
         fs::write(dir.join("b.log"), b"two\n").expect("write");
-        assert!(
+        assert_eq!(
             w.wait(Duration::from_secs(10)),
+            Woken::Changed,
             "no wakeup in recreated dir"
         );
     }
@@ -249,11 +298,11 @@ mod tests {
     #[test]
     fn waker_wakes_and_timeouts_time_out() {
         let w = Wakeup::new();
-        assert!(!w.wait(Duration::from_millis(10)));
+        assert_eq!(w.wait(Duration::from_millis(10)), Woken::TimedOut);
         let waker = w.waker();
         let t = std::thread::spawn(move || waker.wake());
-        assert!(w.wait(Duration::from_secs(10)));
+        assert_eq!(w.wait(Duration::from_secs(10)), Woken::Data);
         t.join().expect("waker thread");
-        assert!(!w.wait(Duration::from_millis(10)));
+        assert_eq!(w.wait(Duration::from_millis(10)), Woken::TimedOut);
     }
 }
