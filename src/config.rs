@@ -264,7 +264,18 @@ impl Config {
         self.state_dir.join(DB_FILE)
     }
 
+    /// A config for the daemon: it must watch something.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        Config::read(path, Needs::Inputs)
+    }
+
+    /// A config whose rules, feeds and settings `scan` uses on the files
+    /// it is given: it may have no inputs.
+    pub fn load_for_scan(path: &Path) -> Result<Config, ConfigErrors> {
+        Config::read(path, Needs::Settings)
+    }
+
+    fn read(path: &Path, needs: Needs) -> Result<Config, ConfigErrors> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![ConfigError {
@@ -276,12 +287,17 @@ impl Config {
                 message: format!("cannot read config: {e}"),
             }])
         })?;
-        Config::parse(path, &text)
+        Config::parse_for(path, &text, needs)
     }
 
     /// `path` names the file in errors and anchors relative paths.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        Config::parse_for(path, text, Needs::Inputs)
+    }
+
+    fn parse_for(path: &Path, text: &str, needs: Needs) -> Result<Config, ConfigErrors> {
         let mut v = Validator {
+            needs,
             file: path.display().to_string(),
             text,
             base: path
@@ -306,6 +322,15 @@ impl Config {
             Err(ConfigErrors(v.errors))
         }
     }
+}
+
+/// What a config is loaded for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// The daemon: a config that watches nothing is an error.
+    Inputs,
+    /// `scan`: rules, feeds and settings only.
+    Settings,
 }
 
 /// One problem in a config file.
@@ -474,6 +499,7 @@ struct Validator<'t> {
     text: &'t str,
     base: PathBuf,
     errors: Vec<ConfigError>,
+    needs: Needs,
 }
 
 impl Validator<'_> {
@@ -644,7 +670,7 @@ impl Validator<'_> {
             }
         }
         let integrity = self.integrity(&raw, &names);
-        if raw.inputs.is_empty() && raw.webroots.is_empty() {
+        if self.needs == Needs::Inputs && raw.inputs.is_empty() && raw.webroots.is_empty() {
             self.error(
                 &raw.agency.span(),
                 "no [[input]] nor [[webroot]] configured: canhgac would watch nothing".to_owned(),

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use canhgac::config::Config;
+use canhgac::config::{Config, ConfigErrors};
 use canhgac::input::lines::DEFAULT_MAX_LINE;
 use canhgac::output::{self, IncidentView};
 use canhgac::rules::{examples, matcher::Matcher, RuleSet, RuleSources, INPUT_TYPES};
@@ -384,7 +384,7 @@ fn bind_feeds(rules: &mut RuleSet, config: &Config) -> Result<(), ExitCode> {
 fn run_scan(args: ScanArgs) -> Result<ExitCode, ExitCode> {
     let (rules, trusted_proxies) = match &args.config {
         Some(path) => {
-            let config = load_config(path)?;
+            let config = config_or_exit(Config::load_for_scan(path))?;
             let mut sources = config.rules.clone();
             sources.builtin &= !args.rules.no_default_rules;
             sources.paths.extend(args.rules.paths.iter().cloned());
@@ -467,7 +467,12 @@ fn run_scan(args: ScanArgs) -> Result<ExitCode, ExitCode> {
 }
 
 fn load_config(path: &std::path::Path) -> Result<Config, ExitCode> {
-    Config::load(path).map_err(|errors| {
+    config_or_exit(Config::load(path))
+}
+
+/// The config, or its errors said on stderr.
+fn config_or_exit(loaded: Result<Config, ConfigErrors>) -> Result<Config, ExitCode> {
+    loaded.map_err(|errors| {
         eprintln!("{errors}");
         eprintln!("canhgac: {} error(s) in config", errors.0.len());
         ExitCode::FAILURE

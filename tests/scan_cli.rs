@@ -489,3 +489,41 @@ fn a_file_mixing_access_and_syslog_lines_is_read_as_what_each_line_is() {
         assert_eq!(scanned(&[f.write("messages", mixed.as_bytes())]), want);
     }
 }
+
+#[test]
+fn scan_takes_the_rules_of_a_config_that_has_no_inputs() {
+    let f = Fixture::new();
+    let log = f.write("auth.log", failures(5, "198.51.100.4", 0).as_bytes());
+    let config = f.write(
+        "canhgac.toml",
+        format!(
+            "agency = \"test\"\ntime_zone = \"UTC\"\nstate_dir = {:?}\n\
+             [rules]\nbuiltin = false\ndirs = [{:?}]\n",
+            f.path("state"),
+            f.path("rules")
+        )
+        .as_bytes(),
+    );
+    let out = canhgac()
+        .arg("scan")
+        .arg("--config")
+        .arg(&config)
+        .arg("--format")
+        .arg("json")
+        .arg(&log)
+        .assert()
+        .success();
+    let incidents = json(&out.get_output().stdout);
+    let list = incidents.as_array().expect("array");
+    assert_eq!(list.len(), 1, "{incidents:#}");
+    assert_eq!(list[0]["rule"], "test-ssh-fail");
+    assert_eq!(list[0]["key"], "198.51.100.4");
+    // The daemon still refuses it: it would watch nothing.
+    canhgac()
+        .arg("check")
+        .arg("--config")
+        .arg(&config)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("would watch nothing"));
+}
