@@ -270,7 +270,7 @@ mod tests {
 
         // Our own opening and reading must not wake us, or we would spin.
         let content = fs::read(&file).expect("read");
-        assert_eq!(content, b"one\n");
+        assert_eq!(content, b"one\nmore\n");
         assert_eq!(
             w.wait(Duration::from_millis(300)),
             Woken::TimedOut,
