@@ -544,13 +544,18 @@ impl Snapshot {
     }
 }
 
+/// A rule's keys. Attackers choose them, so the hash is seeded at random
+/// per process (foldhash, hashbrown's default), which costs a fraction of
+/// SipHash: a flood of web attacks looks a key up several times per event.
+type KeyMap<V> = hashbrown::HashMap<Arc<str>, V>;
+
 pub struct Detector {
     /// Normalised at construction (count >= 1, window > 0, cooldown >= 0) so
     /// the hot path need not care.
     policies: Vec<Policy>,
     max_keys: usize,
     /// One map per rule, so lookups go by `&str` without building a key.
-    keys: Vec<HashMap<Arc<str>, Slot>>,
+    keys: Vec<KeyMap<Slot>>,
     tracked: usize,
     /// Lazy LRU: one entry per touch, oldest first. An entry is live only if
     /// its generation is still the key's current one; stale entries are
@@ -562,7 +567,7 @@ pub struct Detector {
     /// Per merge class, key -> the rule whose slot holds the class's open
     /// incident for that key: one lookup finds what a rule may join. An entry
     /// exists exactly while that slot is open (kept so on every close).
-    owners: Vec<HashMap<Arc<str>, usize>>,
+    owners: Vec<KeyMap<usize>>,
     closed: Vec<Incident>,
     watermark: Option<Timestamp>,
     next_id: u64,
@@ -596,7 +601,7 @@ impl Detector {
     /// `policies[i]` is the policy of rule `i`. `max_keys` is read as at least 1.
     pub fn new(policies: Vec<Policy>, max_keys: usize) -> Self {
         let policies: Vec<Policy> = policies.into_iter().map(normalise).collect();
-        let keys = policies.iter().map(|_| HashMap::new()).collect();
+        let keys = policies.iter().map(|_| KeyMap::default()).collect();
         let mut classes: HashMap<u32, usize> = HashMap::new();
         let class_of = policies
             .iter()
@@ -607,7 +612,7 @@ impl Detector {
                 })
             })
             .collect();
-        let owners = (0..classes.len()).map(|_| HashMap::new()).collect();
+        let owners = (0..classes.len()).map(|_| KeyMap::default()).collect();
         Detector {
             policies,
             max_keys: max_keys.max(1),
@@ -1607,7 +1612,7 @@ fn fresh_pending(policy: &Policy) -> Pending {
 
 /// Forgets that `rule` holds its class's open incident for `key` (if the
 /// index says so: after a restore, another rule may be the indexed one).
-fn unindex(owners: &mut [HashMap<Arc<str>, usize>], class: Option<usize>, key: &str, rule: usize) {
+fn unindex(owners: &mut [KeyMap<usize>], class: Option<usize>, key: &str, rule: usize) {
     if let Some(owners) = class.and_then(|c| owners.get_mut(c)) {
         if owners.get(key) == Some(&rule) {
             owners.remove(key);
@@ -1617,7 +1622,7 @@ fn unindex(owners: &mut [HashMap<Arc<str>, usize>], class: Option<usize>, key: &
 
 /// The incident `id`, if still open in the slot (`owner`, `key`).
 fn linked_target<'a>(
-    keys: &'a [HashMap<Arc<str>, Slot>],
+    keys: &'a [KeyMap<Slot>],
     owner: usize,
     key: &str,
     id: u64,
@@ -1804,9 +1809,9 @@ mod tests {
             }
         }
         assert!(open_per_class.values().all(|&n| n == 1));
-        let indexed: usize = d.owners.iter().map(HashMap::len).sum();
+        let indexed: usize = d.owners.iter().map(KeyMap::len).sum();
         assert_eq!(indexed, open_per_class.len());
-        assert_eq!(d.keys.iter().map(HashMap::len).sum::<usize>(), d.tracked);
+        assert_eq!(d.keys.iter().map(KeyMap::len).sum::<usize>(), d.tracked);
     }
 
     #[test]
