@@ -1101,8 +1101,29 @@ impl Pipeline {
         if let Some(r) = self.feed_reloader.take() {
             r.stop();
         }
+        for input in &mut self.inputs {
+            input.reader.begin_drain();
+        }
         let deadline = Instant::now() + DRAIN_TIMEOUT;
-        while Instant::now() < deadline && self.read() > 0 {}
+        while Instant::now() < deadline {
+            // Asked before the read: a receiver done by then has handed
+            // over all it took, so a read that then finds nothing is the end.
+            let drained = self.inputs.iter().all(|i| i.reader.drained());
+            let read = self.read();
+            if read == 0 && drained {
+                break;
+            }
+            // A receiver out of queue budget waits for a commit to free it.
+            if self.inputs.iter().any(|i| i.reader.holding_back()) {
+                if let Err(e) = self.commit() {
+                    warn!("commit while stopping failed, retrying: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            if read == 0 {
+                self.wakeup.wait(Duration::from_millis(20));
+            }
+        }
         self.flush_grown = true;
         if !self.grown.is_empty() {
             self.pending.since.get_or_insert_with(Instant::now);

@@ -454,3 +454,66 @@ fn a_datagram_dated_far_ahead_cannot_hide_the_attempts_after_it() {
     );
     assert_eq!(d.metric("canhgac_lines_future_dated_total"), 1);
 }
+
+#[test]
+fn sigterm_stores_what_open_tcp_connections_had_sent() {
+    // A queue of 256 KiB: most of the 2.7 MB sent is still in the kernel's
+    // socket buffers when the stop comes, the sender having written it all
+    // as fast as it could and left the connection open.
+    let mut d = start("queue_bytes = 262144");
+    let messages = 30_000usize;
+    let text: String = (0..messages)
+        .map(|i| {
+            format!(
+                "<38>Oct 11 22:14:15 h sshd[{}]: {}\n",
+                i % 9000 + 1,
+                failed(&format!("198.51.100.{}", i % 50))
+            )
+        })
+        .collect();
+    let mut s = TcpStream::connect(("127.0.0.1", d.port)).expect("connect");
+    s.write_all(text.as_bytes()).expect("send");
+    let status = Command::new("kill")
+        .args(["-TERM", &d.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let exit = d.child.wait().expect("daemon exits");
+    assert!(exit.success(), "{exit}; log:\n{}", d.log());
+    drop(s);
+
+    // What the store holds is what scan finds in the same lines.
+    let lines: String = text
+        .lines()
+        .map(|l| format!("{}\n", l.trim_start_matches("<38>")))
+        .collect();
+    fs::write(d.path("sent.log"), lines).expect("write");
+    let out = Command::new(BIN)
+        .args(["scan", "--format", "json", "--config"])
+        .arg(d.path("canhgac.toml"))
+        .arg(d.path("sent.log"))
+        .output()
+        .expect("scan runs");
+    assert!(out.status.success());
+    let events = |list: Vec<Value>| {
+        let mut by_key: Vec<(String, u64)> = list
+            .iter()
+            .map(|i| {
+                (
+                    format!("{} {}", i["rule"], i["key"]),
+                    i["events"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        by_key.sort();
+        by_key
+    };
+    let scanned = events(
+        serde_json::from_slice::<Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default(),
+    );
+    assert_eq!(scanned.len(), 50, "{scanned:?}");
+    assert_eq!(events(d.incidents()), scanned);
+}

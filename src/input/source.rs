@@ -141,6 +141,17 @@ pub trait Source: Send {
         false
     }
 
+    /// The daemon is stopping: stop taking new senders and take in what
+    /// those already connected hold. Files need nothing: they are read to
+    /// their end anyway.
+    fn begin_drain(&mut self) {}
+
+    /// After [`Source::begin_drain`]: nothing more will come beyond what
+    /// the next reads hand out.
+    fn drained(&self) -> bool {
+        true
+    }
+
     fn stats(&self) -> SourceStats;
 }
 

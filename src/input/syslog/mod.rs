@@ -41,8 +41,11 @@
 //! takes an acknowledging protocol (RELP), where the sender keeps a message
 //! until the receiver says it is stored; over plain syslog the remedy is a
 //! sender with a disk queue and a short `queue_bytes`. A clean stop
-//! (SIGTERM) loses nothing that was read: the pipeline drains the channel
-//! and commits it before exiting.
+//! (SIGTERM) loses nothing that reached us: the receiver stops accepting,
+//! reads what the kernel holds for each open connection (until the sender
+//! closes it or is quiet for [`DRAIN_IDLE`]) and what the UDP socket holds,
+//! and the pipeline commits it all before exiting (within its drain
+//! timeout).
 
 pub mod activation;
 pub mod frame;
@@ -52,7 +55,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -73,6 +76,10 @@ const CHUNK_BYTES: usize = 64 * 1024;
 
 /// Bytes asked of a TCP connection per read.
 const TCP_READ: usize = 64 * 1024;
+
+/// On a clean stop, a connection that has sent nothing for this long is
+/// taken to have said all it had.
+const DRAIN_IDLE: Duration = Duration::from_millis(200);
 
 /// Connections accepted at once; more are closed at once and counted as
 /// read errors. Bounds memory (one read buffer each) against a flood.
@@ -165,6 +172,8 @@ struct Counters {
     queue_full: AtomicU64,
     read_errors: AtomicU64,
     connections: AtomicU64,
+    /// Draining for a stop, the receiver has taken all there was.
+    drained: AtomicBool,
 }
 
 struct Context {
@@ -173,6 +182,8 @@ struct Context {
     counters: Arc<Counters>,
     chunks: Sender<Chunk>,
     waker: Waker,
+    /// Turns true when the pipeline stops: see [`Source::begin_drain`].
+    draining: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Context {
@@ -210,6 +221,7 @@ pub struct SyslogSource {
     /// Kernel drops of the socket when we got it, and as last seen.
     kernel_drops: Option<(u64, u64)>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    drain: tokio::sync::watch::Sender<bool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -221,12 +233,14 @@ impl SyslogSource {
         let (tx, rx) = mpsc::channel();
         let budget = Arc::new(Semaphore::new(opts.queue_bytes));
         let counters = Arc::new(Counters::default());
+        let (drain, draining) = tokio::sync::watch::channel(false);
         let ctx = Arc::new(Context {
             opts: opts.clone(),
             budget: Arc::clone(&budget),
             counters: Arc::clone(&counters),
             chunks: tx,
             waker,
+            draining,
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
@@ -237,6 +251,7 @@ impl SyslogSource {
             .name(format!("syslog-{}", opts.transport.name()))
             .spawn(move || {
                 runtime.block_on(async move {
+                    let counters = Arc::clone(&ctx.counters);
                     let serve = async {
                         match bound {
                             Bound::Udp(s) => match tokio::net::UdpSocket::from_std(s) {
@@ -248,6 +263,10 @@ impl SyslogSource {
                                 Err(e) => tracing::error!("syslog receiver: {e}"),
                             },
                         }
+                        // Drained (or failed): nothing more will come. The
+                        // runtime stays up until the stop.
+                        counters.drained.store(true, Ordering::Release);
+                        std::future::pending::<()>().await
                     };
                     tokio::select! {
                         _ = stopped => {}
@@ -272,6 +291,7 @@ impl SyslogSource {
             inode,
             kernel_drops,
             stop: Some(stop),
+            drain,
             thread: Some(thread),
         })
     }
@@ -333,6 +353,16 @@ impl Source for SyslogSource {
 
     fn holding_back(&self) -> bool {
         self.uncommitted >= self.opts.queue_bytes / 2
+    }
+
+    fn begin_drain(&mut self) {
+        self.drain.send_replace(true);
+    }
+
+    fn drained(&self) -> bool {
+        // Chunks sent before the flag was set are in the channel: the
+        // pipeline reads until a read finds nothing after this is true.
+        self.counters.drained.load(Ordering::Acquire)
     }
 
     fn stats(&self) -> SourceStats {
@@ -414,13 +444,21 @@ async fn udp(socket: tokio::net::UdpSocket, ctx: Arc<Context>) {
     // One byte more than allowed: a datagram that fills it is too long.
     let mut buf = vec![0u8; max + 1];
     let mut batch = Batcher::new();
+    let mut draining = ctx.draining.clone();
     loop {
-        if let Err(e) = socket.readable().await {
-            ctx.counters.read_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(input = %ctx.opts.input, "syslog UDP socket: {e}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        }
+        let stopping = tokio::select! {
+            ready = socket.readable() => match ready {
+                Ok(()) => false,
+                Err(e) => {
+                    ctx.counters.read_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(input = %ctx.opts.input, "syslog UDP socket: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            // A last pass over what the socket holds, then done.
+            _ = draining.wait_for(|d| *d) => true,
+        };
         let now = ctx.now_text();
         loop {
             let (n, peer) = match socket.try_recv_from(&mut buf) {
@@ -448,13 +486,21 @@ async fn udp(socket: tokio::net::UdpSocket, ctx: Arc<Context>) {
             batch.take(&ctx, peer.ip().to_canonical(), &buf[..n], n.max(1), &now);
         }
         batch.flush(&ctx);
+        if stopping {
+            return;
+        }
     }
 }
 
 async fn tcp(listener: tokio::net::TcpListener, ctx: Arc<Context>) {
     let mut refused_logged = false;
+    let mut draining = ctx.draining.clone();
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = draining.wait_for(|d| *d) => break,
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of descriptors and the like: pause rather than spin.
@@ -484,6 +530,11 @@ async fn tcp(listener: tokio::net::TcpListener, ctx: Arc<Context>) {
             Arc::clone(&ctx),
         ));
     }
+    // Stopping: no new senders; the open connections finish their reads.
+    drop(listener);
+    while ctx.counters.connections.load(Ordering::Relaxed) > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Counts a connection down when its task ends, however it ends.
@@ -506,8 +557,21 @@ async fn connection(mut stream: tokio::net::TcpStream, sender: IpAddr, ctx: Arc<
         lines: 0,
         permits,
     };
+    let mut draining = ctx.draining.clone();
     loop {
-        let n = match stream.read(&mut buf).await {
+        let read = if *draining.borrow() {
+            match tokio::time::timeout(DRAIN_IDLE, stream.read(&mut buf)).await {
+                Ok(read) => read,
+                Err(_) => break,
+            }
+        } else {
+            // `read` is cancel-safe: a stop that wins loses no bytes.
+            tokio::select! {
+                read = stream.read(&mut buf) => read,
+                _ = draining.wait_for(|d| *d) => continue,
+            }
+        };
+        let n = match read {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
