@@ -1022,13 +1022,7 @@ impl LineAutomaton {
             .iter()
             .map(|h| Hir::concat(vec![ascii_only(h, true), to_line_end.clone()]))
             .collect();
-        let nfa = thompson::Compiler::new()
-            .configure(
-                thompson::Config::new()
-                    .utf8(false)
-                    .which_captures(WhichCaptures::None),
-            )
-            .build_many_from_hir(&extended)
+        let nfa = match_only_nfa(&extended, thompson::Config::new())
             .map_err(|e| format!("cannot compile the rule set: {e}"))?;
         let mut config = DFA::config()
             .match_kind(MatchKind::All)
@@ -1132,14 +1126,7 @@ fn unicode_line_dfa(hirs: Vec<Hir>) -> Result<DFA, String> {
         .into_iter()
         .map(|hir| Hir::concat(vec![line_only(hir), any.clone()]))
         .collect();
-    let nfa = thompson::Compiler::new()
-        .configure(
-            thompson::Config::new()
-                .utf8(false)
-                .which_captures(WhichCaptures::None),
-        )
-        .build_many_from_hir(&hirs)
-        .map_err(|e| e.to_string())?;
+    let nfa = match_only_nfa(&hirs, thompson::Config::new())?;
     DFA::builder()
         .configure(
             DFA::config()
@@ -1148,6 +1135,18 @@ fn unicode_line_dfa(hirs: Vec<Hir>) -> Result<DFA, String> {
                 .skip_cache_capacity_check(true),
         )
         .build_from_nfa(nfa)
+        .map_err(|e| e.to_string())
+}
+
+/// A byte NFA of `hirs` (with `config`'s other settings) for a lazy DFA,
+/// which has no use for capture states.
+pub(super) fn match_only_nfa(
+    hirs: &[Hir],
+    config: thompson::Config,
+) -> Result<thompson::NFA, String> {
+    thompson::Compiler::new()
+        .configure(config.utf8(false).which_captures(WhichCaptures::None))
+        .build_many_from_hir(hirs)
         .map_err(|e| e.to_string())
 }
 

@@ -38,9 +38,11 @@
 
 use regex_automata::hybrid::dfa::{Cache as DfaCache, DFA};
 use regex_automata::hybrid::LazyStateID;
-use regex_automata::nfa::thompson::{self, WhichCaptures};
+use regex_automata::nfa::thompson;
 use regex_automata::{Anchored, Input, MatchKind, PatternID};
 use regex_syntax::hir::{self, Class, Hir, HirKind, Look};
+
+use super::matcher::match_only_nfa;
 
 /// Bound on the lazy DFA memory of each of the two automata of a
 /// [`PinEngine`] (most use far less: a pattern's lines visit few states).
@@ -285,16 +287,10 @@ impl PinEngine {
         let steps = b.plan(&elems, &Hir::empty(), false)?;
         let groups = hir.properties().explicit_captures_len() + 1;
         let nfa = |reverse: bool, hirs: &[Hir]| {
-            thompson::Compiler::new()
-                .configure(
-                    thompson::Config::new()
-                        .utf8(false)
-                        .reverse(reverse)
-                        .which_captures(WhichCaptures::None)
-                        .nfa_size_limit(Some(PIN_NFA_BYTES)),
-                )
-                .build_many_from_hir(hirs)
-                .ok()
+            let config = thompson::Config::new()
+                .reverse(reverse)
+                .nfa_size_limit(Some(PIN_NFA_BYTES));
+            match_only_nfa(hirs, config).ok()
         };
         let config = || {
             DFA::config()
