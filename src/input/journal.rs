@@ -13,8 +13,9 @@
 //!
 //! # Why `journalctl`, not `sd-journal`
 //!
-//! The journal is read by following `journalctl --output=json --follow` as
-//! a supervised child process, not through libsystemd's `sd-journal` API:
+//! The journal is read by following `journalctl --output=export --follow`
+//! (parsed in [`export`]) as a supervised child process, not through
+//! libsystemd's `sd-journal` API:
 //!
 //! - no C library to link (`libsystemd-dev` at build time, a matching
 //!   `libsystemd0` at run time) and no `unsafe` FFI in a daemon that has
@@ -25,8 +26,9 @@
 //! - a crash or hang in reading a corrupt journal file kills a child, which
 //!   is restarted, not the daemon.
 //!
-//! The cost is one JSON encode and decode per entry (measured in
-//! `benches/inputs.sh`), and a process to supervise: it is restarted with
+//! The cost is one serialization per entry, of only the fields a line is
+//! made of (`--output-fields`; measured in `benches/inputs.sh`), and a
+//! process to supervise: it is restarted with
 //! a backoff (1 s doubling to 30 s, reset after a minute of good running),
 //! its standard error is logged, and every restart is counted
 //! (`canhgac_input_restarts_total`). A restart resumes after the last
@@ -49,6 +51,8 @@
 //! then on, entries written while the daemon is down are read at its next
 //! start.
 
+mod export;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -60,12 +64,11 @@ use std::time::{Duration, Instant};
 
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
-use serde::Deserialize;
-use serde_json::Value;
 
 use super::lines::escape_control;
 use super::source::{Note, Origin, Position, Source, SourceStats};
 use super::watch::Waker;
+use export::{Entry, ExportReader, Field, Next};
 
 /// Formatted lines are handed over in chunks of about this size.
 const CHUNK_BYTES: usize = 64 * 1024;
@@ -110,7 +113,8 @@ impl JournalOptions {
     /// `journalctl` with the options every run shares.
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.journalctl);
-        cmd.args(["--output=json", "--all", "--no-pager", "--quiet"]);
+        cmd.args(["--output=export", "--all", "--no-pager", "--quiet"]);
+        cmd.arg(format!("--output-fields={}", Field::NAMES));
         if let Some(dir) = &self.directory {
             cmd.arg("--directory").arg(dir);
         }
@@ -252,10 +256,15 @@ fn newest_cursor(opts: &JournalOptions, shared: &Shared) -> Option<String> {
             return None;
         }
     };
-    let entry = out.stdout.split(|&b| b == b'\n').find(|l| !l.is_empty())?;
-    serde_json::from_slice::<Entry>(entry)
-        .ok()
-        .map(|e| e.cursor)
+    let mut reader = ExportReader::new(out.stdout.as_slice(), 64 * 1024, opts.max_line);
+    let mut entry = Entry::default();
+    let mut newest = None;
+    while let Ok(Next::Entry | Next::NoCursor) = reader.next(&mut entry) {
+        if !entry.cursor.is_empty() {
+            newest = Some(std::mem::take(&mut entry.cursor));
+        }
+    }
+    newest
 }
 
 /// Runs `journalctl` until stopped, restarting it when it ends.
@@ -406,32 +415,28 @@ fn read_entries(
     tx: &SyncSender<Chunk>,
     waker: &Waker,
 ) -> Option<Ended> {
-    let mut reader = BufReader::with_capacity(256 * 1024, stdout);
-    let mut raw = Vec::new();
+    let mut reader = ExportReader::new(stdout, 256 * 1024, opts.max_line);
+    let mut entry = Entry::default();
     let mut data = Vec::with_capacity(CHUNK_BYTES + 4096);
     let mut lines = 0u64;
     // With --cursor the first entry is the stored one, already handed out.
     let mut expect = cursor.clone();
     let mut formatter = Formatter::new(opts);
     loop {
-        raw.clear();
-        match reader.read_until(b'\n', &mut raw) {
-            Ok(0) => return None,
-            Ok(_) => {}
+        match reader.next(&mut entry) {
+            Ok(Next::Entry) => {}
+            Ok(Next::End) => return None,
+            Ok(Next::NoCursor) => {
+                shared.read_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(input = %opts.input, "journal entry without a cursor skipped");
+                continue;
+            }
             Err(e) => {
                 shared.read_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(input = %opts.input, "reading journalctl's output: {e}");
                 return None;
             }
         }
-        let entry: Entry = match serde_json::from_slice(&raw) {
-            Ok(e) => e,
-            Err(e) => {
-                shared.read_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(input = %opts.input, "unreadable journal entry skipped: {e}");
-                continue;
-            }
-        };
         if let Some(want) = expect.take() {
             if entry.cursor == want {
                 continue;
@@ -447,13 +452,13 @@ fn read_entries(
             shared.cut_lines.fetch_add(1, Ordering::Relaxed);
         }
         lines += 1;
-        *cursor = Some(entry.cursor.clone());
         // Hand over when full, or when journalctl has nothing more for now.
-        if data.len() >= CHUNK_BYTES || reader.buffer().is_empty() {
+        if data.len() >= CHUNK_BYTES || reader.drained() {
+            *cursor = Some(entry.cursor.clone());
             let chunk = Chunk {
                 data: std::mem::replace(&mut data, Vec::with_capacity(CHUNK_BYTES + 4096)),
                 lines: std::mem::take(&mut lines),
-                cursor: entry.cursor,
+                cursor: entry.cursor.clone(),
             };
             if tx.send(chunk).is_err() {
                 return Some(Ended::Stopped);
@@ -463,42 +468,6 @@ fn read_entries(
         if shared.stop.load(Ordering::Relaxed) {
             return Some(Ended::Stopped);
         }
-    }
-}
-
-/// The fields of an entry that make its line. Values are JSON as
-/// `journalctl` writes them: a string, an array of bytes (not UTF-8 or
-/// control characters), or an array of either (a field set more than once).
-#[derive(Deserialize)]
-struct Entry {
-    #[serde(rename = "__CURSOR")]
-    cursor: String,
-    #[serde(rename = "__REALTIME_TIMESTAMP")]
-    realtime: Option<Value>,
-    #[serde(rename = "_HOSTNAME")]
-    hostname: Option<Value>,
-    #[serde(rename = "SYSLOG_IDENTIFIER")]
-    identifier: Option<Value>,
-    #[serde(rename = "_COMM")]
-    comm: Option<Value>,
-    #[serde(rename = "SYSLOG_PID")]
-    syslog_pid: Option<Value>,
-    #[serde(rename = "_PID")]
-    pid: Option<Value>,
-    #[serde(rename = "MESSAGE")]
-    message: Option<Value>,
-}
-
-/// A field's (first) value as bytes.
-fn bytes(v: &Value) -> Option<Vec<u8>> {
-    match v {
-        Value::String(s) => Some(s.as_bytes().to_vec()),
-        Value::Array(items) if items.iter().all(Value::is_number) => items
-            .iter()
-            .map(|n| n.as_u64().and_then(|n| u8::try_from(n).ok()))
-            .collect(),
-        Value::Array(items) => items.first().and_then(bytes),
-        _ => None,
     }
 }
 
@@ -522,32 +491,30 @@ impl Formatter {
     fn line(&mut self, e: &Entry, out: &mut Vec<u8>) -> bool {
         let start = out.len();
         let micros = e
-            .realtime
-            .as_ref()
-            .and_then(bytes)
-            .and_then(|b| std::str::from_utf8(&b).ok()?.parse::<i64>().ok());
+            .get(Field::Realtime)
+            .and_then(|b| std::str::from_utf8(b).ok()?.parse::<i64>().ok());
         let ts = micros
             .and_then(|us| Timestamp::from_microsecond(us).ok())
             .unwrap_or_else(Timestamp::now);
         self.time(ts, out);
         out.push(b' ');
-        let word = |v: &Option<Value>| v.as_ref().and_then(bytes).filter(|b| !b.is_empty());
-        match word(&e.hostname) {
-            Some(h) => escape_control(&h, out),
+        let word = |f: Field| e.get(f).filter(|b| !b.is_empty());
+        match word(Field::Hostname) {
+            Some(h) => escape_control(h, out),
             None => out.push(b'-'),
         }
         out.push(b' ');
-        if let Some(ident) = word(&e.identifier).or_else(|| word(&e.comm)) {
-            escape_control(&ident, out);
-            if let Some(pid) = word(&e.syslog_pid).or_else(|| word(&e.pid)) {
+        if let Some(ident) = word(Field::Identifier).or_else(|| word(Field::Comm)) {
+            escape_control(ident, out);
+            if let Some(pid) = word(Field::SyslogPid).or_else(|| word(Field::Pid)) {
                 out.push(b'[');
-                escape_control(&pid, out);
+                escape_control(pid, out);
                 out.push(b']');
             }
             out.extend_from_slice(b": ");
         }
-        if let Some(msg) = e.message.as_ref().and_then(bytes) {
-            escape_control(&msg, out);
+        if let Some(msg) = e.get(Field::Message) {
+            escape_control(msg, out);
         }
         let cut = out.len() - start > self.max_line;
         if cut {
@@ -580,18 +547,18 @@ impl Formatter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Field::*;
 
-    fn line(json: &str, tz: &str) -> String {
-        String::from_utf8_lossy(&line_bytes(json, tz)).into_owned()
+    fn line(fields: &[(Field, &[u8])], tz: &str) -> String {
+        String::from_utf8_lossy(&line_bytes(fields, tz)).into_owned()
     }
 
-    fn line_bytes(json: &str, tz: &str) -> Vec<u8> {
+    fn line_bytes(fields: &[(Field, &[u8])], tz: &str) -> Vec<u8> {
         let mut opts = JournalOptions::new("j");
         opts.time_zone = TimeZone::get(tz).expect("zone");
         opts.max_line = 120;
-        let entry: Entry = serde_json::from_str(json).expect("entry");
         let mut out = Vec::new();
-        Formatter::new(&opts).line(&entry, &mut out);
+        Formatter::new(&opts).line(&Entry::with(fields), &mut out);
         out
     }
 
@@ -599,7 +566,14 @@ mod tests {
     fn entries_become_syslog_lines() {
         assert_eq!(
             line(
-                r#"{"__CURSOR":"c","__REALTIME_TIMESTAMP":"1700000000123456","_HOSTNAME":"web01","SYSLOG_IDENTIFIER":"sshd","_PID":"42","_COMM":"sshd-session","MESSAGE":"Failed password for root from 203.0.113.5 port 22 ssh2"}"#,
+                &[
+                    (Realtime, b"1700000000123456"),
+                    (Hostname, b"web01"),
+                    (Identifier, b"sshd"),
+                    (Pid, b"42"),
+                    (Comm, b"sshd-session"),
+                    (Message, b"Failed password for root from 203.0.113.5 port 22 ssh2"),
+                ],
                 "Asia/Ho_Chi_Minh"
             ),
             "2023-11-15T05:13:20.123456+07:00 web01 sshd[42]: Failed password for root from 203.0.113.5 port 22 ssh2\n"
@@ -607,7 +581,14 @@ mod tests {
         // SYSLOG_PID wins over _PID; _COMM stands in for a missing identifier.
         assert_eq!(
             line(
-                r#"{"__CURSOR":"c","__REALTIME_TIMESTAMP":"1700000000000000","_HOSTNAME":"h","_COMM":"sudo","SYSLOG_PID":"7","_PID":"8","MESSAGE":"x"}"#,
+                &[
+                    (Realtime, b"1700000000000000"),
+                    (Hostname, b"h"),
+                    (Comm, b"sudo"),
+                    (SyslogPid, b"7"),
+                    (Pid, b"8"),
+                    (Message, b"x"),
+                ],
                 "UTC"
             ),
             "2023-11-14T22:13:20.000000+00:00 h sudo[7]: x\n"
@@ -615,31 +596,29 @@ mod tests {
     }
 
     #[test]
-    fn binary_multi_valued_and_long_messages() {
-        // Not UTF-8 and a newline: journalctl writes an array of bytes.
+    fn binary_empty_and_long_messages() {
+        // Not UTF-8 and a newline: control characters written as rsyslog does.
         assert_eq!(
             line_bytes(
-                r#"{"__CURSOR":"c","__REALTIME_TIMESTAMP":"0","SYSLOG_IDENTIFIER":"app","MESSAGE":[98,105,110,255,10,97]}"#,
+                &[
+                    (Realtime, b"0"),
+                    (Identifier, b"app"),
+                    (Message, b"bin\xff\na")
+                ],
                 "UTC"
             ),
             b"1970-01-01T00:00:00.000000+00:00 - app: bin\xff#012a\n"
         );
+        let long = vec![b'x'; 500];
+        let cut = line(
+            &[(Realtime, b"0"), (Hostname, b"h"), (Message, &long)],
+            "UTC",
+        );
+        assert_eq!(cut.len(), 121);
+        // No MESSAGE at all.
         assert_eq!(
             line(
-                r#"{"__CURSOR":"c","__REALTIME_TIMESTAMP":"0","_HOSTNAME":"h","MESSAGE":["first","second"]}"#,
-                "UTC"
-            ),
-            "1970-01-01T00:00:00.000000+00:00 h first\n"
-        );
-        let long = format!(
-            r#"{{"__CURSOR":"c","__REALTIME_TIMESTAMP":"0","_HOSTNAME":"h","MESSAGE":"{}"}}"#,
-            "x".repeat(500)
-        );
-        assert_eq!(line(&long, "UTC").len(), 121);
-        // No MESSAGE at all (null when over journalctl's size limit).
-        assert_eq!(
-            line(
-                r#"{"__CURSOR":"c","_HOSTNAME":"h","SYSLOG_IDENTIFIER":"a","MESSAGE":null,"__REALTIME_TIMESTAMP":"0"}"#,
+                &[(Realtime, b"0"), (Hostname, b"h"), (Identifier, b"a")],
                 "UTC"
             ),
             "1970-01-01T00:00:00.000000+00:00 h a: \n"
