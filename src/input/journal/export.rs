@@ -44,10 +44,6 @@ impl Field {
             _ => return None,
         })
     }
-
-    /// The names to ask `journalctl --output-fields=` for (it always adds
-    /// the cursor and the timestamps).
-    pub const NAMES: &'static str = "_HOSTNAME,SYSLOG_IDENTIFIER,_COMM,SYSLOG_PID,_PID,MESSAGE";
 }
 
 /// One entry; reused from entry to entry so reading allocates nothing once
