@@ -1015,16 +1015,14 @@ impl Pipeline {
             self.take_findings();
             let batch = &self.pending;
             let batch_interval = self.config.pipeline.batch_interval;
-            let held = self.inputs.iter().any(|i| i.reader.holding_back());
             // Past a few batches' worth a commit is due whatever the
             // pacing: what waits in memory stays bounded.
             let batch_lines = self.config.pipeline.batch_lines as u64;
-            // Caught up, a new incident (or a held-back sender) is committed
-            // at once: the pacing only keeps commits from crowding out
+            // Caught up, a new incident is committed at once: the pacing only keeps commits from crowding out
             // reading while there is reading to do.
             let due = batch.any()
                 && (batch.lines >= MAX_BATCHES * batch_lines
-                    || (read == 0 && (batch.urgent() || held))
+                    || (read == 0 && batch.urgent())
                     || (self.last_commit.elapsed() >= self.commit_gap
                         && (batch.lines >= batch_lines
                             || batch.since.is_none_or(|s| s.elapsed() >= batch_interval))));
@@ -1113,8 +1111,9 @@ impl Pipeline {
             if read == 0 && drained {
                 break;
             }
-            // A receiver out of queue budget waits for a commit to free it.
-            if self.inputs.iter().any(|i| i.reader.holding_back()) {
+            // What is read is analysed into the pending batch; past a few
+            // batches it is committed on the way, as when running.
+            if self.pending.lines >= MAX_BATCHES * self.config.pipeline.batch_lines as u64 {
                 if let Err(e) = self.commit() {
                     warn!("commit while stopping failed, retrying: {e}");
                     std::thread::sleep(Duration::from_millis(100));
@@ -1427,9 +1426,6 @@ impl Pipeline {
             }),
             integrity: &self.pending.integrity_ops,
         })?;
-        for input in &mut self.inputs {
-            input.reader.committed();
-        }
         self.analyzer.detector_mut().persisted();
         self.state_rows = if compact {
             live

@@ -65,6 +65,11 @@ const FIREWALL_RULE: &str = r#"rules:
 "#;
 
 fn start(extra: &str) -> Daemon {
+    start_with("", extra)
+}
+
+/// `pipeline` goes into `[pipeline]`, `extra` into both inputs.
+fn start_with(pipeline: &str, extra: &str) -> Daemon {
     let dir = tempfile::tempdir().expect("tempdir");
     fs::create_dir(dir.path().join("rules.d")).expect("rules dir");
     fs::write(dir.path().join("rules.d/firewall.yaml"), FIREWALL_RULE).expect("rule");
@@ -80,6 +85,9 @@ dirs = ["rules.d"]
 
 [http]
 listen = "127.0.0.1:{http}"
+
+[pipeline]
+{pipeline}
 
 [[input]]
 name = "net-udp"
@@ -349,13 +357,18 @@ fn lock_store(db: &Path) -> rusqlite::Connection {
 
 #[test]
 fn a_stalled_store_holds_tcp_senders_and_counts_udp_drops() {
-    let d = start("queue_bytes = 65536\nmax_message_bytes = 1024");
+    // The queue frees what the pipeline has analysed; what waits for the
+    // store is the pending batch, committed past 4 batches of 100 lines.
+    let d = start_with(
+        "batch_lines = 100",
+        "queue_bytes = 65536\nmax_message_bytes = 1024",
+    );
     let port = d.port;
     d.wait_for("the store", || d.path("state/canhgac.db").exists());
     let lock = lock_store(&d.path("state/canhgac.db"));
 
-    // 20 MB over TCP: far more than the 64 KiB the receiver may hold
-    // uncommitted plus what loopback socket buffers hold (a few MB), so it
+    // 20 MB over TCP: far more than the 64 KiB queue, the pending batches
+    // and what loopback socket buffers hold (a few MB), so the receiver
     // must stop reading and let TCP hold the sender.
     let messages = 100_000u64;
     let sender = std::thread::spawn(move || {
@@ -382,10 +395,12 @@ fn a_stalled_store_holds_tcp_senders_and_counts_udp_drops() {
         }
     }
     // While the store refuses commits, the TCP input cannot have read more
-    // than the queue allows (plus one read).
+    // than the pipeline took before its commit failed (4 batches of 100
+    // lines and one read budget's worth of chunks) and the queue holds
+    // (plus one read).
     let read_while_locked = d.metric("canhgac_input_bytes_total{input=\"net-tcp\"}");
     assert!(
-        read_while_locked <= 65_536 + 65_536,
+        read_while_locked <= 4 * 100 * 250 + (1 << 20) + 65_536 + 65_536,
         "{read_while_locked} bytes taken while the store was locked"
     );
     assert!(!sender.is_finished(), "the sender was never held back");

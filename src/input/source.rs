@@ -3,8 +3,8 @@
 //! it sees exactly the lines after the last ones it handed out.
 //!
 //! The pipeline drives every source the same way: [`Source::sweep`] about
-//! once a second and whenever it is woken, [`Source::read`] until nothing
-//! comes, and after a successful commit [`Source::committed`]. The
+//! once a second and whenever files change, [`Source::read`] until nothing
+//! comes. The
 //! [`Position`] it stores with the incidents comes from
 //! [`Source::position`], taken in the same transaction:
 //!
@@ -12,7 +12,7 @@
 //! |---|---|---|
 //! | files ([`super::tail`]) | per file: identity and byte offset | resumes after the last committed line of each file |
 //! | journal ([`super::journal`]) | the cursor of the last entry handed out | resumes after that entry |
-//! | syslog receivers ([`super::syslog`]) | none: the network has no replay | what the receiver had taken from its sockets and not committed is lost; see there for the bound |
+//! | syslog receivers ([`super::syslog`]) | none: the network has no replay | what the receiver had taken from its sockets and not committed is lost; see there for the bounds |
 //!
 //! Lines come with an [`Origin`]: what the line cannot say about itself
 //! (today, the address of the host that sent it over the network).
@@ -130,16 +130,6 @@ pub trait Source: Send {
     /// Where a restart must resume to see exactly the lines not yet handed
     /// out.
     fn position(&self) -> Position;
-
-    /// Everything handed out so far is stored.
-    fn committed(&mut self) {}
-
-    /// Whether the source holds its senders back until the next commit
-    /// (its queue is largely taken by lines not yet stored): then a commit
-    /// is due at once, however little else waits.
-    fn holding_back(&self) -> bool {
-        false
-    }
 
     /// The daemon is stopping: stop taking new senders and take in what
     /// those already connected hold. Files need nothing: they are read to

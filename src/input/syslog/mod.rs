@@ -9,22 +9,25 @@
 //!
 //! # The queue, backpressure and drops
 //!
-//! The channel is bounded in bytes, and the bound reaches past the channel
-//! up to the store: a receiver takes `n` bytes of budget (a semaphore of
-//! `queue_bytes` permits) for every `n` bytes it takes from a socket, and
-//! the budget comes back only when the pipeline has *committed* the lines
-//! made of them. So what has been received and is not yet stored is never
-//! more than `queue_bytes` (plus one read per TCP connection), whatever the
-//! store does:
+//! The channel is bounded in bytes: a receiver takes `n` bytes of budget (a
+//! semaphore of `queue_bytes` permits) for every `n` bytes it takes from a
+//! socket, and the budget comes back as soon as the pipeline has *analysed*
+//! the lines made of them, not when they are stored. What the store needs
+//! of them after that (incidents, detector state) is in the pipeline's
+//! pending batch, which the pipeline itself bounds (a commit is forced past
+//! a few batches, and nothing is read while the store refuses commits). So
+//! the rate a receiver takes never waits for a commit, however many
+//! attackers the detector tracks (measured against rsyslog in
+//! `benches/inputs.sh`), and what waits in memory stays bounded:
 //!
 //! - **TCP**: a connection whose next read finds no budget waits, so its
 //!   socket buffer fills and TCP's flow control stops the sender. Nothing is
-//!   dropped while the store is slow or refuses commits; senders block (or
-//!   spool, as rsyslog's action queues do).
+//!   dropped while the pipeline is behind or the store refuses commits;
+//!   senders block (or spool, as rsyslog's action queues do).
 //! - **UDP** cannot push back: a datagram that finds no budget is dropped
 //!   and counted (`queue_full`), and so, as the kernel counts them for our
-//!   socket in `/proc/self/net/udp`, are datagrams the kernel dropped
-//!   because we did not read fast enough (`socket_buffer`).
+//!   socket in `/proc/self/net/udp` (read at every sweep), are datagrams the
+//!   kernel dropped because we did not read fast enough (`socket_buffer`).
 //! - Oversized (`max_message_bytes`) and malformed messages are counted and
 //!   dropped, on both; the connection goes on with the next frame.
 //!
@@ -35,17 +38,15 @@
 //! them. There is no position to resume from: the sender has forgotten what
 //! it sent. After `kill -9` or a power cut these are lost: what the kernel
 //! had acknowledged and we had not read (the connections' receive buffers),
-//! and what we had read and not committed, which the budget above bounds to
-//! `queue_bytes`. Making the budget small narrows that window, at the cost of
-//! throughput: each commit then frees little. Avoiding the loss altogether
-//! takes an acknowledging protocol (RELP), where the sender keeps a message
-//! until the receiver says it is stored; over plain syslog the remedy is a
-//! sender with a disk queue and a short `queue_bytes`. A clean stop
-//! (SIGTERM) loses nothing that reached us: the receiver stops accepting,
-//! reads what the kernel holds for each open connection (until the sender
-//! closes it or is quiet for [`DRAIN_IDLE`]) and what the UDP socket holds,
-//! and the pipeline commits it all before exiting (within its drain
-//! timeout).
+//! what waited in the queue (`queue_bytes` at most), and what was analysed
+//! and not yet committed (the pending batch: a batch interval's worth, at
+//! most a few times `batch_lines`). Avoiding the loss altogether takes an
+//! acknowledging protocol (RELP), where the sender keeps a message until
+//! the receiver says it is stored. A clean stop (SIGTERM) loses nothing
+//! that reached us: the receiver stops accepting, reads what the kernel
+//! holds for each open connection (until the sender closes it or is quiet
+//! for [`DRAIN_IDLE`]) and what the UDP socket holds, and the pipeline
+//! commits it all before exiting (within its drain timeout).
 
 pub mod activation;
 pub mod frame;
@@ -160,7 +161,7 @@ struct Chunk {
     sender: IpAddr,
     data: Vec<u8>,
     lines: u64,
-    /// Budget taken for the bytes received; returned after the commit.
+    /// Budget taken for the bytes received; returned once analysed.
     permits: usize,
 }
 
@@ -213,8 +214,6 @@ pub struct SyslogSource {
     chunks: Receiver<Chunk>,
     budget: Arc<Semaphore>,
     counters: Arc<Counters>,
-    /// Budget of the chunks handed out since the last commit.
-    uncommitted: usize,
     lines: u64,
     bytes: u64,
     inode: Option<u64>,
@@ -285,7 +284,6 @@ impl SyslogSource {
             chunks: rx,
             budget,
             counters,
-            uncommitted: 0,
             lines: 0,
             bytes: 0,
             inode,
@@ -331,10 +329,12 @@ impl Source for SyslogSource {
                         sender: Some(chunk.sender),
                     };
                     sink(&origin, &chunk.data);
+                    // Analysed: what the store needs of these lines is in
+                    // the pipeline's pending batch now.
+                    self.budget.add_permits(chunk.permits);
                     total += chunk.data.len();
                     self.lines += chunk.lines;
                     self.bytes += chunk.permits as u64;
-                    self.uncommitted += chunk.permits;
                 }
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
@@ -344,15 +344,6 @@ impl Source for SyslogSource {
 
     fn position(&self) -> Position {
         Position::Unresumable
-    }
-
-    fn committed(&mut self) {
-        self.budget
-            .add_permits(std::mem::take(&mut self.uncommitted));
-    }
-
-    fn holding_back(&self) -> bool {
-        self.uncommitted >= self.opts.queue_bytes / 2
     }
 
     fn begin_drain(&mut self) {
