@@ -45,6 +45,18 @@ def feed_domain(i):
     return f"{WORDS[i % 20]}-{WORDS[(i // 20) % 20]}{i}.{TLDS[i % 10]}"
 
 
+def feed_ip(rng, i):
+    """The i-th entry of an ip feed: 70 % IPv4 addresses, 20 % IPv4 ranges, 10 % IPv6."""
+    r = i % 10
+    if r < 7:
+        return f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+    if r < 9:
+        # Mostly /24s, as blocklists hold them; a few wide ranges.
+        ln = rng.choice([20, 24, 24, 24, 28])
+        return f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.0/{ln}"
+    return f"2001:db8:{rng.randrange(65536):x}:{rng.randrange(65536):x}::{rng.randrange(65536):x}"
+
+
 def write_feeds(rng):
     os.makedirs(FEEDS, exist_ok=True)
     marker = os.path.join(FEEDS, f"done-v2-{N}")
@@ -53,15 +65,7 @@ def write_feeds(rng):
     with open(os.path.join(FEEDS, "ip.txt"), "w") as f:
         f.write("# 1M addresses and ranges\n")
         for i in range(N):
-            r = i % 10
-            if r < 7:  # IPv4 addresses
-                f.write(f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}\n")
-            elif r < 9:  # IPv4 ranges
-                # Mostly /24s, as blocklists hold them; a few wide ranges.
-                ln = rng.choice([20, 24, 24, 24, 28])
-                f.write(f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.0/{ln}\n")
-            else:  # IPv6
-                f.write(f"2001:db8:{rng.randrange(65536):x}:{rng.randrange(65536):x}::{rng.randrange(65536):x}\n")
+            f.write(feed_ip(rng, i) + "\n")
     with open(os.path.join(FEEDS, "domain.txt"), "w") as f:
         for i in range(N):
             f.write(feed_domain(i) + "\n")

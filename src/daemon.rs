@@ -283,6 +283,7 @@ fn start_reloader(
     feeds: &Arc<FeedSet>,
     metrics: &Arc<Metrics>,
     every: Duration,
+    at_once: bool,
 ) -> Result<Option<Reloader>, String> {
     if feeds
         .feeds()
@@ -292,7 +293,7 @@ fn start_reloader(
         return Ok(None);
     }
     let m = Arc::clone(metrics);
-    Reloader::start(Arc::clone(feeds), every, move |feed, outcome| {
+    Reloader::start(Arc::clone(feeds), every, at_once, move |feed, outcome| {
         report_feed(&m, feed, outcome)
     })
     .map(Some)
@@ -707,7 +708,8 @@ impl Pipeline {
             }
         };
         load_feeds(&rules.feeds, &metrics);
-        let feed_reloader = start_reloader(&rules.feeds, &metrics, config.pipeline.sweep_interval)?;
+        let feed_reloader =
+            start_reloader(&rules.feeds, &metrics, config.pipeline.sweep_interval, false)?;
         let flagged = FlaggedScripts::new();
         let mut analyzer = new_analyzer(&config, rules, detector, &flagged);
         let wakeup = Wakeup::new();
@@ -1484,11 +1486,15 @@ impl Pipeline {
     fn try_reload(&mut self) -> Result<(), String> {
         let config = Config::load(&self.config.file).map_err(|e| e.to_string())?;
         let rules = load_rules(&config, Some(&self.analyzer.rules().feeds))?;
-        // Feeds taken over are shared with the running reloader; each
-        // feed's own lock keeps the two from loading one file at once.
-        load_feeds(&rules.feeds, &self.metrics);
-        let feed_reloader =
-            start_reloader(&rules.feeds, &self.metrics, config.pipeline.sweep_interval)?;
+        // Feeds taken over are shared with the running reloader, and keep
+        // their indicators; what changed and new feeds are loaded by the new
+        // reloader on its thread and swapped in when read, never here.
+        let feed_reloader = start_reloader(
+            &rules.feeds,
+            &self.metrics,
+            config.pipeline.sweep_interval,
+            true,
+        )?;
         for (what, old, new) in [
             ("agency", self.config.agency.clone(), config.agency.clone()),
             (

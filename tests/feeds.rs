@@ -442,6 +442,64 @@ severity = "high"
     assert_eq!(d.metric(&loads("success")), 3.0);
 }
 
+/// SIGHUP with a feed added to the config: it is loaded beside the running
+/// pipeline (on the reloader's thread) and used once loaded; the feed kept
+/// from before keeps its indicators throughout.
+#[test]
+fn sighup_loads_a_new_feed_beside_the_running_one() {
+    let input = r#"
+[[input]]
+name = "dns"
+path = "query.log"
+type = "bind"
+start = "beginning"
+
+[[feed]]
+name = "phish"
+path = "feed.txt"
+kind = "domain"
+category = "phishing"
+severity = "high"
+"#;
+    let d = Daemon::start(
+        input,
+        &[
+            ("feed.txt", b"a.example\n"),
+            ("more.txt", b"m.example\n"),
+            ("query.log", b""),
+        ],
+    );
+    let loads = |feed: &str, result: &str| {
+        format!("canhgac_feed_loads_total{{feed=\"{feed}\",result=\"{result}\"}}")
+    };
+    d.wait_metric(&loads("phish", "success"), 1.0);
+    let config = fs::read_to_string(d.path("canhgac.toml")).expect("config");
+    fs::write(
+        d.path("canhgac.toml"),
+        format!(
+            "{config}\n[[feed]]\nname = \"more\"\npath = \"more.txt\"\nkind = \"domain\"\ncategory = \"phishing\"\nseverity = \"high\"\n"
+        ),
+    )
+    .expect("config rewritten");
+    let status = Command::new("kill")
+        .args(["-HUP", &d.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    d.wait_metric(&loads("more", "success"), 1.0);
+    d.append(
+        "query.log",
+        &[
+            &bind_query("10.0.1.1", "a.example"),
+            &bind_query("10.0.1.2", "m.example"),
+        ],
+    );
+    d.wait_incident("dns-query-ioc-domain@phish", "10.0.1.1");
+    d.wait_incident("dns-query-ioc-domain@more", "10.0.1.2");
+    // Loaded once each: the kept feed was not read again by the reload.
+    assert_eq!(d.metric(&loads("phish", "success")), 1.0);
+}
+
 /// A config with feeds holding garbage lines, in each format.
 fn garbage_config(dir: &Path) -> PathBuf {
     fs::write(dir.join("auth.log"), "").expect("log");

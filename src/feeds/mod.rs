@@ -241,8 +241,19 @@ impl Feed {
             ));
         }
         set.finish();
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(set);
+        self.swap(set);
         Ok(())
+    }
+
+    /// Puts `set` in use. The old set is dropped after the lock is released
+    /// (and by the caller's thread): freeing a million indicators takes tens
+    /// of milliseconds, which lookups must not wait for.
+    fn swap(&self, set: IndicatorSet) {
+        let old = {
+            let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+            std::mem::replace(&mut *current, Arc::new(set))
+        };
+        drop(old);
     }
 
     /// Loads the feed's file if it changed since the last look, following
@@ -350,7 +361,7 @@ impl Feed {
             });
         }
         let indicators = parsed.set.len();
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(parsed.set);
+        self.swap(parsed.set);
         state.loaded = Some(id);
         state.refused = None;
         Some(Outcome::Loaded {
