@@ -366,32 +366,6 @@ fn stored_snapshot(header: &[u8], rows: &[StateRow]) -> Result<(DetectorState, u
     Ok((state, unreadable))
 }
 
-/// Puts back the sample and fields of open incidents that their key rows
-/// leave to the incident rows.
-fn fill_details(store: &Store, snapshot: &mut Snapshot) -> Result<(), StoreError> {
-    let ids: Vec<u64> = snapshot
-        .keys
-        .iter_mut()
-        .filter_map(|k| k.state.open_incident_mut())
-        .filter(|inc| inc.sample.is_empty())
-        .map(|inc| inc.id)
-        .collect();
-    let details = store.incident_details(&ids)?;
-    for inc in snapshot
-        .keys
-        .iter_mut()
-        .filter_map(|k| k.state.open_incident_mut())
-    {
-        if let Some((sample, fields)) = details.get(&inc.id) {
-            if inc.sample.is_empty() {
-                inc.sample.clone_from(sample);
-                inc.fields.clone_from(fields);
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Rows for `changes`: each key or client with its state, or none to say
 /// it is gone.
 fn state_rows(changes: Changes) -> Result<Vec<StateRow>, StoreError> {
@@ -682,9 +656,9 @@ impl Pipeline {
         // The stored rows are rewritten whole at the first commit when they
         // are not exactly the keys the detector now holds.
         let (detector, compact) = match stored {
-            Some(Ok((mut state, unreadable))) => {
-                fill_details(&store, &mut state.snapshot)
-                    .map_err(|e| format!("cannot read the store {}: {e}", db.display()))?;
+            // Open incidents come back without their sample and fields: the
+            // incident rows hold them (see `Detector::persisted`).
+            Some(Ok((state, unreadable))) => {
                 if unreadable > 0 {
                     warn!(
                         "{unreadable} stored detector keys unreadable; they start counting afresh"

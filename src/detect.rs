@@ -1329,8 +1329,20 @@ impl Detector {
     }
 
     /// The changes so far are stored: forget them.
+    ///
+    /// Open incidents among the changes give up their sample and fields: the
+    /// store wrote them into the incident's row when it opened, and later
+    /// commits of a known incident update only its counts and times. This is
+    /// most of an open incident's memory (a line and its fields, against a
+    /// few numbers), so 20,000 open incidents fit the daemon's memory bound.
     pub fn persisted(&mut self) {
-        self.dirty_keys.clear();
+        for (rule, key) in self.dirty_keys.drain() {
+            let slot = self.keys.get_mut(rule).and_then(|m| m.get_mut(&key));
+            if let Some(Phase::Open(inc)) = slot.map(|s| &mut s.state.phase) {
+                inc.sample = String::new();
+                inc.fields = Vec::new();
+            }
+        }
         self.dirty_rates.clear();
     }
 
@@ -1812,6 +1824,25 @@ mod tests {
         let indexed: usize = d.owners.iter().map(KeyMap::len).sum();
         assert_eq!(indexed, open_per_class.len());
         assert_eq!(d.keys.iter().map(KeyMap::len).sum::<usize>(), d.tracked);
+    }
+
+    #[test]
+    fn a_persisted_open_incident_leaves_its_sample_to_the_store_and_keeps_counting() {
+        let mut d = Detector::new(vec![counting(2, 60, 300)], 100);
+        d.track_changes();
+        d.observe(&ip(0, 0, "1.2.3.4"));
+        assert!(matches!(d.observe(&ip(0, 1, "1.2.3.4")), Observation::Opened(_)));
+        let saved = d.changes();
+        d.persisted();
+        // What the store got still had them, for the incident's row.
+        let state = saved.keys[0].2.as_ref().map(|k| k.state.clone());
+        assert!(matches!(state.map(|s| s.phase), Some(Phase::Open(i)) if i.sample == "line at 1"));
+        let inc = d.incident(0, "1.2.3.4").expect("open");
+        assert!(inc.sample.is_empty() && inc.fields.is_empty());
+        assert!(matches!(d.observe(&ip(0, 2, "1.2.3.4")), Observation::Joined(_)));
+        d.flush();
+        let closed = d.take_closed();
+        assert_eq!((closed.len(), closed[0].events), (1, 3));
     }
 
     #[test]
@@ -2425,11 +2456,18 @@ mod tests {
         merges
     }
 
-    /// Applies a detector's changes to a store of its keys.
+    /// Applies a detector's changes to a store of its keys, which, like the
+    /// daemon's, leaves an open incident's sample and fields to its row.
     fn persist(stored: &mut HashMap<(usize, String), SavedKey>, d: &mut Detector) {
         for (rule, key, saved) in d.changes().keys {
             match saved {
-                Some(k) => stored.insert((rule, key), k),
+                Some(mut k) => {
+                    if let Some(inc) = k.state.open_incident_mut() {
+                        inc.sample = String::new();
+                        inc.fields = Vec::new();
+                    }
+                    stored.insert((rule, key), k)
+                }
                 None => stored.remove(&(rule, key)),
             };
         }

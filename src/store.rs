@@ -421,9 +421,6 @@ pub struct DetectorWrite<'a> {
     pub compact: bool,
 }
 
-/// An incident's sample line and fields.
-pub type Details = (String, Vec<(String, String)>);
-
 /// One detector key (or request-rate client) as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateRow {
@@ -1031,28 +1028,6 @@ impl Store {
             Some(row) => Ok(Some(incident_from_row(row)?)),
             None => Ok(None),
         }
-    }
-
-    /// The sample and fields of the incidents with these detector ids (those
-    /// stored): what the detector's key rows leave out of open incidents.
-    pub fn incident_details(&self, ids: &[u64]) -> Result<HashMap<u64, Details>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT sample, fields FROM incidents WHERE detector_id = ?1")?;
-        let mut found = HashMap::with_capacity(ids.len());
-        for &id in ids {
-            let mut rows = stmt.query([to_i64(id, "detector id")?])?;
-            if let Some(row) = rows.next()? {
-                let fields: String = row.get(1)?;
-                let fields = serde_json::from_str::<FieldsOwned>(&fields)
-                    .map_err(|e| {
-                        StoreError::Invalid(format!("stored fields are not a JSON object: {e}"))
-                    })?
-                    .0;
-                found.insert(id, (row.get(0)?, fields));
-            }
-        }
-        Ok(found)
     }
 
     /// Incidents per category whose first_seen lies in `[from, to)`, ordered
