@@ -38,6 +38,9 @@ pub const FOLLOWS_FIELDS: [&str; 2] = ["follows", "follows_since"];
 /// misconfigured or forged.
 pub const DEFAULT_CLOCK_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(5 * 60);
 
+/// Compiled matchers by input type.
+pub type Matchers = HashMap<String, Arc<Matcher>>;
+
 pub struct Analyzer {
     rules: Arc<RuleSet>,
     sender_field: Arc<str>,
@@ -45,7 +48,7 @@ pub struct Analyzer {
     ioc_names: [Arc<str>; 2],
     /// Built on first use per input type: compiling a type's patterns costs
     /// milliseconds and most deployments read two or three types.
-    matchers: HashMap<String, Arc<Matcher>>,
+    matchers: Matchers,
     detector: Detector,
     events: u64,
     /// What rules with `flagged_script` check (empty outside the daemon).
@@ -169,6 +172,12 @@ impl Analyzer {
             clock_skew: DEFAULT_CLOCK_SKEW,
             future_lines: 0,
         }
+    }
+
+    /// Matchers built beforehand (off the pipeline thread, on a reload),
+    /// by input type; [`Analyzer::source`] builds those missing.
+    pub fn set_matchers(&mut self, matchers: Matchers) {
+        self.matchers = matchers;
     }
 
     /// How far past the clock a line may be dated; see [`DEFAULT_CLOCK_SKEW`].

@@ -56,7 +56,7 @@ use prometheus::IntCounter;
 use serde::{Deserialize, Serialize};
 use tracing::{error, info, warn};
 
-use crate::analyze::{Analyzer, LineSource};
+use crate::analyze::{Analyzer, LineSource, Matchers};
 use crate::config::PipelineConfig;
 use crate::config::{Config, InputConfig, SourceConfig};
 use crate::detect::{Changes, Detector, Incident, Observation, RateCount, SavedKey, Snapshot};
@@ -120,7 +120,7 @@ pub enum Control {
 pub fn run(config_path: &Path) -> Result<(), String> {
     tune_allocator();
     let config = Config::load(config_path).map_err(|e| e.to_string())?;
-    let rules = load_rules(&config, None)?;
+    let compiled = load_rules(&config, None)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -138,10 +138,10 @@ pub fn run(config_path: &Path) -> Result<(), String> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-        let http_shared = http::Shared::new(&config, Arc::clone(&rules))?;
+        let http_shared = http::Shared::new(&config, Arc::clone(&compiled.rules))?;
         let pipeline = Pipeline::start(
             config,
-            rules,
+            compiled,
             Arc::clone(&metrics),
             Arc::clone(&http_shared),
         )?;
@@ -186,28 +186,73 @@ pub fn run(config_path: &Path) -> Result<(), String> {
     })
 }
 
-/// The rule set of `config`, bound to its feeds (their files not read
-/// yet: see [`load_feeds`]); feeds declared as in `previous` keep their
-/// indicators.
-fn load_rules(config: &Config, previous: Option<&FeedSet>) -> Result<Arc<RuleSet>, String> {
+/// A config's rule set, bound to its feeds (their files not read yet: see
+/// [`load_feeds`]), with the matcher of every input type the config uses.
+struct Compiled {
+    rules: Arc<RuleSet>,
+    matchers: Matchers,
+}
+
+/// Compiles the rules of `config`; feeds declared as in `previous` keep
+/// their indicators. Every input type's matcher is built here, so a pattern
+/// that only fails once combined (size limits) is refused here, not mid-run,
+/// and the analyzer is handed them built.
+fn load_rules(config: &Config, previous: Option<&FeedSet>) -> Result<Compiled, String> {
     let mut rules = RuleSet::load(&config.rules).map_err(|e| e.to_string())?;
     let feeds = FeedSet::new(config.feeds.clone(), previous);
     rules
         .bind_feeds(Arc::new(feeds))
         .map_err(|e| e.to_string())?;
-    // Compile every input type's matcher now, so a pattern that only fails
-    // once combined (size limits) is refused here, not mid-run.
-    let mut types: Vec<&str> = config
-        .inputs
-        .iter()
-        .map(|i| i.input_type.as_str())
-        .collect();
-    types.sort_unstable();
-    types.dedup();
-    for t in types {
-        Matcher::new(&rules, t)?;
+    let mut matchers = Matchers::new();
+    for i in &config.inputs {
+        if !matchers.contains_key(&i.input_type) {
+            let m = Matcher::new(&rules, &i.input_type)?;
+            matchers.insert(i.input_type.clone(), Arc::new(m));
+        }
     }
-    Ok(Arc::new(rules))
+    Ok(Compiled {
+        rules: Arc::new(rules),
+        matchers,
+    })
+}
+
+/// What a SIGHUP asks for, read and compiled on a thread of its own: with a
+/// large rule set that takes longer than the pipeline may stand still.
+struct Prepared {
+    config: Config,
+    compiled: Compiled,
+}
+
+/// A reload being prepared.
+struct PreparingReload {
+    result: Receiver<Result<Prepared, String>>,
+    /// Another SIGHUP came meanwhile: the files may have changed again
+    /// after they were read, so they are read once more.
+    again: bool,
+}
+
+impl PreparingReload {
+    fn start(file: PathBuf, previous: Arc<FeedSet>, waker: Waker) -> Result<Self, String> {
+        let (tx, result) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("reload".into())
+            .spawn(move || {
+                let prepared = Config::load(&file)
+                    .map_err(|e| e.to_string())
+                    .and_then(|config| {
+                        let compiled = load_rules(&config, Some(&previous))?;
+                        Ok(Prepared { config, compiled })
+                    });
+                // The pipeline may have stopped meanwhile.
+                let _ = tx.send(prepared);
+                waker.wake();
+            })
+            .map_err(|e| format!("cannot start the reload thread: {e}"))?;
+        Ok(PreparingReload {
+            result,
+            again: false,
+        })
+    }
 }
 
 /// Reads every feed file that changed, now, reporting as the reloader does.
@@ -451,10 +496,12 @@ fn signed(d: Duration) -> SignedDuration {
 fn new_analyzer(
     config: &Config,
     rules: Arc<RuleSet>,
+    matchers: Matchers,
     detector: Detector,
     flagged: &FlaggedScripts,
 ) -> Analyzer {
     let mut analyzer = Analyzer::new(rules, detector);
+    analyzer.set_matchers(matchers);
     analyzer.set_trusted_proxies(config.trusted_proxies.clone());
     analyzer.set_flagged_scripts(flagged.clone());
     analyzer.set_clock_skew(signed(config.pipeline.max_clock_skew));
@@ -624,6 +671,8 @@ struct Pipeline {
     integrity_restart: bool,
     /// Watches the feed files; `None` without file feeds.
     feed_reloader: Option<Reloader>,
+    /// A SIGHUP's config and rules, being read and compiled.
+    preparing: Option<PreparingReload>,
     /// Feed names with series in the metrics.
     feed_names: Vec<String>,
 }
@@ -631,7 +680,7 @@ struct Pipeline {
 impl Pipeline {
     fn start(
         config: Config,
-        rules: Arc<RuleSet>,
+        Compiled { rules, matchers }: Compiled,
         metrics: Arc<Metrics>,
         http: Arc<http::Shared>,
     ) -> Result<Pipeline, String> {
@@ -682,10 +731,14 @@ impl Pipeline {
             }
         };
         load_feeds(&rules.feeds, &metrics);
-        let feed_reloader =
-            start_reloader(&rules.feeds, &metrics, config.pipeline.sweep_interval, false)?;
+        let feed_reloader = start_reloader(
+            &rules.feeds,
+            &metrics,
+            config.pipeline.sweep_interval,
+            false,
+        )?;
         let flagged = FlaggedScripts::new();
-        let mut analyzer = new_analyzer(&config, rules, detector, &flagged);
+        let mut analyzer = new_analyzer(&config, rules, matchers, detector, &flagged);
         let wakeup = Wakeup::new();
         let inherited = crate::input::syslog::activation::inherited();
         let mut inputs = Vec::new();
@@ -747,6 +800,7 @@ impl Pipeline {
             flagged,
             integrity_restart: false,
             feed_reloader,
+            preparing: None,
             feed_names: Vec::new(),
         };
         // A crash may have lost the rows of incidents grown since they were
@@ -973,13 +1027,14 @@ impl Pipeline {
             let mut stop = false;
             while let Ok(c) = control.try_recv() {
                 match c {
-                    Control::Reload => self.reload(),
+                    Control::Reload => self.prepare_reload(),
                     Control::Stop => stop = true,
                 }
             }
             if stop {
                 break;
             }
+            self.reload_when_prepared();
             let now = Instant::now();
             if now >= next_sweep {
                 self.sweep();
@@ -1434,11 +1489,46 @@ impl Pipeline {
         Ok(())
     }
 
-    /// SIGHUP: the config and rules again. Anything wrong with them is
-    /// logged, as `check` would print it, and the running set stays.
-    fn reload(&mut self) {
+    /// SIGHUP: the config and rules are read and compiled on a thread of
+    /// their own while the inputs go on being read (see
+    /// [`Pipeline::reload_when_prepared`]).
+    fn prepare_reload(&mut self) {
+        if let Some(p) = &mut self.preparing {
+            p.again = true;
+            return;
+        }
         self.notifier.reloading();
-        let result = self.try_reload();
+        let feeds = Arc::clone(&self.analyzer.rules().feeds);
+        match PreparingReload::start(self.config.file.clone(), feeds, self.wakeup.waker()) {
+            Ok(p) => self.preparing = Some(p),
+            Err(e) => self.reloaded(Err(e)),
+        }
+    }
+
+    /// Puts a prepared config and rules in place of the running ones.
+    /// Anything wrong with them is logged, as `check` would print it, and
+    /// the running set stays.
+    fn reload_when_prepared(&mut self) {
+        let Some(p) = &self.preparing else {
+            return;
+        };
+        let result = match p.result.try_recv() {
+            Ok(r) => r,
+            Err(mpsc::TryRecvError::Empty) => return,
+            Err(mpsc::TryRecvError::Disconnected) => {
+                Err("the reload thread ended without a result".to_owned())
+            }
+        };
+        let again = p.again;
+        self.preparing = None;
+        let result = result.and_then(|prepared| self.try_reload(prepared));
+        self.reloaded(result);
+        if again {
+            self.prepare_reload();
+        }
+    }
+
+    fn reloaded(&mut self, result: Result<(), String>) {
         self.metrics
             .reloads
             .with_label_values(&[if result.is_ok() { "success" } else { "failure" }])
@@ -1457,9 +1547,11 @@ impl Pipeline {
         self.notifier.ready(&status);
     }
 
-    fn try_reload(&mut self) -> Result<(), String> {
-        let config = Config::load(&self.config.file).map_err(|e| e.to_string())?;
-        let rules = load_rules(&config, Some(&self.analyzer.rules().feeds))?;
+    fn try_reload(&mut self, prepared: Prepared) -> Result<(), String> {
+        let Prepared {
+            config,
+            compiled: Compiled { rules, matchers },
+        } = prepared;
         // Feeds taken over are shared with the running reloader, and keep
         // their indicators; what changed and new feeds are loaded by the new
         // reloader on its thread and swapped in when read, never here.
@@ -1523,7 +1615,7 @@ impl Pipeline {
         );
         // Rule indices may have moved: the stored keys are rewritten.
         self.state_compact = true;
-        let mut analyzer = new_analyzer(&config, rules, detector, &self.flagged);
+        let mut analyzer = new_analyzer(&config, rules, matchers, detector, &self.flagged);
         analyzer.continue_counts(&self.analyzer);
         // Inputs that change or go are closed before any is opened, so a
         // receiver moved to another input can bind its address again.

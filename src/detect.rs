@@ -1831,7 +1831,10 @@ mod tests {
         let mut d = Detector::new(vec![counting(2, 60, 300)], 100);
         d.track_changes();
         d.observe(&ip(0, 0, "1.2.3.4"));
-        assert!(matches!(d.observe(&ip(0, 1, "1.2.3.4")), Observation::Opened(_)));
+        assert!(matches!(
+            d.observe(&ip(0, 1, "1.2.3.4")),
+            Observation::Opened(_)
+        ));
         let saved = d.changes();
         d.persisted();
         // What the store got still had them, for the incident's row.
@@ -1839,7 +1842,10 @@ mod tests {
         assert!(matches!(state.map(|s| s.phase), Some(Phase::Open(i)) if i.sample == "line at 1"));
         let inc = d.incident(0, "1.2.3.4").expect("open");
         assert!(inc.sample.is_empty() && inc.fields.is_empty());
-        assert!(matches!(d.observe(&ip(0, 2, "1.2.3.4")), Observation::Joined(_)));
+        assert!(matches!(
+            d.observe(&ip(0, 2, "1.2.3.4")),
+            Observation::Joined(_)
+        ));
         d.flush();
         let closed = d.take_closed();
         assert_eq!((closed.len(), closed[0].events), (1, 3));
