@@ -142,6 +142,8 @@ pub enum SourceConfig {
 pub enum Transport {
     Udp,
     Tcp,
+    /// RELP, over TCP.
+    Relp,
 }
 
 impl Transport {
@@ -149,6 +151,16 @@ impl Transport {
         match self {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
+            Transport::Relp => "relp",
+        }
+    }
+
+    /// The kind of socket it listens on: RELP and plain TCP cannot share
+    /// a port, and take the same sockets from systemd.
+    pub fn socket(self) -> Transport {
+        match self {
+            Transport::Relp => Transport::Tcp,
+            other => other,
         }
     }
 }
@@ -167,7 +179,7 @@ impl SourceConfig {
 
 /// Input `type`s that are not a line format of files but a source of
 /// syslog-format lines.
-pub const SOURCE_TYPES: &[&str] = &["journal", "syslog-udp", "syslog-tcp"];
+pub const SOURCE_TYPES: &[&str] = &["journal", "syslog-udp", "syslog-tcp", "syslog-relp"];
 
 /// Default of `queue_bytes` for syslog receivers.
 pub const DEFAULT_QUEUE_BYTES: usize = 4 << 20;
@@ -644,7 +656,7 @@ impl Validator<'_> {
                     transport, listen, ..
                 } = &source
                 {
-                    if let Some(first) = listeners.get(&(*transport, *listen)) {
+                    if let Some(first) = listeners.get(&(transport.socket(), *listen)) {
                         let first = position(&self.file, self.text, first.start);
                         self.error(
                             &input_span,
@@ -654,7 +666,7 @@ impl Validator<'_> {
                             ),
                         );
                     } else {
-                        listeners.insert((*transport, *listen), input_span.clone());
+                        listeners.insert((transport.socket(), *listen), input_span.clone());
                     }
                 }
                 let input_type = input.input_type.get_ref();
@@ -1102,7 +1114,7 @@ impl Validator<'_> {
         let mut strays = Vec::new();
         let is_file = INPUT_TYPES.contains(&input_type);
         let is_journal = input_type == "journal";
-        let is_syslog = input_type == "syslog-udp" || input_type == "syslog-tcp";
+        let is_syslog = matches!(input_type, "syslog-udp" | "syslog-tcp" | "syslog-relp");
         if !is_file && !is_journal && !is_syslog {
             self.error(
                 &input.input_type.span(),
@@ -1192,10 +1204,10 @@ impl Validator<'_> {
                 start_at_end,
             });
         }
-        let transport = if input_type == "syslog-udp" {
-            Transport::Udp
-        } else {
-            Transport::Tcp
+        let transport = match input_type {
+            "syslog-udp" => Transport::Udp,
+            "syslog-relp" => Transport::Relp,
+            _ => Transport::Tcp,
         };
         let Some(listen) = &input.listen else {
             self.error(

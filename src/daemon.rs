@@ -924,7 +924,7 @@ impl Pipeline {
                     for reason in crate::input::source::Drops::REASONS {
                         m.input_dropped.with_label_values(&[name[0], reason]);
                     }
-                    if *transport == crate::config::Transport::Tcp {
+                    if *transport != crate::config::Transport::Udp {
                         m.input_connections.with_label_values(&name);
                     }
                 }
@@ -976,7 +976,7 @@ impl Pipeline {
                             .inc_by(delta(n, w));
                     }
                 }
-                if *transport == crate::config::Transport::Tcp {
+                if *transport != crate::config::Transport::Udp {
                     m.input_connections
                         .with_label_values(&name)
                         .set(now.connections as i64);
@@ -1051,9 +1051,13 @@ impl Pipeline {
             let batch_lines = self.config.pipeline.batch_lines as u64;
             // Caught up, a new incident is committed at once: the pacing only keeps commits from crowding out
             // reading while there is reading to do.
+            // Senders that wait for a commit (RELP) get one as soon as the
+            // pacing allows: their window, not our batch, is the limit.
+            let awaited = self.inputs.iter().any(|i| i.reader.awaiting_commit());
             let due = batch.any()
                 && (batch.lines >= MAX_BATCHES * batch_lines
                     || (read == 0 && batch.urgent())
+                    || (awaited && (read == 0 || self.last_commit.elapsed() >= self.commit_gap))
                     || (self.last_commit.elapsed() >= self.commit_gap
                         && (batch.lines >= batch_lines
                             || batch.since.is_none_or(|s| s.elapsed() >= batch_interval))));
@@ -1458,6 +1462,9 @@ impl Pipeline {
             integrity: &self.pending.integrity_ops,
         })?;
         self.analyzer.detector_mut().persisted();
+        for input in &mut self.inputs {
+            input.reader.committed();
+        }
         self.state_rows = if compact {
             live
         } else {
@@ -1747,10 +1754,9 @@ impl Opener<'_> {
                 max_message,
                 queue_bytes,
             } => {
-                let inherited = self
-                    .inherited
-                    .iter()
-                    .find(|b| b.transport() == *transport && b.local_addr().ok() == Some(*listen));
+                let inherited = self.inherited.iter().find(|b| {
+                    b.transport() == transport.socket() && b.local_addr().ok() == Some(*listen)
+                });
                 let bound = match inherited {
                     Some(b) => b.try_clone(),
                     None => Bound::bind(*transport, *listen),

@@ -136,6 +136,15 @@ pub trait Source: Send {
     /// their end anyway.
     fn begin_drain(&mut self) {}
 
+    /// The store has committed what every line handed over so far did.
+    fn committed(&mut self) {}
+
+    /// Senders wait for a commit of lines handed over (RELP answers): the
+    /// pipeline commits as soon as its pacing allows, not when a batch fills.
+    fn awaiting_commit(&self) -> bool {
+        false
+    }
+
     /// After [`Source::begin_drain`]: nothing more will come beyond what
     /// the next reads hand out.
     fn drained(&self) -> bool {

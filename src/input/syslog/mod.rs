@@ -1,4 +1,5 @@
-//! Syslog receivers: `type = "syslog-udp"` and `"syslog-tcp"` inputs.
+//! Syslog receivers: `type = "syslog-udp"`, `"syslog-tcp"` and `"syslog-relp"`
+//! inputs (RELP's answers after commit: [`relp`]).
 //!
 //! Each receiver runs its sockets on a thread of its own with a
 //! single-threaded tokio runtime (one task per TCP connection, so hundreds
@@ -42,8 +43,8 @@
 //! and not yet committed (the pending batch: a batch interval's worth, at
 //! most a few times `batch_lines`). Avoiding the loss altogether takes an
 //! acknowledging protocol (RELP), where the sender keeps a message until
-//! the receiver says it is stored. A clean stop (SIGTERM) loses nothing
-//! that reached us: the receiver stops accepting, reads what the kernel
+//! the receiver says it is stored: the `syslog-relp` input ([`relp`]). A
+//! clean stop (SIGTERM) loses nothing that reached us: the receiver stops accepting, reads what the kernel
 //! holds for each open connection (until the sender closes it or is quiet
 //! for [`DRAIN_IDLE`]) and what the UDP socket holds, and the pipeline
 //! commits it all before exiting (within its drain timeout).
@@ -51,6 +52,7 @@
 pub mod activation;
 pub mod frame;
 pub mod message;
+pub mod relp;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -109,7 +111,7 @@ impl Bound {
     pub fn bind(transport: Transport, addr: SocketAddr) -> io::Result<Bound> {
         let bound = match transport {
             Transport::Udp => Bound::Udp(std::net::UdpSocket::bind(addr)?),
-            Transport::Tcp => Bound::Tcp(std::net::TcpListener::bind(addr)?),
+            Transport::Tcp | Transport::Relp => Bound::Tcp(std::net::TcpListener::bind(addr)?),
         };
         bound.set_nonblocking()?;
         Ok(bound)
@@ -163,6 +165,21 @@ struct Chunk {
     lines: u64,
     /// Budget taken for the bytes received; returned once analysed.
     permits: usize,
+    /// Its place in the order chunks are handed over (from 1), which the
+    /// pipeline's commits report as done (RELP answers wait for it).
+    number: u64,
+}
+
+impl Chunk {
+    fn new(sender: IpAddr, permits: usize) -> Self {
+        Chunk {
+            sender,
+            data: Vec::new(),
+            lines: 0,
+            permits,
+            number: 0,
+        }
+    }
 }
 
 /// Counters the receiver thread keeps for the pipeline.
@@ -173,6 +190,9 @@ struct Counters {
     queue_full: AtomicU64,
     read_errors: AtomicU64,
     connections: AtomicU64,
+    /// RELP sessions still reading (a stop waits for these, then for the
+    /// commit that lets the sessions answer and close).
+    relp_reading: AtomicU64,
     /// Draining for a stop, the receiver has taken all there was.
     drained: AtomicBool,
 }
@@ -185,18 +205,30 @@ struct Context {
     waker: Waker,
     /// Turns true when the pipeline stops: see [`Source::begin_drain`].
     draining: tokio::sync::watch::Receiver<bool>,
+    /// Chunks numbered so far.
+    numbered: AtomicU64,
+    /// The number of the last chunk whose lines the store has committed.
+    committed: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Context {
-    fn send(&self, chunk: Chunk) {
+    /// Hands `chunk` over; returns its number, or with no lines in it (not
+    /// handed over) the number of the last chunk before it, which is
+    /// what must be committed before its messages count as stored.
+    fn send(&self, mut chunk: Chunk) -> u64 {
         if chunk.lines == 0 {
             self.budget.add_permits(chunk.permits);
-            return;
+            return self.numbered.load(Ordering::Relaxed);
         }
+        // Every task runs on the receiver's one thread, and nothing here
+        // awaits: chunks are numbered in the order they enter the channel.
+        let number = self.numbered.fetch_add(1, Ordering::Relaxed) + 1;
+        chunk.number = number;
         // The pipeline gone means we are being stopped.
         if self.chunks.send(chunk).is_ok() {
             self.waker.wake();
         }
+        number
     }
 
     /// The receipt time as written into lines without a time of their own.
@@ -221,6 +253,9 @@ pub struct SyslogSource {
     kernel_drops: Option<(u64, u64)>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     drain: tokio::sync::watch::Sender<bool>,
+    /// The number of the last chunk analysed, and of the last committed.
+    handed: u64,
+    committed: tokio::sync::watch::Sender<u64>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -233,6 +268,7 @@ impl SyslogSource {
         let budget = Arc::new(Semaphore::new(opts.queue_bytes));
         let counters = Arc::new(Counters::default());
         let (drain, draining) = tokio::sync::watch::channel(false);
+        let (committed, committed_rx) = tokio::sync::watch::channel(0);
         let ctx = Arc::new(Context {
             opts: opts.clone(),
             budget: Arc::clone(&budget),
@@ -240,6 +276,8 @@ impl SyslogSource {
             chunks: tx,
             waker,
             draining,
+            numbered: AtomicU64::new(0),
+            committed: committed_rx,
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
@@ -290,6 +328,8 @@ impl SyslogSource {
             kernel_drops,
             stop: Some(stop),
             drain,
+            handed: 0,
+            committed,
             thread: Some(thread),
         })
     }
@@ -299,8 +339,20 @@ impl SyslogSource {
     }
 }
 
+/// How long a stopping RELP receiver gives its sessions to send the
+/// answers the last commit allowed, and `serverclose`.
+const RELP_LINGER: std::time::Duration = Duration::from_secs(2);
+
 impl Drop for SyslogSource {
     fn drop(&mut self) {
+        if self.opts.transport == Transport::Relp && *self.drain.borrow() {
+            let until = std::time::Instant::now() + RELP_LINGER;
+            while self.counters.connections.load(Ordering::Relaxed) > 0
+                && std::time::Instant::now() < until
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -332,6 +384,7 @@ impl Source for SyslogSource {
                     // Analysed: what the store needs of these lines is in
                     // the pipeline's pending batch now.
                     self.budget.add_permits(chunk.permits);
+                    self.handed = chunk.number;
                     total += chunk.data.len();
                     self.lines += chunk.lines;
                     self.bytes += chunk.permits as u64;
@@ -344,6 +397,18 @@ impl Source for SyslogSource {
 
     fn position(&self) -> Position {
         Position::Unresumable
+    }
+
+    fn committed(&mut self) {
+        if *self.committed.borrow() != self.handed {
+            self.committed.send_replace(self.handed);
+        }
+    }
+
+    fn awaiting_commit(&self) -> bool {
+        // Only RELP senders wait for it; for the others a commit is paced
+        // as the batch settings say.
+        self.opts.transport == Transport::Relp && *self.committed.borrow() != self.handed
     }
 
     fn begin_drain(&mut self) {
@@ -399,12 +464,9 @@ impl Batcher {
         let Batcher { chunk, sender_text } = self;
         let chunk = chunk.get_or_insert_with(|| {
             *sender_text = sender.to_string();
-            Chunk {
-                sender,
-                data: Vec::with_capacity(CHUNK_BYTES + 1024),
-                lines: 0,
-                permits: 0,
-            }
+            let mut c = Chunk::new(sender, 0);
+            c.data.reserve(CHUNK_BYTES + 1024);
+            c
         });
         chunk.permits += permits;
         take_message(ctx, msg, sender_text, now, chunk);
@@ -515,15 +577,23 @@ async fn tcp(listener: tokio::net::TcpListener, ctx: Arc<Context>) {
         }
         refused_logged = false;
         ctx.counters.connections.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(connection(
-            stream,
-            peer.ip().to_canonical(),
-            Arc::clone(&ctx),
-        ));
+        let sender = peer.ip().to_canonical();
+        if ctx.opts.transport == Transport::Relp {
+            let reading = relp::Reading::new(Arc::clone(&ctx));
+            tokio::spawn(relp::connection(stream, sender, Arc::clone(&ctx), reading));
+        } else {
+            tokio::spawn(connection(stream, sender, Arc::clone(&ctx)));
+        }
     }
-    // Stopping: no new senders; the open connections finish their reads.
+    // Stopping: no new senders; the open connections finish their reads
+    // (RELP sessions then wait for the commit to answer, after this).
     drop(listener);
-    while ctx.counters.connections.load(Ordering::Relaxed) > 0 {
+    let reading = if ctx.opts.transport == Transport::Relp {
+        &ctx.counters.relp_reading
+    } else {
+        &ctx.counters.connections
+    };
+    while reading.load(Ordering::Relaxed) > 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -542,12 +612,7 @@ async fn connection(mut stream: tokio::net::TcpStream, sender: IpAddr, ctx: Arc<
     let sender_text = sender.to_string();
     let mut framer = Framer::new(ctx.opts.max_message);
     let mut buf = vec![0u8; TCP_READ];
-    let new_chunk = |permits: usize| Chunk {
-        sender,
-        data: Vec::new(),
-        lines: 0,
-        permits,
-    };
+    let new_chunk = |permits: usize| Chunk::new(sender, permits);
     let mut draining = ctx.draining.clone();
     loop {
         let read = if *draining.borrow() {
