@@ -135,6 +135,8 @@ pub enum SourceConfig {
         max_message: usize,
         /// Bytes received and not yet committed to the store, at most.
         queue_bytes: usize,
+        /// TCP and RELP: TLS (RFC 5425) with this certificate and key.
+        tls: Option<TlsPaths>,
     },
 }
 
@@ -504,6 +506,9 @@ struct RawInput {
     listen: Option<Spanned<String>>,
     max_message_bytes: Option<Spanned<u64>>,
     queue_bytes: Option<Spanned<u64>>,
+    /// TCP and RELP receivers: TLS.
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
 }
 
 struct Validator<'t> {
@@ -935,11 +940,15 @@ impl Validator<'_> {
         feeds
     }
 
-    /// `[http]` besides `listen`. Files are read now, so `check` reports a
-    /// missing certificate or a broken token file, and a reload with one is
-    /// refused.
-    fn http(&mut self, raw: &RawHttp) -> HttpConfig {
-        let tls = match (&raw.tls_cert, &raw.tls_key) {
+    /// A certificate and key, read and checked now (so `check` and a
+    /// reload refuse what could not be served); both or neither.
+    fn tls(
+        &mut self,
+        cert: &Option<Spanned<String>>,
+        key: &Option<Spanned<String>>,
+        both_or_neither: &str,
+    ) -> Option<TlsPaths> {
+        match (cert, key) {
             (Some(cert), Some(key)) => {
                 let paths = TlsPaths {
                     cert: self.resolve(cert.get_ref()),
@@ -960,13 +969,23 @@ impl Validator<'_> {
             (Some(one), None) | (None, Some(one)) => {
                 self.error(
                     &one.span(),
-                    "tls_cert and tls_key go together: set both (HTTPS) or neither (plain HTTP)"
-                        .into(),
+                    format!("tls_cert and tls_key go together: {both_or_neither}"),
                 );
                 None
             }
             (None, None) => None,
-        };
+        }
+    }
+
+    /// `[http]` besides `listen`. Files are read now, so `check` reports a
+    /// missing certificate or a broken token file, and a reload with one is
+    /// refused.
+    fn http(&mut self, raw: &RawHttp) -> HttpConfig {
+        let tls = self.tls(
+            &raw.tls_cert,
+            &raw.tls_key,
+            "set both (HTTPS) or neither (plain HTTP)",
+        );
         let mode = raw.metrics_auth.as_ref().map(|m| m.get_ref().as_str());
         // Settings that only a mode reads are refused under another mode,
         // rather than leaving /metrics open while its owner thinks it closed.
@@ -1149,6 +1168,13 @@ impl Validator<'_> {
         } else {
             strays.extend(stray(input.start.as_ref().map(Spanned::span), "start"));
         }
+        if !is_syslog || input_type == "syslog-udp" {
+            strays.extend(stray(
+                input.tls_cert.as_ref().map(Spanned::span),
+                "tls_cert",
+            ));
+            strays.extend(stray(input.tls_key.as_ref().map(Spanned::span), "tls_key"));
+        }
         for (s, key) in strays {
             self.error(
                 &s,
@@ -1262,11 +1288,17 @@ impl Validator<'_> {
                 format!("queue_bytes {queue_bytes} must hold at least two messages of max_message_bytes ({max_message})"),
             );
         }
+        let tls = self.tls(
+            &input.tls_cert,
+            &input.tls_key,
+            "set both (TLS, RFC 5425) or neither (plain TCP)",
+        );
         Some(SourceConfig::Syslog {
             transport,
             listen,
             max_message,
             queue_bytes,
+            tls,
         })
     }
 

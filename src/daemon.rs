@@ -1644,18 +1644,25 @@ impl Pipeline {
         let mut inputs = Vec::new();
         for cfg in &config.inputs {
             let input = match kept.remove(&cfg.name) {
-                Some(i) => Input {
-                    source: analyzer.source(
-                        &cfg.input_type,
-                        TimeParser::new(config.time_zone.clone(), Timestamp::now()),
-                    )?,
-                    config: i.config,
-                    reader: i.reader,
-                    published: i.published,
-                    unrecognised_published: 0,
-                    unrecognised_warned: i.unrecognised_warned,
-                    clock: i.clock,
-                },
+                Some(mut i) => {
+                    // Certificates are read again; one that no longer loads
+                    // (the config check read it a moment ago) keeps the old.
+                    if let Err(e) = i.reader.reload() {
+                        warn!("{e}; the input keeps its running certificate");
+                    }
+                    Input {
+                        source: analyzer.source(
+                            &cfg.input_type,
+                            TimeParser::new(config.time_zone.clone(), Timestamp::now()),
+                        )?,
+                        config: i.config,
+                        reader: i.reader,
+                        published: i.published,
+                        unrecognised_published: 0,
+                        unrecognised_warned: i.unrecognised_warned,
+                        clock: i.clock,
+                    }
+                }
                 None => {
                     let resume = match running.remove(&cfg.name) {
                         Some(p) => Resume::from_position(p),
@@ -1753,6 +1760,7 @@ impl Opener<'_> {
                 listen,
                 max_message,
                 queue_bytes,
+                tls,
             } => {
                 let inherited = self.inherited.iter().find(|b| {
                     b.transport() == transport.socket() && b.local_addr().ok() == Some(*listen)
@@ -1779,6 +1787,7 @@ impl Opener<'_> {
                     max_message: *max_message,
                     queue_bytes: *queue_bytes,
                     time_zone: config.time_zone.clone(),
+                    tls: tls.clone(),
                 };
                 Box::new(
                     SyslogSource::start(opts, bound, self.waker.clone())

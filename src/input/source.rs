@@ -136,6 +136,12 @@ pub trait Source: Send {
     /// their end anyway.
     fn begin_drain(&mut self) {}
 
+    /// A reload kept this input: files it reads at start (TLS
+    /// certificates) are read again.
+    fn reload(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// The store has committed what every line handed over so far did.
     fn committed(&mut self) {}
 

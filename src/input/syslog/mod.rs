@@ -60,7 +60,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -71,7 +71,7 @@ use tokio::sync::Semaphore;
 
 use super::source::{Drops, Note, Origin, Position, Source, SourceStats};
 use super::watch::Waker;
-use crate::config::Transport;
+use crate::config::{TlsPaths, Transport};
 use frame::{Frame, Framer};
 
 /// Lines from one sender are handed over in chunks of about this size.
@@ -83,6 +83,9 @@ const TCP_READ: usize = 64 * 1024;
 /// On a clean stop, a connection that has sent nothing for this long is
 /// taken to have said all it had.
 const DRAIN_IDLE: Duration = Duration::from_millis(200);
+
+/// A TLS client that has not finished its handshake by then is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Connections accepted at once; more are closed at once and counted as
 /// read errors. Bounds memory (one read buffer each) against a flood.
@@ -98,6 +101,8 @@ pub struct ReceiverOptions {
     pub queue_bytes: usize,
     /// Zone of the receipt time written into lines that carry no time.
     pub time_zone: TimeZone,
+    /// TCP and RELP over TLS (RFC 5425).
+    pub tls: Option<TlsPaths>,
 }
 
 /// A socket bound (or inherited from systemd) for a receiver.
@@ -209,6 +214,9 @@ struct Context {
     numbered: AtomicU64,
     /// The number of the last chunk whose lines the store has committed.
     committed: tokio::sync::watch::Receiver<u64>,
+    /// Certificate and key that new TLS connections get (a reload swaps
+    /// them: see [`Source::reload`]).
+    tls: Option<Arc<RwLock<Arc<rustls::ServerConfig>>>>,
 }
 
 impl Context {
@@ -256,7 +264,18 @@ pub struct SyslogSource {
     /// The number of the last chunk analysed, and of the last committed.
     handed: u64,
     committed: tokio::sync::watch::Sender<u64>,
+    tls: Option<Arc<RwLock<Arc<rustls::ServerConfig>>>>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// The rustls config of a syslog receiver: the HTTP side's checks, without
+/// its ALPN (syslog over TLS names no protocol).
+fn tls_config(paths: &TlsPaths) -> io::Result<Arc<rustls::ServerConfig>> {
+    let config = crate::tls::server_config(&paths.cert, &paths.key)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.message))?;
+    let mut config = (*config).clone();
+    config.alpn_protocols.clear();
+    Ok(Arc::new(config))
 }
 
 impl SyslogSource {
@@ -269,6 +288,10 @@ impl SyslogSource {
         let counters = Arc::new(Counters::default());
         let (drain, draining) = tokio::sync::watch::channel(false);
         let (committed, committed_rx) = tokio::sync::watch::channel(0);
+        let tls = match &opts.tls {
+            Some(paths) => Some(Arc::new(RwLock::new(tls_config(paths)?))),
+            None => None,
+        };
         let ctx = Arc::new(Context {
             opts: opts.clone(),
             budget: Arc::clone(&budget),
@@ -278,6 +301,7 @@ impl SyslogSource {
             draining,
             numbered: AtomicU64::new(0),
             committed: committed_rx,
+            tls: tls.clone(),
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
@@ -330,6 +354,7 @@ impl SyslogSource {
             drain,
             handed: 0,
             committed,
+            tls,
             thread: Some(thread),
         })
     }
@@ -403,6 +428,17 @@ impl Source for SyslogSource {
         if *self.committed.borrow() != self.handed {
             self.committed.send_replace(self.handed);
         }
+    }
+
+    fn reload(&mut self) -> Result<(), String> {
+        if let (Some(shared), Some(paths)) = (&self.tls, &self.opts.tls) {
+            let config =
+                tls_config(paths).map_err(|e| format!("input {}: TLS: {e}", self.opts.input))?;
+            // A poisoned lock only means a panic elsewhere mid-swap; the
+            // value is a whole Arc either way.
+            *shared.write().unwrap_or_else(|p| p.into_inner()) = config;
+        }
+        Ok(())
     }
 
     fn awaiting_commit(&self) -> bool {
@@ -578,11 +614,34 @@ async fn tcp(listener: tokio::net::TcpListener, ctx: Arc<Context>) {
         refused_logged = false;
         ctx.counters.connections.fetch_add(1, Ordering::Relaxed);
         let sender = peer.ip().to_canonical();
-        if ctx.opts.transport == Transport::Relp {
-            let reading = relp::Reading::new(Arc::clone(&ctx));
-            tokio::spawn(relp::connection(stream, sender, Arc::clone(&ctx), reading));
-        } else {
-            tokio::spawn(connection(stream, sender, Arc::clone(&ctx)));
+        let ctx = Arc::clone(&ctx);
+        let reading =
+            (ctx.opts.transport == Transport::Relp).then(|| relp::Reading::new(Arc::clone(&ctx)));
+        let open = Open(Arc::clone(&ctx));
+        let tls = ctx.tls.as_ref().map(|t| {
+            // New connections take the certificate of the last reload.
+            Arc::clone(&t.read().unwrap_or_else(|p| p.into_inner()))
+        });
+        match tls {
+            None => {
+                tokio::spawn(serve(stream, sender, ctx, reading, open));
+            }
+            Some(tls) => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => serve(tls, sender, Arc::clone(&ctx), reading, open).await,
+                        Ok(Err(e)) => {
+                            ctx.counters.read_errors.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(input = %ctx.opts.input, %sender, "TLS handshake: {e}");
+                        }
+                        Err(_) => {
+                            ctx.counters.read_errors.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(input = %ctx.opts.input, %sender, "TLS handshake timed out");
+                        }
+                    }
+                });
+            }
         }
     }
     // Stopping: no new senders; the open connections finish their reads
@@ -598,6 +657,22 @@ async fn tcp(listener: tokio::net::TcpListener, ctx: Arc<Context>) {
     }
 }
 
+/// One session, plain or over TLS, of the input's protocol.
+async fn serve<S>(
+    stream: S,
+    sender: IpAddr,
+    ctx: Arc<Context>,
+    reading: Option<relp::Reading>,
+    _open: Open,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    match reading {
+        Some(reading) => relp::connection(stream, sender, ctx, reading).await,
+        None => connection(stream, sender, ctx).await,
+    }
+}
+
 /// Counts a connection down when its task ends, however it ends.
 struct Open(Arc<Context>);
 
@@ -607,8 +682,10 @@ impl Drop for Open {
     }
 }
 
-async fn connection(mut stream: tokio::net::TcpStream, sender: IpAddr, ctx: Arc<Context>) {
-    let _open = Open(Arc::clone(&ctx));
+async fn connection<S>(mut stream: S, sender: IpAddr, ctx: Arc<Context>)
+where
+    S: tokio::io::AsyncRead + Unpin,
+{
     let sender_text = sender.to_string();
     let mut framer = Framer::new(ctx.opts.max_message);
     let mut buf = vec![0u8; TCP_READ];

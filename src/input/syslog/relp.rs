@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{take_message, Chunk, Context, Open, TCP_READ};
+use super::{take_message, Chunk, Context, TCP_READ};
 
 /// A transaction number or data length has at most 9 digits.
 const MAX_DIGITS: usize = 9;
@@ -251,15 +251,12 @@ fn write_answer(out: &mut Vec<u8>, txnr: u32, answer: &Answer) {
 /// Serves one RELP session until the client closes it, the stream breaks,
 /// or the receiver stops (then every answer owed is sent once committed,
 /// and `serverclose`).
-pub(super) async fn connection(
-    stream: tokio::net::TcpStream,
-    sender: IpAddr,
-    ctx: Arc<Context>,
-    reading: Reading,
-) {
-    let _open = Open(Arc::clone(&ctx));
+pub(super) async fn connection<S>(stream: S, sender: IpAddr, ctx: Arc<Context>, reading: Reading)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let sender_text = sender.to_string();
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let mut parser = Parser::new(ctx.opts.max_message);
     let mut buf = vec![0u8; TCP_READ];
     let mut owed: VecDeque<Owed> = VecDeque::new();

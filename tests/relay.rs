@@ -1,8 +1,10 @@
-//! The RELP input with real parts: the built daemon, a raw RELP client that
-//! checks each answer comes only once the store holds what the message did,
-//! and a real `rsyslogd` relaying with `omrelp` and a disk-assisted queue
-//! while the daemon is killed with SIGKILL mid-stream and started again:
-//! what the store holds then is what `scan` finds in the lines sent.
+//! The inputs for relays with real parts: the built daemon; a raw RELP
+//! client that checks each answer comes only once the store holds what the
+//! message did; a real `rsyslogd` relaying with `omrelp` and a
+//! disk-assisted queue while the daemon is killed with SIGKILL mid-stream
+//! and started again (what the store holds then is what `scan` finds in the
+//! lines sent); and syslog over TLS (RFC 5425) from a rustls client, with
+//! the certificate replaced and reloaded on SIGHUP.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -17,7 +19,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_canhgac");
-const DEADLINE: Duration = Duration::from_secs(120);
+const DEADLINE: Duration = Duration::from_secs(90);
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -44,9 +46,23 @@ impl Drop for Daemon {
 
 impl Daemon {
     fn new() -> Daemon {
+        Daemon::with_inputs(|_, port| {
+            format!(
+                r#"[[input]]
+name = "relay"
+type = "syslog-relp"
+listen = "127.0.0.1:{port}"
+"#
+            )
+        })
+    }
+
+    /// A daemon whose inputs `inputs(dir, port)` writes.
+    fn with_inputs(inputs: impl Fn(&Path, u16) -> String) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let http = free_port();
         let port = free_port();
+        let inputs = inputs(dir.path(), port);
         let config = format!(
             r#"agency = "test-relp"
 time_zone = "UTC"
@@ -55,10 +71,7 @@ state_dir = "state"
 [http]
 listen = "127.0.0.1:{http}"
 
-[[input]]
-name = "relay"
-type = "syslog-relp"
-listen = "127.0.0.1:{port}"
+{inputs}
 "#
         );
         fs::write(dir.path().join("canhgac.toml"), config).expect("config");
@@ -412,4 +425,116 @@ ruleset(name="relay") {{
         let exit = c.wait().expect("daemon exits");
         assert!(exit.success(), "{exit}; log:\n{}", d.log());
     }
+}
+
+fn self_signed(dir: &Path, cert: &str, key: &str) -> Vec<u8> {
+    let c = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    // Written beside and renamed, as a certificate renewal does.
+    fs::write(dir.join("new.pem"), c.cert.pem()).expect("cert");
+    fs::rename(dir.join("new.pem"), dir.join(cert)).expect("rename");
+    fs::write(dir.join("new.pem"), c.key_pair.serialize_pem()).expect("key");
+    fs::rename(dir.join("new.pem"), dir.join(key)).expect("rename");
+    c.cert.der().to_vec()
+}
+
+/// A TLS session to the daemon's port that trusts only `root`.
+fn tls_client(
+    port: u16,
+    root: &[u8],
+) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(root.to_vec()))
+        .expect("root");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name)
+        .map_err(std::io::Error::other)?;
+    let tcp = TcpStream::connect(("127.0.0.1", port))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    // The handshake, now: a refused certificate fails here.
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock)?;
+    }
+    Ok(tls)
+}
+
+#[test]
+fn syslog_over_tls_with_the_certificate_reloaded_on_sighup() {
+    let d = Daemon::with_inputs(|dir, port| {
+        let _ = self_signed(dir, "cert.pem", "key.pem");
+        format!(
+            r#"[[input]]
+name = "tls"
+type = "syslog-tcp"
+listen = "127.0.0.1:{port}"
+tls_cert = "cert.pem"
+tls_key = "key.pem"
+"#
+        )
+    });
+    let first = fs::read(d.path("cert.pem")).expect("cert");
+    let first = rustls::pki_types::CertificateDer::from_pem_slice(&first).expect("pem");
+    use rustls::pki_types::pem::PemObject;
+
+    // RFC 5425 frames: octet-counted.
+    let messages: Vec<String> = (0..12).map(|i| failure(i, 2)).collect();
+    let mut tls = tls_client(d.port, &first).expect("handshake with the first certificate");
+    for m in &messages {
+        write!(tls, "{} {m}", m.len()).expect("send");
+    }
+    tls.conn.send_close_notify();
+    tls.flush().expect("flush");
+    // Read to the server's end, as a TLS client closes: leaving its
+    // session tickets unread would make our kernel reset the connection,
+    // and a reset throws away what the server had not read yet.
+    let _ = tls.read_to_end(&mut Vec::new());
+    drop(tls);
+    let expected = d.scanned(&as_logged(&messages));
+    assert_eq!(expected.len(), 2, "{expected:?}");
+    wait_for(
+        "the TLS messages stored",
+        &format!("{}\n{:?}", d.log(), d.stored()),
+        || d.stored() == expected,
+    );
+
+    // Plain syslog on the TLS port is no handshake: counted, not read.
+    let mut plain = TcpStream::connect(("127.0.0.1", d.port)).expect("connect");
+    plain
+        .write_all(b"<38>Oct 11 10:00:00 h sshd[1]: Failed password for root from 203.0.113.9 port 22 ssh2\n")
+        .expect("send");
+    plain
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let _ = plain.read_to_end(&mut Vec::new());
+    wait_for("the failed handshake counted", &d.log(), || {
+        d.metric(r#"canhgac_input_read_errors_total{input="tls"}"#) >= 1
+    });
+
+    // A renewed certificate, SIGHUP: new sessions get it.
+    let second = self_signed(d.dir.path(), "cert.pem", "key.pem");
+    let reloads = d.log().matches("reloaded").count();
+    let pid = d.child.as_ref().expect("running").id();
+    let status = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    wait_for("the reload", &d.log(), || {
+        d.log().matches("reloaded").count() > reloads
+    });
+    assert!(
+        tls_client(d.port, &second).is_ok(),
+        "the renewed certificate is served"
+    );
+    assert!(tls_client(d.port, &first).is_err(), "the old one is not");
+    assert!(!d
+        .stored()
+        .contains_key("\"ssh-bruteforce\" \"203.0.113.9\""));
 }
