@@ -24,7 +24,8 @@ the writer's own longest gap, IoC hits, the loads logged and the daemon's CPU ti
 Python 3 standard library only. Usage: benches/feeds.sh (after feeds.py), or alone. Environment:
 BIN (default target/release/canhgac), BENCH_DIR (default target/bench; feeds kept in
 feeds-reload/ between runs), RELOAD_RATE (lines/s, default 20000), RELOAD_PHASE_S (default 5),
-RELOAD_INDICATORS (per feed, default 1000000), RELOAD_POLL_MS (default 2).
+RELOAD_INDICATORS (per feed, default 1000000), RELOAD_POLL_MS (default 2), RELOAD_CLIENTS
+(distinct client addresses, default 4096).
 """
 
 import bisect
@@ -61,7 +62,7 @@ CANARY_EVERY = 1000
 CLIENT_PREFIX = "198.18."
 # Well under the detector's max_keys (20000): past it, every line from an untracked client walks
 # every rate-counted client to forget idle ones, and that, not the feeds, would set the pauses.
-CLIENTS = 4096
+CLIENTS = int(os.environ.get("RELOAD_CLIENTS", "4096"))
 UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
 PATHS = ["/", "/index.php", "/tin-tuc/thong-bao-2026.html", "/static/css/app.css", "/images/logo.png",
          "/van-ban/quyet-dinh-123.pdf", "/lien-he", "/favicon.ico"]

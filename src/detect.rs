@@ -580,6 +580,12 @@ pub struct Detector {
     rates: Vec<hashbrown::HashMap<u128, RateCount>>,
     /// Clients in `rates`, all rules together (bounded by `max_keys`).
     rate_clients: usize,
+    /// Per rule, the slot at which a look for idle clients (the table
+    /// full) found none. None can turn idle for that rule before its slot
+    /// moves on or a client is added (slots only grow), so a flood of new
+    /// clients against a full table is refused in O(1), not by a scan of
+    /// every tracked client per line.
+    no_idle_rates: Vec<Option<i64>>,
     /// Incidents that an event of the current line already added to (see
     /// [`Detector::begin_line`]; `None` until it is first called): another
     /// rule's event of the same line joins without adding its attempts again.
@@ -630,6 +636,7 @@ impl Detector {
             joined_this_line: None,
             rates: Vec::new(),
             rate_clients: 0,
+            no_idle_rates: Vec::new(),
             lateness: DEFAULT_LATENESS,
             late_events: 0,
             expired_keys: 0,
@@ -693,7 +700,7 @@ impl Detector {
         let client = address_bits(client);
         if self.rate_clients >= self.max_keys
             && !self.rates[rule].contains_key(&client)
-            && !self.forget_idle_rates(slot)
+            && !self.forget_idle_rates(rule, slot)
         {
             // Every tracked client is active: this one is not counted.
             self.dropped_events += 1;
@@ -706,6 +713,7 @@ impl Detector {
             hashbrown::hash_map::Entry::Occupied(o) => o.into_mut(),
             hashbrown::hash_map::Entry::Vacant(v) => {
                 self.rate_clients += 1;
+                self.no_idle_rates.clear();
                 v.insert(RateCount::default())
             }
         };
@@ -738,8 +746,17 @@ impl Detector {
     }
 
     /// Forgets clients whose counts are older than the window before
-    /// `slot` (they estimate zero); whether any went.
-    fn forget_idle_rates(&mut self, slot: i64) -> bool {
+    /// `slot` of `rule` (they estimate zero); whether any went.
+    fn forget_idle_rates(&mut self, rule: usize, slot: i64) -> bool {
+        if self
+            .no_idle_rates
+            .get(rule)
+            .copied()
+            .flatten()
+            .is_some_and(|none_at| slot <= none_at)
+        {
+            return false;
+        }
         let before = self.rate_clients;
         for (rule, map) in self.rates.iter_mut().enumerate() {
             map.retain(|&client, c| {
@@ -751,7 +768,14 @@ impl Detector {
             });
         }
         self.rate_clients = self.rates.iter().map(hashbrown::HashMap::len).sum();
-        self.rate_clients < before
+        let forgot = self.rate_clients < before;
+        if !forgot {
+            if self.no_idle_rates.len() <= rule {
+                self.no_idle_rates.resize(rule + 1, None);
+            }
+            self.no_idle_rates[rule] = Some(slot);
+        }
+        forgot
     }
 
     /// Marks the start of the events of one line. Rules of one merge class
@@ -1849,6 +1873,34 @@ mod tests {
         d.flush();
         let closed = d.take_closed();
         assert_eq!((closed.len(), closed[0].events), (1, 3));
+    }
+
+    #[test]
+    fn a_flood_of_new_clients_against_a_full_rate_table_is_refused_until_one_turns_idle() {
+        let mut d = Detector::new(vec![counting(2, 60, 300)], 2);
+        let window = SignedDuration::from_secs(60);
+        let ip = |last: u8| std::net::IpAddr::from([198, 51, 100, last]);
+        let request = |d: &mut Detector, last: u8, secs: i64| {
+            d.count_request(0, ip(last), ts(secs), 100, window)
+        };
+        request(&mut d, 1, 0);
+        request(&mut d, 2, 1);
+        assert_eq!(d.rate_clients(), 2);
+        // Both tracked clients are active: newcomers are refused and
+        // counted, the scan that found no idle client not repeated.
+        for last in 3..200 {
+            request(&mut d, last, 2);
+        }
+        assert_eq!((d.rate_clients(), d.dropped_events()), (2, 197));
+        let slot = i64::try_from(ts(2).as_nanosecond() / window.as_nanos()).expect("slot");
+        assert_eq!(d.no_idle_rates, [Some(slot)]);
+        // Two windows on, both are idle: the next newcomer takes a place.
+        request(&mut d, 250, 125);
+        assert_eq!((d.rate_clients(), d.dropped_events()), (1, 197));
+        assert!(d.no_idle_rates.is_empty());
+        request(&mut d, 251, 125);
+        request(&mut d, 252, 126);
+        assert_eq!((d.rate_clients(), d.dropped_events()), (2, 198));
     }
 
     #[test]
