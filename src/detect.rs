@@ -216,15 +216,14 @@ fn new_attempts(
 enum Phase {
     /// Below threshold. Never empty while tracked: an empty count is a dead key.
     Counting(Pending),
-    Open(Incident),
+    /// Boxed: most keys never reach their threshold, and an inline incident
+    /// would make every key's slot four times the size of a count.
+    Open(Box<Incident>),
     /// Reached the threshold while another rule of its merge class had an
     /// incident open for the key, and joined it: the incident `id`, held in
     /// the slot of (`owner`, same key). Later events join it while it is
     /// open and live; after that the key counts afresh. Holds no events.
-    Linked {
-        owner: usize,
-        id: u64,
-    },
+    Linked { owner: usize, id: u64 },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -843,7 +842,7 @@ impl Detector {
                 let fresh = Phase::Counting(fresh_pending(&self.policies[rule]));
                 if let Phase::Open(old) = std::mem::replace(&mut slot.state.phase, fresh) {
                     unindex(&mut self.owners, self.class_of[rule], &old.key, rule);
-                    self.closed.push(old);
+                    self.closed.push(*old);
                 }
             }
             Phase::Linked { owner, id } => {
@@ -994,7 +993,7 @@ impl Detector {
                 inc.last_seen = last.max(inc.last_seen);
                 let id = inc.id;
                 once_per_line(&mut self.joined_this_line, id, 0);
-                (Phase::Open(inc), Observation::Opened(id))
+                (Phase::Open(Box::new(inc)), Observation::Opened(id))
             }
         };
         self.generation += 1;
@@ -1003,7 +1002,7 @@ impl Detector {
             // Cannot be (joining never removes the joiner's slot); never
             // lose an incident all the same.
             if let Phase::Open(inc) = phase {
-                self.closed.push(inc);
+                self.closed.push(*inc);
             }
             return result;
         };
@@ -1060,7 +1059,7 @@ impl Detector {
             }
             if let Phase::Open(inc) = slot.state.phase {
                 unindex(&mut self.owners, self.class_of[owner], key, owner);
-                self.closed.push(inc);
+                self.closed.push(*inc);
             }
         }
         None
@@ -1125,7 +1124,7 @@ impl Detector {
                     }
                     if let Phase::Open(inc) = slot.state.phase {
                         unindex(&mut self.owners, self.class_of[rule], &k, rule);
-                        batch.push(inc);
+                        batch.push(*inc);
                     }
                 }
             }
@@ -1152,7 +1151,7 @@ impl Detector {
                         self.dirty_keys.insert((rule, k));
                     }
                     if let Phase::Open(inc) = slot.state.phase {
-                        batch.push(inc);
+                        batch.push(*inc);
                     }
                 }
             }
@@ -1186,7 +1185,7 @@ impl Detector {
             .iter()
             .flat_map(|m| m.values())
             .filter_map(|s| match &s.state.phase {
-                Phase::Open(inc) => Some(inc),
+                Phase::Open(inc) => Some(&**inc),
                 Phase::Counting(_) | Phase::Linked { .. } => None,
             })
     }
@@ -1453,7 +1452,7 @@ impl Detector {
             ) {
                 d.tracked -= 1;
                 if let Phase::Open(inc) = old.state.phase {
-                    d.closed.push(inc);
+                    d.closed.push(*inc);
                 }
             }
             d.tracked += 1;
@@ -1593,7 +1592,7 @@ impl Detector {
                 match slot.state.phase {
                     Phase::Open(inc) => {
                         unindex(&mut self.owners, self.class_of[rule], &key, rule);
-                        self.closed.push(inc);
+                        self.closed.push(*inc);
                     }
                     Phase::Counting(p) => self.dropped_events += p.events(),
                     Phase::Linked { .. } => {}
