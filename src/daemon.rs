@@ -567,6 +567,14 @@ struct Opener<'a> {
     inherited: &'a [Bound],
 }
 
+/// A reload's inputs, opened before the running ones are given up.
+#[derive(Default)]
+struct NewInputs {
+    opened: HashMap<String, Input>,
+    /// Line sources under the new rules for the inputs kept running.
+    sources: HashMap<String, LineSource>,
+}
+
 /// What has happened since the last commit.
 #[derive(Default)]
 struct Pending {
@@ -1554,6 +1562,71 @@ impl Pipeline {
         self.notifier.ready(&status);
     }
 
+    /// For a reload: the inputs of `config` that are not `kept`, opened
+    /// (a changed one resumes where its `closed` self was), and new line
+    /// sources for the kept ones under the new analyzer.
+    fn open_inputs(
+        &self,
+        config: &Config,
+        analyzer: &mut Analyzer,
+        kept: &HashMap<String, Input>,
+        closed: &[(InputConfig, Position)],
+    ) -> Result<NewInputs, String> {
+        let stored = self.store.recovery().ok();
+        let opener = Opener {
+            config,
+            waker: self.wakeup.waker(),
+            inherited: &self.inherited,
+        };
+        let mut new = NewInputs::default();
+        for cfg in &config.inputs {
+            if kept.contains_key(&cfg.name) {
+                let source = analyzer.source(
+                    &cfg.input_type,
+                    TimeParser::new(config.time_zone.clone(), Timestamp::now()),
+                )?;
+                new.sources.insert(cfg.name.clone(), source);
+                continue;
+            }
+            let resume = match closed.iter().find(|(c, _)| c.name == cfg.name) {
+                Some((_, p)) => Resume::from_position(p.clone()),
+                None => stored
+                    .as_ref()
+                    .map(|r| Resume::stored(r, &cfg.name))
+                    .unwrap_or_default(),
+            };
+            let input = opener.open(analyzer, cfg, resume)?;
+            new.opened.insert(cfg.name.clone(), input);
+        }
+        Ok(new)
+    }
+
+    /// A refused reload: the inputs it closed are opened again as they
+    /// were, where they were, beside the ones it kept, in the running order.
+    fn restore_inputs(
+        &mut self,
+        mut kept: HashMap<String, Input>,
+        closed: Vec<(InputConfig, Position)>,
+    ) {
+        let opener = Opener {
+            config: &self.config,
+            waker: self.wakeup.waker(),
+            inherited: &self.inherited,
+        };
+        let mut inputs = Vec::new();
+        for cfg in &self.config.inputs {
+            if let Some(i) = kept.remove(&cfg.name) {
+                inputs.push(i);
+            } else if let Some((_, p)) = closed.iter().find(|(c, _)| c.name == cfg.name) {
+                match opener.open(&mut self.analyzer, cfg, Resume::from_position(p.clone())) {
+                    Ok(i) => inputs.push(i),
+                    Err(e) => error!("input {} could not be opened again: {e}", cfg.name),
+                }
+            }
+        }
+        self.inputs = inputs;
+    }
+
     fn try_reload(&mut self, prepared: Prepared) -> Result<(), String> {
         let Prepared {
             config,
@@ -1627,54 +1700,46 @@ impl Pipeline {
         // Inputs that change or go are closed before any is opened, so a
         // receiver moved to another input can bind its address again.
         let mut kept: HashMap<String, Input> = HashMap::new();
-        let mut running: HashMap<String, Position> = HashMap::new();
+        let mut closed: Vec<(InputConfig, Position)> = Vec::new();
         for i in self.inputs.drain(..) {
             if config.inputs.contains(&i.config) {
                 kept.insert(i.config.name.clone(), i);
             } else {
-                running.insert(i.config.name.clone(), i.reader.position());
+                closed.push((i.config.clone(), i.reader.position()));
             }
         }
-        let stored = self.store.recovery().ok();
-        let opener = Opener {
-            config: &config,
-            waker: self.wakeup.waker(),
-            inherited: &self.inherited,
+        // Everything that can fail comes before anything is given up: an
+        // input that cannot open (a port in use, a journal that will not
+        // start) refuses the reload, and the running inputs go on reading.
+        let new_inputs = self.open_inputs(&config, &mut analyzer, &kept, &closed);
+        let mut new_inputs = match new_inputs {
+            Ok(n) => n,
+            Err(e) => {
+                self.restore_inputs(kept, closed);
+                return Err(e);
+            }
         };
         let mut inputs = Vec::new();
         for cfg in &config.inputs {
-            let input = match kept.remove(&cfg.name) {
-                Some(mut i) => {
-                    // Certificates are read again; one that no longer loads
-                    // (the config check read it a moment ago) keeps the old.
-                    if let Err(e) = i.reader.reload() {
-                        warn!("{e}; the input keeps its running certificate");
-                    }
-                    Input {
-                        source: analyzer.source(
-                            &cfg.input_type,
-                            TimeParser::new(config.time_zone.clone(), Timestamp::now()),
-                        )?,
-                        config: i.config,
-                        reader: i.reader,
-                        published: i.published,
-                        unrecognised_published: 0,
-                        unrecognised_warned: i.unrecognised_warned,
-                        clock: i.clock,
-                    }
-                }
-                None => {
-                    let resume = match running.remove(&cfg.name) {
-                        Some(p) => Resume::from_position(p),
-                        None => stored
-                            .as_ref()
-                            .map(|r| Resume::stored(r, &cfg.name))
-                            .unwrap_or_default(),
-                    };
-                    opener.open(&mut analyzer, cfg, resume)?
-                }
+            if let Some(opened) = new_inputs.opened.remove(&cfg.name) {
+                inputs.push(opened);
+                continue;
+            }
+            let (Some(mut i), Some(source)) =
+                (kept.remove(&cfg.name), new_inputs.sources.remove(&cfg.name))
+            else {
+                continue;
             };
-            inputs.push(input);
+            // Certificates are read again; one that no longer loads (the
+            // config check read it a moment ago) keeps the old.
+            if let Err(e) = i.reader.reload() {
+                warn!("{e}; the input keeps its running certificate");
+            }
+            inputs.push(Input {
+                source,
+                unrecognised_published: 0,
+                ..i
+            });
         }
         self.inputs = inputs;
         self.analyzer = analyzer;

@@ -538,3 +538,66 @@ tls_key = "key.pem"
         .stored()
         .contains_key("\"ssh-bruteforce\" \"203.0.113.9\""));
 }
+
+#[test]
+fn a_reload_refused_for_a_busy_port_leaves_every_running_input_reading() {
+    let d = Daemon::with_inputs(|dir, port| {
+        fs::write(dir.join("auth.log"), "").expect("log");
+        format!(
+            r#"[[input]]
+name = "auth"
+path = "auth.log"
+type = "syslog"
+
+[[input]]
+name = "relay"
+type = "syslog-relp"
+listen = "127.0.0.1:{port}"
+"#
+        )
+    });
+    // The relay input moves to a port another program holds, and a new
+    // receiver wants it too: the reload must be refused as a whole.
+    let busy = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let busy_port = busy.local_addr().expect("addr").port();
+    let config = fs::read_to_string(d.path("canhgac.toml")).expect("config");
+    let moved = config.replace(
+        &format!("127.0.0.1:{}", d.port),
+        &format!("127.0.0.1:{busy_port}"),
+    );
+    fs::write(d.path("canhgac.toml"), moved).expect("config");
+    let pid = d.child.as_ref().expect("running").id();
+    let status = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    wait_for("the reload refused", &d.log(), || {
+        d.log().contains("reload refused")
+    });
+    assert!(d.log().contains("Address already in use"), "{}", d.log());
+
+    // Both running inputs still read: the file, and the RELP port.
+    let messages: Vec<String> = (0..8).map(|i| failure(i, 1)).collect();
+    let mut log = fs::OpenOptions::new()
+        .append(true)
+        .open(d.path("auth.log"))
+        .expect("log");
+    log.write_all(as_logged(&messages).as_bytes())
+        .expect("append");
+    let expected = d.scanned(&as_logged(&messages));
+    assert_eq!(expected.len(), 1, "{expected:?}");
+    wait_for("the file's attack stored", &d.log(), || {
+        d.stored() == expected
+    });
+    let stream = TcpStream::connect(("127.0.0.1", d.port)).expect("the RELP port still listens");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut w = stream.try_clone().expect("clone");
+    let mut r = BufReader::new(stream);
+    w.write_all(&frame(1, "open", "relp_version=0\ncommands=syslog"))
+        .expect("open");
+    assert_eq!(answer(&mut r).0, 1);
+    drop(busy);
+}
