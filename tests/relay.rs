@@ -110,6 +110,16 @@ listen = "127.0.0.1:{http}"
         });
     }
 
+    /// Sends `signal` (as `kill` spells it) to the running daemon.
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
     fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             c.kill().expect("SIGKILL");
@@ -416,12 +426,8 @@ ruleset(name="relay") {{
     assert!(extra <= 128, "{extra} events counted twice");
 
     // A clean stop with the relay's session open: `serverclose`, and out.
+    d.signal("-TERM");
     if let Some(mut c) = d.child.take() {
-        let status = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
         let exit = c.wait().expect("daemon exits");
         assert!(exit.success(), "{exit}; log:\n{}", d.log());
     }
@@ -520,12 +526,7 @@ tls_key = "key.pem"
     // A renewed certificate, SIGHUP: new sessions get it.
     let second = self_signed(d.dir.path(), "cert.pem", "key.pem");
     let reloads = d.log().matches("reloaded").count();
-    let pid = d.child.as_ref().expect("running").id();
-    let status = Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
+    d.signal("-HUP");
     wait_for("the reload", &d.log(), || {
         d.log().matches("reloaded").count() > reloads
     });
@@ -566,12 +567,7 @@ listen = "127.0.0.1:{port}"
         &format!("127.0.0.1:{busy_port}"),
     );
     fs::write(d.path("canhgac.toml"), moved).expect("config");
-    let pid = d.child.as_ref().expect("running").id();
-    let status = Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
+    d.signal("-HUP");
     wait_for("the reload refused", &d.log(), || {
         d.log().contains("reload refused")
     });
