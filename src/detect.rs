@@ -146,7 +146,8 @@ pub struct KeyState {
 impl KeyState {
     /// The incident the key holds open, if it holds one. Its sample and
     /// fields never change once open: a store that keeps them with the
-    /// incident may leave them out of the key's state and put them back.
+    /// incident leaves them out of the key's state (see
+    /// [`Detector::persisted`]).
     pub fn open_incident_mut(&mut self) -> Option<&mut Incident> {
         match &mut self.phase {
             Phase::Open(inc) => Some(inc),

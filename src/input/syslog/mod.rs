@@ -44,10 +44,11 @@
 //! most a few times `batch_lines`). Avoiding the loss altogether takes an
 //! acknowledging protocol (RELP), where the sender keeps a message until
 //! the receiver says it is stored: the `syslog-relp` input ([`relp`]). A
-//! clean stop (SIGTERM) loses nothing that reached us: the receiver stops accepting, reads what the kernel
-//! holds for each open connection (until the sender closes it or is quiet
-//! for [`DRAIN_IDLE`]) and what the UDP socket holds, and the pipeline
-//! commits it all before exiting (within its drain timeout).
+//! clean stop (SIGTERM) loses nothing that reached us: the receiver stops
+//! accepting, reads what the kernel holds for each open connection (until
+//! the sender closes it or is quiet for [`DRAIN_IDLE`]) and what the UDP
+//! socket holds, and the pipeline commits it all before exiting (within
+//! its drain timeout).
 
 pub mod activation;
 pub mod frame;
@@ -237,6 +238,19 @@ impl Context {
             self.waker.wake();
         }
         number
+    }
+
+    /// Takes `n` bytes of budget for what a stream read; false once the
+    /// receiver is stopping. Backpressure: no budget, no further reads; the
+    /// socket buffer fills and TCP holds the sender.
+    async fn take_budget(&self, n: usize) -> bool {
+        match self.budget.acquire_many(n as u32).await {
+            Ok(permit) => {
+                permit.forget();
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// The receipt time as written into lines without a time of their own.
@@ -629,15 +643,15 @@ async fn tcp(listener: tokio::net::TcpListener, ctx: Arc<Context>) {
             Some(tls) => {
                 let acceptor = tokio_rustls::TlsAcceptor::from(tls);
                 tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => serve(tls, sender, Arc::clone(&ctx), reading, open).await,
-                        Ok(Err(e)) => {
+                    let handshake =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                            .await
+                            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()));
+                    match handshake {
+                        Ok(tls) => serve(tls, sender, Arc::clone(&ctx), reading, open).await,
+                        Err(e) => {
                             ctx.counters.read_errors.fetch_add(1, Ordering::Relaxed);
                             tracing::debug!(input = %ctx.opts.input, %sender, "TLS handshake: {e}");
-                        }
-                        Err(_) => {
-                            ctx.counters.read_errors.fetch_add(1, Ordering::Relaxed);
-                            tracing::debug!(input = %ctx.opts.input, %sender, "TLS handshake timed out");
                         }
                     }
                 });
@@ -689,7 +703,6 @@ where
     let sender_text = sender.to_string();
     let mut framer = Framer::new(ctx.opts.max_message);
     let mut buf = vec![0u8; TCP_READ];
-    let new_chunk = |permits: usize| Chunk::new(sender, permits);
     let mut draining = ctx.draining.clone();
     loop {
         let read = if *draining.borrow() {
@@ -713,21 +726,18 @@ where
                 break;
             }
         };
-        // Backpressure: no budget, no further reads; the socket buffer
-        // fills and TCP holds the sender.
-        match ctx.budget.acquire_many(n as u32).await {
-            Ok(permit) => permit.forget(),
-            Err(_) => return,
+        if !ctx.take_budget(n).await {
+            return;
         }
         let now = ctx.now_text();
-        let mut chunk = new_chunk(n);
+        let mut chunk = Chunk::new(sender, n);
         framer.push(&buf[..n], &mut |frame| {
             frame_into(&ctx, frame, &sender_text, &now, &mut chunk)
         });
         ctx.send(chunk);
     }
     let now = ctx.now_text();
-    let mut chunk = new_chunk(0);
+    let mut chunk = Chunk::new(sender, 0);
     framer.finish(&mut |frame| frame_into(&ctx, frame, &sender_text, &now, &mut chunk));
     ctx.send(chunk);
 }

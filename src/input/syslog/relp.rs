@@ -297,9 +297,8 @@ where
                         return;
                     }
                 };
-                match ctx.budget.acquire_many(n as u32).await {
-                    Ok(permit) => permit.forget(),
-                    Err(_) => return,
+                if !ctx.take_budget(n).await {
+                    return;
                 }
                 let now = ctx.now_text();
                 let mut chunk = Chunk::new(sender, n);
