@@ -16,21 +16,15 @@ use jiff::Timestamp;
 
 use crate::client::{ClientCheck, Verdict};
 use crate::detect::{Detector, Observation};
-use crate::event::{lossy, Event, Fields};
+use crate::event::{
+    lossy, Event, Fields, DEFAULT_KEY_FIELD, FOLLOWS_FIELDS, IOC_FIELDS, SENDER_FIELD,
+};
 use crate::input::shape::{BadLine, Shaper};
 use crate::input::source::Origin;
 use crate::integrity::flagged::FlaggedScripts;
 use crate::rules::matcher::{Matcher, Scratch};
 use crate::rules::{Rate, RuleSet};
 use crate::timestamp::TimeParser;
-
-/// The field that carries the address a network input received a line
-/// from, added after the captures of every event from such a line.
-pub const SENDER_FIELD: &str = "sender";
-
-/// Fields of an event of a `follows` rule: the rule whose incident it
-/// follows, and when that incident began (with the key, it names it).
-pub const FOLLOWS_FIELDS: [&str; 2] = ["follows", "follows_since"];
 
 /// How far ahead of the clock a line may be dated before it is taken as
 /// read now, unless configured otherwise: clocks of machines that log to
@@ -161,7 +155,7 @@ impl Analyzer {
         Analyzer {
             rules,
             sender_field: Arc::from(SENDER_FIELD),
-            ioc_names: crate::rules::load::IOC_FIELDS.map(Arc::from),
+            ioc_names: IOC_FIELDS.map(Arc::from),
             matchers: HashMap::new(),
             detector,
             events: 0,
@@ -196,7 +190,7 @@ impl Analyzer {
 
     /// Reverse proxies whose `X-Forwarded-For` names the client of an
     /// access-log line (see [`crate::client`]).
-    pub fn set_trusted_proxies(&mut self, proxies: Vec<crate::rules::senders::Network>) {
+    pub fn set_trusted_proxies(&mut self, proxies: Vec<crate::network::Network>) {
         self.client = ClientCheck::new(proxies);
     }
 
@@ -498,7 +492,7 @@ fn count_requests(
     future_lines: &mut u64,
     on_event: &mut dyn FnMut(u64, &Event, Observation),
 ) {
-    let src_ip: Arc<str> = Arc::from(crate::detect::DEFAULT_KEY_FIELD);
+    let src_ip: Arc<str> = Arc::from(DEFAULT_KEY_FIELD);
     let attempts: Arc<str> = Arc::from(crate::detect::ATTEMPTS_FIELD);
     let mut start = 0;
     let ends = memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len()));

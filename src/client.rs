@@ -22,9 +22,9 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::detect::{DEFAULT_KEY_FIELD, HOST_KEY_FIELD};
 use crate::event::Fields;
-use crate::rules::senders::Network;
+use crate::event::{DEFAULT_KEY_FIELD, HOST_KEY_FIELD};
+use crate::network::Network;
 
 /// Longest host name DNS allows.
 const MAX_HOST_NAME: usize = 253;

@@ -20,8 +20,11 @@ use crate::auth::{PasswordHash, Tokens};
 use crate::category::{Category, Severity};
 use crate::feeds::{Column, FeedDecl, FeedKind, FeedSource, FileSpec, Format};
 use crate::input::lines::DEFAULT_MAX_LINE;
-use crate::rules::load::Position;
+use crate::input::syslog::Transport;
+use crate::integrity::settings::{IntegrityConfig, WebRootConfig};
+use crate::position::Position;
 use crate::rules::{RuleSources, INPUT_TYPES};
+use crate::tls::TlsPaths;
 use crate::{duration, timestamp};
 
 pub const DEFAULT_PATH: &str = "/etc/canhgac/canhgac.toml";
@@ -41,7 +44,7 @@ pub struct Config {
     pub rules: RuleSources,
     /// Reverse proxies in front of the web servers: for an access-log line
     /// from one of them, the client is the one `X-Forwarded-For` names.
-    pub trusted_proxies: Vec<crate::rules::senders::Network>,
+    pub trusted_proxies: Vec<crate::network::Network>,
     pub listen: SocketAddr,
     /// TLS and credentials of the HTTP side (`[http]` besides `listen`).
     pub http: HttpConfig,
@@ -52,50 +55,6 @@ pub struct Config {
     pub feeds: Vec<FeedDecl>,
     /// Web-root integrity: `[integrity]` and the `[[webroot]]`s.
     pub integrity: IntegrityConfig,
-}
-
-/// `[integrity]`: settings shared by every web root.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IntegrityConfig {
-    /// A burst of changes ends when a root has been quiet this long...
-    pub debounce: Duration,
-    /// ...or has lasted this long.
-    pub max_burst: Duration,
-    /// Full re-scan (one `lstat` a file), the safety net under `notify`.
-    pub rescan_interval: Duration,
-    /// Files larger than this are not read: compared by size and times.
-    pub max_file_bytes: u64,
-    /// Extra defacement signatures (regexes), besides the built-in ones.
-    pub signatures: Vec<String>,
-    pub roots: Vec<WebRootConfig>,
-}
-
-impl Default for IntegrityConfig {
-    fn default() -> Self {
-        IntegrityConfig {
-            debounce: Duration::from_secs(2),
-            max_burst: Duration::from_secs(60),
-            rescan_interval: Duration::from_secs(600),
-            max_file_bytes: 64 << 20,
-            signatures: Vec::new(),
-            roots: Vec::new(),
-        }
-    }
-}
-
-/// One `[[webroot]]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WebRootConfig {
-    pub name: String,
-    pub path: PathBuf,
-    pub include: Vec<String>,
-    pub exclude: Vec<String>,
-    pub upload_dirs: Vec<String>,
-    pub index_names: Vec<String>,
-    pub script_extensions: Vec<String>,
-    /// Where the root is served in URLs, for the flagged-script rule.
-    pub url_prefix: String,
-    pub deploy: crate::integrity::deploy::Deploy,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,33 +99,6 @@ pub enum SourceConfig {
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Udp,
-    Tcp,
-    /// RELP, over TCP.
-    Relp,
-}
-
-impl Transport {
-    pub fn name(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-            Transport::Relp => "relp",
-        }
-    }
-
-    /// The kind of socket it listens on: RELP and plain TCP cannot share
-    /// a port, and take the same sockets from systemd.
-    pub fn socket(self) -> Transport {
-        match self {
-            Transport::Relp => Transport::Tcp,
-            other => other,
-        }
-    }
-}
-
 impl SourceConfig {
     /// Starts at the end on a first start only: an input that has committed
     /// before starts where it left off, or at the beginning.
@@ -199,12 +131,6 @@ pub struct HttpConfig {
     pub metrics_auth: MetricsAuth,
     /// Tokens of the JSON API; `None` turns the API off.
     pub api_tokens: Option<TokenFile>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TlsPaths {
-    pub cert: PathBuf,
-    pub key: PathBuf,
 }
 
 /// Who may read `/metrics` (`/healthz` and `/readyz` are always open).
@@ -612,7 +538,7 @@ impl Validator<'_> {
         };
         let mut trusted_proxies = Vec::new();
         for net in &raw.trusted_proxies {
-            match net.get_ref().parse::<crate::rules::senders::Network>() {
+            match net.get_ref().parse::<crate::network::Network>() {
                 Ok(n) => trusted_proxies.push(n),
                 Err(e) => self.error(&net.span(), format!("bad trusted proxy: {e}")),
             }

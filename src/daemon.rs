@@ -66,7 +66,7 @@ use crate::http;
 use crate::input::checkpoint::FileCheckpoint;
 use crate::input::journal::{JournalOptions, JournalSource};
 use crate::input::source::{Position, Source, SourceStats};
-use crate::input::syslog::{Bound, ReceiverOptions, SyslogSource};
+use crate::input::syslog::{Bound, ReceiverOptions, SyslogSource, Transport};
 use crate::input::tail::{FileTail, TailOptions};
 use crate::input::watch::{Waker, Wakeup, Woken};
 use crate::integrity::flagged::FlaggedScripts;
@@ -932,7 +932,7 @@ impl Pipeline {
                     for reason in crate::input::source::Drops::REASONS {
                         m.input_dropped.with_label_values(&[name[0], reason]);
                     }
-                    if *transport != crate::config::Transport::Udp {
+                    if *transport != Transport::Udp {
                         m.input_connections.with_label_values(&name);
                     }
                 }
@@ -984,7 +984,7 @@ impl Pipeline {
                             .inc_by(delta(n, w));
                     }
                 }
-                if *transport != crate::config::Transport::Udp {
+                if *transport != Transport::Udp {
                     m.input_connections
                         .with_label_values(&name)
                         .set(now.connections as i64);

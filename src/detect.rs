@@ -29,13 +29,8 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, Fields};
+use crate::event::{Event, Fields, DEFAULT_KEY_FIELD, HOST_KEY_FIELD};
 
-/// The field that keys a rule without an explicit `by`.
-pub const DEFAULT_KEY_FIELD: &str = "src_ip";
-/// The key of a rule without an explicit `by` when the line names its
-/// client only by a host name.
-pub const HOST_KEY_FIELD: &str = "src_host";
 /// A number in the line saying how many attempts it reports (`message
 /// repeated 5 times`, `3 incorrect password attempts`): the event counts
 /// that many. Absent, empty or not a number: one.

@@ -5,6 +5,25 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
+// The names of fields that several layers give meaning to: the analyzer adds them, rules
+// name them in `by:` and thresholds, the detector keys on them. They live here, with the
+// event that carries them, so that no layer imports another's vocabulary.
+
+/// The field that keys a rule without an explicit `by`.
+pub const DEFAULT_KEY_FIELD: &str = "src_ip";
+/// The key of a rule without an explicit `by` when the line names its
+/// client only by a host name.
+pub const HOST_KEY_FIELD: &str = "src_host";
+/// The field that carries the address a network input received a line
+/// from, added after the captures of every event from such a line.
+pub const SENDER_FIELD: &str = "sender";
+/// Fields a feed hit adds to an event: the feed's name and the indicator
+/// that matched. Thresholds and examples of rules with `ioc` may name them.
+pub const IOC_FIELDS: [&str; 2] = ["feed", "indicator"];
+/// Fields of an event of a `follows` rule: the rule whose incident it
+/// follows, and when that incident began (with the key, it names it).
+pub const FOLLOWS_FIELDS: [&str; 2] = ["follows", "follows_since"];
+
 /// One line that a rule matched.
 ///
 /// It borrows the line and its captures from the analyzer's buffers, so

@@ -63,7 +63,7 @@ use crate::config::{InputConfig, SourceConfig};
 use crate::detect::{Detector, Incident};
 use crate::input::lines::LineChunks;
 use crate::input::sniff::sniff;
-use crate::rules::senders::Network;
+use crate::network::Network;
 use crate::rules::{RuleSet, INPUT_TYPES};
 use crate::store::{ImportFile, ImportOutcome, ImportRecord, IncidentRecord, Store, StoreError};
 use crate::timestamp::TimeParser;

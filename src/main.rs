@@ -832,7 +832,12 @@ fn run_accept(config: &std::path::Path, paths: &[PathBuf]) -> Result<ExitCode, E
     let config = load_config(config)?;
     let mut failed = false;
     for path in paths {
-        match canhgac::integrity::accept::accept(&config, path) {
+        match canhgac::integrity::accept::accept(
+            &config.integrity,
+            &config.db_path(),
+            &config.agency,
+            path,
+        ) {
             Ok(a) => println!(
                 "accepted {} (web root {}): {} file(s) in the baseline, {} gone file(s) forgotten, {} flag(s) cleared",
                 a.path.display(),
@@ -999,7 +1004,7 @@ fn run_integrity_status(
     format: Format,
 ) -> Result<ExitCode, ExitCode> {
     let config = load_config(config)?;
-    let flags = canhgac::integrity::accept::status(&config, root).map_err(|e| {
+    let flags = canhgac::integrity::accept::status(&config.db_path(), root).map_err(|e| {
         eprintln!("canhgac: {e}");
         ExitCode::FAILURE
     })?;

@@ -17,7 +17,7 @@ use crate::event::Event;
 use crate::input::lines::{LineChunks, LineStats};
 use crate::input::shape::BadLine;
 use crate::input::sniff::sniff;
-use crate::rules::senders::Network;
+use crate::network::Network;
 use crate::rules::{RuleSet, INPUT_TYPES};
 use crate::timestamp::TimeParser;
 

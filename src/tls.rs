@@ -6,12 +6,19 @@
 //! that `check` accepts is one the daemon can serve, key and certificate
 //! matching included.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
+
+/// A certificate chain and its private key, both PEM files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsPaths {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
 
 /// Which of the two files a problem is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -74,7 +74,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::category::{Category, Severity};
-use crate::rules::load::Position;
+use crate::position::Position;
 pub use file::{BadLine, Column, FileSpec, Format};
 pub use indicators::{FeedKind, IndicatorSet};
 

@@ -9,8 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::settings::IntegrityConfig;
 use super::watch::{current_states, locate};
-use crate::config::Config;
 use crate::store::{AcceptInfo, FlagRow, Store};
 
 /// What one accept did, for the command's output.
@@ -24,13 +24,19 @@ pub struct Accepted {
 /// Makes the current content under `path` (a file or a directory of a
 /// configured web root, or the root itself) the baseline, and drops the
 /// flags there.
-pub fn accept(config: &Config, path: &Path) -> Result<Accepted, String> {
+/// `db` and `agency` name the daemon's store.
+pub fn accept(
+    config: &IntegrityConfig,
+    db: &Path,
+    agency: &str,
+    path: &Path,
+) -> Result<Accepted, String> {
     let absolute = std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let found = locate(&config.integrity, &absolute).or_else(|| {
+    let found = locate(config, &absolute).or_else(|| {
         // The root may be configured through a symbolic link, or the path
         // given through one.
         let real = std::fs::canonicalize(&absolute).ok()?;
-        config.integrity.roots.iter().find_map(|rc| {
+        config.roots.iter().find_map(|rc| {
             let root = std::fs::canonicalize(&rc.path).ok()?;
             let rel = real.strip_prefix(&root).ok()?;
             Some((
@@ -41,7 +47,6 @@ pub fn accept(config: &Config, path: &Path) -> Result<Accepted, String> {
     });
     let Some((rc, rel)) = found else {
         let roots: Vec<String> = config
-            .integrity
             .roots
             .iter()
             .map(|r| format!("{} ({})", r.name, r.path.display()))
@@ -56,8 +61,7 @@ pub fn accept(config: &Config, path: &Path) -> Result<Accepted, String> {
             }
         ));
     };
-    let db = config.db_path();
-    let mut store = Store::open(&db, &config.agency)
+    let mut store = Store::open(db, agency)
         .map_err(|e| format!("cannot open the store {}: {e}", db.display()))?;
     if store
         .integrity_root(&rc.name)
@@ -69,7 +73,7 @@ pub fn accept(config: &Config, path: &Path) -> Result<Accepted, String> {
             rc.name
         ));
     }
-    let states = current_states(rc, &config.integrity, &rel)
+    let states = current_states(rc, config, &rel)
         .map_err(|errors| format!("nothing accepted: cannot read\n  {}", errors.join("\n  ")))?;
     let info = store
         .integrity_accept(&rc.name, &rel, &states)
@@ -82,8 +86,7 @@ pub fn accept(config: &Config, path: &Path) -> Result<Accepted, String> {
 }
 
 /// The flags of every web root (of one, with `root`).
-pub fn status(config: &Config, root: Option<&str>) -> Result<Vec<FlagRow>, String> {
-    let db = config.db_path();
-    let store = Store::open_read(&db).map_err(|e| e.to_string())?;
+pub fn status(db: &Path, root: Option<&str>) -> Result<Vec<FlagRow>, String> {
+    let store = Store::open_read(db).map_err(|e| e.to_string())?;
     store.integrity_flags(root).map_err(|e| e.to_string())
 }

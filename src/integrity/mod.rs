@@ -30,6 +30,7 @@ pub mod flagged;
 pub mod fsstate;
 pub mod root;
 pub mod select;
+pub mod settings;
 pub mod watch;
 
 use std::fmt;

@@ -70,7 +70,7 @@ fn feed_hit(rule: &Rule, sets: &[(FeedKind, IndicatorSet)], fields: &mut Fields)
             .filter(|(k, _)| *k == check.kind)
             .find_map(|(_, s)| s.lookup(value));
         if let Some(indicator) = found {
-            let [feed, ind] = super::load::IOC_FIELDS.map(Arc::<str>::from);
+            let [feed, ind] = crate::event::IOC_FIELDS.map(Arc::<str>::from);
             fields.push(&feed, EXAMPLE_FEED.as_bytes());
             fields.push(&ind, indicator.as_bytes());
             return true;

@@ -11,8 +11,10 @@ use serde_saphyr::{Location, Spanned};
 use super::spec::{GroupSpec, RuleFile, RuleSpec, ThresholdSpec};
 use super::{Example, IocCheck, Pattern, Role, Rule, INPUT_TYPES};
 use crate::category::{Category, Severity};
-use crate::detect::{Policy, Threshold, DEFAULT_KEY_FIELD, HOST_KEY_FIELD};
+use crate::detect::{Policy, Threshold};
+use crate::event::{DEFAULT_KEY_FIELD, HOST_KEY_FIELD, IOC_FIELDS, SENDER_FIELD};
 use crate::feeds::{FeedKind, IndicatorSet};
+use crate::position::Position;
 
 /// Compiled size cap per pattern: a rule that needs more is almost certainly
 /// a mistake (or a hostile rule file), and it would slow every line.
@@ -20,34 +22,6 @@ pub const PATTERN_SIZE_LIMIT: usize = 1 << 20;
 /// Rule files are small; anything bigger is not a rule file.
 const MAX_RULE_FILE_BYTES: u64 = 8 << 20;
 const DEFAULT_COOLDOWN: SignedDuration = SignedDuration::from_secs(600);
-
-/// Fields a feed hit adds to an event: the feed's name and the indicator
-/// that matched. Thresholds and examples of rules with `ioc` may name them.
-pub const IOC_FIELDS: [&str; 2] = ["feed", "indicator"];
-
-/// Where something was written: `file:line:col`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Position {
-    pub file: String,
-    pub line: u64,
-    pub column: u64,
-}
-
-impl Position {
-    fn at(file: &str, loc: Location) -> Self {
-        Position {
-            file: file.to_owned(),
-            line: loc.line(),
-            column: loc.column(),
-        }
-    }
-}
-
-impl fmt::Display for Position {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.file, self.line, self.column)
-    }
-}
 
 /// One problem in a rule file, printed as `file:line:col: message`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -307,7 +281,7 @@ impl Loader {
                     .all(|p| captures(p, DEFAULT_KEY_FIELD) || captures(p, HOST_KEY_FIELD))
             } else {
                 by.iter().all(|f| {
-                    f == crate::analyze::SENDER_FIELD
+                    f == SENDER_FIELD
                         || (!rule.ioc.is_empty() && IOC_FIELDS.contains(&f.as_str()))
                         || rule.patterns.iter().all(|p| captures(p, f))
                 })
@@ -668,7 +642,7 @@ impl Loader {
             }
             let mut nets = Vec::new();
             for s in &list.value {
-                match s.value.parse::<super::senders::Network>() {
+                match s.value.parse::<crate::network::Network>() {
                     Ok(n) => nets.push(n),
                     Err(message) => {
                         self.error(file, s.referenced, format!("bad sender: {message}"))
@@ -682,7 +656,7 @@ impl Loader {
         let ioc_field = |name: &str| !spec.ioc.is_empty() && IOC_FIELDS.contains(&name);
         let captured_by_all = |name: &str| {
             // `sender` is added to every line received over the network.
-            name == crate::analyze::SENDER_FIELD
+            name == SENDER_FIELD
                 || ioc_field(name)
                 || (!patterns.is_empty() && patterns.iter().all(|p: &Pattern| p.captures(name)))
         };

@@ -19,7 +19,6 @@ pub mod examples;
 pub mod load;
 pub mod matcher;
 mod pin;
-pub mod senders;
 pub mod spec;
 
 mod builtin {
@@ -36,7 +35,8 @@ use std::sync::Arc;
 use crate::category::{Category, Severity};
 use crate::detect::Policy;
 use crate::feeds::{FeedKind, FeedSet};
-pub use load::{LoadErrors, Position, RuleError, Warning};
+use crate::position::Position;
+pub use load::{LoadErrors, RuleError, Warning};
 
 /// The input types a rule may name. Each is a line format that
 /// [`crate::input::sniff`] can recognise and [`crate::timestamp`] can date.
@@ -70,7 +70,7 @@ pub struct Rule {
     pub patterns: Vec<Pattern>,
     /// Only lines received over the network from these senders; `None`:
     /// lines from anywhere.
-    pub senders: Option<Vec<senders::Network>>,
+    pub senders: Option<Vec<crate::network::Network>>,
     pub policy: Policy,
     pub tags: Vec<String>,
     pub examples: Vec<Example>,

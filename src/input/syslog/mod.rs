@@ -72,8 +72,36 @@ use tokio::sync::Semaphore;
 
 use super::source::{Drops, Note, Origin, Position, Source, SourceStats};
 use super::watch::Waker;
-use crate::config::{TlsPaths, Transport};
+use crate::tls::TlsPaths;
 use frame::{Frame, Framer};
+
+/// How a syslog input receives: the transport is part of the input's `type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    /// RELP, over TCP.
+    Relp,
+}
+
+impl Transport {
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Relp => "relp",
+        }
+    }
+
+    /// The kind of socket it listens on: RELP and plain TCP cannot share
+    /// a port, and take the same sockets from systemd.
+    pub fn socket(self) -> Transport {
+        match self {
+            Transport::Relp => Transport::Tcp,
+            other => other,
+        }
+    }
+}
 
 /// Lines from one sender are handed over in chunks of about this size.
 const CHUNK_BYTES: usize = 64 * 1024;

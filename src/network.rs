@@ -1,7 +1,7 @@
-//! A rule's `senders:` condition: the rule reads only lines received over
-//! the network from these addresses (an address, or a network in CIDR
-//! notation). Lines from files and the journal have no sender, so a rule
-//! with `senders` never matches them.
+//! An address or a network in CIDR notation, as the configuration and rules write them: a
+//! rule's `senders:` (the rule reads only lines received over the network from these; lines
+//! from files and the journal have no sender, so such a rule never matches them) and the
+//! trusted proxies whose forwarded client address is believed.
 
 use std::fmt;
 use std::net::IpAddr;
