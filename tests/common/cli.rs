@@ -80,6 +80,13 @@ where
     (list(&out.stdout).expect("JSON incidents"), stderr)
 }
 
+/// [`scan`] of `files` with the rules and settings of `config`.
+pub fn scan_with_config(config: &Path, files: &[&Path]) -> Vec<Value> {
+    let mut args = vec![OsStr::new("--config"), config.as_os_str()];
+    args.extend(files.iter().map(|f| f.as_os_str()));
+    scan(args).0
+}
+
 /// The stored incidents of `config`, through `canhgac incidents --format
 /// json`, or what it said when it failed (no store yet).
 pub fn try_incidents(config: &Path) -> Result<Vec<Value>, String> {
