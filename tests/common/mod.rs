@@ -68,3 +68,13 @@ pub fn on_free_port<T>(what: &str, mut start: impl FnMut(u16) -> Option<T>) -> T
     }
     panic!("{what}: no free port after {PORT_ATTEMPTS} attempts");
 }
+
+/// The rules canhgac ships, as loaded with no config.
+pub fn builtin_rules() -> canhgac::rules::RuleSet {
+    canhgac::rules::RuleSet::load(&canhgac::rules::RuleSources {
+        builtin: true,
+        paths: vec![],
+        disabled: Vec::new(),
+    })
+    .expect("built-in rules load")
+}
