@@ -73,7 +73,7 @@ fn write_config(d: &Site, name: &str, head: &str, tail: &str) -> PathBuf {
     let log = d.path("input.log");
     d.write(
         name,
-        &format!(
+        format!(
             "agency = \"test-agency\"\nstate_dir = \"{}\"\n{head}\n{tail}\n[[input]]\nname = \"auth\"\npath = \"{}\"\ntype = \"syslog\"\n",
             d.path("state").display(),
             log.display()
@@ -268,7 +268,7 @@ fn behind_a_trusted_proxy_the_client_comes_from_x_forwarded_for() {
     };
     let log = d.write(
         "access.log",
-        &[
+        [
             line("127.0.0.1", "203.0.113.5"),
             line("127.0.0.1", "6.6.6.6, 198.51.100.8"),
             line("192.0.2.77", "1.1.1.1"),
@@ -331,7 +331,7 @@ fn log_variants_are_read_as_what_they_are_and_wrong_types_are_said() {
     };
     let vhost = d.write(
         "vhost.log",
-        &[
+        [
             access("www.example.gov:443 ", "203.0.113.1"),
             access("www.example.gov ", "203.0.113.2"),
         ]
@@ -339,11 +339,11 @@ fn log_variants_are_read_as_what_they_are_and_wrong_types_are_said() {
     );
     let wrapped = d.write(
         "wrapped.log",
-        &access("Oct 31 23:30:00 web01 nginx: ", "203.0.113.3"),
+        access("Oct 31 23:30:00 web01 nginx: ", "203.0.113.3"),
     );
     let mixed = d.write(
         "syslog.log",
-        &[
+        [
             "Oct 31 23:29:00 web01 sshd[1]: Accepted publickey for a from 192.0.2.1 port 1 ssh2\n"
                 .to_string(),
             access("Oct 31 23:30:00 web01 nginx[2]: ", "203.0.113.4"),
@@ -401,7 +401,7 @@ fn log_variants_are_read_as_what_they_are_and_wrong_types_are_said() {
     // `check` reads the configured files and says the same.
     let config = d.write(
         "c.toml",
-        &format!(
+        format!(
             "agency = \"test-agency\"\nstate_dir = \"{}\"\n\n[[input]]\nname = \"web\"\npath = \"{file}\"\ntype = \"nginx\"\n",
             d.path("state").display()
         ),

@@ -275,7 +275,7 @@ start = "beginning"
 fn report(format: &str, lang: &str) -> String {
     let f = fixture();
     let config = f.config();
-    let (ok, stdout, stderr) = run(&[
+    let (ok, stdout, stderr) = run([
         "report",
         "--config",
         config.to_str().expect("path"),
@@ -701,7 +701,7 @@ fn hostile_text_is_neutralised_in_every_format() {
     let hostile = "=HYPERLINK(\"http://evil\")<script>alert(1)</script>\u{1b}[31m|*x*";
     let config = dir.path().join("canhgac.toml");
     let config = config.to_str().expect("path");
-    let (ok, out, err) = run(&[
+    let (ok, out, err) = run([
         "import",
         "--config",
         config,
@@ -713,7 +713,7 @@ fn hostile_text_is_neutralised_in_every_format() {
     ]);
     assert!(ok, "{out}{err}");
     let render = |format: &str| {
-        let (ok, out, err) = run(&[
+        let (ok, out, err) = run([
             "report", "--config", config, "--month", "2020-10", "--format", format,
         ]);
         assert!(ok, "{err}");
