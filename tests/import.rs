@@ -47,6 +47,15 @@ fn import(site: &Site, args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// How many different incident uids `all` holds.
+fn distinct_uids(all: &[Value]) -> usize {
+    let uids: std::collections::BTreeSet<&str> = all
+        .iter()
+        .map(|i| i["uid"].as_str().expect("uid"))
+        .collect();
+    uids.len()
+}
+
 fn incidents(site: &Site) -> Vec<Value> {
     cli::try_incidents(&site.config()).unwrap_or_else(|e| panic!("canhgac incidents: {e}"))
 }
@@ -112,13 +121,7 @@ fn the_same_file_counts_once_under_any_name_compressed_or_not() {
     );
     let all = incidents(&site);
     assert_eq!(all.len(), 11, "7 + 4, nothing twice");
-    let mut uids: Vec<&str> = all
-        .iter()
-        .map(|i| i["uid"].as_str().expect("uid"))
-        .collect();
-    uids.sort_unstable();
-    uids.dedup();
-    assert_eq!(uids.len(), 11);
+    assert_eq!(distinct_uids(&all), 11);
     for i in &all {
         assert_eq!(i["open"], false, "imported incidents are closed");
         assert_eq!(i["input"], "auth");
@@ -351,13 +354,7 @@ fn import_beside_a_running_daemon() {
     let all = wait_for(&site, &daemon, "live incidents after a restart", |a| {
         a.len() == 3020 + 3
     });
-    let mut uids: Vec<&str> = all
-        .iter()
-        .map(|i| i["uid"].as_str().expect("uid"))
-        .collect();
-    uids.sort_unstable();
-    uids.dedup();
-    assert_eq!(uids.len(), 3023);
+    assert_eq!(distinct_uids(&all), 3023);
     let log = daemon.log_text();
     assert!(!log.contains("ERROR"), "{log}");
     assert!(!log.contains("detector id"), "{log}");
