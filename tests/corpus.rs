@@ -2,36 +2,17 @@
 //! the built binary must find exactly the attackers an analyst finds by reading
 //! the lines, and raise nothing on traffic an analyst calls benign.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+mod common;
 
-use assert_cmd::Command;
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde_json::Value;
 
-use canhgac::rules::{RuleSet, RuleSources};
-
-fn corpus(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/corpus")
-        .join(name)
-}
+use common::corpus;
 
 /// Incidents of `scan --format json` over one corpus file.
 fn scan(name: &str) -> Vec<Value> {
-    let out = Command::cargo_bin("canhgac")
-        .expect("binary built")
-        .env("TZ", "UTC")
-        .args(["scan", "--format", "json"])
-        .arg(corpus(name))
-        .output()
-        .expect("canhgac runs");
-    assert!(
-        out.status.success(),
-        "scan {name} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let parsed: Value = serde_json::from_slice(&out.stdout).expect("JSON incidents");
-    parsed.as_array().expect("an array of incidents").clone()
+    common::cli::scan([corpus(name)]).0
 }
 
 fn keys_of(incidents: &[Value], category: &str) -> BTreeSet<String> {
@@ -190,12 +171,7 @@ fn apache_error_log_of_a_healthy_server_raises_nothing() {
 
 #[test]
 fn every_shipped_rule_documents_itself_with_examples() {
-    let rules = RuleSet::load(&RuleSources {
-        builtin: true,
-        paths: vec![],
-        disabled: Vec::new(),
-    })
-    .expect("built-in rules load");
+    let rules = common::builtin_rules();
     assert!(rules.rules.len() >= 30);
     for rule in &rules.rules {
         if rule.role == canhgac::rules::Role::Group || rule.rate.is_some() {

@@ -4,73 +4,23 @@
 //! and at the end the incidents in the store must be exactly those that
 //! `canhgac scan` finds in the same lines: nothing lost, nothing twice.
 
-use std::fs::{self, OpenOptions};
+mod common;
+
+use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use serde_json::Value;
-use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_canhgac");
+use common::cli;
+use common::config::Config;
+use common::daemon::Daemon;
+use common::logs::{append, corpus_lines as corpus};
+use common::site::Site;
 
-fn corpus(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/corpus")
-        .join(name);
-    let mut data = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    // A last line without its newline is never complete for a tailer.
-    if data.last() != Some(&b'\n') {
-        data.push(b'\n');
-    }
-    data
-}
-
-/// Kills the daemon if a test fails half-way.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(config: &Path, log: &Path) -> Daemon {
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("daemon log file");
-    let child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(config)
-        .env("TZ", "UTC")
-        .env("CANHGAC_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("daemon starts");
-    Daemon(child)
-}
-
-fn log_len(log: &Path) -> usize {
-    fs::metadata(log).map_or(0, |m| m.len() as usize)
-}
-
-/// Waits until the daemon started after `from` bytes of its log says it is ready.
-fn wait_ready(log: &Path, from: usize) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !fs::read_to_string(log)
-        .unwrap_or_default()
-        .get(from..)
-        .is_some_and(|new| new.contains("ready:"))
-    {
-        assert!(Instant::now() < deadline, "daemon never got ready");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+fn start(site: &Site) -> Daemon {
+    site.daemon().env("CANHGAC_LOG", "info").ready()
 }
 
 /// xorshift: reproducible random moments; the seed is printed.
@@ -83,15 +33,6 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0 % n
     }
-}
-
-fn append(path: &Path, data: &[u8]) {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .expect("log opens");
-    f.write_all(data).expect("log written");
 }
 
 /// (rule, key, first seen in µs, events), sorted: a multiset, so a
@@ -118,21 +59,8 @@ fn stored(db: &Path) -> Facts {
 }
 
 fn scanned(files: &[PathBuf]) -> Facts {
-    let out = Command::new(BIN)
-        .env("TZ", "UTC")
-        .args(["scan", "--format", "json"])
-        .args(files)
-        .output()
-        .expect("scan runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let incidents: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    let mut facts: Facts = incidents
-        .as_array()
-        .expect("array")
+    let mut facts: Facts = cli::scan(files)
+        .0
         .iter()
         .map(|i| {
             let first: Timestamp = i["first_seen"]
@@ -191,39 +119,17 @@ fn kill_9_with_fifty_thousand_live_keys() {
 /// Kills the daemon at random moments while the corpus is written, after
 /// `prefill` lines of distinct addresses; returns the live keys stored.
 fn kill_9_run(prefill: u32, pause: Duration) -> u64 {
-    let dir = TempDir::new().expect("tempdir");
-    let logs = dir.path().join("logs");
+    let site = Site::with(
+        &Config::new("test")
+            .time_zone(None)
+            .any_port()
+            .pipeline("batch_interval = \"50ms\"\nbatch_lines = 500\nmax_keys = 400000")
+            .input("auth", "logs/auth.log", "syslog")
+            .input("web", "logs/access.log", "apache"),
+    );
+    let logs = site.path("logs");
     fs::create_dir(&logs).expect("logs dir");
-    let config = dir.path().join("canhgac.toml");
-    fs::write(
-        &config,
-        r#"agency = "test"
-state_dir = "state"
-
-[http]
-listen = "127.0.0.1:0"
-
-[pipeline]
-batch_interval = "50ms"
-batch_lines = 500
-max_keys = 400000
-
-[[input]]
-name = "auth"
-path = "logs/auth.log"
-type = "syslog"
-start = "beginning"
-
-[[input]]
-name = "web"
-path = "logs/access.log"
-type = "apache"
-start = "beginning"
-"#,
-    )
-    .expect("config written");
-    let db = dir.path().join("state/canhgac.db");
-    let daemon_log = dir.path().join("daemon.log");
+    let db = site.path("state/canhgac.db");
     let auth_log = logs.join("auth.log");
     let access_log = logs.join("access.log");
 
@@ -298,11 +204,9 @@ start = "beginning"
     // (bounded in count), then one last uninterrupted run.
     let mut kills = 0;
     while !writer.is_finished() && kills < 40 {
-        let from = log_len(&daemon_log);
-        let mut daemon = start(&config, &daemon_log);
         // Random moments of the daemon's work, not of its start-up (slow in
         // a debug build): startup cannot commit anything anyway.
-        wait_ready(&daemon_log, from);
+        let daemon = start(&site);
         // Until the first commit, let the daemon make it: on a loaded
         // machine a debug daemon killed within 300 ms of READY might never
         // commit, and the writer waits for a checkpoint before rotating.
@@ -311,8 +215,7 @@ start = "beginning"
             std::thread::sleep(Duration::from_millis(10));
         }
         std::thread::sleep(Duration::from_millis(20 + rng.below(300)));
-        daemon.0.kill().expect("SIGKILL");
-        daemon.0.wait().expect("reaped");
+        daemon.kill9();
         kills += 1;
     }
     writer.join().expect("writer finished");
@@ -320,10 +223,8 @@ start = "beginning"
 
     let rotated = logs.join("auth.log.1");
     let sizes = |p: &Path| fs::metadata(p).map(|m| m.len() as i64).unwrap_or(0);
-    let from = log_len(&daemon_log);
-    let mut daemon = start(&config, &daemon_log);
     // SIGTERM before the daemon has its handlers would just kill it.
-    wait_ready(&daemon_log, from);
+    let daemon = start(&site);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let offsets = committed_offsets(&db);
@@ -339,15 +240,11 @@ start = "beginning"
         assert!(
             Instant::now() < deadline,
             "daemon did not catch up: {offsets:?}; log:\n{}",
-            fs::read_to_string(&daemon_log).unwrap_or_default()
+            site.log()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    Command::new("kill")
-        .args(["-TERM", &daemon.0.id().to_string()])
-        .status()
-        .expect("kill runs");
-    let status = daemon.0.wait().expect("daemon exits");
+    let status = daemon.stop();
     assert!(status.success(), "SIGTERM exit: {status}");
 
     let expected = scanned(&[rotated, auth_log, access_log]);
@@ -363,7 +260,7 @@ start = "beginning"
     assert!(
         missing.is_empty() && extra.is_empty() && got.len() == expected.len(),
         "seed {seed}: missing {missing:#?}\nextra {extra:#?}\ndaemon log:\n{}",
-        fs::read_to_string(&daemon_log).unwrap_or_default()
+        site.log()
     );
     live_keys(&db)
 }
@@ -408,43 +305,22 @@ fn two_logs(base: Timestamp) -> (Vec<u8>, Vec<u8>, Vec<(u32, bool)>) {
 /// each, feeding them live with `feed` (or finding them whole at start),
 /// then stops it; returns what it stored.
 fn two_inputs_run(live: bool, base: Timestamp) -> Facts {
-    let dir = TempDir::new().expect("tempdir");
-    let logs = dir.path().join("logs");
+    let site = Site::with(
+        &Config::new("test")
+            .any_port()
+            .input("a", "logs/a.log", "syslog")
+            .input("b", "logs/b.log", "syslog"),
+    );
+    let logs = site.path("logs");
     fs::create_dir(&logs).expect("logs dir");
-    let config = dir.path().join("canhgac.toml");
-    fs::write(
-        &config,
-        r#"agency = "test"
-state_dir = "state"
-time_zone = "UTC"
-
-[http]
-listen = "127.0.0.1:0"
-
-[[input]]
-name = "a"
-path = "logs/a.log"
-type = "syslog"
-start = "beginning"
-
-[[input]]
-name = "b"
-path = "logs/b.log"
-type = "syslog"
-start = "beginning"
-"#,
-    )
-    .expect("config written");
-    let db = dir.path().join("state/canhgac.db");
-    let daemon_log = dir.path().join("daemon.log");
+    let db = site.path("state/canhgac.db");
     let (a_log, b_log) = (logs.join("a.log"), logs.join("b.log"));
     let (a, b, order) = two_logs(base);
     if !live {
         append(&a_log, &a);
         append(&b_log, &b);
     }
-    let mut daemon = start(&config, &daemon_log);
-    wait_ready(&daemon_log, 0);
+    let daemon = start(&site);
     if live {
         let lines = |data: &[u8]| -> Vec<Vec<u8>> {
             data.split_inclusive(|&c| c == b'\n')
@@ -490,11 +366,7 @@ start = "beginning"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    Command::new("kill")
-        .args(["-TERM", &daemon.0.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(daemon.0.wait().expect("daemon exits").success());
+    assert!(daemon.stop().success());
     stored(&db)
 }
 

@@ -7,43 +7,25 @@
 //! every wait polls for a condition with a generous deadline, nothing asserts
 //! that something was fast, and a guard kills the daemon when a test fails.
 
+mod common;
+
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::path::PathBuf;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use regex::Regex;
 use serde_json::Value;
-use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_canhgac");
-
-/// How long any condition may take to come true. Generous: a loaded
-/// machine is slow, a broken daemon is never fast enough anyway.
-const DEADLINE: Duration = Duration::from_secs(20);
-
-const POLL: Duration = Duration::from_millis(50);
+use common::cli;
+use common::config::Config;
+use common::daemon::{Daemon, Launch, Message};
+use common::metrics;
+use common::site::Site;
 
 /// The watchdog interval given to the daemon (`WATCHDOG_USEC`).
 const WATCHDOG: Duration = Duration::from_secs(1);
-
-/// Variables of the environment running the tests (a CI job may itself run
-/// under systemd) that would change what the daemon does.
-const SYSTEMD_ENV: [&str; 6] = [
-    "NOTIFY_SOCKET",
-    "WATCHDOG_USEC",
-    "WATCHDOG_PID",
-    "JOURNAL_STREAM",
-    "RUST_LOG",
-    "CANHGAC_LOG",
-];
 
 /// `n` failed SSH passwords for root from `ip`, one second apart from
 /// `Oct 31 23:30:<start>`: `ssh-bruteforce` opens an incident at the
@@ -61,54 +43,30 @@ fn attack(ip: &str, n: usize, start: usize) -> String {
 }
 
 struct Fixture {
-    dir: TempDir,
+    site: Site,
 }
 
 impl Fixture {
     /// A config with one syslog input `auth.log` (read from its start), the
-    /// state in `state/`, builtin rules, plus `extra` TOML appended.
+    /// state in `state/`, builtin rules, plus `extra` TOML after the head;
+    /// tests run in parallel: any free port.
     fn new(extra: &str) -> Self {
-        let dir = TempDir::new().expect("tempdir");
-        let f = Fixture { dir };
-        f.write_config(extra);
-        f.write("auth.log", "");
-        f
-    }
-
-    fn write_config(&self, extra: &str) {
-        self.write_config_text(&format!(
-            r#"agency = "test-agency"
-time_zone = "UTC"
-state_dir = "state"
-{extra}
-
-[[input]]
-name = "auth"
-path = "auth.log"
-type = "syslog"
-start = "beginning"
-
-# Tests run in parallel: any free port.
-[http]
-listen = "127.0.0.1:0"
-"#
-        ));
-    }
-
-    /// Replaces the config atomically, as an editor or a config manager
-    /// would: a reload never sees it half-written.
-    fn write_config_text(&self, text: &str) {
-        let tmp = self.path("canhgac.toml.tmp");
-        fs::write(&tmp, text).expect("write config");
-        fs::rename(&tmp, self.config()).expect("rename config");
+        let site = Site::with(
+            &Config::new("test-agency")
+                .any_port()
+                .top(extra)
+                .input("auth", "auth.log", "syslog"),
+        );
+        site.write("auth.log", "");
+        Fixture { site }
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.site.path(name)
     }
 
     fn config(&self) -> PathBuf {
-        self.path("canhgac.toml")
+        self.site.config()
     }
 
     fn db(&self) -> PathBuf {
@@ -116,20 +74,11 @@ listen = "127.0.0.1:0"
     }
 
     fn write(&self, name: &str, text: &str) {
-        let p = self.path(name);
-        if let Some(dir) = p.parent() {
-            fs::create_dir_all(dir).expect("mkdir");
-        }
-        fs::write(p, text).expect("write");
+        self.site.write(name, text);
     }
 
-    /// Appends with one write(2), as a syslog daemon writes whole lines.
     fn append(&self, name: &str, text: &str) {
-        let mut f = fs::OpenOptions::new()
-            .append(true)
-            .open(self.path(name))
-            .expect("open for append");
-        f.write_all(text.as_bytes()).expect("append");
+        self.site.append(name, text);
     }
 
     /// Appends to a file whose mode forbids it, by lifting the mode for the
@@ -141,26 +90,9 @@ listen = "127.0.0.1:0"
         fs::set_permissions(&p, fs::Permissions::from_mode(0o000)).expect("chmod");
     }
 
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(BIN);
-        for var in SYSTEMD_ENV {
-            cmd.env_remove(var);
-        }
-        cmd.env("TZ", "UTC").env_remove("NO_COLOR");
-        cmd
-    }
-
-    /// `canhgac run --config FILE` with stderr captured.
-    fn spawn(&self, setup: impl FnOnce(&mut Command)) -> Daemon {
-        let mut cmd = self.command();
-        cmd.arg("run")
-            .arg("--config")
-            .arg(self.config())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        setup(&mut cmd);
-        Daemon::spawn(cmd)
+    /// `canhgac run --config FILE` as started by hand: no `NOTIFY_SOCKET`.
+    fn by_hand(&self) -> Launch {
+        self.site.daemon().without_notify()
     }
 
     /// Stored incidents, through `canhgac incidents --format json`; none
@@ -169,19 +101,8 @@ listen = "127.0.0.1:0"
         if !self.db().exists() {
             return Vec::new();
         }
-        let out = self
-            .command()
-            .args(["incidents", "--format", "json", "--config"])
-            .arg(self.config())
-            .output()
-            .expect("run canhgac incidents");
-        assert!(
-            out.status.success(),
-            "canhgac incidents failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: Value = serde_json::from_slice(&out.stdout).expect("incidents JSON");
-        v.as_array().expect("an array").clone()
+        cli::try_incidents(&self.config())
+            .unwrap_or_else(|e| panic!("canhgac incidents failed: {e}"))
     }
 
     /// Stored incidents of `rule` with `key`.
@@ -194,7 +115,7 @@ listen = "127.0.0.1:0"
 
     /// Waits until the store holds an incident of `rule` with `key` and
     /// `events` events; returns it.
-    fn wait_incident(&self, daemon: &mut Daemon, rule: &str, key: &str, events: u64) -> Value {
+    fn wait_incident(&self, daemon: &Daemon, rule: &str, key: &str, events: u64) -> Value {
         daemon.wait(
             &format!("incident {rule} {key} with {events} events"),
             || {
@@ -206,302 +127,22 @@ listen = "127.0.0.1:0"
     }
 
     fn check(&self) -> Output {
-        self.command()
-            .arg("check")
-            .arg("--config")
-            .arg(self.config())
-            .output()
-            .expect("run canhgac check")
-    }
-}
-
-/// The running daemon. Dropping it kills the process if it still runs, so
-/// a failed assertion never leaves a daemon behind; a failing test also
-/// prints what the daemon logged.
-struct Daemon {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-    reader: Option<JoinHandle<()>>,
-    status: Option<ExitStatus>,
-}
-
-impl Daemon {
-    fn spawn(mut cmd: Command) -> Daemon {
-        let mut child = cmd.spawn().expect("start canhgac run");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&log);
-        let reader = thread::spawn(move || {
-            let mut r = BufReader::new(stderr);
-            let mut buf = Vec::new();
-            while r.read_until(b'\n', &mut buf).is_ok_and(|n| n > 0) {
-                let line = String::from_utf8_lossy(&buf);
-                let line = line.strip_suffix('\n').unwrap_or(&line).to_owned();
-                sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-                buf.clear();
-            }
-        });
-        Daemon {
-            child,
-            log,
-            reader: Some(reader),
-            status: None,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Sends a signal with kill(1), as `systemctl kill` or ExecReload would.
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{sig} {} failed", self.pid());
-    }
-
-    fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn log_text(&self) -> String {
-        self.log().join("\n")
-    }
-
-    /// Lines logged so far; for `wait_log` to look only at what comes next.
-    fn log_len(&self) -> usize {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// Polls `f` until it returns something; panics (with the daemon's log)
-    /// at the deadline or if the daemon exits meanwhile.
-    fn wait<T>(&mut self, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            if let Some(v) = f() {
-                return v;
-            }
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                self.status = Some(status);
-                panic!(
-                    "the daemon exited ({status}) while waiting for {what}; its log:\n{}",
-                    self.log_text()
-                );
-            }
-            assert!(
-                Instant::now() < end,
-                "timed out after {DEADLINE:?} waiting for {what}; daemon log:\n{}",
-                self.log_text()
-            );
-            thread::sleep(POLL);
-        }
-    }
-
-    /// Waits for a log line after the first `from` lines that contains `needle`.
-    fn wait_log(&mut self, from: usize, needle: &str) -> String {
-        let log = Arc::clone(&self.log);
-        self.wait(&format!("{needle:?} in the daemon's log"), || {
-            let log = log.lock().unwrap_or_else(|e| e.into_inner());
-            log.iter().skip(from).find(|l| l.contains(needle)).cloned()
-        })
-    }
-
-    /// Waits for the process to end; its exit status.
-    fn wait_exit(&mut self) -> ExitStatus {
-        let end = Instant::now() + DEADLINE;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("try_wait") {
-                break s;
-            }
-            assert!(
-                Instant::now() < end,
-                "the daemon did not exit within {DEADLINE:?}; its log:\n{}",
-                self.log_text()
-            );
-            thread::sleep(POLL);
-        };
-        self.status = Some(status);
-        // stderr is closed with the process: the reader has seen every line.
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-        status
-    }
-
-    /// SIGTERM, then the exit status.
-    fn stop(&mut self) -> ExitStatus {
-        self.signal("TERM");
-        self.wait_exit()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if self.status.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-        if thread::panicking() {
-            eprintln!("--- daemon log ---\n{}\n---", self.log_text());
-        }
-    }
-}
-
-/// The service manager's end of `NOTIFY_SOCKET`.
-///
-/// A thread receives the datagrams as they come, as systemd does: the
-/// daemon's sends block once the socket's queue is full (ten datagrams on
-/// Linux, 2.5 s of watchdog pings), which would freeze its pipeline whenever
-/// a test looks elsewhere for a while.
-struct NotifySocket {
-    path: PathBuf,
-    received: Receiver<Message>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-/// One datagram, as received, with the time it was received.
-struct Message {
-    at: Instant,
-    text: String,
-}
-
-impl Message {
-    fn has(&self, assignment: &str) -> bool {
-        self.text.lines().any(|l| l == assignment)
-    }
-
-    fn get(&self, var: &str) -> Option<&str> {
-        self.text
-            .lines()
-            .find_map(|l| l.strip_prefix(var)?.strip_prefix('='))
-    }
-}
-
-impl NotifySocket {
-    fn bind(dir: &Path) -> NotifySocket {
-        let path = dir.join("notify.sock");
-        // The socket of an earlier daemon of the same test.
-        let _ = fs::remove_file(&path);
-        let sock = UnixDatagram::bind(&path).expect("bind the notify socket");
-        sock.set_read_timeout(Some(Duration::from_millis(100)))
-            .expect("read timeout");
-        let (tx, received) = mpsc::channel();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = Arc::clone(&stop);
-        let thread = thread::spawn(move || {
-            let mut buf = vec![0; 64 * 1024];
-            while !stopped.load(Ordering::Relaxed) {
-                match sock.recv(&mut buf) {
-                    Ok(n) => {
-                        let m = Message {
-                            at: Instant::now(),
-                            text: String::from_utf8_lossy(&buf[..n]).into_owned(),
-                        };
-                        if tx.send(m).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                        ) => {}
-                    Err(e) => panic!("notify socket: {e}"),
-                }
-            }
-        });
-        NotifySocket {
-            path,
-            received,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// The next datagram, if one arrives within 100 ms.
-    fn recv(&self) -> Option<Message> {
-        self.received.recv_timeout(Duration::from_millis(100)).ok()
-    }
-
-    /// Receives until a datagram satisfies `f`; returns it and everything
-    /// received before it.
-    fn wait_until(
-        &self,
-        daemon: &mut Daemon,
-        what: &str,
-        f: impl Fn(&Message) -> bool,
-    ) -> (Message, Vec<Message>) {
-        let mut before = Vec::new();
-        let found = daemon.wait(what, || {
-            while let Some(m) = self.recv() {
-                if f(&m) {
-                    return Some(m);
-                }
-                before.push(m);
-            }
-            None
-        });
-        (found, before)
-    }
-
-    fn wait_for(&self, daemon: &mut Daemon, assignment: &str) -> Message {
-        self.wait_until(daemon, &format!("{assignment} on NOTIFY_SOCKET"), |m| {
-            m.has(assignment)
-        })
-        .0
-    }
-}
-
-impl Drop for NotifySocket {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        cli::check(&self.config())
     }
 }
 
 /// The daemon with `NOTIFY_SOCKET` set to the test's socket and a 1 s
 /// watchdog; returns once READY=1 arrived.
-fn spawn_notified(f: &Fixture) -> (Daemon, NotifySocket, Message) {
-    let notify = NotifySocket::bind(f.dir.path());
-    let mut daemon = f.spawn(|cmd| {
-        cmd.env("NOTIFY_SOCKET", &notify.path)
-            .env("WATCHDOG_USEC", WATCHDOG.as_micros().to_string());
-    });
-    let ready = notify.wait_for(&mut daemon, "READY=1");
-    (daemon, notify, ready)
-}
-
-/// Pings received from now on, for `span`; panics if the daemon exits.
-fn pings_during(daemon: &mut Daemon, notify: &NotifySocket, span: Duration) -> Vec<Instant> {
-    let end = Instant::now() + span;
-    let mut pings = Vec::new();
-    while Instant::now() < end {
-        if let Some(m) = notify.recv() {
-            if m.has("WATCHDOG=1") {
-                pings.push(m.at);
-            }
-        }
-        if let Some(status) = daemon.child.try_wait().expect("try_wait") {
-            daemon.status = Some(status);
-            panic!("the daemon exited ({status}); log:\n{}", daemon.log_text());
-        }
-    }
-    pings
+fn spawn_notified(f: &Fixture) -> (Daemon, Message) {
+    let daemon = f.site.daemon().watchdog(WATCHDOG).spawn();
+    let ready = daemon.wait_notify("READY=1");
+    (daemon, ready)
 }
 
 #[test]
 fn notify_ready_status_watchdog_and_stopping() {
     let f = Fixture::new("");
-    let (mut daemon, notify, ready) = spawn_notified(&f);
+    let (daemon, ready) = spawn_notified(&f);
 
     // READY=1 comes once the inputs are open, with a STATUS= that says so.
     let status = ready.get("STATUS").expect("STATUS= with READY=1");
@@ -510,9 +151,9 @@ fn notify_ready_status_watchdog_and_stopping() {
 
     // Idle and healthy: pings keep coming, at a quarter of the interval.
     // Asking for three in ten seconds leaves room for a loaded machine.
-    let pings = pings_during(&mut daemon, &notify, Duration::from_secs(3));
+    let pings = daemon.pings_during(Duration::from_secs(3));
     if pings.len() < 3 {
-        let more = pings_during(&mut daemon, &notify, Duration::from_secs(7));
+        let more = daemon.pings_during(Duration::from_secs(7));
         assert!(
             pings.len() + more.len() >= 3,
             "only {} WATCHDOG=1 in 10 s while idle",
@@ -528,10 +169,9 @@ fn notify_ready_status_watchdog_and_stopping() {
 
     // The pipeline read the lines and cannot store them: it stops pinging,
     // so systemd would restart it. Wait for a silence of three intervals.
-    let log = Arc::clone(&daemon.log);
     let mut last_ping = Instant::now();
     let silent_since = daemon.wait("the watchdog pings to stop", || {
-        while let Some(m) = notify.recv() {
+        while let Some(m) = daemon.notify().recv() {
             if m.has("WATCHDOG=1") {
                 last_ping = m.at;
             }
@@ -543,14 +183,15 @@ fn notify_ready_status_watchdog_and_stopping() {
     // back (the pipeline thread is not blocked any more).
     let mut pings = 0;
     daemon.wait("a failed commit in the log", || {
-        while let Some(m) = notify.recv() {
+        while let Some(m) = daemon.notify().recv() {
             pings += usize::from(m.has("WATCHDOG=1"));
         }
-        daemon_log_since(&log, 0)
+        daemon
+            .log_since(0)
             .contains("commit failed, retrying")
             .then_some(())
     });
-    pings += pings_during(&mut daemon, &notify, Duration::from_secs(1)).len();
+    pings += daemon.pings_during(Duration::from_secs(1)).len();
     assert_eq!(pings, 0, "WATCHDOG=1 while the store refused commits");
     assert!(
         f.incidents().is_empty(),
@@ -565,14 +206,14 @@ fn notify_ready_status_watchdog_and_stopping() {
     );
 
     // The commit goes through; healthy again, the pings resume.
-    notify.wait_for(&mut daemon, "WATCHDOG=1");
-    let inc = f.wait_incident(&mut daemon, "ssh-bruteforce", "203.0.113.7", 5);
+    daemon.wait_notify("WATCHDOG=1");
+    let inc = f.wait_incident(&daemon, "ssh-bruteforce", "203.0.113.7", 5);
     assert_eq!(inc["category"], "bruteforce");
     assert_eq!(inc["input"], "auth");
 
     // SIGTERM: STOPPING=1, then exit 0.
     daemon.signal("TERM");
-    notify.wait_for(&mut daemon, "STOPPING=1");
+    daemon.wait_notify("STOPPING=1");
     let status = daemon.wait_exit();
     assert!(status.success(), "exit status {status}");
 }
@@ -580,7 +221,7 @@ fn notify_ready_status_watchdog_and_stopping() {
 #[test]
 fn sigterm_stores_every_line_written_before_it() {
     let f = Fixture::new("");
-    let (mut daemon, _notify, _) = spawn_notified(&f);
+    let (daemon, _) = spawn_notified(&f);
     let lines = 40;
     f.append("auth.log", &attack("203.0.113.7", lines, 0));
     daemon.signal("TERM");
@@ -595,14 +236,9 @@ fn sigterm_stores_every_line_written_before_it() {
     assert_eq!(stored[0]["events"], lines as u64, "{:#}", stored[0]);
 
     // A restart neither reads those lines again nor loses the open incident.
-    let (mut daemon, _notify, _) = spawn_notified(&f);
+    let (daemon, _) = spawn_notified(&f);
     f.append("auth.log", &attack("203.0.113.7", 2, lines));
-    f.wait_incident(
-        &mut daemon,
-        "ssh-bruteforce",
-        "203.0.113.7",
-        lines as u64 + 2,
-    );
+    f.wait_incident(&daemon, "ssh-bruteforce", "203.0.113.7", lines as u64 + 2);
     assert!(daemon.stop().success());
     assert_eq!(f.incidents().len(), 1, "{:#?}", f.incidents());
 }
@@ -613,7 +249,7 @@ fn sigterm_stores_every_line_written_before_it() {
 #[test]
 fn sigterm_racing_fresh_lines_still_stores_them() {
     let f = Fixture::new("");
-    let (mut daemon, _notify, _) = spawn_notified(&f);
+    let (daemon, _) = spawn_notified(&f);
     daemon.signal("STOP");
     f.append("auth.log", &attack("198.51.100.9", 7, 0));
     daemon.signal("TERM");
@@ -670,28 +306,25 @@ fn canary(ip: &str) -> String {
 fn sighup_refuses_a_broken_rule_and_takes_a_fixed_one() {
     let f = Fixture::new("[rules]\ndirs = [\"rules.d\"]\n");
     f.write("rules.d/canary.yaml", CANARY_RULE);
-    let (mut daemon, notify, _) = spawn_notified(&f);
+    let (daemon, _) = spawn_notified(&f);
     f.append("auth.log", &canary("10.0.0.1"));
-    f.wait_incident(&mut daemon, "local-canary-login", "10.0.0.1", 1);
+    f.wait_incident(&daemon, "local-canary-login", "10.0.0.1", 1);
 
     // (a) A broken rule file, then SIGHUP: refused with file:line:col, the
     // running rules stay, the daemon runs on.
     f.write("rules.d/honeyfile.yaml", BROKEN_RULE);
     let from = daemon.log_len();
     daemon.signal("HUP");
-    let (reloading, _) = notify.wait_until(&mut daemon, "RELOADING=1", |m| m.has("RELOADING=1"));
+    let (reloading, _) = daemon.wait_notify_until("RELOADING=1", |m| m.has("RELOADING=1"));
     let usec = reloading
         .get("MONOTONIC_USEC")
         .expect("MONOTONIC_USEC= with RELOADING=1 (Type=notify-reload waits for it)");
     assert!(usec.parse::<u64>().is_ok_and(|u| u > 0), "{usec:?}");
-    notify.wait_for(&mut daemon, "READY=1");
+    daemon.wait_notify("READY=1");
     daemon.wait_log(from, "reload refused");
     let position = Regex::new(r"rules\.d/honeyfile\.yaml:9:\d+: ").expect("regex");
-    let log = Arc::clone(&daemon.log);
     daemon.wait("the broken rule's file:line:col in the log", || {
-        position
-            .is_match(&daemon_log_since(&log, from))
-            .then_some(())
+        position.is_match(&daemon.log_since(from)).then_some(())
     });
 
     // `canhgac check` says the same, and fails.
@@ -701,7 +334,7 @@ fn sighup_refuses_a_broken_rule_and_takes_a_fixed_one() {
     assert!(position.is_match(&stderr), "{stderr}");
 
     f.append("auth.log", &canary("10.0.0.2"));
-    f.wait_incident(&mut daemon, "local-canary-login", "10.0.0.2", 1);
+    f.wait_incident(&daemon, "local-canary-login", "10.0.0.2", 1);
 
     // (b) The rule fixed: the next SIGHUP takes it.
     f.write(
@@ -711,43 +344,32 @@ fn sighup_refuses_a_broken_rule_and_takes_a_fixed_one() {
     assert!(f.check().status.success(), "check of the fixed rule");
     let from = daemon.log_len();
     daemon.signal("HUP");
-    notify.wait_for(&mut daemon, "RELOADING=1");
-    notify.wait_for(&mut daemon, "READY=1");
+    daemon.wait_notify("RELOADING=1");
+    daemon.wait_notify("READY=1");
     daemon.wait_log(from, "reloaded");
     f.append(
         "auth.log",
         "Oct 31 23:41:00 host auditd[9]: honeyfile-read /srv/salary.xlsx from 10.0.0.3\n",
     );
-    let inc = f.wait_incident(&mut daemon, "local-honeyfile", "10.0.0.3", 1);
+    let inc = f.wait_incident(&daemon, "local-honeyfile", "10.0.0.3", 1);
     assert_eq!(inc["category"], "malware");
     assert_eq!(inc["fields"]["path"], "/srv/salary.xlsx");
     // The old rule still works beside it, and the builtin ones too.
     f.append("auth.log", &canary("10.0.0.4"));
     f.append("auth.log", &attack("203.0.113.8", 5, 0));
-    f.wait_incident(&mut daemon, "local-canary-login", "10.0.0.4", 1);
-    f.wait_incident(&mut daemon, "ssh-bruteforce", "203.0.113.8", 5);
+    f.wait_incident(&daemon, "local-canary-login", "10.0.0.4", 1);
+    f.wait_incident(&daemon, "ssh-bruteforce", "203.0.113.8", 5);
     assert!(daemon.stop().success());
-}
-
-fn daemon_log_since(log: &Mutex<Vec<String>>, from: usize) -> String {
-    let log = log.lock().unwrap_or_else(|e| e.into_inner());
-    log.iter()
-        .skip(from)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[test]
 fn under_journald_lines_carry_priorities_and_no_time() {
     let f = Fixture::new("");
-    let mut daemon = f.spawn(|cmd| {
-        cmd.env("JOURNAL_STREAM", "8:1234");
-    });
+    let daemon = f.by_hand().env("JOURNAL_STREAM", "8:1234").spawn();
     daemon.wait_log(0, "ready");
     // A warning: a setting that needs a restart, changed by a reload.
     let from = daemon.log_len();
-    f.write_config_text(
+    f.site.write_config(
         &fs::read_to_string(f.config())
             .expect("config")
             .replace("test-agency", "other-agency"),
@@ -756,7 +378,7 @@ fn under_journald_lines_carry_priorities_and_no_time() {
     daemon.wait_log(from, "reloaded");
     // An error: a reload of a config that does not parse.
     let from = daemon.log_len();
-    f.write_config_text("agency = \"test-agency\"\n[[input]\n");
+    f.site.write_config("agency = \"test-agency\"\n[[input]\n");
     daemon.signal("HUP");
     daemon.wait_log(from, "reload refused");
     assert!(daemon.stop().success());
@@ -784,12 +406,10 @@ fn under_journald_lines_carry_priorities_and_no_time() {
 #[test]
 fn json_log_is_one_object_per_line() {
     let f = Fixture::new("");
-    let mut daemon = f.spawn(|cmd| {
-        cmd.args(["--log-format", "json"]);
-    });
+    let daemon = f.by_hand().args(["--log-format", "json"]).spawn();
     daemon.wait_log(0, "ready");
     let from = daemon.log_len();
-    f.write_config_text("agency = \"test-agency\"\n[[input]\n");
+    f.site.write_config("agency = \"test-agency\"\n[[input]\n");
     daemon.signal("HUP");
     daemon.wait_log(from, "reload refused");
     assert!(daemon.stop().success());
@@ -810,7 +430,7 @@ fn json_log_is_one_object_per_line() {
 #[test]
 fn a_config_error_stops_the_start_with_its_position() {
     let f = Fixture::new("[pipeline]\nbatch_lines = 0\n");
-    let mut daemon = f.spawn(|_| {});
+    let daemon = f.by_hand().spawn();
     let status = daemon.wait_exit();
     assert!(!status.success(), "started with a broken config");
     let log = daemon.log_text();
@@ -825,12 +445,12 @@ fn a_config_error_stops_the_start_with_its_position() {
 fn a_state_dir_that_cannot_be_created_stops_the_start() {
     let f = Fixture::new("");
     f.write("not-a-dir", "a file\n");
-    f.write_config_text(
+    f.site.write_config(
         &fs::read_to_string(f.config())
             .expect("config")
             .replace("state_dir = \"state\"", "state_dir = \"not-a-dir/state\""),
     );
-    let mut daemon = f.spawn(|_| {});
+    let daemon = f.by_hand().spawn();
     let status = daemon.wait_exit();
     assert!(!status.success(), "started without a state directory");
     let log = daemon.log_text();
@@ -850,7 +470,7 @@ fn an_unreadable_input_is_reported_and_read_once_readable() {
         );
         return;
     }
-    let (mut daemon, _notify, _) = spawn_notified(&f);
+    let (daemon, _) = spawn_notified(&f);
     daemon.wait_log(0, "Permission denied");
     let line = daemon
         .log()
@@ -862,14 +482,14 @@ fn an_unreadable_input_is_reported_and_read_once_readable() {
 
     f.append_unreadable(&attack("203.0.113.7", 5, 0));
     fs::set_permissions(&log_path, fs::Permissions::from_mode(0o644)).expect("chmod");
-    f.wait_incident(&mut daemon, "ssh-bruteforce", "203.0.113.7", 5);
+    f.wait_incident(&daemon, "ssh-bruteforce", "203.0.113.7", 5);
     assert!(daemon.stop().success());
 }
 
 #[test]
 fn lines_of_another_type_are_said_once_and_counted() {
     let f = Fixture::new("");
-    let (mut daemon, _notify, _) = spawn_notified(&f);
+    let (daemon, _) = spawn_notified(&f);
     let serving = daemon.wait_log(0, "serving /metrics");
     let base = serving
         .rsplit(" on ")
@@ -888,31 +508,23 @@ fn lines_of_another_type_are_said_once_and_counted() {
         warning.contains("/srv/www/.env"),
         "names the line: {warning}"
     );
-    let counted = daemon.wait("the unrecognised lines on /metrics", || {
-        let body = ureq::get(&format!("{base}/metrics"))
-            .call()
-            .ok()?
-            .body_mut()
-            .read_to_string()
-            .ok()?;
-        body.lines()
-            .find(|l| l.starts_with("canhgac_input_lines_unrecognised_total{input=\"auth\"}"))
-            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .filter(|&n| n == 3)
-    });
-    assert_eq!(counted, 3);
+    let agent = common::http::agent(None);
+    let unrecognised = |n: f64| {
+        common::http::get(&agent, &format!("{base}/metrics"), None)
+            .ok()
+            .and_then(|r| {
+                metrics::value(
+                    &r.body,
+                    "canhgac_input_lines_unrecognised_total{input=\"auth\"}",
+                )
+            })
+            .filter(|&v| v == n)
+    };
+    let counted = daemon.wait("the unrecognised lines on /metrics", || unrecognised(3.0));
+    assert_eq!(counted, 3.0);
     // Said once: more such lines are counted, not logged again.
     f.append("auth.log", access);
-    daemon.wait("the fourth line counted", || {
-        let body = ureq::get(&format!("{base}/metrics"))
-            .call()
-            .ok()?
-            .body_mut()
-            .read_to_string()
-            .ok()?;
-        body.contains("canhgac_input_lines_unrecognised_total{input=\"auth\"} 4")
-            .then_some(())
-    });
+    daemon.wait("the fourth line counted", || unrecognised(4.0));
     let said = daemon
         .log()
         .iter()

@@ -4,51 +4,26 @@
 //! log variants (RFC 5424 files, virtual hosts, access lines through
 //! syslog) that must not read as silence.
 
+mod common;
+
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use serde_json::Value;
-use tempfile::TempDir;
 
-fn canhgac() -> Command {
-    let mut c = Command::cargo_bin("canhgac").expect("binary built");
-    c.env("TZ", "UTC");
-    c
-}
-
-struct Dir(TempDir);
-
-impl Dir {
-    fn new() -> Self {
-        Dir(tempfile::tempdir().expect("temp dir"))
-    }
-
-    fn write(&self, name: &str, content: &str) -> PathBuf {
-        let path = self.0.path().join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).expect("dirs");
-        }
-        std::fs::write(&path, content).expect("write");
-        path
-    }
-
-    fn path(&self) -> &Path {
-        self.0.path()
-    }
-}
+use common::cli::{self, assert_cmd as canhgac};
+use common::site::Site;
 
 /// `scan --format json` with only the rules in `rules` (a file or directory).
 fn scan_with(rules: &Path, files: &[&Path], extra: &[&str]) -> (Vec<Value>, String) {
-    let mut cmd = canhgac();
-    cmd.args(["scan", "--no-default-rules", "--format", "json", "--rules"])
-        .arg(rules)
-        .args(extra)
-        .args(files);
-    let out = cmd.output().expect("runs");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "scan failed: {stderr}");
-    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
-    (v.as_array().cloned().unwrap_or_default(), stderr)
+    let mut args = vec![
+        OsStr::new("--no-default-rules"),
+        OsStr::new("--rules"),
+        rules.as_os_str(),
+    ];
+    args.extend(extra.iter().map(OsStr::new));
+    args.extend(files.iter().map(|f| f.as_os_str()));
+    cli::scan(args)
 }
 
 const SSH_GROUP: &str = r#"groups:
@@ -94,13 +69,13 @@ rules:
 
 /// A config in `d`: its lines `head` (top-level keys) and `tail` (tables),
 /// with one input so that it is a valid daemon config.
-fn write_config(d: &Dir, name: &str, head: &str, tail: &str) -> PathBuf {
-    let log = d.path().join("input.log");
+fn write_config(d: &Site, name: &str, head: &str, tail: &str) -> PathBuf {
+    let log = d.path("input.log");
     d.write(
         name,
-        &format!(
+        format!(
             "agency = \"test-agency\"\nstate_dir = \"{}\"\n{head}\n{tail}\n[[input]]\nname = \"auth\"\npath = \"{}\"\ntype = \"syslog\"\n",
-            d.path().join("state").display(),
+            d.path("state").display(),
             log.display()
         ),
     )
@@ -112,7 +87,7 @@ fn by_rule<'a>(incidents: &'a [Value], rule: &str) -> Vec<&'a Value> {
 
 #[test]
 fn failures_of_every_kind_from_one_attacker_reach_one_threshold() {
-    let d = Dir::new();
+    let d = Site::new();
     let rules = d.write("rules/ssh.yaml", SSH_GROUP);
     // Nine lines in eleven seconds, four kinds, four processes: five
     // attempts (a PAM line and its sshd line are one), which no kind
@@ -152,7 +127,7 @@ fn failures_of_every_kind_from_one_attacker_reach_one_threshold() {
 
 #[test]
 fn repeated_lines_count_their_attempts_and_a_login_after_the_attack_is_raised() {
-    let d = Dir::new();
+    let d = Site::new();
     let rules = d.write("ssh.yaml", SSH_GROUP);
     let log = d.write(
         "auth.log",
@@ -180,7 +155,7 @@ fn repeated_lines_count_their_attempts_and_a_login_after_the_attack_is_raised() 
 
 #[test]
 fn the_blamed_client_is_an_address_or_a_named_host_never_text() {
-    let d = Dir::new();
+    let d = Site::new();
     let rules = d.write(
         "pam.yaml",
         r#"rules:
@@ -219,10 +194,10 @@ fn the_blamed_client_is_an_address_or_a_named_host_never_text() {
 
 #[test]
 fn a_copied_shipped_rule_replaces_it_and_disable_rules_takes_rules_out() {
-    let d = Dir::new();
+    let d = Site::new();
     // What a sysadmin does: copy every shipped file into rules.d, edit one.
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-    let local = d.path().join("rules.d");
+    let shipped = common::manifest("rules");
+    let local = d.path("rules.d");
     std::fs::create_dir_all(&local).expect("dir");
     for entry in std::fs::read_dir(&shipped).expect("rules dir") {
         let path = entry.expect("entry").path();
@@ -256,33 +231,16 @@ fn a_copied_shipped_rule_replaces_it_and_disable_rules_takes_rules_out() {
     assert!(list.contains("rules.d/openssh.yaml"), "{list}");
     assert!(!list.contains("web-admin-panel-probe"), "disabled:\n{list}");
     // The real access log's only incidents came from the disabled rule.
-    let corpus =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/apache_access_10k.log");
-    let out = canhgac()
-        .args(["scan", "--format", "json", "--config"])
-        .arg(&config)
-        .arg(&corpus)
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let incidents: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let incidents = cli::scan_with_config(&config, &[&common::corpus("apache_access_10k.log")]);
     assert!(
         incidents
-            .as_array()
-            .is_some_and(|a| a.iter().all(|i| i["rule"] != "web-admin-panel-probe")),
-        "{incidents:#}"
+            .iter()
+            .all(|i| i["rule"] != "web-admin-panel-probe"),
+        "{incidents:#?}"
     );
     // An id that names nothing is refused with its place.
     let typo = write_config(&d, "typo.toml", "disable_rules = [\"no-such-rule\"]", "");
-    let out = canhgac()
-        .args(["check", "--config"])
-        .arg(&typo)
-        .output()
-        .expect("runs");
+    let out = cli::check(&typo);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("disable_rules names `no-such-rule`"),
@@ -303,14 +261,14 @@ const PROBE: &str = r#"rules:
 
 #[test]
 fn behind_a_trusted_proxy_the_client_comes_from_x_forwarded_for() {
-    let d = Dir::new();
+    let d = Site::new();
     let rules = d.write("probe.yaml", PROBE);
     let line = |client: &str, xff: &str| {
         format!("{client} - - [31/Oct/2020:23:30:00 +0700] \"GET /.env HTTP/1.1\" 404 0 \"-\" \"curl/8\" \"{xff}\"\n")
     };
     let log = d.write(
         "access.log",
-        &[
+        [
             line("127.0.0.1", "203.0.113.5"),
             line("127.0.0.1", "6.6.6.6, 198.51.100.8"),
             line("192.0.2.77", "1.1.1.1"),
@@ -346,18 +304,14 @@ fn behind_a_trusted_proxy_the_client_comes_from_x_forwarded_for() {
         .expect("found");
     assert_eq!(via["fields"]["proxy"], "127.0.0.1");
     let bad = write_config(&d, "bad.toml", "trusted_proxies = [\"localhost\"]", "");
-    let out = canhgac()
-        .args(["check", "--config"])
-        .arg(&bad)
-        .output()
-        .expect("runs");
+    let out = cli::check(&bad);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad trusted proxy"));
 }
 
 #[test]
 fn log_variants_are_read_as_what_they_are_and_wrong_types_are_said() {
-    let d = Dir::new();
+    let d = Site::new();
     let rules = d.write("rules/probe.yaml", PROBE);
     d.write(
         "rules/ssh.yaml",
@@ -377,7 +331,7 @@ fn log_variants_are_read_as_what_they_are_and_wrong_types_are_said() {
     };
     let vhost = d.write(
         "vhost.log",
-        &[
+        [
             access("www.example.gov:443 ", "203.0.113.1"),
             access("www.example.gov ", "203.0.113.2"),
         ]
@@ -385,11 +339,11 @@ fn log_variants_are_read_as_what_they_are_and_wrong_types_are_said() {
     );
     let wrapped = d.write(
         "wrapped.log",
-        &access("Oct 31 23:30:00 web01 nginx: ", "203.0.113.3"),
+        access("Oct 31 23:30:00 web01 nginx: ", "203.0.113.3"),
     );
     let mixed = d.write(
         "syslog.log",
-        &[
+        [
             "Oct 31 23:29:00 web01 sshd[1]: Accepted publickey for a from 192.0.2.1 port 1 ssh2\n"
                 .to_string(),
             access("Oct 31 23:30:00 web01 nginx[2]: ", "203.0.113.4"),
@@ -447,16 +401,12 @@ fn log_variants_are_read_as_what_they_are_and_wrong_types_are_said() {
     // `check` reads the configured files and says the same.
     let config = d.write(
         "c.toml",
-        &format!(
+        format!(
             "agency = \"test-agency\"\nstate_dir = \"{}\"\n\n[[input]]\nname = \"web\"\npath = \"{file}\"\ntype = \"nginx\"\n",
-            d.path().join("state").display()
+            d.path("state").display()
         ),
     );
-    let out = canhgac()
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .expect("runs");
+    let out = cli::check(&config);
     assert!(out.status.success(), "a warning, not an error");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -467,7 +417,7 @@ fn log_variants_are_read_as_what_they_are_and_wrong_types_are_said() {
 
 #[test]
 fn a_request_flood_is_one_dos_incident_of_its_source() {
-    let d = Dir::new();
+    let d = Site::new();
     let line = |ip: &str, s: u32, xff: &str| {
         format!(
             "{ip} - - [31/Oct/2020:23:{:02}:{:02} +0700] \"GET /search?q={s} HTTP/1.1\" 200 512 \"-\" \"Mozilla/5.0\" \"{xff}\"\n",
@@ -487,7 +437,7 @@ fn a_request_flood_is_one_dos_incident_of_its_source() {
         }
     }
     let log = d.write("access.log", &text);
-    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/dos.yaml");
+    let rules = common::manifest("rules/dos.yaml");
     let (incidents, _) = scan_with(&rules, &[&log], &["--type", "nginx"]);
     let floods: Vec<(&str, u64)> = incidents
         .iter()

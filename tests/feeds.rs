@@ -5,163 +5,34 @@
 //! bad lines. Waits are polls with generous deadlines, never sleeps that a
 //! slow machine could outlast.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_canhgac");
-const DEADLINE: Duration = Duration::from_secs(90);
+use common::cli::{self, command};
+use common::config::Config;
+use common::daemon::Daemon;
+use common::site::Site;
 
-fn samples() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("samples")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// The daemon on a config in a temporary directory, killed when dropped.
-struct Daemon {
-    child: Child,
-    dir: TempDir,
-    port: u16,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// The daemon on a config whose `body` follows `agency`, `state_dir`,
+/// `[http]` and a fast sweep; `files` are written into its directory first.
+fn start(body: &str, files: &[(&str, &[u8])]) -> (Site, Daemon) {
+    let site = Site::new();
+    for (name, data) in files {
+        site.write(name, data);
     }
-}
-
-impl Daemon {
-    /// `body`: the config after `agency`, `state_dir` and `[http]`; `files`
-    /// are written into the directory first.
-    fn start(body: &str, files: &[(&str, &[u8])]) -> Daemon {
-        let dir = tempfile::tempdir().expect("tempdir");
-        for (name, data) in files {
-            fs::write(dir.path().join(name), data).expect("file written");
-        }
-        let port = free_port();
-        let config = format!(
-            "agency = \"test-feeds\"\ntime_zone = \"UTC\"\nstate_dir = \"state\"\n\n[http]\nlisten = \"127.0.0.1:{port}\"\n\n[pipeline]\nsweep_interval = \"200ms\"\n\n{body}"
-        );
-        fs::write(dir.path().join("canhgac.toml"), config).expect("config");
-        let log = fs::File::create(dir.path().join("daemon.log")).expect("daemon log");
-        let child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(dir.path().join("canhgac.toml"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("daemon starts");
-        let d = Daemon { child, dir, port };
-        d.wait("/readyz answers 200", || {
-            d.http("/readyz").is_some_and(|(status, _)| status == 200)
-        });
-        d
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
-    }
-
-    fn http(&self, path: &str) -> Option<(u16, String)> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(20)))
-            .build()
-            .into();
-        let mut r = agent
-            .get(format!("http://127.0.0.1:{}{path}", self.port))
-            .call()
-            .ok()?;
-        let status = r.status().as_u16();
-        Some((status, r.body_mut().read_to_string().ok()?))
-    }
-
-    /// The value of one sample line of /metrics (`name{labels}`), 0 if absent.
-    fn metric(&self, series: &str) -> f64 {
-        let Some((200, page)) = self.http("/metrics") else {
-            return 0.0;
-        };
-        page.lines()
-            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-            .unwrap_or(0.0)
-    }
-
-    fn wait(&self, what: &str, mut done: impl FnMut() -> bool) {
-        let deadline = Instant::now() + DEADLINE;
-        while !done() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}\n--- daemon log ---\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn wait_metric(&self, series: &str, at_least: f64) {
-        self.wait(&format!("{series} >= {at_least}"), || {
-            self.metric(series) >= at_least
-        });
-    }
-
-    /// Incidents in the store, through `canhgac incidents`.
-    fn incidents(&self) -> Vec<Value> {
-        let out = Command::new(BIN)
-            .args(["incidents", "--format", "json", "--config"])
-            .arg(self.path("canhgac.toml"))
-            .output()
-            .expect("incidents runs");
-        if !out.status.success() {
-            return Vec::new();
-        }
-        serde_json::from_slice::<Value>(&out.stdout)
-            .ok()
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default()
-    }
-
-    fn incident(&self, rule: &str, key: &str) -> Option<Value> {
-        self.incidents()
-            .into_iter()
-            .find(|i| i["rule"] == rule && i["key"] == key)
-    }
-
-    fn wait_incident(&self, rule: &str, key: &str) -> Value {
-        let mut found = None;
-        self.wait(&format!("incident {rule} {key}"), || {
-            found = self.incident(rule, key);
-            found.is_some()
-        });
-        found.expect("found")
-    }
-
-    fn append(&self, file: &str, lines: &[&str]) {
-        let mut f = OpenOptions::new()
-            .append(true)
-            .open(self.path(file))
-            .expect("log opens");
-        for l in lines {
-            writeln!(f, "{l}").expect("line written");
-        }
-    }
+    site.configure(
+        &Config::new("test-feeds")
+            .pipeline("sweep_interval = \"200ms\"")
+            .body(body),
+    );
+    let d = site.daemon().ready();
+    (site, d)
 }
 
 /// A captured field of a stored incident.
@@ -170,7 +41,7 @@ fn field<'a>(incident: &'a Value, name: &str) -> Option<&'a str> {
 }
 
 fn sample(name: &str) -> Vec<u8> {
-    fs::read(samples().join("feeds").join(name)).expect("sample feed")
+    fs::read(common::manifest("samples/feeds").join(name)).expect("sample feed")
 }
 
 fn bind_query(client: &str, name: &str) -> String {
@@ -182,7 +53,7 @@ fn ioc_matches_through_the_daemon_on_dns_firewall_and_mail_lines() {
     let phishing = sample("phishing-domains.txt");
     let c2 = sample("c2-addresses.csv");
     let malware = sample("malware-domains.json");
-    let d = Daemon::start(
+    let (s, d) = start(
         r#"
 [[input]]
 name = "dns"
@@ -249,7 +120,7 @@ severity = "critical"
         3.0
     );
 
-    d.append(
+    s.append_lines(
         "query.log",
         &[
             &bind_query("10.20.0.30", "www.gov.vn"),
@@ -258,11 +129,11 @@ severity = "critical"
             &bind_query("10.20.0.44", "c2.update-check.example"),
         ],
     );
-    d.append(
+    s.append_lines(
         "dnsmasq.log",
         &["Oct 31 09:10:03 dnsmasq[911]: query[A] portal.dichvucong-gov.example from 10.20.0.33"],
     );
-    d.append(
+    s.append_lines(
         "kern.log",
         &[
             "Oct 31 09:12:41 gw kernel: [81234.567890] [UFW ALLOW] IN=eth1 OUT=eth0 SRC=10.20.0.45 DST=198.51.100.66 LEN=60 TOS=0x00 PREC=0x00 TTL=63 ID=40111 DF PROTO=TCP SPT=49822 DPT=443 WINDOW=64240 RES=0x00 SYN URGP=0",
@@ -270,7 +141,7 @@ severity = "critical"
             "Oct 31 09:12:43 gw kernel: [UFW BLOCK] IN= OUT=eth0 SRC=10.20.0.47 DST=2001:0db8:0bad:0000:0000:0000:0000:0001 LEN=80 TC=0 HOPLIMIT=64 FLOWLBL=0 PROTO=TCP SPT=40000 DPT=443 WINDOW=64800 RES=0x00 SYN URGP=0",
         ],
     );
-    d.append(
+    s.append_lines(
         "mail.log",
         &[
             "Oct 31 09:30:01 mx1 postfix/qmgr[812]: 7A1B2C3D4E: from=<hr-notice@mail.example>, size=48211, nrcpt=25 (queue active)",
@@ -279,7 +150,7 @@ severity = "critical"
         ],
     );
 
-    let dns = d.wait_incident("dns-query-ioc-domain@phishing-domains", "10.20.0.31");
+    let dns = s.wait_incident(&d, "dns-query-ioc-domain@phishing-domains", "10.20.0.31");
     assert_eq!(
         (dns["category"].as_str(), dns["severity"].as_str()),
         (Some("phishing"), Some("high"))
@@ -287,23 +158,27 @@ severity = "critical"
     assert_eq!(field(&dns, "indicator"), Some("vcb-xacthuc.example"));
     assert_eq!(field(&dns, "feed"), Some("phishing-domains"));
     assert_eq!(field(&dns, "query"), Some("login.vcb-xacthuc.example"));
-    let c2dns = d.wait_incident("dns-query-ioc-domain@malware-domains", "10.20.0.44");
+    let c2dns = s.wait_incident(&d, "dns-query-ioc-domain@malware-domains", "10.20.0.44");
     assert_eq!(c2dns["category"], "malware");
-    let fw = d.wait_incident("firewall-ioc-destination@c2-addresses", "10.20.0.45");
+    let fw = s.wait_incident(&d, "firewall-ioc-destination@c2-addresses", "10.20.0.45");
     assert_eq!(
         (fw["category"].as_str(), fw["severity"].as_str()),
         (Some("malware"), Some("critical"))
     );
     assert_eq!(field(&fw, "dst_ip"), Some("198.51.100.66"));
-    let v6 = d.wait_incident("firewall-ioc-destination@c2-addresses", "10.20.0.47");
+    let v6 = s.wait_incident(&d, "firewall-ioc-destination@c2-addresses", "10.20.0.47");
     assert_eq!(field(&v6, "indicator"), Some("2001:db8:bad::/48"));
-    let mail = d.wait_incident("mail-sender-ioc@phishing-domains", "hr-notice@mail.example");
+    let mail = s.wait_incident(
+        &d,
+        "mail-sender-ioc@phishing-domains",
+        "hr-notice@mail.example",
+    );
     assert_eq!(field(&mail, "sender"), Some("hr-notice@mail.example"));
-    d.wait_incident("dns-query-ioc-domain@phishing-domains", "10.20.0.33");
+    s.wait_incident(&d, "dns-query-ioc-domain@phishing-domains", "10.20.0.33");
 
     // Exactly these: benign names, a look-alike that is not a subdomain,
     // an unlisted address and unlisted senders raised nothing.
-    let got: BTreeSet<(String, String)> = d
+    let got: BTreeSet<(String, String)> = s
         .incidents()
         .iter()
         .map(|i| {
@@ -324,8 +199,8 @@ severity = "critical"
     .iter()
     .map(|(r, k)| (r.to_string(), k.to_string()))
     .collect();
-    assert_eq!(got, want, "{}", d.log());
-    let (_, page) = d.http("/metrics").expect("metrics");
+    assert_eq!(got, want, "{}", d.log_text());
+    let page = d.metrics().expect("metrics");
     assert!(
         page.contains(
             "canhgac_rule_events_total{rule=\"dns-query-ioc-domain@phishing-domains\"} 2"
@@ -336,7 +211,7 @@ severity = "critical"
 
 #[test]
 fn a_feed_replaced_on_disk_is_reloaded_atomically() {
-    let d = Daemon::start(
+    let (s, d) = start(
         r#"
 [[input]]
 name = "dns"
@@ -357,40 +232,40 @@ severity = "high"
     let loads =
         |result: &str| format!("canhgac_feed_loads_total{{feed=\"phish\",result=\"{result}\"}}");
     d.wait_metric(&loads("success"), 1.0);
-    d.append("query.log", &[&bind_query("10.0.0.1", "www.a.example")]);
-    d.wait_incident(rule, "10.0.0.1");
+    s.append_lines("query.log", &[&bind_query("10.0.0.1", "www.a.example")]);
+    s.wait_incident(&d, rule, "10.0.0.1");
 
     // Renamed over: the new list replaces the old one whole.
-    fs::write(d.path("feed.tmp"), "b.example\n").expect("write");
-    fs::rename(d.path("feed.tmp"), d.path("feed.txt")).expect("rename");
+    fs::write(s.path("feed.tmp"), "b.example\n").expect("write");
+    fs::rename(s.path("feed.tmp"), s.path("feed.txt")).expect("rename");
     d.wait_metric(&loads("success"), 2.0);
-    d.append(
+    s.append_lines(
         "query.log",
         &[
             &bind_query("10.0.0.2", "a.example"),
             &bind_query("10.0.0.3", "b.example"),
         ],
     );
-    d.wait_incident(rule, "10.0.0.3");
+    s.wait_incident(&d, rule, "10.0.0.3");
     assert!(
-        d.incident(rule, "10.0.0.2").is_none(),
+        s.incident(rule, "10.0.0.2").is_none(),
         "a.example left the feed"
     );
 
     // Written in place, half-way (the last line cut): not used; the
     // previous list stays in force.
-    fs::write(d.path("feed.txt"), "c.example\nd.exa").expect("write");
+    fs::write(s.path("feed.txt"), "c.example\nd.exa").expect("write");
     d.wait_metric(&loads("incomplete"), 1.0);
-    d.append(
+    s.append_lines(
         "query.log",
         &[
             &bind_query("10.0.0.4", "c.example"),
             &bind_query("10.0.0.5", "b.example"),
         ],
     );
-    d.wait_incident(rule, "10.0.0.5");
+    s.wait_incident(&d, rule, "10.0.0.5");
     assert!(
-        d.incident(rule, "10.0.0.4").is_none(),
+        s.incident(rule, "10.0.0.4").is_none(),
         "the half-written list was used"
     );
     assert_eq!(d.metric("canhgac_feed_indicators{feed=\"phish\"}"), 1.0);
@@ -398,44 +273,44 @@ severity = "high"
     // The writer finishes: the whole new list is loaded.
     let mut f = OpenOptions::new()
         .append(true)
-        .open(d.path("feed.txt"))
+        .open(s.path("feed.txt"))
         .expect("feed opens");
     f.write_all(b"mple\n").expect("rest written");
     drop(f);
     d.wait_metric(&loads("success"), 3.0);
-    d.append(
+    s.append_lines(
         "query.log",
         &[
             &bind_query("10.0.0.6", "d.example"),
             &bind_query("10.0.0.7", "x.c.example"),
         ],
     );
-    d.wait_incident(rule, "10.0.0.6");
-    d.wait_incident(rule, "10.0.0.7");
+    s.wait_incident(&d, rule, "10.0.0.6");
+    s.wait_incident(&d, rule, "10.0.0.7");
 
     // Garbage renamed over: refused, reported with file:line, counted; the
     // list in force stays.
-    fs::write(d.path("feed.tmp"), "e.example\nnot a domain\n").expect("write");
-    fs::rename(d.path("feed.tmp"), d.path("feed.txt")).expect("rename");
+    fs::write(s.path("feed.tmp"), "e.example\nnot a domain\n").expect("write");
+    fs::rename(s.path("feed.tmp"), s.path("feed.txt")).expect("rename");
     d.wait_metric(&loads("failure"), 1.0);
-    let feed = d.path("feed.txt").display().to_string();
+    let feed = s.path("feed.txt").display().to_string();
     assert!(
-        d.log().contains(&format!(
+        d.log_text().contains(&format!(
             "{feed}:2:1: feed phish: unexpected text after the indicator `not`"
         )),
         "{}",
-        d.log()
+        d.log_text()
     );
-    d.append(
+    s.append_lines(
         "query.log",
         &[
             &bind_query("10.0.0.8", "e.example"),
             &bind_query("10.0.0.9", "d.example"),
         ],
     );
-    d.wait_incident(rule, "10.0.0.9");
+    s.wait_incident(&d, rule, "10.0.0.9");
     assert!(
-        d.incident(rule, "10.0.0.8").is_none(),
+        s.incident(rule, "10.0.0.8").is_none(),
         "the refused list was used"
     );
     assert_eq!(d.metric("canhgac_feed_indicators{feed=\"phish\"}"), 2.0);
@@ -461,7 +336,7 @@ kind = "domain"
 category = "phishing"
 severity = "high"
 "#;
-    let d = Daemon::start(
+    let (s, d) = start(
         input,
         &[
             ("feed.txt", b"a.example\n"),
@@ -473,29 +348,25 @@ severity = "high"
         format!("canhgac_feed_loads_total{{feed=\"{feed}\",result=\"{result}\"}}")
     };
     d.wait_metric(&loads("phish", "success"), 1.0);
-    let config = fs::read_to_string(d.path("canhgac.toml")).expect("config");
+    let config = fs::read_to_string(s.path("canhgac.toml")).expect("config");
     fs::write(
-        d.path("canhgac.toml"),
+        s.path("canhgac.toml"),
         format!(
             "{config}\n[[feed]]\nname = \"more\"\npath = \"more.txt\"\nkind = \"domain\"\ncategory = \"phishing\"\nseverity = \"high\"\n"
         ),
     )
     .expect("config rewritten");
-    let status = Command::new("kill")
-        .args(["-HUP", &d.child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
+    d.signal("HUP");
     d.wait_metric(&loads("more", "success"), 1.0);
-    d.append(
+    s.append_lines(
         "query.log",
         &[
             &bind_query("10.0.1.1", "a.example"),
             &bind_query("10.0.1.2", "m.example"),
         ],
     );
-    d.wait_incident("dns-query-ioc-domain@phish", "10.0.1.1");
-    d.wait_incident("dns-query-ioc-domain@more", "10.0.1.2");
+    s.wait_incident(&d, "dns-query-ioc-domain@phish", "10.0.1.1");
+    s.wait_incident(&d, "dns-query-ioc-domain@more", "10.0.1.2");
     // Loaded once each: the kept feed was not read again by the reload.
     assert_eq!(d.metric(&loads("phish", "success")), 1.0);
 }
@@ -559,11 +430,7 @@ severity = "high"
 fn check_names_file_and_line_of_every_bad_feed_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = garbage_config(dir.path());
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .expect("check runs");
+    let out = cli::check(&config);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     let at = |file: &str| dir.path().join(file).display().to_string();
@@ -585,11 +452,7 @@ fn check_names_file_and_line_of_every_bad_feed_line() {
         "[\"44d88612fea8a8f36de82e1278abb02f\"]",
     )
     .expect("fixed");
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .expect("check runs");
+    let out = cli::check(&config);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -604,10 +467,10 @@ fn check_names_file_and_line_of_every_bad_feed_line() {
 
 #[test]
 fn the_daemon_starts_with_a_bad_feed_and_takes_the_fixed_file() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = garbage_config(dir.path());
+    let s = Site::new();
+    let config = garbage_config(s.dir());
     let text = fs::read_to_string(&config).expect("config");
-    let port = free_port();
+    let port = s.port();
     fs::write(
         &config,
         text.replace(
@@ -616,31 +479,19 @@ fn the_daemon_starts_with_a_bad_feed_and_takes_the_fixed_file() {
         ),
     )
     .expect("config");
-    let log = fs::File::create(dir.path().join("daemon.log")).expect("log");
-    let child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("daemon starts");
-    // Only the harness, so the Drop of Daemon kills it.
-    let d = Daemon { child, dir, port };
-    d.wait("/readyz answers 200", || {
-        d.http("/readyz").is_some_and(|(status, _)| status == 200)
-    });
+    let d = s.daemon().ready();
     assert_eq!(
         d.metric("canhgac_feed_loads_total{feed=\"bad-text\",result=\"failure\"}"),
         1.0
     );
     assert_eq!(d.metric("canhgac_feed_indicators{feed=\"bad-text\"}"), 0.0);
     assert!(
-        d.log().contains("bad.txt:3:1: feed bad-text:"),
+        d.log_text().contains("bad.txt:3:1: feed bad-text:"),
         "{}",
-        d.log()
+        d.log_text()
     );
-    fs::write(d.path("bad.tmp"), "evil.example\n").expect("fixed");
-    fs::rename(d.path("bad.tmp"), d.path("bad.txt")).expect("renamed");
+    fs::write(s.path("bad.tmp"), "evil.example\n").expect("fixed");
+    fs::rename(s.path("bad.tmp"), s.path("bad.txt")).expect("renamed");
     d.wait_metric("canhgac_feed_indicators{feed=\"bad-text\"}", 1.0);
 }
 
@@ -674,7 +525,11 @@ fn scan_checks_file_hashes_with_a_local_rule() {
 "#,
     )
     .expect("rule");
-    fs::copy(samples().join("feeds/malware-hashes.txt"), p("hashes.txt")).expect("feed");
+    fs::copy(
+        common::manifest("samples/feeds/malware-hashes.txt"),
+        p("hashes.txt"),
+    )
+    .expect("feed");
     fs::write(
         p("uploads.log"),
         "Oct 31 23:30:00 web1 uploadscan[42]: file=/srv/up/a.com sha256=275A021BBFB6489E54D471899F7DB9D1663FC695EC2FE2A2C4538AABF651FD0F client=203.0.113.5\n\
@@ -699,7 +554,7 @@ severity = "critical"
 "#,
     )
     .expect("config");
-    let tested = Command::new(BIN)
+    let tested = command()
         .args(["rules", "test"])
         .arg(p("rules.d"))
         .output()
@@ -709,7 +564,7 @@ severity = "critical"
         "{}",
         String::from_utf8_lossy(&tested.stdout)
     );
-    let out = Command::new(BIN)
+    let out = command()
         .args([
             "scan", "--events", "--year", "2020", "--tz", "UTC", "--config",
         ])
@@ -741,7 +596,7 @@ severity = "critical"
     assert_eq!(e["fields"]["feed"], "malware-hashes");
 
     // Without the config (no feeds), the rule is inactive and scan finds nothing.
-    let out = Command::new(BIN)
+    let out = command()
         .args(["scan", "--events", "--rules"])
         .arg(p("rules.d"))
         .arg(p("uploads.log"))

@@ -5,141 +5,69 @@
 //! one incident, the monthly summary, rules, errors, token rotation on
 //! SIGHUP) and HTTPS with a self-signed certificate made here.
 
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::fs;
+use std::path::Path;
 
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, ToSpan};
 use serde_json::Value;
-use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_canhgac");
+use common::cli;
+use common::config::Config;
+use common::daemon::Daemon;
+use common::http::{self, agent};
+use common::site::Site;
+
 const API_TOKEN: &str = "api-0123456789abcdef0123456789abcdef";
 const API_TOKEN_2: &str = "api-rotated-fedcba9876543210fedcba98";
 const METRICS_TOKEN: &str = "metrics-0123456789abcdef0123456789ab";
-/// Generous: the machine may be busy compiling.
-const DEADLINE: Duration = Duration::from_secs(60);
 
-/// The daemon in a temporary directory, killed when dropped.
-struct Daemon {
-    child: Child,
-    dir: TempDir,
+/// The daemon and a client of its HTTP side.
+struct Api {
+    site: Site,
+    d: Daemon,
     base: String,
     agent: ureq::Agent,
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-fn agent(tls: Option<&[u8]>) -> ureq::Agent {
-    let mut config = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(20)));
-    if let Some(der) = tls {
-        let root = ureq::tls::Certificate::from_der(der).to_owned();
-        config = config.tls_config(
-            ureq::tls::TlsConfig::builder()
-                .root_certs(ureq::tls::RootCerts::Specific(Arc::new(vec![root])))
-                .build(),
-        );
-    }
-    config.build().into()
-}
-
 /// Starts the daemon with these `[http]` lines (besides `listen`); `files`
-/// are written into its directory first.
-fn start(http: &str, files: &[(&str, &[u8])], tls: Option<&[u8]>) -> Daemon {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// are written into its directory first. `tls`: the certificate (DER) the
+/// client trusts, for HTTPS.
+fn start(http: &str, files: &[(&str, &[u8])], tls: Option<&[u8]>) -> Api {
+    let site = Site::new();
     for (name, data) in files {
-        fs::write(dir.path().join(name), data).expect("file written");
+        site.write(name, data);
     }
-    fs::write(dir.path().join("auth.log"), b"").expect("log");
-    let port = free_port();
-    let config = format!(
-        r#"agency = "test-http"
-time_zone = "UTC"
-state_dir = "state"
-
-[http]
-listen = "127.0.0.1:{port}"
-{http}
-
-[[input]]
-name = "auth"
-path = "auth.log"
-type = "syslog"
-start = "beginning"
-"#
+    site.write("auth.log", "");
+    site.configure(
+        &Config::new("test-http")
+            .http(http)
+            .input("auth", "auth.log", "syslog"),
     );
-    fs::write(dir.path().join("canhgac.toml"), config).expect("config");
-    let log = fs::File::create(dir.path().join("daemon.log")).expect("daemon log");
-    let child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(dir.path().join("canhgac.toml"))
-        .env("CANHGAC_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("daemon starts");
+    let d = site.daemon().env("CANHGAC_LOG", "info").ready();
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let daemon = Daemon {
-        child,
-        base: format!("{scheme}://127.0.0.1:{port}"),
+    Api {
+        base: format!("{scheme}://127.0.0.1:{}", site.port()),
         agent: agent(tls),
-        dir,
-    };
-    daemon.wait_for("/healthz is up", || {
-        daemon
-            .get("/healthz", None)
-            .is_ok_and(|(status, _, _)| status == 200)
-    });
-    daemon
+        site,
+        d,
+    }
 }
 
 /// A response: status, WWW-Authenticate, body.
 type Reply = (u16, Option<String>, String);
 
-impl Daemon {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
+impl Api {
     fn log(&self) -> String {
-        fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
+        self.d.log_text()
     }
 
     fn get(&self, path: &str, authorization: Option<&str>) -> Result<Reply, ureq::Error> {
-        let mut request = self.agent.get(format!("{}{path}", self.base));
-        if let Some(a) = authorization {
-            request = request.header("Authorization", a);
-        }
-        let mut response = request.call()?;
-        let status = response.status().as_u16();
-        let challenge = response
-            .headers()
-            .get("www-authenticate")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = response.body_mut().read_to_string()?;
-        Ok((status, challenge, body))
+        let r = http::get(&self.agent, &format!("{}{path}", self.base), authorization)?;
+        Ok((r.status, r.challenge, r.body))
     }
 
     fn fetch(&self, path: &str, authorization: Option<&str>) -> Reply {
@@ -159,24 +87,12 @@ impl Daemon {
         (status, json)
     }
 
-    fn wait_for(&self, what: &str, mut done: impl FnMut() -> bool) {
-        let start = Instant::now();
-        while !done() {
-            assert!(
-                start.elapsed() < DEADLINE,
-                "timed out waiting for {what}; daemon log:\n{}",
-                self.log()
-            );
-            sleep(Duration::from_millis(100));
-        }
+    fn wait_for(&self, what: &str, done: impl FnMut() -> bool) {
+        self.d.until(what, done);
     }
 
     fn append(&self, text: &str) {
-        let mut f = OpenOptions::new()
-            .append(true)
-            .open(self.path("auth.log"))
-            .expect("log opens");
-        f.write_all(text.as_bytes()).expect("log written");
+        self.site.append("auth.log", text);
     }
 }
 
@@ -568,12 +484,8 @@ fn metrics_bearer_and_the_json_api() {
     }
 
     // Token rotation: SIGHUP reads the token file again.
-    fs::write(d.path("api.tokens"), format!("{API_TOKEN_2}\n")).expect("tokens rewritten");
-    let hup = Command::new("kill")
-        .args(["-HUP", &d.child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(hup.success());
+    d.site.write("api.tokens", format!("{API_TOKEN_2}\n"));
+    d.d.signal("HUP");
     d.wait_for("the rotated token", || {
         d.api_with("/api/v1/rules", API_TOKEN_2).0 == 200
     });
@@ -690,11 +602,7 @@ type = "syslog"
 "#,
     )
     .expect("config");
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .expect("check runs");
+    let out = cli::check(&config);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     let at = |p: &Path, line: u32, col: u32| format!("{}:{line}:{col}: ", p.display());
@@ -719,11 +627,7 @@ type = "syslog"
     )
     .expect("key");
     fs::write(dir.path().join("short.tokens"), format!("{API_TOKEN}\n")).expect("tokens");
-    let out = Command::new(BIN)
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .expect("check runs");
+    let out = cli::check(&config);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -2,109 +2,62 @@
 //! and gzip files, a real store, and a real daemon writing to the same
 //! store while an import runs.
 
+mod common;
+
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 use serde_json::Value;
-use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_canhgac");
-/// Generous: the machine may be busy compiling.
-const DEADLINE: Duration = Duration::from_secs(90);
+use common::cli;
+use common::config::Config;
+use common::daemon::Daemon;
+use common::logs::{gzip, set_mtime};
+use common::site::Site;
+use common::BIN;
 
-struct Site {
-    dir: TempDir,
+/// A config in UTC with inputs `auth` (syslog) and `web` (nginx) on
+/// `live/`, as a daemon would tail them.
+fn new_site() -> Site {
+    let site = Site::with(
+        &Config::new("so-tttt-import")
+            .pipeline("batch_interval = \"50ms\"")
+            .input("auth", "live/auth.log", "syslog")
+            .input("web", "live/access.log*", "nginx"),
+    );
+    site.write("live/auth.log", "");
+    site
 }
 
-impl Site {
-    /// A config in UTC with inputs `auth` (syslog) and `web` (nginx) on
-    /// `live/`, as a daemon would tail them.
-    fn new() -> Site {
-        let dir = tempfile::tempdir().expect("tempdir");
-        fs::create_dir_all(dir.path().join("live")).expect("live");
-        fs::write(dir.path().join("live/auth.log"), b"").expect("live log");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("port")
-            .port();
-        fs::write(
-            dir.path().join("canhgac.toml"),
-            format!(
-                r#"agency = "so-tttt-import"
-time_zone = "UTC"
-state_dir = "state"
+/// `canhgac import --config C ARGS...`: (success, stdout, stderr).
+fn import(site: &Site, args: &[&str]) -> (bool, String, String) {
+    let out = cli::command()
+        .arg("import")
+        .arg("--config")
+        .arg(site.config())
+        .args(args)
+        .output()
+        .expect("import runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
 
-[http]
-listen = "127.0.0.1:{port}"
+/// How many different incident uids `all` holds.
+fn distinct_uids(all: &[Value]) -> usize {
+    let uids: std::collections::BTreeSet<&str> = all
+        .iter()
+        .map(|i| i["uid"].as_str().expect("uid"))
+        .collect();
+    uids.len()
+}
 
-[pipeline]
-batch_interval = "50ms"
-
-[[input]]
-name = "auth"
-path = "live/auth.log"
-type = "syslog"
-start = "beginning"
-
-[[input]]
-name = "web"
-path = "live/access.log*"
-type = "nginx"
-start = "beginning"
-"#
-            ),
-        )
-        .expect("config");
-        Site { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn config(&self) -> String {
-        self.path("canhgac.toml").display().to_string()
-    }
-
-    /// `canhgac import --config C ARGS...`: (success, stdout, stderr).
-    fn import(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(BIN)
-            .args(["import", "--config", &self.config()])
-            .args(args)
-            .output()
-            .expect("import runs");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn incidents(&self) -> Vec<Value> {
-        self.try_incidents()
-            .unwrap_or_else(|e| panic!("canhgac incidents: {e}"))
-    }
-
-    /// The stored incidents, or why they cannot be listed (no store yet).
-    fn try_incidents(&self) -> Result<Vec<Value>, String> {
-        let out = Command::new(BIN)
-            .args(["incidents", "--config", &self.config(), "--format", "json"])
-            .output()
-            .expect("incidents runs");
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-        }
-        Ok(serde_json::from_slice::<Value>(&out.stdout)
-            .expect("json")
-            .as_array()
-            .expect("array")
-            .clone())
-    }
+fn incidents(site: &Site) -> Vec<Value> {
+    cli::try_incidents(&site.config()).unwrap_or_else(|e| panic!("canhgac incidents: {e}"))
 }
 
 /// `n` SSH brute-force bursts (5 failures each, one incident each, from
@@ -128,37 +81,22 @@ fn ssh_bursts(start: Timestamp, n: u32, block: u8) -> String {
     out
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(data).expect("gzip");
-    enc.finish().expect("gzip")
-}
-
-fn set_mtime(path: &Path, t: Timestamp) {
-    let when = std::time::SystemTime::from(t);
-    fs::File::options()
-        .write(true)
-        .open(path)
-        .and_then(|f| f.set_modified(when))
-        .expect("mtime set");
-}
-
 fn ts(s: &str) -> Timestamp {
     s.parse().expect("timestamp")
 }
 
 #[test]
 fn the_same_file_counts_once_under_any_name_compressed_or_not() {
-    let site = Site::new();
+    let site = new_site();
     let day1 = ssh_bursts(ts("2020-10-05T00:00:00Z"), 7, 1);
     let day2 = ssh_bursts(ts("2020-10-12T00:00:00Z"), 4, 2);
     fs::write(site.path("auth.log.1"), &day1).expect("write");
     set_mtime(&site.path("auth.log.1"), ts("2020-10-06T06:25:00Z"));
-    let (ok, stdout, stderr) = site.import(&[&site.path("auth.log.1").display().to_string()]);
+    let (ok, stdout, stderr) = import(&site, &[&site.path("auth.log.1").display().to_string()]);
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains("7 incidents"), "{stdout}");
     assert!(stdout.contains("input auth"), "{stdout}");
-    assert_eq!(site.incidents().len(), 7);
+    assert_eq!(incidents(&site).len(), 7);
 
     // Again; a copy under another name; and, after the next rotation, the
     // same content compressed as auth.log.2.gz next to a new auth.log.1.
@@ -166,11 +104,14 @@ fn the_same_file_counts_once_under_any_name_compressed_or_not() {
     fs::write(site.path("auth.log.2.gz"), gzip(day1.as_bytes())).expect("gz");
     fs::write(site.path("auth.log.1"), &day2).expect("write");
     set_mtime(&site.path("auth.log.1"), ts("2020-10-13T06:25:00Z"));
-    let (ok, stdout, stderr) = site.import(&[
-        &site.path("copy-of-auth.log").display().to_string(),
-        &site.path("auth.log.2.gz").display().to_string(),
-        &site.path("auth.log.1").display().to_string(),
-    ]);
+    let (ok, stdout, stderr) = import(
+        &site,
+        &[
+            &site.path("copy-of-auth.log").display().to_string(),
+            &site.path("auth.log.2.gz").display().to_string(),
+            &site.path("auth.log.1").display().to_string(),
+        ],
+    );
     assert!(ok, "{stdout}{stderr}");
     assert_eq!(stdout.matches("skipped ").count(), 2, "{stdout}");
     assert!(stdout.contains("already imported"), "{stdout}");
@@ -178,15 +119,9 @@ fn the_same_file_counts_once_under_any_name_compressed_or_not() {
         stderr.contains("1 files imported, 2 already imported, 0 failed"),
         "{stderr}"
     );
-    let all = site.incidents();
+    let all = incidents(&site);
     assert_eq!(all.len(), 11, "7 + 4, nothing twice");
-    let mut uids: Vec<&str> = all
-        .iter()
-        .map(|i| i["uid"].as_str().expect("uid"))
-        .collect();
-    uids.sort_unstable();
-    uids.dedup();
-    assert_eq!(uids.len(), 11);
+    assert_eq!(distinct_uids(&all), 11);
     for i in &all {
         assert_eq!(i["open"], false, "imported incidents are closed");
         assert_eq!(i["input"], "auth");
@@ -205,23 +140,26 @@ fn the_same_file_counts_once_under_any_name_compressed_or_not() {
 
 #[test]
 fn year_comes_from_the_files_age_or_from_the_flag() {
-    let site = Site::new();
+    let site = new_site();
     // December lines in a file rotated in January belong to the year before.
     let december = ssh_bursts(ts("2020-12-31T20:00:00Z"), 2, 3);
     fs::write(site.path("auth.log.1"), &december).expect("write");
     set_mtime(&site.path("auth.log.1"), ts("2021-01-01T06:25:00Z"));
-    let (ok, out, err) = site.import(&[&site.path("auth.log.1").display().to_string()]);
+    let (ok, out, err) = import(&site, &[&site.path("auth.log.1").display().to_string()]);
     assert!(ok, "{out}{err}");
     // The same kind of lines, told their year.
     let old = ssh_bursts(ts("2020-12-31T20:00:00Z"), 1, 4);
     fs::write(site.path("old-auth.log"), &old).expect("write");
-    let (ok, out, err) = site.import(&[
-        "--year",
-        "2017",
-        "--input",
-        "auth",
-        &site.path("old-auth.log").display().to_string(),
-    ]);
+    let (ok, out, err) = import(
+        &site,
+        &[
+            "--year",
+            "2017",
+            "--input",
+            "auth",
+            &site.path("old-auth.log").display().to_string(),
+        ],
+    );
     assert!(ok, "{out}{err}");
     let firsts: Vec<String> = site
         .incidents()
@@ -240,7 +178,7 @@ fn year_comes_from_the_files_age_or_from_the_flag() {
 
 #[test]
 fn bad_files_are_named_and_the_others_go_on() {
-    let site = Site::new();
+    let site = new_site();
     let good = ssh_bursts(ts("2020-10-05T00:00:00Z"), 3, 5);
     fs::write(site.path("good.log"), &good).expect("write");
     set_mtime(&site.path("good.log"), ts("2020-10-06T00:00:00Z"));
@@ -276,7 +214,7 @@ fn bad_files_are_named_and_the_others_go_on() {
         .map(|n| site.path(n).display().to_string())
         .collect();
     let args: Vec<&str> = paths.iter().map(String::as_str).collect();
-    let (ok, stdout, stderr) = site.import(&args);
+    let (ok, stdout, stderr) = import(&site, &args);
     assert!(!ok, "exit status says something failed");
     assert!(stdout.contains("imported "), "{stdout}");
     for (name, reason) in [
@@ -299,17 +237,17 @@ fn bad_files_are_named_and_the_others_go_on() {
     );
     // Only the good file's incidents: a file that failed half-way stored
     // nothing, and is not recorded as imported either.
-    assert_eq!(site.incidents().len(), 3);
+    assert_eq!(incidents(&site).len(), 3);
     fs::write(site.path("truncated.log.2.gz"), &whole).expect("write");
     set_mtime(&site.path("truncated.log.2.gz"), ts("2020-11-01T00:00:00Z"));
-    let (ok, stdout, stderr) = site.import(&[&paths[1]]);
+    let (ok, stdout, stderr) = import(&site, &[&paths[1]]);
     assert!(ok, "{stdout}{stderr}");
-    assert_eq!(site.incidents().len(), 403);
+    assert_eq!(incidents(&site).len(), 403);
 }
 
 #[test]
 fn progress_bar_shows_on_a_terminal() {
-    let site = Site::new();
+    let site = new_site();
     fs::write(
         site.path("auth.log.1"),
         ssh_bursts(ts("2020-10-05T00:00:00Z"), 2, 7),
@@ -318,7 +256,7 @@ fn progress_bar_shows_on_a_terminal() {
     // script(1) runs the import with a pseudo-terminal as its output.
     let command = format!(
         "{BIN} import --config {} {}",
-        site.config(),
+        site.config().display(),
         site.path("auth.log.1").display()
     );
     let out = Command::new("script")
@@ -331,42 +269,17 @@ fn progress_bar_shows_on_a_terminal() {
     assert!(text.contains("100.0%"), "{text:?}");
 }
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_daemon(site: &Site, log: &str) -> Daemon {
-    let log = fs::File::create(site.path(log)).expect("log");
-    Daemon(
-        Command::new(BIN)
-            .args(["run", "--config", &site.config()])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("daemon starts"),
-    )
-}
-
-fn wait_for(site: &Site, what: &str, mut done: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
-    let started = Instant::now();
-    loop {
-        let all = site.try_incidents().unwrap_or_default();
-        if done(&all) {
-            return all;
-        }
-        assert!(
-            started.elapsed() < DEADLINE,
-            "{what}: {} incidents; daemon log:\n{}",
-            all.len(),
-            fs::read_to_string(site.path("daemon.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// Waits until the stored incidents satisfy `done`; returns them.
+fn wait_for(
+    site: &Site,
+    daemon: &Daemon,
+    what: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    daemon.wait(what, || {
+        let all = site.incidents();
+        done(&all).then_some(all)
+    })
 }
 
 /// The daemon keeps tailing and committing while an import writes to the
@@ -375,29 +288,27 @@ fn wait_for(site: &Site, what: &str, mut done: impl FnMut(&[Value]) -> bool) -> 
 /// without colliding with imported ones.
 #[test]
 fn import_beside_a_running_daemon() {
-    let site = Site::new();
-    let daemon = start_daemon(&site, "daemon.log");
+    let site = new_site();
+    let daemon = site.daemon().ready();
     let live = |block: u8, n: u32| {
         // Now-ish, so the daemon's year inference (from the wall clock) and
         // ours agree.
         let start = Timestamp::now() - 2.hours();
-        let mut f = fs::OpenOptions::new()
-            .append(true)
-            .open(site.path("live/auth.log"))
-            .expect("open live log");
-        f.write_all(ssh_bursts(start, n, block).as_bytes())
-            .expect("append");
+        site.append("live/auth.log", ssh_bursts(start, n, block));
     };
     live(20, 5);
-    wait_for(&site, "daemon stores the first live bursts", |a| {
+    wait_for(&site, &daemon, "daemon stores the first live bursts", |a| {
         a.len() == 5
     });
 
     // A big import while the daemon goes on receiving attacks.
     let history = ssh_bursts(ts("2019-01-01T00:00:00Z"), 3000, 21);
     fs::write(site.path("auth.log.5.gz"), gzip(history.as_bytes())).expect("write");
-    let import = Command::new(BIN)
-        .args(["import", "--config", &site.config(), "--year", "2019"])
+    let import = cli::command()
+        .arg("import")
+        .arg("--config")
+        .arg(site.config())
+        .args(["--year", "2019"])
         .arg(site.path("auth.log.5.gz"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -415,7 +326,7 @@ fn import_beside_a_running_daemon() {
     };
     assert!(String::from_utf8_lossy(&out.stdout).contains("3000 incidents"));
     live(23, 5);
-    let all = wait_for(&site, "all live and imported incidents", |a| {
+    let all = wait_for(&site, &daemon, "all live and imported incidents", |a| {
         a.len() == 5 + 3000 + 10 + 5
     });
     let imported = all
@@ -438,19 +349,13 @@ fn import_beside_a_running_daemon() {
 
     // Restart: the daemon resumes and numbers new incidents past its own.
     drop(daemon);
-    let _daemon = start_daemon(&site, "daemon.log");
+    let daemon = site.daemon().ready();
     live(24, 3);
-    let all = wait_for(&site, "live incidents after a restart", |a| {
+    let all = wait_for(&site, &daemon, "live incidents after a restart", |a| {
         a.len() == 3020 + 3
     });
-    let mut uids: Vec<&str> = all
-        .iter()
-        .map(|i| i["uid"].as_str().expect("uid"))
-        .collect();
-    uids.sort_unstable();
-    uids.dedup();
-    assert_eq!(uids.len(), 3023);
-    let log = fs::read_to_string(site.path("daemon.log")).unwrap_or_default();
+    assert_eq!(distinct_uids(&all), 3023);
+    let log = daemon.log_text();
     assert!(!log.contains("ERROR"), "{log}");
     assert!(!log.contains("detector id"), "{log}");
 }

@@ -9,100 +9,48 @@
 //! change whose incident must come alone, or by the log line the watcher
 //! writes once a scan's results are on their way to the store.
 
+mod common;
+
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_canhgac");
-const DEADLINE: Duration = Duration::from_secs(30);
+use common::cli::command;
+use common::config::Config;
+use common::daemon::Daemon;
+use common::site::Site;
+use common::wait;
 
 struct Fixture {
-    dir: TempDir,
+    site: Site,
 }
 
-struct Daemon {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+/// Waits for a log line containing `what` after the first `skip` lines;
+/// returns the number of lines up to and including it.
+fn seen(d: &Daemon, skip: usize, what: &str) -> usize {
+    d.wait_log_at(skip, what).0 + 1
 }
 
-impl Daemon {
-    fn wait_log(&self, what: &str) -> usize {
-        self.wait_log_after(0, what)
-    }
-
-    /// Waits for a log line containing `what` after the first `skip` lines;
-    /// returns the number of lines up to and including it.
-    fn wait_log_after(&self, skip: usize, what: &str) -> usize {
-        let start = Instant::now();
-        loop {
-            {
-                let log = self.log.lock().expect("log");
-                if let Some(i) = log.iter().skip(skip).position(|l| l.contains(what)) {
-                    return skip + i + 1;
-                }
-            }
-            if start.elapsed() > DEADLINE {
-                panic!(
-                    "no log line with {what:?} within {DEADLINE:?}; log:\n{}",
-                    self.log.lock().expect("log").join("\n")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn lines(&self) -> usize {
-        self.log.lock().expect("log").len()
-    }
-
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        let status = self.child.wait().expect("wait");
-        assert!(status.success(), "daemon exited {status}");
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn stop(d: Daemon) {
+    let status = d.stop();
+    assert!(status.success(), "daemon exited {status}");
 }
 
 impl Fixture {
     /// Two web roots: `www` (deploy marker `deploying` beside it) and
     /// `docs` (a deploy window open all day), plus an nginx access log.
     fn new() -> Fixture {
-        let f = Fixture {
-            dir: TempDir::new().expect("tempdir"),
-        };
-        f.write("www/index.html", "<h1>Sở TT&TT</h1>\n");
-        f.write("www/about.html", "<p>about</p>\n");
-        f.write("www/css/site.css", "body{}\n");
-        f.write("www/uploads/photo.jpg", "JPEG");
-        f.write("www/cache/page.html", "cached");
-        f.write("docs/index.html", "docs\n");
-        f.write("access.log", "");
-        let text = format!(
-            r#"agency = "test-agency"
-time_zone = "UTC"
-state_dir = "state"
-
-[http]
-listen = "127.0.0.1:0"
-
-[integrity]
+        let site = Site::new();
+        site.write("www/index.html", "<h1>Sở TT&TT</h1>\n");
+        site.write("www/about.html", "<p>about</p>\n");
+        site.write("www/css/site.css", "body{}\n");
+        site.write("www/uploads/photo.jpg", "JPEG");
+        site.write("www/cache/page.html", "cached");
+        site.write("docs/index.html", "docs\n");
+        site.write("access.log", "");
+        site.configure(&Config::new("test-agency").any_port().body(&format!(
+            r#"[integrity]
 debounce = "300ms"
 rescan_interval = "1h"
 
@@ -123,73 +71,29 @@ name = "docs"
 path = "docs"
 deploy_windows = ["daily 00:00-24:00"]
 "#,
-            f.path("deploying").display()
-        );
-        f.write("canhgac.toml", &text);
-        f
+            site.path("deploying").display()
+        )));
+        Fixture { site }
     }
 
     fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
+        self.site.path(rel)
     }
 
     fn write(&self, rel: &str, text: &str) {
-        let p = self.path(rel);
-        fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        fs::write(p, text).expect("write");
-    }
-
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(BIN);
-        for var in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "RUST_LOG"] {
-            cmd.env_remove(var);
-        }
-        cmd
-    }
-
-    fn start(&self) -> Daemon {
-        let mut child = self
-            .command()
-            .args(["run", "--config"])
-            .arg(self.path("canhgac.toml"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn daemon");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().expect("log").push(line);
-            }
-        });
-        Daemon { child, log }
+        self.site.write(rel, text);
     }
 
     /// Starts the daemon and waits for both roots' first scans.
     fn start_scanned(&self) -> Daemon {
-        let d = self.start();
-        d.wait_log("web root www: scanned");
-        d.wait_log("web root docs: scanned");
+        let d = self.site.daemon().ready();
+        seen(&d, 0, "web root www: scanned");
+        seen(&d, 0, "web root docs: scanned");
         d
     }
 
     fn incidents(&self) -> Vec<Value> {
-        let out = self
-            .command()
-            .args(["incidents", "--format", "json", "--config"])
-            .arg(self.path("canhgac.toml"))
-            .output()
-            .expect("canhgac incidents");
-        if !out.status.success() {
-            // No database yet.
-            return Vec::new();
-        }
-        let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-        v.as_array().expect("array").clone()
+        self.site.incidents()
     }
 
     fn of_rule(&self, rule: &str) -> Vec<Value> {
@@ -201,26 +105,17 @@ deploy_windows = ["daily 00:00-24:00"]
 
     /// Waits until `rule` has `n` incidents; returns them.
     fn wait_incidents(&self, rule: &str, n: usize) -> Vec<Value> {
-        let start = Instant::now();
-        loop {
-            let found = self.of_rule(rule);
-            if found.len() >= n {
-                assert_eq!(found.len(), n, "{found:#?}");
-                return found;
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "{rule}: {} of {n} incidents within {DEADLINE:?}: {:#?}",
-                found.len(),
-                self.incidents()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let found = wait::wait_for(
+            &format!("{n} incidents of {rule}"),
+            || Some(self.of_rule(rule)).filter(|found| found.len() >= n),
+            || format!("{:#?}", self.incidents()),
+        );
+        assert_eq!(found.len(), n, "{found:#?}");
+        found
     }
 
     fn status(&self) -> Vec<Value> {
-        let out = self
-            .command()
+        let out = command()
             .args(["integrity", "status", "--format", "json", "--config"])
             .arg(self.path("canhgac.toml"))
             .output()
@@ -237,8 +132,7 @@ deploy_windows = ["daily 00:00-24:00"]
     }
 
     fn accept(&self, rel: &str) -> String {
-        let out = self
-            .command()
+        let out = command()
             .args(["integrity", "accept", "--config"])
             .arg(self.path("canhgac.toml"))
             .arg(self.path(rel))
@@ -320,23 +214,23 @@ fn a_burst_is_one_incident_and_a_restart_does_not_raise_it_again() {
             "www:news/new.html"
         ]
     );
-    d.stop();
+    stop(d);
 
     // A restart compares the disk with the flags: nothing new.
     let d = f.start_scanned();
     assert_eq!(f.of_rule("integrity-deface").len(), 2);
     // Restoring the baseline's content clears the flag silently.
     f.write("www/css/site.css", "body{}\n");
-    let at = d.lines();
+    let at = d.log_len();
     f.write("www/index.html", "<h1>changed again</h1>\n");
     let all = f.wait_incidents("integrity-deface", 3);
     assert_eq!(files_of(&all[2]), ["index modified index.html"]);
-    d.wait_log_after(at, "back to their baseline content");
+    seen(&d, at, "back to their baseline content");
     assert_eq!(
         flagged_paths(&f.status()),
         ["www:about.html", "www:index.html", "www:news/new.html"]
     );
-    d.stop();
+    stop(d);
 }
 
 #[test]
@@ -347,23 +241,23 @@ fn changes_during_a_deploy_become_the_baseline() {
     f.write("deploying", "");
     f.write("www/index.html", "<h1>release 2</h1>\n");
     f.write("www/app/new.php", "<?php echo 1;");
-    let at = d.wait_log("web root www: 2 change(s) taken into the baseline");
+    let at = seen(&d, 0, "web root www: 2 change(s) taken into the baseline");
     fs::remove_file(f.path("deploying")).expect("rm marker");
-    d.wait_log_after(at, "web root www: deploy over");
+    seen(&d, at, "web root www: deploy over");
     // Window: docs is always in its deploy window.
     f.write("docs/index.html", "docs v2\n");
-    d.wait_log("web root docs: 1 change(s) taken into the baseline");
+    seen(&d, 0, "web root docs: 1 change(s) taken into the baseline");
 
     // After the deploy, a change is raised, and only it is listed.
     f.write("www/about.html", "<p>defaced?</p>\n");
     let inc = f.wait_incidents("integrity-deface", 1).remove(0);
     assert_eq!(files_of(&inc), ["content modified about.html"]);
     assert_eq!(flagged_paths(&f.status()), ["www:about.html"]);
-    d.stop();
+    stop(d);
     // The deploy's state is the stored baseline: a restart raises nothing.
     let d = f.start_scanned();
     assert_eq!(f.of_rule("integrity-deface").len(), 1);
-    d.stop();
+    stop(d);
 }
 
 #[test]
@@ -402,7 +296,7 @@ fn a_script_in_an_upload_dir_is_deface_and_malware_and_its_use_is_caught() {
     assert_eq!(pages[1]["severity"], "critical");
     assert_eq!(pages[1]["fields"]["signature"], "Hacked By");
     assert_eq!(files_of(&pages[1]), ["signature modified about.html"]);
-    d.stop();
+    stop(d);
 }
 
 #[test]
@@ -416,7 +310,7 @@ fn accept_rebaselines_while_the_daemon_runs_and_while_it_does_not() {
     let said = f.accept("www/index.html");
     assert!(said.contains("1 flag(s) cleared"), "{said}");
     assert!(f.status().is_empty());
-    d.wait_log("accepted \"index.html\" as the new baseline");
+    seen(&d, 0, "accepted \"index.html\" as the new baseline");
     // The daemon knows: touching the accepted file (same content) flags
     // nothing, and a later change lists only itself.
     f.write("www/index.html", "<h1>new design</h1>\n");
@@ -424,7 +318,7 @@ fn accept_rebaselines_while_the_daemon_runs_and_while_it_does_not() {
     let two = f.wait_incidents("integrity-deface", 2);
     assert_eq!(files_of(&two[1]), ["content modified about.html"]);
     assert_eq!(flagged_paths(&f.status()), ["www:about.html"]);
-    d.stop();
+    stop(d);
 
     // Daemon down: a legitimate change, accepted before it starts again.
     f.write("www/index.html", "<h1>newer design</h1>\n");
@@ -432,11 +326,10 @@ fn accept_rebaselines_while_the_daemon_runs_and_while_it_does_not() {
     assert!(f.status().is_empty(), "accepting the root clears all");
     let d = f.start_scanned();
     assert_eq!(f.of_rule("integrity-deface").len(), 2, "nothing raised");
-    d.stop();
+    stop(d);
 
     // Outside every web root: refused, naming the roots.
-    let out = f
-        .command()
+    let out = command()
         .args(["integrity", "accept", "--config"])
         .arg(f.path("canhgac.toml"))
         .arg(Path::new("/etc/passwd"))

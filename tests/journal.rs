@@ -4,18 +4,19 @@
 //! resume after the stored cursor (nothing lost, nothing twice), and a
 //! vacuumed cursor resumes at the oldest entry with a warning and a metric.
 
+mod common;
+
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_canhgac");
-const DEADLINE: Duration = Duration::from_secs(90);
+use common::config::Config;
+use common::daemon::Daemon;
+use common::site::Site;
+use common::wait;
 
 fn journal_remote() -> PathBuf {
     [
@@ -78,109 +79,52 @@ fn failed(attacker: &str) -> Vec<u8> {
     format!("Failed password for root from {attacker} port 22 ssh2").into_bytes()
 }
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
+/// A site whose one input reads sshd's entries of `journal/`.
 struct Setup {
-    dir: tempfile::TempDir,
-    http: u16,
+    site: Site,
 }
 
 impl Setup {
     fn new() -> Setup {
-        let dir = tempfile::tempdir().expect("tempdir");
-        fs::create_dir(dir.path().join("journal")).expect("journal dir");
-        let http = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("port")
-            .port();
-        let config = format!(
-            r#"agency = "test-journal"
-time_zone = "UTC"
-state_dir = "state"
-
-[http]
-listen = "127.0.0.1:{http}"
-
-[[input]]
+        let site = Site::with(&Config::new("test-journal").body(
+            r#"[[input]]
 name = "journal"
 type = "journal"
 directory = "journal"
 match = ["SYSLOG_IDENTIFIER=sshd"]
 start = "beginning"
-"#
-        );
-        fs::write(dir.path().join("canhgac.toml"), config).expect("config");
-        Setup { dir, http }
+"#,
+        ));
+        fs::create_dir(site.path("journal")).expect("journal dir");
+        Setup { site }
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
+        self.site.path(name)
     }
 
     fn start(&self) -> Daemon {
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path("daemon.log"))
-            .expect("daemon log");
-        let from = self.log().len();
-        let child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(self.path("canhgac.toml"))
-            .env("CANHGAC_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("daemon starts");
-        let d = Daemon(child);
-        self.wait_for("ready", || self.log()[from..].contains("ready:"));
-        d
+        self.site.daemon().env("CANHGAC_LOG", "info").ready()
     }
 
-    fn wait_for(&self, what: &str, mut done: impl FnMut() -> bool) {
-        let start = Instant::now();
-        while !done() {
-            assert!(
-                start.elapsed() < DEADLINE,
-                "timed out waiting for {what}; daemon log:\n{}",
-                self.log()
-            );
-            sleep(Duration::from_millis(100));
-        }
+    /// Waits, with no daemon running, until `done` holds.
+    fn wait_for(&self, what: &str, done: impl FnMut() -> bool) {
+        wait::until(what, done, || self.site.log());
     }
 
     /// Events per incident key.
     fn events(&self) -> Vec<(String, u64)> {
-        let out = Command::new(BIN)
-            .args(["incidents", "--format", "json", "--config"])
-            .arg(self.path("canhgac.toml"))
-            .output()
-            .expect("incidents");
-        let all: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        let mut got: Vec<(String, u64)> = all
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|i| {
-                        (
-                            i["key"].as_str().unwrap_or("").to_owned(),
-                            i["events"].as_u64().unwrap_or(0),
-                        )
-                    })
-                    .collect()
+        let mut got: Vec<(String, u64)> = self
+            .site
+            .incidents()
+            .iter()
+            .map(|i| {
+                (
+                    i["key"].as_str().unwrap_or("").to_owned(),
+                    i["events"].as_u64().unwrap_or(0),
+                )
             })
-            .unwrap_or_default();
+            .collect();
         got.sort();
         got
     }
@@ -205,19 +149,6 @@ start = "beginning"
             .expect("journalctl");
         let entry: Value = serde_json::from_slice(&out.stdout).expect("entry");
         entry["__CURSOR"].as_str().expect("cursor").to_owned()
-    }
-
-    fn metric(&self, series: &str) -> u64 {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.http)) else {
-            return 0;
-        };
-        let _ = write!(s, "GET /metrics HTTP/1.0\r\n\r\n");
-        let mut body = String::new();
-        let _ = s.read_to_string(&mut body);
-        body.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-            .and_then(|v| v.parse::<f64>().ok())
-            .map_or(0, |v| v as u64)
     }
 
     /// `journalctl` children still reading our directory.
@@ -264,11 +195,14 @@ fn kill_9_resumes_after_the_stored_cursor_and_a_vacuumed_cursor_restarts_at_the_
     write_entries(&journal, &refs);
 
     let daemon = s.start();
-    s.wait_for("A's incident", || s.events() == pairs(&[(a, 7)]));
-    s.wait_for("the cursor stored", || {
+    daemon.until("A's incident", || s.events() == pairs(&[(a, 7)]));
+    daemon.until("the cursor stored", || {
         s.stored_cursor() == Some(s.last_cursor())
     });
-    assert_eq!(s.metric("canhgac_input_lines_total{input=\"journal\"}"), 8);
+    assert_eq!(
+        daemon.count("canhgac_input_lines_total{input=\"journal\"}"),
+        8
+    );
     drop(daemon); // SIGKILL
     s.wait_for("journalctl to end with the daemon", || s.followers() == 0);
 
@@ -283,10 +217,10 @@ fn kill_9_resumes_after_the_stored_cursor_and_a_vacuumed_cursor_restarts_at_the_
     let refs: Vec<(u64, &str, &[u8])> = more.iter().map(|(n, i, m)| (*n, *i, &m[..])).collect();
     write_entries(&journal, &refs);
     let daemon = s.start();
-    s.wait_for("B's incident", || {
+    daemon.until("B's incident", || {
         s.events().iter().any(|(k, n)| k == b && *n == 6)
     });
-    s.wait_for("the cursor stored", || {
+    daemon.until("the cursor stored", || {
         s.stored_cursor() == Some(s.last_cursor())
     });
     // Exactly: A's 7 + 3, not 17.
@@ -296,7 +230,7 @@ fn kill_9_resumes_after_the_stored_cursor_and_a_vacuumed_cursor_restarts_at_the_
     let live: Vec<(u64, &str, Vec<u8>)> = (0..5).map(|_| (next(), "sshd", failed(c))).collect();
     let refs: Vec<(u64, &str, &[u8])> = live.iter().map(|(n, i, m)| (*n, *i, &m[..])).collect();
     write_entries(&journal, &refs);
-    s.wait_for("C's incident, live", || {
+    daemon.until("C's incident, live", || {
         s.events().iter().any(|(k, n)| k == c && *n == 5)
     });
     drop(daemon);
@@ -309,23 +243,23 @@ fn kill_9_resumes_after_the_stored_cursor_and_a_vacuumed_cursor_restarts_at_the_
     let fresh: Vec<(u64, &str, Vec<u8>)> = (0..5).map(|_| (next(), "sshd", failed(d))).collect();
     let refs: Vec<(u64, &str, &[u8])> = fresh.iter().map(|(n, i, m)| (*n, *i, &m[..])).collect();
     write_entries(&journal, &refs);
-    let _daemon = s.start();
-    s.wait_for("D's incident from the oldest entry", || {
+    let daemon = s.start();
+    daemon.until("D's incident from the oldest entry", || {
         s.events().iter().any(|(k, n)| k == d && *n == 5)
     });
-    s.wait_for("the lost cursor counted", || {
-        s.metric("canhgac_input_position_lost_total{input=\"journal\"}") == 1
+    daemon.until("the lost cursor counted", || {
+        daemon.count("canhgac_input_position_lost_total{input=\"journal\"}") == 1
     });
     assert!(
-        s.log().contains("is no longer in the journal"),
+        daemon.log_text().contains("is no longer in the journal"),
         "{}",
-        s.log()
+        daemon.log_text()
     );
     assert_eq!(
-        s.metric("canhgac_input_restarts_total{input=\"journal\"}"),
+        daemon.count("canhgac_input_restarts_total{input=\"journal\"}"),
         0
     );
-    s.wait_for("the new cursor stored", || {
+    daemon.until("the new cursor stored", || {
         s.stored_cursor() == Some(s.last_cursor())
     });
 }

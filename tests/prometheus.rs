@@ -10,21 +10,26 @@
 //! Prometheus's tools skip with a note when they are not installed (CI
 //! installs Debian's `prometheus` package, see `.ci/run`).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::fmt::Write as _;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::collections::{BTreeSet, HashSet};
+use std::fs::{self, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan, Zoned};
 use serde_json::Value;
-use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_canhgac");
+use common::config::Config;
+use common::daemon::Launch;
+use common::http::urlencode;
+use common::metrics::{samples, sum, Sample};
+use common::servers::{installed, Prometheus};
+use common::site::Site;
+use common::wait::{poll, wait_for, DEADLINE};
 
 /// What the repository ships for the monitoring center, under `contrib/`.
 const ALERTS: &str = "prometheus/alerts.yml";
@@ -32,289 +37,12 @@ const ALERTS_TEST: &str = "prometheus/alerts_test.yml";
 const DASHBOARD: &str = "grafana/canhgac.json";
 
 fn contrib(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("contrib")
-        .join(file)
+    common::manifest("contrib").join(file)
 }
-
-/// How long anything may take to happen: far more than it needs, so that a
-/// machine busy compiling does not fail the tests.
-const DEADLINE: Duration = Duration::from_secs(60);
 
 /// The same for reading and recording the 200,000-line flood (about 5 s of
 /// CPU; 20 s here while two compilers share the two cores).
 const FLOOD_DEADLINE: Duration = Duration::from_secs(180);
-
-/// Port conflicts (another process taking the port between our probe and
-/// the server's bind) are retried this many times.
-const PORT_ATTEMPTS: usize = 5;
-
-// ---------------------------------------------------------------------------
-// Processes
-
-/// Kills the child when a test ends, passed or failed.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Proc {
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.0.try_wait().ok().flatten()
-    }
-}
-
-/// A loopback port nobody listened on a moment ago. Another process may
-/// take it before our server binds it: callers retry on conflict.
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
-
-/// Whether `program` can be run (for skipping when a tool is missing).
-fn installed(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
-fn read_log(path: &Path) -> String {
-    fs::read_to_string(path).unwrap_or_default()
-}
-
-// ---------------------------------------------------------------------------
-// HTTP: a minimal HTTP/1.1 GET over std's TcpStream (one request per
-// connection), enough for /metrics and Prometheus's query API.
-
-struct Response {
-    status: u16,
-    body: String,
-}
-
-fn http_get(port: u16, path: &str) -> io::Result<Response> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: canhgac-tests\r\n\
-         Accept: */*\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    parse_response(&raw)
-}
-
-fn bad(what: impl Into<String>) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what.into())
-}
-
-fn parse_response(raw: &[u8]) -> io::Result<Response> {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no end of headers"))?;
-    let head = std::str::from_utf8(&raw[..end]).map_err(|_| bad("headers not UTF-8"))?;
-    let rest = &raw[end + 4..];
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status: u16 = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad(format!("status line {status_line:?}")))?;
-    let mut chunked = false;
-    let mut length = None;
-    for line in lines {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
-        if name == "transfer-encoding" && value.to_ascii_lowercase().contains("chunked") {
-            chunked = true;
-        } else if name == "content-length" {
-            length = Some(value.parse::<usize>().map_err(|_| bad("content-length"))?);
-        }
-    }
-    let body = if chunked {
-        dechunk(rest)?
-    } else if let Some(n) = length {
-        rest.get(..n)
-            .ok_or_else(|| bad(format!("body cut short: {} of {n} bytes", rest.len())))?
-            .to_vec()
-    } else {
-        rest.to_vec()
-    };
-    let body = String::from_utf8(body).map_err(|_| bad("body not UTF-8"))?;
-    Ok(Response { status, body })
-}
-
-fn dechunk(mut data: &[u8]) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let eol = data
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or_else(|| bad("chunk size line"))?;
-        let size_text = std::str::from_utf8(&data[..eol]).map_err(|_| bad("chunk size"))?;
-        let size_text = size_text.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| bad("chunk size"))?;
-        data = &data[eol + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        let chunk = data.get(..size).ok_or_else(|| bad("chunk cut short"))?;
-        out.extend_from_slice(chunk);
-        data = data.get(size + 2..).ok_or_else(|| bad("chunk end"))?;
-    }
-}
-
-/// Percent-encoding for a query string value.
-fn urlencode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
-/// Polls `probe` until it returns Some, or fails with `what` and `context()`.
-fn wait_for<T>(
-    what: &str,
-    mut probe: impl FnMut() -> Option<T>,
-    context: impl Fn() -> String,
-) -> T {
-    wait_until(DEADLINE, what, &mut probe, context)
-}
-
-fn wait_until<T>(
-    limit: Duration,
-    what: &str,
-    mut probe: impl FnMut() -> Option<T>,
-    context: impl Fn() -> String,
-) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\n{}",
-            context()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-// ---------------------------------------------------------------------------
-// The text exposition format
-
-/// One sample line: metric name, labels, value.
-#[derive(Debug)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-impl Sample {
-    /// Name and labels: what makes a series.
-    fn series(&self) -> String {
-        let labels: Vec<String> = self
-            .labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v:?}"))
-            .collect();
-        format!("{}{{{}}}", self.name, labels.join(","))
-    }
-}
-
-/// Every sample line of a `/metrics` page (comments and blank lines are not
-/// series); panics on a line it cannot read, which promtool would reject too.
-fn samples(page: &str) -> Vec<Sample> {
-    page.lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| parse_sample(l).unwrap_or_else(|| panic!("unreadable sample line {l:?}")))
-        .collect()
-}
-
-fn parse_sample(line: &str) -> Option<Sample> {
-    let name_end = line.find(['{', ' '])?;
-    let name = line[..name_end].to_owned();
-    let mut labels = BTreeMap::new();
-    let mut rest = &line[name_end..];
-    if let Some(inner) = rest.strip_prefix('{') {
-        let mut chars = inner.char_indices();
-        let mut key = String::new();
-        loop {
-            let (i, c) = chars.next()?;
-            match c {
-                '}' => {
-                    rest = &inner[i + 1..];
-                    break;
-                }
-                ',' | ' ' => {}
-                '=' => {
-                    if chars.next()?.1 != '"' {
-                        return None;
-                    }
-                    let mut value = String::new();
-                    loop {
-                        match chars.next()?.1 {
-                            '"' => break,
-                            '\\' => match chars.next()?.1 {
-                                'n' => value.push('\n'),
-                                c => value.push(c),
-                            },
-                            c => value.push(c),
-                        }
-                    }
-                    labels.insert(std::mem::take(&mut key), value);
-                }
-                c => key.push(c),
-            }
-        }
-    }
-    let value = rest.split_whitespace().next()?;
-    let value = match value {
-        "+Inf" => f64::INFINITY,
-        "-Inf" => f64::NEG_INFINITY,
-        v => v.parse().ok()?,
-    };
-    Some(Sample {
-        name,
-        labels,
-        value,
-    })
-}
-
-/// Sum of the samples of `name` whose labels include all of `want`.
-fn sum(page: &str, name: &str, want: &[(&str, &str)]) -> f64 {
-    samples(page)
-        .iter()
-        .filter(|s| s.name == name)
-        .filter(|s| {
-            want.iter()
-                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
-        })
-        .map(|s| s.value)
-        .sum()
-}
 
 // ---------------------------------------------------------------------------
 // The daemon
@@ -336,18 +64,17 @@ const WEB: Input = Input {
     file: "access.log",
 };
 
-/// Fields drop in order: the daemon is killed before its directory goes.
+/// The daemon on a free port, its state and logs in `site`.
 struct Daemon {
-    _proc: Proc,
-    dir: TempDir,
+    d: common::daemon::Daemon,
+    site: Site,
     port: u16,
-    log: PathBuf,
 }
 
 impl Daemon {
     /// Starts `canhgac run` on a free port with `inputs` (empty files in a
-    /// fresh directory, read from the beginning) and waits until `/healthz`
-    /// answers.
+    /// fresh directory, read from the beginning) and waits until it is
+    /// ready.
     fn start(inputs: &[Input]) -> Daemon {
         Daemon::start_with(inputs, &[], "")
     }
@@ -355,89 +82,29 @@ impl Daemon {
     /// [`Daemon::start`] with `files` (relative path, content) written into
     /// its directory first and `extra` appended to its config.
     fn start_with(inputs: &[Input], files: &[(&str, &str)], extra: &str) -> Daemon {
-        let dir = TempDir::new().expect("tempdir");
+        let site = Site::new();
         for (path, content) in files {
-            let path = dir.path().join(path);
-            fs::create_dir_all(path.parent().expect("a parent")).expect("directory");
-            fs::write(path, content).expect("file written");
+            site.write(path, content);
         }
-        let mut inputs_toml = extra.to_owned();
+        let mut config = Config::new("test").body(extra);
         for i in inputs {
-            File::create(dir.path().join(i.file)).expect("input file");
-            let _ = write!(
-                inputs_toml,
-                "\n[[input]]\nname = \"{}\"\npath = \"{}\"\ntype = \"{}\"\nstart = \"beginning\"\n",
-                i.name, i.file, i.kind
-            );
+            site.write(i.file, "");
+            config = config.input(i.name, i.file, i.kind);
         }
-        let config = dir.path().join("canhgac.toml");
-        let log = dir.path().join("daemon.log");
-        for attempt in 1..=PORT_ATTEMPTS {
-            let port = free_port();
-            fs::write(
-                &config,
-                format!(
-                    "agency = \"test\"\ntime_zone = \"UTC\"\nstate_dir = \"state\"\n\n\
-                     [http]\nlisten = \"127.0.0.1:{port}\"\n{inputs_toml}"
-                ),
-            )
-            .expect("config written");
-            // What this attempt logs starts here (earlier attempts append too).
-            let logged = fs::metadata(&log).map_or(0, |m| m.len() as usize);
-            let stderr = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log)
-                .expect("daemon log");
-            let child = Command::new(BIN)
-                .args(["run", "--config"])
-                .arg(&config)
-                .env("TZ", "UTC")
+        let (d, port) = common::on_free_port("daemon", |port| {
+            site.write_config(&config.render(port));
+            Launch::new(&site.config())
+                .log_file(site.path("daemon.log"))
+                .http(format!("http://127.0.0.1:{port}"))
                 .env("CANHGAC_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(stderr)
-                .spawn()
-                .expect("daemon starts");
-            let mut proc = Proc(child);
-            let deadline = Instant::now() + DEADLINE;
-            let conflict = loop {
-                if let Some(status) = proc.exited() {
-                    let text = read_log(&log);
-                    assert!(
-                        text.get(logged..)
-                            .unwrap_or_default()
-                            .contains("cannot listen"),
-                        "daemon exited ({status}) at start:\n{text}"
-                    );
-                    break true;
-                }
-                if let Ok(r) = http_get(port, "/healthz") {
-                    if r.status == 200 && r.body.trim() == "ok" {
-                        break false;
-                    }
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "daemon never answered /healthz on port {port}:\n{}",
-                    read_log(&log)
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            };
-            if !conflict {
-                return Daemon {
-                    dir,
-                    port,
-                    log,
-                    _proc: proc,
-                };
-            }
-            eprintln!("port {port} taken (attempt {attempt}), retrying with another");
-        }
-        panic!("no free port after {PORT_ATTEMPTS} attempts");
+                .ready_unless("cannot listen")
+                .map(|d| (d, port))
+        });
+        Daemon { d, site, port }
     }
 
     fn path(&self, input: &Input) -> PathBuf {
-        self.dir.path().join(input.file)
+        self.site.path(input.file)
     }
 
     fn append(&self, input: &Input, lines: &[String]) {
@@ -453,20 +120,12 @@ impl Daemon {
         w.flush().expect("input flushed");
     }
 
-    /// The current `/metrics` page, or None while it cannot be fetched.
-    fn try_metrics(&self) -> Option<String> {
-        http_get(self.port, "/metrics")
-            .ok()
-            .filter(|r| r.status == 200)
-            .map(|r| r.body)
-    }
-
     /// What to print when a wait fails.
     fn context(&self) -> String {
         format!(
             "daemon log:\n{}\n/metrics:\n{}",
-            read_log(&self.log),
-            self.try_metrics().unwrap_or_else(|| "(unavailable)".into())
+            self.d.log_text(),
+            self.d.metrics().unwrap_or_else(|| "(unavailable)".into())
         )
     }
 
@@ -489,11 +148,11 @@ impl Daemon {
         lines: &[(&Input, usize)],
         done: impl Fn(&str) -> bool,
     ) -> String {
-        wait_until(
+        poll(
             limit,
             what,
             || {
-                let page = self.try_metrics()?;
+                let page = self.d.metrics()?;
                 lines
                     .iter()
                     .all(|(input, n)| {
@@ -565,118 +224,6 @@ fn incidents(page: &str, category: &str) -> f64 {
 }
 
 // ---------------------------------------------------------------------------
-// Prometheus
-
-struct Prometheus {
-    port: u16,
-    log: PathBuf,
-    _proc: Proc,
-}
-
-impl Prometheus {
-    /// Starts a Prometheus server scraping `target` every second and
-    /// evaluating the shipped alerting rules, with its config, TSDB and log in
-    /// `dir`, and waits until it is ready.
-    fn start(dir: &Path, target: u16) -> Prometheus {
-        let config = dir.join("prometheus.yml");
-        fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-                 rule_files:\n  - {rules}\n\
-                 scrape_configs:\n  - job_name: canhgac\n    static_configs:\n      \
-                 - targets: ['127.0.0.1:{target}']\n",
-                rules = contrib(ALERTS).display()
-            ),
-        )
-        .expect("prometheus.yml written");
-        for attempt in 1..=PORT_ATTEMPTS {
-            let port = free_port();
-            let log = dir.join(format!("prometheus-{attempt}.log"));
-            let child = Command::new("prometheus")
-                .arg(format!("--config.file={}", config.display()))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    dir.join("data").display()
-                ))
-                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .arg("--log.level=warn")
-                .stdout(Stdio::null())
-                .stderr(File::create(&log).expect("prometheus log"))
-                .spawn()
-                .expect("prometheus starts");
-            let mut proc = Proc(child);
-            let deadline = Instant::now() + DEADLINE;
-            let conflict = loop {
-                if let Some(status) = proc.exited() {
-                    let text = read_log(&log);
-                    assert!(
-                        text.contains("address already in use"),
-                        "prometheus exited ({status}) at start:\n{text}"
-                    );
-                    break true;
-                }
-                if let Ok(r) = http_get(port, "/-/ready") {
-                    if r.status == 200 {
-                        break false;
-                    }
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "prometheus not ready on port {port}:\n{}",
-                    read_log(&log)
-                );
-                std::thread::sleep(Duration::from_millis(100));
-            };
-            if !conflict {
-                return Prometheus {
-                    port,
-                    log,
-                    _proc: proc,
-                };
-            }
-            eprintln!("prometheus: port {port} taken (attempt {attempt}), retrying");
-        }
-        panic!("prometheus: no free port after {PORT_ATTEMPTS} attempts");
-    }
-
-    /// An instant query: each result's labels and value, or None while
-    /// Prometheus cannot answer.
-    fn query(&self, promql: &str) -> Option<Vec<(Value, f64)>> {
-        let r = http_get(
-            self.port,
-            &format!("/api/v1/query?query={}", urlencode(promql)),
-        )
-        .ok()?;
-        if r.status != 200 {
-            return None;
-        }
-        let v: Value = serde_json::from_str(&r.body).ok()?;
-        if v["status"] != "success" {
-            return None;
-        }
-        v["data"]["result"]
-            .as_array()?
-            .iter()
-            .map(|s| {
-                let value = s["value"][1].as_str()?.parse().ok()?;
-                Some((s["metric"].clone(), value))
-            })
-            .collect()
-    }
-
-    /// The single value of a query returning one series; None when it
-    /// returns none (not scraped yet) or cannot be run.
-    fn value(&self, promql: &str) -> Option<f64> {
-        match self.query(promql)?.as_slice() {
-            [(_, v)] => Some(*v),
-            [] => None,
-            more => panic!("{promql}: expected one series, got {more:?}"),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
 // The tests
 
 /// The national center's view: Prometheus scrapes the daemon, and its query
@@ -689,14 +236,8 @@ fn prometheus_scrapes_incident_counts() {
         return;
     }
     let daemon = Daemon::start(&[AUTH]);
-    let prom = Prometheus::start(daemon.dir.path(), daemon.port);
-    let context = || {
-        format!(
-            "{}\nprometheus log:\n{}",
-            daemon.context(),
-            read_log(&prom.log)
-        )
-    };
+    let prom = Prometheus::start(daemon.site.dir(), daemon.port, &contrib(ALERTS));
+    let context = || format!("{}\nprometheus log:\n{}", daemon.context(), prom.log_text());
     // The target is up and its (still zero) incident counters are stored.
     wait_for(
         "Prometheus to scrape the daemon",
@@ -1029,15 +570,11 @@ fn series_do_not_grow_with_attackers() {
 #[test]
 fn healthz_and_readyz() {
     let daemon = Daemon::start(&[AUTH]);
-    let r = http_get(daemon.port, "/healthz").expect("GET /healthz");
+    let r = daemon.d.get("/healthz").expect("GET /healthz");
     assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
     let ready = wait_for(
         "/readyz to say ready",
-        || {
-            http_get(daemon.port, "/readyz")
-                .ok()
-                .filter(|r| r.status == 200)
-        },
+        || daemon.d.get("/readyz").filter(|r| r.status == 200),
         || daemon.context(),
     );
     assert_eq!(ready.body.trim(), "ready");
@@ -1047,10 +584,10 @@ fn healthz_and_readyz() {
         incidents(page, "bruteforce") == 1.0
     });
     for path in ["/healthz", "/readyz"] {
-        let r = http_get(daemon.port, path).expect("GET");
+        let r = daemon.d.get(path).expect("GET");
         assert_eq!(r.status, 200, "{path}: {}", r.body);
     }
-    let r = http_get(daemon.port, "/nonexistent").expect("GET /nonexistent");
+    let r = daemon.d.get("/nonexistent").expect("GET /nonexistent");
     assert_eq!(r.status, 404);
 }
 
@@ -1134,14 +671,8 @@ fn shipped_alerts_and_dashboard_work_on_real_data() {
         }
     }
 
-    let prom = Prometheus::start(daemon.dir.path(), daemon.port);
-    let context = || {
-        format!(
-            "{}\nprometheus log:\n{}",
-            daemon.context(),
-            read_log(&prom.log)
-        )
-    };
+    let prom = Prometheus::start(daemon.site.dir(), daemon.port, &contrib(ALERTS));
+    let context = || format!("{}\nprometheus log:\n{}", daemon.context(), prom.log_text());
     wait_for(
         "Prometheus to store the incidents",
         || {
@@ -1155,7 +686,7 @@ fn shipped_alerts_and_dashboard_work_on_real_data() {
     let evaluated = wait_for(
         "every alerting rule evaluated without error",
         || {
-            let r = http_get(prom.port, "/api/v1/rules").ok()?;
+            let r = prom.get("/api/v1/rules")?;
             let v: Value = serde_json::from_str(&r.body).ok()?;
             let rules: Vec<&Value> = v["data"]["groups"]
                 .as_array()?
@@ -1190,14 +721,10 @@ fn shipped_alerts_and_dashboard_work_on_real_data() {
             let values = wait_for(
                 &format!("values of variable query {query}"),
                 || {
-                    let r = http_get(
-                        prom.port,
-                        &format!(
-                            "/api/v1/label/{label}/values?match[]={}",
-                            urlencode(&selector)
-                        ),
-                    )
-                    .ok()?;
+                    let r = prom.get(&format!(
+                        "/api/v1/label/{label}/values?match[]={}",
+                        urlencode(&selector)
+                    ))?;
                     let v: Value = serde_json::from_str(&r.body).ok()?;
                     let values = v["data"].as_array()?.clone();
                     (!values.is_empty()).then_some(values)

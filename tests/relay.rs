@@ -6,47 +6,37 @@
 //! lines sent); and syslog over TLS (RFC 5425) from a rustls client, with
 //! the certificate replaced and reloaded on SIGHUP.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::Value;
-use tempfile::TempDir;
+use common::cli;
+use common::config::Config;
+use common::daemon::Daemon;
+use common::servers::Rsyslog;
+use common::site::Site;
+use common::wait;
 
-const BIN: &str = env!("CARGO_BIN_EXE_canhgac");
-const DEADLINE: Duration = Duration::from_secs(90);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-struct Daemon {
-    dir: TempDir,
-    child: Option<Child>,
-    http: u16,
+/// The daemon with its relay input on `port`.
+struct Relay {
+    site: Site,
+    d: Daemon,
     port: u16,
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.child {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+fn start(site: &Site) -> Daemon {
+    site.daemon().env("CANHGAC_LOG", "info").ready()
 }
 
-impl Daemon {
-    fn new() -> Daemon {
-        Daemon::with_inputs(|_, port| {
+impl Relay {
+    fn new() -> Relay {
+        Relay::with_inputs(|_, port| {
             format!(
                 r#"[[input]]
 name = "relay"
@@ -58,146 +48,28 @@ listen = "127.0.0.1:{port}"
     }
 
     /// A daemon whose inputs `inputs(dir, port)` writes.
-    fn with_inputs(inputs: impl Fn(&Path, u16) -> String) -> Daemon {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let http = free_port();
-        let port = free_port();
-        let inputs = inputs(dir.path(), port);
-        let config = format!(
-            r#"agency = "test-relp"
-time_zone = "UTC"
-state_dir = "state"
-
-[http]
-listen = "127.0.0.1:{http}"
-
-{inputs}
-"#
-        );
-        fs::write(dir.path().join("canhgac.toml"), config).expect("config");
-        let mut d = Daemon {
-            dir,
-            child: None,
-            http,
-            port,
-        };
-        d.start();
-        d
+    fn with_inputs(inputs: impl Fn(&Path, u16) -> String) -> Relay {
+        let site = Site::new();
+        let port = common::free_port();
+        site.configure(&Config::new("test-relp").body(&inputs(site.dir(), port)));
+        let d = start(&site);
+        Relay { site, d, port }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn start(&mut self) {
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path("daemon.log"))
-            .expect("daemon log");
-        let child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(self.path("canhgac.toml"))
-            .env("CANHGAC_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("daemon starts");
-        self.child = Some(child);
-        let runs = self.log().matches("ready:").count();
-        wait_for("the daemon to be ready", &self.log(), || {
-            self.log().matches("ready:").count() > runs
-        });
-    }
-
-    /// Sends `signal` (as `kill` spells it) to the running daemon.
-    fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("running").id();
-        let status = Command::new("kill")
-            .args([signal, &pid.to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().expect("SIGKILL");
-            c.wait().expect("reaped");
-        }
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
-    }
-
-    fn metric(&self, series: &str) -> u64 {
-        self.metric_if_up(series).expect("metrics served")
-    }
-
-    fn metric_if_up(&self, series: &str) -> Option<u64> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.http)).ok()?;
-        write!(s, "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("request");
-        let mut body = String::new();
-        s.read_to_string(&mut body).expect("response");
-        Some(
-            body.lines()
-                .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-                .and_then(|v| v.parse::<f64>().ok())
-                .map_or(0, |v| v as u64),
-        )
+    /// A new daemon on the same config and store, the last one gone.
+    fn restart(&mut self) {
+        self.d = start(&self.site);
     }
 
     /// Events by rule and key (summed over a key's incidents), from the store.
     fn stored(&self) -> BTreeMap<String, u64> {
-        let out = Command::new(BIN)
-            .args(["incidents", "--format", "json", "--config"])
-            .arg(self.path("canhgac.toml"))
-            .output()
-            .expect("incidents runs");
-        events(&out.stdout)
+        cli::events_by_key(&self.site.incidents())
     }
 
     /// Events by rule and key that `scan` finds in `lines`.
     fn scanned(&self, lines: &str) -> BTreeMap<String, u64> {
-        fs::write(self.path("sent.log"), lines).expect("write");
-        let out = Command::new(BIN)
-            .args(["scan", "--format", "json", "--config"])
-            .arg(self.path("canhgac.toml"))
-            .arg(self.path("sent.log"))
-            .output()
-            .expect("scan runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        events(&out.stdout)
-    }
-}
-
-fn events(json: &[u8]) -> BTreeMap<String, u64> {
-    let list = serde_json::from_slice::<Value>(json)
-        .ok()
-        .and_then(|v| v.as_array().cloned())
-        .unwrap_or_default();
-    let mut by_key = BTreeMap::new();
-    for i in &list {
-        *by_key
-            .entry(format!("{} {}", i["rule"], i["key"]))
-            .or_insert(0) += i["events"].as_u64().unwrap_or(0);
-    }
-    by_key
-}
-
-fn wait_for(what: &str, context: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "timed out waiting for {what}:\n{context}"
-        );
-        sleep(Duration::from_millis(100));
+        let sent = self.site.write("sent.log", lines);
+        cli::events_by_key(&cli::scan_with_config(&self.site.config(), &[&sent]))
     }
 }
 
@@ -260,20 +132,20 @@ fn answer(r: &mut BufReader<TcpStream>) -> (u32, String) {
 
 #[test]
 fn each_message_is_answered_only_once_the_store_holds_it() {
-    let d = Daemon::new();
-    let stream = TcpStream::connect(("127.0.0.1", d.port)).expect("connect");
+    let r = Relay::new();
+    let stream = TcpStream::connect(("127.0.0.1", r.port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     let mut w = stream.try_clone().expect("clone");
-    let mut r = BufReader::new(stream);
+    let mut answers = BufReader::new(stream);
     w.write_all(&frame(
         1,
         "open",
         "relp_version=0\nrelp_software=test\ncommands=syslog",
     ))
     .expect("open");
-    let (txnr, offers) = answer(&mut r);
+    let (txnr, offers) = answer(&mut answers);
     assert_eq!(txnr, 1);
     assert!(offers.starts_with("200 OK\n"), "{offers:?}");
     assert!(offers.contains("commands=syslog"), "{offers:?}");
@@ -284,104 +156,49 @@ fn each_message_is_answered_only_once_the_store_holds_it() {
     for (i, m) in messages.iter().enumerate() {
         let txnr = i as u32 + 2;
         w.write_all(&frame(txnr, "syslog", m)).expect("syslog");
-        assert_eq!(answer(&mut r), (txnr, "200 OK".to_owned()));
+        assert_eq!(answer(&mut answers), (txnr, "200 OK".to_owned()));
     }
-    let expected = d.scanned(&as_logged(&messages));
+    let expected = r.scanned(&as_logged(&messages));
     assert_eq!(expected.len(), 1, "{expected:?}");
-    assert_eq!(d.stored(), expected, "answered, so stored");
+    assert_eq!(r.stored(), expected, "answered, so stored");
 
     // A command the server does not speak is refused and the session goes
     // on; `close` is answered and the server hangs up.
     w.write_all(&frame(20, "starttls", "")).expect("unknown");
-    let (txnr, refused) = answer(&mut r);
+    let (txnr, refused) = answer(&mut answers);
     assert_eq!(txnr, 20);
     assert!(refused.starts_with("500 "), "{refused:?}");
     w.write_all(&frame(21, "close", "")).expect("close");
-    assert_eq!(answer(&mut r), (21, String::new()));
+    assert_eq!(answer(&mut answers), (21, String::new()));
     let mut rest = Vec::new();
-    r.read_to_end(&mut rest).expect("closed");
+    answers.read_to_end(&mut rest).expect("closed");
     assert!(rest.is_empty(), "{rest:?}");
 
     // Garbage breaks a session, counted as malformed.
-    let mut bad = TcpStream::connect(("127.0.0.1", d.port)).expect("connect");
+    let mut bad = TcpStream::connect(("127.0.0.1", r.port)).expect("connect");
     bad.write_all(b"GET / HTTP/1.1\r\n\r\n").expect("garbage");
     bad.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     let mut rest = Vec::new();
     let _ = bad.read_to_end(&mut rest);
-    wait_for("the malformed count", &d.log(), || {
-        d.metric(r#"canhgac_input_dropped_total{input="relay",reason="malformed"}"#) == 1
+    r.d.until("the malformed count", || {
+        r.d.count(r#"canhgac_input_dropped_total{input="relay",reason="malformed"}"#) == 1
     });
-}
-
-fn rsyslogd() -> Option<PathBuf> {
-    ["/usr/sbin/rsyslogd", "/sbin/rsyslogd"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-}
-
-fn omrelp_installed() -> bool {
-    ["/usr/lib/x86_64-linux-gnu/rsyslog", "/usr/lib/rsyslog"]
-        .iter()
-        .any(|d| Path::new(d).join("omrelp.so").exists())
-}
-
-struct Rsyslog(Child);
-
-impl Drop for Rsyslog {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
 fn kill_9_during_an_rsyslog_relay_loses_nothing() {
-    let (Some(rsyslogd), true) = (rsyslogd(), omrelp_installed()) else {
-        panic!("rsyslogd with omrelp is needed: apt-get install rsyslog rsyslog-relp");
-    };
-    let mut d = Daemon::new();
-    let relay_port = free_port();
-    let work = d.path("rsyslog");
+    let mut r = Relay::new();
+    let relay_port = common::free_port();
+    let work = r.site.path("rsyslog");
     fs::create_dir(&work).expect("rsyslog dir");
-    // The relay as an agency would run it: omrelp with a disk-assisted
-    // queue, retrying for ever, forwarding each message as received.
-    let conf = format!(
-        r#"global(workDirectory="{work}" net.enableDNS="off")
-module(load="imtcp")
-module(load="omrelp")
-template(name="raw" type="string" string="%rawmsg%")
-input(type="imtcp" address="127.0.0.1" port="{relay_port}" ruleset="relay")
-ruleset(name="relay") {{
-  action(type="omrelp" target="127.0.0.1" port="{port}" template="raw"
-         queue.type="LinkedList" queue.filename="to-canhgac" queue.saveOnShutdown="on"
-         action.resumeRetryCount="-1" action.resumeInterval="1")
-}}
-"#,
-        work = work.display(),
-        port = d.port
+    let relay = Rsyslog::relp_relay(&work, relay_port, r.port);
+    let sender = wait::wait_for(
+        "rsyslogd to listen",
+        || TcpStream::connect(("127.0.0.1", relay_port)).ok(),
+        || relay.log_text(),
     );
-    fs::write(work.join("rsyslog.conf"), conf).expect("rsyslog conf");
-    let log = fs::File::create(work.join("rsyslogd.log")).expect("rsyslog log");
-    let _relay = Rsyslog(
-        Command::new(rsyslogd)
-            .args(["-n", "-f"])
-            .arg(work.join("rsyslog.conf"))
-            .arg("-i")
-            .arg(work.join("rsyslogd.pid"))
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("rsyslogd starts"),
-    );
-    let rsyslog_log = || fs::read_to_string(work.join("rsyslogd.log")).unwrap_or_default();
-    let mut sender = None;
-    wait_for("rsyslogd to listen", &rsyslog_log(), || {
-        sender = TcpStream::connect(("127.0.0.1", relay_port)).ok();
-        sender.is_some()
-    });
-    let mut sender = sender.expect("connected");
+    let mut sender = sender;
 
     let attackers = 40;
     let messages: Vec<String> = (0..40_000).map(|i| failure(i, attackers)).collect();
@@ -390,30 +207,30 @@ ruleset(name="relay") {{
     // answers: the kill lands mid-stream, with a window unanswered.
     let text: String = messages.iter().map(|m| format!("{m}\n")).collect();
     sender.write_all(text.as_bytes()).expect("send to rsyslog");
-    wait_for("a quarter relayed", &d.log(), || {
-        d.metric(lines) > messages.len() as u64 / 4
+    r.d.until("a quarter relayed", || {
+        r.d.count(lines) > messages.len() as u64 / 4
     });
-    d.kill9();
+    r.d.kill9();
     assert!(
-        d.metric_if_up(lines).is_none(),
+        r.d.try_metric(lines).is_none(),
         "the daemon is down while the relay keeps sending"
     );
     sleep(Duration::from_millis(500));
-    d.start();
+    r.restart();
     drop(sender);
 
-    let expected = d.scanned(&as_logged(&messages));
+    let expected = r.scanned(&as_logged(&messages));
     assert_eq!(expected.len(), attackers, "{expected:?}");
     let total: u64 = expected.values().sum();
-    wait_for(
+    wait::until(
         "every message relayed after the kill",
-        &format!("{}\n{}", d.log(), rsyslog_log()),
-        || d.stored().values().sum::<u64>() >= total,
+        || r.stored().values().sum::<u64>() >= total,
+        || format!("{}\n{}", r.site.log(), relay.log_text()),
     );
     // Nothing lost: every incident, each with at least its events. A
     // message stored and killed before its answer left is sent again, so
     // a count may exceed by at most the sender's window (omrelp: 128).
-    let stored = d.stored();
+    let stored = r.stored();
     assert_eq!(
         stored.keys().collect::<Vec<_>>(),
         expected.keys().collect::<Vec<_>>()
@@ -426,11 +243,8 @@ ruleset(name="relay") {{
     assert!(extra <= 128, "{extra} events counted twice");
 
     // A clean stop with the relay's session open: `serverclose`, and out.
-    d.signal("-TERM");
-    if let Some(mut c) = d.child.take() {
-        let exit = c.wait().expect("daemon exits");
-        assert!(exit.success(), "{exit}; log:\n{}", d.log());
-    }
+    let exit = r.d.stop();
+    assert!(exit.success(), "{exit}; log:\n{}", r.site.log());
 }
 
 fn self_signed(dir: &Path, cert: &str, key: &str) -> Vec<u8> {
@@ -473,7 +287,7 @@ fn tls_client(
 
 #[test]
 fn syslog_over_tls_with_the_certificate_reloaded_on_sighup() {
-    let d = Daemon::with_inputs(|dir, port| {
+    let r = Relay::with_inputs(|dir, port| {
         let _ = self_signed(dir, "cert.pem", "key.pem");
         format!(
             r#"[[input]]
@@ -485,13 +299,13 @@ tls_key = "key.pem"
 "#
         )
     });
-    let first = fs::read(d.path("cert.pem")).expect("cert");
+    let first = fs::read(r.site.path("cert.pem")).expect("cert");
     let first = rustls::pki_types::CertificateDer::from_pem_slice(&first).expect("pem");
     use rustls::pki_types::pem::PemObject;
 
     // RFC 5425 frames: octet-counted.
     let messages: Vec<String> = (0..12).map(|i| failure(i, 2)).collect();
-    let mut tls = tls_client(d.port, &first).expect("handshake with the first certificate");
+    let mut tls = tls_client(r.port, &first).expect("handshake with the first certificate");
     for m in &messages {
         write!(tls, "{} {m}", m.len()).expect("send");
     }
@@ -502,16 +316,12 @@ tls_key = "key.pem"
     // and a reset throws away what the server had not read yet.
     let _ = tls.read_to_end(&mut Vec::new());
     drop(tls);
-    let expected = d.scanned(&as_logged(&messages));
+    let expected = r.scanned(&as_logged(&messages));
     assert_eq!(expected.len(), 2, "{expected:?}");
-    wait_for(
-        "the TLS messages stored",
-        &format!("{}\n{:?}", d.log(), d.stored()),
-        || d.stored() == expected,
-    );
+    r.d.until("the TLS messages stored", || r.stored() == expected);
 
     // Plain syslog on the TLS port is no handshake: counted, not read.
-    let mut plain = TcpStream::connect(("127.0.0.1", d.port)).expect("connect");
+    let mut plain = TcpStream::connect(("127.0.0.1", r.port)).expect("connect");
     plain
         .write_all(b"<38>Oct 11 10:00:00 h sshd[1]: Failed password for root from 203.0.113.9 port 22 ssh2\n")
         .expect("send");
@@ -519,30 +329,28 @@ tls_key = "key.pem"
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     let _ = plain.read_to_end(&mut Vec::new());
-    wait_for("the failed handshake counted", &d.log(), || {
-        d.metric(r#"canhgac_input_read_errors_total{input="tls"}"#) >= 1
+    r.d.until("the failed handshake counted", || {
+        r.d.count(r#"canhgac_input_read_errors_total{input="tls"}"#) >= 1
     });
 
     // A renewed certificate, SIGHUP: new sessions get it.
-    let second = self_signed(d.dir.path(), "cert.pem", "key.pem");
-    let reloads = d.log().matches("reloaded").count();
-    d.signal("-HUP");
-    wait_for("the reload", &d.log(), || {
-        d.log().matches("reloaded").count() > reloads
-    });
+    let second = self_signed(r.site.dir(), "cert.pem", "key.pem");
+    let from = r.d.log_len();
+    r.d.signal("HUP");
+    r.d.wait_log(from, "reloaded");
     assert!(
-        tls_client(d.port, &second).is_ok(),
+        tls_client(r.port, &second).is_ok(),
         "the renewed certificate is served"
     );
-    assert!(tls_client(d.port, &first).is_err(), "the old one is not");
-    assert!(!d
+    assert!(tls_client(r.port, &first).is_err(), "the old one is not");
+    assert!(!r
         .stored()
         .contains_key("\"ssh-bruteforce\" \"203.0.113.9\""));
 }
 
 #[test]
 fn a_reload_refused_for_a_busy_port_leaves_every_running_input_reading() {
-    let d = Daemon::with_inputs(|dir, port| {
+    let r = Relay::with_inputs(|dir, port| {
         fs::write(dir.join("auth.log"), "").expect("log");
         format!(
             r#"[[input]]
@@ -561,39 +369,31 @@ listen = "127.0.0.1:{port}"
     // receiver wants it too: the reload must be refused as a whole.
     let busy = TcpListener::bind("127.0.0.1:0").expect("bind");
     let busy_port = busy.local_addr().expect("addr").port();
-    let config = fs::read_to_string(d.path("canhgac.toml")).expect("config");
+    let config = fs::read_to_string(r.site.path("canhgac.toml")).expect("config");
     let moved = config.replace(
-        &format!("127.0.0.1:{}", d.port),
+        &format!("127.0.0.1:{}", r.port),
         &format!("127.0.0.1:{busy_port}"),
     );
-    fs::write(d.path("canhgac.toml"), moved).expect("config");
-    d.signal("-HUP");
-    wait_for("the reload refused", &d.log(), || {
-        d.log().contains("reload refused")
-    });
-    assert!(d.log().contains("Address already in use"), "{}", d.log());
+    fs::write(r.site.path("canhgac.toml"), moved).expect("config");
+    r.d.signal("HUP");
+    r.d.wait_log(0, "reload refused");
+    let log = r.d.log_text();
+    assert!(log.contains("Address already in use"), "{log}");
 
     // Both running inputs still read: the file, and the RELP port.
     let messages: Vec<String> = (0..8).map(|i| failure(i, 1)).collect();
-    let mut log = fs::OpenOptions::new()
-        .append(true)
-        .open(d.path("auth.log"))
-        .expect("log");
-    log.write_all(as_logged(&messages).as_bytes())
-        .expect("append");
-    let expected = d.scanned(&as_logged(&messages));
+    r.site.append("auth.log", as_logged(&messages));
+    let expected = r.scanned(&as_logged(&messages));
     assert_eq!(expected.len(), 1, "{expected:?}");
-    wait_for("the file's attack stored", &d.log(), || {
-        d.stored() == expected
-    });
-    let stream = TcpStream::connect(("127.0.0.1", d.port)).expect("the RELP port still listens");
+    r.d.until("the file's attack stored", || r.stored() == expected);
+    let stream = TcpStream::connect(("127.0.0.1", r.port)).expect("the RELP port still listens");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     let mut w = stream.try_clone().expect("clone");
-    let mut r = BufReader::new(stream);
+    let mut answers = BufReader::new(stream);
     w.write_all(&frame(1, "open", "relp_version=0\ncommands=syslog"))
         .expect("open");
-    assert_eq!(answer(&mut r).0, 1);
+    assert_eq!(answer(&mut answers).0, 1);
     drop(busy);
 }

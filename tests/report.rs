@@ -15,14 +15,13 @@
 //! document the daemon's API serves; the HTML page, rendered by headless
 //! Chromium, shows a chart with one bar per month, of the right heights.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
@@ -30,11 +29,12 @@ use jiff::{Timestamp, ToSpan};
 use serde_json::Value;
 use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_canhgac");
+use common::cli::run;
+use common::daemon::Launch;
+use common::logs::{gzip, set_mtime};
+
 const ZONE: &str = "Asia/Ho_Chi_Minh";
 const API_TOKEN: &str = "report-test-0123456789abcdef0123456789";
-/// Generous: the machine may be busy compiling.
-const DEADLINE: Duration = Duration::from_secs(90);
 
 /// Incidents per month: January to September 2019 make 3,934 (4,514 with
 /// October), January to August 2020 make 3,055 (4,161 with September and
@@ -118,40 +118,13 @@ fn clf_stamp(t: Timestamp) -> String {
         .to_string()
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(data).expect("gzip");
-    enc.finish().expect("gzip")
-}
-
 /// Writes `data` (gzip-compressed if `gz`) with modification time `mtime`.
 fn write_log(path: &Path, data: &[u8], gz: bool, mtime: Option<Timestamp>) {
     let bytes = if gz { gzip(data) } else { data.to_vec() };
     fs::write(path, bytes).expect("log written");
     if let Some(t) = mtime {
-        let when = std::time::SystemTime::from(t);
-        fs::File::options()
-            .write(true)
-            .open(path)
-            .and_then(|f| f.set_modified(when))
-            .expect("mtime set");
+        set_mtime(path, t);
     }
-}
-
-fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN).args(args).output().expect("canhgac runs");
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).expect("utf-8 stdout"),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// Generates the logs, imports them, and keeps the store for every test
@@ -166,7 +139,7 @@ fn fixture() -> &'static Fixture {
         fs::create_dir_all(root.join("y2020")).expect("2020 dir");
         fs::write(root.join("live/auth.log"), b"").expect("live log");
         fs::write(root.join("api.tokens"), format!("{API_TOKEN}\n")).expect("tokens");
-        let port = free_port();
+        let port = common::free_port();
         fs::write(
             root.join("canhgac.toml"),
             format!(
@@ -302,7 +275,7 @@ start = "beginning"
 fn report(format: &str, lang: &str) -> String {
     let f = fixture();
     let config = f.config();
-    let (ok, stdout, stderr) = run(&[
+    let (ok, stdout, stderr) = run([
         "report",
         "--config",
         config.to_str().expect("path"),
@@ -525,53 +498,25 @@ fn golden_figures_in_every_format_and_language() {
 #[test]
 fn json_report_is_the_api_document() {
     let f = fixture();
-    let log = fs::File::create(f.dir.path().join("daemon.log")).expect("log");
-    let child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(f.config())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("daemon starts");
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut daemon = Kill(child);
     let text = fs::read_to_string(f.config()).expect("config");
     let listen = text
         .lines()
         .find_map(|l| l.strip_prefix("listen = \""))
         .and_then(|l| l.strip_suffix('"'))
         .expect("listen");
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(20)))
-        .build()
-        .into();
-    let started = Instant::now();
-    let api: Value = loop {
-        let reply = agent
-            .get(format!("http://{listen}/api/v1/summary?month=2020-10"))
-            .header("Authorization", format!("Bearer {API_TOKEN}"))
-            .call();
-        if let Ok(mut r) = reply {
-            if r.status() == 200 {
-                let body = r.body_mut().read_to_string().expect("body");
-                break serde_json::from_str(&body).expect("json");
-            }
-        }
-        let exited = daemon.0.try_wait().expect("daemon status");
-        assert!(
-            exited.is_none() && started.elapsed() < DEADLINE,
-            "the API did not answer (daemon exit: {exited:?}): {}",
-            fs::read_to_string(f.dir.path().join("daemon.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let daemon = Launch::new(&f.config())
+        .log_file(f.dir.path().join("daemon.log"))
+        .http(format!("http://{listen}"))
+        .ready();
+    let api: Value = daemon.wait("the API to answer", || {
+        let reply = daemon
+            .get_with(
+                "/api/v1/summary?month=2020-10",
+                Some(&format!("Bearer {API_TOKEN}")),
+            )
+            .ok()?;
+        (reply.status == 200).then(|| serde_json::from_str(&reply.body).expect("json"))
+    });
     let mut printed: Value = serde_json::from_str(&report("json", "en")).expect("json");
     let mut api = api;
     for v in [&mut printed, &mut api] {
@@ -604,18 +549,12 @@ fn html_report_renders_in_chromium_with_one_bar_per_month() {
         fs::write(&html, report("html", lang)).expect("html written");
         let png = f.dir.path().join(format!("report-{lang}.png"));
         let profile = tempfile::tempdir().expect("profile dir");
-        let out = Command::new(chromium)
+        let out = headless(chromium, profile.path())
             .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
                 "--hide-scrollbars",
                 "--force-device-scale-factor=1",
                 "--window-size=1000,1300",
             ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg(format!("--screenshot={}", png.display()))
             .arg(format!("file://{}", html.display()))
             .output()
@@ -648,16 +587,8 @@ fn html_report_renders_in_chromium_with_one_bar_per_month() {
         // And it prints on A4, chart and tables on a couple of pages.
         let pdf = f.dir.path().join(format!("report-{lang}.pdf"));
         let profile = tempfile::tempdir().expect("profile dir");
-        Command::new(chromium)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--no-pdf-header-footer",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
+        headless(chromium, profile.path())
+            .arg("--no-pdf-header-footer")
             .arg(format!("--print-to-pdf={}", pdf.display()))
             .arg(format!("file://{}", html.display()))
             .output()
@@ -676,6 +607,20 @@ fn html_report_renders_in_chromium_with_one_bar_per_month() {
             "{lang}: not A4"
         );
     }
+}
+
+/// Headless Chromium with a profile of its own in `profile`, quiet.
+fn headless(chromium: &str, profile: &Path) -> Command {
+    let mut cmd = Command::new(chromium);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()));
+    cmd
 }
 
 /// Heights of the bars standing on the chart's axis, left to right. The
@@ -756,7 +701,7 @@ fn hostile_text_is_neutralised_in_every_format() {
     let hostile = "=HYPERLINK(\"http://evil\")<script>alert(1)</script>\u{1b}[31m|*x*";
     let config = dir.path().join("canhgac.toml");
     let config = config.to_str().expect("path");
-    let (ok, out, err) = run(&[
+    let (ok, out, err) = run([
         "import",
         "--config",
         config,
@@ -768,7 +713,7 @@ fn hostile_text_is_neutralised_in_every_format() {
     ]);
     assert!(ok, "{out}{err}");
     let render = |format: &str| {
-        let (ok, out, err) = run(&[
+        let (ok, out, err) = run([
             "report", "--config", config, "--month", "2020-10", "--format", format,
         ]);
         assert!(ok, "{err}");

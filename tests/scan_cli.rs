@@ -1,8 +1,10 @@
 //! `canhgac scan`, `check` and `rules test` as a user meets them: the built
 //! binary, real files, rule directories written for the test.
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use assert_cmd::Command;
@@ -10,11 +12,7 @@ use predicates::prelude::*;
 use serde_json::Value;
 use tempfile::TempDir;
 
-fn canhgac() -> Command {
-    let mut cmd = Command::cargo_bin("canhgac").expect("binary built");
-    cmd.env("TZ", "UTC");
-    cmd
-}
+use common::cli::assert_cmd as canhgac;
 
 const RULES: &str = r#"rules:
   - id: test-ssh-fail
@@ -77,6 +75,18 @@ impl Fixture {
             .arg(self.path("rules"));
         cmd
     }
+
+    /// The incidents of `scan --format json ARGS`, which must succeed.
+    fn incidents(&self, args: &[&std::ffi::OsStr]) -> Vec<Value> {
+        let out = self
+            .scan()
+            .args(["--format", "json"])
+            .args(args)
+            .assert()
+            .success();
+        let incidents = json(&out.get_output().stdout);
+        incidents.as_array().expect("array").clone()
+    }
 }
 
 fn failures(n: usize, ip: &str, start_min: u32) -> String {
@@ -104,16 +114,8 @@ fn threshold_and_cooldown_make_one_incident_per_attacker() {
     log.push_str(&failures(500, "203.0.113.5", 1));
     log.push_str(&failures(4, "2001:db8::7", 20));
     let path = f.write("auth.log", log.as_bytes());
-    let out = f
-        .scan()
-        .arg("--format")
-        .arg("json")
-        .arg(&path)
-        .assert()
-        .success();
-    let incidents = json(&out.get_output().stdout);
-    let list = incidents.as_array().expect("array");
-    assert_eq!(list.len(), 2, "{incidents:#}");
+    let list = f.incidents(&[path.as_os_str()]);
+    assert_eq!(list.len(), 2, "{list:#?}");
     assert_eq!(list[0]["key"], "203.0.113.5");
     assert_eq!(list[0]["events"], 500);
     assert_eq!(list[0]["rule"], "test-ssh-fail");
@@ -420,15 +422,8 @@ fn a_line_dated_ahead_of_its_neighbours_does_not_hide_the_failures_after_it() {
     let mut log = failures(1, "203.0.113.77", 11);
     log.push_str(&failures(20, "203.0.113.77", 0));
     let path = f.write("auth.log", log.as_bytes());
-    let out = f
-        .scan()
-        .args(["--format", "json"])
-        .arg(&path)
-        .assert()
-        .success();
-    let incidents = json(&out.get_output().stdout);
-    let list = incidents.as_array().expect("array");
-    assert_eq!(list.len(), 1, "{incidents:#}");
+    let list = f.incidents(&[path.as_os_str()]);
+    assert_eq!(list.len(), 1, "{list:#?}");
     assert_eq!(list[0]["key"], "203.0.113.77");
     assert_eq!(list[0]["events"], 21);
 }
@@ -436,14 +431,8 @@ fn a_line_dated_ahead_of_its_neighbours_does_not_hide_the_failures_after_it() {
 /// The incidents of `scan --format json` over `files`, as (rule, key,
 /// events), sorted.
 fn scanned(files: &[PathBuf]) -> Vec<(String, String, u64)> {
-    let out = canhgac()
-        .args(["scan", "--format", "json"])
-        .args(files)
-        .assert()
-        .success();
-    let mut found: Vec<_> = json(&out.get_output().stdout)
-        .as_array()
-        .expect("array")
+    let mut found: Vec<_> = common::cli::scan(files)
+        .0
         .iter()
         .map(|i| {
             (
@@ -460,8 +449,7 @@ fn scanned(files: &[PathBuf]) -> Vec<(String, String, u64)> {
 #[test]
 fn a_file_mixing_access_and_syslog_lines_is_read_as_what_each_line_is() {
     let f = Fixture::new();
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    let read = |name: &str| fs::read_to_string(corpus.join(name)).expect("corpus log");
+    let read = |name: &str| fs::read_to_string(common::corpus(name)).expect("corpus log");
     let (ssh, web) = (read("openssh_2k.log"), read("apache_access_10k.log"));
     // As /var/log/messages can hold them: one program's lines between
     // another's, whichever comes first.

@@ -2,7 +2,8 @@
 //! saving the state as the daemon stores it (JSON), restoring it and going
 //! on must give exactly the incidents of an uninterrupted run.
 
-use std::path::Path;
+mod common;
+
 use std::sync::Arc;
 
 use jiff::tz::TimeZone;
@@ -10,7 +11,7 @@ use jiff::Timestamp;
 
 use canhgac::analyze::Analyzer;
 use canhgac::detect::{Detector, Incident, Snapshot};
-use canhgac::rules::{RuleSet, RuleSources};
+use canhgac::rules::RuleSet;
 use canhgac::timestamp::TimeParser;
 
 type Facts = Vec<(usize, String, Timestamp, u64)>;
@@ -59,18 +60,8 @@ fn run(rules: &Arc<RuleSet>, lines: &[&[u8]], cut: Option<usize>) -> Facts {
 
 #[test]
 fn resuming_from_a_snapshot_after_any_line_changes_nothing() {
-    let rules = Arc::new(
-        RuleSet::load(&RuleSources {
-            builtin: true,
-            paths: vec![],
-            disabled: Vec::new(),
-        })
-        .expect("rules"),
-    );
-    let data = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/openssh_2k.log"),
-    )
-    .expect("corpus");
+    let rules = Arc::new(common::builtin_rules());
+    let data = std::fs::read(common::corpus("openssh_2k.log")).expect("corpus");
     let lines: Vec<&[u8]> = data.split_inclusive(|&b| b == b'\n').collect();
     let whole = run(&rules, &lines, None);
     assert!(whole.len() >= 10);
@@ -88,18 +79,8 @@ fn resuming_from_a_snapshot_after_any_line_changes_nothing() {
 
 #[test]
 fn chunking_changes_nothing() {
-    let rules = Arc::new(
-        RuleSet::load(&RuleSources {
-            builtin: true,
-            paths: vec![],
-            disabled: Vec::new(),
-        })
-        .expect("rules"),
-    );
-    let data = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/openssh_2k.log"),
-    )
-    .expect("corpus");
+    let rules = Arc::new(common::builtin_rules());
+    let data = std::fs::read(common::corpus("openssh_2k.log")).expect("corpus");
     let lines: Vec<&[u8]> = data.split_inclusive(|&b| b == b'\n').collect();
     let reference: Timestamp = "2026-11-23T00:00:00Z".parse().expect("time");
     let by = |n: usize| {
@@ -123,22 +104,8 @@ fn chunking_changes_nothing() {
 
 #[test]
 fn interleaving_inputs_changes_nothing() {
-    let rules = Arc::new(
-        RuleSet::load(&RuleSources {
-            builtin: true,
-            paths: vec![],
-            disabled: Vec::new(),
-        })
-        .expect("rules"),
-    );
-    let read = |name: &str| {
-        std::fs::read(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../shared/corpus")
-                .join(name),
-        )
-        .expect("corpus")
-    };
+    let rules = Arc::new(common::builtin_rules());
+    let read = |name: &str| std::fs::read(common::corpus(name)).expect("corpus");
     let auth = read("openssh_2k.log");
     let web = read("apache_access_10k.log");
     let auth: Vec<&[u8]> = auth.split_inclusive(|&b| b == b'\n').collect();

@@ -5,44 +5,20 @@
 //! to one sender, and a store held locked by another connection to see
 //! TCP wait and UDP count its drops.
 
-use std::fs;
+mod common;
+
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::Command;
 use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
-use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_canhgac");
-const DEADLINE: Duration = Duration::from_secs(90);
-
-struct Daemon {
-    child: Child,
-    dir: TempDir,
-    http: u16,
-    port: u16,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    // Free for both: the receivers share one port number.
-    loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").expect("a free port");
-        let port = tcp.local_addr().expect("addr").port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
+use common::config::Config;
+use common::daemon::Daemon;
+use common::site::Site;
 
 /// A rule that reads only what 127.0.0.5 sends: firewall deny lines.
 const FIREWALL_RULE: &str = r#"rules:
@@ -64,32 +40,28 @@ const FIREWALL_RULE: &str = r#"rules:
         - 'Oct 31 23:30:00 fw1 kernel: FW DENY'
 "#;
 
-fn start(extra: &str) -> Daemon {
+/// The daemon with its receivers on `port`, for UDP and TCP alike.
+struct Receivers {
+    site: Site,
+    d: Daemon,
+    port: u16,
+}
+
+fn start(extra: &str) -> Receivers {
     start_with("", extra)
 }
 
 /// `pipeline` goes into `[pipeline]`, `extra` into both inputs.
-fn start_with(pipeline: &str, extra: &str) -> Daemon {
-    let dir = tempfile::tempdir().expect("tempdir");
-    fs::create_dir(dir.path().join("rules.d")).expect("rules dir");
-    fs::write(dir.path().join("rules.d/firewall.yaml"), FIREWALL_RULE).expect("rule");
-    let http = free_port();
-    let port = free_port();
-    let config = format!(
-        r#"agency = "test-syslog"
-time_zone = "UTC"
-state_dir = "state"
-
-[rules]
-dirs = ["rules.d"]
-
-[http]
-listen = "127.0.0.1:{http}"
-
-[pipeline]
-{pipeline}
-
-[[input]]
+fn start_with(pipeline: &str, extra: &str) -> Receivers {
+    let site = Site::new();
+    site.write("rules.d/firewall.yaml", FIREWALL_RULE);
+    let port = common::free_tcp_udp_port();
+    site.configure(
+        &Config::new("test-syslog")
+            .top("\n[rules]\ndirs = [\"rules.d\"]\n")
+            .pipeline(pipeline)
+            .body(&format!(
+                r#"[[input]]
 name = "net-udp"
 type = "syslog-udp"
 listen = "127.0.0.1:{port}"
@@ -101,83 +73,15 @@ type = "syslog-tcp"
 listen = "127.0.0.1:{port}"
 {extra}
 "#
+            )),
     );
-    fs::write(dir.path().join("canhgac.toml"), config).expect("config");
-    let log = fs::File::create(dir.path().join("daemon.log")).expect("daemon log");
-    let child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(dir.path().join("canhgac.toml"))
-        .env("CANHGAC_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("daemon starts");
-    let d = Daemon {
-        child,
-        dir,
-        http,
-        port,
-    };
-    d.wait_for("ready", || d.log().contains("ready:"));
-    d
+    let d = site.daemon().env("CANHGAC_LOG", "info").ready();
+    Receivers { site, d, port }
 }
 
-impl Daemon {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
-    }
-
-    fn wait_for(&self, what: &str, mut done: impl FnMut() -> bool) {
-        let start = Instant::now();
-        while !done() {
-            assert!(
-                start.elapsed() < DEADLINE,
-                "timed out waiting for {what}; daemon log:\n{}",
-                self.log()
-            );
-            sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn metrics(&self) -> String {
-        let mut s = TcpStream::connect(("127.0.0.1", self.http)).expect("metrics connect");
-        write!(
-            s,
-            "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        )
-        .expect("request");
-        let mut body = String::new();
-        std::io::Read::read_to_string(&mut s, &mut body).expect("response");
-        body
-    }
-
-    /// The value of one series, 0 if absent.
-    fn metric(&self, series: &str) -> u64 {
-        self.metrics()
-            .lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-            .and_then(|v| v.parse::<f64>().ok())
-            .map_or(0, |v| v as u64)
-    }
-
-    fn incidents(&self) -> Vec<Value> {
-        let out = Command::new(BIN)
-            .args(["incidents", "--format", "json", "--config"])
-            .arg(self.path("canhgac.toml"))
-            .output()
-            .expect("incidents runs");
-        serde_json::from_slice::<Value>(&out.stdout)
-            .ok()
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default()
-    }
-
+impl Receivers {
     fn incident(&self, key: &str) -> Option<Value> {
-        self.incidents().into_iter().find(|i| i["key"] == key)
+        self.site.incidents().into_iter().find(|i| i["key"] == key)
     }
 
     fn udp_addr(&self) -> SocketAddr {
@@ -209,7 +113,7 @@ fn logger_and_raw_senders_over_tcp_and_udp() {
         logger(port, "--tcp", "--rfc5424", &failed("203.0.113.10"));
         logger(port, "--udp", "--rfc3164", &failed("203.0.113.11"));
     }
-    d.wait_for("logger's incidents", || {
+    d.d.until("logger's incidents", || {
         ["203.0.113.10", "203.0.113.11"]
             .iter()
             .all(|k| d.incident(k).is_some_and(|i| i["events"] == 6))
@@ -274,8 +178,8 @@ fn logger_and_raw_senders_over_tcp_and_udp() {
     for t in threads {
         t.join().expect("sender");
     }
-    d.wait_for("an incident per attacker", || {
-        let incidents = d.incidents();
+    d.d.until("an incident per attacker", || {
+        let incidents = d.site.incidents();
         senders.iter().all(|last| {
             incidents
                 .iter()
@@ -283,12 +187,14 @@ fn logger_and_raw_senders_over_tcp_and_udp() {
         })
     });
     // The sender-restricted rule: only 127.0.0.5's deny line counts.
-    d.wait_for("the edge firewall's incident", || {
-        d.incidents()
+    d.d.until("the edge firewall's incident", || {
+        d.site
+            .incidents()
             .iter()
             .any(|i| i["rule"] == "fw-deny-from-edge")
     });
     let fw: Vec<Value> = d
+        .site
         .incidents()
         .into_iter()
         .filter(|i| i["rule"] == "fw-deny-from-edge")
@@ -297,7 +203,7 @@ fn logger_and_raw_senders_over_tcp_and_udp() {
     assert_eq!(fw[0]["events"], 1, "{fw:?}");
     assert_eq!(fw[0]["fields"]["sender"], "127.0.0.5");
     assert_eq!(
-        d.metric("canhgac_input_lines_total{input=\"net-udp\"}"),
+        d.d.count("canhgac_input_lines_total{input=\"net-udp\"}"),
         6 + 20
     );
 
@@ -331,17 +237,23 @@ fn logger_and_raw_senders_over_tcp_and_udp() {
         d.udp_addr(),
     )
     .expect("send");
-    d.wait_for("drops counted", || {
-        d.metric("canhgac_input_dropped_total{input=\"net-tcp\",reason=\"malformed\"}") == 2
-            && d.metric("canhgac_input_dropped_total{input=\"net-tcp\",reason=\"oversized\"}") == 3
-            && d.metric("canhgac_input_dropped_total{input=\"net-udp\",reason=\"malformed\"}") == 1
-            && d.metric("canhgac_input_dropped_total{input=\"net-udp\",reason=\"oversized\"}") == 1
+    d.d.until("drops counted", || {
+        d.d.count("canhgac_input_dropped_total{input=\"net-tcp\",reason=\"malformed\"}") == 2
+            && d.d
+                .count("canhgac_input_dropped_total{input=\"net-tcp\",reason=\"oversized\"}")
+                == 3
+            && d.d
+                .count("canhgac_input_dropped_total{input=\"net-udp\",reason=\"malformed\"}")
+                == 1
+            && d.d
+                .count("canhgac_input_dropped_total{input=\"net-udp\",reason=\"oversized\"}")
+                == 1
     });
     // The line after the junk arrived.
-    let metrics = d.metrics();
+    let metrics = d.d.metrics().expect("metrics");
     let tcp_lines = 6 + 20 * 6 + 1;
-    d.wait_for("the message after the junk", || {
-        d.metric("canhgac_input_lines_total{input=\"net-tcp\"}") == tcp_lines
+    d.d.until("the message after the junk", || {
+        d.d.count("canhgac_input_lines_total{input=\"net-tcp\"}") == tcp_lines
     });
     assert!(metrics.contains("canhgac_input_connections{input=\"net-tcp\"}"));
     // Sender addresses never become labels.
@@ -364,8 +276,8 @@ fn a_stalled_store_holds_tcp_senders_and_counts_udp_drops() {
         "queue_bytes = 65536\nmax_message_bytes = 1024",
     );
     let port = d.port;
-    d.wait_for("the store", || d.path("state/canhgac.db").exists());
-    let lock = lock_store(&d.path("state/canhgac.db"));
+    d.d.until("the store", || d.site.path("state/canhgac.db").exists());
+    let lock = lock_store(&d.site.path("state/canhgac.db"));
 
     // 20 MB over TCP: far more than the 64 KiB queue, the pending batches
     // and what loopback socket buffers hold (a few MB), so the receiver
@@ -398,7 +310,7 @@ fn a_stalled_store_holds_tcp_senders_and_counts_udp_drops() {
     // than the pipeline took before its commit failed (4 batches of 100
     // lines and one read budget's worth of chunks) and the queue holds
     // (plus one read).
-    let read_while_locked = d.metric("canhgac_input_bytes_total{input=\"net-tcp\"}");
+    let read_while_locked = d.d.count("canhgac_input_bytes_total{input=\"net-tcp\"}");
     assert!(
         read_while_locked <= 4 * 100 * 250 + (1 << 20) + 65_536 + 65_536,
         "{read_while_locked} bytes taken while the store was locked"
@@ -409,24 +321,24 @@ fn a_stalled_store_holds_tcp_senders_and_counts_udp_drops() {
     drop(lock);
     let sent = sender.join().expect("sender");
     assert_eq!(sent, messages);
-    d.wait_for("every TCP message", || {
-        d.metric("canhgac_input_lines_total{input=\"net-tcp\"}") == messages
+    d.d.until("every TCP message", || {
+        d.d.count("canhgac_input_lines_total{input=\"net-tcp\"}") == messages
     });
     assert_eq!(
-        d.metric("canhgac_input_dropped_total{input=\"net-tcp\",reason=\"queue_full\"}"),
+        d.d.count("canhgac_input_dropped_total{input=\"net-tcp\",reason=\"queue_full\"}"),
         0
     );
     // Every datagram is either read or counted as dropped.
-    d.wait_for("UDP accounted for", || {
-        let read = d.metric("canhgac_input_lines_total{input=\"net-udp\"}");
+    d.d.until("UDP accounted for", || {
+        let read = d.d.count("canhgac_input_lines_total{input=\"net-udp\"}");
         let queue =
-            d.metric("canhgac_input_dropped_total{input=\"net-udp\",reason=\"queue_full\"}");
+            d.d.count("canhgac_input_dropped_total{input=\"net-udp\",reason=\"queue_full\"}");
         let kernel =
-            d.metric("canhgac_input_dropped_total{input=\"net-udp\",reason=\"socket_buffer\"}");
+            d.d.count("canhgac_input_dropped_total{input=\"net-udp\",reason=\"socket_buffer\"}");
         read + queue + kernel == datagrams
     });
     assert!(
-        d.metric("canhgac_input_dropped_total{input=\"net-udp\",reason=\"queue_full\"}") > 0,
+        d.d.count("canhgac_input_dropped_total{input=\"net-udp\",reason=\"queue_full\"}") > 0,
         "UDP beyond the queue must be dropped and counted"
     );
 }
@@ -449,7 +361,7 @@ fn a_datagram_dated_far_ahead_cannot_hide_the_attempts_after_it() {
     for _ in 0..20 {
         send(&jiff::Timestamp::now().to_string());
     }
-    d.wait_for("the incident of the real failures", || {
+    d.d.until("the incident of the real failures", || {
         d.incident("198.51.100.99")
             .is_some_and(|i| i["events"].as_u64().is_some_and(|n| n >= 20))
     });
@@ -467,7 +379,7 @@ fn a_datagram_dated_far_ahead_cannot_hide_the_attempts_after_it() {
         last <= now && now.duration_since(first) < jiff::SignedDuration::from_secs(300),
         "the incident lies where the attempts were made: {inc}"
     );
-    assert_eq!(d.metric("canhgac_lines_future_dated_total"), 1);
+    assert_eq!(d.d.count("canhgac_lines_future_dated_total"), 1);
 }
 
 #[test]
@@ -475,7 +387,7 @@ fn sigterm_stores_what_open_tcp_connections_had_sent() {
     // A queue of 256 KiB: most of the 2.7 MB sent is still in the kernel's
     // socket buffers when the stop comes, the sender having written it all
     // as fast as it could and left the connection open.
-    let mut d = start("queue_bytes = 262144");
+    let d = start("queue_bytes = 262144");
     let messages = 30_000usize;
     let text: String = (0..messages)
         .map(|i| {
@@ -488,13 +400,8 @@ fn sigterm_stores_what_open_tcp_connections_had_sent() {
         .collect();
     let mut s = TcpStream::connect(("127.0.0.1", d.port)).expect("connect");
     s.write_all(text.as_bytes()).expect("send");
-    let status = Command::new("kill")
-        .args(["-TERM", &d.child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    let exit = d.child.wait().expect("daemon exits");
-    assert!(exit.success(), "{exit}; log:\n{}", d.log());
+    let exit = d.d.stop();
+    assert!(exit.success(), "{exit}; log:\n{}", d.d.log_text());
     drop(s);
 
     // What the store holds is what scan finds in the same lines.
@@ -502,14 +409,12 @@ fn sigterm_stores_what_open_tcp_connections_had_sent() {
         .lines()
         .map(|l| format!("{}\n", l.trim_start_matches("<38>")))
         .collect();
-    fs::write(d.path("sent.log"), lines).expect("write");
-    let out = Command::new(BIN)
-        .args(["scan", "--format", "json", "--config"])
-        .arg(d.path("canhgac.toml"))
-        .arg(d.path("sent.log"))
-        .output()
-        .expect("scan runs");
-    assert!(out.status.success());
+    let sent = d.site.write("sent.log", lines);
+    let (incidents, _) = common::cli::scan([
+        "--config".as_ref(),
+        d.site.config().as_os_str(),
+        sent.as_os_str(),
+    ]);
     let events = |list: Vec<Value>| {
         let mut by_key: Vec<(String, u64)> = list
             .iter()
@@ -523,12 +428,7 @@ fn sigterm_stores_what_open_tcp_connections_had_sent() {
         by_key.sort();
         by_key
     };
-    let scanned = events(
-        serde_json::from_slice::<Value>(&out.stdout)
-            .ok()
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default(),
-    );
+    let scanned = events(incidents);
     assert_eq!(scanned.len(), 50, "{scanned:?}");
-    assert_eq!(events(d.incidents()), scanned);
+    assert_eq!(events(d.site.incidents()), scanned);
 }

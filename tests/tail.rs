@@ -3,6 +3,8 @@
 //! every line must come out exactly once. Outcomes do not depend on timing
 //! (timing only changes which code path is taken); every wait is bounded.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -15,6 +17,8 @@ use std::time::{Duration, Instant};
 use canhgac::input::checkpoint::FileCheckpoint;
 use canhgac::input::tail::{FileTail, Notice, NoticeKind, TailOptions};
 use canhgac::input::watch::Wakeup;
+
+use common::logs::shift;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -259,18 +263,6 @@ fn opts(pattern: &Path) -> TailOptions {
     // has its own unit tests.
     o.rotated_grace = Duration::from_secs(600);
     o
-}
-
-/// logrotate's numbered shift: name.N -> name.N+1, ..., name -> name.1.
-fn shift(log: &Path, keep: u32) -> io::Result<()> {
-    let name = |n: u32| PathBuf::from(format!("{}.{n}", log.display()));
-    let _ = fs::remove_file(name(keep));
-    for n in (1..keep).rev() {
-        if name(n).exists() {
-            fs::rename(name(n), name(n + 1))?;
-        }
-    }
-    fs::rename(log, name(1))
 }
 
 const LINES: u64 = 12_000;
