@@ -1,9 +1,14 @@
 //! Times written in log lines.
 //!
-//! Every matched line goes through [`TimeParser::parse`], so the parsers here check bytes at
-//! fixed positions instead of using regexes or a generic `strptime`, never allocate, and keep
-//! the last result: consecutive lines nearly always share their second, and the zone
-//! conversion is by far the most expensive step.
+//! Every matched line goes through [`TimeParser::parse`], so stamps are read by checking bytes
+//! at fixed positions instead of using regexes or a generic `strptime`, without allocating,
+//! and the last result is kept: consecutive lines nearly always share their second, and the
+//! zone conversion is by far the most expensive step.
+//!
+//! The formats are data: each is a row of [`STAMP_FORMATS`] whose [`layout`] is compiled when
+//! canhgac is, and one walker ([`Layout::read`]) reads any row. The rows carry their examples,
+//! which are the unit tests, so adding a format is adding a row; the input types that use a
+//! format name it in [`crate::input::types`].
 
 use jiff::{
     civil::DateTime,
@@ -765,11 +770,14 @@ fn walk_rows(found: Found, b: &[u8]) -> Option<(Fields, usize, &'static StampFor
     None
 }
 
-/// The name of the row that dates `line` (which has no syslog priority), as
-/// [`TimeParser::parse`] would look for it.
+/// The name of the row that dates `line`, as [`TimeParser::parse`] would look for it.
 #[cfg(test)]
 pub(crate) fn stamp_format_of(line: &[u8]) -> Option<&'static str> {
-    if let Some((_, _, row)) = parse_head(line) {
+    let body = match line.first() {
+        Some(b'<') => strip_priority(line).map(|body| strip_version(body).unwrap_or(body))?,
+        _ => line,
+    };
+    if let Some((_, _, row)) = parse_head(body) {
         return Some(row.name);
     }
     let reach = &line[..line.len().min(BRACKET_SEARCH_LIMIT)];
