@@ -6,7 +6,7 @@
 //! zone conversion is by far the most expensive step.
 //!
 //! The formats are data: each is a row of [`STAMP_FORMATS`] whose [`layout`] is compiled when
-//! canhgac is, and one walker ([`Layout::read`]) reads any row. The rows carry their examples,
+//! canhgac is, and one walker reads any row. The rows carry their examples,
 //! which are the unit tests, so adding a format is adding a row; the input types that use a
 //! format name it in [`crate::input::types`].
 
@@ -382,9 +382,9 @@ pub const EXAMPLE_ZONE: &str = "Asia/Ho_Chi_Minh";
 /// "Now" for the examples' year-less stamps.
 pub const EXAMPLE_REFERENCE: &str = "2020-11-15T00:00:00Z";
 
-/// Every time-stamp format canhgac reads. [`TimeParser`] tries the rows of a place in order
-/// and the first that fits the line dates it, so a row must come before any later row that
-/// would also fit its lines. Adding a format is adding a row with its examples; the unit
+/// Every time-stamp format canhgac reads. [`TimeParser`] tries the rows found in the same
+/// place in order, and the first that fits the line dates it, so a row must come before any
+/// later row that would also fit its lines. Adding a format is adding a row with its examples; the unit
 /// tests read every example.
 pub const STAMP_FORMATS: &[StampFormat] = &[
     StampFormat {
@@ -755,7 +755,11 @@ fn parse_head(body: &[u8]) -> Option<(Fields, usize, &'static StampFormat)> {
 /// The first row of `found` that fits the start of `b`.
 fn walk_rows(found: Found, b: &[u8]) -> Option<(Fields, usize, &'static StampFormat)> {
     let mut reader = Reader { line: b, seen: 0 };
+    let first = reader.byte(0);
     for row in STAMP_FORMATS.iter().filter(|row| row.found == found) {
+        if !row.layout.first.admits(first) {
+            continue;
+        }
         if let Some(fields) = row.layout.read(&mut reader) {
             return Some((fields, reader.seen, row));
         }
@@ -793,6 +797,45 @@ const MAX_TOKENS: usize = 16;
 pub struct Layout {
     tokens: [Token; MAX_TOKENS],
     len: usize,
+    first: FirstByte,
+}
+
+/// What a line's first byte must be for the layout to fit: most lines are dated by the
+/// cache or by one of the last rows, and one comparison is cheaper than starting a walk.
+#[derive(Debug, Clone, Copy)]
+enum FirstByte {
+    Exactly(u8),
+    Digit,
+    Letter,
+    Any,
+}
+
+impl FirstByte {
+    const fn of(token: Token) -> FirstByte {
+        match token {
+            Token::Byte(c) => FirstByte::Exactly(c),
+            Token::AnyDigit
+            | Token::Year4
+            | Token::Year2
+            | Token::Month2
+            | Token::Day2 { .. }
+            | Token::Clock
+            | Token::EpochSeconds => FirstByte::Digit,
+            Token::MonthName | Token::Weekday | Token::DateTimeSeparator => FirstByte::Letter,
+            _ => FirstByte::Any,
+        }
+    }
+
+    #[inline]
+    fn admits(self, first: Option<u8>) -> bool {
+        match (self, first) {
+            (FirstByte::Any, _) => true,
+            (_, None) => false,
+            (FirstByte::Exactly(c), Some(b)) => b == c,
+            (FirstByte::Digit, Some(b)) => b.is_ascii_digit(),
+            (FirstByte::Letter, Some(b)) => b.is_ascii_alphabetic(),
+        }
+    }
 }
 
 /// The pieces of a layout. Ranges that are checked make a line that breaks them not a stamp
@@ -821,7 +864,8 @@ enum Token {
     End,
 }
 
-/// The words of the layout language; every other byte stands for itself.
+/// The words of the layout language; every other byte stands for itself. The first word
+/// that fits is taken, so a word goes before the shorter words it begins with.
 const VOCABULARY: &[(&str, Token)] = &[
     // Date
     ("YYYY", Token::Year4),
@@ -915,7 +959,11 @@ pub const fn layout(spec: &str) -> Layout {
         len += 1;
         i += width;
     }
-    Layout { tokens, len }
+    Layout {
+        tokens,
+        len,
+        first: FirstByte::of(tokens[0]),
+    }
 }
 
 const fn starts_with_at(spec: &[u8], i: usize, word: &[u8]) -> bool {
