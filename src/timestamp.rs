@@ -1,9 +1,14 @@
 //! Times written in log lines.
 //!
-//! Every matched line goes through [`TimeParser::parse`], so the parsers here check bytes at
-//! fixed positions instead of using regexes or a generic `strptime`, never allocate, and keep
-//! the last result: consecutive lines nearly always share their second, and the zone
-//! conversion is by far the most expensive step.
+//! Every matched line goes through [`TimeParser::parse`], so stamps are read by checking bytes
+//! at fixed positions instead of using regexes or a generic `strptime`, without allocating,
+//! and the last result is kept: consecutive lines nearly always share their second, and the
+//! zone conversion is by far the most expensive step.
+//!
+//! The formats are data: each is a row of [`STAMP_FORMATS`] whose [`layout`] is compiled when
+//! canhgac is, and one walker reads any row. The rows carry their examples,
+//! which are the unit tests, so adding a format is adding a row; the input types that use a
+//! format name it in [`crate::input::types`].
 
 use jiff::{
     civil::DateTime,
@@ -120,7 +125,7 @@ impl TimeParser {
         if let Some(ts) = self.head.get(body, self.ref_year, self.limit) {
             return Some(ts);
         }
-        if let Some((fields, examined)) = parse_head(body) {
+        if let Some((fields, examined, _)) = parse_head(body) {
             let (ts, inferred) = self.resolve(&fields)?;
             self.head.put(body, examined, ts, inferred);
             return Some(ts);
@@ -128,19 +133,18 @@ impl TimeParser {
         self.parse_bracketed(line)
     }
 
-    /// Common/combined log format: the first `[` within reach that opens a
-    /// `dd/Mon/yyyy:hh:mm:ss +zzzz]` group.
+    /// Access logs: the first `[` within reach that opens a stamp of a
+    /// [`Found::Bracketed`] format.
     fn parse_bracketed(&mut self, line: &[u8]) -> Option<Timestamp> {
         let reach = &line[..line.len().min(BRACKET_SEARCH_LIMIT)];
         for pos in memchr::memchr_iter(b'[', reach) {
             let rest = &line[pos..];
-            if let Some(ts) = self.bracket.get_exact(rest) {
+            if let Some(ts) = self.bracket.get(rest, self.ref_year, self.limit) {
                 return Some(ts);
             }
-            if let Some((fields, len)) = parse_clf(rest) {
-                // CLF always carries an offset, so there is nothing to infer.
-                let (ts, _) = self.resolve(&fields)?;
-                self.bracket.put(rest, len, ts, None);
+            if let Some((fields, examined, _)) = walk_rows(Found::Bracketed, rest) {
+                let (ts, inferred) = self.resolve(&fields)?;
+                self.bracket.put(rest, examined, ts, inferred);
                 return Some(ts);
             }
         }
@@ -239,23 +243,6 @@ struct Fields {
     offset: Option<i32>,
 }
 
-impl Fields {
-    /// A date and time of day without an offset: local to the configured zone.
-    fn local(year: Option<i16>, month: i8, day: i8, time: (i8, i8, i8, i32)) -> Fields {
-        let (hour, minute, second, nano) = time;
-        Fields {
-            year,
-            month,
-            day,
-            hour,
-            minute,
-            second,
-            nano,
-            offset: None,
-        }
-    }
-}
-
 /// For which references a cached inferred year still holds: the reference year (which fixes
 /// the candidate years) must be the same, and the limit must not have moved before the chosen
 /// instant nor reached the next later candidate.
@@ -321,15 +308,6 @@ impl Cache {
         }
     }
 
-    /// For stamps whose extent is fixed by their own closing byte (the `]` of CLF).
-    fn get_exact(&self, bytes: &[u8]) -> Option<Timestamp> {
-        if self.len != 0 && bytes.starts_with(&self.key[..self.len]) {
-            Some(self.ts)
-        } else {
-            None
-        }
-    }
-
     fn put(&mut self, bytes: &[u8], examined: usize, ts: Timestamp, inferred: Option<Inferred>) {
         let n = examined.min(bytes.len());
         if n == 0 || n > KEY_CAP {
@@ -343,7 +321,6 @@ impl Cache {
         self.inferred = inferred;
     }
 }
-
 /// `<PRI>` with 1-3 digits and PRI <= 191 (facility 23, severity 7); None when malformed.
 fn strip_priority(line: &[u8]) -> Option<&[u8]> {
     let mut pri: u32 = 0;
@@ -374,310 +351,846 @@ fn strip_version(body: &[u8]) -> Option<&[u8]> {
     }
 }
 
-/// Stamps at the start of `b`. Returns the fields and how many bytes decided them (which may
-/// exceed `b.len()` by one when the parser found the end of the line where a byte could be).
-fn parse_head(b: &[u8]) -> Option<(Fields, usize)> {
-    match *b.first()? {
-        b'0'..=b'9' => match *b.get(4)? {
-            b'-' => parse_iso(b),
-            b'/' => parse_nginx(b),
-            _ if b.get(2) == Some(&b'-') => parse_bind(b),
-            _ if b.get(6) == Some(&b' ') => parse_mysql(b),
-            _ => None,
-        },
-        b'[' if b.get(1).is_some_and(u8::is_ascii_digit) => {
-            if b.get(3) == Some(&b'-') {
-                parse_php(b)
-            } else {
-                parse_epoch(b)
+/// Where a format's stamp is looked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// At the start of the line, after any syslog priority and RFC 5424 version.
+    Head,
+    /// At a `[` within [`BRACKET_SEARCH_LIMIT`] bytes of the line's start: access logs put
+    /// the client, identity and user before their stamp.
+    Bracketed,
+}
+
+/// One time-stamp format: a row of [`STAMP_FORMATS`].
+pub struct StampFormat {
+    /// What the format is called in [`crate::input::types`] and in test failures.
+    pub name: &'static str,
+    pub found: Found,
+    /// The stamp as written, in the language of [`layout`].
+    pub layout: Layout,
+    /// When the row fails on a line that fits this, no later row is tried: the line is taken
+    /// for a damaged stamp of this format rather than a stamp of another one.
+    pub claims: Option<Layout>,
+    /// Lines and what they must read as, in [`EXAMPLE_ZONE`] with [`EXAMPLE_REFERENCE`] as
+    /// "now": an instant (RFC 3339), or `None` for a line that must not be dated at all.
+    pub examples: &'static [(&'static str, Option<&'static str>)],
+}
+
+/// The zone examples are read in: seven hours east of UTC, so that a stamp read in the wrong
+/// zone cannot pass for a right one.
+pub const EXAMPLE_ZONE: &str = "Asia/Ho_Chi_Minh";
+/// "Now" for the examples' year-less stamps.
+pub const EXAMPLE_REFERENCE: &str = "2020-11-15T00:00:00Z";
+
+/// Every time-stamp format canhgac reads. [`TimeParser`] tries the rows found in the same
+/// place in order, and the first that fits the line dates it, so a row must come before any
+/// later row that would also fit its lines. Adding a format is adding a row with its examples; the unit
+/// tests read every example.
+pub const STAMP_FORMATS: &[StampFormat] = &[
+    StampFormat {
+        name: "rfc3339",
+        found: Found::Head,
+        // Python's logging writes a comma before the milliseconds.
+        layout: layout("YYYY-MM-DDThh:mm:ss.,fZ~"),
+        claims: None,
+        examples: &[
+            (
+                "2020-10-31T23:30:00.123456+07:00 host x",
+                Some("2020-10-31T16:30:00.123456Z"),
+            ),
+            (
+                "2020-10-31T23:30:00.123456Z host x",
+                Some("2020-10-31T23:30:00.123456Z"),
+            ),
+            ("2020-10-31T23:30:00Z host x", Some("2020-10-31T23:30:00Z")),
+            ("2020-10-31T23:30:00+0700 host x", Some("2020-10-31T16:30:00Z")),
+            ("2020-10-31T23:30:00-05:30 host x", Some("2020-11-01T05:00:00Z")),
+            ("2020-10-31T23:30:00+07 host x", Some("2020-10-31T16:30:00Z")),
+            ("2020-10-31t23:30:00z host x", Some("2020-10-31T23:30:00Z")),
+            // Digits past nanoseconds are below jiff's precision.
+            (
+                "2020-10-31T23:30:00.123456789123Z x",
+                Some("2020-10-31T23:30:00.123456789Z"),
+            ),
+            ("2020-10-31T23:30:00 host x", Some("2020-10-31T23:30:00+07:00")),
+            ("2020-10-31T23:30:00.5", Some("2020-10-31T23:30:00.5+07:00")),
+            ("2020-10-31T23:30:00,5 x", Some("2020-10-31T23:30:00.5+07:00")),
+            // MySQL 8.0's error log.
+            (
+                "2020-10-31T01:45:18.920566Z 2 [Note] Access denied for user 'root'@'203.0.113.5'",
+                Some("2020-10-31T01:45:18.920566Z"),
+            ),
+            ("2020-02-29T12:00:00Z leap day", Some("2020-02-29T12:00:00Z")),
+            // A leap second has no civil representation in jiff; it is at most a second off.
+            ("2016-12-31T23:59:60Z x", Some("2016-12-31T23:59:59Z")),
+            // The offset after a space belongs to space-separated stamps only.
+            ("2020-10-31T23:30:00 +0100 x", Some("2020-10-31T23:30:00+07:00")),
+            // A sign right after the time is an offset; a malformed one is refused rather
+            // than guessed, which would silently shift the time.
+            ("2020-10-31T23:30:00+07:6 host", None),
+            ("2020-10-31T23:30:00+99:00", None),
+            ("2020-10-31T23:30:00Q", None),
+            ("2020-10-31X23:30:00Z", None),
+            ("2020-10-31T25:00:00Z", None),
+            ("2020-02-30T00:00:00Z", None),
+            ("2020-10-31T23:30", None),
+        ],
+    },
+    StampFormat {
+        name: "iso-offset-after-space",
+        found: Found::Head,
+        layout: layout("YYYY-MM-DD hh:mm:ss.,f ±hh:mm~"),
+        claims: None,
+        examples: &[
+            ("2020-10-31 23:30:00 +0000 host x", Some("2020-10-31T23:30:00Z")),
+            ("2020-10-31 23:30:00 -01:00 host x", Some("2020-11-01T00:30:00Z")),
+            ("2020-10-31 23:30:00.5 +01", Some("2020-10-31T22:30:00.5Z")),
+        ],
+    },
+    StampFormat {
+        name: "iso-space",
+        found: Found::Head,
+        layout: layout("YYYY-MM-DD hh:mm:ss.,fZ~"),
+        claims: None,
+        examples: &[
+            ("2020-10-31 23:30:00 host x", Some("2020-10-31T16:30:00Z")),
+            ("2020-10-31 23:30:00.250 host x", Some("2020-10-31T16:30:00.25Z")),
+            (
+                "2020-10-31 23:30:00,250 fail2ban.actions",
+                Some("2020-10-31T16:30:00.25Z"),
+            ),
+            ("2020-10-31 23:30:00+00:00 host x", Some("2020-10-31T23:30:00Z")),
+            ("2020-10-31 23:30:00.1Z host x", Some("2020-10-31T23:30:00.1Z")),
+            // A dash that is not an offset leaves the configured zone in charge.
+            ("2020-10-31 23:30:00 - msg", Some("2020-10-31T16:30:00Z")),
+            ("2020-10-31 23:30:00 -", Some("2020-10-31T16:30:00Z")),
+            ("2020-10-31 23:30:00 +0100x", Some("2020-10-31T16:30:00Z")),
+            ("2020-10-31 23:30:00+7 host", None),
+            ("2021-02-29 00:00:00", None),
+            ("2020-13-01 00:00:00", None),
+            ("2020-10-31 23:30:001", None),
+        ],
+    },
+    StampFormat {
+        // MariaDB pads a one-digit hour with a space.
+        name: "iso-space-padded-hour",
+        found: Found::Head,
+        layout: layout("YYYY-MM-DD _h:mm:ss~"),
+        claims: None,
+        examples: &[
+            (
+                "2020-10-31  8:25:38 139845 [Warning] Access denied for user 'root'@'203.0.113.5'",
+                Some("2020-10-31T01:25:38Z"),
+            ),
+            ("2020-10-31  8:25:3x", None),
+        ],
+    },
+    StampFormat {
+        name: "nginx-error",
+        found: Found::Head,
+        layout: layout("YYYY/MM/DD hh:mm:ss.f~"),
+        claims: None,
+        examples: &[
+            (
+                "2020/10/31 23:30:00 [error] 123#0: *1 open() failed",
+                Some("2020-10-31T16:30:00Z"),
+            ),
+            (
+                "2020/10/31 23:30:00.75 [error] 1#0: x",
+                Some("2020-10-31T16:30:00.75Z"),
+            ),
+            ("2020/10/31T23:30:00 [error]", None),
+            ("2020/13/31 23:30:00 [error]", None),
+        ],
+    },
+    StampFormat {
+        // BIND's own log files (`print-time yes`).
+        name: "bind",
+        found: Found::Head,
+        layout: layout("dd-Mmm-YYYY hh:mm:ss.f~"),
+        claims: None,
+        examples: &[
+            (
+                "31-Oct-2020 23:30:00.123 client @0x7f1b2c0a1b20 192.0.2.10#53214 (evil.example): query: evil.example IN A +E(0) (192.0.2.53)",
+                Some("2020-10-31T16:30:00.123Z"),
+            ),
+            (
+                "01-Nov-2020 00:00:01.000 queries: info: client 192.0.2.10#1 (x): query: x IN A +",
+                Some("2020-10-31T17:00:01Z"),
+            ),
+            ("29-Feb-2020 12:00:00 x", Some("2020-02-29T12:00:00+07:00")),
+            ("31-Oct-20 23:30:00 x", None),
+            // A day the calendar lacks is a stamp without a time, not a cue to look further.
+            ("32-Oct-2020 23:30:00 [31/Oct/2020:23:30:00 +0000] \"GET /\"", None),
+        ],
+    },
+    StampFormat {
+        // MySQL 5.x and MariaDB error logs.
+        name: "mysql",
+        found: Found::Head,
+        layout: layout("YYMMDD hh:mm:ss~"),
+        claims: None,
+        examples: &[
+            ("201031 23:30:00 [Note] x", Some("2020-10-31T16:30:00Z")),
+            // No fraction is read, but a dot still ends the stamp.
+            ("201031 23:30:00.5 [Note] x", Some("2020-10-31T16:30:00Z")),
+            ("201331 23:30:00 [Note] x", None),
+        ],
+    },
+    StampFormat {
+        name: "mysql-padded-hour",
+        found: Found::Head,
+        layout: layout("YYMMDD _h:mm:ss~"),
+        claims: None,
+        examples: &[
+            (
+                "201031  1:45:18 [Warning] Access denied for user 'root'@'203.0.113.5' (using password: YES)",
+                Some("2020-10-30T18:45:18Z"),
+            ),
+            ("201331  1:45:18 [Note] x", None),
+            ("201031 1:45:18 x", None),
+        ],
+    },
+    StampFormat {
+        // PHP's error log and the applications that copy it (Roundcube). The zone is an
+        // offset, UTC, or a zone name, read as the configured zone: the usual case, PHP's
+        // `date.timezone` being the host's.
+        name: "php",
+        found: Found::Head,
+        layout: layout("[dd-Mmm-YYYY hh:mm:ss.f ZONE]"),
+        claims: Some(layout("[#?-")),
+        examples: &[
+            (
+                "[31-Oct-2020 23:30:00 +0200]: IMAP Error: Login failed for admin from 203.0.113.5.",
+                Some("2020-10-31T21:30:00Z"),
+            ),
+            (
+                "[31-Oct-2020 23:30:00 UTC] PHP Warning: x",
+                Some("2020-10-31T23:30:00Z"),
+            ),
+            (
+                "[31-Oct-2020 23:30:00 Asia/Ho_Chi_Minh] PHP Warning: x",
+                Some("2020-10-31T16:30:00Z"),
+            ),
+            ("[31-Oct-2020 23:30:00.5 GMT] x", Some("2020-10-31T23:30:00.5Z")),
+            ("[31-Oct-2020 23:30:00 <b>] x", None),
+            ("[31-Oct-2020 23:30:00 +0200 x", None),
+            ("[31-Oct-2020 23:30:00 +02:00x] x", None),
+            // Claimed by this format, so not read as seconds since the epoch.
+            ("[7]-x", None),
+        ],
+    },
+    StampFormat {
+        // Unbound's own log file: seconds since the epoch.
+        name: "epoch",
+        found: Found::Head,
+        layout: layout("[EPOCH]"),
+        claims: None,
+        examples: &[
+            (
+                "[1604161800] unbound[1234:0] info: 192.0.2.10 evil.example. A IN",
+                Some("2020-10-31T16:30:00Z"),
+            ),
+            ("[7] x", Some("1970-01-01T00:00:07Z")),
+            ("[12x] unbound", None),
+            ("[123456789012] unbound", None),
+        ],
+    },
+    StampFormat {
+        // Apache's error log.
+        name: "apache-error",
+        found: Found::Head,
+        layout: layout("[Www Mmm _D hh:mm:ss.f YYYY]"),
+        claims: None,
+        examples: &[
+            (
+                "[Sun Dec 04 04:47:44 2005] [error] [client 1.2.3.4] Directory index forbidden",
+                Some("2005-12-03T21:47:44Z"),
+            ),
+            (
+                "[Sun Dec 04 04:47:44.123456 2005] [core:error] [pid 1] AH00126: x",
+                Some("2005-12-03T21:47:44.123456Z"),
+            ),
+            (
+                "[Sun Dec  4 04:47:44 2005] [error] x",
+                Some("2005-12-03T21:47:44Z"),
+            ),
+            ("[Sun Dec 04 04:47:44 2005 [error] x", None),
+            ("[Sux Dec 04 04:47:44 2005] [error] x", None),
+            ("[Sun Dec 04 24:47:44 2005] [error]", None),
+        ],
+    },
+    StampFormat {
+        // Classic BSD syslog as some senders write it, with the year.
+        name: "bsd-with-year",
+        found: Found::Head,
+        layout: layout("Mmm _d YYYY hh:mm:ss.f~"),
+        claims: None,
+        examples: &[
+            ("Oct 31 2020 23:30:00 host x", Some("2020-10-31T16:30:00Z")),
+            // The reference would have inferred 2020.
+            ("Jun  9 2019 06:06:20 host x", Some("2019-06-09T06:06:20+07:00")),
+            ("Oct 31 2020 23:30:00.25 host x", Some("2020-10-31T16:30:00.25Z")),
+            ("Oct 31 202x 23:30:00 host x", None),
+        ],
+    },
+    StampFormat {
+        // Classic BSD syslog: no year, which is inferred from the reference.
+        name: "bsd",
+        found: Found::Head,
+        layout: layout("Mmm _d hh:mm:ss.f~"),
+        claims: None,
+        examples: &[
+            ("Oct 31 23:30:00 host prog[1]: msg", Some("2020-10-31T16:30:00Z")),
+            ("Jun  9 06:06:20 host sshd[22]: x", Some("2020-06-09T06:06:20+07:00")),
+            ("Jun 09 06:06:20 host sshd[22]: x", Some("2020-06-09T06:06:20+07:00")),
+            // Some senders do not pad the day at all.
+            ("Jun 9 06:06:20 host sshd[22]: x", Some("2020-06-09T06:06:20+07:00")),
+            ("Oct 31 23:30:00", Some("2020-10-31T23:30:00+07:00")),
+            ("Oct 31 23:30:00.123 host x", Some("2020-10-31T23:30:00.123+07:00")),
+            (
+                "Oct 31 23:30:00.000001 host x",
+                Some("2020-10-31T23:30:00.000001+07:00"),
+            ),
+            ("Oct 31 23:30:00.5", Some("2020-10-31T23:30:00.5+07:00")),
+            ("oCT 31 23:30:00 x", Some("2020-10-31T23:30:00+07:00")),
+            // Up to a week ahead of the reference is this year, beyond it last year.
+            ("Nov 22 00:00:00 host x", Some("2020-11-22T00:00:00+07:00")),
+            ("Dec 31 23:30:00 host x", Some("2019-12-31T23:30:00+07:00")),
+            ("Feb 29 12:00:00 host x", Some("2020-02-29T12:00:00+07:00")),
+            ("Feb 30 12:00:00 host x", None),
+            ("Oct 32 23:30:00 host x", None),
+            ("Oct 00 23:30:00 host x", None),
+            // A day the calendar lacks is a stamp without a time, not a cue to look further.
+            ("Oct 00 23:30:00 [31/Oct/2020:23:30:00 +0000] \"GET /\"", None),
+            ("Oct 31 25:30:00 host x", None),
+            ("Oct 31 23:60:00 host x", None),
+            ("Oct 31 23:30:61 host x", None),
+            // A stamp must not run into a word or number.
+            ("Oct 31 23:30:001 host x", None),
+            ("Oct 31 23:30:00. host x", None),
+            ("Oct 31 23:30", None),
+            ("Oct 31 23:30:0", None),
+        ],
+    },
+    StampFormat {
+        // asctime, as ClamAV and vsftpd write it.
+        name: "ctime",
+        found: Found::Head,
+        layout: layout("Www Mmm _D hh:mm:ss.f YYYY~"),
+        claims: None,
+        examples: &[
+            (
+                "Sun Dec  4 04:47:44 2005 -> /tmp/eicar.com: Eicar-Signature FOUND",
+                Some("2005-12-03T21:47:44Z"),
+            ),
+            (
+                "Sun Dec 14 04:47:44 2005 -> /x: OK",
+                Some("2005-12-13T21:47:44Z"),
+            ),
+            ("sun dec 14 04:47:44 2005", Some("2005-12-13T21:47:44Z")),
+            (
+                "Sat Oct 31 23:30:00 2020 [pid 1234] [admin] FAIL LOGIN: Client \"203.0.113.5\"",
+                Some("2020-10-31T16:30:00Z"),
+            ),
+            (
+                "Sat Oct 3 23:30:00 2020 [pid 1234] [admin] FAIL LOGIN: Client \"203.0.113.5\"",
+                Some("2020-10-03T16:30:00Z"),
+            ),
+            ("Sun Dec 14 04:47:44 20051 -> x", None),
+            ("Sun Dec 04 04:47:44", None),
+        ],
+    },
+    StampFormat {
+        // The common and combined log formats of access logs.
+        name: "clf",
+        found: Found::Bracketed,
+        layout: layout("[_D/Mmm/YYYY:hh:mm:ss.f ±hh:mm]"),
+        claims: None,
+        examples: &[
+            (
+                r#"1.2.3.4 - - [31/Oct/2020:23:30:00 +0700] "GET / HTTP/1.1" 200 12 "-" "curl""#,
+                Some("2020-10-31T16:30:00Z"),
+            ),
+            (
+                r#"::1 - frank [10/oct/2000:13:55:36 -0700] "GET /a.gif HTTP/1.0" 200 2326"#,
+                Some("2000-10-10T20:55:36Z"),
+            ),
+            (
+                r#"vhost:443 1.2.3.4 - - [31/Oct/2020:23:30:00.123 +0000] "GET / HTTP/1.1""#,
+                Some("2020-10-31T23:30:00.123Z"),
+            ),
+            // An earlier bracket that is not a stamp is skipped.
+            (
+                r#"1.2.3.4 - [weird user] [01/Nov/2020:00:00:01 +0000] "GET /[31/Oct/2020:00:00:00 +0000]""#,
+                Some("2020-11-01T00:00:01Z"),
+            ),
+            ("1.2.3.4 - - [ 1/Nov/2020:00:00:01 +00:00] x", Some("2020-11-01T00:00:01Z")),
+            ("1.2.3.4 - - [29/Feb/2020:00:00:01 +0000] x", Some("2020-02-29T00:00:01Z")),
+            ("1.2.3.4 - - [31/Oct/2020:23:30:00 +0700", None),
+            ("1.2.3.4 - - [31/Oct/2020:23:30:00]", None),
+            ("1.2.3.4 - - [31/Foo/2020:23:30:00 +0700]", None),
+            ("1.2.3.4 - - [31/Oct/2020:24:30:00 +0700] \"GET /\"", None),
+            ("1.2.3.4 - - [32/Oct/2020:23:30:00 +0700] \"GET /\"", None),
+            // A day out of range makes a line not ctime's, so its access-log stamp counts.
+            (
+                "Sun Oct 0 23:30:00 2020 [31/Oct/2020:23:30:00 +0000] \"GET /\"",
+                Some("2020-10-31T23:30:00Z"),
+            ),
+            // A calendar-less date ends the search: it is the line's stamp, unreadable.
+            (
+                "1.2.3.4 - - [30/Feb/2020:23:30:00 +0700] [31/Oct/2020:23:30:00 +0700]",
+                None,
+            ),
+        ],
+    },
+];
+
+/// The stamp at the start of `body`: its fields, how many bytes decided them (one more than
+/// `body.len()` when the end of the line did), and the row that read it.
+fn parse_head(body: &[u8]) -> Option<(Fields, usize, &'static StampFormat)> {
+    walk_rows(Found::Head, body)
+}
+
+/// The first row of `found` that fits the start of `b`.
+fn walk_rows(found: Found, b: &[u8]) -> Option<(Fields, usize, &'static StampFormat)> {
+    let mut reader = Reader { line: b, seen: 0 };
+    let first = reader.byte(0);
+    for row in STAMP_FORMATS.iter().filter(|row| row.found == found) {
+        if !row.layout.first.admits(first) {
+            continue;
+        }
+        if let Some(fields) = row.layout.read(&mut reader) {
+            return Some((fields, reader.seen, row));
+        }
+        if row
+            .claims
+            .as_ref()
+            .is_some_and(|c| c.read(&mut reader).is_some())
+        {
+            return None;
+        }
+    }
+    None
+}
+
+/// The name of the row that dates `line`, as [`TimeParser::parse`] would look for it.
+#[cfg(test)]
+pub(crate) fn stamp_format_of(line: &[u8]) -> Option<&'static str> {
+    let body = match line.first() {
+        Some(b'<') => strip_priority(line).map(|body| strip_version(body).unwrap_or(body))?,
+        _ => line,
+    };
+    if let Some((_, _, row)) = parse_head(body) {
+        return Some(row.name);
+    }
+    let reach = &line[..line.len().min(BRACKET_SEARCH_LIMIT)];
+    memchr::memchr_iter(b'[', reach)
+        .find_map(|pos| walk_rows(Found::Bracketed, &line[pos..]))
+        .map(|(_, _, row)| row.name)
+}
+
+/// Most tokens a layout may have.
+const MAX_TOKENS: usize = 16;
+
+/// A stamp's shape, compiled from a string by [`layout`] when canhgac is compiled.
+pub struct Layout {
+    tokens: [Token; MAX_TOKENS],
+    len: usize,
+    first: FirstByte,
+}
+
+/// What a line's first byte must be for the layout to fit: most lines are dated by the
+/// cache or by one of the last rows, and one comparison is cheaper than starting a walk.
+#[derive(Debug, Clone, Copy)]
+enum FirstByte {
+    Exactly(u8),
+    Digit,
+    Letter,
+    Any,
+}
+
+impl FirstByte {
+    const fn of(token: Token) -> FirstByte {
+        match token {
+            Token::Byte(c) => FirstByte::Exactly(c),
+            Token::AnyDigit
+            | Token::Year4
+            | Token::Year2
+            | Token::Month2
+            | Token::Day2 { .. }
+            | Token::Clock
+            | Token::EpochSeconds => FirstByte::Digit,
+            Token::MonthName | Token::Weekday | Token::DateTimeSeparator => FirstByte::Letter,
+            _ => FirstByte::Any,
+        }
+    }
+
+    #[inline]
+    fn admits(self, first: Option<u8>) -> bool {
+        match (self, first) {
+            (FirstByte::Any, _) => true,
+            (_, None) => false,
+            (FirstByte::Exactly(c), Some(b)) => b == c,
+            (FirstByte::Digit, Some(b)) => b.is_ascii_digit(),
+            (FirstByte::Letter, Some(b)) => b.is_ascii_alphabetic(),
+        }
+    }
+}
+
+/// The pieces of a layout. Ranges that are checked make a line that breaks them not a stamp
+/// of the format, so a later row or the access-log search may still date it; ranges left to
+/// the calendar make it a stamp that denotes no time, so the line has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    Byte(u8),
+    AnyDigit,
+    AnyByte,
+    Year4,
+    Year2,
+    Month2,
+    MonthName,
+    Weekday,
+    Day2 { checked: bool },
+    DayPadded { checked: bool },
+    Clock,
+    ClockPaddedHour,
+    Fraction { comma: bool },
+    DateTimeSeparator,
+    ZoneDesignator,
+    Offset,
+    ZoneName { until: u8 },
+    EpochSeconds,
+    End,
+}
+
+/// The words of the layout language; every other byte stands for itself. The first word
+/// that fits is taken, so a word goes before the shorter words it begins with.
+const VOCABULARY: &[(&str, Token)] = &[
+    // Date
+    ("YYYY", Token::Year4),
+    ("YY", Token::Year2), // 20YY
+    ("MM", Token::Month2),
+    ("Mmm", Token::MonthName),
+    ("Www", Token::Weekday),
+    ("DD", Token::Day2 { checked: true }),
+    ("dd", Token::Day2 { checked: false }),
+    ("_D", Token::DayPadded { checked: true }),
+    ("_d", Token::DayPadded { checked: false }),
+    ("T", Token::DateTimeSeparator),
+    // Time of day
+    ("hh:mm:ss", Token::Clock),
+    ("_h:mm:ss", Token::ClockPaddedHour),
+    (".,f", Token::Fraction { comma: true }),
+    (".f", Token::Fraction { comma: false }),
+    // Zone
+    ("ZONE", Token::ZoneName { until: 0 }),
+    ("Z", Token::ZoneDesignator),
+    ("±hh:mm", Token::Offset),
+    ("EPOCH", Token::EpochSeconds),
+    // Structure
+    ("~", Token::End),
+    ("#", Token::AnyDigit),
+    ("?", Token::AnyByte),
+];
+
+/// Compiles a layout; a layout that is not one stops the build.
+///
+/// | word       | reads                                                                   |
+/// |------------|-------------------------------------------------------------------------|
+/// | `YYYY`     | the year, four digits                                                   |
+/// | `YY`       | a year of this century, two digits                                      |
+/// | `MM`       | the month, `01`-`12` checked                                            |
+/// | `Mmm`      | the month's English abbreviation, any case                              |
+/// | `Www`      | the weekday's English abbreviation, any case; not compared with the date |
+/// | `DD`       | the day, two digits, `01`-`31` checked                                  |
+/// | `dd`       | the day, two digits, left to the calendar                               |
+/// | `_D`       | the day as `dd`, ` d`, or `d` before a space; `1`-`31` checked          |
+/// | `_d`       | the day as `_D` reads it, left to the calendar                          |
+/// | `T`        | `T` or `t` between date and time                                        |
+/// | `hh:mm:ss` | the time of day; a leap second is read as the second before it          |
+/// | `_h:mm:ss` | the time of day with a one-digit hour after a space                     |
+/// | `.f`       | if a `.` follows, a fraction of at least one digit                      |
+/// | `.,f`      | the same after a `.` or a `,`                                           |
+/// | `Z`        | if `Z`, `z`, `+` or `-` follows, UTC or an offset as `±hh:mm` reads it  |
+/// | `±hh:mm`   | an offset: `±hh`, `±hhmm` or `±hh:mm`                                   |
+/// | `ZONE`     | up to the byte after it: `UTC`, `GMT`, an offset or a zone name (read as the configured zone) |
+/// | `EPOCH`    | seconds since 1970 in UTC, 1 to 11 digits                               |
+/// | `~`        | the stamp ends: no letter or digit follows                              |
+/// | `#`, `?`   | any digit, any byte (for [`StampFormat::claims`])                       |
+///
+/// Without `Z`, `±hh:mm` or a zone in `ZONE` a stamp is in the configured zone; without a
+/// year it is of the year [`TimeParser`] infers.
+pub const fn layout(spec: &str) -> Layout {
+    let spec = spec.as_bytes();
+    let mut tokens = [Token::End; MAX_TOKENS];
+    let mut len = 0;
+    let mut i = 0;
+    while i < spec.len() {
+        assert!(len < MAX_TOKENS, "layout has too many tokens");
+        let mut token = Token::Byte(spec[i]);
+        let mut width = 1;
+        let mut w = 0;
+        while w < VOCABULARY.len() {
+            let word = VOCABULARY[w].0.as_bytes();
+            if starts_with_at(spec, i, word) {
+                token = VOCABULARY[w].1;
+                width = word.len();
+                break;
             }
+            w += 1;
         }
-        b'[' => {
-            let (fields, close) = parse_ctime(b, 1)?;
-            (b.get(close) == Some(&b']')).then_some((fields, close + 1))
+        if let Token::Byte(c) = token {
+            assert!(
+                c.is_ascii(),
+                "layout has a byte that is neither a word nor ASCII"
+            );
         }
-        c if c.is_ascii_alphabetic() => {
-            if month_at(b, 0).is_some() {
-                parse_bsd(b)
-            } else {
-                let (fields, end) = parse_ctime(b, 0)?;
-                at_boundary(b, end).then_some((fields, end + 1))
-            }
+        if let Token::ZoneName { .. } = token {
+            assert!(
+                i + width < spec.len(),
+                "ZONE must be followed by the byte that ends it"
+            );
+            token = Token::ZoneName {
+                until: spec[i + width],
+            };
         }
-        _ => None,
+        tokens[len] = token;
+        len += 1;
+        i += width;
+    }
+    Layout {
+        tokens,
+        len,
+        first: FirstByte::of(tokens[0]),
     }
 }
 
-/// `Mmm dd hh:mm:ss[.frac]` or `Mmm dd yyyy hh:mm:ss[.frac]`; the day may be space padded
-/// or (as some senders write it) unpadded.
-fn parse_bsd(b: &[u8]) -> Option<(Fields, usize)> {
-    let month = month_at(b, 0)?;
-    expect(b, 3, b' ')?;
-    let (day, mut i) = match (*b.get(4)?, *b.get(5)?) {
-        (b' ', d) if d.is_ascii_digit() => (d - b'0', 6),
-        (d1, d2) if d1.is_ascii_digit() && d2.is_ascii_digit() => {
-            ((d1 - b'0') * 10 + (d2 - b'0'), 6)
+const fn starts_with_at(spec: &[u8], i: usize, word: &[u8]) -> bool {
+    if i + word.len() > spec.len() {
+        return false;
+    }
+    let mut k = 0;
+    while k < word.len() {
+        if spec[i + k] != word[k] {
+            return false;
         }
-        (d, b' ') if d.is_ascii_digit() => (d - b'0', 5),
-        _ => return None,
-    };
-    expect(b, i, b' ')?;
-    i += 1;
-    let year = if b.get(i + 4) == Some(&b' ') {
-        let y = num(b, i, 4)?;
-        i += 5;
-        Some(y as i16)
-    } else {
-        None
-    };
-    let (hour, minute, second, nano, end) = parse_time(b, i, false)?;
-    at_boundary(b, end).then_some((
-        Fields::local(year, month, day as i8, (hour, minute, second, nano)),
-        end + 1,
-    ))
-}
-
-/// `Www Mmm dd hh:mm:ss[.frac] yyyy` starting at `start` (asctime, as Apache's error log and
-/// ClamAV write it). Returns the fields and the index just past the year.
-fn parse_ctime(b: &[u8], start: usize) -> Option<(Fields, usize)> {
-    weekday_at(b, start)?;
-    expect(b, start + 3, b' ')?;
-    let month = month_at(b, start + 4)?;
-    expect(b, start + 7, b' ')?;
-    // `Jun  8` as asctime pads it, or `Jun 8` as some daemons write it.
-    let (day, clock) = match (b.get(start + 8), b.get(start + 9)) {
-        (Some(d), Some(b' ')) if d.is_ascii_digit() => (num(b, start + 8, 1)? as i8, start + 10),
-        _ => {
-            let day = padded2(b, start + 8)?;
-            expect(b, start + 10, b' ')?;
-            (day, start + 11)
-        }
-    };
-    if day == 0 {
-        return None;
+        k += 1;
     }
-    let (hour, minute, second, nano, i) = parse_time(b, clock, false)?;
-    expect(b, i, b' ')?;
-    let year = num(b, i + 1, 4)? as i16;
-    let fields = Fields::local(Some(year), month, day, (hour, minute, second, nano));
-    Some((fields, i + 5))
+    true
 }
 
-/// `yyyy/mm/dd hh:mm:ss` (nginx error log).
-fn parse_nginx(b: &[u8]) -> Option<(Fields, usize)> {
-    let (year, month, day) = parse_date(b, b'/')?;
-    expect(b, 10, b' ')?;
-    let (hour, minute, second, nano, end) = parse_time(b, 11, false)?;
-    at_boundary(b, end).then_some((
-        Fields::local(Some(year), month, day, (hour, minute, second, nano)),
-        end + 1,
-    ))
-}
+/// Longest `ZONE` read, with the byte that ends it.
+const ZONE_NAME_REACH: usize = 40;
 
-/// `dd-Mon-yyyy hh:mm:ss[.frac]` (BIND's own log files, `print-time yes`).
-fn parse_bind(b: &[u8]) -> Option<(Fields, usize)> {
-    let day = num(b, 0, 2)? as i8;
-    expect(b, 2, b'-')?;
-    let month = month_at(b, 3)?;
-    expect(b, 6, b'-')?;
-    let year = num(b, 7, 4)? as i16;
-    expect(b, 11, b' ')?;
-    let (hour, minute, second, nano, end) = parse_time(b, 12, false)?;
-    at_boundary(b, end).then_some((
-        Fields::local(Some(year), month, day, (hour, minute, second, nano)),
-        end + 1,
-    ))
-}
+/// Most digits of `EPOCH`: enough until the year 5138, few enough for an `i64`.
+const EPOCH_DIGITS: usize = 11;
 
-/// `yymmdd hh:mm:ss`, the hour space-padded (MySQL 5.x and MariaDB error logs:
-/// `190906  1:45:18 [Warning] ...`).
-fn parse_mysql(b: &[u8]) -> Option<(Fields, usize)> {
-    let year = 2000 + num(b, 0, 2)? as i16;
-    let month = num(b, 2, 2)?;
-    let day = num(b, 4, 2)?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
-    }
-    expect(b, 6, b' ')?;
-    // ` 1:45:18` or `11:45:18`: made two digits for parse_time.
-    let hour_at = 7;
-    let mut clock = [0u8; 8];
-    clock.copy_from_slice(b.get(hour_at..hour_at + 8)?);
-    if clock[0] == b' ' {
-        clock[0] = b'0';
-    }
-    let (hour, minute, second, _, _) = parse_time(&clock, 0, false)?;
-    let end = hour_at + 8;
-    at_boundary(b, end).then_some((
-        Fields::local(
-            Some(year),
-            month as i8,
-            day as i8,
-            (hour, minute, second, 0),
-        ),
-        end + 1,
-    ))
-}
-
-/// `[dd-Mon-yyyy hh:mm:ss ZONE]`, the stamp of PHP's error log and of the
-/// applications that copy it (Roundcube): ZONE is an offset (`+0200`), `UTC`,
-/// or a zone name, read as the configured zone (the usual case: PHP's
-/// `date.timezone` is the host's).
-fn parse_php(b: &[u8]) -> Option<(Fields, usize)> {
-    let (mut fields, end) = parse_bind(&b[1..])?;
-    // parse_bind's end is one past the byte after the time.
-    let i = end;
-    expect(b, i, b' ')?;
-    let close = i + 1 + b.get(i + 1..)?.iter().take(40).position(|&c| c == b']')?;
-    let zone = &b[i + 1..close];
-    if zone == b"UTC" || zone == b"GMT" {
-        fields.offset = Some(0);
-    } else if matches!(zone.first(), Some(b'+' | b'-')) {
-        let (offset, after) = parse_offset(b, i + 1)?;
-        (after == close).then_some(())?;
-        fields.offset = Some(offset);
-    } else if !zone
-        .iter()
-        .all(|c| c.is_ascii_alphanumeric() || b"/_-+".contains(c))
-    {
-        return None;
-    }
-    Some((fields, close + 1))
-}
-
-/// `[seconds since the epoch]` (Unbound's own log file).
-fn parse_epoch(b: &[u8]) -> Option<(Fields, usize)> {
-    let close = b.iter().take(13).position(|&c| c == b']')?;
-    let secs: i64 = std::str::from_utf8(&b[1..close]).ok()?.parse().ok()?;
-    let dt = Timestamp::from_second(secs)
-        .ok()?
-        .to_zoned(TimeZone::UTC)
-        .datetime();
-    Some((
-        Fields {
-            year: Some(dt.year()),
-            month: dt.month(),
-            day: dt.day(),
-            hour: dt.hour(),
-            minute: dt.minute(),
-            second: dt.second(),
+impl Layout {
+    /// The fields of a stamp of this layout at the start of the reader's line.
+    fn read(&self, r: &mut Reader) -> Option<Fields> {
+        let mut f = Fields {
+            year: None,
+            month: 0,
+            day: 0,
+            hour: 0,
+            minute: 0,
+            second: 0,
             nano: 0,
-            offset: Some(0),
-        },
-        close + 1,
-    ))
-}
-
-/// RFC 3339 and its relatives: `yyyy-mm-dd[Tt ]hh:mm:ss[.frac][Z|±hh[:mm]]`, and after a
-/// space-separated date also ` ±hhmm` / ` ±hh:mm`.
-fn parse_iso(b: &[u8]) -> Option<(Fields, usize)> {
-    let (year, month, day) = parse_date(b, b'-')?;
-    let sep = *b.get(10)?;
-    if !matches!(sep, b'T' | b't' | b' ') {
-        return None;
-    }
-    // MariaDB pads a one-digit hour with a space: `2015-10-07  8:25:38`.
-    if sep == b' ' && b.get(11) == Some(&b' ') && b.get(13) == Some(&b':') {
-        let mut clock = [0u8; 8];
-        clock.copy_from_slice(b.get(11..19)?);
-        clock[0] = b'0';
-        let (hour, minute, second, _, end) = parse_time(&clock, 0, false)?;
-        let end = 11 + end;
-        let fields = Fields::local(Some(year), month, day, (hour, minute, second, 0));
-        return at_boundary(b, end).then_some((fields, end + 1));
-    }
-    let (hour, minute, second, nano, i) = parse_time(b, 11, true)?;
-    let mut fields = Fields::local(Some(year), month, day, (hour, minute, second, nano));
-    match b.get(i) {
-        Some(b'Z' | b'z') => {
-            fields.offset = Some(0);
-            at_boundary(b, i + 1).then_some((fields, i + 2))
-        }
-        // A sign right after the time is an offset; if it is malformed the stamp is wrong,
-        // and guessing the configured zone would silently shift it.
-        Some(b'+' | b'-') => {
-            let (offset, end) = parse_offset(b, i)?;
-            fields.offset = Some(offset);
-            at_boundary(b, end).then_some((fields, end + 1))
-        }
-        // The bytes looked at while deciding whether an offset follows the space must all
-        // be in the cache key, even when the answer is no.
-        Some(b' ') if sep == b' ' => match b.get(i + 1) {
-            Some(b'+' | b'-') => match parse_offset(b, i + 1) {
-                Some((offset, end)) if at_boundary(b, end) => {
-                    fields.offset = Some(offset);
-                    Some((fields, end + 1))
+            offset: None,
+        };
+        let mut i = 0;
+        for token in &self.tokens[..self.len] {
+            match *token {
+                Token::Byte(c) => {
+                    r.expect(i, c)?;
+                    i += 1;
                 }
-                // Something else that starts with a sign ("- message"): the stamp ends at
-                // the space. ` ±hh:mm` and the byte after it is the most looked at.
-                _ => Some((fields, i + 8)),
-            },
-            _ => Some((fields, i + 2)),
-        },
-        _ => at_boundary(b, i).then_some((fields, i + 1)),
+                Token::AnyDigit => {
+                    r.number(i, 1)?;
+                    i += 1;
+                }
+                Token::AnyByte => {
+                    r.byte(i)?;
+                    i += 1;
+                }
+                Token::Year4 => {
+                    f.year = Some(r.number(i, 4)? as i16);
+                    i += 4;
+                }
+                Token::Year2 => {
+                    f.year = Some(2000 + r.number(i, 2)? as i16);
+                    i += 2;
+                }
+                Token::Month2 => {
+                    f.month = r.number(i, 2)? as i8;
+                    // Ranges beyond these (and day-of-month) are left to DateTime::new.
+                    if !(1..=12).contains(&f.month) {
+                        return None;
+                    }
+                    i += 2;
+                }
+                Token::MonthName => {
+                    f.month = r.month(i)?;
+                    i += 3;
+                }
+                Token::Weekday => {
+                    r.weekday(i)?;
+                    i += 3;
+                }
+                Token::Day2 { checked } => {
+                    f.day = r.number(i, 2)? as i8;
+                    i += 2;
+                    if checked && !(1..=31).contains(&f.day) {
+                        return None;
+                    }
+                }
+                Token::DayPadded { checked } => {
+                    let (day, width) = match (r.byte(i)?, r.byte(i + 1)?) {
+                        (b' ', d) if d.is_ascii_digit() => (d - b'0', 2),
+                        (d1, d2) if d1.is_ascii_digit() && d2.is_ascii_digit() => {
+                            ((d1 - b'0') * 10 + (d2 - b'0'), 2)
+                        }
+                        (d, b' ') if d.is_ascii_digit() => (d - b'0', 1),
+                        _ => return None,
+                    };
+                    f.day = day as i8;
+                    i += width;
+                    if checked && !(1..=31).contains(&f.day) {
+                        return None;
+                    }
+                }
+                Token::DateTimeSeparator => {
+                    if !matches!(r.byte(i)?, b'T' | b't') {
+                        return None;
+                    }
+                    i += 1;
+                }
+                Token::Clock => {
+                    let hour = r.number(i, 2)?;
+                    (f.hour, f.minute, f.second) = r.minutes_seconds(i + 2, hour)?;
+                    i += 8;
+                }
+                Token::ClockPaddedHour => {
+                    r.expect(i, b' ')?;
+                    let hour = r.number(i + 1, 1)?;
+                    (f.hour, f.minute, f.second) = r.minutes_seconds(i + 2, hour)?;
+                    i += 8;
+                }
+                Token::Fraction { comma } => {
+                    let mark = r.byte(i);
+                    if mark == Some(b'.') || (comma && mark == Some(b',')) {
+                        (f.nano, i) = r.fraction(i + 1)?;
+                    }
+                }
+                Token::ZoneDesignator => match r.byte(i) {
+                    Some(b'Z' | b'z') => {
+                        f.offset = Some(0);
+                        i += 1;
+                    }
+                    Some(b'+' | b'-') => (f.offset, i) = r.offset(i).map(|(o, j)| (Some(o), j))?,
+                    _ => {}
+                },
+                Token::Offset => (f.offset, i) = r.offset(i).map(|(o, j)| (Some(o), j))?,
+                Token::ZoneName { until } => {
+                    let mut close = i;
+                    while r.byte(close)? != until {
+                        close += 1;
+                        if close - i >= ZONE_NAME_REACH {
+                            return None;
+                        }
+                    }
+                    f.offset = r.zone_name(i, close)?;
+                    i = close;
+                }
+                Token::EpochSeconds => {
+                    let mut secs: i64 = 0;
+                    let mut digits = 0;
+                    while digits < EPOCH_DIGITS {
+                        match r.byte(i + digits) {
+                            Some(c) if c.is_ascii_digit() => secs = secs * 10 + i64::from(c - b'0'),
+                            _ => break,
+                        }
+                        digits += 1;
+                    }
+                    if digits == 0 {
+                        return None;
+                    }
+                    let dt = TimeZone::UTC.to_datetime(Timestamp::from_second(secs).ok()?);
+                    f = Fields {
+                        year: Some(dt.year()),
+                        month: dt.month(),
+                        day: dt.day(),
+                        hour: dt.hour(),
+                        minute: dt.minute(),
+                        second: dt.second(),
+                        nano: 0,
+                        offset: Some(0),
+                    };
+                    i += digits;
+                }
+                Token::End => {
+                    if r.byte(i).is_some_and(|c| c.is_ascii_alphanumeric()) {
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(f)
     }
 }
 
-/// `[dd/Mon/yyyy:hh:mm:ss[.frac] ±hhmm]` at the start of `b`; returns the fields and the
-/// length including the closing bracket.
-fn parse_clf(b: &[u8]) -> Option<(Fields, usize)> {
-    expect(b, 0, b'[')?;
-    let day = padded2(b, 1)?;
-    expect(b, 3, b'/')?;
-    let month = month_at(b, 4)?;
-    expect(b, 7, b'/')?;
-    let year = num(b, 8, 4)? as i16;
-    expect(b, 12, b':')?;
-    let (hour, minute, second, nano, i) = parse_time(b, 13, false)?;
-    expect(b, i, b' ')?;
-    let (offset, end) = parse_offset(b, i + 1)?;
-    expect(b, end, b']')?;
-    let fields = Fields {
-        year: Some(year),
-        month,
-        day,
-        hour,
-        minute,
-        second,
-        nano,
-        offset: Some(offset),
-    };
-    Some((fields, end + 1))
+/// A line being read, and how far into it anything has been looked at: a cached result
+/// holds for another line only if every byte a decision looked at is the same.
+struct Reader<'a> {
+    line: &'a [u8],
+    seen: usize,
 }
 
-/// `yyyy<sep>mm<sep>dd` at the start of `b`.
-fn parse_date(b: &[u8], sep: u8) -> Option<(i16, i8, i8)> {
-    let year = num(b, 0, 4)? as i16;
-    expect(b, 4, sep)?;
-    let month = num(b, 5, 2)?;
-    expect(b, 7, sep)?;
-    let day = num(b, 8, 2)?;
-    // Ranges beyond these (and day-of-month) are left to DateTime::new.
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
-        return None;
+impl Reader<'_> {
+    #[inline]
+    fn byte(&mut self, i: usize) -> Option<u8> {
+        self.seen = self.seen.max(i + 1);
+        self.line.get(i).copied()
     }
-    Some((year, month as i8, day as i8))
-}
 
-/// `hh:mm:ss` at `i`, then an optional fraction (`.` or, for Python-style loggers when
-/// `comma` is set, `,`). Returns hour, minute, second, nanoseconds and the index after.
-fn parse_time(b: &[u8], i: usize, comma: bool) -> Option<(i8, i8, i8, i32, usize)> {
-    let hour = num(b, i, 2)?;
-    expect(b, i + 2, b':')?;
-    let minute = num(b, i + 3, 2)?;
-    expect(b, i + 5, b':')?;
-    let second = num(b, i + 6, 2)?;
-    if hour > 23 || minute > 59 || second > 60 {
-        return None;
+    #[inline]
+    fn expect(&mut self, i: usize, c: u8) -> Option<()> {
+        (self.byte(i)? == c).then_some(())
     }
-    // A leap second has no civil representation in jiff; it is at most a second off.
-    let second = second.min(59);
-    let mut j = i + 8;
-    let mut nano: u32 = 0;
-    if matches!(b.get(j), Some(b'.')) || (comma && b.get(j) == Some(&b',')) {
-        let start = j + 1;
-        j = start;
-        while let Some(c) = b.get(j).filter(|c| c.is_ascii_digit()) {
+
+    /// `n` ASCII digits at `i` as a number.
+    #[inline]
+    fn number(&mut self, i: usize, n: usize) -> Option<u32> {
+        let mut v: u32 = 0;
+        for k in i..i + n {
+            let c = self.byte(k)?;
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u32::from(c - b'0');
+        }
+        Some(v)
+    }
+
+    /// `:mm:ss` at `i` after `hour`.
+    fn minutes_seconds(&mut self, i: usize, hour: u32) -> Option<(i8, i8, i8)> {
+        self.expect(i, b':')?;
+        let minute = self.number(i + 1, 2)?;
+        self.expect(i + 3, b':')?;
+        let second = self.number(i + 4, 2)?;
+        if hour > 23 || minute > 59 || second > 60 {
+            return None;
+        }
+        // A leap second has no civil representation in jiff; it is at most a second off.
+        Some((hour as i8, minute as i8, second.min(59) as i8))
+    }
+
+    /// The digits of a fraction at `i`: nanoseconds and the index after them.
+    fn fraction(&mut self, start: usize) -> Option<(i32, usize)> {
+        let mut nano: u32 = 0;
+        let mut j = start;
+        while let Some(c) = self.byte(j).filter(u8::is_ascii_digit) {
             // Digits past nanoseconds are below jiff's precision.
             if j - start < 9 {
                 nano = nano * 10 + u32::from(c - b'0');
@@ -691,101 +1204,85 @@ fn parse_time(b: &[u8], i: usize, comma: bool) -> Option<(i8, i8, i8, i32, usize
         for _ in digits..9 {
             nano *= 10;
         }
+        Some((nano as i32, j))
     }
-    Some((hour as i8, minute as i8, second as i8, nano as i32, j))
-}
 
-/// `±hh`, `±hhmm` or `±hh:mm` at `i`; returns seconds east of UTC and the index after.
-fn parse_offset(b: &[u8], i: usize) -> Option<(i32, usize)> {
-    let sign: i32 = match *b.get(i)? {
-        b'+' => 1,
-        b'-' => -1,
-        _ => return None,
-    };
-    let hours = num(b, i + 1, 2)?;
-    let (minutes, end) = match b.get(i + 3) {
-        Some(b':') => (num(b, i + 4, 2)?, i + 6),
-        Some(c) if c.is_ascii_digit() => (num(b, i + 3, 2)?, i + 5),
-        _ => (0, i + 3),
-    };
-    if hours > 25 || minutes > 59 {
-        return None;
-    }
-    Some((sign * (hours as i32 * 3600 + minutes as i32 * 60), end))
-}
-
-/// `n` ASCII digits at `i` as a number.
-#[inline]
-fn num(b: &[u8], i: usize, n: usize) -> Option<u32> {
-    let digits = b.get(i..i + n)?;
-    let mut v: u32 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
+    /// `±hh`, `±hhmm` or `±hh:mm` at `i`; seconds east of UTC and the index after.
+    fn offset(&mut self, i: usize) -> Option<(i32, usize)> {
+        let sign: i32 = match self.byte(i)? {
+            b'+' => 1,
+            b'-' => -1,
+            _ => return None,
+        };
+        let hours = self.number(i + 1, 2)?;
+        let (minutes, end) = match self.byte(i + 3) {
+            Some(b':') => (self.number(i + 4, 2)?, i + 6),
+            Some(c) if c.is_ascii_digit() => (self.number(i + 3, 2)?, i + 5),
+            _ => (0, i + 3),
+        };
+        if hours > 25 || minutes > 59 {
             return None;
         }
-        v = v * 10 + u32::from(c - b'0');
+        Some((sign * (hours as i32 * 3600 + minutes as i32 * 60), end))
     }
-    Some(v)
-}
 
-/// Two-character day: `dd` or ` d`, 1..=31.
-fn padded2(b: &[u8], i: usize) -> Option<i8> {
-    let d = match *b.get(i)? {
-        b' ' => num(b, i + 1, 1)?,
-        _ => num(b, i, 2)?,
-    };
-    (1..=31).contains(&d).then_some(d as i8)
-}
-
-#[inline]
-fn expect(b: &[u8], i: usize, c: u8) -> Option<()> {
-    (b.get(i) == Some(&c)).then_some(())
-}
-
-/// A stamp must not run into a word or number ("Oct 31 23:30:001" is not a stamp).
-#[inline]
-fn at_boundary(b: &[u8], i: usize) -> bool {
-    b.get(i).is_none_or(|c| !c.is_ascii_alphanumeric())
-}
-
-/// Three ASCII letters at `i`, lowercased and packed, or None.
-#[inline]
-fn word3(b: &[u8], i: usize) -> Option<[u8; 3]> {
-    let w = b.get(i..i + 3)?;
-    if w.iter().all(u8::is_ascii_alphabetic) {
-        Some([w[0] | 0x20, w[1] | 0x20, w[2] | 0x20])
-    } else {
-        None
+    /// The zone written in `line[start..close]`: `Some(offset)` for UTC, GMT or an offset,
+    /// `None` for a zone name (the configured zone stands for it); the outer `None` when it
+    /// is none of these.
+    fn zone_name(&mut self, start: usize, close: usize) -> Option<Option<i32>> {
+        let zone = self.line.get(start..close)?;
+        if zone == b"UTC" || zone == b"GMT" {
+            Some(Some(0))
+        } else if matches!(zone.first(), Some(b'+' | b'-')) {
+            let (offset, after) = self.offset(start)?;
+            (after == close).then_some(Some(offset))
+        } else if zone
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"/_-+".contains(c))
+        {
+            Some(None)
+        } else {
+            None
+        }
     }
-}
 
-/// English month abbreviation at `i`, any case, as 1..=12.
-fn month_at(b: &[u8], i: usize) -> Option<i8> {
-    Some(match &word3(b, i)? {
-        b"jan" => 1,
-        b"feb" => 2,
-        b"mar" => 3,
-        b"apr" => 4,
-        b"may" => 5,
-        b"jun" => 6,
-        b"jul" => 7,
-        b"aug" => 8,
-        b"sep" => 9,
-        b"oct" => 10,
-        b"nov" => 11,
-        b"dec" => 12,
-        _ => return None,
-    })
-}
+    /// Three ASCII letters at `i`, lowercased, or None.
+    #[inline]
+    fn word3(&mut self, i: usize) -> Option<[u8; 3]> {
+        let w = [self.byte(i)?, self.byte(i + 1)?, self.byte(i + 2)?];
+        w.iter()
+            .all(u8::is_ascii_alphabetic)
+            .then(|| w.map(|c| c | 0x20))
+    }
 
-/// English weekday abbreviation at `i`. Only checked, not compared with the date: a stamp
-/// whose weekday disagrees is still the best time we have.
-fn weekday_at(b: &[u8], i: usize) -> Option<()> {
-    matches!(
-        &word3(b, i)?,
-        b"sun" | b"mon" | b"tue" | b"wed" | b"thu" | b"fri" | b"sat"
-    )
-    .then_some(())
+    /// English month abbreviation at `i`, any case, as 1..=12.
+    fn month(&mut self, i: usize) -> Option<i8> {
+        Some(match &self.word3(i)? {
+            b"jan" => 1,
+            b"feb" => 2,
+            b"mar" => 3,
+            b"apr" => 4,
+            b"may" => 5,
+            b"jun" => 6,
+            b"jul" => 7,
+            b"aug" => 8,
+            b"sep" => 9,
+            b"oct" => 10,
+            b"nov" => 11,
+            b"dec" => 12,
+            _ => return None,
+        })
+    }
+
+    /// English weekday abbreviation at `i`. Only checked, not compared with the date: a
+    /// stamp whose weekday disagrees is still the best time we have.
+    fn weekday(&mut self, i: usize) -> Option<()> {
+        matches!(
+            &self.word3(i)?,
+            b"sun" | b"mon" | b"tue" | b"wed" | b"thu" | b"fri" | b"sat"
+        )
+        .then_some(())
+    }
 }
 
 #[cfg(test)]
@@ -813,69 +1310,72 @@ mod tests {
         assert_eq!(p.parse(line.as_bytes()), Some(ts(want)), "line {line:?}");
     }
 
-    // --- 1. classic BSD syslog ---
+    fn examples() -> impl Iterator<Item = (&'static StampFormat, &'static str, Option<&'static str>)>
+    {
+        STAMP_FORMATS
+            .iter()
+            .flat_map(|f| f.examples.iter().map(move |&(line, want)| (f, line, want)))
+    }
 
+    // --- the table ---
+
+    /// Each example alone, then all of them through one parser, whose cache must not
+    /// change a result; a line that is dated must be dated by its own row.
     #[test]
-    fn bsd_basic_and_padding() {
-        let mut p = utc_parser("2020-11-15T00:00:00Z");
-        check(
-            &mut p,
-            "Oct 31 23:30:00 host prog[1]: msg",
-            "2020-10-31T23:30:00Z",
-        );
-        check(
-            &mut p,
-            "Jun  9 06:06:20 host sshd[22]: x",
-            "2020-06-09T06:06:20Z",
-        );
-        check(
-            &mut p,
-            "Jun 09 06:06:20 host sshd[22]: x",
-            "2020-06-09T06:06:20Z",
-        );
-        // Some senders do not pad the day at all.
-        check(
-            &mut p,
-            "Jun 9 06:06:20 host sshd[22]: x",
-            "2020-06-09T06:06:20Z",
-        );
-        check(&mut p, "Oct 31 23:30:00", "2020-10-31T23:30:00Z");
+    fn every_example_reads_as_its_row_says() {
+        let tz = zone(EXAMPLE_ZONE);
+        let reference = ts(EXAMPLE_REFERENCE);
+        let mut shared = TimeParser::new(tz.clone(), reference);
+        for _ in 0..2 {
+            for (format, line, want) in examples() {
+                let want = want.map(ts);
+                let context = format!("{} example {line:?}", format.name);
+                assert_eq!(fresh(&tz, reference, line.as_bytes()), want, "{context}");
+                assert_eq!(shared.parse(line.as_bytes()), want, "{context}, cached");
+                if want.is_some() {
+                    assert_eq!(
+                        stamp_format_of(line.as_bytes()),
+                        Some(format.name),
+                        "{context}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
-    fn bsd_fraction() {
-        let mut p = utc_parser("2020-11-15T00:00:00Z");
-        check(
-            &mut p,
-            "Oct 31 23:30:00.123 host x",
-            "2020-10-31T23:30:00.123Z",
-        );
-        check(
-            &mut p,
-            "Oct 31 23:30:00.000001 host x",
-            "2020-10-31T23:30:00.000001Z",
-        );
-        check(&mut p, "Oct 31 23:30:00.5", "2020-10-31T23:30:00.5Z");
+    fn rows_have_unique_names_and_a_dated_example() {
+        for (i, format) in STAMP_FORMATS.iter().enumerate() {
+            assert!(
+                STAMP_FORMATS[..i].iter().all(|f| f.name != format.name),
+                "{} named twice",
+                format.name
+            );
+            assert!(
+                format.examples.iter().any(|(_, want)| want.is_some()),
+                "{} has no example of a dated line",
+                format.name
+            );
+        }
     }
 
     #[test]
-    fn bsd_with_year() {
-        // The reference is far away: an explicit year must not be inferred.
-        let mut p = utc_parser("2030-01-01T00:00:00Z");
-        check(
-            &mut p,
-            "Oct 31 2020 23:30:00 host x",
-            "2020-10-31T23:30:00Z",
+    fn layouts_are_read_word_by_word() {
+        let php = layout("[dd-Mmm-YYYY hh:mm:ss.f ZONE]");
+        assert_eq!(php.len, 12);
+        assert_eq!(php.tokens[10], Token::ZoneName { until: b']' });
+        assert_eq!(
+            &layout("YYYY-MM-DDThh:mm:ss.,fZ~").tokens[5..9],
+            &[
+                Token::DateTimeSeparator,
+                Token::Clock,
+                Token::Fraction { comma: true },
+                Token::ZoneDesignator
+            ]
         );
-        check(
-            &mut p,
-            "Jun  9 2019 06:06:20 host x",
-            "2019-06-09T06:06:20Z",
-        );
-        check(
-            &mut p,
-            "Oct 31 2020 23:30:00.25 host x",
-            "2020-10-31T23:30:00.25Z",
+        assert_eq!(
+            layout("YY±hh:mm").tokens[..2],
+            [Token::Year2, Token::Offset]
         );
     }
 
@@ -892,12 +1392,6 @@ mod tests {
             let want = format!("2020-{:02}-10T12:00:00Z", i + 1);
             check(&mut p, &line, &want);
         }
-    }
-
-    #[test]
-    fn bsd_in_configured_zone() {
-        let mut p = TimeParser::new(zone("Asia/Ho_Chi_Minh"), ts("2020-11-15T00:00:00Z"));
-        check(&mut p, "Oct 31 23:30:00 host x", "2020-10-31T16:30:00Z");
     }
 
     // --- 2. priority prefix ---
@@ -930,99 +1424,6 @@ mod tests {
         assert_eq!(p.parse(b"<34Oct 31 23:30:00 host x"), None);
     }
 
-    // --- 3. RFC 3339 / rsyslog high precision ---
-
-    #[test]
-    fn rfc3339_forms() {
-        let mut p = TimeParser::new(zone("Asia/Ho_Chi_Minh"), ts("2020-11-15T00:00:00Z"));
-        check(
-            &mut p,
-            "2020-10-31T23:30:00.123456+07:00 host x",
-            "2020-10-31T16:30:00.123456Z",
-        );
-        check(
-            &mut p,
-            "2020-10-31T23:30:00.123456Z host x",
-            "2020-10-31T23:30:00.123456Z",
-        );
-        check(
-            &mut p,
-            "2020-10-31T23:30:00Z host x",
-            "2020-10-31T23:30:00Z",
-        );
-        check(
-            &mut p,
-            "2020-10-31T23:30:00+0700 host x",
-            "2020-10-31T16:30:00Z",
-        );
-        check(
-            &mut p,
-            "2020-10-31T23:30:00-05:30 host x",
-            "2020-11-01T05:00:00Z",
-        );
-        check(
-            &mut p,
-            "2020-10-31T23:30:00+07 host x",
-            "2020-10-31T16:30:00Z",
-        );
-        check(
-            &mut p,
-            "2020-10-31t23:30:00z host x",
-            "2020-10-31T23:30:00Z",
-        );
-        check(
-            &mut p,
-            "2020-10-31T23:30:00.123456789123Z x",
-            "2020-10-31T23:30:00.123456789Z",
-        );
-        // No offset: the configured zone (UTC+7) applies.
-        check(&mut p, "2020-10-31T23:30:00 host x", "2020-10-31T16:30:00Z");
-        check(&mut p, "2020-10-31T23:30:00.5", "2020-10-31T16:30:00.5Z");
-    }
-
-    #[test]
-    fn iso_space_forms() {
-        let mut p = TimeParser::new(zone("Asia/Ho_Chi_Minh"), ts("2020-11-15T00:00:00Z"));
-        check(&mut p, "2020-10-31 23:30:00 host x", "2020-10-31T16:30:00Z");
-        check(
-            &mut p,
-            "2020-10-31 23:30:00.250 host x",
-            "2020-10-31T16:30:00.25Z",
-        );
-        // Python logging (fail2ban) writes a comma before the milliseconds.
-        check(
-            &mut p,
-            "2020-10-31 23:30:00,250 fail2ban.actions",
-            "2020-10-31T16:30:00.25Z",
-        );
-        check(
-            &mut p,
-            "2020-10-31 23:30:00+00:00 host x",
-            "2020-10-31T23:30:00Z",
-        );
-        check(
-            &mut p,
-            "2020-10-31 23:30:00.1Z host x",
-            "2020-10-31T23:30:00.1Z",
-        );
-        check(
-            &mut p,
-            "2020-10-31 23:30:00 +0000 host x",
-            "2020-10-31T23:30:00Z",
-        );
-        check(
-            &mut p,
-            "2020-10-31 23:30:00 -01:00 host x",
-            "2020-11-01T00:30:00Z",
-        );
-        // A dash that is not an offset leaves the configured zone in charge.
-        check(&mut p, "2020-10-31 23:30:00 - msg", "2020-10-31T16:30:00Z");
-        check(&mut p, "2020-10-31 23:30:00 -", "2020-10-31T16:30:00Z");
-        // A malformed offset right after the time is refused rather than guessed.
-        assert_eq!(p.parse(b"2020-10-31 23:30:00+7 host"), None);
-        assert_eq!(p.parse(b"2020-10-31T23:30:00+07:6 host"), None);
-    }
-
     // --- 4. RFC 5424 ---
 
     #[test]
@@ -1048,174 +1449,15 @@ mod tests {
         );
     }
 
-    // --- 5. common / combined log format ---
+    // --- access-log search ---
 
     #[test]
-    fn clf() {
+    fn access_log_stamps_are_sought_near_the_start_only() {
         let mut p = utc_parser("2020-11-15T00:00:00Z");
-        check(
-            &mut p,
-            r#"1.2.3.4 - - [31/Oct/2020:23:30:00 +0700] "GET / HTTP/1.1" 200 12 "-" "curl""#,
-            "2020-10-31T16:30:00Z",
-        );
-        check(
-            &mut p,
-            r#"::1 - frank [10/oct/2000:13:55:36 -0700] "GET /a.gif HTTP/1.0" 200 2326"#,
-            "2000-10-10T20:55:36Z",
-        );
-        check(
-            &mut p,
-            r#"vhost:443 1.2.3.4 - - [31/Oct/2020:23:30:00.123 +0000] "GET / HTTP/1.1""#,
-            "2020-10-31T23:30:00.123Z",
-        );
-        // An earlier bracket that is not a stamp is skipped.
-        check(
-            &mut p,
-            r#"1.2.3.4 - [weird user] [01/Nov/2020:00:00:01 +0000] "GET /[31/Oct/2020:00:00:00 +0000]""#,
-            "2020-11-01T00:00:01Z",
-        );
-        // Too far into the line to be an access-log stamp.
         let far = format!("{} [31/Oct/2020:23:30:00 +0700]", "x".repeat(250));
         assert_eq!(p.parse(far.as_bytes()), None);
-        assert_eq!(p.parse(b"1.2.3.4 - - [31/Oct/2020:23:30:00 +0700"), None);
-        assert_eq!(p.parse(b"1.2.3.4 - - [31/Oct/2020:23:30:00]"), None);
-        assert_eq!(p.parse(b"1.2.3.4 - - [31/Foo/2020:23:30:00 +0700]"), None);
-    }
-
-    // --- 6. Apache error log ---
-
-    #[test]
-    fn apache_error() {
-        let mut p = TimeParser::new(zone("Asia/Ho_Chi_Minh"), ts("2020-11-15T00:00:00Z"));
-        check(
-            &mut p,
-            "[Sun Dec 04 04:47:44 2005] [error] [client 1.2.3.4] Directory index forbidden",
-            "2005-12-03T21:47:44Z",
-        );
-        check(
-            &mut p,
-            "[Sun Dec 04 04:47:44.123456 2005] [core:error] [pid 1] AH00126: x",
-            "2005-12-03T21:47:44.123456Z",
-        );
-        check(
-            &mut p,
-            "[Sun Dec  4 04:47:44 2005] [error] x",
-            "2005-12-03T21:47:44Z",
-        );
-        assert_eq!(p.parse(b"[Sun Dec 04 04:47:44 2005 [error] x"), None);
-        assert_eq!(p.parse(b"[Sux Dec 04 04:47:44 2005] [error] x"), None);
-    }
-
-    // --- 7. nginx error log ---
-
-    #[test]
-    fn nginx_error() {
-        let mut p = TimeParser::new(zone("Asia/Ho_Chi_Minh"), ts("2020-11-15T00:00:00Z"));
-        check(
-            &mut p,
-            "2020/10/31 23:30:00 [error] 123#0: *1 open() failed",
-            "2020-10-31T16:30:00Z",
-        );
-        check(
-            &mut p,
-            "2020/10/31 23:30:00.75 [error] 1#0: x",
-            "2020-10-31T16:30:00.75Z",
-        );
-        assert_eq!(p.parse(b"2020/10/31T23:30:00 [error]"), None);
-    }
-
-    // --- 8. ClamAV ---
-
-    #[test]
-    fn bind_and_unbound_files() {
-        let mut p = TimeParser::new(zone("Asia/Ho_Chi_Minh"), ts("2020-11-15T00:00:00Z"));
-        check(
-            &mut p,
-            "31-Oct-2020 23:30:00.123 client @0x7f1b2c0a1b20 192.0.2.10#53214 (evil.example): query: evil.example IN A +E(0) (192.0.2.53)",
-            "2020-10-31T16:30:00.123Z",
-        );
-        check(
-            &mut p,
-            "01-Nov-2020 00:00:01.000 queries: info: client 192.0.2.10#1 (x): query: x IN A +",
-            "2020-10-31T17:00:01Z",
-        );
-        check(
-            &mut p,
-            "[1604161800] unbound[1234:0] info: 192.0.2.10 evil.example. A IN",
-            "2020-10-31T16:30:00Z",
-        );
-        assert_eq!(p.parse(b"31-Oct-20 23:30:00 x"), None);
-        assert_eq!(p.parse(b"[12x] unbound"), None);
-    }
-
-    #[test]
-    fn application_logs_of_their_own() {
-        let mut p = TimeParser::new(zone("Asia/Ho_Chi_Minh"), ts("2020-11-15T00:00:00Z"));
-        // MySQL / MariaDB 5.x error log, hour space-padded; 8.0 writes RFC 3339.
-        check(
-            &mut p,
-            "201031  1:45:18 [Warning] Access denied for user 'root'@'203.0.113.5' (using password: YES)",
-            "2020-10-30T18:45:18Z",
-        );
-        check(&mut p, "201031 23:30:00 [Note] x", "2020-10-31T16:30:00Z");
-        check(
-            &mut p,
-            "2020-10-31T01:45:18.920566Z 2 [Note] Access denied for user 'root'@'203.0.113.5'",
-            "2020-10-31T01:45:18.920566Z",
-        );
-        // Roundcube / PHP: an offset, UTC, or a zone name (the configured zone).
-        check(
-            &mut p,
-            "[31-Oct-2020 23:30:00 +0200]: IMAP Error: Login failed for admin from 203.0.113.5.",
-            "2020-10-31T21:30:00Z",
-        );
-        check(
-            &mut p,
-            "[31-Oct-2020 23:30:00 UTC] PHP Warning: x",
-            "2020-10-31T23:30:00Z",
-        );
-        check(
-            &mut p,
-            "[31-Oct-2020 23:30:00 Asia/Ho_Chi_Minh] PHP Warning: x",
-            "2020-10-31T16:30:00Z",
-        );
-        // vsftpd's own log: ctime.
-        check(
-            &mut p,
-            "Sat Oct 31 23:30:00 2020 [pid 1234] [admin] FAIL LOGIN: Client \"203.0.113.5\"",
-            "2020-10-31T16:30:00Z",
-        );
-        check(
-            &mut p,
-            "2020-10-31  8:25:38 139845 [Warning] Access denied for user 'root'@'203.0.113.5'",
-            "2020-10-31T01:25:38Z",
-        );
-        check(
-            &mut p,
-            "Sat Oct 3 23:30:00 2020 [pid 1234] [admin] FAIL LOGIN: Client \"203.0.113.5\"",
-            "2020-10-03T16:30:00Z",
-        );
-        assert_eq!(p.parse(b"201331  1:45:18 [Note] x"), None, "month 13");
-        assert_eq!(p.parse(b"201031 1:45:18 x"), None);
-        assert_eq!(p.parse(b"[31-Oct-2020 23:30:00 <b>] x"), None);
-        assert_eq!(p.parse(b"[31-Oct-2020 23:30:00 +0200 x"), None);
-    }
-
-    #[test]
-    fn clamav() {
-        let mut p = TimeParser::new(zone("Asia/Ho_Chi_Minh"), ts("2020-11-15T00:00:00Z"));
-        check(
-            &mut p,
-            "Sun Dec  4 04:47:44 2005 -> /tmp/eicar.com: Eicar-Signature FOUND",
-            "2005-12-03T21:47:44Z",
-        );
-        check(
-            &mut p,
-            "Sun Dec 14 04:47:44 2005 -> /x: OK",
-            "2005-12-13T21:47:44Z",
-        );
-        check(&mut p, "sun dec 14 04:47:44 2005", "2005-12-13T21:47:44Z");
-        assert_eq!(p.parse(b"Sun Dec 14 04:47:44 20051 -> x"), None);
+        let near = format!("{} [31/Oct/2020:23:30:00 +0700]", "x".repeat(150));
+        check(&mut p, &near, "2020-10-31T16:30:00Z");
     }
 
     // --- year inference ---
@@ -1312,12 +1554,6 @@ mod tests {
     }
 
     #[test]
-    fn leap_second_is_clamped() {
-        let mut p = utc_parser("2017-01-10T00:00:00Z");
-        check(&mut p, "2016-12-31T23:59:60Z x", "2016-12-31T23:59:59Z");
-    }
-
-    #[test]
     fn zone_lookup() {
         assert!(zone_by_name("Asia/Ho_Chi_Minh").is_ok());
         assert!(zone_by_name("UTC").is_ok());
@@ -1397,25 +1633,13 @@ mod tests {
         }
     }
 
+    /// Lines the examples do not cover: priorities, and stamps around a year's end.
     const SAMPLES: &[&str] = &[
-        "Oct 31 23:30:00 host prog[1]: msg",
-        "Jun  9 06:06:20.123 host x",
-        "Oct 31 2020 23:30:00 host x",
         "<34>Oct 31 23:30:00 host su: x",
         "<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 - msg",
         "<165>1 - host app - - msg",
-        // Offsets other than the test zone's, so that losing one shows.
-        "2020-10-31T23:30:00.123456-05:00 host x",
-        "2020-10-31 23:30:00 +0100 host x",
-        "2020-10-31 23:30:00Z host x",
         "2020-10-31 23:30:00,5 x",
-        "1.2.3.4 - - [31/Oct/2020:23:30:00 +0700] \"GET / HTTP/1.1\" 200",
-        "[Sun Dec 04 04:47:44.123456 2005] [core:error] x",
-        "2020/10/31 23:30:00 [error] 123#0: x",
-        "Sun Dec  4 04:47:44 2005 -> /x: Eicar FOUND",
-        "Dec 31 23:59:59 host x",
         "Jan  1 00:00:01 host x",
-        "Feb 29 00:00:00 host x",
     ];
 
     /// Truncations and byte mutations of real stamps: never a panic, and the caching parser
@@ -1428,12 +1652,17 @@ mod tests {
         let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
         let alphabet = b" 0123456789:-+./[]<>TZtz,abcJANOct\xff\0";
         let mut lines: Vec<Vec<u8>> = Vec::new();
-        for s in SAMPLES {
+        for s in SAMPLES.iter().chain(
+            examples()
+                .map(|(_, line, _)| line)
+                .collect::<Vec<_>>()
+                .iter(),
+        ) {
             let b = s.as_bytes();
             for n in 0..=b.len() {
                 lines.push(b[..n].to_vec());
             }
-            for _ in 0..600 {
+            for _ in 0..300 {
                 let mut m = b.to_vec();
                 for _ in 0..(1 + rng.next() % 3) {
                     let i = (rng.next() as usize) % (m.len() + 1);

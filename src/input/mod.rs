@@ -12,4 +12,5 @@ pub mod sniff;
 pub mod source;
 pub mod syslog;
 pub mod tail;
+pub mod types;
 pub mod watch;

@@ -38,26 +38,7 @@ use crate::feeds::{FeedKind, FeedSet};
 use crate::position::Position;
 pub use load::{LoadErrors, RuleError, Warning};
 
-/// The input types a rule may name. Each is a line format that
-/// [`crate::input::sniff`] can recognise and [`crate::timestamp`] can date.
-/// `nginx` and `apache` access logs share the combined log format; rules
-/// for access logs name both. `bind` and `unbound` are the query logs these
-/// DNS servers write to files of their own (through syslog they are `syslog`);
-/// `vsftpd`, `mysql` (the MySQL/MariaDB error log) and `roundcube` likewise
-/// the log files of these servers.
-pub const INPUT_TYPES: &[&str] = &[
-    "syslog",
-    "nginx",
-    "apache",
-    "nginx-error",
-    "apache-error",
-    "clamav",
-    "bind",
-    "unbound",
-    "vsftpd",
-    "mysql",
-    "roundcube",
-];
+pub use crate::input::types::INPUT_TYPES;
 
 #[derive(Debug)]
 pub struct Rule {
