@@ -1,0 +1,193 @@
+//! What the pipeline tells the metrics and systemd's status line: per-input counters,
+//! detector gauges and the series that follow the rule set. Labels come from the
+//! configuration (input, rule and feed names), never from log content.
+
+use std::sync::Arc;
+
+use tracing::warn;
+
+use super::{DetectorCounts, Pipeline};
+use crate::config::SourceConfig;
+use crate::input::source::SourceStats;
+use crate::input::syslog::Transport;
+
+impl Pipeline {
+    /// Metrics that follow the rule set and inputs.
+    pub(super) fn rules_changed(&mut self) {
+        let rules = self.analyzer.rules();
+        self.metrics.set_rules(rules.rules.len(), &rules.digest());
+        self.http.set_rules(Arc::clone(rules));
+        self.rule_events = rules
+            .rules
+            .iter()
+            .map(|r| self.metrics.rule_events.with_label_values(&[&r.id]))
+            .collect();
+        let names: Vec<String> = rules
+            .feeds
+            .feeds()
+            .iter()
+            .map(|f| f.name().to_owned())
+            .collect();
+        let dropped: Vec<String> = self
+            .feed_names
+            .iter()
+            .filter(|n| !names.contains(n))
+            .cloned()
+            .collect();
+        let current: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.metrics.set_feeds(&current, &dropped);
+        for feed in rules.feeds.feeds() {
+            self.metrics
+                .feed_indicators
+                .with_label_values(&[feed.name()])
+                .set(feed.len() as i64);
+        }
+        self.feed_names = names;
+        for input in &self.inputs {
+            let name = [input.config.name.as_str()];
+            // Series exist from the start, at 0, so rates work from the first scrape.
+            let m = &self.metrics;
+            m.input_lines.with_label_values(&name);
+            m.input_bytes.with_label_values(&name);
+            m.input_read_errors.with_label_values(&name);
+            m.input_lines_cut.with_label_values(&name);
+            m.input_lines_unrecognised.with_label_values(&name);
+            match &input.config.source {
+                SourceConfig::Files { .. } => {}
+                SourceConfig::Journal { .. } => {
+                    m.input_restarts.with_label_values(&name);
+                    m.input_position_lost.with_label_values(&name);
+                }
+                SourceConfig::Syslog { transport, .. } => {
+                    for reason in crate::input::source::Drops::REASONS {
+                        m.input_dropped.with_label_values(&[name[0], reason]);
+                    }
+                    if *transport != Transport::Udp {
+                        m.input_connections.with_label_values(&name);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn publish_input_stats(&mut self) {
+        let m = &self.metrics;
+        for input in &mut self.inputs {
+            let now = input.reader.stats();
+            let was = input.published;
+            let name = [input.config.name.as_str()];
+            // A tail recreated by a reload starts its counters from zero.
+            let delta = |n: u64, w: u64| if n >= w { n - w } else { n };
+            m.input_lines
+                .with_label_values(&name)
+                .inc_by(delta(now.lines, was.lines));
+            m.input_bytes
+                .with_label_values(&name)
+                .inc_by(delta(now.bytes, was.bytes));
+            m.input_read_errors
+                .with_label_values(&name)
+                .inc_by(delta(now.read_errors, was.read_errors));
+            m.input_lines_cut
+                .with_label_values(&name)
+                .inc_by(delta(now.cut_lines, was.cut_lines));
+            if matches!(input.config.source, SourceConfig::Files { .. }) {
+                m.input_behind
+                    .with_label_values(&name)
+                    .set(now.bytes_behind as i64);
+            }
+            let is_files = matches!(input.config.source, SourceConfig::Files { .. });
+            if is_files {
+                m.input_files
+                    .with_label_values(&name)
+                    .set(now.files_open as i64);
+            }
+            if let SourceConfig::Syslog { transport, .. } = &input.config.source {
+                for ((reason, n), (_, w)) in now
+                    .dropped
+                    .by_reason()
+                    .into_iter()
+                    .zip(was.dropped.by_reason())
+                {
+                    if n != w {
+                        m.input_dropped
+                            .with_label_values(&[name[0], reason])
+                            .inc_by(delta(n, w));
+                    }
+                }
+                if *transport != Transport::Udp {
+                    m.input_connections
+                        .with_label_values(&name)
+                        .set(now.connections as i64);
+                }
+            }
+            if matches!(input.config.source, SourceConfig::Journal { .. }) {
+                m.input_restarts
+                    .with_label_values(&name)
+                    .inc_by(delta(now.restarts, was.restarts));
+                m.input_position_lost
+                    .with_label_values(&name)
+                    .inc_by(delta(now.position_lost, was.position_lost));
+            }
+            input.published = now;
+            let bad = input.source.unrecognised();
+            m.input_lines_unrecognised
+                .with_label_values(&name)
+                .inc_by(bad.saturating_sub(input.unrecognised_published));
+            input.unrecognised_published = bad;
+            if let (false, Some(first)) = (input.unrecognised_warned, input.source.first_bad()) {
+                input.unrecognised_warned = true;
+                warn!(
+                    "input {}: line {} read since start is not a {} line, so no {} rule can match it; check the input's type (canhgac_input_lines_unrecognised_total counts such lines): {:?}",
+                    input.config.name,
+                    first.line,
+                    input.config.input_type,
+                    input.config.input_type,
+                    first.excerpt
+                );
+            }
+        }
+        let rejected = self.analyzer.rejected_clients();
+        let published = self.metrics.events_rejected.get();
+        self.metrics
+            .events_rejected
+            .inc_by(rejected.saturating_sub(published));
+    }
+
+    /// The detector's gauges and counters to the metrics.
+    pub(super) fn publish_detector(&mut self) {
+        let d = self.analyzer.detector();
+        let now = DetectorCounts {
+            evicted: d.keys_evicted(),
+            expired: d.expired_keys(),
+            late: d.late_events(),
+            future: self.analyzer.future_lines(),
+        };
+        let was = self.detector_published;
+        let m = &self.metrics;
+        m.detector_keys.set(d.keys_tracked() as i64);
+        m.detector_state_rows.set(self.state_rows as i64);
+        m.detector_evicted
+            .inc_by(now.evicted.saturating_sub(was.evicted));
+        m.detector_expired
+            .inc_by(now.expired.saturating_sub(was.expired));
+        m.events_late.inc_by(now.late.saturating_sub(was.late));
+        m.lines_future_dated
+            .inc_by(now.future.saturating_sub(was.future));
+        self.detector_published = now;
+    }
+
+    pub(super) fn status(&self) -> String {
+        let stats: Vec<SourceStats> = self.inputs.iter().map(|i| i.reader.stats()).collect();
+        let files: u64 = stats.iter().map(|s| s.files_open).sum();
+        let behind: u64 = stats.iter().map(|s| s.bytes_behind).sum();
+        format!(
+            "{} inputs, {} files; {} lines read, {} incidents opened, {} commits, {} bytes behind",
+            self.inputs.len(),
+            files,
+            self.counters.lines,
+            self.counters.incidents_opened,
+            self.counters.commits,
+            behind
+        )
+    }
+}
