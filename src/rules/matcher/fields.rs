@@ -12,7 +12,7 @@ use regex_automata::util::prefilter::Prefilter;
 use regex_automata::{Anchored, Input, MatchKind, PatternID, Span};
 
 use super::pin::{PinEngine, PinScratch};
-use super::syntax::ascii_only;
+use super::syntax::{ascii_only, parse};
 use super::unicode::utf8_or_lossy;
 use super::{Hit, Matcher};
 use crate::event::Fields;
@@ -300,12 +300,7 @@ impl Matcher {
 /// parses it; `None` if it cannot be built or would not name the same
 /// groups.
 fn ascii_engine(source: &str, names: &[(usize, Arc<str>)]) -> Option<AsciiEngine> {
-    let hir = regex_syntax::ParserBuilder::new()
-        .utf8(false)
-        .build()
-        .parse(source)
-        .ok()?;
-    let hir = ascii_only(&hir, false);
+    let hir = ascii_only(&parse(source).ok()?, false);
     let nfa = thompson::Compiler::new()
         .configure(thompson::Config::new().utf8(false))
         .build_from_hir(&hir)
@@ -341,11 +336,7 @@ fn ascii_engine(source: &str, names: &[(usize, Arc<str>)]) -> Option<AsciiEngine
 /// The pattern as written (parsed as `regex::bytes` parses it) in a
 /// [`PinEngine`] of the groups `names`, for lines that are not ASCII.
 fn unicode_engine(source: &str, names: &[(usize, Arc<str>)]) -> Option<PinEngine> {
-    let hir = regex_syntax::ParserBuilder::new()
-        .utf8(false)
-        .build()
-        .parse(source)
-        .ok()?;
+    let hir = parse(source).ok()?;
     let wanted: Vec<usize> = names.iter().map(|(g, _)| *g).collect();
     PinEngine::new(&hir, &wanted)
 }

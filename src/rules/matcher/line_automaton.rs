@@ -8,7 +8,7 @@ use regex_automata::util::prefilter::Prefilter;
 use regex_automata::MatchKind;
 use regex_syntax::hir::{self, Class, Hir, HirKind, Look};
 
-use super::lazy::match_only_nfa;
+use super::lazy::{lazy_config, match_only_nfa};
 use super::syntax::ascii_only;
 
 /// Step 1: all patterns, ASCII-only, each extended to the end of its line.
@@ -40,12 +40,7 @@ impl LineAutomaton {
             .collect();
         let nfa = match_only_nfa(&extended, thompson::Config::new())
             .map_err(|e| format!("cannot compile the rule set: {e}"))?;
-        let mut config = DFA::config()
-            .match_kind(MatchKind::All)
-            .cache_capacity(cache_bytes)
-            // Below the minimum, use the minimum (the DFA is then slower,
-            // as its cache is cleared more often) rather than fail.
-            .skip_cache_capacity_check(true);
+        let mut config = lazy_config(cache_bytes);
         for byte in 0x80..=0xff {
             config = config.quit(byte, true);
         }

@@ -66,7 +66,7 @@ use super::RuleSet;
 use fields::CapturePlan;
 pub use fields::CaptureScratch;
 use line_automaton::LineAutomaton;
-use pass::{line_around, Found, Pass, WALKS};
+use pass::{line_around, Found, Pass, PassScratch, WALKS};
 use unicode::{UnicodeLines, UnicodeScratch};
 
 /// Bound on the lazy DFA's memory per automaton. Large enough that the full
@@ -107,9 +107,7 @@ pub struct Matcher {
 
 /// Per-thread mutable state for a [`Matcher`].
 pub struct Scratch {
-    dfa_cache: Option<DfaCache>,
-    unicode: UnicodeScratch,
-    patset: PatternSet,
+    walk: PassScratch,
     found: [Found; WALKS],
     hits: Vec<Hit>,
     pub captures: CaptureScratch,
@@ -151,12 +149,8 @@ impl Matcher {
         };
         for rule in selected {
             for (pattern, p) in rules.rule(rule).patterns.iter().enumerate() {
-                let hir = regex_syntax::ParserBuilder::new()
-                    .multi_line(true)
-                    .utf8(false)
-                    .build()
-                    .parse(&p.source)
-                    .map_err(|e| format!("{}: {e}", p.pos))?;
+                let hir =
+                    syntax::parse_multi_line(&p.source).map_err(|e| format!("{}: {e}", p.pos))?;
                 hits.push(Hit {
                     rule,
                     pattern,
@@ -213,9 +207,11 @@ impl Matcher {
 
     pub fn scratch(&self) -> Scratch {
         Scratch {
-            dfa_cache: self.lines.as_ref().map(|l| DfaCache::new(&l.dfa)),
-            unicode: UnicodeScratch::default(),
-            patset: PatternSet::new(self.twins.len()),
+            walk: PassScratch {
+                dfa_cache: self.lines.as_ref().map(|l| DfaCache::new(&l.dfa)),
+                unicode: UnicodeScratch::default(),
+                patset: PatternSet::new(self.twins.len()),
+            },
             found: Default::default(),
             hits: Vec::new(),
             captures: CaptureScratch::new(self.captures.len()),
@@ -232,18 +228,13 @@ impl Matcher {
         buf: &[u8],
         mut on_line: impl FnMut(usize, &[u8], &[Hit], &mut CaptureScratch),
     ) {
-        let Some(auto) = &self.lines else {
-            return;
-        };
         let Scratch {
-            dfa_cache,
-            unicode,
-            patset,
+            walk,
             found,
             hits,
             captures,
         } = scratch;
-        let Some(cache) = dfa_cache.as_mut() else {
+        let Some(mut pass) = Pass::new(self, walk, buf) else {
             return;
         };
         let mut report = |start: usize, stop: usize, patset: &PatternSet| {
@@ -251,15 +242,7 @@ impl Matcher {
                 on_line(start, &buf[start..stop], hits, captures);
             }
         };
-        let mut pass = Pass {
-            matcher: self,
-            dfa: &auto.dfa,
-            cache,
-            unicode,
-            patset,
-            buf,
-        };
-        let Some(pre) = &auto.prefilter else {
+        let Some(pre) = self.lines.as_ref().and_then(|l| l.prefilter.as_ref()) else {
             pass.run(found, &mut report);
             return;
         };
@@ -279,34 +262,21 @@ impl Matcher {
     /// The rules whose patterns match one line (without its `\n`).
     pub fn match_line<'s>(&self, scratch: &'s mut Scratch, line: &[u8]) -> &'s [Hit] {
         let Scratch {
-            dfa_cache,
-            unicode,
-            patset,
-            found,
-            hits,
-            ..
+            walk, found, hits, ..
         } = scratch;
-        let (Some(auto), Some(cache)) = (&self.lines, dfa_cache.as_mut()) else {
+        let Some(mut pass) = Pass::new(self, walk, line) else {
             return &[];
         };
         if line.is_empty() {
             // A walk sees lines by their bytes and an empty buffer has
             // none; this one is a line all the same.
-            self.which_unicode(unicode, patset, line);
-            return if self.hits_of(patset, hits) {
+            pass.match_as_written(0, 0);
+            return if self.hits_of(pass.patset, hits) {
                 hits
             } else {
                 &[]
             };
         }
-        let mut pass = Pass {
-            matcher: self,
-            dfa: &auto.dfa,
-            cache,
-            unicode,
-            patset,
-            buf: line,
-        };
         // A `\n` inside makes several lines: the hits of any of them.
         let mut all = PatternSet::new(self.twins.len());
         pass.run(found, &mut |_, _, p| {

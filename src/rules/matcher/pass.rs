@@ -7,7 +7,7 @@ use regex_automata::hybrid::dfa::{Cache as DfaCache, DFA};
 use regex_automata::hybrid::LazyStateID;
 use regex_automata::{Input, PatternID, PatternSet};
 
-use super::lazy::matched_patterns;
+use super::lazy::{matched_patterns, untagged_next};
 use super::unicode::UnicodeScratch;
 use super::Matcher;
 
@@ -69,6 +69,15 @@ pub(super) struct Pass<'p> {
     pub(super) buf: &'p [u8],
 }
 
+/// What a [`Pass`] works in, kept in the [`Scratch`](super::Scratch) from
+/// buffer to buffer.
+pub(super) struct PassScratch {
+    /// `None` when no rule reads the input type.
+    pub(super) dfa_cache: Option<DfaCache>,
+    pub(super) unicode: UnicodeScratch,
+    pub(super) patset: PatternSet,
+}
+
 /// Walks in lockstep over one buffer. The DFA walk of the bench access log
 /// (thread CPU time, standalone driver): 1 walk 295 ms, 2 walks 155 ms, 3
 /// 115 ms, 4 104 ms, 5 130 ms (the bookkeeping outgrows the overlap).
@@ -77,7 +86,32 @@ pub(super) const WALKS: usize = 4;
 /// Buffers shorter than this are walked in one piece.
 pub(super) const MIN_SPLIT: usize = 16 << 10;
 
-impl Pass<'_> {
+impl<'p> Pass<'p> {
+    /// A pass of `matcher`'s line automaton over `buf`; `None` if no rule
+    /// reads its input type.
+    pub(super) fn new(
+        matcher: &'p Matcher,
+        scratch: &'p mut PassScratch,
+        buf: &'p [u8],
+    ) -> Option<Pass<'p>> {
+        let PassScratch {
+            dfa_cache,
+            unicode,
+            patset,
+        } = scratch;
+        let (Some(auto), Some(cache)) = (&matcher.lines, dfa_cache.as_mut()) else {
+            return None;
+        };
+        Some(Pass {
+            matcher,
+            dfa: &auto.dfa,
+            cache,
+            unicode,
+            patset,
+            buf,
+        })
+    }
+
     pub(super) fn run(&mut self, found: &mut [Found; WALKS], report: Report<'_>) {
         // The walks in lockstep take whole lines; an unterminated last line
         // is walked after them, so they never need the end-of-input step.
@@ -199,8 +233,7 @@ impl Pass<'_> {
         } else if next.is_quit() {
             // A byte >= 0x80: match this line with the patterns as written.
             let (start, stop) = line_around(buf, seg, *pos);
-            self.matcher
-                .which_unicode(self.unicode, self.patset, &buf[start..stop]);
+            self.match_as_written(start, stop);
             if !self.patset.is_empty() {
                 found.push(start, stop, self.patset.iter());
             }
@@ -222,6 +255,15 @@ impl Pass<'_> {
         true
     }
 
+    /// Fills `patset` with the patterns, as written, that match the line
+    /// `buf[start..stop]` (one with a byte >= 0x80, or one the lazy DFA
+    /// gave up on).
+    #[inline]
+    pub(super) fn match_as_written(&mut self, start: usize, stop: usize) {
+        self.matcher
+            .which_unicode(self.unicode, self.patset, &self.buf[start..stop]);
+    }
+
     /// Walks `buf[from..to]`, whole lines from a line start, in one piece;
     /// `to` is a line start or the end of `buf`.
     fn walk(&mut self, mut from: usize, to: usize, report: Report<'_>) {
@@ -231,12 +273,9 @@ impl Pass<'_> {
                 return self.walk_unicode(from, to, report);
             };
             for (at, &byte) in buf[..to].iter().enumerate().skip(from) {
-                if !sid.is_tagged() {
-                    let next = dfa.next_state_untagged(self.cache, sid, byte);
-                    if !next.is_tagged() {
-                        sid = next;
-                        continue;
-                    }
+                if let Some(next) = untagged_next(dfa, self.cache, sid, byte) {
+                    sid = next;
+                    continue;
                 }
                 // Not yet computed, a match, or the end of the fast path.
                 sid = match dfa.next_state(self.cache, sid, byte) {
@@ -252,8 +291,7 @@ impl Pass<'_> {
                     // A byte >= 0x80: match this line with the patterns as
                     // written, then walk on from the next one.
                     let (start, stop) = line_around(buf, from, at);
-                    self.matcher
-                        .which_unicode(self.unicode, self.patset, &buf[start..stop]);
+                    self.match_as_written(start, stop);
                     report(start, stop, self.patset);
                     from = stop + 1;
                     continue 'walk;
@@ -287,8 +325,7 @@ impl Pass<'_> {
         let mut start = from;
         while start < to {
             let stop = memchr(b'\n', &self.buf[start..to]).map_or(to, |i| start + i);
-            self.matcher
-                .which_unicode(self.unicode, self.patset, &self.buf[start..stop]);
+            self.match_as_written(start, stop);
             if !self.patset.is_empty() {
                 report(start, stop, self.patset);
             }
@@ -323,7 +360,7 @@ mod tests {
         check_matcher(&m, &rs, &lines);
         let mut s = m.scratch();
         m.for_each_match(&mut s, &lines.join(&b"\n"[..]), |_, _, _, _| {});
-        let clears = s.dfa_cache.as_ref().map_or(0, |c| c.clear_count());
+        let clears = s.walk.dfa_cache.as_ref().map_or(0, |c| c.clear_count());
         assert!(clears > 10, "the cache was cleared {clears} times");
     }
 }

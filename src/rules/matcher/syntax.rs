@@ -4,6 +4,27 @@
 
 use regex_syntax::hir::{self, Class, Hir, HirKind, Look};
 
+/// `source` parsed as `regex::bytes` parses it: a class may match any
+/// byte, not only UTF-8.
+pub(super) fn parse(source: &str) -> Result<Hir, String> {
+    regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(source)
+        .map_err(|e| e.to_string())
+}
+
+/// [`parse`] with `^` and `$` at line ends, as the automata over many lines
+/// need them.
+pub(super) fn parse_multi_line(source: &str) -> Result<Hir, String> {
+    regex_syntax::ParserBuilder::new()
+        .multi_line(true)
+        .utf8(false)
+        .build()
+        .parse(source)
+        .map_err(|e| e.to_string())
+}
+
 /// `hir` without its Unicode word boundaries: a looser pattern (dropping
 /// an assertion only adds matches) that a DFA can run on any text.
 pub(super) fn without_word_boundaries(hir: &Hir) -> Hir {

@@ -8,8 +8,8 @@ use regex_automata::nfa::thompson;
 use regex_automata::{Input, MatchKind, PatternID, PatternSet};
 use regex_syntax::hir::{self, Class, Hir};
 
-use super::lazy::{match_only_nfa, matched_patterns};
-use super::syntax::{line_only, without_word_boundaries};
+use super::lazy::{lazy_config, match_only_nfa, matched_patterns, untagged_next};
+use super::syntax::{line_only, parse_multi_line, without_word_boundaries};
 use super::{Matcher, DFA_CACHE_BYTES};
 
 /// Which patterns match a line with non-ASCII bytes: a lazy DFA of the
@@ -104,12 +104,7 @@ impl Matcher {
             let (Ok(id), Some(plan)) = (PatternID::new(id), self.captures.get(slots[0])) else {
                 continue;
             };
-            let parsed = regex_syntax::ParserBuilder::new()
-                .multi_line(true)
-                .utf8(false)
-                .build()
-                .parse(&plan.source);
-            let Ok(hir) = parsed else {
+            let Ok(hir) = parse_multi_line(&plan.source) else {
                 // Cannot be (it was parsed at load): the set answers.
                 return lines;
             };
@@ -163,12 +158,7 @@ fn unicode_line_dfa(hirs: Vec<Hir>) -> Result<DFA, String> {
         .collect();
     let nfa = match_only_nfa(&hirs, thompson::Config::new())?;
     DFA::builder()
-        .configure(
-            DFA::config()
-                .match_kind(MatchKind::All)
-                .cache_capacity(DFA_CACHE_BYTES)
-                .skip_cache_capacity_check(true),
-        )
+        .configure(lazy_config(DFA_CACHE_BYTES))
         .build_from_nfa(nfa)
         .map_err(|e| e.to_string())
 }
@@ -184,12 +174,9 @@ fn which_in_line(
     patset.clear();
     let mut sid = dfa.start_state_forward(cache, &Input::new(line)).ok()?;
     for &byte in line {
-        if !sid.is_tagged() {
-            let next = dfa.next_state_untagged(cache, sid, byte);
-            if !next.is_tagged() {
-                sid = next;
-                continue;
-            }
+        if let Some(next) = untagged_next(dfa, cache, sid, byte) {
+            sid = next;
+            continue;
         }
         sid = dfa.next_state(cache, sid, byte).ok()?;
         if sid.is_dead() {
@@ -210,12 +197,7 @@ fn which_in_line(
 fn build_set<'a>(sources: impl Iterator<Item = &'a str>) -> Result<MetaRegex, String> {
     let hirs = sources
         .map(|source| {
-            let hir = regex_syntax::ParserBuilder::new()
-                .multi_line(true)
-                .utf8(false)
-                .build()
-                .parse(source)
-                .map_err(|e| e.to_string())?;
+            let hir = parse_multi_line(source)?;
             Ok(line_only(hir))
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -242,11 +224,11 @@ mod tests {
         let m = Matcher::new(&rs, "syslog").expect("compiles");
         let mut s = m.scratch();
         let mut patset = PatternSet::new(m.twins.len());
-        m.which_unicode(&mut s.unicode, &mut patset, "user=\u{e9}".as_bytes());
-        assert!(s.unicode.dfa.is_some() && s.unicode.set.is_none());
+        m.which_unicode(&mut s.walk.unicode, &mut patset, "user=\u{e9}".as_bytes());
+        assert!(s.walk.unicode.dfa.is_some() && s.walk.unicode.set.is_none());
         let lines = random_lines(3000, false);
         check_matcher(&m, &rs, &lines);
         m.for_each_match(&mut s, &lines.join(&b"\n"[..]), |_, _, _, _| {});
-        assert!(s.unicode.set.is_none(), "the DFA never gave up");
+        assert!(s.walk.unicode.set.is_none(), "the DFA never gave up");
     }
 }

@@ -6,6 +6,7 @@ use regex_automata::hybrid::dfa::Cache as DfaCache;
 use regex_automata::hybrid::LazyStateID;
 use regex_automata::Input;
 
+use super::super::lazy::untagged_next;
 use super::{PinEngine, PinScratch};
 
 /// A rest as the marks hold it.
@@ -128,12 +129,9 @@ impl PinEngine {
             .and_then(|i| line.get(i))
         {
             at -= 1;
-            if !sid.is_tagged() {
-                let next = dfa.next_state_untagged(cache, sid, byte);
-                if !next.is_tagged() {
-                    sid = next;
-                    continue;
-                }
+            if let Some(next) = untagged_next(dfa, cache, sid, byte) {
+                sid = next;
+                continue;
             }
             sid = dfa.next_state(cache, sid, byte).ok()?;
             if sid.is_match() {

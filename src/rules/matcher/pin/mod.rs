@@ -46,10 +46,9 @@ mod plan;
 use regex_automata::hybrid::dfa::{Cache as DfaCache, DFA};
 use regex_automata::hybrid::LazyStateID;
 use regex_automata::nfa::thompson;
-use regex_automata::MatchKind;
 use regex_syntax::hir::{Hir, Look};
 
-use super::lazy::match_only_nfa;
+use super::lazy::{lazy_config, match_only_nfa};
 use marks::{Rest, STATE_RESTS};
 use place::{clear_spans, Placed};
 use plan::{flatten, strip, PinBuilder, PinStep};
@@ -133,10 +132,7 @@ impl PinEngine {
             match_only_nfa(hirs, config).ok()
         };
         let config = || {
-            DFA::config()
-                .match_kind(MatchKind::All)
-                .cache_capacity(PIN_CACHE_BYTES)
-                .skip_cache_capacity_check(true)
+            lazy_config(PIN_CACHE_BYTES)
                 // A Unicode `\b` is an ASCII one while the DFA reads ASCII
                 // bytes; it gives up (and the regex takes the line) at the
                 // first other byte it reads, which a boundary placed by the
@@ -213,7 +209,7 @@ impl PinScratch {
 }
 #[cfg(test)]
 mod tests {
-    use super::super::syntax::ascii_only;
+    use super::super::syntax::{ascii_only, parse};
     use super::*;
 
     /// A random pattern with named groups in every place [`PinEngine`]
@@ -293,11 +289,7 @@ mod tests {
                 .enumerate()
                 .filter_map(|(i, n)| n.map(|_| i))
                 .collect();
-            let hir = regex_syntax::ParserBuilder::new()
-                .utf8(false)
-                .build()
-                .parse(&source)
-                .expect("valid");
+            let hir = parse(&source).expect("valid");
             let ascii = PinEngine::new(&ascii_only(&hir, false), &wanted);
             let unicode = PinEngine::new(&hir, &wanted);
             let mut scratches = (

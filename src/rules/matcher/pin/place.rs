@@ -4,6 +4,7 @@
 
 use regex_automata::{Anchored, Input, PatternID};
 
+use super::super::lazy::untagged_next;
 use super::marks::Rest;
 use super::plan::{Guard, PinStep, Rep};
 use super::{PinEngine, PinScratch};
@@ -186,13 +187,10 @@ impl PinEngine {
                 }
                 break;
             };
-            if !sid.is_tagged() {
-                let next = dfa.next_state_untagged(cache, sid, byte);
-                if !next.is_tagged() {
-                    sid = next;
-                    at += 1;
-                    continue;
-                }
+            if let Some(next) = untagged_next(dfa, cache, sid, byte) {
+                sid = next;
+                at += 1;
+                continue;
             }
             let Ok(next) = dfa.next_state(cache, sid, byte) else {
                 return Placed::Unsure;
