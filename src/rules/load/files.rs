@@ -8,6 +8,7 @@ use crate::position::Position;
 
 /// Rule files are small; anything bigger is not a rule file.
 const MAX_RULE_FILE_BYTES: u64 = 8 << 20;
+
 impl Loader {
     /// The rule files compiled into the binary, shown as `<builtin>/NAME`.
     pub fn add_builtin(&mut self) {
@@ -20,32 +21,27 @@ impl Loader {
     pub fn add_path(&mut self, path: &Path) {
         let files = match rule_files(path) {
             Ok(files) => files,
-            Err(message) => {
-                self.errors.push(RuleError {
-                    pos: Position {
-                        file: path.display().to_string(),
-                        line: 0,
-                        column: 0,
-                    },
-                    message,
-                });
-                return;
-            }
+            Err(message) => return self.file_error(path.display().to_string(), message),
         };
         for file in files {
             let name = file.display().to_string();
             match read_rule_file(&file) {
                 Ok(text) => self.add_source(&name, &text),
-                Err(message) => self.errors.push(RuleError {
-                    pos: Position {
-                        file: name,
-                        line: 0,
-                        column: 0,
-                    },
-                    message,
-                }),
+                Err(message) => self.file_error(name, message),
             }
         }
+    }
+
+    /// An error about `file` as a whole (line and column 0).
+    fn file_error(&mut self, file: String, message: String) {
+        self.errors.push(RuleError {
+            pos: Position {
+                file,
+                line: 0,
+                column: 0,
+            },
+            message,
+        });
     }
 }
 

@@ -53,10 +53,7 @@ impl Loader {
                 // The crate appends the position to its message; ours leads with it instead.
                 let suffix = format!(" at line {}, column {}", loc.line(), loc.column());
                 let message = message.strip_suffix(&suffix).unwrap_or(&message).to_owned();
-                self.errors.push(RuleError {
-                    pos: Position::at(file, loc),
-                    message,
-                });
+                self.error(file, loc, message);
                 return;
             }
         };
@@ -153,6 +150,7 @@ impl Loader {
         true
     }
 
+    /// An error at `loc` in `file`.
     fn error(&mut self, file: &str, loc: Location, message: String) {
         self.errors.push(RuleError {
             pos: Position::at(file, loc),
@@ -224,39 +222,58 @@ mod tests {
 
     #[test]
     fn errors_name_file_line_column() {
-        let e =
-            one_error(&GOOD.replace("    cooldown: 1h\n", "    cooldown: 1h\n    colour: red\n"));
-        assert!(e.starts_with("t.yaml:12:5: unknown field `colour`"), "{e}");
-
-        let e = one_error(&GOOD.replace("bruteforce", "brute"));
-        assert!(e.starts_with("t.yaml:5:15: ") && e.contains("brute"), "{e}");
-
-        let e = one_error(&GOOD.replace("window: 10m", "window: 10q"));
-        assert!(e.starts_with("t.yaml:10:36: bad duration `10q`"), "{e}");
-
-        let e = one_error(&GOOD.replace(r"(?P<user>\S+) from", r"(?P<user>\S+ from"));
-        assert!(e.starts_with("t.yaml:9:9: pattern does not compile"), "{e}");
-
-        let e = one_error(&GOOD.replace("[syslog]", "[sislog]"));
-        assert!(
-            e.starts_with("t.yaml:7:13: unknown input type `sislog`"),
-            "{e}"
-        );
-
-        let e = one_error(&GOOD.replace("T1110.001", "X1"));
-        assert!(e.starts_with("t.yaml:12:19: bad ATT&CK tag"), "{e}");
-
-        let e = one_error(&GOOD.replace("distinct: user", "distinct: usr"));
-        assert!(e.contains("`distinct: usr` names a field"), "{e}");
-
-        let e = one_error(&GOOD.replace("fields: { user: bob }", "fields: { usr: bob }"));
-        assert!(
-            e.starts_with("t.yaml:16:11: example asserts field `usr`"),
-            "{e}"
-        );
-
-        let e = one_error(&GOOD.replace("fields: { user: bob }", "feilds: { user: bob }"));
-        assert!(e.contains("unknown field `feilds`"), "{e}");
+        // (text replaced in GOOD, its replacement, how the error starts, a
+        // part of it)
+        let cases = [
+            (
+                "    cooldown: 1h\n",
+                "    cooldown: 1h\n    colour: red\n",
+                "t.yaml:12:5: unknown field `colour`",
+                "",
+            ),
+            ("bruteforce", "brute", "t.yaml:5:15: ", "brute"),
+            (
+                "window: 10m",
+                "window: 10q",
+                "t.yaml:10:36: bad duration `10q`",
+                "",
+            ),
+            (
+                r"(?P<user>\S+) from",
+                r"(?P<user>\S+ from",
+                "t.yaml:9:9: pattern does not compile",
+                "",
+            ),
+            (
+                "[syslog]",
+                "[sislog]",
+                "t.yaml:7:13: unknown input type `sislog`",
+                "",
+            ),
+            ("T1110.001", "X1", "t.yaml:12:19: bad ATT&CK tag", ""),
+            (
+                "distinct: user",
+                "distinct: usr",
+                "",
+                "`distinct: usr` names a field",
+            ),
+            (
+                "fields: { user: bob }",
+                "fields: { usr: bob }",
+                "t.yaml:16:11: example asserts field `usr`",
+                "",
+            ),
+            (
+                "fields: { user: bob }",
+                "feilds: { user: bob }",
+                "",
+                "unknown field `feilds`",
+            ),
+        ];
+        for (from, to, start, part) in cases {
+            let e = one_error(&GOOD.replace(from, to));
+            assert!(e.starts_with(start) && e.contains(part), "{e}");
+        }
     }
 
     #[test]
@@ -324,34 +341,39 @@ rules:
 
     #[test]
     fn group_mistakes_are_errors_with_positions() {
-        let own = GROUPED.replace(
-            "    group: ssh-bf\n",
-            "    group: ssh-bf\n    severity: low\n",
-        );
-        let e = load(&own).expect_err("a member restates severity");
-        assert!(
-            e[0].starts_with("t.yaml:")
-                && e[0].contains("counts toward a group: its severity is the group's"),
-            "{e:?}"
-        );
-        let unknown = GROUPED.replace("group: ssh-bf", "group: ssh-bff");
-        let e = load(&unknown).expect_err("unknown group");
-        assert!(
-            e[0].contains("names group `ssh-bff`, which is not defined"),
-            "{e:?}"
-        );
-        let not_group = GROUPED.replace("group: ssh-bf", "group: ssh-after");
-        let e = load(&not_group).expect_err("a rule is no group");
-        assert!(e[0].contains("that is a rule, not a group"), "{e:?}");
-        let follows_member = GROUPED.replace("follows: ssh-bf", "follows: ssh-pw");
-        let e = load(&follows_member).expect_err("follows a member");
-        assert!(e[0].contains("a member of a group"), "{e:?}");
-        let no_class = GROUPED.replace("    category: policy-violation\n", "");
-        let e = load(&no_class).expect_err("a plain rule needs a category");
-        assert!(e[0].contains("rule `ssh-after` has no category"), "{e:?}");
-        let stray = GROUPED.replace("    follows: ssh-bf\n", "    evidence: pam\n");
-        let e = load(&stray).expect_err("evidence without a group");
-        assert!(e[0].contains("has `evidence` but no `group`"), "{e:?}");
+        // (text replaced in GROUPED, its replacement, a part of the error)
+        let cases = [
+            (
+                "    group: ssh-bf\n",
+                "    group: ssh-bf\n    severity: low\n",
+                "counts toward a group: its severity is the group's",
+            ),
+            (
+                "group: ssh-bf",
+                "group: ssh-bff",
+                "names group `ssh-bff`, which is not defined",
+            ),
+            (
+                "group: ssh-bf",
+                "group: ssh-after",
+                "that is a rule, not a group",
+            ),
+            ("follows: ssh-bf", "follows: ssh-pw", "a member of a group"),
+            (
+                "    category: policy-violation\n",
+                "",
+                "rule `ssh-after` has no category",
+            ),
+            (
+                "    follows: ssh-bf\n",
+                "    evidence: pam\n",
+                "has `evidence` but no `group`",
+            ),
+        ];
+        for (from, to, part) in cases {
+            let e = load(&GROUPED.replace(from, to)).expect_err(part);
+            assert!(e[0].starts_with("t.yaml:") && e[0].contains(part), "{e:?}");
+        }
     }
 
     #[test]

@@ -24,36 +24,36 @@ impl Loader {
             let (Some(&m), found) = (index.get(member.as_str()), index.get(group.as_str())) else {
                 continue;
             };
-            match found {
-                Some(&g) if self.rules[g].role == Role::Group => members.push((m, g)),
-                Some(_) => errors.push(RuleError {
-                    pos: pos.clone(),
-                    message: format!("rule `{member}` names `{group}` as its group, but that is a rule, not a group"),
-                }),
-                None => errors.push(RuleError {
-                    pos: pos.clone(),
-                    message: format!("rule `{member}` names group `{group}`, which is not defined (a `groups:` entry)"),
-                }),
-            }
+            let message = match found {
+                Some(&g) if self.rules[g].role == Role::Group => {
+                    members.push((m, g));
+                    continue;
+                }
+                Some(_) => format!("rule `{member}` names `{group}` as its group, but that is a rule, not a group"),
+                None => format!("rule `{member}` names group `{group}`, which is not defined (a `groups:` entry)"),
+            };
+            errors.push(RuleError {
+                pos: pos.clone(),
+                message,
+            });
         }
         let mut follows = Vec::new();
         for (rule, target, pos) in &self.follows {
             let Some(&r) = index.get(rule.as_str()) else {
                 continue;
             };
-            match index.get(target.as_str()) {
+            let message = match index.get(target.as_str()) {
                 Some(&t) if !self.groups.iter().any(|(member, _, _)| member == target) => {
-                    follows.push((r, t))
+                    follows.push((r, t));
+                    continue;
                 }
-                Some(_) => errors.push(RuleError {
-                    pos: pos.clone(),
-                    message: format!("rule `{rule}` follows `{target}`, a member of a group: follow the group, whose incidents they are"),
-                }),
-                None => errors.push(RuleError {
-                    pos: pos.clone(),
-                    message: format!("rule `{rule}` follows `{target}`, which is no loaded rule or group"),
-                }),
-            }
+                Some(_) => format!("rule `{rule}` follows `{target}`, a member of a group: follow the group, whose incidents they are"),
+                None => format!("rule `{rule}` follows `{target}`, which is no loaded rule or group"),
+            };
+            errors.push(RuleError {
+                pos: pos.clone(),
+                message,
+            });
         }
         drop(index);
         for (m, g) in members {

@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use jiff::SignedDuration;
 use serde_saphyr::Spanned;
 
-use super::{valid_id, Loader, RuleError};
+use super::{valid_id, Loader};
 use crate::category::{Category, Severity};
-use crate::detect::Policy;
+use crate::detect::{Policy, Threshold};
 use crate::event::{IOC_FIELDS, SENDER_FIELD};
 use crate::feeds::{FeedKind, IndicatorSet};
 use crate::position::Position;
@@ -18,7 +19,9 @@ use crate::rules::{Example, IocCheck, Pattern, Role, Rule, INPUT_TYPES};
 /// Compiled size cap per pattern: a rule that needs more is almost certainly
 /// a mistake (or a hostile rule file), and it would slow every line.
 pub const PATTERN_SIZE_LIMIT: usize = 1 << 20;
+
 impl Loader {
+    /// A group from its spec; `None` if it has a mistake (reported).
     pub(super) fn validate_group(&mut self, file: &str, spec: GroupSpec) -> Option<Rule> {
         let before = self.errors.len();
         let id = spec.id.value.clone();
@@ -42,13 +45,7 @@ impl Loader {
             types: Vec::new(),
             patterns: Vec::new(),
             senders: None,
-            policy: Policy {
-                threshold,
-                cooldown,
-                merge: None,
-                counts_toward: None,
-                evidence: None,
-            },
+            policy: own_policy(threshold, cooldown),
             tags,
             examples: Vec::new(),
             pos,
@@ -64,6 +61,8 @@ impl Loader {
         })
     }
 
+    /// A rule from its spec; `None` if it has a mistake (reported). Its
+    /// `group:` and `follows:` are noted for [`Loader::resolve`].
     pub(super) fn validate(&mut self, file: &str, spec: RuleSpec) -> Option<Rule> {
         let before = self.errors.len();
         let id = spec.id.value.clone();
@@ -262,13 +261,14 @@ impl Loader {
             .and_then(|t| self.threshold(file, t, &id, captured));
         let flagged_script = spec.flagged_script.as_ref().map(|f| {
             if patterns.len() == spec.patterns.value.len() && !captured_by_all(&f.value) {
-                self.errors.push(RuleError {
-                    pos: Position::at(file, f.referenced),
-                    message: format!(
+                self.error(
+                    file,
+                    f.referenced,
+                    format!(
                         "`flagged_script: {}` names a field that not every pattern of rule `{id}` captures",
                         f.value
                     ),
-                });
+                );
             }
             f.value.clone()
         });
@@ -318,14 +318,7 @@ impl Loader {
             types,
             patterns,
             senders,
-            policy: Policy {
-                threshold,
-                cooldown,
-                // Set per category by `RuleSet::policies`.
-                merge: None,
-                counts_toward: None,
-                evidence: None,
-            },
+            policy: own_policy(threshold, cooldown),
             tags,
             examples,
             pos,
@@ -401,6 +394,19 @@ impl Loader {
             }
         }
         tags
+    }
+}
+
+/// The policy a rule or group states itself: its threshold and cooldown.
+/// The merge class, the group counted toward and the evidence kind are set
+/// for the whole rule set by `RuleSet::policies`.
+fn own_policy(threshold: Option<Threshold>, cooldown: SignedDuration) -> Policy {
+    Policy {
+        threshold,
+        cooldown,
+        merge: None,
+        counts_toward: None,
+        evidence: None,
     }
 }
 
