@@ -18,7 +18,6 @@
 pub mod examples;
 pub mod load;
 pub mod matcher;
-mod pin;
 pub mod spec;
 
 mod builtin {
