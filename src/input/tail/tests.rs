@@ -1,4 +1,8 @@
+use super::checkpoint::FINGERPRINT_BYTES;
+use super::discovery::is_compressed;
+use super::identity::HEAD;
 use super::*;
+use sha2::{Digest, Sha256};
 use std::io::Write;
 
 fn append(path: &Path, data: &[u8]) {
