@@ -53,24 +53,9 @@ impl Validator<'_> {
                     format!("feed name {name:?} used twice (first at {first})"),
                 );
             }
-            let kind = feed
-                .kind
-                .get_ref()
-                .parse::<FeedKind>()
-                .map_err(|e| self.error(&feed.kind.span(), e))
-                .ok();
-            let category = feed
-                .category
-                .get_ref()
-                .parse::<Category>()
-                .map_err(|e| self.error(&feed.category.span(), e))
-                .ok();
-            let severity = feed
-                .severity
-                .get_ref()
-                .parse::<Severity>()
-                .map_err(|e| self.error(&feed.severity.span(), e))
-                .ok();
+            let kind: Option<FeedKind> = self.parsed(&feed.kind);
+            let category: Option<Category> = self.parsed(&feed.category);
+            let severity: Option<Severity> = self.parsed(&feed.severity);
             let file_path = self.resolve(feed.path.get_ref());
             let format = match &feed.format {
                 Some(f) => Format::parse(f.get_ref())

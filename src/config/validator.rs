@@ -8,6 +8,7 @@ use std::collections::hash_map::{Entry, HashMap};
 use std::hash::Hash;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use toml::Spanned;
@@ -76,6 +77,14 @@ impl Validator<'_> {
                 default
             }
         }
+    }
+
+    /// `v` parsed, or `None` with the parse error recorded at `v`.
+    pub(super) fn parsed<T: FromStr<Err = String>>(&mut self, v: &Spanned<String>) -> Option<T> {
+        v.get_ref()
+            .parse()
+            .map_err(|e| self.error(&v.span(), e))
+            .ok()
     }
 
     /// Where `key` was first used, if it was; else this use (at `span`) is

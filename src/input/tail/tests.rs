@@ -43,13 +43,30 @@ fn kinds(notices: &[Notice]) -> Vec<NoticeKind> {
     notices.iter().map(|n| n.kind).collect()
 }
 
-#[test]
-fn final_line_waits_for_its_newline() {
+/// A fresh directory and its log file's path (`a.log`, not created).
+fn a_log() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let log = tmp.path().join("a.log");
-    append(&log, b"one\ntw");
-    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
+    (tmp, log)
+}
+
+/// Line `i` of `line` for every `i` in `range`, concatenated.
+fn numbered(range: std::ops::Range<usize>, line: impl Fn(usize) -> String) -> Vec<u8> {
+    range.flat_map(|i| line(i).into_bytes()).collect()
+}
+
+/// A tail with no checkpoints that has made its first sweep.
+fn swept(o: TailOptions) -> FileTail {
+    let mut tail = FileTail::new(o, Vec::new()).expect("tail");
     tail.sweep();
+    tail
+}
+
+#[test]
+fn final_line_waits_for_its_newline() {
+    let (_tmp, log) = a_log();
+    append(&log, b"one\ntw");
+    let mut tail = swept(opts(&log));
     assert_eq!(drain(&mut tail, 1 << 20), b"one\n");
     assert_eq!(tail.checkpoints()[0].offset, 4);
     append(&log, b"o");
@@ -65,8 +82,7 @@ fn final_line_waits_for_its_newline() {
 
 #[test]
 fn long_lines_are_cut_whatever_the_reads() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
+    let (_tmp, log) = a_log();
     let mut data = b"short\n".to_vec();
     data.extend(std::iter::repeat_n(b'x', 1000));
     data.extend(b"\nexactly8\nafter\n");
@@ -99,8 +115,7 @@ fn long_lines_are_cut_whatever_the_reads() {
 
 #[test]
 fn an_endless_line_does_not_move_the_checkpoint_or_grow_memory() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
+    let (_tmp, log) = a_log();
     append(&log, b"first\n");
     let mut o = opts(&log);
     o.max_line = 16;
@@ -126,27 +141,20 @@ fn an_endless_line_does_not_move_the_checkpoint_or_grow_memory() {
 
 #[test]
 fn bytes_pass_through_untouched() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
+    let (_tmp, log) = a_log();
     let data = b"caf\xe9 \xff\xfe\n\0\0nul\0\n\r\n\xc3\x28 end\n";
     append(&log, data);
-    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
-    tail.sweep();
+    let mut tail = swept(opts(&log));
     assert_eq!(drain(&mut tail, 1 << 20), data);
     assert_eq!(tail.stats().lines, 4);
 }
 
 #[test]
 fn big_buffers_of_many_lines() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
-    let mut data = Vec::new();
-    for i in 0..50_000 {
-        data.extend(format!("line {i:06} some text\n").as_bytes());
-    }
+    let (_tmp, log) = a_log();
+    let data = numbered(0..50_000, |i| format!("line {i:06} some text\n"));
     append(&log, &data);
-    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
-    tail.sweep();
+    let mut tail = swept(opts(&log));
     let mut calls = 0;
     let mut got = Vec::new();
     while tail.read(1 << 20, &mut |_, d| {
@@ -203,15 +211,13 @@ fn start_at_end_only_on_first_start() {
 
 #[test]
 fn start_at_end_in_a_huge_partial_line_skips_it() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
+    let (_tmp, log) = a_log();
     append(&log, b"old\n");
     append(&log, &[b'q'; 100]);
     let mut o = opts(&log);
     o.start_at_end = true;
     o.max_line = 10;
-    let mut tail = FileTail::new(o, Vec::new()).expect("tail");
-    tail.sweep();
+    let mut tail = swept(o);
     append(&log, b"qq\nnew\n");
     tail.sweep();
     assert_eq!(drain(&mut tail, 1 << 20), b"new\n");
@@ -219,13 +225,11 @@ fn start_at_end_in_a_huge_partial_line_skips_it() {
 
 #[test]
 fn rotated_file_closes_after_grace_with_its_partial_line() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
+    let (tmp, log) = a_log();
     append(&log, b"one\nunfinished");
     let mut o = opts(&log);
     o.rotated_grace = Duration::ZERO;
-    let mut tail = FileTail::new(o, Vec::new()).expect("tail");
-    tail.sweep();
+    let mut tail = swept(o);
     assert_eq!(drain(&mut tail, 1 << 20), b"one\n");
     fs::rename(&log, tmp.path().join("a.log.1")).expect("rename");
     append(&log, b"new\n");
@@ -246,14 +250,12 @@ fn rotated_file_closes_after_grace_with_its_partial_line() {
 
 #[test]
 fn rotated_file_stays_open_while_it_grows() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
+    let (tmp, log) = a_log();
     let rotated = tmp.path().join("a.log.1");
     append(&log, b"one\n");
     let mut o = opts(&log);
     o.rotated_grace = Duration::from_millis(50);
-    let mut tail = FileTail::new(o, Vec::new()).expect("tail");
-    tail.sweep();
+    let mut tail = swept(o);
     drain(&mut tail, 1 << 20);
     fs::rename(&log, &rotated).expect("rename");
     tail.sweep();
@@ -268,8 +270,7 @@ fn rotated_file_stays_open_while_it_grows() {
 
 #[test]
 fn unreadable_file_is_reported_counted_and_retried() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
+    let (_tmp, log) = a_log();
     append(&log, b"before start\n");
     let mut o = opts(&log);
     o.start_at_end = true;
@@ -299,23 +300,15 @@ fn unreadable_file_is_reported_counted_and_retried() {
 
 #[test]
 fn truncation_then_regrowth_is_not_read_as_continuation() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
-    let mut old = Vec::new();
-    for i in 0..100 {
-        old.extend(format!("old {i:03}\n").as_bytes());
-    }
+    let (_tmp, log) = a_log();
+    let old = numbered(0..100, |i| format!("old {i:03}\n"));
     append(&log, &old);
-    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
-    tail.sweep();
+    let mut tail = swept(opts(&log));
     assert_eq!(drain(&mut tail, 1 << 20), old);
     // Truncated and regrown past our offset before any sweep.
     let f = fs::OpenOptions::new().write(true).open(&log).expect("open");
     f.set_len(0).expect("truncate");
-    let mut new = Vec::new();
-    for i in 0..200 {
-        new.extend(format!("new {i:03}\n").as_bytes());
-    }
+    let new = numbered(0..200, |i| format!("new {i:03}\n"));
     append(&log, &new);
     // The read itself notices: nothing from the middle of the new content,
     // all of it from its start.
@@ -333,18 +326,10 @@ fn truncation_then_regrowth_is_not_read_as_continuation() {
 
 #[test]
 fn copytruncate_reads_the_copy_tail_first() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
-    let lines = |r: std::ops::Range<usize>| {
-        let mut v = Vec::new();
-        for i in r {
-            v.extend(format!("seq={i:06}\n").as_bytes());
-        }
-        v
-    };
+    let (tmp, log) = a_log();
+    let lines = |r| numbered(r, |i| format!("seq={i:06}\n"));
     append(&log, &lines(0..100));
-    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
-    tail.sweep();
+    let mut tail = swept(opts(&log));
     assert_eq!(drain(&mut tail, 1 << 20), lines(0..100));
     append(&log, &lines(100..150));
     // An older copy with other content must not be taken for the copy.
@@ -368,11 +353,9 @@ fn copytruncate_reads_the_copy_tail_first() {
 
 #[test]
 fn checkpoints_that_match_nothing_are_dropped() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
+    let (tmp, log) = a_log();
     append(&log, b"one\ntwo\n");
-    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
-    tail.sweep();
+    let mut tail = swept(opts(&log));
     drain(&mut tail, 1 << 20);
     let cps = tail.checkpoints();
     drop(tail);
@@ -408,11 +391,9 @@ fn checkpoints_that_match_nothing_are_dropped() {
 
 #[test]
 fn fingerprint_covers_the_first_bytes_as_the_file_grows() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
+    let (_tmp, log) = a_log();
     append(&log, b"short\n");
-    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
-    tail.sweep();
+    let mut tail = swept(opts(&log));
     drain(&mut tail, 1 << 20);
     let cp = &tail.checkpoints()[0];
     assert_eq!(cp.fingerprint_len, 6);
@@ -463,11 +444,9 @@ fn invalid_pattern_is_an_error() {
 
 #[test]
 fn unreadable_at_restart_resumes_at_its_checkpoint() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
+    let (_tmp, log) = a_log();
     append(&log, b"one\ntwo\n");
-    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
-    tail.sweep();
+    let mut tail = swept(opts(&log));
     assert_eq!(drain(&mut tail, 1 << 20), b"one\ntwo\n");
     let cps = tail.checkpoints();
     drop(tail);
@@ -513,8 +492,7 @@ fn generations_rotated_away_while_stopped_are_read() {
     let log = tmp.path().join("auth.log");
     let name = |n: u32| tmp.path().join(format!("auth.log.{n}"));
     append(&log, b"a1\n");
-    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
-    tail.sweep();
+    let mut tail = swept(opts(&log));
     assert_eq!(drain(&mut tail, 1 << 20), b"a1\n");
     let cps = tail.checkpoints();
     drop(tail);
