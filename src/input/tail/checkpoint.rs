@@ -4,7 +4,9 @@
 //! whose incidents are stored.
 //!
 //! Here too: resuming from checkpoints after a restart, each matched to its
-//! file by identity wherever rotation took it while we were stopped.
+//! file by identity wherever rotation took it while we were stopped. The
+//! record and the resuming are one idea, so one room; the store and the
+//! daemon name the record `crate::input::checkpoint`, a re-export of this.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
