@@ -43,6 +43,11 @@ fn kinds(notices: &[Notice]) -> Vec<NoticeKind> {
     notices.iter().map(|n| n.kind).collect()
 }
 
+/// Asserts that `notices` report something of `kind`.
+fn assert_noticed(notices: &[Notice], kind: NoticeKind) {
+    assert!(kinds(notices).contains(&kind), "{notices:?}");
+}
+
 /// A fresh directory and its log file's path (`a.log`, not created).
 fn a_log() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -202,10 +207,7 @@ fn start_at_end_only_on_first_start() {
     append(&c, b"c more\n");
     let mut tail = FileTail::new(o, cps).expect("tail");
     let notices = tail.sweep();
-    assert!(
-        kinds(&notices).contains(&NoticeKind::Resumed),
-        "{notices:?}"
-    );
+    assert_noticed(&notices, NoticeKind::Resumed);
     assert_eq!(drain(&mut tail, 1 << 20), b"c from the start\nc more\n");
 }
 
@@ -234,16 +236,13 @@ fn rotated_file_closes_after_grace_with_its_partial_line() {
     fs::rename(&log, tmp.path().join("a.log.1")).expect("rename");
     append(&log, b"new\n");
     let notices = tail.sweep();
-    assert!(
-        kinds(&notices).contains(&NoticeKind::Rotated),
-        "{notices:?}"
-    );
+    assert_noticed(&notices, NoticeKind::Rotated);
     assert!(notices.iter().any(|n| n.message.contains("a.log.1")));
     // The rotated file is read to its end (the unfinished line is handed
     // out, newline added) and closed before its successor is read.
     assert_eq!(drain(&mut tail, 1 << 20), b"unfinished\nnew\n");
     let notices = tail.sweep();
-    assert!(kinds(&notices).contains(&NoticeKind::Closed), "{notices:?}");
+    assert_noticed(&notices, NoticeKind::Closed);
     assert_eq!(tail.checkpoints().len(), 1);
     assert_eq!(tail.stats().rotations, 1);
 }
@@ -317,10 +316,7 @@ fn truncation_then_regrowth_is_not_read_as_continuation() {
         String::from_utf8_lossy(&new)
     );
     let notices = tail.sweep();
-    assert!(
-        kinds(&notices).contains(&NoticeKind::Truncated),
-        "{notices:?}"
-    );
+    assert_noticed(&notices, NoticeKind::Truncated);
     assert_eq!(tail.stats().truncations, 1);
 }
 
@@ -342,10 +338,7 @@ fn copytruncate_reads_the_copy_tail_first() {
         .expect("truncate");
     append(&log, &lines(150..160));
     let notices = tail.sweep();
-    assert!(
-        kinds(&notices).contains(&NoticeKind::CopyFound),
-        "{notices:?}"
-    );
+    assert_noticed(&notices, NoticeKind::CopyFound);
     let mut want = lines(100..150);
     want.extend(lines(150..160));
     assert_eq!(drain(&mut tail, 7), want);
@@ -382,10 +375,7 @@ fn checkpoints_that_match_nothing_are_dropped() {
     fs::write(&log, b"ONE\nTWO\nTHREE\n").expect("rewrite");
     let mut tail = FileTail::new(opts(&log), cps).expect("tail");
     let notices = tail.sweep();
-    assert!(
-        kinds(&notices).contains(&NoticeKind::Truncated),
-        "{notices:?}"
-    );
+    assert_noticed(&notices, NoticeKind::Truncated);
     assert_eq!(drain(&mut tail, 1 << 20), b"ONE\nTWO\nTHREE\n");
 }
 
