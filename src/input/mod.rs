@@ -4,7 +4,7 @@
 //! files in chunks of whole lines, and recognising which log format a file
 //! holds.
 
-pub mod checkpoint;
+pub use tail::checkpoint;
 pub mod journal;
 pub mod lines;
 pub mod shape;

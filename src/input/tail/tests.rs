@@ -1,4 +1,8 @@
+use super::checkpoint::FINGERPRINT_BYTES;
+use super::discovery::is_compressed;
+use super::identity::HEAD;
 use super::*;
+use sha2::{Digest, Sha256};
 use std::io::Write;
 
 fn append(path: &Path, data: &[u8]) {
@@ -39,13 +43,35 @@ fn kinds(notices: &[Notice]) -> Vec<NoticeKind> {
     notices.iter().map(|n| n.kind).collect()
 }
 
-#[test]
-fn final_line_waits_for_its_newline() {
+/// Asserts that `notices` report something of `kind`.
+fn assert_noticed(notices: &[Notice], kind: NoticeKind) {
+    assert!(kinds(notices).contains(&kind), "{notices:?}");
+}
+
+/// A fresh directory and its log file's path (`a.log`, not created).
+fn a_log() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let log = tmp.path().join("a.log");
-    append(&log, b"one\ntw");
-    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
+    (tmp, log)
+}
+
+/// Line `i` of `line` for every `i` in `range`, concatenated.
+fn numbered(range: std::ops::Range<usize>, line: impl Fn(usize) -> String) -> Vec<u8> {
+    range.flat_map(|i| line(i).into_bytes()).collect()
+}
+
+/// A tail with no checkpoints that has made its first sweep.
+fn swept(o: TailOptions) -> FileTail {
+    let mut tail = FileTail::new(o, Vec::new()).expect("tail");
     tail.sweep();
+    tail
+}
+
+#[test]
+fn final_line_waits_for_its_newline() {
+    let (_tmp, log) = a_log();
+    append(&log, b"one\ntw");
+    let mut tail = swept(opts(&log));
     assert_eq!(drain(&mut tail, 1 << 20), b"one\n");
     assert_eq!(tail.checkpoints()[0].offset, 4);
     append(&log, b"o");
@@ -61,8 +87,7 @@ fn final_line_waits_for_its_newline() {
 
 #[test]
 fn long_lines_are_cut_whatever_the_reads() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
+    let (_tmp, log) = a_log();
     let mut data = b"short\n".to_vec();
     data.extend(std::iter::repeat_n(b'x', 1000));
     data.extend(b"\nexactly8\nafter\n");
@@ -95,8 +120,7 @@ fn long_lines_are_cut_whatever_the_reads() {
 
 #[test]
 fn an_endless_line_does_not_move_the_checkpoint_or_grow_memory() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
+    let (_tmp, log) = a_log();
     append(&log, b"first\n");
     let mut o = opts(&log);
     o.max_line = 16;
@@ -122,27 +146,20 @@ fn an_endless_line_does_not_move_the_checkpoint_or_grow_memory() {
 
 #[test]
 fn bytes_pass_through_untouched() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
+    let (_tmp, log) = a_log();
     let data = b"caf\xe9 \xff\xfe\n\0\0nul\0\n\r\n\xc3\x28 end\n";
     append(&log, data);
-    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
-    tail.sweep();
+    let mut tail = swept(opts(&log));
     assert_eq!(drain(&mut tail, 1 << 20), data);
     assert_eq!(tail.stats().lines, 4);
 }
 
 #[test]
 fn big_buffers_of_many_lines() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
-    let mut data = Vec::new();
-    for i in 0..50_000 {
-        data.extend(format!("line {i:06} some text\n").as_bytes());
-    }
+    let (_tmp, log) = a_log();
+    let data = numbered(0..50_000, |i| format!("line {i:06} some text\n"));
     append(&log, &data);
-    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
-    tail.sweep();
+    let mut tail = swept(opts(&log));
     let mut calls = 0;
     let mut got = Vec::new();
     while tail.read(1 << 20, &mut |_, d| {
@@ -190,24 +207,19 @@ fn start_at_end_only_on_first_start() {
     append(&c, b"c more\n");
     let mut tail = FileTail::new(o, cps).expect("tail");
     let notices = tail.sweep();
-    assert!(
-        kinds(&notices).contains(&NoticeKind::Resumed),
-        "{notices:?}"
-    );
+    assert_noticed(&notices, NoticeKind::Resumed);
     assert_eq!(drain(&mut tail, 1 << 20), b"c from the start\nc more\n");
 }
 
 #[test]
 fn start_at_end_in_a_huge_partial_line_skips_it() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
+    let (_tmp, log) = a_log();
     append(&log, b"old\n");
     append(&log, &[b'q'; 100]);
     let mut o = opts(&log);
     o.start_at_end = true;
     o.max_line = 10;
-    let mut tail = FileTail::new(o, Vec::new()).expect("tail");
-    tail.sweep();
+    let mut tail = swept(o);
     append(&log, b"qq\nnew\n");
     tail.sweep();
     assert_eq!(drain(&mut tail, 1 << 20), b"new\n");
@@ -215,41 +227,34 @@ fn start_at_end_in_a_huge_partial_line_skips_it() {
 
 #[test]
 fn rotated_file_closes_after_grace_with_its_partial_line() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
+    let (tmp, log) = a_log();
     append(&log, b"one\nunfinished");
     let mut o = opts(&log);
     o.rotated_grace = Duration::ZERO;
-    let mut tail = FileTail::new(o, Vec::new()).expect("tail");
-    tail.sweep();
+    let mut tail = swept(o);
     assert_eq!(drain(&mut tail, 1 << 20), b"one\n");
     fs::rename(&log, tmp.path().join("a.log.1")).expect("rename");
     append(&log, b"new\n");
     let notices = tail.sweep();
-    assert!(
-        kinds(&notices).contains(&NoticeKind::Rotated),
-        "{notices:?}"
-    );
+    assert_noticed(&notices, NoticeKind::Rotated);
     assert!(notices.iter().any(|n| n.message.contains("a.log.1")));
     // The rotated file is read to its end (the unfinished line is handed
     // out, newline added) and closed before its successor is read.
     assert_eq!(drain(&mut tail, 1 << 20), b"unfinished\nnew\n");
     let notices = tail.sweep();
-    assert!(kinds(&notices).contains(&NoticeKind::Closed), "{notices:?}");
+    assert_noticed(&notices, NoticeKind::Closed);
     assert_eq!(tail.checkpoints().len(), 1);
     assert_eq!(tail.stats().rotations, 1);
 }
 
 #[test]
 fn rotated_file_stays_open_while_it_grows() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
+    let (tmp, log) = a_log();
     let rotated = tmp.path().join("a.log.1");
     append(&log, b"one\n");
     let mut o = opts(&log);
     o.rotated_grace = Duration::from_millis(50);
-    let mut tail = FileTail::new(o, Vec::new()).expect("tail");
-    tail.sweep();
+    let mut tail = swept(o);
     drain(&mut tail, 1 << 20);
     fs::rename(&log, &rotated).expect("rename");
     tail.sweep();
@@ -264,8 +269,7 @@ fn rotated_file_stays_open_while_it_grows() {
 
 #[test]
 fn unreadable_file_is_reported_counted_and_retried() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
+    let (_tmp, log) = a_log();
     append(&log, b"before start\n");
     let mut o = opts(&log);
     o.start_at_end = true;
@@ -295,23 +299,15 @@ fn unreadable_file_is_reported_counted_and_retried() {
 
 #[test]
 fn truncation_then_regrowth_is_not_read_as_continuation() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
-    let mut old = Vec::new();
-    for i in 0..100 {
-        old.extend(format!("old {i:03}\n").as_bytes());
-    }
+    let (_tmp, log) = a_log();
+    let old = numbered(0..100, |i| format!("old {i:03}\n"));
     append(&log, &old);
-    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
-    tail.sweep();
+    let mut tail = swept(opts(&log));
     assert_eq!(drain(&mut tail, 1 << 20), old);
     // Truncated and regrown past our offset before any sweep.
     let f = fs::OpenOptions::new().write(true).open(&log).expect("open");
     f.set_len(0).expect("truncate");
-    let mut new = Vec::new();
-    for i in 0..200 {
-        new.extend(format!("new {i:03}\n").as_bytes());
-    }
+    let new = numbered(0..200, |i| format!("new {i:03}\n"));
     append(&log, &new);
     // The read itself notices: nothing from the middle of the new content,
     // all of it from its start.
@@ -320,27 +316,16 @@ fn truncation_then_regrowth_is_not_read_as_continuation() {
         String::from_utf8_lossy(&new)
     );
     let notices = tail.sweep();
-    assert!(
-        kinds(&notices).contains(&NoticeKind::Truncated),
-        "{notices:?}"
-    );
+    assert_noticed(&notices, NoticeKind::Truncated);
     assert_eq!(tail.stats().truncations, 1);
 }
 
 #[test]
 fn copytruncate_reads_the_copy_tail_first() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
-    let lines = |r: std::ops::Range<usize>| {
-        let mut v = Vec::new();
-        for i in r {
-            v.extend(format!("seq={i:06}\n").as_bytes());
-        }
-        v
-    };
+    let (tmp, log) = a_log();
+    let lines = |r| numbered(r, |i| format!("seq={i:06}\n"));
     append(&log, &lines(0..100));
-    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
-    tail.sweep();
+    let mut tail = swept(opts(&log));
     assert_eq!(drain(&mut tail, 1 << 20), lines(0..100));
     append(&log, &lines(100..150));
     // An older copy with other content must not be taken for the copy.
@@ -353,10 +338,7 @@ fn copytruncate_reads_the_copy_tail_first() {
         .expect("truncate");
     append(&log, &lines(150..160));
     let notices = tail.sweep();
-    assert!(
-        kinds(&notices).contains(&NoticeKind::CopyFound),
-        "{notices:?}"
-    );
+    assert_noticed(&notices, NoticeKind::CopyFound);
     let mut want = lines(100..150);
     want.extend(lines(150..160));
     assert_eq!(drain(&mut tail, 7), want);
@@ -364,11 +346,9 @@ fn copytruncate_reads_the_copy_tail_first() {
 
 #[test]
 fn checkpoints_that_match_nothing_are_dropped() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
+    let (tmp, log) = a_log();
     append(&log, b"one\ntwo\n");
-    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
-    tail.sweep();
+    let mut tail = swept(opts(&log));
     drain(&mut tail, 1 << 20);
     let cps = tail.checkpoints();
     drop(tail);
@@ -395,20 +375,15 @@ fn checkpoints_that_match_nothing_are_dropped() {
     fs::write(&log, b"ONE\nTWO\nTHREE\n").expect("rewrite");
     let mut tail = FileTail::new(opts(&log), cps).expect("tail");
     let notices = tail.sweep();
-    assert!(
-        kinds(&notices).contains(&NoticeKind::Truncated),
-        "{notices:?}"
-    );
+    assert_noticed(&notices, NoticeKind::Truncated);
     assert_eq!(drain(&mut tail, 1 << 20), b"ONE\nTWO\nTHREE\n");
 }
 
 #[test]
 fn fingerprint_covers_the_first_bytes_as_the_file_grows() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
+    let (_tmp, log) = a_log();
     append(&log, b"short\n");
-    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
-    tail.sweep();
+    let mut tail = swept(opts(&log));
     drain(&mut tail, 1 << 20);
     let cp = &tail.checkpoints()[0];
     assert_eq!(cp.fingerprint_len, 6);
@@ -459,11 +434,9 @@ fn invalid_pattern_is_an_error() {
 
 #[test]
 fn unreadable_at_restart_resumes_at_its_checkpoint() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("a.log");
+    let (_tmp, log) = a_log();
     append(&log, b"one\ntwo\n");
-    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
-    tail.sweep();
+    let mut tail = swept(opts(&log));
     assert_eq!(drain(&mut tail, 1 << 20), b"one\ntwo\n");
     let cps = tail.checkpoints();
     drop(tail);
@@ -509,8 +482,7 @@ fn generations_rotated_away_while_stopped_are_read() {
     let log = tmp.path().join("auth.log");
     let name = |n: u32| tmp.path().join(format!("auth.log.{n}"));
     append(&log, b"a1\n");
-    let mut tail = FileTail::new(opts(&log), Vec::new()).expect("tail");
-    tail.sweep();
+    let mut tail = swept(opts(&log));
     assert_eq!(drain(&mut tail, 1 << 20), b"a1\n");
     let cps = tail.checkpoints();
     drop(tail);

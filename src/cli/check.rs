@@ -1,0 +1,189 @@
+//! `check`: the config, its rules and feed files validated, and what would
+//! run summed up, before the daemon is (re)started with them.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use canhgac::config::Config;
+use canhgac::rules::{matcher::Matcher, INPUT_TYPES};
+
+use super::{fail, load_config, load_rules, rule_errors};
+use crate::RuleArgs;
+
+pub(crate) fn run(config: Option<&Path>, args: &RuleArgs) -> Result<ExitCode, ExitCode> {
+    let config = config.map(load_config).transpose()?;
+    let mut rules = match &config {
+        Some(c) => {
+            let mut sources = c.rules.clone();
+            sources.paths.extend(args.paths.iter().cloned());
+            load_rules(&sources)?
+        }
+        None => args.load()?,
+    };
+    let mut feed_lines = Vec::new();
+    if let Some(c) = &config {
+        let feeds = std::sync::Arc::new(canhgac::feeds::FeedSet::new(c.feeds.clone(), None));
+        rules.bind_feeds(feeds).map_err(rule_errors)?;
+        let mut bad = 0;
+        let mut lines = Vec::new();
+        for decl in &c.feeds {
+            match canhgac::feeds::check_file(decl) {
+                Ok((n, skipped)) => lines.push(format!(
+                    "ok: feed {} ({} -> {}, {}): {n} indicators{}",
+                    decl.name,
+                    decl.kind,
+                    decl.category.id(),
+                    decl.severity.id(),
+                    if skipped > 0 {
+                        format!(", {skipped} entries of other kinds skipped")
+                    } else {
+                        String::new()
+                    }
+                )),
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("{e}");
+                    }
+                    bad += 1;
+                }
+            }
+        }
+        if bad > 0 {
+            eprintln!("canhgac: {bad} feed file(s) with errors");
+            return Err(ExitCode::FAILURE);
+        }
+        feed_lines = lines;
+    }
+    for t in INPUT_TYPES {
+        Matcher::new(&rules, t).map_err(fail)?;
+    }
+    if let Some(c) = &config {
+        println!(
+            "ok: config {}: agency {}, {} input(s), state in {}",
+            c.file.display(),
+            c.agency,
+            c.inputs.len(),
+            c.state_dir.display()
+        );
+        println!("ok: {}", http_summary(c));
+        for r in &c.integrity.roots {
+            let state = match std::fs::metadata(&r.path) {
+                Ok(m) if m.is_dir() => "readable".to_owned(),
+                Ok(_) => "not a directory".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            println!(
+                "ok: web root {} at {} ({state}), {} deploy window(s), deploy marker {}",
+                r.name,
+                r.path.display(),
+                r.deploy.windows.len(),
+                r.deploy
+                    .marker
+                    .as_ref()
+                    .map_or("none".to_owned(), |m| m.display().to_string())
+            );
+        }
+        for l in &feed_lines {
+            println!("{l}");
+        }
+        for input in &c.inputs {
+            check_input_files(input);
+        }
+    }
+    let checking = rules.rules.iter().filter(|r| !r.ioc.is_empty());
+    let (active, inactive): (Vec<_>, Vec<_>) = checking.partition(|r| r.is_active());
+    if config.is_some() && !(active.is_empty() && inactive.is_empty()) {
+        let names = |v: &[&canhgac::rules::Rule]| {
+            v.iter()
+                .map(|r| r.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "ok: {} rule(s) check feeds{}{}",
+            active.len(),
+            if active.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", names(&active))
+            },
+            if inactive.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; inactive without a feed of their kind: {}",
+                    names(&inactive)
+                )
+            }
+        );
+    }
+    println!("ok: {} rules, digest {}", rules.rules.len(), rules.digest());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the start of every file an input names (those it can read) and
+/// warns about lines that are not of the input's type: an input whose
+/// every line is read and none can ever match is worse than an error.
+fn check_input_files(input: &canhgac::config::InputConfig) {
+    use canhgac::config::SourceConfig;
+    use canhgac::input::shape::{Shaper, FULL_CHECK_BYTES};
+    use std::io::Read;
+    let SourceConfig::Files { path, .. } = &input.source else {
+        return;
+    };
+    let Ok(found) = glob::glob(path) else {
+        return;
+    };
+    for file in found.flatten() {
+        let Ok(f) = std::fs::File::open(&file) else {
+            continue;
+        };
+        let mut head = Vec::new();
+        if f.take(FULL_CHECK_BYTES).read_to_end(&mut head).is_err() {
+            continue;
+        }
+        // Whole lines only: a cut last line is no evidence.
+        if head.len() as u64 == FULL_CHECK_BYTES {
+            let end = head.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            head.truncate(end);
+        }
+        let mut shaper = Shaper::new(&input.input_type);
+        shaper.reshape(&head, 0);
+        if let Some(bad) = shaper.first_bad() {
+            eprintln!(
+                "canhgac: warning: input {}: {}",
+                input.name,
+                canhgac::scan::unrecognised_warning(
+                    &file.display().to_string(),
+                    &input.input_type,
+                    shaper.unrecognised(),
+                    bad
+                )
+            );
+        }
+    }
+}
+
+/// What `check` says of `[http]`: scheme, address and credentials.
+fn http_summary(c: &Config) -> String {
+    use canhgac::config::MetricsAuth;
+    let scheme = if c.http.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let tokens = |n: usize| format!("{n} token{}", if n == 1 { "" } else { "s" });
+    let metrics = match &c.http.metrics_auth {
+        MetricsAuth::None => "open".to_owned(),
+        MetricsAuth::Bearer(f) => format!("bearer, {}", tokens(f.tokens.len())),
+        MetricsAuth::Basic { user, .. } => format!("basic, user {user}"),
+    };
+    let api = match &c.http.api_tokens {
+        Some(f) => format!("on, {}", tokens(f.tokens.len())),
+        None => "off".to_owned(),
+    };
+    format!(
+        "http {scheme}://{}: /metrics {metrics}; API {api}",
+        c.listen
+    )
+}

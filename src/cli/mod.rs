@@ -1,0 +1,78 @@
+//! What the commands of `canhgac` do, one module per family; `main.rs`
+//! holds their arguments and the dispatch. Here: what several commands
+//! share, loading config and rules and saying why they could not be.
+//! These modules belong to the binary, not the library: they print, and
+//! they turn failures into exit codes.
+
+pub(crate) mod check;
+pub(crate) mod import;
+pub(crate) mod integrity;
+pub(crate) mod report;
+pub(crate) mod rules;
+pub(crate) mod scan;
+
+use std::fmt::Display;
+use std::io;
+use std::path::Path;
+use std::process::ExitCode;
+
+use jiff::tz::TimeZone;
+
+use canhgac::config::{Config, ConfigErrors};
+use canhgac::rules::{LoadErrors, RuleSet, RuleSources};
+use canhgac::timestamp;
+
+/// The rules of `sources`, their warnings said on stderr.
+pub(crate) fn load_rules(sources: &RuleSources) -> Result<RuleSet, ExitCode> {
+    let rules = RuleSet::load(sources).map_err(rule_errors)?;
+    for warning in &rules.warnings {
+        eprintln!("canhgac: warning: {warning}");
+    }
+    Ok(rules)
+}
+
+/// The daemon's config at `path`.
+pub(crate) fn load_config(path: &Path) -> Result<Config, ExitCode> {
+    config_or_exit(Config::load(path))
+}
+
+/// The config, or its errors said on stderr.
+pub(crate) fn config_or_exit(loaded: Result<Config, ConfigErrors>) -> Result<Config, ExitCode> {
+    loaded.map_err(|errors| {
+        eprintln!("{errors}");
+        eprintln!("canhgac: {} error(s) in config", errors.0.len());
+        ExitCode::FAILURE
+    })
+}
+
+/// A failure said on stderr.
+pub(crate) fn fail(e: impl Display) -> ExitCode {
+    eprintln!("canhgac: {e}");
+    ExitCode::FAILURE
+}
+
+/// Rule files that did not load: every error, then how many.
+pub(crate) fn rule_errors(errors: LoadErrors) -> ExitCode {
+    eprintln!("{errors}");
+    eprintln!("canhgac: {} error(s) in rule files", errors.0.len());
+    ExitCode::FAILURE
+}
+
+/// The zone a `--tz` names; an unknown one is a usage error (status 2).
+pub(crate) fn zone_arg(name: &str) -> Result<TimeZone, ExitCode> {
+    timestamp::zone_by_name(name).map_err(|e| {
+        eprintln!("canhgac: {e}");
+        ExitCode::from(2)
+    })
+}
+
+/// `what` written to the end, or why not said on stderr. A closed pipe
+/// (`| head`) is the reader's choice, not an error worth a message.
+pub(crate) fn written_or_exit(written: io::Result<()>, what: &str) -> Result<(), ExitCode> {
+    written.map_err(|e| {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            eprintln!("canhgac: cannot write {what}: {e}");
+        }
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,299 @@
+//! The daemon's configuration: one TOML file, validated whole, every problem
+//! reported as `file:line:col: message` so a sysadmin can go straight to it.
+//!
+//! Relative paths (state directory, rule directories, input paths) are taken
+//! relative to the config file's directory, so a config and the logs and rules
+//! beside it can move together (the bundled demo relies on it).
+//!
+//! Each section has its room: its settings type, its TOML shape (`Raw*`)
+//! and its validation: `inputs`, `http` (listen address, TLS,
+//! credentials), `pipeline`, `feeds`, `integrity` (web roots). The shared
+//! tools of validation (positions, bounded numbers, durations, paths) are
+//! in `validator`. This file holds [`Config`], loading and the errors.
+
+mod feeds;
+mod http;
+mod inputs;
+mod integrity;
+mod pipeline;
+mod validator;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use jiff::tz::TimeZone;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::feeds::FeedDecl;
+use crate::integrity::settings::IntegrityConfig;
+use crate::position::Position;
+use crate::rules::RuleSources;
+use crate::timestamp;
+
+pub use http::{HttpConfig, MetricsAuth, TokenFile};
+pub use inputs::{
+    InputConfig, SourceConfig, DEFAULT_MAX_MESSAGE, DEFAULT_QUEUE_BYTES, SOURCE_TYPES,
+};
+pub use pipeline::PipelineConfig;
+
+use feeds::RawFeed;
+use http::RawHttp;
+use inputs::RawInput;
+use integrity::{RawIntegrity, RawWebRoot};
+use pipeline::RawPipeline;
+use validator::{valid_name, Validator};
+
+pub const DEFAULT_PATH: &str = "/etc/canhgac/canhgac.toml";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/canhgac";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9717";
+/// The store's file name inside the state directory.
+pub const DB_FILE: &str = "canhgac.db";
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub file: PathBuf,
+    pub agency: String,
+    pub time_zone: TimeZone,
+    /// As written, for logs and the API; "system" when not configured.
+    pub time_zone_name: String,
+    pub state_dir: PathBuf,
+    pub rules: RuleSources,
+    /// Reverse proxies in front of the web servers: for an access-log line
+    /// from one of them, the client is the one `X-Forwarded-For` names.
+    pub trusted_proxies: Vec<crate::network::Network>,
+    pub listen: SocketAddr,
+    /// TLS and credentials of the HTTP side (`[http]` besides `listen`).
+    pub http: HttpConfig,
+    pub pipeline: PipelineConfig,
+    pub inputs: Vec<InputConfig>,
+    /// IoC feeds (`[[feed]]`), in order. Their files are read by the
+    /// daemon and `check`, not here: loading a config must stay cheap.
+    pub feeds: Vec<FeedDecl>,
+    /// Web-root integrity: `[integrity]` and the `[[webroot]]`s.
+    pub integrity: IntegrityConfig,
+}
+
+impl Config {
+    pub fn db_path(&self) -> PathBuf {
+        self.state_dir.join(DB_FILE)
+    }
+
+    /// A config for the daemon: it must watch something.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        Config::read(path, Needs::Inputs)
+    }
+
+    /// A config whose rules, feeds and settings `scan` uses on the files
+    /// it is given: it may have no inputs.
+    pub fn load_for_scan(path: &Path) -> Result<Config, ConfigErrors> {
+        Config::read(path, Needs::Settings)
+    }
+
+    fn read(path: &Path, needs: Needs) -> Result<Config, ConfigErrors> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                pos: Position {
+                    file: name.clone(),
+                    line: 1,
+                    column: 1,
+                },
+                message: format!("cannot read config: {e}"),
+            }])
+        })?;
+        Config::parse_for(path, &text, needs)
+    }
+
+    /// `path` names the file in errors and anchors relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        Config::parse_for(path, text, Needs::Inputs)
+    }
+
+    fn parse_for(path: &Path, text: &str, needs: Needs) -> Result<Config, ConfigErrors> {
+        let mut v = Validator {
+            needs,
+            file: path.display().to_string(),
+            text,
+            base: path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf(),
+            errors: Vec::new(),
+        };
+        let raw: RawConfig = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let span = e.span().unwrap_or(0..0);
+                v.error(&span, e.message().trim_end().to_owned());
+                return Err(ConfigErrors(v.errors));
+            }
+        };
+        let config = v.validate(path, raw);
+        if v.errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors(v.errors))
+        }
+    }
+}
+
+/// What a config is loaded for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// The daemon: a config that watches nothing is an error.
+    Inputs,
+    /// `scan`: rules, feeds and settings only.
+    Settings,
+}
+
+/// One problem in a config file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub pos: Position,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.pos, self.message)
+    }
+}
+
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    agency: Spanned<String>,
+    time_zone: Option<Spanned<String>>,
+    state_dir: Option<Spanned<String>>,
+    /// Rule or group ids to leave out (also accepted inside `[rules]`).
+    #[serde(default)]
+    disable_rules: Vec<Spanned<String>>,
+    /// Proxies whose `X-Forwarded-For` names the real client.
+    #[serde(default)]
+    trusted_proxies: Vec<Spanned<String>>,
+    #[serde(default)]
+    rules: RawRules,
+    #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
+    pipeline: RawPipeline,
+    #[serde(default, rename = "input")]
+    inputs: Vec<Spanned<RawInput>>,
+    #[serde(default, rename = "feed")]
+    feeds: Vec<Spanned<RawFeed>>,
+    #[serde(default)]
+    integrity: RawIntegrity,
+    #[serde(default, rename = "webroot")]
+    webroots: Vec<Spanned<RawWebRoot>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    builtin: Option<bool>,
+    #[serde(default)]
+    dirs: Vec<Spanned<String>>,
+    #[serde(default)]
+    disable_rules: Vec<Spanned<String>>,
+}
+
+impl Validator<'_> {
+    /// Every section, in the order their errors are reported.
+    fn validate(&mut self, path: &Path, raw: RawConfig) -> Config {
+        let agency = raw.agency.get_ref().clone();
+        if !valid_name(&agency, false) {
+            self.error(
+                &raw.agency.span(),
+                format!("agency id {agency:?}: use lower-case letters, digits and '-' (at most 64), e.g. \"so-tttt-hanoi\""),
+            );
+        }
+        let (time_zone, time_zone_name) = match &raw.time_zone {
+            Some(name) => match timestamp::zone_by_name(name.get_ref()) {
+                Ok(tz) => (tz, name.get_ref().clone()),
+                Err(e) => {
+                    self.error(&name.span(), e);
+                    (TimeZone::UTC, name.get_ref().clone())
+                }
+            },
+            None => (timestamp::system_time_zone(), "system".to_owned()),
+        };
+        let state_dir = raw
+            .state_dir
+            .as_ref()
+            .map_or(PathBuf::from(DEFAULT_STATE_DIR), |d| {
+                self.resolve(d.get_ref())
+            });
+        let rules = RuleSources {
+            builtin: raw.rules.builtin.unwrap_or(true),
+            paths: raw
+                .rules
+                .dirs
+                .iter()
+                .map(|d| self.resolve(d.get_ref()))
+                .collect(),
+            disabled: raw
+                .disable_rules
+                .iter()
+                .chain(&raw.rules.disable_rules)
+                .map(|id| id.get_ref().clone())
+                .collect(),
+        };
+        let mut trusted_proxies = Vec::new();
+        for net in &raw.trusted_proxies {
+            match net.get_ref().parse::<crate::network::Network>() {
+                Ok(n) => trusted_proxies.push(n),
+                Err(e) => self.error(&net.span(), format!("bad trusted proxy: {e}")),
+            }
+        }
+        let listen = self.listen(&raw.http);
+        let http = self.http(&raw.http);
+        let pipeline = self.pipeline(&raw.pipeline);
+        let (inputs, names) = self.inputs(&raw.inputs);
+        let integrity = self.integrity(&raw, &names);
+        if self.needs == Needs::Inputs && raw.inputs.is_empty() && raw.webroots.is_empty() {
+            self.error(
+                &raw.agency.span(),
+                "no [[input]] nor [[webroot]] configured: canhgac would watch nothing".to_owned(),
+            );
+        }
+        let feeds = self.feeds(&raw.feeds);
+        Config {
+            file: path.to_path_buf(),
+            agency,
+            time_zone,
+            time_zone_name,
+            state_dir,
+            rules,
+            trusted_proxies,
+            listen,
+            http,
+            pipeline,
+            inputs,
+            feeds,
+            integrity,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,189 @@
+//! The tools every section validates with: errors at the position of the
+//! value they are about, numbers and durations within bounds, paths taken
+//! relative to the config file, names fit for labels and file names, and
+//! TLS certificate and key pairs, read now so that `check` and a reload
+//! refuse what could not be served.
+
+use std::collections::hash_map::{Entry, HashMap};
+use std::hash::Hash;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::{ConfigError, Needs};
+use crate::duration;
+use crate::position::Position;
+use crate::tls::TlsPaths;
+
+/// A config file's text being validated, and the errors found so far.
+pub(super) struct Validator<'t> {
+    pub(super) file: String,
+    pub(super) text: &'t str,
+    pub(super) base: PathBuf,
+    pub(super) errors: Vec<ConfigError>,
+    pub(super) needs: Needs,
+}
+
+impl Validator<'_> {
+    pub(super) fn error(&mut self, span: &Range<usize>, message: String) {
+        let pos = position(&self.file, self.text, span.start);
+        self.errors.push(ConfigError { pos, message });
+    }
+
+    /// A count in `[min, max]`, `default` when absent or out of range (the
+    /// error recorded).
+    pub(super) fn count(
+        &mut self,
+        v: &Option<Spanned<u64>>,
+        default: usize,
+        min: u64,
+        max: u64,
+        what: &str,
+    ) -> usize {
+        let Some(v) = v else { return default };
+        let n = *v.get_ref();
+        if (min..=max).contains(&n) {
+            n as usize
+        } else {
+            self.error(
+                &v.span(),
+                format!("{what} {n}: must be between {min} and {max}"),
+            );
+            default
+        }
+    }
+
+    /// A duration of at most `max`, `default` when absent or invalid (the
+    /// error recorded).
+    pub(super) fn duration(
+        &mut self,
+        v: &Option<Spanned<String>>,
+        default: Duration,
+        max: Duration,
+        what: &str,
+    ) -> Duration {
+        let Some(v) = v else { return default };
+        match duration::parse(v.get_ref()) {
+            Ok(t) if t.unsigned_abs() <= max => t.unsigned_abs(),
+            Ok(_) => {
+                self.error(&v.span(), format!("{what}: at most {}s", max.as_secs()));
+                default
+            }
+            Err(e) => {
+                self.error(&v.span(), format!("{what}: {e}"));
+                default
+            }
+        }
+    }
+
+    /// `v` parsed, or `None` with the parse error recorded at `v`.
+    pub(super) fn parsed<T: FromStr<Err = String>>(&mut self, v: &Spanned<String>) -> Option<T> {
+        v.get_ref()
+            .parse()
+            .map_err(|e| self.error(&v.span(), e))
+            .ok()
+    }
+
+    /// Where `key` was first used, if it was; else this use (at `span`) is
+    /// recorded as the first.
+    pub(super) fn earlier_use<K: Eq + Hash>(
+        &self,
+        uses: &mut HashMap<K, Range<usize>>,
+        key: K,
+        span: Range<usize>,
+    ) -> Option<Position> {
+        match uses.entry(key) {
+            Entry::Occupied(first) => Some(position(&self.file, self.text, first.get().start)),
+            Entry::Vacant(slot) => {
+                slot.insert(span);
+                None
+            }
+        }
+    }
+
+    /// A certificate and key, read and checked now (so `check` and a
+    /// reload refuse what could not be served); both or neither.
+    pub(super) fn tls(
+        &mut self,
+        cert: &Option<Spanned<String>>,
+        key: &Option<Spanned<String>>,
+        both_or_neither: &str,
+    ) -> Option<TlsPaths> {
+        match (cert, key) {
+            (Some(cert), Some(key)) => {
+                let paths = TlsPaths {
+                    cert: self.resolve(cert.get_ref()),
+                    key: self.resolve(key.get_ref()),
+                };
+                match crate::tls::server_config(&paths.cert, &paths.key) {
+                    Ok(_) => Some(paths),
+                    Err(e) => {
+                        let span = match e.file {
+                            crate::tls::TlsFile::Cert => cert.span(),
+                            crate::tls::TlsFile::Key => key.span(),
+                        };
+                        self.error(&span, format!("TLS: {e}"));
+                        None
+                    }
+                }
+            }
+            (Some(one), None) | (None, Some(one)) => {
+                self.error(
+                    &one.span(),
+                    format!("tls_cert and tls_key go together: {both_or_neither}"),
+                );
+                None
+            }
+            (None, None) => None,
+        }
+    }
+
+    pub(super) fn resolve(&self, path: &str) -> PathBuf {
+        let p = Path::new(path);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+}
+
+/// Names that end up in metric labels and file names: short and plain.
+pub(super) fn valid_name(name: &str, allow_upper_and_dots: bool) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || b == b'-'
+                || (allow_upper_and_dots && (b.is_ascii_uppercase() || b == b'_' || b == b'.'))
+        })
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub(super) fn position(file: &str, text: &str, offset: usize) -> Position {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() as u64 + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() as u64 + 1;
+    Position {
+        file: file.to_owned(),
+        line,
+        column,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_count_characters() {
+        let p = position("f", "a = 1\nbé = \"x\"\n", 11);
+        assert_eq!((p.line, p.column), (2, 5));
+    }
+}
