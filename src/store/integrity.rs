@@ -9,7 +9,8 @@
 
 use rusqlite::{params, OptionalExtension, Row, Transaction, TransactionBehavior};
 
-use super::{bits_u64, from_us, to_i64, to_u64, to_us, u64_bits, Store, StoreError};
+use super::values::{bits_u64, from_us, to_i64, to_u64, to_us, u64_bits};
+use super::{Store, StoreError};
 use crate::integrity::fsstate::FileState;
 use crate::integrity::root::{Entry, StoredSettings};
 use crate::integrity::{ChangeClass, ChangeKind, Flag};
