@@ -70,14 +70,13 @@ use crate::input::syslog::{Bound, ReceiverOptions, SyslogSource, Transport};
 use crate::input::tail::{FileTail, TailOptions};
 use crate::input::watch::{Waker, Wakeup, Woken};
 use crate::integrity::flagged::FlaggedScripts;
+use crate::integrity::stored::IntegrityOp;
 use crate::integrity::watch::Watcher;
 use crate::integrity::Finding;
 use crate::metrics::Metrics;
 use crate::rules::matcher::Matcher;
 use crate::rules::RuleSet;
-use crate::store::{
-    Batch, DetectorWrite, IncidentRecord, IntegrityOp, StateRow, Store, StoreError,
-};
+use crate::store::{Batch, DetectorWrite, IncidentRecord, StateRow, Store, StoreError};
 use crate::timestamp::TimeParser;
 
 /// Commits are at least this many times their own duration apart.
@@ -1467,7 +1466,7 @@ impl Pipeline {
                 rows: &rows,
                 compact,
             }),
-            integrity: &self.pending.integrity_ops,
+            extra_rows: Some(&self.pending.integrity_ops),
         })?;
         self.analyzer.detector_mut().persisted();
         for input in &mut self.inputs {

@@ -11,13 +11,14 @@
 //! from.
 
 use std::collections::HashMap;
+use std::fmt;
 
 use jiff::Timestamp;
-use rusqlite::{params, Connection, Row, TransactionBehavior};
+use rusqlite::{params, Connection, Row, Transaction, TransactionBehavior};
 use uuid::Uuid;
 
 use super::values::*;
-use super::{integrity, IncidentRecord, IntegrityOp, Store, StoreError};
+use super::{IncidentRecord, Store, StoreError};
 use crate::input::checkpoint::FileCheckpoint;
 
 /// What one [`Store::commit`] writes.
@@ -37,9 +38,20 @@ pub struct Batch<'a> {
     pub cursors: &'a [(String, String)],
     /// The detector's state; `None` keeps the stored one.
     pub detector: Option<DetectorWrite<'a>>,
-    /// Web-root baseline and flag changes, applied after the incidents (a
-    /// flag names the incident that raised it by detector id).
-    pub integrity: &'a [IntegrityOp],
+    /// Rows another module keeps (web-root baselines and flags), written
+    /// after the incidents, which they may name.
+    pub extra_rows: Option<&'a dyn BatchRows>,
+}
+
+/// Rows another module keeps in this database, written in the transaction
+/// of a batch, after its incidents and checkpoints: what a module must
+/// record exactly once along with the incidents it raised (a web-root flag
+/// and the incident it points at) is then stored with them or not at all.
+/// The module owns its rows; the store only owns the transaction.
+pub trait BatchRows: fmt::Debug {
+    /// Writes the rows in `tx`; `now_us` is the batch's commit time (see
+    /// [`to_us`]). An error rolls the whole batch back.
+    fn write(&self, tx: &Transaction<'_>, now_us: i64) -> Result<(), StoreError>;
 }
 
 /// The detector's state as one commit writes it: the header (everything
@@ -323,7 +335,9 @@ impl Store {
                 };
             }
         }
-        integrity::apply(&tx, batch.integrity, now_us)?;
+        if let Some(rows) = batch.extra_rows {
+            rows.write(&tx, now_us)?;
+        }
         if let Some(state) = batch.detector {
             tx.prepare_cached(
                 "INSERT INTO detector_state (id, state, updated_us) VALUES (1, ?1, ?2)
@@ -561,7 +575,7 @@ mod tests {
                 checkpoints: &checkpoints,
                 cursors: &[],
                 detector: Some(header_only(b"detector state")),
-                integrity: &[],
+                extra_rows: None,
             })
             .expect("commit");
         assert_eq!(info.commit, 1);
@@ -727,7 +741,7 @@ mod tests {
                 checkpoints: &[cp("auth", 1, 10), cp("nginx", 3, 30)],
                 cursors: &[],
                 detector: None,
-                integrity: &[],
+                extra_rows: None,
             })
             .expect_err("must fail");
         assert!(matches!(err, StoreError::Invalid(_)), "{err}");
@@ -748,7 +762,7 @@ mod tests {
                 checkpoints: &[cp("auth", 1, 100)],
                 cursors: &[],
                 detector: Some(header_only(b"v1")),
-                integrity: &[],
+                extra_rows: None,
             })
             .expect("first");
         let before = dump(&path);
@@ -764,7 +778,7 @@ mod tests {
             checkpoints: &checkpoints,
             cursors: &[],
             detector: Some(header_only(b"v2")),
-            integrity: &[],
+            extra_rows: None,
         };
         let err = store
             .commit(&Batch {
@@ -863,7 +877,7 @@ mod tests {
             checkpoints: &[cp("auth", 1, 1)],
             cursors: &[],
             detector: Some(header_only(b"x")),
-            integrity: &[],
+            extra_rows: None,
         };
         let started = Instant::now();
         let err = store.commit(&batch).expect_err("busy");
@@ -951,7 +965,7 @@ mod tests {
                     checkpoints: &checkpoints,
                     cursors: &[],
                     detector: Some(header_only(&blob)),
-                    integrity: &[],
+                    extra_rows: None,
                 };
                 let started = Instant::now();
                 let info = store

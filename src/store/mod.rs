@@ -29,11 +29,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use rusqlite::{ffi, Connection, OpenFlags};
+use rusqlite::{ffi, Connection, OpenFlags, Transaction, TransactionBehavior};
 
 mod commit;
 mod import;
-mod integrity;
 mod query;
 mod schema;
 mod tally;
@@ -41,12 +40,13 @@ mod tally;
 mod testing;
 mod values;
 
-pub use commit::{Batch, CommitInfo, DetectorWrite, Recovery, StateRow};
+pub use commit::{Batch, BatchRows, CommitInfo, DetectorWrite, Recovery, StateRow};
 pub use import::{ImportFile, ImportOutcome, ImportRecord};
-pub use integrity::{AcceptInfo, AcceptRow, FlagRow, IntegrityOp};
+pub(crate) use query::incident_uid;
 pub use query::{IncidentOrder, IncidentQuery};
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use tally::{GroupBy, GroupCount};
+pub(crate) use values::{bits_u64, from_us, to_i64, to_u64, to_us, u64_bits};
 
 use schema::check_header;
 
@@ -291,6 +291,31 @@ impl Store {
     /// The agency id of new uids; `None` for a reader.
     pub fn agency(&self) -> Option<&str> {
         self.agency.as_deref()
+    }
+
+    /// The connection, for reading the rows another module keeps here
+    /// (writes go through [`Store::write_transaction`] or a batch's
+    /// [`BatchRows`]).
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Runs `write` in one `IMMEDIATE` transaction of the writer, for rows
+    /// another module keeps here and writes outside the daemon's batches:
+    /// committed if it returns `Ok`, rolled back otherwise.
+    pub(crate) fn write_transaction<T>(
+        &mut self,
+        write: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if self.agency.is_none() {
+            return Err(StoreError::ReadOnly);
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = write(&tx)?;
+        tx.commit()?;
+        Ok(out)
     }
 
     /// Connection settings shared by writer and readers.

@@ -3,7 +3,7 @@
 
 use jiff::Timestamp;
 use rusqlite::types::Value;
-use rusqlite::{params_from_iter, Row};
+use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
 
 use super::values::*;
 use super::{IncidentRecord, Store, StoreError, StoredIncident};
@@ -128,6 +128,18 @@ impl Store {
             None => Ok(None),
         }
     }
+}
+
+/// The uid of the incident the detector numbered `detector_id`, for rows
+/// that point at an incident of their own batch.
+pub(crate) fn incident_uid(
+    conn: &Connection,
+    detector_id: u64,
+) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT uid FROM incidents WHERE detector_id = ?1")?
+        .query_row([to_i64(detector_id, "detector id")?], |r| r.get(0))
+        .optional()?)
 }
 
 const INCIDENT_COLUMNS: &str = "uid, detector_id, rule, category, severity, key, src_ip, input, \

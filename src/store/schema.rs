@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::values::to_us;
-use super::{integrity, Store, StoreError};
+use super::{Store, StoreError};
 
 /// `PRAGMA application_id` of a canhgac database: "cgac" in ASCII.
 pub const APPLICATION_ID: i32 = 0x6367_6163;
@@ -26,7 +26,7 @@ const MIGRATIONS: &[&str] = &[
     MIGRATION_V3,
     MIGRATION_V4,
     MIGRATION_V5,
-    integrity::MIGRATION_V6,
+    MIGRATION_V6,
     MIGRATION_V7,
 ];
 
@@ -49,6 +49,66 @@ CREATE TABLE detector_keys (
     rule  INTEGER NOT NULL CHECK (rule >= 0),
     key   TEXT    NOT NULL,
     state BLOB
+) STRICT;
+";
+
+/// v6: web-root integrity: each root's baseline (the accepted state of
+/// every watched file), the flags (changes raised and not yet accepted)
+/// and the log of `canhgac integrity accept`. Paths are the bytes of the
+/// file name relative to the web root (`BLOB`), so names that are not
+/// UTF-8 are kept exactly. The integrity module writes and reads these
+/// rows; the daemon's batch carries its changes ([`super::BatchRows`]).
+const MIGRATION_V6: &str = "
+CREATE TABLE integrity_roots (
+    name         TEXT    PRIMARY KEY,
+    settings     TEXT    NOT NULL CHECK (json_valid(settings)),
+    baselined_us INTEGER NOT NULL,
+    updated_us   INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE integrity_files (
+    root       TEXT    NOT NULL,
+    path       BLOB    NOT NULL,
+    link       INTEGER NOT NULL CHECK (link IN (0, 1)),
+    size       INTEGER NOT NULL CHECK (size >= 0),
+    mtime_ns   INTEGER NOT NULL,
+    ctime_ns   INTEGER NOT NULL,
+    ino        INTEGER NOT NULL,
+    sha256     BLOB    CHECK (sha256 IS NULL OR length(sha256) = 32),
+    signature  TEXT,
+    updated_us INTEGER NOT NULL,
+    PRIMARY KEY (root, path)
+) STRICT, WITHOUT ROWID;
+
+-- A change raised as an incident and not accepted: the state it left
+-- (present = 0: the file was removed).
+CREATE TABLE integrity_flags (
+    root         TEXT    NOT NULL,
+    path         BLOB    NOT NULL,
+    kind         TEXT    NOT NULL CHECK (kind IN ('new', 'modified', 'removed')),
+    class        TEXT    NOT NULL,
+    present      INTEGER NOT NULL CHECK (present IN (0, 1)),
+    link         INTEGER,
+    size         INTEGER,
+    mtime_ns     INTEGER,
+    ctime_ns     INTEGER,
+    ino          INTEGER,
+    sha256       BLOB    CHECK (sha256 IS NULL OR length(sha256) = 32),
+    signature    TEXT,
+    incident_uid TEXT,
+    flagged_us   INTEGER NOT NULL,
+    PRIMARY KEY (root, path)
+) STRICT, WITHOUT ROWID;
+
+-- Every `canhgac integrity accept`: the daemon applies the ones after the
+-- last it has seen; analysts read who accepted what, when.
+CREATE TABLE integrity_accepts (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    root        TEXT    NOT NULL,
+    path        BLOB    NOT NULL,
+    files       INTEGER NOT NULL,
+    unflagged   INTEGER NOT NULL,
+    accepted_us INTEGER NOT NULL
 ) STRICT;
 ";
 

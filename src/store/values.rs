@@ -29,33 +29,33 @@ pub(super) fn is_unique_violation(e: &rusqlite::Error) -> bool {
 
 /// Microseconds since the epoch, rounded down (also before 1970), so an
 /// instant stays on the same side of any whole-microsecond bound.
-pub(super) fn to_us(ts: Timestamp) -> Result<i64, StoreError> {
+pub(crate) fn to_us(ts: Timestamp) -> Result<i64, StoreError> {
     let us = ts.as_nanosecond().div_euclid(1_000);
     i64::try_from(us).map_err(|_| StoreError::Invalid(format!("time {ts} out of range")))
 }
 
-pub(super) fn from_us(us: i64) -> Result<Timestamp, StoreError> {
+pub(crate) fn from_us(us: i64) -> Result<Timestamp, StoreError> {
     Timestamp::from_microsecond(us)
         .map_err(|e| StoreError::Invalid(format!("stored time {us} out of range: {e}")))
 }
 
-pub(super) fn to_i64(v: u64, what: &str) -> Result<i64, StoreError> {
+pub(crate) fn to_i64(v: u64, what: &str) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| {
         StoreError::Invalid(format!("{what} {v} exceeds the database's integer range"))
     })
 }
 
-pub(super) fn to_u64(v: i64, what: &str) -> Result<u64, StoreError> {
+pub(crate) fn to_u64(v: i64, what: &str) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::Invalid(format!("stored {what} is negative: {v}")))
 }
 
 /// Device and inode numbers are identities, not quantities: stored as the
 /// `i64` with the same bits, so all of `u64` round-trips.
-pub(super) fn u64_bits(v: u64) -> i64 {
+pub(crate) fn u64_bits(v: u64) -> i64 {
     i64::from_ne_bytes(v.to_ne_bytes())
 }
 
-pub(super) fn bits_u64(v: i64) -> u64 {
+pub(crate) fn bits_u64(v: i64) -> u64 {
     u64::from_ne_bytes(v.to_ne_bytes())
 }
 
