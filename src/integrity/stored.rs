@@ -194,8 +194,8 @@ pub fn entries(
 pub fn flags(store: &Store, root: Option<&str>) -> Result<Vec<FlagRow>, StoreError> {
     let mut stmt = store.connection().prepare_cached(
         "SELECT root, path, incident_uid, flagged_us, kind, class, present, link, size,
-                    mtime_ns, ctime_ns, ino, sha256, signature
-             FROM integrity_flags WHERE ?1 IS NULL OR root = ?1 ORDER BY root, path",
+                mtime_ns, ctime_ns, ino, sha256, signature
+         FROM integrity_flags WHERE ?1 IS NULL OR root = ?1 ORDER BY root, path",
     )?;
     let mut rows = stmt.query([root])?;
     let mut out = Vec::new();
@@ -207,20 +207,6 @@ pub fn flags(store: &Store, root: Option<&str>) -> Result<Vec<FlagRow>, StoreErr
             flagged_at: from_us(row.get(3)?)?,
             flag: flag_from_row(row, 4)?,
         });
-    }
-    Ok(out)
-}
-
-/// Files in the baseline of each web root.
-pub fn counts(store: &Store) -> Result<Vec<(String, u64)>, StoreError> {
-    let mut stmt = store
-        .connection()
-        .prepare_cached("SELECT root, COUNT(*) FROM integrity_files GROUP BY root ORDER BY root")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (root, n) = row?;
-        out.push((root, to_u64(n, "file count")?));
     }
     Ok(out)
 }
@@ -333,108 +319,254 @@ fn upsert_baseline(
     Ok(())
 }
 
-/// A batch's integrity operations, applied after its incidents are in.
+/// A batch's integrity operations, applied after its incidents are in
+/// (a flag names the incident that raised it by detector id).
 impl BatchRows for Vec<IntegrityOp> {
     fn write(&self, tx: &Transaction<'_>, now_us: i64) -> Result<(), StoreError> {
-        for op in self {
-            match op {
-                IntegrityOp::Root { root, settings } => {
-                    let json = serde_json::to_string(settings)
-                        .map_err(|e| StoreError::Invalid(format!("settings of {root}: {e}")))?;
-                    tx.prepare_cached(
-                        "INSERT INTO integrity_roots (name, settings, baselined_us, updated_us)
-                     VALUES (?1, ?2, ?3, ?3)
-                     ON CONFLICT (name) DO UPDATE SET settings = excluded.settings,
-                         updated_us = excluded.updated_us",
-                    )?
-                    .execute(params![root, json, now_us])?;
-                }
-                IntegrityOp::Reset { root } => {
-                    for table in ["integrity_files", "integrity_flags", "integrity_roots"] {
-                        let column = if table == "integrity_roots" {
-                            "name"
-                        } else {
-                            "root"
-                        };
-                        tx.execute(&format!("DELETE FROM {table} WHERE {column} = ?1"), [root])?;
-                    }
-                }
-                IntegrityOp::Baseline { root, path, state } => {
-                    upsert_baseline(tx, root, path, state, now_us)?;
-                    tx.prepare_cached("DELETE FROM integrity_flags WHERE root = ?1 AND path = ?2")?
-                        .execute(params![root, path])?;
-                }
-                IntegrityOp::Forget { root, path } => {
-                    for sql in [
-                        "DELETE FROM integrity_files WHERE root = ?1 AND path = ?2",
-                        "DELETE FROM integrity_flags WHERE root = ?1 AND path = ?2",
-                    ] {
-                        tx.prepare_cached(sql)?.execute(params![root, path])?;
-                    }
-                }
-                IntegrityOp::Flag {
-                    root,
-                    path,
-                    flag,
-                    incident,
-                } => {
-                    // Accepted meanwhile (`integrity accept` hashed the same
-                    // content): the baseline already says it, no flag.
-                    let baseline: Option<FileState> = tx
-                        .prepare_cached(
-                            "SELECT link, size, mtime_ns, ctime_ns, ino, sha256, signature
-                         FROM integrity_files WHERE root = ?1 AND path = ?2",
-                        )?
-                        .query_row(params![root, path], |r| Ok(state_from_row(r, 0)))
-                        .optional()?
-                        .transpose()?;
-                    let accepted = match (&baseline, &flag.state) {
-                        (Some(b), Some(s)) => b.same_content(s),
-                        (None, None) => true,
-                        _ => false,
-                    };
-                    if accepted {
-                        continue;
-                    }
-                    let uid = match incident {
-                        Some(id) => incident_uid(tx, *id)?,
-                        None => None,
-                    };
-                    let s = flag.state.as_ref();
-                    let p = s.map(state_params).transpose()?;
-                    tx.prepare_cached(
-                        "INSERT INTO integrity_flags (root, path, kind, class, present, link, size,
-                         mtime_ns, ctime_ns, ino, sha256, signature, incident_uid, flagged_us)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
-                     ON CONFLICT (root, path) DO UPDATE SET kind = excluded.kind,
-                         class = excluded.class, present = excluded.present,
-                         link = excluded.link, size = excluded.size,
-                         mtime_ns = excluded.mtime_ns, ctime_ns = excluded.ctime_ns,
-                         ino = excluded.ino, sha256 = excluded.sha256,
-                         signature = excluded.signature,
-                         incident_uid = COALESCE(excluded.incident_uid, incident_uid),
-                         flagged_us = CASE WHEN excluded.incident_uid IS NULL
-                             THEN flagged_us ELSE excluded.flagged_us END",
-                    )?
-                    .execute(params![
-                        root,
-                        path,
-                        flag.kind.id(),
-                        flag.class.id(),
-                        s.is_some(),
-                        p.map(|p| p.0),
-                        p.map(|p| p.1),
-                        p.map(|p| p.2),
-                        p.map(|p| p.3),
-                        p.map(|p| p.4),
-                        s.and_then(|s| s.sha256.as_ref().map(|h| h.to_vec())),
-                        s.and_then(|s| s.signature.clone()),
-                        uid,
-                        now_us
-                    ])?;
-                }
+        self.iter().try_for_each(|op| apply(tx, op, now_us))
+    }
+}
+
+fn apply(tx: &Transaction<'_>, op: &IntegrityOp, now_us: i64) -> Result<(), StoreError> {
+    match op {
+        IntegrityOp::Root { root, settings } => {
+            let json = serde_json::to_string(settings)
+                .map_err(|e| StoreError::Invalid(format!("settings of {root}: {e}")))?;
+            tx.prepare_cached(
+                "INSERT INTO integrity_roots (name, settings, baselined_us, updated_us)
+                 VALUES (?1, ?2, ?3, ?3)
+                 ON CONFLICT (name) DO UPDATE SET settings = excluded.settings,
+                     updated_us = excluded.updated_us",
+            )?
+            .execute(params![root, json, now_us])?;
+        }
+        IntegrityOp::Reset { root } => {
+            for sql in [
+                "DELETE FROM integrity_files WHERE root = ?1",
+                "DELETE FROM integrity_flags WHERE root = ?1",
+                "DELETE FROM integrity_roots WHERE name = ?1",
+            ] {
+                tx.execute(sql, [root])?;
             }
         }
-        Ok(())
+        IntegrityOp::Baseline { root, path, state } => {
+            upsert_baseline(tx, root, path, state, now_us)?;
+            tx.prepare_cached("DELETE FROM integrity_flags WHERE root = ?1 AND path = ?2")?
+                .execute(params![root, path])?;
+        }
+        IntegrityOp::Forget { root, path } => {
+            for sql in [
+                "DELETE FROM integrity_files WHERE root = ?1 AND path = ?2",
+                "DELETE FROM integrity_flags WHERE root = ?1 AND path = ?2",
+            ] {
+                tx.prepare_cached(sql)?.execute(params![root, path])?;
+            }
+        }
+        IntegrityOp::Flag {
+            root,
+            path,
+            flag,
+            incident,
+        } => {
+            // Accepted meanwhile (`integrity accept` hashed the same
+            // content): the baseline already says it, no flag.
+            let baseline: Option<FileState> = tx
+                .prepare_cached(
+                    "SELECT link, size, mtime_ns, ctime_ns, ino, sha256, signature
+                     FROM integrity_files WHERE root = ?1 AND path = ?2",
+                )?
+                .query_row(params![root, path], |r| Ok(state_from_row(r, 0)))
+                .optional()?
+                .transpose()?;
+            let accepted = match (&baseline, &flag.state) {
+                (Some(b), Some(s)) => b.same_content(s),
+                (None, None) => true,
+                _ => false,
+            };
+            if accepted {
+                return Ok(());
+            }
+            let uid = match incident {
+                Some(id) => incident_uid(tx, *id)?,
+                None => None,
+            };
+            let s = flag.state.as_ref();
+            let p = s.map(state_params).transpose()?;
+            tx.prepare_cached(
+                "INSERT INTO integrity_flags (root, path, kind, class, present, link, size,
+                     mtime_ns, ctime_ns, ino, sha256, signature, incident_uid, flagged_us)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                 ON CONFLICT (root, path) DO UPDATE SET kind = excluded.kind,
+                     class = excluded.class, present = excluded.present,
+                     link = excluded.link, size = excluded.size,
+                     mtime_ns = excluded.mtime_ns, ctime_ns = excluded.ctime_ns,
+                     ino = excluded.ino, sha256 = excluded.sha256,
+                     signature = excluded.signature,
+                     incident_uid = COALESCE(excluded.incident_uid, incident_uid),
+                     flagged_us = CASE WHEN excluded.incident_uid IS NULL
+                         THEN flagged_us ELSE excluded.flagged_us END",
+            )?
+            .execute(params![
+                root,
+                path,
+                flag.kind.id(),
+                flag.class.id(),
+                s.is_some(),
+                p.map(|p| p.0),
+                p.map(|p| p.1),
+                p.map(|p| p.2),
+                p.map(|p| p.3),
+                p.map(|p| p.4),
+                s.and_then(|s| s.sha256.as_ref().map(|h| h.to_vec())),
+                s.and_then(|s| s.signature.clone()),
+                uid,
+                now_us
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Batch, IncidentRecord};
+
+    fn state(size: u64, sha: u8) -> FileState {
+        FileState {
+            link: false,
+            size,
+            mtime_ns: 1,
+            ctime_ns: 1,
+            ino: 7,
+            sha256: Some([sha; 32]),
+            signature: None,
+        }
+    }
+
+    fn incident(events: u64) -> IncidentRecord {
+        IncidentRecord {
+            detector_id: 1,
+            rule: "integrity-deface".to_owned(),
+            category: "deface".to_owned(),
+            severity: "high".to_owned(),
+            key: "www".to_owned(),
+            src_ip: None,
+            input: None,
+            first_seen: Timestamp::UNIX_EPOCH,
+            last_seen: Timestamp::UNIX_EPOCH,
+            events,
+            open: false,
+            sample: "index.html".to_owned(),
+            fields: Vec::new(),
+        }
+    }
+
+    /// A flag is stored with the incident it names, in one commit, or not
+    /// at all; accepting the change takes the flag back.
+    #[test]
+    fn flags_commit_with_their_incident_and_go_on_accept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("canhgac.db");
+        let mut store = Store::open(&path, "test").expect("open");
+        let www = || "www".to_owned();
+        let index = || b"index.html".to_vec();
+        let settings_www = StoredSettings {
+            path: "/srv/www".to_owned(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+        };
+        let baseline = vec![
+            IntegrityOp::Root {
+                root: www(),
+                settings: settings_www.clone(),
+            },
+            IntegrityOp::Baseline {
+                root: www(),
+                path: index(),
+                state: state(10, 1),
+            },
+        ];
+        store
+            .commit(&Batch {
+                extra_rows: Some(&baseline),
+                ..Batch::default()
+            })
+            .expect("baseline");
+        let raised = Flag {
+            kind: ChangeKind::Modified,
+            class: ChangeClass::Index,
+            state: Some(state(11, 2)),
+        };
+        let flag = vec![IntegrityOp::Flag {
+            root: www(),
+            path: index(),
+            flag: raised.clone(),
+            incident: Some(1),
+        }];
+
+        // The incident cannot be stored: its flag is not stored either.
+        store
+            .commit(&Batch {
+                incidents: &[incident(u64::MAX)],
+                extra_rows: Some(&flag),
+                ..Batch::default()
+            })
+            .expect_err("event count out of range");
+        assert!(flags(&store, None).expect("flags").is_empty());
+
+        let info = store
+            .commit(&Batch {
+                incidents: &[incident(1)],
+                extra_rows: Some(&flag),
+                ..Batch::default()
+            })
+            .expect("commit");
+        let stored = flags(&store, Some("www")).expect("flags");
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].flag, raised);
+        assert_eq!(
+            stored[0].incident_uid.as_deref(),
+            Some(info.inserted[0].1.as_str())
+        );
+        assert_eq!(
+            settings(&store, "www").expect("settings"),
+            Some(settings_www)
+        );
+        assert_eq!(
+            entries(&store, "www", b"").expect("entries"),
+            [(
+                index(),
+                Entry {
+                    baseline: Some(state(10, 1)),
+                    flag: Some(raised),
+                }
+            )]
+        );
+
+        let accepted = accept(&mut store, "www", b"", &[(index(), state(11, 2))]).expect("accept");
+        assert_eq!(
+            accepted,
+            AcceptInfo {
+                baselined: 1,
+                forgotten: 0,
+                unflagged: 1,
+            }
+        );
+        assert!(flags(&store, None).expect("flags").is_empty());
+        assert_eq!(last_accept(&store).expect("last accept"), 1);
+        assert_eq!(
+            accepts_after(&store, 0).expect("accepts"),
+            [AcceptRow {
+                seq: 1,
+                root: www(),
+                path: Vec::new(),
+            }]
+        );
+        let mut reader = Store::open_read(&path).expect("reader");
+        assert!(matches!(
+            accept(&mut reader, "www", b"", &[]),
+            Err(StoreError::ReadOnly)
+        ));
     }
 }

@@ -7,6 +7,13 @@
 //! lost, nothing counted twice. A failed commit (busy, disk full, ...)
 //! leaves the database exactly as it was; the caller keeps the batch and
 //! retries it, and must not move its checkpoints on meanwhile.
+//!
+//! Rows that another module keeps in this database and that belong with a
+//! batch's incidents (a web-root flag names the incident that raised it)
+//! ride along as [`Batch::extra_rows`] and are written in the same
+//! transaction, after the incidents, so they too are stored exactly once.
+//! The store calls them through [`BatchRows`] and never knows their types:
+//! it depends on no module that keeps rows here.
 //! [`Store::recovery`] reads back, in one snapshot, what the daemon resumes
 //! from.
 
@@ -17,7 +24,9 @@ use jiff::Timestamp;
 use rusqlite::{params, Connection, Row, Transaction, TransactionBehavior};
 use uuid::Uuid;
 
-use super::values::*;
+use super::values::{
+    bits_u64, from_us, is_unique_violation, to_i64, to_u64, to_us, u64_bits, FieldsRef,
+};
 use super::{IncidentRecord, Store, StoreError};
 use crate::input::checkpoint::FileCheckpoint;
 
@@ -175,27 +184,7 @@ impl Store {
     pub fn commit(&mut self, batch: &Batch<'_>) -> Result<CommitInfo, StoreError> {
         let Store { conn, agency, .. } = self;
         let agency = agency.as_deref().ok_or(StoreError::ReadOnly)?;
-        // A checkpoint of an unlisted input would survive next to the old
-        // checkpoints of its input instead of replacing them.
-        if let Some(cp) = batch
-            .checkpoints
-            .iter()
-            .find(|cp| !batch.inputs.contains(&cp.input))
-        {
-            return Err(StoreError::Invalid(format!(
-                "checkpoint of {} for input {:?}, which the batch does not list in its inputs",
-                cp.path, cp.input
-            )));
-        }
-        if let Some((input, _)) = batch
-            .cursors
-            .iter()
-            .find(|(input, _)| !batch.inputs.contains(input))
-        {
-            return Err(StoreError::Invalid(format!(
-                "cursor for input {input:?}, which the batch does not list in its inputs"
-            )));
-        }
+        check_inputs_listed(batch)?;
         let committed_at = Timestamp::now();
         let now_us = to_us(committed_at)?;
 
@@ -204,159 +193,13 @@ impl Store {
         // through as a deferred transaction upgrading its lock could.
         // Dropping `tx` on any error below rolls everything back.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut inserted = Vec::new();
-        let mut updated = 0;
-        let mut max_id: Option<i64> = None;
-        {
-            let mut update = tx.prepare_cached(
-                "UPDATE incidents SET last_seen_us = ?2, events = ?3, open = ?4, updated_us = ?5
-                 WHERE detector_id = ?1 AND rule = ?6 AND key = ?7",
-            )?;
-            // first_seen only ever moves earlier: a merged incident takes the
-            // first event of a rule that joins it later. Apart, because
-            // setting an indexed column rewrites its index entries (five
-            // indexes hold first_seen) even when the value stays.
-            let mut earlier = tx.prepare_cached(
-                "UPDATE incidents SET first_seen_us = ?2 WHERE detector_id = ?1 AND first_seen_us > ?2",
-            )?;
-            // An incident stored under an id that the detector, restarted
-            // from an older snapshot, now gives to another incident: the
-            // lines that made the stored one are gone (a file deleted while
-            // the daemon was down). It stays, as a fact, under a negative id
-            // (minus its row id) that no detector ever uses.
-            let mut detach =
-                tx.prepare_cached("UPDATE incidents SET detector_id = -id WHERE detector_id = ?1")?;
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO incidents (uid, detector_id, rule, category, severity, key, src_ip,
-                     input, first_seen_us, last_seen_us, events, open, sample, fields,
-                     created_us, updated_us)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
-            )?;
-            for rec in batch.incidents {
-                let id = to_i64(rec.detector_id, "detector id")?;
-                let first_us = to_us(rec.first_seen)?;
-                let last_us = to_us(rec.last_seen)?;
-                let events = to_i64(rec.events, "event count")?;
-                max_id = max_id.max(Some(id));
-                // Updating first makes the common case (a known incident
-                // growing) one statement and generates a uid only for new
-                // ones. Matching rule and key as well catches a detector that
-                // reuses an id for another incident: its insert then hits the
-                // UNIQUE detector_id instead of silently merging the two.
-                if update.execute(params![
-                    id, last_us, events, rec.open, now_us, rec.rule, rec.key
-                ])? == 1
-                {
-                    earlier.execute(params![id, first_us])?;
-                    updated += 1;
-                    continue;
-                }
-                if detach.execute([id])? == 1 {
-                    tracing::warn!(
-                        "incident with detector id {id} was derived from lines no longer \
-                         readable; kept, and the id goes to ({}, {})",
-                        rec.rule,
-                        rec.key
-                    );
-                }
-                let uid = format!("{agency}-{}", Uuid::now_v7());
-                let fields = serde_json::to_string(&FieldsRef(&rec.fields))
-                    .map_err(|e| StoreError::Invalid(format!("fields of incident {id}: {e}")))?;
-                let result = insert.execute(params![
-                    uid,
-                    id,
-                    rec.rule,
-                    rec.category,
-                    rec.severity,
-                    rec.key,
-                    rec.src_ip,
-                    rec.input,
-                    first_us,
-                    last_us,
-                    events,
-                    rec.open,
-                    rec.sample,
-                    fields,
-                    now_us,
-                ]);
-                result?;
-                inserted.push((rec.detector_id, uid));
-            }
-        }
-        {
-            let mut delete = tx.prepare_cached("DELETE FROM checkpoints WHERE input = ?1")?;
-            let mut delete_cursor =
-                tx.prepare_cached("DELETE FROM input_cursors WHERE input = ?1")?;
-            let mut known =
-                tx.prepare_cached("INSERT OR IGNORE INTO inputs (name, first_us) VALUES (?1, ?2)")?;
-            let now_us = to_us(Timestamp::now())?;
-            for input in batch.inputs {
-                delete.execute([input])?;
-                delete_cursor.execute([input])?;
-                known.execute(params![input, now_us])?;
-            }
-            let mut cursor = tx.prepare_cached(
-                "INSERT INTO input_cursors (input, cursor, updated_us) VALUES (?1, ?2, ?3)",
-            )?;
-            for (input, c) in batch.cursors {
-                match cursor.execute(params![input, c, now_us]) {
-                    Err(e) if is_unique_violation(&e) => {
-                        return Err(StoreError::Invalid(format!(
-                            "two cursors for input {input:?}"
-                        )))
-                    }
-                    other => other?,
-                };
-            }
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO checkpoints (input, dev, ino, path, fingerprint_len, fingerprint,
-                     byte_offset, updated_us)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?;
-            for cp in batch.checkpoints {
-                let result = insert.execute(params![
-                    cp.input,
-                    u64_bits(cp.dev),
-                    u64_bits(cp.ino),
-                    cp.path,
-                    to_i64(cp.fingerprint_len, "fingerprint length")?,
-                    &cp.fingerprint[..],
-                    to_i64(cp.offset, "checkpoint offset")?,
-                    now_us,
-                ]);
-                match result {
-                    Err(e) if is_unique_violation(&e) => {
-                        return Err(StoreError::Invalid(format!(
-                            "two checkpoints of input {:?} for one file (dev {}, ino {}, {})",
-                            cp.input, cp.dev, cp.ino, cp.path
-                        )))
-                    }
-                    other => other?,
-                };
-            }
-        }
+        let written = upsert_incidents(&tx, agency, batch.incidents, now_us)?;
+        replace_positions(&tx, batch, now_us)?;
         if let Some(rows) = batch.extra_rows {
             rows.write(&tx, now_us)?;
         }
         if let Some(state) = batch.detector {
-            tx.prepare_cached(
-                "INSERT INTO detector_state (id, state, updated_us) VALUES (1, ?1, ?2)
-                 ON CONFLICT (id) DO UPDATE SET state = excluded.state,
-                     updated_us = excluded.updated_us",
-            )?
-            .execute(params![state.header, now_us])?;
-            if state.compact {
-                tx.execute("DELETE FROM detector_keys", [])?;
-            }
-            let mut append = tx.prepare_cached(
-                "INSERT INTO detector_keys (kind, rule, key, state) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for row in state.rows {
-                if state.compact && row.state.is_none() {
-                    continue;
-                }
-                append.execute(params![row.kind, row.rule, row.key, row.state])?;
-            }
+            write_detector(&tx, &state, now_us)?;
         }
         let commit: i64 = tx
             .prepare_cached(
@@ -368,16 +211,226 @@ impl Store {
                  WHERE id = 1
                  RETURNING commits",
             )?
-            .query_row(params![now_us, max_id], |r| r.get(0))?;
+            .query_row(params![now_us, written.max_id], |r| r.get(0))?;
         // Should COMMIT itself fail, `tx` is dropped still open and rolls back.
         tx.commit()?;
         Ok(CommitInfo {
             commit: to_u64(commit, "commit count")?,
             committed_at,
-            inserted,
-            updated,
+            inserted: written.inserted,
+            updated: written.updated,
         })
     }
+}
+
+/// Refuses positions of inputs the batch does not list: a checkpoint of an
+/// unlisted input would survive next to the old checkpoints of its input
+/// instead of replacing them.
+fn check_inputs_listed(batch: &Batch<'_>) -> Result<(), StoreError> {
+    if let Some(cp) = batch
+        .checkpoints
+        .iter()
+        .find(|cp| !batch.inputs.contains(&cp.input))
+    {
+        return Err(StoreError::Invalid(format!(
+            "checkpoint of {} for input {:?}, which the batch does not list in its inputs",
+            cp.path, cp.input
+        )));
+    }
+    if let Some((input, _)) = batch
+        .cursors
+        .iter()
+        .find(|(input, _)| !batch.inputs.contains(input))
+    {
+        return Err(StoreError::Invalid(format!(
+            "cursor for input {input:?}, which the batch does not list in its inputs"
+        )));
+    }
+    Ok(())
+}
+
+/// What [`upsert_incidents`] did.
+struct Upserted {
+    /// `(detector_id, uid)` of the new incidents.
+    inserted: Vec<(u64, String)>,
+    updated: usize,
+    /// The highest detector id of the batch.
+    max_id: Option<i64>,
+}
+
+fn upsert_incidents(
+    tx: &Transaction<'_>,
+    agency: &str,
+    incidents: &[IncidentRecord],
+    now_us: i64,
+) -> Result<Upserted, StoreError> {
+    let mut inserted = Vec::new();
+    let mut updated = 0;
+    let mut max_id: Option<i64> = None;
+    let mut update = tx.prepare_cached(
+        "UPDATE incidents SET last_seen_us = ?2, events = ?3, open = ?4, updated_us = ?5
+         WHERE detector_id = ?1 AND rule = ?6 AND key = ?7",
+    )?;
+    // first_seen only ever moves earlier: a merged incident takes the
+    // first event of a rule that joins it later. Apart, because
+    // setting an indexed column rewrites its index entries (five
+    // indexes hold first_seen) even when the value stays.
+    let mut earlier = tx.prepare_cached(
+        "UPDATE incidents SET first_seen_us = ?2 WHERE detector_id = ?1 AND first_seen_us > ?2",
+    )?;
+    // An incident stored under an id that the detector, restarted
+    // from an older snapshot, now gives to another incident: the
+    // lines that made the stored one are gone (a file deleted while
+    // the daemon was down). It stays, as a fact, under a negative id
+    // (minus its row id) that no detector ever uses.
+    let mut detach =
+        tx.prepare_cached("UPDATE incidents SET detector_id = -id WHERE detector_id = ?1")?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO incidents (uid, detector_id, rule, category, severity, key, src_ip,
+             input, first_seen_us, last_seen_us, events, open, sample, fields,
+             created_us, updated_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
+    )?;
+    for rec in incidents {
+        let id = to_i64(rec.detector_id, "detector id")?;
+        let first_us = to_us(rec.first_seen)?;
+        let last_us = to_us(rec.last_seen)?;
+        let events = to_i64(rec.events, "event count")?;
+        max_id = max_id.max(Some(id));
+        // Updating first makes the common case (a known incident
+        // growing) one statement and generates a uid only for new
+        // ones. Matching rule and key as well catches a detector that
+        // reuses an id for another incident: its insert then hits the
+        // UNIQUE detector_id instead of silently merging the two.
+        if update.execute(params![
+            id, last_us, events, rec.open, now_us, rec.rule, rec.key
+        ])? == 1
+        {
+            earlier.execute(params![id, first_us])?;
+            updated += 1;
+            continue;
+        }
+        if detach.execute([id])? == 1 {
+            tracing::warn!(
+                "incident with detector id {id} was derived from lines no longer \
+                 readable; kept, and the id goes to ({}, {})",
+                rec.rule,
+                rec.key
+            );
+        }
+        let uid = format!("{agency}-{}", Uuid::now_v7());
+        let fields = serde_json::to_string(&FieldsRef(&rec.fields))
+            .map_err(|e| StoreError::Invalid(format!("fields of incident {id}: {e}")))?;
+        insert.execute(params![
+            uid,
+            id,
+            rec.rule,
+            rec.category,
+            rec.severity,
+            rec.key,
+            rec.src_ip,
+            rec.input,
+            first_us,
+            last_us,
+            events,
+            rec.open,
+            rec.sample,
+            fields,
+            now_us,
+        ])?;
+        inserted.push((rec.detector_id, uid));
+    }
+    Ok(Upserted {
+        inserted,
+        updated,
+        max_id,
+    })
+}
+
+/// Replaces the checkpoints and cursors of the batch's inputs, and records
+/// the inputs as having run.
+fn replace_positions(
+    tx: &Transaction<'_>,
+    batch: &Batch<'_>,
+    now_us: i64,
+) -> Result<(), StoreError> {
+    let mut delete = tx.prepare_cached("DELETE FROM checkpoints WHERE input = ?1")?;
+    let mut delete_cursor = tx.prepare_cached("DELETE FROM input_cursors WHERE input = ?1")?;
+    let mut known =
+        tx.prepare_cached("INSERT OR IGNORE INTO inputs (name, first_us) VALUES (?1, ?2)")?;
+    for input in batch.inputs {
+        delete.execute([input])?;
+        delete_cursor.execute([input])?;
+        known.execute(params![input, now_us])?;
+    }
+    let mut cursor = tx.prepare_cached(
+        "INSERT INTO input_cursors (input, cursor, updated_us) VALUES (?1, ?2, ?3)",
+    )?;
+    for (input, c) in batch.cursors {
+        match cursor.execute(params![input, c, now_us]) {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Invalid(format!(
+                    "two cursors for input {input:?}"
+                )))
+            }
+            other => other?,
+        };
+    }
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO checkpoints (input, dev, ino, path, fingerprint_len, fingerprint,
+             byte_offset, updated_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for cp in batch.checkpoints {
+        let result = insert.execute(params![
+            cp.input,
+            u64_bits(cp.dev),
+            u64_bits(cp.ino),
+            cp.path,
+            to_i64(cp.fingerprint_len, "fingerprint length")?,
+            &cp.fingerprint[..],
+            to_i64(cp.offset, "checkpoint offset")?,
+            now_us,
+        ]);
+        match result {
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Invalid(format!(
+                    "two checkpoints of input {:?} for one file (dev {}, ino {}, {})",
+                    cp.input, cp.dev, cp.ino, cp.path
+                )))
+            }
+            other => other?,
+        };
+    }
+    Ok(())
+}
+
+/// Replaces the detector's header and appends its key rows (over all the
+/// stored ones when compacting).
+fn write_detector(
+    tx: &Transaction<'_>,
+    state: &DetectorWrite<'_>,
+    now_us: i64,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO detector_state (id, state, updated_us) VALUES (1, ?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET state = excluded.state,
+             updated_us = excluded.updated_us",
+    )?
+    .execute(params![state.header, now_us])?;
+    if state.compact {
+        tx.execute("DELETE FROM detector_keys", [])?;
+    }
+    let mut append = tx.prepare_cached(
+        "INSERT INTO detector_keys (kind, rule, key, state) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for row in state.rows {
+        if state.compact && row.state.is_none() {
+            continue;
+        }
+        append.execute(params![row.kind, row.rule, row.key, row.state])?;
+    }
+    Ok(())
 }
 
 /// The latest row of every detector key still there, in write order, and
@@ -433,12 +486,13 @@ fn checkpoint_from_row(row: &Row<'_>) -> Result<FileCheckpoint, StoreError> {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
     use std::fs;
     use std::time::{Duration, Instant};
 
     use super::*;
     use crate::store::testing::*;
-    use crate::store::IncidentQuery;
+    use crate::store::{incident_uid, IncidentQuery};
 
     #[test]
     fn detector_keys_are_their_latest_rows_and_compaction_keeps_only_those() {
@@ -908,6 +962,66 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    /// Another module's rows see the incidents of their own batch, and a
+    /// failure of theirs takes the whole batch back: stored exactly once,
+    /// together, or not at all.
+    #[test]
+    fn extra_rows_commit_with_their_batch_or_not_at_all() {
+        #[derive(Debug, Default)]
+        struct Probe {
+            fail: bool,
+            seen_uid: RefCell<Option<String>>,
+        }
+        impl BatchRows for Probe {
+            fn write(&self, tx: &Transaction<'_>, _now_us: i64) -> Result<(), StoreError> {
+                *self.seen_uid.borrow_mut() = incident_uid(tx, 1)?;
+                tx.execute("UPDATE meta SET agency = 'probed' WHERE id = 1", [])?;
+                if self.fail {
+                    return Err(StoreError::Invalid("probe failed".to_owned()));
+                }
+                Ok(())
+            }
+        }
+        let (_dir, path, mut store) = fresh();
+        let before = dump(&path);
+        let incidents = [rec(1, 0, "deface")];
+        let failing = Probe {
+            fail: true,
+            ..Probe::default()
+        };
+        let err = store
+            .commit(&Batch {
+                incidents: &incidents,
+                extra_rows: Some(&failing),
+                ..Batch::default()
+            })
+            .expect_err("the probe fails");
+        assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+        assert!(
+            failing.seen_uid.borrow().is_some(),
+            "the incidents are written before the extra rows"
+        );
+        assert_eq!(dump(&path), before);
+
+        let probe = Probe::default();
+        let info = store
+            .commit(&Batch {
+                incidents: &incidents,
+                extra_rows: Some(&probe),
+                ..Batch::default()
+            })
+            .expect("commit");
+        assert_eq!(
+            probe.seen_uid.borrow().as_deref(),
+            Some(info.inserted[0].1.as_str())
+        );
+        let agency: String = store
+            .conn
+            .query_row("SELECT agency FROM meta", [], |r| r.get(0))
+            .expect("agency");
+        assert_eq!(agency, "probed");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use rusqlite::{params, Row, TransactionBehavior};
 use uuid::Uuid;
 
-use super::values::*;
+use super::values::{from_us, to_i64, to_u64, to_us, FieldsRef};
 use super::{IncidentRecord, Store, StoreError};
 
 /// One file's incidents for [`Store::import`].

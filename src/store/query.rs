@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
 
-use super::values::*;
+use super::values::{from_us, to_i64, to_u64, to_us, FieldsOwned};
 use super::{IncidentRecord, Store, StoreError, StoredIncident};
 
 /// Filters of [`Store::incidents`]; `Default` selects everything.

@@ -6,7 +6,7 @@
 use jiff::Timestamp;
 use rusqlite::params;
 
-use super::values::*;
+use super::values::{to_u64, to_us};
 use super::{Store, StoreError};
 
 /// Microseconds in one bucket of `incident_tally`.
