@@ -12,6 +12,12 @@
 //! * [`import`]: backfilled files, recognised by their digest;
 //! * [`values`]: how times, ids and fields become SQLite values.
 //!
+//! Other modules keep rows here too (web-root integrity): their tables are
+//! in [`schema`], so a database is upgraded in one place, but their SQL and
+//! types are theirs. They read through [`Store::connection`], write through
+//! a batch's [`BatchRows`] or [`Store::write_transaction`], and the store
+//! depends on none of them: it can be read, and changed, without them.
+//!
 //! # Connections
 //!
 //! A [`Store`] from [`Store::open`] owns the one writer connection. Reports,
