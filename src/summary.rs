@@ -526,7 +526,7 @@ mod tests {
                 checkpoints: &[],
                 cursors: &[],
                 detector: None,
-                integrity: &[],
+                extra_rows: None,
             })
             .expect("commit");
         Store::open_read(&path).expect("reader")

@@ -14,8 +14,9 @@ use super::{signed, Pipeline};
 use crate::detect::Incident;
 use crate::input::checkpoint::FileCheckpoint;
 use crate::input::source::Position;
+use crate::integrity::stored::IntegrityOp;
 use crate::rules::RuleSet;
-use crate::store::{Batch, DetectorWrite, IncidentRecord, IntegrityOp, StoreError};
+use crate::store::{Batch, DetectorWrite, IncidentRecord, StoreError};
 
 /// Commits are at least this many times their own duration apart.
 pub(super) const COMMIT_GAP_FACTOR: u32 = 10;
@@ -222,7 +223,7 @@ impl Pipeline {
                 rows: &rows,
                 compact,
             }),
-            integrity: &self.pending.integrity_ops,
+            extra_rows: Some(&self.pending.integrity_ops),
         })?;
         self.analyzer.detector_mut().persisted();
         for input in &mut self.inputs {

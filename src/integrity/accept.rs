@@ -10,8 +10,9 @@
 use std::path::{Path, PathBuf};
 
 use super::settings::IntegrityConfig;
+use super::stored::{self, AcceptInfo, FlagRow};
 use super::watch::{current_states, locate};
-use crate::store::{AcceptInfo, FlagRow, Store};
+use crate::store::Store;
 
 /// What one accept did, for the command's output.
 #[derive(Debug)]
@@ -63,8 +64,7 @@ pub fn accept(
     };
     let mut store = Store::open(db, agency)
         .map_err(|e| format!("cannot open the store {}: {e}", db.display()))?;
-    if store
-        .integrity_root(&rc.name)
+    if stored::settings(&store, &rc.name)
         .map_err(|e| e.to_string())?
         .is_none()
     {
@@ -75,8 +75,7 @@ pub fn accept(
     }
     let states = current_states(rc, config, &rel)
         .map_err(|errors| format!("nothing accepted: cannot read\n  {}", errors.join("\n  ")))?;
-    let info = store
-        .integrity_accept(&rc.name, &rel, &states)
+    let info = stored::accept(&mut store, &rc.name, &rel, &states)
         .map_err(|e| format!("cannot write the store {}: {e}", db.display()))?;
     Ok(Accepted {
         root: rc.name.clone(),
@@ -88,5 +87,5 @@ pub fn accept(
 /// The flags of every web root (of one, with `root`).
 pub fn status(db: &Path, root: Option<&str>) -> Result<Vec<FlagRow>, String> {
     let store = Store::open_read(db).map_err(|e| e.to_string())?;
-    store.integrity_flags(root).map_err(|e| e.to_string())
+    stored::flags(&store, root).map_err(|e| e.to_string())
 }

@@ -31,6 +31,7 @@ pub mod fsstate;
 pub mod root;
 pub mod select;
 pub mod settings;
+pub mod stored;
 pub mod watch;
 
 use std::fmt;
@@ -38,9 +39,10 @@ use std::fmt;
 use jiff::Timestamp;
 
 use crate::category::{Category, Severity};
-use crate::store::{IncidentRecord, IntegrityOp};
+use crate::store::IncidentRecord;
 use fsstate::FileState;
 use root::Raised;
+use stored::IntegrityOp;
 
 pub const RULE_DEFACE: &str = "integrity-deface";
 pub const RULE_WEBSHELL: &str = "integrity-webshell";

@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 
 use super::fsstate::{walk, FileState, ReadError, Reader};
 use super::select::{Classifier, Selection};
+use super::stored::IntegrityOp;
 use super::{ChangeClass, ChangeKind, Flag};
-use crate::store::IntegrityOp;
 
 /// What is known of one file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -38,6 +38,7 @@ use super::fsstate::Reader;
 use super::root::{under, Outcome, RootState, StoredSettings};
 use super::select::{Classifier, Selection, Signatures};
 use super::settings::{IntegrityConfig, WebRootConfig};
+use super::stored;
 use super::{incidents, ChangeClass, ChangeKind, Finding};
 use crate::input::watch::Waker;
 use crate::metrics::Metrics;
@@ -232,7 +233,7 @@ impl Context {
                 }
             }
         };
-        let mut last_accept = store.integrity_last_accept().unwrap_or_else(|e| {
+        let mut last_accept = stored::last_accept(&store).unwrap_or_else(|e| {
             warn!("integrity: cannot read the accept log: {e}");
             0
         });
@@ -399,8 +400,8 @@ impl Context {
     /// store cannot be read.
     fn load(&self, store: &Store, live: &mut Live) -> bool {
         let name = &live.config.name;
-        let stored = match store.integrity_root(name) {
-            Ok(Some(settings)) => match store.integrity_entries(name, b"") {
+        let stored = match stored::settings(store, name) {
+            Ok(Some(settings)) => match stored::entries(store, name, b"") {
                 Ok(entries) => Some((settings, entries)),
                 Err(e) => {
                     warn!("integrity: web root {name}: cannot read its baseline: {e}");
@@ -449,7 +450,7 @@ impl Context {
     }
 
     fn poll_accepts(&self, store: &Store, roots: &mut [Live], last: &mut i64) {
-        let accepts = match store.integrity_accepts_after(*last) {
+        let accepts = match stored::accepts_after(store, *last) {
             Ok(a) => a,
             Err(e) => {
                 warn!("integrity: cannot read the accept log: {e}");
@@ -459,7 +460,7 @@ impl Context {
         for a in accepts {
             if let Some(live) = roots.iter_mut().find(|l| l.config.name == a.root) {
                 if let Some(state) = live.state.as_mut() {
-                    match store.integrity_entries(&a.root, &a.path) {
+                    match stored::entries(store, &a.root, &a.path) {
                         Ok(entries) => {
                             state.replace_under(&a.path, entries);
                             info!(

@@ -1,0 +1,174 @@
+//! Backfill: the incidents of one imported file and the record of its
+//! import, so that the same content is never imported twice.
+
+use jiff::Timestamp;
+use rusqlite::{params, Row, TransactionBehavior};
+use uuid::Uuid;
+
+use super::values::{from_us, to_i64, to_u64, to_us, FieldsRef};
+use super::{IncidentRecord, Store, StoreError};
+
+/// One file's incidents for [`Store::import`].
+#[derive(Clone, Copy, Debug)]
+pub struct ImportFile<'a> {
+    /// SHA-256 of the file's content, decompressed: its identity.
+    pub digest: [u8; 32],
+    /// Decompressed bytes.
+    pub bytes: u64,
+    pub path: &'a str,
+    pub input_type: &'a str,
+    pub input: Option<&'a str>,
+    pub lines: u64,
+    /// The digest of the rule set the file was analysed with.
+    pub rules: &'a str,
+    /// Closed incidents; `detector_id` and `open` are ignored.
+    pub incidents: &'a [IncidentRecord],
+}
+
+/// An earlier import, as recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportRecord {
+    pub bytes: u64,
+    pub path: String,
+    pub input_type: String,
+    pub input: Option<String>,
+    pub lines: u64,
+    pub incidents: u64,
+    pub rules: String,
+    pub imported_at: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImportOutcome {
+    Stored {
+        incidents: usize,
+    },
+    /// The same content was imported before; nothing was written.
+    AlreadyImported(ImportRecord),
+}
+
+impl Store {
+    /// Whether some import recorded a file of exactly `bytes` decompressed
+    /// bytes (the table is small: one row per imported file).
+    pub fn imports_with_size(&self, bytes: u64) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM imports WHERE bytes = ?1)")?
+            .query_row([to_i64(bytes, "byte count")?], |r| r.get(0))?)
+    }
+
+    /// The import of the file whose decompressed content has this SHA-256.
+    pub fn import_of(&self, digest: &[u8; 32]) -> Result<Option<ImportRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {IMPORT_COLUMNS} FROM imports WHERE digest = ?1"
+        ))?;
+        let mut rows = stmt.query([&digest[..]])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(import_from_row(row)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores the incidents of one imported file and the record of its
+    /// import in one `IMMEDIATE` transaction, unless a file with the same
+    /// digest was imported before (by this or a concurrent import): then
+    /// nothing is written and that earlier import comes back.
+    ///
+    /// Imported incidents are closed facts that no detector will ever grow:
+    /// each is stored under the negative of its own row id as detector id,
+    /// the space [`Store::commit`] already uses for incidents detached from
+    /// the detector. The daemon only ever updates positive ids and numbers
+    /// its own above `max_detector_id`, which imports leave alone, so an
+    /// import running beside the daemon can neither collide with nor
+    /// overwrite the daemon's rows. Row ids are assigned here, under the
+    /// write lock, so they cannot race either.
+    pub fn import(&mut self, file: &ImportFile<'_>) -> Result<ImportOutcome, StoreError> {
+        let Store { conn, agency, .. } = self;
+        let agency = agency.as_deref().ok_or(StoreError::ReadOnly)?;
+        let now_us = to_us(Timestamp::now())?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let existing = tx
+            .prepare_cached(&format!(
+                "SELECT {IMPORT_COLUMNS} FROM imports WHERE digest = ?1"
+            ))?
+            .query_map([&file.digest[..]], |row| Ok(import_from_row(row)))?
+            .next()
+            .transpose()?
+            .transpose()?;
+        if let Some(earlier) = existing {
+            return Ok(ImportOutcome::AlreadyImported(earlier));
+        }
+        let mut next_id: i64 = tx
+            .prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents")?
+            .query_row([], |r| r.get(0))?;
+        let first_id = next_id;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO incidents (id, uid, detector_id, rule, category, severity, key,
+                     src_ip, input, first_seen_us, last_seen_us, events, open, sample, fields,
+                     created_us, updated_us)
+                 VALUES (?1, ?2, -?1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, ?12, ?13, ?14, ?14)",
+            )?;
+            for rec in file.incidents {
+                let fields = serde_json::to_string(&FieldsRef(&rec.fields)).map_err(|e| {
+                    StoreError::Invalid(format!("fields of incident {}: {e}", rec.key))
+                })?;
+                insert.execute(params![
+                    next_id,
+                    format!("{agency}-{}", Uuid::now_v7()),
+                    rec.rule,
+                    rec.category,
+                    rec.severity,
+                    rec.key,
+                    rec.src_ip,
+                    rec.input,
+                    to_us(rec.first_seen)?,
+                    to_us(rec.last_seen)?,
+                    to_i64(rec.events, "event count")?,
+                    rec.sample,
+                    fields,
+                    now_us,
+                ])?;
+                next_id += 1;
+            }
+        }
+        let ids = (!file.incidents.is_empty()).then_some((first_id, next_id - 1));
+        tx.prepare_cached(
+            "INSERT INTO imports (digest, bytes, path, input_type, input, lines, incidents,
+                 first_id, last_id, rules, imported_us)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?
+        .execute(params![
+            &file.digest[..],
+            to_i64(file.bytes, "byte count")?,
+            file.path,
+            file.input_type,
+            file.input,
+            to_i64(file.lines, "line count")?,
+            to_i64(file.incidents.len() as u64, "incident count")?,
+            ids.map(|(a, _)| a),
+            ids.map(|(_, b)| b),
+            file.rules,
+            now_us,
+        ])?;
+        tx.commit()?;
+        Ok(ImportOutcome::Stored {
+            incidents: file.incidents.len(),
+        })
+    }
+}
+
+const IMPORT_COLUMNS: &str = "bytes, path, input_type, input, lines, incidents, rules, imported_us";
+
+fn import_from_row(row: &Row<'_>) -> Result<ImportRecord, StoreError> {
+    Ok(ImportRecord {
+        bytes: to_u64(row.get(0)?, "byte count")?,
+        path: row.get(1)?,
+        input_type: row.get(2)?,
+        input: row.get(3)?,
+        lines: to_u64(row.get(4)?, "line count")?,
+        incidents: to_u64(row.get(5)?, "incident count")?,
+        rules: row.get(6)?,
+        imported_at: from_us(row.get(7)?)?,
+    })
+}
