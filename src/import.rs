@@ -60,7 +60,7 @@ use sha2::{Digest, Sha256};
 
 use crate::analyze::Analyzer;
 use crate::config::{InputConfig, SourceConfig};
-use crate::detect::{Detector, Incident};
+use crate::detect::Detector;
 use crate::input::lines::LineChunks;
 use crate::input::sniff::sniff;
 use crate::network::Network;
@@ -291,7 +291,11 @@ impl Importer {
         let incidents: Vec<IncidentRecord> = detector
             .take_closed()
             .iter()
-            .map(|inc| record(&rules, inc, input.as_deref()))
+            .map(|inc| IncidentRecord {
+                // Numbered by the store at import: no detector id.
+                detector_id: 0,
+                ..IncidentRecord::new(rules.rule(inc.rule), inc, false, input.clone())
+            })
             .collect();
         let path_text = path.display().to_string();
         let outcome = self
@@ -399,29 +403,6 @@ pub fn unrotated(path: &str) -> String {
         }
     }
     p.to_owned()
-}
-
-fn record(rules: &RuleSet, inc: &Incident, input: Option<&str>) -> IncidentRecord {
-    let rule = rules.rule(inc.rule);
-    IncidentRecord {
-        detector_id: 0,
-        rule: rule.id.clone(),
-        category: rule.category.id().to_owned(),
-        severity: rule.severity.id().to_owned(),
-        key: inc.key.clone(),
-        src_ip: inc
-            .fields
-            .iter()
-            .find(|(k, _)| k == "src_ip")
-            .map(|(_, v)| v.clone()),
-        input: input.map(str::to_owned),
-        first_seen: inc.first_seen,
-        last_seen: inc.last_seen,
-        events: inc.events,
-        open: false,
-        sample: inc.sample.clone(),
-        fields: inc.fields.clone(),
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -18,7 +18,6 @@ mod integrity;
 mod pipeline;
 mod validator;
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -28,7 +27,7 @@ use toml::Spanned;
 
 use crate::feeds::FeedDecl;
 use crate::integrity::settings::IntegrityConfig;
-use crate::position::Position;
+use crate::position::{Position, Problem, Problems};
 use crate::rules::RuleSources;
 use crate::timestamp;
 
@@ -94,7 +93,7 @@ impl Config {
     fn read(path: &Path, needs: Needs) -> Result<Config, ConfigErrors> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![ConfigError {
+            Problems(vec![ConfigError {
                 pos: Position {
                     file: name.clone(),
                     line: 1,
@@ -128,14 +127,14 @@ impl Config {
             Err(e) => {
                 let span = e.span().unwrap_or(0..0);
                 v.error(&span, e.message().trim_end().to_owned());
-                return Err(ConfigErrors(v.errors));
+                return Err(Problems(v.errors));
             }
         };
         let config = v.validate(path, raw);
         if v.errors.is_empty() {
             Ok(config)
         } else {
-            Err(ConfigErrors(v.errors))
+            Err(Problems(v.errors))
         }
     }
 }
@@ -150,34 +149,9 @@ enum Needs {
 }
 
 /// One problem in a config file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    pub pos: Position,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.pos, self.message)
-    }
-}
-
-#[derive(Debug)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
+pub type ConfigError = Problem;
+/// Every problem found in a config file.
+pub type ConfigErrors = Problems;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

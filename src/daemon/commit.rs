@@ -15,7 +15,6 @@ use crate::detect::Incident;
 use crate::input::checkpoint::FileCheckpoint;
 use crate::input::source::Position;
 use crate::integrity::stored::IntegrityOp;
-use crate::rules::RuleSet;
 use crate::store::{Batch, DetectorWrite, IncidentRecord, StoreError};
 
 /// Commits are at least this many times their own duration apart.
@@ -77,34 +76,6 @@ impl Pending {
     /// so that a trickle of lines is not a commit, and a page write, each.
     pub(super) fn urgent(&self) -> bool {
         !self.opened_by.is_empty() || !self.integrity_incidents.is_empty()
-    }
-}
-
-pub(super) fn record(
-    rules: &RuleSet,
-    inc: &Incident,
-    open: bool,
-    opened_by: &HashMap<u64, String>,
-) -> IncidentRecord {
-    let rule = rules.rule(inc.rule);
-    IncidentRecord {
-        detector_id: inc.id,
-        rule: rule.id.clone(),
-        category: rule.category.id().to_owned(),
-        severity: rule.severity.id().to_owned(),
-        key: inc.key.clone(),
-        src_ip: inc
-            .fields
-            .iter()
-            .find(|(k, _)| k == "src_ip")
-            .map(|(_, v)| v.clone()),
-        input: opened_by.get(&inc.id).cloned(),
-        first_seen: inc.first_seen,
-        last_seen: inc.last_seen,
-        events: inc.events,
-        open,
-        sample: inc.sample.clone(),
-        fields: inc.fields.clone(),
     }
 }
 
@@ -172,7 +143,10 @@ impl Pipeline {
             .pending
             .closed
             .iter()
-            .map(|inc| record(&rules, inc, false, &self.pending.opened_by))
+            .map(|inc| {
+                let input = self.pending.opened_by.get(&inc.id).cloned();
+                IncidentRecord::new(rules.rule(inc.rule), inc, false, input)
+            })
             .collect();
         let flush_grown = self.flush_grown
             || self.grown.len() <= GROWN_EVERY_COMMIT
@@ -184,7 +158,10 @@ impl Pipeline {
                     self.pending.dirty.contains(&inc.id)
                         || (flush_grown && self.grown.contains(&inc.id))
                 })
-                .map(|inc| record(&rules, inc, true, &self.pending.opened_by)),
+                .map(|inc| {
+                    let input = self.pending.opened_by.get(&inc.id).cloned();
+                    IncidentRecord::new(rules.rule(inc.rule), inc, true, input)
+                }),
         );
         records.extend(self.pending.integrity_incidents.iter().cloned());
         let state = DetectorState {

@@ -423,7 +423,7 @@ impl RuleSet {
             }
         }
         if !errors.is_empty() {
-            return Err(LoadErrors(errors));
+            return Err(crate::position::Problems(errors));
         }
         self.rules.extend(variants);
         self.feeds = feeds;

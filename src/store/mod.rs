@@ -37,6 +37,10 @@ use std::time::Duration;
 use jiff::Timestamp;
 use rusqlite::{ffi, Connection, OpenFlags, Transaction, TransactionBehavior};
 
+use crate::detect::Incident;
+use crate::event::DEFAULT_KEY_FIELD;
+use crate::rules::Rule;
+
 mod commit;
 mod import;
 mod query;
@@ -169,6 +173,32 @@ pub struct IncidentRecord {
     pub open: bool,
     pub sample: String,
     pub fields: Vec<(String, String)>,
+}
+
+impl IncidentRecord {
+    /// The row of a detector's incident raised by `rule`; `input`: where
+    /// its opening line came from.
+    pub fn new(rule: &Rule, inc: &Incident, open: bool, input: Option<String>) -> Self {
+        IncidentRecord {
+            detector_id: inc.id,
+            rule: rule.id.clone(),
+            category: rule.category.id().to_owned(),
+            severity: rule.severity.id().to_owned(),
+            key: inc.key.clone(),
+            src_ip: inc
+                .fields
+                .iter()
+                .find(|(k, _)| k == DEFAULT_KEY_FIELD)
+                .map(|(_, v)| v.clone()),
+            input,
+            first_seen: inc.first_seen,
+            last_seen: inc.last_seen,
+            events: inc.events,
+            open,
+            sample: inc.sample.clone(),
+            fields: inc.fields.clone(),
+        }
+    }
 }
 
 /// An incident as stored. After the first insert, upserts change only

@@ -18,7 +18,7 @@ use serde_saphyr::Location;
 
 use super::spec::RuleFile;
 use super::Rule;
-use crate::position::Position;
+use crate::position::{Position, Problems};
 pub use errors::{LoadErrors, RuleError, Warning};
 pub(super) use rule::compile_pattern;
 pub use rule::PATTERN_SIZE_LIMIT;
@@ -83,7 +83,7 @@ impl Loader {
         if self.errors.is_empty() {
             Ok((self.rules, self.warnings))
         } else {
-            Err(LoadErrors(self.errors))
+            Err(Problems(self.errors))
         }
     }
 
