@@ -41,26 +41,16 @@ if [[ -n ${RULES_DIR:-} ]]; then
 fi
 TIME=/usr/bin/time
 
-die() { echo "compare.sh: error: $*" >&2; exit 1; }
-note() { echo "compare.sh: $*" >&2; }
+NAME=compare.sh
+# shellcheck source=benches/lib.sh
+source "$HERE/lib.sh"
 
 # ---------------------------------------------------------------- dependencies
 need_pkgs=()
 command -v rg >/dev/null 2>&1 || need_pkgs+=(ripgrep)
 command -v fail2ban-regex >/dev/null 2>&1 || need_pkgs+=(fail2ban)
 [[ -x $TIME ]] || need_pkgs+=(time)
-if ((${#need_pkgs[@]})); then
-    note "installing ${need_pkgs[*]}"
-    sudo=()
-    if [[ $(id -u) != 0 ]]; then
-        command -v sudo >/dev/null 2>&1 || die "need root (or sudo) to apt-get install ${need_pkgs[*]}"
-        sudo=(sudo)
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    "${sudo[@]}" apt-get update -qq >&2 || die "apt-get update failed"
-    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >&2 \
-        || die "apt-get install ${need_pkgs[*]} failed"
-fi
+apt_install "${need_pkgs[@]}"
 command -v python3 >/dev/null 2>&1 || die "python3 is required"
 [[ -f $F2B_FILTER ]] || die "fail2ban filter $F2B_FILTER not found"
 [[ -d $CORPUS_SRC ]] || die "real logs not found at $CORPUS_SRC"
@@ -68,10 +58,7 @@ command -v python3 >/dev/null 2>&1 || die "python3 is required"
     || die "RUNS, F2B_RUNS and F2B_LINES must be positive integers"
 
 # ---------------------------------------------------------------- build
-if [[ $BUILD != 0 ]]; then
-    note "cargo build --release"
-    (cd "$ROOT" && cargo build --release --quiet) >&2 || die "cargo build --release failed"
-fi
+build_release
 [[ -x $BIN ]] || die "$BIN not found"
 
 # ---------------------------------------------------------------- corpus

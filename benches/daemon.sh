@@ -105,8 +105,9 @@ CORPUS_SRC=${CORPUS_SRC:-$ROOT/../shared/corpus}
 BUILD=${BUILD:-1}
 BIN=${BIN:-$ROOT/target/release/canhgac}
 
-die() { echo "daemon.sh: error: $*" >&2; exit 1; }
-note() { echo "daemon.sh: $*" >&2; }
+NAME=daemon.sh
+# shellcheck source=benches/lib.sh
+source "$HERE/lib.sh"
 
 for v in RUNS LAT_LINES LAT_SPACING_MS PUSH_MB WEB_POOL SSH_POOL CATCHUP_TIMEOUT YEAR_INCIDENTS \
          KEYS_MAX_KEYS SQLI_POOL CATCHUP_RUNS IMPORT_INCIDENTS; do
@@ -163,10 +164,7 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 
 # ---------------------------------------------------------------- build
-if [[ $BUILD != 0 ]]; then
-    note "cargo build --release"
-    (cd "$ROOT" && cargo build --release --quiet) >&2 || die "cargo build --release failed"
-fi
+build_release
 [[ -x $BIN ]] || die "$BIN not found"
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 # Phase 9's per-file writes need strace; without it (and no way to install it) they are skipped.

@@ -9,8 +9,9 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-if [ "${BUILD:-1}" != 0 ]; then
-    (cd "$ROOT" && cargo build --release --locked)
-fi
+NAME=feeds.sh
+# shellcheck source=benches/lib.sh
+source "$HERE/lib.sh"
+build_release
 python3 "$HERE/feeds.py"
 exec python3 "$HERE/feeds_reload.py"

@@ -34,28 +34,15 @@ BUILD=${BUILD:-1}
 BIN=${BIN:-$ROOT/target/release/canhgac}
 BASE_BIN=${BASE_BIN:-}
 
-die() { echo "hostile.sh: error: $*" >&2; exit 1; }
-note() { echo "hostile.sh: $*" >&2; }
+NAME=hostile.sh
+# shellcheck source=benches/lib.sh
+source "$HERE/lib.sh"
 
 command -v python3 >/dev/null 2>&1 || die "python3 is required"
-if ! command -v rg >/dev/null 2>&1; then
-    note "installing ripgrep"
-    sudo=()
-    if [[ $(id -u) != 0 ]]; then
-        command -v sudo >/dev/null 2>&1 || die "need root (or sudo) to apt-get install ripgrep"
-        sudo=(sudo)
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    "${sudo[@]}" apt-get update -qq >&2 || die "apt-get update failed"
-    "${sudo[@]}" apt-get install -y -qq --no-install-recommends ripgrep >&2 \
-        || die "apt-get install ripgrep failed"
-fi
+command -v rg >/dev/null 2>&1 || apt_install ripgrep
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
 
-if [[ $BUILD != 0 ]]; then
-    note "cargo build --release"
-    (cd "$ROOT" && cargo build --release --quiet) >&2 || die "cargo build --release failed"
-fi
+build_release
 [[ -x $BIN ]] || die "$BIN not found"
 [[ -z $BASE_BIN || -x $BASE_BIN ]] || die "BASE_BIN $BASE_BIN not found"
 

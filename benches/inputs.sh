@@ -20,7 +20,9 @@ if [ -z "${RSYSLOGD:-}" ] && ! PATH="$PATH:/usr/sbin:/sbin" command -v rsyslogd 
         "starts a private rsyslogd of its own; the system service may stay stopped)" >&2
     exit 1
 fi
-if [ "${BUILD:-1}" = 1 ]; then
-    (cd "$HERE/.." && cargo build --release --locked >&2)
-fi
+ROOT=$(cd "$HERE/.." && pwd)
+NAME=inputs.sh
+# shellcheck source=benches/lib.sh
+source "$HERE/lib.sh"
+build_release
 exec python3 "$HERE/inputs_bench.py"

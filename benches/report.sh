@@ -29,9 +29,10 @@ REPORT_MONTH=${REPORT_MONTH:-2020-10}
 BENCH_DIR=${BENCH_DIR:-$ROOT/target/bench-report}
 BIN=$ROOT/target/release/canhgac
 
-if [ "${BUILD:-1}" != 0 ]; then
-    (cd "$ROOT" && cargo build --release --locked)
-fi
+NAME=report.sh
+# shellcheck source=benches/lib.sh
+source "$HERE/lib.sh"
+build_release
 mkdir -p "$BENCH_DIR"
 
 export BIN BENCH_DIR PER_MONTH MONTHS FILLER GZ_MONTHS RUNS REPORT_MONTH

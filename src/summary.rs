@@ -532,6 +532,17 @@ mod tests {
         Store::open_read(&path).expect("reader")
     }
 
+    /// A category's five counts, in the order the bulletin gives them.
+    fn counts(f: &Figures) -> (u64, u64, u64, u64, u64) {
+        (
+            f.this_month,
+            f.last_month,
+            f.same_month_last_year,
+            f.year_to_date,
+            f.same_period_last_year,
+        )
+    }
+
     fn category<'a>(s: &'a Summary, id: &str) -> &'a Figures {
         &s.categories
             .iter()
@@ -579,16 +590,7 @@ mod tests {
             ts("2019-10-31T17:00:00Z")
         );
         let p = category(&s, "phishing");
-        assert_eq!(
-            (
-                p.this_month,
-                p.last_month,
-                p.same_month_last_year,
-                p.year_to_date,
-                p.same_period_last_year
-            ),
-            (2, 1, 1, 3, 2)
-        );
+        assert_eq!(counts(p), (2, 1, 1, 3, 2));
         assert_eq!(p.change.month_over_month, Some(1.0));
         assert_eq!(p.change.year_over_year, Some(1.0));
         assert_eq!(p.change.year_to_date, Some(0.5));
@@ -602,16 +604,7 @@ mod tests {
         assert_eq!(s.categories.len(), Category::ALL.len());
         assert_eq!(s.categories[0].category, "phishing");
         let t = &s.total;
-        assert_eq!(
-            (
-                t.this_month,
-                t.last_month,
-                t.same_month_last_year,
-                t.year_to_date,
-                t.same_period_last_year
-            ),
-            (3, 1, 2, 5, 3)
-        );
+        assert_eq!(counts(t), (3, 1, 2, 5, 3));
         assert_eq!(t.change.month_over_month, Some(2.0));
     }
 

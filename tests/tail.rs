@@ -267,23 +267,24 @@ fn opts(pattern: &Path) -> TailOptions {
 
 const LINES: u64 = 12_000;
 
-#[test]
-fn rename_and_create_rotation() {
+/// Writes `LINES` lines to `name` in a fresh directory while `rotate(log,
+/// ctl, round)` rotates it eight times, each after another 1,000 lines, and
+/// reads it all: every line must arrive once, in order.
+fn rotate_while_writing(
+    name: &str,
+    rotate: impl Fn(&Path, &Control, u64) -> io::Result<()> + Send + 'static,
+) -> Reader {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("auth.log");
+    let log = tmp.path().join(name);
     let ctl = Arc::new(Control::default());
     let mut reader = Reader::new(opts(&log), Vec::new());
     let writer = spawn_writer(log.clone(), 0..LINES, Arc::clone(&ctl));
     let rotator = {
         let (log, ctl) = (log.clone(), Arc::clone(&ctl));
         thread::spawn(move || -> io::Result<()> {
-            for i in 0..8u64 {
+            for round in 0..8u64 {
                 ctl.wait_lines(1000);
-                shift(&log, 4)?;
-                File::create(&log)?;
-                // The writer keeps appending to the old file until it reopens.
-                thread::sleep(Duration::from_millis(i % 4));
-                ctl.reopen_and_wait();
+                rotate(&log, &ctl, round)?;
             }
             Ok(())
         })
@@ -292,84 +293,68 @@ fn rename_and_create_rotation() {
     join(writer);
     join(rotator);
     reader.finish(0..LINES);
+    reader
+}
+
+/// Holds the reader back (`hold`) until 200 more lines are written, so the
+/// rotation that follows finds lines unread.
+fn hold_reader(ctl: &Control, hold: bool) {
+    ctl.pause_reader.store(hold, Ordering::SeqCst);
+    if hold {
+        ctl.wait_lines(200);
+    }
+}
+
+#[test]
+fn rename_and_create_rotation() {
+    let reader = rotate_while_writing("auth.log", |log, ctl, round| {
+        shift(log, 4)?;
+        File::create(log)?;
+        // The writer keeps appending to the old file until it reopens.
+        thread::sleep(Duration::from_millis(round % 4));
+        ctl.reopen_and_wait();
+        Ok(())
+    });
     assert!(reader.saw(NoticeKind::Rotated));
     assert_eq!(reader.tail.stats().rotations, 8);
 }
 
 #[test]
 fn rotation_with_delayed_compression() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("auth.log");
-    let ctl = Arc::new(Control::default());
-    let mut reader = Reader::new(opts(&log), Vec::new());
-    let writer = spawn_writer(log.clone(), 0..LINES, Arc::clone(&ctl));
-    let rotator = {
-        let (log, ctl) = (log.clone(), Arc::clone(&ctl));
-        thread::spawn(move || -> io::Result<()> {
-            let one = PathBuf::from(format!("{}.1", log.display()));
-            for i in 0..8u64 {
-                ctl.wait_lines(1000);
-                // Every other time, the reader is held back so the file is
-                // compressed and deleted with lines unread, the rotation
-                // itself unseen.
-                let hold = i % 2 == 0;
-                ctl.pause_reader.store(hold, Ordering::SeqCst);
-                if hold {
-                    ctl.wait_lines(200);
-                }
-                shift(&log, 4)?;
-                File::create(&log)?;
-                ctl.reopen_and_wait();
-                ctl.wait_lines(50);
-                // "Compress" auth.log.1 (the content is what matters to the
-                // name-blind tail, not the format), then delete it.
-                let data = fs::read(&one)?;
-                fs::write(format!("{}.gz", one.display()), data)?;
-                fs::remove_file(&one)?;
-                ctl.pause_reader.store(false, Ordering::SeqCst);
-            }
-            Ok(())
-        })
-    };
-    run_reader(&mut reader, &[&ctl], &[&writer, &rotator]);
-    join(writer);
-    join(rotator);
-    reader.finish(0..LINES);
+    rotate_while_writing("auth.log", |log, ctl, round| {
+        let one = PathBuf::from(format!("{}.1", log.display()));
+        // Every other time, the reader is held back so the file is
+        // compressed and deleted with lines unread, the rotation itself
+        // unseen.
+        hold_reader(ctl, round % 2 == 0);
+        shift(log, 4)?;
+        File::create(log)?;
+        ctl.reopen_and_wait();
+        ctl.wait_lines(50);
+        // "Compress" auth.log.1 (the content is what matters to the
+        // name-blind tail, not the format), then delete it.
+        let data = fs::read(&one)?;
+        fs::write(format!("{}.gz", one.display()), data)?;
+        fs::remove_file(&one)?;
+        hold_reader(ctl, false);
+        Ok(())
+    });
 }
 
 #[test]
 fn delete_and_recreate() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let log = tmp.path().join("app.log");
-    let ctl = Arc::new(Control::default());
-    let mut reader = Reader::new(opts(&log), Vec::new());
-    let writer = spawn_writer(log.clone(), 0..LINES, Arc::clone(&ctl));
-    let rotator = {
-        let (log, ctl) = (log.clone(), Arc::clone(&ctl));
-        thread::spawn(move || -> io::Result<()> {
-            for i in 0..8u64 {
-                ctl.wait_lines(1000);
-                let hold = i % 3 == 0;
-                ctl.pause_reader.store(hold, Ordering::SeqCst);
-                if hold {
-                    ctl.wait_lines(200);
-                }
-                fs::remove_file(&log)?;
-                // Sometimes the writer itself recreates the file on reopen.
-                if i % 2 == 0 {
-                    File::create(&log)?;
-                }
-                thread::sleep(Duration::from_millis(i % 3));
-                ctl.reopen_and_wait();
-                ctl.pause_reader.store(false, Ordering::SeqCst);
-            }
-            Ok(())
-        })
-    };
-    run_reader(&mut reader, &[&ctl], &[&writer, &rotator]);
-    join(writer);
-    join(rotator);
-    reader.finish(0..LINES);
+    let reader = rotate_while_writing("app.log", |log, ctl, round| {
+        hold_reader(ctl, round % 3 == 0);
+        fs::remove_file(log)?;
+        // Sometimes the writer itself recreates the file on reopen.
+        if round % 2 == 0 {
+            File::create(log)?;
+        }
+        thread::sleep(Duration::from_millis(round % 3));
+        ctl.reopen_and_wait();
+        hold_reader(ctl, false);
+        Ok(())
+    });
     assert!(reader.saw(NoticeKind::Deleted));
 }
 

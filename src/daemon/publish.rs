@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use prometheus::IntCounterVec;
 use tracing::warn;
 
 use super::{DetectorCounts, Pipeline};
@@ -76,27 +77,17 @@ impl Pipeline {
             let now = input.reader.stats();
             let was = input.published;
             let name = [input.config.name.as_str()];
-            // A tail recreated by a reload starts its counters from zero.
-            let delta = |n: u64, w: u64| if n >= w { n - w } else { n };
-            m.input_lines
-                .with_label_values(&name)
-                .inc_by(delta(now.lines, was.lines));
-            m.input_bytes
-                .with_label_values(&name)
-                .inc_by(delta(now.bytes, was.bytes));
-            m.input_read_errors
-                .with_label_values(&name)
-                .inc_by(delta(now.read_errors, was.read_errors));
-            m.input_lines_cut
-                .with_label_values(&name)
-                .inc_by(delta(now.cut_lines, was.cut_lines));
+            let add = |counter: &IntCounterVec, n: u64, w: u64| {
+                counter.with_label_values(&name).inc_by(growth(n, w));
+            };
+            add(&m.input_lines, now.lines, was.lines);
+            add(&m.input_bytes, now.bytes, was.bytes);
+            add(&m.input_read_errors, now.read_errors, was.read_errors);
+            add(&m.input_lines_cut, now.cut_lines, was.cut_lines);
             if matches!(input.config.source, SourceConfig::Files { .. }) {
                 m.input_behind
                     .with_label_values(&name)
                     .set(now.bytes_behind as i64);
-            }
-            let is_files = matches!(input.config.source, SourceConfig::Files { .. });
-            if is_files {
                 m.input_files
                     .with_label_values(&name)
                     .set(now.files_open as i64);
@@ -111,7 +102,7 @@ impl Pipeline {
                     if n != w {
                         m.input_dropped
                             .with_label_values(&[name[0], reason])
-                            .inc_by(delta(n, w));
+                            .inc_by(growth(n, w));
                     }
                 }
                 if *transport != Transport::Udp {
@@ -121,12 +112,8 @@ impl Pipeline {
                 }
             }
             if matches!(input.config.source, SourceConfig::Journal { .. }) {
-                m.input_restarts
-                    .with_label_values(&name)
-                    .inc_by(delta(now.restarts, was.restarts));
-                m.input_position_lost
-                    .with_label_values(&name)
-                    .inc_by(delta(now.position_lost, was.position_lost));
+                add(&m.input_restarts, now.restarts, was.restarts);
+                add(&m.input_position_lost, now.position_lost, was.position_lost);
             }
             input.published = now;
             let bad = input.source.unrecognised();
@@ -189,5 +176,15 @@ impl Pipeline {
             self.counters.commits,
             behind
         )
+    }
+}
+
+/// How much a source's counter grew since it was last published: a source
+/// recreated by a reload starts its counters from zero again.
+fn growth(now: u64, was: u64) -> u64 {
+    if now >= was {
+        now - was
+    } else {
+        now
     }
 }

@@ -1,5 +1,5 @@
 //! The URL paths of scripts the integrity watcher has flagged (new or
-//! changed outside a deploy, not accepted): what the `webshell-flagged-access`
+//! changed outside a deploy, not accepted): what the `web-flagged-script-access`
 //! rule checks the requested path of a successful request against.
 //!
 //! The watcher replaces a web root's set after every change of its flags;

@@ -285,12 +285,6 @@ fn upsert_incidents(
     // (minus its row id) that no detector ever uses.
     let mut detach =
         tx.prepare_cached("UPDATE incidents SET detector_id = -id WHERE detector_id = ?1")?;
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO incidents (uid, detector_id, rule, category, severity, key, src_ip,
-             input, first_seen_us, last_seen_us, events, open, sample, fields,
-             created_us, updated_us)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
-    )?;
     for rec in incidents {
         let id = to_i64(rec.detector_id, "detector id")?;
         let first_us = to_us(rec.first_seen)?;
@@ -319,25 +313,7 @@ fn upsert_incidents(
             );
         }
         let uid = format!("{agency}-{}", Uuid::now_v7());
-        let fields = serde_json::to_string(&FieldsRef(&rec.fields))
-            .map_err(|e| StoreError::Invalid(format!("fields of incident {id}: {e}")))?;
-        insert.execute(params![
-            uid,
-            id,
-            rec.rule,
-            rec.category,
-            rec.severity,
-            rec.key,
-            rec.src_ip,
-            rec.input,
-            first_us,
-            last_us,
-            events,
-            rec.open,
-            rec.sample,
-            fields,
-            now_us,
-        ])?;
+        insert_incident(tx, None, id, &uid, rec, rec.open, now_us)?;
         inserted.push((rec.detector_id, uid));
     }
     Ok(Upserted {
@@ -345,6 +321,47 @@ fn upsert_incidents(
         updated,
         max_id,
     })
+}
+
+/// Writes a new incident row. `row_id`: `None` lets SQLite number it;
+/// `detector_id`: the detector's id, or a negative one no detector uses.
+pub(super) fn insert_incident(
+    tx: &Transaction<'_>,
+    row_id: Option<i64>,
+    detector_id: i64,
+    uid: &str,
+    rec: &IncidentRecord,
+    open: bool,
+    now_us: i64,
+) -> Result<(), StoreError> {
+    let fields = serde_json::to_string(&FieldsRef(&rec.fields)).map_err(|e| {
+        StoreError::Invalid(format!("fields of incident {} {}: {e}", rec.rule, rec.key))
+    })?;
+    tx.prepare_cached(
+        "INSERT INTO incidents (id, uid, detector_id, rule, category, severity, key, src_ip,
+             input, first_seen_us, last_seen_us, events, open, sample, fields,
+             created_us, updated_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16)",
+    )?
+    .execute(params![
+        row_id,
+        uid,
+        detector_id,
+        rec.rule,
+        rec.category,
+        rec.severity,
+        rec.key,
+        rec.src_ip,
+        rec.input,
+        to_us(rec.first_seen)?,
+        to_us(rec.last_seen)?,
+        to_i64(rec.events, "event count")?,
+        open,
+        rec.sample,
+        fields,
+        now_us,
+    ])?;
+    Ok(())
 }
 
 /// Replaces the checkpoints and cursors of the batch's inputs, and records

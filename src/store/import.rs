@@ -5,7 +5,8 @@ use jiff::Timestamp;
 use rusqlite::{params, Row, TransactionBehavior};
 use uuid::Uuid;
 
-use super::values::{from_us, to_i64, to_u64, to_us, FieldsRef};
+use super::commit::insert_incident;
+use super::values::{from_us, to_i64, to_u64, to_us};
 use super::{IncidentRecord, Store, StoreError};
 
 /// One file's incidents for [`Store::import`].
@@ -102,35 +103,10 @@ impl Store {
             .prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents")?
             .query_row([], |r| r.get(0))?;
         let first_id = next_id;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO incidents (id, uid, detector_id, rule, category, severity, key,
-                     src_ip, input, first_seen_us, last_seen_us, events, open, sample, fields,
-                     created_us, updated_us)
-                 VALUES (?1, ?2, -?1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, ?12, ?13, ?14, ?14)",
-            )?;
-            for rec in file.incidents {
-                let fields = serde_json::to_string(&FieldsRef(&rec.fields)).map_err(|e| {
-                    StoreError::Invalid(format!("fields of incident {}: {e}", rec.key))
-                })?;
-                insert.execute(params![
-                    next_id,
-                    format!("{agency}-{}", Uuid::now_v7()),
-                    rec.rule,
-                    rec.category,
-                    rec.severity,
-                    rec.key,
-                    rec.src_ip,
-                    rec.input,
-                    to_us(rec.first_seen)?,
-                    to_us(rec.last_seen)?,
-                    to_i64(rec.events, "event count")?,
-                    rec.sample,
-                    fields,
-                    now_us,
-                ])?;
-                next_id += 1;
-            }
+        for rec in file.incidents {
+            let uid = format!("{agency}-{}", Uuid::now_v7());
+            insert_incident(&tx, Some(next_id), -next_id, &uid, rec, false, now_us)?;
+            next_id += 1;
         }
         let ids = (!file.incidents.is_empty()).then_some((first_id, next_id - 1));
         tx.prepare_cached(
