@@ -25,6 +25,7 @@ pub mod position;
 pub mod report;
 pub mod rules;
 pub mod scan;
+pub mod secret;
 pub mod store;
 pub mod summary;
 pub mod timestamp;

@@ -84,6 +84,10 @@ pub struct Metrics {
     /// Requests refused for missing or wrong credentials, by endpoint
     /// (`metrics`, `api`).
     pub http_auth_failures: IntCounterVec,
+    /// Connections to the HTTP listener open now, and those the daemon
+    /// closed to keep within its limits, by reason (see `http::serve`).
+    pub http_connections: IntGauge,
+    pub http_connections_closed: IntCounterVec,
     /// Web-root integrity, per configured web root.
     pub integrity_files: IntGaugeVec,
     pub integrity_flagged: IntGaugeVec,
@@ -256,6 +260,15 @@ impl Metrics {
                 "HTTP requests refused for missing or wrong credentials, by endpoint (metrics, api).",
                 &["endpoint"],
             )?,
+            http_connections: IntGauge::new(
+                "canhgac_http_connections",
+                "Connections to the HTTP listener open now.",
+            )?,
+            http_connections_closed: counter_vec(
+                "canhgac_http_connections_closed_total",
+                "HTTP connections the daemon closed to stay within its limits, by reason (shed: idle the longest when a new one came at max_connections; refused: at max_connections with every connection busy; idle; header_timeout; handshake_timeout).",
+                &["reason"],
+            )?,
             integrity_files: gauge_vec(
                 "canhgac_integrity_files",
                 "Files in the baseline of each web root.",
@@ -344,6 +357,8 @@ impl Metrics {
         r.register(Box::new(m.reloads.clone()))?;
         r.register(Box::new(m.reload_ok.clone()))?;
         r.register(Box::new(m.http_auth_failures.clone()))?;
+        r.register(Box::new(m.http_connections.clone()))?;
+        r.register(Box::new(m.http_connections_closed.clone()))?;
         r.register(Box::new(m.integrity_files.clone()))?;
         r.register(Box::new(m.integrity_flagged.clone()))?;
         r.register(Box::new(m.integrity_scan_seconds.clone()))?;

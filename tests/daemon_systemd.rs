@@ -21,26 +21,12 @@ use serde_json::Value;
 use common::cli;
 use common::config::Config;
 use common::daemon::{Daemon, Launch, Message};
+use common::logs::ssh_failures as attack;
 use common::metrics;
 use common::site::Site;
 
 /// The watchdog interval given to the daemon (`WATCHDOG_USEC`).
 const WATCHDOG: Duration = Duration::from_secs(1);
-
-/// `n` failed SSH passwords for root from `ip`, one second apart from
-/// `Oct 31 23:30:<start>`: `ssh-bruteforce` opens an incident at the
-/// fifth within ten minutes.
-fn attack(ip: &str, n: usize, start: usize) -> String {
-    (start..start + n)
-        .map(|i| {
-            format!(
-                "Oct 31 23:{:02}:{:02} host sshd[123]: Failed password for root from {ip} port 22 ssh2\n",
-                30 + i / 60,
-                i % 60
-            )
-        })
-        .collect()
-}
 
 struct Fixture {
     site: Site,

@@ -9,6 +9,7 @@ mod common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use jiff::tz::TimeZone;
@@ -39,7 +40,7 @@ struct Api {
 fn start(http: &str, files: &[(&str, &[u8])], tls: Option<&[u8]>) -> Api {
     let site = Site::new();
     for (name, data) in files {
-        site.write(name, data);
+        site.write_private(name, data);
     }
     site.write("auth.log", "");
     site.configure(
@@ -484,7 +485,8 @@ fn metrics_bearer_and_the_json_api() {
     }
 
     // Token rotation: SIGHUP reads the token file again.
-    d.site.write("api.tokens", format!("{API_TOKEN_2}\n"));
+    d.site
+        .write_private("api.tokens", format!("{API_TOKEN_2}\n"));
     d.d.signal("HUP");
     d.wait_for("the rotated token", || {
         d.api_with("/api/v1/rules", API_TOKEN_2).0 == 200
@@ -610,10 +612,18 @@ type = "syslog"
         stderr.contains(&format!("{}TLS: cannot read", at(&config, 5, 12))),
         "{stderr}"
     );
+    let tokens = dir.path().join("short.tokens");
+    assert!(
+        stderr.contains(&format!("{}token too short", at(&tokens, 2, 1))),
+        "{stderr}"
+    );
+    // Written with the usual umask: readable by every local account.
     assert!(
         stderr.contains(&format!(
-            "{}token too short",
-            at(&dir.path().join("short.tokens"), 2, 1)
+            "{}api_token_file: {} holds a secret and is readable by others (mode 0644): run `chmod 600 {}`",
+            at(&config, 7, 18),
+            tokens.display(),
+            tokens.display()
         )),
         "{stderr}"
     );
@@ -621,12 +631,12 @@ type = "syslog"
     // Fixed, `check` says what will be served.
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
     fs::write(dir.path().join("missing.pem"), cert.cert.pem()).expect("cert");
-    fs::write(
-        dir.path().join("missing-key.pem"),
-        cert.key_pair.serialize_pem(),
-    )
-    .expect("key");
-    fs::write(dir.path().join("short.tokens"), format!("{API_TOKEN}\n")).expect("tokens");
+    common::logs::write_private(
+        &dir.path().join("missing-key.pem"),
+        cert.key_pair.serialize_pem().as_bytes(),
+    );
+    fs::write(&tokens, format!("{API_TOKEN}\n")).expect("tokens");
+    fs::set_permissions(&tokens, fs::Permissions::from_mode(0o600)).expect("chmod 600");
     let out = cli::check(&config);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -536,6 +536,8 @@ fn series_do_not_grow_with_attackers() {
         "le",
         // canhgac_http_auth_failures_total: "metrics" or "api".
         "endpoint",
+        // canhgac_http_connections_closed_total: one of five reasons.
+        "reason",
     ];
     for s in samples(&after) {
         for k in s.labels.keys() {

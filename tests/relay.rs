@@ -252,7 +252,7 @@ fn self_signed(dir: &Path, cert: &str, key: &str) -> Vec<u8> {
     // Written beside and renamed, as a certificate renewal does.
     fs::write(dir.join("new.pem"), c.cert.pem()).expect("cert");
     fs::rename(dir.join("new.pem"), dir.join(cert)).expect("rename");
-    fs::write(dir.join("new.pem"), c.key_pair.serialize_pem()).expect("key");
+    common::logs::write_private(&dir.join("new.pem"), c.key_pair.serialize_pem().as_bytes());
     fs::rename(dir.join("new.pem"), dir.join(key)).expect("rename");
     c.cert.der().to_vec()
 }

@@ -138,7 +138,7 @@ fn fixture() -> &'static Fixture {
         fs::create_dir_all(root.join("y2019")).expect("2019 dir");
         fs::create_dir_all(root.join("y2020")).expect("2020 dir");
         fs::write(root.join("live/auth.log"), b"").expect("live log");
-        fs::write(root.join("api.tokens"), format!("{API_TOKEN}\n")).expect("tokens");
+        common::logs::write_private(&root.join("api.tokens"), format!("{API_TOKEN}\n").as_bytes());
         let port = common::free_port();
         fs::write(
             root.join("canhgac.toml"),

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -23,6 +24,34 @@ pub struct HttpConfig {
     pub metrics_auth: MetricsAuth,
     /// Tokens of the JSON API; `None` turns the API off.
     pub api_tokens: Option<TokenFile>,
+    pub limits: HttpLimits,
+}
+
+/// Bounds on the listener's connections, so that no client can starve the
+/// daemon of file descriptors (see `http::serve`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Connections open at once; at the cap the longest-idle one is closed
+    /// for a new one.
+    pub max_connections: usize,
+    /// Time to send a request's headers, and to finish a TLS handshake.
+    pub header_timeout: Duration,
+    /// A connection with no request in flight is closed after this.
+    pub idle_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            // Prometheus, the center's scraper and a few analysts' tools
+            // need a handful; LimitNOFILE=16384 leaves the rest to inputs.
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
+            // Longer than Prometheus's default scrape interval (1m), so
+            // its keep-alive connection survives between scrapes.
+            idle_timeout: Duration::from_secs(90),
+        }
+    }
 }
 
 /// Who may read `/metrics` (`/healthz` and `/readyz` are always open).
@@ -65,6 +94,9 @@ pub(super) struct RawHttp {
     pub(super) metrics_user: Option<Spanned<String>>,
     pub(super) metrics_password_hash: Option<Spanned<String>>,
     pub(super) api_token_file: Option<Spanned<String>>,
+    pub(super) max_connections: Option<Spanned<u64>>,
+    pub(super) header_timeout: Option<Spanned<String>>,
+    pub(super) idle_timeout: Option<Spanned<String>>,
 }
 
 impl Validator<'_> {
@@ -198,6 +230,34 @@ impl Validator<'_> {
             tls,
             metrics_auth,
             api_tokens,
+            limits: self.http_limits(raw),
+        }
+    }
+
+    fn http_limits(&mut self, raw: &RawHttp) -> HttpLimits {
+        let d = HttpLimits::default();
+        let second = Duration::from_secs(1);
+        let hour = Duration::from_secs(3600);
+        HttpLimits {
+            max_connections: self.count(
+                &raw.max_connections,
+                d.max_connections,
+                1,
+                4096,
+                "max_connections",
+            ),
+            // Below a second a slow network would fail honest clients.
+            header_timeout: self
+                .duration(
+                    &raw.header_timeout,
+                    d.header_timeout,
+                    hour,
+                    "header_timeout",
+                )
+                .max(second),
+            idle_timeout: self
+                .duration(&raw.idle_timeout, d.idle_timeout, hour, "idle_timeout")
+                .max(second),
         }
     }
 
@@ -215,8 +275,9 @@ impl Validator<'_> {
                 return None;
             }
         };
+        let private = self.private(&file.span(), key, &path);
         match Tokens::parse(&text) {
-            Ok(tokens) => Some(TokenFile { path, tokens }),
+            Ok(tokens) => private.then_some(TokenFile { path, tokens }),
             Err(errors) => {
                 for e in errors {
                     self.errors.push(ConfigError {
@@ -244,6 +305,8 @@ mod tests {
 
     use super::*;
     use crate::config::tests::{messages, parse, MINIMAL};
+    use std::os::unix::fs::PermissionsExt;
+
     use crate::config::Config;
 
     #[test]
@@ -259,8 +322,11 @@ mod tests {
     fn http_dir() -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("tempdir");
         let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+        // Private, as secrets must be (see `crate::secret`).
         let write = |name: &str, text: &str| {
-            std::fs::write(dir.path().join(name), text).expect("write");
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).expect("write");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         };
         write("cert.pem", &cert.cert.pem());
         write("key.pem", &cert.key_pair.serialize_pem());
@@ -368,6 +434,53 @@ mod tests {
         );
         assert!(
             errors[0].ends_with("(read for api_token_file)"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn secret_files_readable_by_others_are_refused_with_the_fix() {
+        let dir = http_dir();
+        for name in ["api.tokens", "key.pem"] {
+            let path = dir.path().join(name);
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        }
+        let errors = parse_in(
+            dir.path(),
+            "tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\napi_token_file = \"api.tokens\"\n",
+        )
+        .expect_err("loose secrets");
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        for (error, key, file) in [
+            (&errors[0], ":10:11: tls_key: ", "key.pem"),
+            (&errors[1], ":11:18: api_token_file: ", "api.tokens"),
+        ] {
+            let path = dir.path().join(file);
+            assert!(error.contains(key), "{error}");
+            assert!(error.contains("readable by others (mode 0644)"), "{error}");
+            assert!(
+                error.ends_with(&format!("run `chmod 600 {}`", path.display())),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn connection_limits_default_and_bounded() {
+        let dir = http_dir();
+        let c = parse_in(dir.path(), "").expect("valid");
+        assert_eq!(c.http.limits, HttpLimits::default());
+        let c = parse_in(
+            dir.path(),
+            "max_connections = 32\nheader_timeout = \"500ms\"\nidle_timeout = \"2m\"\n",
+        )
+        .expect("valid");
+        assert_eq!(c.http.limits.max_connections, 32);
+        assert_eq!(c.http.limits.header_timeout, Duration::from_secs(1));
+        assert_eq!(c.http.limits.idle_timeout, Duration::from_secs(120));
+        let errors = parse_in(dir.path(), "max_connections = 0\n").expect_err("zero");
+        assert!(
+            errors[0].ends_with(":9:19: max_connections 0: must be between 1 and 4096"),
             "{errors:?}"
         );
     }

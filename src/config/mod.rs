@@ -31,7 +31,7 @@ use crate::position::{Position, Problem, Problems};
 use crate::rules::RuleSources;
 use crate::timestamp;
 
-pub use http::{HttpConfig, MetricsAuth, TokenFile};
+pub use http::{HttpConfig, HttpLimits, MetricsAuth, TokenFile};
 pub use inputs::{
     InputConfig, SourceConfig, DEFAULT_MAX_MESSAGE, DEFAULT_QUEUE_BYTES, SOURCE_TYPES,
 };

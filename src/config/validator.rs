@@ -119,7 +119,9 @@ impl Validator<'_> {
                     key: self.resolve(key.get_ref()),
                 };
                 match crate::tls::server_config(&paths.cert, &paths.key) {
-                    Ok(_) => Some(paths),
+                    Ok(_) => self
+                        .private(&key.span(), "tls_key", &paths.key)
+                        .then_some(paths),
                     Err(e) => {
                         let span = match e.file {
                             crate::tls::TlsFile::Cert => cert.span(),
@@ -138,6 +140,19 @@ impl Validator<'_> {
                 None
             }
             (None, None) => None,
+        }
+    }
+
+    /// Whether the secret file at `path`, named by the config key `key` at
+    /// `span`, is private; the fix recorded as an error when it is not (see
+    /// [`crate::secret`]).
+    pub(super) fn private(&mut self, span: &Range<usize>, key: &str, path: &Path) -> bool {
+        match crate::secret::loose(path) {
+            Some(problem) => {
+                self.error(span, format!("{key}: {problem}"));
+                false
+            }
+            None => true,
         }
     }
 

@@ -16,6 +16,15 @@ pub fn write(path: &Path, content: &[u8]) -> PathBuf {
     path.to_owned()
 }
 
+/// Writes a secret (a token file, a TLS key) readable by its owner only,
+/// as canhgac requires of secrets.
+pub fn write_private(path: &Path, content: &[u8]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    write(path, content);
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod 600");
+    path.to_owned()
+}
+
 /// Appends with one write(2), creating the file if need be.
 pub fn append(path: &Path, content: &[u8]) {
     OpenOptions::new()
@@ -62,4 +71,19 @@ pub fn corpus_lines(name: &str) -> Vec<u8> {
         data.push(b'\n');
     }
     data
+}
+
+/// `n` failed SSH passwords for root from `ip`, one second apart from
+/// `Oct 31 23:30:<start>`: `ssh-bruteforce` opens an incident at the
+/// fifth within ten minutes.
+pub fn ssh_failures(ip: &str, n: usize, start: usize) -> String {
+    (start..start + n)
+        .map(|i| {
+            format!(
+                "Oct 31 23:{:02}:{:02} host sshd[123]: Failed password for root from {ip} port 22 ssh2\n",
+                30 + i / 60,
+                i % 60
+            )
+        })
+        .collect()
 }

@@ -49,6 +49,11 @@ impl Site {
         super::logs::write(&self.path(rel), content.as_ref())
     }
 
+    /// Writes a secret file, readable by its owner only.
+    pub fn write_private(&self, rel: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        super::logs::write_private(&self.path(rel), content.as_ref())
+    }
+
     /// Appends with one write(2), as a syslog daemon writes whole lines.
     pub fn append(&self, rel: &str, content: impl AsRef<[u8]>) {
         super::logs::append(&self.path(rel), content.as_ref());

@@ -21,12 +21,13 @@
 //! wrong token, 404 for an unknown incident or path (and for the whole API
 //! when it is off), 503 when the store cannot be read right now.
 
+mod serve;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -43,7 +44,7 @@ use tracing::{debug, info, warn};
 
 use crate::auth::{self, BasicAuth, Tokens};
 use crate::category::{Category, Severity};
-use crate::config::{Config, HttpConfig, MetricsAuth};
+use crate::config::{Config, HttpConfig, HttpLimits, MetricsAuth};
 use crate::metrics::Metrics;
 use crate::months::Month;
 use crate::output::IncidentView;
@@ -74,7 +75,9 @@ pub struct Shared {
     rules: RwLock<Arc<RuleSet>>,
     auth: RwLock<Arc<Auth>>,
     /// Present when serving HTTPS; its certificate is replaced on reload.
-    tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    tls: Option<Arc<serve::Tls>>,
+    /// Fixed at start, as the listener is.
+    limits: HttpLimits,
     readers: Mutex<Vec<Store>>,
     bcrypt_slots: tokio::sync::Semaphore,
 }
@@ -116,7 +119,7 @@ impl Shared {
             Some(paths) => {
                 let server = crate::tls::server_config(&paths.cert, &paths.key)
                     .map_err(|e| format!("TLS: {e}"))?;
-                Some(axum_server::tls_rustls::RustlsConfig::from_config(server))
+                Some(Arc::new(serve::Tls::new(server)))
             }
             None => None,
         };
@@ -126,6 +129,7 @@ impl Shared {
             rules: RwLock::new(rules),
             auth: RwLock::new(Arc::new(Auth::from_config(&config.http))),
             tls,
+            limits: config.http.limits.clone(),
             readers: Mutex::new(Vec::new()),
             bcrypt_slots: tokio::sync::Semaphore::new(BCRYPT_SLOTS),
         }))
@@ -146,7 +150,7 @@ impl Shared {
         match (&self.tls, &config.http.tls) {
             (Some(running), Some(paths)) => {
                 match crate::tls::server_config(&paths.cert, &paths.key) {
-                    Ok(server) => running.reload_from_config(server),
+                    Ok(server) => running.replace(server),
                     Err(e) => warn!("TLS certificate not reloaded, the running one stays: {e}"),
                 }
             }
@@ -229,7 +233,8 @@ pub fn router(metrics: Arc<Metrics>, shared: Arc<Shared>) -> Router {
 }
 
 /// Serves until `shutdown` completes: HTTPS when the config has a
-/// certificate, plain HTTP otherwise.
+/// certificate, plain HTTP otherwise, within the connection limits of
+/// [`serve`].
 pub async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
@@ -238,29 +243,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     announce(addr, &shared);
-    let tls = shared.tls.clone();
-    let app = router(metrics, shared);
-    match tls {
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-        Some(tls) => {
-            let handle = axum_server::Handle::new();
-            let stopper = handle.clone();
-            tokio::spawn(async move {
-                shutdown.await;
-                stopper.graceful_shutdown(Some(Duration::from_secs(1)));
-            });
-            axum_server::Server::<SocketAddr>::from_listener(listener)
-                .acceptor(axum_server::tls_rustls::RustlsAcceptor::new(tls))
-                .handle(handle)
-                .http1_only()
-                .serve(app.into_make_service())
-                .await
-        }
+    for reason in serve::closed_reasons() {
+        metrics.http_connections_closed.with_label_values(&[reason]);
     }
+    let (tls, limits) = (shared.tls.clone(), shared.limits.clone());
+    let app = router(Arc::clone(&metrics), shared);
+    serve::serve(listener, app, tls, limits, metrics, shutdown).await
 }
 
 /// Logs what is served where, and warns when it is exposed.
