@@ -30,3 +30,4 @@ pub mod store;
 pub mod summary;
 pub mod timestamp;
 pub mod tls;
+pub mod visible;

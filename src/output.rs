@@ -87,8 +87,7 @@ fn field_map<S: serde::Serializer>(fields: &[(String, String)], s: S) -> Result<
 }
 
 pub fn write_json(out: &mut dyn Write, incidents: &[IncidentView<'_>]) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, incidents)?;
-    writeln!(out)
+    crate::visible::write_json(out, &incidents, true)
 }
 
 /// An aligned table for a terminal. Log content is sanitised: control
@@ -188,13 +187,10 @@ impl<'t> Table<'t> {
     }
 }
 
-/// Replaces control characters with `?` and shortens to `width` characters.
+/// Shows control and invisible characters (see [`crate::visible`]) and
+/// shortens to `width` characters.
 pub fn printable(s: &str, width: usize) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(width + 1)
-        .collect();
+    let mut out: String = crate::visible::show(s).chars().take(width + 1).collect();
     if out.chars().count() > width {
         out = out.chars().take(width.saturating_sub(1)).collect();
         out.push('…');
@@ -208,7 +204,8 @@ mod tests {
 
     #[test]
     fn printable_strips_escapes_and_shortens() {
-        assert_eq!(printable("a\x1b[31mb\tc", 20), "a?[31mb?c");
+        assert_eq!(printable("a\x1b[31mb\tc", 30), "a<U+001B>[31mb<U+0009>c");
+        assert_eq!(printable("\u{202E}nimda", 30), "<U+202E>nimda");
         assert_eq!(printable("abcdef", 4), "abc…");
         assert_eq!(printable("abcd", 4), "abcd");
     }

@@ -698,7 +698,9 @@ fn hostile_text_is_neutralised_in_every_format() {
         "203.0.113.9 - - [15/Oct/2020:10:00:00 +0700] \"GET /uploads/wso.php HTTP/1.1\" 200 512 \"-\" \"Mozilla/5.0\"\n",
     )
     .expect("log");
-    let hostile = "=HYPERLINK(\"http://evil\")<script>alert(1)</script>\u{1b}[31m|*x*";
+    // A formula, markup, Markdown, a terminal escape and a right-to-left
+    // override (which would show `evil` as `live`).
+    let hostile = "=HYPERLINK(\"http://evil\")|*x*<script>alert(1)</script>\u{1b}[31m\u{202E}live";
     let config = dir.path().join("canhgac.toml");
     let config = config.to_str().expect("path");
     let (ok, out, err) = run([
@@ -720,7 +722,7 @@ fn hostile_text_is_neutralised_in_every_format() {
         out
     };
     let table = render("table");
-    assert!(!table.contains('\u{1b}'), "{table:?}");
+    assert!(!table.contains(['\u{1b}', '\u{202E}']), "{table:?}");
     assert!(
         table.contains("=HYPERLINK"),
         "the name is still shown: {table}"
@@ -731,7 +733,9 @@ fn hostile_text_is_neutralised_in_every_format() {
         html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
         "{html}"
     );
-    assert!(!html.contains('\u{1b}'));
+    assert!(!html.contains(['\u{1b}', '\u{202E}']));
+    // Cut to the cell's width after the escape is shown as `<U+001B>`.
+    assert!(html.contains("&lt;/script&gt;&lt;U+00…"), "{html}");
     let md = render("markdown");
     assert!(md.contains("\\<script\\>"), "{md}");
     assert!(md.contains("\\|\\*x\\*"), "{md}");
@@ -742,9 +746,15 @@ fn hostile_text_is_neutralised_in_every_format() {
         .find(|l| l.starts_with("input,"))
         .expect("input row");
     assert!(
-        row.starts_with("input,\"'=HYPERLINK(\"\"http://evil\"\")<script>"),
+        row.starts_with("input,\"'=HYPERLINK(\"\"http://evil\"\")|*x*<script>"),
         "{row}"
     );
-    let json: Value = serde_json::from_str(&render("json")).expect("json");
+    assert!(row.contains("<U+001B>[31m<U+202E>live"), "{row}");
+    assert!(!csv.contains(['\u{1b}', '\u{202E}']), "{csv:?}");
+    // JSON keeps the exact text, the hidden characters escaped.
+    let raw = render("json");
+    assert!(!raw.contains(['\u{1b}', '\u{202E}']), "{raw:?}");
+    assert!(raw.contains("\\u202e"), "{raw}");
+    let json: Value = serde_json::from_str(&raw).expect("json");
     assert_eq!(json["inputs"][0]["input"], hostile);
 }

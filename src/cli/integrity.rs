@@ -62,8 +62,7 @@ pub(crate) fn status(
                         "incident": f.incident_uid,
                         "flagged_at": f.flagged_at.to_string(),
                     });
-                    serde_json::to_writer(&mut out, &row)?;
-                    writeln!(out)?;
+                    canhgac::visible::write_json(&mut out, &row, false)?;
                 }
             }
             Format::Table => {

@@ -49,10 +49,7 @@ pub(crate) fn run(args: ScanArgs) -> Result<ExitCode, ExitCode> {
         let mut on_event = |file: &str, line: u64, ev: &canhgac::event::Event| {
             if args.events && write_error.is_none() {
                 let record = EventRecord::new(&rules, file, line, ev);
-                if let Err(e) = serde_json::to_writer(&mut out, &record)
-                    .map_err(io::Error::from)
-                    .and_then(|()| out.write_all(b"\n"))
-                {
+                if let Err(e) = canhgac::visible::write_json(&mut out, &record, false) {
                     write_error = Some(e);
                 }
             }

@@ -35,7 +35,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use axum::{Json, Router};
+use axum::Router;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use serde::Serialize;
@@ -404,11 +404,26 @@ impl ApiError {
     }
 }
 
+/// A JSON body, hidden characters escaped (see [`crate::visible`]).
+fn json(value: &impl Serialize) -> Response {
+    match serde_json::to_string(value) {
+        Ok(text) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            crate::visible::json(text),
+        )
+            .into_response(),
+        Err(e) => {
+            warn!("API: cannot serialise a response: {e}");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (
             self.status,
-            Json(serde_json::json!({ "error": self.message })),
+            json(&serde_json::json!({ "error": self.message })),
         )
             .into_response();
         if let Some(challenge) = self.challenge {
@@ -648,7 +663,7 @@ async fn api_incidents(
             None
         },
     };
-    Ok(Json(page).into_response())
+    Ok(json(&page))
 }
 
 /// `GET /api/v1/incidents/{id}`.
@@ -670,7 +685,7 @@ async fn api_incident(
         .await?
         .ok_or_else(|| not_found(&id))?;
     let rules = app.shared.rules();
-    Ok(Json(view(&rules, &incident)).into_response())
+    Ok(json(&view(&rules, &incident)))
 }
 
 /// `GET /api/v1/summary?month=YYYY-MM` (default: this month).
@@ -694,7 +709,7 @@ async fn api_summary(
             })
         })
         .await?;
-    Ok(Json(summary).into_response())
+    Ok(json(&summary))
 }
 
 #[derive(Serialize)]
@@ -747,5 +762,5 @@ async fn api_rules(_: ApiAccess, State(app): State<AppState>) -> Response {
             })
             .collect(),
     };
-    Json(view).into_response()
+    json(&view)
 }

@@ -164,7 +164,7 @@ fn write_row(out: &mut dyn Write, cells: &[Cell]) -> io::Result<()> {
             line.push(',');
         }
         match cell {
-            Cell::Text(t) => line.push_str(&quote(&neutralise(t))),
+            Cell::Text(t) => line.push_str(&quote(&neutralise(&crate::visible::show(t)))),
             Cell::Number(t) => line.push_str(&quote(t)),
             Cell::Empty => {}
         }

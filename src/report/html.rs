@@ -128,7 +128,10 @@ pub fn esc(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{FFFD}'),
+            '\n' | '\t' => out.push(c),
+            c if crate::visible::is_hidden(c) => {
+                out.push_str(&format!("&lt;U+{:04X}&gt;", u32::from(c)));
+            }
             c => out.push(c),
         }
     }
@@ -282,7 +285,7 @@ mod tests {
     fn escapes_markup() {
         assert_eq!(
             esc("<script>alert('x')</script>&\"\u{1b}"),
-            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;\u{FFFD}"
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;&quot;&lt;U+001B&gt;"
         );
     }
 

@@ -38,10 +38,7 @@ pub fn render(
     lang: Lang,
 ) -> io::Result<()> {
     match format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, summary)?;
-            writeln!(out)
-        }
+        Format::Json => crate::visible::write_json(out, summary, true),
         Format::Table => text::table(out, summary, lang),
         Format::Markdown => text::markdown(out, summary, lang),
         Format::Csv => csv::write(out, summary, lang),
