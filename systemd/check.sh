@@ -15,19 +15,35 @@
 #    `systemd-analyze verify --root=<tmp>`.
 #    --bin defaults to /usr/bin/canhgac when it exists, else
 #    target/release/canhgac, else target/debug/canhgac.
-# 2. `systemd-analyze security --offline=true --threshold=20` must rate the
+# 2. The IP filters, as systemd itself loads them: `systemd --test --system
+#    --unit=canhgac-syslog.socket` (run as nobody: test mode refuses root)
+#    loads the units from the throwaway root only (SYSTEMD_UNIT_PATH without a
+#    trailing colon: no drop-in of this machine counts) and dumps their
+#    effective settings. canhgac-syslog.socket and canhgac.service must each
+#    have exactly IPAddressDeny=any (0.0.0.0/0 ::/0) and
+#    IPAddressAllow=localhost (127.0.0.0/8 ::1/128): the service's filter does
+#    not cover the sockets passed in by socket activation, so the socket needs
+#    its own (systemd.resource-control(5)). Two more loads check the check:
+#    the relay drop-in that docs/install.md prescribes
+#    (`[Socket] IPAddressAllow=192.0.2.0/24`) must add 192.0.2.0/24 and keep
+#    the deny list, and a drop-in emptying both lists (the socket unit before
+#    issue 17: port 514 open to all) must be caught. If `systemd --test`
+#    cannot run here, the script falls back to reading the IPAddress lines of
+#    the [Socket] section of the file (drop-ins not applied) and says so.
+# 3. `systemd-analyze security --offline=true --threshold=20` must rate the
 #    unit's overall exposure at 2.0 or lower (the threshold is in tenths; the
 #    script also parses the "Overall exposure level" line and compares it
 #    itself). The exposure is printed either way.
-# 3. systemd/canhgac.sysusers and systemd/canhgac.tmpfiles are applied inside
+# 4. systemd/canhgac.sysusers and systemd/canhgac.tmpfiles are applied inside
 #    the throwaway root (systemd-sysusers --root, systemd-tmpfiles --root
 #    --create) and must succeed without warnings; the tmpfiles step needs root
 #    and is skipped otherwise.
 #
 # Needs systemd >= 250 (`--offline`, `--threshold`): Debian 12, Ubuntu 24.04
-# or newer, package `systemd` (it provides systemd-analyze, systemd-sysusers
-# and systemd-tmpfiles), plus `procps` for /bin/kill. No running systemd is
-# needed: it works in containers and CI.
+# or newer, package `systemd` (it provides systemd-analyze, systemd-sysusers,
+# systemd-tmpfiles and /usr/lib/systemd/systemd), plus `procps` for /bin/kill
+# and, as root, setpriv (util-linux). No running systemd is needed: it works
+# in containers and CI.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -38,7 +54,7 @@ tmpfiles="$here/canhgac.tmpfiles"
 max_exposure="2.0"
 bin=""
 
-usage() { sed -n '2,30s/^# \{0,1\}//p' "$0"; }
+usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -73,7 +89,7 @@ if [ ! -x /bin/kill ]; then
 fi
 
 failed=0
-fail() { echo "FAIL: $*" >&2; failed=1; }
+fail() { printf '%s\n' "$*" | sed 's/^/FAIL: /' >&2; failed=1; }
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
@@ -107,7 +123,120 @@ else
     echo "verify: clean"
 fi
 
-# ---- 2. security -----------------------------------------------------------
+# ---- 2. IP filters, as systemd loads them ---------------------------------
+echo "== IP filters (systemd --test) =="
+loopback="127.0.0.0/8 ::1/128"
+any="0.0.0.0/0 ::/0"
+systemd_bin=""
+for candidate in /usr/lib/systemd/systemd /lib/systemd/systemd; do
+    if [ -x "$candidate" ]; then systemd_bin="$candidate"; break; fi
+done
+unit_path="$root/usr/lib/systemd/system"
+if [ -d "$root/lib/systemd/system" ]; then unit_path="$unit_path:$root/lib/systemd/system"; fi
+# Test mode refuses to run as root: as root, load the units as nobody, who
+# needs to reach them (the rest of $tmp stays unlistable).
+as_user=()
+if [ "$(id -u)" -eq 0 ]; then
+    as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+    chmod 0711 "$tmp"
+    chmod 0755 "$root" "$root/usr" "$root/usr/lib" "$root/usr/lib/systemd"
+    if [ -d "$root/lib/systemd" ]; then chmod 0755 "$root/lib" "$root/lib/systemd"; fi
+fi
+
+# load_units OUT [DROPIN]: dump the units as systemd loads them, with the
+# drop-in file DROPIN (if given) as canhgac-syslog.socket.d/check.conf.
+load_units() {
+    local out="$1" dropin="${2:-}" path="$unit_path"
+    if [ -n "$dropin" ]; then
+        local dir="$out.units"
+        mkdir -m 0755 -p "$dir/canhgac-syslog.socket.d"
+        install -m 0644 "$dropin" "$dir/canhgac-syslog.socket.d/check.conf"
+        path="$dir:$path"
+    fi
+    (cd / && env -i PATH="$PATH" HOME=/ SYSTEMD_UNIT_PATH="$path" ${as_user[@]+"${as_user[@]}"} \
+        "$systemd_bin" --test --system --unit=canhgac-syslog.socket --no-pager \
+        --log-target=console --log-level=warning) >"$out" 2>"$out.err"
+}
+# dumped DUMP UNIT KEY: the values of "KEY: value" lines in UNIT's section of
+# the dump, sorted, on one line.
+dumped() {
+    awk -v unit="$2:" -v key="$3:" '
+        $1 == "->" && $2 == "Unit" { in_unit = ($3 == unit); next }
+        in_unit { sub(/^[ \t]+/, ""); if (index($0, key " ") == 1) print substr($0, length(key) + 2) }' "$1" |
+        LC_ALL=C sort | paste -sd ' ' -
+}
+# filter_problems DUMP UNIT ALLOW: what is wrong with UNIT's IP filter, if
+# anything (want: deny any, allow exactly ALLOW).
+filter_problems() {
+    local state allow deny
+    state="$(dumped "$1" "$2" "Unit Load State")"
+    allow="$(dumped "$1" "$2" IPAddressAllow)"
+    deny="$(dumped "$1" "$2" IPAddressDeny)"
+    if [ "$state" != "loaded" ]; then
+        echo "$2: load state '${state:-none}', not loaded"
+        return
+    fi
+    [ "$deny" = "$any" ] || echo "$2: IPAddressDeny is '${deny:-empty}', want '$any' (any)"
+    [ "$allow" = "$3" ] || echo "$2: IPAddressAllow is '${allow:-empty}', want '$3'"
+}
+
+dump="$tmp/test-mode.out"
+if [ -n "$systemd_bin" ] && load_units "$dump" && grep -q -- '-> Unit canhgac-syslog.socket:' "$dump"; then
+    for u in canhgac-syslog.socket canhgac.service; do
+        problems="$(filter_problems "$dump" "$u" "$loopback")"
+        if [ -n "$problems" ]; then
+            fail "$problems"
+        else
+            echo "$u: IPAddressDeny=$(dumped "$dump" "$u" IPAddressDeny), IPAddressAllow=$(dumped "$dump" "$u" IPAddressAllow)"
+        fi
+    done
+
+    # The relay drop-in of docs/install.md adds to the allow list.
+    printf '[Socket]\nIPAddressAllow=192.0.2.0/24\n' >"$tmp/relays.conf"
+    relays_dump="$tmp/test-mode-relays.out"
+    if load_units "$relays_dump" "$tmp/relays.conf"; then
+        problems="$(filter_problems "$relays_dump" canhgac-syslog.socket "127.0.0.0/8 192.0.2.0/24 ::1/128")"
+        if [ -n "$problems" ]; then
+            fail "with the documented relay drop-in: $problems"
+        else
+            echo "with a relay drop-in (IPAddressAllow=192.0.2.0/24): IPAddressAllow=$(dumped "$relays_dump" canhgac-syslog.socket IPAddressAllow), deny unchanged"
+        fi
+    else
+        cat "$relays_dump.err" >&2
+        fail "systemd --test failed with the relay drop-in"
+    fi
+
+    # Negative control: a socket without a filter must not pass.
+    printf '[Socket]\nIPAddressDeny=\nIPAddressAllow=\n' >"$tmp/open.conf"
+    open_dump="$tmp/test-mode-open.out"
+    if load_units "$open_dump" "$tmp/open.conf"; then
+        if [ -n "$(filter_problems "$open_dump" canhgac-syslog.socket "$loopback")" ]; then
+            echo "negative control: a socket without IPAddressDeny=/IPAddressAllow= is caught"
+        else
+            fail "negative control: the check passed a socket unit whose IP filter a drop-in emptied"
+        fi
+    else
+        cat "$open_dump.err" >&2
+        fail "systemd --test failed with the negative-control drop-in"
+    fi
+else
+    # Fallback, for a machine where systemd's test mode cannot load units:
+    # the [Socket] section's own lines, without drop-ins or systemd's parsing.
+    if [ -s "$dump.err" ]; then cat "$dump.err"; fi
+    echo "IP filters: systemd --test unavailable (${systemd_bin:-no systemd binary}); FALLBACK: reading the unit file's text, drop-ins not applied"
+    section_values() {
+        awk -v key="$1" '
+            /^\[/ { in_socket = ($0 == "[Socket]"); next }
+            in_socket && $0 ~ "^" key "=" { sub(/^[^=]*=/, ""); print }' "$here/canhgac-syslog.socket" | paste -sd ' ' -
+    }
+    deny="$(section_values IPAddressDeny)"
+    allow="$(section_values IPAddressAllow)"
+    [ "$deny" = "any" ] || fail "canhgac-syslog.socket: IPAddressDeny= is '${deny:-missing}', want 'any'"
+    [ "$allow" = "localhost" ] || fail "canhgac-syslog.socket: IPAddressAllow= is '${allow:-missing}', want 'localhost'"
+    echo "canhgac-syslog.socket (file text): IPAddressDeny=$deny, IPAddressAllow=$allow"
+fi
+
+# ---- 3. security -----------------------------------------------------------
 echo "== systemd-analyze security --offline=true =="
 threshold="$(awk -v m="$max_exposure" 'BEGIN { printf "%d", m * 10 + 0.5 }')"
 security_out="$tmp/security.out"
@@ -133,7 +262,7 @@ else
     fi
 fi
 
-# ---- 3. sysusers and tmpfiles ----------------------------------------------
+# ---- 4. sysusers and tmpfiles ----------------------------------------------
 echo "== sysusers.d and tmpfiles.d =="
 for f in passwd group shadow gshadow; do
     if [ -r "/etc/$f" ]; then cp "/etc/$f" "$root/etc/$f"; else : >"$root/etc/$f"; fi
