@@ -39,9 +39,14 @@ pub fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// The tokens of a token file, as digests. `Debug` shows only how many.
+/// The tokens of a token file, as digests, each with its name for the
+/// audit trail: the comment line just above it (`# national center`), or
+/// `line N`. `Debug` shows only how many.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Tokens(Vec<[u8; 32]>);
+pub struct Tokens(Vec<([u8; 32], String)>);
+
+/// Longest token name kept from its comment line.
+const MAX_NAME_LEN: usize = 64;
 
 impl fmt::Debug for Tokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -67,11 +72,23 @@ impl Tokens {
     pub fn parse(text: &str) -> Result<Tokens, Vec<TokenLineError>> {
         let mut tokens = Vec::new();
         let mut errors = Vec::new();
+        let mut comment: Option<String> = None;
         for (n, raw) in (1u64..).zip(text.lines()) {
             let token = raw.trim();
-            if token.is_empty() || token.starts_with('#') {
+            if let Some(note) = token.strip_prefix('#') {
+                let note: String = note
+                    .trim()
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(MAX_NAME_LEN)
+                    .collect();
+                comment = (!note.is_empty()).then_some(note);
                 continue;
             }
+            if token.is_empty() {
+                continue;
+            }
+            let name = comment.take().unwrap_or_else(|| format!("line {n}"));
             let column = (raw.len() - raw.trim_start().len()) as u64 + 1;
             let mut error = |message: String| {
                 errors.push(TokenLineError {
@@ -96,7 +113,7 @@ impl Tokens {
                     "token too long: at most {MAX_TOKEN_LEN} characters"
                 ));
             } else {
-                tokens.push(digest(token.as_bytes()));
+                tokens.push((digest(token.as_bytes()), name));
             }
         }
         if tokens.is_empty() && errors.is_empty() {
@@ -124,9 +141,22 @@ impl Tokens {
     /// Whether `presented` is one of the tokens, in time independent of
     /// which token (if any) it matches and of how much of one it matches.
     pub fn verify(&self, presented: &[u8]) -> bool {
+        self.name_of(presented).is_some()
+    }
+
+    /// The name of the token `presented` is, if it is one; in the same
+    /// constant time as [`Tokens::verify`].
+    pub fn name_of(&self, presented: &[u8]) -> Option<&str> {
         let d = digest(presented);
-        // `|` on bool, not `||`: every token is compared.
-        self.0.iter().fold(false, |found, t| found | ct_eq(t, &d))
+        // Every token is compared, and no comparison ends the loop.
+        self.0.iter().fold(None, |found, (t, name)| {
+            let hit = ct_eq(t, &d);
+            if hit {
+                Some(name.as_str())
+            } else {
+                found
+            }
+        })
     }
 }
 
@@ -282,6 +312,14 @@ mod tests {
         assert!(!tokens.verify(format!("{T1}x").as_bytes()));
         assert!(!tokens.verify(b"# tokens for the national center"));
         assert_eq!(format!("{tokens:?}"), "Tokens(2 redacted)");
+        assert_eq!(
+            tokens.name_of(T1.as_bytes()),
+            Some("tokens for the national center")
+        );
+        assert_eq!(tokens.name_of(T2.as_bytes()), Some("rotated 2025-01"));
+        assert_eq!(tokens.name_of(b"not a token at all"), None);
+        let unnamed = Tokens::parse(&format!("\n{T1}\n")).expect("valid");
+        assert_eq!(unnamed.name_of(T1.as_bytes()), Some("line 2"));
     }
 
     #[test]

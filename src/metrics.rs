@@ -88,6 +88,8 @@ pub struct Metrics {
     /// closed to keep within its limits, by reason (see `http::serve`).
     pub http_connections: IntGauge,
     pub http_connections_closed: IntCounterVec,
+    /// Audit records over the audit trail's rate, not written.
+    pub audit_dropped: IntCounter,
     /// Web-root integrity, per configured web root.
     pub integrity_files: IntGaugeVec,
     pub integrity_flagged: IntGaugeVec,
@@ -100,6 +102,10 @@ pub struct Metrics {
     pub ready: AtomicBool,
     /// The last commit attempt succeeded (or none failed yet).
     pub store_ok: AtomicBool,
+    /// What else keeps the daemon from doing its job, as of the pipeline's
+    /// last sweep (an input whose files cannot be opened, one far behind):
+    /// a sentence each, for `/readyz`.
+    pub degraded: std::sync::Mutex<Vec<String>>,
     /// Commits so far, the monthly cache's key.
     commit_seq: std::sync::Arc<AtomicU64>,
 }
@@ -269,6 +275,10 @@ impl Metrics {
                 "HTTP connections the daemon closed to stay within its limits, by reason (shed: idle the longest when a new one came at max_connections; refused: at max_connections with every connection busy; idle; header_timeout; handshake_timeout).",
                 &["reason"],
             )?,
+            audit_dropped: IntCounter::new(
+                "canhgac_audit_records_dropped_total",
+                "Audit records of HTTP requests not written: over the audit trail's rate.",
+            )?,
             integrity_files: gauge_vec(
                 "canhgac_integrity_files",
                 "Files in the baseline of each web root.",
@@ -308,6 +318,7 @@ impl Metrics {
             )?,
             ready: AtomicBool::new(false),
             store_ok: AtomicBool::new(true),
+            degraded: std::sync::Mutex::new(Vec::new()),
             commit_seq: std::sync::Arc::new(AtomicU64::new(0)),
             registry,
         };
@@ -359,6 +370,7 @@ impl Metrics {
         r.register(Box::new(m.http_auth_failures.clone()))?;
         r.register(Box::new(m.http_connections.clone()))?;
         r.register(Box::new(m.http_connections_closed.clone()))?;
+        r.register(Box::new(m.audit_dropped.clone()))?;
         r.register(Box::new(m.integrity_files.clone()))?;
         r.register(Box::new(m.integrity_flagged.clone()))?;
         r.register(Box::new(m.integrity_scan_seconds.clone()))?;

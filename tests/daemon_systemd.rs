@@ -67,15 +67,6 @@ impl Fixture {
         self.site.append(name, text);
     }
 
-    /// Appends to a file whose mode forbids it, by lifting the mode for the
-    /// write only.
-    fn append_unreadable(&self, text: &str) {
-        let p = self.path("auth.log");
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o200)).expect("chmod");
-        self.append("auth.log", text);
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o000)).expect("chmod");
-    }
-
     /// `canhgac run --config FILE` as started by hand: no `NOTIFY_SOCKET`.
     fn by_hand(&self) -> Launch {
         self.site.daemon().without_notify()
@@ -445,30 +436,48 @@ fn a_state_dir_that_cannot_be_created_stops_the_start() {
     assert!(log.contains("Not a directory"), "{log}");
 }
 
+/// Run unprivileged, as the service is (as `nobody` when the tests run as
+/// root, who could read the file whatever its mode).
 #[test]
-fn an_unreadable_input_is_reported_and_read_once_readable() {
-    let f = Fixture::new("");
-    let log_path = f.path("auth.log");
+fn an_unreadable_input_is_reported_backed_off_and_read_once_readable() {
+    let site = Site::new();
+    site.write("auth.log", "");
+    site.configure(&Config::new("test-agency").input("auth", "auth.log", "syslog"));
+    let log_path = site.path("auth.log");
     fs::set_permissions(&log_path, fs::Permissions::from_mode(0o000)).expect("chmod");
-    if fs::File::open(&log_path).is_ok() {
-        eprintln!(
-            "note: skipping the unreadable-input test: this user (root?) reads files whatever their mode"
-        );
-        return;
-    }
-    let (daemon, _) = spawn_notified(&f);
-    daemon.wait_log(0, "Permission denied");
-    let line = daemon
-        .log()
-        .into_iter()
-        .find(|l| l.contains("Permission denied"))
-        .expect("logged");
+    let daemon = site.daemon().unprivileged().ready();
+    let line = daemon.wait_log(0, "Permission denied");
     assert!(line.contains("auth.log"), "{line}");
     assert!(line.contains("WARN"), "{line}");
 
-    f.append_unreadable(&attack("203.0.113.7", 5, 0));
+    // /readyz says which input and why.
+    let not_ready = daemon.wait("/readyz to name the input", || {
+        daemon.get("/readyz").filter(|r| r.status == 503)
+    });
+    assert!(
+        not_ready
+            .body
+            .contains("input auth: 1 file(s) cannot be opened (see the log)"),
+        "{}",
+        not_ready.body
+    );
+    // Tried again less and less often, not at every wakeup.
+    let errors = "canhgac_input_read_errors_total{input=\"auth\"}";
+    let before = daemon.metric(errors);
+    site.append("other.log", "x\n".repeat(100));
+    std::thread::sleep(Duration::from_secs(3));
+    let tries = daemon.metric(errors) - before;
+    assert!(tries <= 3.0, "{tries} attempts in 3 s");
+
+    // Written while unreadable, read once readable (from its start: the
+    // file was unreadable from the first start).
+    fs::set_permissions(&log_path, fs::Permissions::from_mode(0o200)).expect("chmod");
+    site.append("auth.log", attack("203.0.113.7", 5, 0));
     fs::set_permissions(&log_path, fs::Permissions::from_mode(0o644)).expect("chmod");
-    f.wait_incident(&daemon, "ssh-bruteforce", "203.0.113.7", 5);
+    site.wait_incident(&daemon, "ssh-bruteforce", "203.0.113.7");
+    daemon.wait("/readyz to say ready", || {
+        daemon.get("/readyz").filter(|r| r.status == 200)
+    });
     assert!(daemon.stop().success());
 }
 

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use common::cli;
 use common::config::Config;
-use common::daemon::Daemon;
+use common::daemon::{Daemon, Launch};
 use common::http::{self, agent};
 use common::site::Site;
 
@@ -38,6 +38,16 @@ struct Api {
 /// are written into its directory first. `tls`: the certificate (DER) the
 /// client trusts, for HTTPS.
 fn start(http: &str, files: &[(&str, &[u8])], tls: Option<&[u8]>) -> Api {
+    start_launched(http, files, tls, |launch| launch)
+}
+
+/// [`start`], the launch adjusted by `adjust` (an environment, say).
+fn start_launched(
+    http: &str,
+    files: &[(&str, &[u8])],
+    tls: Option<&[u8]>,
+    adjust: impl FnOnce(Launch) -> Launch,
+) -> Api {
     let site = Site::new();
     for (name, data) in files {
         site.write_private(name, data);
@@ -48,7 +58,7 @@ fn start(http: &str, files: &[(&str, &[u8])], tls: Option<&[u8]>) -> Api {
             .http(http)
             .input("auth", "auth.log", "syslog"),
     );
-    let d = site.daemon().env("CANHGAC_LOG", "info").ready();
+    let d = adjust(site.daemon().env("CANHGAC_LOG", "info")).ready();
     let scheme = if tls.is_some() { "https" } else { "http" };
     Api {
         base: format!("{scheme}://127.0.0.1:{}", site.port()),
@@ -648,4 +658,139 @@ type = "syslog"
         stdout.contains("ok: http https://127.0.0.1:9717: /metrics open; API on, 1 token"),
         "{stdout}"
     );
+}
+
+/// The journal's side of its native protocol: one datagram an entry,
+/// `KEY=value` lines (or `KEY\n`, a 64-bit little-endian length, the value).
+fn journal_fields(datagram: &[u8]) -> BTreeMap<String, String> {
+    let mut fields = BTreeMap::new();
+    let mut rest = datagram;
+    while let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'=') {
+        let key = String::from_utf8_lossy(&rest[..end]).into_owned();
+        let value;
+        if rest[end] == b'=' {
+            let stop = rest[end..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .expect("line end")
+                + end;
+            value = String::from_utf8_lossy(&rest[end + 1..stop]).into_owned();
+            rest = &rest[stop + 1..];
+        } else {
+            let len_at = end + 1;
+            let len = u64::from_le_bytes(rest[len_at..len_at + 8].try_into().expect("length"));
+            let start = len_at + 8;
+            let stop = start + len as usize;
+            value = String::from_utf8_lossy(&rest[start..stop]).into_owned();
+            rest = &rest[stop + 1..];
+        }
+        fields.insert(key, value);
+    }
+    fields
+}
+
+#[test]
+fn api_requests_and_refused_credentials_are_audited_in_the_journal_never_the_token() {
+    use std::os::unix::net::UnixDatagram;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket_path = dir.path().join("journal.socket");
+    let journal = UnixDatagram::bind(&socket_path).expect("journal socket");
+    journal
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let http = "metrics_auth = \"bearer\"\nmetrics_token_file = \"metrics.tokens\"\napi_token_file = \"api.tokens\"\n";
+    let api_tokens = format!("# analysts of the agency\n{API_TOKEN}\n");
+    let metrics_tokens = format!("{METRICS_TOKEN}\n");
+    let d = start_launched(
+        http,
+        &[
+            ("api.tokens", api_tokens.as_bytes()),
+            ("metrics.tokens", metrics_tokens.as_bytes()),
+        ],
+        None,
+        |launch| launch.env("CANHGAC_JOURNAL_SOCKET", &socket_path),
+    );
+    let next = || {
+        let mut buf = vec![0u8; 65536];
+        let n = journal.recv(&mut buf).expect("an audit entry");
+        journal_fields(&buf[..n])
+    };
+
+    let (status, _) = d.api("/api/v1/incidents?limit=1");
+    assert_eq!(status, 200);
+    let e = next();
+    assert_eq!(e["CANHGAC_AUDIT"], "1");
+    assert_eq!(e["CANHGAC_ENDPOINT"], "api");
+    assert_eq!(e["CANHGAC_TOKEN"], "analysts of the agency");
+    assert!(e["CANHGAC_PEER"].starts_with("127.0.0.1:"), "{e:?}");
+    assert_eq!(e["CANHGAC_METHOD"], "GET");
+    assert_eq!(e["CANHGAC_PATH"], "/api/v1/incidents");
+    assert_eq!(e["CANHGAC_STATUS"], "200");
+    assert_eq!(e["PRIORITY"], "6");
+
+    let (status, _) = d.api_with("/api/v1/rules", "not-the-token-0123456789");
+    assert_eq!(status, 401);
+    let e = next();
+    assert_eq!(
+        (e["CANHGAC_TOKEN"].as_str(), e["CANHGAC_STATUS"].as_str()),
+        ("invalid", "401")
+    );
+    assert_eq!(e["PRIORITY"], "4");
+    let (status, _, _) = d.fetch("/metrics", Some("Bearer wrong-metrics-token-000000"));
+    assert_eq!(status, 401);
+    let e = next();
+    assert_eq!(
+        (e["CANHGAC_ENDPOINT"].as_str(), e["CANHGAC_TOKEN"].as_str()),
+        ("metrics", "invalid")
+    );
+    // A good scrape is not audited; /healthz never is.
+    let (status, _, _) = d.fetch("/metrics", Some(&format!("Bearer {METRICS_TOKEN}")));
+    assert_eq!(status, 200);
+    d.fetch("/healthz", None);
+    let (status, _) = d.api("/api/v1/summary");
+    assert_eq!(status, 200);
+    assert_eq!(next()["CANHGAC_PATH"], "/api/v1/summary");
+
+    // A flood of refused requests cannot flood the trail: the excess is
+    // counted, and the next record says how many went.
+    for _ in 0..400 {
+        d.get("/api/v1/rules", Some("Bearer flood-0123456789abcdef"))
+            .ok();
+    }
+    let mut written = 0;
+    journal
+        .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .expect("timeout");
+    let mut buf = vec![0u8; 65536];
+    let mut entries = Vec::new();
+    while let Ok(n) = journal.recv(&mut buf) {
+        written += 1;
+        entries.push(journal_fields(&buf[..n]));
+    }
+    assert!(written < 400, "{written} records for 400 requests");
+    let (_, _, page) = d.fetch("/metrics", Some(&format!("Bearer {METRICS_TOKEN}")));
+    let dropped = common::metrics::value(&page, "canhgac_audit_records_dropped_total")
+        .expect("the dropped records' counter");
+    assert!(
+        dropped > 0.0 && written as f64 + dropped >= 400.0,
+        "{written} + {dropped}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let (status, _) = d.api("/api/v1/rules");
+    assert_eq!(status, 200);
+    journal
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let e = next();
+    assert_eq!(e["CANHGAC_TOKEN"], "analysts of the agency");
+    assert_ne!(e["CANHGAC_DROPPED_BEFORE"], "0", "{e:?}");
+
+    // Never the token itself, anywhere in the trail.
+    for e in entries {
+        for value in e.values() {
+            assert!(!value.contains("flood-0123"), "{e:?}");
+            assert!(!value.contains(API_TOKEN), "{e:?}");
+        }
+    }
 }

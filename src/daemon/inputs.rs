@@ -99,11 +99,10 @@ impl Opener<'_> {
         let reader: Box<dyn Source> = match &input.source {
             SourceConfig::Files { path, start_at_end } => {
                 let opts = TailOptions {
-                    input: name.clone(),
-                    pattern: path.clone(),
                     start_at_end: *start_at_end,
                     max_line: config.pipeline.max_line,
                     rotated_grace: config.pipeline.rotated_grace,
+                    ..TailOptions::new(name.clone(), path.clone())
                 };
                 Box::new(
                     FileTail::new(opts, resume.checkpoints)

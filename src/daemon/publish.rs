@@ -73,10 +73,12 @@ impl Pipeline {
 
     pub(super) fn publish_input_stats(&mut self) {
         let m = &self.metrics;
+        let mut degraded = Vec::new();
         for input in &mut self.inputs {
             let now = input.reader.stats();
             let was = input.published;
             let name = [input.config.name.as_str()];
+            degraded.extend(input_problems(name[0], &now));
             let add = |counter: &IntCounterVec, n: u64, w: u64| {
                 counter.with_label_values(&name).inc_by(growth(n, w));
             };
@@ -138,6 +140,7 @@ impl Pipeline {
         self.metrics
             .events_rejected
             .inc_by(rejected.saturating_sub(published));
+        *m.degraded.lock().unwrap_or_else(|e| e.into_inner()) = degraded;
     }
 
     /// The detector's gauges and counters to the metrics.
@@ -187,4 +190,28 @@ fn growth(now: u64, was: u64) -> u64 {
     } else {
         now
     }
+}
+
+/// Bytes of an input written and not read yet beyond which `/readyz` says
+/// the daemon is behind: minutes of reading at the slowest, and far more
+/// than a busy agency writes between two sweeps.
+const READY_MAX_BEHIND: u64 = 256 << 20;
+
+/// What `/readyz` should say of an input: files it cannot open, or a
+/// backlog past [`READY_MAX_BEHIND`].
+fn input_problems(name: &str, stats: &SourceStats) -> Vec<String> {
+    let mut problems = Vec::new();
+    if stats.files_unreadable > 0 {
+        problems.push(format!(
+            "input {name}: {} file(s) cannot be opened (see the log)",
+            stats.files_unreadable
+        ));
+    }
+    if stats.bytes_behind > READY_MAX_BEHIND {
+        problems.push(format!(
+            "input {name}: behind, {} MiB not read yet",
+            stats.bytes_behind >> 20
+        ));
+    }
+    problems
 }

@@ -21,6 +21,7 @@
 //! wrong token, 404 for an unknown incident or path (and for the whole API
 //! when it is off), 503 when the store cannot be read right now.
 
+mod audit;
 mod serve;
 
 use std::future::Future;
@@ -80,6 +81,7 @@ pub struct Shared {
     limits: HttpLimits,
     readers: Mutex<Vec<Store>>,
     bcrypt_slots: tokio::sync::Semaphore,
+    audit: audit::Audit,
 }
 
 /// Credentials in force.
@@ -132,6 +134,7 @@ impl Shared {
             limits: config.http.limits.clone(),
             readers: Mutex::new(Vec::new()),
             bcrypt_slots: tokio::sync::Semaphore::new(BCRYPT_SLOTS),
+            audit: audit::Audit::new(),
         }))
     }
 
@@ -214,6 +217,7 @@ struct AppState {
 }
 
 pub fn router(metrics: Arc<Metrics>, shared: Arc<Shared>) -> Router {
+    let state = AppState { metrics, shared };
     let api = Router::new()
         .route("/incidents", get(api_incidents))
         .route("/incidents/{id}", get(api_incident))
@@ -229,7 +233,11 @@ pub fn router(metrics: Arc<Metrics>, shared: Arc<Shared>) -> Router {
         // Other versions, or a typo in the prefix, under /api: JSON too.
         .route("/api", any(api_not_found))
         .route("/api/{*rest}", any(api_not_found))
-        .with_state(AppState { metrics, shared })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::trail,
+        ))
+        .with_state(state)
 }
 
 /// Serves until `shutdown` completes: HTTPS when the config has a
@@ -351,20 +359,29 @@ async fn metrics_allowed(shared: &Arc<Shared>, headers: &HeaderMap) -> Result<()
     }
 }
 
+/// 200 `ready`, or 503 with every reason the daemon is not doing its job,
+/// one a line: a probe or an operator reads why.
 async fn ready(State(app): State<AppState>) -> impl IntoResponse {
-    let inputs = app.metrics.ready.load(Ordering::Relaxed);
-    let store = app.metrics.store_ok.load(Ordering::Relaxed);
-    match (inputs, store) {
-        (true, true) => (StatusCode::OK, "ready\n"),
-        (false, _) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "starting: inputs not open yet\n",
-        ),
-        (true, false) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store not writable: the last commit failed (see the log)\n",
-        ),
+    let m = &app.metrics;
+    let mut reasons = Vec::new();
+    if !m.ready.load(Ordering::Relaxed) {
+        reasons.push("starting: inputs not open yet".to_owned());
     }
+    if !m.store_ok.load(Ordering::Relaxed) {
+        reasons.push("store not writable: the last commit failed (see the log)".to_owned());
+    }
+    reasons.extend(
+        m.degraded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned(),
+    );
+    if reasons.is_empty() {
+        return (StatusCode::OK, "ready\n".to_owned());
+    }
+    let body: String = reasons.iter().map(|r| format!("{r}\n")).collect();
+    (StatusCode::SERVICE_UNAVAILABLE, body)
 }
 
 // ---------------------------------------------------------------- the API

@@ -61,6 +61,8 @@ pub struct SourceStats {
     pub dropped: Drops,
     /// Files held open.
     pub files_open: u64,
+    /// Files matched that cannot be opened now (tried again with backoff).
+    pub files_unreadable: u64,
     /// Bytes written and not yet read (files only).
     pub bytes_behind: u64,
     /// Open connections (TCP receivers).
@@ -192,6 +194,7 @@ impl Source for FileTail {
             cut_lines,
             read_errors,
             files_open,
+            files_unreadable,
             bytes_behind,
             ..
         } = FileTail::stats(self);
@@ -201,6 +204,7 @@ impl Source for FileTail {
             cut_lines,
             read_errors,
             files_open,
+            files_unreadable,
             bytes_behind,
             ..SourceStats::default()
         }

@@ -64,7 +64,8 @@
 //!   is read from 0.
 //! - **Unreadable file** (permission denied, ...): a [`Notice`] when it
 //!   starts and when it ends, `read_errors` counts every failed attempt, and
-//!   every sweep tries again. A file that was unreadable when the input first
+//!   sweeps try again, after 1 s, then twice as long each time, at most
+//!   every 32 s. A file that was unreadable when the input first
 //!   started with `start_at_end` starts where its end was then; one that was
 //!   unreadable at a restart resumes at its checkpoint.
 //! - **Restart**: each checkpoint is matched to its file by identity, under
@@ -174,7 +175,16 @@ pub struct TailOptions {
     /// and no longer grows is kept open, for writers that append until they
     /// reopen.
     pub rotated_grace: Duration,
+    /// How long after a failed open a file is tried again; doubled at each
+    /// failure in a row, up to [`MAX_RETRY_FACTOR`] times this. A file that
+    /// stays unreadable then costs an attempt every half-minute, not one at
+    /// every wakeup of a busy pipeline.
+    pub retry_unreadable: Duration,
 }
+
+/// The longest wait between two attempts to open an unreadable file, in
+/// units of [`TailOptions::retry_unreadable`].
+pub const MAX_RETRY_FACTOR: u32 = 32;
 
 impl TailOptions {
     /// Options with the defaults: read from the beginning, lines up to
@@ -186,6 +196,7 @@ impl TailOptions {
             start_at_end: false,
             max_line: DEFAULT_MAX_LINE,
             rotated_grace: DEFAULT_ROTATED_GRACE,
+            retry_unreadable: Duration::from_secs(1),
         }
     }
 }
@@ -331,7 +342,11 @@ impl FileTail {
 
         let tracked: HashSet<Ident> = self.files.iter().map(|f| f.id).collect();
         for f in &found {
-            if !tracked.contains(&f.id) {
+            let waiting = self
+                .unreadable
+                .get(&f.path)
+                .is_some_and(|u| u.id == f.id && now < u.retry_at);
+            if !tracked.contains(&f.id) && !waiting {
                 self.open_found(f, Start::Beginning, &mut notices);
             }
         }

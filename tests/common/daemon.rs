@@ -5,7 +5,9 @@
 use std::ffi::OsStr;
 use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixDatagram;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -26,7 +28,12 @@ pub struct Launch {
     http: Option<String>,
     notify: bool,
     watchdog: Option<Duration>,
+    /// The account the daemon runs as, when not the test's own.
+    user: Option<u32>,
 }
+
+/// The account an unprivileged daemon runs as.
+const NOBODY: u32 = 65534;
 
 impl Launch {
     /// `canhgac run --config FILE`, its notify socket beside the config.
@@ -45,7 +52,20 @@ impl Launch {
             http: None,
             notify: true,
             watchdog: None,
+            user: None,
         }
+    }
+
+    /// As the packaged service runs: not as root. When the tests run as
+    /// root, the daemon runs as `nobody` and the site's directory is handed
+    /// to that account, so that file modes mean what they say; for any
+    /// other user this changes nothing.
+    pub fn unprivileged(mut self) -> Launch {
+        if running_as_root() {
+            self.user = Some(NOBODY);
+            self.cmd.uid(NOBODY).gid(NOBODY);
+        }
+        self
     }
 
     pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Launch {
@@ -89,9 +109,15 @@ impl Launch {
 
     /// Starts the process and returns at once.
     pub fn spawn(mut self) -> Daemon {
+        if let Some(user) = self.user {
+            hand_over(&self.dir, user);
+        }
         let notify = self.notify.then(|| NotifySocket::bind(&self.dir));
         if let Some(n) = &notify {
             self.cmd.env("NOTIFY_SOCKET", &n.path);
+            if let Some(user) = self.user {
+                std::os::unix::fs::chown(&n.path, Some(user), Some(user)).expect("chown");
+            }
         }
         if let Some(w) = self.watchdog {
             self.cmd.env("WATCHDOG_USEC", w.as_micros().to_string());
@@ -534,5 +560,23 @@ impl Drop for NotifySocket {
             let _ = t.join();
         }
         let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Whether the tests run as root (`/proc/self` belongs to the effective uid).
+pub fn running_as_root() -> bool {
+    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// Gives `dir` and everything in it to `user`.
+fn hand_over(dir: &Path, user: u32) {
+    std::os::unix::fs::lchown(dir, Some(user), Some(user)).expect("chown");
+    for entry in fs::read_dir(dir).expect("list the site").flatten() {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            hand_over(&path, user);
+        } else {
+            std::os::unix::fs::lchown(&path, Some(user), Some(user)).expect("chown");
+        }
     }
 }

@@ -13,6 +13,7 @@ use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -101,7 +102,7 @@ impl FileTail {
                 let file = match self.open(&f.path) {
                     Ok(file) => file,
                     Err(e) => {
-                        // Retried by every sweep; resumes at the checkpoint.
+                        // Retried by the sweeps; resumes at the checkpoint.
                         self.counters.read_errors += 1;
                         notices.push(notice(
                             &f.path,
@@ -115,6 +116,8 @@ impl FileTail {
                                 kind: e.kind(),
                                 start_at: None,
                                 resume: Some(cp),
+                                failures: 1,
+                                retry_at: Instant::now() + self.opts.retry_unreadable,
                             },
                         );
                         continue;

@@ -7,12 +7,13 @@ use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Component, Path, PathBuf};
+use std::time::Instant;
 
 use super::checkpoint::{checkpoint_holds, FileCheckpoint};
 use super::identity::{Ident, Place};
 use super::notice::{notice, Notice, NoticeKind};
 use super::reading::{Start, Tracked};
-use super::FileTail;
+use super::{FileTail, MAX_RETRY_FACTOR};
 
 /// Invalid pattern given to [`FileTail::new`].
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,9 @@ pub(super) struct Unreadable {
     /// Its checkpoint, for a file that was unreadable when we restarted:
     /// where it resumes once readable, if it is still that file.
     pub(super) resume: Option<FileCheckpoint>,
+    /// Failed opens in a row, and when the next may be tried.
+    pub(super) failures: u32,
+    pub(super) retry_at: Instant,
 }
 
 impl FileTail {
@@ -134,6 +138,13 @@ impl FileTail {
                     .get_mut(path)
                     .filter(|u| u.id == found.id)
                     .and_then(|u| u.resume.take());
+                let failures = self
+                    .unreadable
+                    .get(path)
+                    .filter(|u| u.id == found.id)
+                    .map_or(1, |u| u.failures.saturating_add(1));
+                let factor = 1u32 << (failures - 1).min(MAX_RETRY_FACTOR.trailing_zeros());
+                let retry_at = Instant::now() + self.opts.retry_unreadable * factor;
                 if !known {
                     notices.push(notice(
                         path,
@@ -148,6 +159,8 @@ impl FileTail {
                         kind: e.kind(),
                         start_at,
                         resume,
+                        failures,
+                        retry_at,
                     },
                 );
                 return;

@@ -17,6 +17,8 @@ fn append(path: &Path, data: &[u8]) {
 fn opts(pattern: &Path) -> TailOptions {
     let mut o = TailOptions::new("test", pattern.to_string_lossy());
     o.rotated_grace = Duration::from_secs(3600);
+    // Every sweep tries an unreadable file again (the backoff has its test).
+    o.retry_unreadable = Duration::ZERO;
     o
 }
 
@@ -265,6 +267,37 @@ fn rotated_file_stays_open_while_it_grows() {
         assert_eq!(drain(&mut tail, 1 << 20), format!("late {i}\n").as_bytes());
     }
     assert_eq!(tail.stats().files_open, 1);
+}
+
+#[test]
+fn an_unreadable_file_is_tried_again_less_and_less_often() {
+    let (_tmp, log) = a_log();
+    append(&log, b"line\n");
+    let mut o = opts(&log);
+    o.retry_unreadable = Duration::from_millis(40);
+    let mut tail = FileTail::unstarted(o).expect("tail");
+    tail.deny_open.insert(log.clone());
+    tail.start(Vec::new());
+    assert_eq!(tail.stats().read_errors, 1);
+    // Sweeps within the wait do not try: a busy pipeline sweeps often.
+    for _ in 0..10 {
+        tail.sweep();
+    }
+    assert_eq!(tail.stats().read_errors, 1);
+    // 40 ms, then 80, 160, 320, ...: four attempts in about 700 ms, not one
+    // a sweep.
+    let until = std::time::Instant::now() + Duration::from_millis(700);
+    while std::time::Instant::now() < until {
+        tail.sweep();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let tries = tail.stats().read_errors;
+    assert!((3..=6).contains(&tries), "{tries} attempts");
+    // Readable again: taken at the next attempt, from the beginning.
+    tail.deny_open.clear();
+    std::thread::sleep(Duration::from_millis(40 * 32));
+    tail.sweep();
+    assert_eq!(drain(&mut tail, 1 << 20), b"line\n");
 }
 
 #[test]
