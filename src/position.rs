@@ -24,6 +24,20 @@ impl Position {
     }
 }
 
+/// Where a setting was written, kept beside it for messages (`check`
+/// names it). Never part of what the setting is: two configs that differ
+/// only in layout are equal, so a reload that moves lines restarts nothing.
+#[derive(Clone, Debug)]
+pub struct At(pub Position);
+
+impl PartialEq for At {
+    fn eq(&self, _: &At) -> bool {
+        true
+    }
+}
+
+impl Eq for At {}
+
 impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}:{}", self.file, self.line, self.column)

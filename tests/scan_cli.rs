@@ -515,3 +515,78 @@ fn scan_takes_the_rules_of_a_config_that_has_no_inputs() {
         .failure()
         .stderr(predicate::str::contains("would watch nothing"));
 }
+
+/// `check` run as the service runs (as `nobody` when the tests run as
+/// root): what the daemon would meet, each at its place in the config.
+#[test]
+fn check_reports_what_the_daemon_would_meet_where_it_is_configured() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let secret = dir.path().join("secret.log");
+    fs::write(&secret, "Oct 31 23:30:00 h sshd[1]: x\n").expect("log");
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).expect("chmod");
+    fs::create_dir(dir.path().join("logs")).expect("mkdir");
+    let config = dir.path().join("canhgac.toml");
+    fs::write(
+        &config,
+        r#"agency = "test-check"
+state_dir = "state"
+
+[http]
+listen = "0.0.0.0:9717"
+
+[[input]]
+name = "gone"
+path = "/nonexistent-canhgac-dir/app.log"
+type = "syslog"
+
+[[input]]
+name = "empty"
+path = "logs/*.log"
+type = "nginx"
+
+[[input]]
+name = "secret"
+path = "secret.log"
+type = "syslog"
+"#,
+    )
+    .expect("config");
+    let mut check = common::cli::command();
+    check.arg("check").arg("--config").arg(&config);
+    if common::daemon::running_as_root() {
+        check.uid(65534).gid(65534);
+    }
+    let out = check.output().expect("check runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "warnings do not stop a start: {stderr}"
+    );
+    let at = |line: u32, col: u32| format!("{}:{line}:{col}: ", config.display());
+    for want in [
+        format!(
+            "{}input gone: directory /nonexistent-canhgac-dir does not exist",
+            at(9, 8)
+        ),
+        format!(
+            "{}input empty: no file matches {}/logs/*.log yet",
+            at(14, 8),
+            dir.path().display()
+        ),
+        format!(
+            "{}input secret: cannot open {}: Permission denied",
+            at(19, 8),
+            secret.display()
+        ),
+        format!(
+            "{}[http] listens on 0.0.0.0:9717, beyond loopback, with neither TLS nor authentication",
+            at(5, 10)
+        ),
+    ] {
+        assert!(stderr.contains(&want), "missing {want:?} in:\n{stderr}");
+    }
+}

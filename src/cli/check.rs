@@ -89,6 +89,7 @@ pub(crate) fn run(config: Option<&Path>, args: &RuleArgs) -> Result<ExitCode, Ex
         for input in &c.inputs {
             check_input_files(input);
         }
+        check_exposure(c);
     }
     let checking = rules.rules.iter().filter(|r| !r.ioc.is_empty());
     let (active, inactive): (Vec<_>, Vec<_>) = checking.partition(|r| r.is_active());
@@ -121,9 +122,12 @@ pub(crate) fn run(config: Option<&Path>, args: &RuleArgs) -> Result<ExitCode, Ex
     Ok(ExitCode::SUCCESS)
 }
 
-/// Reads the start of every file an input names (those it can read) and
-/// warns about lines that are not of the input's type: an input whose
-/// every line is read and none can ever match is worse than an error.
+/// What the daemon would meet reading an input's files, as this account
+/// (the service's, when the unit runs `check`): a directory that does not
+/// exist, no file matched yet, a file it cannot open, at the input's `path`
+/// in the config. And, of the files it can read, lines that are not of the
+/// input's type: an input whose every line is read and none can ever match
+/// is worse than an error. Warnings all: the daemon starts and retries.
 fn check_input_files(input: &canhgac::config::InputConfig) {
     use canhgac::config::SourceConfig;
     use canhgac::input::shape::{Shaper, FULL_CHECK_BYTES};
@@ -131,12 +135,38 @@ fn check_input_files(input: &canhgac::config::InputConfig) {
     let SourceConfig::Files { path, .. } = &input.source else {
         return;
     };
+    let warn = |message: String| {
+        eprintln!(
+            "canhgac: warning: {}: input {}: {message}",
+            input.at.0, input.name
+        );
+    };
+    let dir = canhgac::input::tail::base_dir(path);
+    if let Err(e) = std::fs::read_dir(&dir) {
+        warn(if e.kind() == std::io::ErrorKind::NotFound {
+            format!(
+                "directory {} does not exist: nothing is read until it does",
+                dir.display()
+            )
+        } else {
+            format!("cannot list {}: {e}{}", dir.display(), as_whom())
+        });
+        return;
+    }
     let Ok(found) = glob::glob(path) else {
         return;
     };
-    for file in found.flatten() {
-        let Ok(f) = std::fs::File::open(&file) else {
-            continue;
+    let files: Vec<_> = found.flatten().filter(|p| p.is_file()).collect();
+    if files.is_empty() {
+        warn(format!("no file matches {path} yet"));
+    }
+    for file in files {
+        let f = match std::fs::File::open(&file) {
+            Ok(f) => f,
+            Err(e) => {
+                warn(format!("cannot open {}: {e}{}", file.display(), as_whom()));
+                continue;
+            }
         };
         let mut head = Vec::new();
         if f.take(FULL_CHECK_BYTES).read_to_end(&mut head).is_err() {
@@ -162,6 +192,45 @@ fn check_input_files(input: &canhgac::config::InputConfig) {
             );
         }
     }
+}
+
+/// ` (as uid N)`: who could not read it, as permissions depend on it.
+fn as_whom() -> String {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map_or_else(
+        |_| String::new(),
+        |m| {
+            format!(
+                " (as uid {}; the service runs as {})",
+                m.uid(),
+                canhgac::secret::SERVICE_USER
+            )
+        },
+    )
+}
+
+/// Listening beyond loopback without TLS, or with `/metrics` open to
+/// anyone who reaches it, at `listen` in `[http]`.
+fn check_exposure(c: &Config) {
+    use canhgac::config::MetricsAuth;
+    if c.listen.ip().is_loopback() {
+        return;
+    }
+    let at = c
+        .listen_at
+        .as_ref()
+        .map_or_else(|| c.file.display().to_string(), |a| a.0.to_string());
+    let open = matches!(c.http.metrics_auth, MetricsAuth::None);
+    let problem = match (c.http.tls.is_some(), open) {
+        (false, true) => "neither TLS nor authentication: anyone who reaches it reads /metrics; set tls_cert/tls_key and metrics_auth",
+        (false, false) => "no TLS: credentials and metrics cross the network in clear text; set tls_cert and tls_key",
+        (true, true) => "no authentication: anyone who reaches it reads /metrics; set metrics_auth",
+        (true, false) => return,
+    };
+    eprintln!(
+        "canhgac: warning: {at}: [http] listens on {}, beyond loopback, with {problem}",
+        c.listen
+    );
 }
 
 /// What `check` says of `[http]`: scheme, address and credentials.

@@ -11,8 +11,9 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::validator::{valid_name, Validator};
+use super::validator::{position, valid_name, Validator};
 use crate::input::syslog::Transport;
+use crate::position::At;
 use crate::rules::INPUT_TYPES;
 use crate::tls::TlsPaths;
 
@@ -24,6 +25,9 @@ pub struct InputConfig {
     /// lines are written in syslog's format).
     pub input_type: String,
     pub source: SourceConfig,
+    /// Where its source is written: `path`, `listen`, or `type` for the
+    /// journal.
+    pub at: At,
 }
 
 /// Where an input's lines come from.
@@ -150,6 +154,13 @@ impl Validator<'_> {
                     }
                 }
                 let input_type = input.input_type.get_ref();
+                let key = match &source {
+                    SourceConfig::Files { .. } => input.path.as_ref(),
+                    SourceConfig::Syslog { .. } => input.listen.as_ref(),
+                    SourceConfig::Journal { .. } => None,
+                };
+                let span = key.map_or_else(|| input.input_type.span(), Spanned::span);
+                let at = At(position(&self.file, self.text, span.start));
                 inputs.push(InputConfig {
                     name: name.clone(),
                     input_type: if SOURCE_TYPES.contains(&input_type.as_str()) {
@@ -158,6 +169,7 @@ impl Validator<'_> {
                         input_type.clone()
                     },
                     source,
+                    at,
                 });
             }
         }

@@ -27,7 +27,7 @@ use toml::Spanned;
 
 use crate::feeds::FeedDecl;
 use crate::integrity::settings::IntegrityConfig;
-use crate::position::{Position, Problem, Problems};
+use crate::position::{At, Position, Problem, Problems};
 use crate::rules::RuleSources;
 use crate::timestamp;
 
@@ -63,6 +63,8 @@ pub struct Config {
     /// from one of them, the client is the one `X-Forwarded-For` names.
     pub trusted_proxies: Vec<crate::network::Network>,
     pub listen: SocketAddr,
+    /// Where `listen` is written; `None` when it is the default.
+    pub listen_at: Option<At>,
     /// TLS and credentials of the HTTP side (`[http]` besides `listen`).
     pub http: HttpConfig,
     pub pipeline: PipelineConfig,
@@ -240,6 +242,11 @@ impl Validator<'_> {
             }
         }
         let listen = self.listen(&raw.http);
+        let listen_at = raw
+            .http
+            .listen
+            .as_ref()
+            .map(|l| At(validator::position(&self.file, self.text, l.span().start)));
         let http = self.http(&raw.http);
         let pipeline = self.pipeline(&raw.pipeline);
         let (inputs, names) = self.inputs(&raw.inputs);
@@ -260,6 +267,7 @@ impl Validator<'_> {
             rules,
             trusted_proxies,
             listen,
+            listen_at,
             http,
             pipeline,
             inputs,

@@ -47,6 +47,11 @@ fn minimal_config_takes_defaults() {
                 path: "/var/log/auth.log".into(),
                 start_at_end: true,
             },
+            at: crate::position::At(crate::position::Position {
+                file: String::new(),
+                line: 0,
+                column: 0,
+            }),
         }]
     );
     assert_eq!(c.db_path(), PathBuf::from("/var/lib/canhgac/canhgac.db"));

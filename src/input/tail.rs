@@ -147,7 +147,8 @@ pub use notice::{Notice, NoticeKind};
 pub use reading::READ_CHUNK;
 
 use checkpoint::FileCheckpoint;
-use discovery::{base_dir, parent_dir, Unreadable};
+pub use discovery::base_dir;
+use discovery::{parent_dir, Unreadable};
 use identity::{Ident, Place};
 use notice::notice;
 use reading::{ReadFail, Start, Tracked};

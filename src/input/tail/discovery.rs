@@ -255,7 +255,7 @@ pub(super) fn parent_dir(path: &Path) -> PathBuf {
 
 /// The deepest directory of a pattern without wildcards: new files can
 /// only appear below it.
-pub(super) fn base_dir(pattern: &str) -> PathBuf {
+pub fn base_dir(pattern: &str) -> PathBuf {
     let path = Path::new(pattern);
     let mut base = PathBuf::new();
     let mut wild = false;

@@ -21,6 +21,8 @@ use super::Rule;
 use crate::position::{Position, Problems};
 pub use errors::{LoadErrors, RuleError, Warning};
 pub(super) use rule::compile_pattern;
+#[cfg(test)]
+use rule::refuse_empty_match;
 pub use rule::PATTERN_SIZE_LIMIT;
 
 /// Accumulates rules from several sources and checks ids across all of them.
@@ -452,7 +454,7 @@ rules:
         // the size limit, as local ones are checked at load.
         for rule in &rules {
             for p in &rule.patterns {
-                if let Err(e) = compile_pattern(&p.source) {
+                if let Err(e) = compile_pattern(&p.source).and_then(refuse_empty_match) {
                     panic!("{}: {e}", p.pos);
                 }
                 assert!(
@@ -462,5 +464,25 @@ rules:
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_pattern_that_matches_the_empty_line_is_refused_where_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("local.yaml");
+        std::fs::write(
+            &file,
+            "rules:\n  - id: everything\n    title: t\n    description: d\n    category: recon\n    severity: low\n    types: [syslog]\n    patterns:\n      - 'sshd.*'\n      - '(?:x)?'\n",
+        )
+        .expect("write");
+        let mut l = Loader::new();
+        l.add_path(&file);
+        let errors = l.finish().expect_err("refused").0;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!((errors[0].pos.line, errors[0].pos.column), (10, 9));
+        assert!(
+            errors[0].message.contains("matches the empty line"),
+            "{errors:?}"
+        );
     }
 }

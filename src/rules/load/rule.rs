@@ -142,9 +142,11 @@ impl Loader {
             let pattern = if file.starts_with("<builtin>/") {
                 Pattern::parse(&p.value, Position::at(file, p.referenced))
             } else {
-                compile_pattern(&p.value).and_then(|regex| {
-                    Pattern::compiled(&p.value, regex, Position::at(file, p.referenced))
-                })
+                compile_pattern(&p.value)
+                    .and_then(refuse_empty_match)
+                    .and_then(|regex| {
+                        Pattern::compiled(&p.value, regex, Position::at(file, p.referenced))
+                    })
             };
             match pattern {
                 Ok(pattern) => patterns.push(pattern),
@@ -420,6 +422,21 @@ pub(in crate::rules) fn compile_pattern(source: &str) -> Result<regex::bytes::Re
             ),
             other => format!("pattern does not compile: {other}"),
         })
+}
+
+/// A pattern that matches the empty line matches every line: a rule that
+/// raises an incident on whatever is logged (`.*`, `(a|)`, `x?`) is a
+/// mistake, said where it was written.
+pub(in crate::rules) fn refuse_empty_match(
+    regex: regex::bytes::Regex,
+) -> Result<regex::bytes::Regex, String> {
+    if regex.is_match(b"") {
+        return Err(
+            "pattern matches the empty line, so it matches every line: make it require what the line must contain"
+                .to_owned(),
+        );
+    }
+    Ok(regex)
 }
 
 fn valid_attack_id(tag: &str) -> bool {
