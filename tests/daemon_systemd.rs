@@ -481,6 +481,39 @@ fn an_unreadable_input_is_reported_backed_off_and_read_once_readable() {
     assert!(daemon.stop().success());
 }
 
+/// A log directory made unreadable is not a rotation: the open file is
+/// read on (past the grace a rotated file gets), and nothing is read twice
+/// once the directory is readable again.
+#[test]
+fn a_log_directory_made_unreadable_is_not_taken_for_a_rotation() {
+    let site = Site::new();
+    site.write("logs/auth.log", "");
+    site.configure(
+        &Config::new("test-agency")
+            .top("[pipeline]\nrotated_grace = \"1s\"\n")
+            .input("auth", "logs/auth.log", "syslog"),
+    );
+    let daemon = site.daemon().unprivileged().ready();
+    site.append("logs/auth.log", attack("203.0.113.1", 5, 0));
+    site.wait_incident(&daemon, "ssh-bruteforce", "203.0.113.1");
+
+    let logs = site.path("logs");
+    fs::set_permissions(&logs, fs::Permissions::from_mode(0o000)).expect("chmod");
+    daemon.wait_log(0, "cannot be looked at any more");
+    // Longer than a rotated file's grace: it would have been closed.
+    std::thread::sleep(Duration::from_secs(3));
+    site.append("logs/auth.log", attack("203.0.113.2", 5, 10));
+    site.wait_incident(&daemon, "ssh-bruteforce", "203.0.113.2");
+
+    fs::set_permissions(&logs, fs::Permissions::from_mode(0o755)).expect("chmod");
+    site.append("logs/auth.log", attack("203.0.113.3", 5, 20));
+    site.wait_incident(&daemon, "ssh-bruteforce", "203.0.113.3");
+    let first = site.incidents_of("ssh-bruteforce", "203.0.113.1");
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0]["events"], 5, "read once: {first:?}");
+    assert!(daemon.stop().success());
+}
+
 #[test]
 fn lines_of_another_type_are_said_once_and_counted() {
     let f = Fixture::new("");

@@ -95,9 +95,25 @@ impl FileTail {
                 }
                 f.place = Place::Active;
                 f.closing = false;
+                f.unseen = false;
                 continue;
             }
             match f.place {
+                // Not listed because its directory cannot be read (made
+                // unreadable, say), not because it went: no rotation can
+                // be told, so it stays where it was and is read on from
+                // the open descriptor. Said and counted once.
+                Place::Active if looks_hidden(&f.path) => {
+                    if !f.unseen {
+                        f.unseen = true;
+                        self.counters.read_errors += 1;
+                        notices.push(notice(
+                            &f.path,
+                            NoticeKind::ReadError,
+                            "cannot be looked at any more (its directory is not readable); read on from the open file".to_owned(),
+                        ));
+                    }
+                }
                 Place::Active => {
                     self.counters.rotations += 1;
                     // The grace period runs from the rotation: the writer
@@ -321,4 +337,10 @@ pub(super) fn find_by_id(dir: &Path, id: Ident) -> Option<PathBuf> {
         let meta = e.metadata().ok()?;
         (meta.is_file() && Ident::of(&meta) == id).then(|| e.path())
     })
+}
+
+/// Whether `path` cannot be looked at, as opposed to being gone: a stat
+/// refused for another reason than its absence.
+fn looks_hidden(path: &Path) -> bool {
+    std::fs::metadata(path).is_err_and(|e| e.kind() != std::io::ErrorKind::NotFound)
 }

@@ -65,6 +65,9 @@ pub(super) struct Tracked {
     pub(super) closing: bool,
     /// An error was reported and not yet followed by a success.
     pub(super) failing: bool,
+    /// Its path cannot be looked at (its directory made unreadable): where
+    /// it is now is unknown, so it is read on where it was.
+    pub(super) unseen: bool,
 }
 
 /// Where a file starts being read.
@@ -134,6 +137,7 @@ impl Tracked {
             place,
             closing: false,
             failing: false,
+            unseen: false,
         }))
     }
 
