@@ -98,22 +98,23 @@ impl FileTail {
                 f.unseen = false;
                 continue;
             }
-            match f.place {
-                // Not listed because its directory cannot be read (made
-                // unreadable, say), not because it went: no rotation can
-                // be told, so it stays where it was and is read on from
-                // the open descriptor. Said and counted once.
-                Place::Active if looks_hidden(&f.path) => {
-                    if !f.unseen {
-                        f.unseen = true;
-                        self.counters.read_errors += 1;
-                        notices.push(notice(
-                            &f.path,
-                            NoticeKind::ReadError,
-                            "cannot be looked at any more (its directory is not readable); read on from the open file".to_owned(),
-                        ));
-                    }
+            // Not listed because its directory cannot be read (made
+            // unreadable, say), not because it went: no rotation can be
+            // told, so it stays where it was and is read on from the open
+            // descriptor. Said and counted once.
+            if f.place == Place::Active && looks_hidden(&f.path) {
+                if !f.unseen {
+                    f.unseen = true;
+                    self.counters.read_errors += 1;
+                    notices.push(notice(
+                        &f.path,
+                        NoticeKind::ReadError,
+                        "cannot be looked at any more (its directory is not readable); read on from the open file".to_owned(),
+                    ));
                 }
+                continue;
+            }
+            match f.place {
                 Place::Active => {
                     self.counters.rotations += 1;
                     // The grace period runs from the rotation: the writer
