@@ -181,7 +181,7 @@ impl Metrics {
             )?,
             input_position_lost: counter_vec(
                 "canhgac_input_position_lost_total",
-                "Stored journal cursors no longer in the journal (vacuumed): reading resumed at the oldest entry.",
+                "Stored positions found nowhere: a journal cursor vacuumed (reading resumed at the oldest entry), or a checkpointed file gone at restart, neither moved nor compressed where logrotate puts them (its unread lines lost).",
                 &["input"],
             )?,
             rule_events: counter_vec(

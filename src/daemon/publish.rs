@@ -115,8 +115,8 @@ impl Pipeline {
             }
             if matches!(input.config.source, SourceConfig::Journal { .. }) {
                 add(&m.input_restarts, now.restarts, was.restarts);
-                add(&m.input_position_lost, now.position_lost, was.position_lost);
             }
+            add(&m.input_position_lost, now.position_lost, was.position_lost);
             input.published = now;
             let bad = input.source.unrecognised();
             m.input_lines_unrecognised

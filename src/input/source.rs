@@ -196,6 +196,7 @@ impl Source for FileTail {
             files_open,
             files_unreadable,
             bytes_behind,
+            position_lost,
             ..
         } = FileTail::stats(self);
         SourceStats {
@@ -206,6 +207,7 @@ impl Source for FileTail {
             files_open,
             files_unreadable,
             bytes_behind,
+            position_lost,
             ..SourceStats::default()
         }
     }

@@ -99,8 +99,11 @@
 //!   detectable; neither is a truncation to a size above our position. In
 //!   place truncation to a size that is not 0 is taken as truncation to 0:
 //!   the bytes before it may be read twice rather than lost.
-//! - A rotated file that is compressed *and* deleted while the daemon is not
-//!   running is gone: its checkpoint is dropped with a notice. A generation
+//! - A file rotated away while the daemon was not running is looked for in
+//!   its directory, then moved (`olddir`) or compressed (`.gz`) in the
+//!   directories below and beside it (see `archive.rs`); one found nowhere
+//!   (deleted, or compressed in another format) is gone: its checkpoint is
+//!   dropped with a notice and counted in `position_lost`. A generation
 //!   rotated away while stopped whose name does not follow the lineage rule
 //!   above is not found.
 //! - Between the end of the read and the check of the first bytes there is
@@ -129,6 +132,7 @@
 //! after a restart [`checkpoint`]'s; turning one open file's bytes into
 //! lines `reading`'s; what is reported to the caller `notice`'s.
 
+mod archive;
 pub mod checkpoint;
 mod discovery;
 mod identity;
@@ -218,6 +222,9 @@ pub struct TailStats {
     pub rotations: u64,
     /// Truncations detected.
     pub truncations: u64,
+    /// Checkpointed files found nowhere at restart (gone, nor moved nor
+    /// compressed where logrotate puts them): their unread lines are lost.
+    pub position_lost: u64,
     /// Files held open.
     pub files_open: u64,
     /// Files under the pattern that cannot be opened.
@@ -235,6 +242,7 @@ struct Counters {
     read_errors: u64,
     rotations: u64,
     truncations: u64,
+    position_lost: u64,
 }
 
 /// Follows the files matching one path or glob. See the module docs.
@@ -479,6 +487,7 @@ impl FileTail {
             read_errors: c.read_errors,
             rotations: c.rotations,
             truncations: c.truncations,
+            position_lost: c.position_lost,
             files_open: self.files.len() as u64,
             files_unreadable: self.unreadable.len() as u64,
             bytes_behind: self

@@ -184,13 +184,42 @@ impl FileTail {
                 continue;
             }
             // Not under the pattern any more: rotated while we were stopped?
-            let dir = parent_dir(&cp_path);
-            let Some(path) = find_by_id(&dir, id) else {
+            // Unless the input's path changed: then it is not ours any more.
+            if !self.of_lineage(&cp_path) {
                 notices.push(notice(
                     &cp_path,
                     NoticeKind::CheckpointDropped,
                     format!(
-                        "file gone (not under the pattern nor in {}); lines after offset {} are lost",
+                        "no longer under the input's path {}: not read any more",
+                        self.opts.pattern
+                    ),
+                ));
+                continue;
+            }
+            let dir = parent_dir(&cp_path);
+            let Some(path) = find_by_id(&dir, id) else {
+                let origin = self
+                    .lineage_origin(&cp_path)
+                    .unwrap_or_else(|| cp_path.clone());
+                if let Some(t) = self.find_archived(&cp, &origin) {
+                    notices.push(notice(
+                        &cp_path,
+                        NoticeKind::Resumed,
+                        format!(
+                            "rotated to {} while stopped; resuming it at offset {}",
+                            t.path.display(),
+                            cp.offset
+                        ),
+                    ));
+                    before.push(t);
+                    continue;
+                }
+                self.counters.position_lost += 1;
+                notices.push(notice(
+                    &cp_path,
+                    NoticeKind::CheckpointDropped,
+                    format!(
+                        "file gone (not under the pattern, nor moved or compressed in {} or the directories below and beside it); lines after offset {} are lost",
                         dir.display(),
                         cp.offset
                     ),
