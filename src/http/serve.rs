@@ -10,8 +10,9 @@
 //!   one, between keep-alive requests, or still dribbling its headers) is
 //!   closed to admit it; only when every connection is busy answering is the
 //!   new one refused. A flood of idle sockets thus churns among itself, and a
-//!   scrape still gets in. File descriptors beyond the cap stay for inputs
-//!   and the store.
+//!   scrape still gets in. The cap is kept within half the process's file
+//!   limit: the other half stays for inputs and the store, so the daemon
+//!   refuses a connection before it refuses to open a log.
 //! - A client has `header_timeout` to finish its request headers, and as long
 //!   for a TLS handshake; a connection with nothing in flight is closed after
 //!   `idle_timeout`. Request headers are capped at [`MAX_HEADER_BYTES`].
@@ -208,7 +209,7 @@ pub async fn serve(
     let mut shutdown = std::pin::pin!(shutdown);
     let table = Arc::new(Table {
         open: Mutex::new(Vec::new()),
-        max: limits.max_connections.max(1),
+        max: connection_cap(limits.max_connections, open_files_limit()),
     });
     let mut tasks = tokio::task::JoinSet::new();
     loop {
@@ -256,6 +257,34 @@ pub async fn serve(
     })
     .await;
     Ok(())
+}
+
+/// `max_connections`, within half the process's file limit: the other half
+/// stays for log files, the store and the receivers, so that the daemon
+/// refuses a connection before it refuses to open a log.
+fn connection_cap(configured: usize, open_files: Option<u64>) -> usize {
+    let Some(limit) = open_files else {
+        return configured.max(1);
+    };
+    let half = usize::try_from(limit / 2).unwrap_or(usize::MAX).max(1);
+    if configured > half {
+        warn!(
+            "max_connections {configured} lowered to {half}: the process may open {limit} files \
+             (LimitNOFILE), half of them are kept for inputs and the store"
+        );
+    }
+    configured.clamp(1, half)
+}
+
+/// The soft limit on open files, from `/proc/self/limits`.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// One connection and what serving it needs.
@@ -350,5 +379,19 @@ impl Served {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_keeps_half_the_file_limit_for_the_rest() {
+        assert_eq!(connection_cap(256, Some(16384)), 256);
+        assert_eq!(connection_cap(256, Some(200)), 100);
+        assert_eq!(connection_cap(0, Some(16384)), 1);
+        assert_eq!(connection_cap(256, None), 256);
+        assert!(open_files_limit().is_some_and(|n| n > 0));
     }
 }
