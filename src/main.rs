@@ -40,6 +40,11 @@ enum Command {
         /// The daemon's config file; its rule directories are checked too.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Check as this account (the service's, `canhgac`), with its groups:
+        /// what it cannot read is what the daemon will not read. Needs root
+        /// and `setpriv` (util-linux).
+        #[arg(long, value_name = "USER")]
+        as_user: Option<String>,
         #[command(flatten)]
         rules: RuleArgs,
     },
@@ -305,7 +310,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Scan(args) => cli::scan::run(args),
-        Command::Check { config, rules } => cli::check::run(config.as_deref(), &rules),
+        Command::Check {
+            as_user: Some(user),
+            ..
+        } => cli::check::as_user(&user),
+        Command::Check { config, rules, .. } => cli::check::run(config.as_deref(), &rules),
         Command::Rules(RulesCommand::Test { dirs }) => cli::rules::test(dirs),
         Command::Rules(RulesCommand::Patterns { input_type, rules }) => {
             cli::rules::patterns(&rules, input_type.as_deref())

@@ -49,16 +49,24 @@ fn current_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
-/// The uid of the service account, read from `/etc/passwd` (the account is
-/// created by systemd-sysusers from `systemd/canhgac.sysusers`, a plain
-/// passwd entry); `None` where it does not exist.
+/// The uid of the service account; `None` where it does not exist.
 fn service_uid() -> Option<u32> {
+    account(SERVICE_USER).map(|(uid, _)| uid)
+}
+
+/// The uid and primary gid of the account `name`, read from `/etc/passwd`
+/// (the service account is created by systemd-sysusers from
+/// `systemd/canhgac.sysusers`, a plain passwd entry).
+pub fn account(name: &str) -> Option<(u32, u32)> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|line| {
         let mut fields = line.split(':');
-        (fields.next()? == SERVICE_USER)
-            .then(|| fields.nth(1)?.parse().ok())
-            .flatten()
+        if fields.next()? != name {
+            return None;
+        }
+        let uid = fields.nth(1)?.parse().ok()?;
+        let gid = fields.next()?.parse().ok()?;
+        Some((uid, gid))
     })
 }
 

@@ -516,12 +516,11 @@ fn scan_takes_the_rules_of_a_config_that_has_no_inputs() {
         .stderr(predicate::str::contains("would watch nothing"));
 }
 
-/// `check` run as the service runs (as `nobody` when the tests run as
-/// root): what the daemon would meet, each at its place in the config.
+/// `check` run as the service runs (`--as-user nobody` when the tests run
+/// as root): what the daemon would meet, each at its place in the config.
 #[test]
 fn check_reports_what_the_daemon_would_meet_where_it_is_configured() {
     use std::os::unix::fs::PermissionsExt;
-    use std::os::unix::process::CommandExt;
 
     let dir = tempfile::tempdir().expect("tempdir");
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -558,7 +557,7 @@ type = "syslog"
     let mut check = common::cli::command();
     check.arg("check").arg("--config").arg(&config);
     if common::daemon::running_as_root() {
-        check.uid(65534).gid(65534);
+        check.args(["--as-user", "nobody"]);
     }
     let out = check.output().expect("check runs");
     let stderr = String::from_utf8_lossy(&out.stderr);

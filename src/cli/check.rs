@@ -10,6 +10,36 @@ use canhgac::rules::{matcher::Matcher, INPUT_TYPES};
 use super::{fail, load_config, load_rules, rule_errors};
 use crate::RuleArgs;
 
+/// `check --as-user USER`: the same check, run again as `USER` with its
+/// groups (`setpriv --init-groups`), the `--as-user` option left out.
+pub(crate) fn as_user(user: &str) -> Result<ExitCode, ExitCode> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().map_err(fail)?;
+    let mut args = Vec::new();
+    let mut given = std::env::args_os().skip(1);
+    while let Some(arg) = given.next() {
+        if arg == "--as-user" {
+            given.next();
+        } else if !arg.to_string_lossy().starts_with("--as-user=") {
+            args.push(arg);
+        }
+    }
+    let Some((uid, gid)) = canhgac::secret::account(user) else {
+        eprintln!("canhgac: no account {user} in /etc/passwd");
+        return Err(ExitCode::FAILURE);
+    };
+    let err = std::process::Command::new("setpriv")
+        .args(["--reuid", &uid.to_string(), "--regid", &gid.to_string()])
+        .args(["--init-groups", "--"])
+        .arg(exe)
+        .args(args)
+        .exec();
+    eprintln!(
+        "canhgac: cannot check as {user} with setpriv (util-linux): {err}; run it as that account instead: sudo -u {user} canhgac check ..."
+    );
+    Err(ExitCode::FAILURE)
+}
+
 pub(crate) fn run(config: Option<&Path>, args: &RuleArgs) -> Result<ExitCode, ExitCode> {
     let config = config.map(load_config).transpose()?;
     let mut rules = match &config {
