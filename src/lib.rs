@@ -2,6 +2,7 @@
 //!
 //! Data flows one way: inputs → matcher ([`rules`]) → detector ([`detect`]) → store.
 
+pub mod admission;
 pub mod analyze;
 pub mod auth;
 pub mod category;

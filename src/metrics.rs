@@ -57,6 +57,7 @@ pub struct Metrics {
     pub input_restarts: IntCounterVec,
     /// Journal inputs: stored cursors no longer in the journal.
     pub input_position_lost: IntCounterVec,
+    pub input_connections_shed: IntCounterVec,
     pub rule_events: IntCounterVec,
     pub detector_keys: IntGauge,
     pub detector_evicted: IntCounter,
@@ -182,6 +183,11 @@ impl Metrics {
             input_position_lost: counter_vec(
                 "canhgac_input_position_lost_total",
                 "Stored positions found nowhere: a journal cursor vacuumed (reading resumed at the oldest entry), or a checkpointed file gone at restart, neither moved nor compressed where logrotate puts them (its unread lines lost).",
+                &["input"],
+            )?,
+            input_connections_shed: counter_vec(
+                "canhgac_input_connections_shed_total",
+                "Syslog TCP connections closed at the connection cap, the quietest first, to admit a new one.",
                 &["input"],
             )?,
             rule_events: counter_vec(
@@ -348,6 +354,7 @@ impl Metrics {
         r.register(Box::new(m.input_dropped.clone()))?;
         r.register(Box::new(m.input_connections.clone()))?;
         r.register(Box::new(m.input_restarts.clone()))?;
+        r.register(Box::new(m.input_connections_shed.clone()))?;
         r.register(Box::new(m.input_position_lost.clone()))?;
         r.register(Box::new(m.rule_events.clone()))?;
         r.register(Box::new(m.detector_keys.clone()))?;

@@ -6,10 +6,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use common::config::Config;
+use common::flood::{open_fds, Flood};
 use common::logs::{shift, ssh_failures};
 use common::site::Site;
 
@@ -20,69 +18,6 @@ const MAX_CONNECTIONS: usize = 64;
 /// Sockets the attacker opens: half idle, half sending headers that never
 /// end, a byte every second.
 const SOCKETS: usize = 3000;
-
-/// An attacker with its own process, as a local account would be: opens
-/// `n` connections to `port` and holds them for `seconds`. Prints how many
-/// it opened once they are all open.
-const ATTACKER: &str = r#"
-import resource, socket, sys, time
-n, port, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, n + 64)), hard))
-held = []
-for i in range(n):
-    s = socket.socket()
-    try:
-        s.connect(("127.0.0.1", port))
-        if i % 2:
-            s.send(b"GET /metrics HTTP/1.1\r\nHost: canhgac\r\n")
-    except OSError:
-        continue
-    held.append(s)
-print(len(held), flush=True)
-end = time.time() + seconds
-while time.time() < end:
-    for s in held[1::2]:
-        try:
-            s.send(b"X")
-        except OSError:
-            pass
-    time.sleep(1)
-"#;
-
-struct Attacker(Child);
-
-impl Attacker {
-    /// Starts the flood and returns once every socket is open.
-    fn flood(port: u16, seconds: u32) -> (Attacker, usize) {
-        let mut child = Command::new("python3")
-            .args(["-c", ATTACKER])
-            .args([SOCKETS.to_string(), port.to_string(), seconds.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs");
-        let out = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(out)
-            .read_line(&mut line)
-            .expect("attacker says");
-        let opened = line.trim().parse().expect("a count");
-        (Attacker(child), opened)
-    }
-}
-
-impl Drop for Attacker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("the daemon's fds")
-        .count()
-}
 
 #[test]
 fn idle_and_slowloris_sockets_cannot_blind_the_daemon() {
@@ -98,7 +33,7 @@ fn idle_and_slowloris_sockets_cannot_blind_the_daemon() {
     let d = site.daemon().ready();
     let before = open_fds(d.pid());
 
-    let (_attacker, opened) = Attacker::flood(site.port(), 120);
+    let (_attacker, opened) = Flood::open(site.port(), SOCKETS, 120);
     assert!(opened >= SOCKETS / 2, "the attacker opened only {opened}");
 
     // An attack, a rotation, and the attack going on in the new file.

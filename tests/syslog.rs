@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use canhgac::input::syslog::MAX_CONNECTIONS;
 use common::config::Config;
 use common::daemon::Daemon;
 use common::site::Site;
@@ -431,4 +432,34 @@ fn sigterm_stores_what_open_tcp_connections_had_sent() {
     let scanned = events(incidents);
     assert_eq!(scanned.len(), 50, "{scanned:?}");
     assert_eq!(events(d.site.incidents()), scanned);
+}
+
+/// Idle and slow sockets from a local account cannot keep a sender out of
+/// the TCP receiver, nor make the daemon run out of file descriptors: at
+/// the cap the quietest connection goes for the new one.
+#[test]
+fn a_flood_of_idle_connections_cannot_keep_a_sender_out() {
+    use common::flood::{open_fds, Flood};
+
+    let d = start("");
+    let (_flood, opened) = Flood::open(d.port, 3000, 120);
+    assert!(opened >= 1500, "the flood opened only {opened}");
+    let mut s = TcpStream::connect(("127.0.0.1", d.port)).expect("connect");
+    for i in 0..6 {
+        let line = format!(
+            "<38>Oct 11 22:14:{:02} h sshd[1]: {}\n",
+            10 + i,
+            failed("192.0.2.50")
+        );
+        s.write_all(line.as_bytes()).expect("send");
+    }
+    d.d.wait("the sender's attack", || d.incident("192.0.2.50"));
+    let shed =
+        d.d.metric("canhgac_input_connections_shed_total{input=\"net-tcp\"}");
+    let open = d.d.metric("canhgac_input_connections{input=\"net-tcp\"}");
+    let fds = open_fds(d.d.pid());
+    eprintln!("syslog flood: {opened} opened, {shed} shed, {open} open, {fds} fds");
+    assert!(shed > 0.0, "{shed} shed");
+    assert!(open <= MAX_CONNECTIONS as f64, "{open} open");
+    assert!(fds <= MAX_CONNECTIONS + 64, "{fds} file descriptors");
 }

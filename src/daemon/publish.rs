@@ -111,6 +111,11 @@ impl Pipeline {
                     m.input_connections
                         .with_label_values(&name)
                         .set(now.connections as i64);
+                    add(
+                        &m.input_connections_shed,
+                        now.connections_shed,
+                        was.connections_shed,
+                    );
                 }
             }
             if matches!(input.config.source, SourceConfig::Journal { .. }) {

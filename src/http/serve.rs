@@ -10,9 +10,8 @@
 //!   one, between keep-alive requests, or still dribbling its headers) is
 //!   closed to admit it; only when every connection is busy answering is the
 //!   new one refused. A flood of idle sockets thus churns among itself, and a
-//!   scrape still gets in. The cap is kept within half the process's file
-//!   limit: the other half stays for inputs and the store, so the daemon
-//!   refuses a connection before it refuses to open a log.
+//!   scrape still gets in. The cap is kept within a quarter of the
+//!   process's file limit (see [`crate::admission::within_file_limit`]).
 //! - A client has `header_timeout` to finish its request headers, and as long
 //!   for a TLS handshake; a connection with nothing in flight is closed after
 //!   `idle_timeout`. Request headers are capped at [`MAX_HEADER_BYTES`].
@@ -25,8 +24,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
@@ -37,9 +35,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use tracing::{debug, warn};
 
+use crate::admission::{Admission, Admitted, Connection};
 use crate::config::HttpLimits;
 use crate::metrics::Metrics;
 
@@ -109,85 +108,6 @@ impl Tls {
     }
 }
 
-/// One open connection as the admission sees it.
-struct Connection {
-    /// Answering a request now.
-    busy: AtomicBool,
-    /// Since when nothing has been in flight (connect, or the last answer).
-    idle_since: Mutex<Instant>,
-    /// Told to close (shed for a newer connection).
-    close: Notify,
-}
-
-impl Connection {
-    fn new() -> Connection {
-        Connection {
-            busy: AtomicBool::new(false),
-            idle_since: Mutex::new(Instant::now()),
-            close: Notify::new(),
-        }
-    }
-
-    fn idle_since(&self) -> Option<Instant> {
-        if self.busy.load(Ordering::Acquire) {
-            return None;
-        }
-        Some(*self.idle_since.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    fn begin(&self) {
-        self.busy.store(true, Ordering::Release);
-    }
-
-    fn end(&self) {
-        *self.idle_since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-        self.busy.store(false, Ordering::Release);
-    }
-}
-
-/// The open connections, for admission at the cap.
-struct Table {
-    open: Mutex<Vec<Arc<Connection>>>,
-    max: usize,
-}
-
-impl Table {
-    /// Admits a new connection: a place in the table, after shedding the
-    /// longest-idle connection if the table is full; `None` when every
-    /// connection is busy.
-    fn admit(&self, metrics: &Metrics) -> Option<Arc<Connection>> {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if open.len() >= self.max {
-            let oldest = open
-                .iter()
-                .enumerate()
-                .filter_map(|(i, c)| Some((c.idle_since()?, i)))
-                .min()
-                .map(|(_, i)| i);
-            let Some(oldest) = oldest else {
-                count(metrics, Closed::Refused);
-                return None;
-            };
-            let shed = open.swap_remove(oldest);
-            // Stored if the task is not waiting yet: it closes at its first look.
-            shed.close.notify_one();
-            count(metrics, Closed::Shed);
-        }
-        let conn = Arc::new(Connection::new());
-        open.push(Arc::clone(&conn));
-        metrics.http_connections.set(open.len() as i64);
-        Some(conn)
-    }
-
-    fn remove(&self, conn: &Arc<Connection>, metrics: &Metrics) {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = open.iter().position(|c| Arc::ptr_eq(c, conn)) {
-            open.swap_remove(i);
-        }
-        metrics.http_connections.set(open.len() as i64);
-    }
-}
-
 fn count(metrics: &Metrics, reason: Closed) {
     metrics
         .http_connections_closed
@@ -207,10 +127,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (stop, stopping) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
-    let table = Arc::new(Table {
-        open: Mutex::new(Vec::new()),
-        max: connection_cap(limits.max_connections, open_files_limit()),
-    });
+    let table = Arc::new(Admission::new(crate::admission::within_file_limit(
+        "[http] max_connections",
+        limits.max_connections,
+    )));
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -230,9 +150,19 @@ pub async fn serve(
                 continue;
             }
         };
-        let Some(conn) = table.admit(&metrics) else {
-            drop(stream);
-            continue;
+        let conn = match table.admit() {
+            Admitted::In { conn, shed } => {
+                if shed {
+                    count(&metrics, Closed::Shed);
+                }
+                metrics.http_connections.set(table.len() as i64);
+                conn
+            }
+            Admitted::Refused => {
+                count(&metrics, Closed::Refused);
+                drop(stream);
+                continue;
+            }
         };
         let served = Served {
             app: app.clone(),
@@ -247,7 +177,7 @@ pub async fn serve(
             let conn = Arc::clone(&served.conn);
             let metrics = Arc::clone(&served.metrics);
             served.run(stream, tls).await;
-            table.remove(&conn, &metrics);
+            metrics.http_connections.set(table.remove(&conn) as i64);
         });
     }
     let _ = stop.send(true);
@@ -257,34 +187,6 @@ pub async fn serve(
     })
     .await;
     Ok(())
-}
-
-/// `max_connections`, within half the process's file limit: the other half
-/// stays for log files, the store and the receivers, so that the daemon
-/// refuses a connection before it refuses to open a log.
-fn connection_cap(configured: usize, open_files: Option<u64>) -> usize {
-    let Some(limit) = open_files else {
-        return configured.max(1);
-    };
-    let half = usize::try_from(limit / 2).unwrap_or(usize::MAX).max(1);
-    if configured > half {
-        warn!(
-            "max_connections {configured} lowered to {half}: the process may open {limit} files \
-             (LimitNOFILE), half of them are kept for inputs and the store"
-        );
-    }
-    configured.clamp(1, half)
-}
-
-/// The soft limit on open files, from `/proc/self/limits`.
-fn open_files_limit() -> Option<u64> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line["Max open files".len()..]
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// One connection and what serving it needs.
@@ -303,7 +205,7 @@ impl Served {
             return self.http(stream).await;
         };
         let handshake = tls.acceptor().accept(stream);
-        let closed = self.conn.close.notified();
+        let closed = self.conn.shed();
         tokio::select! {
             done = tokio::time::timeout(self.limits.header_timeout, handshake) => match done {
                 Ok(Ok(stream)) => self.http(stream).await,
@@ -361,7 +263,7 @@ impl Served {
                     return;
                 }
                 // Shed: nothing in flight to finish.
-                () = conn.close.notified() => return,
+                () = conn.shed() => return,
                 Ok(()) = stopping.changed(), if closing.is_none() => {
                     connection.as_mut().graceful_shutdown();
                     closing = Some(Instant::now());
@@ -379,19 +281,5 @@ impl Served {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_cap_keeps_half_the_file_limit_for_the_rest() {
-        assert_eq!(connection_cap(256, Some(16384)), 256);
-        assert_eq!(connection_cap(256, Some(200)), 100);
-        assert_eq!(connection_cap(0, Some(16384)), 1);
-        assert_eq!(connection_cap(256, None), 256);
-        assert!(open_files_limit().is_some_and(|n| n > 0));
     }
 }

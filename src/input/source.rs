@@ -67,6 +67,8 @@ pub struct SourceStats {
     pub bytes_behind: u64,
     /// Open connections (TCP receivers).
     pub connections: u64,
+    /// Connections closed at the cap for a newer one (TCP receivers).
+    pub connections_shed: u64,
     /// Times the reader (the journal's `journalctl`) was restarted.
     pub restarts: u64,
     /// Times the stored position no longer existed and reading resumed at

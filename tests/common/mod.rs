@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod flood;
 pub mod http;
 pub mod logs;
 pub mod metrics;

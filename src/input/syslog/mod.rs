@@ -72,6 +72,7 @@ use tokio::sync::Semaphore;
 
 use super::source::{Drops, Note, Origin, Position, Source, SourceStats};
 use super::watch::Waker;
+use crate::admission::{Admission, Admitted, Connection, Heard};
 use crate::tls::TlsPaths;
 use frame::{Frame, Framer};
 
@@ -116,9 +117,10 @@ const DRAIN_IDLE: Duration = Duration::from_millis(200);
 /// A TLS client that has not finished its handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connections accepted at once; more are closed at once and counted as
-/// read errors. Bounds memory (one read buffer each) against a flood.
-pub const MAX_CONNECTIONS: u64 = 1024;
+/// Connections open at once: bounds memory (one read buffer each) and file
+/// descriptors against a flood. At the cap the sender quiet the longest is
+/// closed for the new one (see [`crate::admission`]), and counted.
+pub const MAX_CONNECTIONS: usize = 1024;
 
 /// What the receiver needs to know.
 #[derive(Clone, Debug)]
@@ -224,6 +226,8 @@ struct Counters {
     queue_full: AtomicU64,
     read_errors: AtomicU64,
     connections: AtomicU64,
+    /// Connections closed, at the cap, for a newer one.
+    connections_shed: AtomicU64,
     /// RELP sessions still reading (a stop waits for these, then for the
     /// commit that lets the sessions answer and close).
     relp_reading: AtomicU64,
@@ -246,6 +250,7 @@ struct Context {
     /// Certificate and key that new TLS connections get (a reload swaps
     /// them: see [`Source::reload`]).
     tls: Option<Arc<RwLock<Arc<rustls::ServerConfig>>>>,
+    admission: Admission,
 }
 
 impl Context {
@@ -344,6 +349,10 @@ impl SyslogSource {
             numbered: AtomicU64::new(0),
             committed: committed_rx,
             tls: tls.clone(),
+            admission: Admission::new(crate::admission::within_file_limit(
+                &format!("input {}: connections", opts.input),
+                MAX_CONNECTIONS,
+            )),
         });
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
@@ -514,6 +523,7 @@ impl Source for SyslogSource {
                     .map_or(0, |(base, now)| now.saturating_sub(base)),
             },
             connections: c.connections.load(Ordering::Relaxed),
+            connections_shed: c.connections_shed.load(Ordering::Relaxed),
             ..SourceStats::default()
         }
     }
@@ -624,7 +634,7 @@ async fn udp(socket: tokio::net::UdpSocket, ctx: Arc<Context>) {
 }
 
 async fn tcp(listener: tokio::net::TcpListener, ctx: Arc<Context>) {
-    let mut refused_logged = false;
+    let mut shed_logged = false;
     let mut draining = ctx.draining.clone();
     loop {
         let accepted = tokio::select! {
@@ -641,25 +651,35 @@ async fn tcp(listener: tokio::net::TcpListener, ctx: Arc<Context>) {
                 continue;
             }
         };
-        if ctx.counters.connections.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-            ctx.counters.read_errors.fetch_add(1, Ordering::Relaxed);
-            if !refused_logged {
-                tracing::warn!(
-                    input = %ctx.opts.input,
-                    "syslog TCP: {MAX_CONNECTIONS} connections open, closing new ones until some end"
-                );
-                refused_logged = true;
+        let conn = match ctx.admission.admit() {
+            Admitted::In { conn, shed } => {
+                if shed {
+                    ctx.counters
+                        .connections_shed
+                        .fetch_add(1, Ordering::Relaxed);
+                    if !shed_logged {
+                        tracing::warn!(
+                            input = %ctx.opts.input,
+                            "syslog TCP: at the connection cap; the quietest senders are closed for new ones (canhgac_input_connections_shed_total)"
+                        );
+                        shed_logged = true;
+                    }
+                }
+                conn
             }
-            drop(stream);
-            continue;
-        }
-        refused_logged = false;
+            // Never: a sender is never busy. Kept for the type's sake.
+            Admitted::Refused => {
+                drop(stream);
+                continue;
+            }
+        };
         ctx.counters.connections.fetch_add(1, Ordering::Relaxed);
         let sender = peer.ip().to_canonical();
         let ctx = Arc::clone(&ctx);
         let reading =
             (ctx.opts.transport == Transport::Relp).then(|| relp::Reading::new(Arc::clone(&ctx)));
-        let open = Open(Arc::clone(&ctx));
+        let open = Open(Arc::clone(&ctx), Arc::clone(&conn));
+        let stream = Heard::new(stream, Arc::clone(&conn));
         let tls = ctx.tls.as_ref().map(|t| {
             // New connections take the certificate of the last reload.
             Arc::clone(&t.read().unwrap_or_else(|p| p.into_inner()))
@@ -705,22 +725,32 @@ async fn serve<S>(
     sender: IpAddr,
     ctx: Arc<Context>,
     reading: Option<relp::Reading>,
-    _open: Open,
+    open: Open,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    match reading {
-        Some(reading) => relp::connection(stream, sender, ctx, reading).await,
-        None => connection(stream, sender, ctx).await,
+    let conn = Arc::clone(&open.1);
+    let session = async {
+        match reading {
+            Some(reading) => relp::connection(stream, sender, ctx, reading).await,
+            None => connection(stream, sender, ctx).await,
+        }
+    };
+    // Shed for a newer connection: closed here, its socket with it.
+    tokio::select! {
+        () = session => {}
+        () = conn.shed() => {}
     }
+    drop(open);
 }
 
 /// Counts a connection down when its task ends, however it ends.
-struct Open(Arc<Context>);
+struct Open(Arc<Context>, Arc<Connection>);
 
 impl Drop for Open {
     fn drop(&mut self) {
         self.0.counters.connections.fetch_sub(1, Ordering::Relaxed);
+        self.0.admission.remove(&self.1);
     }
 }
 
