@@ -11,7 +11,7 @@
 //! being answered, a syslog sender's last message.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -59,8 +59,10 @@ fn open_files_limit() -> Option<u64> {
 /// One open connection, as admission sees it.
 pub struct Connection {
     busy: AtomicBool,
-    /// Since when nothing has been in flight or received.
-    idle_since: Mutex<Instant>,
+    born: Instant,
+    /// Since when nothing has been in flight or received, in nanoseconds
+    /// after `born`: an atomic, as a syslog sender marks it at every read.
+    idle_since: AtomicU64,
     close: Notify,
 }
 
@@ -68,7 +70,8 @@ impl Connection {
     fn new() -> Connection {
         Connection {
             busy: AtomicBool::new(false),
-            idle_since: Mutex::new(Instant::now()),
+            born: Instant::now(),
+            idle_since: AtomicU64::new(0),
             close: Notify::new(),
         }
     }
@@ -78,7 +81,8 @@ impl Connection {
         if self.busy.load(Ordering::Acquire) {
             return None;
         }
-        Some(*self.idle_since.lock().unwrap_or_else(|e| e.into_inner()))
+        let nanos = self.idle_since.load(Ordering::Acquire);
+        Some(self.born + std::time::Duration::from_nanos(nanos))
     }
 
     /// Something is in flight: not to be shed.
@@ -88,7 +92,8 @@ impl Connection {
 
     /// Nothing in flight any more, or a sign of life: idle from now.
     pub fn end(&self) {
-        *self.idle_since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        let nanos = u64::try_from(self.born.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.idle_since.store(nanos, Ordering::Release);
         self.busy.store(false, Ordering::Release);
     }
 

@@ -582,7 +582,7 @@ type = "syslog"
             secret.display()
         ),
         format!(
-            "{}[http] listens on 0.0.0.0:9717, beyond loopback, with neither TLS nor authentication",
+            "{}listening on 0.0.0.0:9717, beyond loopback, with neither TLS nor authentication",
             at(5, 10)
         ),
     ] {

@@ -243,24 +243,15 @@ fn as_whom() -> String {
 /// anyone who reaches it, at `listen` in `[http]`.
 fn check_exposure(c: &Config) {
     use canhgac::config::MetricsAuth;
-    if c.listen.ip().is_loopback() {
+    let open = matches!(c.http.metrics_auth, MetricsAuth::None);
+    let Some(warning) = canhgac::http::exposure(c.listen, c.http.tls.is_some(), open) else {
         return;
-    }
+    };
     let at = c
         .listen_at
         .as_ref()
         .map_or_else(|| c.file.display().to_string(), |a| a.0.to_string());
-    let open = matches!(c.http.metrics_auth, MetricsAuth::None);
-    let problem = match (c.http.tls.is_some(), open) {
-        (false, true) => "neither TLS nor authentication: anyone who reaches it reads /metrics; set tls_cert/tls_key and metrics_auth",
-        (false, false) => "no TLS: credentials and metrics cross the network in clear text; set tls_cert and tls_key",
-        (true, true) => "no authentication: anyone who reaches it reads /metrics; set metrics_auth",
-        (true, false) => return,
-    };
-    eprintln!(
-        "canhgac: warning: {at}: [http] listens on {}, beyond loopback, with {problem}",
-        c.listen
-    );
+    eprintln!("canhgac: warning: {at}: {warning}");
 }
 
 /// What `check` says of `[http]`: scheme, address and credentials.

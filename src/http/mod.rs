@@ -278,16 +278,26 @@ fn announce(addr: SocketAddr, shared: &Shared) {
         "off (no api_token_file)"
     };
     info!("serving /metrics (auth: {metrics_auth}), /healthz, /readyz and the API /api/v1/ ({api}) on {scheme}://{addr}");
-    if addr.ip().is_loopback() {
-        return;
-    }
     let open = matches!(auth.metrics, MetricsGate::Open);
-    match (shared.tls.is_some(), open) {
-        (false, true) => warn!("listening on {addr}, beyond loopback, with neither TLS nor authentication: anyone who reaches it reads /metrics; set tls_cert/tls_key and metrics_auth in [http]"),
-        (false, false) => warn!("listening on {addr}, beyond loopback, without TLS: credentials and metrics cross the network in clear text; set tls_cert and tls_key in [http]"),
-        (true, true) => warn!("listening on {addr}, beyond loopback, without authentication: anyone who reaches it reads /metrics; set metrics_auth in [http]"),
-        (true, false) => {}
+    if let Some(warning) = exposure(addr, shared.tls.is_some(), open) {
+        warn!("{warning}");
     }
+}
+
+/// What is wrong with serving on `addr` (with TLS or not, `/metrics` open
+/// or not), beyond loopback; `None` when nothing is. The daemon logs it at
+/// start, `check` at `listen` in the config.
+pub fn exposure(addr: SocketAddr, tls: bool, metrics_open: bool) -> Option<String> {
+    if addr.ip().is_loopback() {
+        return None;
+    }
+    let problem = match (tls, metrics_open) {
+        (false, true) => "with neither TLS nor authentication: anyone who reaches it reads /metrics; set tls_cert/tls_key and metrics_auth in [http]",
+        (false, false) => "without TLS: credentials and metrics cross the network in clear text; set tls_cert and tls_key in [http]",
+        (true, true) => "without authentication: anyone who reaches it reads /metrics; set metrics_auth in [http]",
+        (true, false) => return None,
+    };
+    Some(format!("listening on {addr}, beyond loopback, {problem}"))
 }
 
 // ---------------------------------------------------------------- /metrics

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::checkpoint::{checkpoint_holds, FileCheckpoint, FINGERPRINT_BYTES};
-use super::discovery::parent_dir;
+use super::discovery::{parent_dir, stems};
 use super::identity::{find_by_id, Ident, Place};
 use super::reading::{Start, Tracked};
 use super::FileTail;
@@ -81,11 +81,7 @@ impl FileTail {
         else {
             return false;
         };
-        pattern.matches(name)
-            || name
-                .char_indices()
-                .filter(|&(i, c)| i > 0 && matches!(c, '.' | '-' | '_'))
-                .any(|(i, _)| pattern.matches(&name[..i]))
+        pattern.matches(name) || stems(name).any(|stem| pattern.matches(stem))
     }
 }
 

@@ -228,12 +228,20 @@ impl FileTail {
         let pattern = glob::Pattern::new(&self.opts.pattern).ok()?;
         let dir = path.parent()?;
         let name = path.file_name()?.to_str()?;
-        name.char_indices()
-            .rev()
-            .filter(|&(i, c)| i > 0 && matches!(c, '.' | '-' | '_'))
-            .map(|(i, _)| dir.join(&name[..i]))
+        stems(name)
+            .map(|stem| dir.join(stem))
             .find(|p| pattern.matches_path(p))
     }
+}
+
+/// The starts of a rotated file's name cut before `.`, `-` or `_`, longest
+/// first (`auth.log.1.gz`: `auth.log.1`, `auth.log`, `auth`): the names it
+/// may have had under the pattern.
+pub(super) fn stems(name: &str) -> impl Iterator<Item = &str> {
+    name.char_indices()
+        .rev()
+        .filter(|&(i, c)| i > 0 && matches!(c, '.' | '-' | '_'))
+        .map(move |(i, _)| &name[..i])
 }
 
 /// Whether a name says compressed: such rotated files are not text to us.
