@@ -21,18 +21,12 @@
 # cannot be built, installed or run.
 set -euo pipefail
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-CORPUS_MB=${CORPUS_MB:-200}
-RUNS=${RUNS:-3}
-F2B_LINES=${F2B_LINES:-200000}
-F2B_RUNS=${F2B_RUNS:-1}
-PER_FILE=${PER_FILE:-1}
-BENCH_DIR=${BENCH_DIR:-$ROOT/target/bench}
-CORPUS_SRC=${CORPUS_SRC:-$ROOT/../shared/corpus}
-F2B_FILTER=${F2B_FILTER:-/etc/fail2ban/filter.d/sshd.conf}
-BUILD=${BUILD:-1}
-BIN=${BIN:-$ROOT/target/release/canhgac}
+NAME=compare.sh
+# shellcheck source=benches/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+: "${CORPUS_MB:=200}" "${RUNS:=3}" "${F2B_LINES:=200000}" "${F2B_RUNS:=1}" "${PER_FILE:=1}"
+: "${BENCH_DIR:=$ROOT/target/bench}" "${CORPUS_SRC:=$ROOT/../shared/corpus}"
+: "${F2B_FILTER:=/etc/fail2ban/filter.d/sshd.conf}" "${BUILD:=1}" "${BIN:=$ROOT/target/release/canhgac}"
 RULE_ARGS=()
 RULES_NOTE="all default rules"
 if [[ -n ${RULES_DIR:-} ]]; then
@@ -40,10 +34,6 @@ if [[ -n ${RULES_DIR:-} ]]; then
     RULES_NOTE="the rules of $RULES_DIR"
 fi
 TIME=/usr/bin/time
-
-NAME=compare.sh
-# shellcheck source=benches/lib.sh
-source "$HERE/lib.sh"
 
 # ---------------------------------------------------------------- dependencies
 need_pkgs=()

@@ -64,50 +64,23 @@
 # Exits 0 whatever the numbers are; non-zero only when something cannot be built or run.
 set -euo pipefail
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-THROUGHPUT_MB=${THROUGHPUT_MB:-200}
-RUNS=${RUNS:-3}
-LAT_LINES=${LAT_LINES:-200}
-LAT_SPACING_MS=${LAT_SPACING_MS:-50}
-LOAD_MBPS=${LOAD_MBPS:-4}
-PUSH_MB=${PUSH_MB:-1024}
-PUSH_MAX_KEYS=${PUSH_MAX_KEYS:-0}
-WEB_POOL=${WEB_POOL:-30000}
-SSH_POOL=${SSH_POOL:-1000000}
-FULL_LAT_LINES=${FULL_LAT_LINES:-20}
-CATCHUP_TIMEOUT=${CATCHUP_TIMEOUT:-600}
-PERF=${PERF:-0}
-YEAR_INCIDENTS=${YEAR_INCIDENTS:-120000}
-SCRAPE_INTERVAL=${SCRAPE_INTERVAL:-0.5}
-KEYS=${KEYS:-0,1000,10000,100000}
-KEYS_MAX_KEYS=${KEYS_MAX_KEYS:-200000}
-KEYS_RATE=${KEYS_RATE:-2000}
-KEYS_SECONDS=${KEYS_SECONDS:-20}
-AMP_SECONDS=${AMP_SECONDS:-30}
-AMP_MBPS=${AMP_MBPS:-4}
-AMP_ATTACKS=${AMP_ATTACKS:-20}
-SQLI_POOL=${SQLI_POOL:-20000}
-SQLI_RATE=${SQLI_RATE:-10}
-MEM_IDLE_S=${MEM_IDLE_S:-5}
-MEM_SETTLE_S=${MEM_SETTLE_S:-60}
-CATCHUP_MB=${CATCHUP_MB:-200}
-CATCHUP_RUNS=${CATCHUP_RUNS:-2}
-IMPORT_INCIDENTS=${IMPORT_INCIDENTS:-300000}
-IMPORT_STRACE=${IMPORT_STRACE:-20000}
-PHASES=${PHASES:-throughput,latency,push,scrape,keys,amplification,memory,catchup,import,hostile}
+NAME=daemon.sh
+# shellcheck source=benches/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+: "${THROUGHPUT_MB:=200}" "${RUNS:=3}" "${LAT_LINES:=200}" "${LAT_SPACING_MS:=50}" "${LOAD_MBPS:=4}"
+: "${PUSH_MB:=1024}" "${PUSH_MAX_KEYS:=0}" "${WEB_POOL:=30000}" "${SSH_POOL:=1000000}" "${FULL_LAT_LINES:=20}"
+: "${CATCHUP_TIMEOUT:=600}" "${PERF:=0}" "${YEAR_INCIDENTS:=120000}" "${SCRAPE_INTERVAL:=0.5}"
+: "${KEYS:=0,1000,10000,100000}" "${KEYS_MAX_KEYS:=200000}" "${KEYS_RATE:=2000}" "${KEYS_SECONDS:=20}"
+: "${AMP_SECONDS:=30}" "${AMP_MBPS:=4}" "${AMP_ATTACKS:=20}" "${SQLI_POOL:=20000}" "${SQLI_RATE:=10}"
+: "${MEM_IDLE_S:=5}" "${MEM_SETTLE_S:=60}" "${CATCHUP_MB:=200}" "${CATCHUP_RUNS:=2}"
+: "${IMPORT_INCIDENTS:=300000}" "${IMPORT_STRACE:=20000}"
+: "${PHASES:=throughput,latency,push,scrape,keys,amplification,memory,catchup,import,hostile}"
+: "${BENCH_DIR:=$ROOT/target/bench}" "${CORPUS_SRC:=$ROOT/../shared/corpus}" "${BUILD:=1}"
+: "${BIN:=$ROOT/target/release/canhgac}"
 # Phase 10 is benches/hostile.sh, run after the others; daemon_bench.py gets the rest.
 HOSTILE=0
 [[ ,$PHASES, =~ ,(hostile|all), ]] && HOSTILE=1
 PHASES=$( (tr "," "\n" <<<"$PHASES" | grep -vx hostile || true) | paste -sd, -)
-BENCH_DIR=${BENCH_DIR:-$ROOT/target/bench}
-CORPUS_SRC=${CORPUS_SRC:-$ROOT/../shared/corpus}
-BUILD=${BUILD:-1}
-BIN=${BIN:-$ROOT/target/release/canhgac}
-
-NAME=daemon.sh
-# shellcheck source=benches/lib.sh
-source "$HERE/lib.sh"
 
 for v in RUNS LAT_LINES LAT_SPACING_MS PUSH_MB WEB_POOL SSH_POOL CATCHUP_TIMEOUT YEAR_INCIDENTS \
          KEYS_MAX_KEYS SQLI_POOL CATCHUP_RUNS IMPORT_INCIDENTS; do

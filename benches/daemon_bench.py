@@ -41,6 +41,8 @@ import tempfile
 import threading
 import time
 
+from benchlib import parse_metrics
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 RE_CLF_STAMP = re.compile(r"\[(\d\d/[A-Z][a-z]{2}/\d{4}:\d\d:\d\d:\d\d) [+-]\d{4}\]")
@@ -423,6 +425,49 @@ def run_scan(args, files):
 
 # ------------------------------------------------------------------------------ throughput
 
+def scan_run(args, files, runs, say):
+    """One run of `canhgac scan` on files, appended to runs as the reference the daemon's runs
+    are set against, and logged as `say` filled with its wall and CPU seconds."""
+    la = loadavg()
+    wall, cpu, maxrss, summary = run_scan(args, files)
+    runs.append({"kind": "scan", "wall": wall, "cpu": cpu, "hwm_kb": maxrss, "summary": summary, "load": la})
+    log(say.format(wall=wall, cpu=cpu))
+
+
+# The phases that set the daemon against scan on the same bytes: the labels of their two rows,
+# the width of the label column, and what scan's time over the daemon's is called and means.
+AGAINST_SCAN = {
+    "throughput": (("canhgac run (tailing, to committed)", "canhgac scan (same bytes)"), 36,
+                   "daemon / scan", "> 1: the daemon is faster"),
+    "catchup": (("canhgac run: start to the catching-up commit", "canhgac scan, same bytes (reference)"), 48,
+                "catch-up / scan throughput", "1: catching up costs what scanning does"),
+}
+
+
+def print_against_scan(out, phase, title):
+    """Prints `title`, then a table of the daemon's and scan's best runs of `phase` (recorded in
+    out[phase]) and their ratio, as AGAINST_SCAN says. The best run is the fastest by wall clock;
+    its CPU time is the least of any run, which may be another one. Returns the daemon's and
+    scan's best runs."""
+    runs, nbytes, nlines = out[phase]["runs"], out[phase]["bytes"], out[phase]["lines"]
+    labels, width, ratio, meaning = AGAINST_SCAN[phase]
+    best = []
+    for kind in ("daemon", "scan"):
+        mine = [x for x in runs if x["kind"] == kind]
+        best.append((min(mine, key=lambda x: x["wall"]), min(x["cpu"] for x in mine)))
+    (bd, cd), (bs, cs) = best
+    print(title)
+    print()
+    fmt = "  {:<{w}} {:>7} {:>7} {:>9} {:>6} {:>12} {:>9}"
+    print(fmt.format("", "wall s", "MB/s", "lines/s", "CPU s", "lines/CPU-s", "VmHWM MB", w=width))
+    for label, (b, c) in zip(labels, best):
+        print(fmt.format(label, f"{b['wall']:.3f}", f"{nbytes / 1e6 / b['wall']:.1f}", f"{nlines / b['wall']:,.0f}",
+                         f"{c:.2f}", f"{nlines / c:,.0f}", f"{b['hwm_kb'] / 1024:.1f}", w=width))
+    print()
+    print(f"  {ratio}: {bs['wall'] / bd['wall']:.2f} x by wall clock, {cs / cd:.2f} x by CPU time ({meaning})")
+    return bd, bs
+
+
 def phase_throughput(args, out):
     with open(os.path.join(args.corpus, "corpus.json")) as f:
         manifest = json.load(f)
@@ -470,27 +515,11 @@ def phase_throughput(args, out):
         log(f"  daemon: {wall:.3f} s wall, {cpu:.2f} s CPU, {commits} commits, writer done after "
             f"{written['t'] - t0:.3f} s, VmHWM {hwm / 1024:.1f} MB")
         log(f"throughput run {r + 1}/{args.runs}: scan (load average {loadavg()})")
-        la = loadavg()
-        wall, cpu, maxrss, summary = run_scan(args, list(src.values()))
-        runs.append({"kind": "scan", "wall": wall, "cpu": cpu, "hwm_kb": maxrss, "summary": summary, "load": la})
-        log(f"  scan: {wall:.3f} s wall, {cpu:.2f} s CPU")
+        scan_run(args, list(src.values()), runs, "  scan: {wall:.3f} s wall, {cpu:.2f} s CPU")
     out["throughput"] = {"bytes": nbytes, "lines": nlines, "runs": runs}
 
-    dm = [x for x in runs if x["kind"] == "daemon"]
-    sc = [x for x in runs if x["kind"] == "scan"]
-    bd, bs = min(dm, key=lambda x: x["wall"]), min(sc, key=lambda x: x["wall"])
-    cd, cs = min(x["cpu"] for x in dm), min(x["cpu"] for x in sc)
-    print(f"1. Throughput while tailing: {nbytes / 1e6:.1f} MB, {nlines:,} lines "
-          f"(auth.log as syslog + access.log as apache), best of {args.runs}")
-    print()
-    fmt = "  {:<36} {:>7} {:>7} {:>9} {:>6} {:>12} {:>9}"
-    print(fmt.format("", "wall s", "MB/s", "lines/s", "CPU s", "lines/CPU-s", "VmHWM MB"))
-    for label, b, c in (("canhgac run (tailing, to committed)", bd, cd), ("canhgac scan (same bytes)", bs, cs)):
-        print(fmt.format(label, f"{b['wall']:.3f}", f"{nbytes / 1e6 / b['wall']:.1f}", f"{nlines / b['wall']:,.0f}",
-                         f"{c:.2f}", f"{nlines / c:,.0f}", f"{b['hwm_kb'] / 1024:.1f}"))
-    print()
-    print(f"  daemon / scan: {bs['wall'] / bd['wall']:.2f} x by wall clock, {cs / cd:.2f} x by CPU time "
-          f"(> 1: the daemon is faster)")
+    bd, bs = print_against_scan(out, "throughput", f"1. Throughput while tailing: {nbytes / 1e6:.1f} MB, {nlines:,} "
+                                f"lines (auth.log as syslog + access.log as apache), best of {args.runs}")
     print(f"  daemon, best run: writer done after {bd['writer_s']:.3f} s; caught up (last commit) at {bd['wall']:.3f} s, "
           f"seen by the poller at {bd['wall_seen']:.3f} s; {bd['commits']} commits "
           f"({nlines / max(bd['commits'], 1):,.0f} lines each, {bd['commits'] / bd['wall']:.1f}/s); "
@@ -1119,20 +1148,6 @@ KEYS_GAUGE = "canhgac_detector_keys"
 EVICTED = "canhgac_detector_keys_evicted_total"
 
 
-def parse_metrics(text):
-    """{'name{labels}': value} of a Prometheus text page."""
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        name, _, value = line.rpartition(" ")
-        try:
-            out[name] = float(value)
-        except ValueError:
-            pass
-    return out
-
-
 def metrics(port):
     return parse_metrics(scrape(port)[1].decode("utf-8", "replace"))
 
@@ -1278,6 +1293,22 @@ def append(path, text):
             data = data[os.write(fd, data):]
     finally:
         os.close(fd)
+
+
+def append_paced(path, rate, seconds, line):
+    """Appends line(n) for n = 0, 1, ... to path, `rate` lines a second, for `seconds`. Returns how
+    many lines it appended and their length."""
+    n = sent = 0
+    t0 = time.time()
+    while time.time() - t0 < seconds:
+        text = line(n)
+        append(path, text)
+        sent += len(text)
+        n += 1
+        pause = t0 + n / rate - time.time()
+        if pause > 0:
+            time.sleep(pause)
+    return n, sent
 
 
 def sizes_of(d):
@@ -1548,16 +1579,9 @@ def phase_amplification(args, out):
     def mix():
         bg = BackgroundLoad(d.logs["web"], templates, args.amp_mbps)
         bg.start()
-        ips, n, sent = IpCounter(), 0, 0
-        t0 = time.time()
-        while time.time() - t0 < args.amp_seconds:
-            line = attack_line(ips.next(), ips.n, time.time())
-            append(d.logs["web"], line)
-            sent += len(line)
-            n += 1
-            pause = t0 + n / args.amp_attacks - time.time()
-            if pause > 0:
-                time.sleep(pause)
+        ips = IpCounter()
+        n, sent = append_paced(d.logs["web"], args.amp_attacks, args.amp_seconds,
+                               lambda _: attack_line(ips.next(), ips.n, time.time()))
         bg.stop_flag.set()
         bg.join()
         res["mix_attacks"] = n
@@ -1578,17 +1602,8 @@ def phase_amplification(args, out):
     rnd = random.Random(20261205)
 
     def scan():
-        n = sent = 0
-        t0 = time.time()
-        while time.time() - t0 < args.amp_seconds:
-            j = rnd.randrange(args.sqli_pool)
-            line = sqli_line(web_ip(j), args.sqli_pool + n, time.time())
-            append(d.logs["web"], line)
-            sent += len(line)
-            n += 1
-            pause = t0 + n / args.sqli_rate - time.time()
-            if pause > 0:
-                time.sleep(pause)
+        n, sent = append_paced(d.logs["web"], args.sqli_rate, args.amp_seconds, lambda n: sqli_line(
+            web_ip(rnd.randrange(args.sqli_pool)), args.sqli_pool + n, time.time()))
         res["sqli_requests"] = n
         return sent
 
@@ -1765,27 +1780,11 @@ def phase_catchup(args, out):
                      "commits_run": int(h[0]), "commit_s_sum": h[1], "commit_max_le": hist_bound((0, 0, []), h, 1.0),
                      "progress": [(round(t - t0, 3), b) for t, b in trace]})
         log(f"  caught up in {wall:.2f} s ({cpu:.2f} s CPU)")
-        la = loadavg()
-        wall, cpu, maxrss, summary = run_scan(args, list(backlog.values()))
-        runs.append({"kind": "scan", "wall": wall, "cpu": cpu, "hwm_kb": maxrss, "summary": summary, "load": la})
-        log(f"  scan: {wall:.2f} s ({cpu:.2f} s CPU)")
+        scan_run(args, list(backlog.values()), runs, "  scan: {wall:.2f} s ({cpu:.2f} s CPU)")
     out["catchup"] = {"bytes": nbytes, "lines": nlines, "runs": runs}
-    dm = [x for x in runs if x["kind"] == "daemon"]
-    sc = [x for x in runs if x["kind"] == "scan"]
-    bd, bs = min(dm, key=lambda x: x["wall"]), min(sc, key=lambda x: x["wall"])
-    cd, cs = min(x["cpu"] for x in dm), min(x["cpu"] for x in sc)
-    print(f"8. Catch-up: {nbytes / 1e6:.1f} MB, {nlines:,} lines (corpus auth.log + access.log) appended while the daemon "
-          f"was stopped, read on restart; best of {args.catchup_runs}")
-    print()
-    fmt = "  {:<48} {:>7} {:>7} {:>9} {:>6} {:>12} {:>9}"
-    print(fmt.format("", "wall s", "MB/s", "lines/s", "CPU s", "lines/CPU-s", "VmHWM MB"))
-    for label, b, c in (("canhgac run: start to the catching-up commit", bd, cd),
-                        ("canhgac scan, same bytes (reference)", bs, cs)):
-        print(fmt.format(label, f"{b['wall']:.3f}", f"{nbytes / 1e6 / b['wall']:.1f}", f"{nlines / b['wall']:,.0f}",
-                         f"{c:.2f}", f"{nlines / c:,.0f}", f"{b['hwm_kb'] / 1024:.1f}"))
-    print()
-    print(f"  catch-up / scan throughput: {bs['wall'] / bd['wall']:.2f} x by wall clock, {cs / cd:.2f} x by CPU time "
-          f"(1: catching up costs what scanning does)")
+    bd, bs = print_against_scan(out, "catchup", f"8. Catch-up: {nbytes / 1e6:.1f} MB, {nlines:,} lines (corpus auth.log "
+                                f"+ access.log) appended while the daemon was stopped, read on restart; "
+                                f"best of {args.catchup_runs}")
     after = bd["wall"] - bd["ready_s"]
     print(f"  daemon, best run: READY {bd['ready_s']:.3f} s after start (scan's start-up is in its time too); from READY "
           f"{after:.3f} s, {nbytes / 1e6 / after:.1f} MB/s; {bd['commits']} commits in all; "

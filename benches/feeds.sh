@@ -7,11 +7,9 @@
 #   target/release/canhgac); CORPUS_MB, DNS_LINES, RUNS, BENCH_DIR as in feeds.py;
 #   RELOAD_RATE, RELOAD_PHASE_S, RELOAD_INDICATORS, RELOAD_POLL_MS as in feeds_reload.py.
 set -euo pipefail
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
 NAME=feeds.sh
 # shellcheck source=benches/lib.sh
-source "$HERE/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 build_release
 python3 "$HERE/feeds.py"
 exec python3 "$HERE/feeds_reload.py"

@@ -44,6 +44,7 @@ import threading
 import time
 
 import feeds
+from benchlib import parse_metrics
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -188,12 +189,7 @@ class Daemon:
             body = conn.getresponse().read().decode()
         finally:
             conn.close()
-        out = {}
-        for line in body.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                out[name] = float(value)
-        return out
+        return parse_metrics(body)
 
     def stop(self):
         if self.proc.poll() is None:

@@ -21,22 +21,11 @@
 # cannot be built, installed or run.
 set -euo pipefail
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-HOSTILE_MB=${HOSTILE_MB:-20}
-ATTACK_LINES=${ATTACK_LINES:-1000000}
-ADDRESSES=${ADDRESSES:-20000}
-KINDS=${KINDS:-}
-RUNS=${RUNS:-1}
-TIMEOUT=${TIMEOUT:-600}
-BENCH_DIR=${BENCH_DIR:-$ROOT/target/bench-hostile}
-BUILD=${BUILD:-1}
-BIN=${BIN:-$ROOT/target/release/canhgac}
-BASE_BIN=${BASE_BIN:-}
-
 NAME=hostile.sh
 # shellcheck source=benches/lib.sh
-source "$HERE/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+: "${HOSTILE_MB:=20}" "${ATTACK_LINES:=1000000}" "${ADDRESSES:=20000}" "${KINDS:=}" "${RUNS:=1}" "${TIMEOUT:=600}"
+: "${BENCH_DIR:=$ROOT/target/bench-hostile}" "${BUILD:=1}" "${BIN:=$ROOT/target/release/canhgac}" "${BASE_BIN:=}"
 
 command -v python3 >/dev/null 2>&1 || die "python3 is required"
 command -v rg >/dev/null 2>&1 || apt_install ripgrep

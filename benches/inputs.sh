@@ -13,16 +13,14 @@
 # own on free ports and kills it), journalctl and systemd-journal-remote (packages systemd,
 # systemd-journal-remote), and gcc for the paced UDP sender (else a slower Python one is used).
 set -euo pipefail
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+NAME=inputs.sh
+# shellcheck source=benches/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # Checked before the build, which takes minutes, so a missing rsyslog is said at once.
 if [ -z "${RSYSLOGD:-}" ] && ! PATH="$PATH:/usr/sbin:/sbin" command -v rsyslogd >/dev/null; then
     echo "inputs.sh: rsyslogd not found: install it with \`apt-get install rsyslog\` (the bench" \
         "starts a private rsyslogd of its own; the system service may stay stopped)" >&2
     exit 1
 fi
-ROOT=$(cd "$HERE/.." && pwd)
-NAME=inputs.sh
-# shellcheck source=benches/lib.sh
-source "$HERE/lib.sh"
 build_release
 exec python3 "$HERE/inputs_bench.py"

@@ -29,6 +29,8 @@ Every process it starts is killed on exit.
 """
 import os, shutil, socket, subprocess, sys, tempfile, threading, time, urllib.request
 
+from benchlib import LineCounter, write_rsyslog_conf
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("BIN", os.path.join(ROOT, "target/release/canhgac"))
 N = int(os.environ.get("LINES", "200000"))
@@ -185,23 +187,14 @@ class Rsyslog:
 
     def __init__(self, proto, port):
         self.dir = tempfile.mkdtemp(prefix="canhgac-rsyslog-", dir=SCRATCH)
-        self.path = os.path.join(self.dir, "out.log")
         module = {"tcp": "imtcp", "udp": "imudp"}[proto]
-        conf = os.path.join(self.dir, "rsyslog.conf")
-        # No DNS: the bench machine may be offline, and a reverse lookup of the sender would
-        # time the resolver, not rsyslog (canhgac does none).
-        open(conf, "w").write(
-            f'global(workDirectory="{self.dir}" net.enableDNS="off")\n'
-            f'module(load="{module}")\n'
-            f'input(type="{module}" address="127.0.0.1" port="{port}" ruleset="bench")\n'
-            f'ruleset(name="bench") {{\n'
-            f'  action(type="omfile" file="{self.path}" template="RSYSLOG_TraditionalFileFormat")\n}}\n')
+        conf, out = write_rsyslog_conf(self.dir, module, port)
         self.log = open(os.path.join(self.dir, "rsyslogd.log"), "w")
         self.proc = subprocess.Popen(
             [rsyslogd(), "-n", "-f", conf, "-i", os.path.join(self.dir, "rsyslogd.pid")],
             stdout=self.log, stderr=subprocess.STDOUT)
         self.pid = self.proc.pid
-        self.out, self.lines = None, 0
+        self.out = LineCounter(out)
         deadline = time.time() + 30
         while not listening(proto, port):
             if self.proc.poll() is not None or time.time() > deadline:
@@ -210,19 +203,12 @@ class Rsyslog:
             time.sleep(0.02)
 
     def received(self):
-        if self.out is None:
-            try:
-                self.out = open(self.path, "rb")
-            except FileNotFoundError:
-                return 0
-        self.lines += self.out.read().count(b"\n")
-        return self.lines
+        return self.out.count()
 
     def stop(self):
         self.proc.kill()
         self.proc.wait()
-        if self.out:
-            self.out.close()
+        self.out.close()
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -1,5 +1,9 @@
-# Sourced by the bench scripts after they set NAME (for messages) and ROOT: the messages,
-# the Debian packages a bench needs, installed when missing, and the release build.
+# Sourced first by the bench scripts, once they set NAME (for messages): HERE (benches/) and ROOT
+# (the repository), which their defaults build on; the messages, the Debian packages a bench
+# needs, installed when missing, and the release build.
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
 
 die() { echo "$NAME: error: $*" >&2; exit 1; }
 note() { echo "$NAME: $*" >&2; }

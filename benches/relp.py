@@ -51,6 +51,8 @@ whatever the numbers are.
 import ctypes, os, shutil, signal, socket, subprocess, sys, tempfile, threading, time
 import urllib.request
 
+from benchlib import LineCounter, parse_metrics, write_rsyslog_conf
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("BIN", "/work/bin-main/canhgac-relp")
 N = int(os.environ.get("N", "200000"))
@@ -467,12 +469,7 @@ class Canhgac:
 
     def metrics(self):
         body = urllib.request.urlopen(f"http://127.0.0.1:{self.http}/metrics", timeout=10).read().decode()
-        out = {}
-        for l in body.splitlines():
-            if l and not l.startswith("#"):
-                name, _, value = l.rpartition(" ")
-                out[name] = float(value)
-        return out
+        return parse_metrics(body)
 
     def received(self):
         return int(self.metrics().get('canhgac_input_lines_total{input="relay"}', 0))
@@ -488,36 +485,21 @@ class Rsyslog:
     def __init__(self, work, port):
         self.dir = tempfile.mkdtemp(prefix="canhgac-relp-rsyslog-", dir=SCRATCH or work)
         SCRATCH_DIRS.append(self.dir)
-        self.path = os.path.join(self.dir, "out.log")
-        conf = os.path.join(self.dir, "rsyslog.conf")
-        # No DNS: a reverse lookup of the sender would time the resolver (canhgac does none).
-        open(conf, "w").write(
-            f'global(workDirectory="{self.dir}" net.enableDNS="off")\n'
-            f'module(load="imrelp")\n'
-            f'input(type="imrelp" address="127.0.0.1" port="{port}" ruleset="bench")\n'
-            f'ruleset(name="bench") {{\n'
-            f'  action(type="omfile" file="{self.path}" template="RSYSLOG_TraditionalFileFormat")\n}}\n')
+        conf, out = write_rsyslog_conf(self.dir, "imrelp", port)
         self.log = os.path.join(self.dir, "rsyslogd.log")
         with open(self.log, "w") as log:
             self.proc = start([rsyslogd(), "-n", "-f", conf, "-i", os.path.join(self.dir, "pid")],
                               stdout=log, stderr=subprocess.STDOUT)
         self.pid = self.proc.pid
-        self.out, self.lines = None, 0
+        self.out = LineCounter(out)
         wait_listening(self.proc, port, "rsyslogd", self.log)
 
     def received(self):
-        if self.out is None:
-            try:
-                self.out = open(self.path, "rb")
-            except FileNotFoundError:
-                return 0
-        self.lines += self.out.read().count(b"\n")
-        return self.lines
+        return self.out.count()
 
     def stop(self):
         stop(self.proc)
-        if self.out:
-            self.out.close()
+        self.out.close()
 
 
 class Trivial:

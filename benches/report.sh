@@ -18,20 +18,12 @@
 #   BENCH_DIR=<repo>/target/bench-report           BUILD=1 (0 skips cargo build --release)
 set -euo pipefail
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-PER_MONTH=${PER_MONTH:-30000}
-MONTHS=${MONTHS:-24}
-FILLER=${FILLER:-2}
-GZ_MONTHS=${GZ_MONTHS:-3}
-RUNS=${RUNS:-5}
-REPORT_MONTH=${REPORT_MONTH:-2020-10}
-BENCH_DIR=${BENCH_DIR:-$ROOT/target/bench-report}
-BIN=$ROOT/target/release/canhgac
-
 NAME=report.sh
 # shellcheck source=benches/lib.sh
-source "$HERE/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+: "${PER_MONTH:=30000}" "${MONTHS:=24}" "${FILLER:=2}" "${GZ_MONTHS:=3}" "${RUNS:=5}" "${REPORT_MONTH:=2020-10}"
+: "${BENCH_DIR:=$ROOT/target/bench-report}"
+BIN=$ROOT/target/release/canhgac
 build_release
 mkdir -p "$BENCH_DIR"
 

