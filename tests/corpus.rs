@@ -23,8 +23,10 @@ fn keys_of(incidents: &[Value], category: &str) -> BTreeSet<String> {
         .collect()
 }
 
-fn set(items: &[&str]) -> BTreeSet<String> {
-    items.iter().map(|s| s.to_string()).collect()
+/// Asserts that the keys of the incidents of `category` are exactly `want`.
+fn assert_keys(incidents: &[Value], category: &str, want: &[&str]) {
+    let want: BTreeSet<String> = want.iter().map(|s| s.to_string()).collect();
+    assert_eq!(keys_of(incidents, category), want, "{category}");
 }
 
 #[test]
@@ -35,9 +37,10 @@ fn openssh_brute_force_sources_are_exactly_the_attackers() {
     // non-existent accounts over hours. 5.36.59.76 and 106.5.5.195 each
     // tried six root passwords in half a minute on one connection, logged
     // as one `Failed password` and `message repeated 5 times`.
-    assert_eq!(
-        keys_of(&incidents, "bruteforce"),
-        set(&[
+    assert_keys(
+        &incidents,
+        "bruteforce",
+        &[
             "183.62.140.253",
             "187.141.143.180",
             "103.99.0.122",
@@ -54,7 +57,7 @@ fn openssh_brute_force_sources_are_exactly_the_attackers() {
             // seconds: a bot's list, not a person mistyping.
             "103.207.39.16",
             "103.207.39.212",
-        ])
+        ],
     );
     let top = incidents
         .iter()
@@ -147,15 +150,16 @@ fn apache_access_raises_only_the_admin_panel_probes() {
     // Reviewed by hand: each of these requested several admin pages
     // (/admin.php, /wp-login.php, /phpmyadmin/...) within minutes; the rest
     // of the file is crawlers and readers.
-    assert_eq!(
-        keys_of(&incidents, "recon"),
-        set(&[
+    assert_keys(
+        &incidents,
+        "recon",
+        &[
             "195.250.34.144",
             "95.78.54.93",
             "198.245.61.43",
             "188.165.243.45",
             "91.236.75.25",
-        ])
+        ],
     );
     assert_eq!(incidents.len(), 5, "no other incidents: {incidents:#?}");
     assert!(incidents

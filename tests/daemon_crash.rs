@@ -18,6 +18,7 @@ use common::config::Config;
 use common::daemon::Daemon;
 use common::logs::{append, corpus_lines as corpus};
 use common::site::Site;
+use common::wait;
 
 fn start(site: &Site) -> Daemon {
     site.daemon().env("CANHGAC_LOG", "info").ready()
@@ -93,6 +94,39 @@ fn committed_offsets(db: &Path) -> Vec<(String, i64)> {
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .map(|rows| rows.filter_map(Result::ok).collect())
         .unwrap_or_default()
+}
+
+/// Waits until the daemon of `site` has committed each of `files` up to
+/// its end.
+fn wait_committed(site: &Site, files: &[impl AsRef<Path>]) {
+    let db = site.path("state/canhgac.db");
+    let size = |p: &Path| fs::metadata(p).map_or(0, |m| m.len() as i64);
+    wait::poll_every(
+        // Generous: a debug daemon restarted on a loaded machine.
+        Duration::from_secs(120),
+        Duration::from_millis(20),
+        "the daemon to commit the files to their ends",
+        || {
+            let offsets = committed_offsets(&db);
+            let at = |f: &Path| {
+                offsets
+                    .iter()
+                    .find(|(p, _)| Path::new(p) == f)
+                    .map_or(0, |(_, o)| *o)
+            };
+            files
+                .iter()
+                .all(|f| at(f.as_ref()) == size(f.as_ref()))
+                .then_some(())
+        },
+        || {
+            format!(
+                "committed: {:?}\ndaemon log:\n{}",
+                committed_offsets(&db),
+                site.log()
+            )
+        },
+    );
 }
 
 #[test]
@@ -222,28 +256,9 @@ fn kill_9_run(prefill: u32, pause: Duration) -> u64 {
     assert!(kills >= 5, "only {kills} kills: the writer ran too briefly");
 
     let rotated = logs.join("auth.log.1");
-    let sizes = |p: &Path| fs::metadata(p).map(|m| m.len() as i64).unwrap_or(0);
     // SIGTERM before the daemon has its handlers would just kill it.
     let daemon = start(&site);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let offsets = committed_offsets(&db);
-        let at = |p: &Path| {
-            offsets
-                .iter()
-                .find(|(path, _)| Path::new(path).file_name() == p.file_name())
-                .map_or(0, |(_, o)| *o)
-        };
-        if at(&auth_log) == sizes(&auth_log) && at(&access_log) == sizes(&access_log) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "daemon did not catch up: {offsets:?}; log:\n{}",
-            site.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_committed(&site, &[&auth_log, &access_log]);
     let status = daemon.stop();
     assert!(status.success(), "SIGTERM exit: {status}");
 
@@ -336,36 +351,10 @@ fn two_inputs_run(live: bool, base: Timestamp) -> Facts {
             };
             append(path, &line.expect("a line of that log"));
             // Each line read before the next is written, as when tailing.
-            let size = |p: &Path| fs::metadata(p).map(|m| m.len() as i64).unwrap_or(0);
-            let until = Instant::now() + Duration::from_secs(60);
-            while committed_offsets(&db)
-                .iter()
-                .find(|(p, _)| Path::new(p) == path.as_path())
-                .is_none_or(|(_, o)| *o < size(path))
-            {
-                assert!(Instant::now() < until, "line not read within 60 s");
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            wait_committed(&site, &[path]);
         }
     }
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let offsets = committed_offsets(&db);
-        let at = |p: &Path| {
-            offsets
-                .iter()
-                .find(|(q, _)| Path::new(q) == p)
-                .map_or(0, |(_, o)| *o)
-        };
-        if at(&a_log) == a.len() as i64 && at(&b_log) == b.len() as i64 {
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "daemon did not catch up: {offsets:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_committed(&site, &[&a_log, &b_log]);
     assert!(daemon.stop().success());
     stored(&db)
 }

@@ -47,9 +47,7 @@ fn fill(path: &Path) {
 
 #[test]
 fn a_full_disk_holds_the_lines_and_the_store_recovers_once_space_is_freed() {
-    let site = Site::new();
-    site.write("auth.log", "");
-    site.configure(&Config::new("test-full").input("auth", "auth.log", "syslog"));
+    let site = Site::with_auth_log(Config::new("test-full"));
     let Some(_tmpfs) = Tmpfs::mount(&site.path("state"), "3m") else {
         eprintln!("note: skipping the full-disk test: this account cannot mount a tmpfs");
         return;

@@ -67,6 +67,14 @@ rules:
     patterns: ['sshd\[\d+\]: Accepted password for \S+ from (?P<src_ip>[0-9A-Fa-f:.]+) port \d+ ssh2$']
 "#;
 
+/// The incidents of `log`, sshd's lines of 2020, under [`SSH_GROUP`].
+fn scan_ssh_group(log: &str) -> Vec<Value> {
+    let d = Site::new();
+    let rules = d.write("ssh.yaml", SSH_GROUP);
+    let log = d.write("auth.log", log);
+    scan_with(&rules, &[&log], &["--year", "2020"]).0
+}
+
 /// A config in `d`: its lines `head` (top-level keys) and `tail` (tables),
 /// with one input so that it is a valid daemon config.
 fn write_config(d: &Site, name: &str, head: &str, tail: &str) -> PathBuf {
@@ -81,19 +89,28 @@ fn write_config(d: &Site, name: &str, head: &str, tail: &str) -> PathBuf {
     )
 }
 
+/// A config in `d` that trusts the reverse proxy `proxy` and loads no
+/// shipped rules, for `scan --config`.
+fn trusting_config(d: &Site, proxy: &str) -> String {
+    let config = write_config(
+        d,
+        "c.toml",
+        &format!("trusted_proxies = [\"{proxy}\"]"),
+        "[rules]\nbuiltin = false\n",
+    );
+    config.to_str().expect("utf-8").to_owned()
+}
+
 fn by_rule<'a>(incidents: &'a [Value], rule: &str) -> Vec<&'a Value> {
     incidents.iter().filter(|i| i["rule"] == rule).collect()
 }
 
 #[test]
 fn failures_of_every_kind_from_one_attacker_reach_one_threshold() {
-    let d = Site::new();
-    let rules = d.write("rules/ssh.yaml", SSH_GROUP);
     // Nine lines in eleven seconds, four kinds, four processes: five
     // attempts (a PAM line and its sshd line are one), which no kind
     // reaches alone.
-    let log = d.write(
-        "auth.log",
+    let incidents = scan_ssh_group(
         "Oct 31 23:30:00 web01 sshd[101]: Invalid user oracle from 203.0.113.5 port 40001\n\
          Oct 31 23:30:01 web01 sshd[101]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.5\n\
          Oct 31 23:30:02 web01 sshd[101]: Failed password for invalid user oracle from 203.0.113.5 port 40001 ssh2\n\
@@ -104,7 +121,6 @@ fn failures_of_every_kind_from_one_attacker_reach_one_threshold() {
          Oct 31 23:30:10 web01 sshd[105]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.5  user=root\n\
          Oct 31 23:30:11 web01 sshd[105]: Failed password for root from 203.0.113.5 port 40005 ssh2\n",
     );
-    let (incidents, _) = scan_with(&rules, &[&log], &["--year", "2020"]);
     let bf = by_rule(&incidents, "ssh-bf");
     assert_eq!(bf.len(), 1, "{incidents:#?}");
     assert_eq!(bf[0]["key"], "203.0.113.5");
@@ -113,30 +129,24 @@ fn failures_of_every_kind_from_one_attacker_reach_one_threshold() {
 
     // A legitimate user mistyping twice (each try a PAM line and an sshd
     // line) stays below the threshold: four lines, two attempts.
-    let typo = d.write(
-        "typo.log",
+    let incidents = scan_ssh_group(
         "Oct 31 08:00:00 web01 sshd[201]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.10  user=alice\n\
          Oct 31 08:00:02 web01 sshd[201]: Failed password for alice from 192.0.2.10 port 50000 ssh2\n\
          Oct 31 08:00:05 web01 sshd[201]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.10  user=alice\n\
          Oct 31 08:00:07 web01 sshd[201]: Failed password for alice from 192.0.2.10 port 50000 ssh2\n\
          Oct 31 08:00:09 web01 sshd[201]: Accepted password for alice from 192.0.2.10 port 50000 ssh2\n",
     );
-    let (incidents, _) = scan_with(&rules, &[&typo], &["--year", "2020"]);
     assert!(incidents.is_empty(), "{incidents:#?}");
 }
 
 #[test]
 fn repeated_lines_count_their_attempts_and_a_login_after_the_attack_is_raised() {
-    let d = Site::new();
-    let rules = d.write("ssh.yaml", SSH_GROUP);
-    let log = d.write(
-        "auth.log",
+    let incidents = scan_ssh_group(
         "Oct 31 23:30:00 web01 sshd[301]: Failed password for root from 198.51.100.7 port 41000 ssh2\n\
          Oct 31 23:30:06 web01 sshd[301]: message repeated 5 times: [ Failed password for root from 198.51.100.7 port 41000 ssh2]\n\
          Oct 31 23:31:00 web01 sshd[302]: Accepted password for root from 198.51.100.7 port 41002 ssh2\n\
          Oct 31 23:31:30 web01 sshd[303]: Accepted password for bob from 192.0.2.44 port 41003 ssh2\n",
     );
-    let (incidents, _) = scan_with(&rules, &[&log], &["--year", "2020"]);
     let bf = by_rule(&incidents, "ssh-bf");
     assert_eq!(bf.len(), 1);
     assert_eq!(bf[0]["events"], 6);
@@ -259,13 +269,19 @@ const PROBE: &str = r#"rules:
     patterns: ['^(?P<src_ip>[0-9A-Fa-f:.]+) \S+ \S+ \[[^\]]*\] "GET /\.env HTTP/[0-9.]+" (?P<status>[0-9]{3})']
 "#;
 
+/// An access-log line of `client` looking for `/.env`, as [`PROBE`]
+/// matches it, up to the user agent.
+fn env_probe(client: &str) -> String {
+    format!(
+        "{client} - - [31/Oct/2020:23:30:00 +0700] \"GET /.env HTTP/1.1\" 404 0 \"-\" \"curl/8\""
+    )
+}
+
 #[test]
 fn behind_a_trusted_proxy_the_client_comes_from_x_forwarded_for() {
     let d = Site::new();
     let rules = d.write("probe.yaml", PROBE);
-    let line = |client: &str, xff: &str| {
-        format!("{client} - - [31/Oct/2020:23:30:00 +0700] \"GET /.env HTTP/1.1\" 404 0 \"-\" \"curl/8\" \"{xff}\"\n")
-    };
+    let line = |client: &str, xff: &str| format!("{} \"{xff}\"\n", env_probe(client));
     let log = d.write(
         "access.log",
         [
@@ -280,17 +296,8 @@ fn behind_a_trusted_proxy_the_client_comes_from_x_forwarded_for() {
     let (incidents, _) = scan_with(&rules, &[&log], &[]);
     let keys: Vec<&str> = incidents.iter().filter_map(|i| i["key"].as_str()).collect();
     assert_eq!(keys, ["127.0.0.1", "192.0.2.77"]);
-    let trusting = write_config(
-        &d,
-        "c.toml",
-        "trusted_proxies = [\"127.0.0.0/8\"]",
-        "[rules]\nbuiltin = false\n",
-    );
-    let (incidents, _) = scan_with(
-        &rules,
-        &[&log],
-        &["--config", trusting.to_str().expect("utf-8")],
-    );
+    let trusting = trusting_config(&d, "127.0.0.0/8");
+    let (incidents, _) = scan_with(&rules, &[&log], &["--config", &trusting]);
     let mut keys: Vec<&str> = incidents.iter().filter_map(|i| i["key"].as_str()).collect();
     keys.sort_unstable();
     assert_eq!(
@@ -326,9 +333,7 @@ fn log_variants_are_read_as_what_they_are_and_wrong_types_are_said() {
 "#,
     );
     let rules = rules.parent().expect("dir").to_path_buf();
-    let access = |prefix: &str, ip: &str| {
-        format!("{prefix}{ip} - - [31/Oct/2020:23:30:00 +0700] \"GET /.env HTTP/1.1\" 404 0 \"-\" \"curl/8\"\n")
-    };
+    let access = |prefix: &str, ip: &str| format!("{prefix}{}\n", env_probe(ip));
     let vhost = d.write(
         "vhost.log",
         [
@@ -459,22 +464,8 @@ fn a_request_flood_is_one_dos_incident_of_its_source() {
         .expect("one")["category"];
     assert_eq!(dos, "dos");
     // Behind the trusted proxy, its client is the flooder.
-    let trusting = write_config(
-        &d,
-        "c.toml",
-        "trusted_proxies = [\"127.0.0.1\"]",
-        "[rules]\nbuiltin = false\n",
-    );
-    let (incidents, _) = scan_with(
-        &rules,
-        &[&log],
-        &[
-            "--type",
-            "nginx",
-            "--config",
-            trusting.to_str().expect("utf-8"),
-        ],
-    );
+    let trusting = trusting_config(&d, "127.0.0.1");
+    let (incidents, _) = scan_with(&rules, &[&log], &["--type", "nginx", "--config", &trusting]);
     let mut keys: Vec<&str> = incidents
         .iter()
         .filter(|i| i["rule"] == "web-request-flood")

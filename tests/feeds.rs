@@ -19,20 +19,34 @@ use common::config::Config;
 use common::daemon::Daemon;
 use common::site::Site;
 
-/// The daemon on a config whose `body` follows `agency`, `state_dir`,
-/// `[http]` and a fast sweep; `files` are written into its directory first.
-fn start(body: &str, files: &[(&str, &[u8])]) -> (Site, Daemon) {
+/// The head of every daemon's config here, with a fast sweep.
+fn config() -> Config {
+    Config::new("test-feeds").pipeline("sweep_interval = \"200ms\"")
+}
+
+/// The daemon on `config`; `files` are written into its directory first.
+fn start(config: &Config, files: &[(&str, &[u8])]) -> (Site, Daemon) {
     let site = Site::new();
     for (name, data) in files {
         site.write(name, data);
     }
-    site.configure(
-        &Config::new("test-feeds")
-            .pipeline("sweep_interval = \"200ms\"")
-            .body(body),
-    );
+    site.configure(config);
     let d = site.daemon().ready();
     (site, d)
+}
+
+/// BIND's query log `query.log` as input `dns`, and the domain feed
+/// `phish` read from `feed.txt`.
+fn dns_and_phish() -> Config {
+    config().input("dns", "query.log", "bind").body(
+        r#"[[feed]]
+name = "phish"
+path = "feed.txt"
+kind = "domain"
+category = "phishing"
+severity = "high"
+"#,
+    )
 }
 
 /// A captured field of a stored incident.
@@ -54,32 +68,13 @@ fn ioc_matches_through_the_daemon_on_dns_firewall_and_mail_lines() {
     let c2 = sample("c2-addresses.csv");
     let malware = sample("malware-domains.json");
     let (s, d) = start(
-        r#"
-[[input]]
-name = "dns"
-path = "query.log"
-type = "bind"
-start = "beginning"
-
-[[input]]
-name = "dnsmasq"
-path = "dnsmasq.log"
-type = "syslog"
-start = "beginning"
-
-[[input]]
-name = "firewall"
-path = "kern.log"
-type = "syslog"
-start = "beginning"
-
-[[input]]
-name = "mail"
-path = "mail.log"
-type = "syslog"
-start = "beginning"
-
-[[feed]]
+        &config()
+            .input("dns", "query.log", "bind")
+            .input("dnsmasq", "dnsmasq.log", "syslog")
+            .input("firewall", "kern.log", "syslog")
+            .input("mail", "mail.log", "syslog")
+            .body(
+                r#"[[feed]]
 name = "phishing-domains"
 path = "phishing-domains.txt"
 kind = "domain"
@@ -100,6 +95,7 @@ kind = "ip"
 category = "malware"
 severity = "critical"
 "#,
+            ),
         &[
             ("phishing-domains.txt", &phishing),
             ("malware-domains.json", &malware),
@@ -224,20 +220,7 @@ fn expect_only(s: &Site, d: &Daemon, missed: (&str, &str), hit: (&str, &str), wh
 #[test]
 fn a_feed_replaced_on_disk_is_reloaded_atomically() {
     let (s, d) = start(
-        r#"
-[[input]]
-name = "dns"
-path = "query.log"
-type = "bind"
-start = "beginning"
-
-[[feed]]
-name = "phish"
-path = "feed.txt"
-kind = "domain"
-category = "phishing"
-severity = "high"
-"#,
+        &dns_and_phish(),
         &[("feed.txt", b"a.example\n"), ("query.log", b"")],
     );
     let rule = "dns-query-ioc-domain@phish";
@@ -319,22 +302,8 @@ severity = "high"
 /// from before keeps its indicators throughout.
 #[test]
 fn sighup_loads_a_new_feed_beside_the_running_one() {
-    let input = r#"
-[[input]]
-name = "dns"
-path = "query.log"
-type = "bind"
-start = "beginning"
-
-[[feed]]
-name = "phish"
-path = "feed.txt"
-kind = "domain"
-category = "phishing"
-severity = "high"
-"#;
     let (s, d) = start(
-        input,
+        &dns_and_phish(),
         &[
             ("feed.txt", b"a.example\n"),
             ("more.txt", b"m.example\n"),
@@ -449,13 +418,7 @@ fn check_names_file_and_line_of_every_bad_feed_line() {
         "[\"44d88612fea8a8f36de82e1278abb02f\"]",
     )
     .expect("fixed");
-    let out = cli::check(&config);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = cli::check_passes(&config);
     assert!(
         stdout.contains("ok: feed bad-text (domain -> phishing, high): 2 indicators"),
         "{stdout}"
@@ -551,33 +514,16 @@ severity = "critical"
 "#,
     )
     .expect("config");
-    let tested = command()
-        .args(["rules", "test"])
-        .arg(p("rules.d"))
-        .output()
-        .expect("rules test runs");
-    assert!(
-        tested.status.success(),
-        "{}",
-        String::from_utf8_lossy(&tested.stdout)
+    cli::succeed(command().args(["rules", "test"]).arg(p("rules.d")));
+    let printed = cli::succeed(
+        command()
+            .args([
+                "scan", "--events", "--year", "2020", "--tz", "UTC", "--config",
+            ])
+            .arg(p("canhgac.toml"))
+            .arg(p("uploads.log")),
     );
-    let out = command()
-        .args([
-            "scan", "--events", "--year", "2020", "--tz", "UTC", "--config",
-        ])
-        .arg(p("canhgac.toml"))
-        .arg(p("uploads.log"))
-        .output()
-        .expect("scan runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect();
+    let events = cli::json_lines(printed.as_bytes());
     assert_eq!(events.len(), 1, "{events:?}");
     let e = &events[0];
     assert_eq!(e["rule"], "upload-known-malware@malware-hashes");
@@ -593,16 +539,11 @@ severity = "critical"
     assert_eq!(e["fields"]["feed"], "malware-hashes");
 
     // Without the config (no feeds), the rule is inactive and scan finds nothing.
-    let out = command()
-        .args(["scan", "--events", "--rules"])
-        .arg(p("rules.d"))
-        .arg(p("uploads.log"))
-        .output()
-        .expect("scan runs");
-    assert!(out.status.success());
-    assert!(
-        out.stdout.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+    let events = cli::succeed(
+        command()
+            .args(["scan", "--events", "--rules"])
+            .arg(p("rules.d"))
+            .arg(p("uploads.log")),
     );
+    assert!(events.is_empty(), "{events}");
 }

@@ -8,8 +8,6 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use jiff::tz::TimeZone;
@@ -48,16 +46,10 @@ fn start_launched(
     tls: Option<&[u8]>,
     adjust: impl FnOnce(Launch) -> Launch,
 ) -> Api {
-    let site = Site::new();
+    let site = Site::with_auth_log(Config::new("test-http").http(http));
     for (name, data) in files {
         site.write_private(name, data);
     }
-    site.write("auth.log", "");
-    site.configure(
-        &Config::new("test-http")
-            .http(http)
-            .input("auth", "auth.log", "syslog"),
-    );
     let d = adjust(site.daemon().env("CANHGAC_LOG", "info")).ready();
     let scheme = if tls.is_some() { "https" } else { "http" };
     Api {
@@ -145,19 +137,25 @@ fn uids(page: &Value) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn metrics_bearer_and_the_json_api() {
+/// [`start_launched`] with `/metrics` and the API behind bearer tokens:
+/// [`METRICS_TOKEN`], and the API's token file `api_tokens`.
+fn start_with_tokens(api_tokens: &str, adjust: impl FnOnce(Launch) -> Launch) -> Api {
     let http = "metrics_auth = \"bearer\"\nmetrics_token_file = \"metrics.tokens\"\napi_token_file = \"api.tokens\"\n";
-    let api_tokens = format!("# analysts\n{API_TOKEN}\n");
     let metrics_tokens = format!("{METRICS_TOKEN}\n");
-    let d = start(
+    start_launched(
         http,
         &[
             ("api.tokens", api_tokens.as_bytes()),
             ("metrics.tokens", metrics_tokens.as_bytes()),
         ],
         None,
-    );
+        adjust,
+    )
+}
+
+#[test]
+fn metrics_bearer_and_the_json_api() {
+    let d = start_with_tokens(&format!("# analysts\n{API_TOKEN}\n"), |launch| launch);
 
     // Health needs no credentials.
     assert_eq!(d.fetch("/healthz", None).0, 200);
@@ -438,10 +436,12 @@ fn metrics_bearer_and_the_json_api() {
     assert!(!digest.is_empty());
     let list = rules["rules"].as_array().expect("rules");
     assert_eq!(rules["count"].as_u64(), Some(list.len() as u64));
-    let ssh = list
-        .iter()
-        .find(|r| r["id"] == "ssh-bruteforce")
-        .expect("ssh group listed");
+    let listed = |id: &str| {
+        list.iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not listed"))
+    };
+    let ssh = listed("ssh-bruteforce");
     assert_eq!(ssh["category"], "bruteforce");
     assert_eq!(ssh["severity"], "medium");
     assert_eq!(ssh["kind"], "group");
@@ -451,10 +451,7 @@ fn metrics_bearer_and_the_json_api() {
         "a group reads no lines"
     );
     assert_eq!(ssh["title"], "SSH brute force");
-    let member = list
-        .iter()
-        .find(|r| r["id"] == "ssh-failed-password")
-        .expect("its member listed");
+    let member = listed("ssh-failed-password");
     assert_eq!(member["kind"], "member");
     assert_eq!(member["group"], "ssh-bruteforce");
     assert_eq!(member["category"], "bruteforce", "the group's");
@@ -594,11 +591,10 @@ fn https_with_basic_auth() {
 
 #[test]
 fn check_reports_http_problems_positioned() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    fs::write(dir.path().join("short.tokens"), "# c\ntoo-short\n").expect("tokens");
-    let config = dir.path().join("canhgac.toml");
-    fs::write(
-        &config,
+    let site = Site::new();
+    let config = site.config();
+    let tokens = site.write("short.tokens", "# c\ntoo-short\n");
+    site.write_config(
         r#"agency = "test-http"
 state_dir = "state"
 
@@ -612,8 +608,7 @@ name = "auth"
 path = "auth.log"
 type = "syslog"
 "#,
-    )
-    .expect("config");
+    );
     let out = cli::check(&config);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -622,7 +617,6 @@ type = "syslog"
         stderr.contains(&format!("{}TLS: cannot read", at(&config, 5, 12))),
         "{stderr}"
     );
-    let tokens = dir.path().join("short.tokens");
     assert!(
         stderr.contains(&format!("{}token too short", at(&tokens, 2, 1))),
         "{stderr}"
@@ -640,20 +634,10 @@ type = "syslog"
 
     // Fixed, `check` says what will be served.
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
-    fs::write(dir.path().join("missing.pem"), cert.cert.pem()).expect("cert");
-    common::logs::write_private(
-        &dir.path().join("missing-key.pem"),
-        cert.key_pair.serialize_pem().as_bytes(),
-    );
-    fs::write(&tokens, format!("{API_TOKEN}\n")).expect("tokens");
-    fs::set_permissions(&tokens, fs::Permissions::from_mode(0o600)).expect("chmod 600");
-    let out = cli::check(&config);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    site.write("missing.pem", cert.cert.pem());
+    site.write_private("missing-key.pem", cert.key_pair.serialize_pem());
+    site.write_private("short.tokens", format!("{API_TOKEN}\n"));
+    let stdout = cli::check_passes(&config);
     assert!(
         stdout.contains("ok: http https://127.0.0.1:9717: /metrics open; API on, 1 token"),
         "{stdout}"
@@ -699,16 +683,8 @@ fn api_requests_and_refused_credentials_are_audited_in_the_journal_never_the_tok
     journal
         .set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .expect("timeout");
-    let http = "metrics_auth = \"bearer\"\nmetrics_token_file = \"metrics.tokens\"\napi_token_file = \"api.tokens\"\n";
-    let api_tokens = format!("# analysts of the agency\n{API_TOKEN}\n");
-    let metrics_tokens = format!("{METRICS_TOKEN}\n");
-    let d = start_launched(
-        http,
-        &[
-            ("api.tokens", api_tokens.as_bytes()),
-            ("metrics.tokens", metrics_tokens.as_bytes()),
-        ],
-        None,
+    let d = start_with_tokens(
+        &format!("# analysts of the agency\n{API_TOKEN}\n"),
         |launch| launch.env("CANHGAC_JOURNAL_SOCKET", &socket_path),
     );
     let next = || {

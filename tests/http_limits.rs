@@ -21,15 +21,9 @@ const SOCKETS: usize = 3000;
 
 #[test]
 fn idle_and_slowloris_sockets_cannot_blind_the_daemon() {
-    let site = Site::new();
-    site.write("auth.log", "");
-    site.configure(
-        &Config::new("test-limits")
-            .http(&format!(
-                "max_connections = {MAX_CONNECTIONS}\nheader_timeout = \"5s\"\n"
-            ))
-            .input("auth", "auth.log", "syslog"),
-    );
+    let site = Site::with_auth_log(Config::new("test-limits").http(&format!(
+        "max_connections = {MAX_CONNECTIONS}\nheader_timeout = \"5s\"\n"
+    )));
     let d = site.daemon().ready();
     let before = open_fds(d.pid());
 
@@ -70,12 +64,8 @@ fn a_connection_that_never_finishes_its_headers_is_closed() {
     use std::io::{Read, Write};
     use std::time::{Duration, Instant};
 
-    let site = Site::new();
-    site.write("auth.log", "");
-    site.configure(
-        &Config::new("test-limits")
-            .http("header_timeout = \"1s\"\nidle_timeout = \"3s\"\n")
-            .input("auth", "auth.log", "syslog"),
+    let site = Site::with_auth_log(
+        Config::new("test-limits").http("header_timeout = \"1s\"\nidle_timeout = \"3s\"\n"),
     );
     let d = site.daemon().ready();
     let connect = || {

@@ -85,14 +85,22 @@ fn ts(s: &str) -> Timestamp {
     s.parse().expect("timestamp")
 }
 
+/// Writes `name` as logrotate leaves a rotated file: `content`, last
+/// modified at `mtime`; its path, as `import` is given it.
+fn rotated(site: &Site, name: &str, content: impl AsRef<[u8]>, mtime: &str) -> String {
+    let path = site.path(name);
+    fs::write(&path, content).expect("write");
+    set_mtime(&path, ts(mtime));
+    path.display().to_string()
+}
+
 #[test]
 fn the_same_file_counts_once_under_any_name_compressed_or_not() {
     let site = new_site();
     let day1 = ssh_bursts(ts("2020-10-05T00:00:00Z"), 7, 1);
     let day2 = ssh_bursts(ts("2020-10-12T00:00:00Z"), 4, 2);
-    fs::write(site.path("auth.log.1"), &day1).expect("write");
-    set_mtime(&site.path("auth.log.1"), ts("2020-10-06T06:25:00Z"));
-    let (ok, stdout, stderr) = import(&site, &[&site.path("auth.log.1").display().to_string()]);
+    let first = rotated(&site, "auth.log.1", &day1, "2020-10-06T06:25:00Z");
+    let (ok, stdout, stderr) = import(&site, &[&first]);
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains("7 incidents"), "{stdout}");
     assert!(stdout.contains("input auth"), "{stdout}");
@@ -102,14 +110,13 @@ fn the_same_file_counts_once_under_any_name_compressed_or_not() {
     // same content compressed as auth.log.2.gz next to a new auth.log.1.
     fs::copy(site.path("auth.log.1"), site.path("copy-of-auth.log")).expect("copy");
     fs::write(site.path("auth.log.2.gz"), gzip(day1.as_bytes())).expect("gz");
-    fs::write(site.path("auth.log.1"), &day2).expect("write");
-    set_mtime(&site.path("auth.log.1"), ts("2020-10-13T06:25:00Z"));
+    let second = rotated(&site, "auth.log.1", &day2, "2020-10-13T06:25:00Z");
     let (ok, stdout, stderr) = import(
         &site,
         &[
             &site.path("copy-of-auth.log").display().to_string(),
             &site.path("auth.log.2.gz").display().to_string(),
-            &site.path("auth.log.1").display().to_string(),
+            &second,
         ],
     );
     assert!(ok, "{stdout}{stderr}");
@@ -143,9 +150,8 @@ fn year_comes_from_the_files_age_or_from_the_flag() {
     let site = new_site();
     // December lines in a file rotated in January belong to the year before.
     let december = ssh_bursts(ts("2020-12-31T20:00:00Z"), 2, 3);
-    fs::write(site.path("auth.log.1"), &december).expect("write");
-    set_mtime(&site.path("auth.log.1"), ts("2021-01-01T06:25:00Z"));
-    let (ok, out, err) = import(&site, &[&site.path("auth.log.1").display().to_string()]);
+    let log = rotated(&site, "auth.log.1", &december, "2021-01-01T06:25:00Z");
+    let (ok, out, err) = import(&site, &[&log]);
     assert!(ok, "{out}{err}");
     // The same kind of lines, told their year.
     let old = ssh_bursts(ts("2020-12-31T20:00:00Z"), 1, 4);
@@ -180,8 +186,7 @@ fn year_comes_from_the_files_age_or_from_the_flag() {
 fn bad_files_are_named_and_the_others_go_on() {
     let site = new_site();
     let good = ssh_bursts(ts("2020-10-05T00:00:00Z"), 3, 5);
-    fs::write(site.path("good.log"), &good).expect("write");
-    set_mtime(&site.path("good.log"), ts("2020-10-06T00:00:00Z"));
+    rotated(&site, "good.log", &good, "2020-10-06T00:00:00Z");
     let whole = gzip(ssh_bursts(ts("2020-10-07T00:00:00Z"), 400, 6).as_bytes());
     fs::write(
         site.path("truncated.log.2.gz"),
@@ -238,9 +243,8 @@ fn bad_files_are_named_and_the_others_go_on() {
     // Only the good file's incidents: a file that failed half-way stored
     // nothing, and is not recorded as imported either.
     assert_eq!(incidents(&site).len(), 3);
-    fs::write(site.path("truncated.log.2.gz"), &whole).expect("write");
-    set_mtime(&site.path("truncated.log.2.gz"), ts("2020-11-01T00:00:00Z"));
-    let (ok, stdout, stderr) = import(&site, &[&paths[1]]);
+    let truncated = rotated(&site, "truncated.log.2.gz", &whole, "2020-11-01T00:00:00Z");
+    let (ok, stdout, stderr) = import(&site, &[&truncated]);
     assert!(ok, "{stdout}{stderr}");
     assert_eq!(incidents(&site).len(), 403);
 }

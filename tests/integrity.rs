@@ -12,11 +12,12 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::process::Command;
 
 use serde_json::Value;
 
-use common::cli::command;
+use common::cli;
 use common::config::Config;
 use common::daemon::Daemon;
 use common::site::Site;
@@ -114,36 +115,22 @@ deploy_windows = ["daily 00:00-24:00"]
         found
     }
 
-    fn status(&self) -> Vec<Value> {
-        let out = command()
-            .args(["integrity", "status", "--format", "json", "--config"])
-            .arg(self.path("canhgac.toml"))
-            .output()
-            .expect("integrity status");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("JSON line"))
-            .collect()
+    /// `canhgac integrity VERB --config CONFIG`.
+    fn integrity(&self, verb: &str) -> Command {
+        let mut cmd = cli::command();
+        cmd.args(["integrity", verb, "--config"])
+            .arg(self.path("canhgac.toml"));
+        cmd
     }
 
+    fn status(&self) -> Vec<Value> {
+        let json = cli::succeed(self.integrity("status").args(["--format", "json"]));
+        cli::json_lines(json.as_bytes())
+    }
+
+    /// `integrity accept` of `rel`, which must succeed; what it said.
     fn accept(&self, rel: &str) -> String {
-        let out = command()
-            .args(["integrity", "accept", "--config"])
-            .arg(self.path("canhgac.toml"))
-            .arg(self.path(rel))
-            .output()
-            .expect("integrity accept");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        cli::succeed(self.integrity("accept").arg(self.path(rel)))
     }
 }
 
@@ -329,10 +316,9 @@ fn accept_rebaselines_while_the_daemon_runs_and_while_it_does_not() {
     stop(d);
 
     // Outside every web root: refused, naming the roots.
-    let out = command()
-        .args(["integrity", "accept", "--config"])
-        .arg(f.path("canhgac.toml"))
-        .arg(Path::new("/etc/passwd"))
+    let out = f
+        .integrity("accept")
+        .arg("/etc/passwd")
         .output()
         .expect("accept");
     assert!(!out.status.success());

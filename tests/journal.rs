@@ -7,9 +7,8 @@
 mod common;
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
@@ -29,9 +28,9 @@ fn journal_remote() -> PathBuf {
     .expect("systemd-journal-remote (Debian package systemd-journal-remote; .ci/run installs it)")
 }
 
-/// Appends entries to `dir/test.journal`; `seq` numbers them (time and
-/// monotonic clock grow with it).
-fn write_entries(dir: &Path, entries: &[(u64, &str, &[u8])]) {
+/// Appends entries `(seq, identifier, message)` to `dir/test.journal`;
+/// `seq` numbers them (time and monotonic clock grow with it).
+fn write_entries(dir: &Path, entries: &[(u64, &str, Vec<u8>)]) {
     let mut export = Vec::new();
     for (seq, ident, message) in entries {
         let t = 1_700_000_000_000_000u64 + seq * 1_000_000;
@@ -53,21 +52,12 @@ fn write_entries(dir: &Path, entries: &[(u64, &str, &[u8])]) {
         }
         export.extend_from_slice(b"\n\n");
     }
-    let mut child = Command::new(journal_remote())
-        .arg(format!("--output={}", dir.join("test.journal").display()))
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("systemd-journal-remote runs");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&export)
-        .expect("export written");
-    let out = child.wait_with_output().expect("journal-remote ends");
+    let out = common::fed(
+        Command::new(journal_remote())
+            .arg(format!("--output={}", dir.join("test.journal").display()))
+            .arg("-"),
+        &export,
+    );
     assert!(
         out.status.success(),
         "journal-remote: {}",
@@ -110,6 +100,11 @@ start = "beginning"
     /// Waits, with no daemon running, until `done` holds.
     fn wait_for(&self, what: &str, done: impl FnMut() -> bool) {
         wait::until(what, done, || self.site.log());
+    }
+
+    /// Whether an incident of `key` has `events` events.
+    fn has(&self, key: &str, events: u64) -> bool {
+        self.events().iter().any(|(k, n)| k == key && *n == events)
     }
 
     /// Events per incident key.
@@ -191,8 +186,7 @@ fn kill_9_resumes_after_the_stored_cursor_and_a_vacuumed_cursor_restarts_at_the_
     entries.push((next(), "cron", failed(b)));
     // A message journald stores as bytes (not UTF-8, a newline inside).
     entries.push((next(), "sshd", b"bin\xff\nary".to_vec()));
-    let refs: Vec<(u64, &str, &[u8])> = entries.iter().map(|(n, i, m)| (*n, *i, &m[..])).collect();
-    write_entries(&journal, &refs);
+    write_entries(&journal, &entries);
 
     let daemon = s.start();
     daemon.until("A's incident", || s.events() == pairs(&[(a, 7)]));
@@ -214,12 +208,9 @@ fn kill_9_resumes_after_the_stored_cursor_and_a_vacuumed_cursor_restarts_at_the_
     for _ in 0..6 {
         more.push((next(), "sshd", failed(b)));
     }
-    let refs: Vec<(u64, &str, &[u8])> = more.iter().map(|(n, i, m)| (*n, *i, &m[..])).collect();
-    write_entries(&journal, &refs);
+    write_entries(&journal, &more);
     let daemon = s.start();
-    daemon.until("B's incident", || {
-        s.events().iter().any(|(k, n)| k == b && *n == 6)
-    });
+    daemon.until("B's incident", || s.has(b, 6));
     daemon.until("the cursor stored", || {
         s.stored_cursor() == Some(s.last_cursor())
     });
@@ -228,11 +219,8 @@ fn kill_9_resumes_after_the_stored_cursor_and_a_vacuumed_cursor_restarts_at_the_
     // Entries appended while it runs are followed.
     let c = "203.0.113.3";
     let live: Vec<(u64, &str, Vec<u8>)> = (0..5).map(|_| (next(), "sshd", failed(c))).collect();
-    let refs: Vec<(u64, &str, &[u8])> = live.iter().map(|(n, i, m)| (*n, *i, &m[..])).collect();
-    write_entries(&journal, &refs);
-    daemon.until("C's incident, live", || {
-        s.events().iter().any(|(k, n)| k == c && *n == 5)
-    });
+    write_entries(&journal, &live);
+    daemon.until("C's incident, live", || s.has(c, 5));
     drop(daemon);
     s.wait_for("journalctl to end with the daemon", || s.followers() == 0);
 
@@ -241,12 +229,9 @@ fn kill_9_resumes_after_the_stored_cursor_and_a_vacuumed_cursor_restarts_at_the_
     fs::remove_file(journal.join("test.journal")).expect("vacuum");
     let d = "203.0.113.4";
     let fresh: Vec<(u64, &str, Vec<u8>)> = (0..5).map(|_| (next(), "sshd", failed(d))).collect();
-    let refs: Vec<(u64, &str, &[u8])> = fresh.iter().map(|(n, i, m)| (*n, *i, &m[..])).collect();
-    write_entries(&journal, &refs);
+    write_entries(&journal, &fresh);
     let daemon = s.start();
-    daemon.until("D's incident from the oldest entry", || {
-        s.events().iter().any(|(k, n)| k == d && *n == 5)
-    });
+    daemon.until("D's incident from the oldest entry", || s.has(d, 5));
     daemon.until("the lost cursor counted", || {
         daemon.count("canhgac_input_position_lost_total{input=\"journal\"}") == 1
     });

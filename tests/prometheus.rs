@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use jiff::tz::TimeZone;
@@ -118,6 +118,25 @@ impl Daemon {
             w.write_all(b"\n").expect("line written");
         }
         w.flush().expect("input flushed");
+    }
+
+    /// Appends `ssh` to the auth log and `web` to the access log, the
+    /// first lines of both, and waits until the daemon has read them and
+    /// `/metrics` counts `bruteforce` and `web_attacks` incidents; that page.
+    fn record(
+        &self,
+        what: &str,
+        ssh: &[String],
+        web: &[String],
+        bruteforce: f64,
+        web_attacks: f64,
+    ) -> String {
+        self.append(&AUTH, ssh);
+        self.append(&WEB, web);
+        self.wait_read(what, &[(&AUTH, ssh.len()), (&WEB, web.len())], |page| {
+            incidents(page, "bruteforce") == bruteforce
+                && incidents(page, "web-attack") == web_attacks
+        })
     }
 
     /// What to print when a wait fails.
@@ -306,13 +325,7 @@ fn record_attacks(daemon: &Daemon) -> String {
         sql_injection(&month_ago, "192.0.2.2", "probe"),
     ];
     web.extend((3..=5).map(|i| sql_injection(&at, &format!("192.0.2.{i}"), "probe")));
-    daemon.append(&AUTH, &ssh);
-    daemon.append(&WEB, &web);
-    let page = daemon.wait_read(
-        "incidents recorded",
-        &[(&AUTH, ssh.len()), (&WEB, web.len())],
-        |page| incidents(page, "bruteforce") == 2.0 && incidents(page, "web-attack") == 5.0,
-    );
+    let page = daemon.record("incidents recorded", &ssh, &web, 2.0, 5.0);
     let changes = samples(&page)
         .iter()
         .filter(|s| s.name == "canhgac_incidents_change_ratio")
@@ -397,20 +410,10 @@ fn promtool_check_metrics_passes() {
     let daemon = Daemon::start(&[AUTH, WEB]);
     let page = record_attacks(&daemon);
 
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(page.as_bytes())
-        .expect("page piped to promtool");
-    let out = child.wait_with_output().expect("promtool runs");
+    let out = common::fed(
+        Command::new("promtool").args(["check", "metrics"]),
+        page.as_bytes(),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!(
@@ -443,12 +446,12 @@ fn series_do_not_grow_with_attackers() {
     let warm_web: Vec<String> = (1..=3)
         .map(|i| sql_injection(&at, &format!("192.0.2.{}", 10 + i), "warmup"))
         .collect();
-    daemon.append(&AUTH, &warm_ssh);
-    daemon.append(&WEB, &warm_web);
-    let before = daemon.wait_read(
+    let before = daemon.record(
         "the warm-up read and recorded",
-        &[(&AUTH, warm_ssh.len()), (&WEB, warm_web.len())],
-        |page| incidents(page, "bruteforce") == 3.0 && incidents(page, "web-attack") == 3.0,
+        &warm_ssh,
+        &warm_web,
+        3.0,
+        3.0,
     );
 
     // The flood: 100,000 addresses guessing 100,000 user names over SSH,

@@ -102,6 +102,23 @@ fn frame(txnr: u32, command: &str, data: &str) -> Vec<u8> {
     }
 }
 
+/// A connection to `port` on loopback whose reads give up after 30 s.
+fn connect(port: u16) -> TcpStream {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    stream
+}
+
+/// A RELP session with the relay input on `port`: the end frames are
+/// written to, and the answers.
+fn relp_session(port: u16) -> (TcpStream, BufReader<TcpStream>) {
+    let stream = connect(port);
+    let frames = stream.try_clone().expect("clone");
+    (frames, BufReader::new(stream))
+}
+
 /// Reads one answer frame: (txnr, data).
 fn answer(r: &mut BufReader<TcpStream>) -> (u32, String) {
     let mut head = Vec::new();
@@ -133,12 +150,7 @@ fn answer(r: &mut BufReader<TcpStream>) -> (u32, String) {
 #[test]
 fn each_message_is_answered_only_once_the_store_holds_it() {
     let r = Relay::new();
-    let stream = TcpStream::connect(("127.0.0.1", r.port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let mut w = stream.try_clone().expect("clone");
-    let mut answers = BufReader::new(stream);
+    let (mut w, mut answers) = relp_session(r.port);
     w.write_all(&frame(
         1,
         "open",
@@ -175,10 +187,8 @@ fn each_message_is_answered_only_once_the_store_holds_it() {
     assert!(rest.is_empty(), "{rest:?}");
 
     // Garbage breaks a session, counted as malformed.
-    let mut bad = TcpStream::connect(("127.0.0.1", r.port)).expect("connect");
+    let mut bad = connect(r.port);
     bad.write_all(b"GET / HTTP/1.1\r\n\r\n").expect("garbage");
-    bad.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
     let mut rest = Vec::new();
     let _ = bad.read_to_end(&mut rest);
     r.d.until("the malformed count", || {
@@ -344,13 +354,10 @@ tls_key = "key.pem"
     r.d.until("the TLS messages stored", || r.stored() == expected);
 
     // Plain syslog on the TLS port is no handshake: counted, not read.
-    let mut plain = TcpStream::connect(("127.0.0.1", r.port)).expect("connect");
+    let mut plain = connect(r.port);
     plain
         .write_all(b"<38>Oct 11 10:00:00 h sshd[1]: Failed password for root from 203.0.113.9 port 22 ssh2\n")
         .expect("send");
-    plain
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
     let _ = plain.read_to_end(&mut Vec::new());
     r.d.until("the failed handshake counted", || {
         r.d.count(r#"canhgac_input_read_errors_total{input="tls"}"#) >= 1
@@ -409,12 +416,7 @@ listen = "127.0.0.1:{port}"
     let expected = r.scanned(&as_logged(&messages));
     assert_eq!(expected.len(), 1, "{expected:?}");
     r.d.until("the file's attack stored", || r.stored() == expected);
-    let stream = TcpStream::connect(("127.0.0.1", r.port)).expect("the RELP port still listens");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let mut w = stream.try_clone().expect("clone");
-    let mut answers = BufReader::new(stream);
+    let (mut w, mut answers) = relp_session(r.port);
     w.write_all(&frame(1, "open", "relp_version=0\ncommands=syslog"))
         .expect("open");
     assert_eq!(answer(&mut answers).0, 1);

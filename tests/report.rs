@@ -298,6 +298,19 @@ const SENTENCE_VI: &str = "Trong tháng 10/2020, canhgac ghi nhận 582 sự c�
 tháng trước và tăng 0,34% so với cùng kỳ năm 2019; tính chung 10 tháng đầu năm 2020 ghi nhận \
 4.161 sự cố, giảm 7,82% so với cùng kỳ năm 2019.";
 
+/// The table report in `lang`: it holds `sentence`, and its total row, the
+/// line starting with `label`, reads `total` word by word.
+fn table_report(lang: &str, sentence: &str, label: &str, total: &[&str]) -> String {
+    let table = report("table", lang);
+    assert!(table.contains(sentence), "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(label))
+        .unwrap_or_else(|| panic!("no total row in {table}"));
+    assert_eq!(row.split_whitespace().collect::<Vec<_>>(), total, "{table}");
+    table
+}
+
 #[test]
 fn golden_figures_in_every_format_and_language() {
     let f = fixture();
@@ -380,15 +393,11 @@ fn golden_figures_in_every_format_and_language() {
         assert_eq!(v["top_rules"][0]["rule"], "ssh-bruteforce");
     }
 
-    let table_en = report("table", "en");
-    assert!(table_en.contains(SENTENCE_EN), "{table_en}");
-    let total = table_en
-        .lines()
-        .find(|l| l.starts_with("Total "))
-        .expect("total row");
-    assert_eq!(
-        total.split_whitespace().collect::<Vec<_>>(),
-        [
+    let table_en = table_report(
+        "en",
+        SENTENCE_EN,
+        "Total ",
+        &[
             "Total",
             "582",
             "524",
@@ -397,22 +406,17 @@ fn golden_figures_in_every_format_and_language() {
             "+0.34%",
             "4,161",
             "4,514",
-            "\u{2212}7.82%"
+            "\u{2212}7.82%",
         ],
-        "{table_en}"
     );
     assert!(table_en.contains("Jan\u{2013}Oct 2020"), "{table_en}");
     assert!(!table_en.contains('\u{1b}'));
 
-    let table_vi = report("table", "vi");
-    assert!(table_vi.contains(SENTENCE_VI), "{table_vi}");
-    let total = table_vi
-        .lines()
-        .find(|l| l.starts_with("Tổng số "))
-        .expect("total row");
-    assert_eq!(
-        total.split_whitespace().collect::<Vec<_>>(),
-        [
+    let table_vi = table_report(
+        "vi",
+        SENTENCE_VI,
+        "Tổng số ",
+        &[
             "Tổng",
             "số",
             "582",
@@ -422,29 +426,28 @@ fn golden_figures_in_every_format_and_language() {
             "+0,34%",
             "4.161",
             "4.514",
-            "\u{2212}7,82%"
+            "\u{2212}7,82%",
         ],
-        "{table_vi}"
     );
     assert!(table_vi.contains("Dò quét mật khẩu"), "{table_vi}");
     assert!(table_vi.contains("T1\u{2013}T10/2020"), "{table_vi}");
 
-    let md_en = report("markdown", "en");
-    assert!(md_en.contains(SENTENCE_EN), "{md_en}");
-    assert!(
-        md_en.contains(
-            "| **Total** | **582** | **524** | **+11.07%** | **580** | **+0.34%** | **4,161** | **4,514** | **\u{2212}7.82%** |"
+    for (lang, sentence, total) in [
+        (
+            "en",
+            SENTENCE_EN,
+            "| **Total** | **582** | **524** | **+11.07%** | **580** | **+0.34%** | **4,161** | **4,514** | **\u{2212}7.82%** |",
         ),
-        "{md_en}"
-    );
-    let md_vi = report("markdown", "vi");
-    assert!(md_vi.contains(SENTENCE_VI), "{md_vi}");
-    assert!(
-        md_vi.contains(
-            "| **Tổng số** | **582** | **524** | **+11,07%** | **580** | **+0,34%** | **4.161** | **4.514** | **\u{2212}7,82%** |"
+        (
+            "vi",
+            SENTENCE_VI,
+            "| **Tổng số** | **582** | **524** | **+11,07%** | **580** | **+0,34%** | **4.161** | **4.514** | **\u{2212}7,82%** |",
         ),
-        "{md_vi}"
-    );
+    ] {
+        let md = report("markdown", lang);
+        assert!(md.contains(sentence), "{lang}: {md}");
+        assert!(md.contains(total), "{lang}: {md}");
+    }
 
     let html_en = report("html", "en");
     assert!(html_en.contains(SENTENCE_EN), "{html_en}");

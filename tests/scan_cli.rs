@@ -7,12 +7,14 @@ use std::fs;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use assert_cmd::assert::Assert;
 use assert_cmd::Command;
 use predicates::prelude::*;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use common::cli::assert_cmd as canhgac;
+use common::cli::{self, assert_cmd as canhgac};
+use common::site::Site;
 
 const RULES: &str = r#"rules:
   - id: test-ssh-fail
@@ -67,23 +69,34 @@ impl Fixture {
         p
     }
 
-    fn scan(&self) -> Command {
+    /// `canhgac ARGS RULES`, `RULES` the fixture's rule directory.
+    fn on_rules(&self, args: &[&str]) -> Command {
         let mut cmd = canhgac();
-        cmd.arg("scan")
-            .arg("--no-default-rules")
-            .arg("--rules")
-            .arg(self.path("rules"));
+        cmd.args(args).arg(self.path("rules"));
         cmd
     }
 
-    /// The incidents of `scan --format json ARGS`, which must succeed.
-    fn incidents(&self, args: &[&std::ffi::OsStr]) -> Vec<Value> {
-        let out = self
-            .scan()
-            .args(["--format", "json"])
-            .args(args)
-            .assert()
-            .success();
+    /// [`Fixture::on_rules`], which must succeed.
+    fn succeeds_on_rules(&self, args: &[&str]) -> Assert {
+        self.on_rules(args).assert().success()
+    }
+
+    /// `scan` with only the fixture's rules.
+    fn scan(&self) -> Command {
+        self.on_rules(&["scan", "--no-default-rules", "--rules"])
+    }
+
+    /// `scan ARGS LOG` of a log `name` holding `content`; the scan must
+    /// succeed.
+    fn scan_log(&self, args: &[&str], name: &str, content: &[u8]) -> Assert {
+        let path = self.write(name, content);
+        self.scan().args(args).arg(path).assert().success()
+    }
+
+    /// The incidents of `scan --format json` of an `auth.log` holding
+    /// `log`.
+    fn incidents_in(&self, log: &str) -> Vec<Value> {
+        let out = self.scan_log(&["--format", "json"], "auth.log", log.as_bytes());
         let incidents = json(&out.get_output().stdout);
         incidents.as_array().expect("array").clone()
     }
@@ -113,8 +126,7 @@ fn threshold_and_cooldown_make_one_incident_per_attacker() {
     let mut log = failures(2, "10.0.0.9", 0); // below the threshold: no incident
     log.push_str(&failures(500, "203.0.113.5", 1));
     log.push_str(&failures(4, "2001:db8::7", 20));
-    let path = f.write("auth.log", log.as_bytes());
-    let list = f.incidents(&[path.as_os_str()]);
+    let list = f.incidents_in(&log);
     assert_eq!(list.len(), 2, "{list:#?}");
     assert_eq!(list[0]["key"], "203.0.113.5");
     assert_eq!(list[0]["events"], 500);
@@ -128,26 +140,18 @@ fn threshold_and_cooldown_make_one_incident_per_attacker() {
 #[test]
 fn events_are_one_json_object_per_matched_line() {
     let f = Fixture::new();
-    let path = f.write(
-        "auth.log",
-        b"Oct 31 23:30:00 h sshd[1]: Failed password for root from 10.0.0.1 port 22 ssh2\n\
-          Oct 31 23:30:01 h cron[2]: nothing to see\n\
-          Oct 31 23:30:02 h app[3]: evil thing\n",
-    );
     let out = f
-        .scan()
-        .args(["--events", "--year", "2020", "--tz", "Asia/Ho_Chi_Minh"])
-        .arg(&path)
-        .assert()
-        .success()
+        .scan_log(
+            &["--events", "--year", "2020", "--tz", "Asia/Ho_Chi_Minh"],
+            "auth.log",
+            b"Oct 31 23:30:00 h sshd[1]: Failed password for root from 10.0.0.1 port 22 ssh2\n\
+              Oct 31 23:30:01 h cron[2]: nothing to see\n\
+              Oct 31 23:30:02 h app[3]: evil thing\n",
+        )
         .stderr(
             predicate::str::contains("1 files, 3 lines,").and(predicate::str::contains("2 events")),
         );
-    let stdout = String::from_utf8(out.get_output().stdout.clone()).expect("utf8");
-    let lines: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
+    let lines = cli::json_lines(&out.get_output().stdout);
     assert_eq!(lines.len(), 2);
     let first = lines[0].as_object().expect("object");
     let mut keys: Vec<&str> = first.keys().map(String::as_str).collect();
@@ -156,7 +160,7 @@ fn events_are_one_json_object_per_matched_line() {
         keys,
         ["category", "fields", "file", "line", "rule", "severity", "time"]
     );
-    assert_eq!(first["file"], path.display().to_string());
+    assert_eq!(first["file"], f.path("auth.log").display().to_string());
     assert_eq!(first["line"], 1);
     assert_eq!(first["rule"], "test-ssh-fail");
     assert_eq!(first["severity"], "medium");
@@ -207,14 +211,10 @@ fn bad_bytes_long_lines_and_missing_files_do_not_stop_the_scan() {
                 .and(predicate::str::contains("1 over-long lines cut"))
                 .and(predicate::str::contains("3 lines")),
         );
-    let stdout = String::from_utf8(out.get_output().stdout.clone()).expect("utf8 output");
-    let events: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect();
+    let events = cli::json_lines(&out.get_output().stdout);
     // Line 1 has a NUL right after "evil ", so `evil \w+` cannot match it;
     // line 2's match lies past the cap and is cut away with its tail.
-    assert_eq!(events.len(), 1, "{stdout}");
+    assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0]["line"], 3);
     assert_eq!(events[0]["fields"]["what"], "after");
 }
@@ -222,16 +222,11 @@ fn bad_bytes_long_lines_and_missing_files_do_not_stop_the_scan() {
 #[test]
 fn invalid_utf8_is_replaced_not_fatal() {
     let f = Fixture::new();
-    let path = f.write(
+    let out = f.scan_log(
+        &["--events", "--type", "syslog"],
         "u.log",
         b"Oct 31 10:00:00 h app[1]: \xc3\x28 evil th\xffng\n",
     );
-    let out = f
-        .scan()
-        .args(["--events", "--type", "syslog"])
-        .arg(&path)
-        .assert()
-        .success();
     let ev = json(&out.get_output().stdout);
     assert_eq!(ev["fields"]["what"], "th");
 }
@@ -255,17 +250,11 @@ fn unknown_format_asks_for_type_and_stdin_works() {
 #[test]
 fn table_output_has_no_escape_sequences_from_logs() {
     let f = Fixture::new();
-    let path = f.write(
+    let out = f.scan_log(
+        &["--type", "syslog"],
         "esc.log",
         b"Oct 31 10:00:00 h app[1]: evil x\x1b[2Jx \x1b]0;pwned\x07\n",
     );
-    let out = f
-        .scan()
-        .arg("--type")
-        .arg("syslog")
-        .arg(&path)
-        .assert()
-        .success();
     let stdout = &out.get_output().stdout;
     assert!(!stdout.contains(&0x1b), "escape byte reached the terminal");
     let text = String::from_utf8_lossy(stdout);
@@ -285,12 +274,16 @@ fn check_reports_every_error_with_file_line_and_column() {
     fs::write(bad.join("broken.yaml"), broken).expect("write");
     fs::write(bad.join("dup.yaml"), RULES).expect("write");
     let file = bad.join("broken.yaml").display().to_string();
-    let out = canhgac()
-        .args(["check", "--no-default-rules", "--rules"])
-        .arg(&bad)
-        .assert()
-        .failure();
-    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    // `check` of the rule files in `bad`, which fails; what it said.
+    let refused = || {
+        let out = canhgac()
+            .args(["check", "--no-default-rules", "--rules"])
+            .arg(&bad)
+            .assert()
+            .failure();
+        String::from_utf8_lossy(&out.get_output().stderr).into_owned()
+    };
+    let stderr = refused();
     assert!(
         stderr.contains(&format!("{file}:5:15: unknown variant `brute`")),
         "{stderr}"
@@ -301,12 +294,7 @@ fn check_reports_every_error_with_file_line_and_column() {
         .replace("window: 10m", "window: ten minutes")
         .replace(r"'evil (?P<what>\w+)'", r"'evil (?P<what>\w+'");
     fs::write(bad.join("broken.yaml"), fixed).expect("write");
-    let out = canhgac()
-        .args(["check", "--no-default-rules", "--rules"])
-        .arg(&bad)
-        .assert()
-        .failure();
-    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let stderr = refused();
     assert!(
         stderr.contains(&format!("{file}:10:36: bad duration `ten minutes`")),
         "{stderr}"
@@ -327,22 +315,14 @@ fn check_reports_every_error_with_file_line_and_column() {
 #[test]
 fn check_accepts_good_rules_and_the_builtin_set() {
     let f = Fixture::new();
-    canhgac()
-        .args(["check", "--rules"])
-        .arg(f.path("rules"))
-        .assert()
-        .success()
+    f.succeeds_on_rules(&["check", "--rules"])
         .stdout(predicate::str::starts_with("ok: ").and(predicate::str::contains("digest")));
 }
 
 #[test]
 fn rules_test_reports_failing_examples_with_position() {
     let f = Fixture::new();
-    canhgac()
-        .args(["rules", "test"])
-        .arg(f.path("rules"))
-        .assert()
-        .success()
+    f.succeeds_on_rules(&["rules", "test"])
         .stdout(predicate::str::contains(
             "2 rules, 8 examples: 8 passed, 0 failed",
         ));
@@ -397,18 +377,14 @@ fn builtin_rules_pass_their_own_examples() {
 #[test]
 fn patterns_export_is_one_uncaptured_pattern_per_line() {
     let f = Fixture::new();
-    let out = canhgac()
-        .args([
-            "rules",
-            "patterns",
-            "--no-default-rules",
-            "--type",
-            "apache",
-            "--rules",
-        ])
-        .arg(f.path("rules"))
-        .assert()
-        .success();
+    let out = f.succeeds_on_rules(&[
+        "rules",
+        "patterns",
+        "--no-default-rules",
+        "--type",
+        "apache",
+        "--rules",
+    ]);
     assert_eq!(
         String::from_utf8_lossy(&out.get_output().stdout),
         "evil (?:\\w+)\n"
@@ -421,8 +397,7 @@ fn a_line_dated_ahead_of_its_neighbours_does_not_hide_the_failures_after_it() {
     // Eleven minutes ahead: more than the rule's window of ten.
     let mut log = failures(1, "203.0.113.77", 11);
     log.push_str(&failures(20, "203.0.113.77", 0));
-    let path = f.write("auth.log", log.as_bytes());
-    let list = f.incidents(&[path.as_os_str()]);
+    let list = f.incidents_in(&log);
     assert_eq!(list.len(), 1, "{list:#?}");
     assert_eq!(list[0]["key"], "203.0.113.77");
     assert_eq!(list[0]["events"], 21);
@@ -492,28 +467,15 @@ fn scan_takes_the_rules_of_a_config_that_has_no_inputs() {
         )
         .as_bytes(),
     );
-    let out = canhgac()
-        .arg("scan")
-        .arg("--config")
-        .arg(&config)
-        .arg("--format")
-        .arg("json")
-        .arg(&log)
-        .assert()
-        .success();
-    let incidents = json(&out.get_output().stdout);
-    let list = incidents.as_array().expect("array");
-    assert_eq!(list.len(), 1, "{incidents:#}");
+    let list = cli::scan_with_config(&config, &[&log]);
+    assert_eq!(list.len(), 1, "{list:#?}");
     assert_eq!(list[0]["rule"], "test-ssh-fail");
     assert_eq!(list[0]["key"], "198.51.100.4");
     // The daemon still refuses it: it would watch nothing.
-    canhgac()
-        .arg("check")
-        .arg("--config")
-        .arg(&config)
-        .assert()
-        .failure()
-        .stderr(predicate::str::contains("would watch nothing"));
+    let out = cli::check(&config);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("would watch nothing"), "{stderr}");
 }
 
 /// `check` run as the service runs (`--as-user nobody` when the tests run
@@ -522,15 +484,13 @@ fn scan_takes_the_rules_of_a_config_that_has_no_inputs() {
 fn check_reports_what_the_daemon_would_meet_where_it_is_configured() {
     use std::os::unix::fs::PermissionsExt;
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
-    let secret = dir.path().join("secret.log");
-    fs::write(&secret, "Oct 31 23:30:00 h sshd[1]: x\n").expect("log");
+    let site = Site::new();
+    fs::set_permissions(site.dir(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let secret = site.write("secret.log", "Oct 31 23:30:00 h sshd[1]: x\n");
     fs::set_permissions(&secret, fs::Permissions::from_mode(0o000)).expect("chmod");
-    fs::create_dir(dir.path().join("logs")).expect("mkdir");
-    let config = dir.path().join("canhgac.toml");
-    fs::write(
-        &config,
+    fs::create_dir(site.path("logs")).expect("mkdir");
+    let config = site.config();
+    site.write_config(
         r#"agency = "test-check"
 state_dir = "state"
 
@@ -552,8 +512,7 @@ name = "secret"
 path = "secret.log"
 type = "syslog"
 "#,
-    )
-    .expect("config");
+    );
     let mut check = common::cli::command();
     check.arg("check").arg("--config").arg(&config);
     if common::daemon::running_as_root() {
@@ -574,7 +533,7 @@ type = "syslog"
         format!(
             "{}input empty: no file matches {}/logs/*.log yet",
             at(14, 8),
-            dir.path().display()
+            site.dir().display()
         ),
         format!(
             "{}input secret: cannot open {}: Permission denied",

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
-use canhgac::analyze::Analyzer;
+use canhgac::analyze::{Analyzer, LineSource};
 use canhgac::detect::{Detector, Incident, Snapshot};
 use canhgac::rules::RuleSet;
 use canhgac::timestamp::TimeParser;
@@ -25,15 +25,54 @@ fn facts(mut incidents: Vec<Incident>) -> Facts {
     f
 }
 
+/// The moment the corpus is read at: its year-less stamps are of the year
+/// before.
+fn reference() -> Timestamp {
+    "2026-11-23T00:00:00Z".parse().expect("time")
+}
+
+/// The rules canhgac ships, behind the `Arc` an analyzer takes.
+fn shipped_rules() -> Arc<RuleSet> {
+    Arc::new(common::builtin_rules())
+}
+
+/// A corpus file's lines, each with its newline.
+fn split_lines(data: &[u8]) -> Vec<&[u8]> {
+    data.split_inclusive(|&b| b == b'\n').collect()
+}
+
+/// An analyzer over `rules` with a fresh detector.
+fn fresh_analyzer(rules: &Arc<RuleSet>) -> Analyzer {
+    Analyzer::new(Arc::clone(rules), Detector::new(rules.policies(), 1000))
+}
+
+/// A source of `kind` lines, their stamps in UTC.
+fn source(analyzer: &mut Analyzer, kind: &str) -> LineSource {
+    analyzer
+        .source(kind, TimeParser::new(TimeZone::UTC, reference()))
+        .expect("matcher")
+}
+
+/// Feeds `data` from `src`; the incidents are what the tests compare, not
+/// the events.
+fn feed(analyzer: &mut Analyzer, src: &mut LineSource, data: &[u8]) {
+    analyzer.feed(src, data, reference(), &mut |_, _, _| {});
+}
+
+/// The incidents the detector holds, once it is flushed.
+fn flushed(analyzer: &mut Analyzer) -> Vec<Incident> {
+    let d = analyzer.detector_mut();
+    d.flush();
+    d.take_closed()
+}
+
 fn run(rules: &Arc<RuleSet>, lines: &[&[u8]], cut: Option<usize>) -> Facts {
-    let reference: Timestamp = "2026-11-23T00:00:00Z".parse().expect("time");
-    let times = || TimeParser::new(TimeZone::UTC, reference);
-    let mut analyzer = Analyzer::new(Arc::clone(rules), Detector::new(rules.policies(), 1000));
-    let mut src = analyzer.source("syslog", times()).expect("matcher");
+    let mut analyzer = fresh_analyzer(rules);
+    let mut src = source(&mut analyzer, "syslog");
     let mut closed = Vec::new();
     let split = cut.unwrap_or(lines.len());
     for l in &lines[..split] {
-        analyzer.feed(&mut src, l, reference, &mut |_, _, _| {});
+        feed(&mut analyzer, &mut src, l);
     }
     if cut.is_some() {
         closed.extend(analyzer.detector_mut().take_closed());
@@ -47,22 +86,20 @@ fn run(rules: &Arc<RuleSet>, lines: &[&[u8]], cut: Option<usize>) -> Facts {
             Arc::clone(rules),
             Detector::restore(rules.policies(), 1000, snap),
         );
-        src = analyzer.source("syslog", times()).expect("matcher");
+        src = source(&mut analyzer, "syslog");
     }
     for l in &lines[split..] {
-        analyzer.feed(&mut src, l, reference, &mut |_, _, _| {});
+        feed(&mut analyzer, &mut src, l);
     }
-    let d = analyzer.detector_mut();
-    d.flush();
-    closed.extend(d.take_closed());
+    closed.extend(flushed(&mut analyzer));
     facts(closed)
 }
 
 #[test]
 fn resuming_from_a_snapshot_after_any_line_changes_nothing() {
-    let rules = Arc::new(common::builtin_rules());
+    let rules = shipped_rules();
     let data = std::fs::read(common::corpus("openssh_2k.log")).expect("corpus");
-    let lines: Vec<&[u8]> = data.split_inclusive(|&b| b == b'\n').collect();
+    let lines = split_lines(&data);
     let whole = run(&rules, &lines, None);
     assert!(whole.len() >= 10);
     let mut bad = Vec::new();
@@ -79,22 +116,16 @@ fn resuming_from_a_snapshot_after_any_line_changes_nothing() {
 
 #[test]
 fn chunking_changes_nothing() {
-    let rules = Arc::new(common::builtin_rules());
+    let rules = shipped_rules();
     let data = std::fs::read(common::corpus("openssh_2k.log")).expect("corpus");
-    let lines: Vec<&[u8]> = data.split_inclusive(|&b| b == b'\n').collect();
-    let reference: Timestamp = "2026-11-23T00:00:00Z".parse().expect("time");
+    let lines = split_lines(&data);
     let by = |n: usize| {
-        let mut analyzer = Analyzer::new(Arc::clone(&rules), Detector::new(rules.policies(), 1000));
-        let mut src = analyzer
-            .source("syslog", TimeParser::new(TimeZone::UTC, reference))
-            .expect("matcher");
+        let mut analyzer = fresh_analyzer(&rules);
+        let mut src = source(&mut analyzer, "syslog");
         for chunk in lines.chunks(n) {
-            let buf: Vec<u8> = chunk.concat();
-            analyzer.feed(&mut src, &buf, reference, &mut |_, _, _| {});
+            feed(&mut analyzer, &mut src, &chunk.concat());
         }
-        let d = analyzer.detector_mut();
-        d.flush();
-        facts(d.take_closed())
+        facts(flushed(&mut analyzer))
     };
     let one = by(1);
     for n in [2, 3, 7, 50, 2000] {
@@ -104,33 +135,25 @@ fn chunking_changes_nothing() {
 
 #[test]
 fn interleaving_inputs_changes_nothing() {
-    let rules = Arc::new(common::builtin_rules());
+    let rules = shipped_rules();
     let read = |name: &str| std::fs::read(common::corpus(name)).expect("corpus");
     let auth = read("openssh_2k.log");
     let web = read("apache_access_10k.log");
-    let auth: Vec<&[u8]> = auth.split_inclusive(|&b| b == b'\n').collect();
-    let web: Vec<&[u8]> = web.split_inclusive(|&b| b == b'\n').collect();
-    let reference: Timestamp = "2026-11-23T00:00:00Z".parse().expect("time");
+    let (auth, web) = (split_lines(&auth), split_lines(&web));
     let go = |interleave: bool| {
-        let mut analyzer = Analyzer::new(Arc::clone(&rules), Detector::new(rules.policies(), 1000));
-        let mut a = analyzer
-            .source("syslog", TimeParser::new(TimeZone::UTC, reference))
-            .expect("matcher");
-        let mut w = analyzer
-            .source("apache", TimeParser::new(TimeZone::UTC, reference))
-            .expect("matcher");
+        let mut analyzer = fresh_analyzer(&rules);
+        let mut a = source(&mut analyzer, "syslog");
+        let mut w = source(&mut analyzer, "apache");
         if interleave {
             for (ac, wc) in auth.chunks(10).zip(web.chunks(50)) {
-                analyzer.feed(&mut a, &ac.concat(), reference, &mut |_, _, _| {});
-                analyzer.feed(&mut w, &wc.concat(), reference, &mut |_, _, _| {});
+                feed(&mut analyzer, &mut a, &ac.concat());
+                feed(&mut analyzer, &mut w, &wc.concat());
             }
         } else {
-            analyzer.feed(&mut a, &auth.concat(), reference, &mut |_, _, _| {});
-            analyzer.feed(&mut w, &web.concat(), reference, &mut |_, _, _| {});
+            feed(&mut analyzer, &mut a, &auth.concat());
+            feed(&mut analyzer, &mut w, &web.concat());
         }
-        let d = analyzer.detector_mut();
-        d.flush();
-        facts(d.take_closed())
+        facts(flushed(&mut analyzer))
     };
     assert_eq!(go(true), go(false));
 }

@@ -146,6 +146,24 @@ impl Reader {
         assert_eq!(extra, 0, "lines that were never expected");
     }
 
+    /// Driven as the daemon drives it until `writer` is done: sweep, watch
+    /// the directories the tail asks for, read, sleep until woken (or
+    /// `nap` has passed); then joins the writer.
+    fn run_woken(
+        &mut self,
+        wakeup: &mut Wakeup,
+        writer: JoinHandle<io::Result<()>>,
+        nap: Duration,
+    ) {
+        let deadline = Instant::now() + DEADLINE;
+        while !writer.is_finished() && Instant::now() < deadline {
+            self.pump();
+            wakeup.set_dirs(&self.tail.watch_dirs());
+            wakeup.wait(nap);
+        }
+        join(writer);
+    }
+
     fn saw(&self, kind: NoticeKind) -> bool {
         self.notices.iter().any(|n| n.kind == kind)
     }
@@ -469,14 +487,7 @@ fn file_missing_at_start_is_read_from_its_beginning() {
     fs::create_dir(&dir).expect("mkdir");
     let ctl = Arc::new(Control::default());
     let writer = spawn_writer(log.clone(), 0..3000, Arc::clone(&ctl));
-    // Driven like the daemon: sweep, watch, read, sleep until woken.
-    let deadline = Instant::now() + DEADLINE;
-    while !writer.is_finished() && Instant::now() < deadline {
-        reader.pump();
-        wakeup.set_dirs(&reader.tail.watch_dirs());
-        wakeup.wait(Duration::from_millis(200));
-    }
-    join(writer);
+    reader.run_woken(&mut wakeup, writer, Duration::from_millis(200));
     assert_eq!(wakeup.watched(), vec![dir]);
     reader.finish(0..3000);
 }
@@ -652,14 +663,7 @@ fn copytruncate_loss_is_bounded_and_measured() {
             Ok(copies)
         })
     };
-    let mut wakeup = Wakeup::new();
-    let deadline = Instant::now() + DEADLINE;
-    while !writer.is_finished() && Instant::now() < deadline {
-        reader.pump();
-        wakeup.set_dirs(&reader.tail.watch_dirs());
-        wakeup.wait(Duration::from_secs(1));
-    }
-    join(writer);
+    reader.run_woken(&mut Wakeup::new(), writer, Duration::from_secs(1));
     let rate = total as f64 / started.elapsed().as_secs_f64();
     let copies = rotator
         .join()

@@ -56,19 +56,25 @@ fn merged(mut p: Policy, class: u32) -> Policy {
     p
 }
 
-fn distinct_users(count: u32, window: i64, cooldown: i64) -> Policy {
-    Policy {
-        threshold: Some(Threshold {
-            count,
-            window: secs(window),
-            by: Vec::new(),
-            distinct: Some("user".into()),
-        }),
-        cooldown: secs(cooldown),
-        merge: None,
-        counts_toward: None,
-        evidence: None,
-    }
+/// [`counting`] distinct values of `field`.
+fn counting_distinct(field: &str, count: u32, window: i64, cooldown: i64) -> Policy {
+    let mut policy = counting(count, window, cooldown);
+    policy.threshold.as_mut().expect("a threshold").distinct = Some(field.into());
+    policy
+}
+
+/// Two rules of merge class 0 that count alike.
+fn twins(count: u32, window: i64, cooldown: i64) -> Vec<Policy> {
+    vec![
+        merged(counting(count, window, cooldown), 0),
+        merged(counting(count, window, cooldown), 0),
+    ]
+}
+
+/// First and last seen, and events, of rule 0's open incident of `key`.
+fn span(d: &Detector, key: &str) -> (Timestamp, Timestamp, u64) {
+    let inc = d.incident(0, key).expect("open");
+    (inc.first_seen, inc.last_seen, inc.events)
 }
 
 /// White-box: the class index names exactly the open slots of merging
@@ -189,19 +195,7 @@ fn events_outside_the_window_do_not_count() {
 
 #[test]
 fn distinct_counting() {
-    let policy = Policy {
-        threshold: Some(Threshold {
-            count: 3,
-            window: secs(60),
-            by: Vec::new(),
-            distinct: Some("user".into()),
-        }),
-        cooldown: secs(300),
-        merge: None,
-        counts_toward: None,
-        evidence: None,
-    };
-    let mut d = Detector::new(vec![policy], 100);
+    let mut d = Detector::new(vec![counting_distinct("user", 3, 60, 300)], 100);
     let login = |at, user| ev(0, at, &[("src_ip", "9.9.9.9"), ("user", user)]);
     for i in 0..20 {
         assert_eq!(d.observe(&login(i, "root")), Observation::Counted);
@@ -226,19 +220,7 @@ fn distinct_counting() {
 
 #[test]
 fn distinct_values_leave_the_window() {
-    let policy = Policy {
-        threshold: Some(Threshold {
-            count: 3,
-            window: secs(10),
-            by: Vec::new(),
-            distinct: Some("path".into()),
-        }),
-        cooldown: secs(300),
-        merge: None,
-        counts_toward: None,
-        evidence: None,
-    };
-    let mut d = Detector::new(vec![policy], 100);
+    let mut d = Detector::new(vec![counting_distinct("path", 3, 10, 300)], 100);
     d.set_lateness(SignedDuration::ZERO);
     let get = |at, path| ev(0, at, &[("src_ip", "x"), ("path", path)]);
     d.observe(&get(0, "/a"));
@@ -474,18 +456,10 @@ fn out_of_order_times_do_not_panic_and_still_count() {
     d.observe(&ip(0, 50, "a"));
     d.observe(&ip(0, 40, "a"));
     assert!(matches!(d.observe(&ip(0, 45, "a")), Observation::Opened(_)));
-    let inc = d.incident(0, "a").expect("open");
-    assert_eq!(
-        (inc.first_seen, inc.last_seen, inc.events),
-        (ts(40), ts(50), 3)
-    );
+    assert_eq!(span(&d, "a"), (ts(40), ts(50), 3));
     // Joining from the past widens first_seen, never lowers last_seen.
     d.observe(&ip(0, 30, "a"));
-    let inc = d.incident(0, "a").expect("open");
-    assert_eq!(
-        (inc.first_seen, inc.last_seen, inc.events),
-        (ts(30), ts(50), 4)
-    );
+    assert_eq!(span(&d, "a"), (ts(30), ts(50), 4));
     assert_eq!(d.watermark(), Some(ts(50)));
     // Far behind the key's newest, but within the lateness: held, for
     // events of its own window that may come later still.
@@ -496,11 +470,7 @@ fn out_of_order_times_do_not_panic_and_still_count() {
     assert!(matches!(d.observe(&ip(0, 20, "b")), Observation::Opened(_)));
     // The events held after that window came first; they are the same
     // attacker's and join it.
-    let inc = d.incident(0, "b").expect("open");
-    assert_eq!(
-        (inc.first_seen, inc.last_seen, inc.events),
-        (ts(0), ts(1000), 4)
-    );
+    assert_eq!(span(&d, "b"), (ts(0), ts(1000), 4));
     // Beyond the lateness: late, and counted as such.
     d.observe(&ip(0, 100_000, "c"));
     assert_eq!(d.observe(&ip(0, 0, "c")), Observation::Counted);
@@ -635,7 +605,11 @@ impl Rng {
 
 #[test]
 fn random_stream_accounts_for_every_event() {
-    let base = [plain(30), counting(4, 20, 30), distinct_users(3, 40, 30)];
+    let base = [
+        plain(30),
+        counting(4, 20, 30),
+        counting_distinct("user", 3, 40, 30),
+    ];
     // No merging; two kinds sharing a class; all three in one class.
     let classes = [
         [None, None, None],
@@ -814,7 +788,7 @@ fn ssh_rules() -> Vec<Policy> {
     vec![
         merged(counting(5, 600, 600), 3),
         merged(counting(5, 600, 600), 3),
-        merged(distinct_users(3, 600, 600), 3),
+        merged(counting_distinct("user", 3, 600, 600), 3),
     ]
 }
 
@@ -993,10 +967,7 @@ fn an_incident_not_live_for_the_event_is_not_joined() {
 
 #[test]
 fn after_the_merged_incident_closes_a_new_burst_opens_anew() {
-    let policies = vec![
-        merged(counting(3, 60, 60), 0),
-        merged(counting(3, 60, 60), 0),
-    ];
+    let policies = twins(3, 60, 60);
     let mut d = Detector::new(policies.clone(), 100);
     for t in 0..3 {
         d.observe(&ip(0, t, "a"));
@@ -1134,10 +1105,7 @@ fn evicting_the_owner_of_a_merged_incident_loses_nothing() {
 
 #[test]
 fn snapshot_restore_keeps_links() {
-    let policies = vec![
-        merged(counting(2, 60, 60), 0),
-        merged(counting(2, 60, 60), 0),
-    ];
+    let policies = twins(2, 60, 60);
     let mut d = Detector::new(policies.clone(), 10);
     d.observe(&ip(0, 0, "a"));
     d.observe(&ip(0, 1, "a"));

@@ -47,6 +47,23 @@ where
     )
 }
 
+/// Runs `cmd`, which must succeed (a failure panics with what it printed
+/// on stderr and stdout); what it printed on stdout.
+pub fn succeed(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{:?} runs: {e}", cmd.get_program()));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{:?} failed ({}):\n{}{stdout}",
+        cmd.get_program(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// `canhgac check --config CONFIG`.
 pub fn check(config: &Path) -> Output {
     command()
@@ -54,6 +71,21 @@ pub fn check(config: &Path) -> Output {
         .arg(config)
         .output()
         .expect("canhgac check runs")
+}
+
+/// [`check`], which must pass; what it printed on stdout.
+pub fn check_passes(config: &Path) -> String {
+    succeed(command().args(["check", "--config"]).arg(config))
+}
+
+/// One JSON value a line, as `scan --events` and `integrity status
+/// --format json` print them; the output must be UTF-8.
+pub fn json_lines(stdout: &[u8]) -> Vec<Value> {
+    std::str::from_utf8(stdout)
+        .expect("UTF-8 output")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} is not JSON: {e}")))
+        .collect()
 }
 
 /// A JSON array printed by `--format json`.

@@ -18,8 +18,10 @@ pub mod servers;
 pub mod site;
 pub mod wait;
 
+use std::io::Write;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_canhgac");
 
@@ -68,6 +70,25 @@ pub fn on_free_port<T>(what: &str, mut start: impl FnMut(u16) -> Option<T>) -> T
         eprintln!("{what}: port {port} taken (attempt {attempt}), retrying with another");
     }
     panic!("{what}: no free port after {PORT_ATTEMPTS} attempts");
+}
+
+/// Runs `cmd` with `input` on its stdin; what it printed, and how it ended.
+pub fn fed(cmd: &mut Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{:?} starts: {e}", cmd.get_program()));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("input written");
+    child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("{:?} ends: {e}", cmd.get_program()))
 }
 
 /// The rules canhgac ships, as loaded with no config.

@@ -32,6 +32,14 @@ impl Site {
         site
     }
 
+    /// A site with an empty `auth.log`, which `config` reads from its start
+    /// as the syslog input `auth`.
+    pub fn with_auth_log(config: Config) -> Site {
+        let site = Site::with(&config.input("auth", "auth.log", "syslog"));
+        site.write("auth.log", "");
+        site
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

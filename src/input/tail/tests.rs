@@ -69,6 +69,21 @@ fn swept(o: TailOptions) -> FileTail {
     tail
 }
 
+/// A tail started from `checkpoints`, and what its first sweep noticed.
+fn restarted(o: TailOptions, checkpoints: Vec<FileCheckpoint>) -> (FileTail, Vec<Notice>) {
+    let mut tail = FileTail::new(o, checkpoints).expect("tail");
+    let notices = tail.sweep();
+    (tail, notices)
+}
+
+/// Writes `data`, whole lines, to `log`; a tail of it that has read them.
+fn read_through(log: &Path, data: &[u8]) -> FileTail {
+    append(log, data);
+    let mut tail = swept(opts(log));
+    assert_eq!(drain(&mut tail, 1 << 20), data);
+    tail
+}
+
 #[test]
 fn final_line_waits_for_its_newline() {
     let (_tmp, log) = a_log();
@@ -150,9 +165,7 @@ fn an_endless_line_does_not_move_the_checkpoint_or_grow_memory() {
 fn bytes_pass_through_untouched() {
     let (_tmp, log) = a_log();
     let data = b"caf\xe9 \xff\xfe\n\0\0nul\0\n\r\n\xc3\x28 end\n";
-    append(&log, data);
-    let mut tail = swept(opts(&log));
-    assert_eq!(drain(&mut tail, 1 << 20), data);
+    let tail = read_through(&log, data);
     assert_eq!(tail.stats().lines, 4);
 }
 
@@ -207,8 +220,7 @@ fn start_at_end_only_on_first_start() {
         .collect();
     drop(tail);
     append(&c, b"c more\n");
-    let mut tail = FileTail::new(o, cps).expect("tail");
-    let notices = tail.sweep();
+    let (mut tail, notices) = restarted(o, cps);
     assert_noticed(&notices, NoticeKind::Resumed);
     assert_eq!(drain(&mut tail, 1 << 20), b"c from the start\nc more\n");
 }
@@ -334,9 +346,7 @@ fn unreadable_file_is_reported_counted_and_retried() {
 fn truncation_then_regrowth_is_not_read_as_continuation() {
     let (_tmp, log) = a_log();
     let old = numbered(0..100, |i| format!("old {i:03}\n"));
-    append(&log, &old);
-    let mut tail = swept(opts(&log));
-    assert_eq!(drain(&mut tail, 1 << 20), old);
+    let mut tail = read_through(&log, &old);
     // Truncated and regrown past our offset before any sweep.
     let f = fs::OpenOptions::new().write(true).open(&log).expect("open");
     f.set_len(0).expect("truncate");
@@ -357,9 +367,7 @@ fn truncation_then_regrowth_is_not_read_as_continuation() {
 fn copytruncate_reads_the_copy_tail_first() {
     let (tmp, log) = a_log();
     let lines = |r| numbered(r, |i| format!("seq={i:06}\n"));
-    append(&log, &lines(0..100));
-    let mut tail = swept(opts(&log));
-    assert_eq!(drain(&mut tail, 1 << 20), lines(0..100));
+    let mut tail = read_through(&log, &lines(0..100));
     append(&log, &lines(100..150));
     // An older copy with other content must not be taken for the copy.
     fs::write(tmp.path().join("a.log.2"), lines(1000..1200)).expect("old copy");
@@ -380,19 +388,14 @@ fn copytruncate_reads_the_copy_tail_first() {
 #[test]
 fn checkpoints_that_match_nothing_are_dropped() {
     let (tmp, log) = a_log();
-    append(&log, b"one\ntwo\n");
-    let mut tail = swept(opts(&log));
-    drain(&mut tail, 1 << 20);
-    let cps = tail.checkpoints();
-    drop(tail);
+    let cps = read_through(&log, b"one\ntwo\n").checkpoints();
 
     let mut other = cps[0].clone();
     other.input = "other".into();
     let mut gone = cps[0].clone();
     gone.ino = gone.ino.wrapping_add(1_000_000);
     gone.path = tmp.path().join("gone.log").to_string_lossy().into();
-    let mut tail = FileTail::new(opts(&log), vec![other, gone]).expect("tail");
-    let notices = tail.sweep();
+    let (mut tail, notices) = restarted(opts(&log), vec![other, gone]);
     assert_eq!(
         kinds(&notices)
             .iter()
@@ -406,8 +409,7 @@ fn checkpoints_that_match_nothing_are_dropped() {
 
     // Same inode, other content (rewritten in place while stopped).
     fs::write(&log, b"ONE\nTWO\nTHREE\n").expect("rewrite");
-    let mut tail = FileTail::new(opts(&log), cps).expect("tail");
-    let notices = tail.sweep();
+    let (mut tail, notices) = restarted(opts(&log), cps);
     assert_noticed(&notices, NoticeKind::Truncated);
     assert_eq!(drain(&mut tail, 1 << 20), b"ONE\nTWO\nTHREE\n");
 }
@@ -415,9 +417,7 @@ fn checkpoints_that_match_nothing_are_dropped() {
 #[test]
 fn fingerprint_covers_the_first_bytes_as_the_file_grows() {
     let (_tmp, log) = a_log();
-    append(&log, b"short\n");
-    let mut tail = swept(opts(&log));
-    drain(&mut tail, 1 << 20);
+    let mut tail = read_through(&log, b"short\n");
     let cp = &tail.checkpoints()[0];
     assert_eq!(cp.fingerprint_len, 6);
     assert_eq!(cp.fingerprint, <[u8; 32]>::from(Sha256::digest(b"short\n")));
@@ -468,11 +468,7 @@ fn invalid_pattern_is_an_error() {
 #[test]
 fn unreadable_at_restart_resumes_at_its_checkpoint() {
     let (_tmp, log) = a_log();
-    append(&log, b"one\ntwo\n");
-    let mut tail = swept(opts(&log));
-    assert_eq!(drain(&mut tail, 1 << 20), b"one\ntwo\n");
-    let cps = tail.checkpoints();
-    drop(tail);
+    let cps = read_through(&log, b"one\ntwo\n").checkpoints();
     append(&log, b"three\n");
     let mut tail = FileTail::unstarted(opts(&log)).expect("tail");
     tail.deny_open.insert(log.clone());
@@ -514,11 +510,7 @@ fn generations_rotated_away_while_stopped_are_read() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let log = tmp.path().join("auth.log");
     let name = |n: u32| tmp.path().join(format!("auth.log.{n}"));
-    append(&log, b"a1\n");
-    let mut tail = swept(opts(&log));
-    assert_eq!(drain(&mut tail, 1 << 20), b"a1\n");
-    let cps = tail.checkpoints();
-    drop(tail);
+    let cps = read_through(&log, b"a1\n").checkpoints();
     // Older generations, already read long ago.
     fs::write(name(3), b"old\n").expect("old");
     let sleep = || std::thread::sleep(Duration::from_millis(20));
@@ -533,8 +525,7 @@ fn generations_rotated_away_while_stopped_are_read() {
     append(&log, b"c1\n");
     // Compressed generations are not text.
     fs::write(tmp.path().join("auth.log.1.gz"), b"b1\n").expect("gz");
-    let mut tail = FileTail::new(opts(&log), cps).expect("tail");
-    let notices = tail.sweep();
+    let (mut tail, notices) = restarted(opts(&log), cps);
     assert!(
         notices
             .iter()
