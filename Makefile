@@ -3,7 +3,8 @@
 #   make                                  # cargo build --release --locked
 #   sudo make install                     # into /usr (PREFIX) and /etc
 #   make install DESTDIR=/tmp/stage       # staged, e.g. for packaging
-#   make deb                              # .deb with cargo-deb (target/debian/)
+#   make deb                              # .deb (packaging/deb/build.sh; target/debian/)
+#   make test-deb                         # the .deb installed in a throwaway root (root)
 #   make check-systemd                    # systemd/check.sh on the built binary
 #
 # `make install` never builds as root if the binary is already there: build as
@@ -12,8 +13,11 @@
 #   $(UNITDIR)/canhgac.service         (Exec paths rewritten to $(BINDIR))
 #   $(SYSUSERSDIR)/canhgac.conf        (user canhgac, member of adm)
 #   $(TMPFILESDIR)/canhgac.conf        (/var/lib/canhgac, /etc/canhgac/rules.d)
-#   $(RULESDIR)/*.yaml                 (the shipped rule set, replaced whole)
-#   $(DOCDIR)/                         (install.md, README.md, example config)
+#   $(DOCDIR)/                         (install.md, README.md, rules.md, example config)
+#   $(MANDIR)/man1/canhgac*.1          (generated from the CLI)
+#   bash, zsh and fish completions     (generated from the CLI)
+# The rules are built into the binary (`canhgac rules list`): no copies of
+# them are installed, as none would be read.
 #   $(SYSCONFDIR)/canhgac/canhgac.toml (from canhgac.example.toml, only if absent)
 #   $(SYSCONFDIR)/canhgac/rules.d/     (local rules)
 # Then, on the target system: systemd-sysusers, systemd-tmpfiles --create,
@@ -28,8 +32,11 @@ LIBDIR_SD   ?= $(PREFIX)/lib
 UNITDIR     ?= $(LIBDIR_SD)/systemd/system
 SYSUSERSDIR ?= $(LIBDIR_SD)/sysusers.d
 TMPFILESDIR ?= $(LIBDIR_SD)/tmpfiles.d
-RULESDIR    ?= $(DATADIR)/canhgac/rules
 DOCDIR      ?= $(DATADIR)/doc/canhgac
+MANDIR      ?= $(DATADIR)/man
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+ZSHCOMPDIR  ?= $(DATADIR)/zsh/vendor-completions
+FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
 
 CARGO            ?= cargo
 CARGO_TARGET_DIR ?= target
@@ -38,7 +45,7 @@ EXAMPLE_CONFIG   := canhgac.example.toml
 
 INSTALL ?= install
 
-.PHONY: all build install uninstall deb check-systemd clean
+.PHONY: all build install uninstall deb test-deb check-systemd clean
 
 all: build
 
@@ -61,11 +68,15 @@ install: $(BIN)
 	$(INSTALL) -m 0644 systemd/canhgac-syslog.socket $(DESTDIR)$(UNITDIR)/canhgac-syslog.socket
 	$(INSTALL) -D -m 0644 systemd/canhgac.sysusers $(DESTDIR)$(SYSUSERSDIR)/canhgac.conf
 	$(INSTALL) -D -m 0644 systemd/canhgac.tmpfiles $(DESTDIR)$(TMPFILESDIR)/canhgac.conf
-	$(INSTALL) -d -m 0755 $(DESTDIR)$(RULESDIR)
-	rm -f $(DESTDIR)$(RULESDIR)/*.yaml $(DESTDIR)$(RULESDIR)/*.yml
-	$(INSTALL) -m 0644 rules/*.yaml $(DESTDIR)$(RULESDIR)/
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(DOCDIR)
 	$(INSTALL) -m 0644 docs/install.md README.md $(DESTDIR)$(DOCDIR)/
+	$(INSTALL) -m 0644 rules/README.md $(DESTDIR)$(DOCDIR)/rules.md
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(MANDIR)/man1
+	$(BIN) generate man $(DESTDIR)$(MANDIR)/man1
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	$(BIN) generate completions bash > $(DESTDIR)$(BASHCOMPDIR)/canhgac
+	$(BIN) generate completions zsh > $(DESTDIR)$(ZSHCOMPDIR)/_canhgac
+	$(BIN) generate completions fish > $(DESTDIR)$(FISHCOMPDIR)/canhgac.fish
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/canhgac/rules.d
 	@if [ -f $(EXAMPLE_CONFIG) ]; then \
 	    $(INSTALL) -m 0644 $(EXAMPLE_CONFIG) $(DESTDIR)$(DOCDIR)/$(EXAMPLE_CONFIG); \
@@ -91,15 +102,18 @@ install: $(BIN)
 # incident store) and the canhgac user in place.
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/canhgac
-	rm -f $(DESTDIR)$(UNITDIR)/canhgac.service
+	rm -f $(DESTDIR)$(UNITDIR)/canhgac.service $(DESTDIR)$(UNITDIR)/canhgac-syslog.socket
 	rm -f $(DESTDIR)$(SYSUSERSDIR)/canhgac.conf
 	rm -f $(DESTDIR)$(TMPFILESDIR)/canhgac.conf
-	rm -rf $(DESTDIR)$(RULESDIR)
-	-rmdir $(DESTDIR)$(DATADIR)/canhgac 2>/dev/null
 	rm -rf $(DESTDIR)$(DOCDIR)
+	rm -f $(DESTDIR)$(MANDIR)/man1/canhgac.1 $(DESTDIR)$(MANDIR)/man1/canhgac-*.1
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/canhgac $(DESTDIR)$(ZSHCOMPDIR)/_canhgac $(DESTDIR)$(FISHCOMPDIR)/canhgac.fish
 
 deb:
-	$(CARGO) deb --locked
+	packaging/deb/build.sh
+
+test-deb:
+	packaging/deb/test.sh
 
 check-systemd: $(BIN)
 	systemd/check.sh --bin $(BIN)

@@ -6,7 +6,7 @@ mod cli;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use canhgac::config::Config;
 use canhgac::input::lines::DEFAULT_MAX_LINE;
@@ -84,6 +84,24 @@ enum Command {
     /// Web-root integrity: accept legitimate changes, list flagged files.
     #[command(subcommand)]
     Integrity(IntegrityCommand),
+    /// Man pages and shell completions, from these very arguments (for
+    /// packagers).
+    #[command(subcommand, hide = true)]
+    Generate(GenerateCommand),
+}
+
+#[derive(Subcommand)]
+enum GenerateCommand {
+    /// canhgac.1 and one page per subcommand (canhgac-run.1, ...) into DIR.
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// The completion script for SHELL, on stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand)]
@@ -293,6 +311,18 @@ enum RulesCommand {
         #[command(flatten)]
         rules: RuleArgs,
     },
+    /// Print a built-in rule file, as shipped: the start of an override.
+    ///
+    /// `rules list` names each rule's file (`<builtin>/auth.yaml`). Copy the
+    /// file into a rules directory of the config (`canhgac rules show
+    /// auth.yaml > /etc/canhgac/rules.d/auth.yaml`), keep the rules to
+    /// change and edit them: a local rule with a shipped rule's id replaces it.
+    Show {
+        /// The file's name, as `rules list` shows it (with or without
+        /// `<builtin>/`).
+        #[arg(value_name = "FILE")]
+        file: String,
+    },
     /// List the loaded rules and groups, with the file each comes from.
     ///
     /// A group member's line names its group (`-> GROUP`), whose threshold
@@ -308,17 +338,23 @@ enum RulesCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some((config, db)) = cli.command.store() {
+        if let Err(code) = cli::account::as_store_owner(config, db) {
+            return code;
+        }
+    }
     let result = match cli.command {
         Command::Scan(args) => cli::scan::run(args),
         Command::Check {
             as_user: Some(user),
             ..
-        } => cli::check::as_user(&user),
+        } => cli::account::check_as(&user),
         Command::Check { config, rules, .. } => cli::check::run(config.as_deref(), &rules),
         Command::Rules(RulesCommand::Test { dirs }) => cli::rules::test(dirs),
         Command::Rules(RulesCommand::Patterns { input_type, rules }) => {
             cli::rules::patterns(&rules, input_type.as_deref())
         }
+        Command::Rules(RulesCommand::Show { file }) => cli::rules::show(&file),
         Command::Rules(RulesCommand::List { rules, config }) => {
             cli::rules::list(&rules, config.as_deref())
         }
@@ -334,8 +370,30 @@ fn main() -> ExitCode {
         }) => cli::integrity::status(&config, root.as_deref(), format),
         Command::Report(args) => cli::report::monthly(&args),
         Command::Import(args) => cli::import::run(&args),
+        Command::Generate(GenerateCommand::Man { dir }) => {
+            cli::generate::man_pages(Cli::command(), &dir)
+        }
+        Command::Generate(GenerateCommand::Completions { shell }) => {
+            cli::generate::completions(Cli::command(), shell)
+        }
     };
     result.unwrap_or_else(|code| code)
+}
+
+impl Command {
+    /// For commands that open the store: their config, and `--db` if given.
+    fn store(&self) -> Option<(&Path, Option<&Path>)> {
+        match self {
+            Command::Run { config, .. }
+            | Command::Integrity(
+                IntegrityCommand::Accept { config, .. } | IntegrityCommand::Status { config, .. },
+            ) => Some((config, None)),
+            Command::Import(args) => Some((&args.config, None)),
+            Command::Report(args) => Some((&args.config, args.db.as_deref())),
+            Command::Incidents(args) => Some((&args.config, args.db.as_deref())),
+            _ => None,
+        }
+    }
 }
 
 fn run_daemon(config: &Path, log_format: LogFormatArg) -> Result<ExitCode, ExitCode> {

@@ -43,7 +43,8 @@ pub fn loose(path: &Path) -> Option<String> {
     None
 }
 
-fn current_uid() -> u32 {
+/// The process's effective uid.
+pub fn current_uid() -> u32 {
     // SAFETY: geteuid has no preconditions, cannot fail and touches no memory
     // of ours (POSIX: "shall always be successful").
     unsafe { libc::geteuid() }
@@ -58,16 +59,28 @@ fn service_uid() -> Option<u32> {
 /// (the service account is created by systemd-sysusers from
 /// `systemd/canhgac.sysusers`, a plain passwd entry).
 pub fn account(name: &str) -> Option<(u32, u32)> {
+    passwd_entries()?.find_map(|(user, uid, gid)| (user == name).then_some((uid, gid)))
+}
+
+/// The name of the account with `uid`, from `/etc/passwd`.
+pub fn account_name(uid: u32) -> Option<String> {
+    passwd_entries()?.find_map(|(user, id, _)| (id == uid).then_some(user))
+}
+
+/// Name, uid and primary gid of every well-formed `/etc/passwd` line.
+fn passwd_entries() -> Option<impl Iterator<Item = (String, u32, u32)>> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        if fields.next()? != name {
-            return None;
-        }
-        let uid = fields.nth(1)?.parse().ok()?;
-        let gid = fields.next()?.parse().ok()?;
-        Some((uid, gid))
-    })
+    let entries: Vec<_> = passwd
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(':');
+            let name = fields.next()?.to_owned();
+            let uid = fields.nth(1)?.parse().ok()?;
+            let gid = fields.next()?.parse().ok()?;
+            Some((name, uid, gid))
+        })
+        .collect();
+    Some(entries.into_iter())
 }
 
 #[cfg(test)]

@@ -94,7 +94,13 @@ p = libc.mmap(None, 4096, 0x1 | 0x2 | 0x4, 0x02 | 0x20, -1, 0)
 ok("PROT_WRITE|PROT_EXEC mmap refused", p in (None, ctypes.c_void_p(-1).value), "MemoryDenyWriteExecute")
 ok("other processes hidden", len([d for d in os.listdir("/proc") if d.isdigit()]) <= 3,
    f"{len([d for d in os.listdir('/proc') if d.isdigit()])} pids visible")
-ok("/proc/sys hidden (ProcSubset=pid)", not os.path.exists("/proc/sys/kernel"))
+# /proc/sys is visible (journalctl needs the boot id) but read-only.
+try:
+    with open("/proc/sys/kernel/hostname", "w") as f:
+        f.write("x")
+    ok("/proc/sys read-only (ProtectKernelTunables)", False)
+except OSError as e:
+    ok("/proc/sys read-only (ProtectKernelTunables)", True, e.strerror)
 
 ns = os.environ.get("NOTIFY_SOCKET")
 def notify(msg):

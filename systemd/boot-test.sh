@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end test of the .deb and the unit under a real systemd, for developers
-# (not run by CI: it needs root, ~2 minutes, and boots a container).
+# (not run by CI: it needs root, systemd-container, ~2 minutes, and boots a
+# container; CI runs packaging/deb/test.sh, which needs no booted systemd).
 #
 #   sudo systemd/boot-test.sh [--deb target/debian/canhgac_X_amd64.deb] [--real-daemon]
 #
@@ -18,6 +19,9 @@
 #     and checks that writes outside the state directory, netlink sockets,
 #     setuid, W+X memory, @resources calls and other processes are refused);
 #     with --real-daemon, with the packaged binary's own `canhgac run`;
+#   - with --real-daemon: sshd failures sent to the journal become an incident
+#     (the shipped config's journal input, no auth.log), and `canhgac
+#     incidents` run as root leaves the store to canhgac;
 #   - checks start, reload, a reload refused by a failing `check` (the daemon
 #     keeps running), 35 s without a watchdog restart, a clean stop, the online
 #     `systemd-analyze security` score, and purge (config removed, store kept).
@@ -102,6 +106,9 @@ check "/var/lib/canhgac is 750 canhgac:canhgac" bash -c '[ "$(stat -c "%a %U:%G"
 check "/etc/canhgac/canhgac.toml is 640 root:canhgac" bash -c '[ "$(stat -c "%a %U:%G" /etc/canhgac/canhgac.toml)" = "640 root:canhgac" ]'
 check "/etc/canhgac/rules.d exists" test -d /etc/canhgac/rules.d
 check "unit is enabled" bash -c '[ "$(systemctl is-enabled canhgac)" = enabled ]'
+check "the install did not start it (no agency id yet)" bash -c '! systemctl is-active --quiet canhgac'
+check "the syslog socket is not enabled" bash -c '[ "$(systemctl is-enabled canhgac-syslog.socket)" = disabled ]'
+sed -i 's/^agency = ""/agency = "so-tttt-boot-test"/' /etc/canhgac/canhgac.toml
 
 # The real binary under the unit's sandbox: the unit turned into a oneshot `scan`.
 sed -e 's/^Type=notify/Type=oneshot/' -e '/^ExecStartPre=/d' -e '/^ExecReload=/d' \
@@ -123,6 +130,15 @@ systemctl status canhgac --no-pager
 check "service is active after READY=1" systemctl is-active --quiet canhgac
 if [ "$(cat /in/real-daemon)" != 1 ]; then
     journalctl -u canhgac --no-pager -o cat | grep -E '^(PASS|FAIL) ' | sed 's/^\(PASS\|FAIL\) /\1 sandbox: /'
+fi
+if [ "$(cat /in/real-daemon)" = 1 ]; then
+    # No auth.log here: the shipped config reads sshd from the journal.
+    for i in 1 2 3 4 5 6 7 8; do
+        logger -i -t sshd "Failed password for root from 203.0.113.77 port 4000$i ssh2"
+    done
+    sleep 5
+    check "sshd failures in the journal became an incident" bash -c 'canhgac incidents --config /etc/canhgac/canhgac.toml | grep -q 203.0.113.77'
+    check "incidents run as root left the store to canhgac" bash -c '! find /var/lib/canhgac -user root | grep -q .'
 fi
 check "systemctl reload canhgac" systemctl reload canhgac
 sleep 1

@@ -37,13 +37,7 @@ impl Fixture {
     /// state in `state/`, builtin rules, plus `extra` TOML after the head;
     /// tests run in parallel: any free port.
     fn new(extra: &str) -> Self {
-        let site = Site::with(
-            &Config::new("test-agency")
-                .any_port()
-                .top(extra)
-                .input("auth", "auth.log", "syslog"),
-        );
-        site.write("auth.log", "");
+        let site = Site::with_auth_log(Config::new("test-agency").any_port().top(extra));
         Fixture { site }
     }
 
@@ -105,6 +99,30 @@ impl Fixture {
 
     fn check(&self) -> Output {
         cli::check(&self.config())
+    }
+
+    /// Waits for `daemon`, asked to stop, to exit cleanly; the store then
+    /// holds one ssh-bruteforce incident of `attacker`, with `events` events.
+    fn expect_stored_on_exit(&self, daemon: &Daemon, attacker: &str, events: u64) {
+        let status = daemon.wait_exit();
+        assert!(
+            status.success(),
+            "exit status {status}\n{}",
+            daemon.log_text()
+        );
+        let stored = self.incidents_of("ssh-bruteforce", attacker);
+        assert_eq!(stored.len(), 1, "{stored:#?}\n{}", daemon.log_text());
+        assert_eq!(stored[0]["events"], events, "{:#}", stored[0]);
+    }
+
+    /// Replaces the config with one that does not parse and sends SIGHUP;
+    /// returns once `daemon` has refused it.
+    fn refuse_a_broken_reload(&self, daemon: &Daemon) {
+        let from = daemon.log_len();
+        self.site
+            .write_config("agency = \"test-agency\"\n[[input]\n");
+        daemon.signal("HUP");
+        daemon.wait_log(from, "reload refused");
     }
 }
 
@@ -202,15 +220,7 @@ fn sigterm_stores_every_line_written_before_it() {
     let lines = 40;
     f.append("auth.log", &attack("203.0.113.7", lines, 0));
     daemon.signal("TERM");
-    let status = daemon.wait_exit();
-    assert!(
-        status.success(),
-        "exit status {status}\n{}",
-        daemon.log_text()
-    );
-    let stored = f.incidents_of("ssh-bruteforce", "203.0.113.7");
-    assert_eq!(stored.len(), 1, "{stored:#?}\n{}", daemon.log_text());
-    assert_eq!(stored[0]["events"], lines as u64, "{:#}", stored[0]);
+    f.expect_stored_on_exit(&daemon, "203.0.113.7", lines as u64);
 
     // A restart neither reads those lines again nor loses the open incident.
     let (daemon, _) = spawn_notified(&f);
@@ -231,15 +241,7 @@ fn sigterm_racing_fresh_lines_still_stores_them() {
     f.append("auth.log", &attack("198.51.100.9", 7, 0));
     daemon.signal("TERM");
     daemon.signal("CONT");
-    let status = daemon.wait_exit();
-    assert!(
-        status.success(),
-        "exit status {status}\n{}",
-        daemon.log_text()
-    );
-    let stored = f.incidents_of("ssh-bruteforce", "198.51.100.9");
-    assert_eq!(stored.len(), 1, "{stored:#?}\n{}", daemon.log_text());
-    assert_eq!(stored[0]["events"], 7);
+    f.expect_stored_on_exit(&daemon, "198.51.100.9", 7);
 }
 
 const CANARY_RULE: &str = r#"rules:
@@ -354,10 +356,7 @@ fn under_journald_lines_carry_priorities_and_no_time() {
     daemon.signal("HUP");
     daemon.wait_log(from, "reloaded");
     // An error: a reload of a config that does not parse.
-    let from = daemon.log_len();
-    f.site.write_config("agency = \"test-agency\"\n[[input]\n");
-    daemon.signal("HUP");
-    daemon.wait_log(from, "reload refused");
+    f.refuse_a_broken_reload(&daemon);
     assert!(daemon.stop().success());
 
     let log = daemon.log();
@@ -385,10 +384,7 @@ fn json_log_is_one_object_per_line() {
     let f = Fixture::new("");
     let daemon = f.by_hand().args(["--log-format", "json"]).spawn();
     daemon.wait_log(0, "ready");
-    let from = daemon.log_len();
-    f.site.write_config("agency = \"test-agency\"\n[[input]\n");
-    daemon.signal("HUP");
-    daemon.wait_log(from, "reload refused");
+    f.refuse_a_broken_reload(&daemon);
     assert!(daemon.stop().success());
     let log = daemon.log();
     let mut levels = Vec::new();
@@ -440,9 +436,7 @@ fn a_state_dir_that_cannot_be_created_stops_the_start() {
 /// root, who could read the file whatever its mode).
 #[test]
 fn an_unreadable_input_is_reported_backed_off_and_read_once_readable() {
-    let site = Site::new();
-    site.write("auth.log", "");
-    site.configure(&Config::new("test-agency").input("auth", "auth.log", "syslog"));
+    let site = Site::with_auth_log(Config::new("test-agency"));
     let log_path = site.path("auth.log");
     fs::set_permissions(&log_path, fs::Permissions::from_mode(0o000)).expect("chmod");
     let daemon = site.daemon().unprivileged().ready();
@@ -559,4 +553,50 @@ fn lines_of_another_type_are_said_once_and_counted() {
         .filter(|l| l.contains("is not a syslog line"))
         .count();
     assert_eq!(said, 1, "{}", daemon.log_text());
+}
+
+/// A configured file that does not exist is said with its config line; an
+/// auth.log that the journal stands in for is not a problem, and once it
+/// exists the journal input is left out on reload, so that no attempt is
+/// read twice.
+#[test]
+fn a_missing_log_is_said_with_its_config_line_unless_the_journal_stands_in() {
+    let site = Site::new();
+    fs::create_dir(site.path("journal")).expect("journal dir");
+    let auth = site.path("auth.log");
+    site.configure(
+        &Config::new("test-agency")
+            .input("auth", &auth.display().to_string(), "syslog")
+            .input("web", &site.path("access.log").display().to_string(), "nginx")
+            .body(&format!(
+                "[[input]]\nname = \"auth-journal\"\ntype = \"journal\"\ndirectory = \"journal\"\nunless_exists = \"{}\"\n",
+                auth.display()
+            )),
+    );
+    let config_text = site.read_config();
+    let web_line = 1 + config_text
+        .lines()
+        .position(|l| l.contains("access.log"))
+        .expect("web input path");
+    let daemon = site.daemon().ready();
+    let warning = daemon.wait_log(0, "input=web");
+    assert!(
+        warning.contains("no file matches yet")
+            && warning.contains(&format!("canhgac.toml:{web_line}:")),
+        "{warning}"
+    );
+    let stand_in = daemon.wait_log(0, "input auth-journal reads the same lines");
+    assert!(stand_in.contains("INFO"), "{stand_in}");
+
+    site.write("auth.log", "");
+    let from = daemon.log_len();
+    daemon.signal("HUP");
+    daemon.wait_log(from, "reloaded");
+    let left_out = daemon.log_since(from);
+    assert!(
+        left_out.contains("input=auth-journal")
+            && left_out.contains("exists, and the same lines are read there"),
+        "{left_out}"
+    );
+    assert!(daemon.stop().success(), "{}", daemon.log_text());
 }

@@ -10,36 +10,6 @@ use canhgac::rules::{matcher::Matcher, INPUT_TYPES};
 use super::{fail, load_config, load_rules, rule_errors};
 use crate::RuleArgs;
 
-/// `check --as-user USER`: the same check, run again as `USER` with its
-/// groups (`setpriv --init-groups`), the `--as-user` option left out.
-pub(crate) fn as_user(user: &str) -> Result<ExitCode, ExitCode> {
-    use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe().map_err(fail)?;
-    let mut args = Vec::new();
-    let mut given = std::env::args_os().skip(1);
-    while let Some(arg) = given.next() {
-        if arg == "--as-user" {
-            given.next();
-        } else if !arg.to_string_lossy().starts_with("--as-user=") {
-            args.push(arg);
-        }
-    }
-    let Some((uid, gid)) = canhgac::secret::account(user) else {
-        eprintln!("canhgac: no account {user} in /etc/passwd");
-        return Err(ExitCode::FAILURE);
-    };
-    let err = std::process::Command::new("setpriv")
-        .args(["--reuid", &uid.to_string(), "--regid", &gid.to_string()])
-        .args(["--init-groups", "--"])
-        .arg(exe)
-        .args(args)
-        .exec();
-    eprintln!(
-        "canhgac: cannot check as {user} with setpriv (util-linux): {err}; run it as that account instead: sudo -u {user} canhgac check ..."
-    );
-    Err(ExitCode::FAILURE)
-}
-
 pub(crate) fn run(config: Option<&Path>, args: &RuleArgs) -> Result<ExitCode, ExitCode> {
     let config = config.map(load_config).transpose()?;
     let mut rules = match &config {
@@ -88,6 +58,12 @@ pub(crate) fn run(config: Option<&Path>, args: &RuleArgs) -> Result<ExitCode, Ex
         Matcher::new(&rules, t).map_err(fail)?;
     }
     if let Some(c) = &config {
+        // The daemon's own refusal, before systemd starts (and restarts) it
+        // on a store it cannot open: after a downgrade, say.
+        canhgac::store::check_file(&c.db_path()).map_err(|e| {
+            eprintln!("canhgac: {e}");
+            ExitCode::FAILURE
+        })?;
         println!(
             "ok: config {}: agency {}, {} input(s), state in {}",
             c.file.display(),
@@ -117,7 +93,13 @@ pub(crate) fn run(config: Option<&Path>, args: &RuleArgs) -> Result<ExitCode, Ex
             println!("{l}");
         }
         for input in &c.inputs {
-            check_input_files(input);
+            check_input_files(c, input);
+        }
+        for (name, file) in &c.inputs_left_out {
+            println!(
+                "ok: input {name} not read: {} exists, and the same lines are read there",
+                file.display()
+            );
         }
         check_exposure(c);
     }
@@ -158,7 +140,7 @@ pub(crate) fn run(config: Option<&Path>, args: &RuleArgs) -> Result<ExitCode, Ex
 /// in the config. And, of the files it can read, lines that are not of the
 /// input's type: an input whose every line is read and none can ever match
 /// is worse than an error. Warnings all: the daemon starts and retries.
-fn check_input_files(input: &canhgac::config::InputConfig) {
+fn check_input_files(config: &Config, input: &canhgac::config::InputConfig) {
     use canhgac::config::SourceConfig;
     use canhgac::input::shape::{Shaper, FULL_CHECK_BYTES};
     use std::io::Read;
@@ -188,7 +170,13 @@ fn check_input_files(input: &canhgac::config::InputConfig) {
     };
     let files: Vec<_> = found.flatten().filter(|p| p.is_file()).collect();
     if files.is_empty() {
-        warn(format!("no file matches {path} yet"));
+        match config.stands_in_for(path) {
+            Some(other) => println!(
+                "ok: input {}: {path} does not exist; input {} reads the same lines",
+                input.name, other.name
+            ),
+            None => warn(format!("no file matches {path} yet")),
+        }
     }
     for file in files {
         let f = match std::fs::File::open(&file) {

@@ -4,7 +4,9 @@
 //! These modules belong to the binary, not the library: they print, and
 //! they turn failures into exit codes.
 
+pub(crate) mod account;
 pub(crate) mod check;
+pub(crate) mod generate;
 pub(crate) mod import;
 pub(crate) mod integrity;
 pub(crate) mod report;

@@ -57,6 +57,26 @@ pub(crate) fn patterns(args: &RuleArgs, input_type: Option<&str>) -> Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
+pub(crate) fn show(file: &str) -> Result<ExitCode, ExitCode> {
+    let name = file.strip_prefix("<builtin>/").unwrap_or(file);
+    let Some((_, text)) = canhgac::rules::builtin::BUILTIN_RULES
+        .iter()
+        .find(|(n, _)| *n == name)
+    else {
+        let names: Vec<&str> = canhgac::rules::builtin::BUILTIN_RULES
+            .iter()
+            .map(|(n, _)| *n)
+            .collect();
+        eprintln!(
+            "canhgac: no built-in rule file {name:?}; there are: {}",
+            names.join(", ")
+        );
+        return Err(ExitCode::FAILURE);
+    };
+    io::stdout().write_all(text.as_bytes()).map_err(fail)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) fn list(args: &RuleArgs, config: Option<&Path>) -> Result<ExitCode, ExitCode> {
     let rules = match config {
         Some(path) => {

@@ -25,6 +25,9 @@ pub struct InputConfig {
     /// lines are written in syslog's format).
     pub input_type: String,
     pub source: SourceConfig,
+    /// Read only while this file does not exist: a journal input for the
+    /// lines that rsyslog writes to that file when it is installed.
+    pub unless_exists: Option<PathBuf>,
     /// Where its source is written: `path`, `listen`, or `type` for the
     /// journal.
     pub at: At,
@@ -105,6 +108,24 @@ pub(super) struct RawInput {
     /// TCP and RELP receivers: TLS.
     pub(super) tls_cert: Option<Spanned<String>>,
     pub(super) tls_key: Option<Spanned<String>>,
+    /// Journal: left out while this file exists.
+    pub(super) unless_exists: Option<Spanned<String>>,
+}
+
+/// Takes out of `inputs` those whose `unless_exists` file exists, decided
+/// each time the config is read (start, SIGHUP, `check`): on a host where
+/// rsyslog writes auth.log, the journal input for the same lines would
+/// count every attempt twice.
+pub(super) fn left_out(inputs: &mut Vec<InputConfig>) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    inputs.retain(|input| match &input.unless_exists {
+        Some(file) if file.exists() => {
+            out.push((input.name.clone(), file.clone()));
+            false
+        }
+        _ => true,
+    });
+    out
 }
 
 impl Validator<'_> {
@@ -161,8 +182,13 @@ impl Validator<'_> {
                 };
                 let span = key.map_or_else(|| input.input_type.span(), Spanned::span);
                 let at = At(position(&self.file, self.text, span.start));
+                let unless_exists = input
+                    .unless_exists
+                    .as_ref()
+                    .map(|p| self.resolve(p.get_ref()));
                 inputs.push(InputConfig {
                     name: name.clone(),
+                    unless_exists,
                     input_type: if SOURCE_TYPES.contains(&input_type.as_str()) {
                         "syslog".to_owned()
                     } else {
@@ -205,6 +231,10 @@ impl Validator<'_> {
                 "directory",
             ));
             strays.extend(stray(input.matches.as_ref().map(Spanned::span), "match"));
+            strays.extend(stray(
+                input.unless_exists.as_ref().map(Spanned::span),
+                "unless_exists",
+            ));
         }
         if !is_syslog {
             strays.extend(stray(input.listen.as_ref().map(Spanned::span), "listen"));

@@ -69,6 +69,9 @@ pub struct Config {
     pub http: HttpConfig,
     pub pipeline: PipelineConfig,
     pub inputs: Vec<InputConfig>,
+    /// Inputs left out because the file their `unless_exists` names exists
+    /// (the same lines are read there): name and that file.
+    pub inputs_left_out: Vec<(String, PathBuf)>,
     /// IoC feeds (`[[feed]]`), in order. Their files are read by the
     /// daemon and `check`, not here: loading a config must stay cheap.
     pub feeds: Vec<FeedDecl>,
@@ -79,6 +82,15 @@ pub struct Config {
 impl Config {
     pub fn db_path(&self) -> PathBuf {
         self.state_dir.join(DB_FILE)
+    }
+
+    /// The input that reads the same lines elsewhere while the file at
+    /// `path` does not exist (its `unless_exists`): a missing auth.log is
+    /// then expected, not a problem.
+    pub fn stands_in_for(&self, path: &str) -> Option<&InputConfig> {
+        self.inputs
+            .iter()
+            .find(|i| i.unless_exists.as_deref() == Some(Path::new(path)))
     }
 
     /// A config for the daemon: it must watch something.
@@ -197,7 +209,14 @@ impl Validator<'_> {
     /// Every section, in the order their errors are reported.
     fn validate(&mut self, path: &Path, raw: RawConfig) -> Config {
         let agency = raw.agency.get_ref().clone();
-        if !valid_name(&agency, false) {
+        if agency.is_empty() {
+            // The shipped config leaves it empty on purpose: incident ids
+            // carry it for ever, so nothing is recorded under a placeholder.
+            self.error(
+                &raw.agency.span(),
+                "agency is not set: write your agency's id as agreed with the national monitoring center (lower-case letters, digits and '-', e.g. \"so-tttt-hanoi\"), then start canhgac".into(),
+            );
+        } else if !valid_name(&agency, false) {
             self.error(
                 &raw.agency.span(),
                 format!("agency id {agency:?}: use lower-case letters, digits and '-' (at most 64), e.g. \"so-tttt-hanoi\""),
@@ -249,7 +268,8 @@ impl Validator<'_> {
             .map(|l| At(validator::position(&self.file, self.text, l.span().start)));
         let http = self.http(&raw.http);
         let pipeline = self.pipeline(&raw.pipeline);
-        let (inputs, names) = self.inputs(&raw.inputs);
+        let (mut inputs, names) = self.inputs(&raw.inputs);
+        let inputs_left_out = inputs::left_out(&mut inputs);
         let integrity = self.integrity(&raw, &names);
         if self.needs == Needs::Inputs && raw.inputs.is_empty() && raw.webroots.is_empty() {
             self.error(
@@ -271,6 +291,7 @@ impl Validator<'_> {
             http,
             pipeline,
             inputs,
+            inputs_left_out,
             feeds,
             integrity,
         }

@@ -47,6 +47,7 @@ fn minimal_config_takes_defaults() {
                 path: "/var/log/auth.log".into(),
                 start_at_end: true,
             },
+            unless_exists: None,
             at: crate::position::At(crate::position::Position {
                 file: String::new(),
                 line: 0,
@@ -129,4 +130,42 @@ fn unknown_keys_and_syntax_errors_are_positioned() {
     );
     let errors = parse("agency = \"x\"\n").expect_err("no inputs");
     assert!(errors[0].contains("no [[input]]"), "{errors:?}");
+}
+
+#[test]
+fn an_unset_agency_is_refused_with_what_to_write() {
+    let errors = parse(&MINIMAL.replace("so-tttt-hanoi", "")).expect_err("empty agency");
+    assert_errors(
+        &errors,
+        &["/etc/canhgac/canhgac.toml:1:10: agency is not set"],
+    );
+    assert!(errors[0].contains("so-tttt-hanoi"), "{errors:?}");
+}
+
+#[test]
+fn a_journal_input_is_left_out_while_its_file_exists() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = |file: &str| {
+        format!(
+            "agency = \"a\"\n[[input]]\nname = \"auth-journal\"\ntype = \"journal\"\nunless_exists = \"{}\"\n",
+            dir.path().join(file).display()
+        )
+    };
+    std::fs::write(dir.path().join("auth.log"), "").expect("write");
+    let c = parse(&config("auth.log")).expect("valid");
+    assert!(c.inputs.is_empty(), "{:?}", c.inputs);
+    assert_eq!(
+        c.inputs_left_out,
+        vec![("auth-journal".to_owned(), dir.path().join("auth.log"))]
+    );
+    let c = parse(&config("missing.log")).expect("valid");
+    assert_eq!(c.inputs.len(), 1);
+    assert!(c.inputs_left_out.is_empty());
+
+    let errors = parse(&format!("{MINIMAL}unless_exists = \"/var/log/auth.log\"\n"))
+        .expect_err("files do not take it");
+    assert_errors(
+        &errors,
+        &["/etc/canhgac/canhgac.toml:7:17: unless_exists is not read by inputs of type \"syslog\""],
+    );
 }

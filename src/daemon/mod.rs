@@ -68,7 +68,7 @@ use std::time::{Duration, Instant};
 
 use jiff::SignedDuration;
 use prometheus::IntCounter;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::analyze::Analyzer;
 use crate::config::Config;
@@ -92,11 +92,24 @@ pub enum Control {
     Stop,
 }
 
+/// Says which inputs the config leaves out on this host, and why: an input
+/// that reads nothing must not look like a quiet one.
+pub(crate) fn log_inputs_left_out(config: &Config) {
+    for (name, file) in &config.inputs_left_out {
+        info!(
+            input = %name,
+            "not read: {} exists, and the same lines are read there",
+            file.display()
+        );
+    }
+}
+
 /// Runs the daemon until SIGTERM or SIGINT. Errors that stop it from
 /// starting (config, rules, store) come back as one message.
 pub fn run(config_path: &Path) -> Result<(), String> {
     tune_allocator();
     let config = Config::load(config_path).map_err(|e| e.to_string())?;
+    log_inputs_left_out(&config);
     let compiled = load_rules(&config, None)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

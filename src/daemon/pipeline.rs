@@ -16,7 +16,7 @@ use super::notify::Notifier;
 use super::reload::{load_feeds, start_reloader, Compiled};
 use super::state::{new_analyzer, rebuild_detector, stored_snapshot};
 use super::{signed, Control, Counters, DetectorCounts, Pipeline};
-use crate::config::Config;
+use crate::config::{Config, SourceConfig};
 use crate::detect::{Observation, Snapshot};
 use crate::http;
 use crate::input::watch::{Wakeup, Woken};
@@ -354,8 +354,16 @@ impl Pipeline {
         let mut dirs = Vec::new();
         for input in &mut self.inputs {
             for n in input.reader.sweep() {
-                if n.problem {
-                    warn!(input = %input.config.name, "{}", n.message);
+                let stand_in = match &input.config.source {
+                    SourceConfig::Files { path, .. } if n.nothing_matched => {
+                        self.config.stands_in_for(path)
+                    }
+                    _ => None,
+                };
+                if let Some(other) = stand_in {
+                    info!(input = %input.config.name, "{}; input {} reads the same lines", n.message, other.name);
+                } else if n.problem {
+                    warn!(input = %input.config.name, config = %input.config.at.0, "{}", n.message);
                 } else {
                     info!(input = %input.config.name, "{}", n.message);
                 }

@@ -84,6 +84,7 @@ impl PreparingReload {
                 let prepared = Config::load(&file)
                     .map_err(|e| e.to_string())
                     .and_then(|config| {
+                        super::log_inputs_left_out(&config);
                         let compiled = load_rules(&config, Some(&previous))?;
                         Ok(Prepared { config, compiled })
                     });

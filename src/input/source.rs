@@ -21,7 +21,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use super::checkpoint::FileCheckpoint;
-use super::tail::{FileTail, TailStats};
+use super::tail::{FileTail, NoticeKind, TailStats};
 
 /// What is known about a run of lines besides their text.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -112,6 +112,9 @@ pub struct Note {
     /// A warning (something to fix, or lines that may be lost) rather than
     /// normal life.
     pub problem: bool,
+    /// The input's path matches no file: a problem unless another input
+    /// stands in for it (the journal for a missing auth.log).
+    pub nothing_matched: bool,
     pub message: String,
 }
 
@@ -170,6 +173,7 @@ impl Source for FileTail {
             .into_iter()
             .map(|n| Note {
                 problem: n.kind.is_problem(),
+                nothing_matched: n.kind == NoticeKind::NothingMatched,
                 message: n.to_string(),
             })
             .collect()

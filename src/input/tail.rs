@@ -252,6 +252,8 @@ pub struct FileTail {
     files: Vec<Tracked>,
     unreadable: HashMap<PathBuf, Unreadable>,
     glob_errors: HashSet<PathBuf>,
+    /// The pattern matched no file at the last sweep, and that was said.
+    told_nothing_matched: bool,
     /// Directories of the last sweep's matches.
     found_dirs: BTreeSet<PathBuf>,
     base_dir: PathBuf,
@@ -290,6 +292,7 @@ impl FileTail {
             files: Vec::new(),
             unreadable: HashMap::new(),
             glob_errors: HashSet::new(),
+            told_nothing_matched: false,
             found_dirs: BTreeSet::new(),
             base_dir,
             next_seq: 0,

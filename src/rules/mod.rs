@@ -20,7 +20,9 @@ pub mod load;
 pub mod matcher;
 pub mod spec;
 
-mod builtin {
+/// The rule files compiled into the binary: `BUILTIN_RULES`, (file name,
+/// text) pairs.
+pub mod builtin {
     include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
 }
 

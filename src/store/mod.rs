@@ -54,7 +54,7 @@ pub use commit::{Batch, BatchRows, CommitInfo, DetectorWrite, Recovery, StateRow
 pub use import::{ImportFile, ImportOutcome, ImportRecord};
 pub(crate) use query::incident_uid;
 pub use query::{IncidentOrder, IncidentQuery};
-pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
+pub use schema::{backup_path, check_file, APPLICATION_ID, SCHEMA_VERSION};
 pub use tally::{GroupBy, GroupCount};
 pub(crate) use values::{bits_u64, from_us, to_i64, to_u64, to_us, u64_bits};
 
@@ -92,7 +92,7 @@ pub enum StoreError {
     /// The file is damaged or not an SQLite database at all.
     #[error("database is corrupt or not an SQLite database ({0})")]
     Corrupt(rusqlite::Error),
-    #[error("{}: schema version {found} is newer than this canhgac knows ({known}); run a newer canhgac", path.display())]
+    #[error("{}: schema version {found} is newer than this canhgac knows ({known}); run a newer canhgac, or go back to the copy the newer one took before migrating ({}.schema-{known}.bak; docs/install.md, \"Going back to an older version\")", path.display(), path.display())]
     SchemaTooNew {
         path: PathBuf,
         found: i64,
@@ -273,6 +273,7 @@ impl Store {
         store
             .conn
             .pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
+        store.back_up_before_migration()?;
         store.migrate()?;
         Ok(store)
     }

@@ -278,7 +278,47 @@ BEGIN
 END;
 ";
 
+/// Where the copy of a store taken before migrating it from `version` goes.
+pub fn backup_path(db: &Path, version: i64) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(format!(".schema-{version}.bak"));
+    name.into()
+}
+
 impl Store {
+    /// Before a migration changes an existing store: a consistent copy of
+    /// it beside the database (`VACUUM INTO`), so that going back to the
+    /// previous canhgac is a copy back, never a guess. Said in the log,
+    /// with where the copy is.
+    pub(super) fn back_up_before_migration(&self) -> Result<(), StoreError> {
+        let (version, _) = read_header(&self.conn)?;
+        if version == 0 || version >= SCHEMA_VERSION {
+            return Ok(());
+        }
+        let backup = backup_path(&self.path, version);
+        // A copy left by a migration that failed is older than the store.
+        match std::fs::remove_file(&backup) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: backup,
+                    source,
+                })
+            }
+        }
+        let target = backup.to_str().ok_or_else(|| {
+            StoreError::Invalid(format!("{}: not a UTF-8 path", backup.display()))
+        })?;
+        self.conn.execute("VACUUM INTO ?1", [target])?;
+        tracing::info!(
+            store = %self.path.display(),
+            backup = %backup.display(),
+            "migrating the store from schema {version} to {SCHEMA_VERSION}; the store as it was is copied to the backup (to go back to the previous canhgac: stop it, copy the backup over the store, remove the store's -wal and -shm files)"
+        );
+        Ok(())
+    }
+
     /// Applies the missing migrations and records the agency, in one
     /// IMMEDIATE transaction: a second process opening the database at the
     /// same moment waits, then finds the schema current.
@@ -314,8 +354,72 @@ impl Store {
 /// current version.
 pub(super) fn check_header(conn: &Connection, path: &Path, reader: bool) -> Result<(), StoreError> {
     let (version, app_id) = read_header(conn)?;
+    let fresh = app_id == 0 && version == 0 && !has_tables(conn)?;
+    judge_header(path, version, app_id, fresh, reader)
+}
+
+/// What [`Store::open`] would say of the database file at `path`, for
+/// `check`, which runs before the daemon (and before every reload, while
+/// the daemon writes). Run as the store's owner (the unit's
+/// `ExecStartPre=`), SQLite reads the header as the daemon will, WAL
+/// included. Run as anyone else it must not open the store (opening makes
+/// its WAL files, which would then belong to the wrong account): the header
+/// bytes on disk are judged instead, where a store not yet checkpointed
+/// looks fresh and is let pass (the daemon says the rest).
+pub fn check_file(path: &Path) -> Result<(), StoreError> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let io_error = |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error(e)),
+    };
+    let owner = file.metadata().map_err(io_error)?.uid();
+    if owner == crate::secret::current_uid() {
+        // No SQLITE_OPEN_CREATE: it exists; and nothing is written.
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        return check_header(&conn, path, false);
+    }
+    let mut header = Vec::with_capacity(100);
+    file.take(100).read_to_end(&mut header).map_err(io_error)?;
+    // SQLite's file format: a 16-byte magic string, then big-endian fields;
+    // user_version at offset 60, application_id at 68.
+    let field = |at: usize| {
+        header
+            .get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(i32::from_be_bytes)
+    };
+    match (field(60), field(68)) {
+        (Some(version), Some(app_id)) if header.starts_with(b"SQLite format 3\0") => {
+            let fresh = version == 0 && app_id == 0;
+            judge_header(path, version.into(), app_id, fresh, false)
+        }
+        // Empty, or a header still being written: the daemon judges it.
+        _ if header.len() < 100 => Ok(()),
+        (version, app_id) => Err(StoreError::NotOurs {
+            path: path.to_path_buf(),
+            app_id: app_id.unwrap_or(0),
+            version: version.unwrap_or(0).into(),
+        }),
+    }
+}
+
+fn judge_header(
+    path: &Path,
+    version: i64,
+    app_id: i32,
+    fresh: bool,
+    reader: bool,
+) -> Result<(), StoreError> {
     let path = path.to_path_buf();
-    if app_id == 0 && version == 0 && !has_tables(conn)? {
+    if fresh {
         // A fresh file (SQLite creates the header on the first write).
         return if reader {
             Err(StoreError::Missing { path })
@@ -441,6 +545,8 @@ mod tests {
     #[test]
     fn newer_schema_is_refused() {
         let (_dir, path, store) = fresh();
+        // While the daemon holds it, its schema maybe only in the WAL.
+        check_file(&path).expect("a store in use passes check");
         drop(store);
         Connection::open(&path)
             .expect("raw")
@@ -452,6 +558,10 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("newer"), "{err}");
+        // `check` says the same, from the file's header alone.
+        let checked = check_file(&path).expect_err("check refuses");
+        assert_eq!(checked.to_string(), err.to_string());
+        assert!(check_file(&path.with_extension("missing")).is_ok());
         let err = Store::open_read(&path).err().expect("reader refuses");
         assert!(matches!(err, StoreError::SchemaTooNew { .. }), "{err}");
         // Nothing was changed by the refused open.
@@ -548,6 +658,16 @@ mod tests {
             store.count_by_category(ts(0), ts(7_200)).expect("count"),
             [("deface".to_owned(), 1), ("phishing".to_owned(), 2)]
         );
+        // The store as it was, kept beside it: the way back to the older
+        // canhgac.
+        let backup = Connection::open(backup_path(&path, 2)).expect("backup");
+        let version: i64 = backup
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("version");
+        let incidents: i64 = backup
+            .query_row("SELECT COUNT(*) FROM incidents", [], |r| r.get(0))
+            .expect("incidents");
+        assert_eq!((version, incidents), (2, 3));
         let tally: i64 = store
             .conn
             .query_row("SELECT SUM(n) FROM incident_tally", [], |r| r.get(0))

@@ -101,6 +101,17 @@ impl FileTail {
                 }
             }
         }
+        // A missing directory is said by the watcher; a file missing from an
+        // existing one (auth.log on a host without rsyslog) only here.
+        let nothing = found.is_empty() && errors.is_empty() && self.base_dir.is_dir();
+        if nothing && !self.told_nothing_matched {
+            notices.push(notice(
+                Path::new(&self.opts.pattern),
+                NoticeKind::NothingMatched,
+                "no file matches yet: nothing is read until one appears",
+            ));
+        }
+        self.told_nothing_matched = nothing;
         self.glob_errors = errors;
         found
     }

@@ -30,6 +30,8 @@ pub enum NoticeKind {
     ReadError,
     /// A checkpoint matched no file and was dropped.
     CheckpointDropped,
+    /// The pattern matches no file (said once, until one appears).
+    NothingMatched,
     /// Expanding the pattern hit an error (e.g. an unreadable directory).
     Pattern,
     /// Watching a directory for changes failed; the periodic sweep covers it.
@@ -47,6 +49,7 @@ impl NoticeKind {
                 | NoticeKind::ReadError
                 | NoticeKind::CheckpointDropped
                 | NoticeKind::Pattern
+                | NoticeKind::NothingMatched
                 | NoticeKind::Watch
         )
     }
