@@ -20,7 +20,8 @@
 #     setuid, W+X memory, @resources calls and other processes are refused);
 #     with --real-daemon, with the packaged binary's own `canhgac run`;
 #   - with --real-daemon: sshd failures sent to the journal become an incident
-#     (the shipped config's journal input, no auth.log), and `canhgac
+#     (rsyslog stopped and auth.log removed first: the shipped config's journal
+#     input, as on Debian 12 without rsyslog), and `canhgac
 #     incidents` run as root leaves the store to canhgac;
 #   - checks start, reload, a reload refused by a failing `check` (the daemon
 #     keeps running), 35 s without a watchdog restart, a clean stop, the online
@@ -95,6 +96,10 @@ pass() { echo "PASS $*"; }
 fail() { echo "FAIL $*"; }
 check() { local name="$1"; shift; if "$@"; then pass "$name"; else fail "$name"; fi; }
 sleep 3
+# A Debian 12 host without rsyslog, as the shipped config expects to meet:
+# sshd, sudo and su log only to the journal.
+systemctl stop rsyslog.service syslog.socket 2>/dev/null
+rm -f /var/log/auth.log
 mkdir -p /var/log/canhgac-test
 echo "Oct 31 01:00:05 host sshd[1]: Failed password for root from 203.0.113.45 port 22 ssh2" > /var/log/canhgac-test/auth.log
 chown root:adm /var/log/canhgac-test/auth.log
@@ -132,9 +137,9 @@ if [ "$(cat /in/real-daemon)" != 1 ]; then
     journalctl -u canhgac --no-pager -o cat | grep -E '^(PASS|FAIL) ' | sed 's/^\(PASS\|FAIL\) /\1 sandbox: /'
 fi
 if [ "$(cat /in/real-daemon)" = 1 ]; then
-    # No auth.log here: the shipped config reads sshd from the journal.
+    # As sshd logs; no auth.log here: the shipped config reads the journal.
     for i in 1 2 3 4 5 6 7 8; do
-        logger -i -t sshd "Failed password for root from 203.0.113.77 port 4000$i ssh2"
+        logger -i -p authpriv.info -t sshd "Failed password for root from 203.0.113.77 port 4000$i ssh2"
     done
     sleep 5
     check "sshd failures in the journal became an incident" bash -c 'canhgac incidents --config /etc/canhgac/canhgac.toml | grep -q 203.0.113.77'
