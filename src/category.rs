@@ -3,52 +3,27 @@
 //! The ids are a stable interface: they appear in metrics labels, reports,
 //! the API and rule files, so renaming one breaks dashboards.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Category {
-    Phishing,
-    Deface,
-    Malware,
-    Bruteforce,
-    WebAttack,
-    Recon,
-    Dos,
-    PrivilegeEscalation,
-    PolicyViolation,
+use crate::ids::id_enum;
+
+id_enum! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum Category: "category" {
+        Phishing => "phishing",
+        Deface => "deface",
+        Malware => "malware",
+        Bruteforce => "bruteforce",
+        WebAttack => "web-attack",
+        Recon => "recon",
+        Dos => "dos",
+        PrivilegeEscalation => "privilege-escalation",
+        PolicyViolation => "policy-violation",
+    }
 }
 
 impl Category {
-    pub const ALL: [Category; 9] = [
-        Category::Phishing,
-        Category::Deface,
-        Category::Malware,
-        Category::Bruteforce,
-        Category::WebAttack,
-        Category::Recon,
-        Category::Dos,
-        Category::PrivilegeEscalation,
-        Category::PolicyViolation,
-    ];
-
-    pub fn id(self) -> &'static str {
-        match self {
-            Category::Phishing => "phishing",
-            Category::Deface => "deface",
-            Category::Malware => "malware",
-            Category::Bruteforce => "bruteforce",
-            Category::WebAttack => "web-attack",
-            Category::Recon => "recon",
-            Category::Dos => "dos",
-            Category::PrivilegeEscalation => "privilege-escalation",
-            Category::PolicyViolation => "policy-violation",
-        }
-    }
-
     /// Label used in Vietnamese reports, as in the center's bulletins.
     pub fn label_vi(self) -> &'static str {
         match self {
@@ -97,54 +72,19 @@ impl Category {
     }
 }
 
-impl fmt::Display for Category {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.id())
+id_enum! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Severity: "severity" {
+        Info => "info",
+        Low => "low",
+        Medium => "medium",
+        High => "high",
+        Critical => "critical",
     }
-}
-
-impl FromStr for Category {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Category::ALL
-            .into_iter()
-            .find(|c| c.id() == s)
-            .ok_or_else(|| {
-                let ids: Vec<&str> = Category::ALL.iter().map(|c| c.id()).collect();
-                format!("unknown category `{s}`; expected one of {}", ids.join(", "))
-            })
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Low,
-    Medium,
-    High,
-    Critical,
 }
 
 impl Severity {
-    pub const ALL: [Severity; 5] = [
-        Severity::Info,
-        Severity::Low,
-        Severity::Medium,
-        Severity::High,
-        Severity::Critical,
-    ];
-
-    pub fn id(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-
     pub fn label_en(self) -> &'static str {
         match self {
             Severity::Info => "Info",
@@ -163,24 +103,6 @@ impl Severity {
             Severity::High => "Cao",
             Severity::Critical => "Nghiêm trọng",
         }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.id())
-    }
-}
-
-impl FromStr for Severity {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Severity::ALL
-            .into_iter()
-            .find(|c| c.id() == s)
-            .ok_or_else(|| {
-                format!("unknown severity `{s}`; expected one of info, low, medium, high, critical")
-            })
     }
 }
 

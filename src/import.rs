@@ -54,7 +54,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
-use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
@@ -63,8 +62,8 @@ use crate::config::{InputConfig, SourceConfig};
 use crate::detect::Detector;
 use crate::input::lines::LineChunks;
 use crate::input::sniff::sniff;
-use crate::network::Network;
 use crate::rules::{RuleSet, INPUT_TYPES};
+use crate::scan::ReadOptions;
 use crate::store::{ImportFile, ImportOutcome, ImportRecord, IncidentRecord, Store, StoreError};
 use crate::timestamp::TimeParser;
 
@@ -80,18 +79,10 @@ const BINARY_SHARE: f64 = 0.3;
 pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub struct ImportOptions {
-    /// Input type of every file; `None`: the matching configured input's
-    /// type, else recognised from the file's first lines.
-    pub input_type: Option<String>,
+    pub read: ReadOptions,
     /// Input name recorded with the incidents; `None`: the configured input
     /// whose path matches the file (rotation suffixes removed).
     pub input: Option<String>,
-    pub time_zone: TimeZone,
-    pub year: Option<i16>,
-    pub max_line: usize,
-    pub max_keys: usize,
-    /// Reverse proxies whose `X-Forwarded-For` is believed (see [`crate::client`]).
-    pub trusted_proxies: Vec<Network>,
 }
 
 /// What became of one file.
@@ -144,10 +135,10 @@ impl Importer {
         opts: ImportOptions,
     ) -> Result<Importer, StoreError> {
         store.set_busy_timeout(BUSY_TIMEOUT)?;
-        let detector = Detector::new(rules.policies(), opts.max_keys);
+        let detector = Detector::new(rules.policies(), opts.read.max_keys);
         let rules_digest = rules.digest();
         let mut analyzer = Analyzer::new(rules, detector);
-        analyzer.set_trusted_proxies(opts.trusted_proxies.clone());
+        analyzer.set_trusted_proxies(opts.read.trusted_proxies.clone());
         Ok(Importer {
             rules_digest,
             analyzer,
@@ -212,23 +203,7 @@ impl Importer {
             }
         }
 
-        file.seek(SeekFrom::Start(0))
-            .map_err(|e| err(format!("cannot read: {e}")))?;
-        let counted = Counting {
-            inner: file,
-            read: 0,
-            total,
-            progress,
-        };
-        let decompressed: Box<dyn Read + '_> = match compression {
-            Compression::None => Box::new(counted),
-            Compression::Gzip => Box::new(MultiGzDecoder::new(counted)),
-        };
-        let mut hashing = Hashing {
-            inner: decompressed,
-            hasher: Sha256::new(),
-            bytes: 0,
-        };
+        let mut hashing = hashed_from_start(file, compression, total, progress).map_err(err)?;
         let mut head = Vec::with_capacity(SNIFF_BYTES);
         (&mut hashing)
             .take(SNIFF_BYTES as u64)
@@ -242,7 +217,7 @@ impl Importer {
             ));
         }
         let matched = self.matching_input(path);
-        let input_type = match (&self.opts.input_type, matched) {
+        let input_type = match (&self.opts.read.input_type, matched) {
             (Some(t), _) => t.clone(),
             (None, Some(i)) => i.input_type.clone(),
             (None, None) => sniff(&head).map(str::to_owned).ok_or_else(|| {
@@ -258,16 +233,16 @@ impl Importer {
             .clone()
             .or_else(|| matched.map(|i| i.name.clone()));
 
-        let mut times = TimeParser::new(self.opts.time_zone.clone(), mtime);
-        times.set_year(self.opts.year);
+        let mut times = TimeParser::new(self.opts.read.time_zone.clone(), mtime);
+        times.set_year(self.opts.read.year);
         let rules = Arc::clone(self.analyzer.rules());
-        *self.analyzer.detector_mut() = Detector::new(rules.policies(), self.opts.max_keys);
+        *self.analyzer.detector_mut() = Detector::new(rules.policies(), self.opts.read.max_keys);
         let events_before = self.analyzer.events();
         let mut source = self.analyzer.source(&input_type, times).map_err(err)?;
         let (lines, cut) = {
             let mut chunks = LineChunks::new(
                 io::Cursor::new(head).chain(&mut hashing),
-                self.opts.max_line,
+                self.opts.read.max_line,
             );
             loop {
                 let chunk = match chunks.next_chunk() {
@@ -332,23 +307,7 @@ impl Importer {
         total: u64,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<[u8; 32], String> {
-        file.seek(SeekFrom::Start(0))
-            .map_err(|e| format!("cannot read: {e}"))?;
-        let counted = Counting {
-            inner: file,
-            read: 0,
-            total,
-            progress,
-        };
-        let reader: Box<dyn Read + '_> = match compression {
-            Compression::None => Box::new(counted),
-            Compression::Gzip => Box::new(MultiGzDecoder::new(counted)),
-        };
-        let mut hashing = Hashing {
-            inner: reader,
-            hasher: Sha256::new(),
-            bytes: 0,
-        };
+        let mut hashing = hashed_from_start(file, compression, total, progress)?;
         io::copy(&mut hashing, &mut io::sink()).map_err(|e| read_error(compression, 0, &e))?;
         Ok(hashing.hasher.finalize().into())
     }
@@ -506,6 +465,33 @@ impl<R: Read> Read for Counting<'_, R> {
     }
 }
 
+/// The file's content from its start, decompressed and hashed as it is
+/// read; `progress` hears of the bytes read from the file itself.
+fn hashed_from_start<'a, F: Read + Seek + 'a>(
+    mut file: F,
+    compression: Compression,
+    total: u64,
+    progress: &'a mut dyn FnMut(u64, u64),
+) -> Result<Hashing<Box<dyn Read + 'a>>, String> {
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let counted = Counting {
+        inner: file,
+        read: 0,
+        total,
+        progress,
+    };
+    let decompressed: Box<dyn Read + 'a> = match compression {
+        Compression::None => Box::new(counted),
+        Compression::Gzip => Box::new(MultiGzDecoder::new(counted)),
+    };
+    Ok(Hashing {
+        inner: decompressed,
+        hasher: Sha256::new(),
+        bytes: 0,
+    })
+}
+
 /// Hashes the decompressed bytes as they pass: the file's identity.
 struct Hashing<R> {
     inner: R,
@@ -528,14 +514,18 @@ mod tests {
 
     #[test]
     fn rotation_suffixes() {
-        assert_eq!(unrotated("/var/log/auth.log.2.gz"), "/var/log/auth.log");
-        assert_eq!(unrotated("/var/log/auth.log.1"), "/var/log/auth.log");
-        assert_eq!(unrotated("/var/log/auth.log"), "/var/log/auth.log");
-        assert_eq!(
-            unrotated("/var/log/nginx/access.log-20201031.gz"),
-            "/var/log/nginx/access.log"
-        );
-        assert_eq!(unrotated("/var/log/syslog.gz"), "/var/log/syslog");
+        for (rotated, live) in [
+            ("/var/log/auth.log.2.gz", "/var/log/auth.log"),
+            ("/var/log/auth.log.1", "/var/log/auth.log"),
+            ("/var/log/auth.log", "/var/log/auth.log"),
+            (
+                "/var/log/nginx/access.log-20201031.gz",
+                "/var/log/nginx/access.log",
+            ),
+            ("/var/log/syslog.gz", "/var/log/syslog"),
+        ] {
+            assert_eq!(unrotated(rotated), live, "{rotated}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod duration;
 pub mod event;
 pub mod feeds;
 pub mod http;
+mod ids;
 pub mod import;
 pub mod input;
 pub mod integrity;

@@ -27,16 +27,24 @@ pub use incidents::Incidents;
 /// Bytes read from the start of a file to recognise its format.
 const SNIFF_BYTES: usize = 64 * 1024;
 
-pub struct ScanOptions {
-    /// Input type for every file; `None` recognises each file's type from its first lines.
+/// How files are read and analysed, by `scan` and by `import` alike.
+pub struct ReadOptions {
+    /// Input type for every file; `None` recognises each file's type from
+    /// its first lines (`import`: the matching configured input's first).
     pub input_type: Option<String>,
     pub time_zone: TimeZone,
     /// Year for year-less syslog stamps; `None` infers it from each file's modification time.
     pub year: Option<i16>,
+    /// Bytes of a line at most; the rest is skipped and counted.
     pub max_line: usize,
+    /// Keys the detector tracks at most (see [`crate::detect`]).
     pub max_keys: usize,
     /// Reverse proxies whose `X-Forwarded-For` is believed (see [`crate::client`]).
     pub trusted_proxies: Vec<Network>,
+}
+
+pub struct ScanOptions {
+    pub read: ReadOptions,
     /// Whether the incidents are wanted at the end (not with `--events`):
     /// if not, they are only counted.
     pub keep_incidents: bool,
@@ -81,9 +89,9 @@ pub struct Scanner {
 
 impl Scanner {
     pub fn new(rules: Arc<RuleSet>, opts: ScanOptions) -> Self {
-        let detector = Detector::new(rules.policies(), opts.max_keys);
+        let detector = Detector::new(rules.policies(), opts.read.max_keys);
         let mut analyzer = Analyzer::new(rules, detector);
-        analyzer.set_trusted_proxies(opts.trusted_proxies.clone());
+        analyzer.set_trusted_proxies(opts.read.trusted_proxies.clone());
         let incidents = Incidents::new(opts.keep_incidents);
         Scanner {
             opts,
@@ -131,7 +139,7 @@ impl Scanner {
             .take(SNIFF_BYTES as u64)
             .read_to_end(&mut head)
             .map_err(|e| err(format!("cannot read: {e}")))?;
-        let input_type = match &self.opts.input_type {
+        let input_type = match &self.opts.read.input_type {
             Some(t) => t.clone(),
             None => sniff(&head).map(str::to_owned).ok_or_else(|| {
                 err(format!(
@@ -140,12 +148,13 @@ impl Scanner {
                 ))
             })?,
         };
-        let mut times = TimeParser::new(self.opts.time_zone.clone(), reference);
-        times.set_year(self.opts.year);
+        let mut times = TimeParser::new(self.opts.read.time_zone.clone(), reference);
+        times.set_year(self.opts.read.year);
         let mut source = self.analyzer.source(&input_type, times).map_err(err)?;
 
         let file_name = path.display().to_string();
-        let mut chunks = LineChunks::new(io::Cursor::new(head).chain(reader), self.opts.max_line);
+        let mut chunks =
+            LineChunks::new(io::Cursor::new(head).chain(reader), self.opts.read.max_line);
         loop {
             let chunk = match chunks.next_chunk() {
                 Ok(Some(chunk)) => chunk,

@@ -102,13 +102,19 @@ pub struct Summary {
     /// The month is over: its figures will not change any more (unless
     /// older logs are imported).
     pub complete: bool,
+    /// The spans compared: this month, last month, the same month last
+    /// year, and the two years to date.
     pub periods: Periods,
     pub total: Figures,
+    /// Every category, in the national center's order, zeros included.
     pub categories: Vec<CategoryFigures>,
     pub severities: Vec<SeverityFigures>,
+    /// The `top_limit` rules and source addresses with the most incidents
+    /// this month.
     pub top_rules: Vec<RuleFigures>,
     pub top_sources: Vec<SourceFigures>,
     pub inputs: Vec<InputFigures>,
+    /// The last 13 months, oldest first: a year of trend and its start.
     pub months: Vec<MonthFigures>,
     pub top_limit: u32,
 }
@@ -124,10 +130,8 @@ pub struct SeverityFigures {
 pub struct RuleFigures {
     pub rule: String,
     pub category: String,
-    pub this_month: u64,
-    pub events: u64,
-    pub last_month: u64,
-    pub change: MonthChange,
+    #[serde(flatten)]
+    pub counts: MonthCounts,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -140,6 +144,14 @@ pub struct SourceFigures {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct InputFigures {
     pub input: Option<String>,
+    #[serde(flatten)]
+    pub counts: MonthCounts,
+}
+
+/// A rule's or an input's incidents and events this month, against its
+/// incidents last month.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MonthCounts {
     pub this_month: u64,
     pub events: u64,
     pub last_month: u64,
@@ -398,15 +410,10 @@ pub fn monthly_at(
         &store.count_by(GroupBy::Rule, last.start, last.end, None)?,
     )
     .into_iter()
-    .map(|(g, last_month)| RuleFigures {
+    .map(|(g, counts)| RuleFigures {
         rule: g.value.unwrap_or_default(),
         category: g.category,
-        this_month: g.incidents,
-        events: g.events,
-        last_month,
-        change: MonthChange {
-            month_over_month: change(g.incidents, last_month),
-        },
+        counts,
     })
     .collect();
     let top_sources = store
@@ -432,14 +439,9 @@ pub fn monthly_at(
     }
     let inputs = with_last_month(inputs_now, &inputs_before)
         .into_iter()
-        .map(|(g, last_month)| InputFigures {
+        .map(|(g, counts)| InputFigures {
             input: g.value,
-            this_month: g.incidents,
-            events: g.events,
-            last_month,
-            change: MonthChange {
-                month_over_month: change(g.incidents, last_month),
-            },
+            counts,
         })
         .collect();
     Ok(Summary {
@@ -459,15 +461,24 @@ pub fn monthly_at(
     })
 }
 
-/// Pairs each group with its count in `before` (0 when absent).
-fn with_last_month(now: Vec<GroupCount>, before: &[GroupCount]) -> Vec<(GroupCount, u64)> {
+/// Pairs each group with its counts against its incidents in `before` (0
+/// when absent).
+fn with_last_month(now: Vec<GroupCount>, before: &[GroupCount]) -> Vec<(GroupCount, MonthCounts)> {
     now.into_iter()
         .map(|g| {
-            let last = before
+            let last_month = before
                 .iter()
                 .find(|b| b.value == g.value)
                 .map_or(0, |b| b.incidents);
-            (g, last)
+            let counts = MonthCounts {
+                this_month: g.incidents,
+                events: g.events,
+                last_month,
+                change: MonthChange {
+                    month_over_month: change(g.incidents, last_month),
+                },
+            };
+            (g, counts)
         })
         .collect()
 }
@@ -511,9 +522,11 @@ mod tests {
         }
     }
 
-    /// A store with incidents at these local (Hanoi) times.
-    fn store_with(dir: &std::path::Path, incidents: &[(&str, &str)]) -> Store {
-        let path = dir.join("canhgac.db");
+    /// A store with incidents at these times, and the directory it is in
+    /// (removed when that is dropped).
+    fn store_with(incidents: &[(&str, &str)]) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("canhgac.db");
         let mut store = Store::open(&path, "test").expect("store");
         let records: Vec<IncidentRecord> = (1..)
             .zip(incidents)
@@ -529,7 +542,8 @@ mod tests {
                 extra_rows: None,
             })
             .expect("commit");
-        Store::open_read(&path).expect("reader")
+        let reader = Store::open_read(&path).expect("reader");
+        (dir, reader)
     }
 
     /// A category's five counts, in the order the bulletin gives them.
@@ -553,30 +567,26 @@ mod tests {
 
     #[test]
     fn a_complete_month_in_local_time() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = store_with(
-            dir.path(),
-            &[
-                // October 2020 in Hanoi, the last one 23:30 on the 31st.
-                ("2020-10-01T00:00:00+07:00", "phishing"),
-                ("2020-10-15T12:00:00+07:00", "phishing"),
-                ("2020-10-31T23:30:00+07:00", "malware"),
-                // November in Hanoi, still October in UTC.
-                ("2020-11-01T00:30:00+07:00", "phishing"),
-                // September 2020.
-                ("2020-09-30T23:59:59+07:00", "phishing"),
-                // October 2019, and earlier in 2019.
-                ("2019-10-10T10:00:00+07:00", "phishing"),
-                ("2019-10-11T10:00:00+07:00", "deface"),
-                ("2019-03-01T10:00:00+07:00", "phishing"),
-                // November 2019: after the same period last year.
-                ("2019-11-01T00:00:00+07:00", "phishing"),
-                // 2020 before September.
-                ("2020-01-01T00:00:00+07:00", "malware"),
-                // 2018: in no window.
-                ("2018-10-10T10:00:00+07:00", "phishing"),
-            ],
-        );
+        let (_dir, store) = store_with(&[
+            // October 2020 in Hanoi, the last one 23:30 on the 31st.
+            ("2020-10-01T00:00:00+07:00", "phishing"),
+            ("2020-10-15T12:00:00+07:00", "phishing"),
+            ("2020-10-31T23:30:00+07:00", "malware"),
+            // November in Hanoi, still October in UTC.
+            ("2020-11-01T00:30:00+07:00", "phishing"),
+            // September 2020.
+            ("2020-09-30T23:59:59+07:00", "phishing"),
+            // October 2019, and earlier in 2019.
+            ("2019-10-10T10:00:00+07:00", "phishing"),
+            ("2019-10-11T10:00:00+07:00", "deface"),
+            ("2019-03-01T10:00:00+07:00", "phishing"),
+            // November 2019: after the same period last year.
+            ("2019-11-01T00:00:00+07:00", "phishing"),
+            // 2020 before September.
+            ("2020-01-01T00:00:00+07:00", "malware"),
+            // 2018: in no window.
+            ("2018-10-10T10:00:00+07:00", "phishing"),
+        ]);
         let tz = TimeZone::get("Asia/Ho_Chi_Minh").expect("zone");
         let s =
             monthly_at(&store, month("2020-10"), &tz, ts("2021-02-01T00:00:00Z")).expect("summary");
@@ -610,17 +620,13 @@ mod tests {
 
     #[test]
     fn the_month_in_progress_ends_now() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = store_with(
-            dir.path(),
-            &[
-                ("2020-10-10T00:00:00Z", "recon"),
-                // After `now`: not yet counted (imports may add such).
-                ("2020-10-20T00:00:00Z", "recon"),
-                ("2019-10-14T00:00:00Z", "recon"),
-                ("2019-10-16T00:00:00Z", "recon"),
-            ],
-        );
+        let (_dir, store) = store_with(&[
+            ("2020-10-10T00:00:00Z", "recon"),
+            // After `now`: not yet counted (imports may add such).
+            ("2020-10-20T00:00:00Z", "recon"),
+            ("2019-10-14T00:00:00Z", "recon"),
+            ("2019-10-16T00:00:00Z", "recon"),
+        ]);
         let now = ts("2020-10-15T00:00:00Z");
         let s = monthly_at(&store, month("2020-10"), &TimeZone::UTC, now).expect("summary");
         assert!(!s.complete);
@@ -650,8 +656,7 @@ mod tests {
 
     #[test]
     fn json_shape() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = store_with(dir.path(), &[("2020-10-10T00:00:00Z", "dos")]);
+        let (_dir, store) = store_with(&[("2020-10-10T00:00:00Z", "dos")]);
         let s = monthly_at(
             &store,
             month("2020-10"),

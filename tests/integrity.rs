@@ -85,6 +85,13 @@ deploy_windows = ["daily 00:00-24:00"]
         self.site.write(rel, text);
     }
 
+    /// A new site, its daemon running with both roots scanned.
+    fn started() -> (Fixture, Daemon) {
+        let f = Fixture::new();
+        let d = f.start_scanned();
+        (f, d)
+    }
+
     /// Starts the daemon and waits for both roots' first scans.
     fn start_scanned(&self) -> Daemon {
         let d = self.site.daemon().ready();
@@ -160,8 +167,7 @@ fn flagged_paths(status: &[Value]) -> Vec<String> {
 
 #[test]
 fn a_burst_is_one_incident_and_a_restart_does_not_raise_it_again() {
-    let f = Fixture::new();
-    let d = f.start_scanned();
+    let (f, d) = Fixture::started();
     assert!(
         f.of_rule("integrity-deface").is_empty(),
         "the first scan is the baseline"
@@ -222,8 +228,7 @@ fn a_burst_is_one_incident_and_a_restart_does_not_raise_it_again() {
 
 #[test]
 fn changes_during_a_deploy_become_the_baseline() {
-    let f = Fixture::new();
-    let d = f.start_scanned();
+    let (f, d) = Fixture::started();
     // Marker: a whole deploy, including a new script and an index page.
     f.write("deploying", "");
     f.write("www/index.html", "<h1>release 2</h1>\n");
@@ -249,8 +254,7 @@ fn changes_during_a_deploy_become_the_baseline() {
 
 #[test]
 fn a_script_in_an_upload_dir_is_deface_and_malware_and_its_use_is_caught() {
-    let f = Fixture::new();
-    let d = f.start_scanned();
+    let (f, d) = Fixture::started();
     // An image upload is expected; a PHP file beside it is a webshell.
     f.write("www/uploads/cat.png", "PNG");
     f.write("www/uploads/x.php", "<?php system($_GET['c']); ?>");
@@ -288,8 +292,7 @@ fn a_script_in_an_upload_dir_is_deface_and_malware_and_its_use_is_caught() {
 
 #[test]
 fn accept_rebaselines_while_the_daemon_runs_and_while_it_does_not() {
-    let f = Fixture::new();
-    let d = f.start_scanned();
+    let (f, d) = Fixture::started();
     f.write("www/index.html", "<h1>new design</h1>\n");
     f.wait_incidents("integrity-deface", 1);
     assert_eq!(flagged_paths(&f.status()), ["www:index.html"]);

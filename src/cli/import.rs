@@ -12,6 +12,7 @@ use crate::ImportArgs;
 
 pub(crate) fn run(args: &ImportArgs) -> Result<ExitCode, ExitCode> {
     use canhgac::import::{FileOutcome, ImportOptions, Importer};
+    use canhgac::scan::ReadOptions;
     use std::io::IsTerminal;
     let config = load_config(&args.config)?;
     let rules = std::sync::Arc::new(load_rules(&config.rules)?);
@@ -25,15 +26,17 @@ pub(crate) fn run(args: &ImportArgs) -> Result<ExitCode, ExitCode> {
         rules,
         config.inputs.clone(),
         ImportOptions {
-            input_type: args.input_type.clone(),
+            read: ReadOptions {
+                input_type: args.input_type.clone(),
+                time_zone: config.time_zone.clone(),
+                year: args.year,
+                max_line: config.pipeline.max_line,
+                // An import holds one file's keys; the daemon's cap is about
+                // the daemon's steady memory, not a one-off run.
+                max_keys: config.pipeline.max_keys.max(100_000),
+                trusted_proxies: config.trusted_proxies.clone(),
+            },
             input: args.input.clone(),
-            time_zone: config.time_zone.clone(),
-            year: args.year,
-            max_line: config.pipeline.max_line,
-            // An import holds one file's keys; the daemon's cap is about the
-            // daemon's steady memory, not a one-off run.
-            max_keys: config.pipeline.max_keys.max(100_000),
-            trusted_proxies: config.trusted_proxies.clone(),
         },
     )
     .map_err(fail)?;

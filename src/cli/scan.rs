@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use canhgac::config::Config;
 use canhgac::rules::RuleSet;
-use canhgac::scan::{self, EventRecord, ScanOptions, Scanner};
+use canhgac::scan::{self, EventRecord, ReadOptions, ScanOptions, Scanner};
 use canhgac::timestamp;
 
 use super::{config_or_exit, load_rules, rule_errors, written_or_exit, zone_arg};
@@ -32,12 +32,14 @@ pub(crate) fn run(args: ScanArgs) -> Result<ExitCode, ExitCode> {
     let mut scanner = Scanner::new(
         std::sync::Arc::clone(&rules),
         ScanOptions {
-            input_type: args.input_type.clone(),
-            time_zone: time_zone.clone(),
-            year: args.year,
-            max_line: args.max_line_bytes,
-            max_keys: args.max_keys,
-            trusted_proxies,
+            read: ReadOptions {
+                input_type: args.input_type.clone(),
+                time_zone: time_zone.clone(),
+                year: args.year,
+                max_line: args.max_line_bytes,
+                max_keys: args.max_keys,
+                trusted_proxies,
+            },
             keep_incidents: !args.events,
         },
     );

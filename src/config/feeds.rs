@@ -8,7 +8,7 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::validator::{valid_name, Validator};
+use super::validator::{Section, Validator};
 use crate::category::{Category, Severity};
 use crate::feeds::{Column, FeedDecl, FeedKind, FeedSource, FileSpec, Format};
 
@@ -41,18 +41,7 @@ impl Validator<'_> {
         for feed in raw {
             let feed = feed.get_ref();
             let name = feed.name.get_ref();
-            if !valid_name(name, false) {
-                self.error(
-                    &feed.name.span(),
-                    format!("feed name {name:?}: use lower-case letters, digits and '-' (at most 64); it appears in rule ids and metric labels"),
-                );
-            }
-            if let Some(first) = self.earlier_use(&mut names, name.clone(), feed.name.span()) {
-                self.error(
-                    &feed.name.span(),
-                    format!("feed name {name:?} used twice (first at {first})"),
-                );
-            }
+            self.name(Section::Feed, &feed.name, &mut names);
             let kind: Option<FeedKind> = self.parsed(&feed.kind);
             let category: Option<Category> = self.parsed(&feed.category);
             let severity: Option<Severity> = self.parsed(&feed.severity);

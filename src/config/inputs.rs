@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::validator::{position, valid_name, Validator};
+use super::validator::{position, Section, Validator};
 use crate::input::syslog::Transport;
 use crate::position::At;
 use crate::rules::INPUT_TYPES;
@@ -141,20 +141,7 @@ impl Validator<'_> {
         for spanned in raw {
             let input = spanned.get_ref();
             let name = input.name.get_ref();
-            if !valid_name(name, true) {
-                self.error(
-                    &input.name.span(),
-                    format!(
-                        "input name {name:?}: use letters, digits, '-', '_' and '.' (at most 64)"
-                    ),
-                );
-            }
-            if let Some(first) = self.earlier_use(&mut names, name.clone(), input.name.span()) {
-                self.error(
-                    &input.name.span(),
-                    format!("input name {name:?} used twice (first at {first})"),
-                );
-            }
+            self.name(Section::Input, &input.name, &mut names);
             let input_span = spanned.span();
             if let Some(source) = self.source(input, input_span.clone()) {
                 if let SourceConfig::Syslog {
@@ -182,13 +169,9 @@ impl Validator<'_> {
                 };
                 let span = key.map_or_else(|| input.input_type.span(), Spanned::span);
                 let at = At(position(&self.file, self.text, span.start));
-                let unless_exists = input
-                    .unless_exists
-                    .as_ref()
-                    .map(|p| self.resolve(p.get_ref()));
                 inputs.push(InputConfig {
                     name: name.clone(),
-                    unless_exists,
+                    unless_exists: self.resolve_optional(&input.unless_exists),
                     input_type: if SOURCE_TYPES.contains(&input_type.as_str()) {
                         "syslog".to_owned()
                     } else {
@@ -290,7 +273,7 @@ impl Validator<'_> {
             });
         }
         if is_journal {
-            let directory = input.directory.as_ref().map(|d| self.resolve(d.get_ref()));
+            let directory = self.resolve_optional(&input.directory);
             let mut matches = Vec::new();
             for m in input.matches.iter().flat_map(|m| m.get_ref()) {
                 let text = m.get_ref();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::validator::{valid_name, Validator};
+use super::validator::{Section, Validator};
 use super::RawConfig;
 use crate::integrity::settings::{IntegrityConfig, WebRootConfig};
 
@@ -88,18 +88,7 @@ impl Validator<'_> {
         for root in &raw.webroots {
             let root = root.get_ref();
             let name = root.name.get_ref();
-            if !valid_name(name, true) {
-                self.error(
-                    &root.name.span(),
-                    format!("web root name {name:?}: use letters, digits, '-', '_' and '.' (at most 64)"),
-                );
-            }
-            if let Some(first) = self.earlier_use(&mut names, name.clone(), root.name.span()) {
-                self.error(
-                    &root.name.span(),
-                    format!("web root name {name:?} already used (first at {first}); web roots and inputs need distinct names"),
-                );
-            }
+            self.name(Section::WebRoot, &root.name, &mut names);
             let path = self.resolve(root.path.get_ref());
             let include = root
                 .include
@@ -155,10 +144,7 @@ impl Validator<'_> {
                     Err(e) => self.error(&w.span(), e),
                 }
             }
-            let marker = root
-                .deploy_marker
-                .as_ref()
-                .map(|m| self.resolve(m.get_ref()));
+            let marker = self.resolve_optional(&root.deploy_marker);
             roots.push(WebRootConfig {
                 name: name.clone(),
                 path,

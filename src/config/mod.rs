@@ -232,12 +232,9 @@ impl Validator<'_> {
             },
             None => (timestamp::system_time_zone(), "system".to_owned()),
         };
-        let state_dir = raw
-            .state_dir
-            .as_ref()
-            .map_or(PathBuf::from(DEFAULT_STATE_DIR), |d| {
-                self.resolve(d.get_ref())
-            });
+        let state_dir = self
+            .resolve_optional(&raw.state_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
         let rules = RuleSources {
             builtin: raw.rules.builtin.unwrap_or(true),
             paths: raw

@@ -104,6 +104,37 @@ impl Validator<'_> {
         }
     }
 
+    /// Checks the name of an entry of `section`: that it fits [`valid_name`], and that `names`
+    /// (the names taken before it, which it joins) does not hold it already.
+    pub(super) fn name(
+        &mut self,
+        section: Section,
+        name: &Spanned<String>,
+        names: &mut HashMap<String, Range<usize>>,
+    ) {
+        let text = name.get_ref();
+        let what = match section {
+            Section::Feed => "feed",
+            Section::Input => "input",
+            Section::WebRoot => "web root",
+        };
+        // Feed names go into rule ids (`RULE@FEED`).
+        let (allow_upper_and_dots, rule) = match section {
+            Section::Feed => (false, "lower-case letters, digits and '-' (at most 64); it appears in rule ids and metric labels"),
+            Section::Input | Section::WebRoot => (true, "letters, digits, '-', '_' and '.' (at most 64)"),
+        };
+        if !valid_name(text, allow_upper_and_dots) {
+            self.error(&name.span(), format!("{what} name {text:?}: use {rule}"));
+        }
+        if let Some(first) = self.earlier_use(names, text.clone(), name.span()) {
+            let message = match section {
+                Section::WebRoot => format!("web root name {text:?} already used (first at {first}); web roots and inputs need distinct names"),
+                Section::Feed | Section::Input => format!("{what} name {text:?} used twice (first at {first})"),
+            };
+            self.error(&name.span(), message);
+        }
+    }
+
     /// A certificate and key, read and checked now (so `check` and a
     /// reload refuse what could not be served); both or neither.
     pub(super) fn tls(
@@ -156,6 +187,11 @@ impl Validator<'_> {
         }
     }
 
+    /// An optional path setting, resolved as [`Validator::resolve`] does.
+    pub(super) fn resolve_optional(&self, path: &Option<Spanned<String>>) -> Option<PathBuf> {
+        path.as_ref().map(|p| self.resolve(p.get_ref()))
+    }
+
     pub(super) fn resolve(&self, path: &str) -> PathBuf {
         let p = Path::new(path);
         if p.is_absolute() {
@@ -164,6 +200,14 @@ impl Validator<'_> {
             self.base.join(p)
         }
     }
+}
+
+/// The sections whose entries are named, for the errors of [`Validator::name`].
+#[derive(Clone, Copy)]
+pub(super) enum Section {
+    Feed,
+    Input,
+    WebRoot,
 }
 
 /// Names that end up in metric labels and file names: short and plain.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::Pipeline;
-use crate::integrity::watch::Watcher;
+use crate::integrity::watch::{Surroundings, Watcher};
 use crate::integrity::Finding;
 
 impl Pipeline {
@@ -32,14 +32,14 @@ impl Pipeline {
         if roots.is_empty() {
             return Ok(());
         }
-        self.integrity = Some(Watcher::start(
-            self.config.integrity.clone(),
-            self.config.time_zone.clone(),
-            self.config.db_path(),
-            self.flagged.clone(),
-            Arc::clone(&self.metrics),
-            self.wakeup.waker(),
-        )?);
+        self.integrity = Some(Watcher::start(Surroundings {
+            config: self.config.integrity.clone(),
+            tz: self.config.time_zone.clone(),
+            db: self.config.db_path(),
+            flagged: self.flagged.clone(),
+            metrics: Arc::clone(&self.metrics),
+            wake: self.wakeup.waker(),
+        })?);
         Ok(())
     }
 

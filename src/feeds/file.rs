@@ -270,6 +270,17 @@ fn misp_part(kind: FeedKind, ty: &str) -> Option<Option<usize>> {
     known.then_some(None)
 }
 
+/// The indicator of `kind` in `value`, given its MISP type if it has one:
+/// the fitting half of a `|`-separated pair, or the whole value where the
+/// type is missing or unknown; `None` where the type is of another kind.
+fn misp_value<'v>(kind: FeedKind, ty: Option<&str>, value: &'v str) -> Option<&'v str> {
+    match ty.and_then(|ty| misp_part(kind, ty)) {
+        Some(Some(i)) => Some(value.split('|').nth(i).unwrap_or(value)),
+        Some(None) => None,
+        None => Some(value),
+    }
+}
+
 fn falsy(s: &str) -> bool {
     matches!(s.trim().to_ascii_lowercase().as_str(), "0" | "false" | "no")
 }
@@ -344,20 +355,9 @@ fn parse_csv(bytes: &[u8], kind: FeedKind, spec: &FileSpec) -> Result<Parsed, Ba
             out.skipped += 1;
             continue;
         }
-        let part = match type_col.and_then(|c| field(c).ok()) {
-            Some(ty) => match misp_part(kind, ty) {
-                Some(Some(i)) => Some(i),
-                Some(None) => {
-                    out.skipped += 1;
-                    continue;
-                }
-                None => None,
-            },
-            None => None,
-        };
-        let value = match part {
-            Some(i) => value.split('|').nth(i).unwrap_or(value),
-            None => value,
+        let Some(value) = misp_value(kind, type_col.and_then(|c| field(c).ok()), value) else {
+            out.skipped += 1;
+            continue;
         };
         if value.is_empty() {
             out.bad(line, 1, format!("column {} is empty", column + 1));
@@ -479,20 +479,10 @@ impl JsonWalk<'_> {
             self.bad_value(&value.to_string(), "indicator is not a string");
             return;
         };
-        let part = match o.get("type").and_then(Value::as_str) {
-            Some(ty) => match misp_part(self.kind, ty) {
-                Some(Some(i)) => Some(i),
-                Some(None) => {
-                    self.out.skipped += 1;
-                    return;
-                }
-                None => None,
-            },
-            None => None,
-        };
-        let value = match part {
-            Some(i) => value.split('|').nth(i).unwrap_or(value),
-            None => value,
+        let Some(value) = misp_value(self.kind, o.get("type").and_then(Value::as_str), value)
+        else {
+            self.out.skipped += 1;
+            return;
         };
         self.add(value);
     }

@@ -23,56 +23,23 @@
 use std::fmt;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::str::FromStr;
 
 use hashbrown::{DefaultHashBuilder, HashSet, HashTable};
 
-/// What a feed's indicators are.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FeedKind {
-    /// IPv4/IPv6 addresses and CIDR ranges.
-    Ip,
-    /// Domain names (covering their subdomains) and mail addresses.
-    Domain,
-    /// URLs, absolute (`http://host/path`) or as paths (`/path`).
-    Url,
-    /// File digests: MD5, SHA-1, SHA-256 or SHA-512, in hex.
-    Hash,
-}
+use crate::ids::id_enum;
 
-impl FeedKind {
-    pub const ALL: [FeedKind; 4] = [
-        FeedKind::Ip,
-        FeedKind::Domain,
-        FeedKind::Url,
-        FeedKind::Hash,
-    ];
-
-    pub fn id(self) -> &'static str {
-        match self {
-            FeedKind::Ip => "ip",
-            FeedKind::Domain => "domain",
-            FeedKind::Url => "url",
-            FeedKind::Hash => "hash",
-        }
-    }
-}
-
-impl fmt::Display for FeedKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.id())
-    }
-}
-
-impl FromStr for FeedKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        FeedKind::ALL
-            .into_iter()
-            .find(|k| k.id() == s)
-            .ok_or_else(|| {
-                format!("unknown feed kind `{s}`; expected one of ip, domain, url, hash")
-            })
+id_enum! {
+    /// What a feed's indicators are.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub enum FeedKind: "feed kind" {
+        /// IPv4/IPv6 addresses and CIDR ranges.
+        Ip => "ip",
+        /// Domain names (covering their subdomains) and mail addresses.
+        Domain => "domain",
+        /// URLs, absolute (`http://host/path`) or as paths (`/path`).
+        Url => "url",
+        /// File digests: MD5, SHA-1, SHA-256 or SHA-512, in hex.
+        Hash => "hash",
     }
 }
 
@@ -221,24 +188,24 @@ impl IpTable {
 
     fn lookup(&self, value: &str) -> Option<String> {
         match parse_address(value)? {
-            IpAddr::V4(a) => {
-                let a = u32::from(a);
-                self.v4.iter().find_map(|(len, set)| {
-                    let net = mask4(a, *len);
-                    set.contains(&net)
-                        .then(|| show_net(IpAddr::V4(Ipv4Addr::from(net)), *len, 32))
-                })
-            }
-            IpAddr::V6(a) => {
-                let a = u128::from(a);
-                self.v6.iter().find_map(|(len, set)| {
-                    let net = mask6(a, *len);
-                    set.contains(&net)
-                        .then(|| show_net(IpAddr::V6(Ipv6Addr::from(net)), *len, 128))
-                })
-            }
+            IpAddr::V4(a) => find_net(&self.v4, u32::from(a), mask4)
+                .map(|(net, len)| show_net(IpAddr::V4(Ipv4Addr::from(net)), len, 32)),
+            IpAddr::V6(a) => find_net(&self.v6, u128::from(a), mask6)
+                .map(|(net, len)| show_net(IpAddr::V6(Ipv6Addr::from(net)), len, 128)),
         }
     }
+}
+
+/// The most specific network in `tables` that holds `addr`, with its prefix length.
+fn find_net<T: std::hash::Hash + Eq + Copy>(
+    tables: &[(u8, HashSet<T, DefaultHashBuilder>)],
+    addr: T,
+    mask: impl Fn(T, u8) -> T,
+) -> Option<(T, u8)> {
+    tables.iter().find_map(|(len, set)| {
+        let net = mask(addr, *len);
+        set.contains(&net).then_some((net, *len))
+    })
 }
 
 fn insert_net<T: std::hash::Hash + Eq>(
@@ -621,6 +588,28 @@ mod tests {
         s
     }
 
+    /// Each value looked up and the entry it falls under.
+    fn assert_found(s: &IndicatorSet, cases: &[(&str, &str)]) {
+        for &(value, entry) in cases {
+            assert_eq!(s.lookup(value).as_deref(), Some(entry), "{value}");
+        }
+    }
+
+    /// Values that fall under no entry.
+    fn assert_not_found(s: &IndicatorSet, values: &[&str]) {
+        for value in values {
+            assert_eq!(s.lookup(value), None, "{value}");
+        }
+    }
+
+    /// Texts that are not indicators of `kind`.
+    fn assert_refused(kind: FeedKind, texts: &[&str]) {
+        let mut s = IndicatorSet::new(kind);
+        for text in texts {
+            assert!(s.insert(text).is_err(), "{text}");
+        }
+    }
+
     #[test]
     fn addresses_and_ranges_most_specific_first() {
         let s = set(
@@ -636,33 +625,25 @@ mod tests {
             ],
         );
         assert_eq!(s.len(), 7);
-        assert_eq!(s.lookup("203.0.113.5").as_deref(), Some("203.0.113.5"));
-        assert_eq!(s.lookup("203.0.113.6"), None);
-        assert_eq!(
-            s.lookup("198.51.100.77").as_deref(),
-            Some("198.51.100.0/24")
+        assert_found(
+            &s,
+            &[
+                ("203.0.113.5", "203.0.113.5"),
+                ("198.51.100.77", "198.51.100.0/24"),
+                ("10.1.2.3", "10.1.0.0/16"),
+                ("10.2.2.3", "10.0.0.0/8"),
+                ("2001:db8:1::7", "2001:db8:1::7"),
+                ("[2001:db8:ffff::1]", "2001:db8::/32"),
+                ("::ffff:203.0.113.5", "203.0.113.5"),
+                ("192.0.2.9", "192.0.2.9"),
+            ],
         );
-        assert_eq!(s.lookup("10.1.2.3").as_deref(), Some("10.1.0.0/16"));
-        assert_eq!(s.lookup("10.2.2.3").as_deref(), Some("10.0.0.0/8"));
-        assert_eq!(s.lookup("2001:db8:1::7").as_deref(), Some("2001:db8:1::7"));
+        assert_not_found(&s, &["203.0.113.6", "fe80::1%eth0", "not-an-ip"]);
+        assert_refused(FeedKind::Ip, &["300.1.1.1", "10.0.0.0/33", "evil.example"]);
+        let mut ranges = IndicatorSet::new(FeedKind::Ip);
+        assert_eq!(ranges.insert("203.0.113.9/24"), Ok(true));
         assert_eq!(
-            s.lookup("[2001:db8:ffff::1]").as_deref(),
-            Some("2001:db8::/32")
-        );
-        assert_eq!(
-            s.lookup("::ffff:203.0.113.5").as_deref(),
-            Some("203.0.113.5")
-        );
-        assert_eq!(s.lookup("192.0.2.9").as_deref(), Some("192.0.2.9"));
-        assert_eq!(s.lookup("fe80::1%eth0"), None);
-        assert_eq!(s.lookup("not-an-ip"), None);
-        let mut bad = IndicatorSet::new(FeedKind::Ip);
-        assert!(bad.insert("300.1.1.1").is_err());
-        assert!(bad.insert("10.0.0.0/33").is_err());
-        assert!(bad.insert("evil.example").is_err());
-        assert_eq!(bad.insert("203.0.113.9/24"), Ok(true));
-        assert_eq!(
-            bad.insert("203.0.113.0/24"),
+            ranges.insert("203.0.113.0/24"),
             Ok(false),
             "host bits are cleared"
         );
@@ -679,32 +660,25 @@ mod tests {
                 "boss@mail.example",
             ],
         );
-        assert_eq!(s.lookup("evil.example").as_deref(), Some("evil.example"));
-        assert_eq!(
-            s.lookup("A.B.EVIL.example.").as_deref(),
-            Some("evil.example")
+        assert_found(
+            &s,
+            &[
+                ("evil.example", "evil.example"),
+                ("A.B.EVIL.example.", "evil.example"),
+                ("phish.test", "phish.test"),
+                (
+                    "x.login-microsoftonline.example",
+                    "login-microsoftonline.example",
+                ),
+                ("someone@evil.example", "evil.example"),
+                ("Boss@Mail.example", "boss@mail.example"),
+            ],
         );
-        assert_eq!(s.lookup("notevil.example"), None);
-        assert_eq!(s.lookup("phish.test").as_deref(), Some("phish.test"));
-        assert_eq!(
-            s.lookup("x.login-microsoftonline.example").as_deref(),
-            Some("login-microsoftonline.example")
+        assert_not_found(&s, &["notevil.example", "other@mail.example", "example"]);
+        assert_refused(
+            FeedKind::Domain,
+            &["http://evil.example/x", "ví-dụ.vn", "a..b", "bad domain"],
         );
-        assert_eq!(
-            s.lookup("someone@evil.example").as_deref(),
-            Some("evil.example")
-        );
-        assert_eq!(
-            s.lookup("Boss@Mail.example").as_deref(),
-            Some("boss@mail.example")
-        );
-        assert_eq!(s.lookup("other@mail.example"), None);
-        assert_eq!(s.lookup("example"), None);
-        let mut bad = IndicatorSet::new(FeedKind::Domain);
-        assert!(bad.insert("http://evil.example/x").is_err());
-        assert!(bad.insert("ví-dụ.vn").is_err());
-        assert!(bad.insert("a..b").is_err());
-        assert!(bad.insert("bad domain").is_err());
     }
 
     #[test]
@@ -717,27 +691,23 @@ mod tests {
                 "/uploads/shell.php",
             ],
         );
-        assert_eq!(
-            s.lookup("http://evil.example/kit/login.php?u=1").as_deref(),
-            Some("evil.example/kit/login.php")
+        assert_found(
+            &s,
+            &[
+                (
+                    "http://evil.example/kit/login.php?u=1",
+                    "evil.example/kit/login.php",
+                ),
+                (
+                    "https://EVIL.example/kit/login.php#top",
+                    "evil.example/kit/login.php",
+                ),
+                ("https://x.test/a?b=1", "x.test/a?b=1"),
+                ("/uploads/shell.php?cmd=id", "/uploads/shell.php"),
+            ],
         );
-        assert_eq!(
-            s.lookup("https://EVIL.example/kit/login.php#top")
-                .as_deref(),
-            Some("evil.example/kit/login.php")
-        );
-        assert_eq!(
-            s.lookup("https://x.test/a?b=1").as_deref(),
-            Some("x.test/a?b=1")
-        );
-        assert_eq!(s.lookup("https://x.test/a?b=2"), None);
-        assert_eq!(
-            s.lookup("/uploads/shell.php?cmd=id").as_deref(),
-            Some("/uploads/shell.php")
-        );
-        assert_eq!(s.lookup("/uploads/other.php"), None);
-        let mut bad = IndicatorSet::new(FeedKind::Url);
-        assert!(bad.insert("evil.example").is_err());
+        assert_not_found(&s, &["https://x.test/a?b=2", "/uploads/other.php"]);
+        assert_refused(FeedKind::Url, &["evil.example"]);
     }
 
     #[test]
@@ -746,14 +716,14 @@ mod tests {
         let sha256 = "275A021BBFB6489E54D471899F7DB9D1663FC695EC2FE2A2C4538AABF651FD0F";
         let s = set(FeedKind::Hash, &[md5, sha256, &md5.to_uppercase()]);
         assert_eq!(s.len(), 2);
-        assert_eq!(s.lookup(&md5.to_uppercase()).as_deref(), Some(md5));
-        assert_eq!(
-            s.lookup(&sha256.to_lowercase()).as_deref(),
-            Some(sha256.to_lowercase().as_str())
+        assert_found(
+            &s,
+            &[
+                (&md5.to_uppercase(), md5),
+                (&sha256.to_lowercase(), &sha256.to_lowercase()),
+            ],
         );
-        assert_eq!(s.lookup("00000000000000000000000000000000"), None);
-        let mut bad = IndicatorSet::new(FeedKind::Hash);
-        assert!(bad.insert("xyz").is_err());
-        assert!(bad.insert(&"g".repeat(32)).is_err());
+        assert_not_found(&s, &["00000000000000000000000000000000"]);
+        assert_refused(FeedKind::Hash, &["xyz", &"g".repeat(32)]);
     }
 }

@@ -74,7 +74,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::category::{Category, Severity};
-use crate::position::Position;
+use crate::position::{Position, Problem};
 pub use file::{BadLine, Column, FileSpec, Format};
 pub use indicators::{FeedKind, IndicatorSet};
 
@@ -104,17 +104,7 @@ pub enum FeedSource {
 }
 
 /// A problem in a feed file, printed as `file:line:col: message`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FeedError {
-    pub pos: Position,
-    pub message: String,
-}
-
-impl fmt::Display for FeedError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.pos, self.message)
-    }
-}
+pub type FeedError = Problem;
 
 /// What one look at a feed's file found.
 #[derive(Debug)]

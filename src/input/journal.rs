@@ -91,7 +91,9 @@ pub struct JournalOptions {
     /// Without a stored cursor: begin at the newest entry (true) or at the
     /// oldest (false).
     pub start_at_end: bool,
+    /// Bytes of a line at most; the rest is cut off.
     pub max_line: usize,
+    /// The zone of the time stamps written at the start of each line.
     pub time_zone: TimeZone,
     /// The `journalctl` to run.
     pub journalctl: PathBuf,

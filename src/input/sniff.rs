@@ -81,6 +81,15 @@ fn clock(line: &[u8], i: usize) -> bool {
         && digits(&t[6..8])
 }
 
+/// `dd-Mmm-yyyy` at the start of `b`, with `sep` for `-`.
+fn day_month_year(b: &[u8], sep: u8) -> bool {
+    digits(at(b, 0, 2))
+        && at(b, 2, 1) == [sep]
+        && month(at(b, 3, 3))
+        && at(b, 6, 1) == [sep]
+        && digits(at(b, 7, 4))
+}
+
 /// `Www Mmm dd hh:mm:ss` (ctime) at `i`.
 fn ctime(line: &[u8], i: usize) -> bool {
     weekday(at(line, i, 3))
@@ -112,12 +121,7 @@ pub(super) fn is_clamav(line: &[u8]) -> bool {
 
 /// `31-Oct-2020 23:30:00.123 ...` (BIND's own channel files).
 pub(super) fn is_bind(line: &[u8]) -> bool {
-    digits(at(line, 0, 2))
-        && at(line, 2, 1) == b"-"
-        && month(at(line, 3, 3))
-        && at(line, 6, 1) == b"-"
-        && digits(at(line, 7, 4))
-        && clock(line, 12)
+    day_month_year(line, b'-') && clock(line, 12)
 }
 
 /// `Sat Oct 31 23:30:00 2020 [pid 1234] ...` (vsftpd's own log file).
@@ -191,11 +195,7 @@ pub(super) fn is_access(line: &[u8]) -> bool {
     };
     let stamp = at(line, open + 1, 20);
     stamp.len() == 20
-        && digits(&stamp[0..2])
-        && stamp[2] == b'/'
-        && month(&stamp[3..6])
-        && stamp[6] == b'/'
-        && digits(&stamp[7..11])
+        && day_month_year(stamp, b'/')
         && stamp[11] == b':'
         && memchr::memmem::find(&line[open..], b"] \"").is_some()
 }

@@ -21,7 +21,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use super::checkpoint::FileCheckpoint;
-use super::tail::{FileTail, NoticeKind, TailStats};
+use super::tail::{FileTail, NoticeKind};
 
 /// What is known about a run of lines besides their text.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -194,26 +194,16 @@ impl Source for FileTail {
     }
 
     fn stats(&self) -> SourceStats {
-        let TailStats {
-            lines,
-            bytes,
-            cut_lines,
-            read_errors,
-            files_open,
-            files_unreadable,
-            bytes_behind,
-            position_lost,
-            ..
-        } = FileTail::stats(self);
+        let tail = FileTail::stats(self);
         SourceStats {
-            lines,
-            bytes,
-            cut_lines,
-            read_errors,
-            files_open,
-            files_unreadable,
-            bytes_behind,
-            position_lost,
+            lines: tail.lines,
+            bytes: tail.bytes,
+            cut_lines: tail.cut_lines,
+            read_errors: tail.read_errors,
+            files_open: tail.files_open,
+            files_unreadable: tail.files_unreadable,
+            bytes_behind: tail.bytes_behind,
+            position_lost: tail.position_lost,
             ..SourceStats::default()
         }
     }

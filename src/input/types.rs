@@ -198,12 +198,8 @@ mod tests {
 
     #[test]
     fn names_ranks_and_formats_refer_to_rows_that_exist() {
+        crate::ids::assert_distinct("input type", ALL.iter().map(|t| t.name));
         for (i, t) in ALL.iter().enumerate() {
-            assert!(
-                ALL[..i].iter().all(|u| u.name != t.name),
-                "{} twice",
-                t.name
-            );
             assert_eq!(INPUT_TYPES[i], t.name);
             match t.sniffed {
                 Sniffed::Rank(rank) => assert!(

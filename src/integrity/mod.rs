@@ -34,11 +34,10 @@ pub mod settings;
 pub mod stored;
 pub mod watch;
 
-use std::fmt;
-
 use jiff::Timestamp;
 
 use crate::category::{Category, Severity};
+use crate::ids::id_enum;
 use crate::store::IncidentRecord;
 use fsstate::FileState;
 use root::Raised;
@@ -63,74 +62,34 @@ pub fn rule_title(rule: &str) -> Option<&'static str> {
 /// all of them are in `canhgac integrity status`).
 const MAX_LISTED: usize = 100;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ChangeKind {
-    New,
-    Modified,
-    Removed,
-}
-
-impl ChangeKind {
-    pub fn id(self) -> &'static str {
-        match self {
-            ChangeKind::New => "new",
-            ChangeKind::Modified => "modified",
-            ChangeKind::Removed => "removed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<ChangeKind> {
-        [ChangeKind::New, ChangeKind::Modified, ChangeKind::Removed]
-            .into_iter()
-            .find(|k| k.id() == s)
+id_enum! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum ChangeKind: "change kind" {
+        New => "new",
+        Modified => "modified",
+        Removed => "removed",
     }
 }
 
-/// What a change means, in increasing gravity.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ChangeClass {
-    Content,
-    Script,
-    Index,
-    Webshell,
-    Signature,
+id_enum! {
+    /// What a change means, in increasing gravity.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum ChangeClass: "change class" {
+        Content => "content",
+        Script => "script",
+        Index => "index",
+        Webshell => "webshell",
+        Signature => "signature",
+    }
 }
 
 impl ChangeClass {
-    pub const ALL: [ChangeClass; 5] = [
-        ChangeClass::Content,
-        ChangeClass::Script,
-        ChangeClass::Index,
-        ChangeClass::Webshell,
-        ChangeClass::Signature,
-    ];
-
-    pub fn id(self) -> &'static str {
-        match self {
-            ChangeClass::Content => "content",
-            ChangeClass::Script => "script",
-            ChangeClass::Index => "index",
-            ChangeClass::Webshell => "webshell",
-            ChangeClass::Signature => "signature",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<ChangeClass> {
-        ChangeClass::ALL.into_iter().find(|c| c.id() == s)
-    }
-
     pub fn severity(self) -> Severity {
         match self {
             ChangeClass::Content => Severity::Medium,
             ChangeClass::Script | ChangeClass::Index => Severity::High,
             ChangeClass::Webshell | ChangeClass::Signature => Severity::Critical,
         }
-    }
-}
-
-impl fmt::Display for ChangeClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.id())
     }
 }
 

@@ -40,10 +40,16 @@ impl Default for IntegrityConfig {
 pub struct WebRootConfig {
     pub name: String,
     pub path: PathBuf,
+    /// Globs of the files watched, relative to the root; empty watches every file.
     pub include: Vec<String>,
+    /// Globs of the files and directories left out, relative to the root.
     pub exclude: Vec<String>,
+    /// Globs of the directories uploads land in: a script new or changed there is a likely
+    /// webshell.
     pub upload_dirs: Vec<String>,
+    /// File names of index pages (any case), whose changes are graded high.
     pub index_names: Vec<String>,
+    /// Extensions a web server may execute; any dot-separated part of a name counts.
     pub script_extensions: Vec<String>,
     /// Where the root is served in URLs, for the flagged-script rule.
     pub url_prefix: String,

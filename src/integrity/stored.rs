@@ -118,10 +118,12 @@ fn flag_from_row(row: &Row<'_>, col: usize) -> Result<Flag, StoreError> {
     let class: String = row.get(col + 1)?;
     let present: bool = row.get(col + 2)?;
     Ok(Flag {
-        kind: ChangeKind::parse(&kind)
-            .ok_or_else(|| StoreError::Invalid(format!("stored change kind {kind:?}")))?,
-        class: ChangeClass::parse(&class)
-            .ok_or_else(|| StoreError::Invalid(format!("stored change class {class:?}")))?,
+        kind: kind
+            .parse::<ChangeKind>()
+            .map_err(|_| StoreError::Invalid(format!("stored change kind {kind:?}")))?,
+        class: class
+            .parse::<ChangeClass>()
+            .map_err(|_| StoreError::Invalid(format!("stored change class {class:?}")))?,
         state: if present {
             Some(state_from_row(row, col + 3)?)
         } else {

@@ -68,32 +68,31 @@ pub struct Watcher {
     thread: Option<JoinHandle<()>>,
 }
 
+/// What the watcher works with, from the daemon.
+pub struct Surroundings {
+    pub config: IntegrityConfig,
+    pub tz: TimeZone,
+    /// The store; it must exist (the pipeline has opened it).
+    pub db: PathBuf,
+    pub flagged: FlaggedScripts,
+    pub metrics: Arc<Metrics>,
+    /// Called after each finding.
+    pub wake: Waker,
+}
+
 impl Watcher {
-    /// Starts watching `config.roots`; the store at `db` must exist (the
-    /// pipeline has opened it). `wake` is called after each finding.
-    pub fn start(
-        config: IntegrityConfig,
-        tz: TimeZone,
-        db: PathBuf,
-        flagged: FlaggedScripts,
-        metrics: Arc<Metrics>,
-        wake: Waker,
-    ) -> Result<Watcher, String> {
-        let signatures = Signatures::new(&config.signatures)?;
+    /// Starts watching `config.roots`.
+    pub fn start(with: Surroundings) -> Result<Watcher, String> {
+        let signatures = Signatures::new(&with.config.signatures)?;
         let mut roots = Vec::new();
-        for rc in &config.roots {
+        for rc in &with.config.roots {
             roots.push(Live::configure(rc)?);
         }
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
         let (found_tx, findings) = mpsc::channel();
         let ctx = Context {
-            config,
-            tz,
-            db,
-            flagged,
-            metrics,
-            wake,
+            with,
             signatures,
             stop: Arc::clone(&stop),
             found: found_tx,
@@ -136,12 +135,7 @@ impl Drop for Watcher {
 }
 
 struct Context {
-    config: IntegrityConfig,
-    tz: TimeZone,
-    db: PathBuf,
-    flagged: FlaggedScripts,
-    metrics: Arc<Metrics>,
-    wake: Waker,
+    with: Surroundings,
     signatures: Signatures,
     stop: Arc<AtomicBool>,
     found: Sender<Finding>,
@@ -217,13 +211,13 @@ impl Context {
             Err(e) => {
                 warn!(
                     "integrity: no file change notifications ({e}); re-scanning every {:?} only",
-                    self.config.rescan_interval
+                    self.with.config.rescan_interval
                 );
                 None
             }
         };
         let store = loop {
-            match Store::open_read(&self.db) {
+            match Store::open_read(&self.with.db) {
                 Ok(s) => break s,
                 Err(e) => {
                     warn!("integrity: cannot read the store ({e}); retrying");
@@ -245,15 +239,15 @@ impl Context {
                         "integrity: web root {}: cannot watch {} ({e}; for inotify, raise fs.inotify.max_user_watches); relying on re-scans every {:?}",
                         live.config.name,
                         live.config.path.display(),
-                        self.config.rescan_interval
+                        self.with.config.rescan_interval
                     );
                 }
             }
-            live.deploying = live.config.deploy.active(Timestamp::now(), &self.tz);
+            live.deploying = live.config.deploy.active(Timestamp::now(), &self.with.tz);
             live.mark(Vec::new(), live.deploying);
             live.urgent = true;
         }
-        let mut reader = Reader::new(self.config.max_file_bytes, &self.signatures)
+        let mut reader = Reader::new(self.with.config.max_file_bytes, &self.signatures)
             .with_stop(Arc::clone(&self.stop));
         let mut next_tick = Instant::now();
         loop {
@@ -265,7 +259,7 @@ impl Context {
                 next_tick = now + TICK;
                 self.poll_accepts(&store, &mut roots, &mut last_accept);
                 for live in &mut roots {
-                    let active = live.config.deploy.active(Timestamp::now(), &self.tz);
+                    let active = live.config.deploy.active(Timestamp::now(), &self.with.tz);
                     if live.deploying && !active {
                         info!(
                             "integrity: web root {}: deploy over, re-scanning it into the baseline",
@@ -283,15 +277,19 @@ impl Context {
             for live in &mut roots {
                 let due = !live.dirty.is_empty()
                     && (live.urgent
-                        || live.last_event.elapsed() >= self.config.debounce
+                        || live.last_event.elapsed() >= self.with.config.debounce
                         || live
                             .burst_started
-                            .is_some_and(|(t, _)| t.elapsed() >= self.config.max_burst));
+                            .is_some_and(|(t, _)| t.elapsed() >= self.with.config.max_burst));
                 if due {
                     if live.state.is_none() && !self.load(&store, live) {
                         live.urgent = false;
                         live.next_rescan = Instant::now()
-                            + self.config.rescan_interval.min(Duration::from_secs(60));
+                            + self
+                                .with
+                                .config
+                                .rescan_interval
+                                .min(Duration::from_secs(60));
                         continue;
                     }
                     // An accept made during the burst counts.
@@ -305,10 +303,10 @@ impl Context {
             let mut until = next_tick;
             for live in &roots {
                 if !live.dirty.is_empty() {
-                    let settle = live.last_event + self.config.debounce;
+                    let settle = live.last_event + self.with.config.debounce;
                     let cap = live
                         .burst_started
-                        .map_or(settle, |(t, _)| t + self.config.max_burst);
+                        .map_or(settle, |(t, _)| t + self.with.config.max_burst);
                     until = until.min(settle.min(cap));
                 }
             }
@@ -351,7 +349,7 @@ impl Context {
         let mut deploy = |i: usize, live: &Live| {
             *deploy_now
                 .entry(i)
-                .or_insert_with(|| live.config.deploy.active(Timestamp::now(), &self.tz))
+                .or_insert_with(|| live.config.deploy.active(Timestamp::now(), &self.with.tz))
         };
         let ev = match ev {
             Ok(ev) => ev,
@@ -496,14 +494,15 @@ impl Context {
             if live.errors_logged.insert(msg.clone()) {
                 warn!("{msg}");
             }
-            self.metrics
+            self.with
+                .metrics
                 .integrity_errors
                 .with_label_values(&[&name])
                 .inc();
             live.dirty.clear();
             live.burst_started = None;
             live.urgent = false;
-            live.next_rescan = Instant::now() + self.config.rescan_interval;
+            live.next_rescan = Instant::now() + self.with.config.rescan_interval;
             return;
         }
         let started = Instant::now();
@@ -533,13 +532,14 @@ impl Context {
             }
         }
         if full {
-            live.next_rescan = Instant::now() + self.config.rescan_interval;
-            self.metrics
+            live.next_rescan = Instant::now() + self.with.config.rescan_interval;
+            self.with
+                .metrics
                 .integrity_scan_seconds
                 .with_label_values(&[&name])
                 .set(started.elapsed().as_secs_f64());
         }
-        let m = &self.metrics;
+        let m = &self.with.metrics;
         let out_hashed = out.hashed;
         m.integrity_hashed
             .with_label_values(&[&name])
@@ -596,7 +596,7 @@ impl Context {
         }
         for rel in out.retry {
             // Being written: once it settles.
-            let deploy = live.config.deploy.active(Timestamp::now(), &self.tz);
+            let deploy = live.config.deploy.active(Timestamp::now(), &self.with.tz);
             live.mark(rel, deploy);
         }
         let files = live.state.as_ref().map_or(0, RootState::files);
@@ -630,8 +630,9 @@ impl Context {
                 urls.insert(url_of(&live.config.url_prefix, path));
             }
         }
-        self.flagged.replace(&live.config.name, urls);
-        self.metrics
+        self.with.flagged.replace(&live.config.name, urls);
+        self.with
+            .metrics
             .integrity_flagged
             .with_label_values(&[&live.config.name])
             .set(count);
@@ -639,7 +640,7 @@ impl Context {
 
     fn send(&self, finding: Finding) {
         if self.found.send(finding).is_ok() {
-            self.wake.wake();
+            self.with.wake.wake();
         }
     }
 }

@@ -16,7 +16,7 @@
 use std::io::{self, Write};
 
 use super::lang::Lang;
-use crate::summary::{Figures, Summary};
+use crate::summary::{Figures, MonthCounts, Summary};
 
 pub fn write(out: &mut dyn Write, s: &Summary, lang: Lang) -> io::Result<()> {
     let w = lang.words();
@@ -104,42 +104,34 @@ pub fn write(out: &mut dyn Write, s: &Summary, lang: Lang) -> io::Result<()> {
             ),
         )?;
     }
+    let against_last_month = |row: &mut [Cell; 12], c: &MonthCounts| {
+        row[3] = n(c.this_month);
+        row[4] = n(c.last_month);
+        row[5] = change(c.change.month_over_month, c.this_month);
+        row[11] = n(c.events);
+    };
     for r in &s.top_rules {
-        let mut row = empty_row();
-        row[0] = Cell::Text("rule".into());
-        row[1] = Cell::Text(r.rule.clone());
+        let mut row = item_row("rule", Cell::Text(r.rule.clone()));
         row[2] = Cell::Text(lang.category(&r.category));
-        row[3] = n(r.this_month);
-        row[4] = n(r.last_month);
-        row[5] = change(r.change.month_over_month, r.this_month);
-        row[11] = n(r.events);
+        against_last_month(&mut row, &r.counts);
         write_row(out, &row)?;
     }
     for r in &s.top_sources {
-        let mut row = empty_row();
-        row[0] = Cell::Text("source".into());
-        row[1] = Cell::Text(r.src_ip.clone());
+        let mut row = item_row("source", Cell::Text(r.src_ip.clone()));
         row[3] = n(r.this_month);
         row[11] = n(r.events);
         write_row(out, &row)?;
     }
     for r in &s.inputs {
-        let mut row = empty_row();
-        row[0] = Cell::Text("input".into());
-        row[1] = r.input.clone().map_or(Cell::Empty, Cell::Text);
+        let mut row = item_row("input", r.input.clone().map_or(Cell::Empty, Cell::Text));
         if r.input.is_none() {
             row[2] = Cell::Text(w.unknown_input.to_owned());
         }
-        row[3] = n(r.this_month);
-        row[4] = n(r.last_month);
-        row[5] = change(r.change.month_over_month, r.this_month);
-        row[11] = n(r.events);
+        against_last_month(&mut row, &r.counts);
         write_row(out, &row)?;
     }
     for mf in &s.months {
-        let mut row = empty_row();
-        row[0] = Cell::Text("month".into());
-        row[1] = Cell::Text(mf.month.to_string());
+        let mut row = item_row("month", Cell::Text(mf.month.to_string()));
         row[2] = Cell::Text(lang.month_short(mf.month));
         row[3] = n(mf.total);
         write_row(out, &row)?;
@@ -153,8 +145,12 @@ enum Cell {
     Empty,
 }
 
-fn empty_row() -> [Cell; 12] {
-    std::array::from_fn(|_| Cell::Empty)
+/// The row of `section` for the item `id`, its figures left to fill in.
+fn item_row(section: &str, id: Cell) -> [Cell; 12] {
+    let mut row = std::array::from_fn(|_| Cell::Empty);
+    row[0] = Cell::Text(section.into());
+    row[1] = id;
+    row
 }
 
 fn write_row(out: &mut dyn Write, cells: &[Cell]) -> io::Result<()> {

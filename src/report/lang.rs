@@ -6,6 +6,8 @@
 //! ("tăng 11,07% so với tháng trước"). Negative changes print with a true
 //! minus sign (U+2212), as typeset bulletins do.
 
+use std::str::FromStr;
+
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
@@ -140,21 +142,27 @@ impl Lang {
     }
 
     pub fn category(self, id: &str) -> String {
-        match id.parse::<Category>() {
-            Ok(c) => match self {
-                Lang::En => c.label_en().to_owned(),
-                Lang::Vi => c.label_vi().to_owned(),
-            },
-            Err(_) => id.to_owned(),
-        }
+        self.label(id, Category::label_en, Category::label_vi)
     }
 
     pub fn severity(self, id: &str) -> String {
-        match id.parse::<Severity>() {
-            Ok(s) => match self {
-                Lang::En => s.label_en().to_owned(),
-                Lang::Vi => s.label_vi().to_owned(),
-            },
+        self.label(id, Severity::label_en, Severity::label_vi)
+    }
+
+    /// The label in this language of what `id` names; `id` itself where it
+    /// names nothing known.
+    fn label<T: FromStr>(
+        self,
+        id: &str,
+        en: fn(T) -> &'static str,
+        vi: fn(T) -> &'static str,
+    ) -> String {
+        match id.parse::<T>() {
+            Ok(known) => match self {
+                Lang::En => en(known),
+                Lang::Vi => vi(known),
+            }
+            .to_owned(),
             Err(_) => id.to_owned(),
         }
     }
@@ -332,25 +340,58 @@ fn month_index(m: Month) -> usize {
     usize::try_from(m.month - 1).unwrap_or(0).min(11)
 }
 
+/// How a change against a base period is said in one language: `{p}` is
+/// the percentage, `{base}` the period compared with.
+struct ChangeWording {
+    unchanged: &'static str,
+    up: &'static str,
+    down: &'static str,
+    /// Incidents now, none in the base: no percentage to give.
+    from_none: &'static str,
+    none_either: &'static str,
+}
+
+const EN_CHANGE: ChangeWording = ChangeWording {
+    unchanged: "unchanged on {base}",
+    up: "up {p}% on {base}",
+    down: "down {p}% on {base}",
+    from_none: "up from none in {base}",
+    none_either: "none in {base} either",
+};
+
+const VI_CHANGE: ChangeWording = ChangeWording {
+    unchanged: "không đổi so với {base}",
+    up: "tăng {p}% so với {base}",
+    down: "giảm {p}% so với {base}",
+    from_none: "trong khi {base} không ghi nhận sự cố nào",
+    none_either: "{base} cũng không ghi nhận sự cố nào",
+};
+
 fn en_change(ratio: Option<f64>, current: u64, base: &str) -> String {
-    let lang = Lang::En;
-    match ratio {
-        Some(r) if lang.percent_abs(r) == "0.00" => format!("unchanged on {base}"),
-        Some(r) if r > 0.0 => format!("up {}% on {base}", lang.percent_abs(r)),
-        Some(r) => format!("down {}% on {base}", lang.percent_abs(r)),
-        None if current > 0 => format!("up from none in {base}"),
-        None => format!("none in {base} either"),
-    }
+    change(Lang::En, &EN_CHANGE, ratio, current, base)
 }
 
 fn vi_change(lang: Lang, ratio: Option<f64>, current: u64, base: &str) -> String {
-    match ratio {
-        Some(r) if lang.percent_abs(r) == "0,00" => format!("không đổi so với {base}"),
-        Some(r) if r > 0.0 => format!("tăng {}% so với {base}", lang.percent_abs(r)),
-        Some(r) => format!("giảm {}% so với {base}", lang.percent_abs(r)),
-        None if current > 0 => format!("trong khi {base} không ghi nhận sự cố nào"),
-        None => format!("{base} cũng không ghi nhận sự cố nào"),
-    }
+    change(lang, &VI_CHANGE, ratio, current, base)
+}
+
+fn change(
+    lang: Lang,
+    words: &ChangeWording,
+    ratio: Option<f64>,
+    current: u64,
+    base: &str,
+) -> String {
+    let percent = ratio.map(|r| lang.percent_abs(r)).unwrap_or_default();
+    let template = match ratio {
+        // Rounds to nothing: "unchanged", not "up 0.00%".
+        Some(_) if percent == lang.percent_abs(0.0) => words.unchanged,
+        Some(r) if r > 0.0 => words.up,
+        Some(_) => words.down,
+        None if current > 0 => words.from_none,
+        None => words.none_either,
+    };
+    template.replace("{p}", &percent).replace("{base}", base)
 }
 
 /// Inserts `sep` between groups of three digits of `digits`.

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use super::lang::{zone_of, Lang};
 use crate::output::printable;
-use crate::summary::{Figures, Summary};
+use crate::summary::{Figures, MonthCounts, Summary};
 
 /// Longest cell from the store shown in a table (addresses, rule ids,
 /// input names are far shorter; anything longer is not worth a column).
@@ -27,22 +27,53 @@ pub struct Table {
     pub total_row: bool,
 }
 
+impl Table {
+    /// A row for each item, none of them a total.
+    fn each<T>(
+        title: String,
+        headers: Vec<(String, Align)>,
+        items: &[T],
+        row: impl FnMut(&T) -> Vec<String>,
+    ) -> Self {
+        Self {
+            title,
+            headers,
+            rows: items.iter().map(row).collect(),
+            total_row: false,
+        }
+    }
+}
+
+/// Columns of labels (left-aligned), then of figures (right-aligned).
+fn headers(labels: &[&str], figures: &[&str]) -> Vec<(String, Align)> {
+    let labels = labels.iter().map(|&h| (h.to_owned(), Align::Left));
+    let figures = figures.iter().map(|&h| (h.to_owned(), Align::Right));
+    labels.chain(figures).collect()
+}
+
 /// The report's tables, in order.
 pub fn tables(s: &Summary, lang: Lang) -> Vec<Table> {
     let w = lang.words();
     let m = s.month;
-    let figure_headers = |first: &str| -> Vec<(String, Align)> {
-        vec![
-            (first.to_owned(), Align::Left),
-            (lang.month_short(m), Align::Right),
-            (lang.month_short(m.previous()), Align::Right),
-            (w.change.to_owned(), Align::Right),
-            (lang.month_short(m.year_before()), Align::Right),
-            (w.change.to_owned(), Align::Right),
-            (lang.year_to_date(m), Align::Right),
-            (lang.year_to_date(m.year_before()), Align::Right),
-            (w.change.to_owned(), Align::Right),
-        ]
+    let this = lang.month_short(m);
+    let previous = lang.month_short(m.previous());
+    let year_before = lang.month_short(m.year_before());
+    let to_date = lang.year_to_date(m);
+    let to_date_before = lang.year_to_date(m.year_before());
+    let figure_headers = |first: &str| {
+        headers(
+            &[first],
+            &[
+                &this,
+                &previous,
+                w.change,
+                &year_before,
+                w.change,
+                &to_date,
+                &to_date_before,
+                w.change,
+            ],
+        )
     };
     let figure_row = |label: String, f: &Figures| -> Vec<String> {
         vec![
@@ -57,137 +88,95 @@ pub fn tables(s: &Summary, lang: Lang) -> Vec<Table> {
             lang.change(f.change.year_to_date, f.year_to_date),
         ]
     };
-    let mut out = Vec::new();
+    let this_month = |name: &str| format!("{name} ({this})");
+    let against_last_month = |mut row: Vec<String>, c: &MonthCounts| -> Vec<String> {
+        row.extend([
+            lang.count(c.this_month),
+            lang.count(c.events),
+            lang.count(c.last_month),
+            lang.change(c.change.month_over_month, c.this_month),
+        ]);
+        row
+    };
 
-    let mut rows: Vec<Vec<String>> = s
-        .categories
-        .iter()
-        .map(|c| figure_row(lang.category(c.category), &c.figures))
-        .collect();
-    rows.push(figure_row(w.total.to_owned(), &s.total));
-    out.push(Table {
-        title: w.by_category.to_owned(),
-        headers: figure_headers(w.category),
-        rows,
-        total_row: true,
-    });
+    let mut by_category = Table::each(
+        w.by_category.to_owned(),
+        figure_headers(w.category),
+        &s.categories,
+        |c| figure_row(lang.category(c.category), &c.figures),
+    );
+    by_category
+        .rows
+        .push(figure_row(w.total.to_owned(), &s.total));
+    by_category.total_row = true;
 
-    out.push(Table {
-        title: w.by_severity.to_owned(),
-        headers: figure_headers(w.severity),
-        rows: s
-            .severities
-            .iter()
-            .map(|v| figure_row(lang.severity(v.severity), &v.figures))
-            .collect(),
-        total_row: false,
-    });
+    let by_severity = Table::each(
+        w.by_severity.to_owned(),
+        figure_headers(w.severity),
+        &s.severities,
+        |v| figure_row(lang.severity(v.severity), &v.figures),
+    );
 
-    out.push(Table {
-        title: format!("{} ({})", w.top_rules, lang.month_short(m)),
-        headers: vec![
-            (w.rule.to_owned(), Align::Left),
-            (w.category.to_owned(), Align::Left),
-            (w.incidents.to_owned(), Align::Right),
-            (w.events.to_owned(), Align::Right),
-            (lang.month_short(m.previous()), Align::Right),
-            (w.change.to_owned(), Align::Right),
-        ],
-        rows: s
-            .top_rules
-            .iter()
-            .map(|r| {
-                vec![
-                    printable(&r.rule, MAX_CELL),
-                    lang.category(&r.category),
-                    lang.count(r.this_month),
-                    lang.count(r.events),
-                    lang.count(r.last_month),
-                    lang.change(r.change.month_over_month, r.this_month),
-                ]
-            })
-            .collect(),
-        total_row: false,
-    });
+    let top_rules = Table::each(
+        this_month(w.top_rules),
+        headers(
+            &[w.rule, w.category],
+            &[w.incidents, w.events, &previous, w.change],
+        ),
+        &s.top_rules,
+        |r| {
+            against_last_month(
+                vec![printable(&r.rule, MAX_CELL), lang.category(&r.category)],
+                &r.counts,
+            )
+        },
+    );
 
-    out.push(Table {
-        title: format!("{} ({})", w.top_sources, lang.month_short(m)),
-        headers: vec![
-            (w.source.to_owned(), Align::Left),
-            (w.incidents.to_owned(), Align::Right),
-            (w.events.to_owned(), Align::Right),
-        ],
-        rows: s
-            .top_sources
-            .iter()
-            .map(|r| {
-                vec![
-                    printable(&r.src_ip, MAX_CELL),
-                    lang.count(r.this_month),
-                    lang.count(r.events),
-                ]
-            })
-            .collect(),
-        total_row: false,
-    });
+    let top_sources = Table::each(
+        this_month(w.top_sources),
+        headers(&[w.source], &[w.incidents, w.events]),
+        &s.top_sources,
+        |r| {
+            vec![
+                printable(&r.src_ip, MAX_CELL),
+                lang.count(r.this_month),
+                lang.count(r.events),
+            ]
+        },
+    );
 
-    out.push(Table {
-        title: w.by_input.to_owned(),
-        headers: vec![
-            (w.input.to_owned(), Align::Left),
-            (lang.month_short(m), Align::Right),
-            (w.events.to_owned(), Align::Right),
-            (lang.month_short(m.previous()), Align::Right),
-            (w.change.to_owned(), Align::Right),
-        ],
-        rows: s
-            .inputs
-            .iter()
-            .map(|r| {
-                vec![
-                    r.input
-                        .as_deref()
-                        .map_or_else(|| w.unknown_input.to_owned(), |i| printable(i, MAX_CELL)),
-                    lang.count(r.this_month),
-                    lang.count(r.events),
-                    lang.count(r.last_month),
-                    lang.change(r.change.month_over_month, r.this_month),
-                ]
-            })
-            .collect(),
-        total_row: false,
-    });
-    out
+    let by_input = Table::each(
+        w.by_input.to_owned(),
+        headers(&[w.input], &[&this, w.events, &previous, w.change]),
+        &s.inputs,
+        |r| {
+            let input = r
+                .input
+                .as_deref()
+                .map_or_else(|| w.unknown_input.to_owned(), |i| printable(i, MAX_CELL));
+            against_last_month(vec![input], &r.counts)
+        },
+    );
+
+    vec![by_category, by_severity, top_rules, top_sources, by_input]
 }
 
 /// The 13-month series as a table (the terminal and Markdown have no chart).
 fn series_table(s: &Summary, lang: Lang, bars: bool) -> Table {
     let w = lang.words();
     let most = s.months.iter().map(|m| m.total).max().unwrap_or(0).max(1);
-    let mut headers = vec![
-        (w.month.to_owned(), Align::Left),
-        (w.incidents.to_owned(), Align::Right),
-    ];
+    let mut columns = headers(&[w.month], &[w.incidents]);
     if bars {
-        headers.push((String::new(), Align::Left));
+        columns.push((String::new(), Align::Left));
     }
-    Table {
-        title: w.series.to_owned(),
-        headers,
-        rows: s
-            .months
-            .iter()
-            .map(|m| {
-                let mut row = vec![lang.month_short(m.month), lang.count(m.total)];
-                if bars {
-                    let n = (m.total * BAR_WIDTH).div_ceil(most);
-                    row.push("#".repeat(usize::try_from(n).unwrap_or(0)));
-                }
-                row
-            })
-            .collect(),
-        total_row: false,
-    }
+    Table::each(w.series.to_owned(), columns, &s.months, |m| {
+        let mut row = vec![lang.month_short(m.month), lang.count(m.total)];
+        if bars {
+            let n = (m.total * BAR_WIDTH).div_ceil(most);
+            row.push("#".repeat(usize::try_from(n).unwrap_or(0)));
+        }
+        row
+    })
 }
 
 /// The heading lines: title, month, zone, and whether the month is over.

@@ -44,16 +44,21 @@ pub use crate::input::types::INPUT_TYPES;
 #[derive(Debug)]
 pub struct Rule {
     pub id: String,
+    /// One line for tables and alerts; `description` says what it means
+    /// and what to do.
     pub title: String,
     pub description: String,
+    /// What its incidents count as in the national center's figures.
     pub category: Category,
     pub severity: Severity,
+    /// The input types whose lines it reads.
     pub types: Vec<String>,
     pub patterns: Vec<Pattern>,
     /// Only lines received over the network from these senders; `None`:
     /// lines from anywhere.
     pub senders: Option<Vec<crate::network::Network>>,
     pub policy: Policy,
+    /// MITRE ATT&CK technique ids (`T1110`, `T1110.001`).
     pub tags: Vec<String>,
     pub examples: Vec<Example>,
     /// Where the rule's id is written.
@@ -609,28 +614,21 @@ mod tests {
         rs.bind_feeds(feeds).expect("binds again");
         assert_eq!(rs.rules.len(), 3);
 
-        let mut unknown = ioc_rules("fish");
-        let e = unknown
-            .bind_feeds(Arc::new(FeedSet::new(
-                vec![feed("phish", FeedKind::Domain, Category::Phishing)],
-                None,
-            )))
-            .expect_err("unknown feed");
+        // Rules naming `named` among their feeds, bound to `declared` alone.
+        let refusal = |named: &str, declared: FeedDecl| {
+            ioc_rules(named)
+                .bind_feeds(Arc::new(FeedSet::new(vec![declared], None)))
+                .expect_err("refused")
+                .to_string()
+        };
+        let e = refusal("fish", feed("phish", FeedKind::Domain, Category::Phishing));
         assert!(
-            e.to_string()
-                .starts_with("t.yaml:11:9: rule `q` names feed `fish`, which is not declared"),
+            e.starts_with("t.yaml:11:9: rule `q` names feed `fish`, which is not declared"),
             "{e}"
         );
-        let mut wrong = ioc_rules("bad-ips");
-        let e = wrong
-            .bind_feeds(Arc::new(FeedSet::new(
-                vec![feed("bad-ips", FeedKind::Ip, Category::Recon)],
-                None,
-            )))
-            .expect_err("kind mismatch");
+        let e = refusal("bad-ips", feed("bad-ips", FeedKind::Ip, Category::Recon));
         assert!(
-            e.to_string()
-                .contains("against feed `bad-ips`, which holds ip indicators"),
+            e.contains("against feed `bad-ips`, which holds ip indicators"),
             "{e}"
         );
     }

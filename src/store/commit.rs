@@ -582,20 +582,15 @@ mod tests {
         let (_dir, path, mut store) = fresh();
         let inputs = strings(&["journal", "auth"]);
         let cursor = |c: &str| vec![("journal".to_string(), c.to_string())];
-        store
-            .commit(&Batch {
-                inputs: &inputs,
-                cursors: &cursor("s=1;i=5"),
-                ..Batch::default()
-            })
-            .expect("commit");
-        store
-            .commit(&Batch {
-                inputs: &inputs,
-                cursors: &cursor("s=1;i=9"),
-                ..Batch::default()
-            })
-            .expect("commit");
+        for c in ["s=1;i=5", "s=1;i=9"] {
+            store
+                .commit(&Batch {
+                    inputs: &inputs,
+                    cursors: &cursor(c),
+                    ..Batch::default()
+                })
+                .expect("commit");
+        }
         drop(store);
         let mut store = Store::open(&path, AGENCY).expect("reopen");
         assert_eq!(
@@ -620,16 +615,13 @@ mod tests {
         assert!(matches!(err, StoreError::Invalid(_)), "{err}");
         let mut twice = cursor("a");
         twice.extend(cursor("b"));
-        let err = store
-            .commit(&Batch {
+        assert_invalid(
+            store.commit(&Batch {
                 inputs: &inputs,
                 cursors: &twice,
                 ..Batch::default()
-            })
-            .expect_err("two cursors");
-        assert!(
-            matches!(err, StoreError::Invalid(ref m) if m.contains("two cursors")),
-            "{err}"
+            }),
+            "two cursors",
         );
     }
 
@@ -869,15 +861,12 @@ mod tests {
             incidents: &incidents,
             ..base
         };
-        let err = store
-            .commit(&Batch {
+        assert_invalid(
+            store.commit(&Batch {
                 checkpoints: &dup,
                 ..batch
-            })
-            .expect_err("duplicate checkpoint");
-        assert!(
-            matches!(err, StoreError::Invalid(ref m) if m.contains("two checkpoints")),
-            "{err}"
+            }),
+            "two checkpoints",
         );
         assert_eq!(dump(&path), before);
 
@@ -1098,27 +1087,19 @@ mod tests {
                     detector: Some(header_only(&blob)),
                     extra_rows: None,
                 };
-                let started = Instant::now();
-                let info = store
-                    .commit(&Batch {
-                        incidents: &incidents,
-                        ..batch
-                    })
-                    .expect("insert batch");
-                insert_ms.push(started.elapsed().as_secs_f64() * 1e3);
+                let mut timed_commit = |incidents: &[IncidentRecord], ms: &mut Vec<f64>| {
+                    let started = Instant::now();
+                    let info = store.commit(&Batch { incidents, ..batch }).expect("commit");
+                    ms.push(started.elapsed().as_secs_f64() * 1e3);
+                    info
+                };
+                let info = timed_commit(&incidents, &mut insert_ms);
                 assert_eq!(info.inserted.len(), 1000);
                 for r in &mut incidents {
                     r.events += 10;
                     r.last_seen = ts(99_999);
                 }
-                let started = Instant::now();
-                let info = store
-                    .commit(&Batch {
-                        incidents: &incidents,
-                        ..batch
-                    })
-                    .expect("update batch");
-                update_ms.push(started.elapsed().as_secs_f64() * 1e3);
+                let info = timed_commit(&incidents, &mut update_ms);
                 assert_eq!(info.updated, 1000);
             }
             let fmt = |v: &[f64]| {

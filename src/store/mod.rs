@@ -160,18 +160,29 @@ pub struct IncidentRecord {
     /// The detector's id ([`crate::detect::Incident::id`]): the upsert key.
     /// 0 for a stored incident whose id the detector has since reused.
     pub detector_id: u64,
+    /// Id of the rule (or group) whose events these are.
     pub rule: String,
+    /// The rule's [`Category::id`](crate::category::Category::id).
     pub category: String,
+    /// The rule's [`Severity::id`](crate::category::Severity::id).
     pub severity: String,
+    /// What the rule counts by: its `by` fields' values joined by a space, else the client's
+    /// address or host name.
     pub key: String,
+    /// The attacking address, when the key names one (not for a user name
+    /// or a web root).
     pub src_ip: Option<String>,
     /// Name of the configured input the opening line came from.
     pub input: Option<String>,
+    /// Event time of its first and last events, never the time of reading.
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
     pub events: u64,
+    /// Still taking events: its cooldown has not passed in event time.
     pub open: bool,
+    /// The line that opened it.
     pub sample: String,
+    /// The fields captured from that line.
     pub fields: Vec<(String, String)>,
 }
 

@@ -219,15 +219,12 @@ mod tests {
             assert_eq!(walked, expected, "filter {filter:?}");
         }
 
-        let err = store
-            .incidents(&IncidentQuery {
+        assert_invalid(
+            store.incidents(&IncidentQuery {
                 after: Some("bo-tt-tt-unknown".to_owned()),
                 ..IncidentQuery::default()
-            })
-            .expect_err("unknown cursor");
-        assert!(
-            matches!(err, StoreError::Invalid(ref m) if m.contains("cursor")),
-            "{err}"
+            }),
+            "cursor",
         );
     }
 
@@ -241,7 +238,9 @@ mod tests {
         b.src_ip = None;
         let c = rec(3, 120, "bruteforce");
         commit_incidents(&mut store, &[a, b, c]);
-        let ids = |q: IncidentQuery| -> Vec<u64> {
+        let ids_with = |set: fn(&mut IncidentQuery)| -> Vec<u64> {
+            let mut q = IncidentQuery::default();
+            set(&mut q);
             store
                 .incidents(&q)
                 .expect("query")
@@ -249,78 +248,29 @@ mod tests {
                 .map(|s| s.record.detector_id)
                 .collect()
         };
-        let q = IncidentQuery::default;
-        assert_eq!(ids(q()), [1, 2, 3]);
+        assert_eq!(ids_with(|_| {}), [1, 2, 3]);
+        assert_eq!(ids_with(|q| q.since = Some(ts(60))), [2, 3]);
+        assert_eq!(ids_with(|q| q.until = Some(ts(60))), [1]);
         assert_eq!(
-            ids(IncidentQuery {
-                since: Some(ts(60)),
-                ..q()
+            ids_with(|q| {
+                q.since = Some(ts(1));
+                q.until = Some(ts(121));
             }),
             [2, 3]
         );
+        assert_eq!(ids_with(|q| q.category = Some("bruteforce".into())), [1, 3]);
+        assert_eq!(ids_with(|q| q.severity = Some("critical".into())), [2]);
+        assert_eq!(ids_with(|q| q.rule = Some("rule-web-attack".into())), [2]);
+        assert_eq!(ids_with(|q| q.src_ip = Some("192.0.2.1".into())), [1]);
         assert_eq!(
-            ids(IncidentQuery {
-                until: Some(ts(60)),
-                ..q()
-            }),
-            [1]
-        );
-        assert_eq!(
-            ids(IncidentQuery {
-                since: Some(ts(1)),
-                until: Some(ts(121)),
-                ..q()
-            }),
-            [2, 3]
-        );
-        assert_eq!(
-            ids(IncidentQuery {
-                category: Some("bruteforce".into()),
-                ..q()
-            }),
-            [1, 3]
-        );
-        assert_eq!(
-            ids(IncidentQuery {
-                severity: Some("critical".into()),
-                ..q()
-            }),
-            [2]
-        );
-        assert_eq!(
-            ids(IncidentQuery {
-                rule: Some("rule-web-attack".into()),
-                ..q()
-            }),
-            [2]
-        );
-        assert_eq!(
-            ids(IncidentQuery {
-                src_ip: Some("192.0.2.1".into()),
-                ..q()
-            }),
-            [1]
-        );
-        assert_eq!(
-            ids(IncidentQuery {
-                category: Some("bruteforce".into()),
-                since: Some(ts(1)),
-                ..q()
+            ids_with(|q| {
+                q.category = Some("bruteforce".into());
+                q.since = Some(ts(1));
             }),
             [3]
         );
-        assert_eq!(
-            ids(IncidentQuery {
-                limit: Some(0),
-                ..q()
-            }),
-            Vec::<u64>::new()
-        );
+        assert_eq!(ids_with(|q| q.limit = Some(0)), Vec::<u64>::new());
         // Values are bound, never spliced into the SQL.
-        assert!(ids(IncidentQuery {
-            category: Some("x' OR '1'='1".into()),
-            ..q()
-        })
-        .is_empty());
+        assert!(ids_with(|q| q.category = Some("x' OR '1'='1".into())).is_empty());
     }
 }

@@ -90,6 +90,15 @@ pub(super) fn db(dir: &TempDir) -> PathBuf {
     dir.path().join("state").join("canhgac.db")
 }
 
+/// A refusal of bad input, with `why` in its message.
+pub(super) fn assert_invalid<T: std::fmt::Debug>(result: Result<T, StoreError>, why: &str) {
+    let err = result.expect_err(why);
+    assert!(
+        matches!(err, StoreError::Invalid(ref m) if m.contains(why)),
+        "{err}"
+    );
+}
+
 pub(super) fn fresh() -> (TempDir, PathBuf, Store) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = db(&dir);

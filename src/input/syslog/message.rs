@@ -26,6 +26,7 @@
 use std::fmt;
 
 use crate::input::lines::escape_control as escape;
+use crate::timestamp::{strip_priority, strip_version};
 
 /// Why a message was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,28 +75,6 @@ fn trim_end(mut b: &[u8]) -> &[u8] {
         }
     }
     b
-}
-
-/// `<PRI>`, 1-3 digits, PRI <= 191.
-fn strip_priority(b: &[u8]) -> Option<&[u8]> {
-    let mut pri = 0u32;
-    for i in 1..=4 {
-        match *b.get(i)? {
-            c @ b'0'..=b'9' if i <= 3 => pri = pri * 10 + u32::from(c - b'0'),
-            b'>' if i >= 2 && pri <= 191 => return Some(&b[i + 1..]),
-            _ => return None,
-        }
-    }
-    None
-}
-
-/// RFC 5424's VERSION: 1-3 digits, no leading zero, then a space.
-fn strip_version(b: &[u8]) -> Option<&[u8]> {
-    if !matches!(b.first(), Some(b'1'..=b'9')) {
-        return None;
-    }
-    let digits = b.iter().take(4).take_while(|c| c.is_ascii_digit()).count();
-    (digits <= 3 && b.get(digits) == Some(&b' ')).then(|| &b[digits + 1..])
 }
 
 fn rfc5424(b: &[u8], sender: &str, now: &str, out: &mut Vec<u8>) -> Result<(), Malformed> {
@@ -275,63 +254,75 @@ mod tests {
         r.map(|()| String::from_utf8_lossy(&out[4..]).into_owned())
     }
 
+    /// Each message and the line it must become.
+    fn assert_lines(cases: &[(&[u8], &str)]) {
+        for &(msg, want) in cases {
+            let context = String::from_utf8_lossy(msg);
+            assert_eq!(line(msg).as_deref(), Ok(want), "{context}");
+        }
+    }
+
     #[test]
     fn rfc3164_forms() {
-        assert_eq!(
-            line(b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8\n"),
-            Ok("Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8\n".into())
-        );
-        // What `logger --rfc3164` sends.
-        assert_eq!(
-            line(b"<13>Nov  3 09:05:01 web01 sshd[42]: Failed password for root from 203.0.113.5 port 22 ssh2"),
-            Ok("Nov  3 09:05:01 web01 sshd[42]: Failed password for root from 203.0.113.5 port 22 ssh2\n".into())
-        );
-        // No host name: the tag follows the time.
-        assert_eq!(
-            line(b"<13>Nov  3 09:05:01 sshd[42]: hi"),
-            Ok("Nov  3 09:05:01 192.0.2.7 sshd[42]: hi\n".into())
-        );
-        // No time, no host.
-        assert_eq!(
-            line(b"<13>sshd[42]: hi"),
-            Ok(format!("{NOW} 192.0.2.7 sshd[42]: hi\n"))
-        );
-        // No priority at all: taken as text.
-        assert_eq!(
-            line(b"Nov  3 09:05:01 fw kernel: DROP"),
-            Ok("Nov  3 09:05:01 fw kernel: DROP\n".into())
-        );
-        // rsyslog's RFC 3339 stamps in the classic frame, fractions on BSD stamps.
-        assert_eq!(
-            line(b"<13>2020-10-31T23:30:00.123+07:00 host app: x"),
-            Ok("2020-10-31T23:30:00.123+07:00 host app: x\n".into())
-        );
-        assert_eq!(
-            line(b"<13>Oct 31 23:30:00.250 host app: x"),
-            Ok("Oct 31 23:30:00.250 host app: x\n".into())
-        );
+        assert_lines(&[
+            (
+                b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8\n",
+                "Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8\n",
+            ),
+            // What `logger --rfc3164` sends.
+            (
+                b"<13>Nov  3 09:05:01 web01 sshd[42]: Failed password for root from 203.0.113.5 port 22 ssh2",
+                "Nov  3 09:05:01 web01 sshd[42]: Failed password for root from 203.0.113.5 port 22 ssh2\n",
+            ),
+            // No host name: the tag follows the time.
+            (
+                b"<13>Nov  3 09:05:01 sshd[42]: hi",
+                "Nov  3 09:05:01 192.0.2.7 sshd[42]: hi\n",
+            ),
+            // No time, no host.
+            (
+                b"<13>sshd[42]: hi",
+                &format!("{NOW} 192.0.2.7 sshd[42]: hi\n"),
+            ),
+            // No priority at all: taken as text.
+            (
+                b"Nov  3 09:05:01 fw kernel: DROP",
+                "Nov  3 09:05:01 fw kernel: DROP\n",
+            ),
+            // rsyslog's RFC 3339 stamps in the classic frame, fractions on BSD stamps.
+            (
+                b"<13>2020-10-31T23:30:00.123+07:00 host app: x",
+                "2020-10-31T23:30:00.123+07:00 host app: x\n",
+            ),
+            (
+                b"<13>Oct 31 23:30:00.250 host app: x",
+                "Oct 31 23:30:00.250 host app: x\n",
+            ),
+        ]);
     }
 
     #[test]
     fn rfc5424_forms() {
-        assert_eq!(
-            line(b"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"] \xEF\xBB\xBFAn application event log entry..."),
-            Ok("2003-10-11T22:14:15.003Z mymachine.example.com evntslog: An application event log entry...\n".into())
-        );
-        assert_eq!(
-            line(b"<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su 77 ID47 - 'su root' failed"),
-            Ok("2003-10-11T22:14:15.003Z mymachine.example.com su[77]: 'su root' failed\n".into())
-        );
-        // Nil time and host; escaped brackets and quotes inside SD values.
-        assert_eq!(
-            line(br#"<13>1 - - sshd 9 - [a@1 x="q\"]\\" y="]"][b@2] msg"#),
-            Ok(format!("{NOW} 192.0.2.7 sshd[9]: msg\n"))
-        );
-        // No message after structured data: a line of its own still.
-        assert_eq!(
-            line(b"<13>1 2003-10-11T22:14:15Z h app - - [x@1 a=\"b\"]"),
-            Ok("2003-10-11T22:14:15Z h app: \n".into())
-        );
+        assert_lines(&[
+            (
+                b"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"] \xEF\xBB\xBFAn application event log entry...",
+                "2003-10-11T22:14:15.003Z mymachine.example.com evntslog: An application event log entry...\n",
+            ),
+            (
+                b"<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su 77 ID47 - 'su root' failed",
+                "2003-10-11T22:14:15.003Z mymachine.example.com su[77]: 'su root' failed\n",
+            ),
+            // Nil time and host; escaped brackets and quotes inside SD values.
+            (
+                br#"<13>1 - - sshd 9 - [a@1 x="q\"]\\" y="]"][b@2] msg"#,
+                &format!("{NOW} 192.0.2.7 sshd[9]: msg\n"),
+            ),
+            // No message after structured data: a line of its own still.
+            (
+                b"<13>1 2003-10-11T22:14:15Z h app - - [x@1 a=\"b\"]",
+                "2003-10-11T22:14:15Z h app: \n",
+            ),
+        ]);
     }
 
     #[test]

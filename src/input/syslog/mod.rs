@@ -276,6 +276,21 @@ impl Context {
     /// Takes `n` bytes of budget for what a stream read; false once the
     /// receiver is stopping. Backpressure: no budget, no further reads; the
     /// socket buffer fills and TCP holds the sender.
+    /// What a read from a stream connection gave; bytes only once the
+    /// queue has room for them (TCP senders are held back meanwhile).
+    pub(super) async fn admit(&self, read: io::Result<usize>, sender: IpAddr, what: &str) -> Read {
+        match read {
+            Ok(0) => Read::Closed,
+            Ok(n) if self.take_budget(n).await => Read::Bytes(n),
+            Ok(_) => Read::Stopping,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Read::Again,
+            Err(e) => {
+                tracing::debug!(input = %self.opts.input, %sender, "{what} connection: {e}");
+                Read::Failed
+            }
+        }
+    }
+
     async fn take_budget(&self, n: usize) -> bool {
         match self.budget.acquire_many(n as u32).await {
             Ok(permit) => {
@@ -775,18 +790,12 @@ where
                 _ = draining.wait_for(|d| *d) => continue,
             }
         };
-        let n = match read {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                tracing::debug!(input = %ctx.opts.input, %sender, "syslog TCP connection: {e}");
-                break;
-            }
+        let n = match ctx.admit(read, sender, "syslog TCP").await {
+            Read::Bytes(n) => n,
+            Read::Again => continue,
+            Read::Closed | Read::Failed => break,
+            Read::Stopping => return,
         };
-        if !ctx.take_budget(n).await {
-            return;
-        }
         let now = ctx.now_text();
         let mut chunk = Chunk::new(sender, n);
         framer.push(&buf[..n], &mut |frame| {
@@ -810,6 +819,18 @@ fn frame_into(ctx: &Context, frame: Frame<'_>, sender: &str, now: &str, chunk: &
             ctx.counters.malformed.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// See [`Context::admit`].
+pub(super) enum Read {
+    Bytes(usize),
+    /// Interrupted: read again.
+    Again,
+    /// The peer closed the connection.
+    Closed,
+    Failed,
+    /// The queue is closed: the daemon is stopping.
+    Stopping,
 }
 
 /// Datagrams the kernel dropped for the UDP socket with this inode (the

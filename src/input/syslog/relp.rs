@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{take_message, Chunk, Context, TCP_READ};
+use super::{take_message, Chunk, Context, Read, TCP_READ};
 
 /// A transaction number or data length has at most 9 digits.
 const MAX_DIGITS: usize = 9;
@@ -282,24 +282,18 @@ where
             Event::Committed(true) => {}
             Event::Stop => reading = None,
             Event::Read(read) => {
-                let n = match read {
-                    Ok(0) => {
+                let n = match ctx.admit(read, sender, "RELP").await {
+                    Read::Bytes(n) => n,
+                    Read::Again => continue,
+                    Read::Closed => {
                         if !parser.between_frames() {
                             ctx.counters.malformed.fetch_add(1, Ordering::Relaxed);
                         }
                         // The client went away: nothing owed can reach it.
                         return;
                     }
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        tracing::debug!(input = %ctx.opts.input, %sender, "RELP connection: {e}");
-                        return;
-                    }
+                    Read::Failed | Read::Stopping => return,
                 };
-                if !ctx.take_budget(n).await {
-                    return;
-                }
                 let now = ctx.now_text();
                 let mut chunk = Chunk::new(sender, n);
                 let mut frames = Vec::new();

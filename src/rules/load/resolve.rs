@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use super::{Loader, RuleError, Warning};
 use crate::event::{DEFAULT_KEY_FIELD, HOST_KEY_FIELD, IOC_FIELDS, SENDER_FIELD};
+use crate::position::Position;
 use crate::rules::{Pattern, Role};
 
 impl Loader {
@@ -19,42 +20,24 @@ impl Loader {
             .map(|(i, r)| (r.id.as_str(), i))
             .collect();
         let mut errors = Vec::new();
-        let mut members = Vec::new();
-        for (member, group, pos) in &self.groups {
-            let (Some(&m), found) = (index.get(member.as_str()), index.get(group.as_str())) else {
-                continue;
-            };
-            let message = match found {
-                Some(&g) if self.rules[g].role == Role::Group => {
-                    members.push((m, g));
-                    continue;
-                }
-                Some(_) => format!("rule `{member}` names `{group}` as its group, but that is a rule, not a group"),
-                None => format!("rule `{member}` names group `{group}`, which is not defined (a `groups:` entry)"),
-            };
-            errors.push(RuleError {
-                pos: pos.clone(),
-                message,
-            });
-        }
-        let mut follows = Vec::new();
-        for (rule, target, pos) in &self.follows {
-            let Some(&r) = index.get(rule.as_str()) else {
-                continue;
-            };
-            let message = match index.get(target.as_str()) {
-                Some(&t) if !self.groups.iter().any(|(member, _, _)| member == target) => {
-                    follows.push((r, t));
-                    continue;
-                }
-                Some(_) => format!("rule `{rule}` follows `{target}`, a member of a group: follow the group, whose incidents they are"),
-                None => format!("rule `{rule}` follows `{target}`, which is no loaded rule or group"),
-            };
-            errors.push(RuleError {
-                pos: pos.clone(),
-                message,
-            });
-        }
+        let check_group = |member: &str, group: &str, found: Option<usize>| match found {
+            Some(g) if self.rules[g].role == Role::Group => Ok(g),
+            Some(_) => Err(format!(
+                "rule `{member}` names `{group}` as its group, but that is a rule, not a group"
+            )),
+            None => Err(format!(
+                "rule `{member}` names group `{group}`, which is not defined (a `groups:` entry)"
+            )),
+        };
+        let check_follows = |rule: &str, target: &str, found: Option<usize>| {
+            match found {
+                Some(t) if !self.groups.iter().any(|(member, _, _)| member == target) => Ok(t),
+                Some(_) => Err(format!("rule `{rule}` follows `{target}`, a member of a group: follow the group, whose incidents they are")),
+                None => Err(format!("rule `{rule}` follows `{target}`, which is no loaded rule or group")),
+            }
+        };
+        let members = linked(&index, &self.groups, &mut errors, check_group);
+        let follows = linked(&index, &self.follows, &mut errors, check_follows);
         drop(index);
         for (m, g) in members {
             let (category, severity, policy, tags) = {
@@ -118,4 +101,30 @@ impl Loader {
         }
         self.errors.extend(errors);
     }
+}
+
+/// The links (a rule, the id it names, where) of loaded rules, as the
+/// pairs of their indices; `check` takes the named one's index (`None`
+/// where no rule or group has that id) and keeps it, or says what is wrong
+/// with the link, a mistake at its place.
+fn linked(
+    index: &HashMap<&str, usize>,
+    links: &[(String, String, Position)],
+    errors: &mut Vec<RuleError>,
+    check: impl Fn(&str, &str, Option<usize>) -> Result<usize, String>,
+) -> Vec<(usize, usize)> {
+    let mut pairs = Vec::new();
+    for (rule, named, pos) in links {
+        let Some(&r) = index.get(rule.as_str()) else {
+            continue;
+        };
+        match check(rule, named, index.get(named.as_str()).copied()) {
+            Ok(n) => pairs.push((r, n)),
+            Err(message) => errors.push(RuleError {
+                pos: pos.clone(),
+                message,
+            }),
+        }
+    }
+    pairs
 }

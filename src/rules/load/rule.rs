@@ -20,6 +20,41 @@ use crate::rules::{Example, IocCheck, Pattern, Role, Rule, INPUT_TYPES};
 /// a mistake (or a hostile rule file), and it would slow every line.
 pub const PATTERN_SIZE_LIMIT: usize = 1 << 20;
 
+/// A rule with its identity and nothing it reads, matches or checks yet:
+/// what [`Loader::validate_group`] and [`Loader::validate`] fill in from the
+/// spec. Links (`via`, `follows`) and `builtin` are set later by the loader.
+fn bare(
+    id: String,
+    title: String,
+    description: String,
+    (category, severity): (Category, Severity),
+    pos: Position,
+) -> Rule {
+    Rule {
+        id,
+        title,
+        description,
+        category,
+        severity,
+        types: Vec::new(),
+        patterns: Vec::new(),
+        senders: None,
+        policy: own_policy(None, SignedDuration::ZERO),
+        tags: Vec::new(),
+        examples: Vec::new(),
+        pos,
+        flagged_script: None,
+        ioc: Vec::new(),
+        example_indicators: Vec::new(),
+        via: None,
+        role: Role::Rule,
+        evidence: None,
+        follows: None,
+        builtin: false,
+        rate: None,
+    }
+}
+
 impl Loader {
     /// A group from its spec; `None` if it has a mistake (reported).
     pub(super) fn validate_group(&mut self, file: &str, spec: GroupSpec) -> Option<Rule> {
@@ -37,27 +72,16 @@ impl Loader {
             return None;
         }
         Some(Rule {
-            id,
-            title: spec.title,
-            description: spec.description,
-            category: spec.category,
-            severity: spec.severity,
-            types: Vec::new(),
-            patterns: Vec::new(),
-            senders: None,
             policy: own_policy(threshold, cooldown),
             tags,
-            examples: Vec::new(),
-            pos,
-            flagged_script: None,
-            ioc: Vec::new(),
-            example_indicators: Vec::new(),
-            via: None,
             role: Role::Group,
-            evidence: None,
-            follows: None,
-            builtin: false,
-            rate: None,
+            ..bare(
+                id,
+                spec.title,
+                spec.description,
+                (spec.category, spec.severity),
+                pos,
+            )
         })
     }
 
@@ -97,7 +121,6 @@ impl Loader {
             e.value.clone()
         });
 
-        let mut types = Vec::new();
         if spec.types.value.is_empty() {
             self.error(
                 file,
@@ -105,21 +128,17 @@ impl Loader {
                 format!("rule `{id}` has no input types"),
             );
         }
-        for t in &spec.types.value {
-            if INPUT_TYPES.contains(&t.value.as_str()) {
-                types.push(t.value.clone());
-            } else {
-                self.error(
-                    file,
-                    t.referenced,
-                    format!(
-                        "unknown input type `{}`; expected one of {}",
-                        t.value,
-                        INPUT_TYPES.join(", ")
-                    ),
-                );
-            }
-        }
+        let types = self.valid_values(
+            file,
+            &spec.types.value,
+            |t| INPUT_TYPES.contains(&t),
+            |t| {
+                format!(
+                    "unknown input type `{t}`; expected one of {}",
+                    INPUT_TYPES.join(", ")
+                )
+            },
+        );
 
         let rate = spec
             .rate
@@ -312,27 +331,18 @@ impl Loader {
             return None;
         }
         Some(Rule {
-            id,
-            title: spec.title,
-            description: spec.description,
-            category,
-            severity,
             types,
             patterns,
             senders,
             policy: own_policy(threshold, cooldown),
             tags,
             examples,
-            pos,
             flagged_script,
             ioc,
             example_indicators,
-            via: None,
-            role: Role::Rule,
             evidence,
-            follows: None,
-            builtin: false,
             rate,
+            ..bare(id, spec.title, spec.description, (category, severity), pos)
         })
     }
 
@@ -380,22 +390,29 @@ impl Loader {
     }
 
     fn tags(&mut self, file: &str, spec: &[Spanned<String>]) -> Vec<String> {
-        let mut tags = Vec::new();
-        for tag in spec {
-            if valid_attack_id(&tag.value) {
-                tags.push(tag.value.clone());
+        self.valid_values(file, spec, valid_attack_id, |tag| {
+            format!("bad ATT&CK tag `{tag}`: expected a technique id such as T1110 or T1110.001")
+        })
+    }
+
+    /// The values that are `valid`; each other one is a mistake, reported
+    /// at its place with `mistake(value)`.
+    fn valid_values(
+        &mut self,
+        file: &str,
+        values: &[Spanned<String>],
+        valid: impl Fn(&str) -> bool,
+        mistake: impl Fn(&str) -> String,
+    ) -> Vec<String> {
+        let mut kept = Vec::new();
+        for v in values {
+            if valid(&v.value) {
+                kept.push(v.value.clone());
             } else {
-                self.error(
-                    file,
-                    tag.referenced,
-                    format!(
-                        "bad ATT&CK tag `{}`: expected a technique id such as T1110 or T1110.001",
-                        tag.value
-                    ),
-                );
+                self.error(file, v.referenced, mistake(&v.value));
             }
         }
-        tags
+        kept
     }
 }
 
