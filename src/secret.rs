@@ -59,18 +59,23 @@ fn service_uid() -> Option<u32> {
 /// (the service account is created by systemd-sysusers from
 /// `systemd/canhgac.sysusers`, a plain passwd entry).
 pub fn account(name: &str) -> Option<(u32, u32)> {
-    passwd_entries()?.find_map(|(user, uid, gid)| (user == name).then_some((uid, gid)))
+    passwd_entries()
+        .into_iter()
+        .find_map(|(user, uid, gid)| (user == name).then_some((uid, gid)))
 }
 
 /// The name of the account with `uid`, from `/etc/passwd`.
 pub fn account_name(uid: u32) -> Option<String> {
-    passwd_entries()?.find_map(|(user, id, _)| (id == uid).then_some(user))
+    passwd_entries()
+        .into_iter()
+        .find_map(|(user, id, _)| (id == uid).then_some(user))
 }
 
-/// Name, uid and primary gid of every well-formed `/etc/passwd` line.
-fn passwd_entries() -> Option<impl Iterator<Item = (String, u32, u32)>> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    let entries: Vec<_> = passwd
+/// Name, uid and primary gid of every well-formed `/etc/passwd` line (none
+/// when it cannot be read).
+fn passwd_entries() -> Vec<(String, u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
         .lines()
         .filter_map(|line| {
             let mut fields = line.split(':');
@@ -79,8 +84,7 @@ fn passwd_entries() -> Option<impl Iterator<Item = (String, u32, u32)>> {
             let gid = fields.next()?.parse().ok()?;
             Some((name, uid, gid))
         })
-        .collect();
-    Some(entries.into_iter())
+        .collect()
 }
 
 #[cfg(test)]

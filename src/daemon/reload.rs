@@ -84,7 +84,6 @@ impl PreparingReload {
                 let prepared = Config::load(&file)
                     .map_err(|e| e.to_string())
                     .and_then(|config| {
-                        super::log_inputs_left_out(&config);
                         let compiled = load_rules(&config, Some(&previous))?;
                         Ok(Prepared { config, compiled })
                     });
@@ -236,6 +235,10 @@ impl Pipeline {
             .with_label_values(&[if result.is_ok() { "success" } else { "failure" }])
             .inc();
         self.metrics.reload_ok.set(i64::from(result.is_ok()));
+        if result.is_ok() {
+            // Said of the config in force, not of one a reload refused.
+            super::log_inputs_left_out(&self.config);
+        }
         match result {
             Ok(()) => info!(
                 rules = self.analyzer.rules().rules.len(),
