@@ -19,6 +19,8 @@ macro_rules! id_enum {
 
         impl $name {
             pub const ALL: [$name; [$($id),+].len()] = [$($name::$variant),+];
+            /// Every id, in declaration order (for argument parsers).
+            pub const ALL_IDS: [&'static str; [$($id),+].len()] = [$($id),+];
 
             pub fn id(self) -> &'static str {
                 match self {

@@ -28,6 +28,7 @@ pub mod report;
 pub mod rules;
 pub mod scan;
 pub mod secret;
+pub mod spreadsheet;
 pub mod store;
 pub mod summary;
 pub mod timestamp;

@@ -64,8 +64,11 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormatArg,
     },
-    /// List incidents recorded in the store, oldest first.
+    /// List incidents recorded in the store, newest first, with filters.
     Incidents(IncidentsArgs),
+    /// One incident: show it, set its status, record that it was reported.
+    #[command(subcommand)]
+    Incident(IncidentCommand),
     /// The monthly report: incidents per category this month, last month and
     /// the same month last year, year to date against the same period last
     /// year, per severity, top rules and source addresses, per input, and
@@ -156,6 +159,28 @@ struct ReportArgs {
     /// Write the report to this file instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
+    /// With --format csv: which table (columns named by id, stable across
+    /// languages and months).
+    #[arg(long, value_enum, default_value = "categories")]
+    table: CsvTableArg,
+    /// With --format csv: no UTF-8 byte order mark at the start (Excel on
+    /// Windows needs it to read Vietnamese; some scripts do not want it).
+    #[arg(long)]
+    no_bom: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CsvTableArg {
+    /// Every category and the total: the bulletin's figures.
+    Categories,
+    Severities,
+    /// The rules with the most incidents this month.
+    Rules,
+    /// The source addresses with the most incidents this month.
+    Sources,
+    Inputs,
+    /// The last 13 months, a column per category.
+    Months,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -202,23 +227,113 @@ enum LogFormatArg {
 
 #[derive(Args)]
 struct IncidentsArgs {
-    /// The daemon's config file (the store is in its state directory).
+    /// The daemon's config file (the store is in its state directory; dates
+    /// are days in its time zone).
     #[arg(long, value_name = "FILE", default_value = canhgac::config::DEFAULT_PATH, conflicts_with = "db")]
     config: PathBuf,
     /// The store's database file itself, instead of --config.
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
     /// Only incidents of this category.
-    #[arg(long)]
+    #[arg(long, value_name = "CATEGORY", value_parser = clap::builder::PossibleValuesParser::new(CATEGORY_IDS))]
     category: Option<String>,
-    /// Only incidents first seen at or after this time (RFC 3339, e.g. 2020-10-01T00:00:00+07:00).
-    #[arg(long, value_name = "TIME")]
-    since: Option<jiff::Timestamp>,
-    /// At most this many incidents (the newest are dropped).
+    /// Only incidents of this severity.
+    #[arg(long, value_name = "SEVERITY", value_parser = clap::builder::PossibleValuesParser::new(SEVERITY_IDS))]
+    severity: Option<String>,
+    /// Only incidents of this rule (its id, as `canhgac rules list` shows).
+    #[arg(long, value_name = "RULE")]
+    rule: Option<String>,
+    /// Only incidents from this source address.
+    #[arg(long = "src", value_name = "IP")]
+    src_ip: Option<std::net::IpAddr>,
+    /// Only incidents with this status.
+    #[arg(long, value_name = "STATUS", value_parser = clap::builder::PossibleValuesParser::new(STATUS_IDS))]
+    status: Option<String>,
+    /// Only incidents first seen at or after this time: a date (the start of
+    /// that day in the store's zone), YYYY-MM-DDTHH:MM[:SS] in that zone, or
+    /// RFC 3339 with an offset.
+    #[arg(long, value_name = "TIME", value_parser = cli::incident::parse_bound)]
+    since: Option<cli::incident::Bound>,
+    /// Only incidents first seen before this time; a date alone includes
+    /// that whole day.
+    #[arg(long, value_name = "TIME", value_parser = cli::incident::parse_bound)]
+    until: Option<cli::incident::Bound>,
+    /// Only incidents first seen in this calendar month (in the store's zone).
+    #[arg(long, value_name = "YYYY-MM", value_parser = canhgac::months::Month::parse, conflicts_with_all = ["since", "until"])]
+    month: Option<canhgac::months::Month>,
+    /// Only high or critical incidents not reported to the national
+    /// coordinator within `report_within_days` of detection ([organisation]).
+    #[arg(long)]
+    overdue: bool,
+    /// At most this many incidents, newest first.
     #[arg(long, value_name = "N")]
     limit: Option<u32>,
+    /// The next page: incidents older than the one with this id (the last
+    /// of the previous page).
+    #[arg(long, value_name = "ID")]
+    after: Option<String>,
+    /// Oldest first instead.
+    #[arg(long)]
+    oldest_first: bool,
+    #[arg(long, value_enum, default_value = "table")]
+    format: IncidentsFormat,
+    /// With --format csv: no UTF-8 byte order mark.
+    #[arg(long)]
+    no_bom: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum IncidentsFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+const CATEGORY_IDS: [&str; 9] = canhgac::category::Category::ALL_IDS;
+const SEVERITY_IDS: [&str; 5] = canhgac::category::Severity::ALL_IDS;
+const STATUS_IDS: [&str; 4] = canhgac::store::Status::ALL_IDS;
+
+#[derive(Subcommand)]
+enum IncidentCommand {
+    /// One incident: its figures, evidence, status and history.
+    Show(IncidentTarget),
+    /// Mark it acknowledged: someone is looking at it.
+    Ack(IncidentChange),
+    /// Mark it handled: dealt with.
+    Handled(IncidentChange),
+    /// Mark it a false positive: it leaves the reports, the monthly
+    /// metrics and the counts (the reports say how many were left out).
+    FalsePositive(IncidentChange),
+    /// Set it back to new.
+    Reopen(IncidentChange),
+    /// Record that it was reported to the national coordinator (Circular
+    /// 20/2017: within 5 days of detection).
+    Reported(IncidentChange),
+}
+
+#[derive(Args)]
+struct IncidentTarget {
+    /// The daemon's config file (the store is in its state directory).
+    #[arg(long, value_name = "FILE", default_value = canhgac::config::DEFAULT_PATH)]
+    config: PathBuf,
+    /// The incident's id, as `canhgac incidents` lists it.
+    #[arg(value_name = "ID")]
+    id: String,
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
+}
+
+#[derive(Args)]
+struct IncidentChange {
+    /// The daemon's config file (the store is in its state directory).
+    #[arg(long, value_name = "FILE", default_value = canhgac::config::DEFAULT_PATH)]
+    config: PathBuf,
+    /// The incident's id, as `canhgac incidents` lists it.
+    #[arg(value_name = "ID")]
+    id: String,
+    /// Why, in a sentence: kept with the change and shown in its history.
+    #[arg(long, value_name = "TEXT")]
+    note: Option<String>,
 }
 
 #[derive(Args)]
@@ -359,7 +474,8 @@ fn main() -> ExitCode {
             cli::rules::list(&rules, config.as_deref())
         }
         Command::Run { config, log_format } => run_daemon(&config, log_format),
-        Command::Incidents(args) => cli::report::incidents(&args),
+        Command::Incidents(args) => cli::incident::list(&args),
+        Command::Incident(command) => cli::incident::run(&command),
         Command::Integrity(IntegrityCommand::Accept { config, paths }) => {
             cli::integrity::accept(&config, &paths)
         }
@@ -391,6 +507,14 @@ impl Command {
             Command::Import(args) => Some((&args.config, None)),
             Command::Report(args) => Some((&args.config, args.db.as_deref())),
             Command::Incidents(args) => Some((&args.config, args.db.as_deref())),
+            Command::Incident(
+                IncidentCommand::Show(IncidentTarget { config, .. })
+                | IncidentCommand::Ack(IncidentChange { config, .. })
+                | IncidentCommand::Handled(IncidentChange { config, .. })
+                | IncidentCommand::FalsePositive(IncidentChange { config, .. })
+                | IncidentCommand::Reopen(IncidentChange { config, .. })
+                | IncidentCommand::Reported(IncidentChange { config, .. }),
+            ) => Some((config, None)),
             _ => None,
         }
     }

@@ -112,7 +112,12 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(db: PathBuf, tz: TimeZone) -> Result<Metrics, prometheus::Error> {
+    /// `report_within_days`: the deadline of `canhgac_incidents_overdue`.
+    pub fn new(
+        db: PathBuf,
+        tz: TimeZone,
+        report_within_days: u32,
+    ) -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             IntCounterVec::new(Opts::new(name, help), labels)
@@ -340,7 +345,12 @@ impl Metrics {
         for endpoint in ["metrics", "api"] {
             m.http_auth_failures.with_label_values(&[endpoint]);
         }
-        let monthly = MonthlyCollector::new(db, tz, std::sync::Arc::clone(&m.commit_seq))?;
+        let monthly = MonthlyCollector::new(
+            db,
+            tz,
+            std::sync::Arc::clone(&m.commit_seq),
+            report_within_days,
+        )?;
         let r = &m.registry;
         r.register(Box::new(m.incidents.clone()))?;
         r.register(Box::new(m.input_lines.clone()))?;
@@ -460,6 +470,9 @@ struct MonthlyCollector {
     commit_seq: std::sync::Arc<AtomicU64>,
     period: IntGaugeVec,
     change: GaugeVec,
+    /// Serious incidents past the reporting deadline, and that deadline.
+    overdue: IntGauge,
+    report_within: jiff::SignedDuration,
     descs: Vec<Desc>,
     state: Mutex<MonthlyState>,
 }
@@ -476,6 +489,7 @@ impl MonthlyCollector {
         db: PathBuf,
         tz: TimeZone,
         commit_seq: std::sync::Arc<AtomicU64>,
+        report_within_days: u32,
     ) -> Result<Self, prometheus::Error> {
         let period = IntGaugeVec::new(
             Opts::new(
@@ -491,10 +505,15 @@ impl MonthlyCollector {
             ),
             &["category", "comparison"],
         )?;
+        let overdue = IntGauge::new(
+            "canhgac_incidents_overdue",
+            "Incidents of severity high or critical recorded longer ago than [organisation] report_within_days (default 5, Circular 20/2017) and neither reported to the national coordinator (canhgac incident reported ID) nor marked false positive; imported history is never overdue. canhgac incidents --overdue lists them.",
+        )?;
         let descs = period
             .desc()
             .into_iter()
             .chain(change.desc())
+            .chain(overdue.desc())
             .cloned()
             .collect();
         Ok(MonthlyCollector {
@@ -503,6 +522,8 @@ impl MonthlyCollector {
             commit_seq,
             period,
             change,
+            overdue,
+            report_within: jiff::SignedDuration::from_hours(24 * i64::from(report_within_days)),
             descs,
             state: Mutex::new(MonthlyState::default()),
         })
@@ -538,6 +559,9 @@ impl MonthlyCollector {
                 count(windows.same_period_last_year)?,
             ),
         ];
+        let cutoff = now.checked_sub(self.report_within).unwrap_or(now);
+        let overdue = reader.count_overdue(cutoff).map_err(|e| e.to_string())?;
+        self.overdue.set(i64::try_from(overdue).unwrap_or(i64::MAX));
         self.period.reset();
         self.change.reset();
         for category in Category::ALL {
@@ -584,6 +608,7 @@ impl Collector for MonthlyCollector {
         }
         let mut families = self.period.collect();
         families.extend(self.change.collect());
+        families.extend(self.overdue.collect());
         families
     }
 }

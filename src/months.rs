@@ -169,10 +169,72 @@ impl LiveWindows {
     }
 }
 
+/// For a month in progress at `now`: from the start of the month `back`
+/// months before to the same local day and time in it (4 December 22:16 →
+/// 1 November 00:00 to 4 November 22:16), so the days compared are the
+/// days elapsed. Where that month has no such day (31 March against
+/// February) the whole of it.
+pub fn same_days_before(now: Timestamp, tz: &TimeZone, back: i32) -> Window {
+    let zoned = now.to_zoned(tz.clone());
+    let mut base = Month::containing(now, tz);
+    for _ in 0..back {
+        base = base.previous();
+    }
+    let whole = base.window(tz);
+    match zoned.checked_sub(back.months()) {
+        Ok(then) if then.day() == zoned.day() => Window {
+            start: whole.start,
+            end: then.timestamp().clamp(whole.start, whole.end),
+        },
+        _ => whole,
+    }
+}
+
 /// `current / base - 1`, or `None` when the base is zero (a change from
 /// nothing is "new", not a number).
 pub fn change(current: u64, base: u64) -> Option<f64> {
     (base != 0).then(|| current as f64 / base as f64 - 1.0)
+}
+
+/// A change as a bulletin prints it: hundredths of a percent, rounded half
+/// away from zero on the exact ratio (33 against 32 is +3.125%, printed
+/// +3.13%; in binary floating point it is a hair below and would print
+/// +3.12%). `None` when the base is zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Percent {
+    pub negative: bool,
+    /// |current − base| × 10,000 / base, rounded.
+    pub hundredths: u128,
+}
+
+impl Percent {
+    pub fn of(current: u64, base: u64) -> Option<Percent> {
+        if base == 0 {
+            return None;
+        }
+        let (c, b) = (u128::from(current), u128::from(base));
+        let scaled = c.abs_diff(b) * 10_000;
+        let (q, r) = (scaled / b, scaled % b);
+        // Half away from zero: a remainder of half the base or more rounds
+        // the magnitude up, whichever the sign.
+        let hundredths = if 2 * r >= b { q + 1 } else { q };
+        Some(Percent {
+            negative: current < base && hundredths > 0,
+            hundredths,
+        })
+    }
+
+    pub fn is_zero(self) -> bool {
+        self.hundredths == 0
+    }
+
+    /// The magnitude's whole part and its two decimals: ("1234", "50").
+    pub fn digits(self) -> (String, String) {
+        (
+            (self.hundredths / 100).to_string(),
+            format!("{:02}", self.hundredths % 100),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -282,6 +344,28 @@ mod tests {
     }
 
     #[test]
+    fn same_days_of_an_earlier_month() {
+        let tz = hcm();
+        let w = same_days_before(ts("2026-12-04T22:16:00+07:00"), &tz, 1);
+        assert_eq!(w.start, ts("2026-11-01T00:00:00+07:00"));
+        assert_eq!(w.end, ts("2026-11-04T22:16:00+07:00"));
+        let w = same_days_before(ts("2026-12-04T22:16:00+07:00"), &tz, 12);
+        assert_eq!(w.start, ts("2025-12-01T00:00:00+07:00"));
+        assert_eq!(w.end, ts("2025-12-04T22:16:00+07:00"));
+        // January against December of the year before.
+        let w = same_days_before(ts("2027-01-10T08:00:00+07:00"), &tz, 1);
+        assert_eq!(w.start, ts("2026-12-01T00:00:00+07:00"));
+        assert_eq!(w.end, ts("2026-12-10T08:00:00+07:00"));
+        // 31 March: February has no 31st, so all of it.
+        let w = same_days_before(ts("2026-03-31T10:00:00+07:00"), &tz, 1);
+        assert_eq!(w.start, ts("2026-02-01T00:00:00+07:00"));
+        assert_eq!(w.end, ts("2026-03-01T00:00:00+07:00"));
+        // 29 February against a February of 28 days: all of it.
+        let w = same_days_before(ts("2024-02-29T10:00:00+07:00"), &tz, 12);
+        assert_eq!(w.end, ts("2023-03-01T00:00:00+07:00"));
+    }
+
+    #[test]
     fn dst_zone_month_starts_at_local_midnight() {
         let tz = TimeZone::get("Europe/Berlin").expect("zone");
         assert_eq!(
@@ -306,5 +390,35 @@ mod tests {
             "-7.82"
         );
         assert_eq!(change(3, 0), None);
+    }
+
+    #[test]
+    fn percents_round_half_away_from_zero_on_the_exact_ratio() {
+        let p = |c, b| Percent::of(c, b).map(|p| (p.negative, p.hundredths));
+        // +3.125% and +0.125%: ties, up in magnitude.
+        assert_eq!(p(33, 32), Some((false, 313)));
+        assert_eq!(p(801, 800), Some((false, 13)));
+        // −3.125% and −0.125%: ties, up in magnitude too.
+        assert_eq!(p(31, 32), Some((true, 313)));
+        assert_eq!(p(799, 800), Some((true, 13)));
+        // The bulletin's own figures.
+        assert_eq!(p(582, 524), Some((false, 1107)));
+        assert_eq!(p(582, 580), Some((false, 34)));
+        assert_eq!(p(4161, 4514), Some((true, 782)));
+        // Below half a hundredth: zero, and never "−0.00".
+        assert_eq!(p(10_001, 10_000), Some((false, 1)));
+        assert_eq!(p(100_001, 100_000), Some((false, 0)));
+        assert_eq!(p(1_000_000, 1_000_001), Some((false, 0)));
+        assert_eq!(p(0, 5), Some((true, 10_000)));
+        assert_eq!(p(5, 5), Some((false, 0)));
+        assert_eq!(p(5, 0), None);
+        assert_eq!(
+            p(u64::MAX, 1).map(|(_, h)| h),
+            Some((u128::from(u64::MAX) - 1) * 10_000)
+        );
+        assert_eq!(
+            Percent::of(12_345, 1_000).map(Percent::digits),
+            Some(("1134".into(), "50".into()))
+        );
     }
 }

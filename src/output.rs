@@ -33,6 +33,10 @@ pub struct IncidentView<'a> {
     pub input: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub open: Option<bool>,
+    /// `new`, `acknowledged`, `handled` or `false-positive`, for stored
+    /// incidents whose status was looked up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
     pub sample: &'a str,
     #[serde(serialize_with = "field_map")]
     pub fields: &'a [(String, String)],
@@ -53,6 +57,7 @@ impl<'a> IncidentView<'a> {
             events: i.events,
             input: None,
             open: None,
+            status: None,
             sample: &i.sample,
             fields: &i.fields,
         }
@@ -72,6 +77,7 @@ impl<'a> IncidentView<'a> {
             events: r.events,
             input: r.input.as_deref(),
             open: Some(r.open),
+            status: None,
             sample: &r.sample,
             fields: &r.fields,
         }
@@ -91,14 +97,17 @@ pub fn write_json(out: &mut dyn Write, incidents: &[IncidentView<'_>]) -> io::Re
 }
 
 /// An aligned table for a terminal. Log content is sanitised: control
-/// characters (escape sequences included) never reach the terminal.
+/// characters (escape sequences included) never reach the terminal. Stored
+/// incidents get an ID column first, and STATUS where it was looked up.
 pub fn write_table(
     out: &mut dyn Write,
     incidents: &[IncidentView<'_>],
     tz: &TimeZone,
 ) -> io::Result<()> {
-    let mut table = Table::new(tz);
-    let rows: Vec<[String; 8]> = incidents.iter().map(|i| table.row(i)).collect();
+    let ids = incidents.iter().any(|i| i.uid.is_some());
+    let status = incidents.iter().any(|i| i.status.is_some());
+    let mut table = Table::with_columns(tz, ids, status);
+    let rows: Vec<Vec<String>> = incidents.iter().map(|i| table.row(i)).collect();
     for row in &rows {
         table.fit(row);
     }
@@ -109,11 +118,67 @@ pub fn write_table(
     Ok(())
 }
 
+/// Stored incidents as one CSV table (RFC 4180, formulas neutralised),
+/// with column names that never change: `id,rule,category,severity,key,
+/// src_ip,input,first_seen,last_seen,events,status,sample`; times in
+/// RFC 3339 UTC. `bom` starts it with the byte order mark Excel needs to
+/// read UTF-8.
+pub fn write_csv(out: &mut dyn Write, incidents: &[IncidentView<'_>], bom: bool) -> io::Result<()> {
+    use crate::spreadsheet::{write_row, Cell};
+    if bom {
+        out.write_all("\u{feff}".as_bytes())?;
+    }
+    let header = [
+        "id",
+        "rule",
+        "category",
+        "severity",
+        "key",
+        "src_ip",
+        "input",
+        "first_seen",
+        "last_seen",
+        "events",
+        "status",
+        "sample",
+    ];
+    write_row(out, &header.map(|h| Cell::Text(h.to_owned())))?;
+    let text = |v: Option<&str>| v.map_or(Cell::Empty, |v| Cell::Text(v.to_owned()));
+    for i in incidents {
+        let src_ip = i
+            .fields
+            .iter()
+            .find(|(k, _)| k == "src_ip")
+            .map(|(_, v)| v.as_str());
+        write_row(
+            out,
+            &[
+                text(i.uid),
+                Cell::Text(i.rule.to_owned()),
+                Cell::Text(i.category.to_owned()),
+                Cell::Text(i.severity.to_owned()),
+                Cell::Text(i.key.to_owned()),
+                text(src_ip),
+                text(i.input),
+                Cell::Text(i.first_seen.to_string()),
+                Cell::Text(i.last_seen.to_string()),
+                Cell::Number(i.events.to_string()),
+                text(i.status),
+                Cell::Text(i.sample.to_owned()),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
 /// [`write_table`] in steps, for incidents that are not all in memory:
 /// every row is fitted before the first is written.
 pub struct Table<'t> {
     tz: &'t TimeZone,
-    widths: [usize; 8],
+    ids: bool,
+    status: bool,
+    header: Vec<&'static str>,
+    widths: Vec<usize>,
 }
 
 const TABLE_HEADER: [&str; 8] = [
@@ -128,56 +193,87 @@ const TABLE_HEADER: [&str; 8] = [
 ];
 
 impl<'t> Table<'t> {
+    /// The columns of incidents straight from the detector (`scan`).
     pub fn new(tz: &'t TimeZone) -> Self {
+        Table::with_columns(tz, false, false)
+    }
+
+    /// With an ID column first, and a STATUS column after SEVERITY.
+    pub fn with_columns(tz: &'t TimeZone, ids: bool, status: bool) -> Self {
+        let mut header: Vec<&'static str> = Vec::with_capacity(TABLE_HEADER.len() + 2);
+        if ids {
+            header.push("ID");
+        }
+        for h in TABLE_HEADER {
+            header.push(h);
+            if h == "SEVERITY" && status {
+                header.push("STATUS");
+            }
+        }
+        let widths = header.iter().map(|h| h.chars().count()).collect();
         Table {
             tz,
-            widths: TABLE_HEADER.map(|h| h.chars().count()),
+            ids,
+            status,
+            header,
+            widths,
         }
     }
 
     /// The cells of an incident's row.
-    pub fn row(&self, i: &IncidentView<'_>) -> [String; 8] {
+    pub fn row(&self, i: &IncidentView<'_>) -> Vec<String> {
         const SAMPLE_WIDTH: usize = 100;
         let time = |t: Timestamp| {
             t.to_zoned(self.tz.clone())
                 .strftime("%Y-%m-%d %H:%M:%S%:z")
                 .to_string()
         };
-        [
+        let mut row = Vec::with_capacity(self.header.len());
+        if self.ids {
+            row.push(printable(i.uid.unwrap_or("-"), 80));
+        }
+        row.extend([
             printable(i.rule, 60),
             i.category.to_owned(),
             i.severity.to_owned(),
+        ]);
+        if self.status {
+            row.push(i.status.unwrap_or("new").to_owned());
+        }
+        row.extend([
             printable(i.key, 45),
             time(i.first_seen),
             time(i.last_seen),
             i.events.to_string(),
             printable(i.sample, SAMPLE_WIDTH),
-        ]
+        ]);
+        row
     }
 
     /// Widens the columns to hold `row`.
-    pub fn fit(&mut self, row: &[String; 8]) {
+    pub fn fit(&mut self, row: &[String]) {
         for (w, cell) in self.widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
 
     pub fn write_header(&self, out: &mut dyn Write) -> io::Result<()> {
-        self.write_cells(out, &TABLE_HEADER)
+        self.write_cells(out, &self.header)
     }
 
-    pub fn write_row(&self, out: &mut dyn Write, row: &[String; 8]) -> io::Result<()> {
+    pub fn write_row(&self, out: &mut dyn Write, row: &[String]) -> io::Result<()> {
         let cells: Vec<&str> = row.iter().map(String::as_str).collect();
         self.write_cells(out, &cells)
     }
 
     fn write_cells(&self, out: &mut dyn Write, cells: &[&str]) -> io::Result<()> {
-        const EVENTS_COLUMN: usize = 6;
+        let events_column = self.header.iter().position(|h| *h == "EVENTS");
         let mut line = String::new();
-        for (i, (cell, w)) in cells.iter().zip(self.widths).enumerate() {
+        for (i, (cell, w)) in cells.iter().zip(&self.widths).enumerate() {
+            let w = *w;
             if i + 1 == cells.len() {
                 line.push_str(cell);
-            } else if i == EVENTS_COLUMN {
+            } else if Some(i) == events_column {
                 line.push_str(&format!("{cell:>w$}  "));
             } else {
                 line.push_str(&format!("{cell:<w$}  "));

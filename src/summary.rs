@@ -6,7 +6,10 @@
 //!
 //! ```json
 //! {
+//!   "schema_version": 2,
 //!   "month": "2020-10",
+//!   "agency": "so-tttt-hanoi",
+//!   "agency_name": "Sở Thông tin và Truyền thông Hà Nội",
 //!   "time_zone": "Asia/Ho_Chi_Minh",
 //!   "as_of": "2020-10-15T05:00:00Z",
 //!   "complete": false,
@@ -36,8 +39,11 @@
 //!   year to date runs from January 1 to the end of the month. For the month
 //!   in progress the periods end at `as_of` (this month so far, year to date
 //!   so far, and the same period last year: January 1 to the same local date
-//!   and time a year ago), as in `/metrics`. Last month and the same month
-//!   last year are always whole.
+//!   and time a year ago), as in `/metrics`; last month and the same month
+//!   last year then run to the same local day and time too (4 December
+//!   22:16 compares with 1–4 November until 22:16; the whole month where it
+//!   has no such day), so the days compared are the days elapsed. For a
+//!   month that is over they are whole months.
 //! - `change` holds ratios, `current / base - 1` (0.1107 is +11.07 %), `null`
 //!   where the base is zero: month over month compares `this_month` with
 //!   `last_month`, year over year with `same_month_last_year`, and year to
@@ -79,7 +85,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::category::{Category, Severity};
-use crate::months::{change, LiveWindows, Month, Window};
+use crate::months::{change, same_days_before, LiveWindows, Month, Window};
 use crate::store::{GroupBy, GroupCount, Store, StoreError};
 
 /// (category, severity, incidents) from the store.
@@ -92,10 +98,30 @@ pub const TOP_LIMIT: u32 = 10;
 /// month of the chart can be compared with the same month a year before.
 pub const SERIES_MONTHS: usize = 13;
 
+/// The version of the JSON document: raised when a field changes meaning
+/// (2: the month in progress compares the same days of earlier months;
+/// `agency`, `agency_name`, `false_positives`).
+pub const SCHEMA_VERSION: u32 = 2;
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Summary {
+    pub schema_version: u32,
     #[serde(serialize_with = "display")]
     pub month: Month,
+    /// The agency's id and display name (`agency`, `agency_name` in the
+    /// config): the subject of the bulletin. Unknown to a report of a bare
+    /// database file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agency: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agency_name: Option<String>,
+    /// The zone the agency's figures are counted in (its config's, or the
+    /// one its store recorded), when this report counts in another (`--tz`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agency_time_zone: Option<String>,
+    /// Incidents of this month an analyst marked false positive: left out
+    /// of every figure, and said so.
+    pub false_positives: u64,
     pub time_zone: String,
     #[serde(serialize_with = "display")]
     pub as_of: Timestamp,
@@ -246,7 +272,7 @@ pub enum SummaryError {
 }
 
 impl Figures {
-    fn from_counts(counts: [u64; 5]) -> Figures {
+    pub(crate) fn from_counts(counts: [u64; 5]) -> Figures {
         let [this_month, last_month, same_month_last_year, year_to_date, same_period_last_year] =
             counts;
         Figures {
@@ -276,8 +302,8 @@ pub fn periods(month: Month, tz: &TimeZone, now: Timestamp) -> Option<(Periods, 
         return Some((
             Periods {
                 this_month: live.this_month.into(),
-                last_month: live.last_month.into(),
-                same_month_last_year: live.same_month_last_year.into(),
+                last_month: same_days_before(now, tz, 1).into(),
+                same_month_last_year: same_days_before(now, tz, 12).into(),
                 year_to_date: live.year_to_date.into(),
                 same_period_last_year: live.same_period_last_year.into(),
             },
@@ -445,7 +471,12 @@ pub fn monthly_at(
         })
         .collect();
     Ok(Summary {
+        schema_version: SCHEMA_VERSION,
         month,
+        agency: None,
+        agency_name: None,
+        agency_time_zone: None,
+        false_positives: store.count_false_positives(this.start, this.end)?,
         time_zone: tz.iana_name().unwrap_or("system").to_owned(),
         as_of: now,
         complete,
@@ -644,9 +675,15 @@ mod tests {
                 r.year_to_date,
                 r.same_period_last_year
             ),
-            (1, 2, 1, 1)
+            (1, 1, 1, 1),
+            "the same month last year only to the same day and time"
         );
-        assert_eq!(r.change.year_over_year, Some(-0.5));
+        assert_eq!(
+            s.periods.same_month_last_year.end,
+            ts("2019-10-15T00:00:00Z")
+        );
+        assert_eq!(s.periods.last_month.end, ts("2020-09-15T00:00:00Z"));
+        assert_eq!(r.change.year_over_year, Some(0.0));
         assert_eq!(r.change.year_to_date, Some(0.0));
         assert!(matches!(
             monthly_at(&store, month("2020-11"), &TimeZone::UTC, now),
@@ -691,10 +728,12 @@ mod tests {
                 "as_of",
                 "categories",
                 "complete",
+                "false_positives",
                 "inputs",
                 "month",
                 "months",
                 "periods",
+                "schema_version",
                 "severities",
                 "time_zone",
                 "top_limit",

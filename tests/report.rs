@@ -144,6 +144,7 @@ fn fixture() -> &'static Fixture {
             root.join("canhgac.toml"),
             format!(
                 r#"agency = "so-tttt-golden"
+agency_name = "Sở TT&TT Golden"
 time_zone = "{ZONE}"
 state_dir = "state"
 
@@ -290,12 +291,13 @@ fn report(format: &str, lang: &str) -> String {
     stdout
 }
 
-const SENTENCE_EN: &str = "In October 2020 canhgac recorded 582 incidents, up 11.07% on the \
-previous month and up 0.34% on the same month last year; 4,161 in the first ten months, down \
+const SENTENCE_EN: &str = "In October 2020, Sở TT&TT Golden recorded 582 incidents, up 11.07% on \
+the previous month and up 0.34% on the same month last year; 4,161 in the first ten months, down \
 7.82% on the same period of 2019.";
 
-const SENTENCE_VI: &str = "Trong tháng 10/2020, canhgac ghi nhận 582 sự cố, tăng 11,07% so với \
-tháng trước và tăng 0,34% so với cùng kỳ năm 2019; tính chung 10 tháng đầu năm 2020 ghi nhận \
+const SENTENCE_VI: &str =
+    "Trong tháng 10/2020, Sở TT&TT Golden ghi nhận 582 sự cố, tăng 11,07% so \
+với tháng trước và tăng 0,34% so với cùng kỳ năm 2019; tính chung 10 tháng đầu năm 2020 ghi nhận \
 4.161 sự cố, giảm 7,82% so với cùng kỳ năm 2019.";
 
 /// The table report in `lang`: it holds `sentence`, and its total row, the
@@ -445,12 +447,16 @@ fn golden_figures_in_every_format_and_language() {
         ),
     ] {
         let md = report("markdown", lang);
-        assert!(md.contains(sentence), "{lang}: {md}");
+        // Markdown escapes the `&` of the agency's name.
+        assert!(md.contains(&sentence.replace('&', "\\&")), "{lang}: {md}");
         assert!(md.contains(total), "{lang}: {md}");
     }
 
     let html_en = report("html", "en");
-    assert!(html_en.contains(SENTENCE_EN), "{html_en}");
+    assert!(
+        html_en.contains(&SENTENCE_EN.replace('&', "&amp;")),
+        "{html_en}"
+    );
     assert!(html_en.contains(
         "<tr class=\"total\"><td>Total</td><td class=\"r\">582</td><td class=\"r\">524</td>\
          <td class=\"r\">+11.07%</td><td class=\"r\">580</td><td class=\"r\">+0.34%</td>\
@@ -458,7 +464,10 @@ fn golden_figures_in_every_format_and_language() {
     ));
     assert!(html_en.starts_with("<!DOCTYPE html>\n<html lang=\"en\">"));
     let html_vi = report("html", "vi");
-    assert!(html_vi.contains(SENTENCE_VI), "{html_vi}");
+    assert!(
+        html_vi.contains(&SENTENCE_VI.replace('&', "&amp;")),
+        "{html_vi}"
+    );
     assert!(html_vi.contains(
         "<tr class=\"total\"><td>Tổng số</td><td class=\"r\">582</td><td class=\"r\">524</td>\
          <td class=\"r\">+11,07%</td><td class=\"r\">580</td><td class=\"r\">+0,34%</td>\
@@ -473,27 +482,83 @@ fn golden_figures_in_every_format_and_language() {
         assert!(html.contains("@page { size: A4"));
     }
 
-    // CSV: counts as numbers, changes as percentages in the locale.
+    // CSV: counts as numbers, changes as percentages in the locale, under
+    // column names that do not change with the language or the month, and
+    // a byte order mark for Excel.
     let csv_en = report("csv", "en");
+    let csv_vi = report("csv", "vi");
+    let header = "\u{feff}category,this_month,last_month,change_month,same_month_last_year,\
+                  change_year,year_to_date,same_period_last_year,change_year_to_date,label";
+    for csv in [&csv_en, &csv_vi] {
+        assert!(csv.starts_with(&format!("{header}\r\n")), "{csv}");
+        assert!(csv.ends_with("\r\n"));
+        // Every category, then the total.
+        assert_eq!(
+            csv.split("\r\n").filter(|l| !l.is_empty()).count(),
+            1 + 9 + 1
+        );
+    }
     assert!(
         csv_en
             .split("\r\n")
-            .any(|l| l == "total,total,Total,582,524,11.07,580,0.34,4161,4514,-7.82,"),
+            .any(|l| l == "total,582,524,11.07,580,0.34,4161,4514,-7.82,Total"),
         "{csv_en}"
     );
-    let csv_vi = report("csv", "vi");
     assert!(
-        csv_vi.split("\r\n").any(
-            |l| l == "total,total,Tổng số,582,524,\"11,07\",580,\"0,34\",4161,4514,\"-7,82\","
-        ),
+        csv_vi
+            .split("\r\n")
+            .any(|l| l == "total,582,524,\"11,07\",580,\"0,34\",4161,4514,\"-7,82\",Tổng số"),
         "{csv_vi}"
     );
-    for csv in [&csv_en, &csv_vi] {
-        assert!(csv.ends_with("\r\n"));
-        let header = csv.split("\r\n").next().expect("header");
-        let columns = header.split(',').count();
-        assert_eq!(columns, 12, "{header}");
+    // A category with nothing a year ago has an empty change, never a word.
+    for line in csv_en.split("\r\n").skip(1).filter(|l| !l.is_empty()) {
+        let cells: Vec<&str> = line.split(',').collect();
+        for (change, base) in [(3, 2), (5, 4), (8, 7)] {
+            if cells[base] == "0" {
+                assert_eq!(cells[change], "", "{line}");
+            } else {
+                assert!(cells[change].parse::<f64>().is_ok(), "{line}");
+            }
+        }
     }
+    // The 13 months, a column per category, in both languages alike.
+    let months = |lang: &str| {
+        let (ok, stdout, stderr) = run([
+            "report",
+            "--config",
+            f.config().to_str().expect("path"),
+            "--month",
+            "2020-10",
+            "--format",
+            "csv",
+            "--table",
+            "months",
+            "--no-bom",
+            "--lang",
+            lang,
+        ]);
+        assert!(ok, "{stderr}");
+        stdout
+    };
+    let series = months("en");
+    assert_eq!(series, months("vi"));
+    let lines: Vec<&str> = series.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        lines[0],
+        "month,start,end,total,phishing,deface,malware,bruteforce,web-attack,recon,dos,privilege-escalation,policy-violation"
+    );
+    assert_eq!(lines.len(), 1 + 13);
+    let want: Vec<u64> = PLAN[9..22].iter().map(|(_, n)| u64::from(*n)).collect();
+    for (line, want) in lines[1..].iter().zip(&want) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let total: u64 = cells[3].parse().expect("total");
+        let per_category: u64 = cells[4..]
+            .iter()
+            .map(|c| c.parse::<u64>().expect("count"))
+            .sum();
+        assert_eq!((total, per_category), (*want, *want), "{line}");
+    }
+    assert!(lines[13].starts_with("2020-10,2020-09-30T17:00:00Z,2020-10-31T17:00:00Z,582,"));
 }
 
 /// The daemon's `GET /api/v1/summary` serves the document `report --format
@@ -743,13 +808,13 @@ fn hostile_text_is_neutralised_in_every_format() {
     assert!(md.contains("\\<script\\>"), "{md}");
     assert!(md.contains("\\|\\*x\\*"), "{md}");
     assert!(!md.contains('\u{1b}'));
-    let csv = render("csv");
-    let row = csv
-        .split("\r\n")
-        .find(|l| l.starts_with("input,"))
-        .expect("input row");
+    let (ok, csv, err) = run([
+        "report", "--config", config, "--month", "2020-10", "--format", "csv", "--table", "inputs",
+    ]);
+    assert!(ok, "{err}");
+    let row = csv.split("\r\n").nth(1).expect("input row");
     assert!(
-        row.starts_with("input,\"'=HYPERLINK(\"\"http://evil\"\")|*x*<script>"),
+        row.starts_with("\"'=HYPERLINK(\"\"http://evil\"\")|*x*<script>"),
         "{row}"
     );
     assert!(row.contains("<U+001B>[31m<U+202E>live"), "{row}");

@@ -17,10 +17,13 @@ pub(crate) fn run(args: &ImportArgs) -> Result<ExitCode, ExitCode> {
     let config = load_config(&args.config)?;
     let rules = std::sync::Arc::new(load_rules(&config.rules)?);
     let db = config.db_path();
-    let store = canhgac::store::Store::open(&db, &config.agency).map_err(|e| {
+    let mut store = canhgac::store::Store::open(&db, &config.agency).map_err(|e| {
         eprintln!("canhgac: cannot open the store {}: {e}", db.display());
         ExitCode::FAILURE
     })?;
+    if let Some(zone) = config.time_zone.iana_name() {
+        store.record_time_zone(zone).map_err(fail)?;
+    }
     let mut importer = Importer::new(
         store,
         rules,

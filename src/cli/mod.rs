@@ -8,6 +8,7 @@ pub(crate) mod account;
 pub(crate) mod check;
 pub(crate) mod generate;
 pub(crate) mod import;
+pub(crate) mod incident;
 pub(crate) mod integrity;
 pub(crate) mod report;
 pub(crate) mod rules;

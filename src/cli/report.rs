@@ -1,58 +1,77 @@
-//! `incidents` and `report`: what the store holds, listed or summed up by
-//! month. Both read the store of a config, or a database file given by
-//! itself, and never write it.
+//! `report`: what the store holds, summed up by month. It reads the store
+//! of a config, or a database file given by itself, and never writes it.
 
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, Write};
 use std::process::ExitCode;
 
 use jiff::tz::TimeZone;
 
-use canhgac::output::{self, IncidentView};
 use canhgac::timestamp;
 
 use super::{fail, load_config, written_or_exit, zone_arg};
-use crate::{Format, IncidentsArgs, LangArg, ReportArgs, ReportFormat};
-
-pub(crate) fn incidents(args: &IncidentsArgs) -> Result<ExitCode, ExitCode> {
-    let (db, config_tz) = store_and_zone(args.db.as_deref(), &args.config)?;
-    let tz = config_tz.unwrap_or_else(timestamp::system_time_zone);
-    let store = canhgac::store::Store::open_read(&db).map_err(fail)?;
-    let incidents = store
-        .incidents(&canhgac::store::IncidentQuery {
-            category: args.category.clone(),
-            since: args.since,
-            limit: args.limit,
-            ..Default::default()
-        })
-        .map_err(fail)?;
-    let mut out = BufWriter::new(io::stdout().lock());
-    let views: Vec<IncidentView> = incidents.iter().map(IncidentView::stored).collect();
-    let written = match args.format {
-        Format::Table => output::write_table(&mut out, &views, &tz),
-        Format::Json => output::write_json(&mut out, &views),
-    };
-    written_or_exit(written.and_then(|()| out.flush()), "output")?;
-    eprintln!("canhgac: {} incidents in {}", incidents.len(), db.display());
-    Ok(ExitCode::SUCCESS)
-}
+use crate::{CsvTableArg, LangArg, ReportArgs, ReportFormat};
 
 pub(crate) fn monthly(args: &ReportArgs) -> Result<ExitCode, ExitCode> {
-    use canhgac::report::{self, Format as F, Lang};
-    let (db, config_tz) = store_and_zone(args.db.as_deref(), &args.config)?;
-    let tz = match &args.tz {
-        Some(name) => zone_arg(name)?,
-        None => config_tz.unwrap_or_else(timestamp::system_time_zone),
+    use canhgac::report::{self, CsvTable, Format as F, Lang};
+    let (db, config) = match &args.db {
+        Some(db) => (db.clone(), None),
+        None => {
+            let config = load_config(&args.config)?;
+            (config.db_path(), Some(config))
+        }
+    };
+    let store = canhgac::store::Store::open_read(&db).map_err(fail)?;
+    // The agency's zone: its config's, else the one its store recorded.
+    let agency_zone: Option<(String, TimeZone)> = match &config {
+        Some(c) => Some((
+            c.time_zone
+                .iana_name()
+                .unwrap_or(&c.time_zone_name)
+                .to_owned(),
+            c.time_zone.clone(),
+        )),
+        None => match store.time_zone().map_err(fail)? {
+            Some(name) => Some((name.clone(), zone_arg(&name)?)),
+            None => None,
+        },
+    };
+    let tz = match (&args.tz, &agency_zone) {
+        (Some(name), _) => zone_arg(name)?,
+        (None, Some((_, tz))) => tz.clone(),
+        (None, None) => timestamp::system_time_zone(),
     };
     let month = args.month.unwrap_or_else(|| {
         canhgac::months::Month::containing(jiff::Timestamp::now(), &tz).previous()
     });
-    let store = canhgac::store::Store::open_read(&db).map_err(fail)?;
-    let summary = canhgac::summary::monthly(&store, month, &tz).map_err(fail)?;
+    let mut summary = canhgac::summary::monthly(&store, month, &tz).map_err(fail)?;
+    summary.agency = match &config {
+        Some(c) => Some(c.agency.clone()),
+        None => store.recorded_agency().map_err(fail)?,
+    };
+    summary.agency_name = config.as_ref().and_then(|c| c.agency_name.clone());
+    if let Some((name, _)) = &agency_zone {
+        if tz.iana_name() != Some(name.as_str()) {
+            summary.agency_time_zone = Some(name.clone());
+            eprintln!(
+                "canhgac: months counted in {} (--tz), not in the agency's zone {name}: the figures differ from the agency's own reports",
+                summary.time_zone
+            );
+        }
+    }
     let format = match args.format {
         ReportFormat::Table => F::Table,
         ReportFormat::Json => F::Json,
-        ReportFormat::Csv => F::Csv,
+        ReportFormat::Csv => F::Csv {
+            table: match args.table {
+                CsvTableArg::Categories => CsvTable::Categories,
+                CsvTableArg::Severities => CsvTable::Severities,
+                CsvTableArg::Rules => CsvTable::Rules,
+                CsvTableArg::Sources => CsvTable::Sources,
+                CsvTableArg::Inputs => CsvTable::Inputs,
+                CsvTableArg::Months => CsvTable::Months,
+            },
+            bom: !args.no_bom,
+        },
         ReportFormat::Markdown => F::Markdown,
         ReportFormat::Html => F::Html,
     };
@@ -72,19 +91,4 @@ pub(crate) fn monthly(args: &ReportArgs) -> Result<ExitCode, ExitCode> {
     };
     written_or_exit(written, "the report")?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The store's database file: `db` if given, else the one of the config at
-/// `config`, with that config's time zone.
-fn store_and_zone(
-    db: Option<&Path>,
-    config: &Path,
-) -> Result<(PathBuf, Option<TimeZone>), ExitCode> {
-    match db {
-        Some(db) => Ok((db.to_path_buf(), None)),
-        None => {
-            let config = load_config(config)?;
-            Ok((config.db_path(), Some(config.time_zone)))
-        }
-    }
 }

@@ -24,6 +24,9 @@ pub struct HttpConfig {
     pub metrics_auth: MetricsAuth,
     /// Tokens of the JSON API; `None` turns the API off.
     pub api_tokens: Option<TokenFile>,
+    /// Tokens that may also change an incident's status through the API
+    /// (they read as well); `None`: the API stays read-only.
+    pub api_write_tokens: Option<TokenFile>,
     pub limits: HttpLimits,
 }
 
@@ -94,6 +97,7 @@ pub(super) struct RawHttp {
     pub(super) metrics_user: Option<Spanned<String>>,
     pub(super) metrics_password_hash: Option<Spanned<String>>,
     pub(super) api_token_file: Option<Spanned<String>>,
+    pub(super) api_write_token_file: Option<Spanned<String>>,
     pub(super) max_connections: Option<Spanned<u64>>,
     pub(super) header_timeout: Option<Spanned<String>>,
     pub(super) idle_timeout: Option<Spanned<String>>,
@@ -226,10 +230,15 @@ impl Validator<'_> {
             .api_token_file
             .as_ref()
             .and_then(|file| self.token_file(file, "api_token_file"));
+        let api_write_tokens = raw
+            .api_write_token_file
+            .as_ref()
+            .and_then(|file| self.token_file(file, "api_write_token_file"));
         HttpConfig {
             tls,
             metrics_auth,
             api_tokens,
+            api_write_tokens,
             limits: self.http_limits(raw),
         }
     }

@@ -15,6 +15,7 @@ mod feeds;
 mod http;
 mod inputs;
 mod integrity;
+mod organisation;
 mod pipeline;
 mod validator;
 
@@ -41,6 +42,8 @@ use feeds::RawFeed;
 use http::RawHttp;
 use inputs::RawInput;
 use integrity::{RawIntegrity, RawWebRoot};
+use organisation::RawOrganisation;
+pub use organisation::{Organisation, SystemInfo};
 use pipeline::RawPipeline;
 use validator::{valid_name, Validator};
 
@@ -54,6 +57,9 @@ pub const DB_FILE: &str = "canhgac.db";
 pub struct Config {
     pub file: PathBuf,
     pub agency: String,
+    /// The agency's name as its reports and forms write it ("Sở Thông tin
+    /// và Truyền thông tỉnh Bắc Ninh"): the subject of the bulletin.
+    pub agency_name: Option<String>,
     pub time_zone: TimeZone,
     /// As written, for logs and the API; "system" when not configured.
     pub time_zone_name: String,
@@ -77,6 +83,9 @@ pub struct Config {
     pub feeds: Vec<FeedDecl>,
     /// Web-root integrity: `[integrity]` and the `[[webroot]]`s.
     pub integrity: IntegrityConfig,
+    /// Who reports, about which system (`[organisation]`): the static
+    /// fields of the Circular 20 forms.
+    pub organisation: Organisation,
 }
 
 impl Config {
@@ -171,6 +180,7 @@ pub type ConfigErrors = Problems;
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     agency: Spanned<String>,
+    agency_name: Option<Spanned<String>>,
     time_zone: Option<Spanned<String>>,
     state_dir: Option<Spanned<String>>,
     /// Rule or group ids to leave out (also accepted inside `[rules]`).
@@ -193,6 +203,8 @@ struct RawConfig {
     integrity: RawIntegrity,
     #[serde(default, rename = "webroot")]
     webroots: Vec<Spanned<RawWebRoot>>,
+    #[serde(default)]
+    organisation: RawOrganisation,
 }
 
 #[derive(Default, Deserialize)]
@@ -222,6 +234,18 @@ impl Validator<'_> {
                 format!("agency id {agency:?}: use lower-case letters, digits and '-' (at most 64), e.g. \"so-tttt-hanoi\""),
             );
         }
+        let agency_name = raw.agency_name.as_ref().and_then(|name| {
+            let text = name.get_ref().trim();
+            if text.is_empty() || text.chars().count() > 200 || text.chars().any(char::is_control) {
+                self.error(
+                    &name.span(),
+                    "agency_name: the agency's name as its reports write it, 1 to 200 characters on one line (e.g. \"Sở Thông tin và Truyền thông tỉnh Bắc Ninh\")".into(),
+                );
+                None
+            } else {
+                Some(text.to_owned())
+            }
+        });
         let (time_zone, time_zone_name) = match &raw.time_zone {
             Some(name) => match timestamp::zone_by_name(name.get_ref()) {
                 Ok(tz) => (tz, name.get_ref().clone()),
@@ -275,9 +299,11 @@ impl Validator<'_> {
             );
         }
         let feeds = self.feeds(&raw.feeds);
+        let organisation = self.organisation(&raw.organisation);
         Config {
             file: path.to_path_buf(),
             agency,
+            agency_name,
             time_zone,
             time_zone_name,
             state_dir,
@@ -291,6 +317,7 @@ impl Validator<'_> {
             inputs_left_out,
             feeds,
             integrity,
+            organisation,
         }
     }
 }

@@ -122,8 +122,12 @@ pub fn run(config_path: &Path) -> Result<(), String> {
         let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
 
         let metrics = Arc::new(
-            Metrics::new(config.db_path(), config.time_zone.clone())
-                .map_err(|e| format!("cannot set up metrics: {e}"))?,
+            Metrics::new(
+                config.db_path(),
+                config.time_zone.clone(),
+                config.organisation.report_within_days,
+            )
+            .map_err(|e| format!("cannot set up metrics: {e}"))?,
         );
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

@@ -41,8 +41,17 @@ impl Pipeline {
         http: Arc<http::Shared>,
     ) -> Result<Pipeline, String> {
         let db = config.db_path();
-        let store = Store::open(&db, &config.agency)
+        let mut store = Store::open(&db, &config.agency)
             .map_err(|e| format!("cannot open the store {}: {e}", db.display()))?;
+        if let Some(zone) = config.time_zone.iana_name() {
+            match store.record_time_zone(zone) {
+                Ok(Some(before)) => tracing::info!(
+                    "time zone {zone} recorded in the store (it said {before}): monthly figures count months in {zone}"
+                ),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("cannot record the time zone in the store: {e}"),
+            }
+        }
         let recovery = store
             .recovery()
             .map_err(|e| format!("cannot read the store {}: {e}", db.display()))?;

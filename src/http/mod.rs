@@ -23,6 +23,7 @@
 
 mod audit;
 mod serve;
+mod status;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -35,7 +36,7 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use axum::Router;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
@@ -73,6 +74,9 @@ const BCRYPT_SLOTS: usize = 2;
 pub struct Shared {
     db: PathBuf,
     tz: TimeZone,
+    /// The agency's id and display name: the subject of the summary.
+    agency: String,
+    agency_name: Option<String>,
     rules: RwLock<Arc<RuleSet>>,
     auth: RwLock<Arc<Auth>>,
     /// Present when serving HTTPS; its certificate is replaced on reload.
@@ -87,8 +91,10 @@ pub struct Shared {
 /// Credentials in force.
 struct Auth {
     metrics: MetricsGate,
-    /// `None`: the API is off.
+    /// `None` (and no write tokens): the API is off.
     api: Option<Tokens>,
+    /// Tokens that may also change incidents (`api_write_token_file`).
+    api_write: Option<Tokens>,
 }
 
 enum MetricsGate {
@@ -109,6 +115,7 @@ impl Auth {
                 } => MetricsGate::Basic(BasicAuth::new(user, password_hash.clone())),
             },
             api: http.api_tokens.as_ref().map(|f| f.tokens.clone()),
+            api_write: http.api_write_tokens.as_ref().map(|f| f.tokens.clone()),
         }
     }
 }
@@ -128,6 +135,8 @@ impl Shared {
         Ok(Arc::new(Shared {
             db: config.db_path(),
             tz: config.time_zone.clone(),
+            agency: config.agency.clone(),
+            agency_name: config.agency_name.clone(),
             rules: RwLock::new(rules),
             auth: RwLock::new(Arc::new(Auth::from_config(&config.http))),
             tls,
@@ -221,6 +230,8 @@ pub fn router(metrics: Arc<Metrics>, shared: Arc<Shared>) -> Router {
     let api = Router::new()
         .route("/incidents", get(api_incidents))
         .route("/incidents/{id}", get(api_incident))
+        .route("/incidents/{id}/status", post(status::set_status))
+        .route("/incidents/{id}/reported", post(status::set_reported))
         .route("/summary", get(api_summary))
         .route("/rules", get(api_rules))
         .fallback(api_not_found)
@@ -272,10 +283,10 @@ fn announce(addr: SocketAddr, shared: &Shared) {
         MetricsGate::Bearer(_) => "bearer token",
         MetricsGate::Basic(_) => "basic auth",
     };
-    let api = if auth.api.is_some() {
-        "on (bearer token)"
-    } else {
-        "off (no api_token_file)"
+    let api = match (&auth.api, &auth.api_write) {
+        (_, Some(_)) => "on (bearer token; status changes with write tokens)",
+        (Some(_), None) => "on (bearer token, read-only)",
+        (None, None) => "off (no api_token_file)",
     };
     info!("serving /metrics (auth: {metrics_auth}), /healthz, /readyz and the API /api/v1/ ({api}) on {scheme}://{addr}");
     let open = matches!(auth.metrics, MetricsGate::Open);
@@ -464,32 +475,56 @@ impl IntoResponse for ApiError {
 }
 
 /// A request that presented a valid API token. As the first extractor of
-/// every API handler, it answers before any parameter is looked at.
-struct ApiAccess;
+/// every API handler, it answers before any parameter is looked at. A
+/// write token reads too; `write` says which kind was shown, `token` its
+/// name for the audit trail.
+struct ApiAccess {
+    token: String,
+    write: bool,
+}
 
 impl FromRequestParts<AppState> for ApiAccess {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
         let auth = app.shared.auth();
-        let Some(tokens) = &auth.api else {
+        if auth.api.is_none() && auth.api_write.is_none() {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "the API is off: no api_token_file is configured in [http]",
             ));
-        };
+        }
         let presented = parts
             .headers
             .get(header::AUTHORIZATION)
             .map(HeaderValue::as_bytes)
             .and_then(auth::bearer);
         let refusal = match presented {
-            Some(token) if tokens.verify(token) => return Ok(ApiAccess),
-            Some(_) => ApiError {
-                status: StatusCode::UNAUTHORIZED,
-                message: "wrong token".into(),
-                challenge: Some("Bearer realm=\"canhgac\", error=\"invalid_token\""),
-            },
+            Some(token) => {
+                // Both lists are always looked through, so the time taken
+                // does not tell which kind a token is.
+                let write = auth.api_write.as_ref().and_then(|t| t.name_of(token));
+                let read = auth.api.as_ref().and_then(|t| t.name_of(token));
+                match (write, read) {
+                    (Some(name), _) => {
+                        return Ok(ApiAccess {
+                            token: name.to_owned(),
+                            write: true,
+                        })
+                    }
+                    (None, Some(name)) => {
+                        return Ok(ApiAccess {
+                            token: name.to_owned(),
+                            write: false,
+                        })
+                    }
+                    (None, None) => ApiError {
+                        status: StatusCode::UNAUTHORIZED,
+                        message: "wrong token".into(),
+                        challenge: Some("Bearer realm=\"canhgac\", error=\"invalid_token\""),
+                    },
+                }
+            }
             None => ApiError {
                 status: StatusCode::UNAUTHORIZED,
                 message: "the API needs a token: send Authorization: Bearer TOKEN".into(),
@@ -508,14 +543,14 @@ impl FromRequestParts<AppState> for ApiAccess {
 async fn api_not_found(_: ApiAccess) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "no such API endpoint; there are /api/v1/incidents, /api/v1/incidents/{id}, /api/v1/summary and /api/v1/rules",
+        "no such API endpoint; there are /api/v1/incidents, /api/v1/incidents/{id} (POST .../status and .../reported with a write token), /api/v1/summary and /api/v1/rules",
     )
 }
 
 async fn api_method_not_allowed(_: ApiAccess) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "the API is read-only: use GET",
+        "use GET; POST only to /api/v1/incidents/{id}/status and /api/v1/incidents/{id}/reported",
     )
 }
 
@@ -676,14 +711,30 @@ async fn api_incidents(
                     ));
                 }
             }
-            store.incidents(&q).map_err(ApiError::store)
+            let incidents = store.incidents(&q).map_err(ApiError::store)?;
+            let uids: Vec<&str> = incidents.iter().map(|i| i.uid.as_str()).collect();
+            let statuses = store.statuses(&uids).map_err(ApiError::store)?;
+            Ok((incidents, statuses))
         })
         .await?;
+    let (ref mut incidents, statuses) = incidents;
     let more = incidents.len() > limit as usize;
     incidents.truncate(limit as usize);
     let rules = app.shared.rules();
     let page = IncidentPage {
-        incidents: incidents.iter().map(|i| view(&rules, i)).collect(),
+        incidents: incidents
+            .iter()
+            .map(|i| {
+                let mut v = view(&rules, i);
+                v.status = Some(
+                    statuses
+                        .get(&i.uid)
+                        .map_or(crate::store::Status::New, |s| s.status)
+                        .id(),
+                );
+                v
+            })
+            .collect(),
         next: if more {
             incidents.last().map(|i| i.uid.as_str())
         } else {
@@ -691,6 +742,17 @@ async fn api_incidents(
         },
     };
     Ok(json(&page))
+}
+
+/// One incident with what analysts said of it: the fields of a listed
+/// incident, then `status_detail` (who set the status, when, the note, when
+/// it was reported) and `history`.
+#[derive(Serialize)]
+struct IncidentDetail<'a> {
+    #[serde(flatten)]
+    incident: IncidentView<'a>,
+    status_detail: crate::store::IncidentStatus,
+    history: Vec<crate::store::HistoryEntry>,
 }
 
 /// `GET /api/v1/incidents/{id}`.
@@ -706,13 +768,29 @@ async fn api_incident(
         return Err(not_found(&id));
     }
     let lookup = id.clone();
-    let incident = app
+    let (incident, status, history) = app
         .shared
-        .read(move |store| store.incident(&lookup).map_err(ApiError::store))
+        .read(move |store| {
+            let Some(incident) = store.incident(&lookup).map_err(ApiError::store)? else {
+                return Ok(None);
+            };
+            let status = store
+                .status_of(&lookup)
+                .map_err(ApiError::store)?
+                .unwrap_or_default();
+            let history = store.history(&lookup).map_err(ApiError::store)?;
+            Ok(Some((incident, status, history)))
+        })
         .await?
         .ok_or_else(|| not_found(&id))?;
     let rules = app.shared.rules();
-    Ok(json(&view(&rules, &incident)))
+    let mut v = view(&rules, &incident);
+    v.status = Some(status.status.id());
+    Ok(json(&IncidentDetail {
+        incident: v,
+        status_detail: status,
+        history,
+    }))
 }
 
 /// `GET /api/v1/summary?month=YYYY-MM` (default: this month).
@@ -727,7 +805,7 @@ async fn api_summary(
         Some((name, value)) => Month::parse(value).map_err(|e| ApiError::bad_param(name, e))?,
         None => Month::containing(Timestamp::now(), &tz),
     };
-    let summary = app
+    let mut summary = app
         .shared
         .read(move |store| {
             summary::monthly(store, month, &tz).map_err(|e| match e {
@@ -736,6 +814,8 @@ async fn api_summary(
             })
         })
         .await?;
+    summary.agency = Some(app.shared.agency.clone());
+    summary.agency_name = app.shared.agency_name.clone();
     Ok(json(&summary))
 }
 

@@ -12,7 +12,7 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
 use crate::category::{Category, Severity};
-use crate::months::Month;
+use crate::months::{Month, Percent};
 use crate::summary::Summary;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,28 +179,21 @@ impl Lang {
         group(&n.to_string(), self.separators().0)
     }
 
-    /// `ratio` as a percentage without sign, two decimals: 11.07 / 11,07.
-    pub fn percent_abs(self, ratio: f64) -> String {
-        let text = format!("{:.2}", (ratio * 100.0).abs());
-        let (int, frac) = text.split_once('.').unwrap_or((&text, "00"));
+    /// A change as a percentage without sign, two decimals, rounded half
+    /// away from zero: 11.07 / 11,07.
+    pub fn percent_abs(self, p: Percent) -> String {
+        let (int, frac) = p.digits();
         let (thousands, decimal) = self.separators();
-        format!("{}{decimal}{frac}", group(int, thousands))
+        format!("{}{decimal}{frac}", group(&int, thousands))
     }
 
     /// A change as the tables print it: +11.07%, −7.82%, 0.00%, "new" for
     /// a change from zero, and a dash where both figures are zero.
-    pub fn change(self, ratio: Option<f64>, current: u64) -> String {
-        match ratio {
-            Some(r) => {
-                let abs = self.percent_abs(r);
-                if abs.chars().all(|c| !c.is_ascii_digit() || c == '0') {
-                    format!("{abs}%")
-                } else if r > 0.0 {
-                    format!("+{abs}%")
-                } else {
-                    format!("\u{2212}{abs}%")
-                }
-            }
+    pub fn change(self, current: u64, base: u64) -> String {
+        match Percent::of(current, base) {
+            Some(p) if p.is_zero() => format!("{}%", self.percent_abs(p)),
+            Some(p) if p.negative => format!("\u{2212}{}%", self.percent_abs(p)),
+            Some(p) => format!("+{}%", self.percent_abs(p)),
             None if current > 0 => match self {
                 Lang::En => "new".to_owned(),
                 Lang::Vi => "mới".to_owned(),
@@ -236,65 +229,173 @@ impl Lang {
         }
     }
 
-    /// A local time for headings: "2020-10-15 12:00 +07:00".
-    pub fn time(self, t: Timestamp, tz: &TimeZone) -> String {
-        t.to_zoned(tz.clone())
-            .strftime("%Y-%m-%d %H:%M %:z")
-            .to_string()
+    /// The local days a window covers, for the column headers of a month
+    /// in progress: "1–4 Dec 2026" / "1–4/12/2026", "1 Jan–4 Dec 2026" /
+    /// "1/1–4/12/2026", one day alone where it starts and ends the same day.
+    pub fn days(self, start: Timestamp, end: Timestamp, tz: &TimeZone) -> String {
+        let first = tz.to_datetime(start).date();
+        // The window is half-open: its last instant belongs to the day
+        // before a midnight end.
+        let last = tz
+            .to_datetime(
+                end.checked_sub(jiff::SignedDuration::from_nanos(1))
+                    .unwrap_or(end),
+            )
+            .date()
+            .max(first);
+        let en_month = |d: jiff::civil::Date| {
+            &MONTHS_EN[usize::try_from(d.month() - 1).unwrap_or(0).min(11)][..3]
+        };
+        match self {
+            Lang::En if first == last => {
+                format!("{} {} {}", last.day(), en_month(last), last.year())
+            }
+            Lang::En if first.month() == last.month() && first.year() == last.year() => format!(
+                "{}\u{2013}{} {} {}",
+                first.day(),
+                last.day(),
+                en_month(last),
+                last.year()
+            ),
+            Lang::En if first.year() == last.year() => format!(
+                "{} {}\u{2013}{} {} {}",
+                first.day(),
+                en_month(first),
+                last.day(),
+                en_month(last),
+                last.year()
+            ),
+            Lang::En => format!(
+                "{} {} {}\u{2013}{} {} {}",
+                first.day(),
+                en_month(first),
+                first.year(),
+                last.day(),
+                en_month(last),
+                last.year()
+            ),
+            Lang::Vi if first == last => format!("{}/{}/{}", last.day(), last.month(), last.year()),
+            Lang::Vi if first.month() == last.month() && first.year() == last.year() => format!(
+                "{}\u{2013}{}/{}/{}",
+                first.day(),
+                last.day(),
+                last.month(),
+                last.year()
+            ),
+            Lang::Vi if first.year() == last.year() => format!(
+                "{}/{}\u{2013}{}/{}/{}",
+                first.day(),
+                first.month(),
+                last.day(),
+                last.month(),
+                last.year()
+            ),
+            Lang::Vi => format!(
+                "{}/{}/{}\u{2013}{}/{}/{}",
+                first.day(),
+                first.month(),
+                first.year(),
+                last.day(),
+                last.month(),
+                last.year()
+            ),
+        }
     }
 
-    /// The bulletin sentence, e.g. "In October 2020 canhgac recorded 582
-    /// incidents, up 11.07% on the previous month and up 0.34% on the same
-    /// month last year; 4,161 in the first ten months, down 7.82% on the
-    /// same period of 2019."
+    /// A local time as prose writes it: "22:16 on 4 December 2026" /
+    /// "22:16 ngày 04/12/2026".
+    pub fn time(self, t: Timestamp, tz: &TimeZone) -> String {
+        let local = tz.to_datetime(t);
+        match self {
+            Lang::En => format!(
+                "{:02}:{:02} on {} {} {}",
+                local.hour(),
+                local.minute(),
+                local.day(),
+                MONTHS_EN[usize::try_from(local.month() - 1).unwrap_or(0).min(11)],
+                local.year()
+            ),
+            Lang::Vi => format!(
+                "{:02}:{:02} ngày {:02}/{:02}/{}",
+                local.hour(),
+                local.minute(),
+                local.day(),
+                local.month(),
+                local.year()
+            ),
+        }
+    }
+
+    /// The zone times are given in, as a reader knows it: "giờ Việt Nam
+    /// (UTC+7)" / "Vietnam time (UTC+7)" where the offset at `t` is +07:00,
+    /// else the zone's name and its offset ("UTC" alone for UTC).
+    pub fn zone(self, name: &str, tz: &TimeZone, t: Timestamp) -> String {
+        let seconds = tz.to_offset(t).seconds();
+        let sign = if seconds < 0 { '\u{2212}' } else { '+' };
+        let (h, m) = (
+            seconds.unsigned_abs() / 3600,
+            seconds.unsigned_abs() % 3600 / 60,
+        );
+        let utc = match (seconds, m) {
+            (0, _) => "UTC".to_owned(),
+            (_, 0) => format!("UTC{sign}{h}"),
+            _ => format!("UTC{sign}{h}:{m:02}"),
+        };
+        match (self, seconds) {
+            (Lang::En, 25_200) => format!("Vietnam time ({utc})"),
+            (Lang::Vi, 25_200) => format!("giờ Việt Nam ({utc})"),
+            (_, 0) if matches!(name, "UTC" | "Etc/UTC" | "Etc/Zulu" | "Zulu") => utc,
+            (Lang::En, _) => format!("time zone {name} ({utc})"),
+            (Lang::Vi, _) => format!("múi giờ {name} ({utc})"),
+        }
+    }
+
+    /// Who the bulletin says recorded the incidents: the agency's display
+    /// name, else its id, else a plain word for it.
+    fn subject(self, s: &Summary) -> String {
+        match (s.agency_name.as_deref().or(s.agency.as_deref()), self) {
+            (Some(name), _) => name.to_owned(),
+            (None, Lang::En) => "the agency".to_owned(),
+            (None, Lang::Vi) => "đơn vị".to_owned(),
+        }
+    }
+
+    /// The bulletin sentence, e.g. "In October 2020, Sở TT&TT Hà Nội
+    /// recorded 582 incidents, up 11.07% on the previous month and up 0.34%
+    /// on the same month last year; 4,161 in the first ten months, down
+    /// 7.82% on the same period of 2019."
     pub fn sentence(self, s: &Summary, tz: &TimeZone) -> String {
         let m = s.month;
         let t = &s.total;
         let last_year = m.year - 1;
-        match self {
+        let subject = self.subject(s);
+        let mut text = match self {
             Lang::En => {
                 let so_far = if s.complete {
                     String::new()
                 } else {
                     format!(" (to {})", self.time(s.as_of, tz))
                 };
-                let noun = if t.this_month == 1 {
-                    "incident"
+                let (last_month, same_month) = if s.complete {
+                    ("the previous month", "the same month last year")
                 } else {
-                    "incidents"
+                    (
+                        "the same days of the previous month",
+                        "the same days of last year",
+                    )
                 };
-                let mut text = format!(
-                    "In {}{so_far} canhgac recorded {} {noun}, {} and {}",
+                format!(
+                    "In {}{so_far}, {subject} recorded {}{}",
                     self.month_long(m),
-                    self.count(t.this_month),
-                    en_change(
-                        t.change.month_over_month,
+                    self.incidents(t.this_month),
+                    self.compared(
                         t.this_month,
-                        "the previous month"
-                    ),
-                    en_change(
-                        t.change.year_over_year,
-                        t.this_month,
-                        "the same month last year"
-                    ),
-                );
-                if m.month > 1 {
-                    let (span, base) = if m.month == 12 && s.complete {
-                        (format!("in {}", m.year), format!("{last_year}"))
-                    } else {
-                        (
-                            format!("in the first {} months", ORDINAL_COUNT_EN[month_index(m)]),
-                            format!("the same period of {last_year}"),
-                        )
-                    };
-                    text.push_str(&format!(
-                        "; {} {span}, {}",
-                        self.count(t.year_to_date),
-                        en_change(t.change.year_to_date, t.year_to_date, &base)
-                    ));
-                }
-                text.push('.');
-                text
+                        &[
+                            (t.last_month, last_month),
+                            (t.same_month_last_year, same_month)
+                        ]
+                    )
+                )
             }
             Lang::Vi => {
                 let so_far = if s.complete {
@@ -302,96 +403,180 @@ impl Lang {
                 } else {
                     format!(" (tính đến {})", self.time(s.as_of, tz))
                 };
-                let mut text = format!(
-                    "Trong {}{so_far}, canhgac ghi nhận {} sự cố, {} và {}",
+                let last_month = if s.complete {
+                    "tháng trước"
+                } else {
+                    "cùng kỳ tháng trước"
+                };
+                format!(
+                    "Trong {}{so_far}, {subject} {}{}",
                     self.month_long(m),
-                    self.count(t.this_month),
-                    vi_change(self, t.change.month_over_month, t.this_month, "tháng trước"),
-                    vi_change(
-                        self,
-                        t.change.year_over_year,
+                    self.incidents(t.this_month),
+                    self.compared(
                         t.this_month,
-                        &format!("cùng kỳ năm {last_year}")
-                    ),
-                );
-                if m.month > 1 {
-                    let (span, base) = if m.month == 12 && s.complete {
-                        (format!("cả năm {}", m.year), format!("năm {last_year}"))
-                    } else {
-                        (
-                            format!("{} tháng đầu năm {}", m.month, m.year),
-                            format!("cùng kỳ năm {last_year}"),
-                        )
-                    };
-                    text.push_str(&format!(
-                        "; tính chung {span} ghi nhận {} sự cố, {}",
-                        self.count(t.year_to_date),
-                        vi_change(self, t.change.year_to_date, t.year_to_date, &base)
-                    ));
-                }
-                text.push('.');
-                text
+                        &[
+                            (t.last_month, last_month),
+                            (t.same_month_last_year, &format!("cùng kỳ năm {last_year}"))
+                        ]
+                    )
+                )
             }
+        };
+        // January's year to date is the month itself.
+        if m.month > 1 {
+            let (span, base) = match (self, s.complete, m.month == 12) {
+                (Lang::En, true, true) => (format!("in {}", m.year), format!("{last_year}")),
+                (Lang::En, true, false) => (
+                    format!("in the first {} months", ORDINAL_COUNT_EN[month_index(m)]),
+                    format!("the same period of {last_year}"),
+                ),
+                (Lang::En, false, _) => (
+                    "since the start of the year".to_owned(),
+                    format!("the same period of {last_year}"),
+                ),
+                (Lang::Vi, true, true) => (
+                    format!("tính chung cả năm {}", m.year),
+                    format!("năm {last_year}"),
+                ),
+                (Lang::Vi, true, false) => (
+                    format!("tính chung {} tháng đầu năm {}", m.month, m.year),
+                    format!("cùng kỳ năm {last_year}"),
+                ),
+                (Lang::Vi, false, _) => (
+                    "tính từ đầu năm đến nay".to_owned(),
+                    format!("cùng kỳ năm {last_year}"),
+                ),
+            };
+            let compared = self.compared(t.year_to_date, &[(t.same_period_last_year, &base)]);
+            text.push_str(&match self {
+                Lang::En if t.year_to_date == 0 => format!("; none {span}{compared}"),
+                Lang::En => format!("; {} {span}{compared}", self.count(t.year_to_date)),
+                Lang::Vi => format!("; {span} {}{compared}", self.incidents(t.year_to_date)),
+            });
+        }
+        text.push('.');
+        text
+    }
+
+    /// Said when a report counts months in another zone than the agency's.
+    pub fn other_zone(self, agency_zone: &str) -> String {
+        match self {
+            Lang::En => format!("not the agency's zone, {agency_zone}"),
+            Lang::Vi => format!("khác múi giờ của đơn vị ({agency_zone})"),
+        }
+    }
+
+    /// "3 incidents marked false positive are left out" / "đã loại 3 sự
+    /// cố được xác định là cảnh báo nhầm".
+    pub fn false_positives_left_out(self, n: u64) -> String {
+        match (self, n) {
+            (Lang::En, 1) => "1 incident marked false positive is left out".to_owned(),
+            (Lang::En, _) => format!(
+                "{} incidents marked false positive are left out",
+                self.count(n)
+            ),
+            (Lang::Vi, _) => format!(
+                "đã loại {} sự cố được xác định là cảnh báo nhầm",
+                self.count(n)
+            ),
+        }
+    }
+
+    /// "582 incidents", "1 incident", "no incidents" / "ghi nhận 582 sự
+    /// cố", "không ghi nhận sự cố nào" (Vietnamese carries the verb, which
+    /// the negation surrounds).
+    fn incidents(self, n: u64) -> String {
+        match (self, n) {
+            (Lang::En, 0) => "no incidents".to_owned(),
+            (Lang::En, 1) => "1 incident".to_owned(),
+            (Lang::En, _) => format!("{} incidents", self.count(n)),
+            (Lang::Vi, 0) => "không ghi nhận sự cố nào".to_owned(),
+            (Lang::Vi, _) => format!("ghi nhận {} sự cố", self.count(n)),
+        }
+    }
+
+    /// How `current` compares with each `(base, period)`, as the tail of a
+    /// clause that has said `current`: percentages where the base has
+    /// incidents, and the periods that had none said as such, in words
+    /// that read for every mix of zeros (", up 3.13% on the previous month
+    /// (none in the same month last year)", ", against 5 in the previous
+    /// month", "; tháng trước cũng không có sự cố nào").
+    fn compared(self, current: u64, bases: &[(u64, &str)]) -> String {
+        let with: Vec<(u64, &str)> = bases.iter().copied().filter(|(b, _)| *b > 0).collect();
+        let without: Vec<&str> = bases
+            .iter()
+            .filter(|(b, _)| *b == 0)
+            .map(|(_, p)| *p)
+            .collect();
+        let (and, or) = match self {
+            Lang::En => (" and ", " or "),
+            Lang::Vi => (" và ", " và "),
+        };
+        let mut out = String::new();
+        if current > 0 {
+            let changes: Vec<String> = with
+                .iter()
+                .map(|&(base, period)| self.change_words(current, base, period))
+                .collect();
+            if !changes.is_empty() {
+                out.push_str(", ");
+                out.push_str(&changes.join(and));
+            }
+            if !without.is_empty() {
+                let periods = without.join(or);
+                out.push_str(&match (self, changes.is_empty()) {
+                    (Lang::En, true) => format!(", against none in {periods}"),
+                    (Lang::En, false) => format!(" (none in {periods})"),
+                    (Lang::Vi, true) => format!(", trong khi {periods} không có sự cố nào"),
+                    (Lang::Vi, false) => format!(" ({periods} không có sự cố nào)"),
+                });
+            }
+        } else {
+            let counts: Vec<String> = with
+                .iter()
+                .map(|&(base, period)| match self {
+                    Lang::En => format!("{} in {period}", self.count(base)),
+                    Lang::Vi => format!("{period} có {} sự cố", self.count(base)),
+                })
+                .collect();
+            if !counts.is_empty() {
+                out.push_str(&match self {
+                    Lang::En => format!(", against {}", counts.join(and)),
+                    Lang::Vi => format!(", trong khi {}", counts.join(and)),
+                });
+            }
+            if !without.is_empty() {
+                out.push_str(&match (self, counts.is_empty()) {
+                    (Lang::En, true) => format!(", as in {}", without.join(and)),
+                    (Lang::En, false) => format!(" (none in {})", without.join(or)),
+                    (Lang::Vi, true) => format!("; {} cũng không có sự cố nào", without.join(and)),
+                    (Lang::Vi, false) => format!(" ({} không có sự cố nào)", without.join(and)),
+                });
+            }
+        }
+        out
+    }
+
+    /// "up 11.07% on the previous month" / "tăng 11,07% so với tháng
+    /// trước"; "the same as …" / "bằng …" where it rounds to nothing.
+    fn change_words(self, current: u64, base: u64, period: &str) -> String {
+        let Some(p) = Percent::of(current, base) else {
+            return String::new();
+        };
+        let pct = self.percent_abs(p);
+        match (self, p.is_zero(), p.negative) {
+            (Lang::En, true, _) => format!("the same as {period}"),
+            (Lang::En, false, false) => format!("up {pct}% on {period}"),
+            (Lang::En, false, true) => format!("down {pct}% on {period}"),
+            (Lang::Vi, true, _) => format!("bằng {period}"),
+            (Lang::Vi, false, false) => format!("tăng {pct}% so với {period}"),
+            (Lang::Vi, false, true) => format!("giảm {pct}% so với {period}"),
         }
     }
 }
 
 fn month_index(m: Month) -> usize {
     usize::try_from(m.month - 1).unwrap_or(0).min(11)
-}
-
-/// How a change against a base period is said in one language: `{p}` is
-/// the percentage, `{base}` the period compared with.
-struct ChangeWording {
-    unchanged: &'static str,
-    up: &'static str,
-    down: &'static str,
-    /// Incidents now, none in the base: no percentage to give.
-    from_none: &'static str,
-    none_either: &'static str,
-}
-
-const EN_CHANGE: ChangeWording = ChangeWording {
-    unchanged: "unchanged on {base}",
-    up: "up {p}% on {base}",
-    down: "down {p}% on {base}",
-    from_none: "up from none in {base}",
-    none_either: "none in {base} either",
-};
-
-const VI_CHANGE: ChangeWording = ChangeWording {
-    unchanged: "không đổi so với {base}",
-    up: "tăng {p}% so với {base}",
-    down: "giảm {p}% so với {base}",
-    from_none: "trong khi {base} không ghi nhận sự cố nào",
-    none_either: "{base} cũng không ghi nhận sự cố nào",
-};
-
-fn en_change(ratio: Option<f64>, current: u64, base: &str) -> String {
-    change(Lang::En, &EN_CHANGE, ratio, current, base)
-}
-
-fn vi_change(lang: Lang, ratio: Option<f64>, current: u64, base: &str) -> String {
-    change(lang, &VI_CHANGE, ratio, current, base)
-}
-
-fn change(
-    lang: Lang,
-    words: &ChangeWording,
-    ratio: Option<f64>,
-    current: u64,
-    base: &str,
-) -> String {
-    let percent = ratio.map(|r| lang.percent_abs(r)).unwrap_or_default();
-    let template = match ratio {
-        // Rounds to nothing: "unchanged", not "up 0.00%".
-        Some(_) if percent == lang.percent_abs(0.0) => words.unchanged,
-        Some(r) if r > 0.0 => words.up,
-        Some(_) => words.down,
-        None if current > 0 => words.from_none,
-        None => words.none_either,
-    };
-    template.replace("{p}", &percent).replace("{base}", base)
 }
 
 /// Inserts `sep` between groups of three digits of `digits`.
@@ -423,18 +608,213 @@ mod tests {
         assert_eq!(Lang::En.count(582), "582");
         assert_eq!(Lang::Vi.count(1_234_567), "1.234.567");
         assert_eq!(Lang::En.count(0), "0");
-        let mom = crate::months::change(582, 524);
-        assert_eq!(Lang::En.change(mom, 582), "+11.07%");
-        assert_eq!(Lang::Vi.change(mom, 582), "+11,07%");
-        let ytd = crate::months::change(4161, 4514);
-        assert_eq!(Lang::En.change(ytd, 4161), "\u{2212}7.82%");
-        assert_eq!(Lang::Vi.change(ytd, 4161), "\u{2212}7,82%");
-        assert_eq!(Lang::En.change(Some(0.0), 5), "0.00%");
-        assert_eq!(Lang::En.change(None, 3), "new");
-        assert_eq!(Lang::Vi.change(None, 3), "mới");
-        assert_eq!(Lang::En.change(None, 0), "\u{2013}");
-        assert_eq!(Lang::En.change(Some(12.345), 1), "+1,234.50%");
-        assert_eq!(Lang::Vi.change(Some(12.345), 1), "+1.234,50%");
+        assert_eq!(Lang::En.change(582, 524), "+11.07%");
+        assert_eq!(Lang::Vi.change(582, 524), "+11,07%");
+        assert_eq!(Lang::En.change(4161, 4514), "\u{2212}7.82%");
+        assert_eq!(Lang::Vi.change(4161, 4514), "\u{2212}7,82%");
+        // Ties round half away from zero, on the exact ratio.
+        assert_eq!(Lang::En.change(33, 32), "+3.13%");
+        assert_eq!(Lang::En.change(801, 800), "+0.13%");
+        assert_eq!(Lang::En.change(31, 32), "\u{2212}3.13%");
+        assert_eq!(Lang::En.change(5, 5), "0.00%");
+        assert_eq!(Lang::En.change(1_000_000, 1_000_001), "0.00%");
+        assert_eq!(Lang::En.change(3, 0), "new");
+        assert_eq!(Lang::Vi.change(3, 0), "mới");
+        assert_eq!(Lang::En.change(0, 0), "\u{2013}");
+        assert_eq!(Lang::En.change(12_345, 1_000), "+1,134.50%");
+        assert_eq!(Lang::Vi.change(12_345, 1_000), "+1.134,50%");
+    }
+
+    #[test]
+    fn times_and_zones_as_prose() {
+        let hcm = TimeZone::get("Asia/Ho_Chi_Minh").expect("zone");
+        let t: Timestamp = "2026-12-04T15:16:00Z".parse().expect("time");
+        assert_eq!(Lang::Vi.time(t, &hcm), "22:16 ngày 04/12/2026");
+        assert_eq!(Lang::En.time(t, &hcm), "22:16 on 4 December 2026");
+        assert_eq!(
+            Lang::Vi.zone("Asia/Ho_Chi_Minh", &hcm, t),
+            "giờ Việt Nam (UTC+7)"
+        );
+        assert_eq!(
+            Lang::En.zone("Asia/Ho_Chi_Minh", &hcm, t),
+            "Vietnam time (UTC+7)"
+        );
+        let bkk = TimeZone::get("Asia/Bangkok").expect("zone");
+        assert_eq!(
+            Lang::Vi.zone("Asia/Bangkok", &bkk, t),
+            "giờ Việt Nam (UTC+7)"
+        );
+        assert_eq!(Lang::En.zone("UTC", &TimeZone::UTC, t), "UTC");
+        let kolkata = TimeZone::get("Asia/Kolkata").expect("zone");
+        assert_eq!(
+            Lang::Vi.zone("Asia/Kolkata", &kolkata, t),
+            "múi giờ Asia/Kolkata (UTC+5:30)"
+        );
+        let ny = TimeZone::get("America/New_York").expect("zone");
+        assert_eq!(
+            Lang::En.zone("America/New_York", &ny, t),
+            "time zone America/New_York (UTC\u{2212}5)"
+        );
+        let start: Timestamp = "2026-11-30T17:00:00Z".parse().expect("time");
+        assert_eq!(Lang::Vi.days(start, t, &hcm), "1\u{2013}4/12/2026");
+        assert_eq!(Lang::En.days(start, t, &hcm), "1\u{2013}4 Dec 2026");
+        let jan: Timestamp = "2025-12-31T17:00:00Z".parse().expect("time");
+        assert_eq!(Lang::Vi.days(jan, t, &hcm), "1/1\u{2013}4/12/2026");
+        assert_eq!(Lang::En.days(jan, t, &hcm), "1 Jan\u{2013}4 Dec 2026");
+        // A midnight end belongs to the day before; one day alone.
+        let midnight: Timestamp = "2026-12-01T17:00:00Z".parse().expect("time");
+        assert_eq!(Lang::Vi.days(start, midnight, &hcm), "1/12/2026");
+    }
+
+    /// A summary with these totals: (this month, last month, same month
+    /// last year, year to date, same period last year).
+    fn summary(month: &str, now: &str, counts: [u64; 5], name: Option<&str>) -> Summary {
+        let tz = TimeZone::get("Asia/Ho_Chi_Minh").expect("zone");
+        let month = Month::parse(month).expect("month");
+        let now: Timestamp = now.parse().expect("time");
+        let (periods, complete) =
+            crate::summary::periods(month, &tz, now).expect("month has begun");
+        Summary {
+            schema_version: crate::summary::SCHEMA_VERSION,
+            month,
+            agency: Some("so-tttt-demo".into()),
+            agency_name: name.map(str::to_owned),
+            agency_time_zone: None,
+            false_positives: 0,
+            time_zone: "Asia/Ho_Chi_Minh".into(),
+            as_of: now,
+            complete,
+            periods,
+            total: crate::summary::Figures::from_counts(counts),
+            categories: Vec::new(),
+            severities: Vec::new(),
+            top_rules: Vec::new(),
+            top_sources: Vec::new(),
+            inputs: Vec::new(),
+            months: Vec::new(),
+            top_limit: 10,
+        }
+    }
+
+    fn sentence(lang: Lang, s: &Summary) -> String {
+        lang.sentence(s, &zone_of(s))
+    }
+
+    #[test]
+    fn the_bulletin_sentence_of_the_center() {
+        let name = Some("Sở Thông tin và Truyền thông Hà Nội");
+        let s = summary(
+            "2020-10",
+            "2021-01-05T00:00:00Z",
+            [582, 524, 580, 4161, 4514],
+            name,
+        );
+        assert_eq!(
+            sentence(Lang::En, &s),
+            "In October 2020, Sở Thông tin và Truyền thông Hà Nội recorded 582 incidents, up 11.07% on the previous month and up 0.34% on the same month last year; 4,161 in the first ten months, down 7.82% on the same period of 2019."
+        );
+        assert_eq!(
+            sentence(Lang::Vi, &s),
+            "Trong tháng 10/2020, Sở Thông tin và Truyền thông Hà Nội ghi nhận 582 sự cố, tăng 11,07% so với tháng trước và tăng 0,34% so với cùng kỳ năm 2019; tính chung 10 tháng đầu năm 2020 ghi nhận 4.161 sự cố, giảm 7,82% so với cùng kỳ năm 2019."
+        );
+        // Zero bases: said in words, never "trong khi" after "và".
+        let s = summary("2020-10", "2021-01-05T00:00:00Z", [49, 55, 0, 300, 0], name);
+        assert_eq!(
+            sentence(Lang::Vi, &s),
+            "Trong tháng 10/2020, Sở Thông tin và Truyền thông Hà Nội ghi nhận 49 sự cố, giảm 10,91% so với tháng trước (cùng kỳ năm 2019 không có sự cố nào); tính chung 10 tháng đầu năm 2020 ghi nhận 300 sự cố, trong khi cùng kỳ năm 2019 không có sự cố nào."
+        );
+        assert_eq!(
+            sentence(Lang::En, &s),
+            "In October 2020, Sở Thông tin và Truyền thông Hà Nội recorded 49 incidents, down 10.91% on the previous month (none in the same month last year); 300 in the first ten months, against none in the same period of 2019."
+        );
+        // An empty month.
+        let s = summary("2020-10", "2021-01-05T00:00:00Z", [0, 0, 0, 0, 0], None);
+        assert_eq!(
+            sentence(Lang::Vi, &s),
+            "Trong tháng 10/2020, so-tttt-demo không ghi nhận sự cố nào; tháng trước và cùng kỳ năm 2019 cũng không có sự cố nào; tính chung 10 tháng đầu năm 2020 không ghi nhận sự cố nào; cùng kỳ năm 2019 cũng không có sự cố nào."
+        );
+        assert_eq!(
+            sentence(Lang::En, &s),
+            "In October 2020, so-tttt-demo recorded no incidents, as in the previous month and the same month last year; none in the first ten months, as in the same period of 2019."
+        );
+        let s = summary("2020-10", "2021-01-05T00:00:00Z", [0, 5, 3, 8, 0], name);
+        assert_eq!(
+            sentence(Lang::Vi, &s),
+            "Trong tháng 10/2020, Sở Thông tin và Truyền thông Hà Nội không ghi nhận sự cố nào, trong khi tháng trước có 5 sự cố và cùng kỳ năm 2019 có 3 sự cố; tính chung 10 tháng đầu năm 2020 ghi nhận 8 sự cố, trong khi cùng kỳ năm 2019 không có sự cố nào."
+        );
+        // A month in progress: its time, the same days, "từ đầu năm đến nay".
+        let s = summary("2026-12", "2026-12-04T15:16:00Z", [6, 7, 6, 900, 800], name);
+        assert_eq!(
+            sentence(Lang::Vi, &s),
+            "Trong tháng 12/2026 (tính đến 22:16 ngày 04/12/2026), Sở Thông tin và Truyền thông Hà Nội ghi nhận 6 sự cố, giảm 14,29% so với cùng kỳ tháng trước và bằng cùng kỳ năm 2025; tính từ đầu năm đến nay ghi nhận 900 sự cố, tăng 12,50% so với cùng kỳ năm 2025."
+        );
+        assert_eq!(
+            sentence(Lang::En, &s),
+            "In December 2026 (to 22:16 on 4 December 2026), Sở Thông tin và Truyền thông Hà Nội recorded 6 incidents, down 14.29% on the same days of the previous month and the same as the same days of last year; 900 since the start of the year, up 12.50% on the same period of 2025."
+        );
+        // A whole year; January has no year to date of its own.
+        let s = summary("2020-12", "2021-01-05T00:00:00Z", [1, 1, 2, 12, 12], name);
+        assert!(
+            sentence(Lang::En, &s).contains("recorded 1 incident, the same as the previous month")
+        );
+        assert!(sentence(Lang::Vi, &s)
+            .contains("; tính chung cả năm 2020 ghi nhận 12 sự cố, bằng năm 2019."));
+        let s = summary("2021-01", "2021-03-05T00:00:00Z", [3, 1, 2, 3, 2], name);
+        assert!(!sentence(Lang::Vi, &s).contains("đầu năm"));
+        assert!(!sentence(Lang::En, &s).contains(';'));
+    }
+
+    /// Every mix of zero and non-zero figures, complete and in progress,
+    /// in both languages: a sentence that reads, with no glue left over.
+    #[test]
+    fn every_mix_of_zeros_reads() {
+        let months = [
+            ("2020-10", "2021-01-05T00:00:00Z"),
+            ("2020-12", "2021-01-05T00:00:00Z"),
+            ("2021-01", "2021-03-05T00:00:00Z"),
+            ("2026-12", "2026-12-04T15:16:00Z"),
+        ];
+        for (month, now) in months {
+            for mask in 0u32..32 {
+                let counts: [u64; 5] = std::array::from_fn(|i| {
+                    if mask & (1 << i) != 0 {
+                        7 + i as u64
+                    } else {
+                        0
+                    }
+                });
+                let s = summary(month, now, counts, Some("Sở X"));
+                for lang in [Lang::En, Lang::Vi] {
+                    let text = sentence(lang, &s);
+                    let case = format!("{month} {counts:?} {lang:?}: {text}");
+                    assert!(text.ends_with('.') && !text.ends_with(".."), "{case}");
+                    for glue in [
+                        "và trong khi",
+                        "and against",
+                        ", ,",
+                        "  ",
+                        " ,",
+                        ",;",
+                        ";,",
+                        " 0 sự cố",
+                        " 0 incidents",
+                        "twelve months",
+                        "12 tháng đầu năm",
+                        "canhgac",
+                        "()",
+                    ] {
+                        assert!(!text.contains(glue), "{glue:?} in {case}");
+                    }
+                    assert!(text.contains("Sở X"), "{case}");
+                    if !s.complete {
+                        assert!(
+                            !text.contains("tháng đầu năm") && !text.contains("first"),
+                            "{case}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -18,13 +18,18 @@ use std::io::{self, Write};
 
 use crate::summary::Summary;
 
+pub use csv::Table as CsvTable;
 pub use lang::Lang;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Table,
     Json,
-    Csv,
+    /// One of the CSV tables, with or without the UTF-8 byte order mark.
+    Csv {
+        table: CsvTable,
+        bom: bool,
+    },
     Markdown,
     Html,
 }
@@ -41,7 +46,7 @@ pub fn render(
         Format::Json => crate::visible::write_json(out, summary, true),
         Format::Table => text::table(out, summary, lang),
         Format::Markdown => text::markdown(out, summary, lang),
-        Format::Csv => csv::write(out, summary, lang),
+        Format::Csv { table, bom } => csv::write(out, summary, lang, table, bom),
         Format::Html => html::write(out, summary, lang),
     }
 }

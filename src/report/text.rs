@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use super::lang::{zone_of, Lang};
 use crate::output::printable;
-use crate::summary::{Figures, MonthCounts, Summary};
+use crate::summary::{Figures, MonthCounts, Period, Summary};
 
 /// Longest cell from the store shown in a table (addresses, rule ids,
 /// input names are far shorter; anything longer is not worth a column).
@@ -55,11 +55,28 @@ fn headers(labels: &[&str], figures: &[&str]) -> Vec<(String, Align)> {
 pub fn tables(s: &Summary, lang: Lang) -> Vec<Table> {
     let w = lang.words();
     let m = s.month;
-    let this = lang.month_short(m);
-    let previous = lang.month_short(m.previous());
-    let year_before = lang.month_short(m.year_before());
-    let to_date = lang.year_to_date(m);
-    let to_date_before = lang.year_to_date(m.year_before());
+    // A month in progress is compared day for day, and its headers say
+    // which days.
+    let tz = zone_of(s);
+    let days = |p: &Period| lang.days(p.start, p.end, &tz);
+    let p = &s.periods;
+    let (this, previous, year_before, to_date, to_date_before) = if s.complete {
+        (
+            lang.month_short(m),
+            lang.month_short(m.previous()),
+            lang.month_short(m.year_before()),
+            lang.year_to_date(m),
+            lang.year_to_date(m.year_before()),
+        )
+    } else {
+        (
+            days(&p.this_month),
+            days(&p.last_month),
+            days(&p.same_month_last_year),
+            days(&p.year_to_date),
+            days(&p.same_period_last_year),
+        )
+    };
     let figure_headers = |first: &str| {
         headers(
             &[first],
@@ -80,12 +97,12 @@ pub fn tables(s: &Summary, lang: Lang) -> Vec<Table> {
             label,
             lang.count(f.this_month),
             lang.count(f.last_month),
-            lang.change(f.change.month_over_month, f.this_month),
+            lang.change(f.this_month, f.last_month),
             lang.count(f.same_month_last_year),
-            lang.change(f.change.year_over_year, f.this_month),
+            lang.change(f.this_month, f.same_month_last_year),
             lang.count(f.year_to_date),
             lang.count(f.same_period_last_year),
-            lang.change(f.change.year_to_date, f.year_to_date),
+            lang.change(f.year_to_date, f.same_period_last_year),
         ]
     };
     let this_month = |name: &str| format!("{name} ({this})");
@@ -94,7 +111,7 @@ pub fn tables(s: &Summary, lang: Lang) -> Vec<Table> {
             lang.count(c.this_month),
             lang.count(c.events),
             lang.count(c.last_month),
-            lang.change(c.change.month_over_month, c.this_month),
+            lang.change(c.this_month, c.last_month),
         ]);
         row
     };
@@ -183,10 +200,22 @@ fn series_table(s: &Summary, lang: Lang, bars: bool) -> Table {
 pub fn heading(s: &Summary, lang: Lang) -> (String, String) {
     let w = lang.words();
     let tz = zone_of(s);
-    let title = format!("{}: {}", w.title, lang.month_long(s.month));
-    let mut sub = format!("{} {}", w.time_zone, s.time_zone);
+    let title = match &s.agency_name {
+        Some(name) => format!("{}: {} \u{2013} {name}", w.title, lang.month_long(s.month)),
+        None => format!("{}: {}", w.title, lang.month_long(s.month)),
+    };
+    let mut sub = lang.zone(&s.time_zone, &tz, s.as_of);
+    if let Some(agency_zone) = &s.agency_time_zone {
+        sub.push_str(&format!(" ({})", lang.other_zone(agency_zone)));
+    }
     if !s.complete {
         sub.push_str(&format!("; {} {}", w.in_progress, lang.time(s.as_of, &tz)));
+    }
+    if s.false_positives > 0 {
+        sub.push_str(&format!(
+            "; {}",
+            lang.false_positives_left_out(s.false_positives)
+        ));
     }
     (title, sub)
 }

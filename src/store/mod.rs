@@ -9,6 +9,7 @@
 //!   in one transaction, and the [`Recovery`] read back from it;
 //! * [`query`]: incidents by filter and cursor, for the API and reports;
 //! * [`tally`]: incidents counted per category, severity and group;
+//! * [`status`]: what analysts say of an incident (status, note, reported);
 //! * [`import`]: backfilled files, recognised by their digest;
 //! * [`values`]: how times, ids and fields become SQLite values.
 //!
@@ -35,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use rusqlite::{ffi, Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{ffi, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::detect::Incident;
 use crate::event::DEFAULT_KEY_FIELD;
@@ -45,6 +46,7 @@ mod commit;
 mod import;
 mod query;
 mod schema;
+mod status;
 mod tally;
 #[cfg(test)]
 mod testing;
@@ -55,6 +57,7 @@ pub use import::{ImportFile, ImportOutcome, ImportRecord};
 pub(crate) use query::incident_uid;
 pub use query::{IncidentOrder, IncidentQuery};
 pub use schema::{backup_path, check_file, APPLICATION_ID, SCHEMA_VERSION};
+pub use status::{Change, HistoryEntry, IncidentStatus, Status, MAX_NOTE_CHARS};
 pub use tally::{GroupBy, GroupCount};
 pub(crate) use values::{bits_u64, from_us, to_i64, to_u64, to_us, u64_bits};
 
@@ -339,6 +342,43 @@ impl Store {
     /// The agency id of new uids; `None` for a reader.
     pub fn agency(&self) -> Option<&str> {
         self.agency.as_deref()
+    }
+
+    /// The IANA zone the agency's months are counted in, as the daemon or
+    /// an import last recorded it (`None`: a store no writer has opened
+    /// with a config since schema v8).
+    pub fn time_zone(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT time_zone FROM meta WHERE id = 1")?
+            .query_row([], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten())
+    }
+
+    /// The agency id recorded in the store (a reader's [`Store::agency`]
+    /// is `None`: it gives no uids).
+    pub fn recorded_agency(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT agency FROM meta WHERE id = 1")?
+            .query_row([], |r| r.get::<_, String>(0))
+            .optional()?)
+    }
+
+    /// Records the zone of the config this writer runs with, so that a
+    /// report of the bare database file (`report --db`) counts the months
+    /// the agency's own reports count. Returns the zone it replaced, if
+    /// another was recorded.
+    pub fn record_time_zone(&mut self, name: &str) -> Result<Option<String>, StoreError> {
+        let before = self.time_zone()?;
+        if before.as_deref() != Some(name) {
+            self.write_transaction(|tx| {
+                tx.execute("UPDATE meta SET time_zone = ?1 WHERE id = 1", [name])?;
+                Ok(())
+            })?;
+        }
+        Ok(before.filter(|b| b != name))
     }
 
     /// The connection, for reading the rows another module keeps here

@@ -19,6 +19,12 @@ pub struct IncidentQuery {
     pub severity: Option<String>,
     pub rule: Option<String>,
     pub src_ip: Option<String>,
+    /// Only incidents with this status (`new`: none was set).
+    pub status: Option<super::Status>,
+    /// Only incidents of severity high or critical, recorded before this
+    /// time, neither reported to the national coordinator nor marked false
+    /// positive, and not imported history: overdue for their report.
+    pub overdue_before: Option<Timestamp>,
     /// Page size; `None` returns every match.
     pub limit: Option<u32>,
     /// Cursor: the `uid` of the last incident of the previous page. Results
@@ -43,10 +49,13 @@ pub enum IncidentOrder {
     /// never changes and new ones always come last, so pages never repeat
     /// or skip, whatever arrives.
     Recorded,
+    /// By first event, newest first: for an analyst reading the latest
+    /// incidents (`canhgac incidents`); a cursor continues to older ones.
+    NewestFirst,
 }
 
 impl Store {
-    /// Incidents matching `q`, ordered by first_seen, then insertion order.
+    /// Incidents matching `q`, in `q.order`.
     pub fn incidents(&self, q: &IncidentQuery) -> Result<Vec<StoredIncident>, StoreError> {
         // One read transaction: the cursor lookup and the page see the same
         // snapshot.
@@ -77,6 +86,20 @@ impl Store {
                 args.push(Value::Text(value.clone()));
             }
         }
+        match q.status {
+            Some(super::Status::New) => sql.push_str(
+                " AND id NOT IN (SELECT incident FROM incident_status WHERE status != 'new')",
+            ),
+            Some(status) => {
+                sql.push_str(" AND id IN (SELECT incident FROM incident_status WHERE status = ?)");
+                args.push(Value::Text(status.id().to_owned()));
+            }
+            None => {}
+        }
+        if let Some(cutoff) = q.overdue_before {
+            sql.push_str(&format!(" AND {OVERDUE}"));
+            args.push(Value::Integer(to_us(cutoff)?));
+        }
         if let Some(after) = &q.after {
             let position: Option<(i64, i64)> = tx
                 .prepare_cached("SELECT first_seen_us, id FROM incidents WHERE uid = ?1")?
@@ -94,12 +117,17 @@ impl Store {
                     args.push(Value::Integer(first_seen_us));
                 }
                 IncidentOrder::Recorded => sql.push_str(" AND id > ?"),
+                IncidentOrder::NewestFirst => {
+                    sql.push_str(" AND (first_seen_us, id) < (?, ?)");
+                    args.push(Value::Integer(first_seen_us));
+                }
             }
             args.push(Value::Integer(id));
         }
         sql.push_str(match q.order {
             IncidentOrder::FirstSeen => " ORDER BY first_seen_us, id",
             IncidentOrder::Recorded => " ORDER BY id",
+            IncidentOrder::NewestFirst => " ORDER BY first_seen_us DESC, id DESC",
         });
         if let Some(limit) = q.limit {
             sql.push_str(" LIMIT ?");
@@ -115,6 +143,16 @@ impl Store {
         }
         tx.commit()?;
         Ok(out)
+    }
+
+    /// How many incidents are overdue for their report at `cutoff` (see
+    /// [`IncidentQuery::overdue_before`]).
+    pub fn count_overdue(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .prepare_cached(&format!("SELECT COUNT(*) FROM incidents WHERE {OVERDUE}"))?
+            .query_row([to_us(cutoff)?], |r| r.get(0))?;
+        to_u64(n, "incident count")
     }
 
     /// The incident with this uid.
@@ -141,6 +179,14 @@ pub(crate) fn incident_uid(
         .query_row([to_i64(detector_id, "detector id")?], |r| r.get(0))
         .optional()?)
 }
+
+/// Overdue for its report to the national coordinator: serious, recorded
+/// before the cutoff (`?`), not reported, not a false positive, and not
+/// imported history (backfill was never detected live, so no deadline ran).
+const OVERDUE: &str = "severity IN ('high', 'critical') AND created_us < ?
+     AND id NOT IN (SELECT incident FROM incident_status
+                    WHERE reported_us IS NOT NULL OR status = 'false-positive')
+     AND NOT EXISTS (SELECT 1 FROM imports WHERE incidents.id BETWEEN first_id AND last_id)";
 
 const INCIDENT_COLUMNS: &str = "uid, detector_id, rule, category, severity, key, src_ip, input, \
      first_seen_us, last_seen_us, events, open, sample, fields";

@@ -28,7 +28,101 @@ const MIGRATIONS: &[&str] = &[
     MIGRATION_V5,
     MIGRATION_V6,
     MIGRATION_V7,
+    MIGRATION_V8,
 ];
+
+/// v8: what analysts say about incidents, and the store's time zone.
+///
+/// `incident_status` holds an incident's status once someone set one (no
+/// row: `new`), who set it, when and why, and when it was reported to the
+/// national coordinator; `incident_history` every change, in order. A
+/// false positive leaves the figures: the tally triggers take it out of
+/// (and put it back into) `incident_tally`, and the counts made from the
+/// incidents themselves skip it ([`super::tally`]). The incident triggers
+/// of v3 are remade so that an incident already taken out is not taken out
+/// twice when it is deleted or its first event moves.
+///
+/// `meta.time_zone`: the zone the agency's months are counted in, recorded
+/// when the store is created, so a report of the bare database file counts
+/// the same months.
+const MIGRATION_V8: &str = "
+ALTER TABLE meta ADD COLUMN time_zone TEXT;
+
+CREATE TABLE incident_status (
+    incident    INTEGER PRIMARY KEY,
+    status      TEXT    NOT NULL
+                CHECK (status IN ('new', 'acknowledged', 'handled', 'false-positive')),
+    changed_by  TEXT    NOT NULL,
+    changed_us  INTEGER NOT NULL,
+    note        TEXT,
+    reported_us INTEGER,
+    reported_by TEXT
+) STRICT;
+CREATE INDEX incident_status_status ON incident_status (status);
+
+CREATE TABLE incident_history (
+    seq      INTEGER PRIMARY KEY,
+    incident INTEGER NOT NULL,
+    at_us    INTEGER NOT NULL,
+    by       TEXT    NOT NULL,
+    action   TEXT    NOT NULL,
+    note     TEXT
+) STRICT;
+CREATE INDEX incident_history_incident ON incident_history (incident, seq);
+
+CREATE TRIGGER incident_status_tally_insert AFTER INSERT ON incident_status
+WHEN NEW.status = 'false-positive'
+BEGIN
+    UPDATE incident_tally SET n = n - 1
+        WHERE (category, hour) IN (
+            SELECT category, (first_seen_us - (((first_seen_us % 3600000000) + 3600000000) % 3600000000)) / 3600000000
+            FROM incidents WHERE id = NEW.incident);
+END;
+
+CREATE TRIGGER incident_status_tally_update AFTER UPDATE OF status ON incident_status
+WHEN (OLD.status = 'false-positive') != (NEW.status = 'false-positive')
+BEGIN
+    UPDATE incident_tally SET n = n + (CASE WHEN NEW.status = 'false-positive' THEN -1 ELSE 1 END)
+        WHERE (category, hour) IN (
+            SELECT category, (first_seen_us - (((first_seen_us % 3600000000) + 3600000000) % 3600000000)) / 3600000000
+            FROM incidents WHERE id = NEW.incident);
+END;
+
+CREATE TRIGGER incident_status_tally_delete AFTER DELETE ON incident_status
+WHEN OLD.status = 'false-positive'
+BEGIN
+    UPDATE incident_tally SET n = n + 1
+        WHERE (category, hour) IN (
+            SELECT category, (first_seen_us - (((first_seen_us % 3600000000) + 3600000000) % 3600000000)) / 3600000000
+            FROM incidents WHERE id = OLD.incident);
+END;
+
+DROP TRIGGER incident_tally_delete;
+CREATE TRIGGER incident_tally_delete AFTER DELETE ON incidents
+WHEN NOT EXISTS (SELECT 1 FROM incident_status WHERE incident = OLD.id AND status = 'false-positive')
+BEGIN
+    UPDATE incident_tally SET n = n - 1
+        WHERE category = OLD.category
+          AND hour = (OLD.first_seen_us - (((OLD.first_seen_us % 3600000000) + 3600000000) % 3600000000)) / 3600000000;
+END;
+
+DROP TRIGGER incident_tally_update;
+CREATE TRIGGER incident_tally_update AFTER UPDATE OF category, first_seen_us ON incidents
+WHEN (OLD.category IS NOT NEW.category
+  OR (OLD.first_seen_us - (((OLD.first_seen_us % 3600000000) + 3600000000) % 3600000000))
+     != (NEW.first_seen_us - (((NEW.first_seen_us % 3600000000) + 3600000000) % 3600000000)))
+  AND NOT EXISTS (SELECT 1 FROM incident_status WHERE incident = NEW.id AND status = 'false-positive')
+BEGIN
+    UPDATE incident_tally SET n = n - 1
+        WHERE category = OLD.category
+          AND hour = (OLD.first_seen_us - (((OLD.first_seen_us % 3600000000) + 3600000000) % 3600000000)) / 3600000000;
+    INSERT INTO incident_tally (category, hour, n)
+        VALUES (NEW.category,
+                (NEW.first_seen_us - (((NEW.first_seen_us % 3600000000) + 3600000000) % 3600000000)) / 3600000000,
+                1)
+        ON CONFLICT (hour, category) DO UPDATE SET n = n + 1;
+END;
+";
 
 /// v7: the detector's keys, one row each, so that a commit writes the keys
 /// that changed rather than the whole state (which cost 1.5 µs and two
@@ -502,6 +596,13 @@ mod tests {
                 "detector_keys",
                 "detector_state",
                 "imports",
+                "incident_history",
+                "incident_history_incident",
+                "incident_status",
+                "incident_status_status",
+                "incident_status_tally_delete",
+                "incident_status_tally_insert",
+                "incident_status_tally_update",
                 "incident_tally",
                 "incident_tally_delete",
                 "incident_tally_insert",

@@ -12,6 +12,11 @@ use super::{Store, StoreError};
 /// Microseconds in one bucket of `incident_tally`.
 const TALLY_BUCKET_US: i64 = 3_600_000_000;
 
+/// Leaves out incidents an analyst marked false positive (a handful, so the
+/// subquery is one small lookup table for the whole statement).
+const NOT_FALSE_POSITIVE: &str =
+    "id NOT IN (SELECT incident FROM incident_status WHERE status = 'false-positive')";
+
 /// What [`Store::count_by`] groups incidents by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GroupBy {
@@ -55,11 +60,11 @@ impl Store {
                 }
                 Ok(())
             };
-            let mut raw = self.conn.prepare_cached(
+            let mut raw = self.conn.prepare_cached(&format!(
                 "SELECT category, COUNT(*) FROM incidents
-                 WHERE first_seen_us >= ?1 AND first_seen_us < ?2
-                 GROUP BY category",
-            )?;
+                 WHERE first_seen_us >= ?1 AND first_seen_us < ?2 AND {NOT_FALSE_POSITIVE}
+                 GROUP BY category"
+            ))?;
             if first_hour < end_hour {
                 let mut tally = self.conn.prepare_cached(
                     "SELECT category, SUM(n) FROM incident_tally
@@ -96,10 +101,11 @@ impl Store {
             return Ok(Vec::new());
         };
         let bounds: Vec<i64> = edges.iter().map(|&t| to_us(t)).collect::<Result<_, _>>()?;
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT first_seen_us, category, severity FROM incidents INDEXED BY incidents_period
-             WHERE first_seen_us >= ?1 AND first_seen_us < ?2 ORDER BY first_seen_us",
-        )?;
+             WHERE first_seen_us >= ?1 AND first_seen_us < ?2 AND {NOT_FALSE_POSITIVE}
+             ORDER BY first_seen_us"
+        ))?;
         let mut rows = stmt.query(params![to_us(first)?, to_us(last)?])?;
         let mut pairs: Vec<(String, String)> = Vec::new();
         // counts[pair][interval]
@@ -154,7 +160,7 @@ impl Store {
         };
         let sql = format!(
             "SELECT {column}, COUNT(*), SUM(events), MIN(category) FROM incidents
-             WHERE first_seen_us >= ?1 AND first_seen_us < ?2{filter}
+             WHERE first_seen_us >= ?1 AND first_seen_us < ?2{filter} AND {NOT_FALSE_POSITIVE}
              GROUP BY {column} ORDER BY 2 DESC, 1 LIMIT ?3"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
@@ -172,20 +178,47 @@ impl Store {
         Ok(out)
     }
 
-    /// Every stored incident counted per (category, severity): what the
-    /// incident counters start from, so a restart does not reset them.
+    /// Every incident the daemon detected, counted per (category,
+    /// severity): what the incident counters start from, so a restart does
+    /// not reset them. Imported history is left out: the counters count
+    /// detections as they happen, and a year of backfill appearing in them
+    /// at the next restart would read as a spike to every rate alert.
+    /// False positives stay in: a counter never goes down.
     pub fn totals(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT category, severity, COUNT(*) FROM incidents
-             GROUP BY category, severity ORDER BY category, severity",
+        let mut counts = std::collections::BTreeMap::<(String, String), i64>::new();
+        let mut add = |rows: &mut rusqlite::Rows<'_>, sign: i64| -> Result<(), StoreError> {
+            while let Some(row) = rows.next()? {
+                *counts.entry((row.get(0)?, row.get(1)?)).or_default() +=
+                    sign * row.get::<_, i64>(2)?;
+            }
+            Ok(())
+        };
+        add(
+            &mut self
+                .conn
+                .prepare_cached("SELECT category, severity, COUNT(*) FROM incidents GROUP BY 1, 2")?
+                .query([])?,
+            1,
         )?;
-        let mut rows = stmt.query([])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let count: i64 = row.get(2)?;
-            out.push((row.get(0)?, row.get(1)?, to_u64(count, "incident count")?));
+        // Each import inserted one run of ids in its own transaction: a
+        // rowid range per import, not a probe per incident.
+        let mut ranges = self.conn.prepare_cached(
+            "SELECT first_id, last_id FROM imports WHERE first_id IS NOT NULL AND last_id IS NOT NULL",
+        )?;
+        let ranges: Vec<(i64, i64)> = ranges
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut imported = self.conn.prepare_cached(
+            "SELECT category, severity, COUNT(*) FROM incidents WHERE id BETWEEN ?1 AND ?2 GROUP BY 1, 2",
+        )?;
+        for (first, last) in ranges {
+            add(&mut imported.query(params![first, last])?, -1)?;
         }
-        Ok(out)
+        counts
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|((category, severity), n)| Ok((category, severity, to_u64(n, "incident count")?)))
+            .collect()
     }
 }
 

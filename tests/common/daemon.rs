@@ -420,6 +420,21 @@ impl Daemon {
         )
     }
 
+    /// POST a JSON `body` to `path` with an `Authorization` header.
+    pub fn post_with(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+        body: &str,
+    ) -> Result<Reply, ureq::Error> {
+        http::post(
+            &self.agent,
+            &format!("{}{path}", self.base()),
+            authorization,
+            body,
+        )
+    }
+
     /// GET `path` without credentials; `None` while nothing answers.
     pub fn get(&self, path: &str) -> Option<Reply> {
         self.get_with(path, None).ok()

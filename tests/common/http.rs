@@ -54,6 +54,32 @@ pub fn get(
     })
 }
 
+/// POST `body` (JSON) to `url` with an `Authorization` header if given.
+pub fn post(
+    agent: &ureq::Agent,
+    url: &str,
+    authorization: Option<&str>,
+    body: &str,
+) -> Result<Reply, ureq::Error> {
+    let mut request = agent.post(url).header("Content-Type", "application/json");
+    if let Some(a) = authorization {
+        request = request.header("Authorization", a);
+    }
+    let mut response = request.send(body)?;
+    let status = response.status().as_u16();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.body_mut().read_to_string()?;
+    Ok(Reply {
+        status,
+        challenge,
+        body,
+    })
+}
+
 /// Percent-encoding for a query string value.
 pub fn urlencode(s: &str) -> String {
     let mut out = String::new();

@@ -1,0 +1,330 @@
+//! `incidents` and `incident`: what an analyst does with the incidents in
+//! the store. List them newest first with filters; show one with its
+//! evidence and history; set its status (acknowledged, handled, false
+//! positive, back to new) and record that it was reported to the national
+//! coordinator. Listing only reads; the changes write the store beside a
+//! running daemon (SQLite serialises the writers), each in one transaction
+//! with its history entry.
+
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use jiff::civil::{Date, DateTime};
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan};
+
+use canhgac::output::{self, IncidentView};
+use canhgac::store::{Change, IncidentOrder, IncidentQuery, Status, Store};
+use canhgac::timestamp;
+
+use super::{fail, load_config, written_or_exit};
+use crate::{
+    Format, IncidentChange, IncidentCommand, IncidentTarget, IncidentsArgs, IncidentsFormat,
+};
+
+/// Days the national coordinator allows between detecting a serious
+/// incident and reporting it (Circular 20/2017/TT-BTTTT).
+pub(crate) const DEFAULT_REPORT_WITHIN_DAYS: i64 = 5;
+
+/// A `--since` / `--until` as written: a whole day, a local time, or an
+/// instant. Days and local times are placed in the zone once it is known.
+#[derive(Clone, Debug)]
+pub(crate) enum Bound {
+    Day(Date),
+    Local(DateTime),
+    Instant(Timestamp),
+}
+
+pub(crate) fn parse_bound(text: &str) -> Result<Bound, String> {
+    if let Ok(t) = text.parse::<Timestamp>() {
+        return Ok(Bound::Instant(t));
+    }
+    if let Ok(d) = text.parse::<Date>() {
+        return Ok(Bound::Day(d));
+    }
+    if let Ok(dt) = text.parse::<DateTime>() {
+        return Ok(Bound::Local(dt));
+    }
+    Err(format!(
+        "{text:?}: expected a date (2022-01-31), a local time (2022-01-31T08:00) or RFC 3339 (2022-01-31T08:00:00+07:00)"
+    ))
+}
+
+impl Bound {
+    /// The instant this bound starts at in `tz`; an `until` of a whole day
+    /// ends after it.
+    fn instant(&self, tz: &TimeZone, until: bool) -> Result<Timestamp, String> {
+        let at = |dt: DateTime| {
+            dt.to_zoned(tz.clone())
+                .map(|z| z.timestamp())
+                .map_err(|e| format!("{dt}: {e}"))
+        };
+        match self {
+            Bound::Instant(t) => Ok(*t),
+            Bound::Local(dt) => at(*dt),
+            Bound::Day(d) => {
+                let day = if until {
+                    d.checked_add(1.day()).map_err(|e| format!("{d}: {e}"))?
+                } else {
+                    *d
+                };
+                at(day.to_datetime(jiff::civil::Time::midnight()))
+            }
+        }
+    }
+}
+
+/// The store's file and zone: `--db`, or the config's (with the config).
+fn open_store(
+    db: Option<&Path>,
+    config: &Path,
+) -> Result<(PathBuf, Option<canhgac::config::Config>), ExitCode> {
+    match db {
+        Some(db) => Ok((db.to_path_buf(), None)),
+        None => {
+            let config = load_config(config)?;
+            Ok((config.db_path(), Some(config)))
+        }
+    }
+}
+
+/// The zone dates are days in: the config's, else the store's, else the
+/// system's.
+fn zone(config: Option<&canhgac::config::Config>, store: &Store) -> Result<TimeZone, ExitCode> {
+    if let Some(c) = config {
+        return Ok(c.time_zone.clone());
+    }
+    match store.time_zone().map_err(fail)? {
+        Some(name) => super::zone_arg(&name),
+        None => Ok(timestamp::system_time_zone()),
+    }
+}
+
+pub(crate) fn list(args: &IncidentsArgs) -> Result<ExitCode, ExitCode> {
+    let (db, config) = open_store(args.db.as_deref(), &args.config)?;
+    let store = Store::open_read(&db).map_err(fail)?;
+    let tz = zone(config.as_ref(), &store)?;
+    let usage = |e: String| {
+        eprintln!("canhgac: {e}");
+        ExitCode::from(2)
+    };
+    let (mut since, mut until) = (None, None);
+    if let Some(b) = &args.since {
+        since = Some(b.instant(&tz, false).map_err(usage)?);
+    }
+    if let Some(b) = &args.until {
+        until = Some(b.instant(&tz, true).map_err(usage)?);
+    }
+    if let Some(m) = args.month {
+        let w = m.window(&tz);
+        (since, until) = (Some(w.start), Some(w.end));
+    }
+    let within = config.as_ref().map_or(DEFAULT_REPORT_WITHIN_DAYS, |c| {
+        i64::from(c.organisation.report_within_days)
+    });
+    let query = IncidentQuery {
+        since,
+        until,
+        category: args.category.clone(),
+        severity: args.severity.clone(),
+        rule: args.rule.clone(),
+        src_ip: args.src_ip.map(|ip| ip.to_string()),
+        status: args
+            .status
+            .as_deref()
+            .map(parse_status)
+            .transpose()
+            .map_err(usage)?,
+        overdue_before: args
+            .overdue
+            .then(|| Timestamp::now().checked_sub((within * 24).hours()))
+            .transpose()
+            .map_err(|e| usage(e.to_string()))?,
+        // One more than asked tells whether there is a next page.
+        limit: args.limit.map(|n| n.saturating_add(1)),
+        after: args.after.clone(),
+        order: if args.oldest_first {
+            IncidentOrder::FirstSeen
+        } else {
+            IncidentOrder::NewestFirst
+        },
+    };
+    let mut incidents = store.incidents(&query).map_err(fail)?;
+    let more = args.limit.is_some_and(|n| incidents.len() > n as usize);
+    if let Some(n) = args.limit {
+        incidents.truncate(n as usize);
+    }
+    let uids: Vec<&str> = incidents.iter().map(|i| i.uid.as_str()).collect();
+    let statuses = store.statuses(&uids).map_err(fail)?;
+    let views: Vec<IncidentView> = incidents
+        .iter()
+        .map(|i| {
+            let mut v = IncidentView::stored(i);
+            v.status = Some(statuses.get(&i.uid).map_or(Status::New, |s| s.status).id());
+            v
+        })
+        .collect();
+    let mut out = BufWriter::new(io::stdout().lock());
+    let written = match args.format {
+        IncidentsFormat::Table => output::write_table(&mut out, &views, &tz),
+        IncidentsFormat::Json => output::write_json(&mut out, &views),
+        IncidentsFormat::Csv => output::write_csv(&mut out, &views, !args.no_bom),
+    };
+    written_or_exit(written.and_then(|()| out.flush()), "output")?;
+    eprintln!("canhgac: {} incidents in {}", incidents.len(), db.display());
+    if let (true, Some(last)) = (more, incidents.last()) {
+        eprintln!("canhgac: more: add --after {}", last.uid);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_status(id: &str) -> Result<Status, String> {
+    id.parse()
+}
+
+pub(crate) fn run(command: &IncidentCommand) -> Result<ExitCode, ExitCode> {
+    let (target, change) = match command {
+        IncidentCommand::Show(t) => return show(t),
+        IncidentCommand::Ack(c) => (c, Change::Status(Status::Acknowledged)),
+        IncidentCommand::Handled(c) => (c, Change::Status(Status::Handled)),
+        IncidentCommand::FalsePositive(c) => (c, Change::Status(Status::FalsePositive)),
+        IncidentCommand::Reopen(c) => (c, Change::Status(Status::New)),
+        IncidentCommand::Reported(c) => (c, Change::Reported),
+    };
+    set(target, change)
+}
+
+/// Who is changing the store from this terminal: the person behind sudo,
+/// else the login name, else the uid.
+fn local_user() -> String {
+    let name = ["SUDO_USER", "LOGNAME", "USER"].iter().find_map(|v| {
+        std::env::var(v)
+            .ok()
+            .filter(|n| !n.is_empty() && n != "root")
+    });
+    match name {
+        Some(n) => format!("local:{n}"),
+        None => format!("local:uid {}", canhgac::secret::current_uid()),
+    }
+}
+
+fn set(c: &IncidentChange, change: Change<'_>) -> Result<ExitCode, ExitCode> {
+    let config = load_config(&c.config)?;
+    let mut store = Store::open(&config.db_path(), &config.agency).map_err(fail)?;
+    let by = local_user();
+    let after = store
+        .change_status(&c.id, change, &by, c.note.as_deref(), Timestamp::now())
+        .map_err(fail)?;
+    let Some(after) = after else {
+        eprintln!(
+            "canhgac: no incident has id {:?} (canhgac incidents lists them)",
+            c.id
+        );
+        return Err(ExitCode::FAILURE);
+    };
+    match change {
+        Change::Reported => println!("{}: reported, recorded by {by}", c.id),
+        _ => println!("{}: {} (by {by})", c.id, after.status),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(t: &IncidentTarget) -> Result<ExitCode, ExitCode> {
+    let config = load_config(&t.config)?;
+    let store = Store::open_read(&config.db_path()).map_err(fail)?;
+    let Some(incident) = store.incident(&t.id).map_err(fail)? else {
+        eprintln!(
+            "canhgac: no incident has id {:?} (canhgac incidents lists them)",
+            t.id
+        );
+        return Err(ExitCode::FAILURE);
+    };
+    let status = store.status_of(&t.id).map_err(fail)?.unwrap_or_default();
+    let history = store.history(&t.id).map_err(fail)?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    let written = match t.format {
+        Format::Json => {
+            let mut view = IncidentView::stored(&incident);
+            view.status = Some(status.status.id());
+            canhgac::visible::write_json(
+                &mut out,
+                &serde_json::json!({
+                    "incident": view,
+                    "status": status,
+                    "history": history,
+                }),
+                true,
+            )
+        }
+        Format::Table => write_show(&mut out, &incident, &status, &history, &config.time_zone),
+    };
+    written_or_exit(written.and_then(|()| out.flush()), "output")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_show(
+    out: &mut dyn Write,
+    i: &canhgac::store::StoredIncident,
+    status: &canhgac::store::IncidentStatus,
+    history: &[canhgac::store::HistoryEntry],
+    tz: &TimeZone,
+) -> io::Result<()> {
+    let r = &i.record;
+    let time = |t: Timestamp| {
+        t.to_zoned(tz.clone())
+            .strftime("%Y-%m-%d %H:%M:%S %:z")
+            .to_string()
+    };
+    let show = |s: &str| output::printable(s, 200);
+    writeln!(out, "id:         {}", i.uid)?;
+    writeln!(
+        out,
+        "rule:       {} ({}, {})",
+        show(&r.rule),
+        r.category,
+        r.severity
+    )?;
+    writeln!(out, "key:        {}", show(&r.key))?;
+    if let Some(ip) = &r.src_ip {
+        writeln!(out, "source:     {}", show(ip))?;
+    }
+    if let Some(input) = &r.input {
+        writeln!(out, "input:      {}", show(input))?;
+    }
+    writeln!(out, "first seen: {}", time(r.first_seen))?;
+    writeln!(out, "last seen:  {}", time(r.last_seen))?;
+    writeln!(
+        out,
+        "events:     {}{}",
+        r.events,
+        if r.open { " (still open)" } else { "" }
+    )?;
+    for (k, v) in &r.fields {
+        writeln!(out, "  {}: {}", show(k), show(v))?;
+    }
+    writeln!(out, "evidence:   {}", show(&r.sample))?;
+    write!(out, "status:     {}", status.status)?;
+    if let (Some(by), Some(at)) = (&status.changed_by, status.changed_at) {
+        write!(out, " (by {}, {})", show(by), time(at))?;
+    }
+    writeln!(out)?;
+    if let Some(note) = &status.note {
+        writeln!(out, "note:       {}", show(note))?;
+    }
+    match (&status.reported_at, &status.reported_by) {
+        (Some(at), Some(by)) => writeln!(out, "reported:   {} by {}", time(*at), show(by))?,
+        _ => writeln!(out, "reported:   not yet")?,
+    }
+    if !history.is_empty() {
+        writeln!(out, "history:")?;
+        for h in history {
+            write!(out, "  {}  {}  {}", time(h.at), h.action, show(&h.by))?;
+            if let Some(note) = &h.note {
+                write!(out, "  \u{201c}{}\u{201d}", show(note))?;
+            }
+            writeln!(out)?;
+        }
+    }
+    Ok(())
+}

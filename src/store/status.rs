@@ -1,0 +1,375 @@
+//! What analysts say about an incident: its status, who set it, when and
+//! why, and when it was reported to the national coordinator (Circular
+//! 20/2017: within five days of detection). Every change is appended to
+//! the incident's history, so a status can be traced, never silently
+//! rewritten.
+//!
+//! An incident has no `incident_status` row until someone sets one: the
+//! daemon's hot path never writes here. A false positive leaves every
+//! figure (the tally triggers of schema v8, and [`super::tally`]).
+
+use jiff::Timestamp;
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::Serialize;
+
+use super::values::{from_us, to_u64, to_us};
+use super::{Store, StoreError};
+use crate::ids::id_enum;
+
+id_enum! {
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum Status: "status" {
+        New => "new",
+        Acknowledged => "acknowledged",
+        Handled => "handled",
+        FalsePositive => "false-positive",
+    }
+}
+
+/// Longest note kept; a note is a sentence or two, not a report.
+pub const MAX_NOTE_CHARS: usize = 2000;
+
+/// An incident's status as recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IncidentStatus {
+    pub status: Status,
+    /// Who set it: a local account (`canhgac incident ack`) or an API
+    /// token's name; `None` while the incident is `new`.
+    pub changed_by: Option<String>,
+    #[serde(serialize_with = "optional_time")]
+    pub changed_at: Option<Timestamp>,
+    pub note: Option<String>,
+    /// When it was reported to the national coordinator, and by whom.
+    #[serde(serialize_with = "optional_time")]
+    pub reported_at: Option<Timestamp>,
+    pub reported_by: Option<String>,
+}
+
+impl Default for IncidentStatus {
+    fn default() -> IncidentStatus {
+        IncidentStatus {
+            status: Status::New,
+            changed_by: None,
+            changed_at: None,
+            note: None,
+            reported_at: None,
+            reported_by: None,
+        }
+    }
+}
+
+/// One change in an incident's history: a status set, or `reported`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HistoryEntry {
+    #[serde(serialize_with = "time")]
+    pub at: Timestamp,
+    pub by: String,
+    pub action: String,
+    pub note: Option<String>,
+}
+
+/// What [`Store::change_status`] records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change<'a> {
+    Status(Status),
+    Reported,
+    /// Only a note, the status unchanged.
+    Note(&'a str),
+}
+
+impl Store {
+    /// The status of the incident with this uid (`None`: no such incident).
+    pub fn status_of(&self, uid: &str) -> Result<Option<IncidentStatus>, StoreError> {
+        let Some(id) = incident_id(&self.conn, uid)? else {
+            return Ok(None);
+        };
+        Ok(Some(read_status(&self.conn, id)?))
+    }
+
+    /// The history of the incident with this uid, oldest first.
+    pub fn history(&self, uid: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        let Some(id) = incident_id(&self.conn, uid)? else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT at_us, by, action, note FROM incident_history WHERE incident = ?1 ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([id])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(HistoryEntry {
+                at: from_us(row.get(0)?)?,
+                by: row.get(1)?,
+                action: row.get(2)?,
+                note: row.get(3)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records `change` to the incident with this uid, by `by`, with an
+    /// optional note, in one transaction with its history entry. `None`:
+    /// no such incident.
+    pub fn change_status(
+        &mut self,
+        uid: &str,
+        change: Change<'_>,
+        by: &str,
+        note: Option<&str>,
+        at: Timestamp,
+    ) -> Result<Option<IncidentStatus>, StoreError> {
+        let note = note.map(|n| n.chars().take(MAX_NOTE_CHARS).collect::<String>());
+        let at_us = to_us(at)?;
+        self.write_transaction(|tx| {
+            let Some(id) = incident_id(tx, uid)? else {
+                return Ok(None);
+            };
+            let before = read_status(tx, id)?;
+            let (action, after) = match change {
+                Change::Status(status) => (
+                    status.id().to_owned(),
+                    IncidentStatus {
+                        status,
+                        changed_by: Some(by.to_owned()),
+                        changed_at: Some(at),
+                        note: note.clone(),
+                        ..before
+                    },
+                ),
+                Change::Reported => (
+                    "reported".to_owned(),
+                    IncidentStatus {
+                        reported_at: Some(at),
+                        reported_by: Some(by.to_owned()),
+                        ..before
+                    },
+                ),
+                Change::Note(text) => (
+                    "note".to_owned(),
+                    IncidentStatus {
+                        note: Some(text.chars().take(MAX_NOTE_CHARS).collect()),
+                        ..before
+                    },
+                ),
+            };
+            write_status(tx, id, &after)?;
+            let history_note = match change {
+                Change::Note(text) => Some(text.chars().take(MAX_NOTE_CHARS).collect()),
+                _ => note.clone(),
+            };
+            tx.prepare_cached(
+                "INSERT INTO incident_history (incident, at_us, by, action, note)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![id, at_us, by, action, history_note])?;
+            Ok(Some(after))
+        })
+    }
+
+    /// Incidents first seen in `[from, to)` that are marked false positive.
+    pub fn count_false_positives(&self, from: Timestamp, to: Timestamp) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM incident_status s JOIN incidents i ON i.id = s.incident
+                 WHERE s.status = 'false-positive' AND i.first_seen_us >= ?1 AND i.first_seen_us < ?2",
+            )?
+            .query_row(params![to_us(from)?, to_us(to)?], |r| r.get(0))?;
+        to_u64(n, "incident count")
+    }
+
+    /// The statuses of these incidents (by uid), `new` where none was set.
+    pub fn statuses(
+        &self,
+        uids: &[&str],
+    ) -> Result<std::collections::HashMap<String, IncidentStatus>, StoreError> {
+        let mut out = std::collections::HashMap::new();
+        for uid in uids {
+            if let Some(id) = incident_id(&self.conn, uid)? {
+                out.insert((*uid).to_owned(), read_status(&self.conn, id)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn incident_id(conn: &rusqlite::Connection, uid: &str) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM incidents WHERE uid = ?1")?
+        .query_row([uid], |r| r.get(0))
+        .optional()?)
+}
+
+fn read_status(conn: &rusqlite::Connection, id: i64) -> Result<IncidentStatus, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT status, changed_by, changed_us, note, reported_us, reported_by
+             FROM incident_status WHERE incident = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+                r.get::<_, Option<String>>(5)?,
+            ))
+        })
+        .optional()?;
+    let Some((status, changed_by, changed_us, note, reported_us, reported_by)) = row else {
+        return Ok(IncidentStatus::default());
+    };
+    Ok(IncidentStatus {
+        status: status
+            .parse()
+            .map_err(|e: String| StoreError::Invalid(format!("stored status: {e}")))?,
+        changed_by,
+        changed_at: changed_us.map(from_us).transpose()?,
+        note,
+        reported_at: reported_us.map(from_us).transpose()?,
+        reported_by,
+    })
+}
+
+fn write_status(tx: &Transaction<'_>, id: i64, s: &IncidentStatus) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO incident_status (incident, status, changed_by, changed_us, note, reported_us, reported_by)
+         VALUES (?1, ?2, COALESCE(?3, ''), COALESCE(?4, 0), ?5, ?6, ?7)
+         ON CONFLICT (incident) DO UPDATE SET
+             status = excluded.status, changed_by = excluded.changed_by,
+             changed_us = excluded.changed_us, note = excluded.note,
+             reported_us = excluded.reported_us, reported_by = excluded.reported_by",
+    )?
+    .execute(params![
+        id,
+        s.status.id(),
+        s.changed_by,
+        s.changed_at.map(to_us).transpose()?,
+        s.note,
+        s.reported_at.map(to_us).transpose()?,
+        s.reported_by,
+    ])?;
+    Ok(())
+}
+
+fn time<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(t)
+}
+
+fn optional_time<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.collect_str(t),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::*;
+
+    #[test]
+    fn a_false_positive_leaves_the_figures_and_comes_back() {
+        let (_dir, _path, mut store) = fresh();
+        let incidents: Vec<_> = (1..=4)
+            .map(|i| rec(i, i as i64 * 10, "bruteforce"))
+            .collect();
+        commit_incidents(&mut store, &incidents);
+        let from = ts(0);
+        let to = ts(1_000_000);
+        let count = |store: &Store| -> u64 {
+            store
+                .count_by_category(from, to)
+                .expect("count")
+                .iter()
+                .map(|(_, n)| n)
+                .sum()
+        };
+        assert_eq!(count(&store), 4);
+        let uid = store.incidents(&Default::default()).expect("all")[1]
+            .uid
+            .clone();
+        let at = ts(2_000_000);
+        let s = store
+            .change_status(
+                &uid,
+                Change::Status(Status::FalsePositive),
+                "analyst",
+                Some("scanner of ours"),
+                at,
+            )
+            .expect("change")
+            .expect("incident");
+        assert_eq!(s.status, Status::FalsePositive);
+        assert_eq!(count(&store), 3, "tally without the false positive");
+        assert_eq!(store.count_false_positives(from, to).expect("fp"), 1);
+        // Ragged bounds are counted from the incidents: skipped there too.
+        assert_eq!(
+            store
+                .count_by_category(ts(1), ts(45))
+                .expect("count")
+                .iter()
+                .map(|(_, n)| n)
+                .sum::<u64>(),
+            3
+        );
+        // Acknowledging or reporting it again changes nothing of the figures.
+        store
+            .change_status(&uid, Change::Reported, "analyst", None, at)
+            .expect("reported");
+        assert_eq!(count(&store), 3);
+        store
+            .change_status(&uid, Change::Status(Status::Handled), "lead", None, at)
+            .expect("change");
+        assert_eq!(count(&store), 4, "back in the figures");
+        let s = store.status_of(&uid).expect("status").expect("incident");
+        assert_eq!(s.status, Status::Handled);
+        assert_eq!(s.changed_by.as_deref(), Some("lead"));
+        assert_eq!(s.note, None);
+        assert_eq!(s.reported_by.as_deref(), Some("analyst"));
+        let h = store.history(&uid).expect("history");
+        let actions: Vec<&str> = h.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["false-positive", "reported", "handled"]);
+        assert_eq!(h[0].note.as_deref(), Some("scanner of ours"));
+        assert_eq!(
+            store
+                .change_status("nope", Change::Status(Status::Handled), "x", None, at)
+                .expect("no error"),
+            None
+        );
+    }
+
+    #[test]
+    fn deleting_a_false_positive_does_not_take_it_out_twice() {
+        let (_dir, _path, mut store) = fresh();
+        let incidents: Vec<_> = (1..=3).map(|i| rec(i, 5, "dos")).collect();
+        commit_incidents(&mut store, &incidents);
+        let uid = store.incidents(&Default::default()).expect("all")[0]
+            .uid
+            .clone();
+        store
+            .change_status(
+                &uid,
+                Change::Status(Status::FalsePositive),
+                "a",
+                None,
+                ts(9),
+            )
+            .expect("change");
+        store
+            .write_transaction(|tx| {
+                tx.execute("DELETE FROM incidents WHERE uid = ?1", [&uid])?;
+                Ok(())
+            })
+            .expect("delete");
+        let n: u64 = store
+            .count_by_category(ts(0), ts(3_600_000_000))
+            .expect("count")
+            .iter()
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(n, 2);
+    }
+}
