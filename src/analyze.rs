@@ -355,6 +355,7 @@ impl Analyzer {
             detector.begin_line();
             caps.new_line();
             let line = line.strip_suffix(b"\r").unwrap_or(line);
+            times.set_line(line_no);
             let time = clock.time_of(times.parse(line), future_lines);
             *newest = Some(newest.map_or(time, |n| n.max(time)));
             // Borrowed, not copied, when the line is valid UTF-8.

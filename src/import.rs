@@ -65,7 +65,7 @@ use crate::input::sniff::sniff;
 use crate::rules::{RuleSet, INPUT_TYPES};
 use crate::scan::ReadOptions;
 use crate::store::{ImportFile, ImportOutcome, ImportRecord, IncidentRecord, Store, StoreError};
-use crate::timestamp::TimeParser;
+use crate::timestamp::{TimeParser, YearPlan, YearPlanner};
 
 /// Bytes read from the start of a file to recognise its format.
 const SNIFF_BYTES: usize = 64 * 1024;
@@ -203,6 +203,9 @@ impl Importer {
             }
         }
 
+        let plan = self
+            .year_plan(&mut file, compression, total, mtime)
+            .map_err(err)?;
         let mut hashing = hashed_from_start(file, compression, total, progress).map_err(err)?;
         let mut head = Vec::with_capacity(SNIFF_BYTES);
         (&mut hashing)
@@ -234,7 +237,10 @@ impl Importer {
             .or_else(|| matched.map(|i| i.name.clone()));
 
         let mut times = TimeParser::new(self.opts.read.time_zone.clone(), mtime);
-        times.set_year(self.opts.read.year);
+        match plan {
+            Some(plan) => times.set_year_plan(plan),
+            None => times.set_year(self.opts.read.year),
+        }
         let rules = Arc::clone(self.analyzer.rules());
         *self.analyzer.detector_mut() = Detector::new(rules.policies(), self.opts.read.max_keys);
         let events_before = self.analyzer.events();
@@ -310,6 +316,44 @@ impl Importer {
         let mut hashing = hashed_from_start(file, compression, total, progress)?;
         io::copy(&mut hashing, &mut io::sink()).map_err(|e| read_error(compression, 0, &e))?;
         Ok(hashing.hasher.finalize().into())
+    }
+
+    /// The years of the file's year-less syslog stamps, from one pass over
+    /// its lines: from `--year` for the first, else anchored so that the
+    /// last lies at or before the file's mtime; later ones follow the
+    /// file's own rollovers. `None` when its first lines have no year-less
+    /// stamp (then nothing needs a year).
+    fn year_plan(
+        &self,
+        file: &mut File,
+        compression: Compression,
+        total: u64,
+        mtime: Timestamp,
+    ) -> Result<Option<YearPlan>, String> {
+        let mut no_progress = |_: u64, _: u64| {};
+        let reader = hashed_from_start(file, compression, total, &mut no_progress)?;
+        let mut chunks = LineChunks::new(reader, self.opts.read.max_line);
+        let mut planner = YearPlanner::default();
+        let mut first = true;
+        loop {
+            let chunk = match chunks.next_chunk() {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) => return Err(read_error(compression, 0, &e)),
+            };
+            let data = chunk.data.strip_suffix(b"\n").unwrap_or(chunk.data);
+            for line in data.split(|&b| b == b'\n') {
+                planner.line(line.strip_suffix(b"\r").unwrap_or(line));
+            }
+            if first && !planner.has_yearless() {
+                return Ok(None);
+            }
+            first = false;
+        }
+        Ok(match self.opts.read.year {
+            Some(year) => Some(planner.starting(year)),
+            None => planner.anchored(&self.opts.read.time_zone, mtime),
+        })
     }
 
     /// The configured input this file belongs to: the explicit `--input`,

@@ -211,11 +211,21 @@ struct ImportArgs {
     /// whose path matches the file, rotation suffixes such as .1 or .2.gz removed].
     #[arg(long, value_name = "NAME")]
     input: Option<String>,
-    /// Year of syslog lines that carry none [default: inferred from each file's modification time].
+    /// Year of the first syslog line that carries none; later lines follow
+    /// the file's rollovers (December, then January: the next year)
+    /// [default: the years that put the file's last such line at or before
+    /// its modification time].
     #[arg(long, value_name = "YYYY", value_parser = clap::value_parser!(i16).range(1970..=9999))]
     year: Option<i16>,
+    /// List the imports recorded in the store, with their ids.
+    #[arg(long, conflicts_with_all = ["forget", "files", "year", "input", "input_type"])]
+    list: bool,
+    /// Remove an import and every incident it stored (its id from --list),
+    /// so that a corrected import of the same file can follow.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["files", "year", "input", "input_type"])]
+    forget: Option<String>,
     /// Log files, plain or gzip-compressed.
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(required_unless_present_any = ["list", "forget"], value_name = "FILE")]
     files: Vec<PathBuf>,
 }
 

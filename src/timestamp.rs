@@ -41,7 +41,11 @@ pub struct TimeParser {
     /// How far ahead of the reference a year-less stamp may lie and still be of the
     /// reference's year (see [`TimeParser::set_slack`]).
     slack: SignedDuration,
-    forced_year: Option<i16>,
+    /// How year-less stamps get their year: from the reference, walked
+    /// from a given first year, or by line from a file's [`YearPlan`].
+    years: Years,
+    /// The line being parsed (see [`TimeParser::set_line`]).
+    line_no: u64,
     /// Stamps at the start of the line (after any syslog priority and version).
     head: Cache,
     /// Bracketed access-log stamps, which are found inside the line.
@@ -59,7 +63,8 @@ impl TimeParser {
             limit: reference,
             reference,
             slack: YEAR_INFERENCE_SLACK,
-            forced_year: None,
+            years: Years::Infer,
+            line_no: 0,
             head: Cache::default(),
             bracket: Cache::default(),
         };
@@ -92,13 +97,35 @@ impl TimeParser {
         self.set_reference(self.reference);
     }
 
-    /// Force the year for year-less stamps (historical import with --year); None = infer.
+    /// The year of the first year-less stamp, later ones walking forward
+    /// through rollovers (December, then January: the next year) as the
+    /// stamps come; `None` infers each from the reference. For a stream
+    /// read once (`scan -`); a file is better served by [`YearPlan`].
     pub fn set_year(&mut self, year: Option<i16>) {
-        if self.forced_year != year {
-            self.forced_year = year;
-            // Cached year-less results were computed under the old rule.
-            self.head.clear();
-        }
+        self.years = match year {
+            Some(y) => Years::Walk(YearWalk::new(y)),
+            None => Years::Infer,
+        };
+        // Cached year-less results were computed under the old rule.
+        self.head.clear();
+    }
+
+    /// The years of a whole file's year-less stamps by line number, from
+    /// a pass over every line ([`YearPlanner`]); lines are then numbered
+    /// with [`TimeParser::set_line`].
+    pub fn set_year_plan(&mut self, plan: YearPlan) {
+        self.years = Years::Plan {
+            plan,
+            next: 0,
+            year: None,
+        };
+        self.head.clear();
+    }
+
+    /// The 1-based number of the line the next [`TimeParser::parse`] reads,
+    /// for a [`YearPlan`]; ignored otherwise.
+    pub fn set_line(&mut self, line_no: u64) {
+        self.line_no = line_no;
     }
 
     /// The zone applied to stamps written without an offset.
@@ -122,10 +149,40 @@ impl TimeParser {
             _ => line,
         };
 
+        let planned = match &mut self.years {
+            Years::Plan { plan, next, year } => {
+                let now = plan.year_at(self.line_no, next);
+                if *year != Some(now) {
+                    // A stamp cached in another year names that year.
+                    *year = Some(now);
+                    self.head.clear();
+                }
+                Some(now)
+            }
+            _ => None,
+        };
         if let Some(ts) = self.head.get(body, self.ref_year, self.limit) {
             return Some(ts);
         }
         if let Some((fields, examined, _)) = parse_head(body) {
+            let given = match (&mut self.years, fields.year) {
+                (_, Some(_)) | (Years::Infer, None) => None,
+                (Years::Plan { .. }, None) => planned,
+                (Years::Walk(walk), None) => {
+                    let (year, rolled) = walk.step(fields.month);
+                    if rolled {
+                        self.head.clear();
+                    }
+                    Some(year)
+                }
+            };
+            if let Some(year) = given {
+                let ts = self.instant(&fields, year)?;
+                // Cached as of a fixed year: a hit repeats the last stamp,
+                // in the same year (a change of year cleared the cache).
+                self.head.put(body, examined, ts, None);
+                return Some(ts);
+            }
             let (ts, inferred) = self.resolve(&fields)?;
             self.head.put(body, examined, ts, inferred);
             return Some(ts);
@@ -154,7 +211,7 @@ impl TimeParser {
     /// Turns parsed fields into an instant; for year-less stamps also says for which
     /// references the inferred year stays right.
     fn resolve(&self, f: &Fields) -> Option<(Timestamp, Option<Inferred>)> {
-        if let Some(year) = f.year.or(self.forced_year) {
+        if let Some(year) = f.year {
             return Some((self.instant(f, year)?, None));
         }
         // Candidates from latest to earliest: the first one not after the limit wins, and
@@ -183,6 +240,171 @@ impl TimeParser {
         match f.offset {
             Some(secs) => Offset::from_seconds(secs).ok()?.to_timestamp(dt).ok(),
             None => self.tz.to_timestamp(dt).ok(),
+        }
+    }
+}
+
+/// Years through a file of year-less stamps, which are written in order:
+/// a month more than six before the last one (January after December)
+/// starts the next year; a month ten or more after it (a December line
+/// among January's, written late) belongs to the year before, without
+/// moving the walk. Anything else is the same year: lines a little out of
+/// order, and a quiet log's gap of months.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct YearWalk {
+    year: i16,
+    last_month: Option<i8>,
+}
+
+impl YearWalk {
+    pub fn new(first_year: i16) -> YearWalk {
+        YearWalk {
+            year: first_year,
+            last_month: None,
+        }
+    }
+
+    /// The year of a stamp in `month`, and whether the walk rolled over to
+    /// a new year at it.
+    pub fn step(&mut self, month: i8) -> (i16, bool) {
+        match self.last_month {
+            Some(last) if month + 6 < last => {
+                self.year = self.year.saturating_add(1);
+                self.last_month = Some(month);
+                (self.year, true)
+            }
+            Some(last) if month >= last + 10 => (self.year.saturating_sub(1), false),
+            _ => {
+                self.last_month = Some(month);
+                (self.year, false)
+            }
+        }
+    }
+}
+
+/// How a [`TimeParser`] gives year-less stamps their year.
+#[derive(Clone, Debug)]
+enum Years {
+    /// The latest year that puts the stamp no later than the reference.
+    Infer,
+    Walk(YearWalk),
+    /// By line; `next` is the cursor into the plan's rollovers, `year` the
+    /// year of the last line looked up.
+    Plan {
+        plan: YearPlan,
+        next: usize,
+        year: Option<i16>,
+    },
+}
+
+/// The year of every line of a file of year-less stamps: the first line's
+/// year, the lines where a new year starts, and the lines written late
+/// into the next year (a year before the lines around them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct YearPlan {
+    first: i16,
+    /// Line numbers where the year goes up by one, ascending.
+    rollovers: Vec<u64>,
+    /// Line numbers of stamps of the year before their neighbours'.
+    late: Vec<u64>,
+}
+
+impl YearPlan {
+    /// The year of line `line_no`; `next` is a cursor for lines asked in
+    /// ascending order (any order is answered right, just slower).
+    fn year_at(&self, line_no: u64, next: &mut usize) -> i16 {
+        if *next > 0 && self.rollovers.get(*next - 1).is_some_and(|&r| r > line_no) {
+            *next = 0;
+        }
+        while self.rollovers.get(*next).is_some_and(|&r| r <= line_no) {
+            *next += 1;
+        }
+        let year = self.first + i16::try_from(*next).unwrap_or(i16::MAX);
+        if self.late.binary_search(&line_no).is_ok() {
+            year - 1
+        } else {
+            year
+        }
+    }
+
+    /// The year of the first year-less stamp.
+    pub fn first_year(&self) -> i16 {
+        self.first
+    }
+
+    /// How many times the file's stamps roll over into a new year.
+    pub fn rollovers(&self) -> usize {
+        self.rollovers.len()
+    }
+}
+
+/// Reads every line of a file, in order, to plan the years of its
+/// year-less stamps: [`YearPlanner::anchored`] at its last stamp, or
+/// [`YearPlanner::starting`] at a given first year.
+#[derive(Default)]
+pub struct YearPlanner {
+    walk: Option<YearWalk>,
+    line_no: u64,
+    rollovers: Vec<u64>,
+    late: Vec<u64>,
+    /// The last year-less stamp and its year counted from the first.
+    last: Option<(Fields, i16)>,
+}
+
+impl YearPlanner {
+    /// The next line of the file (without its newline).
+    pub fn line(&mut self, line: &[u8]) {
+        self.line_no += 1;
+        let body = match line.first() {
+            Some(b'<') => match strip_priority(line) {
+                Some(body) => strip_version(body).unwrap_or(body),
+                None => return,
+            },
+            _ => line,
+        };
+        let Some((fields, _, _)) = parse_head(body) else {
+            return;
+        };
+        if fields.year.is_some() {
+            return;
+        }
+        // Walked from year 0: a year is then the rollovers before it.
+        let walk = self.walk.get_or_insert(YearWalk::new(0));
+        let before = walk.year;
+        let (year, rolled) = walk.step(fields.month);
+        if rolled {
+            self.rollovers.push(self.line_no);
+        } else if year < before {
+            self.late.push(self.line_no);
+        }
+        self.last = Some((fields, year));
+    }
+
+    /// Whether a line so far started with a year-less stamp.
+    pub fn has_yearless(&self) -> bool {
+        self.last.is_some()
+    }
+
+    /// The plan whose last year-less stamp lies at or before `mtime` (the
+    /// file was last written then), as late as it can in `tz`; `None` when
+    /// no line starts with a year-less stamp.
+    pub fn anchored(self, tz: &TimeZone, mtime: Timestamp) -> Option<YearPlan> {
+        let (fields, relative) = self.last?;
+        let parser = TimeParser::new(tz.clone(), mtime);
+        let newest = tz.to_datetime(mtime).year();
+        // Eight years back reach a 29 February stamp from any year.
+        let last_year = (0..8)
+            .map(|back| newest - back)
+            .find(|&year| parser.instant(&fields, year).is_some_and(|t| t <= mtime))?;
+        Some(self.starting(last_year - relative))
+    }
+
+    /// The plan whose first year-less stamp is of `first_year`.
+    pub fn starting(self, first_year: i16) -> YearPlan {
+        YearPlan {
+            first: first_year,
+            rollovers: self.rollovers,
+            late: self.late,
         }
     }
 }
@@ -952,6 +1174,89 @@ mod tests {
         assert_eq!(p.parse(line.as_bytes()), Some(ts(want)), "line {line:?}");
     }
 
+    /// Every line of `lines` parsed by number under the plan of the whole
+    /// file, `year` for the first stamp or anchored at `mtime`.
+    fn planned(lines: &[&str], year: Option<i16>, mtime: &str) -> Vec<Timestamp> {
+        let mut planner = YearPlanner::default();
+        for l in lines {
+            planner.line(l.as_bytes());
+        }
+        let plan = match year {
+            Some(y) => planner.starting(y),
+            None => planner
+                .anchored(&TimeZone::UTC, ts(mtime))
+                .expect("year-less stamps"),
+        };
+        let mut p = utc_parser(mtime);
+        p.set_year_plan(plan);
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                p.set_line(i as u64 + 1);
+                p.parse(l.as_bytes()).expect("stamp")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_file_across_new_year_follows_its_rollover() {
+        let lines = [
+            "Dec 30 23:00:00 h sshd[1]: a",
+            "Dec 31 23:59:59 h sshd[1]: b",
+            "Jan  1 00:00:01 h sshd[1]: c",
+            // Written late, after the new year had begun.
+            "Dec 31 23:59:58 h sshd[1]: d",
+            "Jan  2 10:00:00 h sshd[1]: e",
+        ];
+        let want = [
+            ts("2021-12-30T23:00:00Z"),
+            ts("2021-12-31T23:59:59Z"),
+            ts("2022-01-01T00:00:01Z"),
+            ts("2021-12-31T23:59:58Z"),
+            ts("2022-01-02T10:00:00Z"),
+        ];
+        // Anchored at the last line, whatever the mtime's year says.
+        assert_eq!(planned(&lines, None, "2022-02-01T06:25:00Z"), want);
+        // --year is the first line's year, and rolls over with the file.
+        assert_eq!(planned(&lines, Some(2021), "2030-01-01T00:00:00Z"), want);
+        // The last line is never after the mtime: a file last written on
+        // 1 January 2022 cannot hold 2 January 2022.
+        let early = planned(&lines, None, "2022-01-01T12:00:00Z");
+        assert_eq!(early[4], ts("2021-01-02T10:00:00Z"));
+        assert_eq!(early[0], ts("2020-12-30T23:00:00Z"));
+    }
+
+    #[test]
+    fn a_file_over_two_years_and_lines_of_their_own_years() {
+        let lines = [
+            "Nov 15 08:00:00 h a",
+            "2020-11-16T00:00:00Z h dated lines keep their year",
+            "Mar  1 08:00:00 h b",
+            "Oct  1 08:00:00 h c",
+            "Feb 29 08:00:00 h d",
+        ];
+        // 2019-11 -> 2020-03 -> 2020-10 -> 2021-02-29 does not exist:
+        // anchored so that Feb 29 exists and is before the mtime.
+        let got = planned(&lines, None, "2024-06-01T00:00:00Z");
+        assert_eq!(got[4], ts("2024-02-29T08:00:00Z"));
+        assert_eq!(got[3], ts("2023-10-01T08:00:00Z"));
+        assert_eq!(got[2], ts("2023-03-01T08:00:00Z"));
+        assert_eq!(got[0], ts("2022-11-15T08:00:00Z"));
+        assert_eq!(got[1], ts("2020-11-16T00:00:00Z"));
+    }
+
+    #[test]
+    fn a_stream_walks_its_rollovers_from_the_given_year() {
+        let mut p = utc_parser("2030-01-01T00:00:00Z");
+        p.set_year(Some(2021));
+        check(&mut p, "Dec 31 23:59:59 h a", "2021-12-31T23:59:59Z");
+        check(&mut p, "Jan  1 00:00:00 h b", "2022-01-01T00:00:00Z");
+        check(&mut p, "Jan  1 00:00:00 h b", "2022-01-01T00:00:00Z");
+        check(&mut p, "Dec 31 23:59:59 h a", "2021-12-31T23:59:59Z");
+        check(&mut p, "Feb  3 00:00:00 h c", "2022-02-03T00:00:00Z");
+    }
+
     fn examples() -> impl Iterator<Item = (&'static StampFormat, &'static str, Option<&'static str>)>
     {
         STAMP_FORMATS
@@ -1192,6 +1497,7 @@ mod tests {
         p.set_year(Some(2015));
         check(&mut p, "Dec 31 23:30:00 host x", "2015-12-31T23:30:00Z");
         // The forced year does not bend the calendar.
+        p.set_year(Some(2015));
         assert_eq!(p.parse(b"Feb 29 23:30:00 host x"), None);
         p.set_year(Some(2016));
         check(&mut p, "Feb 29 23:30:00 host x", "2016-02-29T23:30:00Z");

@@ -470,7 +470,7 @@ fn metrics_bearer_and_the_json_api() {
         .expect("POST answered");
     assert_eq!(response.status().as_u16(), 405);
     let body = response.body_mut().read_to_string().expect("body");
-    assert!(body.contains("read-only"), "{body}");
+    assert!(body.contains("use GET"), "{body}");
 
     // Refusals are counted.
     let (_, _, body) = d.fetch("/metrics", Some(&format!("Bearer {METRICS_TOKEN}")));

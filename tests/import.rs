@@ -363,3 +363,75 @@ fn import_beside_a_running_daemon() {
     assert!(!log.contains("ERROR"), "{log}");
     assert!(!log.contains("detector id"), "{log}");
 }
+
+/// A classic year-less auth.log that spans a new year: the years follow
+/// the file's own rollover, anchored at its last line (never after its
+/// mtime), or start at `--year`; a wrong import is listed, forgotten and
+/// done again.
+#[test]
+fn a_yearless_file_across_new_year_and_an_import_forgotten() {
+    let site = new_site();
+    let december = ssh_bursts(ts("2021-12-31T20:00:00Z"), 3, 1);
+    let january = ssh_bursts(ts("2022-01-01T01:00:00Z"), 2, 2);
+    // Rotated five weeks later, as a monthly rotation with a delay leaves it.
+    let file = rotated(
+        &site,
+        "auth.log.1",
+        format!("{december}{january}"),
+        "2022-02-07T06:25:00Z",
+    );
+    let (ok, stdout, stderr) = import(&site, &[&file]);
+    assert!(ok, "{stdout}{stderr}");
+    let months = |site: &Site| -> Vec<String> {
+        let mut m: Vec<String> = incidents(site)
+            .iter()
+            .map(|i| i["first_seen"].as_str().expect("time")[..7].to_owned())
+            .collect();
+        m.sort();
+        m
+    };
+    assert_eq!(
+        months(&site),
+        ["2021-12", "2021-12", "2021-12", "2022-01", "2022-01"]
+    );
+
+    // --list names it; --forget removes it and its incidents at once.
+    let (ok, listed, stderr) = import(&site, &["--list"]);
+    assert!(ok, "{stderr}");
+    let row = listed.lines().nth(1).expect("one import");
+    assert!(row.contains("auth.log.1"), "{listed}");
+    assert!(
+        row.contains("2021-12-31") && row.contains("2022-01-01"),
+        "{listed}"
+    );
+    let id = row.split_whitespace().next().expect("id");
+    assert_eq!(id.len(), 16);
+    let (ok, out, err) = import(&site, &["--forget", &id[..10]]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("5 incidents removed"), "{out}");
+    assert_eq!(incidents(&site).len(), 0);
+    let (ok, _, err) = import(&site, &["--forget", id]);
+    assert!(!ok && err.contains("no import has id"), "{err}");
+
+    // --year names the first line's year and rolls over with the file:
+    // January is 2019's January, not 2018's.
+    let (ok, stdout, stderr) = import(&site, &["--year", "2018", &file]);
+    assert!(ok, "{stdout}{stderr}");
+    assert_eq!(
+        months(&site),
+        ["2018-12", "2018-12", "2018-12", "2019-01", "2019-01"]
+    );
+
+    // A file last written at 01:30 on 1 January 2022 cannot hold a line of
+    // 02:00 that day: the last line is never placed after the mtime, so it
+    // is 2021's, and the file's December 2020's.
+    let (ok, out, err) = import(&site, &["--forget", id]);
+    assert!(ok, "{out}{err}");
+    set_mtime(&site.path("auth.log.1"), ts("2022-01-01T01:30:00Z"));
+    let (ok, stdout, stderr) = import(&site, &[&file]);
+    assert!(ok, "{stdout}{stderr}");
+    assert_eq!(
+        months(&site),
+        ["2020-12", "2020-12", "2020-12", "2021-01", "2021-01"]
+    );
+}

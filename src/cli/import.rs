@@ -10,6 +10,38 @@ use canhgac::output;
 use super::{fail, load_config, load_rules};
 use crate::ImportArgs;
 
+/// `import --list`: every import, oldest first.
+fn list(store: &canhgac::store::Store, tz: &jiff::tz::TimeZone) -> Result<ExitCode, ExitCode> {
+    let imports = store.imports().map_err(fail)?;
+    let day = |t: Option<jiff::Timestamp>| {
+        t.map_or_else(
+            || "-".to_owned(),
+            |t| t.to_zoned(tz.clone()).strftime("%Y-%m-%d").to_string(),
+        )
+    };
+    println!(
+        "ID                IMPORTED          INCIDENTS  FIRST       LAST        LINES  INPUT  FILE"
+    );
+    for i in &imports {
+        let r = &i.record;
+        println!(
+            "{}  {}  {:>9}  {}  {}  {:>5}  {}  {}",
+            i.id,
+            r.imported_at
+                .to_zoned(tz.clone())
+                .strftime("%Y-%m-%d %H:%M"),
+            r.incidents,
+            day(i.first_seen),
+            day(i.last_seen),
+            r.lines,
+            canhgac::output::printable(r.input.as_deref().unwrap_or("-"), 40),
+            canhgac::output::printable(&r.path, 200),
+        );
+    }
+    eprintln!("canhgac: {} imports", imports.len());
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) fn run(args: &ImportArgs) -> Result<ExitCode, ExitCode> {
     use canhgac::import::{FileOutcome, ImportOptions, Importer};
     use canhgac::scan::ReadOptions;
@@ -23,6 +55,25 @@ pub(crate) fn run(args: &ImportArgs) -> Result<ExitCode, ExitCode> {
     })?;
     if let Some(zone) = config.time_zone.iana_name() {
         store.record_time_zone(zone).map_err(fail)?;
+    }
+    if args.list {
+        return list(&store, &config.time_zone);
+    }
+    if let Some(id) = &args.forget {
+        return match store.forget_import(id).map_err(fail)? {
+            Some((record, removed)) => {
+                println!(
+                    "canhgac: forgot the import of {} ({} lines): {removed} incidents removed",
+                    canhgac::output::printable(&record.path, 200),
+                    record.lines
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            None => {
+                eprintln!("canhgac: no import has id {id:?} (canhgac import --list shows them)");
+                Err(ExitCode::FAILURE)
+            }
+        };
     }
     let mut importer = Importer::new(
         store,

@@ -134,6 +134,109 @@ impl Store {
     }
 }
 
+/// An import as `canhgac import --list` shows it: its id (the first 16 hex
+/// digits of the content's SHA-256), the record, and the span of its
+/// incidents' first events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportListing {
+    pub id: String,
+    pub record: ImportRecord,
+    pub first_seen: Option<Timestamp>,
+    pub last_seen: Option<Timestamp>,
+}
+
+/// Hex digits of the digest that name an import.
+const IMPORT_ID_LEN: usize = 16;
+
+impl Store {
+    /// Every import, oldest first.
+    pub fn imports(&self) -> Result<Vec<ImportListing>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {IMPORT_COLUMNS}, digest,
+                 (SELECT MIN(first_seen_us) FROM incidents WHERE id BETWEEN first_id AND last_id),
+                 (SELECT MAX(first_seen_us) FROM incidents WHERE id BETWEEN first_id AND last_id)
+             FROM imports ORDER BY imported_us"
+        ))?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let digest: Vec<u8> = row.get(8)?;
+            out.push(ImportListing {
+                id: hex(&digest)[..IMPORT_ID_LEN].to_owned(),
+                record: import_from_row(row)?,
+                first_seen: row.get::<_, Option<i64>>(9)?.map(from_us).transpose()?,
+                last_seen: row.get::<_, Option<i64>>(10)?.map(from_us).transpose()?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Removes the import `id` names (its id or a longer prefix of its
+    /// digest, at least 8 hex digits) and every incident it stored, with
+    /// what analysts said of them, in one transaction, so that a corrected
+    /// import of the same file can follow. Returns the import removed and
+    /// how many incidents went; `Ok(None)` when no import has that id.
+    pub fn forget_import(&mut self, id: &str) -> Result<Option<(ImportRecord, u64)>, StoreError> {
+        let id = id.to_ascii_lowercase();
+        if id.len() < 8 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StoreError::Invalid(format!(
+                "import id {id:?}: expected at least 8 hex digits, as `canhgac import --list` shows"
+            )));
+        }
+        self.write_transaction(|tx| {
+            let mut matches = Vec::new();
+            {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "SELECT {IMPORT_COLUMNS}, digest, first_id, last_id FROM imports"
+                ))?;
+                let mut rows = stmt.query([])?;
+                while let Some(row) = rows.next()? {
+                    let digest: Vec<u8> = row.get(8)?;
+                    if hex(&digest).starts_with(&id) {
+                        let range: (Option<i64>, Option<i64>) = (row.get(9)?, row.get(10)?);
+                        matches.push((import_from_row(row)?, digest, range));
+                    }
+                }
+            }
+            let (record, digest, range) = match matches.len() {
+                0 => return Ok(None),
+                1 => matches.remove(0),
+                n => {
+                    return Err(StoreError::Invalid(format!(
+                        "import id {id:?} names {n} imports: give more of it"
+                    )))
+                }
+            };
+            let mut removed = 0u64;
+            if let (Some(first), Some(last)) = range {
+                // Statuses first: a false positive's trigger puts it back
+                // into the tally, from which deleting the incident takes it.
+                tx.execute(
+                    "DELETE FROM incident_status WHERE incident BETWEEN ?1 AND ?2",
+                    params![first, last],
+                )?;
+                tx.execute(
+                    "DELETE FROM incident_history WHERE incident BETWEEN ?1 AND ?2",
+                    params![first, last],
+                )?;
+                removed = to_u64(
+                    tx.execute(
+                        "DELETE FROM incidents WHERE id BETWEEN ?1 AND ?2 AND detector_id < 0",
+                        params![first, last],
+                    )? as i64,
+                    "incident count",
+                )?;
+            }
+            tx.execute("DELETE FROM imports WHERE digest = ?1", [&digest])?;
+            Ok(Some((record, removed)))
+        })
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 const IMPORT_COLUMNS: &str = "bytes, path, input_type, input, lines, incidents, rules, imported_us";
 
 fn import_from_row(row: &Row<'_>) -> Result<ImportRecord, StoreError> {

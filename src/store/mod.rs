@@ -53,7 +53,7 @@ mod testing;
 mod values;
 
 pub use commit::{Batch, BatchRows, CommitInfo, DetectorWrite, Recovery, StateRow};
-pub use import::{ImportFile, ImportOutcome, ImportRecord};
+pub use import::{ImportFile, ImportListing, ImportOutcome, ImportRecord};
 pub(crate) use query::incident_uid;
 pub use query::{IncidentOrder, IncidentQuery};
 pub use schema::{backup_path, check_file, APPLICATION_ID, SCHEMA_VERSION};

@@ -123,7 +123,13 @@ pub fn scan_with_config(config: &Path, files: &[&Path]) -> Vec<Value> {
 /// json`, or what it said when it failed (no store yet).
 pub fn try_incidents(config: &Path) -> Result<Vec<Value>, String> {
     let out = command()
-        .args(["incidents", "--format", "json", "--config"])
+        .args([
+            "incidents",
+            "--oldest-first",
+            "--format",
+            "json",
+            "--config",
+        ])
         .arg(config)
         .output()
         .expect("canhgac incidents runs");
