@@ -13,6 +13,7 @@ pub mod detect;
 pub mod duration;
 pub mod event;
 pub mod feeds;
+pub mod forms;
 pub mod http;
 mod ids;
 pub mod import;

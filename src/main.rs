@@ -159,6 +159,17 @@ struct ReportArgs {
     /// Write the report to this file instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
+    /// A form of the national coordinator instead of the monthly report:
+    /// 05 is the six-monthly or yearly summary (Circular 20/2017, Mẫu số
+    /// 05), for --half or --year.
+    #[arg(long, value_name = "NUMBER", value_parser = ["05"], requires = "span")]
+    form: Option<String>,
+    /// With --form 05: the half-year, YYYY-H1 or YYYY-H2.
+    #[arg(long, value_name = "YYYY-HN", group = "span", requires = "form", value_parser = canhgac::forms::summary::Period::parse_half, conflicts_with = "month")]
+    half: Option<canhgac::forms::summary::Period>,
+    /// With --form 05: the whole year.
+    #[arg(long, value_name = "YYYY", group = "span", requires = "form", value_parser = clap::value_parser!(i16).range(1970..=9998), conflicts_with = "month")]
+    year: Option<i16>,
     /// With --format csv: which table (columns named by id, stable across
     /// languages and months).
     #[arg(long, value_enum, default_value = "categories")]
@@ -319,6 +330,37 @@ enum IncidentCommand {
     /// Record that it was reported to the national coordinator (Circular
     /// 20/2017: within 5 days of detection).
     Reported(IncidentChange),
+    /// The initial report of the incident to the national coordinator
+    /// (Circular 20/2017/TT-BTTTT, Mẫu số 03), filled from the incident and
+    /// the config's [organisation].
+    Report(IncidentReportArgs),
+}
+
+#[derive(Args)]
+struct IncidentReportArgs {
+    /// The daemon's config file (the store, [organisation], [reporting]).
+    #[arg(long, value_name = "FILE", default_value = canhgac::config::DEFAULT_PATH)]
+    config: PathBuf,
+    /// The incident's id, as `canhgac incidents` lists it.
+    #[arg(value_name = "ID")]
+    id: String,
+    /// html prints on A4; docx opens in Word and LibreOffice (needs -o, or
+    /// standard output that is not a terminal).
+    #[arg(long, value_enum, default_value = "markdown")]
+    format: FormFormat,
+    #[arg(long, value_enum, default_value = "vi")]
+    lang: LangArg,
+    /// Write the form to this file instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FormFormat {
+    Html,
+    Markdown,
+    Docx,
+    Json,
 }
 
 #[derive(Args)]
@@ -523,7 +565,8 @@ impl Command {
                 | IncidentCommand::Handled(IncidentChange { config, .. })
                 | IncidentCommand::FalsePositive(IncidentChange { config, .. })
                 | IncidentCommand::Reopen(IncidentChange { config, .. })
-                | IncidentCommand::Reported(IncidentChange { config, .. }),
+                | IncidentCommand::Reported(IncidentChange { config, .. })
+                | IncidentCommand::Report(IncidentReportArgs { config, .. }),
             ) => Some((config, None)),
             _ => None,
         }

@@ -15,6 +15,21 @@ pub struct Position {
 }
 
 impl Position {
+    /// The line and column (counted in characters) of byte `offset` of
+    /// `text`, the content of `file`: where a TOML parser's span points.
+    pub fn of_offset(file: &str, text: &str, offset: usize) -> Self {
+        let offset = offset.min(text.len());
+        let before = text.get(..offset).unwrap_or(text);
+        let line = before.matches('\n').count() as u64 + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() as u64 + 1;
+        Position {
+            file: file.to_owned(),
+            line,
+            column,
+        }
+    }
+
     pub fn at(file: &str, loc: Location) -> Self {
         Position {
             file: file.to_owned(),

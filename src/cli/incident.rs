@@ -20,7 +20,8 @@ use canhgac::timestamp;
 
 use super::{fail, load_config, written_or_exit};
 use crate::{
-    Format, IncidentChange, IncidentCommand, IncidentTarget, IncidentsArgs, IncidentsFormat,
+    FormFormat, Format, IncidentChange, IncidentCommand, IncidentReportArgs, IncidentTarget,
+    IncidentsArgs, IncidentsFormat, LangArg,
 };
 
 /// Days the national coordinator allows between detecting a serious
@@ -186,6 +187,7 @@ fn parse_status(id: &str) -> Result<Status, String> {
 pub(crate) fn run(command: &IncidentCommand) -> Result<ExitCode, ExitCode> {
     let (target, change) = match command {
         IncidentCommand::Show(t) => return show(t),
+        IncidentCommand::Report(r) => return form(r),
         IncidentCommand::Ack(c) => (c, Change::Status(Status::Acknowledged)),
         IncidentCommand::Handled(c) => (c, Change::Status(Status::Handled)),
         IncidentCommand::FalsePositive(c) => (c, Change::Status(Status::FalsePositive)),
@@ -327,4 +329,76 @@ fn write_show(
         }
     }
     Ok(())
+}
+
+/// `incident report ID`: Mẫu số 03 for the incident.
+fn form(a: &IncidentReportArgs) -> Result<ExitCode, ExitCode> {
+    use canhgac::forms::initial::{InitialReport, Sources};
+    use canhgac::report::Lang;
+    use std::io::IsTerminal;
+    let config = load_config(&a.config)?;
+    let store = Store::open_read(&config.db_path()).map_err(fail)?;
+    let Some(incident) = store.incident(&a.id).map_err(fail)? else {
+        eprintln!(
+            "canhgac: no incident has id {:?} (canhgac incidents lists them)",
+            a.id
+        );
+        return Err(ExitCode::FAILURE);
+    };
+    let status = store.status_of(&a.id).map_err(fail)?.unwrap_or_default();
+    let detected = store
+        .recorded_at(&a.id)
+        .map_err(fail)?
+        .unwrap_or(incident.record.first_seen);
+    // The rule's words; a rule no longer loaded (renamed, disabled) keeps
+    // its id as its title.
+    let rules = super::load_rules(&config.rules)?;
+    let (title, description) = match rules.by_id(&incident.record.rule) {
+        Some(i) => {
+            let rule = rules.rule(i);
+            (rule.title.clone(), rule.description.clone())
+        }
+        None => (
+            canhgac::integrity::rule_title(&incident.record.rule)
+                .unwrap_or(&incident.record.rule)
+                .to_owned(),
+            String::new(),
+        ),
+    };
+    let lang = match a.lang {
+        LangArg::En => Lang::En,
+        LangArg::Vi => Lang::Vi,
+    };
+    let agency = config
+        .agency_name
+        .clone()
+        .unwrap_or_else(|| config.agency.clone());
+    let forms = &config.reporting.forms;
+    let report = InitialReport::fill(&Sources {
+        forms,
+        organisation: &config.organisation,
+        agency: &agency,
+        incident: &incident,
+        status: &status,
+        title: &title,
+        description: &description,
+        detected,
+        now: Timestamp::now(),
+        tz: &config.time_zone,
+        lang,
+    });
+    if a.format == FormFormat::Docx && a.output.is_none() && io::stdout().is_terminal() {
+        eprintln!("canhgac: a .docx is not for a terminal: add -o FILE.docx");
+        return Err(ExitCode::from(2));
+    }
+    let mut buf = Vec::with_capacity(16 * 1024);
+    match a.format {
+        FormFormat::Markdown => report.markdown(&mut buf, forms, lang).map_err(fail)?,
+        FormFormat::Html => report.html(&mut buf, forms, lang).map_err(fail)?,
+        FormFormat::Json => canhgac::visible::write_json(&mut buf, &report, true).map_err(fail)?,
+        FormFormat::Docx => {
+            buf = canhgac::forms::docx::write(&report, forms, lang).map_err(fail)?
+        }
+    }
+    super::report::write_out(a.output.as_deref(), &buf, "the form")
 }

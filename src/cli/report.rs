@@ -40,6 +40,9 @@ pub(crate) fn monthly(args: &ReportArgs) -> Result<ExitCode, ExitCode> {
         (None, Some((_, tz))) => tz.clone(),
         (None, None) => timestamp::system_time_zone(),
     };
+    if args.form.is_some() {
+        return summary_form(args, &store, config.as_ref(), &tz, &db);
+    }
     let month = args.month.unwrap_or_else(|| {
         canhgac::months::Month::containing(jiff::Timestamp::now(), &tz).previous()
     });
@@ -81,14 +84,84 @@ pub(crate) fn monthly(args: &ReportArgs) -> Result<ExitCode, ExitCode> {
     };
     let mut buf = Vec::with_capacity(64 * 1024);
     report::render(&mut buf, &summary, format, lang).map_err(fail)?;
-    let written = match &args.output {
-        Some(path) => std::fs::write(path, &buf)
+    write_out(args.output.as_deref(), &buf, "the report")
+}
+
+/// `report --form 05`: the six-monthly or yearly summary in the national
+/// coordinator's classes.
+fn summary_form(
+    args: &ReportArgs,
+    store: &canhgac::store::Store,
+    config: Option<&canhgac::config::Config>,
+    tz: &TimeZone,
+    db: &std::path::Path,
+) -> Result<ExitCode, ExitCode> {
+    use canhgac::forms::summary::{Period, Sources, SummaryReport};
+    let period = match (args.half, args.year) {
+        (Some(half), _) => half,
+        (None, Some(year)) => Period::Year(year),
+        (None, None) => {
+            eprintln!("canhgac: --form 05 needs --half YYYY-HN or --year YYYY");
+            return Err(ExitCode::from(2));
+        }
+    };
+    let reporting = config.map(|c| c.reporting.clone()).unwrap_or_default();
+    let agency = match config {
+        Some(c) => c
+            .organisation
+            .name
+            .clone()
+            .or_else(|| c.agency_name.clone())
+            .unwrap_or_else(|| c.agency.clone()),
+        None => store
+            .recorded_agency()
+            .map_err(fail)?
+            .unwrap_or_else(|| db.display().to_string()),
+    };
+    let lang = match args.lang {
+        LangArg::En => canhgac::report::Lang::En,
+        LangArg::Vi => canhgac::report::Lang::Vi,
+    };
+    let report = SummaryReport::count(
+        store,
+        period,
+        &Sources {
+            forms: &reporting.forms,
+            classes: &reporting.classes,
+            organisation: &agency,
+            tz,
+            now: jiff::Timestamp::now(),
+            lang,
+        },
+    )
+    .map_err(fail)?;
+    let forms = &reporting.forms;
+    let mut buf = Vec::with_capacity(16 * 1024);
+    let rendered = match args.format {
+        ReportFormat::Table => report.table(&mut buf, forms, lang),
+        ReportFormat::Json => canhgac::visible::write_json(&mut buf, &report, true),
+        ReportFormat::Csv => report.csv(&mut buf, forms, lang, !args.no_bom),
+        ReportFormat::Markdown => report.markdown(&mut buf, forms, lang),
+        ReportFormat::Html => report.html(&mut buf, forms, lang),
+    };
+    rendered.map_err(fail)?;
+    write_out(args.output.as_deref(), &buf, "the form")
+}
+
+/// `bytes` to `path`, or to standard output.
+pub(crate) fn write_out(
+    path: Option<&std::path::Path>,
+    bytes: &[u8],
+    what: &str,
+) -> Result<ExitCode, ExitCode> {
+    let written = match path {
+        Some(path) => std::fs::write(path, bytes)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
         None => {
             let mut out = io::stdout().lock();
-            out.write_all(&buf).and_then(|()| out.flush())
+            out.write_all(bytes).and_then(|()| out.flush())
         }
     };
-    written_or_exit(written, "the report")?;
+    written_or_exit(written, what)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -17,6 +17,7 @@ mod inputs;
 mod integrity;
 mod organisation;
 mod pipeline;
+mod reporting;
 mod validator;
 
 use std::net::SocketAddr;
@@ -38,13 +39,15 @@ pub use inputs::{
 };
 pub use pipeline::PipelineConfig;
 
+pub use crate::forms::{Organisation, SystemInfo};
 use feeds::RawFeed;
 use http::RawHttp;
 use inputs::RawInput;
 use integrity::{RawIntegrity, RawWebRoot};
 use organisation::RawOrganisation;
-pub use organisation::{Organisation, SystemInfo};
 use pipeline::RawPipeline;
+use reporting::RawReporting;
+pub use reporting::Reporting;
 use validator::{valid_name, Validator};
 
 pub const DEFAULT_PATH: &str = "/etc/canhgac/canhgac.toml";
@@ -86,6 +89,8 @@ pub struct Config {
     /// Who reports, about which system (`[organisation]`): the static
     /// fields of the Circular 20 forms.
     pub organisation: Organisation,
+    /// The forms and the category → class map (`[reporting]`).
+    pub reporting: Reporting,
 }
 
 impl Config {
@@ -205,6 +210,8 @@ struct RawConfig {
     webroots: Vec<Spanned<RawWebRoot>>,
     #[serde(default)]
     organisation: RawOrganisation,
+    #[serde(default)]
+    reporting: RawReporting,
 }
 
 #[derive(Default, Deserialize)]
@@ -300,6 +307,7 @@ impl Validator<'_> {
         }
         let feeds = self.feeds(&raw.feeds);
         let organisation = self.organisation(&raw.organisation);
+        let reporting = self.reporting(&raw.reporting);
         Config {
             file: path.to_path_buf(),
             agency,
@@ -318,6 +326,7 @@ impl Validator<'_> {
             feeds,
             integrity,
             organisation,
+            reporting,
         }
     }
 }

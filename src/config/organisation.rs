@@ -1,56 +1,19 @@
 //! `[organisation]` and `[organisation.system]`: who reports, and about
-//! which system, in the forms of Circular 20/2017/TT-BTTTT (Mẫu 03, the
-//! initial incident report). What canhgac cannot know from logs is written
-//! here once; every field is text a person typed, checked for length and
-//! for being one line (or a list of lines), never interpreted.
+//! which system, in the national coordinator's forms ([`crate::forms`]).
+//! What canhgac cannot know from logs is written here once; every field is
+//! text a person typed, checked for length and for being one line (or a
+//! list of lines), never interpreted.
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::validator::Validator;
+use crate::forms::{Organisation, SystemInfo};
 
 /// Longest text of one field.
 const MAX_FIELD_CHARS: usize = 300;
 /// Most entries of a list field.
 const MAX_LIST: usize = 64;
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Organisation {
-    /// The reporting organisation, as its forms write it (default: the
-    /// config's `agency_name`).
-    pub name: Option<String>,
-    pub address: Option<String>,
-    pub contact_name: Option<String>,
-    pub contact_role: Option<String>,
-    pub contact_phone: Option<String>,
-    pub contact_email: Option<String>,
-    /// Whom the report goes to, if not the form's default recipients.
-    pub recipients: Vec<String>,
-    /// Days allowed between detecting a serious incident and reporting it.
-    pub report_within_days: u32,
-    pub system: SystemInfo,
-}
-
-/// The information system the incidents happen on (Mẫu 03, part 2).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SystemInfo {
-    pub name: Option<String>,
-    /// The unit that operates it (đơn vị vận hành).
-    pub operator: Option<String>,
-    /// The agency it belongs to (cơ quan chủ quản).
-    pub governing_body: Option<String>,
-    pub domains: Vec<String>,
-    pub addresses: Vec<String>,
-    /// Security level under Decree 85/2016/NĐ-CP, 1 to 5.
-    pub security_level: Option<u8>,
-    pub security_provider: Option<String>,
-    pub isp: Option<String>,
-    pub operating_systems: Vec<String>,
-    pub services: Vec<String>,
-    pub protections: Vec<String>,
-    /// Who else is told of incidents (the governing body, the police...).
-    pub notified: Vec<String>,
-}
 
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -224,16 +224,7 @@ pub(super) fn valid_name(name: &str, allow_upper_and_dots: bool) -> bool {
 
 /// 1-based line and column (in characters) of a byte offset.
 pub(super) fn position(file: &str, text: &str, offset: usize) -> Position {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() as u64 + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before[line_start..].chars().count() as u64 + 1;
-    Position {
-        file: file.to_owned(),
-        line,
-        column,
-    }
+    Position::of_offset(file, text, offset)
 }
 
 #[cfg(test)]

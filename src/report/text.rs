@@ -277,7 +277,7 @@ pub fn table(out: &mut dyn Write, s: &Summary, lang: Lang) -> io::Result<()> {
 
 /// Escapes text for a Markdown table cell: no markup, no HTML, no pipes,
 /// no line breaks, no control characters.
-fn md(cell: &str) -> String {
+pub fn md(cell: &str) -> String {
     let mut out = String::with_capacity(cell.len());
     for c in cell.chars() {
         match c {

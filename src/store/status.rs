@@ -179,6 +179,49 @@ impl Store {
         to_u64(n, "incident count")
     }
 
+    /// Incidents first seen in `[from, to)` per category, false positives
+    /// left out: `(category, all, handled, handled and never reported,
+    /// reported to the national coordinator)`, the columns of the
+    /// coordinator's summary form.
+    pub fn count_by_outcome(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<(String, [u64; 4])>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT i.category, COUNT(*),
+                    SUM(s.status = 'handled'),
+                    SUM(s.status = 'handled' AND s.reported_us IS NULL),
+                    SUM(s.reported_us IS NOT NULL)
+             FROM incidents i LEFT JOIN incident_status s ON s.incident = i.id
+             WHERE i.first_seen_us >= ?1 AND i.first_seen_us < ?2
+               AND (s.status IS NULL OR s.status != 'false-positive')
+             GROUP BY i.category ORDER BY i.category",
+        )?;
+        let mut rows = stmt.query(params![to_us(from)?, to_us(to)?])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let mut n = [0u64; 4];
+            for (i, slot) in n.iter_mut().enumerate() {
+                let v: Option<i64> = row.get(i + 1)?;
+                *slot = to_u64(v.unwrap_or(0), "incident count")?;
+            }
+            out.push((row.get(0)?, n));
+        }
+        Ok(out)
+    }
+
+    /// When the incident with this uid was recorded: when canhgac detected
+    /// it (an import records history when it runs).
+    pub fn recorded_at(&self, uid: &str) -> Result<Option<Timestamp>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT created_us FROM incidents WHERE uid = ?1")?
+            .query_row([uid], |r| r.get::<_, i64>(0))
+            .optional()?
+            .map(from_us)
+            .transpose()
+    }
+
     /// The statuses of these incidents (by uid), `new` where none was set.
     pub fn statuses(
         &self,
@@ -339,6 +382,72 @@ mod tests {
                 .expect("no error"),
             None
         );
+    }
+
+    #[test]
+    fn overdue_are_serious_unreported_live_incidents_past_the_deadline() {
+        let (_dir, _path, mut store) = fresh();
+        // `rec` makes high incidents; two of them medium.
+        let mut incidents: Vec<_> = (1..=6).map(|i| rec(i, i as i64, "bruteforce")).collect();
+        incidents[4].severity = "medium".into();
+        incidents[5].severity = "critical".into();
+        commit_incidents(&mut store, &incidents);
+        // Recorded six days ago.
+        store
+            .write_transaction(|tx| {
+                tx.execute(
+                    "UPDATE incidents SET created_us = created_us - 6 * 86400000000",
+                    [],
+                )?;
+                Ok(())
+            })
+            .expect("age");
+        let cutoff = Timestamp::now() - jiff::SignedDuration::from_hours(5 * 24);
+        assert_eq!(store.count_overdue(cutoff).expect("count"), 5);
+        let uids: Vec<String> = store
+            .incidents(&Default::default())
+            .expect("all")
+            .into_iter()
+            .map(|i| i.uid)
+            .collect();
+        let now = Timestamp::now();
+        store
+            .change_status(&uids[0], Change::Reported, "a", None, now)
+            .expect("reported");
+        store
+            .change_status(
+                &uids[1],
+                Change::Status(Status::FalsePositive),
+                "a",
+                None,
+                now,
+            )
+            .expect("fp");
+        store
+            .change_status(
+                &uids[2],
+                Change::Status(Status::Acknowledged),
+                "a",
+                None,
+                now,
+            )
+            .expect("ack");
+        assert_eq!(
+            store.count_overdue(cutoff).expect("count"),
+            3,
+            "acknowledged is still unreported"
+        );
+        let listed = store
+            .incidents(&crate::store::IncidentQuery {
+                overdue_before: Some(cutoff),
+                ..Default::default()
+            })
+            .expect("overdue");
+        assert_eq!(listed.len(), 3);
+        assert!(listed.iter().all(|i| i.record.severity != "medium"));
+        // Not yet five days: nothing is overdue.
+        let early = Timestamp::now() - jiff::SignedDuration::from_hours(7 * 24);
+        assert_eq!(store.count_overdue(early).expect("count"), 0);
     }
 
     #[test]
