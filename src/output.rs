@@ -106,7 +106,24 @@ pub fn write_table(
 ) -> io::Result<()> {
     let ids = incidents.iter().any(|i| i.uid.is_some());
     let status = incidents.iter().any(|i| i.status.is_some());
-    let mut table = Table::with_columns(tz, ids, status);
+    write_columns(out, incidents, Table::with_columns(tz, ids, status))
+}
+
+/// [`write_table`] of stored incidents: the ID and STATUS columns even
+/// when there is no row, so the header says what a listing holds.
+pub fn write_stored_table(
+    out: &mut dyn Write,
+    incidents: &[IncidentView<'_>],
+    tz: &TimeZone,
+) -> io::Result<()> {
+    write_columns(out, incidents, Table::with_columns(tz, true, true))
+}
+
+fn write_columns(
+    out: &mut dyn Write,
+    incidents: &[IncidentView<'_>],
+    mut table: Table<'_>,
+) -> io::Result<()> {
     let rows: Vec<Vec<String>> = incidents.iter().map(|i| table.row(i)).collect();
     for row in &rows {
         table.fit(row);

@@ -158,6 +158,15 @@ fn form_03_is_filled_in_every_format() {
     let closing = md.find("## 5.").expect("section 5");
     assert!(evidence < closing);
 
+    // A second report keeps the time of the first.
+    let first = s.form03(&id, "json", "en");
+    let (ok, _, err) = run(["incident", "reported", &id, "--config", &s.config()]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&first).expect("json")["sections"][2],
+        serde_json::from_str::<Value>(&s.form03(&id, "json", "en")).expect("json")["sections"][2]
+    );
+
     let en = s.form03(&id, "markdown", "en");
     assert!(
         en.contains("INITIAL REPORT") && en.contains("| Internet service provider | (not given) |"),
@@ -165,6 +174,7 @@ fn form_03_is_filled_in_every_format() {
     );
 
     let html = s.form03(&id, "html", "vi");
+    assert!(html.contains("VNCERT"), "the form's recipient by default");
     assert!(html.contains("@page { size: A4"));
     assert!(
         html.contains("&lt;b&gt;Số 1&lt;/b&gt; Trần Phú"),
@@ -328,6 +338,22 @@ fn form_05_counts_classes_and_columns() {
     assert!(
         vi.contains("Không tính 1 sự cố được xác định là cảnh báo nhầm."),
         "{vi}"
+    );
+    let (ok, en, _) = run([
+        "report",
+        "--config",
+        &s.config(),
+        "--form",
+        "05",
+        "--year",
+        "2026",
+        "--lang",
+        "en",
+    ]);
+    assert!(ok);
+    assert!(
+        en.contains("1 incident marked false positive is not counted."),
+        "{en}"
     );
 
     // --form 05 needs a span; a span needs the form.

@@ -153,6 +153,17 @@ fn listing_filters_newest_first_and_csv_for_excel() {
     assert_eq!(oct.len(), 10);
     let days = s.incidents_json(&["--since", "2026-10-02", "--until", "2026-10-03"]);
     assert_eq!(days.len(), 2, "{days:?}");
+    // A local time is that minute in the zone, not its whole day.
+    let minute = s.incidents_json(&["--since", "2026-10-02T10:00", "--until", "2026-10-02T10:01"]);
+    assert_eq!(minute.len(), 1, "{minute:?}");
+    let before = s.incidents_json(&["--since", "2026-10-02T00:00", "--until", "2026-10-02T09:59"]);
+    assert_eq!(before.len(), 0, "{before:?}");
+    // No rows: the header still says what a listing holds.
+    let (ok, empty, _) = s.run(&["incidents", "--rule", "no-such-rule"]);
+    assert!(
+        ok && empty.starts_with("ID ") && empty.contains("STATUS"),
+        "{empty}"
+    );
     let one = s.incidents_json(&["--src", "203.0.113.12", "--month", "2026-11"]);
     assert_eq!(one.len(), 1);
     assert_eq!(
@@ -298,6 +309,9 @@ fn the_store_keeps_its_zone_for_reports_of_the_bare_file() {
     let v: Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v["time_zone"], "Asia/Ho_Chi_Minh");
     assert_eq!(v["total"]["this_month"], 10);
+    // ...and names the agency as its own reports do.
+    assert_eq!(v["agency"], "so-tttt-test");
+    assert_eq!(v["agency_name"], "Sở TT&TT Thử nghiệm");
     assert!(v.get("agency_time_zone").is_none());
     // Another zone on purpose is said, on stderr and in the report.
     let (ok, out, err) = run(["report", "--db", db, "--month", "2026-10", "--tz", "UTC"]);
@@ -378,8 +392,14 @@ fn the_api_changes_a_status_only_with_a_write_token() {
         .expect("answer");
     assert_eq!(missing.status, 404);
 
-    // The change is in the daemon's log with the token's name.
+    // The change is in the daemon's log with the token's name, and the
+    // audit trail names the write token too.
     daemon.wait_log(0, "token=soc-lead");
+    assert!(
+        !daemon.log_text().contains("token invalid: 200"),
+        "{}",
+        daemon.log_text()
+    );
     daemon.stop();
     let (ok, shown, _) = s.run(&["incident", "show", &id]);
     assert!(ok);

@@ -72,6 +72,7 @@ pub(crate) fn run(config: Option<&Path>, args: &RuleArgs) -> Result<ExitCode, Ex
             c.state_dir.display()
         );
         println!("ok: {}", http_summary(c));
+        println!("ok: {}", forms_summary(c));
         for r in &c.integrity.roots {
             let state = match std::fs::metadata(&r.path) {
                 Ok(m) if m.is_dir() => "readable".to_owned(),
@@ -256,12 +257,52 @@ fn http_summary(c: &Config) -> String {
         MetricsAuth::Bearer(f) => format!("bearer, {}", tokens(f.tokens.len())),
         MetricsAuth::Basic { user, .. } => format!("basic, user {user}"),
     };
-    let api = match &c.http.api_tokens {
+    let mut api = match &c.http.api_tokens {
         Some(f) => format!("on, {}", tokens(f.tokens.len())),
+        None if c.http.api_write_tokens.is_some() => "on".to_owned(),
         None => "off".to_owned(),
     };
+    if let Some(f) = &c.http.api_write_tokens {
+        api.push_str(&format!(
+            ", {} that may change statuses",
+            tokens(f.tokens.len())
+        ));
+    }
     format!(
         "http {scheme}://{}: /metrics {metrics}; API {api}",
         c.listen
     )
+}
+
+/// The forms in use, and the `[organisation]` fields the initial report
+/// will say are not given.
+fn forms_summary(c: &Config) -> String {
+    let o = &c.organisation;
+    let s = &o.system;
+    let missing: Vec<&str> = [
+        ("name", o.name.is_some() || c.agency_name.is_some()),
+        ("address", o.address.is_some()),
+        ("contact_name", o.contact_name.is_some()),
+        ("contact_phone", o.contact_phone.is_some()),
+        ("contact_email", o.contact_email.is_some()),
+        ("system.name", s.name.is_some()),
+        ("system.governing_body", s.governing_body.is_some()),
+        ("system.security_level", s.security_level.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, given)| !given)
+    .map(|(key, _)| key)
+    .collect();
+    let forms = &c.reporting.forms;
+    let mut line = format!(
+        "forms {} (Mẫu {} and {}), report within {} days",
+        forms.id, forms.initial.number, forms.summary.number, o.report_within_days
+    );
+    if !missing.is_empty() {
+        line.push_str(&format!(
+            "; [organisation] does not give {}: the initial report will say so",
+            missing.join(", ")
+        ));
+    }
+    line
 }

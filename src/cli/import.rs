@@ -53,9 +53,9 @@ pub(crate) fn run(args: &ImportArgs) -> Result<ExitCode, ExitCode> {
         eprintln!("canhgac: cannot open the store {}: {e}", db.display());
         ExitCode::FAILURE
     })?;
-    if let Some(zone) = config.time_zone.iana_name() {
-        store.record_time_zone(zone).map_err(fail)?;
-    }
+    store
+        .record_identity(config.time_zone.iana_name(), config.agency_name.as_deref())
+        .map_err(fail)?;
     if args.list {
         return list(&store, &config.time_zone);
     }

@@ -41,10 +41,13 @@ pub(crate) fn parse_bound(text: &str) -> Result<Bound, String> {
     if let Ok(t) = text.parse::<Timestamp>() {
         return Ok(Bound::Instant(t));
     }
-    if let Ok(d) = text.parse::<Date>() {
-        return Ok(Bound::Day(d));
-    }
-    if let Ok(dt) = text.parse::<DateTime>() {
+    // A date alone is ten characters; jiff's date parser also takes a
+    // date-time and drops its time, which would widen 09:00 to the day.
+    if text.len() == 10 {
+        if let Ok(d) = text.parse::<Date>() {
+            return Ok(Bound::Day(d));
+        }
+    } else if let Ok(dt) = text.parse::<DateTime>() {
         return Ok(Bound::Local(dt));
     }
     Err(format!(
@@ -168,7 +171,7 @@ pub(crate) fn list(args: &IncidentsArgs) -> Result<ExitCode, ExitCode> {
         .collect();
     let mut out = BufWriter::new(io::stdout().lock());
     let written = match args.format {
-        IncidentsFormat::Table => output::write_table(&mut out, &views, &tz),
+        IncidentsFormat::Table => output::write_stored_table(&mut out, &views, &tz),
         IncidentsFormat::Json => output::write_json(&mut out, &views),
         IncidentsFormat::Csv => output::write_csv(&mut out, &views, !args.no_bom),
     };
@@ -401,4 +404,35 @@ fn form(a: &IncidentReportArgs) -> Result<ExitCode, ExitCode> {
         }
     }
     super::report::write_out(a.output.as_deref(), &buf, "the form")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_are_days_local_times_or_instants() {
+        let hcm = TimeZone::get("Asia/Ho_Chi_Minh").expect("zone");
+        let at = |text: &str, until: bool| {
+            parse_bound(text)
+                .and_then(|b| b.instant(&hcm, until))
+                .map(|t| t.to_string())
+        };
+        assert_eq!(at("2022-01-31", false), Ok("2022-01-30T17:00:00Z".into()));
+        assert_eq!(at("2022-01-31", true), Ok("2022-01-31T17:00:00Z".into()));
+        assert_eq!(
+            at("2022-01-31T09:00", false),
+            Ok("2022-01-31T02:00:00Z".into())
+        );
+        assert_eq!(
+            at("2022-01-31T09:00", true),
+            Ok("2022-01-31T02:00:00Z".into())
+        );
+        assert_eq!(
+            at("2022-01-31T09:00:00+07:00", true),
+            Ok("2022-01-31T02:00:00Z".into())
+        );
+        assert!(parse_bound("31/01/2022").is_err());
+        assert!(parse_bound("2022-01-31T25:00").is_err());
+    }
 }

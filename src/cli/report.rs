@@ -51,7 +51,10 @@ pub(crate) fn monthly(args: &ReportArgs) -> Result<ExitCode, ExitCode> {
         Some(c) => Some(c.agency.clone()),
         None => store.recorded_agency().map_err(fail)?,
     };
-    summary.agency_name = config.as_ref().and_then(|c| c.agency_name.clone());
+    summary.agency_name = match &config {
+        Some(c) => c.agency_name.clone(),
+        None => store.agency_name().map_err(fail)?,
+    };
     if let Some((name, _)) = &agency_zone {
         if tz.iana_name() != Some(name.as_str()) {
             summary.agency_time_zone = Some(name.clone());
@@ -113,10 +116,13 @@ fn summary_form(
             .clone()
             .or_else(|| c.agency_name.clone())
             .unwrap_or_else(|| c.agency.clone()),
-        None => store
-            .recorded_agency()
-            .map_err(fail)?
-            .unwrap_or_else(|| db.display().to_string()),
+        None => match store.agency_name().map_err(fail)? {
+            Some(name) => name,
+            None => store
+                .recorded_agency()
+                .map_err(fail)?
+                .unwrap_or_else(|| db.display().to_string()),
+        },
     };
     let lang = match args.lang {
         LangArg::En => canhgac::report::Lang::En,

@@ -306,8 +306,11 @@ impl Validator<'_> {
             );
         }
         let feeds = self.feeds(&raw.feeds);
-        let organisation = self.organisation(&raw.organisation);
+        let mut organisation = self.organisation(&raw.organisation);
         let reporting = self.reporting(&raw.reporting);
+        if !raw.organisation.sets_deadline() {
+            organisation.report_within_days = reporting.forms.initial.deadline_days;
+        }
         Config {
             file: path.to_path_buf(),
             agency,

@@ -54,6 +54,14 @@ struct RawSystem {
     notified: Vec<Spanned<String>>,
 }
 
+impl RawOrganisation {
+    /// Whether the config sets the reporting deadline itself (else the
+    /// forms' own applies).
+    pub(super) fn sets_deadline(&self) -> bool {
+        self.report_within_days.is_some()
+    }
+}
+
 impl Validator<'_> {
     pub(super) fn organisation(&mut self, raw: &RawOrganisation) -> Organisation {
         let s = &raw.system;

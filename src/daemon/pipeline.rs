@@ -43,14 +43,14 @@ impl Pipeline {
         let db = config.db_path();
         let mut store = Store::open(&db, &config.agency)
             .map_err(|e| format!("cannot open the store {}: {e}", db.display()))?;
-        if let Some(zone) = config.time_zone.iana_name() {
-            match store.record_time_zone(zone) {
-                Ok(Some(before)) => tracing::info!(
-                    "time zone {zone} recorded in the store (it said {before}): monthly figures count months in {zone}"
-                ),
-                Ok(None) => {}
-                Err(e) => tracing::warn!("cannot record the time zone in the store: {e}"),
-            }
+        let zone = config.time_zone.iana_name();
+        match store.record_identity(zone, config.agency_name.as_deref()) {
+            Ok(Some(before)) => tracing::info!(
+                "time zone {} recorded in the store (it said {before}): monthly figures count months in it",
+                zone.unwrap_or("system")
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("cannot record the time zone and agency name in the store: {e}"),
         }
         let recovery = store
             .recovery()

@@ -168,6 +168,15 @@ impl FormSet {
             )])
         })?;
         let mut problems = Vec::new();
+        // Where a quoted value is written (after `from`): semantic problems
+        // point at the value, not at the file's start.
+        let locate = |needle: &str, from: usize| -> (Position, usize) {
+            let quoted = format!("\"{needle}\"");
+            let at = text[from.min(text.len())..]
+                .find(&quoted)
+                .map_or(0, |i| from + i);
+            (Position::of_offset(file, text, at), at)
+        };
         let mut missing = |what: &str, keys: &[&str], map: &BTreeMap<String, Text>| {
             for key in keys {
                 if !map.contains_key(*key) {
@@ -192,31 +201,27 @@ impl FormSet {
         missing("summary.labels", SUMMARY_LABELS, &set.summary.labels);
         let mut seen_class = std::collections::HashSet::new();
         let mut seen_category = BTreeMap::new();
+        let mut cursor = 0;
         for class in &set.summary.classes {
+            let (pos, at) = locate(&class.id, cursor);
+            cursor = at;
             if !seen_class.insert(class.id.as_str()) {
                 problems.push(Problem {
-                    pos: Position {
-                        file: file.to_owned(),
-                        line: 1,
-                        column: 1,
-                    },
+                    pos,
                     message: format!("summary class {:?} is given twice", class.id),
                 });
             }
             for c in &class.categories {
+                let (pos, _) = locate(c, cursor);
                 if let Err(e) = c.parse::<Category>() {
                     problems.push(Problem {
-                        pos: Position {
-                            file: file.to_owned(),
-                            line: 1,
-                            column: 1,
-                        },
+                        pos: pos.clone(),
                         message: format!("summary class {:?}: {e}", class.id),
                     });
                 }
                 if let Some(other) = seen_category.insert(c.clone(), class.id.clone()) {
                     problems.push(Problem {
-                        pos: Position { file: file.to_owned(), line: 1, column: 1 },
+                        pos,
                         message: format!(
                             "category {c:?} is in summary classes {other:?} and {:?}: one class each",
                             class.id
@@ -224,6 +229,19 @@ impl FormSet {
                     });
                 }
             }
+        }
+        if !(1..=90).contains(&set.initial.deadline_days) {
+            problems.push(Problem {
+                pos: Position {
+                    file: file.to_owned(),
+                    line: 1,
+                    column: 1,
+                },
+                message: format!(
+                    "initial.deadline_days {}: must be between 1 and 90",
+                    set.initial.deadline_days
+                ),
+            });
         }
         if set.summary.classes.is_empty() {
             problems.push(Problem {
@@ -312,7 +330,8 @@ pub struct Organisation {
     pub contact_email: Option<String>,
     /// Whom the report goes to, if not the form's default recipients.
     pub recipients: Vec<String>,
-    /// Days allowed between detecting a serious incident and reporting it.
+    /// Days allowed between detecting a serious incident and reporting it:
+    /// the config's, else the forms' `deadline_days`.
     pub report_within_days: u32,
     pub system: SystemInfo,
 }

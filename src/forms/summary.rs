@@ -219,10 +219,15 @@ impl SummaryReport {
     }
 
     fn note(&self, forms: &FormSet, lang: Lang) -> Option<String> {
-        (self.false_positives > 0).then(|| {
-            label(&forms.summary.labels, "false_positives", lang)
-                .replace("{n}", &lang.count(self.false_positives))
-        })
+        let key = match self.false_positives {
+            0 => return None,
+            1 => "false_positive",
+            _ => "false_positives",
+        };
+        Some(
+            label(&forms.summary.labels, key, lang)
+                .replace("{n}", &lang.count(self.false_positives)),
+        )
     }
 
     fn heading(&self, forms: &FormSet, lang: Lang) -> [String; 3] {

@@ -209,14 +209,19 @@ fn presented_token(shared: &Shared, endpoint: &str, headers: &HeaderMap) -> Stri
         return "none".to_owned();
     };
     let auth = shared.auth();
-    let tokens = match (endpoint, &auth.metrics) {
-        ("api", _) => auth.api.as_ref(),
-        (_, MetricsGate::Bearer(tokens)) => Some(tokens),
-        _ => None,
+    // The API takes its read and its write tokens alike.
+    let lists: [Option<&auth::Tokens>; 2] = match (endpoint, &auth.metrics) {
+        ("api", _) => [auth.api.as_ref(), auth.api_write.as_ref()],
+        (_, MetricsGate::Bearer(tokens)) => [Some(tokens), None],
+        _ => [None, None],
     };
-    tokens
-        .zip(auth::bearer(value.as_bytes()))
-        .and_then(|(tokens, token)| tokens.name_of(token))
+    let Some(token) = auth::bearer(value.as_bytes()) else {
+        return "invalid".to_owned();
+    };
+    lists
+        .iter()
+        .flatten()
+        .find_map(|tokens| tokens.name_of(token))
         .map_or_else(|| "invalid".to_owned(), str::to_owned)
 }
 

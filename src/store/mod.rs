@@ -348,37 +348,53 @@ impl Store {
     /// an import last recorded it (`None`: a store no writer has opened
     /// with a config since schema v8).
     pub fn time_zone(&self) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT time_zone FROM meta WHERE id = 1")?
-            .query_row([], |r| r.get::<_, Option<String>>(0))
-            .optional()?
-            .flatten())
+        self.meta_text("time_zone")
+    }
+
+    /// The agency's display name (`agency_name`), as last recorded.
+    pub fn agency_name(&self) -> Result<Option<String>, StoreError> {
+        self.meta_text("agency_name")
     }
 
     /// The agency id recorded in the store (a reader's [`Store::agency`]
     /// is `None`: it gives no uids).
     pub fn recorded_agency(&self) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT agency FROM meta WHERE id = 1")?
-            .query_row([], |r| r.get::<_, String>(0))
-            .optional()?)
+        self.meta_text("agency")
     }
 
-    /// Records the zone of the config this writer runs with, so that a
-    /// report of the bare database file (`report --db`) counts the months
-    /// the agency's own reports count. Returns the zone it replaced, if
-    /// another was recorded.
-    pub fn record_time_zone(&mut self, name: &str) -> Result<Option<String>, StoreError> {
-        let before = self.time_zone()?;
-        if before.as_deref() != Some(name) {
+    /// Records the zone and the display name of the config this writer
+    /// runs with, so that a report of the bare database file (`report
+    /// --db`) counts the months and names the agency as the agency's own
+    /// reports do. Returns the zone it replaced, if another was recorded.
+    pub fn record_identity(
+        &mut self,
+        zone: Option<&str>,
+        agency_name: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
+        let (zone_before, name_before) = (self.time_zone()?, self.agency_name()?);
+        let zone = zone.map(str::to_owned).or(zone_before.clone());
+        let name = agency_name.map(str::to_owned);
+        if zone != zone_before || name != name_before {
             self.write_transaction(|tx| {
-                tx.execute("UPDATE meta SET time_zone = ?1 WHERE id = 1", [name])?;
+                tx.execute(
+                    "UPDATE meta SET time_zone = ?1, agency_name = ?2 WHERE id = 1",
+                    rusqlite::params![zone, name],
+                )?;
                 Ok(())
             })?;
         }
-        Ok(before.filter(|b| b != name))
+        Ok(zone_before.filter(|b| Some(b) != zone.as_ref()))
+    }
+
+    /// A text column of `meta` (the name comes from this module, never
+    /// from input).
+    fn meta_text(&self, column: &'static str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!("SELECT {column} FROM meta WHERE id = 1"))?
+            .query_row([], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten())
     }
 
     /// The connection, for reading the rows another module keeps here

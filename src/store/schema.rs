@@ -42,11 +42,13 @@ const MIGRATIONS: &[&str] = &[
 /// of v3 are remade so that an incident already taken out is not taken out
 /// twice when it is deleted or its first event moves.
 ///
-/// `meta.time_zone`: the zone the agency's months are counted in, recorded
-/// when the store is created, so a report of the bare database file counts
-/// the same months.
+/// `meta.time_zone` and `meta.agency_name`: the zone the agency's months are
+/// counted in and the name its reports give it, recorded by the daemon and
+/// by imports, so a report of the bare database file counts the same
+/// months and names the same agency.
 const MIGRATION_V8: &str = "
 ALTER TABLE meta ADD COLUMN time_zone TEXT;
+ALTER TABLE meta ADD COLUMN agency_name TEXT;
 
 CREATE TABLE incident_status (
     incident    INTEGER PRIMARY KEY,

@@ -137,11 +137,13 @@ impl Store {
                         ..before
                     },
                 ),
+                // When it was first sent stays: a second report (a
+                // follow-up) is in the history.
                 Change::Reported => (
                     "reported".to_owned(),
                     IncidentStatus {
-                        reported_at: Some(at),
-                        reported_by: Some(by.to_owned()),
+                        reported_at: before.reported_at.or(Some(at)),
+                        reported_by: before.reported_by.clone().or_else(|| Some(by.to_owned())),
                         ..before
                     },
                 ),
