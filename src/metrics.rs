@@ -494,14 +494,14 @@ impl MonthlyCollector {
         let period = IntGaugeVec::new(
             Opts::new(
                 "canhgac_incidents_period",
-                "Incidents first seen in a calendar period, in the configured time zone: this_month (so far), last_month, same_month_last_year, year_to_date, same_period_last_year (January 1 to this instant a year ago).",
+                "Incidents first seen in a calendar period, in the configured time zone: this_month (so far), last_month, same_month_last_year, year_to_date, same_period_last_year (January 1 to this instant a year ago), last_month_to_date and same_month_last_year_to_date (from the 1st to this day and time of that month). False positives are left out.",
             ),
             &["category", "period"],
         )?;
         let change = GaugeVec::new(
             Opts::new(
                 "canhgac_incidents_change_ratio",
-                "Change of incidents as a ratio (0.1107 is +11.07%): month_over_month (this month so far against last month), year_over_year (against the same month last year), year_to_date (against the same period last year). Absent where the base is zero.",
+                "Change of incidents as a ratio (0.1107 is +11.07%): month_over_month (this month so far against last month to the same day and time), year_over_year (against the same month last year to the same day and time), year_to_date (against the same period last year). Absent where the base is zero.",
             ),
             &["category", "comparison"],
         )?;
@@ -558,6 +558,11 @@ impl MonthlyCollector {
                 "same_period_last_year",
                 count(windows.same_period_last_year)?,
             ),
+            ("last_month_to_date", count(windows.last_month_to_date)?),
+            (
+                "same_month_last_year_to_date",
+                count(windows.same_month_last_year_to_date)?,
+            ),
         ];
         let cutoff = now.checked_sub(self.report_within).unwrap_or(now);
         let overdue = reader.count_overdue(cutoff).map_err(|e| e.to_string())?;
@@ -576,9 +581,11 @@ impl MonthlyCollector {
             for (i, (name, _)) in periods.iter().enumerate() {
                 self.period.with_label_values(&[id, name]).set(n(i) as i64);
             }
+            // A month in progress against the same days: after four days,
+            // against all of last month it would read −88%.
             for (name, cur, base) in [
-                ("month_over_month", n(0), n(1)),
-                ("year_over_year", n(0), n(2)),
+                ("month_over_month", n(0), n(5)),
+                ("year_over_year", n(0), n(6)),
                 ("year_to_date", n(3), n(4)),
             ] {
                 if let Some(r) = change(cur, base) {

@@ -127,8 +127,9 @@ fn first_instant(date: Date, tz: &TimeZone) -> Timestamp {
 }
 
 /// The windows of the live figures at `now`: this month so far, the whole
-/// previous month, the whole same month last year, the year to date, and
-/// the same period of last year (January 1 to the same local date and time).
+/// previous month, the whole same month last year, the year to date, the
+/// same period of last year (January 1 to the same local date and time),
+/// and last month and the same month last year to the same day and time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LiveWindows {
     pub month: Month,
@@ -137,6 +138,10 @@ pub struct LiveWindows {
     pub same_month_last_year: Window,
     pub year_to_date: Window,
     pub same_period_last_year: Window,
+    /// Last month and the same month last year to the same local day and
+    /// time ([`same_days_before`]): what a month in progress compares with.
+    pub last_month_to_date: Window,
+    pub same_month_last_year_to_date: Window,
 }
 
 impl LiveWindows {
@@ -165,6 +170,8 @@ impl LiveWindows {
                 start: jan(month.year - 1),
                 end: year_ago,
             },
+            last_month_to_date: same_days_before(now, tz, 1),
+            same_month_last_year_to_date: same_days_before(now, tz, 12),
         }
     }
 }
@@ -335,6 +342,12 @@ mod tests {
             ts("2019-01-01T00:00:00+07:00")
         );
         assert_eq!(w.same_period_last_year.end, ts("2019-10-15T12:00:00+07:00"));
+        assert_eq!(w.last_month_to_date.start, ts("2020-09-01T00:00:00+07:00"));
+        assert_eq!(w.last_month_to_date.end, ts("2020-09-15T12:00:00+07:00"));
+        assert_eq!(
+            w.same_month_last_year_to_date.end,
+            ts("2019-10-15T12:00:00+07:00")
+        );
         // January: last month is December of the year before.
         let w = LiveWindows::at(ts("2021-01-05T00:00:00+07:00"), &tz);
         assert_eq!(w.last_month.start, ts("2020-12-01T00:00:00+07:00"));

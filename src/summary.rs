@@ -85,7 +85,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::category::{Category, Severity};
-use crate::months::{change, same_days_before, LiveWindows, Month, Window};
+use crate::months::{change, LiveWindows, Month, Window};
 use crate::store::{GroupBy, GroupCount, Store, StoreError};
 
 /// (category, severity, incidents) from the store.
@@ -302,8 +302,8 @@ pub fn periods(month: Month, tz: &TimeZone, now: Timestamp) -> Option<(Periods, 
         return Some((
             Periods {
                 this_month: live.this_month.into(),
-                last_month: same_days_before(now, tz, 1).into(),
-                same_month_last_year: same_days_before(now, tz, 12).into(),
+                last_month: live.last_month_to_date.into(),
+                same_month_last_year: live.same_month_last_year_to_date.into(),
                 year_to_date: live.year_to_date.into(),
                 same_period_last_year: live.same_period_last_year.into(),
             },
