@@ -138,6 +138,8 @@ fn form_03_is_filled_in_every_format() {
         "| Cấp độ an toàn hệ thống thông tin (Nghị định 85/2016/NĐ-CP) | 3 |",
         "| Nhà cung cấp dịch vụ kết nối Internet | (chưa khai báo) |",
         "| Địa chỉ nguồn tấn công | 198.51.100.",
+        "| Mô tả sơ bộ về sự cố | Dò quét mật khẩu: 6 sự kiện từ 198.51.100.",
+        "(luật ssh-bruteforce: SSH brute force).",
         "| Cách thức phát hiện | Kiểm tra nhật ký hệ thống (log file)",
         "| Đề nghị giữ bí mật thông tin sự cố | Có |",
         "    2026-",

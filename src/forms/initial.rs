@@ -109,10 +109,29 @@ impl InitialReport {
             let coordinator = f.recipients.first().map_or("", |t| t.get(lang));
             notified.push(format!("{coordinator} ({})", time(at)));
         }
-        let description = if s.description.trim().is_empty() {
-            s.title.to_owned()
-        } else {
-            format!("{}: {}", s.title, s.description.trim())
+        // Said in the report's language from the incident itself; the
+        // rule's own words (English) follow in parentheses.
+        let key = visible::show(&r.key);
+        let events = lang.count(r.events);
+        let (first, last) = (time(r.first_seen), time(r.last_seen));
+        let category = lang.category(&r.category);
+        let rule = visible::show(&r.rule);
+        let description = match lang {
+            Lang::Vi => format!(
+                "{category}: {events} sự kiện từ {key}, từ {first} đến {last} (luật {rule}: {}).",
+                s.title
+            ),
+            Lang::En => {
+                let mut d = format!(
+                    "{category}: {events} events from {key} between {first} and {last} (rule {rule}: {}).",
+                    s.title
+                );
+                if !s.description.trim().is_empty() {
+                    d.push(' ');
+                    d.push_str(s.description.trim());
+                }
+                d
+            }
         };
         let sections = vec![
             Section {
