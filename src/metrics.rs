@@ -480,8 +480,9 @@ struct MonthlyCollector {
 #[derive(Default)]
 struct MonthlyState {
     reader: Option<Store>,
-    /// (commit sequence, month, when) of the figures now in the gauges.
-    computed: Option<(u64, crate::months::Month, Instant)>,
+    /// (commit sequence, the store's outside changes, month, when) of the
+    /// figures now in the gauges.
+    computed: Option<(u64, (i64, i64), crate::months::Month, Instant)>,
 }
 
 impl MonthlyCollector {
@@ -533,17 +534,25 @@ impl MonthlyCollector {
         let now = Timestamp::now();
         let windows = LiveWindows::at(now, &self.tz);
         let seq = self.commit_seq.load(Ordering::Relaxed);
-        if let Some((s, month, at)) = state.computed {
-            if s == seq && month == windows.month && at.elapsed() < MONTHLY_MAX_AGE {
-                return Ok(());
-            }
-        }
         if state.reader.is_none() {
             state.reader = Some(Store::open_read(&self.db).map_err(|e| e.to_string())?);
         }
         let Some(reader) = &state.reader else {
             return Ok(());
         };
+        // What changes the figures outside the daemon's commits (a status
+        // set from the command line, an import) is seen at the next scrape,
+        // not a minute later.
+        let outside = reader.change_mark().map_err(|e| e.to_string())?;
+        if let Some((s, mark, month, at)) = state.computed {
+            if s == seq
+                && mark == outside
+                && month == windows.month
+                && at.elapsed() < MONTHLY_MAX_AGE
+            {
+                return Ok(());
+            }
+        }
         let count = |w: Window| -> Result<Vec<(String, u64)>, String> {
             reader
                 .count_by_category(w.start, w.end)
@@ -593,7 +602,7 @@ impl MonthlyCollector {
                 }
             }
         }
-        state.computed = Some((seq, windows.month, Instant::now()));
+        state.computed = Some((seq, outside, windows.month, Instant::now()));
         Ok(())
     }
 }

@@ -406,3 +406,50 @@ fn the_api_changes_a_status_only_with_a_write_token() {
     assert!(shown.contains("handled"), "{shown}");
     assert!(shown.contains("api:soc-lead"), "{shown}");
 }
+
+/// A false positive set from the command line leaves `/metrics` at the
+/// next scrape, not when the figures' cache would have expired.
+#[test]
+fn a_false_positive_leaves_the_metrics_at_the_next_scrape() {
+    let s = Setup::new();
+    let text = fs::read_to_string(s.config()).expect("config");
+    let listen = text
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("listen");
+    let daemon = Launch::new(&s.config())
+        .log_file(s.dir.path().join("daemon.log"))
+        .http(format!("http://{listen}"))
+        .ready();
+    // A brute force now, from a fresh address.
+    let now = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::UTC);
+    let mut lines = String::new();
+    for k in 0..6 {
+        lines.push_str(&format!(
+            "{} portal sshd[77{k}]: Failed password for root from 192.0.2.77 port 5100{k} ssh2\n",
+            now.strftime("%Y-%m-%dT%H:%M:%S%:z")
+        ));
+    }
+    common::logs::append(&s.dir.path().join("live.log"), lines.as_bytes());
+    let series = "canhgac_incidents_period{category=\"bruteforce\",period=\"this_month\"}";
+    let this_month = |page: &str| -> Option<f64> {
+        page.lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let before = daemon.wait("the live incident in this month's figure", || {
+        let page = daemon.metrics()?;
+        this_month(&page).filter(|n| *n >= 1.0)
+    });
+    let live = s
+        .incidents_json(&["--src", "192.0.2.77"])
+        .first()
+        .and_then(|i| i["uid"].as_str().map(str::to_owned))
+        .expect("the live incident");
+    let (ok, _, err) = s.run(&["incident", "false-positive", &live]);
+    assert!(ok, "{err}");
+    let page = daemon.metrics().expect("a scrape");
+    assert_eq!(this_month(&page), Some(before - 1.0), "{page}");
+    daemon.stop();
+}

@@ -169,6 +169,23 @@ impl Store {
         })
     }
 
+    /// A mark that moves whenever figures change outside the daemon's own
+    /// commits: the last status change and the number of imports (two
+    /// lookups of a table's last row).
+    pub fn change_mark(&self) -> Result<(i64, i64), StoreError> {
+        let last = |sql: &str| -> Result<i64, StoreError> {
+            Ok(self
+                .conn
+                .prepare_cached(sql)?
+                .query_row([], |r| r.get::<_, Option<i64>>(0))?
+                .unwrap_or(0))
+        };
+        Ok((
+            last("SELECT MAX(seq) FROM incident_history")?,
+            last("SELECT COUNT(*) FROM imports")?,
+        ))
+    }
+
     /// Incidents first seen in `[from, to)` that are marked false positive.
     pub fn count_false_positives(&self, from: Timestamp, to: Timestamp) -> Result<u64, StoreError> {
         let n: i64 = self
