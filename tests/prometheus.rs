@@ -34,6 +34,8 @@ use common::wait::{poll, wait_for, DEADLINE};
 /// What the repository ships for the monitoring center, under `contrib/`.
 const ALERTS: &str = "prometheus/alerts.yml";
 const ALERTS_TEST: &str = "prometheus/alerts_test.yml";
+const NATIONAL: &str = "prometheus/national.yml";
+const NATIONAL_TEST: &str = "prometheus/national_test.yml";
 const DASHBOARD: &str = "grafana/canhgac.json";
 
 fn contrib(file: &str) -> PathBuf {
@@ -255,7 +257,7 @@ fn prometheus_scrapes_incident_counts() {
         return;
     }
     let daemon = Daemon::start(&[AUTH]);
-    let prom = Prometheus::start(daemon.site.dir(), daemon.port, &contrib(ALERTS));
+    let prom = Prometheus::start(daemon.site.dir(), daemon.port, &[&contrib(ALERTS)]);
     let context = || format!("{}\nprometheus log:\n{}", daemon.context(), prom.log_text());
     // The target is up and its (still zero) incident counters are stored.
     wait_for(
@@ -356,16 +358,21 @@ fn served_names(page: &str) -> BTreeSet<String> {
     names
 }
 
-/// The `canhgac_...` metric names a query or rule file mentions.
+/// The `canhgac_...` metric names a query or rule file mentions, leaving
+/// out recording rules' names (`national:canhgac_...:sum`), which
+/// Prometheus makes, not the daemon.
 fn canhgac_names(text: &str) -> BTreeSet<&str> {
     let mut names = BTreeSet::new();
     let mut rest = text;
     while let Some(at) = rest.find("canhgac_") {
+        let recorded = rest[..at].ends_with(':');
         let tail = &rest[at..];
         let len = tail
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or(tail.len());
-        names.insert(&tail[..len]);
+        if !recorded {
+            names.insert(&tail[..len]);
+        }
         rest = &tail[len..];
     }
     names
@@ -596,16 +603,22 @@ fn healthz_and_readyz() {
     assert_eq!(r.status, 404);
 }
 
-/// The alerting rules shipped for the monitoring center are valid and pass
-/// their unit tests (each alert fires where it should, and look-alike
-/// situations stay quiet).
+/// The alerting and recording rules shipped for the monitoring center are
+/// valid and pass their unit tests (each alert fires where it should, and
+/// look-alike situations stay quiet; the national figures are sums first,
+/// then ratios).
 #[test]
 fn shipped_alert_rules_pass_promtool() {
     if !installed("promtool") {
         println!("SKIPPED: `promtool` is not installed (apt-get install prometheus)");
         return;
     }
-    for (verb, file) in [("check", ALERTS), ("test", ALERTS_TEST)] {
+    for (verb, file) in [
+        ("check", ALERTS),
+        ("test", ALERTS_TEST),
+        ("check", NATIONAL),
+        ("test", NATIONAL_TEST),
+    ] {
         let out = Command::new("promtool")
             .args([verb, "rules"])
             .arg(contrib(file))
@@ -628,10 +641,11 @@ fn shipped_alert_rules_pass_promtool() {
     }
 }
 
-/// The alerting rules and the Grafana dashboard against a real Prometheus
-/// scraping a real daemon: every metric name they use is one the daemon
-/// serves, every rule evaluates without error, and every dashboard query
-/// runs and returns data.
+/// The alerting rules, the national recording rules and the Grafana
+/// dashboard against a real Prometheus scraping a real daemon: every metric
+/// name they use is one the daemon serves, every rule evaluates without
+/// error, the national sums equal the daemon's own counts, and every
+/// dashboard query runs and returns data.
 #[test]
 fn shipped_alerts_and_dashboard_work_on_real_data() {
     if !installed("prometheus") {
@@ -639,6 +653,7 @@ fn shipped_alerts_and_dashboard_work_on_real_data() {
         return;
     }
     let alerts = fs::read_to_string(contrib(ALERTS)).expect("alerts.yml");
+    let national = fs::read_to_string(contrib(NATIONAL)).expect("national.yml");
     let dashboard: Value =
         serde_json::from_str(&fs::read_to_string(contrib(DASHBOARD)).expect("dashboard"))
             .expect("the dashboard is JSON");
@@ -667,7 +682,7 @@ fn shipped_alerts_and_dashboard_work_on_real_data() {
     );
     let page = record_attacks(&daemon);
     let served = served_names(&page);
-    for text in queries.iter().chain([&alerts]) {
+    for text in queries.iter().chain([&alerts, &national]) {
         for name in canhgac_names(text) {
             assert!(
                 served.contains(name),
@@ -676,7 +691,23 @@ fn shipped_alerts_and_dashboard_work_on_real_data() {
         }
     }
 
-    let prom = Prometheus::start(daemon.site.dir(), daemon.port, &contrib(ALERTS));
+    // national.yml as shipped, but evaluated every second rather than every
+    // minute, so that its first evaluation comes within the test's deadline.
+    let national_fast = daemon.site.dir().join("national.yml");
+    assert!(
+        national.contains("\n    interval: 1m\n"),
+        "national.yml's interval"
+    );
+    fs::write(
+        &national_fast,
+        national.replace("\n    interval: 1m\n", "\n    interval: 1s\n"),
+    )
+    .expect("national.yml copied");
+    let prom = Prometheus::start(
+        daemon.site.dir(),
+        daemon.port,
+        &[&contrib(ALERTS), &national_fast],
+    );
     let context = || format!("{}\nprometheus log:\n{}", daemon.context(), prom.log_text());
     wait_for(
         "Prometheus to store the incidents",
@@ -687,7 +718,7 @@ fn shipped_alerts_and_dashboard_work_on_real_data() {
         context,
     );
 
-    let expected_rules = alerts.matches("- alert:").count();
+    let expected_rules = alerts.matches("- alert:").count() + national.matches("- record:").count();
     let evaluated = wait_for(
         "every alerting rule evaluated without error",
         || {
@@ -714,6 +745,24 @@ fn shipped_alerts_and_dashboard_work_on_real_data() {
         context,
     );
     assert_eq!(evaluated, expected_rules);
+
+    // One agency: the national figures are its own, summed over categories
+    // for the totals, and it is the one agency reporting.
+    wait_for(
+        "the national records to match the agency's counts",
+        || {
+            let this_month =
+                prom.value("sum(canhgac_incidents_period{job=\"canhgac\",period=\"this_month\"})")?;
+            let total =
+                prom.value("national:canhgac_incidents_period:sum_all{period=\"this_month\"}")?;
+            let web = prom.value(
+                "national:canhgac_incidents_period:sum{category=\"web-attack\",period=\"this_month\"}",
+            )?;
+            let reporting = prom.value("national:canhgac_agencies_reporting:count")?;
+            (total == this_month && web == 3.0 && reporting == 1.0).then_some(())
+        },
+        context,
+    );
 
     for query in &queries {
         if let Some(args) = query

@@ -72,18 +72,21 @@ pub struct Prometheus {
 
 impl Prometheus {
     /// Starts a Prometheus server scraping `target` every second and
-    /// evaluating the alerting rules `rules`, with its config, TSDB and log
-    /// in `dir`, and waits until it is ready.
-    pub fn start(dir: &Path, target: u16, rules: &Path) -> Prometheus {
+    /// evaluating the rule files `rules`, with its config, TSDB and log in
+    /// `dir`, and waits until it is ready.
+    pub fn start(dir: &Path, target: u16, rules: &[&Path]) -> Prometheus {
         let config = dir.join("prometheus.yml");
+        let rules: String = rules
+            .iter()
+            .map(|r| format!("  - {}\n", r.display()))
+            .collect();
         fs::write(
             &config,
             format!(
                 "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-                 rule_files:\n  - {rules}\n\
+                 rule_files:\n{rules}\
                  scrape_configs:\n  - job_name: canhgac\n    static_configs:\n      \
-                 - targets: ['127.0.0.1:{target}']\n",
-                rules = rules.display()
+                 - targets: ['127.0.0.1:{target}']\n"
             ),
         )
         .expect("prometheus.yml written");
