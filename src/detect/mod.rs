@@ -443,19 +443,27 @@ impl Detector {
         last: Timestamp,
         events: u64,
     ) -> Observation {
-        let joined = self.class_of[rule].and_then(|class| {
-            let owner = *self.owners[class].get(key)?;
-            if owner == rule {
-                // Cannot be: the rule's own open slot is not counting.
-                return None;
+        let mut joined = None;
+        if let Some(class) = self.class_of[rule] {
+            // The rule's own open slot is not counting: an owner is another.
+            if let Some(owner) = self.owners[class].get(key).copied().filter(|&o| o != rule) {
+                let lesser = self.policies.get(owner).map_or(0, |p| p.rank);
+                if self.policies[rule].rank > lesser {
+                    // A more severe finding never hides inside a lesser
+                    // incident (filed under its severity): that incident
+                    // ends here, and this rule opens its own, which later
+                    // findings of the class join.
+                    self.close_open(owner, key);
+                } else {
+                    let id = self.join_open(owner, None, key, ev.time, first, last, events);
+                    if id.is_none() && self.owners[class].get(key) == Some(&owner) {
+                        // Not a live open incident: a stale entry, drop it.
+                        self.owners[class].remove(key);
+                    }
+                    joined = id.map(|id| (owner, id));
+                }
             }
-            let id = self.join_open(owner, None, key, ev.time, first, last, events);
-            if id.is_none() && self.owners[class].get(key) == Some(&owner) {
-                // Not a live open incident: a stale entry, drop it.
-                self.owners[class].remove(key);
-            }
-            id.map(|id| (owner, id))
-        });
+        }
         let (phase, result) = match joined {
             Some((owner, id)) => (Phase::Linked { owner, id }, Observation::Joined(id)),
             None => {
@@ -484,6 +492,22 @@ impl Detector {
         }
         self.touch(rule, k, generation);
         result
+    }
+
+    /// Ends the incident open in the slot (`owner`, `key`), as a cooldown
+    /// would: the slot counts afresh.
+    fn close_open(&mut self, owner: usize, key: &str) {
+        let fresh = Phase::Counting(fresh_pending(&self.policies[owner]));
+        let Some(slot) = self.keys[owner].get_mut(key) else {
+            return;
+        };
+        if let Phase::Open(old) = std::mem::replace(&mut slot.state.phase, fresh) {
+            unindex(&mut self.owners, self.class_of[owner], key, owner);
+            self.closed.push(*old);
+        }
+        if self.tracking {
+            self.dirty_keys.insert((owner, Arc::clone(&slot.key)));
+        }
     }
 
     /// Adds `events` (between `first` and `last`) to the incident open in

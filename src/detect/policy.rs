@@ -60,6 +60,11 @@ pub struct Policy {
     /// are the most of any one kind, not the sum over kinds.
     #[serde(default)]
     pub evidence: Option<u8>,
+    /// How severe the rule's incidents are (higher: worse). A rule joins
+    /// another's open incident of its merge class only if it is no more
+    /// severe: a critical finding never hides inside a lesser incident.
+    #[serde(default)]
+    pub rank: u8,
 }
 
 pub(super) fn normalise(mut p: Policy) -> Policy {

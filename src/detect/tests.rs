@@ -38,6 +38,7 @@ fn counting(count: u32, window: i64, cooldown: i64) -> Policy {
         merge: None,
         counts_toward: None,
         evidence: None,
+        rank: 0,
     }
 }
 
@@ -48,6 +49,7 @@ fn plain(cooldown: i64) -> Policy {
         merge: None,
         counts_toward: None,
         evidence: None,
+        rank: 0,
     }
 }
 
@@ -319,6 +321,7 @@ fn by_field_is_honoured() {
         merge: None,
         counts_toward: None,
         evidence: None,
+        rank: 0,
     };
     let mut d = Detector::new(vec![policy], 100);
     // Password spraying against one account from many addresses.
@@ -488,6 +491,7 @@ fn out_of_order_times_do_not_panic_and_still_count() {
             merge: None,
             counts_toward: None,
             evidence: None,
+            rank: 0,
         }],
         10,
     );
@@ -563,6 +567,7 @@ fn degenerate_policies_are_read_sensibly() {
         merge: None,
         counts_toward: None,
         evidence: None,
+        rank: 0,
     };
     let mut d = Detector::new(vec![policy], 0);
     assert!(matches!(d.observe(&ip(0, 0, "a")), Observation::Opened(_)));
@@ -625,6 +630,7 @@ fn random_stream_accounts_for_every_event() {
                 merge: *m,
                 counts_toward: None,
                 evidence: None,
+                rank: 0,
                 ..p.clone()
             })
             .collect();
@@ -1150,6 +1156,7 @@ fn snapshot_restore_keeps_links() {
             merge: None,
             counts_toward: None,
             evidence: None,
+            rank: 0,
             ..p.clone()
         })
         .collect();
@@ -1419,4 +1426,49 @@ fn merge_defaults_to_none_when_absent() {
     let json = r#"{"threshold":null,"cooldown":"PT1M"}"#;
     let p: Policy = serde_json::from_str(json).expect("old policy reads");
     assert_eq!(p.merge, None);
+}
+
+/// A more severe rule of a merge class never joins a lesser incident: the
+/// lesser one ends, the severe one opens its own, and lesser findings after
+/// it join that. A lesser rule still joins a more severe incident.
+#[test]
+fn a_more_severe_finding_opens_its_own_incident() {
+    let mut high = merged(counting(2, 60, 300), 0);
+    high.rank = 3;
+    let mut critical = merged(counting(2, 60, 300), 0);
+    critical.rank = 4;
+    let mut d = Detector::new(vec![high.clone(), critical.clone()], 100);
+    d.observe(&ip(0, 0, "10.0.0.44"));
+    let Observation::Opened(lesser) = d.observe(&ip(0, 1, "10.0.0.44")) else {
+        panic!("the high rule opens");
+    };
+    d.observe(&ip(1, 2, "10.0.0.44"));
+    let Observation::Opened(severe) = d.observe(&ip(1, 3, "10.0.0.44")) else {
+        panic!("the critical rule opens its own incident");
+    };
+    assert_ne!(lesser, severe);
+    assert_index_consistent(&d);
+    let closed = d.take_closed();
+    assert_eq!(closed.len(), 1, "the high incident ended");
+    assert_eq!((closed[0].id, closed[0].events), (lesser, 2));
+    // The high rule's next finding joins the critical incident.
+    d.observe(&ip(0, 4, "10.0.0.44"));
+    assert_eq!(
+        d.observe(&ip(0, 5, "10.0.0.44")),
+        Observation::Joined(severe)
+    );
+    assert_index_consistent(&d);
+
+    // The other way round: critical first, and the high rule joins it.
+    let mut d = Detector::new(vec![high, critical], 100);
+    d.observe(&ip(1, 0, "10.0.0.45"));
+    let Observation::Opened(severe) = d.observe(&ip(1, 1, "10.0.0.45")) else {
+        panic!("the critical rule opens");
+    };
+    d.observe(&ip(0, 2, "10.0.0.45"));
+    assert_eq!(
+        d.observe(&ip(0, 3, "10.0.0.45")),
+        Observation::Joined(severe)
+    );
+    assert!(d.take_closed().is_empty());
 }

@@ -536,6 +536,10 @@ impl RuleSet {
                         Role::Rule | Role::Group => None,
                     },
                     evidence,
+                    rank: crate::category::Severity::ALL
+                        .iter()
+                        .position(|s| *s == r.severity)
+                        .map_or(0, |i| u8::try_from(i).unwrap_or(u8::MAX)),
                     ..r.policy.clone()
                 }
             })

@@ -426,6 +426,7 @@ fn own_policy(threshold: Option<Threshold>, cooldown: SignedDuration) -> Policy 
         merge: None,
         counts_toward: None,
         evidence: None,
+        rank: 0,
     }
 }
 
