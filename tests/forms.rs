@@ -263,6 +263,17 @@ fn form_03_docx_opens_in_libreoffice() {
     }
 }
 
+/// The row of class `id` in Mẫu 05 as JSON.
+fn class(v: &Value, id: &str) -> Value {
+    v["classes"]
+        .as_array()
+        .expect("classes")
+        .iter()
+        .find(|c| c["id"] == id)
+        .expect("class")
+        .clone()
+}
+
 #[test]
 fn form_05_counts_classes_and_columns() {
     let s = Setup::new("");
@@ -279,15 +290,6 @@ fn form_05_counts_classes_and_columns() {
         assert!(ok, "{err}");
     }
     let year: Value = serde_json::from_str(&s.form05(&["--year", "2026"], "json")).expect("json");
-    let class = |v: &Value, id: &str| -> Value {
-        v["classes"]
-            .as_array()
-            .expect("classes")
-            .iter()
-            .find(|c| c["id"] == id)
-            .expect("class")
-            .clone()
-    };
     assert_eq!(year["classes"].as_array().map(Vec::len), Some(10));
     let access = class(&year, "unauthorised-access");
     assert_eq!(
@@ -321,18 +323,7 @@ fn form_05_counts_classes_and_columns() {
         "{csv}"
     );
     assert!(csv.contains("\r\nunauthorised-access,3,2,1,1,"), "{csv}");
-    let (ok, vi, _) = run([
-        "report",
-        "--config",
-        &s.config(),
-        "--form",
-        "05",
-        "--year",
-        "2026",
-        "--lang",
-        "vi",
-    ]);
-    assert!(ok);
+    let vi = s.form05(&["--year", "2026", "--lang", "vi"], "table");
     assert!(
         vi.contains("Truy cập trái phép, chiếm quyền điều khiển"),
         "{vi}"
@@ -341,18 +332,7 @@ fn form_05_counts_classes_and_columns() {
         vi.contains("Không tính 1 sự cố được xác định là cảnh báo nhầm."),
         "{vi}"
     );
-    let (ok, en, _) = run([
-        "report",
-        "--config",
-        &s.config(),
-        "--form",
-        "05",
-        "--year",
-        "2026",
-        "--lang",
-        "en",
-    ]);
-    assert!(ok);
+    let en = s.form05(&["--year", "2026", "--lang", "en"], "table");
     assert!(
         en.contains("1 incident marked false positive is not counted."),
         "{en}"
@@ -369,13 +349,7 @@ fn form_05_counts_classes_and_columns() {
 fn the_config_moves_categories_between_classes_and_check_names_bad_ones() {
     let s = Setup::new("\n[reporting]\nclasses = { bruteforce = \"combined\" }\n");
     let year: Value = serde_json::from_str(&s.form05(&["--year", "2026"], "json")).expect("json");
-    let combined = year["classes"]
-        .as_array()
-        .expect("classes")
-        .iter()
-        .find(|c| c["id"] == "combined")
-        .expect("class")
-        .clone();
+    let combined = class(&year, "combined");
     assert_eq!(combined["total"], 6);
 
     // Mistakes are positioned in the config; a forms file of another

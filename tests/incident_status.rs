@@ -111,6 +111,21 @@ start = "beginning"
         run(&all)
     }
 
+    /// The daemon on this config, ready, its HTTP side on the config's
+    /// `listen`.
+    fn daemon(&self) -> common::daemon::Daemon {
+        let text = fs::read_to_string(self.config()).expect("config");
+        let listen = text
+            .lines()
+            .find_map(|l| l.strip_prefix("listen = \""))
+            .and_then(|l| l.strip_suffix('"'))
+            .expect("listen");
+        Launch::new(&self.config())
+            .log_file(self.dir.path().join("daemon.log"))
+            .http(format!("http://{listen}"))
+            .ready()
+    }
+
     fn incidents_json(&self, args: &[&str]) -> Vec<Value> {
         let mut all = vec!["incidents", "--format", "json"];
         all.extend(args);
@@ -333,16 +348,7 @@ fn the_api_changes_a_status_only_with_a_write_token() {
         .as_str()
         .expect("uid")
         .to_owned();
-    let text = fs::read_to_string(s.config()).expect("config");
-    let listen = text
-        .lines()
-        .find_map(|l| l.strip_prefix("listen = \""))
-        .and_then(|l| l.strip_suffix('"'))
-        .expect("listen");
-    let daemon = Launch::new(&s.config())
-        .log_file(s.dir.path().join("daemon.log"))
-        .http(format!("http://{listen}"))
-        .ready();
+    let daemon = s.daemon();
     let read = format!("Bearer {READ_TOKEN}");
     let write = format!("Bearer {WRITE_TOKEN}");
     let path = format!("/api/v1/incidents/{id}/status");
@@ -412,16 +418,7 @@ fn the_api_changes_a_status_only_with_a_write_token() {
 #[test]
 fn a_false_positive_leaves_the_metrics_at_the_next_scrape() {
     let s = Setup::new();
-    let text = fs::read_to_string(s.config()).expect("config");
-    let listen = text
-        .lines()
-        .find_map(|l| l.strip_prefix("listen = \""))
-        .and_then(|l| l.strip_suffix('"'))
-        .expect("listen");
-    let daemon = Launch::new(&s.config())
-        .log_file(s.dir.path().join("daemon.log"))
-        .http(format!("http://{listen}"))
-        .ready();
+    let daemon = s.daemon();
     // A brute force now, from a fresh address.
     let now = jiff::Zoned::now().with_time_zone(jiff::tz::TimeZone::UTC);
     let mut lines = String::new();

@@ -7,7 +7,6 @@
 //! with its history entry.
 
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use jiff::civil::{Date, DateTime};
@@ -79,36 +78,12 @@ impl Bound {
     }
 }
 
-/// The store's file and zone: `--db`, or the config's (with the config).
-fn open_store(
-    db: Option<&Path>,
-    config: &Path,
-) -> Result<(PathBuf, Option<canhgac::config::Config>), ExitCode> {
-    match db {
-        Some(db) => Ok((db.to_path_buf(), None)),
-        None => {
-            let config = load_config(config)?;
-            Ok((config.db_path(), Some(config)))
-        }
-    }
-}
-
-/// The zone dates are days in: the config's, else the store's, else the
-/// system's.
-fn zone(config: Option<&canhgac::config::Config>, store: &Store) -> Result<TimeZone, ExitCode> {
-    if let Some(c) = config {
-        return Ok(c.time_zone.clone());
-    }
-    match store.time_zone().map_err(fail)? {
-        Some(name) => super::zone_arg(&name),
-        None => Ok(timestamp::system_time_zone()),
-    }
-}
-
 pub(crate) fn list(args: &IncidentsArgs) -> Result<ExitCode, ExitCode> {
-    let (db, config) = open_store(args.db.as_deref(), &args.config)?;
+    let (db, config) = super::store_of(args.db.as_deref(), &args.config)?;
     let store = Store::open_read(&db).map_err(fail)?;
-    let tz = zone(config.as_ref(), &store)?;
+    // Dates are days in the agency's zone, else the system's.
+    let tz = super::agency_zone(config.as_ref(), &store)?
+        .map_or_else(timestamp::system_time_zone, |(_, tz)| tz);
     let usage = |e: String| {
         eprintln!("canhgac: {e}");
         ExitCode::from(2)
@@ -222,11 +197,7 @@ fn set(c: &IncidentChange, change: Change<'_>) -> Result<ExitCode, ExitCode> {
         .change_status(&c.id, change, &by, c.note.as_deref(), Timestamp::now())
         .map_err(fail)?;
     let Some(after) = after else {
-        eprintln!(
-            "canhgac: no incident has id {:?} (canhgac incidents lists them)",
-            c.id
-        );
-        return Err(ExitCode::FAILURE);
+        return Err(no_such_incident(&c.id));
     };
     match change {
         Change::Reported => println!("{}: reported, recorded by {by}", c.id),
@@ -235,16 +206,23 @@ fn set(c: &IncidentChange, change: Change<'_>) -> Result<ExitCode, ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn no_such_incident(id: &str) -> ExitCode {
+    eprintln!("canhgac: no incident has id {id:?} (canhgac incidents lists them)");
+    ExitCode::FAILURE
+}
+
+/// The incident `id` names, or why not said.
+fn stored(store: &Store, id: &str) -> Result<canhgac::store::StoredIncident, ExitCode> {
+    store
+        .incident(id)
+        .map_err(fail)?
+        .ok_or_else(|| no_such_incident(id))
+}
+
 fn show(t: &IncidentTarget) -> Result<ExitCode, ExitCode> {
     let config = load_config(&t.config)?;
     let store = Store::open_read(&config.db_path()).map_err(fail)?;
-    let Some(incident) = store.incident(&t.id).map_err(fail)? else {
-        eprintln!(
-            "canhgac: no incident has id {:?} (canhgac incidents lists them)",
-            t.id
-        );
-        return Err(ExitCode::FAILURE);
-    };
+    let incident = stored(&store, &t.id)?;
     let status = store.status_of(&t.id).map_err(fail)?.unwrap_or_default();
     let history = store.history(&t.id).map_err(fail)?;
     let mut out = BufWriter::new(io::stdout().lock());
@@ -341,13 +319,7 @@ fn form(a: &IncidentReportArgs) -> Result<ExitCode, ExitCode> {
     use std::io::IsTerminal;
     let config = load_config(&a.config)?;
     let store = Store::open_read(&config.db_path()).map_err(fail)?;
-    let Some(incident) = store.incident(&a.id).map_err(fail)? else {
-        eprintln!(
-            "canhgac: no incident has id {:?} (canhgac incidents lists them)",
-            a.id
-        );
-        return Err(ExitCode::FAILURE);
-    };
+    let incident = stored(&store, &a.id)?;
     let status = store.status_of(&a.id).map_err(fail)?.unwrap_or_default();
     let detected = store
         .recorded_at(&a.id)

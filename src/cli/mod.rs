@@ -61,6 +61,37 @@ pub(crate) fn rule_errors(errors: LoadErrors) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// The store a reading command looks at: the database file `db` if given,
+/// else the one of the config at `config` (returned with it).
+pub(crate) fn store_of(
+    db: Option<&Path>,
+    config: &Path,
+) -> Result<(std::path::PathBuf, Option<Config>), ExitCode> {
+    match db {
+        Some(db) => Ok((db.to_path_buf(), None)),
+        None => {
+            let config = load_config(config)?;
+            Ok((config.db_path(), Some(config)))
+        }
+    }
+}
+
+/// The agency's zone and its name: its config's, else the one its store
+/// recorded; `None` when neither says.
+pub(crate) fn agency_zone(
+    config: Option<&Config>,
+    store: &canhgac::store::Store,
+) -> Result<Option<(String, TimeZone)>, ExitCode> {
+    if let Some(c) = config {
+        let name = c.time_zone.iana_name().unwrap_or(&c.time_zone_name);
+        return Ok(Some((name.to_owned(), c.time_zone.clone())));
+    }
+    match store.time_zone().map_err(fail)? {
+        Some(name) => Ok(Some((name.clone(), zone_arg(&name)?))),
+        None => Ok(None),
+    }
+}
+
 /// The zone a `--tz` names; an unknown one is a usage error (status 2).
 pub(crate) fn zone_arg(name: &str) -> Result<TimeZone, ExitCode> {
     timestamp::zone_by_name(name).map_err(|e| {

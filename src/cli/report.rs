@@ -8,33 +8,14 @@ use jiff::tz::TimeZone;
 
 use canhgac::timestamp;
 
-use super::{fail, load_config, written_or_exit, zone_arg};
+use super::{fail, written_or_exit, zone_arg};
 use crate::{CsvTableArg, LangArg, ReportArgs, ReportFormat};
 
 pub(crate) fn monthly(args: &ReportArgs) -> Result<ExitCode, ExitCode> {
     use canhgac::report::{self, CsvTable, Format as F, Lang};
-    let (db, config) = match &args.db {
-        Some(db) => (db.clone(), None),
-        None => {
-            let config = load_config(&args.config)?;
-            (config.db_path(), Some(config))
-        }
-    };
+    let (db, config) = super::store_of(args.db.as_deref(), &args.config)?;
     let store = canhgac::store::Store::open_read(&db).map_err(fail)?;
-    // The agency's zone: its config's, else the one its store recorded.
-    let agency_zone: Option<(String, TimeZone)> = match &config {
-        Some(c) => Some((
-            c.time_zone
-                .iana_name()
-                .unwrap_or(&c.time_zone_name)
-                .to_owned(),
-            c.time_zone.clone(),
-        )),
-        None => match store.time_zone().map_err(fail)? {
-            Some(name) => Some((name.clone(), zone_arg(&name)?)),
-            None => None,
-        },
-    };
+    let agency_zone = super::agency_zone(config.as_ref(), &store)?;
     let tz = match (&args.tz, &agency_zone) {
         (Some(name), _) => zone_arg(name)?,
         (None, Some((_, tz))) => tz.clone(),

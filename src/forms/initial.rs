@@ -15,7 +15,7 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::{label, FormSet, Organisation};
+use super::{label, FormSet, Organisation, PAGE_STYLE};
 use crate::report::{escape_html as esc, escape_markdown as md, Lang};
 use crate::store::{IncidentStatus, StoredIncident};
 use crate::visible;
@@ -290,7 +290,7 @@ impl InitialReport {
         let l = |key: &str| label(&forms.initial.labels, key, lang);
         let mut h = String::with_capacity(16 * 1024);
         h.push_str(&format!(
-            "<!DOCTYPE html>\n<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
+            "<!DOCTYPE html>\n<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{PAGE_STYLE}{STYLE}</style>\n</head>\n<body>\n",
             self.lang,
             esc(&self.subject)
         ));
@@ -343,9 +343,7 @@ impl InitialReport {
 }
 
 const STYLE: &str = "
-@page { size: A4; margin: 20mm 20mm 20mm 25mm; }
-body { font-family: 'Times New Roman', 'Liberation Serif', serif; font-size: 12pt; color: #000; max-width: 170mm; margin: 0 auto; }
-p.form { text-align: right; font-style: italic; margin: 0; }
+p.form { margin: 0; }
 h1 { font-size: 14pt; text-align: center; margin: 6mm 0; }
 h2 { font-size: 12pt; margin: 5mm 0 2mm; break-after: avoid; page-break-after: avoid; }
 table { width: 100%; border-collapse: collapse; break-inside: auto; }

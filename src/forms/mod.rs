@@ -21,6 +21,14 @@ use crate::category::Category;
 use crate::position::{Position, Problem, Problems};
 use crate::report::Lang;
 
+/// The page of every form printed from HTML: A4 with the margins of
+/// administrative documents, a serif face, the form's number at the right.
+pub(crate) const PAGE_STYLE: &str = "
+@page { size: A4; margin: 20mm 20mm 20mm 25mm; }
+body { font-family: 'Times New Roman', 'Liberation Serif', serif; font-size: 12pt; color: #000; max-width: 170mm; margin: 0 auto; }
+p.form { text-align: right; font-style: italic; }
+";
+
 /// The forms canhgac ships: Circular 20/2017/TT-BTTTT.
 pub const BUILTIN: &str = include_str!("../../forms/tt20-2017.toml");
 
@@ -180,24 +188,21 @@ impl FormSet {
         let mut missing = |what: &str, keys: &[&str], map: &BTreeMap<String, Text>| {
             for key in keys {
                 if !map.contains_key(*key) {
-                    problems.push(Problem {
-                        pos: Position {
-                            file: file.to_owned(),
-                            line: 1,
-                            column: 1,
-                        },
-                        message: format!(
-                            "{what}.{key} is missing: every form file gives it in vi and en"
-                        ),
-                    });
+                    problems.push(at(
+                        0,
+                        format!("{what}.{key} is missing: every form file gives it in vi and en"),
+                    ));
                 }
             }
         };
         missing("initial.sections", INITIAL_SECTIONS, &set.initial.sections);
         missing("initial.labels", INITIAL_LABELS, &set.initial.labels);
         missing("initial.methods", INITIAL_METHODS, &set.initial.methods);
-        let statuses: Vec<&str> = crate::store::Status::ALL_IDS.to_vec();
-        missing("initial.statuses", &statuses, &set.initial.statuses);
+        missing(
+            "initial.statuses",
+            &crate::store::Status::ALL_IDS,
+            &set.initial.statuses,
+        );
         missing("summary.labels", SUMMARY_LABELS, &set.summary.labels);
         let mut seen_class = std::collections::HashSet::new();
         let mut seen_category = BTreeMap::new();
@@ -231,27 +236,16 @@ impl FormSet {
             }
         }
         if !(1..=90).contains(&set.initial.deadline_days) {
-            problems.push(Problem {
-                pos: Position {
-                    file: file.to_owned(),
-                    line: 1,
-                    column: 1,
-                },
-                message: format!(
+            problems.push(at(
+                text.find("deadline_days").unwrap_or(0),
+                format!(
                     "initial.deadline_days {}: must be between 1 and 90",
                     set.initial.deadline_days
                 ),
-            });
+            ));
         }
         if set.summary.classes.is_empty() {
-            problems.push(Problem {
-                pos: Position {
-                    file: file.to_owned(),
-                    line: 1,
-                    column: 1,
-                },
-                message: "summary.classes: the form has no classes".into(),
-            });
+            problems.push(at(0, "summary.classes: the form has no classes".into()));
         }
         if problems.is_empty() {
             Ok(set)

@@ -14,9 +14,13 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::PAGE_STYLE;
 use super::{label, FormSet};
 use crate::months::Month;
-use crate::report::{escape_html as esc, escape_markdown as md, Lang};
+use crate::report::{
+    escape_html as esc, escape_markdown as md, headers, table_html, write_aligned, write_markdown,
+    Lang, Table,
+};
 use crate::spreadsheet::{write_row, Cell};
 use crate::store::{Store, StoreError};
 
@@ -184,21 +188,11 @@ impl SummaryReport {
         })
     }
 
-    /// The column headers, in the order of the figures.
-    fn headers(forms: &FormSet, lang: Lang) -> [&str; 5] {
+    /// The classes and the total as one of the report's tables.
+    fn figures(&self, forms: &FormSet, lang: Lang) -> Table {
         let l = |key| label(&forms.summary.labels, key, lang);
-        [
-            l("class"),
-            l("total"),
-            l("handled"),
-            l("self_handled"),
-            l("escalated"),
-        ]
-    }
-
-    fn rows(&self, forms: &FormSet, lang: Lang) -> Vec<[String; 5]> {
-        let figures = |label: &str, o: &Outcomes| {
-            [
+        let row = |label: &str, o: &Outcomes| {
+            vec![
                 label.to_owned(),
                 lang.count(o.total),
                 lang.count(o.handled),
@@ -206,16 +200,21 @@ impl SummaryReport {
                 lang.count(o.escalated),
             ]
         };
-        let mut rows: Vec<[String; 5]> = self
+        let mut rows: Vec<Vec<String>> = self
             .classes
             .iter()
-            .map(|c| figures(&c.label, &c.outcomes))
+            .map(|c| row(&c.label, &c.outcomes))
             .collect();
-        rows.push(figures(
-            label(&forms.summary.labels, "sum", lang),
-            &self.total,
-        ));
-        rows
+        rows.push(row(l("sum"), &self.total));
+        Table {
+            title: self.title.clone(),
+            headers: headers(
+                &[l("class")],
+                &[l("total"), l("handled"), l("self_handled"), l("escalated")],
+            ),
+            rows,
+            total_row: true,
+        }
     }
 
     fn note(&self, forms: &FormSet, lang: Lang) -> Option<String> {
@@ -250,39 +249,7 @@ impl SummaryReport {
     pub fn table(&self, out: &mut dyn Write, forms: &FormSet, lang: Lang) -> io::Result<()> {
         let [form, org, period] = self.heading(forms, lang);
         writeln!(out, "{form}\n{}\n{org}\n{period}\n", self.title)?;
-        let headers = Self::headers(forms, lang);
-        let rows = self.rows(forms, lang);
-        let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let line = |cells: &[&str]| -> String {
-            let mut s = String::new();
-            for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-                let pad = w.saturating_sub(cell.chars().count());
-                if i == 0 {
-                    s.push_str(cell);
-                    s.push_str(&" ".repeat(pad));
-                } else {
-                    s.push_str("  ");
-                    s.push_str(&" ".repeat(pad));
-                    s.push_str(cell);
-                }
-            }
-            s.trim_end().to_owned()
-        };
-        writeln!(out, "{}", line(&headers))?;
-        let rule = "-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1));
-        writeln!(out, "{rule}")?;
-        for (i, row) in rows.iter().enumerate() {
-            if i + 1 == rows.len() {
-                writeln!(out, "{rule}")?;
-            }
-            let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-            writeln!(out, "{}", line(&cells))?;
-        }
+        write_aligned(out, &self.figures(forms, lang), lang.words().nothing)?;
         if let Some(note) = self.note(forms, lang) {
             writeln!(out, "\n{note}")?;
         }
@@ -299,24 +266,7 @@ impl SummaryReport {
             md(&org),
             md(&period)
         )?;
-        let headers: Vec<String> = Self::headers(forms, lang).iter().map(|h| md(h)).collect();
-        writeln!(out, "| {} |", headers.join(" | "))?;
-        writeln!(out, "|:---|---:|---:|---:|---:|")?;
-        let rows = self.rows(forms, lang);
-        for (i, row) in rows.iter().enumerate() {
-            let bold = i + 1 == rows.len();
-            let cells: Vec<String> = row
-                .iter()
-                .map(|c| {
-                    if bold {
-                        format!("**{}**", md(c))
-                    } else {
-                        md(c)
-                    }
-                })
-                .collect();
-            writeln!(out, "| {} |", cells.join(" | "))?;
-        }
+        write_markdown(out, &self.figures(forms, lang), lang.words().nothing)?;
         if let Some(note) = self.note(forms, lang) {
             writeln!(out, "\n_{}_", md(&note))?;
         }
@@ -326,7 +276,7 @@ impl SummaryReport {
     pub fn html(&self, out: &mut dyn Write, forms: &FormSet, lang: Lang) -> io::Result<()> {
         let [form, org, period] = self.heading(forms, lang);
         let mut h = format!(
-            "<!DOCTYPE html>\n<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<p class=\"form\">{}</p>\n<h1>{}</h1>\n<p>{}<br>{}</p>\n<table>\n<thead><tr>",
+            "<!DOCTYPE html>\n<html lang=\"{}\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{PAGE_STYLE}{STYLE}</style>\n</head>\n<body>\n<p class=\"form\">{}</p>\n<h1>{}</h1>\n<p>{}<br>{}</p>\n",
             lang.code(),
             esc(&self.title),
             esc(&form),
@@ -334,25 +284,7 @@ impl SummaryReport {
             esc(&org),
             esc(&period)
         );
-        for (i, head) in Self::headers(forms, lang).iter().enumerate() {
-            let class = if i > 0 { " class=\"r\"" } else { "" };
-            h.push_str(&format!("<th{class}>{}</th>", esc(head)));
-        }
-        h.push_str("</tr></thead>\n<tbody>\n");
-        let rows = self.rows(forms, lang);
-        for (i, row) in rows.iter().enumerate() {
-            h.push_str(if i + 1 == rows.len() {
-                "<tr class=\"total\">"
-            } else {
-                "<tr>"
-            });
-            for (j, cell) in row.iter().enumerate() {
-                let class = if j > 0 { " class=\"r\"" } else { "" };
-                h.push_str(&format!("<td{class}>{}</td>", esc(cell)));
-            }
-            h.push_str("</tr>\n");
-        }
-        h.push_str("</tbody>\n</table>\n");
+        table_html(&mut h, &self.figures(forms, lang), lang.words().nothing);
         if let Some(note) = self.note(forms, lang) {
             h.push_str(&format!("<p class=\"note\">{}</p>\n", esc(&note)));
         }
@@ -415,9 +347,6 @@ fn time<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
 }
 
 const STYLE: &str = "
-@page { size: A4; margin: 20mm 20mm 20mm 25mm; }
-body { font-family: 'Times New Roman', 'Liberation Serif', serif; font-size: 12pt; color: #000; max-width: 170mm; margin: 0 auto; }
-p.form { text-align: right; font-style: italic; }
 h1 { font-size: 14pt; text-align: center; }
 table { width: 100%; border-collapse: collapse; }
 th, td { border: 1px solid #000; padding: 1.5mm 2mm; text-align: left; }

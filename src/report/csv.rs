@@ -45,6 +45,9 @@ pub enum Table {
     Months,
 }
 
+/// The columns of a rule's or an input's month against the last.
+const AGAINST_LAST_MONTH: [&str; 4] = ["this_month", "events", "last_month", "change_month"];
+
 const FIGURE_COLUMNS: [&str; 9] = [
     "this_month",
     "last_month",
@@ -136,8 +139,7 @@ pub fn write(
             }
         }
         Table::Rules => {
-            let columns = ["this_month", "events", "last_month", "change_month"];
-            write_row(out, &header(&["rule", "category"], &columns))?;
+            write_row(out, &header(&["rule", "category"], &AGAINST_LAST_MONTH))?;
             for r in &s.top_rules {
                 let row = vec![Cell::Text(r.rule.clone()), Cell::Text(r.category.clone())];
                 write_row(out, &against_last_month(row, &r.counts))?;
@@ -153,8 +155,7 @@ pub fn write(
             }
         }
         Table::Inputs => {
-            let columns = ["this_month", "events", "last_month", "change_month"];
-            write_row(out, &header(&["input"], &columns))?;
+            write_row(out, &header(&["input"], &AGAINST_LAST_MONTH))?;
             for r in &s.inputs {
                 let row = vec![r.input.clone().map_or(Cell::Empty, Cell::Text)];
                 write_row(out, &against_last_month(row, &r.counts))?;

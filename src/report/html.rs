@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use super::lang::{zone_of, Lang};
-use super::text::{heading, tables, Align};
+use super::text::{heading, tables, Align, Table};
 use crate::category::Category;
 use crate::summary::Summary;
 
@@ -71,36 +71,9 @@ pub fn write(out: &mut dyn Write, s: &Summary, lang: Lang) -> io::Result<()> {
         chart(s, lang)
     );
     for t in tables(s, lang) {
-        let _ = write!(
-            h,
-            "<div class=\"block\">\n<h2>{}</h2>\n<table>\n<thead><tr>",
-            esc(&t.title)
-        );
-        for (head, align) in &t.headers {
-            let _ = write!(h, "<th{}>{}</th>", class(*align), esc(head));
-        }
-        h.push_str("</tr></thead>\n<tbody>\n");
-        if t.rows.is_empty() {
-            let _ = writeln!(
-                h,
-                "<tr><td class=\"none\" colspan=\"{}\">{}</td></tr>",
-                t.headers.len(),
-                esc(w.nothing)
-            );
-        }
-        for (i, row) in t.rows.iter().enumerate() {
-            let total = t.total_row && i + 1 == t.rows.len();
-            h.push_str(if total {
-                "<tr class=\"total\">"
-            } else {
-                "<tr>"
-            });
-            for (cell, (_, align)) in row.iter().zip(&t.headers) {
-                let _ = write!(h, "<td{}>{}</td>", class(*align), esc(cell));
-            }
-            h.push_str("</tr>\n");
-        }
-        h.push_str("</tbody>\n</table>\n</div>\n");
+        let _ = write!(h, "<div class=\"block\">\n<h2>{}</h2>\n", esc(&t.title));
+        table_html(&mut h, &t, w.nothing);
+        h.push_str("</div>\n");
     }
     let _ = write!(
         h,
@@ -109,6 +82,36 @@ pub fn write(out: &mut dyn Write, s: &Summary, lang: Lang) -> io::Result<()> {
         esc(&lang.time(s.as_of, &zone_of(s)))
     );
     out.write_all(h.as_bytes())
+}
+
+/// One table as HTML, everything escaped; a total row of class `total`.
+pub fn table_html(h: &mut String, t: &Table, nothing: &str) {
+    h.push_str("<table>\n<thead><tr>");
+    for (head, align) in &t.headers {
+        let _ = write!(h, "<th{}>{}</th>", class(*align), esc(head));
+    }
+    h.push_str("</tr></thead>\n<tbody>\n");
+    if t.rows.is_empty() {
+        let _ = writeln!(
+            h,
+            "<tr><td class=\"none\" colspan=\"{}\">{}</td></tr>",
+            t.headers.len(),
+            esc(nothing)
+        );
+    }
+    for (i, row) in t.rows.iter().enumerate() {
+        let total = t.total_row && i + 1 == t.rows.len();
+        h.push_str(if total {
+            "<tr class=\"total\">"
+        } else {
+            "<tr>"
+        });
+        for (cell, (_, align)) in row.iter().zip(&t.headers) {
+            let _ = write!(h, "<td{}>{}</td>", class(*align), esc(cell));
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</tbody>\n</table>\n");
 }
 
 fn class(align: Align) -> &'static str {

@@ -243,63 +243,30 @@ impl Lang {
             )
             .date()
             .max(first);
-        let en_month = |d: jiff::civil::Date| {
+        // The first day says only what the last does not: "1–4 Dec 2026",
+        // "1 Jan–4 Dec 2026", "1/1–4/12/2026".
+        let mon = |d: jiff::civil::Date| {
             &MONTHS_EN[usize::try_from(d.month() - 1).unwrap_or(0).min(11)][..3]
         };
-        match self {
-            Lang::En if first == last => {
-                format!("{} {} {}", last.day(), en_month(last), last.year())
-            }
-            Lang::En if first.month() == last.month() && first.year() == last.year() => format!(
-                "{}\u{2013}{} {} {}",
-                first.day(),
-                last.day(),
-                en_month(last),
-                last.year()
-            ),
-            Lang::En if first.year() == last.year() => format!(
-                "{} {}\u{2013}{} {} {}",
-                first.day(),
-                en_month(first),
-                last.day(),
-                en_month(last),
-                last.year()
-            ),
-            Lang::En => format!(
-                "{} {} {}\u{2013}{} {} {}",
-                first.day(),
-                en_month(first),
-                first.year(),
-                last.day(),
-                en_month(last),
-                last.year()
-            ),
-            Lang::Vi if first == last => format!("{}/{}/{}", last.day(), last.month(), last.year()),
-            Lang::Vi if first.month() == last.month() && first.year() == last.year() => format!(
-                "{}\u{2013}{}/{}/{}",
-                first.day(),
-                last.day(),
-                last.month(),
-                last.year()
-            ),
-            Lang::Vi if first.year() == last.year() => format!(
-                "{}/{}\u{2013}{}/{}/{}",
-                first.day(),
-                first.month(),
-                last.day(),
-                last.month(),
-                last.year()
-            ),
-            Lang::Vi => format!(
-                "{}/{}/{}\u{2013}{}/{}/{}",
-                first.day(),
-                first.month(),
-                first.year(),
-                last.day(),
-                last.month(),
-                last.year()
-            ),
+        let day_month = |d: jiff::civil::Date| match self {
+            Lang::En => format!("{} {}", d.day(), mon(d)),
+            Lang::Vi => format!("{}/{}", d.day(), d.month()),
+        };
+        let full = |d: jiff::civil::Date| match self {
+            Lang::En => format!("{} {}", day_month(d), d.year()),
+            Lang::Vi => format!("{}/{}", day_month(d), d.year()),
+        };
+        if first == last {
+            return full(last);
         }
+        let start = if first.year() != last.year() {
+            full(first)
+        } else if first.month() != last.month() {
+            day_month(first)
+        } else {
+            first.day().to_string()
+        };
+        format!("{start}\u{2013}{}", full(last))
     }
 
     /// A local time as prose writes it: "22:16 on 4 December 2026" /
@@ -661,6 +628,13 @@ mod tests {
         let jan: Timestamp = "2025-12-31T17:00:00Z".parse().expect("time");
         assert_eq!(Lang::Vi.days(jan, t, &hcm), "1/1\u{2013}4/12/2026");
         assert_eq!(Lang::En.days(jan, t, &hcm), "1 Jan\u{2013}4 Dec 2026");
+        let dec: Timestamp = "2025-12-29T17:00:00Z".parse().expect("time");
+        let jan2: Timestamp = "2026-01-02T10:00:00Z".parse().expect("time");
+        assert_eq!(
+            Lang::En.days(dec, jan2, &hcm),
+            "30 Dec 2025\u{2013}2 Jan 2026"
+        );
+        assert_eq!(Lang::Vi.days(dec, jan2, &hcm), "30/12/2025\u{2013}2/1/2026");
         // A midnight end belongs to the day before; one day alone.
         let midnight: Timestamp = "2026-12-01T17:00:00Z".parse().expect("time");
         assert_eq!(Lang::Vi.days(start, midnight, &hcm), "1/12/2026");

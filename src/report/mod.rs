@@ -19,9 +19,9 @@ use std::io::{self, Write};
 use crate::summary::Summary;
 
 pub use csv::Table as CsvTable;
-pub use html::esc as escape_html;
+pub use html::{esc as escape_html, table_html};
 pub use lang::Lang;
-pub use text::md as escape_markdown;
+pub use text::{headers, md as escape_markdown, write_aligned, write_markdown, Align, Table};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {

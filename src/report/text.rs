@@ -45,7 +45,7 @@ impl Table {
 }
 
 /// Columns of labels (left-aligned), then of figures (right-aligned).
-fn headers(labels: &[&str], figures: &[&str]) -> Vec<(String, Align)> {
+pub fn headers(labels: &[&str], figures: &[&str]) -> Vec<(String, Align)> {
     let labels = labels.iter().map(|&h| (h.to_owned(), Align::Left));
     let figures = figures.iter().map(|&h| (h.to_owned(), Align::Right));
     labels.chain(figures).collect()
@@ -231,46 +231,51 @@ pub fn table(out: &mut dyn Write, s: &Summary, lang: Lang) -> io::Result<()> {
     for t in &all {
         writeln!(out)?;
         writeln!(out, "{}", t.title)?;
-        let none = vec![vec![lang.words().nothing.to_owned()]];
-        let rows = if t.rows.is_empty() { &none } else { &t.rows };
-        let mut widths: Vec<usize> = t.headers.iter().map(|(h, _)| h.chars().count()).collect();
-        for row in rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
+        write_aligned(out, t, lang.words().nothing)?;
+    }
+    Ok(())
+}
+
+/// One table aligned for a terminal, under its header and a rule; `nothing`
+/// stands for no rows; a total row is set off by a second rule.
+pub fn write_aligned(out: &mut dyn Write, t: &Table, nothing: &str) -> io::Result<()> {
+    let none = vec![vec![nothing.to_owned()]];
+    let rows = if t.rows.is_empty() { &none } else { &t.rows };
+    let mut widths: Vec<usize> = t.headers.iter().map(|(h, _)| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| -> String {
+        let mut line = String::new();
+        for (i, ((cell, w), (_, align))) in cells.iter().zip(&widths).zip(&t.headers).enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            let pad = w.saturating_sub(cell.chars().count());
+            match align {
+                Align::Left => {
+                    line.push_str(cell);
+                    line.push_str(&" ".repeat(pad));
+                }
+                Align::Right => {
+                    line.push_str(&" ".repeat(pad));
+                    line.push_str(cell);
+                }
             }
         }
-        let line = |cells: &[String]| -> String {
-            let mut line = String::new();
-            for (i, ((cell, w), (_, align))) in
-                cells.iter().zip(&widths).zip(&t.headers).enumerate()
-            {
-                if i > 0 {
-                    line.push_str("  ");
-                }
-                let pad = w.saturating_sub(cell.chars().count());
-                match align {
-                    Align::Left => {
-                        line.push_str(cell);
-                        line.push_str(&" ".repeat(pad));
-                    }
-                    Align::Right => {
-                        line.push_str(&" ".repeat(pad));
-                        line.push_str(cell);
-                    }
-                }
-            }
-            line.trim_end().to_owned()
-        };
-        let headers: Vec<String> = t.headers.iter().map(|(h, _)| h.clone()).collect();
-        writeln!(out, "{}", line(&headers))?;
-        let rule_width = widths.iter().sum::<usize>() + 2 * widths.len().saturating_sub(1);
-        writeln!(out, "{}", "-".repeat(rule_width))?;
-        for (i, row) in rows.iter().enumerate() {
-            if t.total_row && i + 1 == rows.len() {
-                writeln!(out, "{}", "-".repeat(rule_width))?;
-            }
-            writeln!(out, "{}", line(row))?;
+        line.trim_end().to_owned()
+    };
+    let headers: Vec<String> = t.headers.iter().map(|(h, _)| h.clone()).collect();
+    writeln!(out, "{}", line(&headers))?;
+    let rule_width = widths.iter().sum::<usize>() + 2 * widths.len().saturating_sub(1);
+    writeln!(out, "{}", "-".repeat(rule_width))?;
+    for (i, row) in rows.iter().enumerate() {
+        if t.total_row && i + 1 == rows.len() {
+            writeln!(out, "{}", "-".repeat(rule_width))?;
         }
+        writeln!(out, "{}", line(row))?;
     }
     Ok(())
 }
@@ -305,36 +310,42 @@ pub fn markdown(out: &mut dyn Write, s: &Summary, lang: Lang) -> io::Result<()> 
         writeln!(out)?;
         writeln!(out, "## {}", md(&t.title))?;
         writeln!(out)?;
-        let headers: Vec<String> = t.headers.iter().map(|(h, _)| md(h)).collect();
-        writeln!(out, "| {} |", headers.join(" | "))?;
-        let rule: Vec<&str> = t
-            .headers
+        write_markdown(out, t, lang.words().nothing)?;
+    }
+    Ok(())
+}
+
+/// One table in Markdown, everything escaped; a total row in bold.
+pub fn write_markdown(out: &mut dyn Write, t: &Table, nothing: &str) -> io::Result<()> {
+    let headers: Vec<String> = t.headers.iter().map(|(h, _)| md(h)).collect();
+    writeln!(out, "| {} |", headers.join(" | "))?;
+    let rule: Vec<&str> = t
+        .headers
+        .iter()
+        .map(|(_, a)| match a {
+            Align::Left => ":---",
+            Align::Right => "---:",
+        })
+        .collect();
+    writeln!(out, "|{}|", rule.join("|"))?;
+    if t.rows.is_empty() {
+        let mut cells = vec![md(nothing)];
+        cells.resize(t.headers.len(), String::new());
+        writeln!(out, "| {} |", cells.join(" | "))?;
+    }
+    for (i, row) in t.rows.iter().enumerate() {
+        let bold = t.total_row && i + 1 == t.rows.len();
+        let cells: Vec<String> = row
             .iter()
-            .map(|(_, a)| match a {
-                Align::Left => ":---",
-                Align::Right => "---:",
+            .map(|c| {
+                if bold {
+                    format!("**{}**", md(c))
+                } else {
+                    md(c)
+                }
             })
             .collect();
-        writeln!(out, "|{}|", rule.join("|"))?;
-        if t.rows.is_empty() {
-            let mut cells = vec![md(lang.words().nothing)];
-            cells.resize(t.headers.len(), String::new());
-            writeln!(out, "| {} |", cells.join(" | "))?;
-        }
-        for (i, row) in t.rows.iter().enumerate() {
-            let bold = t.total_row && i + 1 == t.rows.len();
-            let cells: Vec<String> = row
-                .iter()
-                .map(|c| {
-                    if bold {
-                        format!("**{}**", md(c))
-                    } else {
-                        md(c)
-                    }
-                })
-                .collect();
-            writeln!(out, "| {} |", cells.join(" | "))?;
-        }
+        writeln!(out, "| {} |", cells.join(" | "))?;
     }
     Ok(())
 }

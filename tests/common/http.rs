@@ -39,19 +39,7 @@ pub fn get(
     if let Some(a) = authorization {
         request = request.header("Authorization", a);
     }
-    let mut response = request.call()?;
-    let status = response.status().as_u16();
-    let challenge = response
-        .headers()
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let body = response.body_mut().read_to_string()?;
-    Ok(Reply {
-        status,
-        challenge,
-        body,
-    })
+    reply(request.call()?)
 }
 
 /// POST `body` (JSON) to `url` with an `Authorization` header if given.
@@ -65,7 +53,10 @@ pub fn post(
     if let Some(a) = authorization {
         request = request.header("Authorization", a);
     }
-    let mut response = request.send(body)?;
+    reply(request.send(body)?)
+}
+
+fn reply(mut response: ureq::http::Response<ureq::Body>) -> Result<Reply, ureq::Error> {
     let status = response.status().as_u16();
     let challenge = response
         .headers()
