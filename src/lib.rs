@@ -1,10 +1,12 @@
 //! canhgac: a log-based cyber incident monitor.
 //!
-//! Data flows one way: inputs → matcher ([`rules`]) → detector ([`detect`]) → store.
+//! Data flows one way: inputs → matcher ([`rules`]) → detector ([`detect`]) → store
+//! → (with `[forward]`) the national center's NATS ([`forward`], [`broker`]).
 
 pub mod admission;
 pub mod analyze;
 pub mod auth;
+pub mod broker;
 pub mod category;
 pub mod client;
 pub mod config;
@@ -14,6 +16,7 @@ pub mod duration;
 pub mod event;
 pub mod feeds;
 pub mod forms;
+pub mod forward;
 pub mod http;
 mod ids;
 pub mod import;

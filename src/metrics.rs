@@ -109,6 +109,7 @@ pub struct Metrics {
     pub degraded: std::sync::Mutex<Vec<String>>,
     /// Commits so far, the monthly cache's key.
     commit_seq: std::sync::Arc<AtomicU64>,
+    rules_digest: Mutex<String>,
 }
 
 impl Metrics {
@@ -331,6 +332,7 @@ impl Metrics {
             store_ok: AtomicBool::new(true),
             degraded: std::sync::Mutex::new(Vec::new()),
             commit_seq: std::sync::Arc::new(AtomicU64::new(0)),
+            rules_digest: Mutex::new(String::new()),
             registry,
         };
         for c in Category::ALL {
@@ -402,8 +404,34 @@ impl Metrics {
         Ok(m)
     }
 
+    /// Adds instruments kept elsewhere (the forwarder's) to `/metrics`.
+    pub fn register(&self, c: Box<dyn Collector>) -> Result<(), prometheus::Error> {
+        self.registry.register(c)
+    }
+
+    /// The digest of the rules in force, as `canhgac_build_info` gives it.
+    pub fn rules_digest(&self) -> String {
+        self.rules_digest
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default()
+    }
+
+    /// Bytes written to every input and not yet read.
+    pub fn inputs_behind_bytes(&self) -> u64 {
+        self.input_behind
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric())
+            .map(|m| m.get_gauge().get_value().max(0.0) as u64)
+            .sum()
+    }
+
     /// The rule set's identity, replaced on reload.
     pub fn set_rules(&self, count: usize, digest: &str) {
+        if let Ok(mut d) = self.rules_digest.lock() {
+            digest.clone_into(&mut d);
+        }
         self.rules_loaded.set(count as i64);
         self.build_info.reset();
         self.build_info

@@ -12,9 +12,11 @@
 //! in `validator`. This file holds [`Config`], loading and the errors.
 
 mod feeds;
+mod forward;
 mod http;
 mod inputs;
 mod integrity;
+mod nats;
 mod organisation;
 mod pipeline;
 mod reporting;
@@ -41,6 +43,9 @@ pub use pipeline::PipelineConfig;
 
 pub use crate::forms::{Organisation, SystemInfo};
 use feeds::RawFeed;
+use forward::RawForward;
+pub use forward::ForwardConfig;
+pub use nats::{NatsAuth, NatsConfig};
 use http::RawHttp;
 use inputs::RawInput;
 use integrity::{RawIntegrity, RawWebRoot};
@@ -91,6 +96,8 @@ pub struct Config {
     pub organisation: Organisation,
     /// The forms and the category → class map (`[reporting]`).
     pub reporting: Reporting,
+    /// Incidents to the national center over NATS (`[forward]`).
+    pub forward: Option<ForwardConfig>,
 }
 
 impl Config {
@@ -212,6 +219,7 @@ struct RawConfig {
     organisation: RawOrganisation,
     #[serde(default)]
     reporting: RawReporting,
+    forward: Option<Spanned<RawForward>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -308,6 +316,7 @@ impl Validator<'_> {
         let feeds = self.feeds(&raw.feeds);
         let mut organisation = self.organisation(&raw.organisation);
         let reporting = self.reporting(&raw.reporting);
+        let forward = self.forward(&raw.forward);
         if !raw.organisation.sets_deadline() {
             organisation.report_within_days = reporting.forms.initial.deadline_days;
         }
@@ -330,6 +339,7 @@ impl Validator<'_> {
             integrity,
             organisation,
             reporting,
+            forward,
         }
     }
 }

@@ -77,6 +77,7 @@ use crate::http;
 use crate::input::syslog::Bound;
 use crate::input::watch::Wakeup;
 use crate::integrity::flagged::FlaggedScripts;
+use crate::forward::Forwarder;
 use crate::integrity::watch::Watcher;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -133,12 +134,32 @@ pub fn run(config_path: &Path) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let http_shared = http::Shared::new(&config, Arc::clone(&compiled.rules))?;
+        let forward = config.forward.clone();
+        let (agency, agency_name, db) = (
+            config.agency.clone(),
+            config.agency_name.clone(),
+            config.db_path(),
+        );
         let pipeline = Pipeline::start(
             config,
             compiled,
             Arc::clone(&metrics),
             Arc::clone(&http_shared),
         )?;
+        // After the pipeline opened (and migrated) the store.
+        let (forward_stop, forward_stopped) = tokio::sync::oneshot::channel::<()>();
+        let forwarder = match forward {
+            Some(f) => {
+                let forwarder = Forwarder::open(f, &agency, agency_name, db, Arc::clone(&metrics))?;
+                Some(tokio::spawn(forwarder.run(async move {
+                    let _ = forward_stopped.await;
+                })))
+            }
+            None => {
+                disable_outbox(&db, &agency);
+                None
+            }
+        };
         let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(http::serve(listener, metrics, http_shared, async move {
             let _ = http_stopped.await;
@@ -171,6 +192,10 @@ pub fn run(config_path: &Path) -> Result<(), String> {
             .await
             .map_err(|e| format!("pipeline thread: {e}"))?;
         let _ = http_stop.send(());
+        let _ = forward_stop.send(());
+        if let Some(f) = forwarder {
+            let _ = tokio::time::timeout(Duration::from_secs(2), f).await;
+        }
         match tokio::time::timeout(Duration::from_secs(2), server).await {
             Ok(Ok(Err(e))) => warn!("HTTP server: {e}"),
             Ok(_) => {}
@@ -178,6 +203,21 @@ pub fn run(config_path: &Path) -> Result<(), String> {
         }
         joined.map_err(|_| "the pipeline thread panicked".to_string())?
     })
+}
+
+/// Without `[forward]` the store stops filling its outbox (it may have
+/// forwarded before). A failure only costs outbox rows, so it is logged.
+fn disable_outbox(db: &Path, agency: &str) {
+    match Store::open(db, agency).and_then(|mut s| {
+        if s.outbox_stats()?.enabled {
+            s.outbox_disable()?;
+            info!("no [forward] configured: incident changes are no longer queued for the center");
+        }
+        Ok(())
+    }) {
+        Ok(()) => {}
+        Err(e) => warn!("turning the outbox off: {e}"),
+    }
 }
 
 /// Keeps glibc's heap from holding what a burst freed. By default it

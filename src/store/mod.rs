@@ -11,6 +11,8 @@
 //! * [`tally`]: incidents counted per category, severity and group;
 //! * [`status`]: what analysts say of an incident (status, note, reported);
 //! * [`import`]: backfilled files, recognised by their digest;
+//! * [`outbox`]: changes waiting for the national center, as messages;
+//! * [`center`]: the national center's incidents from every agency;
 //! * [`values`]: how times, ids and fields become SQLite values.
 //!
 //! Other modules keep rows here too (web-root integrity): their tables are
@@ -42,8 +44,10 @@ use crate::detect::Incident;
 use crate::event::DEFAULT_KEY_FIELD;
 use crate::rules::Rule;
 
+mod center;
 mod commit;
 mod import;
+mod outbox;
 mod query;
 mod schema;
 mod status;
@@ -52,9 +56,13 @@ mod tally;
 mod testing;
 mod values;
 
+pub use center::{AgencyRecord, Applied, CenterStore};
 pub use commit::{Batch, BatchRows, CommitInfo, DetectorWrite, Recovery, StateRow};
 pub use import::{ImportFile, ImportListing, ImportOutcome, ImportRecord};
 pub(crate) use query::incident_uid;
+pub use outbox::{
+    IncidentMessage, OutboxBound, OutboxStats, Pending, Pruned, MESSAGE_SCHEMA,
+};
 pub use query::{IncidentOrder, IncidentQuery};
 pub use schema::{backup_path, check_file, APPLICATION_ID, SCHEMA_VERSION};
 pub use status::{Change, HistoryEntry, IncidentStatus, Status, MAX_NOTE_CHARS};

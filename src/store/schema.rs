@@ -29,7 +29,100 @@ const MIGRATIONS: &[&str] = &[
     MIGRATION_V6,
     MIGRATION_V7,
     MIGRATION_V8,
+    MIGRATION_V9,
 ];
+
+/// The body of every outbox trigger: the incident `$id` gets its next
+/// revision, pending, at the end of the order.
+macro_rules! outbox_enqueue {
+    ($id:literal) => {
+        concat!(
+            "BEGIN
+    UPDATE outbox_control SET next_seq = next_seq + 1 WHERE id = 1;
+    INSERT INTO outbox (incident, revision, seq, changed_us, pending)
+        VALUES (", $id, ", 1, (SELECT next_seq FROM outbox_control WHERE id = 1),
+                CAST(unixepoch('subsec') * 1000000 AS INTEGER), 1)
+        ON CONFLICT (incident) DO UPDATE SET revision = revision + 1, seq = excluded.seq,
+            changed_us = excluded.changed_us, pending = 1;
+END;"
+        )
+    };
+}
+
+/// v9: the outbox to the national center, and the center's own tables.
+///
+/// `outbox` has one row per incident the center should hear of: its
+/// revision (1 at the first change, one more at each change after, never
+/// reused, so `<agency>/<uid>/<revision>` names one state of one
+/// incident), the global order of its last change (`seq`), when that
+/// change was committed, and whether it still waits for the broker's
+/// acknowledgement. Triggers write it in the transaction that changes the
+/// incident or its status, whoever writes (daemon, `canhgac incident`, the
+/// API), so an incident never changes without its outbox row, nor the
+/// reverse. They fire only while `outbox_control.enabled` is set (the
+/// daemon sets it when `[forward]` is configured): a store that forwards
+/// nothing writes nothing more. Several changes before one delivery make
+/// one pending row at the latest revision: the center keeps the highest
+/// revision, so the states in between would be overwritten anyway.
+///
+/// `center_incidents` and `center_agencies` are the national center's
+/// (`canhgac center`): which agency and revision each incident came from,
+/// and each agency's last heartbeat. The center's incidents live in
+/// `incidents` like an agency's, so every report reads them as it is.
+const MIGRATION_V9: &str = concat!("
+CREATE TABLE outbox_control (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    enabled   INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+    next_seq  INTEGER NOT NULL,
+    dropped   INTEGER NOT NULL CHECK (dropped >= 0),
+    delivered INTEGER NOT NULL CHECK (delivered >= 0)
+) STRICT;
+INSERT INTO outbox_control (id, enabled, next_seq, dropped, delivered) VALUES (1, 0, 0, 0, 0);
+
+CREATE TABLE outbox (
+    incident   INTEGER PRIMARY KEY,
+    revision   INTEGER NOT NULL CHECK (revision > 0),
+    seq        INTEGER NOT NULL,
+    changed_us INTEGER NOT NULL,
+    pending    INTEGER NOT NULL CHECK (pending IN (0, 1))
+) STRICT;
+CREATE INDEX outbox_pending ON outbox (seq) WHERE pending = 1;
+
+CREATE TRIGGER outbox_incident_insert AFTER INSERT ON incidents
+WHEN (SELECT enabled FROM outbox_control WHERE id = 1) = 1
+", outbox_enqueue!("NEW.id"), "
+
+CREATE TRIGGER outbox_incident_update AFTER UPDATE OF first_seen_us, last_seen_us, events, open, severity ON incidents
+WHEN (SELECT enabled FROM outbox_control WHERE id = 1) = 1
+  AND (OLD.first_seen_us IS NOT NEW.first_seen_us OR OLD.last_seen_us IS NOT NEW.last_seen_us
+       OR OLD.events IS NOT NEW.events OR OLD.open IS NOT NEW.open OR OLD.severity IS NOT NEW.severity)
+", outbox_enqueue!("NEW.id"), "
+
+CREATE TRIGGER outbox_status_insert AFTER INSERT ON incident_status
+WHEN (SELECT enabled FROM outbox_control WHERE id = 1) = 1
+", outbox_enqueue!("NEW.incident"), "
+
+CREATE TRIGGER outbox_status_update AFTER UPDATE ON incident_status
+WHEN (SELECT enabled FROM outbox_control WHERE id = 1) = 1
+", outbox_enqueue!("NEW.incident"), "
+
+CREATE TABLE center_incidents (
+    incident    INTEGER PRIMARY KEY,
+    agency      TEXT    NOT NULL,
+    revision    INTEGER NOT NULL CHECK (revision > 0),
+    received_us INTEGER NOT NULL
+) STRICT;
+CREATE INDEX center_incidents_agency ON center_incidents (agency);
+
+CREATE TABLE center_agencies (
+    agency            TEXT    PRIMARY KEY,
+    name              TEXT,
+    first_us          INTEGER NOT NULL,
+    last_heartbeat_us INTEGER,
+    last_incident_us  INTEGER,
+    heartbeat         TEXT CHECK (heartbeat IS NULL OR json_valid(heartbeat))
+) STRICT;
+");
 
 /// v8: what analysts say about incidents, and the store's time zone.
 ///

@@ -1,0 +1,239 @@
+//! The national center's side of the store: every agency's incidents, at
+//! the highest revision received, and every agency's last heartbeat.
+//!
+//! The center's incidents are rows of `incidents` like an agency's (with a
+//! negative `detector_id`, which no detector uses), so tallies, statuses
+//! and every report work on a center store unchanged; `center_incidents`
+//! says which agency and revision each came from.
+
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use super::outbox::IncidentMessage;
+use super::values::{to_i64, to_u64};
+use super::{Store, StoreError};
+
+/// What one [`Store::center_apply`] did with its messages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub inserted: u64,
+    pub updated: u64,
+    /// Revisions at or below the one stored: redeliveries, or older states
+    /// overtaken by a newer one.
+    pub stale: u64,
+    /// Messages claiming an incident that another agency sent first.
+    pub refused: u64,
+}
+
+/// One agency as the center knows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgencyRecord {
+    pub agency: String,
+    pub name: Option<String>,
+    pub first_us: i64,
+    pub last_heartbeat_us: Option<i64>,
+    pub last_incident_us: Option<i64>,
+    /// The last heartbeat as received (JSON), for the operator.
+    pub heartbeat: Option<serde_json::Value>,
+    /// Incidents held for this agency.
+    pub incidents: u64,
+}
+
+/// Where the center keeps what it receives. SQLite ([`Store`]) is the one
+/// kept today; a server database would implement the same three calls.
+pub trait CenterStore {
+    /// Applies a batch of messages, received at `received_us`, in one
+    /// transaction: after it returns they may be acknowledged.
+    fn apply(
+        &mut self,
+        messages: &[IncidentMessage],
+        received_us: i64,
+    ) -> Result<Applied, StoreError>;
+    /// Records an agency's heartbeat (its JSON as received).
+    fn heartbeat(
+        &mut self,
+        agency: &str,
+        name: Option<&str>,
+        heartbeat: &serde_json::Value,
+        received_us: i64,
+    ) -> Result<(), StoreError>;
+    /// Every agency heard of, by id.
+    fn agencies(&self) -> Result<Vec<AgencyRecord>, StoreError>;
+}
+
+impl CenterStore for Store {
+    fn apply(
+        &mut self,
+        messages: &[IncidentMessage],
+        received_us: i64,
+    ) -> Result<Applied, StoreError> {
+        self.write_transaction(|tx| {
+            let mut applied = Applied::default();
+            for m in messages {
+                apply_one(tx, m, received_us, &mut applied)?;
+            }
+            Ok(applied)
+        })
+    }
+
+    fn heartbeat(
+        &mut self,
+        agency: &str,
+        name: Option<&str>,
+        heartbeat: &serde_json::Value,
+        received_us: i64,
+    ) -> Result<(), StoreError> {
+        let json = heartbeat.to_string();
+        self.write_transaction(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO center_agencies (agency, name, first_us, last_heartbeat_us, heartbeat)
+                 VALUES (?1, ?2, ?3, ?3, ?4)
+                 ON CONFLICT (agency) DO UPDATE SET name = COALESCE(excluded.name, name),
+                     last_heartbeat_us = excluded.last_heartbeat_us, heartbeat = excluded.heartbeat",
+            )?
+            .execute(params![agency, name, received_us, json])?;
+            Ok(())
+        })
+    }
+
+    fn agencies(&self) -> Result<Vec<AgencyRecord>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT a.agency, a.name, a.first_us, a.last_heartbeat_us, a.last_incident_us, a.heartbeat,
+                    (SELECT COUNT(*) FROM center_incidents c WHERE c.agency = a.agency)
+             FROM center_agencies a ORDER BY a.agency",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let heartbeat: Option<String> = r.get(5)?;
+            out.push(AgencyRecord {
+                agency: r.get(0)?,
+                name: r.get(1)?,
+                first_us: r.get(2)?,
+                last_heartbeat_us: r.get(3)?,
+                last_incident_us: r.get(4)?,
+                heartbeat: heartbeat.and_then(|h| serde_json::from_str(&h).ok()),
+                incidents: to_u64(r.get(6)?, "incident count")?,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn apply_one(
+    tx: &Transaction<'_>,
+    m: &IncidentMessage,
+    received_us: i64,
+    applied: &mut Applied,
+) -> Result<(), StoreError> {
+    let revision = to_i64(m.revision, "revision")?;
+    let known: Option<(i64, String, i64)> = tx
+        .prepare_cached(
+            "SELECT i.id, c.agency, c.revision FROM incidents i
+             JOIN center_incidents c ON c.incident = i.id WHERE i.uid = ?1",
+        )?
+        .query_row([&m.uid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let fields = m.fields.to_string();
+    let events = to_i64(m.events, "event count")?;
+    let id = match known {
+        Some((_, agency, _)) if agency != m.agency => {
+            applied.refused += 1;
+            return Ok(());
+        }
+        Some((_, _, stored)) if stored >= revision => {
+            applied.stale += 1;
+            return Ok(());
+        }
+        Some((id, _, _)) => {
+            tx.prepare_cached(
+                "UPDATE incidents SET rule = ?2, category = ?3, severity = ?4, key = ?5, src_ip = ?6,
+                     input = ?7, first_seen_us = ?8, last_seen_us = ?9, events = ?10, open = ?11,
+                     sample = ?12, fields = ?13, updated_us = ?14
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                id,
+                m.rule,
+                m.category,
+                m.severity,
+                m.key,
+                m.src_ip,
+                m.input,
+                m.first_seen_us,
+                m.last_seen_us,
+                events,
+                m.open,
+                m.sample,
+                fields,
+                m.committed_us,
+            ])?;
+            tx.prepare_cached("UPDATE center_incidents SET revision = ?2, received_us = ?3 WHERE incident = ?1")?
+                .execute(params![id, revision, received_us])?;
+            applied.updated += 1;
+            id
+        }
+        None => {
+            // A row id of our own and a detector id no detector uses.
+            let id: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents", [], |r| {
+                r.get(0)
+            })?;
+            tx.prepare_cached(
+                "INSERT INTO incidents (id, uid, detector_id, rule, category, severity, key, src_ip,
+                     input, first_seen_us, last_seen_us, events, open, sample, fields,
+                     created_us, updated_us)
+                 VALUES (?1, ?2, -?1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            )?
+            .execute(params![
+                id,
+                m.uid,
+                m.rule,
+                m.category,
+                m.severity,
+                m.key,
+                m.src_ip,
+                m.input,
+                m.first_seen_us,
+                m.last_seen_us,
+                events,
+                m.open,
+                m.sample,
+                fields,
+                m.created_us,
+                m.committed_us,
+            ])?;
+            tx.prepare_cached(
+                "INSERT INTO center_incidents (incident, agency, revision, received_us) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![id, m.agency, revision, received_us])?;
+            applied.inserted += 1;
+            id
+        }
+    };
+    // The agency's status travels with the incident: a false positive
+    // leaves the national figures as it left the agency's.
+    if m.status == "new" && m.reported_us.is_none() {
+        tx.prepare_cached("DELETE FROM incident_status WHERE incident = ?1")?
+            .execute([id])?;
+    } else {
+        tx.prepare_cached(
+            "INSERT INTO incident_status (incident, status, changed_by, changed_us, reported_us, reported_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN ?5 IS NULL THEN NULL ELSE ?3 END)
+             ON CONFLICT (incident) DO UPDATE SET status = excluded.status,
+                 changed_by = excluded.changed_by, changed_us = excluded.changed_us,
+                 reported_us = excluded.reported_us, reported_by = excluded.reported_by",
+        )?
+        .execute(params![
+            id,
+            m.status,
+            format!("agency:{}", m.agency),
+            m.status_changed_us.unwrap_or(0),
+            m.reported_us,
+        ])?;
+    }
+    tx.prepare_cached(
+        "INSERT INTO center_agencies (agency, first_us, last_incident_us) VALUES (?1, ?2, ?2)
+         ON CONFLICT (agency) DO UPDATE SET last_incident_us = excluded.last_incident_us",
+    )?
+    .execute(params![m.agency, received_us])?;
+    Ok(())
+}
