@@ -131,9 +131,13 @@ impl Forwarder {
             .outbox_enable(since)
             .map_err(|e| format!("forward: {e}"))?;
         if queued > 0 {
-            info!(queued, "forward: outbox enabled; incidents of the backfill period queued for the center");
+            info!(
+                queued,
+                "forward: outbox enabled; incidents of the backfill period queued for the center"
+            );
         }
-        let instruments = ForwardMetrics::new(&metrics).map_err(|e| format!("forward metrics: {e}"))?;
+        let instruments =
+            ForwardMetrics::new(&metrics).map_err(|e| format!("forward metrics: {e}"))?;
         Ok(Forwarder {
             config,
             agency: agency.to_owned(),
@@ -167,7 +171,10 @@ impl Forwarder {
                     warn!("forward: {err}; retrying");
                 }
                 Err(e) => {
-                    self.instruments.failures.with_label_values(&["connect"]).inc();
+                    self.instruments
+                        .failures
+                        .with_label_values(&["connect"])
+                        .inc();
                     if failures == 0 {
                         warn!("forward: {e}; local monitoring goes on, the outbox keeps what the center has not acknowledged");
                     }
@@ -186,7 +193,10 @@ impl Forwarder {
         loop {
             if Instant::now() >= next_heartbeat {
                 if let Err(e) = self.heartbeat(&js).await {
-                    self.instruments.failures.with_label_values(&["publish"]).inc();
+                    self.instruments
+                        .failures
+                        .with_label_values(&["publish"])
+                        .inc();
                     return format!("heartbeat: {e}");
                 }
                 next_heartbeat = Instant::now() + self.config.heartbeat;
@@ -198,7 +208,10 @@ impl Forwarder {
             let batch = match self.with_store(|s| s.outbox_pending(BATCH)).await {
                 Ok(b) => b,
                 Err(e) => {
-                    self.instruments.failures.with_label_values(&["store"]).inc();
+                    self.instruments
+                        .failures
+                        .with_label_values(&["store"])
+                        .inc();
                     return format!("reading the outbox: {e}");
                 }
             };
@@ -214,13 +227,19 @@ impl Forwarder {
                     .last_ack
                     .set(Timestamp::now().as_millisecond() as f64 / 1000.0);
                 if let Err(e) = self.with_store(move |s| s.outbox_delivered(&acked)).await {
-                    self.instruments.failures.with_label_values(&["store"]).inc();
+                    self.instruments
+                        .failures
+                        .with_label_values(&["store"])
+                        .inc();
                     return format!("marking delivered: {e}");
                 }
             }
             self.publish_stats().await;
             if let Some(e) = error {
-                self.instruments.failures.with_label_values(&["publish"]).inc();
+                self.instruments
+                    .failures
+                    .with_label_values(&["publish"])
+                    .inc();
                 return e;
             }
         }
@@ -320,14 +339,20 @@ impl Forwarder {
                         "forward: the center has not acknowledged these incident changes within the outbox bound ([forward] max_age, max_pending); they are dropped and will not reach it unless the incidents change again"
                     );
                 }
-                self.instruments.dropped.with_label_values(&["max_age"]).inc_by(p.too_old);
+                self.instruments
+                    .dropped
+                    .with_label_values(&["max_age"])
+                    .inc_by(p.too_old);
                 self.instruments
                     .dropped
                     .with_label_values(&["max_pending"])
                     .inc_by(p.over_size);
             }
             Err(e) => {
-                self.instruments.failures.with_label_values(&["store"]).inc();
+                self.instruments
+                    .failures
+                    .with_label_values(&["store"])
+                    .inc();
                 warn!("forward: enforcing the outbox bound: {e}");
             }
         }
@@ -350,7 +375,9 @@ impl Forwarder {
     ) -> Result<T, StoreError> {
         let store = Arc::clone(&self.store);
         tokio::task::spawn_blocking(move || {
-            let mut guard = store.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut guard = store
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             call(&mut guard)
         })
         .await

@@ -8,6 +8,7 @@ pub mod analyze;
 pub mod auth;
 pub mod broker;
 pub mod category;
+pub mod center;
 pub mod client;
 pub mod config;
 pub mod daemon;

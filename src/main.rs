@@ -64,6 +64,20 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormatArg,
     },
+    /// Run the national center: consume every agency's incidents from NATS
+    /// JetStream into the center store (`canhgac report --db` reads it).
+    ///
+    /// Creates or updates the stream, reads it with a durable pull consumer
+    /// and acknowledges each batch only after committing it. Serves
+    /// `/metrics` (national figures, agencies reporting and silent, lag).
+    Center {
+        /// The center's config file (docs/center.md).
+        #[arg(long, value_name = "FILE", default_value = "/etc/canhgac/center.toml")]
+        config: PathBuf,
+        /// Format of the center's own log on stderr.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormatArg,
+    },
     /// List incidents recorded in the store, newest first, with filters.
     Incidents(IncidentsArgs),
     /// One incident: show it, set its status, record that it was reported.
@@ -526,6 +540,7 @@ fn main() -> ExitCode {
             cli::rules::list(&rules, config.as_deref())
         }
         Command::Run { config, log_format } => run_daemon(&config, log_format),
+        Command::Center { config, log_format } => run_center(&config, log_format),
         Command::Incidents(args) => cli::incident::list(&args),
         Command::Incident(command) => cli::incident::run(&command),
         Command::Integrity(IntegrityCommand::Accept { config, paths }) => {
@@ -573,11 +588,30 @@ impl Command {
     }
 }
 
-fn run_daemon(config: &Path, log_format: LogFormatArg) -> Result<ExitCode, ExitCode> {
+fn init_logging(log_format: LogFormatArg) {
     canhgac::logging::init(match log_format {
         LogFormatArg::Text => canhgac::logging::LogFormat::Text,
         LogFormatArg::Json => canhgac::logging::LogFormat::Json,
     });
+}
+
+fn run_center(config: &Path, log_format: LogFormatArg) -> Result<ExitCode, ExitCode> {
+    init_logging(log_format);
+    let config = canhgac::config::CenterConfig::load(config).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::FAILURE
+    })?;
+    match canhgac::center::run(config) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            tracing::error!("{e}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn run_daemon(config: &Path, log_format: LogFormatArg) -> Result<ExitCode, ExitCode> {
+    init_logging(log_format);
     match canhgac::daemon::run(config) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {

@@ -491,6 +491,24 @@ impl Metrics {
     }
 }
 
+/// The calendar-month figures of the store at `db` (`canhgac_incidents_period`,
+/// `canhgac_incidents_change_ratio`, overdue), recounted when `commit_seq`
+/// moves and at least every minute: the center's national figures are the
+/// same collector on the center's store.
+pub fn monthly_collector(
+    db: PathBuf,
+    tz: TimeZone,
+    commit_seq: std::sync::Arc<AtomicU64>,
+    report_within_days: u32,
+) -> Result<Box<dyn Collector>, prometheus::Error> {
+    Ok(Box::new(MonthlyCollector::new(
+        db,
+        tz,
+        commit_seq,
+        report_within_days,
+    )?))
+}
+
 /// The calendar-month figures per category, counted in the store.
 struct MonthlyCollector {
     db: PathBuf,

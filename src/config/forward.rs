@@ -91,8 +91,13 @@ impl Validator<'_> {
                 YEAR,
                 "[forward] max_age",
             ),
-            max_pending: self.count(&raw.max_pending, 100_000, 1, 100_000_000, "[forward] max_pending")
-                as u64,
+            max_pending: self.count(
+                &raw.max_pending,
+                100_000,
+                1,
+                100_000_000,
+                "[forward] max_pending",
+            ) as u64,
             backfill: self.duration(
                 &raw.backfill,
                 Duration::from_secs(30 * DAY),
@@ -104,7 +109,12 @@ impl Validator<'_> {
 
     /// A NATS subject prefix: dot-separated tokens of letters, digits, `-`
     /// and `_` (no wildcards: the agency id is appended).
-    pub(super) fn subject(&mut self, v: &Option<Spanned<String>>, default: &str, what: &str) -> String {
+    pub(super) fn subject(
+        &mut self,
+        v: &Option<Spanned<String>>,
+        default: &str,
+        what: &str,
+    ) -> String {
         let Some(v) = v else {
             return default.to_owned();
         };
@@ -124,6 +134,8 @@ pub(super) fn valid_subject(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
         && s.split('.').all(|t| {
-            !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
 }

@@ -11,6 +11,7 @@
 //! tools of validation (positions, bounded numbers, durations, paths) are
 //! in `validator`. This file holds [`Config`], loading and the errors.
 
+mod center;
 mod feeds;
 mod forward;
 mod http;
@@ -42,13 +43,14 @@ pub use inputs::{
 pub use pipeline::PipelineConfig;
 
 pub use crate::forms::{Organisation, SystemInfo};
+pub use center::CenterConfig;
 use feeds::RawFeed;
-use forward::RawForward;
 pub use forward::ForwardConfig;
-pub use nats::{NatsAuth, NatsConfig};
+use forward::RawForward;
 use http::RawHttp;
 use inputs::RawInput;
 use integrity::{RawIntegrity, RawWebRoot};
+pub use nats::{NatsAuth, NatsConfig};
 use organisation::RawOrganisation;
 use pipeline::RawPipeline;
 use reporting::RawReporting;
@@ -146,31 +148,42 @@ impl Config {
     }
 
     fn parse_for(path: &Path, text: &str, needs: Needs) -> Result<Config, ConfigErrors> {
-        let mut v = Validator {
-            needs,
-            file: path.display().to_string(),
-            text,
-            base: path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-                .to_path_buf(),
-            errors: Vec::new(),
-        };
-        let raw: RawConfig = match toml::from_str(text) {
-            Ok(raw) => raw,
-            Err(e) => {
-                let span = e.span().unwrap_or(0..0);
-                v.error(&span, e.message().trim_end().to_owned());
-                return Err(Problems(v.errors));
-            }
-        };
-        let config = v.validate(path, raw);
-        if v.errors.is_empty() {
-            Ok(config)
-        } else {
-            Err(Problems(v.errors))
+        validated(path, text, needs, |v, raw: RawConfig| v.validate(path, raw))
+    }
+}
+
+/// Reads `text` as the TOML shape `R` and validates it with `validate`:
+/// every problem reported at its place in `path`.
+fn validated<R: serde::de::DeserializeOwned, T>(
+    path: &Path,
+    text: &str,
+    needs: Needs,
+    validate: impl FnOnce(&mut Validator<'_>, R) -> T,
+) -> Result<T, ConfigErrors> {
+    let mut v = Validator {
+        needs,
+        file: path.display().to_string(),
+        text,
+        base: path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf(),
+        errors: Vec::new(),
+    };
+    let raw: R = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            v.error(&span, e.message().trim_end().to_owned());
+            return Err(Problems(v.errors));
         }
+    };
+    let config = validate(&mut v, raw);
+    if v.errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(Problems(v.errors))
     }
 }
 

@@ -40,7 +40,10 @@ pub enum NatsAuth {
     Credentials(PathBuf),
     /// A file holding an NKey user seed (`SU…`).
     NkeySeed(PathBuf),
-    UserPassword { user: String, password_file: PathBuf },
+    UserPassword {
+        user: String,
+        password_file: PathBuf,
+    },
     Token(PathBuf),
 }
 
@@ -87,7 +90,9 @@ impl Validator<'_> {
             } else {
                 self.error(
                     &s.span(),
-                    format!("{section}: server {text:?}: write nats://HOST:PORT or tls://HOST:PORT"),
+                    format!(
+                        "{section}: server {text:?}: write nats://HOST:PORT or tls://HOST:PORT"
+                    ),
                 );
             }
         }
@@ -112,12 +117,13 @@ impl Validator<'_> {
                 .map_or(NatsAuth::None, NatsAuth::NkeySeed)
         } else if let Some(user) = &raw.user {
             match &raw.password_file {
-                Some(p) => self
-                    .secret_file(p, section, "password_file")
-                    .map_or(NatsAuth::None, |password_file| NatsAuth::UserPassword {
+                Some(p) => self.secret_file(p, section, "password_file").map_or(
+                    NatsAuth::None,
+                    |password_file| NatsAuth::UserPassword {
                         user: user.get_ref().clone(),
                         password_file,
-                    }),
+                    },
+                ),
                 None => {
                     self.error(
                         &user.span(),
@@ -131,11 +137,17 @@ impl Validator<'_> {
                 .map_or(NatsAuth::None, NatsAuth::Token)
         } else {
             if let Some(p) = &raw.password_file {
-                self.error(&p.span(), format!("{section}: password_file goes with user"));
+                self.error(
+                    &p.span(),
+                    format!("{section}: password_file goes with user"),
+                );
             }
             NatsAuth::None
         };
-        let tls_ca = raw.tls_ca.as_ref().and_then(|p| self.readable(p, section, "tls_ca"));
+        let tls_ca = raw
+            .tls_ca
+            .as_ref()
+            .and_then(|p| self.readable(p, section, "tls_ca"));
         let tls_client = match (&raw.tls_cert, &raw.tls_key) {
             (Some(cert), Some(key)) => {
                 let cert = self.readable(cert, section, "tls_cert");
@@ -143,7 +155,10 @@ impl Validator<'_> {
                 cert.zip(key)
             }
             (Some(one), None) | (None, Some(one)) => {
-                self.error(&one.span(), format!("{section}: tls_cert and tls_key go together"));
+                self.error(
+                    &one.span(),
+                    format!("{section}: tls_cert and tls_key go together"),
+                );
                 None
             }
             (None, None) => None,
@@ -162,7 +177,10 @@ impl Validator<'_> {
         match std::fs::File::open(&path) {
             Ok(_) => Some(path),
             Err(e) => {
-                self.error(&p.span(), format!("{section} {key}: cannot read {}: {e}", path.display()));
+                self.error(
+                    &p.span(),
+                    format!("{section} {key}: cannot read {}: {e}", path.display()),
+                );
                 None
             }
         }

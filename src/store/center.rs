@@ -38,24 +38,29 @@ pub struct AgencyRecord {
     pub incidents: u64,
 }
 
+/// An agency's heartbeat as the center received it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeartbeatRecord {
+    pub agency: String,
+    pub name: Option<String>,
+    /// When the broker stored it (µs): the broker's clock, not the
+    /// agency's, and the time it was sent even when the center reads it
+    /// later.
+    pub at_us: i64,
+    pub json: serde_json::Value,
+}
+
 /// Where the center keeps what it receives. SQLite ([`Store`]) is the one
-/// kept today; a server database would implement the same three calls.
+/// kept today; a server database would implement the same two calls.
 pub trait CenterStore {
-    /// Applies a batch of messages, received at `received_us`, in one
-    /// transaction: after it returns they may be acknowledged.
+    /// Applies incidents and heartbeats received at `received_us` in one
+    /// transaction: once it returns they may be acknowledged.
     fn apply(
         &mut self,
-        messages: &[IncidentMessage],
+        incidents: &[IncidentMessage],
+        heartbeats: &[HeartbeatRecord],
         received_us: i64,
     ) -> Result<Applied, StoreError>;
-    /// Records an agency's heartbeat (its JSON as received).
-    fn heartbeat(
-        &mut self,
-        agency: &str,
-        name: Option<&str>,
-        heartbeat: &serde_json::Value,
-        received_us: i64,
-    ) -> Result<(), StoreError>;
     /// Every agency heard of, by id.
     fn agencies(&self) -> Result<Vec<AgencyRecord>, StoreError>;
 }
@@ -63,35 +68,26 @@ pub trait CenterStore {
 impl CenterStore for Store {
     fn apply(
         &mut self,
-        messages: &[IncidentMessage],
+        incidents: &[IncidentMessage],
+        heartbeats: &[HeartbeatRecord],
         received_us: i64,
     ) -> Result<Applied, StoreError> {
         self.write_transaction(|tx| {
             let mut applied = Applied::default();
-            for m in messages {
+            for m in incidents {
                 apply_one(tx, m, received_us, &mut applied)?;
             }
-            Ok(applied)
-        })
-    }
-
-    fn heartbeat(
-        &mut self,
-        agency: &str,
-        name: Option<&str>,
-        heartbeat: &serde_json::Value,
-        received_us: i64,
-    ) -> Result<(), StoreError> {
-        let json = heartbeat.to_string();
-        self.write_transaction(|tx| {
-            tx.prepare_cached(
+            let mut beat = tx.prepare_cached(
                 "INSERT INTO center_agencies (agency, name, first_us, last_heartbeat_us, heartbeat)
                  VALUES (?1, ?2, ?3, ?3, ?4)
                  ON CONFLICT (agency) DO UPDATE SET name = COALESCE(excluded.name, name),
-                     last_heartbeat_us = excluded.last_heartbeat_us, heartbeat = excluded.heartbeat",
-            )?
-            .execute(params![agency, name, received_us, json])?;
-            Ok(())
+                     heartbeat = excluded.heartbeat, last_heartbeat_us = excluded.last_heartbeat_us
+                 WHERE last_heartbeat_us IS NULL OR last_heartbeat_us <= excluded.last_heartbeat_us",
+            )?;
+            for h in heartbeats {
+                beat.execute(params![h.agency, h.name, h.at_us, h.json.to_string()])?;
+            }
+            Ok(applied)
         })
     }
 
@@ -167,16 +163,19 @@ fn apply_one(
                 fields,
                 m.committed_us,
             ])?;
-            tx.prepare_cached("UPDATE center_incidents SET revision = ?2, received_us = ?3 WHERE incident = ?1")?
-                .execute(params![id, revision, received_us])?;
+            tx.prepare_cached(
+                "UPDATE center_incidents SET revision = ?2, received_us = ?3 WHERE incident = ?1",
+            )?
+            .execute(params![id, revision, received_us])?;
             applied.updated += 1;
             id
         }
         None => {
             // A row id of our own and a detector id no detector uses.
-            let id: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents", [], |r| {
-                r.get(0)
-            })?;
+            let id: i64 =
+                tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents", [], |r| {
+                    r.get(0)
+                })?;
             tx.prepare_cached(
                 "INSERT INTO incidents (id, uid, detector_id, rule, category, severity, key, src_ip,
                      input, first_seen_us, last_seen_us, events, open, sample, fields,

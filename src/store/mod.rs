@@ -56,13 +56,11 @@ mod tally;
 mod testing;
 mod values;
 
-pub use center::{AgencyRecord, Applied, CenterStore};
+pub use center::{AgencyRecord, Applied, CenterStore, HeartbeatRecord};
 pub use commit::{Batch, BatchRows, CommitInfo, DetectorWrite, Recovery, StateRow};
 pub use import::{ImportFile, ImportListing, ImportOutcome, ImportRecord};
+pub use outbox::{IncidentMessage, OutboxBound, OutboxStats, Pending, Pruned, MESSAGE_SCHEMA};
 pub(crate) use query::incident_uid;
-pub use outbox::{
-    IncidentMessage, OutboxBound, OutboxStats, Pending, Pruned, MESSAGE_SCHEMA,
-};
 pub use query::{IncidentOrder, IncidentQuery};
 pub use schema::{backup_path, check_file, APPLICATION_ID, SCHEMA_VERSION};
 pub use status::{Change, HistoryEntry, IncidentStatus, Status, MAX_NOTE_CHARS};

@@ -40,7 +40,9 @@ macro_rules! outbox_enqueue {
             "BEGIN
     UPDATE outbox_control SET next_seq = next_seq + 1 WHERE id = 1;
     INSERT INTO outbox (incident, revision, seq, changed_us, pending)
-        VALUES (", $id, ", 1, (SELECT next_seq FROM outbox_control WHERE id = 1),
+        VALUES (",
+            $id,
+            ", 1, (SELECT next_seq FROM outbox_control WHERE id = 1),
                 CAST(unixepoch('subsec') * 1000000 AS INTEGER), 1)
         ON CONFLICT (incident) DO UPDATE SET revision = revision + 1, seq = excluded.seq,
             changed_us = excluded.changed_us, pending = 1;

@@ -1,0 +1,260 @@
+//! `canhgac center`: the national center's consumer. It creates (or checks)
+//! the JetStream stream the agencies publish to, reads it with a durable
+//! pull consumer, writes each batch into the center store in one
+//! transaction, and acknowledges the batch's messages (double ack: it
+//! waits for the server to confirm) only after that commit. A crash before
+//! the acknowledgements redelivers the batch, whose revisions the store
+//! then already holds: nothing is lost, and nothing counted twice.
+//!
+//! Rooms: [`ingest`] says what a message is; `metrics` serves the center's
+//! `/metrics`; this file runs the loop.
+
+pub mod ingest;
+mod metrics;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream, AckKind};
+use futures_util::StreamExt;
+use jiff::Timestamp;
+use tracing::{info, warn};
+
+use crate::broker;
+use crate::config::CenterConfig;
+use crate::store::{CenterStore, HeartbeatRecord, IncidentMessage, Store, StoreError};
+use ingest::{classify, Inbound, Subjects};
+use metrics::CenterMetrics;
+
+/// Messages read and committed at once.
+const BATCH: usize = 1000;
+/// How long one fetch waits for its batch to fill.
+const FETCH_WAIT: Duration = Duration::from_millis(200);
+
+/// Runs the center until SIGTERM or SIGINT.
+pub fn run(config: CenterConfig) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+        let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+        let mut store =
+            Store::open(&config.db_path(), &config.center).map_err(|e| e.to_string())?;
+        let zone = config
+            .time_zone
+            .iana_name()
+            .unwrap_or(&config.time_zone_name)
+            .to_owned();
+        store
+            .record_identity(Some(&zone), config.name.as_deref())
+            .map_err(|e| e.to_string())?;
+        let metrics = Arc::new(CenterMetrics::new(&config).map_err(|e| format!("metrics: {e}"))?);
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        info!(listen = %config.listen, store = %config.db_path().display(), "center started");
+        let server = tokio::spawn(metrics::serve(listener, Arc::clone(&metrics)));
+        let center = Center {
+            config,
+            store: Arc::new(Mutex::new(store)),
+            metrics,
+        };
+        if std::env::var_os("NOTIFY_SOCKET").is_some() {
+            if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+                warn!("sd_notify: {e}");
+            }
+        }
+        tokio::select! {
+            _ = center.serve() => {}
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        server.abort();
+        info!("center stopped");
+        Ok(())
+    })
+}
+
+struct Center {
+    config: CenterConfig,
+    store: Arc<Mutex<Store>>,
+    metrics: Arc<CenterMetrics>,
+}
+
+impl Center {
+    async fn serve(&self) {
+        let mut failures = 0_u32;
+        loop {
+            match self.consume(&mut failures).await {
+                Ok(()) => {}
+                Err(e) => {
+                    self.metrics.failures.inc();
+                    warn!("center: {e}; retrying");
+                }
+            }
+            self.metrics.connected.set(0);
+            tokio::time::sleep(broker::backoff(failures)).await;
+            failures = failures.saturating_add(1);
+        }
+    }
+
+    async fn consume(&self, failures: &mut u32) -> Result<(), String> {
+        let client = broker::connect(
+            &self.config.nats,
+            &format!("canhgac center {}", self.config.center),
+        )
+        .await?;
+        let js = jetstream::new(client);
+        let stream = self.stream(&js).await?;
+        let consumer: consumer::PullConsumer = stream
+            .get_or_create_consumer(
+                &self.config.stream.consumer,
+                consumer::pull::Config {
+                    durable_name: Some(self.config.stream.consumer.clone()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(30),
+                    max_ack_pending: 20_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| format!("consumer {}: {e}", self.config.stream.consumer))?;
+        info!(stream = %self.config.stream.name, consumer = %self.config.stream.consumer, "center: consuming");
+        self.metrics.connected.set(1);
+        loop {
+            let mut batch = consumer
+                .fetch()
+                .max_messages(BATCH)
+                .expires(FETCH_WAIT)
+                .messages()
+                .await
+                .map_err(|e| format!("fetch: {e}"))?;
+            let mut messages = Vec::new();
+            while let Some(m) = batch.next().await {
+                messages.push(m.map_err(|e| format!("fetch: {e}"))?);
+            }
+            if messages.is_empty() {
+                self.metrics.refresh(&self.store);
+                continue;
+            }
+            self.ingest(messages).await?;
+            *failures = 0;
+        }
+    }
+
+    /// Creates the stream, or brings an existing one's limits to the
+    /// config's (subjects, duplicate window, age).
+    async fn stream(&self, js: &jetstream::Context) -> Result<stream::Stream, String> {
+        let s = &self.config.stream;
+        let wanted = stream::Config {
+            name: s.name.clone(),
+            subjects: vec![
+                format!("{}.*", s.incidents_subject),
+                format!("{}.*", s.heartbeat_subject),
+            ],
+            retention: stream::RetentionPolicy::Limits,
+            storage: stream::StorageType::File,
+            max_age: s.max_age,
+            duplicate_window: s.duplicate_window,
+            ..Default::default()
+        };
+        match js.get_stream(&s.name).await {
+            Ok(mut existing) => {
+                let info = existing
+                    .info()
+                    .await
+                    .map_err(|e| format!("stream {}: {e}", s.name))?;
+                let have = &info.config;
+                if have.subjects != wanted.subjects
+                    || have.max_age != wanted.max_age
+                    || have.duplicate_window != wanted.duplicate_window
+                {
+                    info!(stream = %s.name, "center: updating the stream's subjects and limits to the config's");
+                    js.update_stream(wanted)
+                        .await
+                        .map_err(|e| format!("updating stream {}: {e}", s.name))?;
+                }
+                Ok(existing)
+            }
+            Err(_) => js
+                .get_or_create_stream(wanted)
+                .await
+                .map_err(|e| format!("creating stream {}: {e}", s.name)),
+        }
+    }
+
+    /// Commits one batch, then acknowledges it.
+    async fn ingest(&self, messages: Vec<jetstream::Message>) -> Result<(), String> {
+        let subjects = Subjects {
+            incidents: &self.config.stream.incidents_subject,
+            heartbeat: &self.config.stream.heartbeat_subject,
+        };
+        let mut incidents: Vec<IncidentMessage> = Vec::new();
+        let mut heartbeats: Vec<HeartbeatRecord> = Vec::new();
+        let mut refused = Vec::new();
+        let mut pending = 0;
+        for (i, m) in messages.iter().enumerate() {
+            let (published_us, left) = match m.info() {
+                Ok(info) => (
+                    i64::try_from(info.published.unix_timestamp_nanos() / 1000).unwrap_or(0),
+                    info.pending,
+                ),
+                Err(_) => (Timestamp::now().as_microsecond(), 0),
+            };
+            pending = left;
+            match classify(&subjects, m.subject.as_str(), &m.payload, published_us) {
+                Inbound::Incident(msg) => incidents.push(msg),
+                Inbound::Heartbeat(h) => heartbeats.push(h),
+                Inbound::Refused(reason) => {
+                    self.metrics.refused(reason);
+                    refused.push(i);
+                }
+            }
+        }
+        if !refused.is_empty() {
+            warn!(count = refused.len(), "center: messages refused (see canhgac_center_refused_total); they are terminated, not redelivered");
+        }
+        let received_us = Timestamp::now().as_microsecond();
+        let latencies: Vec<f64> = incidents
+            .iter()
+            .map(|m| (received_us - m.committed_us).max(0) as f64 / 1e6)
+            .collect();
+        let (n_incidents, n_heartbeats) = (incidents.len(), heartbeats.len());
+        let store = Arc::clone(&self.store);
+        let applied = tokio::task::spawn_blocking(move || {
+            let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+            s.apply(&incidents, &heartbeats, received_us)
+        })
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Invalid(format!("store task: {e}"))));
+        let applied = match applied {
+            Ok(a) => a,
+            Err(e) => {
+                // Not acknowledged: redelivered after a pause.
+                for m in &messages {
+                    let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(5)))).await;
+                }
+                return Err(format!("storing a batch: {e}"));
+            }
+        };
+        self.metrics
+            .committed(&applied, n_incidents, n_heartbeats, &latencies, pending);
+        for (i, m) in messages.iter().enumerate() {
+            let result = if refused.binary_search(&i).is_ok() {
+                m.ack_with(AckKind::Term).await
+            } else {
+                m.double_ack().await
+            };
+            // An acknowledgement lost here means a redelivery, which the
+            // store recognises by its revision.
+            if let Err(e) = result {
+                return Err(format!("acknowledging: {e}"));
+            }
+        }
+        self.metrics.refresh(&self.store);
+        Ok(())
+    }
+}
