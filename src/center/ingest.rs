@@ -15,7 +15,7 @@ const MAX_ID: usize = 256;
 
 #[derive(Debug, PartialEq)]
 pub enum Inbound {
-    Incident(IncidentMessage),
+    Incident(Box<IncidentMessage>),
     Heartbeat(HeartbeatRecord),
     Refused(Refusal),
 }
@@ -81,7 +81,7 @@ pub fn classify(
         if !valid_incident(&m) {
             return Inbound::Refused(Refusal::Invalid);
         }
-        return Inbound::Incident(m);
+        return Inbound::Incident(Box::new(m));
     }
     if let Some(agency) = agency_of(subjects.heartbeat) {
         let Ok(json) = serde_json::from_slice::<serde_json::Value>(payload) else {
@@ -146,7 +146,7 @@ mod tests {
             uid: format!("{agency}-0190"),
             revision: 1,
             rule: "ssh-brute-force".into(),
-            category: "brute-force".into(),
+            category: "bruteforce".into(),
             severity: "medium".into(),
             key: "203.0.113.7".into(),
             src_ip: Some("203.0.113.7".into()),
@@ -174,7 +174,7 @@ mod tests {
         let m = incident("so-a");
         assert_eq!(
             classify_incident("canhgac.incidents.so-a", &m),
-            Inbound::Incident(m)
+            Inbound::Incident(Box::new(m))
         );
     }
 

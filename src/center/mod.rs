@@ -206,7 +206,7 @@ impl Center {
             };
             pending = left;
             match classify(&subjects, m.subject.as_str(), &m.payload, published_us) {
-                Inbound::Incident(msg) => incidents.push(msg),
+                Inbound::Incident(msg) => incidents.push(*msg),
                 Inbound::Heartbeat(h) => heartbeats.push(h),
                 Inbound::Refused(reason) => {
                     self.metrics.refused(reason);

@@ -306,3 +306,186 @@ fn pending_from_row(row: &Row<'_>, agency: &str) -> Result<Pending, StoreError> 
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{commit_incidents, fresh, rec};
+    use super::super::{CenterStore, Change, Status};
+    use super::*;
+    use jiff::Timestamp;
+
+    const HOUR_US: i64 = 3_600_000_000;
+
+    fn pending_revisions(store: &Store) -> Vec<(String, u64)> {
+        store
+            .outbox_pending(100)
+            .expect("pending")
+            .into_iter()
+            .map(|p| (p.message.key.clone(), p.message.revision))
+            .collect()
+    }
+
+    #[test]
+    fn nothing_is_queued_until_forwarding_is_enabled_then_recent_history_is() {
+        let (_dir, _path, mut store) = fresh();
+        commit_incidents(&mut store, &[rec(1, 0, "bruteforce")]);
+        assert_eq!(store.outbox_stats().expect("stats").pending, 0);
+        assert_eq!(store.outbox_enable(0).expect("enable"), 1);
+        // Enabling again queues nothing more.
+        assert_eq!(store.outbox_enable(0).expect("enable"), 0);
+        commit_incidents(&mut store, &[rec(2, 10, "web-attack")]);
+        assert_eq!(
+            pending_revisions(&store),
+            [("10.0.0.1".to_owned(), 1), ("10.0.0.2".to_owned(), 1)]
+        );
+        store.outbox_disable().expect("disable");
+        commit_incidents(&mut store, &[rec(3, 20, "recon")]);
+        assert_eq!(store.outbox_stats().expect("stats").pending, 2);
+    }
+
+    #[test]
+    fn each_change_is_a_new_revision_and_only_the_acknowledged_one_is_delivered() {
+        let (_dir, _path, mut store) = fresh();
+        store.outbox_enable(0).expect("enable");
+        let mut r = rec(1, 0, "bruteforce");
+        commit_incidents(&mut store, &[r.clone()]);
+        let sent = store.outbox_pending(10).expect("pending");
+        assert_eq!(sent.len(), 1);
+        let first = &sent[0];
+        assert_eq!(first.message.revision, 1);
+        assert_eq!(
+            first.message.message_id(),
+            format!("{}/{}/1", first.message.agency, first.message.uid)
+        );
+        // The incident grows while revision 1 is on the way.
+        r.events = 9;
+        commit_incidents(&mut store, &[r.clone()]);
+        assert_eq!(
+            store
+                .outbox_delivered(&[(first.incident, 1)])
+                .expect("mark"),
+            0,
+            "a superseded revision leaves the row pending"
+        );
+        assert_eq!(pending_revisions(&store), [("10.0.0.1".to_owned(), 2)]);
+        // A status change is a change too.
+        let uid = first.message.uid.clone();
+        store
+            .change_status(
+                &uid,
+                Change::Status(Status::FalsePositive),
+                "local:test",
+                None,
+                Timestamp::now(),
+            )
+            .expect("status");
+        let latest = store.outbox_pending(10).expect("pending");
+        assert_eq!(latest[0].message.revision, 3);
+        assert_eq!(latest[0].message.status, "false-positive");
+        assert_eq!(latest[0].message.events, 9);
+        assert_eq!(
+            store
+                .outbox_delivered(&[(first.incident, 3)])
+                .expect("mark"),
+            1
+        );
+        let stats = store.outbox_stats().expect("stats");
+        assert_eq!((stats.pending, stats.delivered, stats.dropped), (0, 1, 0));
+        assert_eq!(store.outbox_revision(&uid).expect("revision"), Some(3));
+    }
+
+    #[test]
+    fn the_bound_drops_the_oldest_and_counts_them() {
+        let (_dir, _path, mut store) = fresh();
+        store.outbox_enable(0).expect("enable");
+        for id in 1..=5 {
+            commit_incidents(&mut store, &[rec(id, id as i64, "bruteforce")]);
+        }
+        let now = Timestamp::now().as_microsecond();
+        let roomy = OutboxBound {
+            max_age_us: HOUR_US,
+            max_rows: 10,
+        };
+        assert_eq!(
+            store.outbox_prune(roomy, now).expect("prune"),
+            Pruned::default()
+        );
+        let three = OutboxBound {
+            max_age_us: HOUR_US,
+            max_rows: 3,
+        };
+        let pruned = store.outbox_prune(three, now).expect("prune");
+        assert_eq!((pruned.too_old, pruned.over_size), (0, 2));
+        assert_eq!(
+            pending_revisions(&store)
+                .iter()
+                .map(|p| p.0.as_str())
+                .collect::<Vec<_>>(),
+            ["10.0.0.3", "10.0.0.4", "10.0.0.5"],
+            "the oldest changes go first"
+        );
+        let later = store.outbox_prune(three, now + 2 * HOUR_US).expect("prune");
+        assert_eq!((later.too_old, later.over_size), (3, 0));
+        let stats = store.outbox_stats().expect("stats");
+        assert_eq!((stats.pending, stats.dropped), (0, 5));
+    }
+
+    #[test]
+    fn the_center_keeps_the_highest_revision_of_each_agencys_incident() {
+        let (_dir, _path, mut agency) = fresh();
+        agency.outbox_enable(0).expect("enable");
+        let mut r = rec(1, 0, "bruteforce");
+        commit_incidents(&mut agency, &[r.clone()]);
+        let v1 = agency.outbox_pending(1).expect("pending")[0]
+            .message
+            .clone();
+        r.events = 7;
+        r.open = false;
+        commit_incidents(&mut agency, &[r]);
+        let v2 = agency.outbox_pending(1).expect("pending")[0]
+            .message
+            .clone();
+        assert_eq!(v2.revision, 2);
+
+        let (_cdir, _cpath, mut center) = fresh();
+        let applied = center
+            .apply(&[v2.clone(), v1.clone()], &[], 1)
+            .expect("apply");
+        assert_eq!(
+            (applied.inserted, applied.stale),
+            (1, 1),
+            "an older revision after a newer one changes nothing"
+        );
+        let again = center
+            .apply(std::slice::from_ref(&v2), &[], 2)
+            .expect("apply");
+        assert_eq!(again.stale, 1, "a redelivery changes nothing");
+        let held = center.incident(&v2.uid).expect("query").expect("held");
+        assert_eq!((held.record.events, held.record.open), (7, false));
+        // Another agency cannot write this agency's incident.
+        let forged = IncidentMessage {
+            agency: "other".into(),
+            revision: 9,
+            events: 1,
+            ..v2.clone()
+        };
+        assert_eq!(center.apply(&[forged], &[], 3).expect("apply").refused, 1);
+        let agencies = center.agencies().expect("agencies");
+        assert_eq!(agencies.len(), 1);
+        assert_eq!(agencies[0].incidents, 1);
+        // A false positive leaves the center's figures as it left the agency's.
+        let fp = IncidentMessage {
+            revision: 3,
+            status: "false-positive".into(),
+            ..v2
+        };
+        center.apply(&[fp], &[], 4).expect("apply");
+        assert_eq!(
+            center
+                .status_of(&held.uid)
+                .expect("status")
+                .map(|s| s.status),
+            Some(Status::FalsePositive)
+        );
+    }
+}

@@ -689,6 +689,9 @@ mod tests {
         assert_eq!(
             names,
             [
+                "center_agencies",
+                "center_incidents",
+                "center_incidents_agency",
                 "checkpoints",
                 "detector_keys",
                 "detector_state",
@@ -716,7 +719,14 @@ mod tests {
                 "integrity_files",
                 "integrity_flags",
                 "integrity_roots",
-                "meta"
+                "meta",
+                "outbox",
+                "outbox_control",
+                "outbox_incident_insert",
+                "outbox_incident_update",
+                "outbox_pending",
+                "outbox_status_insert",
+                "outbox_status_update"
             ]
         );
         let recovery = store.recovery().expect("recovery");

@@ -241,3 +241,76 @@ ruleset(name="relay") {{
         read_log(&self.log)
     }
 }
+
+/// A real `nats-server` with JetStream, its store in a directory of the
+/// test, on a loopback port that stays its own across restarts.
+pub struct Nats {
+    pub port: u16,
+    dir: PathBuf,
+    runs: u32,
+    proc: Option<Proc>,
+}
+
+impl Nats {
+    pub fn start(dir: &Path) -> Nats {
+        let mut nats = Nats {
+            port: 0,
+            dir: dir.to_path_buf(),
+            runs: 0,
+            proc: None,
+        };
+        let port = super::on_free_port("nats-server", |port| {
+            nats.port = port;
+            nats.launch().then_some(port)
+        });
+        nats.port = port;
+        nats
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it on its port; false when the port was taken.
+    fn launch(&mut self) -> bool {
+        self.runs += 1;
+        let log = self.dir.join(format!("nats-{}.log", self.runs));
+        let child = Command::new("nats-server")
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
+            .arg(self.dir.join("jetstream"))
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).expect("nats log"))
+            .spawn()
+            .expect("nats-server starts");
+        let mut proc = Proc(child);
+        let started = started_unless_taken(
+            &mut proc,
+            &log,
+            "address already in use",
+            "nats-server to listen",
+            || read_log(&log).contains("Server is ready"),
+        );
+        if started {
+            self.proc = Some(proc);
+        }
+        started
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        self.proc = None;
+    }
+
+    /// Starts it again on the same port and store.
+    pub fn restart(&mut self) {
+        self.proc = None;
+        assert!(self.launch(), "nats-server could not take its port back");
+    }
+}

@@ -1,0 +1,356 @@
+//! The national center over a real `nats-server`: agencies' daemons forward
+//! their incidents, `canhgac center` keeps them. Everything is killed with
+//! SIGKILL at random moments (the daemons more than 20 times, the center
+//! and the broker too) while the agencies' logs grow; at the end the center
+//! store must equal the union of the agencies' stores, revision for
+//! revision: nothing lost, nothing twice.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::config::Config;
+use common::daemon::Daemon;
+use common::logs::ssh_failures;
+use common::servers::{installed, Nats, Proc};
+use common::site::Site;
+use common::wait;
+
+/// An incident as both sides hold it: first and last seen, events, open,
+/// status, revision.
+type Fact = (i64, i64, i64, i64, String, i64);
+
+/// uid → fact, from an agency's store (its outbox revision) or the
+/// center's (the revision it holds).
+fn facts(db: &Path, center: bool) -> BTreeMap<String, Fact> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("db opens");
+    let revision = if center {
+        "JOIN center_incidents r ON r.incident = i.id"
+    } else {
+        "JOIN outbox r ON r.incident = i.id"
+    };
+    let sql = format!(
+        "SELECT i.uid, i.first_seen_us, i.last_seen_us, i.events, i.open,
+                COALESCE(s.status, 'new'), r.revision
+         FROM incidents i {revision} LEFT JOIN incident_status s ON s.incident = i.id"
+    );
+    let mut stmt = conn.prepare(&sql).expect("query");
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                (
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ),
+            ))
+        })
+        .expect("rows")
+        .collect::<Result<BTreeMap<_, _>, _>>()
+        .expect("row values");
+    let all: i64 = conn
+        .query_row("SELECT COUNT(*) FROM incidents", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(
+        all as usize,
+        rows.len(),
+        "{}: an incident without its revision",
+        db.display()
+    );
+    rows
+}
+
+fn pending(db: &Path) -> i64 {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("db opens");
+    conn.query_row("SELECT COUNT(*) FROM outbox WHERE pending = 1", [], |r| {
+        r.get(0)
+    })
+    .expect("pending")
+}
+
+struct Center {
+    dir: PathBuf,
+    proc: Option<Proc>,
+}
+
+impl Center {
+    fn new(dir: &Path, nats: &Nats) -> Center {
+        std::fs::create_dir_all(dir).expect("center dir");
+        std::fs::write(
+            dir.join("center.toml"),
+            format!(
+                "center = \"ncsc\"\nname = \"National center\"\nstate_dir = \"state\"\n\
+                 time_zone = \"UTC\"\nlisten = \"127.0.0.1:0\"\nsilent_after = \"1m\"\n\
+                 [nats]\nservers = [\"{}\"]\n",
+                nats.url()
+            ),
+        )
+        .expect("center.toml");
+        Center {
+            dir: dir.to_path_buf(),
+            proc: None,
+        }
+    }
+
+    fn start(&mut self) {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("center.log"))
+            .expect("center log");
+        let child = Command::new(common::BIN)
+            .arg("center")
+            .arg("--config")
+            .arg(self.dir.join("center.toml"))
+            .env("CANHGAC_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("canhgac center starts");
+        self.proc = Some(Proc(child));
+    }
+
+    fn kill(&mut self) {
+        self.proc = None;
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.join("state/center.db")
+    }
+
+    fn facts(&self) -> BTreeMap<String, Fact> {
+        if self.db().exists() {
+            facts(&self.db(), true)
+        } else {
+            BTreeMap::new()
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("center.log")).unwrap_or_default()
+    }
+}
+
+fn agency(name: &str, nats: &Nats) -> Site {
+    Site::with_auth_log(Config::new(name).any_port().top(&format!(
+        "[forward]\nheartbeat = \"1s\"\n[forward.nats]\nservers = [\"{}\"]\n",
+        nats.url()
+    )))
+}
+
+fn start(site: &Site) -> Daemon {
+    site.daemon().env("CANHGAC_LOG", "info").ready()
+}
+
+/// Waits until every agency's outbox is empty and the center holds their
+/// union; then checks it equals it exactly.
+fn converge(agencies: &[&Site], center: &Center) {
+    let union = || {
+        let mut all = BTreeMap::new();
+        for site in agencies {
+            let db = site.path("state/canhgac.db");
+            all.extend(facts(&db, false));
+        }
+        all
+    };
+    wait::wait_for(
+        "the center to hold every agency's incidents",
+        || {
+            let empty = agencies
+                .iter()
+                .all(|s| pending(&s.path("state/canhgac.db")) == 0);
+            (empty && center.facts() == union()).then_some(())
+        },
+        || {
+            let (want, have) = (union(), center.facts());
+            let missing: Vec<_> = want
+                .iter()
+                .filter(|(k, v)| have.get(*k) != Some(v))
+                .take(5)
+                .collect();
+            let extra: Vec<_> = have
+                .keys()
+                .filter(|k| !want.contains_key(*k))
+                .take(5)
+                .collect();
+            format!(
+                "agencies {} incidents, center {}; differing {missing:?}; extra {extra:?}\ncenter log:\n{}",
+                want.len(),
+                have.len(),
+                center.log()
+            )
+        },
+    );
+}
+
+/// xorshift: reproducible random moments.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Each round: new attackers and one that keeps growing, for both agencies.
+fn attack(site: &Site, agency: u8, round: usize) {
+    let mut lines = String::new();
+    for k in 0..3 {
+        lines.push_str(&ssh_failures(
+            &format!("10.{agency}.{round}.{k}"),
+            6,
+            round * 6,
+        ));
+    }
+    lines.push_str(&ssh_failures(&format!("198.51.100.{agency}"), 2, round * 6));
+    site.append("auth.log", lines);
+}
+
+#[test]
+fn the_center_equals_the_union_of_the_agencies_through_kill_9() {
+    if !installed("nats-server") {
+        eprintln!("skipped: nats-server is not installed (.ci/run installs it)");
+        return;
+    }
+    let tmp = tempfile::TempDir::new().expect("tempdir");
+    let mut nats = Nats::start(tmp.path());
+    let mut center = Center::new(&tmp.path().join("center"), &nats);
+    center.start();
+    let sites = [agency("so-a", &nats), agency("so-b", &nats)];
+    let seed = std::process::id() as u64 | 1;
+    eprintln!("seed {seed}");
+    let mut rng = Rng(seed);
+    let mut daemons: [Option<Daemon>; 2] = [None, None];
+    let mut kills = 0;
+    for round in 0..24 {
+        for (i, site) in sites.iter().enumerate() {
+            attack(site, i as u8 + 1, round);
+            if daemons[i].is_none() {
+                daemons[i] = Some(start(site));
+            }
+        }
+        if round == 12 {
+            // A status set while everything runs travels as a revision.
+            let uid = wait::wait_for(
+                "an incident of so-a",
+                || {
+                    facts(&sites[0].path("state/canhgac.db"), false)
+                        .keys()
+                        .next()
+                        .cloned()
+                },
+                String::new,
+            );
+            let out = Command::new(common::BIN)
+                .args(["incident", "false-positive", &uid, "--config"])
+                .arg(sites[0].config())
+                .output()
+                .expect("canhgac incident");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100 + rng.below(500)));
+        // One daemon each round, both every third.
+        for (i, slot) in daemons.iter_mut().enumerate() {
+            if round % 3 == 0 || round % 2 == i {
+                if let Some(d) = slot.take() {
+                    d.kill9();
+                    kills += 1;
+                }
+            }
+        }
+        match round % 6 {
+            1 => center.kill(),
+            2 => center.start(),
+            _ => {}
+        }
+        if round == 9 {
+            nats.restart();
+        }
+        if round == 15 {
+            // The center down for a while: what the agencies send waits
+            // in the stream.
+            center.kill();
+        }
+        if round == 20 {
+            center.start();
+        }
+    }
+    assert!(kills >= 20, "{kills} kills");
+    if center.proc.is_none() {
+        center.start();
+    }
+    for (i, site) in sites.iter().enumerate() {
+        if daemons[i].is_none() {
+            daemons[i] = Some(start(site));
+        }
+    }
+    converge(&[&sites[0], &sites[1]], &center);
+    let all = center.facts();
+    assert!(
+        all.len() >= 2 * 24 * 3,
+        "{} incidents at the center",
+        all.len()
+    );
+    assert!(
+        all.values().any(|f| f.4 == "false-positive"),
+        "the status set at so-a reached the center"
+    );
+    assert!(
+        all.values().any(|f| f.5 > 1),
+        "incidents that grew reached the center at a later revision"
+    );
+}
+
+#[test]
+fn monitoring_goes_on_without_the_center_and_everything_arrives_later() {
+    if !installed("nats-server") {
+        eprintln!("skipped: nats-server is not installed (.ci/run installs it)");
+        return;
+    }
+    let tmp = tempfile::TempDir::new().expect("tempdir");
+    let mut nats = Nats::start(tmp.path());
+    nats.kill();
+    let site = agency("so-c", &nats);
+    let daemon = start(&site);
+    attack(&site, 3, 0);
+    site.wait_incident(&daemon, "ssh-bruteforce", "10.3.0.2");
+    let db = site.path("state/canhgac.db");
+    wait::wait_for(
+        "the outbox to hold what the center has not acknowledged",
+        || (pending(&db) == 3).then_some(()),
+        || daemon.log_text(),
+    );
+    assert!(
+        daemon.log_text().contains("local monitoring goes on"),
+        "{}",
+        daemon.log_text()
+    );
+    nats.restart();
+    let mut center = Center::new(&tmp.path().join("center"), &nats);
+    center.start();
+    attack(&site, 3, 1);
+    converge(&[&site], &center);
+    assert_eq!(center.facts().len(), 6);
+    let _ = File::open(center.db()).expect("center store");
+    daemon.stop();
+}
