@@ -192,6 +192,18 @@ struct ReportArgs {
     /// Windows needs it to read Vietnamese; some scripts do not want it).
     #[arg(long)]
     no_bom: bool,
+    /// A national center's store (`canhgac center`): the report of this
+    /// agency alone, from the center's copy of its incidents.
+    #[arg(long, value_name = "ID")]
+    agency: Option<String>,
+    /// A national center's store: an agency with no heartbeat for this
+    /// long is marked silent.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_duration)]
+    silent_after: std::time::Duration,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    canhgac::duration::parse(text).map(|d| d.unsigned_abs())
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -206,6 +218,8 @@ enum CsvTableArg {
     Inputs,
     /// The last 13 months, a column per category.
     Months,
+    /// A national center's store: incidents per agency, and which are silent.
+    Agencies,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

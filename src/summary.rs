@@ -79,6 +79,10 @@
 //! - `months`: the 13 months ending with this one, oldest first, per
 //!   category in taxonomy order and in total; for the month in progress the
 //!   last one ends at `as_of`.
+//! - `agencies` (a national center's store only): every agency heard of,
+//!   most incidents this month first, with its name, last month's count,
+//!   its last heartbeat and whether it is `silent` (no heartbeat within
+//!   `silent_after`, 15 minutes unless `report --silent-after` says).
 
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
@@ -86,13 +90,17 @@ use serde::Serialize;
 
 use crate::category::{Category, Severity};
 use crate::months::{change, LiveWindows, Month, Window};
-use crate::store::{GroupBy, GroupCount, Store, StoreError};
+use crate::store::{CenterStore, GroupBy, GroupCount, Store, StoreError};
 
 /// (category, severity, incidents) from the store.
 type CategorySeverityCount = (String, String, u64);
 
 /// Rows of `top_rules` and `top_sources`.
 pub const TOP_LIMIT: u32 = 10;
+
+/// An agency with no heartbeat for this long is silent in a center's
+/// report, unless `report --silent-after` says otherwise.
+pub const DEFAULT_SILENT_AFTER: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// Months in the `months` series: a year and the month itself, so every
 /// month of the chart can be compared with the same month a year before.
@@ -143,6 +151,32 @@ pub struct Summary {
     /// The last 13 months, oldest first: a year of trend and its start.
     pub months: Vec<MonthFigures>,
     pub top_limit: u32,
+    /// A national center's store: every agency heard of.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub agencies: Vec<AgencyFigures>,
+}
+
+/// One agency in a national center's report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AgencyFigures {
+    pub agency: String,
+    pub name: Option<String>,
+    #[serde(flatten)]
+    pub counts: MonthCounts,
+    #[serde(serialize_with = "optional_display")]
+    pub last_heartbeat: Option<Timestamp>,
+    pub silent: bool,
+}
+
+impl Summary {
+    /// Marks the agencies with no heartbeat within `after` of `as_of` silent.
+    pub fn mark_silent(&mut self, after: std::time::Duration) {
+        let cutoff =
+            self.as_of.as_microsecond() - i64::try_from(after.as_micros()).unwrap_or(i64::MAX);
+        for a in &mut self.agencies {
+            a.silent = a.last_heartbeat.is_none_or(|t| t.as_microsecond() < cutoff);
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -470,7 +504,8 @@ pub fn monthly_at(
             counts,
         })
         .collect();
-    Ok(Summary {
+    let agencies = agencies(store, this, last)?;
+    let mut summary = Summary {
         schema_version: SCHEMA_VERSION,
         month,
         agency: None,
@@ -489,7 +524,49 @@ pub fn monthly_at(
         inputs,
         months,
         top_limit: TOP_LIMIT,
-    })
+        agencies,
+    };
+    summary.mark_silent(DEFAULT_SILENT_AFTER);
+    Ok(summary)
+}
+
+/// A center store's agencies, with their incidents this month and last.
+fn agencies(store: &Store, this: Window, last: Window) -> Result<Vec<AgencyFigures>, StoreError> {
+    let known = store.agencies()?;
+    if known.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut now = store.count_by(GroupBy::Agency, this.start, this.end, None)?;
+    let before = store.count_by(GroupBy::Agency, last.start, last.end, None)?;
+    for a in &known {
+        if !now
+            .iter()
+            .any(|g| g.value.as_deref() == Some(a.agency.as_str()))
+        {
+            now.push(GroupCount {
+                value: Some(a.agency.clone()),
+                incidents: 0,
+                events: 0,
+                category: String::new(),
+            });
+        }
+    }
+    Ok(with_last_month(now, &before)
+        .into_iter()
+        .filter_map(|(g, counts)| {
+            let id = g.value?;
+            let record = known.iter().find(|a| a.agency == id);
+            Some(AgencyFigures {
+                name: record.and_then(|a| a.name.clone()),
+                last_heartbeat: record
+                    .and_then(|a| a.last_heartbeat_us)
+                    .and_then(|us| Timestamp::from_microsecond(us).ok()),
+                agency: id,
+                counts,
+                silent: false,
+            })
+        })
+        .collect())
 }
 
 /// Pairs each group with its counts against its incidents in `before` (0
@@ -516,6 +593,16 @@ fn with_last_month(now: Vec<GroupCount>, before: &[GroupCount]) -> Vec<(GroupCou
 
 fn ordered_map<S: serde::Serializer>(v: &[(&'static str, u64)], s: S) -> Result<S::Ok, S::Error> {
     s.collect_map(v.iter().map(|(k, n)| (k, n)))
+}
+
+fn optional_display<T: std::fmt::Display, S: serde::Serializer>(
+    v: &Option<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.collect_str(v),
+        None => s.serialize_none(),
+    }
 }
 
 fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {

@@ -319,6 +319,69 @@ fn the_center_equals_the_union_of_the_agencies_through_kill_9() {
         all.values().any(|f| f.5 > 1),
         "incidents that grew reached the center at a later revision"
     );
+    reports_agree(&sites, &center);
+}
+
+/// The figures of `args` (a month's report as JSON) without what differs
+/// between two stores of the same incidents (when, whose).
+fn figures(args: &[&str], store: (&str, &Path)) -> serde_json::Value {
+    let out = Command::new(common::BIN)
+        .arg("report")
+        .args(args)
+        .arg(store.0)
+        .arg(store.1)
+        .args(["--format", "json", "--tz", "UTC"])
+        .output()
+        .expect("canhgac report");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report JSON");
+    let map = v.as_object_mut().expect("report object");
+    for volatile in [
+        "as_of",
+        "agency",
+        "agency_name",
+        "agencies",
+        "complete",
+        "agency_time_zone",
+    ] {
+        map.remove(volatile);
+    }
+    v
+}
+
+/// The center's report of one agency is that agency's own report; the
+/// national report counts every agency's incidents, per agency.
+fn reports_agree(sites: &[Site], center: &Center) {
+    let month = ["--month", "2026-10"];
+    let db = center.db();
+    let national = {
+        let out = Command::new(common::BIN)
+            .args(["report", "--db"])
+            .arg(&db)
+            .args(["--format", "json", "--tz", "UTC", "--month", "2026-10"])
+            .output()
+            .expect("canhgac report");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("report JSON")
+    };
+    let mut sum = 0;
+    for (site, id) in sites.iter().zip(["so-a", "so-b"]) {
+        let own = figures(&month, ("--config", &site.config()));
+        let copy = figures(&[month[0], month[1], "--agency", id], ("--db", &db));
+        assert_eq!(own, copy, "{id}: the center's report of it is its own");
+        let listed = national["agencies"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["agency"] == id))
+            .unwrap_or_else(|| panic!("{id} in {national}"));
+        assert_eq!(listed["this_month"], own["total"]["this_month"], "{id}");
+        assert_eq!(listed["silent"], false, "{id} sends heartbeats");
+        sum += own["total"]["this_month"].as_u64().expect("count");
+    }
+    assert!(sum >= 2 * 24 * 3, "{sum} incidents in October 2026");
+    assert_eq!(national["total"]["this_month"].as_u64(), Some(sum));
 }
 
 #[test]

@@ -14,7 +14,22 @@ use crate::{CsvTableArg, LangArg, ReportArgs, ReportFormat};
 pub(crate) fn monthly(args: &ReportArgs) -> Result<ExitCode, ExitCode> {
     use canhgac::report::{self, CsvTable, Format as F, Lang};
     let (db, config) = super::store_of(args.db.as_deref(), &args.config)?;
-    let store = canhgac::store::Store::open_read(&db).map_err(fail)?;
+    let mut store = canhgac::store::Store::open_read(&db).map_err(fail)?;
+    let mut copy = None;
+    if let Some(agency) = &args.agency {
+        let scratch = ScratchStore::new()?;
+        match store.extract_agency(agency, &scratch.0).map_err(fail)? {
+            Some((one, _)) => store = one,
+            None => {
+                eprintln!(
+                    "canhgac: {}: no agency {agency:?} in this store (--agency reads a national center's store; its report lists the agencies)",
+                    db.display()
+                );
+                return Err(ExitCode::FAILURE);
+            }
+        }
+        copy = Some(scratch);
+    }
     let agency_zone = super::agency_zone(config.as_ref(), &store)?;
     let tz = match (&args.tz, &agency_zone) {
         (Some(name), _) => zone_arg(name)?,
@@ -28,6 +43,7 @@ pub(crate) fn monthly(args: &ReportArgs) -> Result<ExitCode, ExitCode> {
         canhgac::months::Month::containing(jiff::Timestamp::now(), &tz).previous()
     });
     let mut summary = canhgac::summary::monthly(&store, month, &tz).map_err(fail)?;
+    summary.mark_silent(args.silent_after);
     summary.agency = match &config {
         Some(c) => Some(c.agency.clone()),
         None => store.recorded_agency().map_err(fail)?,
@@ -56,6 +72,7 @@ pub(crate) fn monthly(args: &ReportArgs) -> Result<ExitCode, ExitCode> {
                 CsvTableArg::Sources => CsvTable::Sources,
                 CsvTableArg::Inputs => CsvTable::Inputs,
                 CsvTableArg::Months => CsvTable::Months,
+                CsvTableArg::Agencies => CsvTable::Agencies,
             },
             bom: !args.no_bom,
         },
@@ -68,7 +85,33 @@ pub(crate) fn monthly(args: &ReportArgs) -> Result<ExitCode, ExitCode> {
     };
     let mut buf = Vec::with_capacity(64 * 1024);
     report::render(&mut buf, &summary, format, lang).map_err(fail)?;
+    drop(store);
+    drop(copy);
     write_out(args.output.as_deref(), &buf, "the report")
+}
+
+/// A store file of our own in the temporary directory, removed (with its
+/// WAL files) when dropped.
+struct ScratchStore(std::path::PathBuf);
+
+impl ScratchStore {
+    fn new() -> Result<ScratchStore, ExitCode> {
+        let dir = std::env::temp_dir().join(format!(
+            "canhgac-report-{}-{}",
+            std::process::id(),
+            jiff::Timestamp::now().as_nanosecond()
+        ));
+        std::fs::create_dir(&dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+        Ok(ScratchStore(dir.join("agency.db")))
+    }
+}
+
+impl Drop for ScratchStore {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 /// `report --form 05`: the six-monthly or yearly summary in the national

@@ -43,6 +43,8 @@ pub enum Table {
     Sources,
     Inputs,
     Months,
+    /// A national center's store: each agency's month.
+    Agencies,
 }
 
 /// The columns of a rule's or an input's month against the last.
@@ -159,6 +161,24 @@ pub fn write(
             for r in &s.inputs {
                 let row = vec![r.input.clone().map_or(Cell::Empty, Cell::Text)];
                 write_row(out, &against_last_month(row, &r.counts))?;
+            }
+        }
+        Table::Agencies => {
+            let mut columns: Vec<&str> = AGAINST_LAST_MONTH.to_vec();
+            columns.extend(["last_heartbeat", "silent"]);
+            write_row(out, &header(&["agency", "name"], &columns))?;
+            for a in &s.agencies {
+                let row = vec![
+                    Cell::Text(a.agency.clone()),
+                    a.name.clone().map_or(Cell::Empty, Cell::Text),
+                ];
+                let mut row = against_last_month(row, &a.counts);
+                row.push(
+                    a.last_heartbeat
+                        .map_or(Cell::Empty, |t| Cell::Text(t.to_string())),
+                );
+                row.push(Cell::Text(a.silent.to_string()));
+                write_row(out, &row)?;
             }
         }
         Table::Months => {

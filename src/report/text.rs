@@ -175,7 +175,42 @@ pub fn tables(s: &Summary, lang: Lang) -> Vec<Table> {
         },
     );
 
-    vec![by_category, by_severity, top_rules, top_sources, by_input]
+    let mut all = vec![by_category, by_severity, top_rules, top_sources, by_input];
+    if !s.agencies.is_empty() {
+        all.push(Table::each(
+            w.by_agency.to_owned(),
+            headers(
+                &[w.agency, w.agency_name],
+                &[
+                    &this,
+                    w.events,
+                    &previous,
+                    w.change,
+                    w.last_heartbeat,
+                    w.state,
+                ],
+            ),
+            &s.agencies,
+            |a| {
+                let mut row = against_last_month(
+                    vec![
+                        printable(&a.agency, MAX_CELL),
+                        a.name
+                            .as_deref()
+                            .map_or_else(String::new, |n| printable(n, MAX_CELL)),
+                    ],
+                    &a.counts,
+                );
+                row.push(
+                    a.last_heartbeat
+                        .map_or_else(|| w.never.to_owned(), |t| lang.time(t, &tz)),
+                );
+                row.push(if a.silent { w.silent } else { w.reporting }.to_owned());
+                row
+            },
+        ));
+    }
+    all
 }
 
 /// The 13-month series as a table (the terminal and Markdown have no chart).

@@ -6,6 +6,8 @@
 //! and every report work on a center store unchanged; `center_incidents`
 //! says which agency and revision each came from.
 
+use std::path::Path;
+
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::outbox::IncidentMessage;
@@ -235,4 +237,55 @@ fn apply_one(
     )?
     .execute(params![m.agency, received_us])?;
     Ok(())
+}
+
+impl Store {
+    /// Copies one agency's incidents (and their statuses) from this center
+    /// store into a new store at `into`, which must not exist: every report
+    /// of an agency's store then works on the center's copy of it
+    /// (`report --agency`). Returns the copy, open for reading, and the
+    /// agency's name if its heartbeat gave one; `None` if the agency is
+    /// unknown here.
+    pub fn extract_agency(
+        &self,
+        agency: &str,
+        into: &Path,
+    ) -> Result<Option<(Store, Option<String>)>, StoreError> {
+        let known: Option<Option<String>> = self
+            .conn
+            .query_row(
+                "SELECT name FROM center_agencies WHERE agency = ?1",
+                [agency],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(name) = known else {
+            return Ok(None);
+        };
+        let zone = self.time_zone()?;
+        let source = self.path.to_str().ok_or_else(|| {
+            StoreError::Invalid(format!("{}: not a UTF-8 path", self.path.display()))
+        })?;
+        let mut copy = Store::open(into, agency)?;
+        copy.record_identity(zone.as_deref(), name.as_deref())?;
+        copy.conn
+            .execute("ATTACH DATABASE ?1 AS center", [source])?;
+        let copied = copy.write_transaction(|tx| {
+            tx.execute(
+                "INSERT INTO main.incidents SELECT * FROM center.incidents
+                 WHERE id IN (SELECT incident FROM center.center_incidents WHERE agency = ?1)",
+                [agency],
+            )?;
+            tx.execute(
+                "INSERT INTO main.incident_status SELECT * FROM center.incident_status
+                 WHERE incident IN (SELECT incident FROM center.center_incidents WHERE agency = ?1)",
+                [agency],
+            )?;
+            Ok(())
+        });
+        copy.conn.execute("DETACH DATABASE center", [])?;
+        copied?;
+        drop(copy);
+        Ok(Some((Store::open_read(into)?, name)))
+    }
 }

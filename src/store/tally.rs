@@ -23,6 +23,8 @@ pub enum GroupBy {
     Rule,
     SrcIp,
     Input,
+    /// The agency a center store received the incident from.
+    Agency,
 }
 
 /// One group of [`Store::count_by`].
@@ -157,11 +159,15 @@ impl Store {
             GroupBy::Rule => ("rule", ""),
             GroupBy::SrcIp => ("src_ip", " AND src_ip IS NOT NULL"),
             GroupBy::Input => ("input", ""),
+            GroupBy::Agency => (
+                "(SELECT agency FROM center_incidents c WHERE c.incident = incidents.id)",
+                " AND id IN (SELECT incident FROM center_incidents)",
+            ),
         };
         let sql = format!(
             "SELECT {column}, COUNT(*), SUM(events), MIN(category) FROM incidents
              WHERE first_seen_us >= ?1 AND first_seen_us < ?2{filter} AND {NOT_FALSE_POSITIVE}
-             GROUP BY {column} ORDER BY 2 DESC, 1 LIMIT ?3"
+             GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?3"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let limit = limit.map_or(-1, i64::from);
