@@ -31,6 +31,7 @@ pub(super) struct CenterMetrics {
     refused: IntCounterVec,
     incidents: IntCounterVec,
     delivery: Histogram,
+    commit: Histogram,
     consumer_pending: IntGauge,
     last_commit: Gauge,
     agencies: IntGaugeVec,
@@ -76,11 +77,20 @@ impl CenterMetrics {
             delivery: Histogram::with_opts(
                 HistogramOpts::new(
                     "canhgac_center_delivery_seconds",
-                    "From the agency's commit of an incident change to the center's commit of it (clocks of both sides).",
+                    "From the agency's commit of an incident change to the center's commit of it (clocks of both sides): the histogram of the end-to-end delay.",
                 )
                 .buckets(vec![
                     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
                     3600.0,
+                ]),
+            )?,
+            commit: Histogram::with_opts(
+                HistogramOpts::new(
+                    "canhgac_center_commit_duration_seconds",
+                    "Time to commit one batch of received messages to the center store.",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                 ]),
             )?,
             consumer_pending: IntGauge::new(
@@ -121,6 +131,7 @@ impl CenterMetrics {
         r.register(Box::new(m.refused.clone()))?;
         r.register(Box::new(m.incidents.clone()))?;
         r.register(Box::new(m.delivery.clone()))?;
+        r.register(Box::new(m.commit.clone()))?;
         r.register(Box::new(m.consumer_pending.clone()))?;
         r.register(Box::new(m.last_commit.clone()))?;
         r.register(Box::new(m.agencies.clone()))?;
@@ -142,6 +153,7 @@ impl CenterMetrics {
 
     pub fn committed(
         &self,
+        seconds: f64,
         applied: &Applied,
         incidents: usize,
         heartbeats: usize,
@@ -162,6 +174,7 @@ impl CenterMetrics {
         ] {
             self.incidents.with_label_values(&[outcome]).inc_by(n);
         }
+        self.commit.observe(seconds);
         for &l in latencies {
             self.delivery.observe(l);
         }

@@ -28,6 +28,8 @@ use metrics::CenterMetrics;
 
 /// Messages read and committed at once.
 const BATCH: usize = 1000;
+/// The center store's page cache.
+const CACHE_MIB: u32 = 16;
 /// How long one fetch waits for its batch to fill.
 const FETCH_WAIT: Duration = Duration::from_millis(200);
 
@@ -43,6 +45,9 @@ pub fn run(config: CenterConfig) -> Result<(), String> {
         let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
         let mut store =
             Store::open(&config.db_path(), &config.center).map_err(|e| e.to_string())?;
+        // Each batch touches index pages all over a store of millions of
+        // incidents: more cache, fewer reads (see benches/center.sh).
+        store.set_cache_mib(CACHE_MIB).map_err(|e| e.to_string())?;
         let zone = config
             .time_zone
             .iana_name()
@@ -218,10 +223,8 @@ impl Center {
             warn!(count = refused.len(), "center: messages refused (see canhgac_center_refused_total); they are terminated, not redelivered");
         }
         let received_us = Timestamp::now().as_microsecond();
-        let latencies: Vec<f64> = incidents
-            .iter()
-            .map(|m| (received_us - m.committed_us).max(0) as f64 / 1e6)
-            .collect();
+        let started = std::time::Instant::now();
+        let committed_us: Vec<i64> = incidents.iter().map(|m| m.committed_us).collect();
         let (n_incidents, n_heartbeats) = (incidents.len(), heartbeats.len());
         let store = Arc::clone(&self.store);
         let applied = tokio::task::spawn_blocking(move || {
@@ -240,16 +243,31 @@ impl Center {
                 return Err(format!("storing a batch: {e}"));
             }
         };
-        self.metrics
-            .committed(&applied, n_incidents, n_heartbeats, &latencies, pending);
-        for (i, m) in messages.iter().enumerate() {
-            let result = if refused.binary_search(&i).is_ok() {
+        let done_us = Timestamp::now().as_microsecond();
+        let latencies: Vec<f64> = committed_us
+            .iter()
+            .map(|&t| (done_us - t).max(0) as f64 / 1e6)
+            .collect();
+        self.metrics.committed(
+            started.elapsed().as_secs_f64(),
+            &applied,
+            n_incidents,
+            n_heartbeats,
+            &latencies,
+            pending,
+        );
+        // All at once: one round trip for the batch, not one per message.
+        // An acknowledgement lost here means a redelivery, which the store
+        // recognises by its revision.
+        let refused = &refused;
+        let acks = messages.iter().enumerate().map(|(i, m)| async move {
+            if refused.binary_search(&i).is_ok() {
                 m.ack_with(AckKind::Term).await
             } else {
                 m.double_ack().await
-            };
-            // An acknowledgement lost here means a redelivery, which the
-            // store recognises by its revision.
+            }
+        });
+        for result in futures_util::future::join_all(acks).await {
             if let Err(e) = result {
                 return Err(format!("acknowledging: {e}"));
             }

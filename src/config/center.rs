@@ -17,7 +17,7 @@
 //! incidents_subject = "canhgac.incidents"
 //! heartbeat_subject = "canhgac.heartbeat"
 //! duplicate_window = "24h"
-//! max_age = "30d"                     # retention of the stream itself
+//! max_age = "7d"                      # retention of the stream itself (a center outage it rides out)
 //! consumer = "canhgac-center"         # the durable pull consumer
 //! ```
 
@@ -184,7 +184,7 @@ impl Validator<'_> {
                 7 * DAY,
                 "[stream] duplicate_window",
             ),
-            max_age: self.duration(&raw.stream.max_age, 30 * DAY, 366 * DAY, "[stream] max_age"),
+            max_age: self.duration(&raw.stream.max_age, 7 * DAY, 366 * DAY, "[stream] max_age"),
             consumer,
         };
         if stream.duplicate_window > stream.max_age {

@@ -76,8 +76,23 @@ impl CenterStore for Store {
     ) -> Result<Applied, StoreError> {
         self.write_transaction(|tx| {
             let mut applied = Applied::default();
+            let mut next_id: i64 =
+                tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents", [], |r| {
+                    r.get(0)
+                })?;
+            let mut heard = std::collections::BTreeSet::new();
             for m in incidents {
-                apply_one(tx, m, received_us, &mut applied)?;
+                if apply_one(tx, m, received_us, next_id, &mut applied)? {
+                    next_id += 1;
+                }
+                heard.insert(m.agency.as_str());
+            }
+            let mut agency = tx.prepare_cached(
+                "INSERT INTO center_agencies (agency, first_us, last_incident_us) VALUES (?1, ?2, ?2)
+                 ON CONFLICT (agency) DO UPDATE SET last_incident_us = excluded.last_incident_us",
+            )?;
+            for a in heard {
+                agency.execute(params![a, received_us])?;
             }
             let mut beat = tx.prepare_cached(
                 "INSERT INTO center_agencies (agency, name, first_us, last_heartbeat_us, heartbeat)
@@ -117,12 +132,14 @@ impl CenterStore for Store {
     }
 }
 
+/// Applies one message; true when it took the row id `new_id`.
 fn apply_one(
     tx: &Transaction<'_>,
     m: &IncidentMessage,
     received_us: i64,
+    new_id: i64,
     applied: &mut Applied,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let revision = to_i64(m.revision, "revision")?;
     let known: Option<(i64, String, i64)> = tx
         .prepare_cached(
@@ -136,11 +153,11 @@ fn apply_one(
     let id = match known {
         Some((_, agency, _)) if agency != m.agency => {
             applied.refused += 1;
-            return Ok(());
+            return Ok(false);
         }
         Some((_, _, stored)) if stored >= revision => {
             applied.stale += 1;
-            return Ok(());
+            return Ok(false);
         }
         Some((id, _, _)) => {
             tx.prepare_cached(
@@ -174,10 +191,7 @@ fn apply_one(
         }
         None => {
             // A row id of our own and a detector id no detector uses.
-            let id: i64 =
-                tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM incidents", [], |r| {
-                    r.get(0)
-                })?;
+            let id = new_id;
             tx.prepare_cached(
                 "INSERT INTO incidents (id, uid, detector_id, rule, category, severity, key, src_ip,
                      input, first_seen_us, last_seen_us, events, open, sample, fields,
@@ -231,12 +245,7 @@ fn apply_one(
             m.reported_us,
         ])?;
     }
-    tx.prepare_cached(
-        "INSERT INTO center_agencies (agency, first_us, last_incident_us) VALUES (?1, ?2, ?2)
-         ON CONFLICT (agency) DO UPDATE SET last_incident_us = excluded.last_incident_us",
-    )?
-    .execute(params![m.agency, received_us])?;
-    Ok(())
+    Ok(known.is_none())
 }
 
 impl Store {

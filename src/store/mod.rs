@@ -341,6 +341,15 @@ impl Store {
         Ok(())
     }
 
+    /// Lets this connection keep up to `mib` MiB of pages in memory
+    /// (SQLite's default is 2 MiB): for the center, whose batches touch
+    /// pages all over a large store.
+    pub fn set_cache_mib(&self, mib: u32) -> Result<(), StoreError> {
+        self.conn
+            .pragma_update(None, "cache_size", -(i64::from(mib) * 1024))?;
+        Ok(())
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
