@@ -82,17 +82,19 @@ fn pending(db: &Path) -> i64 {
 
 struct Center {
     dir: PathBuf,
+    port: u16,
     proc: Option<Proc>,
 }
 
 impl Center {
     fn new(dir: &Path, nats: &Nats) -> Center {
         std::fs::create_dir_all(dir).expect("center dir");
+        let port = common::free_port();
         std::fs::write(
             dir.join("center.toml"),
             format!(
                 "center = \"ncsc\"\nname = \"National center\"\nstate_dir = \"state\"\n\
-                 time_zone = \"UTC\"\nlisten = \"127.0.0.1:0\"\nsilent_after = \"1m\"\n\
+                 time_zone = \"UTC\"\nlisten = \"127.0.0.1:{port}\"\nsilent_after = \"1m\"\n\
                  [nats]\nservers = [\"{}\"]\n",
                 nats.url()
             ),
@@ -100,6 +102,7 @@ impl Center {
         .expect("center.toml");
         Center {
             dir: dir.to_path_buf(),
+            port,
             proc: None,
         }
     }
@@ -137,6 +140,17 @@ impl Center {
         } else {
             BTreeMap::new()
         }
+    }
+
+    /// Its `/metrics` page, once it serves one.
+    fn metrics(&self) -> String {
+        let agent = common::http::agent(None);
+        let url = format!("http://127.0.0.1:{}/metrics", self.port);
+        wait::wait_for(
+            "the center's /metrics",
+            || common::http::get(&agent, &url, None).ok().map(|r| r.body),
+            || self.log(),
+        )
     }
 
     fn log(&self) -> String {
@@ -414,6 +428,66 @@ fn monitoring_goes_on_without_the_center_and_everything_arrives_later() {
     attack(&site, 3, 1);
     converge(&[&site], &center);
     assert_eq!(center.facts().len(), 6);
+    metrics_serve_the_shipped_rules_and_dashboard(&center);
     let _ = File::open(center.db()).expect("center store");
     daemon.stop();
+}
+
+/// Every metric the shipped alerts and dashboard of the center use is on
+/// its page, with the national figures; `promtool check metrics` passes it.
+fn metrics_serve_the_shipped_rules_and_dashboard(center: &Center) {
+    let page = center.metrics();
+    let value = |series: &str| common::metrics::value(&page, series);
+    assert_eq!(value("canhgac_center_connected"), Some(1.0), "{page}");
+    assert_eq!(
+        value(r#"canhgac_center_incident_changes_total{outcome="inserted"}"#),
+        Some(6.0),
+        "{page}"
+    );
+    assert_eq!(
+        value(r#"canhgac_incidents_period{category="bruteforce",period="year_to_date"}"#),
+        Some(6.0),
+        "the national period counts: {page}"
+    );
+    for file in ["prometheus/center.yml", "grafana/canhgac-center.json"] {
+        let text =
+            std::fs::read_to_string(common::manifest("contrib").join(file)).expect("contrib file");
+        let mut names: Vec<&str> = text
+            .match_indices("canhgac_")
+            .map(|(at, _)| {
+                let rest = &text[at..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(rest.len());
+                &rest[..end]
+            })
+            .filter(|n| !n.ends_with('_'))
+            // A ratio has no sample while both its months are empty, as
+            // they are here (the attacks are of October).
+            .filter(|&n| n != "canhgac_incidents_change_ratio")
+            .collect();
+        names.push("process_resident_memory_bytes");
+        for name in names {
+            assert!(
+                page.lines()
+                    .any(|l| l.strip_prefix(name).is_some_and(|rest| {
+                        // A histogram is served as its _bucket, _sum and _count.
+                        let rest = rest.strip_prefix("_bucket").unwrap_or(rest);
+                        rest.starts_with(['{', ' '])
+                    })),
+                "{file} uses {name}, which the center does not serve:\n{page}"
+            );
+        }
+    }
+    if installed("promtool") {
+        let out = common::fed(
+            Command::new("promtool").args(["check", "metrics"]),
+            page.as_bytes(),
+        );
+        assert!(
+            out.status.success(),
+            "promtool check metrics: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -36,6 +36,8 @@ const ALERTS: &str = "prometheus/alerts.yml";
 const ALERTS_TEST: &str = "prometheus/alerts_test.yml";
 const NATIONAL: &str = "prometheus/national.yml";
 const NATIONAL_TEST: &str = "prometheus/national_test.yml";
+const CENTER: &str = "prometheus/center.yml";
+const CENTER_TEST: &str = "prometheus/center_test.yml";
 const DASHBOARD: &str = "grafana/canhgac.json";
 
 fn contrib(file: &str) -> PathBuf {
@@ -618,6 +620,8 @@ fn shipped_alert_rules_pass_promtool() {
         ("test", ALERTS_TEST),
         ("check", NATIONAL),
         ("test", NATIONAL_TEST),
+        ("check", CENTER),
+        ("test", CENTER_TEST),
     ] {
         let out = Command::new("promtool")
             .args([verb, "rules"])
