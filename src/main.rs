@@ -77,6 +77,10 @@ enum Command {
         /// Format of the center's own log on stderr.
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormatArg,
+        /// Only check the config (`file:line:col: message` for each
+        /// problem) and exit.
+        #[arg(long)]
+        check: bool,
     },
     /// List incidents recorded in the store, newest first, with filters.
     Incidents(IncidentsArgs),
@@ -554,7 +558,11 @@ fn main() -> ExitCode {
             cli::rules::list(&rules, config.as_deref())
         }
         Command::Run { config, log_format } => run_daemon(&config, log_format),
-        Command::Center { config, log_format } => run_center(&config, log_format),
+        Command::Center {
+            config,
+            log_format,
+            check,
+        } => run_center(&config, log_format, check),
         Command::Incidents(args) => cli::incident::list(&args),
         Command::Incident(command) => cli::incident::run(&command),
         Command::Integrity(IntegrityCommand::Accept { config, paths }) => {
@@ -609,12 +617,23 @@ fn init_logging(log_format: LogFormatArg) {
     });
 }
 
-fn run_center(config: &Path, log_format: LogFormatArg) -> Result<ExitCode, ExitCode> {
+fn run_center(path: &Path, log_format: LogFormatArg, check: bool) -> Result<ExitCode, ExitCode> {
     init_logging(log_format);
-    let config = canhgac::config::CenterConfig::load(config).map_err(|e| {
+    let config = canhgac::config::CenterConfig::load(path).map_err(|e| {
         eprintln!("{e}");
         ExitCode::FAILURE
     })?;
+    if check {
+        println!(
+            "{}: OK (center {}, store {}, stream {} on {})",
+            path.display(),
+            config.center,
+            config.db_path().display(),
+            config.stream.name,
+            config.nats.servers.join(", ")
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     match canhgac::center::run(config) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => {

@@ -88,6 +88,11 @@ struct Center {
 
 impl Center {
     fn new(dir: &Path, nats: &Nats) -> Center {
+        Center::with_nats(dir, nats, "")
+    }
+
+    /// `nats`: more lines of its `[nats]` (authentication, TLS).
+    fn with_nats(dir: &Path, nats: &Nats, extra: &str) -> Center {
         std::fs::create_dir_all(dir).expect("center dir");
         let port = common::free_port();
         std::fs::write(
@@ -95,7 +100,7 @@ impl Center {
             format!(
                 "center = \"ncsc\"\nname = \"National center\"\nstate_dir = \"state\"\n\
                  time_zone = \"UTC\"\nlisten = \"127.0.0.1:{port}\"\nsilent_after = \"1m\"\n\
-                 [nats]\nservers = [\"{}\"]\n",
+                 [nats]\nservers = [\"{}\"]\n{extra}",
                 nats.url()
             ),
         )
@@ -134,8 +139,19 @@ impl Center {
         self.dir.join("state/center.db")
     }
 
+    /// Empty until the center has created its store.
     fn facts(&self) -> BTreeMap<String, Fact> {
-        if self.db().exists() {
+        let ready = rusqlite::Connection::open_with_flags(
+            self.db(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .and_then(|c| {
+            c.query_row("SELECT COUNT(*) FROM center_incidents", [], |r| {
+                r.get::<_, i64>(0)
+            })
+        })
+        .is_ok();
+        if ready {
             facts(&self.db(), true)
         } else {
             BTreeMap::new()
@@ -159,8 +175,13 @@ impl Center {
 }
 
 fn agency(name: &str, nats: &Nats) -> Site {
+    agency_with(name, nats, "")
+}
+
+/// `extra`: more lines of its `[forward.nats]`.
+fn agency_with(name: &str, nats: &Nats, extra: &str) -> Site {
     Site::with_auth_log(Config::new(name).any_port().top(&format!(
-        "[forward]\nheartbeat = \"1s\"\n[forward.nats]\nservers = [\"{}\"]\n",
+        "[forward]\nheartbeat = \"1s\"\n[forward.nats]\nservers = [\"{}\"]\n{extra}",
         nats.url()
     )))
 }
@@ -186,7 +207,8 @@ fn converge(agencies: &[&Site], center: &Center) {
             let empty = agencies
                 .iter()
                 .all(|s| pending(&s.path("state/canhgac.db")) == 0);
-            (empty && center.facts() == union()).then_some(())
+            let want = union();
+            (empty && !want.is_empty() && center.facts() == want).then_some(())
         },
         || {
             let (want, have) = (union(), center.facts());
@@ -490,4 +512,70 @@ fn metrics_serve_the_shipped_rules_and_dashboard(center: &Center) {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// Agencies and the center reach a broker that wants TLS and a password:
+/// `tls_ca` and `user` with `password_file`, as docs/center.md writes them.
+#[test]
+fn forwarding_over_tls_with_a_password() {
+    if !installed("nats-server") {
+        eprintln!("skipped: nats-server is not installed (.ci/run installs it)");
+        return;
+    }
+    let tmp = tempfile::TempDir::new().expect("tempdir");
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+        .expect("certificate");
+    let (cert_pem, key_pem) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    std::fs::write(&cert_pem, cert.cert.pem()).expect("cert");
+    common::logs::write_private(&key_pem, cert.key_pair.serialize_pem().as_bytes());
+    let nats = Nats::start_with(
+        tmp.path(),
+        &[
+            "--tls",
+            "--tlscert",
+            &cert_pem.to_string_lossy(),
+            "--tlskey",
+            &key_pem.to_string_lossy(),
+            "--user",
+            "canhgac",
+            "--pass",
+            "s3cret-pass",
+        ],
+    );
+    let secret = tmp.path().join("nats.password");
+    common::logs::write_private(&secret, b"s3cret-pass\n");
+    let auth = format!(
+        "user = \"canhgac\"\npassword_file = \"{}\"\ntls_ca = \"{}\"\n",
+        secret.display(),
+        cert_pem.display()
+    );
+    let site = agency_with("so-t", &nats, &auth);
+    let daemon = start(&site);
+    attack(&site, 4, 0);
+    site.wait_incident(&daemon, "ssh-bruteforce", "10.4.0.2");
+    let mut center = Center::with_nats(&tmp.path().join("center"), &nats, &auth);
+    center.start();
+    converge(&[&site], &center);
+    assert_eq!(center.facts().len(), 3);
+    // Without the CA the broker's certificate is not trusted: the daemon
+    // keeps monitoring and counts the failed connections.
+    let untrusted = agency_with(
+        "so-u",
+        &nats,
+        &format!(
+            "user = \"canhgac\"\npassword_file = \"{}\"\n",
+            secret.display()
+        ),
+    );
+    let other = start(&untrusted);
+    attack(&untrusted, 5, 0);
+    untrusted.wait_incident(&other, "ssh-bruteforce", "10.5.0.2");
+    assert_eq!(
+        pending(&untrusted.path("state/canhgac.db")),
+        3,
+        "{}",
+        other.log_text()
+    );
+    daemon.stop();
+    other.stop();
 }

@@ -348,6 +348,9 @@ impl Pipeline {
                 warn!("{what} changed from {old} to {new}: takes effect at the next restart");
             }
         }
+        if config.forward != self.config.forward {
+            warn!("[forward] changed: takes effect at the next restart");
+        }
         let integrity_changed = config.integrity != self.config.integrity
             || config.time_zone_name != self.config.time_zone_name;
         if integrity_changed {
@@ -443,6 +446,7 @@ impl Pipeline {
             agency: self.config.agency.clone(),
             state_dir: self.config.state_dir.clone(),
             listen: self.config.listen,
+            forward: self.config.forward.clone(),
             ..config
         };
         self.sweep();

@@ -247,15 +247,22 @@ ruleset(name="relay") {{
 pub struct Nats {
     pub port: u16,
     dir: PathBuf,
+    /// More of nats-server's options (TLS, authentication).
+    args: Vec<String>,
     runs: u32,
     proc: Option<Proc>,
 }
 
 impl Nats {
     pub fn start(dir: &Path) -> Nats {
+        Nats::start_with(dir, &[])
+    }
+
+    pub fn start_with(dir: &Path, args: &[&str]) -> Nats {
         let mut nats = Nats {
             port: 0,
             dir: dir.to_path_buf(),
+            args: args.iter().map(|a| a.to_string()).collect(),
             runs: 0,
             proc: None,
         };
@@ -285,6 +292,7 @@ impl Nats {
                 "-sd",
             ])
             .arg(self.dir.join("jetstream"))
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(File::create(&log).expect("nats log"))
             .spawn()
