@@ -477,18 +477,23 @@ impl Metrics {
 
     /// The Prometheus text exposition format.
     pub fn render(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        // Encoding into a Vec cannot fail on I/O; a family the encoder
-        // rejects would be a bug in this module, and an empty page says so
-        // more clearly than half a page.
-        if TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .is_err()
-        {
-            out.clear();
-        }
-        out
+        encode(&self.registry)
     }
+}
+
+/// Everything `registry` holds, in the Prometheus text exposition format.
+pub fn encode(registry: &Registry) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Encoding into a Vec cannot fail on I/O; a family the encoder rejects
+    // would be a bug in this module, and an empty page says so more clearly
+    // than half a page.
+    if TextEncoder::new()
+        .encode(&registry.gather(), &mut out)
+        .is_err()
+    {
+        out.clear();
+    }
+    out
 }
 
 /// The calendar-month figures of the store at `db` (`canhgac_incidents_period`,

@@ -19,6 +19,7 @@ use common::logs::ssh_failures;
 use common::servers::{installed, Nats, Proc};
 use common::site::Site;
 use common::wait;
+use common::Rng;
 
 /// An incident as both sides hold it: first and last seen, events, open,
 /// status, revision.
@@ -230,18 +231,6 @@ fn converge(agencies: &[&Site], center: &Center) {
             )
         },
     );
-}
-
-/// xorshift: reproducible random moments.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 /// Each round: new attackers and one that keeps growing, for both agencies.

@@ -19,21 +19,10 @@ use common::daemon::Daemon;
 use common::logs::{append, corpus_lines as corpus};
 use common::site::Site;
 use common::wait;
+use common::Rng;
 
 fn start(site: &Site) -> Daemon {
     site.daemon().env("CANHGAC_LOG", "info").ready()
-}
-
-/// xorshift: reproducible random moments; the seed is printed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
 }
 
 /// (rule, key, first seen in µs, events), sorted: a multiset, so a

@@ -12,8 +12,8 @@ use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
 use jiff::Timestamp;
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 use super::ingest::Refusal;
@@ -215,14 +215,7 @@ impl CenterMetrics {
     }
 
     fn render(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        if TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .is_err()
-        {
-            out.clear();
-        }
-        out
+        crate::metrics::encode(&self.registry)
     }
 }
 

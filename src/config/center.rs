@@ -34,7 +34,6 @@ use super::nats::{NatsConfig, RawNats};
 use super::validator::{valid_name, Validator};
 use super::{validated, ConfigError, ConfigErrors, Needs, Problems};
 use crate::position::Position;
-use crate::timestamp;
 
 pub const CENTER_DB_FILE: &str = "center.db";
 
@@ -124,16 +123,7 @@ impl Validator<'_> {
                 format!("center {center:?}: use lower-case letters, digits and '-' (at most 64), e.g. \"ncsc\""),
             );
         }
-        let (time_zone, time_zone_name) = match &raw.time_zone {
-            Some(name) => match timestamp::zone_by_name(name.get_ref()) {
-                Ok(tz) => (tz, name.get_ref().clone()),
-                Err(e) => {
-                    self.error(&name.span(), e);
-                    (TimeZone::UTC, name.get_ref().clone())
-                }
-            },
-            None => (timestamp::system_time_zone(), "system".to_owned()),
-        };
+        let (time_zone, time_zone_name) = self.time_zone(&raw.time_zone);
         let listen = match &raw.listen {
             Some(l) => l.get_ref().parse().unwrap_or_else(|e| {
                 self.error(
@@ -144,30 +134,21 @@ impl Validator<'_> {
             }),
             None => default_listen(),
         };
-        let name_of = |v: &Option<Spanned<String>>, default: &str| {
-            v.as_ref()
-                .map_or(default.to_owned(), |n| n.get_ref().clone())
+        let mut stream_name = |v: &Option<Spanned<String>>, default: &str, key: &str| match v {
+            Some(n) if !valid_stream_name(n.get_ref()) => {
+                self.error(
+                    &n.span(),
+                    format!("[stream] {key}: letters, digits, '-' and '_' (at most 64)"),
+                );
+                default.to_owned()
+            }
+            Some(n) => n.get_ref().clone(),
+            None => default.to_owned(),
         };
-        let stream_name = name_of(&raw.stream.name, "CANHGAC");
-        if let Some(n) = &raw.stream.name {
-            if !valid_stream_name(n.get_ref()) {
-                self.error(
-                    &n.span(),
-                    "[stream] name: letters, digits, '-' and '_'".into(),
-                );
-            }
-        }
-        let consumer = name_of(&raw.stream.consumer, "canhgac-center");
-        if let Some(n) = &raw.stream.consumer {
-            if !valid_stream_name(n.get_ref()) {
-                self.error(
-                    &n.span(),
-                    "[stream] consumer: letters, digits, '-' and '_'".into(),
-                );
-            }
-        }
+        let name = stream_name(&raw.stream.name, "CANHGAC", "name");
+        let consumer = stream_name(&raw.stream.consumer, "canhgac-center", "consumer");
         let stream = StreamConfig {
-            name: stream_name,
+            name,
             incidents_subject: self.subject(
                 &raw.stream.incidents_subject,
                 DEFAULT_SUBJECT,

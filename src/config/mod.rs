@@ -34,7 +34,6 @@ use crate::feeds::FeedDecl;
 use crate::integrity::settings::IntegrityConfig;
 use crate::position::{At, Position, Problem, Problems};
 use crate::rules::RuleSources;
-use crate::timestamp;
 
 pub use http::{HttpConfig, HttpLimits, MetricsAuth, TokenFile};
 pub use inputs::{
@@ -274,16 +273,7 @@ impl Validator<'_> {
                 Some(text.to_owned())
             }
         });
-        let (time_zone, time_zone_name) = match &raw.time_zone {
-            Some(name) => match timestamp::zone_by_name(name.get_ref()) {
-                Ok(tz) => (tz, name.get_ref().clone()),
-                Err(e) => {
-                    self.error(&name.span(), e);
-                    (TimeZone::UTC, name.get_ref().clone())
-                }
-            },
-            None => (timestamp::system_time_zone(), "system".to_owned()),
-        };
+        let (time_zone, time_zone_name) = self.time_zone(&raw.time_zone);
         let state_dir = self
             .resolve_optional(&raw.state_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use jiff::tz::TimeZone;
 use toml::Spanned;
 
 use super::{ConfigError, Needs};
@@ -184,6 +185,22 @@ impl Validator<'_> {
                 false
             }
             None => true,
+        }
+    }
+
+    /// `time_zone`: the zone and its name as written; the system's zone
+    /// (named "system") when absent; UTC with the error recorded when
+    /// unknown.
+    pub(super) fn time_zone(&mut self, v: &Option<Spanned<String>>) -> (TimeZone, String) {
+        match v {
+            Some(name) => match crate::timestamp::zone_by_name(name.get_ref()) {
+                Ok(tz) => (tz, name.get_ref().clone()),
+                Err(e) => {
+                    self.error(&name.span(), e);
+                    (TimeZone::UTC, name.get_ref().clone())
+                }
+            },
+            None => (crate::timestamp::system_time_zone(), "system".to_owned()),
         }
     }
 

@@ -82,10 +82,14 @@ impl CenterStore for Store {
                 })?;
             let mut heard = std::collections::BTreeSet::new();
             for m in incidents {
+                let refused = applied.refused;
                 if apply_one(tx, m, received_us, next_id, &mut applied)? {
                     next_id += 1;
                 }
-                heard.insert(m.agency.as_str());
+                // A refused message says nothing of the agency it names.
+                if applied.refused == refused {
+                    heard.insert(m.agency.as_str());
+                }
             }
             let mut agency = tx.prepare_cached(
                 "INSERT INTO center_agencies (agency, first_us, last_incident_us) VALUES (?1, ?2, ?2)
@@ -148,8 +152,6 @@ fn apply_one(
         )?
         .query_row([&m.uid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let fields = m.fields.to_string();
-    let events = to_i64(m.events, "event count")?;
     let id = match known {
         Some((_, agency, _)) if agency != m.agency => {
             applied.refused += 1;
@@ -160,70 +162,51 @@ fn apply_one(
             return Ok(false);
         }
         Some((id, _, _)) => {
-            tx.prepare_cached(
-                "UPDATE incidents SET rule = ?2, category = ?3, severity = ?4, key = ?5, src_ip = ?6,
-                     input = ?7, first_seen_us = ?8, last_seen_us = ?9, events = ?10, open = ?11,
-                     sample = ?12, fields = ?13, updated_us = ?14
-                 WHERE id = ?1",
-            )?
-            .execute(params![
-                id,
-                m.rule,
-                m.category,
-                m.severity,
-                m.key,
-                m.src_ip,
-                m.input,
-                m.first_seen_us,
-                m.last_seen_us,
-                events,
-                m.open,
-                m.sample,
-                fields,
-                m.committed_us,
-            ])?;
-            tx.prepare_cached(
-                "UPDATE center_incidents SET revision = ?2, received_us = ?3 WHERE incident = ?1",
-            )?
-            .execute(params![id, revision, received_us])?;
             applied.updated += 1;
             id
         }
         None => {
-            // A row id of our own and a detector id no detector uses.
-            let id = new_id;
-            tx.prepare_cached(
-                "INSERT INTO incidents (id, uid, detector_id, rule, category, severity, key, src_ip,
-                     input, first_seen_us, last_seen_us, events, open, sample, fields,
-                     created_us, updated_us)
-                 VALUES (?1, ?2, -?1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-            )?
-            .execute(params![
-                id,
-                m.uid,
-                m.rule,
-                m.category,
-                m.severity,
-                m.key,
-                m.src_ip,
-                m.input,
-                m.first_seen_us,
-                m.last_seen_us,
-                events,
-                m.open,
-                m.sample,
-                fields,
-                m.created_us,
-                m.committed_us,
-            ])?;
-            tx.prepare_cached(
-                "INSERT INTO center_incidents (incident, agency, revision, received_us) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![id, m.agency, revision, received_us])?;
             applied.inserted += 1;
-            id
+            new_id
         }
     };
+    // A new incident takes a row id of our own and a detector id no
+    // detector uses; a known one keeps them, and takes this revision's
+    // state (its uid and creation stay).
+    tx.prepare_cached(
+        "INSERT INTO incidents (id, uid, detector_id, rule, category, severity, key, src_ip,
+             input, first_seen_us, last_seen_us, events, open, sample, fields,
+             created_us, updated_us)
+         VALUES (?1, ?2, -?1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+         ON CONFLICT (id) DO UPDATE SET rule = excluded.rule, category = excluded.category,
+             severity = excluded.severity, key = excluded.key, src_ip = excluded.src_ip,
+             input = excluded.input, first_seen_us = excluded.first_seen_us,
+             last_seen_us = excluded.last_seen_us, events = excluded.events, open = excluded.open,
+             sample = excluded.sample, fields = excluded.fields, updated_us = excluded.updated_us",
+    )?
+    .execute(params![
+        id,
+        m.uid,
+        m.rule,
+        m.category,
+        m.severity,
+        m.key,
+        m.src_ip,
+        m.input,
+        m.first_seen_us,
+        m.last_seen_us,
+        to_i64(m.events, "event count")?,
+        m.open,
+        m.sample,
+        m.fields.to_string(),
+        m.created_us,
+        m.committed_us,
+    ])?;
+    tx.prepare_cached(
+        "INSERT INTO center_incidents (incident, agency, revision, received_us) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (incident) DO UPDATE SET revision = excluded.revision, received_us = excluded.received_us",
+    )?
+    .execute(params![id, m.agency, revision, received_us])?;
     // The agency's status travels with the incident: a false positive
     // leaves the national figures as it left the agency's.
     if m.status == "new" && m.reported_us.is_none() {
