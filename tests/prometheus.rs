@@ -801,3 +801,71 @@ fn shipped_alerts_and_dashboard_work_on_real_data() {
         println!("{} series: {sent}", result.len());
     }
 }
+
+/// An agency the center cannot scrape (docs/center.md): a Prometheus in
+/// agent mode scrapes the daemon and remote-writes canhgac's series and
+/// `up`, under the agency's own `instance`, to the center's Prometheus,
+/// which receives them with `--web.enable-remote-write-receiver` and
+/// answers queries on them as on scraped series.
+#[test]
+fn agent_mode_remote_writes_an_agency_to_the_center() {
+    if !installed("prometheus") {
+        println!("SKIPPED: `prometheus` is not installed (apt-get install prometheus)");
+        return;
+    }
+    let daemon = Daemon::start(&[AUTH]);
+    let dir = daemon.site.dir();
+    let center = Prometheus::start_with(
+        dir,
+        "center",
+        "global:\n  evaluation_interval: 1s\n",
+        &["--web.enable-remote-write-receiver"],
+    );
+    let agent = Prometheus::start_with(
+        dir,
+        "agent",
+        &format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+             scrape_configs:\n  - job_name: canhgac\n    static_configs:\n      \
+             - targets: ['127.0.0.1:{}']\n    relabel_configs:\n      \
+             - target_label: instance\n        replacement: sotttt.hue.gov.vn\n\
+             remote_write:\n  - url: http://127.0.0.1:{}/api/v1/write\n    \
+             write_relabel_configs:\n      - source_labels: [__name__]\n        \
+             regex: 'canhgac_.*|up'\n        action: keep\n",
+            daemon.port, center.port
+        ),
+        &["--enable-feature=agent"],
+    );
+    let context = || {
+        format!(
+            "{}\ncenter log:\n{}\nagent log:\n{}",
+            daemon.context(),
+            center.log_text(),
+            agent.log_text()
+        )
+    };
+    let at = now_utc();
+    daemon.append(
+        &AUTH,
+        &ssh_bruteforce(&at, &["203.0.113.70", "203.0.113.71"], 6),
+    );
+    let selector = r#"job="canhgac",instance="sotttt.hue.gov.vn""#;
+    wait_for(
+        "the center to receive the agency's incidents through remote-write",
+        || {
+            let up = center.value(&format!("up{{{selector}}}"))?;
+            let total = center.value(&format!(
+                "sum(canhgac_incidents_total{{{selector},category=\"bruteforce\"}})"
+            ))?;
+            (up == 1.0 && total == 2.0).then_some(())
+        },
+        context,
+    );
+    // Only canhgac's series and up travel, not the agent's own.
+    let others = center
+        .query(&format!(
+            "count({{{selector},__name__!~\"canhgac_.*|up\"}})"
+        ))
+        .expect("query");
+    assert!(others.is_empty(), "series other than canhgac's: {others:?}");
+}

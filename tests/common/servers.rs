@@ -75,34 +75,52 @@ impl Prometheus {
     /// evaluating the rule files `rules`, with its config, TSDB and log in
     /// `dir`, and waits until it is ready.
     pub fn start(dir: &Path, target: u16, rules: &[&Path]) -> Prometheus {
-        let config = dir.join("prometheus.yml");
         let rules: String = rules
             .iter()
             .map(|r| format!("  - {}\n", r.display()))
             .collect();
-        fs::write(
-            &config,
-            format!(
+        Prometheus::start_with(
+            dir,
+            "prometheus",
+            &format!(
                 "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
                  rule_files:\n{rules}\
                  scrape_configs:\n  - job_name: canhgac\n    static_configs:\n      \
                  - targets: ['127.0.0.1:{target}']\n"
             ),
+            &[],
         )
-        .expect("prometheus.yml written");
+    }
+
+    /// Starts Prometheus with the config `yaml` and the flags `args`, its
+    /// config, data and logs in `dir` under `name`, and waits until it is
+    /// ready.
+    pub fn start_with(dir: &Path, name: &str, yaml: &str, args: &[&str]) -> Prometheus {
+        let config = dir.join(format!("{name}.yml"));
+        fs::write(&config, yaml).expect("prometheus config written");
         let agent = http::agent(None);
         let mut attempt = 0;
         super::on_free_port("prometheus", |port| {
             attempt += 1;
-            let log = dir.join(format!("prometheus-{attempt}.log"));
+            let log = dir.join(format!("{name}-{attempt}.log"));
+            let agent_mode = args.contains(&"--enable-feature=agent");
+            let storage = if agent_mode {
+                format!(
+                    "--storage.agent.path={}",
+                    dir.join(format!("{name}-data")).display()
+                )
+            } else {
+                format!(
+                    "--storage.tsdb.path={}",
+                    dir.join(format!("{name}-data")).display()
+                )
+            };
             let child = Command::new("prometheus")
                 .arg(format!("--config.file={}", config.display()))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    dir.join("data").display()
-                ))
+                .arg(storage)
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
                 .arg("--log.level=warn")
+                .args(args)
                 .stdout(Stdio::null())
                 .stderr(File::create(&log).expect("prometheus log"))
                 .spawn()
