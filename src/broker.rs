@@ -6,8 +6,9 @@
 //! `<agency>/<uid>/<revision>`, so JetStream drops a second copy of one
 //! revision inside its duplicate window, and the center, keeping the
 //! highest revision per incident, drops any later copy. Heartbeats go to
-//! `<heartbeat_subject>.<agency>`, through the same stream, so a center
-//! that was down reads the heartbeats it missed too.
+//! `<heartbeat_subject>.<agency>`, into a stream of their own that keeps
+//! each agency's last one, so a center that was down reads where every
+//! agency stood.
 
 use std::time::Duration;
 

@@ -33,6 +33,27 @@ const CACHE_MIB: u32 = 16;
 /// How long one fetch waits for its batch to fill.
 const FETCH_WAIT: Duration = Duration::from_millis(200);
 
+/// Up to `max` messages of `consumer`: those there now, or the first to
+/// come within `wait`.
+async fn fetch(
+    consumer: &consumer::PullConsumer,
+    max: usize,
+    wait: Duration,
+) -> Result<Vec<jetstream::Message>, String> {
+    let mut batch = consumer
+        .fetch()
+        .max_messages(max)
+        .expires(wait)
+        .messages()
+        .await
+        .map_err(|e| format!("fetch: {e}"))?;
+    let mut messages = Vec::new();
+    while let Some(m) = batch.next().await {
+        messages.push(m.map_err(|e| format!("fetch: {e}"))?);
+    }
+    Ok(messages)
+}
+
 /// Runs the center until SIGTERM or SIGINT.
 pub fn run(config: CenterConfig) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -113,34 +134,26 @@ impl Center {
         )
         .await?;
         let js = jetstream::new(client);
-        let stream = self.stream(&js).await?;
-        let consumer: consumer::PullConsumer = stream
-            .get_or_create_consumer(
-                &self.config.stream.consumer,
-                consumer::pull::Config {
-                    durable_name: Some(self.config.stream.consumer.clone()),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: Duration::from_secs(30),
-                    max_ack_pending: 20_000,
-                    ..Default::default()
-                },
+        let s = &self.config.stream;
+        // Incidents are kept for the stream's age; of heartbeats only each
+        // agency's last, so 5,000 agencies a minute never fill a disk.
+        let incidents = self
+            .consumer(&js, &s.name, &s.incidents_subject, 0, &s.consumer)
+            .await?;
+        let heartbeats = self
+            .consumer(
+                &js,
+                &s.heartbeat_stream,
+                &s.heartbeat_subject,
+                1,
+                &format!("{}-heartbeats", s.consumer),
             )
-            .await
-            .map_err(|e| format!("consumer {}: {e}", self.config.stream.consumer))?;
-        info!(stream = %self.config.stream.name, consumer = %self.config.stream.consumer, "center: consuming");
+            .await?;
+        info!(stream = %s.name, heartbeats = %s.heartbeat_stream, consumer = %s.consumer, "center: consuming");
         self.metrics.connected.set(1);
         loop {
-            let mut batch = consumer
-                .fetch()
-                .max_messages(BATCH)
-                .expires(FETCH_WAIT)
-                .messages()
-                .await
-                .map_err(|e| format!("fetch: {e}"))?;
-            let mut messages = Vec::new();
-            while let Some(m) = batch.next().await {
-                messages.push(m.map_err(|e| format!("fetch: {e}"))?);
-            }
+            let mut messages = fetch(&incidents, BATCH, FETCH_WAIT).await?;
+            messages.extend(fetch(&heartbeats, BATCH, Duration::from_millis(1)).await?);
             if messages.is_empty() {
                 self.metrics.refresh(&self.store);
                 continue;
@@ -150,45 +163,69 @@ impl Center {
         }
     }
 
-    /// Creates the stream, or brings an existing one's limits to the
-    /// config's (subjects, duplicate window, age).
-    async fn stream(&self, js: &jetstream::Context) -> Result<stream::Stream, String> {
+    /// The durable pull consumer `name` of the stream `stream` of the
+    /// subjects `<subject>.*`, both created, or brought to the config's
+    /// limits (subjects, duplicate window, age, messages kept per subject:
+    /// 0 for all).
+    async fn consumer(
+        &self,
+        js: &jetstream::Context,
+        stream: &str,
+        subject: &str,
+        per_subject: i64,
+        name: &str,
+    ) -> Result<consumer::PullConsumer, String> {
         let s = &self.config.stream;
         let wanted = stream::Config {
-            name: s.name.clone(),
-            subjects: vec![
-                format!("{}.*", s.incidents_subject),
-                format!("{}.*", s.heartbeat_subject),
-            ],
+            name: stream.to_owned(),
+            subjects: vec![format!("{subject}.*")],
             retention: stream::RetentionPolicy::Limits,
             storage: stream::StorageType::File,
             max_age: s.max_age,
             duplicate_window: s.duplicate_window,
+            max_messages_per_subject: per_subject,
             ..Default::default()
         };
-        match js.get_stream(&s.name).await {
+        let stream = match js.get_stream(stream).await {
             Ok(mut existing) => {
                 let info = existing
                     .info()
                     .await
-                    .map_err(|e| format!("stream {}: {e}", s.name))?;
+                    .map_err(|e| format!("stream {stream}: {e}"))?;
                 let have = &info.config;
                 if have.subjects != wanted.subjects
                     || have.max_age != wanted.max_age
                     || have.duplicate_window != wanted.duplicate_window
+                    || have.max_messages_per_subject != wanted.max_messages_per_subject
                 {
-                    info!(stream = %s.name, "center: updating the stream's subjects and limits to the config's");
+                    info!(
+                        stream,
+                        "center: updating the stream's subjects and limits to the config's"
+                    );
                     js.update_stream(wanted)
                         .await
-                        .map_err(|e| format!("updating stream {}: {e}", s.name))?;
+                        .map_err(|e| format!("updating stream {stream}: {e}"))?;
                 }
-                Ok(existing)
+                existing
             }
             Err(_) => js
                 .get_or_create_stream(wanted)
                 .await
-                .map_err(|e| format!("creating stream {}: {e}", s.name)),
-        }
+                .map_err(|e| format!("creating stream {stream}: {e}"))?,
+        };
+        stream
+            .get_or_create_consumer(
+                name,
+                consumer::pull::Config {
+                    durable_name: Some(name.to_owned()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(30),
+                    max_ack_pending: 20_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| format!("consumer {name}: {e}"))
     }
 
     /// Commits one batch, then acknowledges it.

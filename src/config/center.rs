@@ -13,7 +13,8 @@
 //! servers = ["nats://127.0.0.1:4222"]
 //!
 //! [stream]
-//! name = "CANHGAC"
+//! name = "CANHGAC"                   # incident changes, kept max_age
+//! heartbeat_stream = "CANHGAC_HEARTBEATS"   # each agency's last heartbeat only
 //! incidents_subject = "canhgac.incidents"
 //! heartbeat_subject = "canhgac.heartbeat"
 //! duplicate_window = "24h"
@@ -54,6 +55,8 @@ pub struct CenterConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamConfig {
     pub name: String,
+    /// The stream of heartbeats: each agency's last one only.
+    pub heartbeat_stream: String,
     pub incidents_subject: String,
     pub heartbeat_subject: String,
     pub duplicate_window: Duration,
@@ -105,6 +108,7 @@ struct RawCenter {
 #[serde(deny_unknown_fields)]
 struct RawStream {
     name: Option<Spanned<String>>,
+    heartbeat_stream: Option<Spanned<String>>,
     incidents_subject: Option<Spanned<String>>,
     heartbeat_subject: Option<Spanned<String>>,
     duplicate_window: Option<Spanned<String>>,
@@ -147,8 +151,14 @@ impl Validator<'_> {
         };
         let name = stream_name(&raw.stream.name, "CANHGAC", "name");
         let consumer = stream_name(&raw.stream.consumer, "canhgac-center", "consumer");
+        let heartbeat_stream = stream_name(
+            &raw.stream.heartbeat_stream,
+            "CANHGAC_HEARTBEATS",
+            "heartbeat_stream",
+        );
         let stream = StreamConfig {
             name,
+            heartbeat_stream,
             incidents_subject: self.subject(
                 &raw.stream.incidents_subject,
                 DEFAULT_SUBJECT,
