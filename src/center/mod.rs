@@ -30,6 +30,8 @@ use metrics::CenterMetrics;
 const BATCH: usize = 1000;
 /// The center store's page cache.
 const CACHE_MIB: u32 = 16;
+/// How often the heartbeat stream is read.
+const HEARTBEATS_EVERY: Duration = Duration::from_secs(1);
 /// How long one fetch waits for its batch to fill.
 const FETCH_WAIT: Duration = Duration::from_millis(200);
 
@@ -151,9 +153,15 @@ impl Center {
             .await?;
         info!(stream = %s.name, heartbeats = %s.heartbeat_stream, consumer = %s.consumer, "center: consuming");
         self.metrics.connected.set(1);
+        let mut next_beats = std::time::Instant::now();
         loop {
             let mut messages = fetch(&incidents, BATCH, FETCH_WAIT).await?;
-            messages.extend(fetch(&heartbeats, BATCH, Duration::from_millis(1)).await?);
+            // A second late is nothing for a heartbeat sent every minute,
+            // and asking for them each time would delay the incidents.
+            if std::time::Instant::now() >= next_beats {
+                messages.extend(fetch(&heartbeats, BATCH, Duration::from_millis(1)).await?);
+                next_beats = std::time::Instant::now() + HEARTBEATS_EVERY;
+            }
             if messages.is_empty() {
                 self.metrics.refresh(&self.store);
                 continue;
