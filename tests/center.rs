@@ -568,3 +568,43 @@ fn forwarding_over_tls_with_a_password() {
     daemon.stop();
     other.stop();
 }
+
+/// While the center is out of reach the outbox is bounded: past
+/// `max_pending` the oldest changes are dropped, logged and counted on
+/// `/metrics`, and monitoring goes on.
+#[test]
+fn the_outbox_bound_drops_the_oldest_and_says_so() {
+    if !installed("nats-server") {
+        eprintln!("skipped: nats-server is not installed (.ci/run installs it)");
+        return;
+    }
+    let tmp = tempfile::TempDir::new().expect("tempdir");
+    let mut nats = Nats::start(tmp.path());
+    nats.kill();
+    let site = Site::with_auth_log(Config::new("so-b").top(&format!(
+        "[forward]\nmax_pending = 2\n[forward.nats]\nservers = [\"{}\"]\n",
+        nats.url()
+    )));
+    let daemon = start(&site);
+    attack(&site, 6, 0);
+    site.wait_incident(&daemon, "ssh-bruteforce", "10.6.0.2");
+    daemon.wait_metric(
+        r#"canhgac_forward_dropped_total{reason="max_pending"}"#,
+        1.0,
+    );
+    assert_eq!(
+        daemon.metric(r#"canhgac_forward_dropped_total{reason="max_pending"}"#),
+        1.0
+    );
+    assert_eq!(daemon.metric("canhgac_forward_pending"), 2.0);
+    assert!(daemon.metric(r#"canhgac_forward_failures_total{stage="connect"}"#) >= 1.0);
+    assert_eq!(pending(&site.path("state/canhgac.db")), 2);
+    let log = daemon.log_text();
+    assert!(log.contains("they are dropped"), "{log}");
+    assert_eq!(
+        site.incidents().len(),
+        3,
+        "every incident stays in the store"
+    );
+    daemon.stop();
+}
