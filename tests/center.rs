@@ -187,6 +187,16 @@ fn agency_with(name: &str, nats: &Nats, extra: &str) -> Site {
     )))
 }
 
+/// A directory for the broker and the center; `None` (the test skipped)
+/// where nats-server is not installed.
+fn scratch() -> Option<tempfile::TempDir> {
+    if !installed("nats-server") {
+        eprintln!("skipped: nats-server is not installed (.ci/run installs it)");
+        return None;
+    }
+    Some(tempfile::TempDir::new().expect("tempdir"))
+}
+
 fn start(site: &Site) -> Daemon {
     site.daemon().env("CANHGAC_LOG", "info").ready()
 }
@@ -249,11 +259,7 @@ fn attack(site: &Site, agency: u8, round: usize) {
 
 #[test]
 fn the_center_equals_the_union_of_the_agencies_through_kill_9() {
-    if !installed("nats-server") {
-        eprintln!("skipped: nats-server is not installed (.ci/run installs it)");
-        return;
-    }
-    let tmp = tempfile::TempDir::new().expect("tempdir");
+    let Some(tmp) = scratch() else { return };
     let mut nats = Nats::start(tmp.path());
     let mut center = Center::new(&tmp.path().join("center"), &nats);
     center.start();
@@ -411,11 +417,7 @@ fn reports_agree(sites: &[Site], center: &Center) {
 
 #[test]
 fn monitoring_goes_on_without_the_center_and_everything_arrives_later() {
-    if !installed("nats-server") {
-        eprintln!("skipped: nats-server is not installed (.ci/run installs it)");
-        return;
-    }
-    let tmp = tempfile::TempDir::new().expect("tempdir");
+    let Some(tmp) = scratch() else { return };
     let mut nats = Nats::start(tmp.path());
     nats.kill();
     let site = agency("so-c", &nats);
@@ -507,11 +509,7 @@ fn metrics_serve_the_shipped_rules_and_dashboard(center: &Center) {
 /// `tls_ca` and `user` with `password_file`, as docs/center.md writes them.
 #[test]
 fn forwarding_over_tls_with_a_password() {
-    if !installed("nats-server") {
-        eprintln!("skipped: nats-server is not installed (.ci/run installs it)");
-        return;
-    }
-    let tmp = tempfile::TempDir::new().expect("tempdir");
+    let Some(tmp) = scratch() else { return };
     let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
         .expect("certificate");
     let (cert_pem, key_pem) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
@@ -574,11 +572,7 @@ fn forwarding_over_tls_with_a_password() {
 /// `/metrics`, and monitoring goes on.
 #[test]
 fn the_outbox_bound_drops_the_oldest_and_says_so() {
-    if !installed("nats-server") {
-        eprintln!("skipped: nats-server is not installed (.ci/run installs it)");
-        return;
-    }
-    let tmp = tempfile::TempDir::new().expect("tempdir");
+    let Some(tmp) = scratch() else { return };
     let mut nats = Nats::start(tmp.path());
     nats.kill();
     let site = Site::with_auth_log(Config::new("so-b").top(&format!(

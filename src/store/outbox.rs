@@ -154,9 +154,13 @@ impl Store {
     /// Up to `limit` pending changes, oldest first, each with its
     /// incident's current state.
     pub fn outbox_pending(&self, limit: usize) -> Result<Vec<Pending>, StoreError> {
-        let agency: String =
-            self.conn
-                .query_row("SELECT agency FROM meta WHERE id = 1", [], |r| r.get(0))?;
+        // A writer knows its agency (it wrote it to meta when it opened).
+        let agency: String = match &self.agency {
+            Some(a) => a.clone(),
+            None => self
+                .conn
+                .query_row("SELECT agency FROM meta WHERE id = 1", [], |r| r.get(0))?,
+        };
         let mut stmt = self.conn.prepare_cached(
             "SELECT o.incident, o.revision, o.changed_us,
                     i.uid, i.rule, i.category, i.severity, i.key, i.src_ip, i.input,
