@@ -1,5 +1,6 @@
-//! What waits to be stored, when a commit is due, and the commit itself: incidents,
-//! checkpoints and detector state of the same lines in one transaction.
+//! What waits to be stored, when a commit is due, and the batch itself: incidents,
+//! checkpoints and detector state of the same lines, for one transaction on the
+//! writer's thread.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
@@ -9,13 +10,14 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use tracing::{error, warn};
 
-use super::state::{all_rows, state_rows, DetectorState, COMPACT_FACTOR, COMPACT_SLACK};
+use super::state::{all_changes, DetectorState, COMPACT_FACTOR, COMPACT_SLACK};
+use super::writer::{Done, KeyRows, OwnedBatch};
 use super::{signed, Pipeline};
 use crate::detect::Incident;
 use crate::input::checkpoint::FileCheckpoint;
 use crate::input::source::Position;
 use crate::integrity::stored::IntegrityOp;
-use crate::store::{Batch, DetectorWrite, IncidentRecord, StoreError};
+use crate::store::{CommitInfo, IncidentRecord, StoreError};
 
 /// Commits are at least this many times their own duration apart.
 pub(super) const COMMIT_GAP_FACTOR: u32 = 10;
@@ -24,8 +26,16 @@ pub(super) const COMMIT_GAP_FACTOR: u32 = 10;
 pub(super) const MAX_COMMIT_GAP: Duration = Duration::from_secs(5);
 
 /// Batches' worth of lines after which a commit is due however recent
-/// the last one was.
-pub(super) const MAX_BATCHES: u64 = 4;
+/// the last one was. Lines are not what waits in memory (incidents are,
+/// see [`Pipeline::outgrown`]); this only bounds what a crash makes the
+/// restart read again. Catching up, a commit every 4 batches spent 37% of
+/// the pipeline thread in commits (0.64x `scan`), where pacing alone
+/// allows a tenth: commits write each changed key once, however many
+/// lines changed it, so fewer of them write less in all.
+pub(super) const MAX_BATCHES: u64 = 8;
+
+/// Batches' worth of changed detector keys after which a commit is due.
+pub(super) const MAX_CHANGED_BATCHES: usize = 1;
 
 /// Grown incidents written with every commit; more wait for the interval.
 pub(super) const GROWN_EVERY_COMMIT: usize = 64;
@@ -91,7 +101,7 @@ impl Pipeline {
         let paced = self.last_commit.elapsed() >= self.commit_gap;
         let awaited = self.inputs.iter().any(|i| i.reader.awaiting_commit());
         batch.any()
-            && (batch.lines >= MAX_BATCHES * batch_lines
+            && (self.outgrown()
                 || (read == 0 && batch.urgent())
                 || (awaited && (read == 0 || paced))
                 || (paced
@@ -101,45 +111,110 @@ impl Pipeline {
                             .is_none_or(|s| s.elapsed() >= self.config.pipeline.batch_interval))))
     }
 
-    /// Commits when due and the store is not being waited for; a failed
-    /// commit is retried after a pause that doubles up to [`MAX_RETRY`],
-    /// the batch kept whole meanwhile.
+    /// Past what a batch may hold before it is committed, however recent
+    /// the last commit: [`MAX_BATCHES`] batches of lines, or what piles up
+    /// in memory until a commit: a batch's worth of incidents (with their
+    /// samples and fields), or [`MAX_CHANGED_BATCHES`] batches' worth of
+    /// changed detector keys (an evicted key's name stays until its row is
+    /// deleted, and a flood from fresh addresses evicts one a line; a few
+    /// tens of bytes each).
+    pub(super) fn outgrown(&self) -> bool {
+        let batch_lines = self.config.pipeline.batch_lines;
+        let detector = self.analyzer.detector();
+        let incidents =
+            self.pending.dirty.len() + self.pending.closed.len() + detector.closed_count();
+        self.pending.lines >= MAX_BATCHES * batch_lines as u64
+            || incidents >= batch_lines
+            || detector.changed() >= MAX_CHANGED_BATCHES * batch_lines
+    }
+
+    /// Hands the batch to the writer when due and none is in flight; takes
+    /// the outcome of the one in flight when it is done. A batch past
+    /// [`Pipeline::outgrown`] waits for the one in flight (backpressure). A
+    /// refused batch is retried after a pause that doubles up to
+    /// [`MAX_RETRY`], kept whole meanwhile, before anything newer.
     pub(super) fn commit_when_due(&mut self, read: usize) {
-        if !self.commit_due(read) || self.retry.is_some_and(|r| Instant::now() < r.at) {
+        self.take_outcome(false);
+        if self.in_flight {
+            if !self.outgrown() {
+                return;
+            }
+            self.take_outcome(true);
+        }
+        if self.in_flight || self.retry.is_some_and(|r| Instant::now() < r.at) {
             return;
         }
-        match self.commit() {
-            Ok(()) => self.retry = None,
-            Err(e) => {
-                self.counters.commit_failures += 1;
-                self.metrics.commit_failures.inc();
-                self.metrics.store_ok.store(false, Ordering::Relaxed);
-                let pause = self
-                    .retry
-                    .map_or(Duration::from_millis(200), |r| (r.pause * 2).min(MAX_RETRY));
-                if e.is_retryable() {
-                    warn!("commit failed, retrying in {pause:?}: {e}");
-                } else {
-                    error!("commit failed, retrying in {pause:?}: {e}");
-                }
-                self.retry = Some(Retry {
-                    at: Instant::now() + pause,
-                    pause,
-                });
+        if let Some(batch) = self.refused.take() {
+            self.hand_over(batch);
+        } else if self.commit_due(read) {
+            self.submit();
+        }
+    }
+
+    /// Everything read so far, stored: the batch in flight and a refused
+    /// one first, then what waits. For a stop and a reload, which need the
+    /// store to hold it all before they go on.
+    pub(super) fn commit(&mut self) -> Result<(), StoreError> {
+        self.flush()?;
+        if self.pending.any() {
+            self.submit();
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the batch in flight, and retries a refused one once.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        loop {
+            if let Some(Err(e)) = self.take_outcome(true) {
+                return Err(e);
+            }
+            match self.refused.take() {
+                Some(batch) => self.hand_over(batch),
+                None => return Ok(()),
             }
         }
     }
 
-    /// Stores the batch: incidents, checkpoints and detector state in one
-    /// transaction. On error the batch stays pending, whole.
-    pub(super) fn commit(&mut self) -> Result<(), StoreError> {
-        let started = Instant::now();
+    /// Nothing read waits to be stored, nor is being stored.
+    pub(super) fn all_stored(&self) -> bool {
+        !self.pending.any() && !self.in_flight && self.refused.is_none()
+    }
+
+    /// Prepares the batch (incidents, checkpoints and detector state of the
+    /// same lines, for one transaction) and hands it to the writer. From
+    /// here on the batch holds what was pending: the detector's changes
+    /// are taken, and a refused batch comes back whole.
+    fn submit(&mut self) {
+        let rules = Arc::clone(self.analyzer.rules());
+        let detector = self.analyzer.detector();
+        let state = DetectorState {
+            rules: rules.rules.iter().map(|r| r.id.clone()).collect(),
+            snapshot: detector.header(),
+            keyed: true,
+        };
+        let live = (detector.keys_tracked() + detector.rate_clients()) as u64;
+        let compact = self.state_compact
+            || self.state_rows + detector.changed() as u64 > COMPACT_FACTOR * live + COMPACT_SLACK;
+        let mut header = Vec::new();
+        if let Err(e) = serde_json::to_writer(&mut header, &state) {
+            // Plain data: this does not happen. Were it to, nothing is
+            // taken yet, and the next commit tries again.
+            error!("cannot serialise the detector state: {e}");
+            return;
+        }
+        // Serialised on the writer's thread.
+        let changes = if compact {
+            all_changes(detector.snapshot())
+        } else {
+            detector.changes()
+        };
+        let changed = (changes.keys.len() + changes.rates.len()) as u64;
         self.pending
             .closed
             .extend(self.analyzer.detector_mut().take_closed());
-        let rules = Arc::clone(self.analyzer.rules());
         let detector = self.analyzer.detector();
-        let mut records: Vec<IncidentRecord> = self
+        let mut incidents: Vec<IncidentRecord> = self
             .pending
             .closed
             .iter()
@@ -151,7 +226,7 @@ impl Pipeline {
         let flush_grown = self.flush_grown
             || self.grown.len() <= GROWN_EVERY_COMMIT
             || self.grown_flushed.elapsed() >= GROWN_FLUSH_INTERVAL;
-        records.extend(
+        incidents.extend(
             detector
                 .open_incidents()
                 .filter(|inc| {
@@ -163,24 +238,8 @@ impl Pipeline {
                     IncidentRecord::new(rules.rule(inc.rule), inc, true, input)
                 }),
         );
-        records.extend(self.pending.integrity_incidents.iter().cloned());
-        let state = DetectorState {
-            rules: rules.rules.iter().map(|r| r.id.clone()).collect(),
-            snapshot: detector.header(),
-            keyed: true,
-        };
-        self.state_buf.clear();
-        serde_json::to_writer(&mut self.state_buf, &state)
-            .map_err(|e| StoreError::Invalid(format!("cannot serialise detector state: {e}")))?;
-        let live = (detector.keys_tracked() + detector.rate_clients()) as u64;
-        let compact = self.state_compact
-            || self.state_rows + detector.changed() as u64 > COMPACT_FACTOR * live + COMPACT_SLACK;
-        let rows = if compact {
-            all_rows(detector.snapshot())?
-        } else {
-            state_rows(detector.changes())?
-        };
-        let names: Vec<String> = self.inputs.iter().map(|i| i.config.name.clone()).collect();
+        incidents.append(&mut self.pending.integrity_incidents);
+        let inputs: Vec<String> = self.inputs.iter().map(|i| i.config.name.clone()).collect();
         let mut checkpoints: Vec<FileCheckpoint> = Vec::new();
         let mut cursors: Vec<(String, String)> = Vec::new();
         for input in &self.inputs {
@@ -190,37 +249,14 @@ impl Pipeline {
                 Position::Cursor(None) | Position::Unresumable => {}
             }
         }
-        let info = self.store.commit(&Batch {
-            incidents: &records,
-            inputs: &names,
-            checkpoints: &checkpoints,
-            cursors: &cursors,
-            detector: Some(DetectorWrite {
-                header: &self.state_buf,
-                rows: &rows,
-                compact,
-            }),
-            extra_rows: Some(&self.pending.integrity_ops),
-        })?;
-        self.analyzer.detector_mut().persisted();
-        for input in &mut self.inputs {
-            input.reader.committed();
-        }
+        let marks = self.inputs.iter().map(|i| i.reader.commit_mark()).collect();
         self.state_rows = if compact {
             live
         } else {
-            self.state_rows + rows.len() as u64
+            self.state_rows + changed
         };
         self.state_compact = false;
-        self.metrics.committed(started.elapsed().as_secs_f64());
-        let new: HashSet<u64> = info.inserted.iter().map(|(id, _)| *id).collect();
-        for r in records.iter().filter(|r| new.contains(&r.detector_id)) {
-            self.metrics
-                .incidents
-                .with_label_values(&[&r.category, &r.severity])
-                .inc();
-        }
-        self.publish_detector();
+        self.analyzer.detector_mut().persisted();
         if flush_grown {
             self.grown.clear();
             self.grown_flushed = Instant::now();
@@ -230,11 +266,112 @@ impl Pipeline {
                 self.grown.remove(&inc.id);
             }
         }
+        let integrity_ops = std::mem::take(&mut self.pending.integrity_ops);
         self.pending = Pending::default();
+        self.publish_detector();
+        self.marks = marks;
+        self.hand_over(Box::new(OwnedBatch {
+            incidents,
+            inputs,
+            checkpoints,
+            cursors,
+            header,
+            keys: KeyRows::Changes(changes),
+            compact,
+            integrity_ops,
+        }));
+    }
+
+    /// The outcome of the batch in flight, if there is one and it is done
+    /// (or `wait`).
+    fn take_outcome(&mut self, wait: bool) -> Option<Result<(), StoreError>> {
+        if !self.in_flight {
+            return None;
+        }
+        let done = if wait {
+            self.writer.wait_done()
+        } else {
+            Some(self.writer.try_done()?)
+        };
+        self.in_flight = false;
+        let Some(Done {
+            result,
+            batch,
+            seconds,
+        }) = done
+        else {
+            // The writer thread is gone (a panic), and the batch with it:
+            // nothing can be stored any more. Checkpoints stay where the
+            // last commit put them, the watchdog stops, and the restart
+            // reads those lines again.
+            let e = StoreError::Invalid("the store's writer thread has stopped".into());
+            self.commit_failed(&e);
+            return Some(Err(e));
+        };
+        Some(match result {
+            Ok(info) => {
+                self.stored(&info, &batch, seconds);
+                Ok(())
+            }
+            Err(e) => {
+                self.commit_failed(&e);
+                self.refused = Some(batch);
+                Err(e)
+            }
+        })
+    }
+
+    fn stored(&mut self, info: &CommitInfo, batch: &OwnedBatch, seconds: f64) {
+        self.retry = None;
+        for (input, mark) in self.inputs.iter_mut().zip(&self.marks) {
+            input.reader.committed(*mark);
+        }
+        self.metrics.committed(seconds);
+        let new: HashSet<u64> = info.inserted.iter().map(|(id, _)| *id).collect();
+        for r in batch
+            .incidents
+            .iter()
+            .filter(|r| new.contains(&r.detector_id))
+        {
+            self.metrics
+                .incidents
+                .with_label_values(&[&r.category, &r.severity])
+                .inc();
+        }
         self.counters.commits += 1;
         self.last_commit = Instant::now();
-        self.commit_gap = (started.elapsed() * COMMIT_GAP_FACTOR).min(MAX_COMMIT_GAP);
-        Ok(())
+        self.commit_gap =
+            (Duration::from_secs_f64(seconds) * COMMIT_GAP_FACTOR).min(MAX_COMMIT_GAP);
+    }
+
+    fn hand_over(&mut self, batch: Box<OwnedBatch>) {
+        match self.writer.submit(batch) {
+            Ok(()) => self.in_flight = true,
+            Err((e, batch)) => {
+                self.commit_failed(&e);
+                self.refused = Some(batch);
+            }
+        }
+    }
+
+    /// A batch was refused (or could not be handed over): counted, logged,
+    /// and retried after a pause; reading waits meanwhile.
+    fn commit_failed(&mut self, e: &StoreError) {
+        self.counters.commit_failures += 1;
+        self.metrics.commit_failures.inc();
+        self.metrics.store_ok.store(false, Ordering::Relaxed);
+        let pause = self
+            .retry
+            .map_or(Duration::from_millis(200), |r| (r.pause * 2).min(MAX_RETRY));
+        if e.is_retryable() {
+            warn!("commit failed, retrying in {pause:?}: {e}");
+        } else {
+            error!("commit failed, retrying in {pause:?}: {e}");
+        }
+        self.retry = Some(Retry {
+            at: Instant::now() + pause,
+            pause,
+        });
     }
 
     /// Forgets keys whose window and cooldown have passed, in event time,

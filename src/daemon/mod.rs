@@ -2,19 +2,21 @@
 //! systemd's eye.
 //!
 //! One thread runs the pipeline: it sweeps and reads the inputs, feeds the
-//! [`Analyzer`], and commits a batch (incidents, every input's checkpoints
-//! and the detector's state) in one store transaction after `batch_lines`
-//! lines, `batch_interval`, or as soon as it has caught up with the files.
-//! Being single-threaded is what makes the checkpoints exact: when a batch is
-//! committed, the detector state and the checkpoints describe the same lines.
-//! The main thread only waits for signals (and later serves HTTP).
+//! [`Analyzer`], and makes a batch (incidents, every input's checkpoints
+//! and the detector's state) after `batch_lines` lines, `batch_interval`, or
+//! as soon as it has caught up with the files. The pipeline being one thread
+//! is what makes the checkpoints exact: a batch is made between two lines,
+//! so its detector state and checkpoints describe the same lines. The
+//! `writer` thread commits each batch in one store transaction while the
+//! pipeline reads on, one batch at a time and in order. The main thread
+//! only waits for signals (and later serves HTTP).
 //!
 //! Exactly once: checkpoints move only in a successful commit, together with
 //! the incidents and detector state of the lines before them. A restart
 //! restores the detector and reads from the checkpoints, so it sees exactly
 //! the lines after the last commit, with exactly the state they would have
-//! met. A failed commit is retried with the same (grown) batch and reading
-//! pauses meanwhile: backpressure instead of memory.
+//! met. A failed commit is retried with the same batch, before any later
+//! one, and reading pauses meanwhile: backpressure instead of memory.
 //!
 //! Event time: the detector runs on the time written in the lines, never the
 //! wall clock, with two guards. A line dated more than `max_clock_skew` ahead
@@ -47,7 +49,8 @@
 //! Rooms: this file holds [`run`] (signals, HTTP, the pipeline thread) and the
 //! [`Pipeline`]'s state; its steps live by idea: `pipeline` (start, the loop,
 //! reading, the drain), `inputs` (opening them where they left off), `commit`
-//! (what waits, when it is due, the transaction), `state` (the detector as
+//! (what waits, when it is due, the batch), `writer` (the thread that runs
+//! the transaction), `state` (the detector as
 //! stored), `reload` (SIGHUP, feeds), `webroots` (the integrity watcher's
 //! findings), `publish` (metrics) and `notify` (sd_notify).
 
@@ -59,6 +62,7 @@ mod publish;
 mod reload;
 mod state;
 mod webroots;
+mod writer;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -85,6 +89,7 @@ use commit::{Pending, Retry};
 use inputs::Input;
 use notify::Notifier;
 use reload::{load_rules, PreparingReload};
+use writer::{OwnedBatch, Writer};
 
 /// What the main thread asks of the pipeline.
 #[derive(Debug)]
@@ -238,7 +243,15 @@ fn tune_allocator() {
 
 struct Pipeline {
     config: Config,
-    store: Store,
+    /// The store's writer thread, which owns the pipeline's connection.
+    writer: Writer,
+    /// A batch is with the writer.
+    in_flight: bool,
+    /// A batch the store refused, to be tried again before anything newer.
+    refused: Option<Box<OwnedBatch>>,
+    /// Each input's commit mark (`Source::commit_mark`) when the batch in
+    /// flight was made.
+    marks: Vec<u64>,
     analyzer: Analyzer,
     inputs: Vec<Input>,
     wakeup: Wakeup,
@@ -249,8 +262,6 @@ struct Pipeline {
     last_commit: Instant,
     /// Least time from one commit to the next; see the module docs.
     commit_gap: Duration,
-    /// The detector header, serialised (the buffer kept across commits).
-    state_buf: Vec<u8>,
     /// The next commit rewrites the stored keys whole (after a start from
     /// another rule set or an older state, a reload, ...).
     state_compact: bool,

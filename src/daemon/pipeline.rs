@@ -10,11 +10,12 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use tracing::{error, info, warn};
 
-use super::commit::{Pending, MAX_BATCHES};
+use super::commit::Pending;
 use super::inputs::{Input, Opener, Resume};
 use super::notify::Notifier;
 use super::reload::{load_feeds, start_reloader, Compiled};
 use super::state::{new_analyzer, rebuild_detector, stored_snapshot};
+use super::writer::Writer;
 use super::{signed, Control, Counters, DetectorCounts, Pipeline};
 use crate::config::{Config, SourceConfig};
 use crate::detect::{Observation, Snapshot};
@@ -137,9 +138,13 @@ impl Pipeline {
             commits = recovery.commits,
             "canhgac starting"
         );
+        let writer = Writer::start(store, wakeup.waker())?;
         let mut pipeline = Pipeline {
             config,
-            store,
+            writer,
+            in_flight: false,
+            refused: None,
+            marks: Vec::new(),
             analyzer,
             inputs,
             wakeup,
@@ -148,7 +153,6 @@ impl Pipeline {
             counters: Counters::default(),
             last_commit: Instant::now(),
             commit_gap: Duration::ZERO,
-            state_buf: Vec::new(),
             state_compact: compact,
             state_rows: recovery.detector_rows_stored,
             next_expiry: Instant::now(),
@@ -195,7 +199,7 @@ impl Pipeline {
             let read = if self.retry.is_none() { self.read() } else { 0 };
             self.take_findings();
             self.commit_when_due(read);
-            if read == 0 && !self.pending.any() {
+            if read == 0 && self.all_stored() {
                 self.release_memory();
             }
             self.restart_integrity_when_stored();
@@ -239,7 +243,7 @@ impl Pipeline {
     /// A reload that changed `[integrity]` starts the new watcher once what
     /// the old one found is stored: it loads its state from the store.
     fn restart_integrity_when_stored(&mut self) {
-        if self.integrity_restart && !self.pending.any() {
+        if self.integrity_restart && self.all_stored() {
             if let Err(e) = self.start_integrity() {
                 error!("integrity watcher not restarted: {e}");
             }
@@ -249,7 +253,7 @@ impl Pipeline {
     /// The watchdog ping (only while healthy: see the module docs) and the
     /// status line.
     fn report_health(&mut self) {
-        let healthy = !self.pending.any()
+        let healthy = self.all_stored()
             || self
                 .notifier
                 .watchdog
@@ -311,7 +315,7 @@ impl Pipeline {
             }
             // What is read is analysed into the pending batch; past a few
             // batches it is committed on the way, as when running.
-            if self.pending.lines >= MAX_BATCHES * self.config.pipeline.batch_lines as u64 {
+            if self.outgrown() {
                 if let Err(e) = self.commit() {
                     warn!("commit while stopping failed, retrying: {e}");
                     std::thread::sleep(Duration::from_millis(100));
@@ -332,7 +336,7 @@ impl Pipeline {
             }
         }
         let deadline = Instant::now() + DRAIN_TIMEOUT;
-        while self.pending.any() {
+        while !self.all_stored() {
             match self.commit() {
                 Ok(()) => break,
                 Err(e) if Instant::now() < deadline => {
@@ -496,11 +500,11 @@ impl Pipeline {
         }
         self.read_since_release = 0;
         for input in &mut self.inputs {
+            input.reader.shrink();
             input.source.shrink();
         }
         self.analyzer.detector_mut().shrink();
         self.grown.shrink_to_fit();
-        self.state_buf = Vec::new();
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         // SAFETY: malloc_trim takes no pointers and has no preconditions;
         // glibc locks each arena while it trims it, so other threads may

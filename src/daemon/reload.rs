@@ -262,7 +262,7 @@ impl Pipeline {
         kept: &HashMap<String, Input>,
         closed: &[(InputConfig, Position)],
     ) -> Result<NewInputs, String> {
-        let stored = self.store.recovery().ok();
+        let stored = self.writer.recovery().ok();
         let opener = Opener {
             config,
             waker: self.wakeup.waker(),
@@ -367,7 +367,7 @@ impl Pipeline {
         // starts from stored state; a failure here is not fatal: the batch
         // keeps its ids through the snapshot below.
         self.flush_grown = true;
-        if self.pending.any() || !self.grown.is_empty() {
+        if !self.all_stored() || !self.grown.is_empty() {
             if let Err(e) = self.commit() {
                 warn!("commit before reload failed, the batch stays pending: {e}");
             }

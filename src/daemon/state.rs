@@ -70,17 +70,18 @@ pub(super) fn stored_snapshot(
 }
 
 /// Rows for `changes`: each key or client with its state, or none to say
-/// it is gone.
-pub(super) fn state_rows(changes: Changes) -> Result<Vec<StateRow>, StoreError> {
+/// it is gone. (Open incidents among them lose their sample and fields:
+/// see below.)
+pub(super) fn state_rows(changes: &mut Changes) -> Result<Vec<StateRow>, StoreError> {
     let mut rows = Vec::with_capacity(changes.keys.len() + changes.rates.len());
     let rule_no = |rule: usize| {
         u32::try_from(rule).map_err(|_| StoreError::Invalid(format!("rule index {rule}")))
     };
     let json =
         |e: serde_json::Error| StoreError::Invalid(format!("cannot serialise detector state: {e}"));
-    for (rule, key, saved) in changes.keys {
+    for (rule, key, saved) in &mut changes.keys {
         let state = match saved {
-            Some(mut k) => {
+            Some(k) => {
                 // Stored with the incident's row, written when it opened:
                 // a key row of an open incident stays as small as a count's.
                 if let Some(inc) = k.state.open_incident_mut() {
@@ -93,29 +94,30 @@ pub(super) fn state_rows(changes: Changes) -> Result<Vec<StateRow>, StoreError> 
         };
         rows.push(StateRow {
             kind: 0,
-            rule: rule_no(rule)?,
-            key,
+            rule: rule_no(*rule)?,
+            key: key.clone(),
             state,
         });
     }
-    for (rule, client, count) in changes.rates {
+    for (rule, client, count) in &mut changes.rates {
         let state = match count {
-            Some(c) => Some(serde_json::to_vec(&c).map_err(json)?),
+            Some(c) => Some(serde_json::to_vec(c).map_err(json)?),
             None => None,
         };
         rows.push(StateRow {
             kind: 1,
-            rule: rule_no(rule)?,
-            key: client,
+            rule: rule_no(*rule)?,
+            key: client.clone(),
             state,
         });
     }
     Ok(rows)
 }
 
-/// Every key of a snapshot, as the rows that replace all stored ones.
-pub(super) fn all_rows(snapshot: Snapshot) -> Result<Vec<StateRow>, StoreError> {
-    state_rows(Changes {
+/// Every key of a snapshot, as the changes whose rows replace all stored
+/// ones.
+pub(super) fn all_changes(snapshot: Snapshot) -> Changes {
+    Changes {
         keys: snapshot
             .keys
             .into_iter()
@@ -126,7 +128,7 @@ pub(super) fn all_rows(snapshot: Snapshot) -> Result<Vec<StateRow>, StoreError> 
             .into_iter()
             .map(|(rule, client, c)| (rule, client, Some(c)))
             .collect(),
-    })
+    }
 }
 
 /// A detector for `rules` from a stored or live snapshot taken under the

@@ -581,6 +581,11 @@ impl Detector {
 
     /// Incidents closed since the last call (by cooldown, expiry, eviction or
     /// flush), in close order.
+    /// Closed incidents waiting for [`Detector::take_closed`].
+    pub fn closed_count(&self) -> usize {
+        self.closed.len()
+    }
+
     pub fn take_closed(&mut self) -> Vec<Incident> {
         std::mem::take(&mut self.closed)
     }

@@ -149,8 +149,15 @@ pub trait Source: Send {
         Ok(())
     }
 
-    /// The store has committed what every line handed over so far did.
-    fn committed(&mut self) {}
+    /// A mark of what has been handed over so far, taken when a batch is
+    /// made: [`Source::committed`] gets it back once that batch is stored.
+    fn commit_mark(&self) -> u64 {
+        0
+    }
+
+    /// The store has committed what every line handed over up to `mark`
+    /// did (lines handed over since are in a later batch).
+    fn committed(&mut self, _mark: u64) {}
 
     /// Senders wait for a commit of lines handed over (RELP answers): the
     /// pipeline commits as soon as its pacing allows, not when a batch fills.
@@ -165,6 +172,10 @@ pub trait Source: Send {
     }
 
     fn stats(&self) -> SourceStats;
+
+    /// The daemon is idle after a burst: give back buffers that grew to
+    /// its size. They grow again as lines come.
+    fn shrink(&mut self) {}
 }
 
 impl Source for FileTail {
@@ -206,5 +217,9 @@ impl Source for FileTail {
             position_lost: tail.position_lost,
             ..SourceStats::default()
         }
+    }
+
+    fn shrink(&mut self) {
+        FileTail::shrink(self)
     }
 }

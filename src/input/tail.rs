@@ -481,6 +481,15 @@ impl FileTail {
         (total, !closed.is_empty() || !truncated.is_empty())
     }
 
+    /// Gives back the read buffer, which a burst grows to a whole read's
+    /// budget (megabytes), and the partial lines' room.
+    pub fn shrink(&mut self) {
+        self.buf = Vec::new();
+        for f in &mut self.files {
+            f.carry.shrink_to_fit();
+        }
+    }
+
     pub fn stats(&self) -> TailStats {
         let c = &self.counters;
         TailStats {

@@ -490,9 +490,13 @@ impl Source for SyslogSource {
         Position::Unresumable
     }
 
-    fn committed(&mut self) {
-        if *self.committed.borrow() != self.handed {
-            self.committed.send_replace(self.handed);
+    fn commit_mark(&self) -> u64 {
+        self.handed
+    }
+
+    fn committed(&mut self, mark: u64) {
+        if *self.committed.borrow() < mark {
+            self.committed.send_replace(mark);
         }
     }
 
