@@ -91,6 +91,10 @@ impl ClientCheck {
                 via_proxy = true;
             }
         }
+        if !via_proxy && is_plain_ipv4(value) {
+            // Already as written below: sshd floods pass here once a line.
+            return Verdict::Kept;
+        }
         self.text.clear();
         let _ = write!(self.text, "{client}");
         if via_proxy {
@@ -136,6 +140,13 @@ fn parse_addr(text: &str) -> Option<IpAddr> {
         .and_then(|t| t.strip_suffix(']'))
         .unwrap_or(text);
     text.parse::<IpAddr>().ok().map(|a| a.to_canonical())
+}
+
+/// Text that parsed as an address and is dotted decimal alone: an IPv4
+/// address, which the parser takes only in its one written form (no
+/// leading zeros), so it prints back as it is.
+fn is_plain_ipv4(text: &str) -> bool {
+    text.bytes().all(|b| b.is_ascii_digit() || b == b'.')
 }
 
 /// A DNS name (letters, digits, `-`, `_`, dots), with at least one letter,
@@ -198,6 +209,28 @@ mod tests {
 
     fn fields(pairs: &[(&str, &str)]) -> Fields {
         pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_plain_ipv4_address_that_parses_prints_back_as_written() {
+        for text in [
+            "10.0.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "010.0.0.1",
+            "1.02.3.4",
+            "1.2.3.00",
+            "1.2.3",
+            "1.2.3.4.5",
+            "256.1.1.1",
+        ] {
+            assert!(is_plain_ipv4(text));
+            if let Some(addr) = parse_addr(text) {
+                assert_eq!(addr.to_string(), text, "{text} is kept as written");
+            }
+        }
+        assert!(!is_plain_ipv4("::ffff:10.0.0.1"));
+        assert!(!is_plain_ipv4("[10.0.0.1]"));
     }
 
     fn settle(check: &mut ClientCheck, pairs: &[(&str, &str)], line: &str) -> (Verdict, Fields) {
