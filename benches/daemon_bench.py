@@ -1766,6 +1766,7 @@ def phase_catchup(args, out):
         _, last_us, commits = wait_caught_up(d, sizes_of(d), args.catchup_timeout, on_poll=on_poll)
         cpu = d.cpu()  # the whole process, start-up included, as scan's rusage
         sched = d.sched()
+        store = d.sched("store")
         _, hwm = d.mem()
         h = commit_hist(metrics_settled(d, http_port(d)))
         finish_daemon(d)
@@ -1777,6 +1778,7 @@ def phase_catchup(args, out):
         runs.append({"kind": "daemon", "wall": wall, "ready_s": ready, "cpu": cpu, "hwm_kb": hwm,
                      "commits": commits, "load": la, "pipeline_on_cpu": sched[0] if sched else None,
                      "pipeline_runq": sched[1] if sched else None, "longest_pause_s": pause,
+                     "store_on_cpu": store[0] if store else None,
                      "commits_run": int(h[0]), "commit_s_sum": h[1], "commit_max_le": hist_bound((0, 0, []), h, 1.0),
                      "progress": [(round(t - t0, 3), b) for t, b in trace]})
         log(f"  caught up in {wall:.2f} s ({cpu:.2f} s CPU)")
@@ -1792,12 +1794,14 @@ def phase_catchup(args, out):
     if bd["pipeline_on_cpu"] is not None:
         print(f"  its pipeline thread: {bd['pipeline_on_cpu']:.3f} s on a CPU, {bd['pipeline_runq']:.3f} s waiting for one "
               f"(machine load), {max(0.0, bd['wall'] - bd['pipeline_on_cpu'] - bd['pipeline_runq']):.3f} s neither "
-              f"(blocked: fsync, sleeping); longest time with no commit moving the offsets "
+              f"(blocked: waiting for the store thread's commit, sleeping); longest time with no commit moving the offsets "
               f"{bd['longest_pause_s']:.3f} s; committed MB at each move: "
               + ", ".join(f"{t:.2f} s {b / 1e6:.0f}" for t, b in bd["progress"][:12]))
-        print(f"  its {bd['commits_run']} commits took {bd['commit_s_sum']:.3f} s in all, the slowest <= "
-              f"{fmt_ms(bd['commit_max_le'])} ms (/metrics histogram); the daemon spaces commits at least 10 x the "
-              f"last one's duration apart (daemon.rs COMMIT_GAP_FACTOR), so a slow commit delays the next")
+        store_cpu = "" if bd.get("store_on_cpu") is None else f" on its store thread ({bd['store_on_cpu']:.3f} s on a CPU)"
+        print(f"  its {bd['commits_run']} commits took {bd['commit_s_sum']:.3f} s in all{store_cpu}, the slowest <= "
+              f"{fmt_ms(bd['commit_max_le'])} ms (/metrics histogram), while the pipeline read on; commits are at "
+              f"least 10 x the last one's duration apart (daemon/commit.rs COMMIT_GAP_FACTOR), and a batch past "
+              f"4 batches' worth of lines waits for the one in flight")
     print()
 
 

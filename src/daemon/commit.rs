@@ -26,16 +26,10 @@ pub(super) const COMMIT_GAP_FACTOR: u32 = 10;
 pub(super) const MAX_COMMIT_GAP: Duration = Duration::from_secs(5);
 
 /// Batches' worth of lines after which a commit is due however recent
-/// the last one was. Lines are not what waits in memory (incidents are,
-/// see [`Pipeline::outgrown`]); this only bounds what a crash makes the
-/// restart read again. Catching up, a commit every 4 batches spent 37% of
-/// the pipeline thread in commits (0.64x `scan`), where pacing alone
-/// allows a tenth: commits write each changed key once, however many
-/// lines changed it, so fewer of them write less in all.
-pub(super) const MAX_BATCHES: u64 = 8;
-
-/// Batches' worth of changed detector keys after which a commit is due.
-pub(super) const MAX_CHANGED_BATCHES: usize = 1;
+/// the last one was: what waits in memory grows with them (changed keys,
+/// an evicted key's name staying until its row is deleted), as does what
+/// a crash makes the restart read again.
+pub(super) const MAX_BATCHES: u64 = 4;
 
 /// Grown incidents written with every commit; more wait for the interval.
 pub(super) const GROWN_EVERY_COMMIT: usize = 64;
@@ -112,20 +106,15 @@ impl Pipeline {
     }
 
     /// Past what a batch may hold before it is committed, however recent
-    /// the last commit: [`MAX_BATCHES`] batches of lines, or what piles up
-    /// in memory until a commit: a batch's worth of incidents (with their
-    /// samples and fields), or [`MAX_CHANGED_BATCHES`] batches' worth of
-    /// changed detector keys (an evicted key's name stays until its row is
-    /// deleted, and a flood from fresh addresses evicts one a line; a few
-    /// tens of bytes each).
+    /// the last commit: [`MAX_BATCHES`] batches of lines, or a batch's
+    /// worth of incidents (with their samples and fields: a flood of
+    /// attacks from fresh addresses opens one a line).
     pub(super) fn outgrown(&self) -> bool {
         let batch_lines = self.config.pipeline.batch_lines;
-        let detector = self.analyzer.detector();
-        let incidents =
-            self.pending.dirty.len() + self.pending.closed.len() + detector.closed_count();
-        self.pending.lines >= MAX_BATCHES * batch_lines as u64
-            || incidents >= batch_lines
-            || detector.changed() >= MAX_CHANGED_BATCHES * batch_lines
+        let incidents = self.pending.dirty.len()
+            + self.pending.closed.len()
+            + self.analyzer.detector().closed_count();
+        self.pending.lines >= MAX_BATCHES * batch_lines as u64 || incidents >= batch_lines
     }
 
     /// Hands the batch to the writer when due and none is in flight; takes
