@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use tracing::{error, warn};
 
 use super::state::{all_changes, DetectorState, COMPACT_FACTOR, COMPACT_SLACK};
-use super::writer::{Done, KeyRows, OwnedBatch};
+use super::writer::{stopped, Done, KeyRows, OwnedBatch};
 use super::{signed, Pipeline};
 use crate::detect::Incident;
 use crate::input::checkpoint::FileCheckpoint;
@@ -158,9 +158,13 @@ impl Pipeline {
             if let Some(Err(e)) = self.take_outcome(true) {
                 return Err(e);
             }
-            match self.refused.take() {
-                Some(batch) => self.hand_over(batch),
-                None => return Ok(()),
+            let Some(batch) = self.refused.take() else {
+                return Ok(());
+            };
+            self.hand_over(batch);
+            if !self.in_flight {
+                // Not even handed over: the writer thread is gone.
+                return Err(stopped());
             }
         }
     }
@@ -293,7 +297,7 @@ impl Pipeline {
             // nothing can be stored any more. Checkpoints stay where the
             // last commit put them, the watchdog stops, and the restart
             // reads those lines again.
-            let e = StoreError::Invalid("the store's writer thread has stopped".into());
+            let e = stopped();
             self.commit_failed(&e);
             return Some(Err(e));
         };

@@ -202,6 +202,7 @@ impl Drop for Writer {
     }
 }
 
-fn stopped() -> StoreError {
+/// A batch or a read met a writer thread that is gone (it panicked).
+pub(super) fn stopped() -> StoreError {
     StoreError::Invalid("the store's writer thread has stopped".into())
 }
