@@ -46,7 +46,7 @@ pub(super) struct Pending {
     pub(super) since: Option<Instant>,
     /// Incidents opened.
     pub(super) dirty: HashSet<u64>,
-    /// Closed incidents not yet stored (kept across failed commits).
+    /// Closed incidents not yet in a batch.
     pub(super) closed: Vec<Incident>,
     /// Input of the line that opened each new incident.
     pub(super) opened_by: HashMap<u64, String>,

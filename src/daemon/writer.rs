@@ -59,21 +59,16 @@ impl Default for KeyRows {
 }
 
 impl OwnedBatch {
-    /// Serialises the keys, once (a refused batch keeps its rows).
-    fn serialise_keys(&mut self) -> Result<(), StoreError> {
+    /// The batch as the store takes it, its keys serialised first (once:
+    /// a refused batch keeps its rows for the retry).
+    fn prepared(&mut self) -> Result<Batch<'_>, StoreError> {
         if let KeyRows::Changes(changes) = &mut self.keys {
             self.keys = KeyRows::Rows(state_rows(changes)?);
         }
-        Ok(())
-    }
-
-    fn as_batch(&self) -> Batch<'_> {
-        // Called after `serialise_keys` succeeded: the keys are rows.
-        let rows = match &self.keys {
-            KeyRows::Rows(rows) => rows.as_slice(),
-            KeyRows::Changes(_) => &[],
+        let KeyRows::Rows(rows) = &self.keys else {
+            return Err(StoreError::Invalid("detector keys not serialised".into()));
         };
-        Batch {
+        Ok(Batch {
             incidents: &self.incidents,
             inputs: &self.inputs,
             checkpoints: &self.checkpoints,
@@ -84,7 +79,7 @@ impl OwnedBatch {
                 compact: self.compact,
             }),
             extra_rows: Some(&self.integrity_ops),
-        }
+        })
     }
 }
 
@@ -119,12 +114,9 @@ impl Writer {
             .spawn(move || {
                 for job in job_rx {
                     match job {
-                        Job::Commit(batch) => {
+                        Job::Commit(mut batch) => {
                             let started = Instant::now();
-                            let mut batch = batch;
-                            let result = batch
-                                .serialise_keys()
-                                .and_then(|()| store.commit(&batch.as_batch()));
+                            let result = batch.prepared().and_then(|b| store.commit(&b));
                             let seconds = started.elapsed().as_secs_f64();
                             if done_tx
                                 .send(Done {
