@@ -183,6 +183,8 @@ pub(crate) fn incident_uid(
 /// Overdue for its report to the national coordinator: serious, recorded
 /// before the cutoff (`?`), not reported, not a false positive, and not
 /// imported history (backfill was never detected live, so no deadline ran).
+/// Its first term is word for word the condition of the partial index
+/// `incidents_overdue`, which SQLite uses only then.
 const OVERDUE: &str = "severity IN ('high', 'critical') AND created_us < ?
      AND id NOT IN (SELECT incident FROM incident_status
                     WHERE reported_us IS NOT NULL OR status = 'false-positive')
@@ -221,6 +223,26 @@ fn incident_from_row(row: &Row<'_>) -> Result<StoredIncident, StoreError> {
 mod tests {
     use super::*;
     use crate::store::testing::*;
+
+    #[test]
+    fn the_overdue_count_reads_its_index_not_every_incident() {
+        let (_dir, _path, store) = fresh();
+        let plan: Vec<String> = store
+            .conn
+            .prepare(&format!(
+                "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM incidents WHERE {OVERDUE}"
+            ))
+            .expect("prepare")
+            .query_map([0], |r| r.get(3))
+            .expect("plan")
+            .collect::<Result<_, _>>()
+            .expect("plan rows");
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("USING INDEX incidents_overdue")),
+            "{plan:?}"
+        );
+    }
 
     #[test]
     fn pagination_cursor_walks_every_incident_once() {
