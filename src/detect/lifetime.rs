@@ -52,6 +52,7 @@ impl Detector {
             }
             for k in dead {
                 if let Some(slot) = map.remove(&k) {
+                    self.recency.remove(slot.node);
                     self.tracked -= 1;
                     self.expired_keys += 1;
                     if self.tracking {
@@ -66,7 +67,6 @@ impl Detector {
         }
         self.close_batch(batch);
         self.drop_dead_links();
-        self.compact();
     }
 
     /// Closes every open incident (end of a file scan). Pre-threshold counts
@@ -81,6 +81,7 @@ impl Detector {
                 .collect();
             for k in settled {
                 if let Some(slot) = map.remove(&k) {
+                    self.recency.remove(slot.node);
                     self.tracked -= 1;
                     if self.tracking {
                         self.dirty_keys.insert((rule, k));
@@ -95,7 +96,6 @@ impl Detector {
             owners.clear();
         }
         self.close_batch(batch);
-        self.compact();
     }
 
     /// Gives back what maps and queues grew to in a burst beyond what the
@@ -110,8 +110,12 @@ impl Detector {
         for map in &mut self.rates {
             map.shrink_to_fit();
         }
-        self.compact();
-        self.lru.shrink_to_fit();
+        let keys = &mut self.keys;
+        self.recency.shrink(|rule, key, node| {
+            if let Some(slot) = keys.get_mut(rule).and_then(|m| m.get_mut(&**key)) {
+                slot.node = node;
+            }
+        });
         self.dirty_keys.shrink_to_fit();
         self.dirty_rates.shrink_to_fit();
         self.closed.shrink_to_fit();
@@ -159,7 +163,8 @@ impl Detector {
             }
         }
         for (rule, k) in dead {
-            if self.keys[rule].remove(&k).is_some() {
+            if let Some(slot) = self.keys[rule].remove(&k) {
+                self.recency.remove(slot.node);
                 self.tracked -= 1;
                 if self.tracking {
                     self.dirty_keys.insert((rule, k));
@@ -168,44 +173,19 @@ impl Detector {
         }
     }
 
-    pub(super) fn touch(&mut self, rule: usize, key: Arc<str>, generation: u64) {
-        if self.tracking {
-            self.dirty_keys.insert((rule, Arc::clone(&key)));
-        }
-        // Already the most recent (half the events of an attack log repeat
-        // the previous event's rule and key): renew that entry in place.
-        // The key's slot still holds this Arc, so the entry is its live one.
-        if let Some(back) = self.lru.back_mut() {
-            if back.0 == rule && Arc::ptr_eq(&back.1, &key) {
-                back.2 = generation;
-                return;
-            }
-        }
-        self.lru.push_back((rule, key, generation));
-        // Keeps the queue within a constant factor of the live keys; each
-        // compaction is paid for by the pushes since the previous one.
-        if self.lru.len() > 2 * self.tracked + 64 {
-            self.compact();
-        }
-    }
-
-    pub(super) fn compact(&mut self) {
-        let keys = &self.keys;
-        self.lru.retain(|(rule, key, generation)| {
-            keys[*rule]
-                .get(key)
-                .is_some_and(|s| s.generation == *generation)
-        });
-    }
-
     /// Evicts the least recently active key; false if there was none. An
     /// evicted open incident is closed; keys linked to it count afresh at
     /// their next event. An evicted linked key held no events of its own.
     pub(super) fn evict_one(&mut self) -> bool {
-        while let Some((rule, key, generation)) = self.lru.pop_front() {
-            let live = self.keys[rule]
-                .get(&key)
-                .is_some_and(|s| s.generation == generation);
+        while let Some((rule, key, node)) = self
+            .recency
+            .front()
+            .map(|(rule, key, node)| (rule, Arc::clone(key), node))
+        {
+            self.recency.remove(node);
+            // Every removal from the maps frees the key's node, so the
+            // front is a live key; a slot of another node is left alone.
+            let live = self.keys[rule].get(&key).is_some_and(|s| s.node == node);
             if !live {
                 continue;
             }

@@ -35,6 +35,7 @@ mod pending;
 mod persist;
 mod policy;
 mod rate;
+mod recency;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -49,6 +50,7 @@ pub use persist::{Changes, SavedKey, Snapshot};
 use policy::{attempts_of, key_of, normalise};
 pub use policy::{Policy, Threshold, ATTEMPTS_FIELD, PID_FIELD};
 pub use rate::RateCount;
+use recency::Recency;
 
 /// How far behind its key's newest event an event may come and still count
 /// (see [`Detector::set_lateness`]), unless configured otherwise: a backlog
@@ -111,13 +113,15 @@ impl KeyState {
     }
 }
 
-/// A tracked key. The key text is shared with the LRU queue so that touching
-/// a key on every event costs a reference count, not an allocation.
+/// A tracked key. The key text is shared with its node in the recency list.
 #[derive(Debug)]
 struct Slot {
     key: Arc<str>,
-    /// Matches the LRU queue entry that is this key's current one.
+    /// When the key was last active, in the detector's own count of
+    /// touches: the order a snapshot keeps.
     generation: u64,
+    /// Its node in [`Detector::recency`].
+    node: u32,
     state: KeyState,
 }
 
@@ -134,10 +138,8 @@ pub struct Detector {
     /// One map per rule, so lookups go by `&str` without building a key.
     keys: Vec<KeyMap<Slot>>,
     tracked: usize,
-    /// Lazy LRU: one entry per touch, oldest first. An entry is live only if
-    /// its generation is still the key's current one; stale entries are
-    /// skipped on eviction and compacted away when they outnumber live keys.
-    lru: VecDeque<(usize, Arc<str>, u64)>,
+    /// Every tracked key, least recently active first: who is evicted.
+    recency: Recency,
     generation: u64,
     /// Each rule's merge class, renumbered densely (`None`: never merges).
     class_of: Vec<Option<usize>>,
@@ -198,10 +200,11 @@ impl Detector {
         let owners = (0..classes.len()).map(|_| KeyMap::default()).collect();
         Detector {
             policies,
-            max_keys: max_keys.max(1),
+            // The recency list numbers its nodes in a u32.
+            max_keys: max_keys.clamp(1, u32::MAX as usize - 1),
             keys,
             tracked: 0,
-            lru: VecDeque::new(),
+            recency: Recency::default(),
             generation: 0,
             class_of,
             owners,
@@ -303,8 +306,12 @@ impl Detector {
                     inc.first_seen = inc.first_seen.min(ev.time);
                     let id = inc.id;
                     slot.generation = generation;
-                    let k = Arc::clone(&slot.key);
-                    self.touch(rule, k, generation);
+                    mark_active(
+                        &mut self.recency,
+                        self.tracking.then_some(&mut self.dirty_keys),
+                        rule,
+                        slot,
+                    );
                     return Observation::Joined(id);
                 }
                 // Quiet for longer than the cooldown: that attack is over,
@@ -342,8 +349,10 @@ impl Detector {
             let empty = matches!(&slot.state.phase, Phase::Counting(p) if p.is_empty());
             let k = Arc::clone(&slot.key);
             if empty {
-                self.keys[rule].remove(&*key);
-                self.tracked -= 1;
+                if let Some(gone) = self.keys[rule].remove(&*key) {
+                    self.recency.remove(gone.node);
+                    self.tracked -= 1;
+                }
             }
             if self.tracking {
                 self.dirty_keys.insert((rule, k));
@@ -369,8 +378,12 @@ impl Detector {
             }
         }
         slot.generation = generation;
-        let k = Arc::clone(&slot.key);
-        self.touch(rule, k, generation);
+        mark_active(
+            &mut self.recency,
+            self.tracking.then_some(&mut self.dirty_keys),
+            rule,
+            slot,
+        );
         Observation::Counted
     }
 
@@ -410,11 +423,16 @@ impl Detector {
         self.generation += 1;
         let generation = self.generation;
         let k: Arc<str> = Arc::from(key);
+        let node = self.recency.push_back(rule, Arc::clone(&k));
+        if self.tracking {
+            self.dirty_keys.insert((rule, Arc::clone(&k)));
+        }
         self.keys[rule].insert(
             Arc::clone(&k),
             Slot {
-                key: Arc::clone(&k),
+                key: k,
                 generation,
+                node,
                 state: KeyState {
                     phase: Phase::Counting(pending),
                     processes,
@@ -422,7 +440,6 @@ impl Detector {
             },
         );
         self.tracked += 1;
-        self.touch(rule, k, generation);
         if let Some((events, _)) = reached {
             return self.settle(rule, key, ev, ev.time, ev.time, events);
         }
@@ -486,11 +503,15 @@ impl Detector {
         };
         slot.state.phase = phase;
         slot.generation = generation;
-        let k = Arc::clone(&slot.key);
         if let (Observation::Opened(_), Some(class)) = (result, self.class_of[rule]) {
-            self.owners[class].insert(Arc::clone(&k), rule);
+            self.owners[class].insert(Arc::clone(&slot.key), rule);
         }
-        self.touch(rule, k, generation);
+        mark_active(
+            &mut self.recency,
+            self.tracking.then_some(&mut self.dirty_keys),
+            rule,
+            slot,
+        );
         result
     }
 
@@ -542,11 +563,16 @@ impl Detector {
             // The attack goes on: the incident's slot is active too.
             self.generation += 1;
             slot.generation = self.generation;
-            let k = Arc::clone(&slot.key);
-            self.touch(owner, k, self.generation);
+            mark_active(
+                &mut self.recency,
+                self.tracking.then_some(&mut self.dirty_keys),
+                owner,
+                slot,
+            );
             return Some(id);
         }
         if let Some(slot) = self.keys[owner].remove(key) {
+            self.recency.remove(slot.node);
             self.tracked -= 1;
             if self.tracking {
                 self.dirty_keys.insert((owner, slot.key));
@@ -565,8 +591,12 @@ impl Detector {
         let generation = self.generation;
         if let Some(slot) = self.keys[rule].get_mut(key) {
             slot.generation = generation;
-            let k = Arc::clone(&slot.key);
-            self.touch(rule, k, generation);
+            mark_active(
+                &mut self.recency,
+                self.tracking.then_some(&mut self.dirty_keys),
+                rule,
+                slot,
+            );
         }
     }
 
@@ -677,6 +707,22 @@ fn once_per_line(joined: &mut Option<Vec<u64>>, id: u64, attempts: u64) -> u64 {
         }
         None => attempts,
     }
+}
+
+/// The key of `slot` (of `rule`) was just active: it goes last in eviction
+/// order, and is among the changes to store when the detector keeps them.
+/// (A function of the fields it needs, so that a slot borrowed from the key
+/// maps can be passed.)
+fn mark_active(
+    recency: &mut Recency,
+    dirty_keys: Option<&mut hashbrown::HashSet<(usize, Arc<str>)>>,
+    rule: usize,
+    slot: &Slot,
+) {
+    if let Some(dirty) = dirty_keys {
+        dirty.insert((rule, Arc::clone(&slot.key)));
+    }
+    recency.move_to_back(slot.node);
 }
 
 /// Forgets that `rule` holds its class's open incident for `key` (if the

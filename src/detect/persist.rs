@@ -283,26 +283,27 @@ impl Detector {
             d.generation = d.generation.max(saved.generation.saturating_sub(1)) + 1;
             let generation = d.generation;
             let k: Arc<str> = Arc::from(saved.key);
+            let node = d.recency.push_back(saved.rule, Arc::clone(&k));
             // A duplicate key in a hand-edited snapshot replaces the earlier one.
             if let Some(old) = d.keys[saved.rule].insert(
                 Arc::clone(&k),
                 Slot {
-                    key: Arc::clone(&k),
+                    key: k,
                     generation,
+                    node,
                     state: saved.state,
                 },
             ) {
+                d.recency.remove(old.node);
                 d.tracked -= 1;
                 if let Phase::Open(inc) = old.state.phase {
                     d.closed.push(*inc);
                 }
             }
             d.tracked += 1;
-            d.touch(saved.rule, k, generation);
         }
         d.rebuild_owners();
         d.drop_dead_links();
-        d.compact();
         // Restored as stored: nothing to write. (What restoring dropped,
         // the caller sees in the counts and rewrites whole.)
         d.persisted();

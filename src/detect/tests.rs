@@ -95,6 +95,11 @@ fn assert_index_consistent(d: &Detector) {
     let indexed: usize = d.owners.iter().map(KeyMap::len).sum();
     assert_eq!(indexed, open_per_class.len());
     assert_eq!(d.keys.iter().map(KeyMap::len).sum::<usize>(), d.tracked);
+    // The recency list holds each tracked key once, at its slot's node.
+    assert_eq!(d.recency.len(), d.tracked);
+    for (rule, key, node) in d.recency.iter() {
+        assert_eq!(d.keys[rule].get(key).map(|s| s.node), Some(node));
+    }
 }
 
 #[test]
@@ -418,13 +423,40 @@ fn eviction_order_is_exact_lru_with_repeated_keys() {
 }
 
 #[test]
-fn lru_queue_stays_bounded_on_a_hot_key() {
+fn recency_list_holds_each_key_once() {
     let mut d = Detector::new(vec![plain(3600)], 10);
     for i in 0..10_000 {
         d.observe(&ip(0, i, "hot"));
     }
-    assert!(d.lru.len() <= 2 * d.keys_tracked() + 65);
+    assert_eq!(d.recency.len(), d.keys_tracked());
     assert_eq!(d.incident(0, "hot").map(|i| i.events), Some(10_000));
+}
+
+#[test]
+fn shrink_after_a_burst_keeps_the_eviction_order() {
+    let mut d = Detector::new(vec![counting(5, 60, 60)], 1000);
+    for i in 0..1000 {
+        d.observe(&ip(0, i, &format!("k{i}")));
+    }
+    // Only the keys of the last minute stay.
+    d.expire(ts(1030));
+    let left = d.keys_tracked();
+    assert!((29..=31).contains(&left), "{left}");
+    d.shrink();
+    assert_index_consistent(&d);
+    let oldest = format!("k{}", 1000 - left);
+    let next = format!("k{}", 1001 - left);
+    // The oldest is active again: the one after it goes first.
+    d.observe(&ip(0, 1031, &oldest));
+    for i in 0..1000 - left {
+        d.observe(&ip(0, 1031, &format!("n{i}")));
+    }
+    assert_eq!(d.keys_evicted(), 0);
+    d.observe(&ip(0, 1032, "x"));
+    assert_eq!(d.keys_evicted(), 1);
+    assert!(d.keys[0].get(next.as_str()).is_none());
+    assert!(d.keys[0].get(oldest.as_str()).is_some());
+    assert_index_consistent(&d);
 }
 
 #[test]
@@ -450,7 +482,7 @@ fn expire_drops_dead_keys() {
     assert_eq!(d.keys_tracked(), 0);
     assert_eq!(d.take_closed().len(), 1);
     assert_eq!(d.dropped_events(), 3);
-    assert!(d.lru.is_empty());
+    assert_eq!(d.recency.len(), 0);
 }
 
 #[test]
@@ -1018,7 +1050,7 @@ fn after_the_merged_incident_closes_a_new_burst_opens_anew() {
     let closed = d.take_closed();
     assert_eq!((closed.len(), closed[0].events), (1, 6));
     assert_eq!(d.keys_tracked(), 0);
-    assert!(d.lru.is_empty());
+    assert_eq!(d.recency.len(), 0);
     assert_index_consistent(&d);
     // Then the linked rule opens a new one.
     for t in 100..102 {
