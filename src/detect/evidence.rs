@@ -4,7 +4,7 @@
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::sub_sat;
+use super::{room_for_one, sub_sat};
 
 /// How long a process's evidence counts are remembered after its last line
 /// (event time): sshd writes an attempt's lines within seconds, and a
@@ -53,6 +53,7 @@ pub(super) fn new_attempts(
                     .map_or(0, |(i, _)| i);
                 processes.swap_remove(oldest);
             }
+            room_for_one(processes);
             processes.push(ProcessEvidence {
                 pid: pid.to_owned(),
                 kinds: Vec::new(),
@@ -65,7 +66,10 @@ pub(super) fn new_attempts(
     let before = p.attempts();
     match p.kinds.iter_mut().find(|(k, _)| *k == kind) {
         Some((_, n)) => *n = n.saturating_add(attempts),
-        None => p.kinds.push((kind, attempts)),
+        None => {
+            room_for_one(&mut p.kinds);
+            p.kinds.push((kind, attempts));
+        }
     }
     p.last = p.last.max(time);
     p.attempts() - before

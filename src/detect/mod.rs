@@ -709,6 +709,23 @@ fn once_per_line(joined: &mut Option<Vec<u64>>, id: u64, attempts: u64) -> u64 {
     }
 }
 
+/// Makes room for one more element, doubling from one: most keys of a
+/// flood hold one event, one process and one evidence kind, and the
+/// standard growth (to four at the first push) made each such key several
+/// hundred bytes larger.
+fn room_for_one<T>(v: &mut Vec<T>) {
+    if v.len() == v.capacity() {
+        v.reserve_exact(v.len().max(1));
+    }
+}
+
+/// [`room_for_one`] for a queue.
+fn queue_room_for_one<T>(v: &mut VecDeque<T>) {
+    if v.len() == v.capacity() {
+        v.reserve_exact(v.len().max(1));
+    }
+}
+
 /// The key of `slot` (of `rule`) was just active: it goes last in eviction
 /// order, and is among the changes to store when the detector keeps them.
 /// (A function of the fields it needs, so that a slot borrowed from the key

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{sub_sat, Incident, Policy, Threshold};
+use super::{queue_room_for_one, room_for_one, sub_sat, Incident, Policy, Threshold};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) enum Phase {
@@ -133,6 +133,7 @@ impl Pending {
                 let held = weight.min(count as u64) as usize;
                 let at = times.partition_point(|&x| x <= time);
                 for _ in 0..held {
+                    queue_room_for_one(times);
                     times.insert(at, time);
                 }
                 // The first `count` consecutive events within one window
@@ -169,6 +170,7 @@ impl Pending {
                     v.last = v.last.max(time);
                     v.events += weight;
                 } else {
+                    room_for_one(values);
                     values.push(DistinctValue {
                         value: value.to_owned(),
                         first: time,
