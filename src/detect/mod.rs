@@ -20,7 +20,8 @@
 //! that one lookup.
 //!
 //! Memory is bounded by `max_keys`: when a new key would exceed it, the least
-//! recently active key is evicted, its open incident closed and emitted.
+//! recently active key is evicted, its open incident closed and emitted;
+//! keys that have shown one event go before any that has shown more.
 
 //!
 //! The rooms: [`policy`] is what the detector knows of a rule and an event's
@@ -50,7 +51,7 @@ pub use persist::{Changes, SavedKey, Snapshot};
 use policy::{attempts_of, key_of, normalise};
 pub use policy::{Policy, Threshold, ATTEMPTS_FIELD, PID_FIELD};
 pub use rate::RateCount;
-use recency::Recency;
+use recency::{Recency, Segment};
 
 /// How far behind its key's newest event an event may come and still count
 /// (see [`Detector::set_lateness`]), unless configured otherwise: a backlog
@@ -98,9 +99,32 @@ pub struct KeyState {
     /// whatever number of lines it was logged as.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     processes: Vec<ProcessEvidence>,
+    /// The key has shown more than one event (or an incident) since it was
+    /// tracked. Kept, not recomputed, so that a key whose count a window or
+    /// a closed incident later took down keeps its place in eviction order,
+    /// and a restored detector evicts as the one that saved it would have.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    repeated: bool,
 }
 
 impl KeyState {
+    /// Which eviction list the key belongs in: a key that has counted one
+    /// event goes before any that has shown more (see [`recency`]).
+    fn segment(&self) -> Segment {
+        match &self.phase {
+            _ if self.repeated => Segment::Repeated,
+            Phase::Counting(p) if p.events() <= 1 => Segment::Once,
+            Phase::Counting(_) | Phase::Open(_) | Phase::Linked { .. } => Segment::Repeated,
+        }
+    }
+
+    /// [`KeyState::segment`], made to stick (see [`KeyState::repeated`]).
+    fn settle_segment(&mut self) -> Segment {
+        let segment = self.segment();
+        self.repeated = segment == Segment::Repeated;
+        segment
+    }
+
     /// The incident the key holds open, if it holds one. Its sample and
     /// fields never change once open: a store that keeps them with the
     /// incident leaves them out of the key's state (see
@@ -423,7 +447,14 @@ impl Detector {
         self.generation += 1;
         let generation = self.generation;
         let k: Arc<str> = Arc::from(key);
-        let node = self.recency.push_back(rule, Arc::clone(&k));
+        let mut state = KeyState {
+            phase: Phase::Counting(pending),
+            processes,
+            repeated: false,
+        };
+        let node = self
+            .recency
+            .push_back(rule, Arc::clone(&k), state.settle_segment());
         if self.tracking {
             self.dirty_keys.insert((rule, Arc::clone(&k)));
         }
@@ -433,10 +464,7 @@ impl Detector {
                 key: k,
                 generation,
                 node,
-                state: KeyState {
-                    phase: Phase::Counting(pending),
-                    processes,
-                },
+                state,
             },
         );
         self.tracked += 1;
@@ -734,12 +762,12 @@ fn mark_active(
     recency: &mut Recency,
     dirty_keys: Option<&mut hashbrown::HashSet<(usize, Arc<str>)>>,
     rule: usize,
-    slot: &Slot,
+    slot: &mut Slot,
 ) {
     if let Some(dirty) = dirty_keys {
         dirty.insert((rule, Arc::clone(&slot.key)));
     }
-    recency.move_to_back(slot.node);
+    recency.move_to_back(slot.node, slot.state.settle_segment());
 }
 
 /// Forgets that `rule` holds its class's open incident for `key` (if the

@@ -245,7 +245,7 @@ impl Detector {
                 d.rate_clients += 1;
             }
         }
-        for saved in keys {
+        for mut saved in keys {
             let Some(policy) = d.policies.get(saved.rule) else {
                 continue;
             };
@@ -283,7 +283,9 @@ impl Detector {
             d.generation = d.generation.max(saved.generation.saturating_sub(1)) + 1;
             let generation = d.generation;
             let k: Arc<str> = Arc::from(saved.key);
-            let node = d.recency.push_back(saved.rule, Arc::clone(&k));
+            let node =
+                d.recency
+                    .push_back(saved.rule, Arc::clone(&k), saved.state.settle_segment());
             // A duplicate key in a hand-edited snapshot replaces the earlier one.
             if let Some(old) = d.keys[saved.rule].insert(
                 Arc::clone(&k),

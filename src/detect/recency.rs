@@ -1,8 +1,16 @@
 //! The order in which tracked keys were last active, for eviction when the
-//! key table is full: a doubly linked list threaded through a slab, so that
+//! key table is full: doubly linked lists threaded through a slab, so that
 //! marking a key active (every event) moves one node, hashes nothing and
 //! allocates nothing. Each key's slot holds its node's index; the node holds
 //! the key, so the least recently active one is found without a search.
+//!
+//! Two lists (a segmented LRU): keys that have shown one event, and keys
+//! that have shown more (counting toward a threshold, or holding an
+//! incident). Eviction takes the least recently active key of the first
+//! list while there is one. A flood of keys that each appear once (spoofed
+//! addresses, a scan of the address space) then cycles through the first
+//! list and cannot push out an attacker already counting, nor close an
+//! open incident, which with one list it did after `max_keys` such lines.
 //!
 //! (The list replaced a queue with one entry per touch, whose stale entries
 //! had to be told from live ones by looking each key up: that compaction
@@ -13,23 +21,43 @@ use std::sync::Arc;
 /// No node: the ends of the list, and the link of a free node.
 const NIL: u32 = u32::MAX;
 
+/// Which list a key is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Segment {
+    /// One event so far: evicted first.
+    Once,
+    /// More than one, or an incident.
+    Repeated,
+}
+
+impl Segment {
+    fn index(self) -> usize {
+        match self {
+            Segment::Once => 0,
+            Segment::Repeated => 1,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Node {
     prev: u32,
     next: u32,
+    segment: Segment,
     rule: usize,
     /// `None` while the node is free.
     key: Option<Arc<str>>,
 }
 
-/// Least recently active first.
+/// Least recently active first, in each [`Segment`].
 #[derive(Debug)]
 pub(super) struct Recency {
     nodes: Vec<Node>,
     /// Free nodes, linked through `next`.
     free: u32,
-    head: u32,
-    tail: u32,
+    /// Per segment.
+    head: [u32; 2],
+    tail: [u32; 2],
     len: usize,
 }
 
@@ -38,8 +66,8 @@ impl Default for Recency {
         Recency {
             nodes: Vec::new(),
             free: NIL,
-            head: NIL,
-            tail: NIL,
+            head: [NIL; 2],
+            tail: [NIL; 2],
             len: 0,
         }
     }
@@ -51,29 +79,26 @@ impl Recency {
         self.len
     }
 
-    /// Adds a key as the most recently active; returns its node.
-    pub(super) fn push_back(&mut self, rule: usize, key: Arc<str>) -> u32 {
+    /// Adds a key as the most recently active of `segment`; returns its node.
+    pub(super) fn push_back(&mut self, rule: usize, key: Arc<str>, segment: Segment) -> u32 {
+        let fresh = Node {
+            prev: NIL,
+            next: NIL,
+            segment,
+            rule,
+            key: Some(key),
+        };
         let node = if self.free != NIL {
             let node = self.free;
             self.free = self.nodes[node as usize].next;
-            self.nodes[node as usize] = Node {
-                prev: NIL,
-                next: NIL,
-                rule,
-                key: Some(key),
-            };
+            self.nodes[node as usize] = fresh;
             node
         } else {
             let node = u32::try_from(self.nodes.len())
                 .ok()
                 .filter(|&n| n != NIL)
                 .expect("fewer than 2^32 - 1 tracked keys (max_keys is a usize below that)");
-            self.nodes.push(Node {
-                prev: NIL,
-                next: NIL,
-                rule,
-                key: Some(key),
-            });
+            self.nodes.push(fresh);
             node
         };
         self.link_back(node);
@@ -81,18 +106,26 @@ impl Recency {
         node
     }
 
-    /// Makes `node` the most recently active.
-    pub(super) fn move_to_back(&mut self, node: u32) {
-        if node == self.tail || !self.is_live(node) {
+    /// Makes `node` the most recently active of `segment`.
+    pub(super) fn move_to_back(&mut self, node: u32, segment: Segment) {
+        let Some(n) = self.nodes.get(node as usize).filter(|n| n.key.is_some()) else {
+            return;
+        };
+        if n.segment == segment && node == self.tail[segment.index()] {
             return;
         }
         self.unlink(node);
+        self.nodes[node as usize].segment = segment;
         self.link_back(node);
     }
 
     /// Forgets `node` (its key left the table).
     pub(super) fn remove(&mut self, node: u32) {
-        if !self.is_live(node) {
+        if self
+            .nodes
+            .get(node as usize)
+            .is_none_or(|n| n.key.is_none())
+        {
             return;
         }
         self.unlink(node);
@@ -103,21 +136,26 @@ impl Recency {
         self.len -= 1;
     }
 
-    /// The least recently active key, its rule and node, without removing it.
+    /// The key to evict: the least recently active of those seen once, or
+    /// of all if none was; its rule and node, without removing it.
     pub(super) fn front(&self) -> Option<(usize, &Arc<str>, u32)> {
-        let node = self.nodes.get(self.head as usize)?;
-        Some((node.rule, node.key.as_ref()?, self.head))
+        let head = self.head.into_iter().find(|&h| h != NIL)?;
+        let node = self.nodes.get(head as usize)?;
+        Some((node.rule, node.key.as_ref()?, head))
     }
 
-    /// Every key in order, least recently active first, with its node.
-    #[cfg(test)]
-    pub(super) fn iter(&self) -> impl Iterator<Item = (usize, &Arc<str>, u32)> + '_ {
-        let mut at = self.head;
+    /// Every key in eviction order, with its node and segment.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (usize, &Arc<str>, u32, Segment)> + '_ {
+        let mut heads = self.head.into_iter();
+        let mut at = NIL;
         std::iter::from_fn(move || {
+            while at == NIL {
+                at = heads.next()?;
+            }
             let node = self.nodes.get(at as usize)?;
             let here = at;
             at = node.next;
-            Some((node.rule, node.key.as_ref()?, here))
+            Some((node.rule, node.key.as_ref()?, here, node.segment))
         })
     }
 
@@ -129,68 +167,49 @@ impl Recency {
         if self.nodes.len() <= 2 * self.len + 64 {
             return;
         }
-        let mut nodes = Vec::with_capacity(self.len);
-        let mut at = self.head;
-        while let Some(node) = self.nodes.get_mut(at as usize) {
-            at = node.next;
-            if let Some(key) = node.key.take() {
-                let index = nodes.len() as u32;
-                renumber(node.rule, &key, index);
-                nodes.push(Node {
-                    prev: index.wrapping_sub(1),
-                    next: index + 1,
-                    rule: node.rule,
-                    key: Some(key),
-                });
-            }
+        let live: Vec<(usize, Arc<str>, Segment)> = self
+            .iter()
+            .map(|(rule, key, _, segment)| (rule, Arc::clone(key), segment))
+            .collect();
+        *self = Recency::default();
+        self.nodes.reserve_exact(live.len());
+        for (rule, key, segment) in live {
+            let node = self.push_back(rule, key, segment);
+            let Some(key) = self.nodes[node as usize].key.as_ref() else {
+                continue;
+            };
+            renumber(rule, key, node);
         }
-        if let Some(first) = nodes.first_mut() {
-            first.prev = NIL;
-        }
-        if let Some(last) = nodes.last_mut() {
-            last.next = NIL;
-        }
-        self.len = nodes.len();
-        // An empty list: both NIL.
-        self.head = if nodes.is_empty() { NIL } else { 0 };
-        self.tail = (nodes.len() as u32).wrapping_sub(1);
-        self.free = NIL;
-        self.nodes = nodes;
-    }
-
-    fn is_live(&self, node: u32) -> bool {
-        self.nodes
-            .get(node as usize)
-            .is_some_and(|n| n.key.is_some())
     }
 
     fn unlink(&mut self, node: u32) {
-        let (prev, next) = {
+        let (prev, next, segment) = {
             let n = &self.nodes[node as usize];
-            (n.prev, n.next)
+            (n.prev, n.next, n.segment.index())
         };
         match prev {
-            NIL => self.head = next,
+            NIL => self.head[segment] = next,
             p => self.nodes[p as usize].next = next,
         }
         match next {
-            NIL => self.tail = prev,
+            NIL => self.tail[segment] = prev,
             n => self.nodes[n as usize].prev = prev,
         }
     }
 
     fn link_back(&mut self, node: u32) {
-        let tail = self.tail;
+        let segment = self.nodes[node as usize].segment.index();
+        let tail = self.tail[segment];
         {
             let n = &mut self.nodes[node as usize];
             n.prev = tail;
             n.next = NIL;
         }
         match tail {
-            NIL => self.head = node,
+            NIL => self.head[segment] = node,
             t => self.nodes[t as usize].next = node,
         }
-        self.tail = node;
+        self.tail[segment] = node;
     }
 }
 
@@ -199,16 +218,16 @@ mod tests {
     use super::*;
 
     fn keys(r: &Recency) -> Vec<String> {
-        r.iter().map(|(_, k, _)| k.to_string()).collect()
+        r.iter().map(|(_, k, _, _)| k.to_string()).collect()
     }
 
     #[test]
     fn moves_removals_and_reuse_keep_the_order() {
         let mut r = Recency::default();
-        let a = r.push_back(0, Arc::from("a"));
-        let b = r.push_back(0, Arc::from("b"));
-        let c = r.push_back(1, Arc::from("c"));
-        r.move_to_back(a);
+        let a = r.push_back(0, Arc::from("a"), Segment::Once);
+        let b = r.push_back(0, Arc::from("b"), Segment::Once);
+        let c = r.push_back(1, Arc::from("c"), Segment::Once);
+        r.move_to_back(a, Segment::Once);
         assert_eq!(keys(&r), ["b", "c", "a"]);
         r.remove(c);
         r.remove(c); // twice: nothing more
@@ -216,9 +235,9 @@ mod tests {
             (keys(&r), r.len()),
             (vec!["b".to_owned(), "a".to_owned()], 2)
         );
-        let d = r.push_back(2, Arc::from("d"));
+        let d = r.push_back(2, Arc::from("d"), Segment::Once);
         assert_eq!(d, c, "a freed node is taken again");
-        r.move_to_back(b);
+        r.move_to_back(b, Segment::Once);
         assert_eq!(keys(&r), ["a", "d", "b"]);
         assert_eq!(
             r.front().map(|(rule, k, n)| (rule, k.to_string(), n)),
@@ -229,9 +248,9 @@ mod tests {
         }
         assert!(r.front().is_none());
         assert_eq!(r.len(), 0);
-        let e = r.push_back(0, Arc::from("e"));
+        let e = r.push_back(0, Arc::from("e"), Segment::Once);
         assert_eq!(keys(&r), ["e"]);
-        r.move_to_back(e);
+        r.move_to_back(e, Segment::Once);
         assert_eq!(keys(&r), ["e"]);
     }
 
@@ -239,12 +258,12 @@ mod tests {
     fn shrink_lays_the_live_nodes_out_again_in_order() {
         let mut r = Recency::default();
         let nodes: Vec<u32> = (0..200)
-            .map(|i| r.push_back(i % 3, Arc::from(i.to_string())))
+            .map(|i| r.push_back(i % 3, Arc::from(i.to_string()), Segment::Once))
             .collect();
         for &n in nodes.iter().filter(|&&n| n % 10 != 0) {
             r.remove(n);
         }
-        r.move_to_back(nodes[0]);
+        r.move_to_back(nodes[0], Segment::Once);
         let before = keys(&r);
         let mut renumbered = Vec::new();
         r.shrink(|rule, key, node| renumbered.push((rule, key.to_string(), node)));
@@ -262,13 +281,43 @@ mod tests {
             .enumerate()
             .all(|(i, (_, _, n))| *n == i as u32));
         // The new numbers are the ones to use from now on.
-        r.move_to_back(0);
+        r.move_to_back(0, Segment::Once);
         assert_eq!(
             keys(&r).last().map(String::as_str),
             Some(before[0].as_str())
         );
-        let f = r.push_back(0, Arc::from("f"));
+        let f = r.push_back(0, Arc::from("f"), Segment::Once);
         assert_eq!(f, 20);
         assert_eq!(keys(&r).len(), 21);
+    }
+
+    #[test]
+    fn keys_seen_once_go_first_whatever_their_age() {
+        let mut r = Recency::default();
+        let old = r.push_back(0, Arc::from("old"), Segment::Once);
+        let a = r.push_back(0, Arc::from("a"), Segment::Once);
+        r.move_to_back(old, Segment::Repeated);
+        let b = r.push_back(1, Arc::from("b"), Segment::Once);
+        assert_eq!(keys(&r), ["a", "b", "old"]);
+        assert_eq!(r.front().map(|(_, _, n)| n), Some(a));
+        r.remove(a);
+        assert_eq!(r.front().map(|(_, _, n)| n), Some(b));
+        r.remove(b);
+        // None seen once: the least recently active of the others.
+        assert_eq!(r.front().map(|(_, _, n)| n), Some(old));
+        let c = r.push_back(0, Arc::from("c"), Segment::Repeated);
+        r.move_to_back(old, Segment::Repeated);
+        assert_eq!(r.front().map(|(_, _, n)| n), Some(c));
+        let mut renumbered = Vec::new();
+        let burst: Vec<u32> = (0..100)
+            .map(|i| r.push_back(0, Arc::from(format!("x{i}")), Segment::Once))
+            .collect();
+        for n in burst {
+            r.remove(n);
+        }
+        r.shrink(|_, key, node| renumbered.push((key.to_string(), node)));
+        assert_eq!(keys(&r), ["c", "old"]);
+        assert_eq!(renumbered, [("c".to_owned(), 0), ("old".to_owned(), 1)]);
+        assert!(r.iter().all(|(_, _, _, s)| s == Segment::Repeated));
     }
 }

@@ -97,8 +97,12 @@ fn assert_index_consistent(d: &Detector) {
     assert_eq!(d.keys.iter().map(KeyMap::len).sum::<usize>(), d.tracked);
     // The recency list holds each tracked key once, at its slot's node.
     assert_eq!(d.recency.len(), d.tracked);
-    for (rule, key, node) in d.recency.iter() {
-        assert_eq!(d.keys[rule].get(key).map(|s| s.node), Some(node));
+    for (rule, key, node, segment) in d.recency.iter() {
+        let slot = d.keys[rule].get(key);
+        assert_eq!(
+            slot.map(|s| (s.node, s.state.segment())),
+            Some((node, segment))
+        );
     }
 }
 
@@ -430,6 +434,40 @@ fn recency_list_holds_each_key_once() {
     }
     assert_eq!(d.recency.len(), d.keys_tracked());
     assert_eq!(d.incident(0, "hot").map(|i| i.events), Some(10_000));
+}
+
+#[test]
+fn a_flood_of_one_shot_keys_cannot_push_out_an_attacker_counting_nor_close_its_incident() {
+    // 100 keys at most; between two tries of the attacker, 500 addresses
+    // appear once each (spoofed datagrams, a scan of the address space).
+    let mut d = Detector::new(vec![counting(5, 600, 600)], 100);
+    let attacker = "203.0.113.7";
+    d.observe(&ip(0, 0, attacker));
+    d.observe(&ip(0, 1, attacker));
+    for attempt in 0..8 {
+        for j in 0..500 {
+            d.observe(&ip(
+                0,
+                2 + attempt * 10,
+                &format!("10.{attempt}.{}.{}", j / 256, j % 256),
+            ));
+        }
+        d.observe(&ip(0, 10 + attempt * 10, attacker));
+    }
+    assert_eq!(d.incident(0, attacker).map(|i| i.events), Some(10));
+    assert!(d.take_closed().is_empty(), "the incident stays open");
+    assert_eq!(d.keys_evicted(), 8 * 500 - 99);
+    assert_index_consistent(&d);
+
+    // Restored from its snapshot, the detector evicts the same keys next.
+    let snap = d.snapshot();
+    let mut restored = Detector::restore(vec![counting(5, 600, 600)], 100, snap);
+    for j in 0..150 {
+        let line = ip(0, 200, &format!("10.9.{}.{}", j / 256, j % 256));
+        assert_eq!(d.observe(&line), restored.observe(&line));
+    }
+    assert_eq!(restored.incident(0, attacker).map(|i| i.events), Some(10));
+    assert_eq!(restored.snapshot(), d.snapshot());
 }
 
 #[test]
