@@ -1504,7 +1504,7 @@ def phase_keys(args, out):
     print("   written = /proc/PID/io write_bytes; ampl. = written / log bytes appended; latency = write(2) of the attack "
           "line to its incident's row (committed = created_us; visible = seen by a reader polling every 2 ms).")
     print("   The first row, with no fill, is the reference ('x ref': ampl. / its ampl.); state kB: the store's pages of "
-          "detector_* tables after the load (dbstat; today one detector_state row that every commit rewrites).")
+          "detector_* tables after the load (dbstat: the header row every commit rewrites and the key rows appended for the keys that changed).")
     print()
     fmt = "  {:>8} {:>8} {:>7} {:>9} {:>8} {:>8} {:>7} {:>10} {:>8} {:>9} {:>8} {:>6} {:>15} {:>15} {:>6}"
     print(fmt.format("keys", "state kB", "commits", "mean ms", "p50 ms", "p99 ms", "hist", "B/commit", "written",
