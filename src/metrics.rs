@@ -61,6 +61,7 @@ pub struct Metrics {
     pub rule_events: IntCounterVec,
     pub detector_keys: IntGauge,
     pub detector_evicted: IntCounter,
+    pub detector_returned: IntCounter,
     pub detector_expired: IntCounter,
     pub events_late: IntCounter,
     pub lines_future_dated: IntCounter,
@@ -208,6 +209,10 @@ impl Metrics {
             detector_evicted: IntCounter::new(
                 "canhgac_detector_keys_evicted_total",
                 "Keys evicted because max_keys was reached (their open incidents are closed, not lost).",
+            )?,
+            detector_returned: IntCounter::new(
+                "canhgac_detector_keys_returned_total",
+                "Keys tracked again soon after their eviction: attackers forgotten between two of their tries, because more are active at once than [pipeline] max_keys holds; raise it.",
             )?,
             detector_expired: IntCounter::new(
                 "canhgac_detector_keys_expired_total",
@@ -371,6 +376,7 @@ impl Metrics {
         r.register(Box::new(m.rule_events.clone()))?;
         r.register(Box::new(m.detector_keys.clone()))?;
         r.register(Box::new(m.detector_evicted.clone()))?;
+        r.register(Box::new(m.detector_returned.clone()))?;
         r.register(Box::new(m.detector_expired.clone()))?;
         r.register(Box::new(m.events_late.clone()))?;
         r.register(Box::new(m.lines_future_dated.clone()))?;

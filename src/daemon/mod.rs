@@ -318,6 +318,7 @@ struct Counters {
 #[derive(Clone, Copy, Default)]
 struct DetectorCounts {
     evicted: u64,
+    returned: u64,
     expired: u64,
     late: u64,
     future: u64,

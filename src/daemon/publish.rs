@@ -153,6 +153,7 @@ impl Pipeline {
         let d = self.analyzer.detector();
         let now = DetectorCounts {
             evicted: d.keys_evicted(),
+            returned: d.keys_returned(),
             expired: d.expired_keys(),
             late: d.late_events(),
             future: self.analyzer.future_lines(),
@@ -163,6 +164,8 @@ impl Pipeline {
         m.detector_state_rows.set(self.state_rows as i64);
         m.detector_evicted
             .inc_by(now.evicted.saturating_sub(was.evicted));
+        m.detector_returned
+            .inc_by(now.returned.saturating_sub(was.returned));
         m.detector_expired
             .inc_by(now.expired.saturating_sub(was.expired));
         m.events_late.inc_by(now.late.saturating_sub(was.late));

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp};
 
 use super::pending::Phase;
+use super::recency::Segment;
 use super::{add_sat, linked_target, sub_sat, unindex, Detector, Incident};
 
 impl Detector {
@@ -192,6 +193,7 @@ impl Detector {
             if let Some(slot) = self.keys[rule].remove(&key) {
                 self.tracked -= 1;
                 self.keys_evicted += 1;
+                self.remember_evicted(rule, &key);
                 if self.tracking {
                     self.dirty_keys.insert((rule, Arc::clone(&key)));
                 }
@@ -207,6 +209,68 @@ impl Detector {
             }
         }
         false
+    }
+
+    /// Moves the least recently active protected keys back to probation
+    /// while there are more than the cap. Each gets a new generation, so
+    /// that a restored detector places it where this one did.
+    pub(super) fn demote_over_cap(&mut self) {
+        while let Some((rule, key, node)) = self
+            .recency
+            .oldest_over(Segment::Repeated, self.protected_cap)
+            .map(|(rule, key, node)| (rule, Arc::clone(key), node))
+        {
+            self.recency.move_to_back(node, Segment::Once);
+            self.generation += 1;
+            if let Some(slot) = self.keys[rule].get_mut(&key) {
+                slot.state.repeated = false;
+                slot.generation = self.generation;
+            }
+            if self.tracking {
+                self.dirty_keys.insert((rule, key));
+            }
+        }
+    }
+
+    /// Notes that `(rule, key)` was evicted, so that its return is counted
+    /// (see [`Detector::keys_returned`]). A direct-mapped table of hash tags
+    /// a few times `max_keys` long: a later eviction landing on the same
+    /// slot forgets the key, so only recent evictions are remembered, in
+    /// fixed memory allocated at the first eviction.
+    fn remember_evicted(&mut self, rule: usize, key: &str) {
+        if self.evicted_tags.is_empty() {
+            let slots = (self.max_keys.max(1) * 3).next_power_of_two();
+            self.evicted_tags = vec![0; slots];
+        }
+        let (slot, tag) = self.eviction_slot(rule, key);
+        self.evicted_tags[slot] = tag;
+    }
+
+    /// Counts a new key that was evicted a short while ago.
+    pub(super) fn note_return(&mut self, rule: usize, key: &str) {
+        if self.evicted_tags.is_empty() {
+            return;
+        }
+        let (slot, tag) = self.eviction_slot(rule, key);
+        if self.evicted_tags[slot] == tag {
+            self.evicted_tags[slot] = 0;
+            self.keys_returned += 1;
+        }
+    }
+
+    /// The slot and non-zero tag of a key in `evicted_tags` (whose length
+    /// is a power of two): low hash bits pick the slot, high bits are the
+    /// tag, so two keys are confused once in 2^31.
+    fn eviction_slot(&self, rule: usize, key: &str) -> (usize, u32) {
+        let print = self.fingerprint(rule, key);
+        let slot = (print as usize) & (self.evicted_tags.len() - 1);
+        (slot, ((print >> 32) as u32) | 1)
+    }
+
+    fn fingerprint(&self, rule: usize, key: &str) -> u64 {
+        use std::hash::BuildHasher;
+        let hash = self.keys[rule].hasher().hash_one(key);
+        hash ^ (rule as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
     /// Several incidents closing at once are emitted oldest activity first,

@@ -100,9 +100,11 @@ pub struct KeyState {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     processes: Vec<ProcessEvidence>,
     /// The key has shown more than one event (or an incident) since it was
-    /// tracked. Kept, not recomputed, so that a key whose count a window or
-    /// a closed incident later took down keeps its place in eviction order,
-    /// and a restored detector evicts as the one that saved it would have.
+    /// tracked, and has not been moved back to probation since (see
+    /// [`recency`]). Kept, not recomputed, so that a key whose count a
+    /// window or a closed incident later took down keeps its place in
+    /// eviction order, and a restored detector evicts as the one that saved
+    /// it would have.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     repeated: bool,
 }
@@ -115,6 +117,17 @@ impl KeyState {
             _ if self.repeated => Segment::Repeated,
             Phase::Counting(p) if p.events() <= 1 => Segment::Once,
             Phase::Counting(_) | Phase::Open(_) | Phase::Linked { .. } => Segment::Repeated,
+        }
+    }
+
+    /// The list the key was last put in: how a restored detector places
+    /// it. (Snapshots from before the lists had no flag: every key is
+    /// restored on probation, as one list evicted them.)
+    fn saved_segment(&self) -> Segment {
+        if self.repeated {
+            Segment::Repeated
+        } else {
+            Segment::Once
         }
     }
 
@@ -159,6 +172,9 @@ pub struct Detector {
     /// the hot path need not care.
     policies: Vec<Policy>,
     max_keys: usize,
+    /// Most keys in the protected list: the rest of the table is left to
+    /// keys on probation (see [`recency`]).
+    protected_cap: usize,
     /// One map per rule, so lookups go by `&str` without building a key.
     keys: Vec<KeyMap<Slot>>,
     tracked: usize,
@@ -175,6 +191,13 @@ pub struct Detector {
     watermark: Option<Timestamp>,
     next_id: u64,
     keys_evicted: u64,
+    /// New keys that had been evicted a short while before (see
+    /// [`Detector::keys_returned`]).
+    keys_returned: u64,
+    /// Tags of recently evicted keys, to tell a key that returns (see
+    /// `remember_evicted`). Not stored: after a restart the count starts
+    /// from what is evicted then.
+    evicted_tags: Vec<u32>,
     dropped_events: u64,
     /// Request counts of request-rate rules, per rule, by client (a faster
     /// hash than the std one: this is looked up on every access-log line).
@@ -226,6 +249,7 @@ impl Detector {
             policies,
             // The recency list numbers its nodes in a u32.
             max_keys: max_keys.clamp(1, u32::MAX as usize - 1),
+            protected_cap: protected_cap(max_keys.clamp(1, u32::MAX as usize - 1)),
             keys,
             tracked: 0,
             recency: Recency::default(),
@@ -236,6 +260,8 @@ impl Detector {
             watermark: None,
             next_id: 1,
             keys_evicted: 0,
+            keys_returned: 0,
+            evicted_tags: Vec::new(),
             dropped_events: 0,
             joined_this_line: None,
             rates: Vec::new(),
@@ -286,6 +312,12 @@ impl Detector {
     /// Incidents it closed (cooldown elapsed, eviction) wait in
     /// [`Detector::take_closed`].
     pub fn observe(&mut self, ev: &Event) -> Observation {
+        let seen = self.observe_key(ev);
+        self.demote_over_cap();
+        seen
+    }
+
+    fn observe_key(&mut self, ev: &Event) -> Observation {
         let Some(own) = self.policies.get(ev.rule) else {
             return Observation::Ignored;
         };
@@ -444,6 +476,7 @@ impl Detector {
                 break;
             }
         }
+        self.note_return(rule, key);
         self.generation += 1;
         let generation = self.generation;
         let k: Arc<str> = Arc::from(key);
@@ -700,6 +733,15 @@ impl Detector {
         self.keys_evicted
     }
 
+    /// Keys tracked again soon after their own eviction (most of those
+    /// returning within `max_keys` evictions, fewer as more evictions pass):
+    /// an attacker forgotten between two of its tries, because more keys were
+    /// active at once than the table holds. Counted whatever the key held;
+    /// a flood of addresses each seen once (evicted first) never counts.
+    pub fn keys_returned(&self) -> u64 {
+        self.keys_returned
+    }
+
     /// Events counted toward a threshold and later forgotten without joining
     /// an incident (slid out of the window, expired, or evicted).
     pub fn dropped_events(&self) -> u64 {
@@ -752,6 +794,13 @@ fn queue_room_for_one<T>(v: &mut VecDeque<T>) {
     if v.len() == v.capacity() {
         v.reserve_exact(v.len().max(1));
     }
+}
+
+/// The protected list's cap for a table of `max_keys`: a fifth of the table
+/// (at least one key) stays for keys on probation, so that a new key has
+/// room for its next events while long-window keys fill the rest.
+fn protected_cap(max_keys: usize) -> usize {
+    max_keys.saturating_sub((max_keys / 5).max(1))
 }
 
 /// The key of `slot` (of `rule`) was just active: it goes last in eviction

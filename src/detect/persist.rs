@@ -20,6 +20,8 @@ pub struct Snapshot {
     pub watermark: Option<Timestamp>,
     pub next_id: u64,
     pub keys_evicted: u64,
+    #[serde(default)]
+    pub keys_returned: u64,
     pub dropped_events: u64,
     #[serde(default)]
     pub late_events: u64,
@@ -151,6 +153,7 @@ impl Detector {
             watermark: self.watermark,
             next_id: self.next_id,
             keys_evicted: self.keys_evicted,
+            keys_returned: self.keys_returned,
             dropped_events: self.dropped_events,
             late_events: self.late_events,
             expired_keys: self.expired_keys,
@@ -224,6 +227,7 @@ impl Detector {
         d.watermark = snap.watermark;
         d.next_id = snap.next_id;
         d.keys_evicted = snap.keys_evicted;
+        d.keys_returned = snap.keys_returned;
         d.dropped_events = snap.dropped_events;
         d.late_events = snap.late_events;
         d.expired_keys = snap.expired_keys;
@@ -245,7 +249,7 @@ impl Detector {
                 d.rate_clients += 1;
             }
         }
-        for mut saved in keys {
+        for saved in keys {
             let Some(policy) = d.policies.get(saved.rule) else {
                 continue;
             };
@@ -283,9 +287,9 @@ impl Detector {
             d.generation = d.generation.max(saved.generation.saturating_sub(1)) + 1;
             let generation = d.generation;
             let k: Arc<str> = Arc::from(saved.key);
-            let node =
-                d.recency
-                    .push_back(saved.rule, Arc::clone(&k), saved.state.settle_segment());
+            let node = d
+                .recency
+                .push_back(saved.rule, Arc::clone(&k), saved.state.saved_segment());
             // A duplicate key in a hand-edited snapshot replaces the earlier one.
             if let Some(old) = d.keys[saved.rule].insert(
                 Arc::clone(&k),
@@ -304,6 +308,7 @@ impl Detector {
             }
             d.tracked += 1;
         }
+        d.demote_over_cap();
         d.rebuild_owners();
         d.drop_dead_links();
         // Restored as stored: nothing to write. (What restoring dropped,

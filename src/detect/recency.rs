@@ -4,13 +4,21 @@
 //! allocates nothing. Each key's slot holds its node's index; the node holds
 //! the key, so the least recently active one is found without a search.
 //!
-//! Two lists (a segmented LRU): keys that have shown one event, and keys
-//! that have shown more (counting toward a threshold, or holding an
-//! incident). Eviction takes the least recently active key of the first
-//! list while there is one. A flood of keys that each appear once (spoofed
-//! addresses, a scan of the address space) then cycles through the first
-//! list and cannot push out an attacker already counting, nor close an
-//! open incident, which with one list it did after `max_keys` such lines.
+//! Two lists (a segmented LRU): keys on probation, which have shown one
+//! event, and protected keys, which have shown more (counting toward a
+//! threshold, or holding an incident). Eviction takes the least recently
+//! active key on probation while there is one. A flood of keys that each
+//! appear once (spoofed addresses, a scan of the address space) then cycles
+//! through probation and cannot push out an attacker already counting, nor
+//! close an open incident, which with one list it did after `max_keys` such
+//! lines.
+//!
+//! The protected list is capped below the table's size (the detector
+//! moves its least recently active key back to probation when a promotion
+//! passes the cap): uncapped, a table filled with keys of long windows (a
+//! day-long slow brute-force rule) left a new key room for no second
+//! event, each new key evicting the one before it, so no new attacker ever
+//! reached a threshold.
 //!
 //! (The list replaced a queue with one entry per touch, whose stale entries
 //! had to be told from live ones by looking each key up: that compaction
@@ -58,6 +66,8 @@ pub(super) struct Recency {
     /// Per segment.
     head: [u32; 2],
     tail: [u32; 2],
+    /// Keys per segment.
+    lens: [usize; 2],
     len: usize,
 }
 
@@ -68,6 +78,7 @@ impl Default for Recency {
             free: NIL,
             head: [NIL; 2],
             tail: [NIL; 2],
+            lens: [0; 2],
             len: 0,
         }
     }
@@ -136,6 +147,21 @@ impl Recency {
         self.len -= 1;
     }
 
+    /// The least recently active key of `segment`, if it holds more than
+    /// `cap` keys: its rule and node.
+    pub(super) fn oldest_over(
+        &self,
+        segment: Segment,
+        cap: usize,
+    ) -> Option<(usize, &Arc<str>, u32)> {
+        if self.lens[segment.index()] <= cap {
+            return None;
+        }
+        let head = self.head[segment.index()];
+        let node = self.nodes.get(head as usize)?;
+        Some((node.rule, node.key.as_ref()?, head))
+    }
+
     /// The key to evict: the least recently active of those seen once, or
     /// of all if none was; its rule and node, without removing it.
     pub(super) fn front(&self) -> Option<(usize, &Arc<str>, u32)> {
@@ -187,6 +213,7 @@ impl Recency {
             let n = &self.nodes[node as usize];
             (n.prev, n.next, n.segment.index())
         };
+        self.lens[segment] -= 1;
         match prev {
             NIL => self.head[segment] = next,
             p => self.nodes[p as usize].next = next,
@@ -199,6 +226,7 @@ impl Recency {
 
     fn link_back(&mut self, node: u32) {
         let segment = self.nodes[node as usize].segment.index();
+        self.lens[segment] += 1;
         let tail = self.tail[segment];
         {
             let n = &mut self.nodes[node as usize];

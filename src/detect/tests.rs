@@ -100,7 +100,7 @@ fn assert_index_consistent(d: &Detector) {
     for (rule, key, node, segment) in d.recency.iter() {
         let slot = d.keys[rule].get(key);
         assert_eq!(
-            slot.map(|s| (s.node, s.state.segment())),
+            slot.map(|s| (s.node, s.state.saved_segment())),
             Some((node, segment))
         );
     }
@@ -457,6 +457,7 @@ fn a_flood_of_one_shot_keys_cannot_push_out_an_attacker_counting_nor_close_its_i
     assert_eq!(d.incident(0, attacker).map(|i| i.events), Some(10));
     assert!(d.take_closed().is_empty(), "the incident stays open");
     assert_eq!(d.keys_evicted(), 8 * 500 - 99);
+    assert_eq!(d.keys_returned(), 0, "the one-shot keys never came back");
     assert_index_consistent(&d);
 
     // Restored from its snapshot, the detector evicts the same keys next.
@@ -468,6 +469,61 @@ fn a_flood_of_one_shot_keys_cannot_push_out_an_attacker_counting_nor_close_its_i
     }
     assert_eq!(restored.incident(0, attacker).map(|i| i.events), Some(10));
     assert_eq!(restored.snapshot(), d.snapshot());
+}
+
+#[test]
+fn new_attackers_reach_their_threshold_in_a_table_full_of_long_window_keys() {
+    // Rule 0 counts over a day (a slow brute-force rule), rule 1 over ten
+    // minutes; address after address tries five times in a row. The
+    // day-long keys, each with five events, fill the table: with no cap on
+    // the protected list, every new key evicted the one made just before
+    // it, and no attacker after the first 50 reached a threshold.
+    let rules = || vec![counting(50, 86_400, 86_400), counting(5, 600, 600)];
+    let mut d = Detector::new(rules(), 100);
+    let mut opened = 0;
+    for a in 0..400_i64 {
+        let addr = format!("10.0.{}.{}", a / 256, a % 256);
+        for t in 0..5 {
+            d.observe(&ip(0, a * 6 + t, &addr));
+            if let Observation::Opened(_) = d.observe(&ip(1, a * 6 + t, &addr)) {
+                opened += 1;
+            }
+        }
+    }
+    assert_eq!(opened, 400);
+    assert!(d.keys_evicted() > 0, "the table was full");
+    assert_index_consistent(&d);
+
+    // Restored from its snapshot, it evicts and demotes as the saver does.
+    let mut restored = Detector::restore(rules(), 100, d.snapshot());
+    assert_eq!(restored.snapshot(), d.snapshot());
+    for a in 400..460_i64 {
+        let addr = format!("10.0.{}.{}", a / 256, a % 256);
+        for t in 0..5 {
+            for rule in 0..2 {
+                let line = ip(rule, a * 6 + t, &addr);
+                assert_eq!(d.observe(&line), restored.observe(&line));
+            }
+        }
+    }
+    assert_eq!(restored.snapshot(), d.snapshot());
+}
+
+#[test]
+fn a_key_tracked_again_soon_after_its_eviction_is_counted() {
+    let mut d = Detector::new(vec![counting(5, 600, 600)], 2);
+    for (t, addr) in [(0, "a"), (1, "b"), (2, "c")] {
+        d.observe(&ip(0, t, addr));
+    }
+    assert_eq!((d.keys_evicted(), d.keys_returned()), (1, 0));
+    // "a" comes back: forgotten between two tries.
+    d.observe(&ip(0, 3, "a"));
+    assert_eq!((d.keys_evicted(), d.keys_returned()), (2, 1));
+    // A key never seen before is no return.
+    d.observe(&ip(0, 4, "z"));
+    assert_eq!((d.keys_evicted(), d.keys_returned()), (3, 1));
+    let restored = Detector::restore(vec![counting(5, 600, 600)], 2, d.snapshot());
+    assert_eq!(restored.keys_returned(), 1);
 }
 
 #[test]
