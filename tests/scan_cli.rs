@@ -548,3 +548,54 @@ type = "syslog"
         assert!(stderr.contains(&want), "missing {want:?} in:\n{stderr}");
     }
 }
+
+/// Attackers one after another, five failed passwords each, the shipped
+/// rules: each leaves a key of the day-long slow rule behind, and those fill
+/// a small key table. Every attacker still reaches the brute-force
+/// threshold, as with a table that never fills (a segmented LRU without a
+/// cap on its protected list found 200 of the 1,500).
+#[test]
+fn a_table_full_of_slow_brute_force_keys_still_catches_each_new_attacker() {
+    let dir = TempDir::new().expect("temp dir");
+    let path = dir.path().join("auth.log");
+    let attackers = 1500;
+    let log: String = (0..attackers)
+        .flat_map(|a| {
+            (0..5).map(move |t| {
+                let s = a * 6 + t;
+                format!(
+                    "Nov  3 {:02}:{:02}:{:02} web01 sshd[{}]: Failed password for root from 198.18.{}.{} port {} ssh2\n",
+                    s / 3600,
+                    s / 60 % 60,
+                    s % 60,
+                    1000 + s,
+                    a / 256,
+                    a % 256,
+                    30000 + t
+                )
+            })
+        })
+        .collect();
+    fs::write(&path, log).expect("write auth.log");
+    let brute_force = |max_keys: &str| -> Vec<String> {
+        let (incidents, _) = cli::scan([
+            "--type".as_ref(),
+            "syslog".as_ref(),
+            "--year".as_ref(),
+            "2026".as_ref(),
+            "--max-keys".as_ref(),
+            max_keys.as_ref(),
+            path.as_os_str(),
+        ]);
+        let mut keys: Vec<String> = incidents
+            .iter()
+            .filter(|i| i["rule"] == "ssh-bruteforce")
+            .filter_map(|i| i["key"].as_str().map(str::to_owned))
+            .collect();
+        keys.sort();
+        keys
+    };
+    let unbounded = brute_force("1000000");
+    assert_eq!(unbounded.len(), attackers);
+    assert_eq!(brute_force("600"), unbounded);
+}
