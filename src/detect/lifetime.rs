@@ -239,7 +239,9 @@ impl Detector {
     /// fixed memory allocated at the first eviction.
     fn remember_evicted(&mut self, rule: usize, key: &str) {
         if self.evicted_tags.is_empty() {
-            let slots = (self.max_keys.max(1) * 3).next_power_of_two();
+            // At most 16 MiB: a few percent of what the keys themselves
+            // take at any size.
+            let slots = (self.max_keys.max(1) * 3).next_power_of_two().min(1 << 22);
             self.evicted_tags = vec![0; slots];
         }
         let (slot, tag) = self.eviction_slot(rule, key);
