@@ -303,7 +303,7 @@ impl<'t> Table<'t> {
 /// Shows control and invisible characters (see [`crate::visible`]) and
 /// shortens to `width` characters.
 pub fn printable(s: &str, width: usize) -> String {
-    let mut out: String = crate::visible::show(s).chars().take(width + 1).collect();
+    let mut out = crate::visible::show_prefix(s, width + 1);
     if out.chars().count() > width {
         out = out.chars().take(width.saturating_sub(1)).collect();
         out.push('…');

@@ -11,6 +11,7 @@
 //! `\u` escape, so that it is visible wherever the JSON is printed.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use serde::Serialize;
@@ -52,13 +53,42 @@ pub fn show(s: &str) -> Cow<'_, str> {
     }
     let mut out = String::with_capacity(s.len() + 16);
     for c in s.chars() {
-        if is_hidden(c) {
-            out.push_str(&format!("<U+{:04X}>", u32::from(c)));
-        } else {
-            out.push(c);
-        }
+        push_shown(&mut out, c);
     }
     Cow::Owned(out)
+}
+
+/// The first `limit` characters of [`show`]`(s)`, without showing the rest
+/// of `s` (a table cell of a line that may be kilobytes of tabs).
+pub fn show_prefix(s: &str, limit: usize) -> String {
+    let mut out = String::with_capacity(limit.min(s.len()) + 16);
+    let mut shown = 0;
+    for c in s.chars() {
+        if shown >= limit {
+            break;
+        }
+        let start = out.len();
+        push_shown(&mut out, c);
+        if out.len() - start == c.len_utf8() {
+            shown += 1;
+        } else {
+            // An escape: ASCII, so its bytes are its characters.
+            let kept = (out.len() - start).min(limit - shown);
+            out.truncate(start + kept);
+            shown += kept;
+        }
+    }
+    out
+}
+
+/// Pushes `c`, or `<U+XXXX>` if it is hidden.
+fn push_shown(out: &mut String, c: char) {
+    if is_hidden(c) {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "<U+{:04X}>", u32::from(c));
+    } else {
+        out.push(c);
+    }
 }
 
 /// Serialised JSON with every hidden character that is still raw (the
@@ -74,7 +104,8 @@ pub fn json(serialised: String) -> String {
         if is_hidden(c) && !c.is_ascii() {
             let mut units = [0u16; 2];
             for unit in c.encode_utf16(&mut units) {
-                out.push_str(&format!("\\u{unit:04x}"));
+                // Writing to a String cannot fail.
+                let _ = write!(out, "\\u{unit:04x}");
             }
         } else {
             out.push(c);
@@ -111,6 +142,17 @@ mod tests {
         assert_eq!(show("ad\u{200B}min"), "ad<U+200B>min");
         assert_eq!(show("x\u{E0041}y"), "x<U+E0041>y");
         assert_eq!(show("a\u{2028}b"), "a<U+2028>b");
+    }
+
+    #[test]
+    fn a_prefix_is_the_start_of_the_whole_shown_text() {
+        for text in ["a\tb\u{202E}c", "\t\t\t\t", "plain", "", "Tấn\u{200B}công"] {
+            let whole = show(text);
+            for limit in 0..30 {
+                let expected: String = whole.chars().take(limit).collect();
+                assert_eq!(show_prefix(text, limit), expected, "{text:?} {limit}");
+            }
+        }
     }
 
     #[test]
