@@ -869,3 +869,31 @@ fn agent_mode_remote_writes_an_agency_to_the_center() {
         .expect("query");
     assert!(others.is_empty(), "series other than canhgac's: {others:?}");
 }
+
+/// More attackers trying at once than the key table holds: each try comes
+/// after its key was evicted. /metrics counts the keys that came back, and
+/// the log says once that the table is too small.
+#[test]
+fn a_key_table_too_small_for_the_attackers_is_counted_and_said_once() {
+    let d = Daemon::start_with(&[AUTH], &[], "[pipeline]\nmax_keys = 60\n");
+    let ips: Vec<String> = (0..100).map(|i| format!("198.51.100.{i}")).collect();
+    let ips: Vec<&str> = ips.iter().map(String::as_str).collect();
+    let lines = ssh_bruteforce(&now_utc(), &ips, 3);
+    d.append(&AUTH, &lines);
+    let page = d.wait_read(
+        "the attackers' tries, taking turns",
+        &[(&AUTH, lines.len())],
+        |page| sum(page, "canhgac_detector_keys_returned_total", &[]) > 0.0,
+    );
+    assert!(sum(&page, "canhgac_detector_keys_evicted_total", &[]) > 0.0);
+    let said = || d.d.log_text().matches("the key table is too small").count();
+    common::wait::until("the log to say so", || said() > 0, || d.context());
+    // More returns after the first warning are counted, not said again.
+    let more = ssh_bruteforce(&now_utc(), &ips, 2);
+    d.append(&AUTH, &more);
+    d.wait_read("more tries", &[(&AUTH, lines.len() + more.len())], |p| {
+        sum(p, "canhgac_detector_keys_returned_total", &[])
+            > sum(&page, "canhgac_detector_keys_returned_total", &[])
+    });
+    assert_eq!(said(), 1, "{}", d.context());
+}

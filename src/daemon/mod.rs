@@ -291,6 +291,10 @@ struct Pipeline {
     /// Detector counters already added to the metrics (they carry over a
     /// reload, with the detector's state).
     detector_published: DetectorCounts,
+    /// Keys returned after their eviction (see
+    /// `Detector::keys_returned`) when the daemon started, until the log
+    /// has said once that the key table is too small; then `None`.
+    returned_unwarned_since: Option<u64>,
     /// The web-root integrity watcher, when web roots are configured.
     integrity: Option<Watcher>,
     /// Scripts it flagged, for `flagged_script` rules.

@@ -139,6 +139,7 @@ impl Pipeline {
             "canhgac starting"
         );
         let writer = Writer::start(store, wakeup.waker())?;
+        let returned_at_start = analyzer.detector().keys_returned();
         let mut pipeline = Pipeline {
             config,
             writer,
@@ -167,6 +168,7 @@ impl Pipeline {
             http,
             rule_events: Vec::new(),
             detector_published: DetectorCounts::default(),
+            returned_unwarned_since: Some(returned_at_start),
             integrity: None,
             flagged,
             integrity_restart: false,

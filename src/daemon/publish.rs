@@ -172,6 +172,16 @@ impl Pipeline {
         m.lines_future_dated
             .inc_by(now.future.saturating_sub(was.future));
         self.detector_published = now;
+        if let Some(since) = self.returned_unwarned_since {
+            if now.returned > since {
+                self.returned_unwarned_since = None;
+                warn!(
+                    "the key table is too small: {} key(s) evicted came back (attackers forgotten between two of their tries, whose attacks may reach no incident); raise [pipeline] max_keys (now {}) and the unit's MemoryMax= with it (canhgac_detector_keys_returned_total counts them; said once per start)",
+                    now.returned - since,
+                    self.config.pipeline.max_keys
+                );
+            }
+        }
     }
 
     pub(super) fn status(&self) -> String {
