@@ -67,15 +67,16 @@ pub fn show_prefix(s: &str, limit: usize) -> String {
         if shown >= limit {
             break;
         }
-        let start = out.len();
-        push_shown(&mut out, c);
-        if out.len() - start == c.len_utf8() {
-            shown += 1;
-        } else {
-            // An escape: ASCII, so its bytes are its characters.
+        if is_hidden(c) {
+            let start = out.len();
+            push_shown(&mut out, c);
+            // An escape is ASCII: its bytes are its characters.
             let kept = (out.len() - start).min(limit - shown);
             out.truncate(start + kept);
             shown += kept;
+        } else {
+            out.push(c);
+            shown += 1;
         }
     }
     out

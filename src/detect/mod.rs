@@ -245,11 +245,12 @@ impl Detector {
             })
             .collect();
         let owners = (0..classes.len()).map(|_| KeyMap::default()).collect();
+        // The recency list numbers its nodes in a u32.
+        let max_keys = max_keys.clamp(1, u32::MAX as usize - 1);
         Detector {
             policies,
-            // The recency list numbers its nodes in a u32.
-            max_keys: max_keys.clamp(1, u32::MAX as usize - 1),
-            protected_cap: protected_cap(max_keys.clamp(1, u32::MAX as usize - 1)),
+            max_keys,
+            protected_cap: protected_cap(max_keys),
             keys,
             tracked: 0,
             recency: Recency::default(),

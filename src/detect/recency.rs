@@ -157,17 +157,19 @@ impl Recency {
         if self.lens[segment.index()] <= cap {
             return None;
         }
-        let head = self.head[segment.index()];
-        let node = self.nodes.get(head as usize)?;
-        Some((node.rule, node.key.as_ref()?, head))
+        self.live(self.head[segment.index()])
     }
 
     /// The key to evict: the least recently active of those seen once, or
     /// of all if none was; its rule and node, without removing it.
     pub(super) fn front(&self) -> Option<(usize, &Arc<str>, u32)> {
-        let head = self.head.into_iter().find(|&h| h != NIL)?;
-        let node = self.nodes.get(head as usize)?;
-        Some((node.rule, node.key.as_ref()?, head))
+        self.live(self.head.into_iter().find(|&h| h != NIL)?)
+    }
+
+    /// The rule and key of `node`, with it, if it holds a key.
+    fn live(&self, node: u32) -> Option<(usize, &Arc<str>, u32)> {
+        let n = self.nodes.get(node as usize)?;
+        Some((n.rule, n.key.as_ref()?, node))
     }
 
     /// Every key in eviction order, with its node and segment.
