@@ -53,7 +53,7 @@ pub struct Metrics {
     pub input_dropped: IntCounterVec,
     /// Syslog TCP receivers: open connections.
     pub input_connections: IntGaugeVec,
-    /// Journal inputs: restarts of `journalctl`.
+    /// Journal inputs: the journal opened again after a read error.
     pub input_restarts: IntCounterVec,
     /// Journal inputs: stored cursors no longer in the journal.
     pub input_position_lost: IntCounterVec,
@@ -184,7 +184,7 @@ impl Metrics {
             )?,
             input_restarts: counter_vec(
                 "canhgac_input_restarts_total",
-                "Restarts of a journal input's journalctl after it ended or failed.",
+                "Times a journal input opened the journal again after a read error.",
                 &["input"],
             )?,
             input_position_lost: counter_vec(

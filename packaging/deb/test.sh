@@ -33,8 +33,8 @@ if [[ $(id -u) != 0 ]]; then
 fi
 TARBALL=$WORK/bookworm.tar
 if [[ ! -f $TARBALL ]]; then
-    # minbase and systemd (for systemd-sysusers, systemd-tmpfiles and
-    # journalctl), procps: what the package depends on, nothing more.
+    # minbase (with libsystemd0) and systemd (for systemd-sysusers and
+    # systemd-tmpfiles), procps: what the package depends on, nothing more.
     debootstrap --variant=minbase --include=systemd,procps bookworm "$WORK/base" \
         http://deb.debian.org/debian >&2
     tar -C "$WORK/base" -cf "$TARBALL" .

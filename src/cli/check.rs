@@ -140,19 +140,27 @@ pub(crate) fn run(config: Option<&Path>, args: &RuleArgs) -> Result<ExitCode, Ex
 /// exist, no file matched yet, a file it cannot open, at the input's `path`
 /// in the config. And, of the files it can read, lines that are not of the
 /// input's type: an input whose every line is read and none can ever match
-/// is worse than an error. Warnings all: the daemon starts and retries.
+/// is worse than an error. For a journal input, a machine that cannot read
+/// the journal at all (no libsystemd). Warnings all: the daemon starts and
+/// retries.
 fn check_input_files(config: &Config, input: &canhgac::config::InputConfig) {
     use canhgac::config::SourceConfig;
     use canhgac::input::shape::{Shaper, FULL_CHECK_BYTES};
     use std::io::Read;
-    let SourceConfig::Files { path, .. } = &input.source else {
-        return;
-    };
     let warn = |message: String| {
         eprintln!(
             "canhgac: warning: {}: input {}: {message}",
             input.at.0, input.name
         );
+    };
+    if let SourceConfig::Journal { .. } = &input.source {
+        if let Err(why) = canhgac::input::journal::readable() {
+            warn(why);
+        }
+        return;
+    }
+    let SourceConfig::Files { path, .. } = &input.source else {
+        return;
     };
     let dir = canhgac::input::tail::base_dir(path);
     if let Err(e) = std::fs::read_dir(&dir) {

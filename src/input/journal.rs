@@ -11,54 +11,54 @@
 //! cursor of the last entry handed out is the input's [`Position`], stored
 //! in the same transaction as the incidents.
 //!
-//! # Why `journalctl`, not `sd-journal`
+//! # Read in-process, through `sd-journal`
 //!
-//! The journal is read by following `journalctl --output=export --follow`
-//! (parsed in [`export`]) as a supervised child process, not through
-//! libsystemd's `sd-journal` API:
+//! A thread of this input reads the journal files with libsystemd's own
+//! reader ([`sd`], loaded with `dlopen`), the same code `journalctl` reads
+//! them with, so entries, order, matches and cursors are exactly
+//! `journalctl`'s. It used to follow `journalctl --output=export` as a
+//! child process; that serialised every field of every entry to text for
+//! this side to parse again, and `journalctl` alone could not go past
+//! about 400 k entries/s on one core, under half the rate of tailing the
+//! same lines from a file (`benches/inputs.sh`). Here only the six fields
+//! of the line are copied out, and the cursor is made once per chunk.
 //!
-//! - no C library to link (`libsystemd-dev` at build time, a matching
-//!   `libsystemd0` at run time) and no `unsafe` FFI in a daemon that has
-//!   none; the crates that wrap `sd-journal` are thin FFI layers;
-//! - `journalctl` is the journal's own reader, maintained with the file
-//!   format (compression, compact mode, new fields) by systemd itself, on
-//!   every systemd machine;
-//! - a crash or hang in reading a corrupt journal file kills a child, which
-//!   is restarted, not the daemon.
-//!
-//! The cost is one serialization per entry (measured in
-//! `benches/inputs.sh`: journalctl's own reading is most of the cost of the
-//! journal input), and a process to supervise: it is restarted with
-//! a backoff (1 s doubling to 30 s, reset after a minute of good running),
-//! its standard error is logged, and every restart is counted
-//! (`canhgac_input_restarts_total`). A restart resumes after the last
-//! entry read, so it loses and repeats nothing.
+//! What the child process gave and this keeps: a read error closes the
+//! journal and opens it again after a backoff (1 s doubling to 30 s, reset
+//! after a minute of good reading), counted in
+//! `canhgac_input_restarts_total`, resuming after the last entry handed
+//! out. What it gave and this does not: `sd-journal` maps journal files
+//! into memory, so a journal file truncated under it (never done by
+//! journald, which only appends, rotates and deletes whole files) would
+//! end the daemon with SIGBUS, and systemd restarts it from its stored
+//! cursor.
 //!
 //! # Cursors
 //!
-//! `journalctl --cursor=C` starts *at* the entry `C`, which is skipped since
-//! it was handed out before. If the first entry is not `C`, `C` is no longer
-//! in the journal (vacuumed, or the journal was replaced): reading goes on
-//! from where `journalctl` placed us, which after a vacuum is the oldest
-//! entry left, with a warning and `canhgac_input_position_lost_total`. A
-//! cursor that `journalctl` refuses outright ("Failed to seek to cursor")
-//! is dropped the same way, and reading starts at the oldest entry: never
-//! an error loop. (`--after-cursor` would skip one entry too many when the
-//! cursor is gone, hence `--cursor` and the skip done here.)
+//! Reading resumes by seeking the stored cursor; the entry found there is
+//! skipped since it was handed out before. If it is not the cursor's own
+//! entry, that entry is no longer in the journal (vacuumed, or the journal
+//! was replaced): reading goes on from where the seek placed us, which
+//! after a vacuum is the oldest entry left, with a warning and
+//! `canhgac_input_position_lost_total`. A cursor the journal refuses
+//! outright is dropped the same way, and reading starts at the oldest
+//! entry: never an error loop.
 //!
 //! An input's very first start with `start = "end"` begins at the newest
 //! entry that matches its filters, whose cursor is then its position: from
 //! then on, entries written while the daemon is down are read at its next
 //! start.
 
-mod export;
+mod entry;
+mod sd;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -68,25 +68,36 @@ use jiff::Timestamp;
 use super::lines::escape_control;
 use super::source::{Note, Origin, Position, Source, SourceStats};
 use super::watch::Waker;
-use export::{Entry, ExportReader, Field, Next};
+use entry::{Entry, Field};
+use sd::Journal;
 
 /// Formatted lines are handed over in chunks of about this size.
 const CHUNK_BYTES: usize = 64 * 1024;
-/// Chunks waiting for the pipeline; past that `journalctl` waits (the
+/// Chunks waiting for the pipeline; past that the reader waits (the
 /// journal keeps the entries: nothing is lost by waiting).
 const QUEUE_CHUNKS: usize = 16;
 const MIN_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// A child that ran this long was healthy: the next failure starts the
+/// A reader that ran this long was healthy: the next failure starts the
 /// backoff afresh.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
+/// The longest wait for a change before looking again anyway: the
+/// journal's descriptor is inotify, which a journal on a file system
+/// without it (or a missed event) would leave silent.
+const RECHECK: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JournalOptions {
     pub input: String,
-    /// `journalctl --directory`; `None` reads the system journal.
+    /// A directory of journal files; `None` reads the system journal:
+    /// every journal file on the host (those systemd-journal-remote
+    /// receives too), not only the local machine's. Local-only reading
+    /// (journalctl without `--merge`) under the unit's sandbox in a
+    /// container read nothing at all (systemd 252 in nspawn,
+    /// systemd/boot-test.sh): the service's own /proc shows the host's
+    /// boot id there, not the container's.
     pub directory: Option<PathBuf>,
-    /// `FIELD=value` and `+`, passed to `journalctl` as they are.
+    /// `FIELD=value` and `+`, as `journalctl` takes them.
     pub matches: Vec<String>,
     /// Without a stored cursor: begin at the newest entry (true) or at the
     /// oldest (false).
@@ -95,8 +106,6 @@ pub struct JournalOptions {
     pub max_line: usize,
     /// The zone of the time stamps written at the start of each line.
     pub time_zone: TimeZone,
-    /// The `journalctl` to run.
-    pub journalctl: PathBuf,
 }
 
 impl JournalOptions {
@@ -108,33 +117,31 @@ impl JournalOptions {
             start_at_end: true,
             max_line: super::lines::DEFAULT_MAX_LINE,
             time_zone: TimeZone::UTC,
-            journalctl: PathBuf::from("journalctl"),
         }
     }
 
-    /// `journalctl` with the options every run shares.
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(&self.journalctl);
-        // Not `--output-fields`: journalctl still reads every field, and
-        // filtering them made it slower (0.80 s against 0.49 s for 200 k
-        // entries of 7 fields, 1.43 s against 1.29 s for 22 fields).
-        cmd.args(["--output=export", "--all", "--no-pager", "--quiet"]);
-        match &self.directory {
-            Some(dir) => {
-                cmd.arg("--directory").arg(dir);
-            }
-            // The system journal: every journal file on the host (those
-            // systemd-journal-remote receives too). Without --merge
-            // (journalctl's local-only mode), `--follow` under the unit's
-            // sandbox in a container read nothing at all (systemd 252 in
-            // nspawn, systemd/boot-test.sh): the service's own /proc shows
-            // the host's boot id there, not the container's.
-            None => {
-                cmd.arg("--merge");
+    /// The journal opened with this input's filters.
+    fn open(&self) -> io::Result<Journal> {
+        let mut j = Journal::open(self.directory.as_deref())?;
+        // Set up the change notification before the first read, so that
+        // nothing appended in between is missed.
+        j.fd()?;
+        // A field is kept only up to a little past the line limit: the
+        // journal need not decompress more of it.
+        j.set_data_threshold(self.field_cap() + 64)?;
+        for m in &self.matches {
+            if m == "+" {
+                j.add_disjunction()?;
+            } else {
+                j.add_match(m.as_bytes())?;
             }
         }
-        cmd.stdin(Stdio::null());
-        cmd
+        Ok(j)
+    }
+
+    /// Bytes kept of a field's value: anything past it is cut off the line.
+    fn field_cap(&self) -> usize {
+        self.max_line + 64
     }
 }
 
@@ -148,7 +155,6 @@ struct Chunk {
 #[derive(Default)]
 struct Shared {
     stop: AtomicBool,
-    child: Mutex<Option<Child>>,
     read_errors: AtomicU64,
     restarts: AtomicU64,
     position_lost: AtomicU64,
@@ -159,6 +165,8 @@ pub struct JournalSource {
     chunks: Option<Receiver<Chunk>>,
     cursor: Option<String>,
     shared: Arc<Shared>,
+    /// A byte written here wakes the reader to stop.
+    stop: UnixStream,
     lines: u64,
     bytes: u64,
     thread: Option<JoinHandle<()>>,
@@ -167,11 +175,10 @@ pub struct JournalSource {
 impl JournalSource {
     /// Starts following the journal after `cursor` (the stored position),
     /// or as [`JournalOptions::start_at_end`] says when there is none.
-    pub fn start(
-        opts: JournalOptions,
-        cursor: Option<String>,
-        waker: Waker,
-    ) -> std::io::Result<JournalSource> {
+    /// Fails when the journal cannot be read at all on this machine (no
+    /// libsystemd); a journal that cannot be opened for now is retried.
+    pub fn start(opts: JournalOptions, cursor: Option<String>, waker: Waker) -> io::Result<Self> {
+        readable().map_err(io::Error::other)?;
         let shared = Arc::new(Shared::default());
         let cursor = match cursor {
             Some(c) => Some(c),
@@ -179,17 +186,19 @@ impl JournalSource {
             None => None,
         };
         let (tx, rx) = mpsc::sync_channel(QUEUE_CHUNKS);
+        let (stop, stop_rx) = UnixStream::pair()?;
         let thread = {
             let shared = Arc::clone(&shared);
             let cursor = cursor.clone();
             std::thread::Builder::new()
                 .name("journal".into())
-                .spawn(move || supervise(&opts, cursor, &shared, &tx, &waker))?
+                .spawn(move || supervise(&opts, cursor, &shared, &tx, &waker, &stop_rx))?
         };
         Ok(JournalSource {
             chunks: Some(rx),
             cursor,
             shared,
+            stop,
             lines: 0,
             bytes: 0,
             thread: Some(thread),
@@ -200,19 +209,13 @@ impl JournalSource {
 impl Drop for JournalSource {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
-        // A supervisor blocked handing over a chunk sees the channel closed.
+        // A reader blocked handing over a chunk sees the channel closed;
+        // one waiting for the journal, the byte.
         self.chunks = None;
-        kill_child(&self.shared);
+        let _ = self.stop.write_all(b"x");
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-    }
-}
-
-fn kill_child(shared: &Shared) {
-    let mut child = shared.child.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(c) = child.as_mut() {
-        let _ = c.kill();
     }
 }
 
@@ -259,36 +262,38 @@ impl Source for JournalSource {
     }
 }
 
-/// The cursor of the newest entry matching the filters, if any.
-fn newest_cursor(opts: &JournalOptions, shared: &Shared) -> Option<String> {
-    let mut cmd = opts.command();
-    cmd.args(["--lines=1"]).args(&opts.matches);
-    let out = match cmd.stderr(Stdio::piped()).output() {
-        Ok(out) => out,
-        Err(e) => {
-            shared.read_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(input = %opts.input, "cannot run {}: {e}", opts.journalctl.display());
-            return None;
-        }
-    };
-    let mut reader = ExportReader::new(out.stdout.as_slice(), 64 * 1024, opts.max_line);
-    let mut entry = Entry::default();
-    let mut newest = None;
-    while let Ok(Next::Entry | Next::NoCursor) = reader.next(&mut entry) {
-        if !entry.cursor.is_empty() {
-            newest = Some(std::mem::take(&mut entry.cursor));
-        }
-    }
-    newest
+/// Whether journal inputs can be read on this machine: `Err` says why not
+/// (no libsystemd).
+pub fn readable() -> Result<(), String> {
+    sd::available()
 }
 
-/// Runs `journalctl` until stopped, restarting it when it ends.
+/// The cursor of the newest entry matching the filters, if any.
+fn newest_cursor(opts: &JournalOptions, shared: &Shared) -> Option<String> {
+    let newest = || -> io::Result<Option<String>> {
+        let mut j = opts.open()?;
+        j.seek_tail()?;
+        if j.previous()? {
+            j.cursor().map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    newest().unwrap_or_else(|e| {
+        shared.read_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(input = %opts.input, "cannot find the journal's newest entry: {e}");
+        None
+    })
+}
+
+/// Reads the journal until stopped, opening it again after a failure.
 fn supervise(
     opts: &JournalOptions,
     mut cursor: Option<String>,
     shared: &Shared,
     tx: &SyncSender<Chunk>,
     waker: &Waker,
+    stop: &UnixStream,
 ) {
     let mut backoff = MIN_BACKOFF;
     let mut first_run = true;
@@ -298,29 +303,19 @@ fn supervise(
         }
         first_run = false;
         let started = Instant::now();
-        match follow(opts, &mut cursor, shared, tx, waker) {
-            Ended::Stopped => return,
-            Ended::CursorRefused(c) => {
-                shared.position_lost.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    input = %opts.input,
-                    "journal cursor {c:?} refused by journalctl; reading from the oldest entry"
-                );
-                cursor = None;
-                continue;
-            }
-            Ended::Failed(why) => {
-                shared.read_errors.fetch_add(1, Ordering::Relaxed);
-                if started.elapsed() >= HEALTHY_RUN {
-                    backoff = MIN_BACKOFF;
-                }
-                tracing::warn!(
-                    input = %opts.input,
-                    "journalctl: {why}; restarting in {}s",
-                    backoff.as_secs()
-                );
-            }
+        let why = match follow(opts, &mut cursor, shared, tx, waker, stop) {
+            Ok(()) => return,
+            Err(e) => e,
+        };
+        shared.read_errors.fetch_add(1, Ordering::Relaxed);
+        if started.elapsed() >= HEALTHY_RUN {
+            backoff = MIN_BACKOFF;
         }
+        tracing::warn!(
+            input = %opts.input,
+            "journal: {why}; opening it again in {}s",
+            backoff.as_secs()
+        );
         let until = Instant::now() + backoff;
         while Instant::now() < until {
             if shared.stop.load(Ordering::Relaxed) {
@@ -332,156 +327,83 @@ fn supervise(
     }
 }
 
-enum Ended {
-    Stopped,
-    /// `journalctl` would not seek to this cursor.
-    CursorRefused(String),
-    Failed(String),
-}
-
-/// One run of `journalctl --follow`, from `cursor` (updated to the last
-/// entry read).
+/// Reads from `cursor` (updated to the last entry handed out) until told
+/// to stop (`Ok`) or the journal fails.
 fn follow(
     opts: &JournalOptions,
     cursor: &mut Option<String>,
     shared: &Shared,
     tx: &SyncSender<Chunk>,
     waker: &Waker,
-) -> Ended {
-    let mut cmd = opts.command();
-    cmd.args(["--follow", "--no-tail"]);
-    if let Some(c) = cursor.as_deref() {
-        cmd.arg(format!("--cursor={c}"));
-    }
-    cmd.args(&opts.matches);
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = match cmd.spawn() {
-        Ok(child) => child,
-        Err(e) => return Ended::Failed(format!("cannot run {}: {e}", opts.journalctl.display())),
-    };
-    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Ended::Failed("no pipes to journalctl".into());
-    };
-    *shared.child.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
-    if shared.stop.load(Ordering::Relaxed) {
-        kill_child(shared);
-    }
-    let refused = Arc::new(AtomicBool::new(false));
-    let errors = {
-        let refused = Arc::clone(&refused);
-        let input = opts.input.clone();
-        std::thread::Builder::new()
-            .name("journal-stderr".into())
-            .spawn(move || log_stderr(stderr, &input, &refused))
-            .ok()
-    };
-    let outcome = read_entries(opts, stdout, cursor, shared, tx, waker);
-    let status = {
-        let mut child = shared.child.lock().unwrap_or_else(|e| e.into_inner());
-        let status = child.as_mut().map(|c| {
-            if outcome.is_some() {
-                // We stop reading: the child must not outlive us.
-                let _ = c.kill();
+    stop: &UnixStream,
+) -> io::Result<()> {
+    let mut j = opts.open()?;
+    // The entry the seek lands on was handed out before, if it is still
+    // there.
+    let mut expect = None;
+    match cursor.as_deref() {
+        None => j.seek_head()?,
+        Some(c) => match j.seek_cursor(c) {
+            Ok(()) => expect = Some(c.to_owned()),
+            Err(e) => {
+                shared.position_lost.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    input = %opts.input,
+                    "journal cursor {c:?} refused ({e}); reading from the oldest entry"
+                );
+                *cursor = None;
+                j.seek_head()?;
             }
-            c.wait()
-        });
-        *child = None;
-        status
-    };
-    if let Some(t) = errors {
-        let _ = t.join();
+        },
     }
-    if shared.stop.load(Ordering::Relaxed) || matches!(outcome, Some(Ended::Stopped)) {
-        return Ended::Stopped;
-    }
-    if let Some(o) = outcome {
-        return o;
-    }
-    if refused.load(Ordering::Relaxed) {
-        if let Some(c) = cursor.take() {
-            return Ended::CursorRefused(c);
-        }
-    }
-    match status {
-        Some(Ok(s)) => Ended::Failed(format!("exited ({s})")),
-        Some(Err(e)) => Ended::Failed(format!("cannot wait for it: {e}")),
-        None => Ended::Failed("gone".into()),
-    }
-}
-
-fn log_stderr(stderr: impl Read, input: &str, refused: &AtomicBool) {
-    for line in BufReader::new(stderr).lines() {
-        let Ok(line) = line else { break };
-        if line.contains("seek to cursor") {
-            refused.store(true, Ordering::Relaxed);
-        }
-        tracing::warn!(input = %input, "journalctl: {line}");
-    }
-}
-
-/// Reads entries until `journalctl` ends (`None`) or we must stop.
-fn read_entries(
-    opts: &JournalOptions,
-    stdout: impl Read,
-    cursor: &mut Option<String>,
-    shared: &Shared,
-    tx: &SyncSender<Chunk>,
-    waker: &Waker,
-) -> Option<Ended> {
-    let mut reader = ExportReader::new(stdout, 256 * 1024, opts.max_line);
+    let cap = opts.field_cap();
     let mut entry = Entry::default();
     let mut data = Vec::with_capacity(CHUNK_BYTES + 4096);
     let mut lines = 0u64;
-    // With --cursor the first entry is the stored one, already handed out.
-    let mut expect = cursor.clone();
     let mut formatter = Formatter::new(opts);
     loop {
-        match reader.next(&mut entry) {
-            Ok(Next::Entry) => {}
-            Ok(Next::End) => return None,
-            Ok(Next::NoCursor) => {
-                shared.read_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(input = %opts.input, "journal entry without a cursor skipped");
-                continue;
-            }
-            Err(e) => {
-                shared.read_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(input = %opts.input, "reading journalctl's output: {e}");
-                return None;
-            }
+        if shared.stop.load(Ordering::Relaxed) {
+            return Ok(());
         }
-        if let Some(want) = expect.take() {
-            if entry.cursor == want {
-                continue;
+        let more = j.next()?;
+        if more {
+            if let Some(want) = expect.take() {
+                if j.test_cursor(&want)? {
+                    continue;
+                }
+                shared.position_lost.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    input = %opts.input,
+                    "journal cursor {want:?} is no longer in the journal (vacuumed?); \
+                     resuming at the oldest entry after it"
+                );
             }
-            shared.position_lost.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                input = %opts.input,
-                "journal cursor {want:?} is no longer in the journal (vacuumed?); \
-                 resuming at the oldest entry after it"
-            );
+            entry.clear();
+            entry.realtime = j.realtime_usec().ok();
+            j.for_each_field(|d| entry.add(d, cap))?;
+            if formatter.line(&entry, &mut data) {
+                shared.cut_lines.fetch_add(1, Ordering::Relaxed);
+            }
+            lines += 1;
         }
-        if formatter.line(&entry, &mut data) {
-            shared.cut_lines.fetch_add(1, Ordering::Relaxed);
-        }
-        lines += 1;
-        // Hand over when full, or when journalctl has nothing more for now.
-        if data.len() >= CHUNK_BYTES || reader.drained() {
-            *cursor = Some(entry.cursor.clone());
+        // Hand over when full, or when the journal has nothing more for
+        // now. At the end the current entry is still the last one read,
+        // whose cursor the chunk carries.
+        if !data.is_empty() && (data.len() >= CHUNK_BYTES || !more) {
+            let c = j.cursor()?;
+            *cursor = Some(c.clone());
             let chunk = Chunk {
                 data: std::mem::replace(&mut data, Vec::with_capacity(CHUNK_BYTES + 4096)),
                 lines: std::mem::take(&mut lines),
-                cursor: entry.cursor.clone(),
+                cursor: c,
             };
             if tx.send(chunk).is_err() {
-                return Some(Ended::Stopped);
+                return Ok(());
             }
             waker.wake();
         }
-        if shared.stop.load(Ordering::Relaxed) {
-            return Some(Ended::Stopped);
+        if !more && j.wait(stop.as_raw_fd(), RECHECK)? {
+            return Ok(());
         }
     }
 }
@@ -505,11 +427,9 @@ impl Formatter {
     /// Appends the entry's line; true if it had to be cut.
     fn line(&mut self, e: &Entry, out: &mut Vec<u8>) -> bool {
         let start = out.len();
-        let micros = e
-            .get(Field::Realtime)
-            .and_then(|b| std::str::from_utf8(b).ok()?.parse::<i64>().ok());
-        let ts = micros
-            .and_then(|us| Timestamp::from_microsecond(us).ok())
+        let ts = e
+            .realtime
+            .and_then(|us| Timestamp::from_microsecond(i64::try_from(us).ok()?).ok())
             .unwrap_or_else(Timestamp::now);
         self.time(ts, out);
         out.push(b' ');
@@ -564,16 +484,16 @@ mod tests {
     use super::*;
     use Field::*;
 
-    fn line(fields: &[(Field, &[u8])], tz: &str) -> String {
-        String::from_utf8_lossy(&line_bytes(fields, tz)).into_owned()
+    fn line(realtime: u64, fields: &[(Field, &[u8])], tz: &str) -> String {
+        String::from_utf8_lossy(&line_bytes(realtime, fields, tz)).into_owned()
     }
 
-    fn line_bytes(fields: &[(Field, &[u8])], tz: &str) -> Vec<u8> {
+    fn line_bytes(realtime: u64, fields: &[(Field, &[u8])], tz: &str) -> Vec<u8> {
         let mut opts = JournalOptions::new("j");
         opts.time_zone = TimeZone::get(tz).expect("zone");
         opts.max_line = 120;
         let mut out = Vec::new();
-        Formatter::new(&opts).line(&Entry::with(fields), &mut out);
+        Formatter::new(&opts).line(&Entry::with(realtime, fields), &mut out);
         out
     }
 
@@ -581,8 +501,8 @@ mod tests {
     fn entries_become_syslog_lines() {
         assert_eq!(
             line(
+                1_700_000_000_123_456,
                 &[
-                    (Realtime, b"1700000000123456"),
                     (Hostname, b"web01"),
                     (Identifier, b"sshd"),
                     (Pid, b"42"),
@@ -596,8 +516,8 @@ mod tests {
         // SYSLOG_PID wins over _PID; _COMM stands in for a missing identifier.
         assert_eq!(
             line(
+                1_700_000_000_000_000,
                 &[
-                    (Realtime, b"1700000000000000"),
                     (Hostname, b"h"),
                     (Comm, b"sudo"),
                     (SyslogPid, b"7"),
@@ -614,28 +534,15 @@ mod tests {
     fn binary_empty_and_long_messages() {
         // Not UTF-8 and a newline: control characters written as rsyslog does.
         assert_eq!(
-            line_bytes(
-                &[
-                    (Realtime, b"0"),
-                    (Identifier, b"app"),
-                    (Message, b"bin\xff\na")
-                ],
-                "UTC"
-            ),
+            line_bytes(0, &[(Identifier, b"app"), (Message, b"bin\xff\na")], "UTC"),
             b"1970-01-01T00:00:00.000000+00:00 - app: bin\xff#012a\n"
         );
         let long = vec![b'x'; 500];
-        let cut = line(
-            &[(Realtime, b"0"), (Hostname, b"h"), (Message, &long)],
-            "UTC",
-        );
+        let cut = line(0, &[(Hostname, b"h"), (Message, &long)], "UTC");
         assert_eq!(cut.len(), 121);
         // No MESSAGE at all.
         assert_eq!(
-            line(
-                &[(Realtime, b"0"), (Hostname, b"h"), (Identifier, b"a")],
-                "UTC"
-            ),
+            line(0, &[(Hostname, b"h"), (Identifier, b"a")], "UTC"),
             "1970-01-01T00:00:00.000000+00:00 h a: \n"
         );
     }

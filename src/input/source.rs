@@ -69,7 +69,7 @@ pub struct SourceStats {
     pub connections: u64,
     /// Connections closed at the cap for a newer one (TCP receivers).
     pub connections_shed: u64,
-    /// Times the reader (the journal's `journalctl`) was restarted.
+    /// Times the reader was started again after a failure (the journal's).
     pub restarts: u64,
     /// Times the stored position no longer existed and reading resumed at
     /// the oldest data.
