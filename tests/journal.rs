@@ -308,3 +308,22 @@ start = "end"
         12
     );
 }
+
+/// A journal directory that is not there yet (a disk not mounted, a
+/// relay's first files not come): said in the log, retried with backoff and
+/// counted, and read once it appears.
+#[test]
+fn a_journal_directory_made_later_is_read_once_it_exists() {
+    let s = Setup::new();
+    let journal = s.path("journal");
+    fs::remove_dir(&journal).expect("no journal dir yet");
+    let daemon = s.start();
+    daemon.wait_log(0, "opening it again in");
+    fs::create_dir(&journal).expect("journal dir");
+    let a = "203.0.113.9";
+    let entries: Vec<(u64, &str, Vec<u8>)> = (1..=6).map(|i| (i, "sshd", failed(a))).collect();
+    write_entries(&journal, &entries);
+    daemon.until("the entries read once the directory exists", || s.has(a, 6));
+    assert!(daemon.count("canhgac_input_restarts_total{input=\"journal\"}") >= 1);
+    assert!(daemon.count("canhgac_input_read_errors_total{input=\"journal\"}") >= 1);
+}

@@ -192,7 +192,10 @@ impl Journal {
             // Flags 0: not local-only (see `JournalOptions` on why every
             // file on the host).
             // SAFETY: `j` is a valid out-pointer.
-            None => (unsafe { (api.open)(&mut j, 0) }, "opening the journal".into()),
+            None => (
+                unsafe { (api.open)(&mut j, 0) },
+                "opening the journal".into(),
+            ),
         };
         check(&what, r)?;
         if j.is_null() {
