@@ -472,12 +472,14 @@ impl Detector {
             }
             _ => (Pending::Events(VecDeque::new()), Some((attempts, ev.time))),
         };
+        // Before making room: the eviction of another key for it may land
+        // on its own slot of the evicted tags.
+        self.note_return(rule, key);
         while self.tracked >= self.max_keys {
             if !self.evict_one() {
                 break;
             }
         }
-        self.note_return(rule, key);
         self.generation += 1;
         let generation = self.generation;
         let k: Arc<str> = Arc::from(key);
