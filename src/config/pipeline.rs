@@ -14,7 +14,8 @@ pub struct PipelineConfig {
     pub max_line: usize,
     /// A batch is committed after this many lines...
     pub batch_lines: usize,
-    /// ...or this long after its first line, whichever comes first.
+    /// ...or this long after its first line, whichever comes first (a
+    /// trickle of little log waits longer: see `daemon::commit`).
     pub batch_interval: Duration,
     pub max_keys: usize,
     /// Stat sweep of every input: the safety net under inotify.

@@ -36,6 +36,12 @@ pub(super) const GROWN_EVERY_COMMIT: usize = 64;
 
 pub(super) const GROWN_FLUSH_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Log a batch needs before the batch interval makes it due: below it, a
+/// batch of counts and checkpoints waits up to [`MAX_COMMIT_GAP`]. A
+/// commit writes about four pages whatever it holds, 16 KiB with the
+/// checkpoint's copy: this keeps that under a third of the log.
+pub(super) const TRICKLE_BYTES: u64 = 48 * 1024;
+
 /// Longest pause between commit attempts while the store refuses them.
 pub(super) const MAX_RETRY: Duration = Duration::from_secs(5);
 
@@ -43,6 +49,8 @@ pub(super) const MAX_RETRY: Duration = Duration::from_secs(5);
 #[derive(Default)]
 pub(super) struct Pending {
     pub(super) lines: u64,
+    /// Bytes of log those lines came from.
+    pub(super) bytes: u64,
     pub(super) since: Option<Instant>,
     /// Incidents opened.
     pub(super) dirty: HashSet<u64>,
@@ -81,6 +89,17 @@ impl Pending {
     pub(super) fn urgent(&self) -> bool {
         !self.opened_by.is_empty() || !self.integrity_incidents.is_empty()
     }
+
+    /// When the batch's age makes it due: `interval` after its first
+    /// change, or [`MAX_COMMIT_GAP`] for a trickle (see [`TRICKLE_BYTES`]).
+    pub(super) fn due_at(&self, interval: Duration) -> Option<Instant> {
+        let wait = if self.bytes >= TRICKLE_BYTES {
+            interval
+        } else {
+            interval.max(MAX_COMMIT_GAP)
+        };
+        self.since.map(|s| s + wait)
+    }
 }
 
 impl Pipeline {
@@ -101,8 +120,8 @@ impl Pipeline {
                 || (paced
                     && (batch.lines >= batch_lines
                         || batch
-                            .since
-                            .is_none_or(|s| s.elapsed() >= self.config.pipeline.batch_interval))))
+                            .due_at(self.config.pipeline.batch_interval)
+                            .is_none_or(|at| Instant::now() >= at))))
     }
 
     /// Past what a batch may hold before it is committed, however recent
@@ -367,6 +386,16 @@ impl Pipeline {
         });
     }
 
+    /// Grown incidents left for the minute's flush are written when it
+    /// comes, with or without lines to carry them: a scan that stops does
+    /// not leave incident rows behind their counts until the next line.
+    pub(super) fn flush_grown_when_due(&mut self) {
+        if !self.grown.is_empty() && self.grown_flushed.elapsed() >= GROWN_FLUSH_INTERVAL {
+            self.pending.state_changed = true;
+            self.pending.since.get_or_insert_with(Instant::now);
+        }
+    }
+
     /// Forgets keys whose window and cooldown have passed, in event time,
     /// by more than the lateness before the time every input has reached,
     /// so that no event the detector would still count can need them.
@@ -397,5 +426,30 @@ impl Pipeline {
             self.pending.state_changed = true;
             self.pending.since.get_or_insert_with(Instant::now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trickle_waits_for_the_longest_gap_a_batch_that_pays_for_its_commit_does_not() {
+        let interval = Duration::from_secs(1);
+        let since = Instant::now();
+        let mut batch = Pending {
+            since: Some(since),
+            bytes: TRICKLE_BYTES - 1,
+            ..Pending::default()
+        };
+        assert_eq!(batch.due_at(interval), Some(since + MAX_COMMIT_GAP));
+        batch.bytes = TRICKLE_BYTES;
+        assert_eq!(batch.due_at(interval), Some(since + interval));
+        // A batch interval set longer than the gap is kept either way.
+        let long = MAX_COMMIT_GAP * 2;
+        assert_eq!(batch.due_at(long), Some(since + long));
+        batch.bytes = 0;
+        assert_eq!(batch.due_at(long), Some(since + long));
+        assert_eq!(Pending::default().due_at(interval), None);
     }
 }

@@ -38,7 +38,10 @@
 //! duration apart, and only as soon as the files are caught up when a new
 //! incident waits; counts, grown incidents and checkpoints wait for the
 //! batch interval, so a trickle of lines is not a commit (and a page
-//! written) each.
+//! written) each. A commit costs a few pages whatever it holds (the input's
+//! checkpoint, the detector's header, the last page of its key rows), so a
+//! batch of fewer than [`TRICKLE_BYTES`] of log waits up to
+//! [`MAX_COMMIT_GAP`] instead.
 //!
 //! Watchdog: `WATCHDOG=1` goes out from the pipeline loop itself, and only
 //! while the pipeline is healthy: nothing waits to be stored, or a commit

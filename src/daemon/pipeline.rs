@@ -276,8 +276,8 @@ impl Pipeline {
         }
         if self.pending.any() {
             let mut at = self.last_commit + self.commit_gap;
-            if let Some(since) = self.pending.since {
-                at = at.max(since + self.config.pipeline.batch_interval);
+            if let Some(due) = self.pending.due_at(self.config.pipeline.batch_interval) {
+                at = at.max(due);
             }
             until = until.min(at);
         }
@@ -366,6 +366,7 @@ impl Pipeline {
             self.expire_keys();
             self.next_expiry = Instant::now() + self.config.pipeline.sweep_interval;
         }
+        self.flush_grown_when_due();
         let mut dirs = Vec::new();
         for input in &mut self.inputs {
             for n in input.reader.sweep() {
@@ -478,6 +479,7 @@ impl Pipeline {
                 if n > 0 {
                     let lines = source.lines() - before;
                     pending.lines += lines;
+                    pending.bytes += n as u64;
                     pending.since.get_or_insert_with(Instant::now);
                     counters.lines += lines;
                     counters.bytes += n as u64;
