@@ -90,6 +90,13 @@ impl Pending {
         !self.opened_by.is_empty() || !self.integrity_incidents.is_empty()
     }
 
+    /// The detector's state changed, or incident rows wait to be written,
+    /// with no line read: a commit is due as a trickle's would be.
+    pub(super) fn mark_state_changed(&mut self) {
+        self.state_changed = true;
+        self.since.get_or_insert_with(Instant::now);
+    }
+
     /// When the batch's age makes it due: `interval` after its first
     /// change, or [`MAX_COMMIT_GAP`] for a trickle (see [`TRICKLE_BYTES`]).
     pub(super) fn due_at(&self, interval: Duration) -> Option<Instant> {
@@ -391,8 +398,7 @@ impl Pipeline {
     /// not leave incident rows behind their counts until the next line.
     pub(super) fn flush_grown_when_due(&mut self) {
         if !self.grown.is_empty() && self.grown_flushed.elapsed() >= GROWN_FLUSH_INTERVAL {
-            self.pending.state_changed = true;
-            self.pending.since.get_or_insert_with(Instant::now);
+            self.pending.mark_state_changed();
         }
     }
 
@@ -423,8 +429,7 @@ impl Pipeline {
         let before = d.expired_keys();
         d.expire(now);
         if d.expired_keys() != before {
-            self.pending.state_changed = true;
-            self.pending.since.get_or_insert_with(Instant::now);
+            self.pending.mark_state_changed();
         }
     }
 }

@@ -329,8 +329,7 @@ impl Pipeline {
         }
         self.flush_grown = true;
         if !self.grown.is_empty() {
-            self.pending.since.get_or_insert_with(Instant::now);
-            self.pending.state_changed = true;
+            self.pending.mark_state_changed();
         }
         if let Some(w) = self.integrity.take() {
             for f in w.stop() {

@@ -52,7 +52,7 @@
 mod entry;
 mod sd;
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -316,15 +316,25 @@ fn supervise(
             "journal: {why}; opening it again in {}s",
             backoff.as_secs()
         );
-        let until = Instant::now() + backoff;
-        while Instant::now() < until {
-            if shared.stop.load(Ordering::Relaxed) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if stopped_within(stop, backoff) {
+            return;
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// Waits `wait` for the stop byte (or the source gone): true if it came.
+fn stopped_within(stop: &UnixStream, wait: Duration) -> bool {
+    if stop
+        .set_read_timeout(Some(wait.max(Duration::from_millis(1))))
+        .is_err()
+    {
+        std::thread::sleep(wait);
+        return false;
+    }
+    // A byte, or the end when the source's side is dropped.
+    let mut byte = [0u8];
+    (&*stop).read(&mut byte).is_ok()
 }
 
 /// Reads from `cursor` (updated to the last entry handed out) until told
