@@ -463,3 +463,58 @@ fn a_flood_of_idle_connections_cannot_keep_a_sender_out() {
     assert!(open <= MAX_CONNECTIONS as f64, "{open} open");
     assert!(fds <= MAX_CONNECTIONS + 64, "{fds} file descriptors");
 }
+
+/// A burst that arrives while the daemon cannot read (here: stopped) waits
+/// in the UDP socket's kernel buffer, which the daemon asks to be 8 MiB
+/// instead of the kernel's 208 KiB default (a few hundred datagrams). Where
+/// `net.core.rmem_max` caps the buffer below what the burst needs, the
+/// daemon's log says so with the fix; either way every datagram is read or
+/// counted.
+#[test]
+fn a_burst_while_the_daemon_cannot_read_waits_in_the_receive_buffer_it_asked_for() {
+    let site = Site::new();
+    let port = common::free_tcp_udp_port();
+    site.configure(&Config::new("test-syslog").body(&format!(
+        "[[input]]\nname = \"net-udp\"\ntype = \"syslog-udp\"\nlisten = \"127.0.0.1:{port}\"\n"
+    )));
+    let d = site.daemon().ready();
+    let to = SocketAddr::from(([127, 0, 0, 1], port));
+    let udp = UdpSocket::bind("127.0.0.1:0").expect("udp");
+    let datagrams = 3_000u64;
+    d.signal("STOP");
+    for i in 0..datagrams {
+        let msg = format!("<13>Nov 23 01:00:00 web app[{i}]: {}", "b".repeat(150));
+        udp.send_to(msg.as_bytes(), to).expect("send");
+    }
+    d.signal("CONT");
+    let read = || d.count("canhgac_input_lines_total{input=\"net-udp\"}");
+    let kernel =
+        || d.count("canhgac_input_dropped_total{input=\"net-udp\",reason=\"socket_buffer\"}");
+    d.until("every datagram read or counted", || {
+        read() + kernel() == datagrams
+    });
+    // About 1 KiB of kernel memory a datagram this size on loopback: 3,000
+    // need ~3 MiB, which the buffer holds once the cap allows 2 MiB (the
+    // kernel doubles what is granted for its bookkeeping).
+    let cap = canhgac::input::syslog::receive_buffer_cap().expect("net.core.rmem_max");
+    if cap >= 2 << 20 {
+        assert_eq!(
+            (read(), kernel()),
+            (datagrams, 0),
+            "a burst of {datagrams} datagrams while stopped, net.core.rmem_max {cap}"
+        );
+    } else {
+        assert!(
+            d.log_text().contains("net.core.rmem_max caps it"),
+            "the capped buffer is not said: {}",
+            d.log_text()
+        );
+    }
+    // Next to 8 MiB, the cap is what the daemon is told.
+    assert_eq!(
+        d.log_text().contains("net.core.rmem_max caps it"),
+        cap < 8 << 20,
+        "net.core.rmem_max {cap}: {}",
+        d.log_text()
+    );
+}

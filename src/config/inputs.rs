@@ -60,6 +60,9 @@ pub enum SourceConfig {
         max_message: usize,
         /// Bytes received and not yet committed to the store, at most.
         queue_bytes: usize,
+        /// UDP: the kernel receive buffer asked for (`SO_RCVBUF`) on a
+        /// socket the daemon binds itself.
+        receive_buffer: usize,
         /// TCP and RELP: TLS (RFC 5425) with this certificate and key.
         tls: Option<TlsPaths>,
     },
@@ -84,6 +87,13 @@ pub const SOURCE_TYPES: &[&str] = &["journal", "syslog-udp", "syslog-tcp", "sysl
 /// Default of `queue_bytes` for syslog receivers.
 pub const DEFAULT_QUEUE_BYTES: usize = 4 << 20;
 
+/// Default of `receive_buffer_bytes` for UDP receivers: what
+/// canhgac-syslog.socket sets (`ReceiveBuffer=8M`). The kernel's default
+/// (`net.core.rmem_default`, 208 KiB) holds a few hundred datagrams, a few
+/// milliseconds of a busy sender: any pause of the receiving thread that
+/// long loses messages. The kernel charges only what actually waits.
+pub const DEFAULT_RECEIVE_BUFFER: usize = 8 << 20;
+
 /// Default of `max_message_bytes` for syslog receivers: RFC 5425's 8192
 /// with room for the long lines of web appliances.
 pub const DEFAULT_MAX_MESSAGE: usize = 16 * 1024;
@@ -105,6 +115,8 @@ pub(super) struct RawInput {
     pub(super) listen: Option<Spanned<String>>,
     pub(super) max_message_bytes: Option<Spanned<u64>>,
     pub(super) queue_bytes: Option<Spanned<u64>>,
+    /// UDP receivers: the socket's kernel receive buffer.
+    pub(super) receive_buffer_bytes: Option<Spanned<u64>>,
     /// TCP and RELP receivers: TLS.
     pub(super) tls_cert: Option<Spanned<String>>,
     pub(super) tls_key: Option<Spanned<String>>,
@@ -232,6 +244,12 @@ impl Validator<'_> {
         } else {
             strays.extend(stray(input.start.as_ref().map(Spanned::span), "start"));
         }
+        if input_type != "syslog-udp" {
+            strays.extend(stray(
+                input.receive_buffer_bytes.as_ref().map(Spanned::span),
+                "receive_buffer_bytes",
+            ));
+        }
         if !is_syslog || input_type == "syslog-udp" {
             strays.extend(stray(
                 input.tls_cert.as_ref().map(Spanned::span),
@@ -352,6 +370,13 @@ impl Validator<'_> {
                 format!("queue_bytes {queue_bytes} must hold at least two messages of max_message_bytes ({max_message})"),
             );
         }
+        let receive_buffer = self.count(
+            &input.receive_buffer_bytes,
+            DEFAULT_RECEIVE_BUFFER,
+            64 * 1024,
+            1 << 30,
+            "receive_buffer_bytes",
+        );
         let tls = self.tls(
             &input.tls_cert,
             &input.tls_key,
@@ -362,6 +387,7 @@ impl Validator<'_> {
             listen,
             max_message,
             queue_bytes,
+            receive_buffer,
             tls,
         })
     }

@@ -169,3 +169,31 @@ fn a_journal_input_is_left_out_while_its_file_exists() {
         &["/etc/canhgac/canhgac.toml:7:17: unless_exists is not read by inputs of type \"syslog\""],
     );
 }
+
+#[test]
+fn a_udp_receiver_asks_for_a_receive_buffer_that_tcp_does_not_take() {
+    let receiver = |kind: &str, extra: &str| {
+        format!("agency = \"a\"\n[[input]]\nname = \"net\"\ntype = \"{kind}\"\nlisten = \"127.0.0.1:5514\"\n{extra}")
+    };
+    let buffer = |c: &Config| match &c.inputs[0].source {
+        SourceConfig::Syslog { receive_buffer, .. } => *receive_buffer,
+        other => panic!("not a receiver: {other:?}"),
+    };
+    let c = parse(&receiver("syslog-udp", "")).expect("valid");
+    assert_eq!(buffer(&c), 8 << 20);
+    let c = parse(&receiver("syslog-udp", "receive_buffer_bytes = 262144\n")).expect("valid");
+    assert_eq!(buffer(&c), 262_144);
+
+    let errors = parse(&receiver("syslog-udp", "receive_buffer_bytes = 4096\n"))
+        .expect_err("below the least");
+    assert_errors(
+        &errors,
+        &["/etc/canhgac/canhgac.toml:6:24: receive_buffer_bytes 4096: must be between 65536 and 1073741824"],
+    );
+    let errors = parse(&receiver("syslog-tcp", "receive_buffer_bytes = 262144\n"))
+        .expect_err("TCP has flow control instead");
+    assert_errors(
+        &errors,
+        &["/etc/canhgac/canhgac.toml:6:24: receive_buffer_bytes is not read by inputs of type \"syslog-tcp\""],
+    );
+}

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use jiff::Timestamp;
+use tracing::warn;
 
 use crate::analyze::{Analyzer, LineSource};
 use crate::config::{Config, InputConfig, SourceConfig};
@@ -132,14 +133,19 @@ impl Opener<'_> {
                 listen,
                 max_message,
                 queue_bytes,
+                receive_buffer,
                 tls,
             } => {
                 let inherited = self.inherited.iter().find(|b| {
                     b.transport() == transport.socket() && b.local_addr().ok() == Some(*listen)
                 });
+                // A socket from systemd keeps the buffer its unit gave it
+                // (`ReceiveBuffer=` may exceed what the daemon may ask for).
                 let bound = match inherited {
                     Some(b) => b.try_clone(),
-                    None => Bound::bind(*transport, *listen),
+                    None => Bound::bind(*transport, *listen).inspect(|b| {
+                        ask_receive_buffer(name, b, *receive_buffer);
+                    }),
                 }
                 .map_err(|e| {
                     let hint = if listen.port() < 1024 && e.kind() == std::io::ErrorKind::PermissionDenied {
@@ -180,5 +186,18 @@ impl Opener<'_> {
             unrecognised_warned: false,
             clock: None,
         })
+    }
+}
+
+/// Gives a UDP socket the daemon bound the receive buffer its input asks
+/// for, and says so when the kernel gives less: a burst longer than the
+/// buffer is lost, and only the drop counter would tell.
+fn ask_receive_buffer(input: &str, bound: &Bound, asked: usize) {
+    match bound.ask_receive_buffer(asked) {
+        Ok(Some(got)) if got < asked => warn!(
+            "input {input}: the kernel gave its UDP socket a receive buffer of {got} bytes, not the {asked} asked for (net.core.rmem_max caps it): a burst that outlasts it is dropped and counted in canhgac_input_dropped_total{{reason=\"socket_buffer\"}}; raise the cap (sysctl net.core.rmem_max={asked}, and in /etc/sysctl.d/) or let canhgac-syslog.socket bind the port (ReceiveBuffer=)"
+        ),
+        Ok(_) => {}
+        Err(e) => warn!("input {input}: cannot set the UDP receive buffer: {e}"),
     }
 }

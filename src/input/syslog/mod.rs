@@ -136,6 +136,16 @@ pub struct ReceiverOptions {
     pub tls: Option<TlsPaths>,
 }
 
+/// The most a process without `CAP_NET_ADMIN` may ask for as a socket's
+/// receive buffer (`net.core.rmem_max`); `None` if it cannot be read.
+pub fn receive_buffer_cap() -> Option<usize> {
+    std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// A socket bound (or inherited from systemd) for a receiver.
 pub enum Bound {
     Udp(std::net::UdpSocket),
@@ -151,6 +161,20 @@ impl Bound {
         };
         bound.set_nonblocking()?;
         Ok(bound)
+    }
+
+    /// Asks the kernel for a receive buffer of `bytes` on a UDP socket
+    /// (`SO_RCVBUF`, which the kernel caps at `net.core.rmem_max`); returns
+    /// what it gave, in the same terms. A TCP socket is left as it is: flow
+    /// control holds its senders back instead of dropping.
+    pub fn ask_receive_buffer(&self, bytes: usize) -> io::Result<Option<usize>> {
+        let Bound::Udp(s) = self else {
+            return Ok(None);
+        };
+        let sock = socket2::SockRef::from(s);
+        sock.set_recv_buffer_size(bytes)?;
+        // Linux doubles the value for its own bookkeeping and reports that.
+        Ok(Some(sock.recv_buffer_size()? / 2))
     }
 
     fn set_nonblocking(&self) -> io::Result<()> {
