@@ -623,6 +623,15 @@ fn take_message(ctx: &Context, msg: &[u8], sender: &str, now: &str, chunk: &mut 
     }
 }
 
+/// How long a UDP receiver that found only a few datagrams waits before it
+/// reads again: what a datagram may wait on top of its analysis, against
+/// one wakeup in three or more at 10 k datagrams/s. The socket's receive
+/// buffer (8 MiB asked) holds far more than arrives meanwhile.
+const UDP_GATHER: Duration = Duration::from_millis(2);
+
+/// Datagrams a wakeup reads below which the receiver waits [`UDP_GATHER`].
+const UDP_GATHER_BELOW: usize = 32;
+
 async fn udp(socket: tokio::net::UdpSocket, ctx: Arc<Context>) {
     let max = ctx.opts.max_message;
     // One byte more than allowed: a datagram that fills it is too long.
@@ -644,6 +653,7 @@ async fn udp(socket: tokio::net::UdpSocket, ctx: Arc<Context>) {
             _ = draining.wait_for(|d| *d) => true,
         };
         let now = ctx.now_text();
+        let mut read = 0usize;
         loop {
             let (n, peer) = match socket.try_recv_from(&mut buf) {
                 Ok(got) => got,
@@ -668,10 +678,21 @@ async fn udp(socket: tokio::net::UdpSocket, ctx: Arc<Context>) {
                 }
             }
             batch.take(&ctx, peer.ip().to_canonical(), &buf[..n], n.max(1), &now);
+            read += 1;
         }
         batch.flush(&ctx);
         if stopping {
             return;
+        }
+        // A trickle lets the next datagrams gather in the socket buffer for
+        // a moment, so that one wakeup of this thread and of the pipeline
+        // takes several: per datagram, they cost more than analysing it.
+        // The thread sleeps outside the runtime: parked in the runtime, it
+        // would be woken by every datagram that arrives meanwhile. This
+        // runtime serves this one socket, and a stop waits at most the
+        // moment.
+        if read < UDP_GATHER_BELOW {
+            std::thread::sleep(UDP_GATHER);
         }
     }
 }
