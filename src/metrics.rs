@@ -174,7 +174,7 @@ impl Metrics {
             )?,
             input_dropped: counter_vec(
                 "canhgac_input_dropped_total",
-                "Syslog messages received and dropped, by reason: oversized (max_message_bytes), malformed, queue_full (UDP while the store is behind), socket_buffer (dropped by the kernel before we read them).",
+                "Syslog messages received and dropped, by reason: oversized (max_message_bytes), malformed, queue_full (UDP while the store is behind), socket_buffer (dropped by the kernel before we read them: a burst longer than the socket's receive buffer).",
                 &["input", "reason"],
             )?,
             input_connections: gauge_vec(

@@ -29,6 +29,10 @@
 //!   and counted (`queue_full`), and so, as the kernel counts them for our
 //!   socket in `/proc/self/net/udp` (read at every sweep), are datagrams the
 //!   kernel dropped because we did not read fast enough (`socket_buffer`).
+//!   A socket the daemon binds asks for `receive_buffer_bytes` (8 MiB) of
+//!   kernel buffer, so that a pause of the receiving thread (or its 2 ms
+//!   wait after a wakeup that found only a few datagrams) costs no burst;
+//!   one from systemd keeps its unit's `ReceiveBuffer=`.
 //! - Oversized (`max_message_bytes`) and malformed messages are counted and
 //!   dropped, on both; the connection goes on with the next frame.
 //!
