@@ -9,6 +9,7 @@ Writes into OUT:
   access.log  Apache combined format (a WordPress site with an API)
   ftp.log     vsftpd through syslog (listen_ipv6=YES, so clients are ::ffff:a.b.c.d)
   mail.log    Postfix submission/smtps SASL and Dovecot IMAP/POP3 (host mx1)
+  kern.log    UFW on a gateway (fw01): refused and allowed packets, scans, sweeps, backscatter
   labels.json {file: {ip: {"category", "label", "profile", "attempts", ...}}}
   corpus.json what was written: seed, year, time span, per file its kind, type, lines, mtime
 
@@ -929,6 +930,155 @@ def gen_ftp(rng, addr, span):
     return log, lab
 
 
+# -------------------------------------------------------------------------------------- firewall
+
+COMMON_PORTS = [21, 22, 23, 25, 53, 80, 81, 110, 111, 135, 139, 143, 443, 445, 465, 587, 993,
+                995, 1433, 1521, 1723, 2222, 2375, 3306, 3389, 5432, 5900, 6379, 8000, 8080,
+                8081, 8443, 8888, 9200, 11211, 27017]
+
+
+def most_distinct(events, window=300):
+    """Most distinct values among (time, value) events within any `window` seconds."""
+    events = sorted(events)
+    best = 0
+    for i, (t0, _) in enumerate(events):
+        seen = {v for t, v in events[i:] if t - t0 <= window}
+        best = max(best, len(seen))
+    return best
+
+
+def gen_fw(rng, addr, span):
+    """kern.log of fw01, an Ubuntu gateway with UFW (logging medium): eth0 faces the internet
+    (our addresses 192.0.2.10-12), eth1 the servers behind it (10.0.0.0/24, reached by DNAT and
+    forwarding). Refused packets are `[UFW BLOCK]`; new allowed connections `[UFW ALLOW]` (and
+    `[UFW AUDIT]` for the admins' network)."""
+    log, lab = Log(), Labels()
+    ours = ["192.0.2.10", "192.0.2.11", "192.0.2.12"]
+    inside = ["10.0.0.%d" % i for i in range(2, 254)]
+    boot = rng.uniform(10 ** 5, 10 ** 6)
+
+    def pkt(t, src, dst, dpt, prefix="[UFW BLOCK]", proto="TCP", flags="SYN", spt=None, out="",
+            v6=False):
+        spt = spt if spt is not None else rng.randint(1024, 65535)
+        mac = "00:16:3e:5a:1c:01:00:0c:29:7f:44:21:" + ("86:dd" if v6 else "08:00")
+        if v6:
+            ipf = "LEN=60 TC=0 HOPLIMIT=%d FLOWLBL=%d" % (rng.randint(40, 64), rng.randrange(1 << 20))
+        else:
+            ipf = "LEN=%d TOS=0x00 PREC=0x00 TTL=%d ID=%d%s" % (
+                40 if flags != "SYN" else rng.choice([44, 52, 60]), rng.randint(38, 250),
+                rng.randrange(65536), " DF" if rng.random() < 0.5 else "")
+        if proto == "TCP":
+            tail = "PROTO=TCP SPT=%d DPT=%d WINDOW=%d RES=0x00 %sURGP=0" % (
+                spt, dpt, rng.choice([0, 1024, 29200, 64240, 65535]), flags + " " if flags else "")
+        else:
+            tail = "PROTO=UDP SPT=%d DPT=%d LEN=%d" % (spt, dpt, rng.randint(20, 500))
+        up = boot + t
+        log.add(t, "%%s fw01 kernel: [%d.%06d] %s IN=eth0 OUT=%s MAC=%s SRC=%s DST=%s %s %s"
+                % (int(up), rng.randrange(10 ** 6), prefix, out, mac, src, dst, ipf, tail))
+
+    def dst_for(port):
+        return rng.choice(ours)
+
+    # Internet background: each address knocks on one to three common ports, once.
+    for _ in range(700):
+        ip = addr.v4()
+        lab.set(ip, "recon", "benign", "fw/background")
+        t = rng.uniform(0, span)
+        for port in rng.sample(COMMON_PORTS, rng.randint(1, 3)):
+            for _ in range(rng.choice([1, 1, 2])):  # a retransmitted SYN
+                pkt(t, ip, dst_for(port), port)
+                t += rng.uniform(0.5, 3)
+            t += rng.uniform(1, 600)
+    # Visitors of the web site: allowed, logged as new connections.
+    for _ in range(150):
+        ip = addr.v4()
+        lab.set(ip, "recon", "benign", "fw/web-visitor")
+        t = rng.uniform(0, span - 3600)
+        for _ in range(rng.randint(1, 12)):
+            pkt(t, ip, ours[0], rng.choice([80, 443]), prefix="[UFW ALLOW]", out="eth1")
+            t += rng.uniform(1, 900)
+    # Servers our hosts talked to, answering late (connection already gone: INVALID, refused):
+    # ACK, RST and FIN-ACK to dozens of our ephemeral ports.
+    for _ in range(25):
+        ip = addr.v4()
+        lab.set(ip, "recon", "benign", "fw/backscatter")
+        t = rng.uniform(0, span - 3600)
+        for _ in range(rng.randint(20, 90)):
+            pkt(t, ip, rng.choice(ours), rng.randint(32768, 60999), flags=rng.choice(["ACK RST", "RST", "ACK FIN", "ACK PSH FIN", "ACK"]),
+                spt=rng.choice([443, 443, 80, 993, 5222]))
+            t += rng.uniform(0.2, 20)
+    # DNS and NTP answers to ports already closed.
+    for _ in range(6):
+        ip = addr.v4()
+        lab.set(ip, "recon", "benign", "fw/udp-answers")
+        t = rng.uniform(0, span - 3600)
+        sport = rng.choice([53, 53, 123])
+        for _ in range(rng.randint(30, 120)):
+            pkt(t, ip, rng.choice(ours), rng.randint(32768, 60999), proto="UDP", spt=sport)
+            t += rng.uniform(0.5, 30)
+    # Passive FTP clients: a new allowed data port for every transfer.
+    for _ in range(3):
+        ip = addr.v4()
+        lab.set(ip, "recon", "benign", "fw/ftp-passive")
+        t = rng.uniform(0, span - 7200)
+        for _ in range(rng.randint(3, 8)):
+            pkt(t, ip, ours[1], 21, prefix="[UFW ALLOW]", out="eth1")
+            for _ in range(rng.randint(20, 60)):
+                t += rng.uniform(1, 8)
+                pkt(t, ip, ours[1], rng.randint(40000, 40999), prefix="[UFW ALLOW]", out="eth1")
+            t += rng.uniform(600, 6 * 3600)
+    # The admins' monitoring, audited: twenty service ports of every server, every five minutes.
+    mon = addr.internal()
+    lab.set(mon, "recon", "benign", "fw/monitoring")
+    t = rng.uniform(0, 300)
+    while t < span:
+        for port in COMMON_PORTS[:20]:
+            pkt(t, mon, rng.choice(inside[:10]), port, prefix="[UFW AUDIT]", out="eth1")
+            t += rng.uniform(0.01, 0.2)
+        t += 300
+    # A few ports only: neither scan nor noise.
+    for _ in range(12):
+        ip = addr.v4()
+        t = rng.uniform(0, span - 3600)
+        ports = rng.sample(COMMON_PORTS, rng.randint(5, 9))
+        ev = []
+        for port in ports:
+            pkt(t, ip, rng.choice(ours), port)
+            ev.append((t, port))
+            t += rng.uniform(0.5, 40)
+        lab.set(ip, "recon", "below", "fw/few-ports", ports=len(ports))
+
+    def scan(profile, ports, gap, flags="SYN", sweep=False, v6=False):
+        ip = addr.v6() if v6 else addr.v4()
+        dst = rng.choice(ours) if not v6 else "2001:db8::10"
+        t = rng.uniform(600, span - 3600)
+        ev = []
+        for port in ports:
+            if sweep:
+                for host in rng.sample(inside, rng.randint(30, 250)):
+                    pkt(t, ip, host, port, flags=flags, out="eth1")
+                    ev.append((t, host))
+                    t += gap()
+            else:
+                f = flags if flags != "mixed" else rng.choice(["FIN", "URG PSH FIN", ""])
+                pkt(t, ip, dst, port, flags=f, v6=v6)
+                ev.append((t, port))
+                t += gap()
+        lab.set(ip, "recon", "attacker", profile, probes=len(ev), max_5min=most_distinct(ev))
+        assert most_distinct(ev) >= 15, profile
+
+    for _ in range(8):  # nmap / masscan, top ports, fast
+        scan("fw/vertical-fast", rng.sample(range(1, 10000), rng.randint(100, 1000)), lambda: rng.uniform(0, 0.05))
+    for _ in range(4):  # nmap -T2 / -T1
+        scan("fw/vertical-slow", rng.sample(COMMON_PORTS, rng.randint(20, 36)), lambda: rng.uniform(3, 15))
+    for _ in range(3):  # FIN, NULL and Xmas probes
+        scan("fw/stealth", rng.sample(range(1, 2000), rng.randint(50, 200)), lambda: rng.uniform(0, 0.5), flags="mixed")
+    for _ in range(4):  # one service across the network behind the gateway
+        scan("fw/sweep", [rng.choice([22, 23, 445, 3389, 5900])], lambda: rng.uniform(0.01, 1.0), sweep=True)
+    scan("fw/vertical-v6", rng.sample(range(1, 5000), 150), lambda: rng.uniform(0, 0.2), v6=True)
+    return log, lab
+
+
 # ------------------------------------------------------------------------------------------ mail
 
 def gen_mail(rng, addr, span):
@@ -1104,6 +1254,7 @@ def main():
         ("access.log", "web", "apache", lambda r: gen_web(r, addr, span)),
         ("ftp.log", "ftp", "syslog", lambda r: gen_ftp(r, addr, span)),
         ("mail.log", "mail", "syslog", lambda r: gen_mail(r, addr, span)),
+        ("kern.log", "fw", "syslog", lambda r: gen_fw(r, addr, span)),
     ]
     labels, manifest = {}, {"version": VERSION, "seed": a.seed, "year": YEAR, "start": START.isoformat(),
                             "days": a.days, "sshd_session_from_day": session_from / 86400, "files": {}}
