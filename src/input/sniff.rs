@@ -119,6 +119,21 @@ pub(super) fn is_clamav(line: &[u8]) -> bool {
     ctime(line, 0) && memchr::memmem::find(line, b" -> ").is_some()
 }
 
+/// `10/31/2020-23:30:00.307554  [**] [1:2200074:1] ...` (Suricata's fast.log; Snort's
+/// alert_fast, whose stamp may lack the year), or `[Drop] [**]` in IPS mode.
+pub(super) fn is_ids_fast(line: &[u8]) -> bool {
+    let date = digits(at(line, 0, 2)) && at(line, 2, 1) == b"/" && digits(at(line, 3, 2));
+    let clock_at = if at(line, 5, 1) == b"/" && digits(at(line, 6, 4)) && at(line, 10, 1) == b"-" {
+        11
+    } else if at(line, 5, 1) == b"-" {
+        6
+    } else {
+        return false;
+    };
+    date && clock(line, clock_at)
+        && memchr::memmem::find(at(line, clock_at, 40), b"[**] [").is_some()
+}
+
 /// `31-Oct-2020 23:30:00.123 ...` (BIND's own channel files).
 pub(super) fn is_bind(line: &[u8]) -> bool {
     day_month_year(line, b'-') && clock(line, 12)

@@ -91,6 +91,18 @@ pub const ALL: &[InputType] = &[
         examples: &["Sun Dec  4 04:47:44 2005 -> /tmp/eicar.com: Eicar-Signature FOUND"],
     },
     InputType {
+        // Suricata's fast.log and Snort's alert_fast file; their syslog alerts are `syslog`.
+        name: "suricata",
+        shape: sniff::is_ids_fast,
+        sniffed: Sniffed::Rank(10),
+        stamps: &["ids-fast", "ids-fast-no-year"],
+        examples: &[
+            "10/31/2020-23:30:00.307554  [**] [1:2200074:1] SURICATA TCPv4 invalid checksum [**] [Classification: (null)] [Priority: 3] {TCP} 192.168.11.11:42336 -> 192.168.12.12:80",
+            "10/31/2020-23:30:00.307554  [Drop] [**] [1:2024217:3] ET MALWARE x [**] [Classification: A Network Trojan was detected] [Priority: 1] {TCP} 10.0.0.5:1 -> 203.0.113.9:80",
+            "10/31-23:30:00.307554  [**] [1:1000001:1] x [**] [Classification: Web Application Attack] [Priority: 1] {TCP} 198.51.100.7:1 -> 10.0.0.20:80",
+        ],
+    },
+    InputType {
         // BIND's query log in a file of its own; through syslog it is `syslog`.
         name: "bind",
         shape: sniff::is_bind,

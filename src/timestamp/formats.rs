@@ -126,6 +126,36 @@ pub const STAMP_FORMATS: &[StampFormat] = &[
         ],
     },
     StampFormat {
+        // Suricata's fast.log (and Snort's alert_fast with `-y`): the local time, no offset.
+        name: "ids-fast",
+        found: Found::Head,
+        layout: layout("MM/DD/YYYY-hh:mm:ss.f~"),
+        claims: None,
+        examples: &[
+            (
+                "10/31/2020-23:30:00.307554  [**] [1:2200074:1] SURICATA TCPv4 invalid checksum [**]",
+                Some("2020-10-31T16:30:00.307554Z"),
+            ),
+            ("02/29/2020-12:00:00 [**]", Some("2020-02-29T12:00:00+07:00")),
+            ("13/31/2020-23:30:00.1 [**]", None),
+            ("10/31/20-23:30:00.1 [**]", None),
+        ],
+    },
+    StampFormat {
+        // Snort's alert_fast: the year left out.
+        name: "ids-fast-no-year",
+        found: Found::Head,
+        layout: layout("MM/DD-hh:mm:ss.f~"),
+        claims: None,
+        examples: &[
+            (
+                "10/31-23:30:00.307554  [**] [1:1000001:1] x [**]",
+                Some("2020-10-31T16:30:00.307554Z"),
+            ),
+            ("10/32-23:30:00.307554  [**]", None),
+        ],
+    },
+    StampFormat {
         // BIND's own log files (`print-time yes`).
         name: "bind",
         found: Found::Head,
