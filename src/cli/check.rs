@@ -168,7 +168,8 @@ fn check_input_files(config: &Config, input: &canhgac::config::InputConfig) {
         let cap = canhgac::input::syslog::receive_buffer_cap();
         if let Some(cap) = cap.filter(|&cap| cap < *receive_buffer) {
             warn(format!(
-                "net.core.rmem_max is {cap}: a UDP socket the daemon binds gets a receive buffer of {cap} bytes, not the {receive_buffer} asked for, and a burst that outlasts it is dropped; raise it (sysctl net.core.rmem_max={receive_buffer}, and in /etc/sysctl.d/) or let canhgac-syslog.socket bind the port (ReceiveBuffer=)"
+                "net.core.rmem_max is {cap}: a UDP socket the daemon binds gets a receive buffer of {cap} bytes, not the {receive_buffer} asked for: {}",
+                canhgac::input::syslog::receive_buffer_advice(*receive_buffer)
             ));
         }
         return;

@@ -195,7 +195,8 @@ impl Opener<'_> {
 fn ask_receive_buffer(input: &str, bound: &Bound, asked: usize) {
     match bound.ask_receive_buffer(asked) {
         Ok(Some(got)) if got < asked => warn!(
-            "input {input}: the kernel gave its UDP socket a receive buffer of {got} bytes, not the {asked} asked for (net.core.rmem_max caps it): a burst that outlasts it is dropped and counted in canhgac_input_dropped_total{{reason=\"socket_buffer\"}}; raise the cap (sysctl net.core.rmem_max={asked}, and in /etc/sysctl.d/) or let canhgac-syslog.socket bind the port (ReceiveBuffer=)"
+            "input {input}: the kernel gave its UDP socket a receive buffer of {got} bytes, not the {asked} asked for (net.core.rmem_max caps it): {}",
+            crate::input::syslog::receive_buffer_advice(asked)
         ),
         Ok(_) => {}
         Err(e) => warn!("input {input}: cannot set the UDP receive buffer: {e}"),
