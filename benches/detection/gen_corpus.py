@@ -989,33 +989,34 @@ def gen_fw(rng, addr, span):
                 pkt(t, ip, dst_for(port), port)
                 t += rng.uniform(0.5, 3)
             t += rng.uniform(1, 600)
+    def benign(profile, sources, packets, gap, sender):
+        """`sources` benign addresses of `profile`, each sending `packets()` packets `gap()` apart
+        from a moment of the span; `sender(ip)` gives the function that logs one at a time."""
+        for _ in range(sources):
+            ip = addr.v4()
+            lab.set(ip, "recon", "benign", profile)
+            t = rng.uniform(0, span - 3600)
+            send = sender(ip)
+            for _ in range(packets()):
+                send(t)
+                t += gap()
+
     # Visitors of the web site: allowed, logged as new connections.
-    for _ in range(150):
-        ip = addr.v4()
-        lab.set(ip, "recon", "benign", "fw/web-visitor")
-        t = rng.uniform(0, span - 3600)
-        for _ in range(rng.randint(1, 12)):
-            pkt(t, ip, ours[0], rng.choice([80, 443]), prefix="[UFW ALLOW]", out="eth1")
-            t += rng.uniform(1, 900)
+    benign("fw/web-visitor", 150, lambda: rng.randint(1, 12), lambda: rng.uniform(1, 900),
+           lambda ip: lambda t: pkt(t, ip, ours[0], rng.choice([80, 443]), prefix="[UFW ALLOW]", out="eth1"))
     # Servers our hosts talked to, answering late (connection already gone: INVALID, refused):
     # ACK, RST and FIN-ACK to dozens of our ephemeral ports.
-    for _ in range(25):
-        ip = addr.v4()
-        lab.set(ip, "recon", "benign", "fw/backscatter")
-        t = rng.uniform(0, span - 3600)
-        for _ in range(rng.randint(20, 90)):
-            pkt(t, ip, rng.choice(ours), rng.randint(32768, 60999), flags=rng.choice(["ACK RST", "RST", "ACK FIN", "ACK PSH FIN", "ACK"]),
-                spt=rng.choice([443, 443, 80, 993, 5222]))
-            t += rng.uniform(0.2, 20)
-    # DNS and NTP answers to ports already closed.
-    for _ in range(6):
-        ip = addr.v4()
-        lab.set(ip, "recon", "benign", "fw/udp-answers")
-        t = rng.uniform(0, span - 3600)
+    benign("fw/backscatter", 25, lambda: rng.randint(20, 90), lambda: rng.uniform(0.2, 20),
+           lambda ip: lambda t: pkt(t, ip, rng.choice(ours), rng.randint(32768, 60999),
+                                    flags=rng.choice(["ACK RST", "RST", "ACK FIN", "ACK PSH FIN", "ACK"]),
+                                    spt=rng.choice([443, 443, 80, 993, 5222])))
+
+    # DNS and NTP answers to ports already closed, each server from its own port.
+    def answers(ip):
         sport = rng.choice([53, 53, 123])
-        for _ in range(rng.randint(30, 120)):
-            pkt(t, ip, rng.choice(ours), rng.randint(32768, 60999), proto="UDP", spt=sport)
-            t += rng.uniform(0.5, 30)
+        return lambda t: pkt(t, ip, rng.choice(ours), rng.randint(32768, 60999), proto="UDP", spt=sport)
+
+    benign("fw/udp-answers", 6, lambda: rng.randint(30, 120), lambda: rng.uniform(0.5, 30), answers)
     # Passive FTP clients: a new allowed data port for every transfer.
     for _ in range(3):
         ip = addr.v4()
