@@ -88,7 +88,7 @@ COVERED = (
 )
 
 TYPES = ("syslog", "nginx", "apache", "nginx-error", "apache-error", "clamav", "bind", "unbound",
-         "vsftpd", "mysql", "roundcube")
+         "vsftpd", "mysql", "roundcube", "asterisk")
 
 # filter -> input types its test log holds; the first one is for lines of no recognised shape.
 # Not listed: the sniffed type of each line, else syslog.
@@ -103,6 +103,7 @@ FILTER_TYPES = {
     "vsftpd": ("syslog", "vsftpd"),             # via syslog, or vsftpd's own xferlog-less log
     "mysqld-auth": ("syslog", "mysql"),         # via syslog, or the MySQL/MariaDB error log
     "roundcube-auth": ("syslog", "roundcube"),  # via syslog, or Roundcube's logs/errors file
+    "asterisk": ("syslog", "asterisk"),         # via syslog, or Asterisk's messages/full file
     # Apache error log
     **{f: _APACHE_ERROR for f in (
         "apache-auth", "apache-botsearch", "apache-modsecurity", "apache-noscript",
@@ -197,6 +198,20 @@ def _syslog(s):
     return classic or rfc3339
 
 
+def _asterisk(s):
+    dated = (_digits(_at(s, 1, 4)) and _at(s, 5, 1) == "-" and _digits(_at(s, 6, 2))
+             and _at(s, 8, 1) == "-" and _digits(_at(s, 9, 2)) and _at(s, 11, 1) == " "
+             and _clock(s, 12))
+    yearless = (_month(_at(s, 1, 3)) and _at(s, 4, 1) == " "
+                and all(c.isdigit() or c == " " for c in _at(s, 5, 2)) and _at(s, 7, 1) == " "
+                and _clock(s, 8))
+    close = s[:40].find("]")
+    if not s.startswith("[") or not (dated or yearless) or close < 0:
+        return False
+    m = re.match(r" ([A-Z]{4,})( ?\[)", s[close + 1:close + 17])
+    return bool(m)
+
+
 def _access(s):
     head = s[:300]
     open_ = head.find("[")
@@ -233,6 +248,8 @@ def shape(s):
         return "unbound"
     if _access(s):
         return "apache"
+    if _asterisk(s):
+        return "asterisk"
     if _syslog(s):
         return "syslog"
     return None
@@ -349,8 +366,9 @@ def event_host(fields):
     return fields.get("src_ip") or fields.get("src_host")
 
 
-def run_canhgac(binary, workdir, filt, itype, cases):
-    """Events of one file's lines of one input type: {line number: [event, ...]}."""
+def run_canhgac(binary, rules, workdir, filt, itype, cases):
+    """Events of one file's lines of one input type: {line number: [event, ...]}. `rules`: a
+    rule directory read instead of the built-in rules (None: the built-in ones)."""
     last = max(c["line"] for c in cases)
     lines = [""] * last
     for c in cases:
@@ -359,7 +377,8 @@ def run_canhgac(binary, workdir, filt, itype, cases):
     with open(path, "wb") as f:
         f.write(("\n".join(lines) + "\n").encode("utf-8", "surrogateescape"))
     env = dict(os.environ, TZ="UTC")
-    p = subprocess.run([binary, "scan", "--events", "--tz", "UTC", "--type", itype, path],
+    source = ["--no-default-rules", "--rules", rules] if rules else []
+    p = subprocess.run([binary, "scan", "--events", "--tz", "UTC", *source, "--type", itype, path],
                        capture_output=True, env=env)
     if p.returncode != 0:
         raise RuntimeError(f"canhgac scan --type {itype} {path} exited {p.returncode}:\n"
@@ -508,6 +527,8 @@ def fail2ban_version(logs):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bin", help="canhgac binary (default: target/release, else target/debug)")
+    ap.add_argument("--rules", help="rule directory to use instead of the built-in rules (a rule "
+                    "change measured without rebuilding: --rules rules)")
     ap.add_argument("--logs", help="fail2ban's tests/files/logs directory")
     ap.add_argument("--covered", action="store_true", help="per-filter table and lists: COVERED only")
     ap.add_argument("--filter", action="append", default=[], help="only this filter (repeatable)")
@@ -566,7 +587,7 @@ def main():
         jobs += [(f, t, cs) for t, cs in per_type.items()]
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-            results = pool.map(lambda j: (j, run_canhgac(binary, workdir, *j)), jobs)
+            results = pool.map(lambda j: (j, run_canhgac(binary, args.rules, workdir, *j)), jobs)
             for (f, t, cs), events in results:
                 for c in cs:
                     judge(c, events.get(c["line"], []))

@@ -10,6 +10,8 @@ Writes into OUT:
   ftp.log     vsftpd through syslog (listen_ipv6=YES, so clients are ::ffff:a.b.c.d)
   mail.log    Postfix submission/smtps SASL and Dovecot IMAP/POP3 (host mx1)
   kern.log    UFW on a gateway (fw01): refused and allowed packets, scans, sweeps, backscatter
+  asterisk.log  Asterisk's own `messages` file on a PBX: phones, SIP password guessing, extension
+              enumeration, manager logins, toll-fraud calls
   labels.json {file: {ip: {"category", "label", "profile", "attempts", ...}}}
   corpus.json what was written: seed, year, time span, per file its kind, type, lines, mtime
 
@@ -132,6 +134,11 @@ class Labels:
 def syslog_stamp(t):
     d = START + dt.timedelta(seconds=int(t))
     return "%s %2d %02d:%02d:%02d" % (MON[d.month - 1], d.day, d.hour, d.minute, d.second)
+
+
+def asterisk_stamp(t):
+    d = START + dt.timedelta(seconds=int(t))
+    return "%04d-%02d-%02d %02d:%02d:%02d" % (d.year, d.month, d.day, d.hour, d.minute, d.second)
 
 
 def clf_stamp(t):
@@ -1214,6 +1221,119 @@ def gen_mail(rng, addr, span):
     return log, lab
 
 
+# ------------------------------------------------------------------------------------------ VoIP
+
+def gen_voip(rng, addr, span):
+    """Asterisk's `messages` file on an agency PBX (pbx01): chan_sip and PJSIP phones inside and
+    a few softphones outside, SIP password guessing, extension enumeration, manager logins, and
+    toll-fraud bots dialling international numbers."""
+    log, lab = Log(), Labels()
+    pbx = "192.0.2.40"
+
+    def N(t, m, lvl="NOTICE"):
+        log.add(t, "[%s] " + "%s[%d] %s" % (lvl, rng.randint(1000, 32000), m))
+
+    def callid():
+        return "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(22))
+
+    def reg_fail(t, ip, ext, reason, pjsip=False):
+        port = rng.randint(1024, 65535)
+        if pjsip:
+            why = {"Wrong password": "Failed to authenticate",
+                   "No matching peer found": "No matching endpoint found"}[reason]
+            N(t, "res_pjsip/pjsip_distributor.c: Request 'REGISTER' from '<sip:%s@%s>' failed for '%s:%d' "
+                 "(callid: %s) - %s" % (ext, pbx, ip, port, callid(), why))
+        else:
+            N(t, "chan_sip.c: Registration from '\"%s\" <sip:%s@%s>' failed for '%s:%d' - %s"
+                 % (ext, ext, pbx, ip, port, reason))
+
+    def call_rejected(t, ip, caller, number, context):
+        N(t, "chan_sip.c: Call from '%s' (%s:%d) to extension '%s' rejected because extension not found "
+             "in context '%s'." % (caller, ip, rng.randint(5060, 5090), number, context))
+
+    exts = ["%d" % e for e in range(201, 241)]
+    # Phones inside: reachability notices, misdials, and a few with a stale password after a
+    # reset that retry every 5-15 minutes until someone fixes them (1-2 failures per 10 min).
+    for i, ext in enumerate(exts):
+        ip = addr.internal()
+        stale = i % 10 == 3
+        lab.set(ip, "bruteforce", "benign", "voip/phone-stale-password" if stale else "voip/phone")
+        t = rng.uniform(0, 3600)
+        while t < span:
+            r = rng.random()
+            if r < 0.3:
+                N(t, "chan_sip.c: Peer '%s' is now Reachable. (%dms / 2000ms)" % (ext, rng.randint(3, 40)))
+            elif r < 0.4:
+                call_rejected(t, ip, ext, rng.choice(["9999", "1234", "0" + ext, "55" + ext]), "from-internal")
+            t += rng.uniform(1800, 7200)
+        if stale:
+            t = rng.uniform(3600, span - 8 * 3600)
+            end = t + rng.uniform(2, 6) * 3600
+            while t < end:
+                reg_fail(t, ip, ext, "Wrong password")
+                t += rng.uniform(300, 900)
+    # Softphones outside (staff at home): a mistyped password now and then, then a login.
+    for _ in range(8):
+        ip = addr.v4()
+        ext = rng.choice(exts)
+        lab.set(ip, "bruteforce", "benign", "voip/remote-softphone")
+        for _ in range(rng.randint(1, 4)):
+            t = rng.uniform(0, span - 600)
+            for _ in range(rng.choice([0, 1, 1, 2])):
+                reg_fail(t, ip, ext, "Wrong password")
+                t += rng.uniform(20, 90)
+
+    def guess(profile, attempts, label="attacker", gap=lambda: rng.uniform(0.3, 4), kind="password"):
+        ip = addr.v4()
+        t = rng.uniform(600, span - 6 * 3600) if "slow" not in profile else rng.uniform(600, span / 2)
+        pjsip = rng.random() < 0.35
+        times = []
+        target = rng.choice(exts)
+        for i in range(attempts):
+            if kind == "enumerate":
+                reg_fail(t, ip, str(rng.randint(100, 9999)), "No matching peer found", pjsip)
+            elif kind == "ami":
+                N(t, "manager.c: %s failed to authenticate as '%s'" % (ip, rng.choice(["admin", "manager", "asterisk", "root"])))
+            else:
+                if i % 7 == 6:
+                    target = rng.choice(exts)
+                reg_fail(t, ip, target, "Wrong password", pjsip)
+            times.append(t)
+            t += gap()
+        lab.set(ip, "bruteforce", label, profile, attempts=attempts, max_10min=fail_windows(times), form="v4")
+        if label == "attacker" and "slow" not in profile:
+            assert fail_windows(times) >= 5
+
+    for _ in range(6):
+        guess("voip/5-10", rng.randint(5, 10), gap=lambda: rng.uniform(2, 40))
+    for _ in range(6):
+        guess("voip/tens", rng.randint(11, 90))
+    for _ in range(3):
+        guess("voip/hundreds", rng.randint(100, 600), gap=lambda: rng.uniform(0.05, 1))
+    for _ in range(4):
+        guess("voip/enumeration", rng.randint(20, 300), gap=lambda: rng.uniform(0.05, 0.5), kind="enumerate")
+    for _ in range(2):
+        guess("voip/ami", rng.randint(6, 40), gap=lambda: rng.uniform(1, 10), kind="ami")
+    for _ in range(2):
+        guess("voip/slow", rng.randint(12, 30), gap=lambda: rng.uniform(600, 1800))
+    for _ in range(5):
+        guess("voip/below", rng.choice([3, 4]), label="below", gap=lambda: rng.uniform(5, 60))
+    # Toll-fraud bots: INVITEs to international numbers through the default context.
+    for _ in range(6):
+        ip = addr.v4()
+        calls = rng.randint(12, 80)
+        t = rng.uniform(600, span - 3600)
+        times = []
+        for _ in range(calls):
+            number = rng.choice(["00", "011", "9011", "900", "+"]) + rng.choice(["972", "44", "370", "252", "882"]) + \
+                "".join(rng.choice(string.digits) for _ in range(rng.randint(7, 10)))
+            call_rejected(t, ip, rng.choice(["", "anonymous", "100", "sipvicious"]), number, "default")
+            times.append(t)
+            t += rng.uniform(1, 30)
+        lab.set(ip, "recon", "attacker", "voip/toll-fraud", calls=calls, max_10min=fail_windows(times), form="v4")
+    return log, lab
+
+
 # ------------------------------------------------------------------------------------------ write
 
 def write(path, log, rng, kind):
@@ -1229,7 +1349,7 @@ def write(path, log, rng, kind):
                     pids[conn] = (nxt, nxt + 1)
                     nxt += 1
                 text = text.replace(PID, str(pids[conn][0])).replace(PID2, str(pids[conn][1]))
-            stamp = clf_stamp(t) if kind == "web" else syslog_stamp(t)
+            stamp = {"web": clf_stamp, "voip": asterisk_stamp}.get(kind, syslog_stamp)(t)
             f.write(text.replace("%s", stamp, 1) + "\n")
             n += 1
     last = ev[-1][0] if ev else 0
@@ -1256,6 +1376,7 @@ def main():
         ("ftp.log", "ftp", "syslog", lambda r: gen_ftp(r, addr, span)),
         ("mail.log", "mail", "syslog", lambda r: gen_mail(r, addr, span)),
         ("kern.log", "fw", "syslog", lambda r: gen_fw(r, addr, span)),
+        ("asterisk.log", "voip", "asterisk", lambda r: gen_voip(r, addr, span)),
     ]
     labels, manifest = {}, {"version": VERSION, "seed": a.seed, "year": YEAR, "start": START.isoformat(),
                             "days": a.days, "sshd_session_from_day": session_from / 86400, "files": {}}

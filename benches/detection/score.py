@@ -51,6 +51,8 @@ JAILS = {
     # fail2ban ships no filter for the kernel's packet log (its portsentry filter reads
     # portsentry's own history file): nothing to run.
     "fw": {"normal": [], "aggressive": []},
+    "voip": {"normal": [("asterisk", "asterisk", "bruteforce", 5)],
+             "aggressive": [("asterisk", "asterisk", "bruteforce", 5)]},
 }
 REAL_JAILS = {"normal": [("sshd", "sshd[mode=normal]", "bruteforce", 5)],
               "aggressive": [("sshd", "sshd[mode=aggressive]", "bruteforce", 5)]}

@@ -134,6 +134,41 @@ pub(super) fn is_ids_fast(line: &[u8]) -> bool {
         && memchr::memmem::find(at(line, clock_at, 40), b"[**] [").is_some()
 }
 
+/// `[2020-10-31 23:30:00] NOTICE[1638] chan_sip.c: ...` or `[Oct 31 23:30:00] NOTICE[1638]: ...`
+/// (Asterisk's own `messages`/`full` files; the year-less stamp is its `dateformat` of older
+/// releases), the level word in capitals right after the stamp.
+pub(super) fn is_asterisk(line: &[u8]) -> bool {
+    let dated = digits(at(line, 1, 4))
+        && at(line, 5, 1) == b"-"
+        && digits(at(line, 6, 2))
+        && at(line, 8, 1) == b"-"
+        && digits(at(line, 9, 2))
+        && at(line, 11, 1) == b" "
+        && clock(line, 12);
+    let yearless = month(at(line, 1, 3))
+        && at(line, 4, 1) == b" "
+        && at(line, 5, 2)
+            .iter()
+            .all(|b| b.is_ascii_digit() || *b == b' ')
+        && at(line, 7, 1) == b" "
+        && clock(line, 8);
+    if line.first() != Some(&b'[') || !(dated || yearless) {
+        return false;
+    }
+    let Some(close) = line.iter().take(40).position(|&b| b == b']') else {
+        return false;
+    };
+    let rest = at(line, close + 1, 16);
+    let level = rest
+        .iter()
+        .skip(1)
+        .take_while(|b| b.is_ascii_uppercase())
+        .count();
+    rest.first() == Some(&b' ')
+        && level >= 4
+        && matches!(at(rest, 1 + level, 2), [b'[', _] | [b' ', b'['])
+}
+
 /// `31-Oct-2020 23:30:00.123 ...` (BIND's own channel files).
 pub(super) fn is_bind(line: &[u8]) -> bool {
     day_month_year(line, b'-') && clock(line, 12)

@@ -103,6 +103,19 @@ pub const ALL: &[InputType] = &[
         ],
     },
     InputType {
+        // Asterisk's own log files; its syslog lines (`asterisk[pid]: NOTICE[...]`) are `syslog`.
+        name: "asterisk",
+        shape: sniff::is_asterisk,
+        sniffed: Sniffed::Rank(11),
+        stamps: &["asterisk", "asterisk-no-year"],
+        examples: &[
+            "[2020-10-31 23:30:00] NOTICE[1638] chan_sip.c: Registration from '<sip:301@example.com>' failed for '203.0.113.5:5060' - Wrong password",
+            "[Oct 31 23:30:00] NOTICE[12049]: res_pjsip_session.c:2337 new_invite: Call from 'anonymous' (UDP:203.0.113.5:5060) to extension '900442037690237' rejected because extension not found in context 'default'.",
+            "[2020-10-31 23:30:00] SECURITY[1204] res_security_log.c: SecurityEvent=\"InvalidPassword\",EventTV=\"1604161800-500975\",Severity=\"Error\",Service=\"SIP\"",
+            "[2020-10-31 23:30:00] NOTICE [22382] manager.c: 203.0.113.5 failed to authenticate as 'admin'",
+        ],
+    },
+    InputType {
         // BIND's query log in a file of its own; through syslog it is `syslog`.
         name: "bind",
         shape: sniff::is_bind,

@@ -156,6 +156,37 @@ pub const STAMP_FORMATS: &[StampFormat] = &[
         ],
     },
     StampFormat {
+        // Asterisk's own log files (`messages`, `full`): the local time, no offset.
+        name: "asterisk",
+        found: Found::Head,
+        layout: layout("[YYYY-MM-DD hh:mm:ss.f]"),
+        claims: None,
+        examples: &[
+            (
+                "[2020-10-31 23:30:00] NOTICE[1638] chan_sip.c: Registration from '<sip:301@x>' failed",
+                Some("2020-10-31T16:30:00Z"),
+            ),
+            ("[2020-10-31 23:30:00.123] NOTICE[1]", Some("2020-10-31T16:30:00.123Z")),
+            ("[2020-10-31 23:30:00 NOTICE[1]", None),
+            ("[2020-02-30 23:30:00] NOTICE[1]", None),
+        ],
+    },
+    StampFormat {
+        // Asterisk's files as older releases stamp them: the year left out.
+        name: "asterisk-no-year",
+        found: Found::Head,
+        layout: layout("[Mmm _d hh:mm:ss.f]"),
+        claims: None,
+        examples: &[
+            (
+                "[Oct 31 23:30:00] NOTICE[12049]: res_pjsip_session.c:2337 new_invite: Call from",
+                Some("2020-10-31T16:30:00Z"),
+            ),
+            ("[Jun  9 06:06:20] NOTICE[1]", Some("2020-06-08T23:06:20Z")),
+            ("[Oct 32 23:30:00] NOTICE[1]", None),
+        ],
+    },
+    StampFormat {
         // BIND's own log files (`print-time yes`).
         name: "bind",
         found: Found::Head,
