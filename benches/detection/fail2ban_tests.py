@@ -263,6 +263,20 @@ def input_type(filt, text):
     return got if got in allowed else allowed[0]
 
 
+def known_types(binary):
+    """The input types `binary` reads (its `scan --help`), so that an older build is measured
+    on the same lines: a line of a type it lacks is fed as the first type it has, else syslog."""
+    out = subprocess.run([binary, "scan", "--help"], capture_output=True, text=True).stdout
+    m = re.search(r"--type <TYPE>.*?\[possible values: ([^\]]*)\]", out, re.S)
+    return set(re.split(r"[,\s]+", m.group(1).strip())) if m else set(TYPES)
+
+
+def fall_back(filt, itype, known):
+    if itype in known:
+        return itype
+    return next((t for t in FILTER_TYPES.get(filt, ()) if t in known), "syslog")
+
+
 # ---------------------------------------------------------------- fail2ban's test logs
 def decode(b):
     return b.decode("utf-8", "surrogateescape")
@@ -559,6 +573,7 @@ def main():
               "(apt-get install fail2ban, as root) or pass --logs DIR")
         return 0
 
+    known = known_types(binary)
     names, skipped, by_filter = [], [], {}
     for entry in sorted(os.listdir(logs)):
         path = os.path.join(logs, entry)
@@ -568,6 +583,8 @@ def main():
             skipped.append(f"{entry}/ (a directory, no annotations)")
             continue
         cases = parse(path, entry)
+        for c in cases:
+            c["type"] = fall_back(entry, c["type"], known)
         if not cases:
             skipped.append(f"{entry} (no test lines of its own)")
             continue

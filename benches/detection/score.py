@@ -83,6 +83,13 @@ def source_of(inc, allow_hosts):
     return None
 
 
+def known_types(binary):
+    """The input types `binary` reads, from its `scan --help`."""
+    out = subprocess.run([binary, "scan", "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE).stdout.decode()
+    m = re.search(r"--type <TYPE>.*?\[possible values: ([^\]]*)\]", out, re.S)
+    return set(re.split(r"[,\s]+", m.group(1).strip())) if m else set()
+
+
 def run_canhgac(binary, path, ctype, allow_hosts=False):
     """{category: {source: set(rule ids)}}, incidents without a source address, seconds, summary."""
     cmd = [binary, "scan", "--format", "json", "--tz", "UTC"] + (["--type", ctype] if ctype else []) + [path]
@@ -250,7 +257,12 @@ def main():
     # ---- run the tools on every file
     results = {}  # fname -> tool -> (flags, seconds)
     notes = []
+    known = known_types(a.bin)
     for fname, info in manifest["files"].items():
+        if info["type"] not in known:
+            # An older build measured beside a newer one: the files it cannot read are left out.
+            print("%s: not scored: this build has no input type %s" % (fname, info["type"]))
+            continue
         path = os.path.join(a.corpus, fname)
         flags, nosrc, secs, summ = run_canhgac(a.bin, path, info["type"])
         results[fname] = {CANHGAC: (flags, secs)}
