@@ -275,6 +275,34 @@ pub(super) fn is_syslog(line: &[u8]) -> bool {
 /// and `": "` (`Oct 31 23:30:00 web01 nginx[12]: `), or `None` if `line`
 /// does not start with one.
 pub fn syslog_header_len(line: &[u8]) -> Option<usize> {
+    let i = stamp_end(line)?;
+    let rest = line.get(i..)?.strip_prefix(b" ")?;
+    let host = rest.iter().take(256).position(|&b| b == b' ')?;
+    let tag_start = i + 1 + host + 1;
+    let tag = line.get(tag_start..)?;
+    let colon = tag.iter().take(64).position(|&b| b == b':' || b == b' ')?;
+    (tag.get(colon..colon + 2) == Some(b": ")).then_some(tag_start + colon + 2)
+}
+
+/// A syslog line from its tag (the program field) on: after the stamp and
+/// the host, or right after the stamp when the word there is already a tag
+/// (`Oct 31 23:30:00 sshd[1]: ...` or `[sshd] ...`, written without a host,
+/// which never ends in `:` nor starts with `[`); `None` if
+/// `line` does not start with a syslog stamp.
+pub fn syslog_tag(line: &[u8]) -> Option<&[u8]> {
+    let i = stamp_end(line)?;
+    let rest = line.get(i..)?.strip_prefix(b" ")?;
+    let word = rest.iter().take(256).position(|&b| b == b' ')?;
+    if rest[..word].ends_with(b":") || rest.starts_with(b"[") {
+        return Some(rest);
+    }
+    rest.get(word + 1..)
+}
+
+/// Where a syslog line's stamp ends (`<PRI>` and the RFC 5424 version
+/// before it): classic (`Oct 31 23:30:00`, 15 bytes), RFC 3339 (a word) or
+/// its form with a space (`2020-10-31 23:30:00`).
+fn stamp_end(line: &[u8]) -> Option<usize> {
     if !is_syslog(line) {
         return None;
     }
@@ -285,18 +313,16 @@ pub fn syslog_header_len(line: &[u8]) -> Option<usize> {
             i += 2;
         }
     }
-    // The stamp: classic (`Oct 31 23:30:00`, 15 bytes) or RFC 3339 (a word).
     if month(at(line, i, 3)) {
-        i += 15;
-    } else {
-        i += line[i..].iter().position(|&b| b == b' ')?;
+        return Some(i + 15);
     }
-    let rest = line.get(i..)?.strip_prefix(b" ")?;
-    let host = rest.iter().take(256).position(|&b| b == b' ')?;
-    let tag_start = i + 1 + host + 1;
-    let tag = line.get(tag_start..)?;
-    let colon = tag.iter().take(64).position(|&b| b == b':' || b == b' ')?;
-    (tag.get(colon..colon + 2) == Some(b": ")).then_some(tag_start + colon + 2)
+    // RFC 3339 is one word; `2020-10-31 23:30:00,121` two.
+    let date = line[i..].iter().position(|&b| b == b' ')?;
+    if date != 10 {
+        return Some(i + date);
+    }
+    let time = line[i + 11..].iter().position(|&b| b == b' ')?;
+    Some(i + 11 + time)
 }
 
 #[cfg(test)]
@@ -336,6 +362,10 @@ mod tests {
         );
         assert_eq!(len("<190>Oct 31 23:30:00 web01 nginx: x"), Some("x"));
         assert_eq!(
+            len("2020-10-31 23:30:00,121 web01 proftpd[1]: x"),
+            Some("x")
+        );
+        assert_eq!(
             len("Oct 31 23:30:00 web01 kernel message without tag"),
             None
         );
@@ -343,6 +373,31 @@ mod tests {
             len("1.2.3.4 - - [31/Oct/2020:23:30:00 +0700] \"GET / HTTP/1.1\""),
             None
         );
+    }
+
+    #[test]
+    fn a_syslog_tag_follows_the_host_or_the_stamp() {
+        fn tag(l: &str) -> Option<&str> {
+            syslog_tag(l.as_bytes()).map(|t| std::str::from_utf8(t).expect("ASCII"))
+        }
+        assert_eq!(tag("Oct 31 23:30:00 srv sshd[1]: x"), Some("sshd[1]: x"));
+        assert_eq!(
+            tag("Oct 31 23:30:00 sshd[1]: error: x"),
+            Some("sshd[1]: error: x")
+        );
+        assert_eq!(
+            tag("Jun 25 23:53:34 [sshd] User root"),
+            Some("[sshd] User root")
+        );
+        assert_eq!(
+            tag("2020-10-31 23:30:00,121 novo proftpd[2] x"),
+            Some("proftpd[2] x")
+        );
+        assert_eq!(
+            tag("<34>1 2020-10-31T23:30:00Z srv sshd 42 - - x"),
+            Some("sshd 42 - - x")
+        );
+        assert_eq!(tag("sshd[1]: x"), None);
     }
 
     #[test]

@@ -53,6 +53,7 @@ mod lazy;
 mod line_automaton;
 mod pass;
 mod pin;
+mod program;
 mod syntax;
 mod unicode;
 
@@ -103,6 +104,9 @@ pub struct Matcher {
     twins: Vec<Vec<usize>>,
     /// For each hit's pattern: regexes for captures and (group index, field name).
     captures: Vec<CapturePlan>,
+    /// For each hit's pattern, on syslog lines: the programs whose lines
+    /// alone it may match (see [`program`]).
+    programs: Vec<Option<program::Programs>>,
 }
 
 /// Per-thread mutable state for a [`Matcher`].
@@ -141,6 +145,7 @@ impl Matcher {
         let mut hirs = Vec::new();
         let mut hits = Vec::new();
         let mut captures = Vec::new();
+        let mut programs = Vec::new();
         let mut twins: Vec<Vec<usize>> = Vec::new();
         let selected: Vec<usize> = if inactive {
             rules.for_type_all(input_type).collect()
@@ -151,6 +156,11 @@ impl Matcher {
             for (pattern, p) in rules.rule(rule).patterns.iter().enumerate() {
                 let hir =
                     syntax::parse_multi_line(&p.source).map_err(|e| format!("{}: {e}", p.pos))?;
+                programs.push(if input_type == "syslog" {
+                    program::program_names(&hir, rules.rule(rule))
+                } else {
+                    None
+                });
                 hits.push(Hit {
                     rule,
                     pattern,
@@ -194,6 +204,7 @@ impl Matcher {
             hits,
             twins,
             captures,
+            programs,
         })
     }
 
@@ -238,7 +249,7 @@ impl Matcher {
             return;
         };
         let mut report = |start: usize, stop: usize, patset: &PatternSet| {
-            if self.hits_of(patset, hits) {
+            if self.hits_of(patset, &buf[start..stop], hits) {
                 on_line(start, &buf[start..stop], hits, captures);
             }
         };
@@ -271,7 +282,7 @@ impl Matcher {
             // A walk sees lines by their bytes and an empty buffer has
             // none; this one is a line all the same.
             pass.match_as_written(0, 0);
-            return if self.hits_of(pass.patset, hits) {
+            return if self.hits_of(pass.patset, line, hits) {
                 hits
             } else {
                 &[]
@@ -284,21 +295,32 @@ impl Matcher {
                 all.insert(id);
             }
         });
-        if self.hits_of(&all, hits) {
+        if self.hits_of(&all, line, hits) {
             hits
         } else {
             &[]
         }
     }
 
-    /// The hits of the patterns in `patset`, one per rule; false if none.
-    fn hits_of(&self, patset: &PatternSet, hits: &mut Vec<Hit>) -> bool {
+    /// The hits of the patterns in `patset` on `line`, one per rule; false
+    /// if none. A pattern that names its program hits only lines of that
+    /// program (see [`program`]).
+    fn hits_of(&self, patset: &PatternSet, line: &[u8], hits: &mut Vec<Hit>) -> bool {
         hits.clear();
         let mut twinned = false;
+        let mut named = false;
         for id in patset.iter() {
             let slots = &self.twins[id.as_usize()];
             twinned |= slots.len() > 1;
+            named |= slots.iter().any(|&slot| self.programs[slot].is_some());
             hits.extend(slots.iter().map(|&slot| self.hits[slot]));
+        }
+        if named {
+            hits.retain(|h| {
+                self.programs[h.slot]
+                    .as_deref()
+                    .is_none_or(|names| program::written_by(names, line))
+            });
         }
         // Slots of one rule are adjacent: in slot order, a rule's repeats
         // follow each other. Already in order unless a pattern is shared.
