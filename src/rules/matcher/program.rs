@@ -12,11 +12,13 @@
 //!
 //! Which patterns those are is read from the pattern and the rule's own
 //! examples, so rule files need no new key: a pattern whose possible
-//! beginnings are all program names (its literal prefixes, up to `[`, `:`
-//! or `(`) and whose example lines carry one of them as their tag wherever
-//! they carry it at all. A pattern that begins with a message word
-//! (`imap-login: ` under Dovecot's `dovecot:` tag), with a class, or with the
-//! line start is left as it was, as is a rule without examples.
+//! beginnings are all names (its literal prefixes, up to `[`, `:` or `(`)
+//! reads lines whose tag is one of them, or is the program its example
+//! lines show writing them (Dovecot's `dovecot: imap-login: ...`, whose own
+//! log file tags the line `imap-login:`). A pattern that begins with a
+//! class, or has a branch anchored at the line start that may read
+//! syslog-shaped lines of no program, is left as it was, as is a rule
+//! without examples.
 
 use regex_syntax::hir::literal::Extractor;
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
@@ -50,6 +52,7 @@ pub(super) fn program_names(hir: &Hir, rule: &Rule) -> Option<Programs> {
         return None;
     }
     let mut at_tag = false;
+    let mut writers: Vec<Box<[u8]>> = Vec::new();
     for example in rule.examples.iter().filter(|e| e.must_match) {
         let line = example.line.as_bytes();
         let Some(tag) = syslog_tag(line) else {
@@ -57,18 +60,25 @@ pub(super) fn program_names(hir: &Hir, rule: &Rule) -> Option<Programs> {
         };
         if names.iter().any(|n| tag.starts_with(n)) {
             at_tag = true;
-        } else if anchored
-            || names
-                .iter()
-                .any(|n| memchr::memmem::find(line, n).is_some())
-        {
-            // The name is in the line, but not as its tag: the pattern
-            // matches inside the message of another program. Or the line
-            // may be one its anchored branch reads (MySQL's error log has a
-            // stamp syslog's shape, and no program after it).
+        } else if anchored {
+            // The line may be one its anchored branch reads (MySQL's error
+            // log has a stamp of syslog's shape, and no program after it).
             return None;
+        } else if names
+            .iter()
+            .any(|n| memchr::memmem::find(line, n).is_some())
+        {
+            // The pattern's words in the message of the program that writes
+            // them (`dovecot: imap-login: ...`): that program's lines are
+            // the pattern's too.
+            let writer = program_name(tag)?;
+            if !writers.iter().any(|w| **w == *writer) {
+                writers.push(writer.into());
+            }
+            at_tag = true;
         }
     }
+    names.extend(writers);
     at_tag.then_some(names.into_boxed_slice())
 }
 
@@ -307,12 +317,12 @@ mod shipped {
                 }
             }
         }
-        // Patterns that start with a message word rather than their
-        // program (`imap-login: `, `msg="Invalid username or password"`)
-        // are left to their own anchoring.
+        // Patterns that start with a class or a message word no program
+        // writes first (`msg="Invalid username or password"`) are left to
+        // their own anchoring.
         eprintln!("{fooled} of {replayed} example lines still hit when replayed, rules {rules:?}");
         assert!(replayed > 300);
-        assert!(fooled * 4 < replayed, "{fooled} of {replayed}");
+        assert!(fooled * 6 < replayed, "{fooled} of {replayed}");
         for id in [
             "ssh-failed-password",
             "ssh-invalid-user",
