@@ -62,6 +62,8 @@ import subprocess
 import sys
 import tempfile
 
+import score  # the sibling script: which input types a binary reads
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 
@@ -264,11 +266,10 @@ def input_type(filt, text):
 
 
 def known_types(binary):
-    """The input types `binary` reads (its `scan --help`), so that an older build is measured
-    on the same lines: a line of a type it lacks is fed as the first type it has, else syslog."""
-    out = subprocess.run([binary, "scan", "--help"], capture_output=True, text=True).stdout
-    m = re.search(r"--type <TYPE>.*?\[possible values: ([^\]]*)\]", out, re.S)
-    return set(re.split(r"[,\s]+", m.group(1).strip())) if m else set(TYPES)
+    """The input types `binary` reads (score.py's reading of its `scan --help`), so that an older
+    build is measured on the same lines: a line of a type it lacks is fed as the first type it has,
+    else syslog."""
+    return score.known_types(binary) or set(TYPES)
 
 
 def fall_back(filt, itype, known):

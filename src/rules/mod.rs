@@ -313,6 +313,16 @@ pub struct RuleSources {
 }
 
 impl RuleSet {
+    /// The rules built into canhgac, for unit tests that read them.
+    #[cfg(test)]
+    pub(crate) fn shipped() -> RuleSet {
+        RuleSet::load(&RuleSources {
+            builtin: true,
+            ..RuleSources::default()
+        })
+        .expect("shipped rules load")
+    }
+
     pub fn load(sources: &RuleSources) -> Result<RuleSet, LoadErrors> {
         let mut loader = load::Loader::new();
         if sources.builtin {

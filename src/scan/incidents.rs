@@ -332,15 +332,10 @@ fn decode(input: &mut impl Read) -> io::Result<Incident> {
 mod tests {
     use super::*;
     use crate::output;
-    use crate::rules::RuleSources;
 
     #[test]
     fn spilled_incidents_print_as_kept_ones() {
-        let rules = RuleSet::load(&RuleSources {
-            builtin: true,
-            ..RuleSources::default()
-        })
-        .expect("shipped rules load");
+        let rules = RuleSet::shipped();
         let t0: Timestamp = "2026-11-01T00:00:00Z".parse().expect("time");
         // Few distinct (time, rule, key) so that ties are common: they
         // must keep the order incidents closed in, across runs.

@@ -375,11 +375,7 @@ mod tests {
 
     #[test]
     fn invalid_utf8_in_a_user_name_does_not_hide_a_failed_password() {
-        let rs = RuleSet::load(&crate::rules::RuleSources {
-            builtin: true,
-            ..Default::default()
-        })
-        .expect("shipped rules load");
+        let rs = RuleSet::shipped();
         let rule = rs.by_id("ssh-failed-password").expect("shipped rule");
         let m = Matcher::new(&rs, "syslog").expect("compiles");
         let mut s = m.scratch();

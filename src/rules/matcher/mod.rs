@@ -316,10 +316,11 @@ impl Matcher {
             hits.extend(slots.iter().map(|&slot| self.hits[slot]));
         }
         if named {
+            let writer = program::Writer::of(line);
             hits.retain(|h| {
                 self.programs[h.slot]
                     .as_deref()
-                    .is_none_or(|names| program::written_by(names, line))
+                    .is_none_or(|names| program::written_by(names, writer.as_ref()))
             });
         }
         // Slots of one rule are adjacent: in slot order, a rule's repeats

@@ -101,12 +101,13 @@ fn starts(hir: &Hir) -> Vec<Option<Hir>> {
         }
     }
     let mut rest: Vec<Hir> = parts.to_vec();
-    if let [host, HirKind::Literal(lit), ..] = &parts.iter().map(Hir::kind).collect::<Vec<_>>()[..]
-    {
-        if is_word(host) && lit.0.first() == Some(&b' ') && lit.0.len() > 1 {
-            rest = std::iter::once(Hir::literal(lit.0[1..].to_vec()))
-                .chain(parts[2..].iter().cloned())
-                .collect();
+    if let [host, after, ..] = parts {
+        if let HirKind::Literal(lit) = after.kind() {
+            if is_word(host.kind()) && lit.0.len() > 1 && lit.0[0] == b' ' {
+                rest = std::iter::once(Hir::literal(lit.0[1..].to_vec()))
+                    .chain(parts[2..].iter().cloned())
+                    .collect();
+            }
         }
     }
     let Some(first) = rest.first() else {
@@ -197,30 +198,41 @@ fn program_name(prefix: &[u8]) -> Option<&[u8]> {
     (run >= 2 && starts_well && ends_well).then(|| &prefix[..from + run])
 }
 
-/// Whether `line` may be one of the lines `names` (from
-/// [`program_names`]) belong to: its tag starts with one of them, or it
-/// has no syslog header to tell.
-pub(super) fn written_by(names: &[Box<[u8]>], line: &[u8]) -> bool {
-    syslog_tag(line).is_none_or(|tag| {
-        let program = without_path(tag);
-        names
-            .iter()
-            .any(|n| tag.starts_with(n) || program.starts_with(n))
-    })
+/// The program a syslog line names in its tag: the tag as written, and
+/// from the program's name on when the tag holds its path
+/// (`/usr/sbin/sshd[1]: `, as some systems log). Found once per line.
+pub(super) struct Writer<'l> {
+    tag: &'l [u8],
+    program: &'l [u8],
 }
 
-/// A tag written with the program's path (`/usr/sbin/sshd[1]: `, as some
-/// systems log) from its name on.
-fn without_path(tag: &[u8]) -> &[u8] {
-    if tag.first() != Some(&b'/') {
-        return tag;
+impl<'l> Writer<'l> {
+    /// `None` for a line with no syslog header.
+    pub(super) fn of(line: &'l [u8]) -> Option<Writer<'l>> {
+        let tag = syslog_tag(line)?;
+        let program = if tag.first() == Some(&b'/') {
+            let token = tag
+                .iter()
+                .position(|b| matches!(b, b'[' | b':' | b' '))
+                .unwrap_or(tag.len());
+            let slash = tag[..token].iter().rposition(|&b| b == b'/').unwrap_or(0);
+            &tag[slash + 1..]
+        } else {
+            tag
+        };
+        Some(Writer { tag, program })
     }
-    let token = tag
-        .iter()
-        .position(|b| matches!(b, b'[' | b':' | b' '))
-        .unwrap_or(tag.len());
-    let slash = tag[..token].iter().rposition(|&b| b == b'/').unwrap_or(0);
-    &tag[slash + 1..]
+}
+
+/// Whether a line whose tag names `writer` may be one of the lines `names`
+/// (from [`program_names`]) belong to: its tag starts with one of them, or
+/// it has no syslog header to tell.
+pub(super) fn written_by(names: &[Box<[u8]>], writer: Option<&Writer>) -> bool {
+    writer.is_none_or(|w| {
+        names
+            .iter()
+            .any(|n| w.tag.starts_with(n) || w.program.starts_with(n))
+    })
 }
 
 #[cfg(test)]
@@ -245,7 +257,7 @@ mod tests {
     #[test]
     fn a_line_is_written_by_the_program_its_tag_names() {
         let names: Vec<Box<[u8]>> = vec![b"sshd".to_vec().into()];
-        let ok = |l: &str| written_by(&names, l.as_bytes());
+        let ok = |l: &str| written_by(&names, Writer::of(l.as_bytes()).as_ref());
         assert!(ok(
             "Oct 31 23:30:00 srv sshd[1]: Failed password for root from 192.0.2.1 port 22 ssh2"
         ));
@@ -264,7 +276,7 @@ mod tests {
         let bracketed: Vec<Box<[u8]>> = vec![b"[sshd".to_vec().into()];
         assert!(written_by(
             &bracketed,
-            b"Jun 25 23:53:34 [sshd] User root from 192.0.2.34 not allowed"
+            Writer::of(b"Jun 25 23:53:34 [sshd] User root from 192.0.2.34 not allowed").as_ref()
         ));
         // No syslog header at all: nothing to tell by.
         assert!(ok("sshd[1]: Failed password"));
@@ -279,18 +291,14 @@ mod tests {
 mod shipped {
     use crate::input::sniff::syslog_tag;
     use crate::rules::matcher::Matcher;
-    use crate::rules::{RuleSet, RuleSources};
+    use crate::rules::RuleSet;
 
     /// Every shipped syslog example line, its message replayed by a client
     /// into Postfix's `non-SMTP command` warning: the lines of rules whose
     /// patterns name their program no longer hit; the rest are counted.
     #[test]
     fn a_client_cannot_replay_another_programs_line_through_postfix() {
-        let rs = RuleSet::load(&RuleSources {
-            builtin: true,
-            ..Default::default()
-        })
-        .expect("shipped rules load");
+        let rs = RuleSet::shipped();
         let m = Matcher::new(&rs, "syslog").expect("compiles");
         let mut scratch = m.scratch();
         let (mut replayed, mut fooled, mut rules) = (0, 0, Vec::new());
@@ -330,6 +338,8 @@ mod shipped {
             "sudo-incorrect-password",
             "firewall-port-scan",
             "proftpd-login-failure",
+            "dovecot-login-failure",
+            "cyrus-login-failure",
         ] {
             assert!(!rules.iter().any(|r| r == id), "{id} is fooled");
         }
