@@ -238,6 +238,9 @@ impl Analyzer {
         // A year-less stamp further ahead than a dated line may be is
         // last year's, not a date to take as read now.
         times.set_slack(self.clock_skew);
+        if crate::input::types::named(input_type).is_some_and(|t| t.reads_inside()) {
+            times.read_inside();
+        }
         let matcher = match self.matchers.get(input_type) {
             Some(m) => Arc::clone(m),
             None => {

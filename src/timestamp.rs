@@ -24,6 +24,27 @@ const YEAR_INFERENCE_SLACK: SignedDuration = SignedDuration::from_hours(7 * 24);
 /// than this is a request path or a message, not the stamp.
 const BRACKET_SEARCH_LIMIT: usize = 200;
 
+/// Applications' own logs put their stamp after a level, a thread name or a JSON key; a
+/// stamp farther in than this is in the message.
+const INSIDE_SEARCH_LIMIT: usize = 256;
+
+/// The keys under which applications write a line's time (`time="..."`, `t=...`,
+/// `"timestamp":"..."`, `{"$date":"..."}`), compared without case.
+const TIME_KEYS: &[&[u8]] = &[
+    b"t",
+    b"ts",
+    b"time",
+    b"timestamp",
+    b"@timestamp",
+    b"$date",
+    b"date",
+    b"datetime",
+    b"asctime",
+    b"eventtime",
+    b"start_time",
+    b"logtime",
+];
+
 /// Longest stamp we remember; longer ones (absurd fractions) are parsed but not cached.
 const KEY_CAP: usize = 64;
 
@@ -50,6 +71,10 @@ pub struct TimeParser {
     head: Cache,
     /// Bracketed access-log stamps, which are found inside the line.
     bracket: Cache,
+    /// Whether stamps are also looked for inside the line (see [`Found::Inside`]).
+    inside: bool,
+    /// Stamps found inside the line.
+    inside_cache: Cache,
 }
 
 impl TimeParser {
@@ -67,6 +92,8 @@ impl TimeParser {
             line_no: 0,
             head: Cache::default(),
             bracket: Cache::default(),
+            inside: false,
+            inside_cache: Cache::default(),
         };
         parser.set_reference(reference);
         parser
@@ -128,6 +155,13 @@ impl TimeParser {
         self.line_no = line_no;
     }
 
+    /// Also looks for a line's stamp inside it, where applications' own logs write it
+    /// ([`Found::Inside`]). Only for the input types whose stamps are there: in other logs
+    /// a date inside the line is message text, which a client may have written.
+    pub fn read_inside(&mut self) {
+        self.inside = true;
+    }
+
     /// The zone applied to stamps written without an offset.
     pub fn time_zone(&self) -> &TimeZone {
         &self.tz
@@ -187,7 +221,27 @@ impl TimeParser {
             self.head.put(body, examined, ts, inferred);
             return Some(ts);
         }
-        self.parse_bracketed(line)
+        match self.parse_bracketed(line) {
+            None if self.inside => self.parse_inside(line),
+            found => found,
+        }
+    }
+
+    /// Applications' own logs: the first place inside the line where [`inside_starts`] says
+    /// a stamp may begin and one with a year does.
+    fn parse_inside(&mut self, line: &[u8]) -> Option<Timestamp> {
+        for (pos, keyed) in inside_starts(line) {
+            let rest = &line[pos..];
+            if let Some(ts) = self.inside_cache.get(rest, self.ref_year, self.limit) {
+                return Some(ts);
+            }
+            if let Some((fields, examined, _)) = read_inside(rest, keyed) {
+                let ts = self.instant(&fields, fields.year?)?;
+                self.inside_cache.put(rest, examined, ts, None);
+                return Some(ts);
+            }
+        }
+        None
     }
 
     /// Access logs: the first `[` within reach that opens a stamp of a
@@ -584,6 +638,14 @@ pub enum Found {
     /// At a `[` within [`BRACKET_SEARCH_LIMIT`] bytes of the line's start: access logs put
     /// the client, identity and user before their stamp.
     Bracketed,
+    /// Inside the line, where applications' own logs write their stamp: after a `[` or the
+    /// value mark of a time key (`time=`, `"ts":`), within [`INSIDE_SEARCH_LIMIT`] bytes. There
+    /// the rows of this kind are read, and the [`Found::Head`] rows that carry a year. Only
+    /// for input types that name a row of this kind or of [`Found::Keyed`] (see
+    /// [`TimeParser::read_inside`]).
+    Inside,
+    /// As [`Found::Inside`], after a time key only: a number in brackets is no time.
+    Keyed,
 }
 
 /// One time-stamp format: a row of [`STAMP_FORMATS`].
@@ -638,7 +700,65 @@ fn walk_rows(found: Found, b: &[u8]) -> Option<(Fields, usize, &'static StampFor
     None
 }
 
-/// The name of the row that dates `line`, as [`TimeParser::parse`] would look for it.
+/// Where in `line` a stamp may begin, in order, and whether a time key names it: after a
+/// `[`, or after the `=` or `":` (and an opening quote) of a key in [`TIME_KEYS`].
+fn inside_starts(line: &[u8]) -> impl Iterator<Item = (usize, bool)> + '_ {
+    let reach = &line[..line.len().min(INSIDE_SEARCH_LIMIT)];
+    memchr::memchr3_iter(b'[', b'=', b':', reach).filter_map(move |i| {
+        let value = match reach[i] {
+            b'[' => return Some((i + 1, false)),
+            b'=' if is_time_key(key_before(reach, i)) => i + 1,
+            b':' if i > 0 && reach[i - 1] == b'"' && is_time_key(key_before(reach, i - 1)) => i + 1,
+            _ => return None,
+        };
+        let skip = reach[value..]
+            .iter()
+            .take_while(|&&c| c == b' ' || c == b'"')
+            .count();
+        Some((value + skip, true))
+    })
+}
+
+/// The key that ends at `end` (exclusive): the run of key bytes before it.
+fn key_before(b: &[u8], end: usize) -> &[u8] {
+    let start = b[..end]
+        .iter()
+        .rposition(|&c| {
+            !(c.is_ascii_alphanumeric() || matches!(c, b'_' | b'@' | b'$' | b'.' | b'-'))
+        })
+        .map_or(0, |p| p + 1);
+    &b[start..end]
+}
+
+fn is_time_key(key: &[u8]) -> bool {
+    TIME_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key))
+}
+
+/// The stamp with a year at the start of `b`, read by a [`Found::Inside`] row (or a
+/// [`Found::Keyed`] one, when a time key names the place) or a [`Found::Head`] one, and how
+/// many bytes decided it.
+fn read_inside(b: &[u8], keyed: bool) -> Option<(Fields, usize, &'static StampFormat)> {
+    let mut reader = Reader { line: b, seen: 0 };
+    let first = reader.byte(0);
+    for row in STAMP_FORMATS.iter().filter(|row| match row.found {
+        Found::Head | Found::Inside => true,
+        Found::Keyed => keyed,
+        Found::Bracketed => false,
+    }) {
+        if !row.layout.first.admits(first) {
+            continue;
+        }
+        if let Some(fields) = row.layout.read(&mut reader) {
+            if fields.year.is_some() {
+                return Some((fields, reader.seen, row));
+            }
+        }
+    }
+    None
+}
+
+/// The name of the row that dates `line`, as [`TimeParser::parse`] would look for it (inside
+/// the line too, as for the input types that read there).
 #[cfg(test)]
 pub(crate) fn stamp_format_of(line: &[u8]) -> Option<&'static str> {
     let body = match line.first() {
@@ -651,7 +771,15 @@ pub(crate) fn stamp_format_of(line: &[u8]) -> Option<&'static str> {
     let reach = &line[..line.len().min(BRACKET_SEARCH_LIMIT)];
     memchr::memchr_iter(b'[', reach)
         .find_map(|pos| walk_rows(Found::Bracketed, &line[pos..]))
+        .or_else(|| inside_starts(line).find_map(|(pos, keyed)| read_inside(&line[pos..], keyed)))
         .map(|(_, _, row)| row.name)
+}
+
+/// Whether `line` carries a stamp with a year where an application's own log writes one:
+/// at its start, in brackets, or under a time key.
+pub fn dated_inside(line: &[u8]) -> bool {
+    parse_head(line).is_some_and(|(fields, _, _)| fields.year.is_some())
+        || inside_starts(line).any(|(pos, keyed)| read_inside(&line[pos..], keyed).is_some())
 }
 
 /// Most tokens a layout may have.
@@ -684,7 +812,7 @@ impl FirstByte {
             | Token::Month2
             | Token::Day2 { .. }
             | Token::Clock
-            | Token::EpochSeconds => FirstByte::Digit,
+            | Token::EpochSeconds { .. } => FirstByte::Digit,
             Token::MonthName | Token::Weekday | Token::DateTimeSeparator => FirstByte::Letter,
             _ => FirstByte::Any,
         }
@@ -724,7 +852,7 @@ enum Token {
     ZoneDesignator,
     Offset,
     ZoneName { until: u8 },
-    EpochSeconds,
+    EpochSeconds { min: usize },
     End,
 }
 
@@ -751,7 +879,8 @@ const VOCABULARY: &[(&str, Token)] = &[
     ("ZONE", Token::ZoneName { until: 0 }),
     ("Z", Token::ZoneDesignator),
     ("±hh:mm", Token::Offset),
-    ("EPOCH", Token::EpochSeconds),
+    ("EPOCH10", Token::EpochSeconds { min: 10 }),
+    ("EPOCH", Token::EpochSeconds { min: 1 }),
     // Structure
     ("~", Token::End),
     ("#", Token::AnyDigit),
@@ -780,6 +909,7 @@ const VOCABULARY: &[(&str, Token)] = &[
 /// | `±hh:mm`   | an offset: `±hh`, `±hhmm` or `±hh:mm`                                   |
 /// | `ZONE`     | up to the byte after it: `UTC`, `GMT`, an offset or a zone name (read as the configured zone) |
 /// | `EPOCH`    | seconds since 1970 in UTC, 1 to 11 digits                               |
+/// | `EPOCH10`  | the same, at least 10 digits (since September 2001)                     |
 /// | `~`        | the stamp ends: no letter or digit follows                              |
 /// | `#`, `?`   | any digit, any byte (for [`StampFormat::claims`])                       |
 ///
@@ -967,7 +1097,7 @@ impl Layout {
                     f.offset = r.zone_name(i, close)?;
                     i = close;
                 }
-                Token::EpochSeconds => {
+                Token::EpochSeconds { min } => {
                     let mut secs: i64 = 0;
                     let mut digits = 0;
                     while digits < EPOCH_DIGITS {
@@ -977,7 +1107,7 @@ impl Layout {
                         }
                         digits += 1;
                     }
-                    if digits == 0 {
+                    if digits < min {
                         return None;
                     }
                     let dt = TimeZone::UTC.to_datetime(Timestamp::from_second(secs).ok()?);
@@ -1276,11 +1406,19 @@ mod tests {
             .unwrap_or_else(|| panic!("no row {name}"));
         let tz = zone(EXAMPLE_ZONE);
         let reference = ts(EXAMPLE_REFERENCE);
+        let inside = matches!(format.found, Found::Inside | Found::Keyed);
         let mut shared = TimeParser::new(tz.clone(), reference);
+        if inside {
+            shared.read_inside();
+        }
         for &(line, want) in format.examples {
             let want = want.map(ts);
             let context = format!("{name} example {line:?}");
-            assert_eq!(fresh(&tz, reference, line.as_bytes()), want, "{context}");
+            let mut fresh = TimeParser::new(tz.clone(), reference);
+            if inside {
+                fresh.read_inside();
+            }
+            assert_eq!(fresh.parse(line.as_bytes()), want, "{context}");
             assert_eq!(shared.parse(line.as_bytes()), want, "{context}, cached");
             if want.is_some() {
                 assert_eq!(stamp_format_of(line.as_bytes()), Some(name), "{context}");
@@ -1315,21 +1453,92 @@ mod tests {
         bsd_with_year => "bsd-with-year",
         bsd => "bsd",
         ctime => "ctime",
+        fortigate => "fortigate",
+        python_http => "python-http",
+        epoch_key => "epoch-key",
         clf => "clf",
     }
 
-    /// Every example of every row through one parser, in table order twice:
-    /// the cache, warmed by other formats' stamps, must not change a result.
+    /// Every example of every row through one parser (one that looks inside lines for the
+    /// rows found there), in table order twice: the cache, warmed by other formats' stamps,
+    /// must not change a result.
     #[test]
     fn every_example_reads_as_its_row_says() {
         let tz = zone(EXAMPLE_ZONE);
         let reference = ts(EXAMPLE_REFERENCE);
         let mut shared = TimeParser::new(tz.clone(), reference);
+        let mut inside = TimeParser::new(tz.clone(), reference);
+        inside.read_inside();
         for _ in 0..2 {
             for (format, line, want) in examples() {
                 let context = format!("{} example {line:?}", format.name);
-                assert_eq!(shared.parse(line.as_bytes()), want.map(ts), "{context}");
+                let parser = match format.found {
+                    Found::Inside | Found::Keyed => &mut inside,
+                    Found::Head | Found::Bracketed => &mut shared,
+                };
+                assert_eq!(parser.parse(line.as_bytes()), want.map(ts), "{context}");
             }
+        }
+    }
+
+    /// Applications' stamps: under their time keys and in brackets, not under other keys,
+    /// and not at all for input types that do not look inside lines.
+    #[test]
+    fn stamps_inside_lines_are_read_only_where_applications_write_them() {
+        let tz = zone(EXAMPLE_ZONE);
+        let reference = ts(EXAMPLE_REFERENCE);
+        let cases = [
+            (
+                r#"logger=context userId=0 uname= t=2020-10-31T23:30:00.3668+02:00 level=error"#,
+                Some("2020-10-31T21:30:00.3668Z"),
+            ),
+            (
+                r#"{"t":{"$date":"2020-10-31T18:00:00.903+02:00"},"s":"I","c":"ACCESS"}"#,
+                Some("2020-10-31T16:00:00.903Z"),
+            ),
+            (
+                r#"time="2020-10-31T23:30:00Z" level=warning msg="HTTP: POST /auth/login""#,
+                Some("2020-10-31T23:30:00Z"),
+            ),
+            (
+                r#"{"reqId":"U1rs","level":2,"time":"2020-10-31T15:42:37+00:00","remoteAddr":"x"}"#,
+                Some("2020-10-31T15:42:37Z"),
+            ),
+            (
+                "W, [2020-10-31T23:30:00.245316 #1]  WARN -- : Failed login for 'user'",
+                Some("2020-10-31T16:30:00.245316Z"),
+            ),
+            (
+                "[2020-10-31 23:30:00,562]  WARN {cps.web:1475} Login failed",
+                Some("2020-10-31T16:30:00.562Z"),
+            ),
+            // A date under a key that is not a time is the message's.
+            (r#"user=2020-10-31T23:30:00Z msg="x""#, None),
+            (r#"{"msg":"2020-10-31T23:30:00Z"}"#, None),
+            // Seconds since the epoch only under a time key.
+            (r#"{"ids":[1604187000]}"#, None),
+            (r#"{"ts":1604187000}"#, Some("2020-10-31T23:30:00Z")),
+            // Beyond the reach of a stamp, it is in the message.
+            (
+                concat!(
+                    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+                    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+                    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+                    "xxxxxxxxxxxxxxxxxxxxxxxxxx time=2020-10-31T23:30:00Z"
+                ),
+                None,
+            ),
+        ];
+        for (line, want) in cases {
+            let mut p = TimeParser::new(tz.clone(), reference);
+            p.read_inside();
+            assert_eq!(p.parse(line.as_bytes()), want.map(ts), "{line}");
+            let mut plain = TimeParser::new(tz.clone(), reference);
+            assert_eq!(
+                plain.parse(line.as_bytes()),
+                None,
+                "{line}: not an app's input"
+            );
         }
     }
 

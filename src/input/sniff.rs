@@ -49,6 +49,11 @@ fn classify(line: &[u8]) -> Option<&'static str> {
         .map(|(_, t)| t.name)
 }
 
+/// An application's own log line: one with a dated stamp where such logs write it.
+pub fn is_app(line: &[u8]) -> bool {
+    crate::timestamp::dated_inside(line)
+}
+
 fn digits(b: &[u8]) -> bool {
     !b.is_empty() && b.iter().all(u8::is_ascii_digit)
 }
@@ -268,6 +273,7 @@ pub(super) fn is_access(line: &[u8]) -> bool {
 /// Classic BSD syslog, RFC 3339-stamped (rsyslog) or RFC 5424, with or without `<PRI>`.
 pub(super) fn is_syslog(line: &[u8]) -> bool {
     let mut rest = line;
+    let mut rfc5424 = false;
     if rest.first() == Some(&b'<') {
         let Some(close) = rest.iter().take(6).position(|&b| b == b'>') else {
             return false;
@@ -275,6 +281,7 @@ pub(super) fn is_syslog(line: &[u8]) -> bool {
         rest = &rest[close + 1..];
         if rest.starts_with(b"1 ") {
             rest = &rest[2..];
+            rfc5424 = true;
         }
     }
     let classic = || month(at(rest, 0, 3)) && at(rest, 3, 1) == b" " && clock(rest, 7);
@@ -284,8 +291,45 @@ pub(super) fn is_syslog(line: &[u8]) -> bool {
             && at(rest, 7, 1) == b"-"
             && matches!(at(rest, 10, 1), b"T" | b" ")
             && clock(rest, 11)
+            // Applications start their own lines with the same stamps; a syslog line has a
+            // program tag after it (RFC 5424 has fields of its own instead).
+            && (rfc5424 || iso_stamp_len(rest).is_some_and(|n| tagged(&rest[n..])))
     };
     classic() || rfc3339()
+}
+
+/// Length of the ISO 8601 stamp that starts `b`: one word (`2020-10-31T23:30:00Z`) or two
+/// (`2020-10-31 23:30:00,121`).
+fn iso_stamp_len(b: &[u8]) -> Option<usize> {
+    let from = if at(b, 10, 1) == b" " { 11 } else { 0 };
+    Some(from + b[from..].iter().position(|&c| c == b' ')?)
+}
+
+/// Whether `after` (from the space after a stamp) holds a program tag, `prog:`, `prog[pid]:`
+/// or `prog[pid]`, as its first or second word (after a host name).
+fn tagged(after: &[u8]) -> bool {
+    let mut words = after.split(|&c| c == b' ').filter(|w| !w.is_empty());
+    words.by_ref().take(2).any(is_tag)
+}
+
+fn is_tag(word: &[u8]) -> bool {
+    // ProFTPD's own SystemLog writes `proftpd[2]` without the colon.
+    let (word, colon) = match word.strip_suffix(b":") {
+        Some(w) => (w, true),
+        None => (word, false),
+    };
+    let name = match word.strip_suffix(b"]") {
+        Some(w) => match w.iter().rposition(|&c| c == b'[') {
+            Some(open) if digits(&w[open + 1..]) => &w[..open],
+            _ => return false,
+        },
+        None if colon => word,
+        None => return false,
+    };
+    !name.is_empty()
+        && name.iter().all(|&c| {
+            c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b'/' | b'(' | b')' | b'@')
+        })
 }
 
 /// Length of a syslog line's header up to its message: stamp, host, tag

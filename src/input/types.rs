@@ -8,6 +8,7 @@
 //! every example against the rest of its row.
 
 use super::sniff;
+use crate::timestamp::{Found, STAMP_FORMATS};
 
 /// One input type: a row of [`ALL`].
 pub struct InputType {
@@ -20,6 +21,20 @@ pub struct InputType {
     pub stamps: &'static [&'static str],
     /// Lines of this type, each of which sniffing names as [`InputType::sniffed`] says.
     pub examples: &'static [&'static str],
+}
+
+impl InputType {
+    /// Whether its lines carry their stamp inside them, where [`TimeParser::read_inside`]
+    /// looks: it names a format found there.
+    ///
+    /// [`TimeParser::read_inside`]: crate::timestamp::TimeParser::read_inside
+    pub fn reads_inside(&self) -> bool {
+        self.stamps.iter().any(|name| {
+            STAMP_FORMATS
+                .iter()
+                .any(|f| f.name == *name && matches!(f.found, Found::Inside | Found::Keyed))
+        })
+    }
 }
 
 /// How [`sniff::sniff`] names a file of this type.
@@ -173,6 +188,33 @@ pub const ALL: &[InputType] = &[
             "[31-Oct-2020 23:30:00 +0200]: IMAP Error: Login failed for admin from 203.0.113.5.",
         ],
     },
+    InputType {
+        // Applications' own log files (Gitea, Grafana, Keycloak, Vaultwarden, MongoDB, Webmin,
+        // FortiGate, ...): any line that carries a dated stamp where such logs write one, at
+        // its start, in brackets or under a time key. Sniffed when no narrower type fits.
+        name: "app",
+        shape: sniff::is_app,
+        sniffed: Sniffed::Rank(12),
+        stamps: &[
+            "rfc3339",
+            "iso-space",
+            "iso-offset-after-space",
+            "nginx-error",
+            "asterisk",
+            "fortigate",
+            "python-http",
+            "epoch-key",
+        ],
+        examples: &[
+            "2020/10/31 23:30:00 ...ers/web/auth/auth.go:200:SignInPost() [I] Failed authentication attempt for admin from 203.0.113.5:39522: user does not exist",
+            r#"logger=context userId=0 orgId=0 uname=admin t=2020-10-31T23:30:00.366875297+07:00 level=error msg="Invalid username or password" remote_addr=203.0.113.5"#,
+            r#"{"t":{"$date":"2020-10-31T23:30:00.903+07:00"},"s":"I","c":"ACCESS","id":20249,"ctx":"conn1","msg":"Authentication failed","attr":{"remote":"203.0.113.5:4071"}}"#,
+            "[2020-10-31 23:30:00.219][vaultwarden::api::identity][ERROR] Username or password is incorrect. Try again. IP: 203.0.113.5. Username: admin.",
+            "2020-10-31 23:30:00,357 WARN  [org.keycloak.events] (executor-thread-1) type=LOGIN_ERROR, realmId=master, ipAddress=203.0.113.5, error=invalid_user_credentials",
+            r#"1604161800.2161960.0 [31/Oct/2020 23:30:00] admin - 203.0.113.5 global miniserv.pl "failed" "-" "wrongpass""#,
+            r#"date=2020-10-31 time=23:30:00 devname="fw01" logdesc="SSL VPN login fail" remip=203.0.113.5 user="admin""#,
+        ],
+    },
 ];
 
 /// The names of [`ALL`], in its order: what a rule, a configured input or `--type` may name.
@@ -196,7 +238,7 @@ pub fn named(name: &str) -> Option<&'static InputType> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timestamp::{stamp_format_of, STAMP_FORMATS};
+    use crate::timestamp::stamp_format_of;
 
     #[test]
     fn every_example_is_sniffed_recognised_and_dated_as_its_row_says() {

@@ -385,6 +385,56 @@ pub const STAMP_FORMATS: &[StampFormat] = &[
         ],
     },
     StampFormat {
+        // FortiGate and FortiOS devices write the date and the time as two keys, and
+        // through syslog without a header: `date=2024-10-14 time=13:46:40 devname=...`.
+        name: "fortigate",
+        found: Found::Keyed,
+        layout: layout("YYYY-MM-DD time=hh:mm:ss~"),
+        claims: None,
+        examples: &[
+            (
+                r#"date=2020-10-31 time=23:30:00 devname="fw01" logdesc="SSL VPN login fail""#,
+                Some("2020-10-31T16:30:00Z"),
+            ),
+            (
+                r#"<189>date=2020-10-31 time=23:30:00 devname="fw01" type="event""#,
+                Some("2020-10-31T16:30:00Z"),
+            ),
+            ("date=2020-10-31 devname=fw01", None),
+        ],
+    },
+    StampFormat {
+        // Python's http.server (and Webmin's miniserv) bracket day/month/year and the time.
+        name: "python-http",
+        found: Found::Inside,
+        layout: layout("_D/Mmm/YYYY hh:mm:ss.,f~"),
+        claims: None,
+        examples: &[
+            (
+                r#"1604161800.2161960.0 [31/Oct/2020 23:30:00] admin - 203.0.113.5 global miniserv.pl "failed""#,
+                Some("2020-10-31T16:30:00Z"),
+            ),
+            (
+                r#"203.0.113.5 - - [31/Oct/2020 23:30:00] "GET / HTTP/1.1" 200 -"#,
+                Some("2020-10-31T16:30:00Z"),
+            ),
+        ],
+    },
+    StampFormat {
+        // Seconds since the epoch under a time key, as Caddy and zap loggers write them.
+        name: "epoch-key",
+        found: Found::Keyed,
+        layout: layout("EPOCH10.f~"),
+        claims: None,
+        examples: &[
+            (
+                r#"{"level":"error","ts":1604187000.9626286,"logger":"http.log.access"}"#,
+                Some("2020-10-31T23:30:00.9626286Z"),
+            ),
+            (r#"{"level":"error","pid":1604187000}"#, None),
+        ],
+    },
+    StampFormat {
         // The common and combined log formats of access logs.
         name: "clf",
         found: Found::Bracketed,

@@ -156,7 +156,8 @@ impl Matcher {
             for (pattern, p) in rules.rule(rule).patterns.iter().enumerate() {
                 let hir =
                     syntax::parse_multi_line(&p.source).map_err(|e| format!("{}: {e}", p.pos))?;
-                programs.push(if input_type == "syslog" {
+                // Applications' own files may hold syslog-shaped lines too.
+                programs.push(if matches!(input_type, "syslog" | "app") {
                     program::program_names(&hir, rules.rule(rule))
                 } else {
                     None
