@@ -40,7 +40,7 @@ const RULES: &str = r#"rules:
     description: test rule without threshold
     category: malware
     severity: high
-    types: [syslog, apache]
+    types: [syslog, apache, app]
     patterns: ['evil (?P<what>\w+)']
     examples:
       match: ['evil thing', 'an evil plan']
@@ -229,6 +229,36 @@ fn invalid_utf8_is_replaced_not_fatal() {
     );
     let ev = json(&out.get_output().stdout);
     assert_eq!(ev["fields"]["what"], "th");
+}
+
+/// Applications' own files (logfmt, JSON) are recognised without `--type`, and each line is
+/// dated by the stamp under its time key, not by the file's modification time.
+#[test]
+fn an_application_log_is_recognised_and_dated_where_it_writes_its_stamp() {
+    let f = Fixture::new();
+    let log = concat!(
+        "logger=context uname=2099-01-01T00:00:00Z t=2024-08-31T02:11:21.5+02:00 level=error msg=\"evil plan\"\n",
+        "{\"t\":{\"$date\":\"2024-08-31T02:12:00Z\"},\"s\":\"I\",\"msg\":\"evil deed\"}\n",
+        "[2024-08-31 02:13:00.250][app::api][ERROR] evil twin\n",
+    );
+    let out = f.scan_log(&["--events", "--tz", "UTC"], "app.log", log.as_bytes());
+    let times: Vec<String> = String::from_utf8_lossy(&out.get_output().stdout)
+        .lines()
+        .map(|l| {
+            json(l.as_bytes())["time"]
+                .as_str()
+                .expect("time")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        times,
+        [
+            "2024-08-31T00:11:21.5Z",
+            "2024-08-31T02:12:00Z",
+            "2024-08-31T02:13:00.25Z"
+        ]
+    );
 }
 
 #[test]
