@@ -24,9 +24,10 @@ const YEAR_INFERENCE_SLACK: SignedDuration = SignedDuration::from_hours(7 * 24);
 /// than this is a request path or a message, not the stamp.
 const BRACKET_SEARCH_LIMIT: usize = 200;
 
-/// Applications' own logs put their stamp after a level, a thread name or a JSON key; a
-/// stamp farther in than this is in the message.
-const INSIDE_SEARCH_LIMIT: usize = 256;
+/// Applications' own logs put their stamp after a level, a thread name or a JSON key (a
+/// Windows event's XML writes `<TimeCreated SystemTime=...>` some 400 bytes in); a stamp
+/// farther in than this is in the message.
+const INSIDE_SEARCH_LIMIT: usize = 512;
 
 /// The keys under which applications write a line's time (`time="..."`, `t=...`,
 /// `"timestamp":"..."`, `{"$date":"..."}`), compared without case.
@@ -43,6 +44,7 @@ const TIME_KEYS: &[&[u8]] = &[
     b"eventtime",
     b"start_time",
     b"logtime",
+    b"systemtime",
 ];
 
 /// Longest stamp we remember; longer ones (absurd fractions) are parsed but not cached.
@@ -169,18 +171,20 @@ impl TimeParser {
 
     /// The time written in `line` (bytes, may be invalid UTF-8, has no trailing newline), or None.
     pub fn parse(&mut self, line: &[u8]) -> Option<Timestamp> {
-        let body = match line.first() {
-            Some(b'<') => {
-                let body = strip_priority(line)?;
-                match strip_version(body) {
-                    // RFC 5424 writes NILVALUE when the sender has no clock; that is "no
-                    // time", not something to go looking for elsewhere in the line.
-                    Some(rest) if rest.first() == Some(&b'-') => return None,
-                    Some(rest) => rest,
-                    None => body,
-                }
-            }
-            _ => line,
+        let priority = match line.first() {
+            Some(b'<') => strip_priority(line),
+            _ => None,
+        };
+        let body = match priority {
+            // A `<` that opens no priority is the line's own (a Windows event's XML).
+            None => line,
+            Some(body) => match strip_version(body) {
+                // RFC 5424 writes NILVALUE when the sender has no clock; that is "no
+                // time", not something to go looking for elsewhere in the line.
+                Some(rest) if rest.first() == Some(&b'-') => return None,
+                Some(rest) => rest,
+                None => body,
+            },
         };
 
         let planned = match &mut self.years {
@@ -701,7 +705,7 @@ fn walk_rows(found: Found, b: &[u8]) -> Option<(Fields, usize, &'static StampFor
 }
 
 /// Where in `line` a stamp may begin, in order, and whether a time key names it: after a
-/// `[`, or after the `=` or `":` (and an opening quote) of a key in [`TIME_KEYS`].
+/// `[`, or after the `=` or `":` (and an opening quote, `"` or `'`) of a key in [`TIME_KEYS`].
 fn inside_starts(line: &[u8]) -> impl Iterator<Item = (usize, bool)> + '_ {
     let reach = &line[..line.len().min(INSIDE_SEARCH_LIMIT)];
     memchr::memchr3_iter(b'[', b'=', b':', reach).filter_map(move |i| {
@@ -713,7 +717,7 @@ fn inside_starts(line: &[u8]) -> impl Iterator<Item = (usize, bool)> + '_ {
         };
         let skip = reach[value..]
             .iter()
-            .take_while(|&&c| c == b' ' || c == b'"')
+            .take_while(|&&c| matches!(c, b' ' | b'"' | b'\''))
             .count();
         Some((value + skip, true))
     })
@@ -1512,6 +1516,16 @@ mod tests {
                 "[2020-10-31 23:30:00,562]  WARN {cps.web:1475} Login failed",
                 Some("2020-10-31T16:30:00.562Z"),
             ),
+            (
+                concat!(
+                    r#"<Event xmlns="http://schemas.microsoft.com/win/2004/08/events/event"><System>"#,
+                    r#"<Provider Name="Microsoft-Windows-Security-Auditing" Guid="{54849625-5478-"#,
+                    r#"4994-a5ba-3e3b0328c30d}" /><EventID>4625</EventID><Version>0</Version>"#,
+                    r#"<Level>0</Level><Task>12544</Task><Opcode>0</Opcode><Keywords>0x80100000"#,
+                    r#"00000000</Keywords><TimeCreated SystemTime='2020-10-31T12:36:01.9027913Z' />"#,
+                ),
+                Some("2020-10-31T12:36:01.9027913Z"),
+            ),
             // A date under a key that is not a time is the message's.
             (r#"user=2020-10-31T23:30:00Z msg="x""#, None),
             (r#"{"msg":"2020-10-31T23:30:00Z"}"#, None),
@@ -1524,7 +1538,12 @@ mod tests {
                     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
                     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
                     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-                    "xxxxxxxxxxxxxxxxxxxxxxxxxx time=2020-10-31T23:30:00Z"
+                    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+                    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+                    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+                    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+                    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+                    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx time=2020-10-31T23:30:00Z"
                 ),
                 None,
             ),
