@@ -346,7 +346,7 @@ impl Analyzer {
         let rejected_clients = &mut self.rejected_clients;
         let future_lines = &mut self.future_lines;
         let [follows_name, since_name] = &self.follows_names;
-        let access_log = matches!(matcher.input_type(), "nginx" | "apache");
+        let access_log = crate::input::types::is_access_log(matcher.input_type());
         let mut since = String::new();
         let [feed_name, indicator_name] = &self.ioc_names;
         // Line numbers are counted only up to matched lines, incrementally.

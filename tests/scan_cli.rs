@@ -261,6 +261,50 @@ fn an_application_log_is_recognised_and_dated_where_it_writes_its_stamp() {
     );
 }
 
+/// An IIS log (W3C extended, its own `#Fields:` order) is recognised and read by the shipped
+/// web rules, with IIS's UTC times.
+#[test]
+fn an_iis_log_is_read_by_the_web_rules() {
+    let f = Fixture::new();
+    let path = f.write(
+        "u_ex240101.log",
+        concat!(
+            "#Software: Microsoft Internet Information Services 10.0\r\n",
+            "#Version: 1.0\r\n",
+            "#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status time-taken\r\n",
+            "2024-01-01 10:00:00 10.0.0.5 GET /default.aspx id=1'+union+select+1,2,3-- 443 - 203.0.113.5 Mozilla/5.0+(Windows+NT+10.0) - 200 0 0 15\r\n",
+            "#Fields: date time c-ip cs-method cs-uri-stem sc-status cs(User-Agent)\r\n",
+            "2024-01-01 10:00:01 203.0.113.6 GET /../../../../etc/passwd 404 curl/8.0\r\n",
+        )
+        .as_bytes(),
+    );
+    let out = canhgac()
+        .args(["scan", "--format", "json", "--tz", "Asia/Ho_Chi_Minh"])
+        .arg(&path)
+        .assert()
+        .success();
+    let incidents = json(&out.get_output().stdout);
+    let found: Vec<(&str, &str, &str)> = incidents
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|i| {
+            (
+                i["rule"].as_str().expect("rule"),
+                i["key"].as_str().expect("key"),
+                i["first_seen"].as_str().expect("first_seen"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("web-sql-injection", "203.0.113.5", "2024-01-01T10:00:00Z"),
+            ("web-path-traversal", "203.0.113.6", "2024-01-01T10:00:01Z"),
+        ]
+    );
+}
+
 #[test]
 fn unknown_format_asks_for_type_and_stdin_works() {
     let f = Fixture::new();

@@ -99,7 +99,7 @@ start = "middle"
 [[input]]
 name = "auth"
 path = "/var/log/nginx/*.log"
-type = "iis"
+type = "evtx"
 "#;
     let errors = parse(text).expect_err("invalid");
     let expected = [
@@ -110,7 +110,7 @@ type = "iis"
         "/etc/canhgac/canhgac.toml:8:18: batch_interval: at most 10s",
         "/etc/canhgac/canhgac.toml:15:9: start \"middle\"",
         "/etc/canhgac/canhgac.toml:18:8: input name \"auth\" used twice (first at /etc/canhgac/canhgac.toml:12:8)",
-        "/etc/canhgac/canhgac.toml:20:8: unknown input type \"iis\"",
+        "/etc/canhgac/canhgac.toml:20:8: unknown input type \"evtx\"",
     ];
     assert_errors(&errors, &expected);
 }

@@ -13,4 +13,5 @@ pub mod source;
 pub mod syslog;
 pub mod tail;
 pub mod types;
+pub mod w3c;
 pub mod watch;

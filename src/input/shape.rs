@@ -13,7 +13,8 @@
 //!   `www.example.gov:443 203.0.113.5 - - [...]` loses the virtual host;
 //! - **access lines that came through syslog** (nginx's `access_log
 //!   syslog:`, Apache's piped `logger`) and were written to a file read as an
-//!   access log lose the syslog header.
+//!   access log lose the syslog header;
+//! - **IIS's W3C extended log** becomes the combined format ([`W3c`]).
 //!
 //! Each of these is one line in, one line out, so line numbers hold. A
 //! syslog input may also carry access lines among other programs' lines
@@ -35,6 +36,7 @@
 
 use crate::input::sniff::{recognised, syslog_header_len};
 use crate::input::syslog::message;
+use crate::input::w3c::W3c;
 
 /// How much of a source is checked line by line.
 pub const FULL_CHECK_BYTES: u64 = 64 << 10;
@@ -69,6 +71,8 @@ pub struct Shaper {
     check: TypeCheck,
     out: Vec<u8>,
     foreign: Vec<(usize, Vec<u8>)>,
+    /// An `iis` input's column layout.
+    w3c: W3c,
 }
 
 /// How much of a source was checked against its type, and what failed.
@@ -86,6 +90,7 @@ impl Shaper {
             check: TypeCheck::default(),
             out: Vec::new(),
             foreign: Vec::new(),
+            w3c: W3c::default(),
         }
     }
 
@@ -105,14 +110,22 @@ impl Shaper {
         self.foreign.clear();
         let access_type = matches!(self.input_type.as_str(), "nginx" | "apache");
         let syslog_type = self.input_type == "syslog";
+        let iis_type = self.input_type == "iis";
         let first = data.split(|&b| b == b'\n').next().unwrap_or(&[]);
-        let rewrite = (access_type && access_line(first) != first)
+        let rewrite = iis_type
+            || (access_type && access_line(first) != first)
             || (syslog_type && memchr::memmem::find(data, b">1 ").is_some());
         let lines = if rewrite {
             self.out.clear();
             for line in split_lines(data) {
                 let body = line.strip_suffix(b"\n").unwrap_or(line);
-                if access_type {
+                if iis_type {
+                    let body = body.strip_suffix(b"\r").unwrap_or(body);
+                    if !self.w3c.rewrite(body, &mut self.out) {
+                        // Already combined (IIS's NCSA format, or a forwarder's rewrite).
+                        self.out.extend_from_slice(access_line(body));
+                    }
+                } else if access_type {
                     self.out.extend_from_slice(access_line(body));
                 } else if !rfc5424(body, &mut self.out) {
                     self.out.extend_from_slice(body);

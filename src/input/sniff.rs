@@ -49,6 +49,11 @@ fn classify(line: &[u8]) -> Option<&'static str> {
         .map(|(_, t)| t.name)
 }
 
+/// An IIS log line: W3C extended, or the combined line it is rewritten to.
+pub fn is_iis(line: &[u8]) -> bool {
+    super::w3c::is_w3c(line) || is_access(line)
+}
+
 /// An application's own log line: one with a dated stamp where such logs write it.
 pub fn is_app(line: &[u8]) -> bool {
     crate::timestamp::dated_inside(line)

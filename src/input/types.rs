@@ -189,12 +189,25 @@ pub const ALL: &[InputType] = &[
         ],
     },
     InputType {
+        // IIS's W3C extended log (and Exchange's, SharePoint's: they run on IIS), rewritten
+        // into the combined format for the access-log rules (see [`super::w3c`]).
+        name: "iis",
+        shape: sniff::is_iis,
+        sniffed: Sniffed::Rank(12),
+        stamps: &["iso-space", "clf"],
+        // Its directives (`#Fields: ...`) carry no stamp: they are told apart in [`super::w3c`].
+        examples: &[
+            "2020-10-31 16:30:00 10.0.0.5 GET /default.aspx id=1 443 - 203.0.113.5 Mozilla/5.0+(Windows+NT+10.0) - 200 0 0 15",
+            "2020-10-31 16:30:00 203.0.113.5 POST /owa/auth.owa 302",
+        ],
+    },
+    InputType {
         // Applications' own log files (Gitea, Grafana, Keycloak, Vaultwarden, MongoDB, Webmin,
         // FortiGate, ...): any line that carries a dated stamp where such logs write one, at
         // its start, in brackets or under a time key. Sniffed when no narrower type fits.
         name: "app",
         shape: sniff::is_app,
-        sniffed: Sniffed::Rank(12),
+        sniffed: Sniffed::Rank(13),
         stamps: &[
             "rfc3339",
             "iso-space",
@@ -229,6 +242,13 @@ const NAMES: [&str; ALL.len()] = {
     }
     names
 };
+
+/// Whether inputs of the type called `name` are web servers' access logs, one request a line
+/// in the combined format (as written, or as [`super::shape`] rewrites them): the client is
+/// the first word, and request-rate rules count their lines.
+pub fn is_access_log(name: &str) -> bool {
+    matches!(name, "nginx" | "apache" | "iis")
+}
 
 /// The input type called `name`, if there is one.
 pub fn named(name: &str) -> Option<&'static InputType> {

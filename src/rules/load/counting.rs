@@ -43,7 +43,7 @@ impl Loader {
             .types
             .value
             .iter()
-            .find(|t| !matches!(t.value.as_str(), "nginx" | "apache"))
+            .find(|t| !crate::input::types::is_access_log(&t.value))
         {
             self.error(
                 file,
