@@ -28,12 +28,13 @@ syslog, nginx or apache2 (the services both tools are built around).
 
 import argparse
 import concurrent.futures
-import ipaddress
 import json
 import os
 import re
 import subprocess
 import sys
+
+from score import norm_ip, source_of  # the sibling script: addresses read as it reads them
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -41,16 +42,6 @@ HUB_URL = "https://github.com/crowdsecurity/hub"
 
 LEN = re.compile(r"len\(results\)\s*==\s*(\d+)")
 SOURCE = re.compile(r'Sources\["([^"]+)"\]|"([^"]+)" in results\[\d+\]\.Overflow\.GetSources\(\)')
-
-
-def norm_ip(s):
-    try:
-        a = ipaddress.ip_address(str(s).strip().strip("[]"))
-    except ValueError:
-        return None
-    if a.version == 6 and a.ipv4_mapped:
-        a = a.ipv4_mapped
-    return str(a)
 
 
 def field(config, key):
@@ -103,8 +94,7 @@ def run_canhgac(binary, rules, path):
         return {}, err.strip().splitlines()[0][:120] if err.strip() else "exit %d" % p.returncode
     flags = {}
     for inc in json.loads(p.stdout or b"[]"):
-        f = inc.get("fields") or {}
-        src = next((norm_ip(v) for v in (f.get("src_ip"), inc.get("key")) if v is not None and norm_ip(v)), None)
+        src = source_of(inc, allow_hosts=False)
         if src:
             flags.setdefault(src, set()).add(inc["rule"])
     return flags, None
