@@ -332,8 +332,10 @@ fn is_tag(word: &[u8]) -> bool {
         None => return false,
     };
     !name.is_empty()
+        // Cisco's `%ASA-4-106023:` is a tag too.
         && name.iter().all(|&c| {
-            c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b'/' | b'(' | b')' | b'@')
+            c.is_ascii_alphanumeric()
+                || matches!(c, b'_' | b'-' | b'.' | b'/' | b'(' | b')' | b'@' | b'%')
         })
 }
 
@@ -476,6 +478,15 @@ mod tests {
             Some("sshd 42 - - x")
         );
         assert_eq!(tag("sshd[1]: x"), None);
+        assert_eq!(
+            tag("2020-10-31T23:30:00+07:00 10.0.0.1 %ASA-4-106023: Deny tcp"),
+            Some("%ASA-4-106023: Deny tcp")
+        );
+        // An application's own line: no program tag after its date.
+        assert_eq!(
+            tag("2020-10-31 23:30:00,357 WARN  [org.keycloak.events] (executor-thread-1) x"),
+            None
+        );
     }
 
     #[test]
