@@ -289,7 +289,12 @@ pub(super) fn is_syslog(line: &[u8]) -> bool {
             rfc5424 = true;
         }
     }
-    let classic = || month(at(rest, 0, 3)) && at(rest, 3, 1) == b" " && clock(rest, 7);
+    // Cisco and other devices put the year after the day: `Oct 31 2020 23:30:00`.
+    let classic = || {
+        month(at(rest, 0, 3))
+            && at(rest, 3, 1) == b" "
+            && (clock(rest, 7) || (digits(at(rest, 7, 4)) && clock(rest, 12)))
+    };
     let rfc3339 = || {
         digits(at(rest, 0, 4))
             && at(rest, 4, 1) == b"-"
@@ -382,7 +387,7 @@ fn stamp_end(line: &[u8]) -> Option<usize> {
         }
     }
     if month(at(line, i, 3)) {
-        return Some(i + 15);
+        return Some(if clock(line, i + 7) { i + 15 } else { i + 20 });
     }
     // RFC 3339 is one word; `2020-10-31 23:30:00,121` two.
     let date = line[i..].iter().position(|&b| b == b' ')?;
@@ -478,6 +483,10 @@ mod tests {
             Some("sshd 42 - - x")
         );
         assert_eq!(tag("sshd[1]: x"), None);
+        assert_eq!(
+            tag("<166>Oct 31 2020 23:30:00 fw01 : %ASA-4-106023: Deny tcp"),
+            Some(": %ASA-4-106023: Deny tcp")
+        );
         assert_eq!(
             tag("2020-10-31T23:30:00+07:00 10.0.0.1 %ASA-4-106023: Deny tcp"),
             Some("%ASA-4-106023: Deny tcp")

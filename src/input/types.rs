@@ -53,9 +53,16 @@ pub const ALL: &[InputType] = &[
         name: "syslog",
         shape: sniff::is_syslog,
         sniffed: Sniffed::Rank(9),
-        stamps: &["bsd", "rfc3339", "iso-space", "iso-offset-after-space"],
+        stamps: &[
+            "bsd",
+            "bsd-with-year",
+            "rfc3339",
+            "iso-space",
+            "iso-offset-after-space",
+        ],
         examples: &[
             "Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster from 173.234.31.186",
+            "<166>Oct 31 2020 23:30:00 fw01 : %ASA-4-106023: Deny tcp src outside:203.0.113.5/4455 dst inside:10.0.0.5/22 by access-group \"outside_in\" [0x0, 0x0]",
             "Jun  9 06:06:20 combo kernel: Linux version",
             "2020-10-31T23:30:00.123456+07:00 host sshd[1]: x",
             "<34>Oct 11 22:14:15 mymachine su: 'su root' failed",
