@@ -307,10 +307,12 @@ pub const STAMP_FORMATS: &[StampFormat] = &[
         // Classic BSD syslog as some senders write it, with the year.
         name: "bsd-with-year",
         found: Found::Head,
-        layout: layout("Mmm _d YYYY hh:mm:ss.f~"),
+        // Huawei's firewalls add the offset: `Oct 31 2020 23:30:00+07:00`.
+        layout: layout("Mmm _d YYYY hh:mm:ss.fZ~"),
         claims: None,
         examples: &[
             ("Oct 31 2020 23:30:00 host x", Some("2020-10-31T16:30:00Z")),
+            ("Oct 31 2020 23:30:00+08:00 usg %%01IPS/4/DETECT(l)", Some("2020-10-31T15:30:00Z")),
             // The reference would have inferred 2020.
             ("Jun  9 2019 06:06:20 host x", Some("2019-06-09T06:06:20+07:00")),
             ("Oct 31 2020 23:30:00.25 host x", Some("2020-10-31T16:30:00.25Z")),
