@@ -5,7 +5,9 @@
 //! holds.
 
 pub use tail::checkpoint;
+pub mod combined;
 pub mod journal;
+pub mod json_access;
 pub mod lines;
 pub mod shape;
 pub mod sniff;

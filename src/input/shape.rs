@@ -14,7 +14,9 @@
 //! - **access lines that came through syslog** (nginx's `access_log
 //!   syslog:`, Apache's piped `logger`) and were written to a file read as an
 //!   access log lose the syslog header;
-//! - **IIS's W3C extended log** becomes the combined format ([`W3c`]).
+//! - **IIS's W3C extended log** becomes the combined format ([`W3c`]), and so do
+//!   **access logs written as JSON** (nginx's `escape=json`, Traefik, Caddy:
+//!   [`json_access`]).
 //!
 //! Each of these is one line in, one line out, so line numbers hold. A
 //! syslog input may also carry access lines among other programs' lines
@@ -34,6 +36,7 @@
 //! source's first [`FULL_CHECK_BYTES`] is checked, then the first line of
 //! every read: a wrong type shows at once, and a steady check costs nothing.
 
+use crate::input::json_access;
 use crate::input::sniff::{recognised, syslog_header_len};
 use crate::input::syslog::message;
 use crate::input::w3c::W3c;
@@ -113,7 +116,7 @@ impl Shaper {
         let iis_type = self.input_type == "iis";
         let first = data.split(|&b| b == b'\n').next().unwrap_or(&[]);
         let rewrite = iis_type
-            || (access_type && access_line(first) != first)
+            || (access_type && (first.first() == Some(&b'{') || access_line(first) != first))
             || (syslog_type && memchr::memmem::find(data, b">1 ").is_some());
         let lines = if rewrite {
             self.out.clear();
@@ -126,7 +129,9 @@ impl Shaper {
                         self.out.extend_from_slice(access_line(body));
                     }
                 } else if access_type {
-                    self.out.extend_from_slice(access_line(body));
+                    if !json_access::rewrite(body, &mut self.out) {
+                        self.out.extend_from_slice(access_line(body));
+                    }
                 } else if !rfc5424(body, &mut self.out) {
                     self.out.extend_from_slice(body);
                 }

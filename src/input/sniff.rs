@@ -263,8 +263,12 @@ pub(super) fn is_unbound(line: &[u8]) -> bool {
         && line[close..].starts_with(b"] unbound[")
 }
 
-/// `host ident user [31/Oct/2020:23:30:00 +0700] "GET / HTTP/1.1" ...`
+/// `host ident user [31/Oct/2020:23:30:00 +0700] "GET / HTTP/1.1" ...`, or a JSON access-log
+/// object that reads as one.
 pub(super) fn is_access(line: &[u8]) -> bool {
+    if line.first() == Some(&b'{') {
+        return super::json_access::is_json_access(line);
+    }
     let Some(open) = memchr::memchr(b'[', &line[..line.len().min(300)]) else {
         return false;
     };

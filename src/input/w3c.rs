@@ -17,6 +17,8 @@
 //! (a restart resumes at its offset) has not seen its `#Fields:`; until it does, the fields
 //! are IIS's default set, which is what most servers log.
 
+use super::combined::{Request, MONTHS};
+
 /// One W3C field the combined line is made of; `Other` is kept only to count columns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Field {
@@ -126,33 +128,24 @@ impl W3c {
         let Some(stamp) = clf_stamp(date, time) else {
             return false;
         };
-        if !method.iter().all(u8::is_ascii_alphabetic) || !status.iter().all(u8::is_ascii_digit) {
+        let request = Request {
+            client,
+            user: present(value(Field::User)),
+            stamp: &stamp,
+            method,
+            path: stem,
+            query: present(value(Field::Query)),
+            protocol: present(value(Field::Version)),
+            status,
+            bytes: present(value(Field::Bytes)),
+            referer: present(value(Field::Referer)),
+            user_agent: present(value(Field::UserAgent)),
+            forwarded_for: None,
+        };
+        if !request.is_request() {
             return false;
         }
-        out.extend_from_slice(client);
-        out.extend_from_slice(b" - ");
-        out.extend_from_slice(value(Field::User).unwrap_or(b"-"));
-        out.extend_from_slice(b" [");
-        out.extend_from_slice(&stamp);
-        out.extend_from_slice(b" +0000] \"");
-        out.extend_from_slice(method);
-        out.push(b' ');
-        quoted(stem, false, out);
-        if let Some(query) = present(value(Field::Query)) {
-            out.push(b'?');
-            quoted(query, false, out);
-        }
-        out.push(b' ');
-        out.extend_from_slice(present(value(Field::Version)).unwrap_or(b"HTTP/1.1"));
-        out.extend_from_slice(b"\" ");
-        out.extend_from_slice(status);
-        out.push(b' ');
-        out.extend_from_slice(value(Field::Bytes).unwrap_or(b"-"));
-        out.extend_from_slice(b" \"");
-        quoted(value(Field::Referer).unwrap_or(b"-"), false, out);
-        out.extend_from_slice(b"\" \"");
-        quoted(value(Field::UserAgent).unwrap_or(b"-"), true, out);
-        out.push(b'"');
+        request.write(true, out);
         true
     }
 }
@@ -162,12 +155,8 @@ fn present(v: Option<&[u8]>) -> Option<&[u8]> {
     v.filter(|v| *v != b"-")
 }
 
-/// `2020-10-31` and `16:30:00` as `31/Oct/2020:16:30:00`.
+/// `2020-10-31` and `16:30:00` (UTC, as W3C logs write it) as `31/Oct/2020:16:30:00 +0000`.
 fn clf_stamp(date: &[u8], time: &[u8]) -> Option<Vec<u8>> {
-    const MONTHS: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
-    ];
     let &[y1, y2, y3, y4, b'-', m1, m2, b'-', d1, d2] = date else {
         return None;
     };
@@ -181,19 +170,8 @@ fn clf_stamp(date: &[u8], time: &[u8]) -> Option<Vec<u8>> {
     stamp.extend_from_slice(*name);
     stamp.extend_from_slice(&[b'/', y1, y2, y3, y4, b':']);
     stamp.extend_from_slice(time);
+    stamp.extend_from_slice(b" +0000");
     Some(stamp)
-}
-
-/// A field inside the combined line's quotes: `"` and `\` escaped as Apache does, and in a
-/// user agent W3C's `+` for a space turned back.
-fn quoted(value: &[u8], plus_is_space: bool, out: &mut Vec<u8>) {
-    for &b in value {
-        match b {
-            b'"' | b'\\' => out.extend_from_slice(&[b'\\', b]),
-            b'+' if plus_is_space => out.push(b' '),
-            _ => out.push(b),
-        }
-    }
 }
 
 /// Whether `line` is a W3C extended log line: a directive, or a request dated
