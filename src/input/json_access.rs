@@ -104,8 +104,13 @@ pub fn is_json_access(line: &[u8]) -> bool {
     rewrite(line, &mut Vec::new())
 }
 
+/// The first of `keys` present in `object`, as text.
+fn first<'v>(object: &'v Value, keys: &[&str]) -> Option<Cow<'v, str>> {
+    keys.iter().find_map(|k| text(lookup(object, k)?))
+}
+
 fn write(object: &Value, out: &mut Vec<u8>) -> bool {
-    let field = |keys: &[&str]| keys.iter().find_map(|k| text(lookup(object, k)?));
+    let field = |keys: &[&str]| first(object, keys);
     let (Some(client), Some(stamp), Some(status)) = (field(CLIENT), stamp(object), field(STATUS))
     else {
         return false;
@@ -186,14 +191,13 @@ fn text(v: &Value) -> Option<Cow<'_, str>> {
 
 /// The request's time as the combined format writes it (`31/Oct/2020:16:30:00 +0000`).
 fn stamp(object: &Value) -> Option<Vec<u8>> {
-    let field = |keys: &[&str]| keys.iter().find_map(|k| text(lookup(object, k)?));
-    if let Some(clf) = field(TIME_CLF) {
+    if let Some(clf) = first(object, TIME_CLF) {
         return Some(clf.into_owned().into_bytes());
     }
-    let at = if let Some(iso) = field(TIME_ISO) {
+    let at = if let Some(iso) = first(object, TIME_ISO) {
         iso.parse::<Timestamp>().ok()?
     } else {
-        let secs: f64 = field(TIME_EPOCH)?.parse().ok()?;
+        let secs: f64 = first(object, TIME_EPOCH)?.parse().ok()?;
         Timestamp::from_duration(jiff::SignedDuration::try_from_secs_f64(secs).ok()?).ok()?
     };
     let utc = jiff::tz::TimeZone::UTC.to_datetime(at);

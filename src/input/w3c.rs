@@ -188,23 +188,34 @@ pub fn is_w3c(line: &[u8]) -> bool {
     let (Some(date), Some(time)) = (words.next(), words.next()) else {
         return false;
     };
-    let words: Vec<&[u8]> = words.take(8).collect();
-    clf_stamp(date, time).is_some()
-        && words.windows(2).any(|pair| {
-            matches!(
-                pair[0],
-                b"GET"
-                    | b"POST"
-                    | b"HEAD"
-                    | b"PUT"
-                    | b"DELETE"
-                    | b"OPTIONS"
-                    | b"PATCH"
-                    | b"PROPFIND"
-                    | b"CONNECT"
-                    | b"TRACE"
-            ) && matches!(pair[1].first(), Some(b'/' | b'*'))
-        })
+    if clf_stamp(date, time).is_none() {
+        return false;
+    }
+    // A method followed by its path, among the fields that come before the client's text.
+    let mut previous: &[u8] = b"";
+    for word in words.take(8) {
+        if is_method(previous) && matches!(word.first(), Some(b'/' | b'*')) {
+            return true;
+        }
+        previous = word;
+    }
+    false
+}
+
+fn is_method(word: &[u8]) -> bool {
+    matches!(
+        word,
+        b"GET"
+            | b"POST"
+            | b"HEAD"
+            | b"PUT"
+            | b"DELETE"
+            | b"OPTIONS"
+            | b"PATCH"
+            | b"PROPFIND"
+            | b"CONNECT"
+            | b"TRACE"
+    )
 }
 
 #[cfg(test)]
